@@ -1,0 +1,92 @@
+"""LLM Workbench entry point.
+
+    python app.py [serve] [--models models.yaml] [--host HOST] [--port PORT]
+
+Heavy libraries (gradio, torch, transformers) are imported only by the command that needs them, so
+`python app.py --help` answers at once and a bad models.yaml is reported before anything else starts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Optional, Sequence
+
+COMMANDS = ("serve",)
+DEFAULT_PORT = 7860
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="app.py",
+        description="Chat with, generate with, classify with and evaluate Hugging Face models in the browser.",
+    )
+    commands = parser.add_subparsers(dest="command")
+    serve = commands.add_parser("serve", help="run the web app (the default command)")
+    serve.add_argument("--models", default=os.environ.get("WORKBENCH_MODELS", "models.yaml"),
+                       help="the model registry file (default: models.yaml, or $WORKBENCH_MODELS)")
+    serve.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
+                       help="interface to listen on (default: 127.0.0.1, or $GRADIO_SERVER_NAME)")
+    serve.add_argument("--port", type=int, default=_env_port(),
+                       help=f"port (default: {DEFAULT_PORT}, or $GRADIO_SERVER_PORT / $PORT)")
+    return parser
+
+
+def _env_port() -> int:
+    for name in ("GRADIO_SERVER_PORT", "PORT"):
+        value = os.environ.get(name)
+        if value and value.isdigit():
+            return int(value)
+    return DEFAULT_PORT
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    argv = list(argv)
+    # `serve` is the default command: `python app.py --models X` means `python app.py serve --models X`.
+    if not argv or (argv[0] not in COMMANDS and argv[0] not in ("-h", "--help")):
+        argv.insert(0, "serve")
+    return build_parser().parse_args(argv)
+
+
+def serve(args: argparse.Namespace) -> int:
+    from backend.config import load_config
+    from backend.registry import Registry
+    from backend.types import ConfigError
+
+    try:
+        config = load_config(args.models)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    registry = Registry(config)
+    _report_weights(registry)
+
+    import ui
+
+    demo = ui.build_app(registry)
+    print(f"LLM Workbench: {len(config.models)} model(s) from {args.models}; nothing is loaded until first use.")
+    try:
+        ui.launch(demo, host=args.host, port=args.port)
+    finally:
+        registry.close()
+    return 0
+
+
+def _report_weights(registry) -> None:  # noqa: ANN001 - Registry, imported lazily above
+    """Says at start-up which models cannot be loaded here and what to do, instead of on first use."""
+    for status in registry.status():
+        if status.weights in ("unavailable", "download"):
+            print(f"note: model '{status.id}': {status.weights_detail}", file=sys.stderr)
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.command == "serve":
+        return serve(args)
+    build_parser().print_help()
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,282 @@
+"""models.yaml: the schema of the registry and its validation.
+
+Every error names the file, the entry and the field, so a typo is fixed in one look instead of being
+discovered on the first request. Only the standard library, pydantic and yaml are imported here: validating
+the registry must not pull torch in.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from backend.types import TASKS, ConfigError, GenerationParams, Task
+
+Backend = Literal["transformers"]  # "openai" joins here when the remote engine lands
+Dtype = Literal["auto", "float32", "float16", "bfloat16"]
+Quantization = Literal["4bit", "8bit"]
+
+# Architectures (from a checkpoint's config.json) grouped by the tasks they can serve. Suffix matching on
+# the class name is how transformers itself names heads, so it covers new model families without a list.
+_GENERATIVE_SUFFIXES = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+_CLASSIFIER_SUFFIXES = ("ForSequenceClassification",)
+_TASK_FAMILY: dict[Task, tuple[str, ...]] = {
+    "chat": _GENERATIVE_SUFFIXES,
+    "generate": _GENERATIVE_SUFFIXES,
+    "classify": _CLASSIFIER_SUFFIXES,
+    "zero_shot": _CLASSIFIER_SUFFIXES,
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class GenerationDefaults(_Strict):
+    """Per-model defaults for the generation parameters; the UI starts from these."""
+
+    max_new_tokens: int = 256
+    temperature: float = 0.7
+    top_p: float = 1.0
+    top_k: int = 0
+    repetition_penalty: float = 1.0
+
+    @model_validator(mode="after")
+    def _in_range(self) -> "GenerationDefaults":
+        self.to_params()  # the same range checks as a request, so a default can never be refused later
+        return self
+
+    def to_params(self) -> GenerationParams:
+        try:
+            return GenerationParams(**self.model_dump()).validated()
+        except Exception as error:  # InvalidInputError: surface through pydantic with its message
+            raise ValueError(str(error)) from None
+
+
+class ModelSpec(_Strict):
+    """One entry of models.yaml."""
+
+    id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    name: str = ""
+    description: str = ""
+    tasks: tuple[Task, ...]
+    backend: Backend = "transformers"
+    source: str = Field(min_length=1)  # a Hub repo id, or a local folder (relative to models.yaml)
+    revision: Optional[str] = None
+    dtype: Dtype = "auto"
+    device: str = "auto"  # auto: cuda, then mps, then cpu
+    max_context: Optional[int] = Field(default=None, ge=16)
+    generation: GenerationDefaults = GenerationDefaults()
+    trust_remote_code: bool = False
+    quantization: Optional[Quantization] = None
+    chat_template: Optional[str] = None  # Jinja text that replaces the tokenizer's own template
+    examples: tuple[str, ...] = ()
+
+    # Filled in by the loader, not by users: the folder models.yaml lives in, to resolve relative sources.
+    base_dir: Optional[Path] = Field(default=None, exclude=True)
+
+    @field_validator("tasks")
+    @classmethod
+    def _tasks_known_and_compatible(cls, tasks: tuple[Task, ...]) -> tuple[Task, ...]:
+        if not tasks:
+            raise ValueError(f"list at least one task ({', '.join(TASKS)})")
+        if len(set(tasks)) != len(tasks):
+            raise ValueError("a task is listed twice")
+        generative = {"chat", "generate"} & set(tasks)
+        classifying = {"classify", "zero_shot"} & set(tasks)
+        if generative and classifying:
+            raise ValueError(
+                "one entry cannot both generate (chat/generate) and classify (classify/zero_shot): "
+                "they need different model heads; add a second entry with the same source"
+            )
+        return tasks
+
+    @field_validator("device")
+    @classmethod
+    def _device_known(cls, device: str) -> str:
+        if device in ("auto", "cpu", "mps", "cuda") or (
+            device.startswith("cuda:") and device[5:].isdigit()
+        ):
+            return device
+        raise ValueError("use auto, cpu, mps, cuda or cuda:N")
+
+    @property
+    def display_name(self) -> str:
+        return self.name or self.id
+
+    @property
+    def is_generative(self) -> bool:
+        return bool({"chat", "generate"} & set(self.tasks))
+
+    def local_path(self) -> Optional[Path]:
+        """The folder holding the weights when the source is local, else None (a Hub repo id)."""
+        source = Path(self.source).expanduser()
+        if not source.is_absolute() and self.base_dir is not None:
+            candidate = self.base_dir / source
+        else:
+            candidate = source
+        looks_like_path = self.source.startswith((".", "/", "~")) or source.is_absolute()
+        if candidate.is_dir() or looks_like_path:
+            return candidate
+        return None
+
+    def default_params(self) -> GenerationParams:
+        return self.generation.to_params()
+
+
+class RegistrySettings(_Strict):
+    """How many models may stay loaded, and when idle ones are released."""
+
+    max_loaded_models: int = Field(default=2, ge=1)
+    max_loaded_memory_gb: Optional[float] = Field(default=None, gt=0)
+    idle_unload_seconds: Optional[float] = Field(default=None, gt=0)
+
+
+class AppConfig(_Strict):
+    settings: RegistrySettings = RegistrySettings()
+    models: tuple[ModelSpec, ...]
+    source_file: Optional[Path] = Field(default=None, exclude=True)
+
+    @field_validator("models")
+    @classmethod
+    def _at_least_one(cls, models: tuple[ModelSpec, ...]) -> tuple[ModelSpec, ...]:
+        if not models:
+            raise ValueError("list at least one model")
+        return models
+
+    def spec(self, model_id: str) -> Optional[ModelSpec]:
+        return next((spec for spec in self.models if spec.id == model_id), None)
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def load_config(path: str | Path) -> AppConfig:
+    """Reads and validates models.yaml; raises ConfigError naming the file, entry and field."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: file not found; pass --models PATH to a registry file") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise ConfigError(f"{path}: not valid YAML: {error}") from None
+    return parse_config(raw, path)
+
+
+def parse_config(raw: Any, path: Path) -> AppConfig:
+    """Validates already-parsed YAML (a dict) as the registry defined in `path`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping with a 'models' list at the top")
+    base_dir = path.resolve().parent
+    entries = raw.get("models")
+    if isinstance(entries, list):
+        _check_duplicate_ids(entries, path)
+        raw = {
+            **raw,
+            "models": [
+                {**entry, "base_dir": base_dir} if isinstance(entry, dict) else entry for entry in entries
+            ],
+        }
+    try:
+        config = AppConfig(**raw, source_file=path)
+    except ValidationError as error:
+        raise ConfigError(_describe_validation_error(error, raw, path)) from None
+    except TypeError as error:
+        raise ConfigError(f"{path}: {error}") from None
+    for index, spec in enumerate(config.models):
+        _check_tasks_against_checkpoint(spec, index, path)
+    return config
+
+
+def _check_duplicate_ids(entries: list[Any], path: Path) -> None:
+    seen: dict[str, int] = {}
+    for index, entry in enumerate(entries):
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        model_id = entry["id"]
+        if model_id in seen:
+            raise ConfigError(
+                f"{path}: entry '{model_id}' (models[{index}]), field 'id': duplicate id, already used by "
+                f"models[{seen[model_id]}]; every id must be unique"
+            )
+        seen[model_id] = index
+
+
+def _describe_validation_error(error: ValidationError, raw: dict[str, Any], path: Path) -> str:
+    """One line per problem: file, entry (by id when it has one) and field, then what is wrong."""
+    lines = []
+    for problem in error.errors():
+        location = list(problem["loc"])
+        where = f"{path}:"
+        if len(location) >= 2 and location[0] == "models" and isinstance(location[1], int):
+            index = location[1]
+            entry = raw["models"][index] if index < len(raw.get("models", [])) else None
+            entry_id = entry.get("id") if isinstance(entry, dict) else None
+            label = f"entry '{entry_id}' (models[{index}])" if entry_id else f"models[{index}]"
+            field_path = ".".join(str(part) for part in location[2:]) or "(the entry)"
+            where += f" {label}, field '{field_path}':"
+        elif location:
+            where += f" field '{'.'.join(str(part) for part in location)}':"
+        message = problem["msg"]
+        if problem["type"] == "extra_forbidden":
+            message = "unknown field (check the spelling; see models.yaml in the repository for the fields)"
+        elif problem["type"] == "missing":
+            message = "required field is missing"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        lines.append(f"{where} {message}")
+    return "\n".join(lines)
+
+
+def _check_tasks_against_checkpoint(spec: ModelSpec, index: int, path: Path) -> None:
+    """Refuses a task the checkpoint's architecture cannot do, when its config.json is at hand."""
+    architectures = read_checkpoint_config(spec).get("architectures") or []
+    if not architectures:
+        return  # not downloaded yet, or no architecture recorded: checked again when loading
+    for task in spec.tasks:
+        if not any(arch.endswith(_TASK_FAMILY[task]) for arch in architectures):
+            raise ConfigError(
+                f"{path}: entry '{spec.id}' (models[{index}]), field 'tasks': task '{task}' needs a model of "
+                f"type *{' / *'.join(_TASK_FAMILY[task])}, but {spec.source} is {', '.join(architectures)}"
+            )
+    if "zero_shot" in spec.tasks:
+        labels = {str(label).lower() for label in (read_checkpoint_config(spec).get("label2id") or {})}
+        if not any(label.startswith("entail") for label in labels):
+            raise ConfigError(
+                f"{path}: entry '{spec.id}' (models[{index}]), field 'tasks': 'zero_shot' needs an NLI model "
+                f"with an 'entailment' label; {spec.source} has labels {sorted(labels)}"
+            )
+
+
+def read_checkpoint_config(spec: ModelSpec) -> dict[str, Any]:
+    """The checkpoint's config.json if it is on this machine (local folder or Hub cache), else {}."""
+    config_file = checkpoint_file(spec, "config.json")
+    if config_file is None:
+        return {}
+    try:
+        return json.loads(Path(config_file).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def checkpoint_file(spec: ModelSpec, filename: str) -> Optional[Path]:
+    """Where `filename` of the checkpoint is on disk without downloading, or None."""
+    local = spec.local_path()
+    if local is not None:
+        candidate = local / filename
+        return candidate if candidate.is_file() else None
+    from huggingface_hub import try_to_load_from_cache  # light import; no network
+
+    try:
+        cached = try_to_load_from_cache(spec.source, filename, revision=spec.revision)
+    except Exception:  # malformed repo ids raise here; the loader gives the full error later
+        return None
+    return Path(cached) if isinstance(cached, str) else None

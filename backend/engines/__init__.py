@@ -1,0 +1,22 @@
+"""Engines turn a ModelSpec into something that streams or classifies.
+
+Each backend's module is imported only when an entry uses it, so torch stays out of processes that never load.
+"""
+
+from __future__ import annotations
+
+from backend.config import ModelSpec
+from backend.engines.base import Engine
+
+
+def create_engine(spec: ModelSpec) -> Engine:
+    """Loads the engine for `spec` (slow: reads weights). Called by the registry, never at start-up."""
+    if spec.backend == "transformers":
+        if spec.is_generative:
+            from backend.engines.local import LocalGenerativeEngine
+
+            return LocalGenerativeEngine.load(spec)
+        from backend.engines.local_classifier import LocalClassifierEngine
+
+        return LocalClassifierEngine.load(spec)
+    raise NotImplementedError(f"backend {spec.backend!r}")  # unreachable: config validation lists backends

@@ -1,0 +1,129 @@
+"""Shared loading and unloading for local transformers engines: device, dtype, weights, memory release."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import sys
+from typing import Any
+
+import torch
+
+from backend.config import ModelSpec
+from backend.types import ModelLoadError
+
+
+def resolve_device(spec: ModelSpec) -> str:
+    """auto means cuda, then mps, then cpu; an explicit device that is not there is a clear error."""
+    wanted = spec.device
+    if wanted == "auto":
+        if torch.cuda.is_available():
+            return "cuda"
+        if torch.backends.mps.is_available():
+            return "mps"
+        return "cpu"
+    if wanted.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"model '{spec.id}', field 'device': {wanted} asked for, but no CUDA GPU is visible; "
+                             "use device: auto or cpu")
+    if wanted == "mps" and not torch.backends.mps.is_available():
+        raise ModelLoadError(f"model '{spec.id}', field 'device': mps asked for, but it is not available here")
+    return wanted
+
+
+def resolve_dtype(spec: ModelSpec, device: str) -> torch.dtype:
+    """auto: float32 on CPU (half precision is slow or unsupported there), bf16 or fp16 on accelerators."""
+    if spec.dtype != "auto":
+        return getattr(torch, spec.dtype)
+    if device.startswith("cuda"):
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    if device == "mps":
+        return torch.float16
+    return torch.float32
+
+
+def model_source(spec: ModelSpec) -> str:
+    local = spec.local_path()
+    if local is not None:
+        if not (local / "config.json").is_file():
+            raise ModelLoadError(
+                f"model '{spec.id}', field 'source': {local} is not a model folder (no config.json there)"
+            )
+        return str(local)
+    return spec.source
+
+
+def from_pretrained_kwargs(spec: ModelSpec, device: str, dtype: torch.dtype) -> dict[str, Any]:
+    """Keyword arguments shared by every `from_pretrained` call for this entry."""
+    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
+    if spec.revision:
+        kwargs["revision"] = spec.revision
+    if spec.quantization:
+        if not device.startswith("cuda"):
+            raise ModelLoadError(
+                f"model '{spec.id}', field 'quantization': {spec.quantization} quantization needs a CUDA GPU "
+                f"(bitsandbytes), and this model runs on {device}; remove the field or run on a GPU"
+            )
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=spec.quantization == "4bit", load_in_8bit=spec.quantization == "8bit"
+        )
+    if device == "cuda":
+        # accelerate spreads a model over every visible GPU (and CPU RAM) when it does not fit one.
+        kwargs["device_map"] = "auto"
+    elif device.startswith("cuda:"):
+        kwargs["device_map"] = device
+    return kwargs
+
+
+def explain_load_failure(spec: ModelSpec, error: BaseException) -> ModelLoadError:
+    """Maps the common failures to what the user should do about them."""
+    text = str(error)
+    if "trust_remote_code" in text:
+        return ModelLoadError(
+            f"model '{spec.id}': {spec.source} needs custom code from its repository. It is refused because "
+            "'trust_remote_code' is off; set trust_remote_code: true in models.yaml only for a repository you trust."
+        )
+    if isinstance(error, OSError) and ("offline" in text.lower() or "couldn't connect" in text.lower()
+                                       or "cannot find the requested files" in text.lower()):
+        return ModelLoadError(
+            f"model '{spec.id}': the weights of {spec.source} are not on this machine and the Hub cannot be "
+            "reached. Download them on a connected machine (huggingface-cli download "
+            f"{spec.source}) or point 'source' at a local folder."
+        )
+    if isinstance(error, torch.OutOfMemoryError) or "out of memory" in text.lower():
+        return ModelLoadError(
+            f"model '{spec.id}': out of memory while loading. Unload other models, use a smaller dtype or "
+            "quantization, or set max_loaded_models lower."
+        )
+    return ModelLoadError(f"model '{spec.id}': could not load {spec.source}: {type(error).__name__}: {text}")
+
+
+def release_memory(device: str | None) -> None:
+    """Returns freed memory to the system: collect cycles, empty the CUDA cache, trim the C heap."""
+    gc.collect()
+    if device and device.startswith("cuda") and torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    if device == "mps" and torch.backends.mps.is_available():
+        torch.mps.empty_cache()
+    if sys.platform.startswith("linux"):
+        # glibc keeps freed arenas mapped; without this RSS stays high after unloading.
+        try:
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except OSError:
+            pass
+
+
+def memory_footprint(model: Any) -> int:
+    try:
+        return int(model.get_memory_footprint())
+    except Exception:
+        return sum(p.numel() * p.element_size() for p in model.parameters())
+
+
+def device_of(model: Any) -> str:
+    devices = getattr(model, "hf_device_map", None)
+    if devices:
+        distinct = sorted({f"cuda:{place}" if isinstance(place, int) else str(place) for place in devices.values()})
+        return distinct[0] if len(distinct) == 1 else "+".join(distinct)
+    return str(next(model.parameters()).device)

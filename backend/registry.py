@@ -1,0 +1,297 @@
+"""The registry: knows every model in models.yaml, loads each lazily and exactly once, and lets go of them.
+
+- Nothing loads at start-up. The first request loads; concurrent first requests wait for that one load.
+- A failed load reaches every waiter as a `ModelLoadError`; the next request tries again.
+- Requests hold a *lease* on the engine while they use it, so eviction (LRU over a count or memory bound,
+  idle timeout, explicit unload) never pulls weights away from a running stream: a model that is busy is
+  unloaded when its last lease ends.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Optional
+
+from backend.config import AppConfig, ModelSpec, checkpoint_file
+from backend.engines.base import Engine
+from backend.types import (
+    ModelLoadError,
+    ModelNotFoundError,
+    ModelStatus,
+    Task,
+    UnsupportedTaskError,
+    WeightsAvailability,
+)
+
+EngineFactory = Callable[[ModelSpec], Engine]
+
+
+@dataclass
+class _Slot:
+    """Everything the registry tracks about one entry."""
+
+    spec: ModelSpec
+    engine: Optional[Engine] = None
+    loading: Optional[Future] = None
+    loading_since: Optional[float] = None
+    leases: int = 0
+    last_used: float = 0.0
+    last_error: Optional[str] = None
+    unload_when_idle: bool = False
+    load_count: int = 0
+    described: dict = field(default_factory=dict)  # engine facts cached at load (device, dtype, memory ...)
+
+
+class Registry:
+    def __init__(self, config: AppConfig, engine_factory: Optional[EngineFactory] = None) -> None:
+        self.config = config
+        self._factory = engine_factory or _default_factory
+        self._slots = {spec.id: _Slot(spec) for spec in config.models}
+        self._lock = threading.RLock()
+        self._reaper: Optional[threading.Thread] = None
+        self._closed = threading.Event()
+
+    # ------------------------------------------------------------------------------------------ lookup
+
+    def specs(self, task: Optional[Task] = None) -> list[ModelSpec]:
+        return [slot.spec for slot in self._slots.values() if task is None or task in slot.spec.tasks]
+
+    def spec(self, model_id: str, task: Optional[Task] = None) -> ModelSpec:
+        """The entry for `model_id`; raises a clear error for an unknown id or a task it does not do."""
+        slot = self._slots.get(model_id) if isinstance(model_id, str) else None
+        if slot is None:
+            known = ", ".join(self._slots) or "none"
+            raise ModelNotFoundError(f"unknown model {model_id!r}; models in this registry: {known}")
+        if task is not None and task not in slot.spec.tasks:
+            able = ", ".join(spec.id for spec in self.specs(task)) or "none"
+            raise UnsupportedTaskError(
+                f"model '{model_id}' does not do '{task}' (it does: {', '.join(slot.spec.tasks)}); "
+                f"models that do: {able}"
+            )
+        return slot.spec
+
+    # -------------------------------------------------------------------------------------- use / load
+
+    @contextmanager
+    def lease(self, model_id: str, task: Optional[Task] = None) -> Iterator[Engine]:
+        """Loads the model if needed and keeps it loaded while the `with` block runs."""
+        self.spec(model_id, task)
+        engine = self._acquire(model_id)
+        try:
+            yield engine
+        finally:
+            self._release(model_id)
+
+    def load(self, model_id: str) -> ModelStatus:
+        """Loads now (e.g. the Models tab's Load button) and returns the status."""
+        with self.lease(model_id):
+            pass
+        return self.status_of(model_id)
+
+    def _acquire(self, model_id: str) -> Engine:
+        while True:
+            with self._lock:
+                slot = self._slots[model_id]
+                slot.unload_when_idle = False
+                if slot.engine is not None:
+                    slot.leases += 1
+                    slot.last_used = time.monotonic()
+                    return slot.engine
+                future = slot.loading
+                i_load = future is None
+                if i_load:
+                    future = slot.loading = Future()
+                    slot.loading_since = time.monotonic()
+            if i_load:
+                return self._load_into(slot, future)
+            try:
+                future.result()
+            except ModelLoadError:
+                raise
+            # Loaded by someone else; loop to take a lease under the lock (it may have been evicted since).
+
+    def _load_into(self, slot: _Slot, future: Future) -> Engine:
+        """Runs the one load for this slot, outside the registry lock so other models stay usable."""
+        try:
+            engine = self._factory(slot.spec)
+        except BaseException as error:
+            message = str(error) if isinstance(error, ModelLoadError) else (
+                f"model '{slot.spec.id}': load failed: {type(error).__name__}: {error}")
+            load_error = error if isinstance(error, ModelLoadError) else ModelLoadError(message)
+            with self._lock:
+                slot.loading = None
+                slot.loading_since = None
+                slot.last_error = message
+            future.set_exception(load_error)
+            if load_error is error:
+                raise
+            raise load_error from error
+        with self._lock:
+            slot.engine = engine
+            slot.loading = None
+            slot.loading_since = None
+            slot.last_error = None
+            slot.load_count += 1
+            slot.leases += 1
+            slot.last_used = time.monotonic()
+            slot.described = _describe(engine)
+            self._enforce_bounds(keep=slot.spec.id)
+        future.set_result(engine)
+        self._start_reaper()
+        return engine
+
+    def _release(self, model_id: str) -> None:
+        with self._lock:
+            slot = self._slots[model_id]
+            slot.leases -= 1
+            slot.last_used = time.monotonic()
+            if slot.leases == 0 and slot.unload_when_idle:
+                self._close_slot(slot)
+            self._enforce_bounds()
+
+    # ---------------------------------------------------------------------------------------- unload
+
+    def unload(self, model_id: str) -> ModelStatus:
+        """Unloads now, or as soon as the requests using it finish."""
+        self.spec(model_id)
+        with self._lock:
+            slot = self._slots[model_id]
+            if slot.engine is not None:
+                if slot.leases:
+                    slot.unload_when_idle = True
+                else:
+                    self._close_slot(slot)
+        return self.status_of(model_id)
+
+    def unload_all(self) -> None:
+        for model_id in list(self._slots):
+            self.unload(model_id)
+
+    def close(self) -> None:
+        self._closed.set()
+        self.unload_all()
+
+    def _close_slot(self, slot: _Slot) -> None:
+        engine, slot.engine = slot.engine, None
+        slot.unload_when_idle = False
+        slot.described = {}
+        if engine is not None:
+            engine.close()
+
+    def _enforce_bounds(self, keep: Optional[str] = None) -> None:
+        """Evicts least-recently-used idle models while over the count or memory bound."""
+        settings = self.config.settings
+        memory_limit = settings.max_loaded_memory_gb * 1024**3 if settings.max_loaded_memory_gb else None
+        while True:
+            loaded = [s for s in self._slots.values() if s.engine is not None]
+            memory = sum(s.described.get("memory_bytes") or 0 for s in loaded)
+            over = len(loaded) > settings.max_loaded_models or (memory_limit is not None and memory > memory_limit)
+            idle = [s for s in loaded if s.leases == 0 and s.spec.id != keep]
+            if not over or not idle:
+                return  # under the bound, or everything is busy: evict when a lease ends
+            self._close_slot(min(idle, key=lambda s: s.last_used))
+
+    def _start_reaper(self) -> None:
+        """Idle unload runs in one daemon thread, started on the first load (never at start-up)."""
+        idle_after = self.config.settings.idle_unload_seconds
+        if idle_after is None or self._reaper is not None:
+            return
+        self._reaper = threading.Thread(target=self._reap_idle, args=(idle_after,), name="registry-idle-unload",
+                                        daemon=True)
+        self._reaper.start()
+
+    def _reap_idle(self, idle_after: float) -> None:
+        while not self._closed.wait(min(idle_after / 4, 5.0)):
+            now = time.monotonic()
+            with self._lock:
+                for slot in self._slots.values():
+                    if slot.engine is not None and slot.leases == 0 and now - slot.last_used >= idle_after:
+                        self._close_slot(slot)
+
+    # ---------------------------------------------------------------------------------------- status
+
+    def load_count(self, model_id: str) -> int:
+        return self._slots[model_id].load_count
+
+    def status(self) -> list[ModelStatus]:
+        return [self.status_of(model_id) for model_id in self._slots]
+
+    def status_of(self, model_id: str) -> ModelStatus:
+        with self._lock:
+            slot = self._slots[model_id]
+            engine = slot.engine
+            facts = dict(slot.described)
+            if engine is not None:
+                facts.update(_live_counters(engine))
+            if engine is not None:
+                state = "loaded"
+            elif slot.loading is not None:
+                state = "loading"
+            elif slot.last_error:
+                state = "failed"
+            else:
+                state = "unloaded"
+            weights, detail = weights_availability(slot.spec)
+            return ModelStatus(
+                id=slot.spec.id,
+                name=slot.spec.display_name,
+                tasks=slot.spec.tasks,
+                backend=slot.spec.backend,
+                state=state,
+                weights=weights,
+                weights_detail=detail,
+                device=facts.get("device"),
+                dtype=facts.get("dtype"),
+                parameters=facts.get("parameters"),
+                memory_bytes=facts.get("memory_bytes"),
+                load_time_s=facts.get("load_time_s"),
+                last_error=slot.last_error,
+                active_requests=slot.leases,
+                generated_tokens_total=facts.get("generated_tokens_total", 0),
+                max_context=facts.get("max_context") or slot.spec.max_context,
+                notes=tuple(facts.get("notes", ())),
+            )
+
+
+def weights_availability(spec: ModelSpec) -> tuple[WeightsAvailability, str]:
+    """Whether the weights can be loaded here, without touching the network."""
+    local = spec.local_path()
+    if local is not None:
+        if (local / "config.json").is_file():
+            return "local", f"local folder {local}"
+        return "unavailable", f"local folder {local} does not exist or has no config.json; fix 'source'"
+    if checkpoint_file(spec, "config.json") is not None:
+        return "cached", f"{spec.source} is in the Hugging Face cache"
+    if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+        return "unavailable", (
+            f"{spec.source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: run "
+            f"`huggingface-cli download {spec.source}` on a connected machine, or point 'source' at a local folder"
+        )
+    return "download", f"{spec.source} will be downloaded from the Hub on first use (needs internet)"
+
+
+def _describe(engine: Engine) -> dict:
+    try:
+        return dict(engine.describe())
+    except Exception:  # status must never break because one engine cannot describe itself
+        return {}
+
+
+def _live_counters(engine: Engine) -> dict:
+    counters = {}
+    for name in ("generated_tokens_total",):
+        value = getattr(engine, name, None)
+        if value is not None:
+            counters[name] = value
+    return counters
+
+
+def _default_factory(spec: ModelSpec) -> Engine:
+    from backend.engines import create_engine
+
+    return create_engine(spec)

@@ -1,0 +1,92 @@
+"""What the UI, the API and scripts call: validated requests in, streams of events out.
+
+Input is checked before any model is touched, so a bad request never triggers a multi-second load, and every
+error names the field and what to do. A stream holds a registry lease for exactly as long as it runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+from backend.engines.base import Engine
+from backend.registry import Registry
+from backend.types import Event, GenerationParams, InvalidInputError, Message, Task
+
+MAX_MESSAGE_CHARS = 100_000  # a single message or prompt; far beyond any context the shipped models have
+MAX_HISTORY_MESSAGES = 1_000
+
+
+def stream_chat(
+    registry: Registry,
+    model_id: str,
+    message: str,
+    history: Sequence[Any] = (),
+    params: Optional[GenerationParams] = None,
+    system_prompt: str = "",
+) -> Iterator[Event]:
+    """Streams the assistant's reply to `message` after `history` (dicts or Messages)."""
+    spec = registry.spec(model_id, "chat")
+    messages = build_messages(message, history, system_prompt)
+    params = (params or spec.default_params()).validated()
+    return _leased(registry, model_id, "chat", lambda engine: engine.stream_chat(messages, params))
+
+
+def stream_generate(
+    registry: Registry, model_id: str, prompt: str, params: Optional[GenerationParams] = None
+) -> Iterator[Event]:
+    """Streams a raw completion of `prompt`."""
+    spec = registry.spec(model_id, "generate")
+    check_text("prompt", prompt, allow_empty=True)
+    params = (params or spec.default_params()).validated()
+    return _leased(registry, model_id, "generate", lambda engine: engine.stream_generate(prompt, params))
+
+
+def build_messages(message: str, history: Sequence[Any] = (), system_prompt: str = "") -> list[Message]:
+    """System prompt + validated history + the new user message."""
+    check_text("message", message)
+    if system_prompt is None:
+        system_prompt = ""
+    if not isinstance(system_prompt, str):
+        raise InvalidInputError("system_prompt: must be text")
+    check_text("system_prompt", system_prompt, allow_empty=True)
+    if history is None:
+        history = ()
+    if not isinstance(history, (list, tuple)):
+        raise InvalidInputError("history: must be a list of {'role': ..., 'content': ...} messages")
+    if len(history) > MAX_HISTORY_MESSAGES:
+        raise InvalidInputError(f"history: at most {MAX_HISTORY_MESSAGES} messages, got {len(history)}")
+    past = [item if isinstance(item, Message) else Message.from_dict(item, index) for index, item in
+            enumerate(history)]
+    for index, item in enumerate(past):
+        check_text(f"history item {index}", item.content, allow_empty=True)
+    system = [Message("system", system_prompt)] if system_prompt.strip() else []
+    if system and past and past[0].role == "system":
+        past = past[1:]  # the system prompt box replaces one carried in the history
+    return system + past + [Message("user", message)]
+
+
+def check_text(field: str, text: Any, allow_empty: bool = False) -> None:
+    if not isinstance(text, str):
+        raise InvalidInputError(f"{field}: must be text, got {type(text).__name__}")
+    if not allow_empty and not text.strip():
+        raise InvalidInputError(f"{field}: is empty; type something first")
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise InvalidInputError(
+            f"{field}: is {len(text):,} characters; the limit is {MAX_MESSAGE_CHARS:,}. Shorten it or split it up"
+        )
+    if "\x00" in text:
+        raise InvalidInputError(f"{field}: contains a NUL character; remove it")
+
+
+def _leased(
+    registry: Registry, model_id: str, task: Task, start: Callable[[Engine], Iterator[Event]]
+) -> Iterator[Event]:
+    with registry.lease(model_id, task) as engine:
+        stream = start(engine)
+        try:
+            yield from stream
+        finally:
+            # Closing the engine's stream is what stops the model; do it before the lease ends.
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()

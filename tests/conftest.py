@@ -1,0 +1,63 @@
+"""Session fixtures: tiny real models built once, registries over them, and a launched app.
+
+The tiny models are real transformers checkpoints (random weights, locally trained tokenizers) built offline by
+tests/tiny_models.py; they go through exactly the loading code users hit.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from tests.tiny_models import build_tiny_models  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def tiny_models_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """models.yaml for tiny-chat, tiny-classifier and tiny-nli (built once per test run)."""
+    return Path(build_tiny_models(tmp_path_factory.mktemp("tiny-models")))
+
+
+@pytest.fixture(scope="session")
+def tiny_config(tiny_models_yaml: Path):
+    from backend.config import load_config
+
+    return load_config(tiny_models_yaml)
+
+
+@pytest.fixture
+def registry(tiny_config) -> Iterator["Registry"]:  # noqa: F821
+    """A fresh registry per test (models load on first use, unloaded at the end)."""
+    from backend.registry import Registry
+
+    reg = Registry(tiny_config)
+    yield reg
+    reg.close()
+
+
+@pytest.fixture(scope="session")
+def shared_registry(tiny_config) -> Iterator["Registry"]:  # noqa: F821
+    """One registry for the whole session, for tests that only read from loaded models."""
+    from backend.registry import Registry
+
+    reg = Registry(tiny_config)
+    yield reg
+    reg.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
