@@ -40,7 +40,8 @@ class _Slot:
     loading: Optional[Future] = None
     loading_since: Optional[float] = None
     leases: int = 0
-    last_used: float = 0.0
+    last_used: float = 0.0  # when a request last started: the order for LRU eviction
+    idle_since: float = 0.0  # when the last request ended: the clock for idle unload
     last_error: Optional[str] = None
     unload_when_idle: bool = False
     load_count: int = 0
@@ -149,7 +150,7 @@ class Registry:
         with self._lock:
             slot = self._slots[model_id]
             slot.leases -= 1
-            slot.last_used = time.monotonic()
+            slot.idle_since = time.monotonic()
             if slot.leases == 0 and slot.unload_when_idle:
                 self._close_slot(slot)
             self._enforce_bounds()
@@ -210,7 +211,7 @@ class Registry:
             now = time.monotonic()
             with self._lock:
                 for slot in self._slots.values():
-                    if slot.engine is not None and slot.leases == 0 and now - slot.last_used >= idle_after:
+                    if slot.engine is not None and slot.leases == 0 and now - slot.idle_since >= idle_after:
                         self._close_slot(slot)
 
     # ---------------------------------------------------------------------------------------- status
