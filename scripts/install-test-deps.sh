@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs on a fresh Debian/Ubuntu machine: Python packages and Chromium for the
+# browser tests (Playwright drives the system Chromium; it cannot download its own browser offline).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""
+if [ "$(id -u)" != "0" ] && command -v sudo >/dev/null; then SUDO="sudo"; fi
+if ! command -v chromium >/dev/null 2>&1; then
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+fi
+python3 -m pip install -q -r requirements-dev.txt
