@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from backend.types import TASKS, ConfigError, GenerationParams, Task
 
-Backend = Literal["transformers"]  # "openai" joins here when the remote engine lands
+Backend = Literal["transformers", "openai"]  # in-process weights, or an OpenAI-compatible server
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Quantization = Literal["4bit", "8bit"]
 
@@ -65,7 +65,8 @@ class ModelSpec(_Strict):
     description: str = ""
     tasks: tuple[Task, ...]
     backend: Backend = "transformers"
-    source: str = Field(min_length=1)  # a Hub repo id, or a local folder (relative to models.yaml)
+    source: Optional[str] = Field(default=None, min_length=1)  # a Hub repo id, or a local folder (relative
+    # to models.yaml); required for backend transformers
     revision: Optional[str] = None
     dtype: Dtype = "auto"
     device: str = "auto"  # auto: cuda, then mps, then cpu
@@ -75,6 +76,13 @@ class ModelSpec(_Strict):
     quantization: Optional[Quantization] = None
     chat_template: Optional[str] = None  # Jinja text that replaces the tokenizer's own template
     examples: tuple[str, ...] = ()
+
+    # backend: openai (vLLM, TGI, `transformers serve`, HF Inference Endpoints, any OpenAI-compatible server)
+    base_url: Optional[str] = Field(default=None, pattern=r"^https?://")  # e.g. http://localhost:8000/v1
+    model: Optional[str] = None  # the model name the server expects; default: the entry's id
+    api_key_env: Optional[str] = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # env var NAME
+    timeout_s: float = Field(default=60.0, gt=0)
+    headers: dict[str, str] = Field(default_factory=dict)
 
     # Filled in by the loader, not by users: the folder models.yaml lives in, to resolve relative sources.
     base_dir: Optional[Path] = Field(default=None, exclude=True)
@@ -95,6 +103,30 @@ class ModelSpec(_Strict):
             )
         return tasks
 
+    @model_validator(mode="after")
+    def _backend_fields(self) -> "ModelSpec":
+        remote_only = ("base_url", "model", "api_key_env", "headers")
+        if self.backend == "transformers":
+            if not self.source:
+                raise ValueError("field 'source': missing; required for backend transformers (a Hub repo id or "
+                                 "a local folder)")
+            extra = [name for name in remote_only if getattr(self, name)]
+            if extra:
+                raise ValueError(f"field '{extra[0]}': only for backend openai")
+        else:
+            if not self.base_url:
+                raise ValueError("field 'base_url': required for backend openai (e.g. http://localhost:8000/v1)")
+            if set(self.tasks) - {"chat", "generate"}:
+                raise ValueError("field 'tasks': backend openai serves chat and generate only")
+            if self.quantization or self.trust_remote_code or self.chat_template:
+                raise ValueError("fields quantization / trust_remote_code / chat_template apply to backend "
+                                 "transformers only; the server decides these")
+        return self
+
+    @property
+    def remote_model(self) -> str:
+        return self.model or self.id
+
     @field_validator("device")
     @classmethod
     def _device_known(cls, device: str) -> str:
@@ -113,7 +145,9 @@ class ModelSpec(_Strict):
         return bool({"chat", "generate"} & set(self.tasks))
 
     def local_path(self) -> Optional[Path]:
-        """The folder holding the weights when the source is local, else None (a Hub repo id)."""
+        """The folder holding the weights when the source is local, else None (a Hub repo id or remote)."""
+        if not self.source:
+            return None
         source = Path(self.source).expanduser()
         if not source.is_absolute() and self.base_dir is not None:
             candidate = self.base_dir / source
@@ -221,8 +255,9 @@ def _describe_validation_error(error: ValidationError, raw: dict[str, Any], path
             entry = raw["models"][index] if index < len(raw.get("models", [])) else None
             entry_id = entry.get("id") if isinstance(entry, dict) else None
             label = f"entry '{entry_id}' (models[{index}])" if entry_id else f"models[{index}]"
-            field_path = ".".join(str(part) for part in location[2:]) or "(the entry)"
-            where += f" {label}, field '{field_path}':"
+            field_path = ".".join(str(part) for part in location[2:])
+            # Checks across fields name their field in the message itself.
+            where += f" {label}, field '{field_path}':" if field_path else f" {label},"
         elif location:
             where += f" field '{'.'.join(str(part) for part in location)}':"
         message = problem["msg"]
@@ -269,6 +304,8 @@ def read_checkpoint_config(spec: ModelSpec) -> dict[str, Any]:
 
 def checkpoint_file(spec: ModelSpec, filename: str) -> Optional[Path]:
     """Where `filename` of the checkpoint is on disk without downloading, or None."""
+    if not spec.source:
+        return None
     local = spec.local_path()
     if local is not None:
         candidate = local / filename

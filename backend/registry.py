@@ -261,6 +261,8 @@ class Registry:
 
 def weights_availability(spec: ModelSpec) -> tuple[WeightsAvailability, str]:
     """Whether the weights can be loaded here, without touching the network."""
+    if spec.backend == "openai":
+        return "remote", f"served by {spec.base_url} as '{spec.remote_model}'"
     local = spec.local_path()
     if local is not None:
         if (local / "config.json").is_file():

@@ -116,3 +116,16 @@ def test_app_refuses_to_start_on_a_bad_registry(tmp_path: Path) -> None:
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
     assert "entry 'm1' (models[0]), field 'temprature'" in result.stderr
+
+
+def test_remote_entries_need_a_base_url_and_only_generate(tmp_path: Path) -> None:
+    remote = {"id": "r1", "tasks": ["chat"], "backend": "openai"}
+    assert "field 'base_url'" in refused(registry_file(tmp_path, [remote]))
+    assert "field 'tasks'" in refused(registry_file(tmp_path, [{**remote, "base_url": "http://x/v1",
+                                                                "tasks": ["classify"]}]))
+    assert "only for backend openai" in refused(registry_file(tmp_path, [entry(base_url="http://x/v1")]))
+    assert "field 'api_key_env'" in refused(registry_file(tmp_path, [{**remote, "base_url": "http://x/v1",
+                                                                      "api_key_env": "sk-not-a-name!"}]))
+    config = load_config(registry_file(tmp_path, [{**remote, "base_url": "http://localhost:8000/v1",
+                                                   "model": "served-name", "api_key_env": "MY_KEY"}]))
+    assert config.models[0].remote_model == "served-name"

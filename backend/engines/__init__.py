@@ -19,4 +19,8 @@ def create_engine(spec: ModelSpec) -> Engine:
         from backend.engines.local_classifier import LocalClassifierEngine
 
         return LocalClassifierEngine.load(spec)
+    if spec.backend == "openai":
+        from backend.engines.remote import RemoteEngine
+
+        return RemoteEngine.load(spec)
     raise NotImplementedError(f"backend {spec.backend!r}")  # unreachable: config validation lists backends
