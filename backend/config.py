@@ -76,6 +76,10 @@ class ModelSpec(_Strict):
     quantization: Optional[Quantization] = None
     chat_template: Optional[str] = None  # Jinja text that replaces the tokenizer's own template
     examples: tuple[str, ...] = ()
+    # Concurrent requests to a local model share forward passes, up to this many per batch; beyond
+    # max_queued_requests waiting, new requests get a clear "busy, try again" error.
+    max_batch_size: int = Field(default=16, ge=1, le=256)
+    max_queued_requests: int = Field(default=256, ge=1)
 
     # backend: openai (vLLM, TGI, `transformers serve`, HF Inference Endpoints, any OpenAI-compatible server)
     base_url: Optional[str] = Field(default=None, pattern=r"^https?://")  # e.g. http://localhost:8000/v1

@@ -90,3 +90,22 @@ def _leased(
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+
+
+def count_tokens(
+    registry: Registry, model_id: str, text: str, load: bool = True
+) -> tuple[Optional[int], Optional[int]]:
+    """(tokens in `text`, the model's context) with the model's own tokenizer.
+
+    With `load=False` an unloaded model is not loaded just to count (the UI counts on every keystroke):
+    the count is then None and only the context (from models.yaml, when set) is known.
+    """
+    spec = registry.spec(model_id)
+    check_text("text", text, allow_empty=True)
+    if not load and registry.status_of(model_id).state != "loaded":
+        return None, spec.max_context
+    with registry.lease(model_id) as engine:
+        counter = getattr(engine, "count_tokens", None)
+        if counter is None:
+            raise InvalidInputError(f"model '{model_id}' cannot count tokens")
+        return counter(text), registry.status_of(model_id).max_context

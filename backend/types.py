@@ -51,6 +51,10 @@ class ContextOverflowError(InvalidInputError):
     """A single prompt does not fit the model's context window."""
 
 
+class BusyError(WorkbenchError):
+    """A model's queue is full; the caller should try again shortly."""
+
+
 class GenerationError(WorkbenchError):
     """Generation failed inside the model (the error raised in the worker thread is chained)."""
 

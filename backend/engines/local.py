@@ -1,12 +1,12 @@
-"""Local transformers engine for chat and raw generation, streaming from a worker thread.
+"""Local transformers engine for chat and raw generation, streaming through the model's batcher.
 
-How Stop really stops: the consumer's iterator owns a cancel flag that a stopping criterion checks after every
-decode step, so closing the iterator ends `model.generate` within one or two steps, and the iterator's
-`finally` joins the worker thread, so no generate thread outlives its request.
+How Stop really stops: each request owns a cancel flag that a stopping criterion checks after every decode
+step, so closing the iterator ends that request's generation within one or two steps (other requests in the
+same batch carry on), and the iterator's `finally` waits until the batch thread has let go of it. The batch
+thread itself lives only while there is work.
 
-Why sampling happens in our own logits processor: `torch.manual_seed` is process-global, so two users sampling
-at once would disturb each other's seeds. `SeededSampler` draws from a per-request `torch.Generator` and hands
-generate a one-hot choice that greedy decoding then takes: same seed, same output, whatever else runs.
+Concurrent requests share forward passes (backend/engines/batching.py), each with its own parameters and its
+own seeded random generator: same seed, same output, whatever else runs.
 """
 
 from __future__ import annotations
@@ -19,20 +19,11 @@ import time
 from typing import Any, Iterator, Sequence
 
 import torch
-from transformers import (
-    AutoModelForCausalLM,
-    AutoTokenizer,
-    GenerationConfig,
-    LogitsProcessor,
-    LogitsProcessorList,
-    StoppingCriteria,
-    StoppingCriteriaList,
-)
-from transformers.generation.streamers import BaseStreamer
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from backend.config import ModelSpec
 from backend.engines import loading
-from backend.engines.text_stream import IncrementalDecoder, StopMatcher
+from backend.engines.batching import DONE, Batcher, Request, wait_released
 from backend.types import (
     ContextOverflowError,
     Delta,
@@ -45,9 +36,8 @@ from backend.types import (
     LabelScore,
     Message,
     Task,
-    TokenAlternative,
-    TokenChoice,
     UnsupportedTaskError,
+    WorkbenchError,
 )
 
 # Used when a tokenizer ships no chat template (base models). Documented in the README and flagged in status.
@@ -60,8 +50,7 @@ FALLBACK_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}Assistant:{% endif %}"
 )
 
-_POLL_S = 0.05  # how often a waiting consumer checks that the worker is still alive
-_DONE = object()
+_POLL_S = 0.05  # how often a waiting consumer checks that its request is still being served
 
 
 class LocalGenerativeEngine:
@@ -81,10 +70,17 @@ class LocalGenerativeEngine:
             self.notes.append("no chat template in the tokenizer: using the plain 'User:/Assistant:' fallback")
         self.max_context = _max_context(spec, model, tokenizer)
         self.eos_token_ids = _eos_token_ids(model, tokenizer)
-        self._generate_lock = threading.Lock()
+        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_ids[0]
+        # Held while the model runs a batch; other users of the weights (label scoring, evaluation, unload)
+        # take it too, so nothing races a generation.
+        self.generate_lock = threading.Lock()
         self._counter_lock = threading.Lock()
         self.generated_tokens_total = 0  # grows while generating; lets a caller see that Stop stopped
-        self.active_generations = 0
+        self.batcher = Batcher(self, max_batch_size=spec.max_batch_size, max_queued=spec.max_queued_requests)
+
+    @property
+    def _generate_lock(self) -> threading.Lock:  # older name, kept for callers written against it
+        return self.generate_lock
 
     # ------------------------------------------------------------------------------------------ loading
 
@@ -118,13 +114,12 @@ class LocalGenerativeEngine:
             "max_context": self.max_context,
             "load_time_s": self.load_time_s,
             "generated_tokens_total": self.generated_tokens_total,
-            "active_generations": self.active_generations,
             "notes": list(self.notes),
         }
 
     def close(self) -> None:
         # Wait for a running generation to notice its cancel flag before pulling the weights away.
-        with self._generate_lock:
+        with self.generate_lock:
             self.model = None
             self.tokenizer = None
         loading.release_memory(self.device)
@@ -200,71 +195,51 @@ class LocalGenerativeEngine:
             )
 
     def _stream(self, input_ids: torch.Tensor, params: GenerationParams, dropped_turns: int) -> Iterator[Event]:
-        """Starts generation lazily (on first `next`) so an iterator never started holds nothing."""
+        """Checks everything up front (errors surface at the call), then streams lazily on first `next`."""
         params = params.validated()
         prompt_tokens = int(input_ids.shape[1])
         max_new_tokens = params.max_new_tokens
         notices = []
+        if dropped_turns:
+            notices.append(f"{dropped_turns} oldest message(s) dropped to fit the {self.max_context}-token context")
         if self.max_context is not None and prompt_tokens + max_new_tokens > self.max_context:
             max_new_tokens = self.max_context - prompt_tokens
             notices.append(f"max_new_tokens lowered to {max_new_tokens} to fit the {self.max_context}-token context")
-        if dropped_turns:
-            notices.insert(0, f"{dropped_turns} oldest message(s) dropped to fit the {self.max_context}-token context")
         seed = params.seed if params.seed is not None else secrets.randbits(63)
-        return self._run(input_ids, params, max_new_tokens, seed, prompt_tokens, dropped_turns, notices)
+        request = Request(self, input_ids[0].tolist(), params, max_new_tokens, seed)
+        return self._consume(request, prompt_tokens, dropped_turns, notices)
 
-    def _run(
-        self,
-        input_ids: torch.Tensor,
-        params: GenerationParams,
-        max_new_tokens: int,
-        seed: int,
-        prompt_tokens: int,
-        dropped_turns: int,
-        notices: list[str],
-    ) -> Iterator[Event]:
-        cancel = threading.Event()
-        events: queue.Queue[Any] = queue.Queue()
-        sampler = SeededSampler(params, seed, self.tokenizer)
-        streamer = _QueueStreamer(self, params, events, cancel, sampler)
-        worker = threading.Thread(
-            target=self._generate_in_thread,
-            args=(input_ids, params, max_new_tokens, sampler, streamer, cancel, events),
-            name=f"generate-{self.spec.id}",
-            daemon=True,
-        )
+    def _consume(self, request: Request, prompt_tokens: int, dropped_turns: int,
+                 notices: list[str]) -> Iterator[Event]:
         started = time.perf_counter()
         first_token_at: float | None = None
-        finish: FinishReason = "cancelled"
-        worker.start()
+        self.batcher.submit(request)
         try:
             while True:
                 try:
-                    item = events.get(timeout=_POLL_S)
+                    item = request.events.get(timeout=_POLL_S)
                 except queue.Empty:
-                    if not worker.is_alive() and events.empty():
+                    if request.released.is_set() and request.events.empty():
                         raise GenerationError(f"model '{self.spec.id}': generation ended without a result")
                     continue
-                if item is _DONE:
+                if item is DONE:
                     break
                 if isinstance(item, BaseException):
+                    if isinstance(item, WorkbenchError):
+                        raise GenerationError(f"model '{self.spec.id}': {item}") from item
                     raise GenerationError(f"model '{self.spec.id}': generation failed: "
                                           f"{type(item).__name__}: {item}") from item
-                if first_token_at is None:
+                if first_token_at is None and item.text:
                     first_token_at = time.perf_counter()
                 yield item
-            tail = streamer.finish()
-            if tail.text:
-                yield tail
             ended = time.perf_counter()
-            generated = streamer.generated_tokens
-            if streamer.stop_matcher.stopped or streamer.saw_eos:
+            generated = request.generated_tokens
+            finish: FinishReason = "length"
+            if request.stop_matcher.stopped or request.saw_eos:
                 finish = "stop"
-            elif generated >= max_new_tokens:
-                finish = "length"
             decode_s = ended - first_token_at if first_token_at is not None else None
             yield Final(
-                text=streamer.stop_matcher.text,
+                text=request.stop_matcher.text,
                 stats=GenerationStats(
                     prompt_tokens=prompt_tokens,
                     generated_tokens=generated,
@@ -275,194 +250,28 @@ class LocalGenerativeEngine:
                     dropped_turns=dropped_turns,
                     max_context=self.max_context,
                     notices=tuple(notices),
-                    seed=None if params.greedy else seed,
+                    seed=None if request.params.greedy else request.seed,
                 ),
             )
         finally:
-            cancel.set()
-            worker.join()
+            # Stop this row (the batch thread drops it at the next step) and wait until it has let go.
+            request.cancel.set()
+            wait_released(request)
 
-    def _generate_in_thread(
-        self,
-        input_ids: torch.Tensor,
-        params: GenerationParams,
-        max_new_tokens: int,
-        sampler: "SeededSampler",
-        streamer: "_QueueStreamer",
-        cancel: threading.Event,
-        events: queue.Queue[Any],
-    ) -> None:
-        try:
-            # Wait for our turn, but give up at once if the request is cancelled while queued.
-            while not self._generate_lock.acquire(timeout=_POLL_S):
-                if cancel.is_set():
-                    return
-            try:
-                if cancel.is_set() or self.model is None:
-                    return
-                with self._counter_lock:
-                    self.active_generations += 1
-                try:
-                    device_ids = input_ids.to(self.model.device)
-                    with torch.inference_mode():
-                        self.model.generate(
-                            input_ids=device_ids,
-                            attention_mask=torch.ones_like(device_ids),
-                            generation_config=self._generation_config(params, max_new_tokens),
-                            logits_processor=LogitsProcessorList([sampler]),
-                            stopping_criteria=StoppingCriteriaList([_CancelCriterion(cancel)]),
-                            streamer=streamer,
-                        )
-                finally:
-                    with self._counter_lock:
-                        self.active_generations -= 1
-            finally:
-                self._generate_lock.release()
-            events.put(_DONE)
-        except BaseException as error:  # noqa: BLE001 - every failure must reach the consumer
-            events.put(error)
-
-    def _generation_config(self, params: GenerationParams, max_new_tokens: int) -> GenerationConfig:
-        # Sampling itself is done by SeededSampler; generate only applies the repetition penalty.
+    def generation_config(self, max_new_tokens: int) -> GenerationConfig:
+        """Sampling and repetition penalty happen per row in the batcher; generate only decodes greedily."""
         return GenerationConfig(
             do_sample=False,
             num_beams=1,
             max_new_tokens=max_new_tokens,
-            repetition_penalty=params.repetition_penalty,
             eos_token_id=self.eos_token_ids,
-            pad_token_id=self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None
-            else self.eos_token_ids[0],
+            pad_token_id=self.pad_token_id,
             bos_token_id=self.tokenizer.bos_token_id,
         )
 
-    def _count(self) -> None:
+    def count_generated_token(self) -> None:
         with self._counter_lock:
             self.generated_tokens_total += 1
-
-
-class SeededSampler(LogitsProcessor):
-    """Applies temperature / top-k / top-p and draws from a per-request generator; records alternatives."""
-
-    def __init__(self, params: GenerationParams, seed: int, tokenizer: Any) -> None:
-        self.params = params
-        self.seed = seed
-        self.tokenizer = tokenizer
-        self._generator: torch.Generator | None = None
-        self.choices: list[TokenChoice] = []
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        logits = scores[0].float()
-        if self.params.greedy:
-            probs = torch.softmax(logits, dim=-1)
-            chosen = int(torch.argmax(logits))
-        else:
-            probs = torch.softmax(self._truncate(logits / self.params.temperature), dim=-1)
-            chosen = int(torch.multinomial(probs, 1, generator=self._rng(logits.device)))
-        if self.params.top_alternatives:
-            self._record(probs, chosen)
-        forced = torch.full_like(scores, float("-inf"))
-        forced[0, chosen] = 0.0
-        return forced
-
-    def _rng(self, device: torch.device) -> torch.Generator:
-        if self._generator is None:
-            self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(self.seed)
-        return self._generator
-
-    def _truncate(self, logits: torch.Tensor) -> torch.Tensor:
-        """top-k then top-p (nucleus), as transformers' warpers do; always keeps the most likely token."""
-        if self.params.top_k and self.params.top_k < logits.numel():
-            threshold = torch.topk(logits, self.params.top_k).values[-1]
-            logits = logits.masked_fill(logits < threshold, float("-inf"))
-        if self.params.top_p < 1.0:
-            sorted_logits, order = torch.sort(logits, descending=True)
-            cumulative = torch.softmax(sorted_logits, dim=-1).cumsum(dim=-1)
-            remove = cumulative - torch.softmax(sorted_logits, dim=-1) >= self.params.top_p
-            remove[0] = False
-            logits = logits.masked_fill(remove.scatter(0, order, remove), float("-inf"))
-        return logits
-
-    def _record(self, probs: torch.Tensor, chosen: int) -> None:
-        top = torch.topk(probs, min(self.params.top_alternatives, probs.numel()))
-        decode = self.tokenizer.decode
-        self.choices.append(
-            TokenChoice(
-                token=decode([chosen]),
-                probability=float(probs[chosen]),
-                alternatives=tuple(
-                    TokenAlternative(token=decode([int(i)]), probability=float(p))
-                    for p, i in zip(top.values.tolist(), top.indices.tolist())
-                ),
-            )
-        )
-
-
-class _CancelCriterion(StoppingCriteria):
-    """Ends generate at the next step once the request is cancelled (Stop, closed tab, stop sequence)."""
-
-    def __init__(self, cancel: threading.Event) -> None:
-        self.cancel = cancel
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-class _QueueStreamer(BaseStreamer):
-    """Receives token ids from generate (in the worker thread) and queues text deltas for the consumer."""
-
-    def __init__(
-        self,
-        engine: LocalGenerativeEngine,
-        params: GenerationParams,
-        events: queue.Queue[Any],
-        cancel: threading.Event,
-        sampler: SeededSampler,
-    ) -> None:
-        self.engine = engine
-        self.events = events
-        self.cancel = cancel
-        self.sampler = sampler
-        self.decoder = IncrementalDecoder(engine.tokenizer)
-        self.stop_matcher = StopMatcher(params.stop)
-        self.generated_tokens = 0
-        self.saw_eos = False
-        self._prompt_seen = False
-        self._choices_sent = 0
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:  # generate first hands over the prompt itself
-            self._prompt_seen = True
-            return
-        for token_id in value.reshape(-1).tolist():
-            self.generated_tokens += 1
-            self.engine._count()
-            if token_id in self.engine.eos_token_ids:
-                self.saw_eos = True
-                continue
-            piece = self.stop_matcher.feed(self.decoder.push(token_id))
-            if self.stop_matcher.stopped:
-                self.cancel.set()  # the stop sequence is in: stop the model, not just the display
-            self._emit(piece)
-
-    def end(self) -> None:
-        pass  # the worker signals completion itself, after generate has returned
-
-    def finish(self) -> Delta:
-        """Text held back at the end (partial characters, partial stop-sequence matches)."""
-        piece = "" if self.stop_matcher.stopped else self.stop_matcher.feed(self.decoder.flush())
-        piece += self.stop_matcher.flush()
-        return Delta(text=piece, choices=self._new_choices())
-
-    def _emit(self, piece: str) -> None:
-        choices = self._new_choices()
-        if piece or choices:
-            self.events.put(Delta(text=piece, choices=choices))
-
-    def _new_choices(self) -> tuple[TokenChoice, ...]:
-        fresh = self.sampler.choices[self._choices_sent:]
-        self._choices_sent += len(fresh)
-        return tuple(fresh)
 
 
 def _max_context(spec: ModelSpec, model: Any, tokenizer: Any) -> int | None:

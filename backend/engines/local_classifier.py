@@ -1,4 +1,8 @@
-"""Local transformers engine for sequence classifiers: supervised labels and NLI zero-shot."""
+"""Local transformers engine for sequence classifiers: supervised labels and NLI zero-shot.
+
+`score` is the batched entry point the classification service uses: one forward pass per batch of texts, and
+for each text whether it was longer than the model takes (it is truncated; the UI counts and says so).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +15,17 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from backend.config import ModelSpec
 from backend.engines import loading
-from backend.types import Event, GenerationParams, InvalidInputError, LabelScore, Message, Task, UnsupportedTaskError
+from backend.engines.label_scoring import ScoredBatch
+from backend.types import (
+    Event,
+    GenerationError,
+    GenerationParams,
+    InvalidInputError,
+    LabelScore,
+    Message,
+    Task,
+    UnsupportedTaskError,
+)
 
 DEFAULT_HYPOTHESIS = "This example is {}."
 
@@ -79,30 +93,73 @@ class LocalClassifierEngine:
         """Supervised: the model's own labels. With `labels` (zero_shot): NLI entailment over those labels."""
         if labels:
             return self.zero_shot(texts, labels)
-        probabilities = self._softmax(list(texts), None)
-        return [_ranked(self.labels, row) for row in probabilities]
+        return self.score(texts).scores
+
+    def score(
+        self,
+        texts: Sequence[str],
+        labels: Sequence[str] | None = None,
+        hypothesis_template: str = DEFAULT_HYPOTHESIS,
+        multi_label: bool = False,
+    ) -> ScoredBatch:
+        """Ranked scores for each text in one forward pass, and which texts were cut to the model's limit.
+
+        Without `labels`: the model's own labels (probabilities summing to 1). With `labels`: zero-shot NLI.
+        """
+        texts = list(texts)
+        if labels:
+            return self._zero_shot(texts, list(labels), hypothesis_template, multi_label)
+        truncated = self._over_limit(texts, None)
+        probabilities = self._softmax(texts, None)
+        return ScoredBatch([_ranked(self.labels, row) for row in probabilities], truncated)
 
     def zero_shot(
         self, texts: Sequence[str], labels: Sequence[str], hypothesis: str = DEFAULT_HYPOTHESIS,
         multi_label: bool = False,
     ) -> list[list[LabelScore]]:
+        return self._zero_shot(list(texts), list(labels), hypothesis, multi_label).scores
+
+    def _zero_shot(self, texts: list[str], labels: list[str], hypothesis: str, multi_label: bool) -> ScoredBatch:
+        """NLI zero-shot, as the transformers pipeline does it: each (text, "This example is {label}.") pair.
+
+        Single-label: softmax of the entailment logits across labels. Multi-label: for each label on its own,
+        entailment against contradiction. Every pair of every text goes through one forward pass.
+        """
         if "zero_shot" not in self.tasks:
             raise UnsupportedTaskError(f"model '{self.spec.id}' is not an NLI model set up for zero_shot")
         if "{}" not in hypothesis:
-            raise InvalidInputError("hypothesis template: must contain {} where the label goes")
+            raise InvalidInputError("hypothesis_template: must contain {} where the label goes")
         entail = self._label_index("entail")
+        if entail is None:
+            raise UnsupportedTaskError(f"model '{self.spec.id}' has no 'entailment' label; it cannot do zero-shot")
         contradict = self._label_index("contradict")
-        results = []
-        for text in texts:
-            logits = self._logits([text] * len(labels), [hypothesis.format(label) for label in labels])
-            if multi_label:
-                # Each label on its own: entailment against contradiction.
-                pair = logits[:, [contradict, entail]] if contradict is not None else logits
-                scores = torch.softmax(pair, dim=-1)[:, -1]
+        hypotheses = [hypothesis.replace("{}", label) for label in labels]
+        premises = [text for text in texts for _ in labels]
+        pairs = hypotheses * len(texts)
+        logits = self._logits(premises, pairs).reshape(len(texts), len(labels), -1)
+        if multi_label:
+            pair = logits[..., [contradict, entail]] if contradict is not None else logits
+            scores = torch.softmax(pair, dim=-1)[..., -1]
+        else:
+            scores = torch.softmax(logits[..., entail], dim=-1)
+        truncated = self._over_limit(texts, hypotheses)
+        return ScoredBatch([_ranked(labels, row) for row in scores.tolist()], truncated)
+
+    def _over_limit(self, texts: list[str], hypotheses: list[str] | None) -> list[bool]:
+        """Which texts are longer than the model takes (they are truncated, and the UI says how many)."""
+        if self.max_context is None:
+            return [False] * len(texts)
+        with self._lock:
+            tokenizer = self.tokenizer
+            if tokenizer is None:
+                raise GenerationError(f"model '{self.spec.id}' was unloaded while classifying")
+            if not hypotheses:
+                lengths = [len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]]
             else:
-                scores = torch.softmax(logits[:, entail], dim=0)
-            results.append(_ranked(list(labels), scores.tolist()))
-        return results
+                # The longest hypothesis decides: the text is cut so that every pair fits.
+                longest = max(hypotheses, key=lambda h: len(tokenizer(h, add_special_tokens=False)["input_ids"]))
+                lengths = [len(ids) for ids in tokenizer(texts, [longest] * len(texts), verbose=False)["input_ids"]]
+        return [length > self.max_context for length in lengths]
 
     def _label_index(self, prefix: str) -> int | None:
         for index, label in enumerate(self.labels):
@@ -115,8 +172,11 @@ class LocalClassifierEngine:
 
     def _logits(self, texts: list[str], pairs: list[str] | None) -> torch.Tensor:
         with self._lock, torch.inference_mode():
-            encoded = self.tokenizer(texts, pairs, padding=True, truncation=True, max_length=self.max_context,
-                                     return_tensors="pt").to(self.model.device)
+            if self.model is None:
+                raise GenerationError(f"model '{self.spec.id}' was unloaded while classifying")
+            # only_first: with a (text, hypothesis) pair it is the text that gets cut, never the hypothesis.
+            encoded = self.tokenizer(texts, pairs, padding=True, truncation="only_first" if pairs else True,
+                                     max_length=self.max_context, return_tensors="pt").to(self.model.device)
             return self.model(**encoded).logits.float().cpu()
 
 
@@ -126,7 +186,9 @@ def _ranked(labels: list[str], scores: Sequence[float]) -> list[LabelScore]:
 
 
 def _tokenizer_limit(tokenizer: Any, model: Any) -> int:
+    """The tokens the model takes: the tokenizer's limit, capped by the position embeddings it has."""
+    positions = getattr(model.config, "max_position_embeddings", None)
     limit = getattr(tokenizer, "model_max_length", None)
     if isinstance(limit, int) and limit < 1_000_000:
-        return limit
-    return int(getattr(model.config, "max_position_embeddings", 512))
+        return min(limit, positions) if isinstance(positions, int) and positions > 0 else limit
+    return int(positions) if isinstance(positions, int) and positions > 0 else 512

@@ -1,0 +1,189 @@
+"""LLM as a classifier: score each candidate label by its log-likelihood after a prompt, for a causal LM.
+
+For every text the prompt is rendered once and each label is appended as a continuation; one forward pass over
+those rows (padded on the right) gives each label's total log-probability (the sum over its tokens), and a
+softmax over the labels turns them into probabilities over exactly the labels given. No text is generated, so
+nothing has to be parsed. Several texts can share one forward pass (`texts_per_pass`).
+
+Runs under the engine's generate lock, so scoring never races a generation on the same weights.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, NamedTuple, Sequence
+
+import torch
+
+from backend.types import GenerationError, InvalidInputError, LabelScore, UnsupportedTaskError
+
+DEFAULT_PROMPT_TEMPLATE = "Text: {text}\nLabel:"
+TEXT_SLOT = "{text}"
+LABELS_SLOT = "{labels}"  # optional: the candidate labels, comma separated, so the model sees its choices
+
+
+class ScoredBatch(NamedTuple):
+    """Scores per text (ranked, best first) and whether each text was cut to fit the model's context."""
+
+    scores: list[list[LabelScore]]
+    truncated: list[bool]
+
+
+def render_prompt(template: str, text: str, labels: Sequence[str]) -> str:
+    """The prompt for one text. `str.replace`, not `format`: templates may hold other braces (JSON, code)."""
+    return template.replace(LABELS_SLOT, ", ".join(labels)).replace(TEXT_SLOT, text)
+
+
+def score_labels(
+    engine: Any,
+    texts: Sequence[str],
+    labels: Sequence[str],
+    prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
+    texts_per_pass: int = 1,
+) -> ScoredBatch:
+    """Probabilities over `labels` for each text from a loaded `LocalGenerativeEngine`."""
+    tokenizer = getattr(engine, "tokenizer", None)
+    lock = getattr(engine, "_generate_lock", None)
+    if lock is None or tokenizer is None or not hasattr(engine, "max_context"):
+        raise UnsupportedTaskError(
+            f"model '{engine.spec.id}' cannot score labels (it needs a causal LM loaded in this process)"
+        )
+    if TEXT_SLOT not in prompt_template:
+        raise InvalidInputError(f"prompt_template: must contain {TEXT_SLOT} where the text goes")
+    labels = list(labels)
+    continuations = [_continuation(prompt_template, label) for label in labels]
+    scores: list[list[LabelScore]] = []
+    truncated: list[bool] = []
+    texts = list(texts)
+    step = max(1, int(texts_per_pass))
+    for start in range(0, len(texts), step):
+        chunk = texts[start:start + step]
+        rows: list[tuple[list[int], list[int]]] = []
+        for text in chunk:
+            context, label_ids, cut = _encode(engine, tokenizer, prompt_template, text, labels, continuations)
+            truncated.append(cut)
+            rows.extend((context, ids) for ids in label_ids)
+        with lock:  # the same lock generation takes: one forward at a time on these weights
+            if engine.model is None:
+                raise GenerationError(f"model '{engine.spec.id}' was unloaded while scoring")
+            totals = _label_log_likelihoods(engine.model, tokenizer, rows)
+        for index in range(len(chunk)):
+            row = totals[index * len(labels):(index + 1) * len(labels)]
+            probabilities = torch.softmax(row, dim=0).tolist()
+            ranked = sorted((LabelScore(label, float(p)) for label, p in zip(labels, probabilities)),
+                            key=lambda item: item.score, reverse=True)
+            scores.append(ranked)
+    return ScoredBatch(scores, truncated)
+
+
+# --------------------------------------------------------------------------------------------- tokens
+
+
+def _continuation(template: str, label: str) -> str:
+    """The label as the model would write it after the prompt: after a space unless the prompt ends in one."""
+    return label if not template or template[-1].isspace() else " " + label
+
+
+def _encode(
+    engine: Any, tokenizer: Any, template: str, text: str, labels: list[str], continuations: list[str]
+) -> tuple[list[int], list[list[int]], bool]:
+    """Prompt token ids, each label's token ids, and whether the text had to be cut to fit the context."""
+    prompt = render_prompt(template, text, labels)
+    context = _context_ids(tokenizer, engine, prompt)
+    label_ids = [_label_ids(tokenizer, prompt, context, continuation) for continuation in continuations]
+    longest = max(len(ids) for ids in label_ids)
+    limit = engine.max_context
+    if limit is None or len(context) + longest <= limit:
+        return context, label_ids, False
+    # Too long: keep the start of the text (its tokens), as many as fit with the template and the longest label.
+    text_ids = tokenizer(text, add_special_tokens=False, verbose=False)["input_ids"]
+    overhead = len(context) - len(text_ids)
+    budget = limit - longest - overhead
+    while True:
+        if budget <= 0:
+            raise InvalidInputError(
+                f"prompt_template: the template and the longest label leave no room for the text within model "
+                f"'{engine.spec.id}''s {limit}-token context; shorten them"
+            )
+        cut_text = tokenizer.decode(text_ids[:budget], skip_special_tokens=True)
+        prompt = render_prompt(template, cut_text, labels)
+        context = _context_ids(tokenizer, engine, prompt)
+        label_ids = [_label_ids(tokenizer, prompt, context, continuation) for continuation in continuations]
+        longest = max(len(ids) for ids in label_ids)
+        if len(context) + longest <= limit:
+            return context, label_ids, True
+        budget -= max(1, len(context) + longest - limit)  # re-tokenising can merge differently: shrink and retry
+
+
+def _context_ids(tokenizer: Any, engine: Any, prompt: str) -> list[int]:
+    ids = list(tokenizer(prompt, verbose=False)["input_ids"])  # special tokens as the model expects them (e.g. a BOS)
+    eos = tokenizer.eos_token_id
+    if len(ids) > 1 and eos is not None and ids[-1] == eos and (tokenizer.eos_token or "") not in prompt:
+        ids = ids[:-1]  # a tokenizer that appends EOS would put it between the prompt and the label
+    if not ids:
+        ids = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else engine.eos_token_ids[0]]
+    return ids
+
+
+def _label_ids(tokenizer: Any, prompt: str, context: list[int], continuation: str) -> list[int]:
+    """The label's tokens as they occur after this prompt.
+
+    Encoding prompt + label together and taking what follows the prompt's tokens matches how the model would
+    see the text (SentencePiece tokenizers treat a leading space differently on its own). If the joint encoding
+    merges across the boundary, the label is encoded on its own instead, so the prompt's tokens stay the same
+    for every label and the scores remain comparable.
+    """
+    whole = tokenizer(prompt + continuation, verbose=False)["input_ids"]
+    if len(whole) > len(context) and whole[:len(context)] == context:
+        ids = list(whole[len(context):])
+    else:
+        ids = list(tokenizer(continuation, add_special_tokens=False)["input_ids"])
+    # A tokenizer that appends EOS (some do) would add EOS's likelihood to every label: drop it.
+    eos = tokenizer.eos_token_id
+    if len(ids) > 1 and eos is not None and ids[-1] == eos and (tokenizer.eos_token or "") not in continuation:
+        ids = ids[:-1]
+    if not ids:
+        raise InvalidInputError(f"labels: '{continuation.strip()}' encodes to no tokens; use another label")
+    return ids
+
+
+# -------------------------------------------------------------------------------------------- forward
+
+
+def _label_log_likelihoods(model: Any, tokenizer: Any, rows: list[tuple[list[int], list[int]]]) -> torch.Tensor:
+    """Sum of log p(label tokens | prompt) per row, from one right-padded forward pass."""
+    lengths = [len(context) + len(label) for context, label in rows]
+    width = max(lengths)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, (context, label) in enumerate(rows):
+        sequence = context + label
+        input_ids[index, :len(sequence)] = torch.tensor(sequence)
+        attention[index, :len(sequence)] = 1
+    # Only positions from the earliest label start on are needed: asking for just those logits keeps memory at
+    # rows x (label length) x vocab instead of rows x (whole prompt) x vocab.
+    first_needed = min(len(context) for context, _ in rows) - 1
+    keep = width - first_needed
+    kwargs: dict[str, Any] = {}
+    if _accepts_logits_to_keep(model):
+        kwargs["logits_to_keep"] = keep
+    device = model.device
+    with torch.inference_mode():
+        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs).logits
+    offset = width - logits.shape[1]  # the position of logits[:, 0] in the sequence
+    log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()
+    totals = torch.zeros(len(rows), dtype=torch.float64)
+    for index, (context, label) in enumerate(rows):
+        # The token at position p is predicted by the logits at position p - 1.
+        positions = torch.arange(len(context) - 1, len(context) + len(label) - 1) - offset
+        targets = torch.tensor(label)
+        totals[index] = log_probs[index, positions, targets].double().sum()
+    return totals
+
+
+def _accepts_logits_to_keep(model: Any) -> bool:
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
