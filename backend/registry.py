@@ -189,7 +189,8 @@ class Registry:
         settings = self.config.settings
         memory_limit = settings.max_loaded_memory_gb * 1024**3 if settings.max_loaded_memory_gb else None
         while True:
-            loaded = [s for s in self._slots.values() if s.engine is not None]
+            # Remote entries hold no weights here, so they never count against the bounds or get evicted.
+            loaded = [s for s in self._slots.values() if s.engine is not None and s.spec.backend != "openai"]
             memory = sum(s.described.get("memory_bytes") or 0 for s in loaded)
             over = len(loaded) > settings.max_loaded_models or (memory_limit is not None and memory > memory_limit)
             idle = [s for s in loaded if s.leases == 0 and s.spec.id != keep]

@@ -1,0 +1,382 @@
+"""Side-by-side performance benchmark (issue: batching across concurrent users).
+
+    python bench/run.py --out bench/results/cpu.json [--model-size 25m] [--new-tokens 64] [--device cpu]
+
+Everything is measured in one run, side by side, because absolute times drift on shared machines; only the
+ratios are meant to be compared across runs:
+
+  stream_overhead_ratio     tokens/s seen by a gradio_client of /generate / raw model.generate tokens/s
+  ttft_overhead_ms          time to first token through the app minus raw
+  concurrency_speedup_16    aggregate tokens/s with 16 concurrent clients / 1 client (through the app)
+  vs_transformers_serve_16  our aggregate tokens/s / `transformers serve --continuous-batching`, same 16 clients
+  eval_batch_speedup        batched evaluation / per-example loop (from bench/eval_batching.py when present)
+
+Models: a random-weight Llama big enough that compute matters on CPU (default ~25M parameters), built from a
+config with the tiny tokenizer, plus the tiny test model. Both never emit EOS under greedy decoding (its output
+row is zeroed), so every request generates exactly --new-tokens tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+TARGETS = {  # metric: (target, "min" means at least / "max" means at most)
+    "stream_overhead_ratio": (0.97, "min"),
+    "ttft_overhead_ms": (30.0, "max"),
+    "concurrency_speedup_16": (3.0, "min"),
+    "vs_transformers_serve_16": (1.0, "min"),
+    "eval_batch_speedup": (4.0, "min"),
+}
+MODEL_SIZES = {  # hidden, layers, intermediate, heads
+    "25m": (512, 8, 1408, 8),
+    "1b": (2048, 16, 5632, 16),
+}
+PROMPT = "The history of the printing press begins"
+CLIENTS = 16
+
+
+# ------------------------------------------------------------------------------------------- models
+
+
+def build_models(workdir: Path, size: str) -> Path:
+    """The tiny test models plus a bigger random Llama; returns a models.yaml listing both."""
+    import torch
+    import yaml
+    from transformers import AutoModelForCausalLM, AutoTokenizer, LlamaConfig
+
+    from tests.tiny_models import build_tiny_models
+
+    registry = yaml.safe_load(Path(build_tiny_models(workdir / "tiny")).read_text())
+    tiny_entry = next(entry for entry in registry["models"] if entry["id"] == "tiny-chat")
+    target = workdir / f"bench-{size}"
+    if not (target / "config.json").exists():
+        tokenizer = AutoTokenizer.from_pretrained(tiny_entry["source"])
+        hidden, layers, intermediate, heads = MODEL_SIZES[size]
+        config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=intermediate,
+                             num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=heads,
+                             max_position_embeddings=2048, tie_word_embeddings=False,
+                             bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                             pad_token_id=tokenizer.pad_token_id)
+        torch.manual_seed(0)
+        model = AutoModelForCausalLM.from_config(config)
+        with torch.no_grad():  # never emit EOS: every request then generates exactly the asked tokens
+            model.lm_head.weight[tokenizer.eos_token_id].zero_()
+        model.save_pretrained(target)
+        tokenizer.save_pretrained(target)
+    entry = {**tiny_entry, "id": f"bench-{size}", "name": f"Random Llama ({size})", "source": str(target),
+             "max_context": 2048}
+    registry["models"] = [tiny_entry, entry]
+    registry["settings"] = {"max_loaded_models": 2}
+    path = workdir / "bench-models.yaml"
+    path.write_text(yaml.safe_dump(registry, sort_keys=False))
+    return path
+
+
+# ---------------------------------------------------------------------------------------- raw generate
+
+
+def measure_raw(model_dir: str, new_tokens: int, device: str, repeats: int) -> dict[str, float]:
+    """Plain `model.generate`, greedy, with a streamer only to timestamp the first token."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.generation.streamers import BaseStreamer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32 if device == "cpu" else "auto")
+    model.to(device).eval()
+    inputs = tokenizer(PROMPT, return_tensors="pt").to(device)
+
+    class FirstToken(BaseStreamer):
+        def __init__(self) -> None:
+            self.calls, self.first_at = 0, None
+
+        def put(self, value: Any) -> None:
+            self.calls += 1
+            if self.calls == 2:  # the first call carries the prompt
+                self.first_at = time.perf_counter()
+
+        def end(self) -> None:
+            pass
+
+    def once() -> tuple[float, float]:
+        streamer = FirstToken()
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                    do_sample=False, streamer=streamer)
+        _sync(device)
+        total = time.perf_counter() - started
+        assert output.shape[1] - inputs["input_ids"].shape[1] == new_tokens
+        return new_tokens / total, streamer.first_at - started
+
+    once()  # warm-up
+    runs = [once() for _ in range(repeats)]
+    del model
+    return {"tokens_per_s": statistics.median(r[0] for r in runs), "ttft_s": statistics.median(r[1] for r in runs)}
+
+
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+# ----------------------------------------------------------------------------------------- the app
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_http(url: str, process: subprocess.Popen, timeout: float = 180) -> None:
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=2)
+            return
+        except Exception:
+            time.sleep(0.25)
+    raise RuntimeError(f"{url} did not answer within {timeout} s")
+
+
+def start_app(models_yaml: Path, device: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
+    process = subprocess.Popen([sys.executable, "app.py", "--models", str(models_yaml), "--port", str(port)],
+                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/"
+    wait_http(url, process)
+    return process, url
+
+
+def app_stream(client: Any, model_id: str, new_tokens: int) -> tuple[float, float, int]:
+    """One /generate stream: (time to first text, total time, generated tokens)."""
+    started = time.perf_counter()
+    first_at = None
+    job = client.submit(prompt=PROMPT, model=model_id, max_new_tokens=new_tokens, temperature=0,
+                        api_name="/generate")
+    for partial in job:
+        if first_at is None and partial:
+            first_at = time.perf_counter()
+    total = time.perf_counter() - started
+    return (first_at or total) - started, total, new_tokens
+
+
+def measure_app_single(url: str, model_id: str, new_tokens: int, repeats: int) -> dict[str, float]:
+    from gradio_client import Client
+
+    client = Client(url, verbose=False)
+    app_stream(client, model_id, new_tokens)  # loads the model and warms up
+    runs = [app_stream(client, model_id, new_tokens) for _ in range(repeats)]
+    client.close()
+    return {"tokens_per_s": statistics.median(n / total for _, total, n in runs),
+            "ttft_s": statistics.median(ttft for ttft, _, _ in runs)}
+
+
+def run_concurrently(clients: int, one_request: Callable[[int], int]) -> float:
+    """Aggregate tokens/s of `clients` simultaneous requests (wall time from start to the last finish)."""
+    barrier = threading.Barrier(clients + 1)
+    counts: list[int] = []
+    errors: list[BaseException] = []
+
+    def worker(index: int) -> None:
+        barrier.wait()
+        try:
+            counts.append(one_request(index))
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    barrier.wait()
+    started = time.perf_counter()
+    for thread in threads:
+        thread.join()
+    elapsed = time.perf_counter() - started
+    if errors:
+        raise RuntimeError(f"{len(errors)} of {clients} requests failed: {errors[0]!r}")
+    return sum(counts) / elapsed
+
+
+def measure_app_concurrent(url: str, model_id: str, new_tokens: int, clients: int) -> float:
+    from gradio_client import Client
+
+    pool = [Client(url, verbose=False) for _ in range(clients)]
+    try:
+        return run_concurrently(clients, lambda i: app_stream(pool[i], model_id, new_tokens)[2])
+    finally:
+        for client in pool:
+            client.close()
+
+
+# ------------------------------------------------------------------------------- transformers serve
+
+
+def start_transformers_serve(model_dir: str, device: str) -> tuple[subprocess.Popen, str]:
+    port = free_port()
+    home = Path(tempfile.mkdtemp(prefix="serve-home-"))
+    (home / ".cache" / "huggingface" / "hub").mkdir(parents=True)  # /v1/models fails without it
+    env = {**os.environ, "HOME": str(home), "HF_HOME": str(home / ".cache" / "huggingface"),
+           "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(["transformers", "serve", model_dir, "--port", str(port), "--host", "127.0.0.1",
+                                "--device", device, "--continuous-batching"],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    base = f"http://127.0.0.1:{port}"
+    wait_http(f"{base}/health", process)
+    return process, f"{base}/v1"
+
+
+def serve_stream(client: Any, model: str, new_tokens: int) -> int:
+    stream = client.completions.create(model=model, prompt=PROMPT, max_tokens=new_tokens, temperature=0,
+                                       stream=True, stream_options={"include_usage": True})
+    pieces, usage = 0, None
+    for chunk in stream:
+        if chunk.usage is not None:
+            usage = chunk.usage.completion_tokens
+        if chunk.choices and chunk.choices[0].text:
+            pieces += 1
+    return usage if usage else pieces
+
+
+def measure_serve_concurrent(base_url: str, model_dir: str, new_tokens: int, clients: int) -> float:
+    from openai import OpenAI
+
+    client = OpenAI(base_url=base_url, api_key="unused", timeout=600)
+    serve_stream(client, model_dir, new_tokens)  # loads and warms up
+    return run_concurrently(clients, lambda i: serve_stream(client, model_dir, new_tokens))
+
+
+# ------------------------------------------------------------------------------------------- report
+
+
+def judge(results: dict[str, Any]) -> dict[str, str]:
+    verdicts = {}
+    for metric, (target, kind) in TARGETS.items():
+        value = results.get(metric)
+        if value is None:
+            verdicts[metric] = "not measured"
+            continue
+        met = value >= target if kind == "min" else value <= target
+        if met:
+            verdicts[metric] = f"met ({value:.3g} {'>=' if kind == 'min' else '<='} {target})"
+        elif kind == "min":
+            verdicts[metric] = f"MISSED by {(1 - value / target) * 100:.1f}% ({value:.3g} < {target})"
+        else:
+            verdicts[metric] = f"MISSED by {value - target:.3g} ({value:.3g} > {target})"
+    return verdicts
+
+
+def eval_speedup(models_yaml: Path) -> float | None:
+    """Runs bench/eval_batching.py when it exists (owned by the evaluation module) and reads its ratio."""
+    script = ROOT / "bench" / "eval_batching.py"
+    if not script.exists():
+        return None
+    out = Path(tempfile.mkdtemp()) / "eval.json"
+    result = subprocess.run([sys.executable, str(script), "--out", str(out)], cwd=ROOT, capture_output=True,
+                            text=True, timeout=1800)
+    if result.returncode != 0 or not out.exists():
+        print(f"eval benchmark failed: {result.stderr[-2000:]}", file=sys.stderr)
+        return None
+    data = json.loads(out.read_text())
+    return data.get("eval_batch_speedup") or data.get("speedup")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", required=True, help="JSON file to write")
+    parser.add_argument("--model-size", choices=sorted(MODEL_SIZES), default="25m")
+    parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workdir", default=str(Path(tempfile.gettempdir()) / "workbench-bench"))
+    parser.add_argument("--skip-serve", action="store_true", help="skip the transformers serve comparison")
+    parser.add_argument("--skip-eval", action="store_true", help="skip the evaluation batching comparison")
+    args = parser.parse_args()
+
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    models_yaml = build_models(workdir, args.model_size)
+    import yaml
+
+    entries = {e["id"]: e for e in yaml.safe_load(models_yaml.read_text())["models"]}
+    if args.device != "cpu":
+        for entry in entries.values():
+            entry["device"], entry["dtype"] = args.device, "auto"
+        models_yaml.write_text(yaml.safe_dump({"settings": {"max_loaded_models": 2},
+                                               "models": list(entries.values())}, sort_keys=False))
+    results: dict[str, Any] = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
+                                           "device": args.device},
+                               "new_tokens": args.new_tokens, "clients": CLIENTS, "per_model": {}}
+    app, url = start_app(models_yaml, args.device)
+    try:
+        for model_id, entry in entries.items():
+            print(f"[{model_id}] raw generate ...", flush=True)
+            raw = measure_raw(entry["source"], args.new_tokens, args.device, args.repeats)
+            print(f"[{model_id}] app, 1 client ...", flush=True)
+            single = measure_app_single(url, model_id, args.new_tokens, args.repeats)
+            print(f"[{model_id}] app, {CLIENTS} clients ...", flush=True)
+            concurrent = measure_app_concurrent(url, model_id, args.new_tokens, CLIENTS)
+            row = {
+                "raw_tokens_per_s": raw["tokens_per_s"], "raw_ttft_ms": raw["ttft_s"] * 1000,
+                "app_tokens_per_s": single["tokens_per_s"], "app_ttft_ms": single["ttft_s"] * 1000,
+                "app_aggregate_tokens_per_s_16": concurrent,
+                "stream_overhead_ratio": single["tokens_per_s"] / raw["tokens_per_s"],
+                "ttft_overhead_ms": (single["ttft_s"] - raw["ttft_s"]) * 1000,
+                "concurrency_speedup_16": concurrent / single["tokens_per_s"],
+            }
+            results["per_model"][model_id] = row
+            print(json.dumps({model_id: row}, indent=2), flush=True)
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+
+    big = f"bench-{args.model_size}"
+    if not args.skip_serve:
+        print(f"[{big}] transformers serve --continuous-batching, {CLIENTS} clients ...", flush=True)
+        serve, base_url = start_transformers_serve(entries[big]["source"], args.device)
+        try:
+            serve_rate = measure_serve_concurrent(base_url, entries[big]["source"], args.new_tokens, CLIENTS)
+        finally:
+            serve.terminate()
+            serve.wait(timeout=30)
+        results["per_model"][big]["serve_aggregate_tokens_per_s_16"] = serve_rate
+        results["per_model"][big]["vs_transformers_serve_16"] = (
+            results["per_model"][big]["app_aggregate_tokens_per_s_16"] / serve_rate)
+
+    headline = results["per_model"][big]
+    for metric in ("stream_overhead_ratio", "ttft_overhead_ms", "concurrency_speedup_16", "vs_transformers_serve_16"):
+        results[metric] = headline.get(metric)
+    results["eval_batch_speedup"] = None if args.skip_eval else eval_speedup(models_yaml)
+    results["verdicts"] = judge(results)
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(json.dumps({k: results[k] for k in (*TARGETS, "verdicts")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

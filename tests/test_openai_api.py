@@ -1,0 +1,195 @@
+"""The app's own OpenAI-compatible API, served next to a Gradio UI on one server, driven by the `openai` client.
+
+The app is wired the way `ui.launch` is meant to do it: `demo.launch(prevent_thread_lock=True)`, then
+`add_openai_routes(app, registry)` on the FastAPI app Gradio returns. The registry holds the local tiny-chat and
+a remote entry whose server is down (for the 503 path).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import openai
+import pytest
+
+from backend import service
+from backend.config import parse_config
+from backend.openai_api import add_openai_routes
+from backend.registry import Registry
+from backend.types import GenerationParams
+from tests.remote_server import free_port
+
+PROMPT = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hello there"}]
+
+
+@pytest.fixture(scope="module")
+def registry(tiny_config) -> Iterator[Registry]:
+    entries = [spec.model_dump(exclude_none=True) for spec in tiny_config.models]
+    entries.append({"id": "remote-down", "tasks": ["chat"], "backend": "openai",
+                    "base_url": f"http://127.0.0.1:{free_port()}/v1", "timeout_s": 5})
+    reg = Registry(parse_config({"models": entries}, Path("models.yaml")))
+    yield reg
+    reg.close()
+
+
+@pytest.fixture(scope="module")
+def app_url(registry: Registry) -> Iterator[str]:
+    import gradio as gr
+
+    with gr.Blocks() as demo:
+        text = gr.Textbox()
+        out = gr.Textbox()
+        text.submit(lambda value: value[::-1], text, out, api_name="reverse")
+    app, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True)
+    add_openai_routes(app, registry)
+    yield url.rstrip("/")
+    demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str) -> openai.OpenAI:
+    return openai.OpenAI(base_url=f"{app_url}/v1", api_key="unused", max_retries=0, timeout=120)
+
+
+@pytest.fixture(scope="module")
+def expected_text(registry: Registry) -> str:
+    """What the backend itself answers, greedy, for PROMPT with 16 new tokens."""
+    events = list(service.stream_chat(registry, "tiny-chat", "Hello there", history=PROMPT[:1],
+                                      params=GenerationParams(max_new_tokens=16, temperature=0.0)))
+    return events[-1].text
+
+
+def test_streams_a_chat_completion_with_the_openai_client(client: openai.OpenAI, expected_text: str) -> None:
+    stream = client.chat.completions.create(model="tiny-chat", messages=PROMPT, stream=True, max_tokens=16,
+                                            temperature=0, stream_options={"include_usage": True})
+    chunks = list(stream)
+    pieces = [c.choices[0].delta.content for c in chunks if c.choices and c.choices[0].delta.content]
+    assert len(pieces) >= 2 and "".join(pieces) == expected_text
+    assert chunks[0].choices[0].delta.role == "assistant"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["length"]
+    usage = chunks[-1].usage
+    assert usage.completion_tokens == 16 and usage.prompt_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + 16
+    assert all(c.model == "tiny-chat" and c.id == chunks[0].id for c in chunks)
+
+
+def test_non_streaming_completion(client: openai.OpenAI, expected_text: str) -> None:
+    reply = client.chat.completions.create(model="tiny-chat", messages=PROMPT, max_tokens=16, temperature=0)
+    assert reply.object == "chat.completion"
+    assert reply.choices[0].message.role == "assistant"
+    assert reply.choices[0].message.content == expected_text
+    assert reply.choices[0].finish_reason == "length"
+    assert reply.usage.completion_tokens == 16
+    stats = reply.model_extra["workbench"]  # the workbench's own statistics ride along
+    assert stats["time_to_first_token_s"] > 0 and stats["finish_reason"] == "length"
+
+
+def test_stop_and_seed_are_honoured(client: openai.OpenAI, expected_text: str) -> None:
+    stop = expected_text[6:9]
+    reply = client.chat.completions.create(model="tiny-chat", messages=PROMPT, max_tokens=16, temperature=0,
+                                           stop=[stop])
+    assert reply.choices[0].message.content == expected_text[: expected_text.index(stop)]
+    assert reply.choices[0].finish_reason == "stop"
+    sampled = [client.chat.completions.create(model="tiny-chat", messages=PROMPT, max_tokens=12, temperature=1.0,
+                                              seed=99).choices[0].message.content for _ in range(2)]
+    assert sampled[0] == sampled[1]
+
+
+def test_models_lists_the_registry(client: openai.OpenAI, registry: Registry) -> None:
+    listed = {model.id: model for model in client.models.list()}
+    assert set(listed) == {spec.id for spec in registry.specs()}
+    assert listed["tiny-chat"].owned_by == "llm-workbench"
+    assert listed["tiny-chat"].model_extra["tasks"] == ["chat", "generate"]
+    assert client.models.retrieve("tiny-chat").id == "tiny-chat"
+    with pytest.raises(openai.NotFoundError):
+        client.models.retrieve("no-such-model")
+
+
+def _error_of(call: Any) -> tuple[int, dict[str, Any]]:
+    with pytest.raises(openai.APIStatusError) as caught:
+        call()
+    return caught.value.status_code, caught.value.body
+
+
+@pytest.mark.parametrize(
+    "overrides, status, param, words",
+    [
+        ({"model": "no-such-model"}, 404, "model", "unknown model"),
+        ({"model": "tiny-classifier"}, 400, "model", "does not do 'chat'"),
+        ({"temperature": -1}, 400, "temperature", "temperature"),
+        ({"max_tokens": 10**9}, 400, "max_tokens", "max_tokens: must be between"),
+        ({"top_p": "high"}, 400, "top_p", "must be a number"),
+        ({"messages": []}, 400, "messages", "non-empty list"),
+        ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, 400, "messages",
+         "last message must come from the user"),
+        ({"messages": [{"role": "tool", "content": "x"}]}, 400, "messages[0].role", "must be 'system'"),
+        ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400,
+         "messages[0].content[0]", "only text parts"),
+        ({"messages": [{"role": "user", "content": "   "}]}, 400, "messages", "is empty"),
+        ({"n": 3}, 400, "n", "only n=1"),
+        ({"model": "remote-down"}, 503, None, "cannot connect"),
+    ],
+)
+def test_bad_requests_get_openai_style_errors(client: openai.OpenAI, overrides: dict, status: int,
+                                              param: str | None, words: str) -> None:
+    request = {"model": "tiny-chat", "messages": PROMPT, "max_tokens": 4, **overrides}
+    got_status, body = _error_of(lambda: client.chat.completions.create(**request))
+    assert got_status == status
+    assert set(body) >= {"message", "type", "param", "code"}  # the client unwraps {"error": {...}}
+    assert words in body["message"]
+    if param is not None:
+        assert body["param"] == param
+    assert body["type"] == ("server_error" if status >= 500 else "invalid_request_error")
+
+
+def test_a_body_that_is_not_json(app_url: str) -> None:
+    answer = httpx.post(f"{app_url}/v1/chat/completions", content=b"{nope", timeout=30,
+                        headers={"Content-Type": "application/json"})
+    assert answer.status_code == 400 and "must be JSON" in answer.json()["error"]["message"]
+
+
+def test_client_disconnect_stops_generation(app_url: str, registry: Registry) -> None:
+    registry.load("tiny-chat")
+    engine = registry._slots["tiny-chat"].engine  # noqa: SLF001 - its token counter is the evidence
+    before = engine.generated_tokens_total
+    body = {"model": "tiny-chat", "messages": PROMPT, "stream": True, "max_tokens": 400, "temperature": 0}
+    with httpx.stream("POST", f"{app_url}/v1/chat/completions", json=body, timeout=60) as response:
+        assert response.status_code == 200
+        lines = 0
+        for line in response.iter_lines():
+            lines += line.startswith("data: ")
+            if lines == 4:
+                break
+    deadline = time.monotonic() + 5
+    while registry.status_of("tiny-chat").active_requests and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert registry.status_of("tiny-chat").active_requests == 0, "the lease must end when the client leaves"
+    settled = engine.generated_tokens_total
+    time.sleep(0.5)
+    assert engine.generated_tokens_total == settled, "generation must stop when the client leaves"
+    assert settled - before < 100  # nowhere near the 400 tokens asked for
+
+
+def test_gradio_routes_still_work(app_url: str) -> None:
+    from gradio_client import Client
+
+    assert httpx.get(app_url, timeout=30).status_code == 200
+    assert Client(app_url, verbose=False).predict("abc", api_name="/reverse") == "cba"
+
+
+def test_token_check_seam(registry: Registry) -> None:
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    app = FastAPI()
+    add_openai_routes(app, registry, check_token=lambda token: token == "s3cret")
+    with TestClient(app) as http:
+        refused = http.get("/v1/models")
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
+        assert http.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
+        assert http.post("/v1/chat/completions", json={"model": "tiny-chat", "messages": PROMPT}).status_code == 401
+        assert http.get("/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
