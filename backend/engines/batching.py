@@ -48,6 +48,8 @@ class Request:
         self.generated_tokens = 0
         self.saw_eos = False
         self.done = False
+        self.batch: list[Request] = []  # the batch this request runs in, once it is taken off the queue
+        self.batch_thread: Optional[threading.Thread] = None
         self._generator: Optional[torch.Generator] = None
         self._choices: list[TokenChoice] = []
 
@@ -128,7 +130,9 @@ class Request:
 
 
 class Batcher:
-    """Owns the queue of one model and the thread that runs its batches (only while there is work)."""
+    """Owns the queue of one model. Each batch runs in its own thread, which ends with the batch: queued
+    requests go to a fresh successor thread, so a finished batch's thread can be joined without waiting for
+    work that arrived later."""
 
     def __init__(self, engine: "LocalGenerativeEngine", max_batch_size: int, max_queued: int) -> None:
         self.engine = engine
@@ -136,7 +140,7 @@ class Batcher:
         self.max_queued = max_queued
         self._pending: list[Request] = []
         self._lock = threading.Lock()
-        self._thread: Optional[threading.Thread] = None
+        self._running: Optional[threading.Thread] = None
         self.batches_run = 0
         self.largest_batch = 0
 
@@ -146,33 +150,47 @@ class Batcher:
                 raise BusyError(f"model '{self.engine.spec.id}' is busy ({len(self._pending)} requests waiting); "
                                 "try again in a moment")
             self._pending.append(request)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._drain, name=f"generate-{self.engine.spec.id}",
-                                                daemon=True)
-                self._thread.start()
+            if self._running is None:
+                self._start_next_batch()
 
     def queued(self) -> int:
         with self._lock:
             return len(self._pending)
 
-    def alive(self) -> bool:
-        with self._lock:
-            return self._thread is not None
+    def settle(self, request: Request) -> None:
+        """Called by a consumer whose request ended: waits until the batch thread has let go of it, and
+        when it was the last live row of its batch, until that thread has ended."""
+        wait_released(request)
+        batch_thread = request.batch_thread
+        if batch_thread is not None and batch_thread is not threading.current_thread() and all(
+            r.released.is_set() for r in request.batch
+        ):
+            batch_thread.join(timeout=30)
 
-    def _drain(self) -> None:
-        """Runs batches until the queue is empty, then ends (no idle thread lingers)."""
-        while True:
-            with self._lock:
-                for request in [r for r in self._pending if r.cancel.is_set()]:
-                    request.release()  # cancelled while queued: never started
-                self._pending = [r for r in self._pending if not r.cancel.is_set()]
-                batch, self._pending = self._pending[: self.max_batch_size], self._pending[self.max_batch_size:]
-                if not batch:
-                    self._thread = None
-                    return
-            self.batches_run += 1
-            self.largest_batch = max(self.largest_batch, len(batch))
+    def _start_next_batch(self) -> None:
+        """Takes the next batch off the queue and starts its thread. Call with the lock held."""
+        for request in [r for r in self._pending if r.cancel.is_set()]:
+            request.release()  # cancelled while queued: never started
+        self._pending = [r for r in self._pending if not r.cancel.is_set()]
+        batch, self._pending = self._pending[: self.max_batch_size], self._pending[self.max_batch_size:]
+        if not batch:
+            self._running = None
+            return
+        thread = threading.Thread(target=self._run_batch, args=(batch,), name=f"generate-{self.engine.spec.id}",
+                                  daemon=True)
+        for request in batch:
+            request.batch, request.batch_thread = batch, thread
+        self._running = thread
+        self.batches_run += 1
+        self.largest_batch = max(self.largest_batch, len(batch))
+        thread.start()
+
+    def _run_batch(self, batch: list[Request]) -> None:
+        try:
             self._run(batch)
+        finally:
+            with self._lock:
+                self._start_next_batch()
 
     def _run(self, batch: list[Request]) -> None:
         engine = self.engine

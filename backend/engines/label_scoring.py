@@ -51,6 +51,8 @@ def score_labels(
     if TEXT_SLOT not in prompt_template:
         raise InvalidInputError(f"prompt_template: must contain {TEXT_SLOT} where the text goes")
     labels = list(labels)
+    if not labels:
+        raise InvalidInputError("labels: give the candidate labels to score")
     continuations = [_continuation(prompt_template, label) for label in labels]
     scores: list[list[LabelScore]] = []
     truncated: list[bool] = []

@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
 
 from backend.config import ModelSpec
 from backend.engines import loading
-from backend.engines.batching import DONE, Batcher, Request, wait_released
+from backend.engines.batching import DONE, Batcher, Request
 from backend.types import (
     ContextOverflowError,
     Delta,
@@ -256,7 +256,7 @@ class LocalGenerativeEngine:
         finally:
             # Stop this row (the batch thread drops it at the next step) and wait until it has let go.
             request.cancel.set()
-            wait_released(request)
+            self.batcher.settle(request)
 
     def generation_config(self, max_new_tokens: int) -> GenerationConfig:
         """Sampling and repetition penalty happen per row in the batcher; generate only decodes greedily."""

@@ -1,0 +1,71 @@
+"""Generate tab in a real browser: a raw completion streamed into the notebook box, the next-token
+probabilities view, and Continue."""
+
+from __future__ import annotations
+
+import re
+
+from playwright.sync_api import expect
+
+from tests.browser.helpers import (
+    FINISHED,
+    TIMEOUT_MS,
+    open_app,
+    open_params,
+    open_tab,
+    screenshot,
+    select_option,
+    set_checkbox,
+    set_number,
+    textbox,
+    wait_finished,
+)
+
+CHAT_NAME = "Tiny chat"  # the dropdowns show models' display names
+
+PERCENT = re.compile(r"\d+(?:\.\d+)?\s?%")
+
+
+def test_generate_with_probabilities_then_continue(page, app_url):
+    prompt = "Once upon a time"
+    open_app(page, app_url)
+    open_tab(page, "Generate")
+    select_option(page, "gen-model", CHAT_NAME)
+    open_params(page, "gen")
+    set_number(page, "gen-max-new-tokens", 12)
+    set_number(page, "gen-temperature", 0)
+    set_checkbox(page, "gen-show-probs", True)
+    notebook = textbox(page, "gen-prompt")
+    notebook.fill(prompt)
+
+    page.locator("#gen-run").click()
+    stats = wait_finished(page, "gen-stats")
+    assert "tokens/s" in stats and "12 generated tokens" in stats
+    first = notebook.input_value()
+    assert first.startswith(prompt) and len(first) > len(prompt), f"no completion appended: {first!r}"
+
+    probs = page.locator("#gen-probs")
+    expect(probs).to_contain_text("%", timeout=TIMEOUT_MS)
+    shown = probs.inner_text()
+    assert len(PERCENT.findall(shown)) >= 12, f"expected a probability per generated token: {shown[:400]!r}"
+    expect(probs.locator("tbody tr")).to_have_count(12)  # one row per generated token
+    completion = first[len(prompt):]
+    # Some generated token (with its alternatives) is listed in the view.
+    assert any(piece.strip() and piece.strip() in shown for piece in re.split(r"\s+", completion)), shown[:400]
+    screenshot(page, "generate")
+
+    page.locator("#gen-continue").click()
+    page.wait_for_function(
+        """(before) => {
+            const box = document.querySelector('#gen-prompt textarea');
+            const stats = document.querySelector('#gen-stats').innerText;
+            return box.value.length > before.length && box.value.startsWith(before) && stats.includes('finish:');
+        }""",
+        arg=first,
+        timeout=TIMEOUT_MS,
+    )
+    wait_finished(page, "gen-stats")
+    second = notebook.input_value()
+    assert second.startswith(first) and len(second) > len(first)
+    expect(page.locator("#gen-token-count")).to_contain_text(re.compile(r"\d"))
+    assert FINISHED in page.locator("#gen-stats").inner_text()

@@ -1,0 +1,297 @@
+"""The Classify tab: supervised labels, zero-shot NLI and LLM label scoring, for one text or a whole file.
+
+Plus the `/classify` API endpoint. Everything model-related lives in backend.classification; this module only
+turns widgets into one request and results into widgets (it never imports torch).
+
+No `from __future__ import annotations` here: `gr.api` reads the endpoint's type hints at runtime.
+"""
+
+import html
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import gradio as gr
+import pandas as pd
+from gradio.context import Context
+
+from backend import classification as clf
+from backend import datafiles
+from backend.registry import Registry
+from backend.types import InvalidInputError, LabelScore, WorkbenchError
+from ui.components import handle_errors
+
+MODE_CHOICES = [("Supervised", "supervised"), ("Zero-shot (NLI)", "zero_shot"), ("LLM as classifier", "llm")]
+MODE_INFO = "supervised: the model's own labels · zero-shot and LLM: the labels you type"
+PREVIEW_ROWS = 500  # rows of a file's results shown in the page; the download has them all
+CONCURRENCY_ID = "classify"
+CONCURRENCY_LIMIT = 8
+
+
+@dataclass(frozen=True)
+class ClassifyForm:
+    """The settings every run shares; `read` turns their values into keyword arguments for the backend."""
+
+    mode: gr.Radio
+    model: gr.Dropdown
+    labels: gr.Textbox
+    multi_label: gr.Checkbox
+    hypothesis_template: gr.Textbox
+    prompt_template: gr.Textbox
+    batch_size: gr.Slider
+
+    @property
+    def inputs(self) -> set:
+        return {self.mode, self.model, self.labels, self.multi_label, self.hypothesis_template,
+                self.prompt_template, self.batch_size}
+
+    def read(self, data: dict) -> dict[str, Any]:
+        mode = data[self.mode]
+        model_id = data[self.model]
+        if not model_id:
+            raise InvalidInputError(f"model: no model in models.yaml does {clf.MODE_NAMES.get(mode, mode)} "
+                                    "classification; add one or pick another mode")
+        return {
+            "model_id": model_id,
+            "mode": mode,
+            "labels": data[self.labels] if mode != "supervised" else None,
+            "multi_label": bool(data[self.multi_label]) if mode == "zero_shot" else False,
+            "hypothesis_template": data[self.hypothesis_template],
+            "prompt_template": data[self.prompt_template],
+            "batch_size": int(data[self.batch_size]),
+        }
+
+
+class CancelFlags:
+    """One cancel flag per browser session, so Cancel stops this user's file run and nobody else's."""
+
+    def __init__(self) -> None:
+        self._flags: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+
+    def start(self, session: str) -> threading.Event:
+        with self._lock:
+            flag = self._flags[session] = threading.Event()
+        return flag
+
+    def cancel(self, session: str) -> None:
+        with self._lock:
+            flag = self._flags.get(session)
+        if flag is not None:
+            flag.set()
+
+    def finish(self, session: str, flag: threading.Event) -> None:
+        with self._lock:
+            if self._flags.get(session) is flag:
+                del self._flags[session]
+
+
+# ------------------------------------------------------------------------------------------------ tab
+
+
+def build_classify_tab(registry: Registry) -> None:
+    """Renders the Classify tab; call inside the app's `gr.Blocks` / `gr.Tabs`."""
+    initial_mode = next((mode for mode in clf.MODES if clf.models_for(registry, mode)), "supervised")
+    flags = CancelFlags()
+    with gr.Tab("Classify", id="classify", elem_id="tab-classify"):
+        with gr.Row():
+            mode = gr.Radio(MODE_CHOICES, value=initial_mode, label="Mode", info=MODE_INFO, elem_id="classify-mode",
+                            scale=3)
+            model = gr.Dropdown(**_model_choices(registry, initial_mode), label="Model", elem_id="classify-model",
+                                interactive=True, scale=2)
+            batch_size = gr.Slider(1, 128, value=clf.DEFAULT_BATCH_SIZE, step=1, label="Batch size",
+                                   info="texts per forward pass", elem_id="classify-batch-size", scale=2)
+        labels = gr.Textbox(label="Candidate labels (comma separated)", placeholder="sports, politics, science",
+                            visible=initial_mode != "supervised", elem_id="classify-labels")
+        with gr.Row():
+            multi_label = gr.Checkbox(label="Multi-label (score each label on its own)", value=False,
+                                      visible=initial_mode == "zero_shot", elem_id="classify-multi-label")
+            hypothesis = gr.Textbox(label="Hypothesis template ({} is the label)",
+                                    value=clf.DEFAULT_HYPOTHESIS_TEMPLATE, visible=initial_mode == "zero_shot",
+                                    elem_id="classify-hypothesis")
+            prompt = gr.Textbox(label="Prompt template ({text} is the text; {labels} lists the labels)",
+                                value=clf.DEFAULT_PROMPT_TEMPLATE, lines=2, visible=initial_mode == "llm",
+                                elem_id="classify-prompt-template")
+        form = ClassifyForm(mode, model, labels, multi_label, hypothesis, prompt, batch_size)
+
+        with gr.Tabs(elem_id="classify-inputs"):
+            with gr.Tab("Single text", id="classify-single", elem_id="classify-single-tab"):
+                text = gr.Textbox(label="Text", lines=4, elem_id="classify-text",
+                                  placeholder="Type or paste the text to classify")
+                run = gr.Button("Classify", variant="primary", elem_id="classify-run")
+                with gr.Row():
+                    ranked = gr.Label(label="Labels", elem_id="classify-label")
+                    chart = gr.BarPlot(None, x="label", y="score", y_lim=[0, 1], sort="-y", label="Scores",
+                                       height=260, elem_id="classify-chart")
+                notice = gr.Markdown(elem_id="classify-notice")
+            with gr.Tab("Whole file", id="classify-file-tab", elem_id="classify-file-tab"):
+                upload = gr.File(label="CSV, JSONL or Parquet file", file_types=list(datafiles.SUPPORTED_EXTENSIONS),
+                                 elem_id="classify-file")
+                file_info = gr.Markdown(elem_id="classify-file-info")
+                column = gr.Dropdown(label="Text column", choices=[], interactive=True, elem_id="classify-column")
+                with gr.Row():
+                    run_file = gr.Button("Classify file", variant="primary", elem_id="classify-file-run")
+                    cancel = gr.Button("Cancel", variant="stop", elem_id="classify-file-cancel")
+                status = gr.Markdown(elem_id="classify-file-status")
+                results = gr.Dataframe(label="Results", interactive=False, wrap=True, max_height=420,
+                                       elem_id="classify-results")
+                download = gr.DownloadButton("Download results (CSV)", visible=False, elem_id="classify-download")
+
+    mode.change(lambda chosen: _mode_updates(registry, chosen), inputs=mode,
+                outputs=[model, labels, multi_label, hypothesis, prompt], queue=False, api_visibility="private")
+
+    @handle_errors
+    def classify_one(data: dict) -> tuple:
+        options = form.read(data)
+        result = clf.classify_texts(registry, texts=[data[text]], **options)
+        scores = result.scores[0]
+        return _label_value(scores), _chart_frame(scores), _notice(result)
+
+    gr.on([run.click, text.submit], classify_one, inputs=form.inputs | {text}, outputs=[ranked, chart, notice],
+          concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, api_visibility="private")
+
+    def inspect_file(path: Optional[str]) -> tuple:
+        """Shows the rows and columns of an upload, or what is wrong with it (inline: it stays visible)."""
+        if not path:
+            return "", gr.Dropdown(choices=[], value=None)
+        try:
+            table = datafiles.read_table(path)
+        except WorkbenchError as error:
+            return f"❌ {html.escape(str(error), quote=False)}", gr.Dropdown(choices=[], value=None)
+        guess = datafiles.guess_text_column(table)
+        columns = [str(name) for name in table.columns]
+        info = html.escape(f"{Path(path).name}: {len(table):,} rows; columns: {', '.join(columns)}", quote=False)
+        return info, gr.Dropdown(choices=columns, value=guess)
+
+    upload.change(inspect_file, inputs=upload, outputs=[file_info, column], api_visibility="private")
+
+    @handle_errors
+    def classify_file(data: dict, request: gr.Request, progress=gr.Progress()) -> tuple:
+        path = data[upload]
+        if not path:
+            raise InvalidInputError("file: upload a CSV, JSONL or Parquet file first")
+        options = form.read(data)
+        session = request.session_hash or ""
+        flag = flags.start(session)
+        try:
+            table = datafiles.read_table(path)
+            outcome = clf.classify_table(
+                registry, table=table, column=data[column], cancel=flag,
+                progress=lambda fraction, description: progress(fraction, desc=description), **options)
+        finally:
+            flags.finish(session, flag)
+        saved = _save_results(outcome.table, Path(path).stem)
+        shown = outcome.table.head(PREVIEW_ROWS).round(4)  # the download keeps full precision
+        return (_file_status(outcome, len(shown)), shown,
+                gr.DownloadButton(value=str(saved), visible=True))
+
+    run_file.click(classify_file, inputs=form.inputs | {upload, column}, outputs=[status, results, download],
+                   concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, api_visibility="private")
+    # Not queued, so it runs at once while the file job holds its queue slot; the job stops after its batch.
+    cancel.click(_cancel_handler(flags), inputs=None, outputs=None, queue=False, api_visibility="private")
+    # A closed or reloaded browser tab cancels its file run too, instead of leaving it to classify for nobody.
+    root = Context.root_block
+    if root is not None:
+        root.unload(_cancel_handler(flags))
+
+
+def _cancel_handler(flags: CancelFlags):
+    def cancel_run(request: gr.Request) -> None:
+        flags.cancel(request.session_hash or "")
+
+    return cancel_run
+
+
+# ------------------------------------------------------------------------------------------------ API
+
+
+def register_classify_api(registry: Registry) -> None:
+    """Adds the `/classify` endpoint (call inside the app's `gr.Blocks`)."""
+
+    @handle_errors
+    def classify(
+        text: str,
+        model: str = "",
+        labels: str = "",
+        multi_label: bool = False,
+        hypothesis_template: str = clf.DEFAULT_HYPOTHESIS_TEMPLATE,
+        prompt_template: str = clf.DEFAULT_PROMPT_TEMPLATE,
+    ) -> list[dict]:
+        """Classifies one text. `labels` (comma separated) are needed for zero-shot and LLM models, which score
+        exactly those labels. Returns [{"label", "score"}] in score order."""
+        model_id = model or _default_model(registry, bool(clf.parse_labels(labels)))
+        result = clf.classify_texts(registry, model_id, [text], labels or None, multi_label=multi_label,
+                                    hypothesis_template=hypothesis_template, prompt_template=prompt_template,
+                                    batch_size=1)
+        return clf.scores_to_dicts(result.scores[0])
+
+    gr.api(classify, api_name="classify", concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT)
+
+
+def _default_model(registry: Registry, has_labels: bool) -> str:
+    order = ("zero_shot", "llm") if has_labels else ("supervised",)
+    for mode in order:
+        specs = clf.models_for(registry, mode)
+        if specs:
+            return specs[0].id
+    wanted = "zero-shot or LLM" if has_labels else "supervised"
+    raise InvalidInputError(f"model: none given, and no model in this registry does {wanted} classification")
+
+
+# -------------------------------------------------------------------------------------------- helpers
+
+
+def _model_choices(registry: Registry, mode: str) -> dict[str, Any]:
+    specs = clf.models_for(registry, mode)  # type: ignore[arg-type]
+    return {
+        "choices": [(spec.display_name, spec.id) for spec in specs],
+        "value": specs[0].id if specs else None,
+        "info": None if specs else f"no model in models.yaml does {clf.MODE_NAMES.get(mode, mode)} classification",
+    }
+
+
+def _mode_updates(registry: Registry, mode: str) -> list[Any]:
+    return [
+        gr.Dropdown(**_model_choices(registry, mode)),
+        gr.Textbox(visible=mode != "supervised"),
+        gr.Checkbox(visible=mode == "zero_shot"),
+        gr.Textbox(visible=mode == "zero_shot"),
+        gr.Textbox(visible=mode == "llm"),
+    ]
+
+
+def _label_value(scores: list[LabelScore]) -> dict[str, float]:
+    return {item.label: item.score for item in scores}
+
+
+def _chart_frame(scores: list[LabelScore]) -> pd.DataFrame:
+    return pd.DataFrame({"label": [item.label for item in scores], "score": [item.score for item in scores]})
+
+
+def _notice(result: clf.ClassificationResult) -> str:
+    line = (f"{clf.MODE_NAMES[result.mode]} · model `{result.model_id}` · {result.seconds:.2f} s")
+    lines = [html.escape(line, quote=False)]
+    lines += [f"⚠️ **{html.escape(note, quote=False)}**" for note in result.notices()]
+    return "\n\n".join(lines)
+
+
+def _file_status(outcome: clf.TableResult, shown: int) -> str:
+    result = outcome.result
+    rate = result.completed / result.seconds if result.seconds > 0 else 0.0
+    head = "⏹️ Cancelled" if result.cancelled else "✅ Done"
+    line = (f"{head}: {result.completed:,} of {result.total:,} texts classified in {result.seconds:.1f} s "
+            f"({rate:,.0f} texts/s) with `{result.model_id}` ({clf.MODE_NAMES[result.mode]})")
+    lines = [html.escape(line, quote=False)]
+    if len(outcome.table) > shown:
+        lines.append(f"Showing the first {shown:,} of {len(outcome.table):,} rows; the download has them all.")
+    lines += [f"⚠️ **{html.escape(note, quote=False)}**" for note in outcome.notices()]
+    return "\n\n".join(lines)
+
+
+def _save_results(table: pd.DataFrame, stem: str) -> Path:
+    """A fresh folder per run, so two users' downloads never overwrite each other."""
+    folder = Path(tempfile.mkdtemp(prefix="workbench-classify-"))
+    safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80] or "results"
+    return datafiles.write_csv(table, folder / f"{safe}-classified.csv")

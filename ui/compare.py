@@ -1,0 +1,137 @@
+"""The Compare tab: one prompt to two models, both replies streaming side by side.
+
+Two backend streams are pumped by two threads into one queue, so both models generate at once (when they
+are different models; the backend serialises generations of the same model) and one generator updates both
+panes. Stop closes that generator, which tells both pumps to close their streams: both models stop.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Iterator, Sequence
+
+import gradio as gr
+
+from backend import service
+from backend.registry import Registry
+from backend.types import Event, GenerationParams
+from ui.components import (
+    STOPPED,
+    STREAMING,
+    THROTTLE_S,
+    Accumulator,
+    OnChange,
+    ParamPanel,
+    StreamState,
+    Throttle,
+    close_stream,
+    first_spec,
+    format_progress,
+    handle_errors,
+    model_picker,
+    ui_event,
+)
+
+_END = object()
+
+
+def interleave(streams: Sequence[Iterator[Event]], interval: float = THROTTLE_S) -> Iterator[tuple[StreamState, ...]]:
+    """The states of several streams, consumed in parallel; throttled, and always yielded once all have ended.
+
+    A failing stream does not stop the others: its state carries the error. Closing this generator makes every
+    pump close its stream after its next event (a pump blocked waiting for the model cannot be interrupted).
+    """
+    events: queue.Queue[tuple[int, Any]] = queue.Queue()
+    stop = threading.Event()
+    sides = [Accumulator() for _ in streams]
+    pumps = [threading.Thread(target=_pump, args=(index, stream, events, stop), daemon=True,
+                              name=f"compare-pump-{index}") for index, stream in enumerate(streams)]
+    throttle = Throttle(interval)
+    running = len(pumps)
+    try:
+        for pump in pumps:
+            pump.start()
+        while running:
+            index, item = events.get()
+            if item is _END:
+                running -= 1
+            elif isinstance(item, Exception):
+                sides[index].fail(item)
+            else:
+                sides[index].add(item)
+            if item is _END or throttle.due():
+                yield tuple(side.state() for side in sides)
+    finally:
+        stop.set()
+
+
+def _pump(index: int, stream: Iterator[Event], events: queue.Queue, stop: threading.Event) -> None:
+    """Runs in its own thread: the stream is iterated and closed here (a generator belongs to one thread)."""
+    try:
+        for event in stream:
+            events.put((index, event))
+            if stop.is_set():
+                break
+    except Exception as error:  # reported on this side only; the other model keeps going
+        events.put((index, error))
+    finally:
+        close_stream(stream)
+        events.put((index, _END))
+
+
+def compare_streams(registry: Registry, message: str, models: Sequence[str], params: GenerationParams,
+                    system_prompt: str = "") -> Iterator[tuple[StreamState, ...]]:
+    """Validates everything first (a bad request fails before any model works), then streams both."""
+    streams = [service.stream_chat(registry, model, message, (), params, system_prompt) for model in models]
+    return interleave(streams)
+
+
+@dataclass(frozen=True)
+class CompareTab:
+    registry: Registry
+    model_a: gr.Dropdown
+    model_b: gr.Dropdown
+    system: gr.Textbox
+    input: gr.Textbox
+    params: ParamPanel
+
+    @classmethod
+    def build(cls, registry: Registry) -> "CompareTab":
+        with gr.Row():
+            model_a = model_picker(registry, "chat", "compare-model-a", label="Model A")
+            model_b = model_picker(registry, "chat", "compare-model-b", label="Model B", index=1)
+        with gr.Row(equal_height=True):
+            text = gr.Textbox(placeholder="One message, sent to both models (Enter to send)", show_label=False,
+                              max_lines=12, scale=8, elem_id="compare-input")
+            send = gr.Button("Send to both", variant="primary", scale=1, elem_id="compare-send")
+            stop = gr.Button("Stop", variant="stop", scale=1, elem_id="compare-stop-btn")
+        with gr.Row(equal_height=True):
+            outputs = []
+            for side in ("a", "b"):
+                with gr.Column():
+                    outputs.append(gr.Markdown("", elem_id=f"compare-output-{side}", container=True,
+                                               min_height=200, elem_classes=["compare-output"]))
+                    outputs.append(gr.Markdown("", elem_id=f"compare-stats-{side}", elem_classes=["stats-line"]))
+        with gr.Accordion("System prompt", open=False):
+            system = gr.Textbox(show_label=False, lines=2, elem_id="compare-system")
+        params = ParamPanel.build("compare", first_spec(registry, "chat"))
+        tab = cls(registry, model_a, model_b, system, text, params)
+        output_a, stats_a, output_b, stats_b = outputs
+        running = gr.on([send.click, text.submit], tab.run, api_name="ui_compare",
+                        inputs={model_a, model_b, system, text, *params.inputs},
+                        outputs=[output_a, output_b, stats_a, stats_b], **STREAMING, **ui_event(stats_a))
+        stop.click(lambda: (STOPPED, STOPPED), outputs=[stats_a, stats_b], cancels=[running],
+                   **ui_event(stats_a, queue=False))
+        return tab
+
+    @handle_errors
+    def run(self, data: dict[Any, Any]) -> Iterator[tuple[str, str, str, str]]:
+        states = compare_streams(self.registry, data[self.input], [data[self.model_a], data[self.model_b]],
+                                 self.params.read(data), data[self.system] or "")
+        line_a, line_b = OnChange(), OnChange()
+        waiting = format_progress(StreamState())
+        yield "", "", line_a(waiting), line_b(waiting)
+        for state_a, state_b in states:
+            yield state_a.text, state_b.text, line_a(format_progress(state_a)), line_b(format_progress(state_b))

@@ -1,0 +1,104 @@
+"""The Models tab: every registry entry with its state, and explicit Load / Unload."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Iterator, Optional, Sequence
+
+import gradio as gr
+
+from backend.registry import Registry
+from backend.types import ModelStatus
+from ui.components import handle_errors, ui_event
+
+COLUMNS = ["id", "tasks", "state", "weights", "device", "dtype", "parameters", "memory", "load time",
+           "generated tokens", "last error"]
+MODELS_CONCURRENCY_ID = "models"
+
+
+def status_rows(statuses: Sequence[ModelStatus]) -> dict[str, Any]:
+    """The Dataframe value for `registry.status()`: one readable row per model."""
+    rows = [
+        [
+            status.id,
+            ", ".join(status.tasks),
+            status.state,
+            status.weights,
+            status.device or "",
+            status.dtype or "",
+            _count(status.parameters),
+            _bytes(status.memory_bytes),
+            f"{status.load_time_s:.2f} s" if status.load_time_s is not None else "",
+            f"{status.generated_tokens_total:,}",
+            status.last_error or "",
+        ]
+        for status in statuses
+    ]
+    return {"headers": COLUMNS, "data": rows}
+
+
+def _count(value: Optional[int]) -> str:
+    if value is None:
+        return ""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return str(value)
+
+
+def _bytes(value: Optional[int]) -> str:
+    if value is None:
+        return ""
+    for unit, size in (("GiB", 1024**3), ("MiB", 1024**2), ("KiB", 1024)):
+        if value >= size:
+            return f"{value / size:.1f} {unit}"
+    return f"{value} B"
+
+
+@dataclass(frozen=True)
+class ModelsTab:
+    registry: Registry
+    table: gr.Dataframe
+
+    @classmethod
+    def build(cls, registry: Registry) -> "ModelsTab":
+        gr.Markdown("Models load on first use; load one here ahead of time, or unload it to free memory.")
+        # Refreshed whenever the tab is opened (see ui/__init__.py): models load from every other tab.
+        table = gr.Dataframe(status_rows(registry.status()), headers=COLUMNS, interactive=False,
+                             elem_id="models-table", label="Registry", max_chars=80)
+        with gr.Row(equal_height=True):
+            ids = [spec.id for spec in registry.specs()]
+            select = gr.Dropdown(ids, value=ids[0] if ids else None, label="Model", elem_id="models-select",
+                                 scale=3)
+            load = gr.Button("Load", variant="primary", elem_id="models-load", scale=1)
+            unload = gr.Button("Unload", elem_id="models-unload", scale=1)
+            refresh = gr.Button("Refresh", elem_id="models-refresh", scale=1)
+        message = gr.Markdown("", elem_id="models-message", elem_classes=["stats-line"])
+        tab = cls(registry, table)
+        busy = dict(concurrency_limit=4, concurrency_id=MODELS_CONCURRENCY_ID)
+        load.click(tab.load, api_name="ui_load", inputs=select, outputs=[table, message], **busy,
+                   **ui_event(message, progress=True))
+        unload.click(tab.unload, api_name="ui_unload", inputs=select, outputs=[table, message], **busy,
+                     **ui_event(message))
+        refresh.click(tab.rows, outputs=table, **ui_event(message, queue=False))
+        return tab
+
+    def rows(self) -> dict[str, Any]:
+        return status_rows(self.registry.status())
+
+    @handle_errors
+    def load(self, model_id: str) -> Iterator[tuple[Any, str]]:
+        self.registry.spec(model_id)
+        yield gr.skip(), f"Loading {model_id}… (the first load reads the weights; large models take a while)"
+        try:
+            status = self.registry.load(model_id)
+        except Exception:
+            yield self.rows(), ""  # the table shows the failure ('last error') next to the error message
+            raise
+        yield self.rows(), f"{status.id} loaded on {status.device} in {status.load_time_s or 0:.2f} s"
+
+    @handle_errors
+    def unload(self, model_id: str) -> tuple[Any, str]:
+        status = self.registry.unload(model_id)
+        note = " (it finishes its running requests first)" if status.state == "loaded" else ""
+        return self.rows(), f"{status.id} unloaded{note}"
