@@ -1,6 +1,7 @@
 """LLM Workbench entry point.
 
     python app.py [serve] [--models models.yaml] [--host HOST] [--port PORT]
+    python app.py eval --models models.yaml --model ID --data FILE --task TASK ... --out DIR
 
 Heavy libraries (gradio, torch, transformers) are imported only by the command that needs them, so
 `python app.py --help` answers at once and a bad models.yaml is reported before anything else starts.
@@ -13,7 +14,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-COMMANDS = ("serve",)
+COMMANDS = ("serve", "eval")
 DEFAULT_PORT = 7860
 
 
@@ -30,6 +31,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="interface to listen on (default: 127.0.0.1, or $GRADIO_SERVER_NAME)")
     serve.add_argument("--port", type=int, default=_env_port(),
                        help=f"port (default: {DEFAULT_PORT}, or $GRADIO_SERVER_PORT / $PORT)")
+    # The eval options live with the evaluation code; that module imports only argparse at load time.
+    from backend.evaluation.cli import add_arguments as add_eval_arguments
+
+    add_eval_arguments(commands.add_parser("eval", help="evaluate models on a dataset, headless (writes "
+                                           "results.json and predictions.csv)"))
     return parser
 
 
@@ -66,8 +72,11 @@ def serve(args: argparse.Namespace) -> int:
 
     demo = ui.build_app(registry)
     print(f"LLM Workbench: {len(config.models)} model(s) from {args.models}; nothing is loaded until first use.")
+    from backend.openai_api import add_openai_routes
+
     try:
-        ui.launch(demo, host=args.host, port=args.port)
+        # The OpenAI-compatible API (/v1/chat/completions, /v1/models) shares the UI's server.
+        ui.launch(demo, host=args.host, port=args.port, on_app=lambda app: add_openai_routes(app, registry))
     finally:
         registry.close()
     return 0
@@ -84,6 +93,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.command == "serve":
         return serve(args)
+    if args.command == "eval":
+        from backend.evaluation import cli
+
+        return cli.main(args)
     build_parser().print_help()
     return 2
 

@@ -70,3 +70,15 @@ def test_app_serves_with_nothing_loaded_then_loads_on_first_chat(app_process) ->
     assert model_states(client)["tiny-classifier"] == "unloaded"
     client.close()
 
+
+
+def test_app_serves_the_openai_api_on_the_same_port(app_process) -> None:
+    from openai import OpenAI
+
+    url, _ = app_process
+    client = OpenAI(base_url=f"{url}v1", api_key="unused")
+    assert "tiny-chat" in [model.id for model in client.models.list()]
+    stream = client.chat.completions.create(model="tiny-chat", messages=[{"role": "user", "content": "Hi"}],
+                                            max_tokens=12, temperature=0, stream=True)
+    pieces = [chunk.choices[0].delta.content for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
+    assert len(pieces) >= 2

@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable, Optional
 
 import gradio as gr
 
@@ -57,8 +57,20 @@ def build_app(registry: Registry) -> gr.Blocks:
     return demo
 
 
-def launch(demo: gr.Blocks, host: str, port: int, **extra: Any) -> None:
-    """Queues (so many users stream at once) and serves the app; `extra` goes to `Blocks.launch`."""
+def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any], None]] = None,
+           **extra: Any) -> Any:
+    """Queues (so many users stream at once) and serves the app; `extra` goes to `Blocks.launch`.
+
+    `on_app(fastapi_app)` runs once the server exists, before it blocks: the place to add routes that share
+    the server, such as the OpenAI-compatible API. Returns the FastAPI app.
+    """
+    block = not extra.pop("prevent_thread_lock", False)
     demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
-    demo.launch(server_name=host, server_port=port, theme=THEME, css=CSS, show_error=True, max_file_size="10mb",
-                footer_links=["api", "gradio"], **extra)
+    app, _, _ = demo.launch(server_name=host, server_port=port, theme=THEME, css=CSS, show_error=True,
+                            max_file_size="10mb", footer_links=["api", "gradio"], prevent_thread_lock=True,
+                            **extra)
+    if on_app is not None:
+        on_app(app)
+    if block:
+        demo.block_thread()
+    return app

@@ -16,6 +16,7 @@ from backend import service
 from backend.registry import Registry
 from backend.types import InvalidInputError, Message
 from ui.components import (
+    cancel_then,
     STOPPED,
     STREAMING,
     OnChange,
@@ -92,10 +93,10 @@ class ChatTab:
         quick = ui_event(stats, queue=False)
         # Stop, and every edit of the conversation, cancels a running reply: closing the handler's generator
         # closes the backend stream, which stops the model.
-        stop.click(lambda: STOPPED, outputs=stats, cancels=running, **quick)
-        undo.click(tab.undo, inputs=history, outputs=[history, stats], cancels=running, **quick)
-        edit.click(tab.edit_last, inputs=history, outputs=[text, history, stats], cancels=running, **quick)
-        clear.click(lambda: ([], ""), outputs=[history, stats], cancels=running, **quick)
+        cancel_then(stop, running, lambda: STOPPED, outputs=stats, feedback_on=stats)
+        cancel_then(undo, running, tab.undo, inputs=history, outputs=[history, stats], feedback_on=stats)
+        cancel_then(edit, running, tab.edit_last, inputs=history, outputs=[text, history, stats], feedback_on=stats)
+        cancel_then(clear, running, lambda: ([], ""), outputs=[history, stats], feedback_on=stats)
         export.click(tab.export, inputs={model, system, history, *params.inputs}, outputs=download,
                      **ui_event(stats)).then(None, js=_CLICK_DOWNLOAD_JS, **ui_event(stats, queue=False))
         upload.upload(tab.import_chat, inputs=upload, outputs=[history, model, system, stats, *params.outputs],

@@ -18,6 +18,7 @@ from backend import service
 from backend.registry import Registry
 from backend.types import Event, GenerationParams
 from ui.components import (
+    cancel_then,
     STOPPED,
     STREAMING,
     THROTTLE_S,
@@ -122,8 +123,7 @@ class CompareTab:
         running = gr.on([send.click, text.submit], tab.run, api_name="ui_compare",
                         inputs={model_a, model_b, system, text, *params.inputs},
                         outputs=[output_a, output_b, stats_a, stats_b], **STREAMING, **ui_event(stats_a))
-        stop.click(lambda: (STOPPED, STOPPED), outputs=[stats_a, stats_b], cancels=[running],
-                   **ui_event(stats_a, queue=False))
+        cancel_then(stop, [running], lambda: (STOPPED, STOPPED), outputs=[stats_a, stats_b], feedback_on=stats_a)
         return tab
 
     @handle_errors

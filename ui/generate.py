@@ -16,6 +16,7 @@ from backend import service
 from backend.registry import Registry
 from backend.types import TokenChoice
 from ui.components import (
+    cancel_then,
     STOPPED,
     STREAMING,
     OnChange,
@@ -82,7 +83,7 @@ class GenerateTab:
         running = [run.click(tab.generate, inputs=inputs, outputs=outputs, api_name="ui_generate", **streaming),
                    extend.click(tab.extend, inputs=inputs, outputs=outputs, api_name="ui_continue",
                                 **streaming)]
-        stop.click(lambda: STOPPED, outputs=stats, cancels=running, **ui_event(stats, queue=False))
+        cancel_then(stop, running, lambda: STOPPED, outputs=stats, feedback_on=stats)
         # .input, not .change: the streamed completion changes the box too, and must not recount per update.
         prompt.input(tab.count, inputs=[model, prompt], outputs=token_count, trigger_mode="always_last",
                      **ui_event(token_count, queue=False))

@@ -26,7 +26,6 @@ from backend.engines import loading
 from backend.engines.batching import DONE, Batcher, Request
 from backend.types import (
     ContextOverflowError,
-    Delta,
     Event,
     Final,
     FinishReason,
