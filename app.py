@@ -1,6 +1,6 @@
 """LLM Workbench entry point.
 
-    python app.py [serve] [--models models.yaml] [--host HOST] [--port PORT]
+    python app.py [serve] [--models models.yaml] [--host HOST] [--port PORT] [--presenter]
     python app.py eval --models models.yaml --model ID --data FILE --task TASK ... --out DIR
 
 Heavy libraries (gradio, torch, transformers) are imported only by the command that needs them, so
@@ -27,16 +27,34 @@ def build_parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the web app (the default command)")
     serve.add_argument("--models", default=os.environ.get("WORKBENCH_MODELS", "models.yaml"),
                        help="the model registry file (default: models.yaml, or $WORKBENCH_MODELS)")
-    serve.add_argument("--host", default=os.environ.get("GRADIO_SERVER_NAME", "127.0.0.1"),
-                       help="interface to listen on (default: 127.0.0.1, or $GRADIO_SERVER_NAME)")
+    serve.add_argument("--host", default=_env_host(),
+                       help="interface to listen on (default: 127.0.0.1, or $GRADIO_SERVER_NAME; 0.0.0.0 on a "
+                            "Hugging Face Space)")
     serve.add_argument("--port", type=int, default=_env_port(),
                        help=f"port (default: {DEFAULT_PORT}, or $GRADIO_SERVER_PORT / $PORT)")
+    serve.add_argument("--presenter", action=argparse.BooleanOptionalAction, default=_env_flag("WORKBENCH_PRESENTER"),
+                       help="a clean demo screen: one chat model with locked settings, set up by the `presenter:` "
+                            "block of models.yaml (default: on when that block is there, or $WORKBENCH_PRESENTER)")
     # The eval options live with the evaluation code; that module imports only argparse at load time.
     from backend.evaluation.cli import add_arguments as add_eval_arguments
 
     add_eval_arguments(commands.add_parser("eval", help="evaluate models on a dataset, headless (writes "
                                            "results.json and predictions.csv)"))
     return parser
+
+
+def _env_host() -> str:
+    # On a Hugging Face Space (SPACE_ID is set) the proxy reaches the app from outside its container.
+    return os.environ.get("GRADIO_SERVER_NAME") or ("0.0.0.0" if os.environ.get("SPACE_ID") else "127.0.0.1")
+
+
+def _env_flag(name: str) -> Optional[bool]:
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    return None  # unset: decided by models.yaml
 
 
 def _env_port() -> int:
@@ -58,25 +76,39 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def serve(args: argparse.Namespace) -> int:
     from backend.config import load_config
     from backend.registry import Registry
+    from backend.security import SecuritySettings, install_log_redaction, model_secrets
     from backend.types import ConfigError
 
     try:
         config = load_config(args.models)
+        security = SecuritySettings.from_env()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    # Passwords, the API token and remote API keys never reach stdout, stderr or the logs.
+    install_log_redaction(security.secrets() + model_secrets(config))
     registry = Registry(config)
     _report_weights(registry)
 
     import ui
 
-    demo = ui.build_app(registry)
-    print(f"LLM Workbench: {len(config.models)} model(s) from {args.models}; nothing is loaded until first use.")
+    presenter = args.presenter if args.presenter is not None else bool(config.presenter and config.presenter.enabled)
+    try:
+        demo = ui.build_app(registry, presenter=presenter)
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    mode = " (presenter mode)" if presenter else ""
+    print(f"LLM Workbench{mode}: {len(config.models)} model(s) from {args.models}; nothing is loaded until first use.")
+    print(security.describe())
     from backend.openai_api import add_openai_routes
 
+    checks = dict(check_token=security.check_token, check_basic=security.check_password) \
+        if security.auth_enabled else {}
     try:
-        # The OpenAI-compatible API (/v1/chat/completions, /v1/models) shares the UI's server.
-        ui.launch(demo, host=args.host, port=args.port, on_app=lambda app: add_openai_routes(app, registry))
+        # The OpenAI-compatible API (/v1/chat/completions, /v1/models) shares the UI's server (and its login).
+        ui.launch(demo, host=args.host, port=args.port, security=security,
+                  on_app=lambda app: add_openai_routes(app, registry, **checks))
     finally:
         registry.close()
     return 0

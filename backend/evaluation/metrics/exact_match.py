@@ -30,7 +30,8 @@ class ExactMatch(evaluate.Metric):
 
     def example_stats(self, predictions: list[str], references: list[str]) -> np.ndarray:
         """Per example: match (0/1), prediction length, reference length (words)."""
-        rows = [[float(p.strip() == r.strip()), len(p.split()), len(r.split())] for p, r in zip(predictions, references)]
+        rows = [[float(p.strip() == r.strip()), len(p.split()), len(r.split())]
+                for p, r in zip(predictions, references)]
         return np.asarray(rows, dtype=np.float64).reshape(len(predictions), 3)
 
     def aggregate(self, stats: np.ndarray) -> dict[str, float]:

@@ -1,0 +1,273 @@
+"""Evaluation data: a table from a file (CSV / JSONL / Parquet) or a Hub dataset, its columns, and the examples.
+
+Files are read by `backend.datafiles` (one reader for the whole app, with its size limits and clear errors).
+Hub datasets go through `datasets.load_dataset`; offline, that is a fast, clear error naming the dataset instead
+of a minute of retries. Every error is an `InvalidInputError` whose message a user can act on.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Literal, Optional
+
+from backend.types import InvalidInputError
+
+if TYPE_CHECKING:  # pandas is light, but a UI that only lists runs does not need it
+    import pandas as pd
+
+EvalTask = Literal["classification", "generation", "perplexity"]
+EVAL_TASKS: tuple[EvalTask, ...] = ("classification", "generation", "perplexity")
+
+HUB_PROBE_TIMEOUT_S = 5.0  # the Hub answers in well under a second when it is reachable
+PREVIEW_ROWS = 5
+# Column names that usually hold the expected output, most likely first (matched case-insensitively).
+REFERENCE_HINTS: dict[str, tuple[str, ...]] = {
+    "classification": ("label", "labels", "class", "category", "target", "gold", "reference"),
+    "generation": ("reference", "references", "answer", "target", "output", "summary", "completion", "response",
+                   "expected", "gold"),
+}
+PREDICTION_HINTS = ("prediction", "predictions", "predicted", "predicted_label", "model_output")
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where the examples come from: a local file, or a Hub dataset (id, config, split)."""
+
+    path: Optional[str] = None
+    hub_id: Optional[str] = None
+    hub_config: Optional[str] = None
+    split: str = "test"
+
+    def describe(self) -> str:
+        if self.path:
+            return os.path.basename(self.path)
+        config = f" ({self.hub_config})" if self.hub_config else ""
+        return f"{self.hub_id}{config} [{self.split}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> "DataSource":
+        return DataSource(**{key: data.get(key) for key in ("path", "hub_id", "hub_config")},
+                          split=data.get("split") or "test")
+
+
+@dataclass(frozen=True)
+class ColumnMapping:
+    """Which column holds what. `input` is the text a model sees (the text scored, for perplexity)."""
+
+    input: Optional[str] = None
+    reference: Optional[str] = None  # the expected text, or the true label
+    predictions: Optional[str] = None  # predictions already in the file: scored as they are, no model
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def from_dict(data: dict[str, Any]) -> "ColumnMapping":
+        return ColumnMapping(**{key: data.get(key) for key in ("input", "reference", "predictions")})
+
+
+@dataclass(frozen=True)
+class Examples:
+    """The examples of a run, aligned: `rows[i]` is the 0-based row of the source table they came from."""
+
+    rows: list[int]
+    inputs: list[str]
+    references: list[str]
+    predictions: Optional[list[str]] = None  # from the file's predictions column, when there is one
+    notices: list[str] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+# ------------------------------------------------------------------------------------------------ tables
+
+
+def load_table(source: DataSource) -> "pd.DataFrame":
+    """The whole table behind `source` (a file, or a Hub dataset split)."""
+    if bool(source.path) == bool(source.hub_id):
+        raise InvalidInputError("data: give either a file or a Hub dataset id (not both, not neither)")
+    if source.path:
+        return read_file(source.path)
+    return load_hub_dataset(source.hub_id or "", source.hub_config, source.split)
+
+
+def read_file(path: str | os.PathLike[str]) -> "pd.DataFrame":
+    """A CSV / JSONL / Parquet file as a table (all reading goes through backend.datafiles)."""
+    from backend.datafiles import read_table
+
+    return read_table(path)
+
+
+def load_hub_dataset(dataset_id: str, config: Optional[str] = None, split: str = "test") -> "pd.DataFrame":
+    """One split of a Hub dataset as a table; class-label columns come back as their names."""
+    if not dataset_id or not dataset_id.strip():
+        raise InvalidInputError("data: the Hub dataset id is empty")
+    offline = _hub_offline()
+    if not offline:
+        _probe_hub(dataset_id)  # fail in seconds, not after load_dataset's retries
+    import datasets
+
+    def unreachable(reason: str) -> InvalidInputError:
+        return InvalidInputError(
+            f"data: the Hub dataset '{dataset_id}' cannot be reached offline (HF_HUB_OFFLINE is set) and is not "
+            f"in the local cache ({reason}). Download it on a connected machine, or export it to a CSV / JSONL / "
+            "Parquet file and pass that instead"
+        )
+
+    if offline and not datasets.config.HF_HUB_OFFLINE:
+        # The flag was set after `datasets` read it at import: load_dataset would still go online (and retry for
+        # a minute). Honour the flag instead.
+        raise unreachable("HF_HUB_OFFLINE was set after start-up, so the cache is not consulted")
+    try:
+        dataset = datasets.load_dataset(dataset_id, config, split=split)
+    except Exception as error:  # datasets raises many types (ConnectionError, FileNotFoundError, ValueError...)
+        text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if offline:
+            raise unreachable(text) from None
+        raise InvalidInputError(f"data: could not load the Hub dataset '{dataset_id}' "
+                                f"(config {config!r}, split {split!r}): {text}") from None
+    frame = dataset.to_pandas()
+    for name, feature in dataset.features.items():
+        if isinstance(feature, datasets.ClassLabel):  # 0 / 1 mean nothing in a report: use the names
+            frame[name] = [feature.int2str(int(value)) if value is not None and value >= 0 else ""
+                           for value in frame[name]]
+    if len(frame) == 0:
+        raise InvalidInputError(f"data: split '{split}' of the Hub dataset '{dataset_id}' has no rows")
+    frame.columns = [str(column) for column in frame.columns]
+    return frame
+
+
+def _hub_offline() -> bool:
+    return any(os.environ.get(name, "").strip().lower() in ("1", "true", "yes", "on")
+               for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def _probe_hub(dataset_id: str) -> None:
+    """One quick metadata request: tells 'no network' and 'no such dataset' apart before the slow path."""
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    try:
+        HfApi().dataset_info(dataset_id, timeout=HUB_PROBE_TIMEOUT_S)
+    except GatedRepoError:
+        return  # it exists; load_dataset says what access it needs
+    except RepositoryNotFoundError:
+        raise InvalidInputError(f"data: there is no dataset '{dataset_id}' on the Hugging Face Hub (or it is "
+                                "private); check the id") from None
+    except Exception as error:  # connection refused, DNS failure, timeout, proxy error ...
+        raise InvalidInputError(
+            f"data: the Hub dataset '{dataset_id}' cannot be reached: this machine looks offline "
+            f"({type(error).__name__}: {error}). Export it to a CSV / JSONL / Parquet file and pass that, or set "
+            "HF_HUB_OFFLINE=1 to use a copy already in the local cache"
+        ) from None
+
+
+# ------------------------------------------------------------------------------------------------ columns
+
+
+def preview(table: "pd.DataFrame", rows: int = PREVIEW_ROWS) -> "pd.DataFrame":
+    """The first rows, as text, for showing before a run."""
+    from backend.datafiles import column_texts
+
+    head = table.head(rows)
+    return head.assign(**{str(column): column_texts(head, str(column)) for column in head.columns})
+
+
+def guess_columns(table: "pd.DataFrame", task: EvalTask) -> ColumnMapping:
+    """A starting column mapping for a form: well-known names first."""
+    from backend.datafiles import guess_text_column
+
+    reference = _find(table, REFERENCE_HINTS[task]) if task in REFERENCE_HINTS else None
+    predictions = None if task == "perplexity" else _find(table, PREDICTION_HINTS)
+    text = guess_text_column(table.drop(columns=[c for c in (reference, predictions) if c]))
+    return ColumnMapping(input=text, reference=reference, predictions=predictions)
+
+
+def _find(table: "pd.DataFrame", hints: tuple[str, ...]) -> Optional[str]:
+    by_lower = {str(column).lower(): str(column) for column in table.columns}
+    return next((by_lower[hint] for hint in hints if hint in by_lower), None)
+
+
+def required_columns(task: EvalTask, mapping: ColumnMapping) -> dict[str, str]:
+    """The roles a task needs filled, as {role: what the CLI calls it}."""
+    if task == "perplexity":
+        return {"input": "--input-column"}
+    needed = {"reference": "--reference-column"}
+    if not mapping.predictions:  # scoring existing predictions needs no input text
+        needed["input"] = "--input-column"
+    return needed
+
+
+def select_examples(
+    table: "pd.DataFrame",
+    task: EvalTask,
+    mapping: ColumnMapping,
+    limit: Optional[int] = None,
+    seed: Optional[int] = None,
+) -> Examples:
+    """The examples of a run: mapped columns as text, blank rows skipped, then `limit` rows.
+
+    Without a seed the first `limit` rows are taken; with one, a random sample of `limit` rows (kept in file
+    order), the same for the same seed.
+    """
+    from backend.datafiles import column_texts
+
+    if task not in EVAL_TASKS:
+        raise InvalidInputError(f"task: must be one of {', '.join(EVAL_TASKS)}, got {task!r}")
+    if task == "perplexity" and (mapping.reference or mapping.predictions):
+        raise InvalidInputError("columns: perplexity scores the input text only; drop the reference and "
+                                "predictions columns")
+    for role in ("input", "reference", "predictions"):
+        column = getattr(mapping, role)
+        if column and column not in table.columns:
+            raise InvalidInputError(f"{role} column: there is no column '{column}'; the columns are "
+                                    f"{column_list(table)}")
+    for role, flag in required_columns(task, mapping).items():
+        if not getattr(mapping, role):
+            raise InvalidInputError(f"{role} column: {task} needs one ({flag}); the columns are {column_list(table)}")
+    values = {role: column_texts(table, getattr(mapping, role))
+              for role in ("input", "reference", "predictions") if getattr(mapping, role)}
+    needed = list(required_columns(task, mapping))
+    # A row without its text or its reference cannot be scored; a blank prediction is a (wrong) answer.
+    keep = [row for row in range(len(table)) if all(values[role][row].strip() for role in needed)]
+    notices = []
+    skipped = len(table) - len(keep)
+    if skipped:
+        named = " / ".join(f"'{getattr(mapping, role)}'" for role in needed)
+        notices.append(f"{skipped:,} row(s) with an empty {named} were skipped")
+    if not keep:
+        raise InvalidInputError(f"data: every row has an empty {' or '.join(getattr(mapping, r) for r in needed)}; "
+                                "nothing to evaluate")
+    keep = _limit(keep, limit, seed)
+    empty = [""] * len(keep)
+    return Examples(
+        rows=keep,
+        inputs=[values["input"][row] for row in keep] if "input" in values else empty,
+        references=[values["reference"][row] for row in keep] if "reference" in values else empty,
+        predictions=[values["predictions"][row] for row in keep] if "predictions" in values else None,
+        notices=notices,
+    )
+
+
+def _limit(rows: list[int], limit: Optional[int], seed: Optional[int]) -> list[int]:
+    if limit is None:
+        return rows
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInputError(f"limit: must be a whole number of at least 1, got {limit!r}")
+    if limit >= len(rows):
+        return rows
+    if seed is None:
+        return rows[:limit]
+    return sorted(random.Random(seed).sample(rows, limit))
+
+
+def column_list(table: "pd.DataFrame", limit: int = 20) -> str:
+    names = [str(column) for column in table.columns]
+    shown = ", ".join(f"'{name}'" for name in names[:limit])
+    return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")

@@ -1,0 +1,237 @@
+"""Batched inference for evaluation on a loaded causal LM: greedy generation and per-text log-likelihoods.
+
+Why not the engine's streaming API: a stream serves one user at a time with sampling and stop handling;
+evaluation wants many prompts through one `model.generate` call. Prompts are sorted by length so a batch holds
+similar lengths (little padding), then left-padded with an attention mask: a decoder-only model continues from
+the last position of every row, and left padding (with the mask, from which generate derives positions) gives
+each row the same greedy output it gets alone.
+
+Every batch runs under the engine's generate lock, the lock its chat and label scoring take, so a run never
+races a chat on the same weights; releasing it between batches lets chats interleave with a long run.
+Cancelling sets an event that a stopping criterion checks after every decode step: the batch in flight is
+dropped, everything finished before it is kept.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable, Optional, Sequence
+
+import torch
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
+
+from backend.types import GenerationError, GenerationParams, InvalidInputError, Message
+
+OnBatch = Callable[[int], None]  # called with the number of examples a finished batch completed
+
+
+def is_local_causal_lm(engine: Any) -> bool:
+    return getattr(engine, "model", None) is not None and getattr(engine, "tokenizer", None) is not None
+
+
+def generate_texts(
+    engine: Any,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int,
+    chat: bool,
+    cancel: Optional[threading.Event] = None,
+    on_batch: Optional[OnBatch] = None,
+) -> tuple[list[Optional[str]], list[str]]:
+    """Greedy completions of `prompts` (None where cancelled before done), and notices for the user."""
+    cancel = cancel or threading.Event()
+    on_batch = on_batch or (lambda count: None)
+    if not is_local_causal_lm(engine):
+        return _generate_one_by_one(engine, prompts, max_new_tokens, chat, cancel, on_batch), []
+    budget = _prompt_budget(engine, max_new_tokens)
+    encoded = [_encode_prompt(engine, prompt, chat) for prompt in prompts]
+    cut = sum(1 for ids in encoded if len(ids) > budget)
+    # Keep the end of an over-long prompt: with a template, that is where the question and the answer cue are.
+    encoded = [ids[-budget:] if len(ids) > budget else ids for ids in encoded]
+    outputs: list[Optional[str]] = [None] * len(prompts)
+    for batch in _length_sorted_batches(encoded, batch_size):
+        if cancel.is_set():
+            break
+        texts = _generate_batch(engine, [encoded[index] for index in batch], max_new_tokens, cancel)
+        if texts is None:  # cancelled mid-batch: its partial outputs are not answers
+            break
+        for index, text in zip(batch, texts):
+            outputs[index] = text
+        on_batch(len(batch))
+    notices = [f"{cut:,} prompt(s) longer than the model's context were cut to their last {budget} tokens"
+               ] if cut else []
+    return outputs, notices
+
+
+def text_log_likelihoods(
+    engine: Any,
+    texts: Sequence[str],
+    *,
+    batch_size: int,
+    cancel: Optional[threading.Event] = None,
+    on_batch: Optional[OnBatch] = None,
+) -> tuple[list[Optional[tuple[float, int]]], list[str]]:
+    """Per text: (summed NLL in nats, tokens scored), None where cancelled; and notices.
+
+    A BOS token (when the tokenizer has one) is put first so that the text's first token is scored too.
+    Batches are right-padded: positions then start at 0 in every row, and padding, masked out of attention and
+    out of the loss, changes nothing for the real tokens.
+    """
+    if not is_local_causal_lm(engine):
+        raise InvalidInputError(f"model '{engine.spec.id}': perplexity needs a model loaded in this process")
+    cancel = cancel or threading.Event()
+    on_batch = on_batch or (lambda count: None)
+    tokenizer = engine.tokenizer
+    bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+    limit = engine.max_context
+    encoded = [bos + list(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
+    cut = sum(1 for ids in encoded if limit and len(ids) > limit)
+    encoded = [ids[:limit] if limit else ids for ids in encoded]
+    results: list[Optional[tuple[float, int]]] = [None] * len(texts)
+    for batch in _length_sorted_batches(encoded, batch_size):
+        if cancel.is_set():
+            break
+        for index, value in zip(batch, _nll_batch(engine, [encoded[index] for index in batch])):
+            results[index] = value
+        on_batch(len(batch))
+    notices = [f"{cut:,} text(s) longer than the model's {limit}-token context were scored on their first "
+               f"{limit} tokens"] if cut else []
+    return results, notices
+
+
+# ----------------------------------------------------------------------------------------------- batches
+
+
+def _length_sorted_batches(encoded: Sequence[Sequence[int]], batch_size: int) -> list[list[int]]:
+    order = sorted(range(len(encoded)), key=lambda index: len(encoded[index]))
+    return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
+
+
+def _lock(engine: Any) -> threading.Lock:
+    lock = getattr(engine, "generate_lock", None) or getattr(engine, "_generate_lock", None)
+    if lock is None:
+        raise GenerationError(f"model '{engine.spec.id}' has no generate lock to share")
+    return lock
+
+
+def _pad_id(engine: Any) -> int:
+    pad = getattr(engine, "pad_token_id", None)
+    if pad is None:
+        pad = engine.tokenizer.pad_token_id
+    return int(pad) if pad is not None else int(engine.eos_token_ids[0])
+
+
+def _prompt_budget(engine: Any, max_new_tokens: int) -> int:
+    if not engine.max_context:
+        return 10**9
+    budget = engine.max_context - max_new_tokens
+    if budget < 1:
+        raise InvalidInputError(f"max_new_tokens: {max_new_tokens} leaves no room for a prompt in model "
+                                f"'{engine.spec.id}''s {engine.max_context}-token context")
+    return budget
+
+
+def _encode_prompt(engine: Any, prompt: str, chat: bool) -> list[int]:
+    """Token ids exactly as the engine's own chat / generate paths would build them."""
+    tokenizer = engine.tokenizer
+    if chat:
+        # The chat template writes any BOS it wants; adding special tokens again would double it.
+        return list(tokenizer(engine.render_chat([Message("user", prompt)]), add_special_tokens=False)["input_ids"])
+    ids = list(tokenizer(prompt)["input_ids"])
+    if not ids:  # an empty prompt still needs a first token to condition on
+        ids = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else engine.eos_token_ids[0]]
+    return ids
+
+
+class _CancelCriterion(StoppingCriteria):
+    def __init__(self, cancel: threading.Event) -> None:
+        self.cancel = cancel
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+def _generate_batch(engine: Any, batch: list[list[int]], max_new_tokens: int,
+                    cancel: threading.Event) -> Optional[list[str]]:
+    pad = _pad_id(engine)
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
+        attention[row, width - len(ids):] = 1
+    tokenizer = engine.tokenizer
+    config = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
+                              eos_token_id=list(engine.eos_token_ids), pad_token_id=pad,
+                              bos_token_id=tokenizer.bos_token_id)
+    with _lock(engine):
+        model = engine.model
+        if model is None:
+            raise GenerationError(f"model '{engine.spec.id}' was unloaded during the evaluation")
+        with torch.inference_mode():
+            output = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+                                    generation_config=config,
+                                    stopping_criteria=StoppingCriteriaList([_CancelCriterion(cancel)]))
+    if cancel.is_set():
+        return None
+    eos = set(engine.eos_token_ids)
+    texts = []
+    for row in output[:, width:].tolist():
+        end = next((position for position, token in enumerate(row) if token in eos), len(row))
+        texts.append(tokenizer.decode(row[:end], skip_special_tokens=True))
+    return texts
+
+
+def _nll_batch(engine: Any, batch: list[list[int]]) -> list[tuple[float, int]]:
+    pad = _pad_id(engine)
+    width = max(len(ids) for ids in batch)
+    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
+    attention = torch.zeros((len(batch), width), dtype=torch.long)
+    for row, ids in enumerate(batch):
+        input_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
+        attention[row, :len(ids)] = 1
+    with _lock(engine):
+        model = engine.model
+        if model is None:
+            raise GenerationError(f"model '{engine.spec.id}' was unloaded during the evaluation")
+        with torch.inference_mode():
+            logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).logits
+    results = []
+    for row, ids in enumerate(batch):
+        scored = len(ids) - 1  # position p predicts token p + 1
+        if scored < 1:
+            results.append((0.0, 0))
+            continue
+        # One row at a time: float32 log-softmax over (length x vocabulary), not (batch x length x vocabulary).
+        nll = torch.nn.functional.cross_entropy(logits[row, :scored].float(), input_ids[row, 1:len(ids)].to(
+            logits.device), reduction="sum")
+        results.append((float(nll), scored))
+    return results
+
+
+def _generate_one_by_one(engine: Any, prompts: Sequence[str], max_new_tokens: int, chat: bool,
+                         cancel: threading.Event, on_batch: OnBatch) -> list[Optional[str]]:
+    """Engines without local weights (remote servers): their own greedy stream, one prompt at a time."""
+    params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    outputs: list[Optional[str]] = [None] * len(prompts)
+    for index, prompt in enumerate(prompts):
+        if cancel.is_set():
+            break
+        stream = (engine.stream_chat([Message("user", prompt)], params) if chat
+                  else engine.stream_generate(prompt, params))
+        try:
+            final = None
+            for event in stream:
+                final = event
+                if cancel.is_set():
+                    break
+        finally:
+            close = getattr(stream, "close", None)
+            if close is not None:
+                close()
+        if cancel.is_set():
+            break
+        outputs[index] = getattr(final, "text", "")
+        on_batch(1)
+    return outputs

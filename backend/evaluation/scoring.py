@@ -1,0 +1,80 @@
+"""Scores one model's outputs: the task's metrics, per-example scores, and bootstrap confidence intervals.
+
+The headline numbers come from each metric module's `compute` (the `evaluate` path). The intervals are a seeded
+percentile bootstrap over examples: every resample draws example indices with replacement, and every metric is
+recomputed from the resampled per-example statistics (for BLEU and chrF that re-sums n-gram counts, so a corpus
+metric is recomputed, not averaged). All metrics share the same resamples.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+from backend.evaluation.data import EvalTask
+from backend.evaluation.metrics import TASK_METRICS, load_metric
+
+
+@dataclass
+class Scores:
+    metrics: dict[str, float]
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    example_scores: dict[str, list[float]] = field(default_factory=dict)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def score(
+    task: EvalTask,
+    inputs: dict[str, Sequence[Any]],
+    *,
+    bootstrap: int = 1000,
+    confidence: float = 0.95,
+    seed: Optional[int] = 0,
+    labels: Optional[Sequence[str]] = None,
+) -> Scores:
+    """Metrics for `inputs` ({"predictions", "references"}, or {"nll", "tokens"} for perplexity).
+
+    `labels` orders the classes of a classification report (the model's own label order).
+    """
+    count = len(next(iter(inputs.values())))
+    if count == 0:
+        return Scores(metrics={})
+    modules = [load_metric(name) for name in TASK_METRICS[task]]
+    result = Scores(metrics={})
+    stats = []
+    for module in modules:
+        result.metrics.update(module.compute(**inputs))
+        module_stats = module.example_stats(**inputs)
+        stats.append(module_stats)
+        result.example_scores.update(module.example_scores(module_stats))
+        report = getattr(module, "report", None)
+        if report is not None:
+            result.details.update(report(**inputs, labels=list(labels) if labels else None))
+    if bootstrap and count > 1:
+        result.intervals = bootstrap_intervals(modules, stats, bootstrap, confidence, seed)
+    return result
+
+
+def bootstrap_intervals(
+    modules: Sequence[Any], stats: Sequence[np.ndarray], resamples: int, confidence: float, seed: Optional[int]
+) -> dict[str, tuple[float, float]]:
+    """Percentile intervals of every metric over `resamples` resamples of the examples (paired across metrics)."""
+    count = len(stats[0])
+    rng = np.random.default_rng(0 if seed is None else seed)
+    draws: dict[str, list[float]] = {}
+    for _ in range(resamples):
+        indices = rng.integers(0, count, size=count)
+        for module, module_stats in zip(modules, stats):
+            for name, value in module.aggregate(module_stats[indices]).items():
+                draws.setdefault(name, []).append(value)
+    tail = (1 - confidence) / 2 * 100
+    intervals = {}
+    for name, values in draws.items():
+        finite = np.asarray([value for value in values if math.isfinite(value)])
+        if len(finite):
+            low, high = np.percentile(finite, [tail, 100 - tail])
+            intervals[name] = (float(low), float(high))
+    return intervals
