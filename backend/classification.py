@@ -41,6 +41,7 @@ MAX_LABELS = 50
 MAX_LABEL_CHARS = 200
 MAX_TEMPLATE_CHARS = 4_000
 MAX_TEXTS = 100_000
+MAX_ROWS_PER_PASS = 512  # (text, label) rows in one forward pass for zero-shot and LLM scoring
 
 # (fraction done in [0, 1], a short description such as "256 / 1,000 texts")
 ProgressCallback = Callable[[float, str], None]
@@ -153,8 +154,10 @@ def _check_request(texts: Sequence[str], labels: list[str], mode: Mode, multi_la
     single = len(texts) == 1
     for index, text in enumerate(texts):
         check_text("text" if single else f"texts[{index}]", text)
-    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, float)) or int(batch_size) != batch_size:
-        raise InvalidInputError(f"batch_size: must be a whole number between 1 and {MAX_BATCH_SIZE}, got {batch_size!r}")
+    whole = isinstance(batch_size, int) or (isinstance(batch_size, float) and batch_size.is_integer())
+    if isinstance(batch_size, bool) or not whole:
+        raise InvalidInputError(
+            f"batch_size: must be a whole number between 1 and {MAX_BATCH_SIZE}, got {batch_size!r}")
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise InvalidInputError(f"batch_size: must be between 1 and {MAX_BATCH_SIZE}, got {batch_size}")
     if mode == "supervised":
@@ -243,17 +246,27 @@ def classify_texts(
 
 def _run_batch(engine: Any, mode: Mode, batch: list[str], labels: list[str], multi_label: bool,
                hypothesis_template: str, prompt_template: str, batch_size: int) -> tuple[list, list[bool]]:
+    # Zero-shot and LLM scoring run one row per (text, label): cap the rows of one forward pass so that a big
+    # batch times many labels cannot exhaust memory. Results do not depend on how rows are grouped.
+    per_pass = max(1, min(batch_size, MAX_ROWS_PER_PASS // max(1, len(labels)))) if labels else batch_size
     if mode == "llm":
         from backend.engines.label_scoring import score_labels
 
-        return score_labels(engine, batch, labels, prompt_template, texts_per_pass=batch_size)
+        return score_labels(engine, batch, labels, prompt_template, texts_per_pass=per_pass)
     score = getattr(engine, "score", None)
     if score is None:  # an engine without batched scoring (e.g. a remote one): the plain contract method
         results = engine.classify(batch, labels or None)
         return results, [False] * len(batch)
-    if mode == "zero_shot":
-        return score(batch, labels, hypothesis_template=hypothesis_template, multi_label=multi_label)
-    return score(batch)
+    if mode == "supervised":
+        return score(batch)
+    scores: list = []
+    truncated: list[bool] = []
+    for start in range(0, len(batch), per_pass):
+        part = score(batch[start:start + per_pass], labels, hypothesis_template=hypothesis_template,
+                     multi_label=multi_label)
+        scores.extend(part.scores)
+        truncated.extend(part.truncated)
+    return scores, truncated
 
 
 # ----------------------------------------------------------------------------------------------- tables
@@ -295,8 +308,9 @@ def classify_table(
     from backend.datafiles import column_texts
 
     texts = column_texts(table, column)
-    # Characters far beyond any model's context would only be truncated anyway; cut them before validation.
-    texts = [text[:MAX_MESSAGE_CHARS] for text in texts]
+    # Characters far beyond any model's context would only be truncated anyway: cut them before validation, and
+    # drop NULs (binary debris in exported files), so one odd cell cannot refuse a whole file.
+    texts = [text[:MAX_MESSAGE_CHARS].replace("\x00", "") for text in texts]
     rows = [index for index, text in enumerate(texts) if text.strip()]
     if not rows:
         raise InvalidInputError(f"column: '{column}' is empty in every row; pick the column that holds the text")
@@ -313,11 +327,11 @@ def classify_table(
     for row, ranked in zip(done_rows, result.scores):
         predicted[row], best[row] = ranked[0].label, ranked[0].score
         for item in ranked:
-            per_label[item.label][row] = item.score
+            per_label.setdefault(item.label, [float("nan")] * covered)[row] = item.score
     out[_free_name(out, PREDICTED_LABEL)] = predicted
     out[_free_name(out, PREDICTED_SCORE)] = best
-    for label in label_order:
-        out[_free_name(out, f"score: {label}")] = per_label[label]
+    for label, column_scores in per_label.items():
+        out[_free_name(out, f"score: {label}")] = column_scores
     blank = sum(1 for text in texts[:covered] if not text.strip())
     return TableResult(out, result, blank)
 

@@ -6,8 +6,8 @@ share one server and one registry (one copy of each model in memory). Requests g
 `backend.service.stream_chat`, so they get the same validation, leases and context handling as the UI.
 
 Errors use OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`: 400 for bad input (naming the
-field), 401 when the optional token check refuses, 404 for an unknown model, 503 when the model cannot be loaded,
-500 when generation fails. A client that disconnects closes the backend stream, which stops generation.
+field), 401 when the optional token check refuses, 404 for an unknown model, 429 (with Retry-After) when the
+model's queue is full, 503 when the model cannot be loaded, 500 when generation fails. A client that disconnects closes the backend stream, which stops generation.
 
 Extensions beyond OpenAI's fields: `top_k` and `repetition_penalty` in requests, and the workbench's own
 statistics (time to first token, tokens/s, notices) under `"workbench"` in the last chunk / the response.
@@ -29,7 +29,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from backend import service
 from backend.registry import Registry
+from backend.security import decode_basic, redact
 from backend.types import (
+    BusyError,
     ContextOverflowError,
     Delta,
     Final,
@@ -44,6 +46,8 @@ from backend.types import (
 
 # The auth seam: given the bearer token of a request (None when it sends none), say whether it may use the API.
 TokenCheck = Callable[[Optional[str]], Union[bool, Awaitable[bool]]]
+# The same for HTTP basic auth: (user, password) -> allowed.
+BasicCheck = Callable[[str, str], bool]
 
 OWNER = "llm-workbench"
 _API_NAMES = {"max_new_tokens": "max_tokens"}  # our parameter names as the API calls them, for error messages
@@ -73,6 +77,8 @@ class ApiError(Exception):
 
     def response(self) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        if self.status == 429:
+            headers = {"Retry-After": "1"}  # OpenAI clients wait this long, then retry on their own
         return JSONResponse(self.body(), status_code=self.status, headers=headers)
 
 
@@ -82,24 +88,32 @@ def add_openai_routes(
     *,
     prefix: str = "/v1",
     check_token: Optional[TokenCheck] = None,
+    check_basic: Optional[BasicCheck] = None,
 ) -> None:
     """Adds `{prefix}/models`, `{prefix}/models/{model_id}` and `{prefix}/chat/completions` to `app`.
 
     `check_token` is the seam for shared authentication: when given, every request's bearer token is passed to it
-    and a False answer gives 401. Without it the API is open, like the UI is without `auth`.
+    and a False answer gives 401. `check_basic(user, password)` does the same for `Authorization: Basic ...`
+    (the UI's users; see backend/security.py). Without either the API is open, like the UI is without `auth`.
     """
     created = int(time.time())
 
     async def authorise(request: Request) -> None:
-        if check_token is None:
+        if check_token is None and check_basic is None:
             return
         header = request.headers.get("authorization", "")
-        token = header[7:].strip() if header[:7].lower() == "bearer " else None
-        allowed = check_token(token)
+        if header[:6].lower() == "basic " and check_basic is not None:
+            credentials = decode_basic(header[6:])
+            allowed = credentials is not None and check_basic(*credentials)
+        else:
+            token = header[7:].strip() if header[:7].lower() == "bearer " else None
+            allowed = check_token(token) if check_token is not None else False
         if inspect.isawaitable(allowed):
             allowed = await allowed
         if not allowed:
-            raise ApiError(401, "invalid or missing API key: send it as 'Authorization: Bearer <key>'",
+            how = "'Authorization: Bearer <key>'" + (" or HTTP basic auth with a user of the app"
+                                                    if check_basic is not None else "")
+            raise ApiError(401, f"invalid or missing API key: send it as {how}",
                            kind="authentication_error", code="invalid_api_key")
 
     def model_card(model_id: str) -> dict[str, Any]:
@@ -296,7 +310,7 @@ def _text_content(content: Any, where: str) -> str:
 
 def _api_error(error: BaseException, param: Optional[str] = None) -> ApiError:
     """Maps the backend's typed errors to HTTP statuses and OpenAI error types."""
-    message = str(error)
+    message = redact(str(error))  # a remote server's error may quote the API key it was sent
     if isinstance(error, ApiError):
         return error
     if isinstance(error, ModelNotFoundError):
@@ -308,6 +322,9 @@ def _api_error(error: BaseException, param: Optional[str] = None) -> ApiError:
     if isinstance(error, InvalidInputError):
         field = message.split(":", 1)[0] if ":" in message else None
         return ApiError(400, message, param=param or _param_from(field))
+    if isinstance(error, BusyError):
+        # A full model queue is a "try again shortly", not a server fault: 429 with Retry-After.
+        return ApiError(429, message, kind="rate_limit_error", code="model_busy")
     if isinstance(error, ModelLoadError):
         return ApiError(503, message, kind="server_error", code="model_unavailable")
     if isinstance(error, GenerationError):

@@ -10,7 +10,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 from backend.engines.base import Engine
 from backend.registry import Registry
-from backend.types import Event, GenerationParams, InvalidInputError, Message, Task
+from backend.types import Event, GenerationError, GenerationParams, InvalidInputError, Message, Task
 
 MAX_MESSAGE_CHARS = 100_000  # a single message or prompt; far beyond any context the shipped models have
 MAX_HISTORY_MESSAGES = 1_000
@@ -85,11 +85,31 @@ def _leased(
         stream = start(engine)
         try:
             yield from stream
+        except GenerationError as error:
+            if is_out_of_memory(error):
+                # "OutOfMemoryError: CUDA out of memory. Tried to allocate ..." says what, not what to do.
+                raise GenerationError(
+                    f"model '{model_id}': out of memory while generating. Send a shorter message or lower "
+                    "max_new_tokens, lower max_batch_size in models.yaml (fewer requests share a pass), or unload "
+                    "other models; the model stays loaded, so just try again"
+                ) from error
+            raise
         finally:
             # Closing the engine's stream is what stops the model; do it before the lease ends.
             close = getattr(stream, "close", None)
             if close is not None:
                 close()
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True when `error` or an error it was raised from is an out-of-memory (torch's, or the allocator's text)."""
+    seen = 0
+    current: Optional[BaseException] = error
+    while current is not None and seen < 10:
+        if type(current).__name__ in ("OutOfMemoryError", "MemoryError") or "out of memory" in str(current).lower():
+            return True
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    return False
 
 
 def count_tokens(

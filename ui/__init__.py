@@ -11,6 +11,7 @@ from typing import Any, Callable, Optional
 import gradio as gr
 
 from backend.registry import Registry
+from backend.security import DEFAULT_QUEUE_SIZE, SecuritySettings
 from ui import api
 from ui.chat import ChatTab
 from ui.compare import CompareTab
@@ -22,8 +23,9 @@ __all__ = ["build_app", "launch"]
 
 # Cheap events (refresh, undo, presets) run this many at once; streaming events set their own, higher limit.
 DEFAULT_CONCURRENCY_LIMIT = 8
-# Requests waiting beyond this are refused with Gradio's "queue is full" message instead of piling up.
-QUEUE_MAX_SIZE = 256
+# Requests waiting beyond this are refused with Gradio's "queue is full" message instead of piling up;
+# WORKBENCH_QUEUE_SIZE overrides it (backend/security.py).
+QUEUE_MAX_SIZE = DEFAULT_QUEUE_SIZE
 
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="slate")
 CSS = """
@@ -39,8 +41,16 @@ table.probs .alt.chosen { font-weight: bold; opacity: 1; }
 """
 
 
-def build_app(registry: Registry) -> gr.Blocks:
-    """The whole UI over `registry`; nothing is loaded here (models load on first use)."""
+def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
+    """The whole UI over `registry`; nothing is loaded here (models load on first use).
+
+    `presenter=True`: the demo screen of ui/presenter.py instead (one locked model, no technical panels),
+    set up by the registry's `presenter:` block of models.yaml, or by its defaults when there is none.
+    """
+    if presenter:
+        from ui.presenter import build_presenter
+
+        return build_presenter(registry, registry.config.presenter)
     with gr.Blocks(title="LLM Workbench") as demo:
         gr.Markdown("## LLM Workbench\nChat with, generate with and compare the models in your `models.yaml`.")
         with gr.Tabs():
@@ -58,17 +68,29 @@ def build_app(registry: Registry) -> gr.Blocks:
 
 
 def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any], None]] = None,
-           **extra: Any) -> Any:
+           security: Optional[SecuritySettings] = None, **extra: Any) -> Any:
     """Queues (so many users stream at once) and serves the app; `extra` goes to `Blocks.launch`.
 
     `on_app(fastapi_app)` runs once the server exists, before it blocks: the place to add routes that share
-    the server, such as the OpenAI-compatible API. Returns the FastAPI app.
+    the server, such as the OpenAI-compatible API. `security` (default: from the WORKBENCH_* environment
+    variables, see backend/security.py) sets the login, the upload limit and the queue size. Returns the
+    FastAPI app.
     """
     block = not extra.pop("prevent_thread_lock", False)
-    demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY_LIMIT, max_size=QUEUE_MAX_SIZE)
-    app, _, _ = demo.launch(server_name=host, server_port=port, theme=THEME, css=CSS, show_error=True,
-                            max_file_size="10mb", footer_links=["api", "gradio"], prevent_thread_lock=True,
-                            **extra)
+    security = security or SecuritySettings.from_env()
+    # Beyond queue_size waiting requests Gradio answers "queue full" (HTTP 503 on /queue/join), which the
+    # browser shows as "This application is currently busy. Please try again." and gradio_client raises as
+    # QueueError("Queue is full! Please try again."): a clear answer instead of an ever-growing wait.
+    demo.queue(default_concurrency_limit=DEFAULT_CONCURRENCY_LIMIT, max_size=security.queue_size)
+    hint = "any user name with the API token as password" if security.api_token else None
+    options: dict[str, Any] = dict(max_file_size=security.max_upload_bytes, auth=security.gradio_auth(),
+                                   auth_message=f"LLM Workbench: log in ({hint})" if hint else None)
+    options.update(extra)
+    # An app may add CSS and choose its footer links (presenter mode: larger type, no API link).
+    app, _, _ = demo.launch(server_name=host, server_port=port, theme=THEME,
+                            css=CSS + getattr(demo, "workbench_css", ""), show_error=True,
+                            footer_links=getattr(demo, "workbench_footer_links", ["api", "gradio"]),
+                            prevent_thread_lock=True, **options)
     if on_app is not None:
         on_app(app)
     if block:

@@ -1,7 +1,7 @@
 """Widgets and helpers every tab shares: model picker, parameter accordion, stats line, streaming, errors.
 
-Only backend.types / backend.config / backend.registry / backend.service are imported here (never torch):
-the UI talks to the backend through plain data.
+Only backend.types / backend.config / backend.registry / backend.service / backend.security are imported here
+(never torch): the UI talks to the backend through plain data.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import gradio as gr
 
 from backend.config import ModelSpec
 from backend.registry import Registry
+from backend.security import redact
 from backend.types import (
     MAX_NEW_TOKENS_LIMIT,
     Delta,
@@ -62,8 +63,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 
 def user_error(message: str) -> gr.Error:
-    """gr.Error renders its message as HTML: escape it (it often quotes user text). Quotes stay readable."""
-    return gr.Error(html.escape(message, quote=False), print_exception=False)
+    """gr.Error renders its message as HTML: escape it (it often quotes user text). Quotes stay readable.
+
+    Secrets (a remote server's error may quote the API key it was sent) become `***`.
+    """
+    return gr.Error(html.escape(redact(message), quote=False), print_exception=False)
 
 
 def _as_user_error(error: Exception) -> gr.Error:

@@ -23,6 +23,7 @@ from transformers.generation.streamers import BaseStreamer
 
 from backend.engines.text_stream import IncrementalDecoder, StopMatcher
 from backend.types import BusyError, Delta, GenerationParams, TokenAlternative, TokenChoice, WorkbenchError
+from backend.zerogpu import gpu_function
 
 if TYPE_CHECKING:
     from backend.engines.local import LocalGenerativeEngine
@@ -143,6 +144,9 @@ class Batcher:
         self._running: Optional[threading.Thread] = None
         self.batches_run = 0
         self.largest_batch = 0
+        # ZeroGPU: the one function that runs the model holds the GPU for at most gpu_duration_s per batch;
+        # where the `spaces` package is not installed this is `_run` itself (backend/zerogpu.py).
+        self._run_on_device = gpu_function(self._run, duration=engine.spec.gpu_duration_s)
 
     def submit(self, request: Request) -> None:
         with self._lock:
@@ -187,7 +191,10 @@ class Batcher:
 
     def _run_batch(self, batch: list[Request]) -> None:
         try:
-            self._run(batch)
+            self._run_on_device(batch)
+        except BaseException as error:  # noqa: BLE001 - the GPU wrapper itself failed (e.g. ZeroGPU quota):
+            for request in batch:  # every waiting consumer gets the error instead of waiting forever
+                request.fail(error)
         finally:
             with self._lock:
                 self._start_next_batch()

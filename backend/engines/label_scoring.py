@@ -3,19 +3,21 @@
 For every text the prompt is rendered once and each label is appended as a continuation; one forward pass over
 those rows (padded on the right) gives each label's total log-probability (the sum over its tokens), and a
 softmax over the labels turns them into probabilities over exactly the labels given. No text is generated, so
-nothing has to be parsed. Several texts can share one forward pass (`texts_per_pass`).
+nothing has to be parsed. Several texts of similar length can share one forward pass (`texts_per_pass`).
 
-Runs under the engine's generate lock, so scoring never races a generation on the same weights.
+Runs under the engine's generate lock, so scoring never races a generation on the same weights, and (on a
+ZeroGPU Space) inside `spaces.GPU`, like every other forward pass.
 """
 
 from __future__ import annotations
 
 import inspect
-from typing import Any, NamedTuple, Sequence
+from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import torch
 
 from backend.types import GenerationError, InvalidInputError, LabelScore, UnsupportedTaskError
+from backend.zerogpu import gpu_function
 
 DEFAULT_PROMPT_TEMPLATE = "Text: {text}\nLabel:"
 TEXT_SLOT = "{text}"
@@ -43,7 +45,7 @@ def score_labels(
 ) -> ScoredBatch:
     """Probabilities over `labels` for each text from a loaded `LocalGenerativeEngine`."""
     tokenizer = getattr(engine, "tokenizer", None)
-    lock = getattr(engine, "_generate_lock", None)
+    lock = getattr(engine, "generate_lock", None) or getattr(engine, "_generate_lock", None)
     if lock is None or tokenizer is None or not hasattr(engine, "max_context"):
         raise UnsupportedTaskError(
             f"model '{engine.spec.id}' cannot score labels (it needs a causal LM loaded in this process)"
@@ -54,28 +56,45 @@ def score_labels(
     if not labels:
         raise InvalidInputError("labels: give the candidate labels to score")
     continuations = [_continuation(prompt_template, label) for label in labels]
-    scores: list[list[LabelScore]] = []
-    truncated: list[bool] = []
-    texts = list(texts)
-    step = max(1, int(texts_per_pass))
-    for start in range(0, len(texts), step):
-        chunk = texts[start:start + step]
-        rows: list[tuple[list[int], list[int]]] = []
-        for text in chunk:
-            context, label_ids, cut = _encode(engine, tokenizer, prompt_template, text, labels, continuations)
-            truncated.append(cut)
-            rows.extend((context, ids) for ids in label_ids)
+    encoded = [_encode(engine, tokenizer, prompt_template, text, labels, continuations) for text in texts]
+    scores: list[list[LabelScore]] = [[] for _ in encoded]
+    lengths = [len(context) + max(len(ids) for ids in label_ids) for context, label_ids, _ in encoded]
+    for group in length_groups(lengths, max(1, int(texts_per_pass))):
+        rows = [(encoded[index][0], ids) for index in group for ids in encoded[index][1]]
         with lock:  # the same lock generation takes: one forward at a time on these weights
             if engine.model is None:
                 raise GenerationError(f"model '{engine.spec.id}' was unloaded while scoring")
-            totals = _label_log_likelihoods(engine.model, tokenizer, rows)
-        for index in range(len(chunk)):
-            row = totals[index * len(labels):(index + 1) * len(labels)]
+            totals = _on_device(getattr(engine.spec, "gpu_duration_s", None))(engine.model, tokenizer, rows)
+        for position, index in enumerate(group):
+            row = totals[position * len(labels):(position + 1) * len(labels)]
             probabilities = torch.softmax(row, dim=0).tolist()
-            ranked = sorted((LabelScore(label, float(p)) for label, p in zip(labels, probabilities)),
-                            key=lambda item: item.score, reverse=True)
-            scores.append(ranked)
-    return ScoredBatch(scores, truncated)
+            scores[index] = sorted((LabelScore(label, float(p)) for label, p in zip(labels, probabilities)),
+                                   key=lambda item: item.score, reverse=True)
+    return ScoredBatch(scores, [cut for _, _, cut in encoded])
+
+
+def length_groups(lengths: Sequence[int], max_items: int, max_waste: float = 1.25) -> list[list[int]]:
+    """Indices grouped for forward passes: similar lengths together, at most `max_items` per group.
+
+    Right padding makes every row of a pass as long as its longest: mixing a 10-token and a 120-token prompt
+    costs the short one 110 tokens of padding. Sorting by length and closing a group when padding would exceed
+    `max_waste` times the real tokens keeps batches dense (results go back in the caller's order).
+    """
+    order = sorted(range(len(lengths)), key=lambda index: lengths[index])
+    groups: list[list[int]] = []
+    current: list[int] = []
+    real = 0
+    for index in order:
+        length = lengths[index]
+        # Sorted ascending, so this item is the group's longest: the padded size is length x (count + 1).
+        if current and (len(current) >= max_items or length * (len(current) + 1) > max_waste * (real + length)):
+            groups.append(current)
+            current, real = [], 0
+        current.append(index)
+        real += length
+    if current:
+        groups.append(current)
+    return groups
 
 
 # --------------------------------------------------------------------------------------------- tokens
@@ -170,18 +189,38 @@ def _label_log_likelihoods(model: Any, tokenizer: Any, rows: list[tuple[list[int
     kwargs: dict[str, Any] = {}
     if _accepts_logits_to_keep(model):
         kwargs["logits_to_keep"] = keep
-    device = model.device
     with torch.inference_mode():
-        logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device), **kwargs).logits
+        logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
+                       **kwargs).logits
     offset = width - logits.shape[1]  # the position of logits[:, 0] in the sequence
-    log_probs = torch.log_softmax(logits.float(), dim=-1).cpu()
-    totals = torch.zeros(len(rows), dtype=torch.float64)
+    # Every label token at once: the token at position p is predicted by the logits at position p - 1, so gather
+    # just those rows of logits and normalise them (not the whole rows x positions x vocab block).
+    row_index: list[int] = []
+    position_index: list[int] = []
+    targets: list[int] = []
     for index, (context, label) in enumerate(rows):
-        # The token at position p is predicted by the logits at position p - 1.
-        positions = torch.arange(len(context) - 1, len(context) + len(label) - 1) - offset
-        targets = torch.tensor(label)
-        totals[index] = log_probs[index, positions, targets].double().sum()
+        for step, token in enumerate(label):
+            row_index.append(index)
+            position_index.append(len(context) - 1 + step - offset)
+            targets.append(token)
+    device = logits.device
+    picked = logits[torch.tensor(row_index, device=device), torch.tensor(position_index, device=device)]
+    log_probs = torch.log_softmax(picked.float(), dim=-1)
+    token_scores = log_probs.gather(1, torch.tensor(targets, device=device).unsqueeze(1)).squeeze(1)
+    totals = torch.zeros(len(rows), dtype=torch.float64)
+    totals.index_add_(0, torch.tensor(row_index), token_scores.double().cpu())
     return totals
+
+
+_ON_DEVICE: dict[Optional[int], Callable[..., torch.Tensor]] = {}
+
+
+def _on_device(duration: Optional[int]) -> Callable[..., torch.Tensor]:
+    """The forward pass wrapped for ZeroGPU (`spaces.GPU`, see backend/zerogpu.py); itself elsewhere."""
+    wrapped = _ON_DEVICE.get(duration)
+    if wrapped is None:
+        wrapped = _ON_DEVICE[duration] = gpu_function(_label_log_likelihoods, duration=duration)
+    return wrapped
 
 
 def _accepts_logits_to_keep(model: Any) -> bool:

@@ -15,7 +15,8 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
 from backend.config import ModelSpec
 from backend.engines import loading
-from backend.engines.label_scoring import ScoredBatch
+from backend.engines.label_scoring import ScoredBatch, length_groups
+from backend.zerogpu import gpu_function
 from backend.types import (
     Event,
     GenerationError,
@@ -41,6 +42,8 @@ class LocalClassifierEngine:
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         self.max_context = spec.max_context or _tokenizer_limit(tokenizer, model)
         self._lock = threading.Lock()
+        # On a ZeroGPU Space the GPU exists only inside spaces.GPU functions: the forward pass is one.
+        self._run_model = gpu_function(self._forward, duration=getattr(spec, "gpu_duration_s", None))
 
     @classmethod
     def load(cls, spec: ModelSpec) -> "LocalClassifierEngine":
@@ -102,64 +105,72 @@ class LocalClassifierEngine:
         hypothesis_template: str = DEFAULT_HYPOTHESIS,
         multi_label: bool = False,
     ) -> ScoredBatch:
-        """Ranked scores for each text in one forward pass, and which texts were cut to the model's limit.
+        """Ranked scores for each text, and which texts were cut to the model's limit.
 
         Without `labels`: the model's own labels (probabilities summing to 1). With `labels`: zero-shot NLI.
+        Texts of similar length share a forward pass (see `length_groups`), so padding stays cheap.
         """
         texts = list(texts)
+        hypotheses = None
         if labels:
-            return self._zero_shot(texts, list(labels), hypothesis_template, multi_label)
-        truncated = self._over_limit(texts, None)
-        probabilities = self._softmax(texts, None)
-        return ScoredBatch([_ranked(self.labels, row) for row in probabilities], truncated)
+            self._check_zero_shot(hypothesis_template)
+            hypotheses = [hypothesis_template.replace("{}", label) for label in labels]
+        lengths = self._token_lengths(texts, hypotheses)
+        limit = self.max_context
+        rows: list[list[float]] = [[] for _ in texts]
+        for group in length_groups([min(n, limit) if limit else n for n in lengths], max_items=len(texts)):
+            batch = [texts[index] for index in group]
+            if hypotheses is None:
+                scores = torch.softmax(self._logits(batch, None), dim=-1)
+            else:
+                scores = self._entailment(batch, hypotheses, multi_label)
+            for index, row in zip(group, scores.tolist()):
+                rows[index] = row
+        names = self.labels if hypotheses is None else list(labels or ())
+        truncated = [limit is not None and n > limit for n in lengths]
+        return ScoredBatch([_ranked(names, row) for row in rows], truncated)
 
     def zero_shot(
         self, texts: Sequence[str], labels: Sequence[str], hypothesis: str = DEFAULT_HYPOTHESIS,
         multi_label: bool = False,
     ) -> list[list[LabelScore]]:
-        return self._zero_shot(list(texts), list(labels), hypothesis, multi_label).scores
+        return self.score(texts, labels, hypothesis, multi_label).scores
 
-    def _zero_shot(self, texts: list[str], labels: list[str], hypothesis: str, multi_label: bool) -> ScoredBatch:
-        """NLI zero-shot, as the transformers pipeline does it: each (text, "This example is {label}.") pair.
-
-        Single-label: softmax of the entailment logits across labels. Multi-label: for each label on its own,
-        entailment against contradiction. Every pair of every text goes through one forward pass.
-        """
+    def _check_zero_shot(self, hypothesis: str) -> None:
         if "zero_shot" not in self.tasks:
             raise UnsupportedTaskError(f"model '{self.spec.id}' is not an NLI model set up for zero_shot")
         if "{}" not in hypothesis:
             raise InvalidInputError("hypothesis_template: must contain {} where the label goes")
-        entail = self._label_index("entail")
-        if entail is None:
+        if self._label_index("entail") is None:
             raise UnsupportedTaskError(f"model '{self.spec.id}' has no 'entailment' label; it cannot do zero-shot")
+
+    def _entailment(self, texts: list[str], hypotheses: list[str], multi_label: bool) -> torch.Tensor:
+        """NLI zero-shot as the transformers pipeline does it, over every (text, hypothesis) pair in one pass.
+
+        Single-label: softmax of the entailment logits across labels. Multi-label: for each label on its own,
+        entailment against contradiction.
+        """
+        entail = self._label_index("entail")
         contradict = self._label_index("contradict")
-        hypotheses = [hypothesis.replace("{}", label) for label in labels]
-        premises = [text for text in texts for _ in labels]
-        pairs = hypotheses * len(texts)
-        logits = self._logits(premises, pairs).reshape(len(texts), len(labels), -1)
+        premises = [text for text in texts for _ in hypotheses]
+        logits = self._logits(premises, hypotheses * len(texts)).reshape(len(texts), len(hypotheses), -1)
         if multi_label:
             pair = logits[..., [contradict, entail]] if contradict is not None else logits
-            scores = torch.softmax(pair, dim=-1)[..., -1]
-        else:
-            scores = torch.softmax(logits[..., entail], dim=-1)
-        truncated = self._over_limit(texts, hypotheses)
-        return ScoredBatch([_ranked(labels, row) for row in scores.tolist()], truncated)
+            return torch.softmax(pair, dim=-1)[..., -1]
+        return torch.softmax(logits[..., entail], dim=-1)
 
-    def _over_limit(self, texts: list[str], hypotheses: list[str] | None) -> list[bool]:
-        """Which texts are longer than the model takes (they are truncated, and the UI says how many)."""
-        if self.max_context is None:
-            return [False] * len(texts)
+    def _token_lengths(self, texts: list[str], hypotheses: list[str] | None) -> list[int]:
+        """Tokens of each text (with the longest hypothesis for zero-shot), before truncation."""
         with self._lock:
             tokenizer = self.tokenizer
             if tokenizer is None:
                 raise GenerationError(f"model '{self.spec.id}' was unloaded while classifying")
             if not hypotheses:
-                lengths = [len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]]
-            else:
-                # The longest hypothesis decides: the text is cut so that every pair fits.
-                longest = max(hypotheses, key=lambda h: len(tokenizer(h, add_special_tokens=False)["input_ids"]))
-                lengths = [len(ids) for ids in tokenizer(texts, [longest] * len(texts), verbose=False)["input_ids"]]
-        return [length > self.max_context for length in lengths]
+                return [len(ids) for ids in tokenizer(texts, verbose=False)["input_ids"]]
+            # The longest hypothesis decides: the text is cut so that every pair fits.
+            longest = max(hypotheses, key=lambda h: len(tokenizer(h, add_special_tokens=False)["input_ids"]))
+            encoded = tokenizer(texts, [longest] * len(texts), verbose=False)["input_ids"]
+            return [len(ids) for ids in encoded]
 
     def _label_index(self, prefix: str) -> int | None:
         for index, label in enumerate(self.labels):
@@ -167,17 +178,20 @@ class LocalClassifierEngine:
                 return index
         return None
 
-    def _softmax(self, texts: list[str], pairs: list[str] | None) -> list[list[float]]:
-        return torch.softmax(self._logits(texts, pairs), dim=-1).tolist()
-
     def _logits(self, texts: list[str], pairs: list[str] | None) -> torch.Tensor:
-        with self._lock, torch.inference_mode():
+        with self._lock:
             if self.model is None:
                 raise GenerationError(f"model '{self.spec.id}' was unloaded while classifying")
             # only_first: with a (text, hypothesis) pair it is the text that gets cut, never the hypothesis.
             encoded = self.tokenizer(texts, pairs, padding=True, truncation="only_first" if pairs else True,
-                                     max_length=self.max_context, return_tensors="pt").to(self.model.device)
-            return self.model(**encoded).logits.float().cpu()
+                                     max_length=self.max_context, return_tensors="pt")
+            return self._run_model(dict(encoded))
+
+    def _forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The model on a tokenized batch; logits back on the CPU. Wrapped for ZeroGPU in `__init__`."""
+        with torch.inference_mode():
+            device = self.model.device
+            return self.model(**{name: value.to(device) for name, value in encoded.items()}).logits.float().cpu()
 
 
 def _ranked(labels: list[str], scores: Sequence[float]) -> list[LabelScore]:
