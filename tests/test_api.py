@@ -16,7 +16,7 @@ from tests.conftest import free_port
 
 CHAT = "tiny-chat"
 PUBLIC_ENDPOINTS = {"/chat", "/generate", "/generate_with_probs", "/compare", "/models", "/load_model",
-                    "/unload_model", "/count_tokens"}
+                    "/unload_model", "/count_tokens", "/classify"}
 
 
 @pytest.fixture(scope="module")

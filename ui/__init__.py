@@ -14,6 +14,7 @@ from backend.registry import Registry
 from backend.security import DEFAULT_QUEUE_SIZE, SecuritySettings
 from ui import api
 from ui.chat import ChatTab
+from ui.classify import build_classify_tab, register_classify_api
 from ui.compare import CompareTab
 from ui.components import ui_event
 from ui.generate import GenerateTab
@@ -52,7 +53,8 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
 
         return build_presenter(registry, registry.config.presenter)
     with gr.Blocks(title="LLM Workbench") as demo:
-        gr.Markdown("## LLM Workbench\nChat with, generate with and compare the models in your `models.yaml`.")
+        gr.Markdown("## LLM Workbench\nChat with, generate with, compare and classify with the models in your "
+                    "`models.yaml`.")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
                 ChatTab.build(registry)
@@ -60,10 +62,12 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
                 CompareTab.build(registry)
             with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
                 GenerateTab.build(registry)
+            build_classify_tab(registry)
             with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
                 models = ModelsTab.build(registry)
         models_tab.select(models.rows, outputs=models.table, **ui_event(models.table, queue=False))
         api.register(registry)
+        register_classify_api(registry)
     return demo
 
 

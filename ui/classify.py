@@ -21,7 +21,7 @@ from backend import classification as clf
 from backend import datafiles
 from backend.registry import Registry
 from backend.types import InvalidInputError, LabelScore, WorkbenchError
-from ui.components import handle_errors
+from ui.components import handle_errors, ui_event
 
 MODE_CHOICES = [("Supervised", "supervised"), ("Zero-shot (NLI)", "zero_shot"), ("LLM as classifier", "llm")]
 MODE_INFO = "supervised: the model's own labels · zero-shot and LLM: the labels you type"
@@ -140,7 +140,7 @@ def build_classify_tab(registry: Registry) -> None:
                 download = gr.DownloadButton("Download results (CSV)", visible=False, elem_id="classify-download")
 
     mode.change(lambda chosen: _mode_updates(registry, chosen), inputs=mode,
-                outputs=[model, labels, multi_label, hypothesis, prompt], queue=False, api_visibility="private")
+                outputs=[model, labels, multi_label, hypothesis, prompt], **ui_event(model, queue=False))
 
     @handle_errors
     def classify_one(data: dict) -> tuple:
@@ -150,7 +150,7 @@ def build_classify_tab(registry: Registry) -> None:
         return _label_value(scores), _chart_frame(scores), _notice(result)
 
     gr.on([run.click, text.submit], classify_one, inputs=form.inputs | {text}, outputs=[ranked, chart, notice],
-          concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, api_visibility="private")
+          concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, **ui_event(notice, progress=True))
 
     def inspect_file(path: Optional[str]) -> tuple:
         """Shows the rows and columns of an upload, or what is wrong with it (inline: it stays visible)."""
@@ -165,7 +165,7 @@ def build_classify_tab(registry: Registry) -> None:
         info = html.escape(f"{Path(path).name}: {len(table):,} rows; columns: {', '.join(columns)}", quote=False)
         return info, gr.Dropdown(choices=columns, value=guess)
 
-    upload.change(inspect_file, inputs=upload, outputs=[file_info, column], api_visibility="private")
+    upload.change(inspect_file, inputs=upload, outputs=[file_info, column], **ui_event(file_info, progress=True))
 
     @handle_errors
     def classify_file(data: dict, request: gr.Request, progress=gr.Progress()) -> tuple:
@@ -187,8 +187,10 @@ def build_classify_tab(registry: Registry) -> None:
         return (_file_status(outcome, len(shown)), shown,
                 gr.DownloadButton(value=str(saved), visible=True))
 
+    # The progress bar sits on the status line; a failure shows as a toast, never as a badge over the table.
     run_file.click(classify_file, inputs=form.inputs | {upload, column}, outputs=[status, results, download],
-                   concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, api_visibility="private")
+                   concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT,
+                   **ui_event(status, progress=True))
     # Not queued, so it runs at once while the file job holds its queue slot; the job stops after its batch.
     cancel.click(_cancel_handler(flags), inputs=None, outputs=None, queue=False, api_visibility="private")
     # A closed or reloaded browser tab cancels its file run too, instead of leaving it to classify for nobody.
