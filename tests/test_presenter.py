@@ -1,0 +1,239 @@
+"""Presenter mode: the `presenter:` block of models.yaml, the screen built from it, and how the app chooses it.
+
+The browser side (examples, streaming, reset, screenshot) is in tests/browser/test_presenter_browser.py.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import pytest
+import yaml
+
+from tests.conftest import ROOT, free_port
+from tests.tiny_models import CHAT_ID, CLASSIFIER_ID
+
+TITLE = "Acme Support Assistant"
+DESCRIPTION = ("Ask about orders, returns and delivery. Every answer is written live by a small language model "
+               "running on this machine.")
+EXAMPLES = ["Where is my order?", "How do I return a jacket?", "When do you open on Sunday?"]
+
+# A small, self-contained logo (an SVG file next to models.yaml, as a user would ship one).
+LOGO_SVG = """<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 96 96" width="96" height="96">
+  <defs><linearGradient id="g" x1="0" y1="0" x2="1" y2="1">
+    <stop offset="0" stop-color="#6366f1"/><stop offset="1" stop-color="#a855f7"/></linearGradient></defs>
+  <rect x="4" y="4" width="88" height="88" rx="22" fill="url(#g)"/>
+  <path d="M28 66 L48 26 L68 66 M36 52 H60" stroke="#fff" stroke-width="8" fill="none"
+        stroke-linecap="round" stroke-linejoin="round"/>
+</svg>
+"""
+
+
+def write_presenter_yaml(base_yaml: Path, out_dir: Path, **overrides: Any) -> Path:
+    """`base_yaml` (the tiny models) plus a presenter block with a logo file; `overrides` change the block."""
+    config = yaml.safe_load(base_yaml.read_text(encoding="utf-8"))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "logo.svg").write_text(LOGO_SVG, encoding="utf-8")
+    config["presenter"] = {
+        "title": TITLE,
+        "description": DESCRIPTION,
+        "logo": "logo.svg",
+        "model": CHAT_ID,
+        "system_prompt": "You are a friendly support assistant.",
+        "generation": {"max_new_tokens": 40, "temperature": 0.0},
+        "examples": EXAMPLES,
+        **overrides,
+    }
+    path = out_dir / "models.yaml"
+    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def presenter_yaml(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_presenter_yaml(tiny_models_yaml, tmp_path_factory.mktemp("presenter"))
+
+
+def registry_for(path: Path):
+    from backend.config import load_config
+    from backend.registry import Registry
+
+    return Registry(load_config(path))
+
+
+# ------------------------------------------------------------------------------------------ the config
+
+
+def config_error(tiny_models_yaml: Path, tmp_path: Path, **block: Any) -> str:
+    from backend.config import load_config
+    from backend.types import ConfigError
+
+    path = write_presenter_yaml(tiny_models_yaml, tmp_path, **block)
+    with pytest.raises(ConfigError) as raised:
+        load_config(path)
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(("block", "expected"), [
+    ({"model": "nope"}, "field 'presenter.model': no entry has id 'nope'"),
+    ({"model": CLASSIFIER_ID}, f"field 'presenter.model': '{CLASSIFIER_ID}' does not do 'chat'"),
+    ({"logo": "missing.png"}, "field 'presenter.logo':"),
+    ({"logo": "models.yaml"}, "field 'presenter.logo': models.yaml is not an image"),
+    ({"generation": {"temperature": 9}}, "field 'presenter.generation': temperature"),
+    ({"titel": "typo"}, "field 'presenter.titel': unknown field"),
+])
+def test_presenter_block_errors_name_the_file_and_field(tiny_models_yaml: Path, tmp_path: Path,
+                                                         block: dict, expected: str) -> None:
+    message = config_error(tiny_models_yaml, tmp_path, **block)
+    assert str(tmp_path / "models.yaml") in message
+    assert expected in message
+
+
+def test_gpu_duration_is_a_per_model_field(tiny_models_yaml: Path, tmp_path: Path) -> None:
+    from backend.config import load_config, parse_config
+    from backend.types import ConfigError
+
+    assert load_config(tiny_models_yaml).spec(CHAT_ID).gpu_duration_s == 60  # ZeroGPU's own default
+    raw = yaml.safe_load(tiny_models_yaml.read_text(encoding="utf-8"))
+    raw["models"][0]["gpu_duration_s"] = 0
+    with pytest.raises(ConfigError, match=rf"entry '{CHAT_ID}' \(models\[0\]\), field 'gpu_duration_s'"):
+        parse_config(raw, tmp_path / "models.yaml")
+    remote = {"models": [{"id": "r", "tasks": ["chat"], "backend": "openai", "base_url": "http://x/v1",
+                          "gpu_duration_s": 30}]}
+    with pytest.raises(ConfigError, match="field 'gpu_duration_s': only for backend transformers"):
+        parse_config(remote, tmp_path / "models.yaml")
+
+
+# ------------------------------------------------------------------------------------ what it shows
+
+
+def test_view_takes_the_config_and_falls_back_to_the_model(presenter_yaml: Path, tiny_models_yaml: Path) -> None:
+    from ui.presenter import PresenterView
+
+    registry = registry_for(presenter_yaml)
+    view = PresenterView.resolve(registry, registry.config.presenter)
+    assert (view.title, view.description, view.examples) == (TITLE, DESCRIPTION, tuple(EXAMPLES))
+    assert view.spec.id == CHAT_ID and view.system_prompt.startswith("You are")
+    # Locked settings: the block's values over the model's own defaults from models.yaml.
+    defaults = view.spec.default_params()
+    assert (view.params.max_new_tokens, view.params.temperature) == (40, 0.0)
+    assert (view.params.top_p, view.params.top_k) == (defaults.top_p, defaults.top_k)
+    assert view.logo_src.startswith("data:image/svg+xml;base64,")  # embedded: no file path is served
+
+    # `--presenter` without a block: the first chat model, its name, description and examples.
+    plain = registry_for(tiny_models_yaml)
+    view = PresenterView.resolve(plain, plain.config.presenter)
+    spec = plain.spec(CHAT_ID)
+    assert (view.title, view.description, view.examples) == (spec.display_name, spec.description, spec.examples)
+    assert view.params == spec.default_params() and view.logo_src is None
+
+
+def test_header_escapes_config_text_and_passes_urls(tiny_models_yaml: Path, tmp_path: Path) -> None:
+    from ui.presenter import PresenterView, header_html
+
+    path = write_presenter_yaml(tiny_models_yaml, tmp_path, title="<script>alert(1)</script> & Co",
+                                logo="https://example.com/logo.png?a=1&b=\"2\"")
+    registry = registry_for(path)
+    html = header_html(PresenterView.resolve(registry, registry.config.presenter))
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Co" in html
+    assert 'src="https://example.com/logo.png?a=1&amp;b=&quot;2&quot;"' in html
+
+
+def component_types(demo) -> list[str]:  # noqa: ANN001 - gr.Blocks
+    return [type(block).__name__ for block in demo.blocks.values()]
+
+
+def test_presenter_screen_has_no_picker_parameters_or_tabs(presenter_yaml: Path) -> None:
+    import ui
+    from ui.presenter import PRESENTER_CSS
+
+    registry = registry_for(presenter_yaml)
+    demo = ui.build_app(registry, presenter=True)
+    types = component_types(demo)
+    for absent in ("Tabs", "Tab", "Dropdown", "Slider", "Radio", "Accordion", "Number", "UploadButton"):
+        assert absent not in types, f"presenter screen shows a {absent}"
+    assert {"Chatbot", "Textbox", "Dataset", "HTML", "Markdown"} <= set(types)
+    elem_ids = {getattr(block, "elem_id", None) for block in demo.blocks.values()}
+    assert {"chat-history", "chat-input", "chat-send", "chat-stop-btn", "presenter-reset",
+            "presenter-examples"} <= elem_ids
+    states = [block.value for block in demo.blocks.values() if type(block).__name__ == "State"]
+    assert CHAT_ID in states  # the model is a server-side value, never a widget
+    assert demo.workbench_css == PRESENTER_CSS and "api" not in demo.workbench_footer_links
+    # The full workbench is unchanged.
+    full = component_types(ui.build_app(registry))
+    assert "Tabs" in full and "Dropdown" in full
+
+
+# ---------------------------------------------------------------------------- how the app chooses it
+
+
+def test_presenter_flag_and_environment() -> None:
+    import app
+
+    assert app.parse_args([]).presenter is None  # decided by models.yaml
+    assert app.parse_args(["--presenter"]).presenter is True
+    assert app.parse_args(["serve", "--no-presenter"]).presenter is False
+
+
+def start_app(args: list[str], extra_env: dict[str, str]) -> tuple[subprocess.Popen, int]:
+    from tests.test_app_smoke import wait_for_port
+
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if key != "WORKBENCH_PRESENTER"}
+    env.update({"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **extra_env})
+    process = subprocess.Popen([sys.executable, "app.py", *args, "--host", "127.0.0.1", "--port", str(port)],
+                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_port(port, process, 90)
+    return process, port
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def running() -> Iterator[list[subprocess.Popen]]:
+    processes: list[subprocess.Popen] = []
+    yield processes
+    for process in processes:
+        stop(process)
+
+
+def served_elem_ids(port: int) -> set[str]:
+    config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=30).json()
+    return {component.get("props", {}).get("elem_id") for component in config["components"]}
+
+
+@pytest.mark.parametrize(("args", "env", "presenting"), [
+    ([], {}, True),  # the block is there: presenter mode without a flag
+    (["--no-presenter"], {}, False),
+    ([], {"WORKBENCH_PRESENTER": "0"}, False),  # a Space variable can switch it off without editing files
+])
+def test_the_presenter_block_turns_the_mode_on(presenter_yaml: Path, running: list, args: list[str],
+                                               env: dict[str, str], presenting: bool) -> None:
+    process, port = start_app(["--models", str(presenter_yaml), *args], env)
+    running.append(process)
+    elem_ids = served_elem_ids(port)
+    assert ("presenter-reset" in elem_ids) is presenting
+    assert ("tab-compare" in elem_ids) is not presenting
+
+
+def test_presenter_flag_without_a_chat_model_is_a_clear_error(tiny_models_yaml: Path, tmp_path: Path) -> None:
+    config = yaml.safe_load(tiny_models_yaml.read_text(encoding="utf-8"))
+    config["models"] = [entry for entry in config["models"] if entry["id"] != CHAT_ID]
+    path = tmp_path / "models.yaml"
+    path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    result = subprocess.run([sys.executable, "app.py", "--presenter", "--models", str(path), "--port",
+                             str(free_port())], cwd=ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2
+    assert "presenter mode needs a model with the 'chat' task" in result.stderr

@@ -1,0 +1,248 @@
+"""Deploying to Hugging Face Spaces: the README front matter, a start with no arguments, and the ZeroGPU hook.
+
+- The front matter (YAML between the README's first two `---` lines) is what configures a Space: it must agree
+  with requirements.txt (gradio version), the app file, the Python the suite runs on, and models.yaml.
+- On a Space the platform runs `python app.py` with SPACE_ID and the port in the environment: the app must
+  listen on 0.0.0.0 and serve without any argument.
+- ZeroGPU: `spaces.GPU(duration=...)` wraps the function that runs the model when `spaces` can be imported. A
+  stand-in `spaces` module (a real file on sys.path) records what it wraps; without it nothing changes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any, Iterator
+
+import httpx
+import psutil
+import pytest
+import yaml
+
+from tests.conftest import ROOT, free_port
+from tests.tiny_models import CHAT_ID
+
+# Valid values, from the Spaces configuration reference (huggingface.co/docs/hub/spaces-config-reference).
+COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
+SHORT_DESCRIPTION_MAX = 60
+
+
+def front_matter() -> dict[str, Any]:
+    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "---", "README.md must start with the Spaces YAML front matter (a line '---')"
+    end = lines.index("---", 1)
+    return yaml.safe_load("\n".join(lines[1:end]))
+
+
+def pinned(package: str) -> str:
+    for line in (ROOT / "requirements.txt").read_text(encoding="utf-8").splitlines():
+        match = re.fullmatch(rf"{re.escape(package)}==([\w.]+)", line.strip())
+        if match:
+            return match.group(1)
+    raise AssertionError(f"requirements.txt does not pin {package}")
+
+
+def hub_sources() -> set[str]:
+    """The Hub repositories models.yaml loads in this process (local folders and remote servers excluded)."""
+    from backend.config import load_config
+
+    config = load_config(ROOT / "models.yaml")
+    return {spec.source for spec in config.models
+            if spec.backend == "transformers" and spec.local_path() is None}
+
+
+def test_front_matter_makes_a_gradio_space() -> None:
+    meta = front_matter()
+    assert meta["sdk"] == "gradio"
+    assert str(meta["sdk_version"]) == pinned("gradio"), "the Space must run the gradio the tests ran against"
+    assert (ROOT / meta["app_file"]).is_file()
+    # A string (quoted: an unquoted 3.10 would be read as 3.1), the Python this suite runs on.
+    assert meta["python_version"] == f"{sys.version_info.major}.{sys.version_info.minor}"
+    from huggingface_hub import SpaceHardware
+
+    assert meta["suggested_hardware"] in {flavor.value for flavor in SpaceHardware}
+    assert {meta["colorFrom"], meta["colorTo"]} <= COLORS
+    assert meta["title"] and meta["emoji"] and meta["license"]
+    assert 0 < len(meta["short_description"]) <= SHORT_DESCRIPTION_MAX
+
+
+def test_front_matter_preloads_the_models_of_models_yaml() -> None:
+    meta = front_matter()
+    sources = hub_sources()
+    assert sources, "models.yaml lists no Hub model"
+    # Each entry: "repo_id [file1,file2,...] [commit]" (the Spaces format).
+    preloaded = [entry.split() for entry in meta["preload_from_hub"]]
+    assert all(1 <= len(parts) <= 3 for parts in preloaded)
+    assert {parts[0] for parts in preloaded} == sources
+    for parts in preloaded:
+        if len(parts) >= 2:
+            files = parts[1].split(",")
+            assert "config.json" in files and any(f.endswith(".safetensors") for f in files), parts
+    assert set(meta["models"]) == sources
+
+
+def test_host_defaults_to_all_interfaces_on_a_space(monkeypatch: pytest.MonkeyPatch) -> None:
+    import app
+
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
+    monkeypatch.delenv("SPACE_ID", raising=False)
+    assert app.parse_args([]).host == "127.0.0.1"
+    monkeypatch.setenv("SPACE_ID", "user/space")
+    assert app.parse_args([]).host == "0.0.0.0"
+    monkeypatch.setenv("GRADIO_SERVER_NAME", "10.1.2.3")
+    assert app.parse_args([]).host == "10.1.2.3"
+    assert app.parse_args(["--host", "127.0.0.1"]).host == "127.0.0.1"
+
+
+@pytest.fixture(scope="module")
+def space_app(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
+    """`python app.py` with no arguments, in the environment a Space gives it."""
+    from tests.test_app_smoke import wait_for_port
+
+    port = free_port()
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("GRADIO_SERVER_NAME", "WORKBENCH_PRESENTER", "PORT")}
+    env.update(SPACE_ID="user/space", SPACE_AUTHOR_NAME="user", SPACE_REPO_NAME="space",
+               GRADIO_SERVER_PORT=str(port), WORKBENCH_MODELS=str(tiny_models_yaml),
+               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
+    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    try:
+        wait_for_port(port, process, 90)
+        yield f"http://127.0.0.1:{port}/", process.pid
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+
+
+def test_app_starts_with_no_arguments_on_a_space(space_app: tuple[str, int]) -> None:
+    from gradio_client import Client
+
+    url, pid = space_app
+    listening = {(conn.laddr.ip, conn.laddr.port) for conn in psutil.Process(pid).net_connections(kind="tcp")
+                 if conn.status == psutil.CONN_LISTEN}
+    assert ("0.0.0.0", int(url.rsplit(":", 1)[1].strip("/"))) in listening, listening
+    assert httpx.get(url, timeout=30).status_code == 200
+    client = Client(url, verbose=False)
+    statuses = client.predict(api_name="/models")
+    assert {status["id"] for status in statuses} >= {CHAT_ID}
+    client.close()
+
+
+# ------------------------------------------------------------------------------------------------ ZeroGPU
+
+STAND_IN_SPACES = textwrap.dedent('''
+    """A stand-in for the `spaces` package: GPU(duration=...) records what it wraps and every call."""
+    import functools
+
+    WRAPPED = []  # (function name, duration) per decorated function
+    CALLS = []  # (function name, duration) per call
+    FAIL_WITH = None  # set to an exception to play a refused GPU request (e.g. quota exceeded)
+
+
+    def GPU(fn=None, *, duration=60):
+        def decorate(task):
+            WRAPPED.append((task.__name__, duration))
+
+            @functools.wraps(task)
+            def on_gpu(*args, **kwargs):
+                CALLS.append((task.__name__, duration))
+                if FAIL_WITH is not None:
+                    raise FAIL_WITH
+                return task(*args, **kwargs)
+
+            return on_gpu
+
+        return decorate(fn) if fn is not None else decorate
+''')
+
+
+@pytest.fixture
+def stand_in_spaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    (tmp_path / "spaces.py").write_text(STAND_IN_SPACES, encoding="utf-8")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    sys.modules.pop("spaces", None)
+    import spaces
+
+    yield spaces
+    sys.modules.pop("spaces", None)
+
+
+def chat_registry(tiny_models_yaml: Path, gpu_duration_s: int):
+    from backend.config import parse_config
+    from backend.registry import Registry
+
+    raw = yaml.safe_load(tiny_models_yaml.read_text(encoding="utf-8"))
+    for entry in raw["models"]:
+        if entry["id"] == CHAT_ID:
+            entry["gpu_duration_s"] = gpu_duration_s
+    return Registry(parse_config(raw, tiny_models_yaml))
+
+
+def reply(registry) -> str:  # noqa: ANN001 - Registry
+    from backend import service
+    from backend.types import Final, GenerationParams
+
+    params = GenerationParams(max_new_tokens=24, temperature=0.8, seed=7)
+    events = list(service.stream_chat(registry, CHAT_ID, "Hello there", params=params))
+    assert isinstance(events[-1], Final)
+    return events[-1].text
+
+
+def test_gpu_function_is_the_original_without_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.zerogpu import gpu_function
+
+    monkeypatch.setitem(sys.modules, "spaces", None)  # `import spaces` fails, as where it is not installed
+
+    def forward() -> int:
+        return 1
+
+    assert gpu_function(forward, 30) is forward
+
+
+def test_generation_runs_under_spaces_gpu_with_the_models_duration(stand_in_spaces: Any,
+                                                                  tiny_models_yaml: Path) -> None:
+    from backend.engines.batching import Batcher
+
+    registry = chat_registry(tiny_models_yaml, gpu_duration_s=17)
+    try:
+        on_gpu = reply(registry)
+        with registry.lease(CHAT_ID) as engine:
+            assert engine.batcher._run_on_device.__wrapped__.__func__ is Batcher._run
+    finally:
+        registry.close()
+    assert stand_in_spaces.WRAPPED == [("_run", 17)]
+    assert stand_in_spaces.CALLS == [("_run", 17)]  # one batch, one GPU call, with the configured duration
+
+    # Without `spaces`: the very same output, and the batcher calls its own `_run` directly.
+    sys.modules.pop("spaces", None)
+    sys.path.remove(str(Path(stand_in_spaces.__file__).parent))
+    registry = chat_registry(tiny_models_yaml, gpu_duration_s=17)
+    try:
+        assert reply(registry) == on_gpu and on_gpu
+        with registry.lease(CHAT_ID) as engine:
+            assert engine.batcher._run_on_device == engine.batcher._run
+            assert engine.batcher._run_on_device.__func__ is Batcher._run
+    finally:
+        registry.close()
+    assert stand_in_spaces.CALLS == [("_run", 17)]  # nothing went through the stand-in this time
+
+
+def test_a_refused_gpu_request_reaches_the_caller(stand_in_spaces: Any, tiny_models_yaml: Path) -> None:
+    """ZeroGPU refuses calls (quota exceeded, illegal duration): the request fails with that error, no hang."""
+    from backend.types import GenerationError
+
+    stand_in_spaces.FAIL_WITH = RuntimeError("ZeroGPU quota exceeded (60s requested vs. 12s left)")
+    registry = chat_registry(tiny_models_yaml, gpu_duration_s=60)
+    try:
+        with pytest.raises(GenerationError, match="quota exceeded"):
+            reply(registry)
+    finally:
+        registry.close()
