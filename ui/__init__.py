@@ -16,6 +16,7 @@ from ui import api
 from ui.chat import ChatTab
 from ui.classify import build_classify_tab, register_classify_api
 from ui.compare import CompareTab
+from ui.evaluate import build_evaluate_tab
 from ui.components import ui_event
 from ui.generate import GenerateTab
 from ui.models import ModelsTab
@@ -53,7 +54,7 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
 
         return build_presenter(registry, registry.config.presenter)
     with gr.Blocks(title="LLM Workbench") as demo:
-        gr.Markdown("## LLM Workbench\nChat with, generate with, compare and classify with the models in your "
+        gr.Markdown("## LLM Workbench\nChat with, generate with, classify with and evaluate the models in your "
                     "`models.yaml`.")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
@@ -63,6 +64,8 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
             with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
                 GenerateTab.build(registry)
             build_classify_tab(registry)
+            with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
+                build_evaluate_tab(registry)
             with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
                 models = ModelsTab.build(registry)
         models_tab.select(models.rows, outputs=models.table, **ui_event(models.table, queue=False))
