@@ -45,7 +45,7 @@ TARGETS = {  # metric: (target, "min" means at least / "max" means at most)
 }
 MODEL_SIZES = {  # hidden, layers, intermediate, heads
     "25m": (512, 8, 1408, 8),
-    "1b": (2048, 16, 5632, 16),
+    "1b": (2048, 20, 5632, 16),  # ~1.0B parameters
 }
 PROMPT = "The history of the printing press begins"
 CLIENTS = 16
@@ -98,7 +98,8 @@ def measure_raw(model_dir: str, new_tokens: int, device: str, repeats: int) -> d
     from transformers.generation.streamers import BaseStreamer
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32 if device == "cpu" else "auto")
+    # The same dtype the engine picks for the device (dtype auto): float32 on CPU, bfloat16 on CUDA.
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32 if device == "cpu" else torch.bfloat16)
     model.to(device).eval()
     inputs = tokenizer(PROMPT, return_tensors="pt").to(device)
 
@@ -233,6 +234,41 @@ def measure_app_concurrent(url: str, model_id: str, new_tokens: int, clients: in
             client.close()
 
 
+# ------------------------------------------------------------------------- the engine, in process
+
+
+def measure_engine(models_yaml: Path, model_id: str, new_tokens: int, repeats: int,
+                   clients: int) -> dict[str, float]:
+    """The same requests through backend.service in this process: the app minus Gradio and HTTP. Used where
+    Gradio is not installed (the GPU machine), and to split the app's overhead into engine and web parts."""
+    from backend import service
+    from backend.config import load_config
+    from backend.registry import Registry
+    from backend.types import GenerationParams
+
+    registry = Registry(load_config(models_yaml))
+    params = GenerationParams(max_new_tokens=new_tokens, temperature=0.0)
+
+    def one(_: int = 0) -> tuple[float, float, int]:
+        started = time.perf_counter()
+        first_at = None
+        for event in service.stream_generate(registry, model_id, PROMPT, params):
+            if first_at is None and getattr(event, "text", ""):
+                first_at = time.perf_counter()
+        total = time.perf_counter() - started
+        assert event.stats.generated_tokens == new_tokens
+        return (first_at or total) - started, total, new_tokens
+
+    try:
+        one()  # load and warm up
+        runs = [one() for _ in range(repeats)]
+        aggregate = run_concurrently(clients, lambda i: one(i)[2])
+    finally:
+        registry.close()
+    return {"tokens_per_s": statistics.median(n / total for _, total, n in runs),
+            "ttft_s": statistics.median(ttft for ttft, _, _ in runs), "aggregate_tokens_per_s": aggregate}
+
+
 # ------------------------------------------------------------------------------- transformers serve
 
 
@@ -306,6 +342,28 @@ def eval_speedup(batch_size: int) -> tuple[float | None, list[dict[str, Any]]]:
     return (headline[0]["speedup"] if headline else None), rows
 
 
+def engine_only(args: argparse.Namespace, models_yaml: Path, entries: dict[str, Any],
+                results: dict[str, Any]) -> int:
+    """Raw generate against the engine path (no Gradio, no HTTP), 1 and 16 concurrent streams."""
+    for model_id, entry in entries.items():
+        print(f"[{model_id}] raw generate ...", flush=True)
+        raw = measure_raw(entry["source"], args.new_tokens, args.device, args.repeats)
+        print(f"[{model_id}] engine, 1 and {CLIENTS} streams ...", flush=True)
+        engine = measure_engine(models_yaml, model_id, args.new_tokens, args.repeats, CLIENTS)
+        row = {"raw_tokens_per_s": raw["tokens_per_s"], "raw_ttft_ms": raw["ttft_s"] * 1000,
+               "engine_tokens_per_s": engine["tokens_per_s"], "engine_ttft_ms": engine["ttft_s"] * 1000,
+               "engine_aggregate_tokens_per_s_16": engine["aggregate_tokens_per_s"],
+               "engine_overhead_ratio": engine["tokens_per_s"] / raw["tokens_per_s"],
+               "engine_ttft_overhead_ms": (engine["ttft_s"] - raw["ttft_s"]) * 1000,
+               "engine_concurrency_speedup_16": engine["aggregate_tokens_per_s"] / engine["tokens_per_s"]}
+        results["per_model"][model_id] = row
+        print(json.dumps({model_id: row}, indent=2), flush=True)
+    results["mode"] = "engine only: backend.service in process, no Gradio / HTTP"
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", required=True, help="JSON file to write")
@@ -317,6 +375,8 @@ def main() -> int:
     parser.add_argument("--skip-serve", action="store_true", help="skip the transformers serve comparison")
     parser.add_argument("--skip-eval", action="store_true", help="skip the evaluation batching comparison")
     parser.add_argument("--eval-batch-size", type=int, default=16)
+    parser.add_argument("--engine-only", action="store_true",
+                        help="measure the engine in process instead of the app (no Gradio needed: GPU machines)")
     args = parser.parse_args()
 
     workdir = Path(args.workdir)
@@ -333,6 +393,8 @@ def main() -> int:
     results: dict[str, Any] = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                                            "device": args.device},
                                "new_tokens": args.new_tokens, "clients": CLIENTS, "per_model": {}}
+    if args.engine_only:
+        return engine_only(args, models_yaml, entries, results)
     app, url = start_app(models_yaml, args.device)
     try:
         for model_id, entry in entries.items():
