@@ -68,10 +68,11 @@ def from_pretrained_kwargs(spec: ModelSpec, device: str, dtype: torch.dtype) -> 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=spec.quantization == "4bit", load_in_8bit=spec.quantization == "8bit"
         )
-    if device == "cuda":
-        # accelerate spreads a model over every visible GPU (and CPU RAM) when it does not fit one.
+    if device == "cuda" and (torch.cuda.device_count() > 1 or spec.quantization):
+        # accelerate spreads a model over several GPUs (and places quantized weights); on one GPU a plain
+        # .to("cuda") does the job without accelerate's per-module dispatch hooks.
         kwargs["device_map"] = "auto"
-    elif device.startswith("cuda:"):
+    elif device.startswith("cuda:") and spec.quantization:
         kwargs["device_map"] = device
     return kwargs
 

@@ -118,6 +118,7 @@ class LocalGenerativeEngine:
 
     def close(self) -> None:
         # Wait for a running generation to notice its cancel flag before pulling the weights away.
+        self.batcher.close()
         with self.generate_lock:
             self.model = None
             self.tokenizer = None
