@@ -1,0 +1,142 @@
+"""The real app (`python app.py ...`) in a subprocess, for tests that measure it alone: CPU, memory, threads, logs.
+
+`AppProcess` starts app.py exactly as a user would, with one addition that changes nothing else: SIGUSR1 makes
+the process write the names of its Python threads to a file, so a test can check that no generate thread is
+left running after clients went away.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+import psutil
+import yaml
+
+from tests.conftest import ROOT, free_port
+
+START_TIMEOUT_S = 90.0
+
+# Runs app.py as __main__ after installing the thread-dump handler.
+_BOOT = """
+import json, os, runpy, signal, sys, threading
+def _dump(signum, frame):
+    path = os.environ["WORKBENCH_TEST_THREAD_DUMP"]
+    with open(path + ".tmp", "w") as out:
+        json.dump([thread.name for thread in threading.enumerate()], out)
+    os.replace(path + ".tmp", path)
+signal.signal(signal.SIGUSR1, _dump)
+sys.argv = ["app.py", *sys.argv[1:]]
+runpy.run_path("app.py", run_name="__main__")
+"""
+
+
+class AppProcess:
+    """`python app.py --models YAML --host 127.0.0.1 --port P` with `env` added; stdout+stderr go to a log file."""
+
+    def __init__(self, models_yaml: Path, env: Optional[Mapping[str, str]] = None,
+                 args: Sequence[str] = ()) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/"
+        self._dir = Path(tempfile.mkdtemp(prefix="workbench-app-"))
+        self.log_path = self._dir / "app.log"
+        self._dump_path = self._dir / "threads.json"
+        full_env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+                    "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
+                    "WORKBENCH_TEST_THREAD_DUMP": str(self._dump_path), **(env or {})}
+        with self.log_path.open("wb") as log:
+            self.popen = subprocess.Popen(
+                [sys.executable, "-c", _BOOT, "--models", str(models_yaml), "--host", "127.0.0.1",
+                 "--port", str(self.port), *args],
+                cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            )
+        self.process = psutil.Process(self.popen.pid)
+
+    def wait_ready(self, timeout: float = START_TIMEOUT_S) -> "AppProcess":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise AssertionError(f"the app exited with {self.popen.returncode}:\n{self.output()[-6000:]}")
+            with socket.socket() as sock:
+                if sock.connect_ex(("127.0.0.1", self.port)) == 0:
+                    return self
+            time.sleep(0.1)
+        self.stop()
+        raise AssertionError(f"the app did not listen within {timeout:.0f} s:\n{self.output()[-6000:]}")
+
+    # ------------------------------------------------------------------------------------- measuring
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the app process so far (all its threads)."""
+        times = self.process.cpu_times()
+        return times.user + times.system
+
+    def rss_mb(self) -> float:
+        return self.process.memory_info().rss / 1024**2
+
+    def thread_names(self, timeout: float = 10.0) -> list[str]:
+        self._dump_path.unlink(missing_ok=True)
+        os.kill(self.popen.pid, signal.SIGUSR1)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._dump_path.exists():
+                return json.loads(self._dump_path.read_text())
+            time.sleep(0.05)
+        raise AssertionError("the app did not answer the thread dump signal")
+
+    def output(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    # ---------------------------------------------------------------------------------------- ending
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait(timeout=10)
+
+    def __enter__(self) -> "AppProcess":
+        return self.wait_ready()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def models_yaml_variant(source: Path, target: Path, change: Callable[[dict[str, Any]], None]) -> Path:
+    """A copy of `source` (a models.yaml) with `change(config_dict)` applied; sources stay absolute."""
+    config = yaml.safe_load(source.read_text(encoding="utf-8"))
+    change(config)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return target
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 20.0, poll: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(poll)
+    return condition()
+
+
+def record_figures(name: str, figures: dict[str, Any]) -> None:
+    """Prints a test's measured figures (run pytest with -s to see them) and, when WORKBENCH_RELIABILITY_FIGURES
+    names a file, appends them there as one JSON line: docs/RELIABILITY.md is written from those."""
+    line = json.dumps({"test": name, **figures}, ensure_ascii=False)
+    print(f"\nFIGURES {line}")
+    target = os.environ.get("WORKBENCH_RELIABILITY_FIGURES")
+    if target:
+        with open(target, "a", encoding="utf-8") as out:
+            out.write(line + "\n")
