@@ -217,6 +217,15 @@ class Registry:
 
     # ---------------------------------------------------------------------------------------- status
 
+    def probe(self, model_id: str) -> tuple[bool, str]:
+        """For a remote entry: whether its server answers now (a short request; loads nothing)."""
+        spec = self.spec(model_id)
+        if spec.backend != "openai":
+            return True, "local model"
+        from backend.engines.remote import probe  # httpx only; no torch
+
+        return probe(spec)
+
     def load_count(self, model_id: str) -> int:
         return self._slots[model_id].load_count
 

@@ -395,3 +395,20 @@ def test_killing_the_server_mid_stream_is_a_clear_error_and_the_app_keeps_servin
         assert probe(config.spec("remote-chat"))[0] is False
     finally:
         registry.close()
+
+
+def test_models_tab_shows_whether_remote_endpoints_answer(serve: ServeProcess, tiny_config) -> None:
+    from backend.config import AppConfig
+    from backend.registry import Registry
+    from tests.conftest import free_port
+    from ui.models import ModelsTab
+
+    up = remote_spec(serve.base_url, model=serve.model, id="remote-up")
+    down = remote_spec(f"http://127.0.0.1:{free_port()}/v1", id="remote-down")
+    registry = Registry(AppConfig(models=(tiny_config.spec("tiny-chat"), up, down)))
+    tab = ModelsTab(registry=registry, table=None)
+    weights = {row[0]: row[3] for row in tab.rows()["data"]}
+    assert weights["remote-up"] == "remote: reachable"
+    assert weights["remote-down"].startswith("remote: unreachable (") and "127.0.0.1" in weights["remote-down"]
+    assert weights["tiny-chat"] == "local"
+    assert all(status.state == "unloaded" for status in registry.status())  # probing loads nothing

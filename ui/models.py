@@ -16,14 +16,24 @@ COLUMNS = ["id", "tasks", "state", "weights", "device", "dtype", "parameters", "
 MODELS_CONCURRENCY_ID = "models"
 
 
-def status_rows(statuses: Sequence[ModelStatus]) -> dict[str, Any]:
-    """The Dataframe value for `registry.status()`: one readable row per model."""
+def status_rows(statuses: Sequence[ModelStatus],
+                reachability: Optional[dict[str, tuple[bool, str]]] = None) -> dict[str, Any]:
+    """The Dataframe value for `registry.status()`: one readable row per model; remote entries show whether
+    their server answered the last probe."""
+    reachability = reachability or {}
+
+    def weights(status: ModelStatus) -> str:
+        if status.id not in reachability:
+            return status.weights
+        reachable, detail = reachability[status.id]
+        return "remote: reachable" if reachable else f"remote: unreachable ({detail})"
+
     rows = [
         [
             status.id,
             ", ".join(status.tasks),
             status.state,
-            status.weights,
+            weights(status),
             status.device or "",
             status.dtype or "",
             _count(status.parameters),
@@ -84,7 +94,10 @@ class ModelsTab:
         return tab
 
     def rows(self) -> dict[str, Any]:
-        return status_rows(self.registry.status())
+        statuses = self.registry.status()
+        # Remote servers are probed on every refresh (short timeout), so the table says whether they answer now.
+        reachability = {status.id: self.registry.probe(status.id) for status in statuses if status.weights == "remote"}
+        return status_rows(statuses, reachability)
 
     @handle_errors
     def load(self, model_id: str) -> Iterator[tuple[Any, str]]:
