@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional
 
 from backend.config import AppConfig, ModelSpec, checkpoint_file
 from backend.engines.base import Engine
+from backend.security import redact
 from backend.types import (
     ModelLoadError,
     ModelNotFoundError,
@@ -255,13 +256,14 @@ class Registry:
                 backend=slot.spec.backend,
                 state=state,
                 weights=weights,
-                weights_detail=detail,
+                # A remote server's error or probe text may quote the API key it was sent.
+                weights_detail=redact(detail),
                 device=facts.get("device"),
                 dtype=facts.get("dtype"),
                 parameters=facts.get("parameters"),
                 memory_bytes=facts.get("memory_bytes"),
                 load_time_s=facts.get("load_time_s"),
-                last_error=slot.last_error,
+                last_error=redact(slot.last_error) if slot.last_error else None,
                 active_requests=slot.leases,
                 generated_tokens_total=facts.get("generated_tokens_total", 0),
                 max_context=facts.get("max_context") or slot.spec.max_context,

@@ -62,7 +62,8 @@ def test_damaged_weights_give_a_clear_error_and_the_other_models_keep_serving(br
     with pytest.raises(ModelLoadError) as failed:
         reply(registry, BROKEN)
     message = str(failed.value)
-    assert message.startswith(f"model '{BROKEN}': could not load {folder}"), message
+    assert message.startswith(f"model '{BROKEN}': the weights of {folder} are damaged or incomplete"), message
+    assert "download them again" in message
     assert_consistent(registry, BROKEN, "failed")
     assert registry.status_of(BROKEN).last_error == message
     # The others were never disturbed: still loaded, still answering, classifier loads fine too.

@@ -290,9 +290,6 @@ def test_the_openai_api_needs_the_token_or_a_login(locked_app: AppProcess) -> No
     record_figures("openai_api_auth", answers)
 
 
-@pytest.mark.xfail(reason="known bug, reported: the registry keeps a remote server's error text verbatim as "
-                          "last_error (and the probe's weights_detail), and /models shows it; see docs/RELIABILITY.md",
-                   strict=False)
 def test_model_status_does_not_quote_the_remote_key(locked_app: AppProcess) -> None:
     from gradio_client import Client
 

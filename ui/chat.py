@@ -16,6 +16,7 @@ from backend import service
 from backend.registry import Registry
 from backend.types import InvalidInputError, Message
 from ui.components import (
+    status_sink,
     cancel_then,
     STOPPED,
     STREAMING,
@@ -84,7 +85,7 @@ class ChatTab:
 
         reply_inputs = {model, system, history, text, *params.inputs}
         reply_outputs = [text, history, stats]
-        streaming = dict(**STREAMING, **ui_event(stats))
+        streaming = dict(**STREAMING, **ui_event(status_sink()))
         sending = gr.on([send.click, text.submit], tab.send, inputs=reply_inputs, outputs=reply_outputs,
                         api_name="ui_chat_send", **streaming)
         retrying = retry.click(tab.retry, inputs=reply_inputs, outputs=reply_outputs, api_name="ui_chat_retry",

@@ -18,6 +18,7 @@ from backend import service
 from backend.registry import Registry
 from backend.types import Event, GenerationParams
 from ui.components import (
+    status_sink,
     cancel_then,
     STOPPED,
     STREAMING,
@@ -122,7 +123,7 @@ class CompareTab:
         output_a, stats_a, output_b, stats_b = outputs
         running = gr.on([send.click, text.submit], tab.run, api_name="ui_compare",
                         inputs={model_a, model_b, system, text, *params.inputs},
-                        outputs=[output_a, output_b, stats_a, stats_b], **STREAMING, **ui_event(stats_a))
+                        outputs=[output_a, output_b, stats_a, stats_b], **STREAMING, **ui_event(status_sink()))
         cancel_then(stop, [running], lambda: (STOPPED, STOPPED), outputs=[stats_a, stats_b], feedback_on=stats_a)
         return tab
 

@@ -117,6 +117,16 @@ def ui_event(feedback_on: gr.components.Component, progress: bool = False, queue
             "show_progress_on": feedback_on, "queue": queue}
 
 
+def status_sink() -> gr.HTML:
+    """An invisible component that carries a streaming event's status badge.
+
+    Why: when Stop cancels a stream, Gradio may mark the cancelled event as failed and put an "Error" badge on
+    the component its progress is pinned to; pinned to the stats line, a normal Stop read "Error Stopped.".
+    Real failures still reach the user as a toast (gr.Error).
+    """
+    return gr.HTML("", visible=False)
+
+
 def cancel_then(button: gr.Button, running: list[Any], fn: Any, outputs: Any, feedback_on: gr.components.Component,
                 inputs: Any = None) -> None:
     """On click: cancel the running streams first, then run `fn`.

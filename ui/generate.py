@@ -16,6 +16,7 @@ from backend import service
 from backend.registry import Registry
 from backend.types import TokenChoice
 from ui.components import (
+    status_sink,
     cancel_then,
     STOPPED,
     STREAMING,
@@ -79,7 +80,7 @@ class GenerateTab:
 
         inputs = {model, prompt, show_probs, last, *params.inputs}
         outputs = [prompt, stats, probs, token_count, last]
-        streaming = dict(**STREAMING, **ui_event(stats))
+        streaming = dict(**STREAMING, **ui_event(status_sink()))
         running = [run.click(tab.generate, inputs=inputs, outputs=outputs, api_name="ui_generate", **streaming),
                    extend.click(tab.extend, inputs=inputs, outputs=outputs, api_name="ui_continue",
                                 **streaming)]

@@ -92,6 +92,11 @@ def explain_load_failure(spec: ModelSpec, error: BaseException) -> ModelLoadErro
             "reached. Download them on a connected machine (huggingface-cli download "
             f"{spec.source}) or point 'source' at a local folder."
         )
+    if type(error).__name__ == "SafetensorError" or "deserializ" in text.lower():
+        return ModelLoadError(
+            f"model '{spec.id}': the weights of {spec.source} are damaged or incomplete ({type(error).__name__}: "
+            f"{text}); download them again or fix 'source'"
+        )
     if isinstance(error, torch.OutOfMemoryError) or "out of memory" in text.lower():
         return ModelLoadError(
             f"model '{spec.id}': out of memory while loading. Unload other models, use a smaller dtype or "
