@@ -5,7 +5,8 @@ from __future__ import annotations
 import ctypes
 import gc
 import sys
-from typing import Any
+import time
+from typing import Any, Optional
 
 import torch
 
@@ -133,3 +134,41 @@ def device_of(model: Any) -> str:
         distinct = sorted({f"cuda:{place}" if isinstance(place, int) else str(place) for place in devices.values()})
         return distinct[0] if len(distinct) == 1 else "+".join(distinct)
     return str(next(model.parameters()).device)
+
+
+def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[Any, Any, str, float]:
+    """Tokenizer and model for `spec` with `model_class` (an Auto* class), placed on the resolved device.
+
+    Returns (model, tokenizer, device, load seconds); a failure frees what was allocated and becomes a
+    ModelLoadError that says what to do.
+    """
+    from transformers import AutoTokenizer
+
+    started = time.perf_counter()
+    device = resolve_device(spec)
+    dtype = resolve_dtype(spec, device)
+    source = model_source(spec)
+    kwargs = from_pretrained_kwargs(spec, device, dtype)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision,
+                                                  trust_remote_code=spec.trust_remote_code)
+        model = model_class.from_pretrained(source, **kwargs)
+        if "device_map" not in kwargs:
+            model.to(device)
+        model.eval()
+    except Exception as error:
+        release_memory(device)
+        raise explain_load_failure(spec, error) from error
+    return model, tokenizer, device, time.perf_counter() - started
+
+
+def describe_model(model: Any, max_context: Optional[int], load_time_s: float) -> dict[str, Any]:
+    """The status facts every local engine reports (None while unloaded)."""
+    return {
+        "device": device_of(model) if model is not None else None,
+        "dtype": str(model.dtype).removeprefix("torch.") if model is not None else None,
+        "parameters": model.num_parameters() if model is not None else None,
+        "memory_bytes": memory_footprint(model) if model is not None else None,
+        "max_context": max_context,
+        "load_time_s": load_time_s,
+    }

@@ -19,7 +19,7 @@ import time
 from typing import Any, Iterator, Sequence
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig
+from transformers import AutoModelForCausalLM, GenerationConfig
 
 from backend.config import ModelSpec
 from backend.engines import loading
@@ -85,36 +85,11 @@ class LocalGenerativeEngine:
 
     @classmethod
     def load(cls, spec: ModelSpec) -> "LocalGenerativeEngine":
-        started = time.perf_counter()
-        device = loading.resolve_device(spec)
-        dtype = loading.resolve_dtype(spec, device)
-        source = loading.model_source(spec)
-        kwargs = loading.from_pretrained_kwargs(spec, device, dtype)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(
-                source, revision=spec.revision, trust_remote_code=spec.trust_remote_code
-            )
-            model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
-            if "device_map" not in kwargs:
-                model.to(device)
-            model.eval()
-        except Exception as error:
-            loading.release_memory(device)
-            raise loading.explain_load_failure(spec, error) from error
-        return cls(spec, model, tokenizer, device, time.perf_counter() - started)
+        return cls(spec, *loading.load_pretrained(spec, AutoModelForCausalLM))
 
     def describe(self) -> dict[str, Any]:
-        model = self.model
-        return {
-            "device": loading.device_of(model) if model is not None else None,
-            "dtype": str(model.dtype).removeprefix("torch.") if model is not None else None,
-            "parameters": model.num_parameters() if model is not None else None,
-            "memory_bytes": loading.memory_footprint(model) if model is not None else None,
-            "max_context": self.max_context,
-            "load_time_s": self.load_time_s,
-            "generated_tokens_total": self.generated_tokens_total,
-            "notes": list(self.notes),
-        }
+        return {**loading.describe_model(self.model, self.max_context, self.load_time_s),
+                "generated_tokens_total": self.generated_tokens_total, "notes": list(self.notes)}
 
     def close(self) -> None:
         # Wait for a running generation to notice its cancel flag before pulling the weights away.

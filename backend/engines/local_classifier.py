@@ -7,11 +7,10 @@ for each text whether it was longer than the model takes (it is truncated; the U
 from __future__ import annotations
 
 import threading
-import time
 from typing import Any, Iterator, Sequence
 
 import torch
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers import AutoModelForSequenceClassification
 
 from backend.config import ModelSpec
 from backend.engines import loading
@@ -47,35 +46,11 @@ class LocalClassifierEngine:
 
     @classmethod
     def load(cls, spec: ModelSpec) -> "LocalClassifierEngine":
-        started = time.perf_counter()
-        device = loading.resolve_device(spec)
-        dtype = loading.resolve_dtype(spec, device)
-        source = loading.model_source(spec)
-        kwargs = loading.from_pretrained_kwargs(spec, device, dtype)
-        try:
-            tokenizer = AutoTokenizer.from_pretrained(
-                source, revision=spec.revision, trust_remote_code=spec.trust_remote_code
-            )
-            model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
-            if "device_map" not in kwargs:
-                model.to(device)
-            model.eval()
-        except Exception as error:
-            loading.release_memory(device)
-            raise loading.explain_load_failure(spec, error) from error
-        return cls(spec, model, tokenizer, device, time.perf_counter() - started)
+        return cls(spec, *loading.load_pretrained(spec, AutoModelForSequenceClassification))
 
     def describe(self) -> dict[str, Any]:
-        model = self.model
-        return {
-            "device": loading.device_of(model) if model is not None else None,
-            "dtype": str(model.dtype).removeprefix("torch.") if model is not None else None,
-            "parameters": model.num_parameters() if model is not None else None,
-            "memory_bytes": loading.memory_footprint(model) if model is not None else None,
-            "max_context": self.max_context,
-            "load_time_s": self.load_time_s,
-            "notes": [f"labels: {', '.join(self.labels)}"],
-        }
+        return {**loading.describe_model(self.model, self.max_context, self.load_time_s),
+                "notes": [f"labels: {', '.join(self.labels)}"]}
 
     def close(self) -> None:
         with self._lock:
