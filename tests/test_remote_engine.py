@@ -403,6 +403,7 @@ def test_models_tab_shows_whether_remote_endpoints_answer(serve: ServeProcess, t
     from tests.conftest import free_port
     from ui.models import ModelsTab
 
+    serve.ensure_running()  # an earlier test kills the server on purpose
     up = remote_spec(serve.base_url, model=serve.model, id="remote-up")
     down = remote_spec(f"http://127.0.0.1:{free_port()}/v1", id="remote-down")
     registry = Registry(AppConfig(models=(tiny_config.spec("tiny-chat"), up, down)))
