@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -108,13 +109,19 @@ def app_url(browser_models_yaml: Path) -> Iterator[str]:
     if os.environ.get("WORKBENCH_BROWSER_URL"):
         yield os.environ["WORKBENCH_BROWSER_URL"]
         return
+    with running_app("--models", str(browser_models_yaml)) as url:
+        yield url
+
+
+@contextmanager
+def running_app(*args: str) -> Iterator[str]:
+    """`python app.py ARGS` on a free loopback port: yields its URL once it listens, stops it afterwards."""
     host, port = "127.0.0.1", free_port()
     env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     log = Path(tempfile.mkstemp(prefix="workbench-app-", suffix=".log")[1])
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--models", str(browser_models_yaml),
-             "--host", host, "--port", str(port)],
+            [sys.executable, str(ROOT / "app.py"), *args, "--host", host, "--port", str(port)],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
         )
     try:

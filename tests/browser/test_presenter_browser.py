@@ -7,17 +7,13 @@ docs/screenshots/presenter.png.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.browser.conftest import APP_START_TIMEOUT_S, _wait_for_port
+from tests.browser.conftest import running_app
 from tests.browser.helpers import (
     TIMEOUT_MS,
     bubbles,
@@ -27,7 +23,6 @@ from tests.browser.helpers import (
     textbox,
     wait_finished,
 )
-from tests.conftest import ROOT, free_port
 from tests.test_presenter import DESCRIPTION, EXAMPLES, TITLE, write_presenter_yaml
 
 
@@ -35,26 +30,8 @@ from tests.test_presenter import DESCRIPTION, EXAMPLES, TITLE, write_presenter_y
 def presenter_url(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real app, started as a presenter would start it, over the tiny models and a presenter block."""
     models = write_presenter_yaml(tiny_models_yaml, tmp_path_factory.mktemp("presenter-browser"))
-    host, port = "127.0.0.1", free_port()
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    log = Path(tempfile.mkstemp(prefix="workbench-presenter-", suffix=".log")[1])
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), "--presenter", "--models", str(models),
-             "--host", host, "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_for_port(host, port, process, log, APP_START_TIMEOUT_S)
-        yield f"http://{host}:{port}/"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.unlink(missing_ok=True)
+    with running_app("--presenter", "--models", str(models)) as url:
+        yield url
 
 
 def open_presenter(page: Page, url: str) -> None:
