@@ -58,8 +58,18 @@ def open_params(page: Page, prefix: str) -> None:
 def set_number(page: Page, elem_id: str, value: float) -> None:
     """Types into the number box of a gr.Number or gr.Slider and commits it (blur fires the change)."""
     field = page.locator(f"#{elem_id} input[type=number]")
-    field.fill(str(value))
-    field.press("Tab")
+    # A model change resets the parameters asynchronously; on a cold app that reset can land after our
+    # typing, so type again until the value holds.
+    for _ in range(5):
+        field.fill(str(value))
+        field.press("Tab")
+        try:
+            expect(field).to_have_value(str(value), timeout=2_000)
+            page.wait_for_timeout(300)
+            if field.input_value() == str(value):
+                return
+        except AssertionError:
+            continue
     expect(field).to_have_value(str(value))
 
 
