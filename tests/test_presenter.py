@@ -1,4 +1,5 @@
-"""Presenter mode: the `presenter:` block of models.yaml, the screen built from it, and how the app chooses it.
+"""Presenter mode: the `presenter:` block of models.yaml, the screen built from it, its API, and how the app
+chooses it.
 
 The browser side (examples, streaming, reset, screenshot) is in tests/browser/test_presenter_browser.py.
 """
@@ -225,6 +226,57 @@ def test_the_presenter_block_turns_the_mode_on(presenter_yaml: Path, running: li
     elem_ids = served_elem_ids(port)
     assert ("presenter-reset" in elem_ids) is presenting
     assert ("tab-compare" in elem_ids) is not presenting
+
+
+# ------------------------------------------------------------------------------------------- its API
+
+DEMO_ID = "tiny-chat-demo"  # a second chat entry, locked by the presenter block: not the registry's first chat model
+PRESENTER_API = {"/chat", "/generate", "/generate_with_probs", "/count_tokens", "/models"}
+
+
+def test_presenter_api_streams_from_the_locked_model_and_cannot_unload_it(tiny_models_yaml: Path,
+                                                                            tmp_path: Path) -> None:
+    from gradio_client import Client
+
+    from tests.app_process import AppProcess, models_yaml_variant
+
+    def add_demo_entry(config: dict[str, Any]) -> None:
+        chat = next(entry for entry in config["models"] if entry["id"] == CHAT_ID)
+        config["models"].append({**chat, "id": DEMO_ID, "name": "Demo chat"})
+
+    path = write_presenter_yaml(tiny_models_yaml, tmp_path, model=DEMO_ID)
+    models_yaml_variant(path, path, add_demo_entry)
+    with AppProcess(path, args=["--presenter"]) as app:
+        client = Client(app.url, verbose=False)
+        try:
+            named = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+            assert set(named) == PRESENTER_API  # no /load_model, /unload_model, /compare; UI events stay private
+
+            # No model given: the presenter's locked model answers, streaming.
+            job = client.submit(message="Where is my order?", max_new_tokens=24, temperature=0, api_name="/chat")
+            reply = job.result(timeout=120)
+            outputs = job.outputs()
+            assert reply and reply == outputs[-1] and len(outputs) >= 2
+            assert all(later.startswith(earlier) for earlier, later in zip(outputs, outputs[1:]))  # it grows
+            def status(model: str) -> dict[str, Any]:
+                return next(entry for entry in client.predict(api_name="/models") if entry["id"] == model)
+
+            assert status(DEMO_ID)["state"] == "loaded" and status(DEMO_ID)["generated_tokens_total"] == 24
+            assert status(CHAT_ID)["state"] == "unloaded"  # the registry's first chat model was not used
+
+            # /generate without a model: the locked model too (it does 'generate').
+            assert client.predict(prompt="Once upon a time", max_new_tokens=8, temperature=0, api_name="/generate")
+            assert status(DEMO_ID)["generated_tokens_total"] == 32
+            counted = client.predict(text="Hello there", api_name="/count_tokens")
+            assert counted["tokens"] > 0 and counted["max_context"] == 512
+
+            # Nobody can pull the demo model away through the API.
+            for endpoint in ("/unload_model", "/load_model"):
+                with pytest.raises(ValueError, match=f"Cannot find a function with `api_name`: {endpoint}"):
+                    client.predict(DEMO_ID, api_name=endpoint)
+            assert status(DEMO_ID)["state"] == "loaded"
+        finally:
+            client.close()
 
 
 def test_presenter_flag_without_a_chat_model_is_a_clear_error(tiny_models_yaml: Path, tmp_path: Path) -> None:

@@ -8,13 +8,13 @@ to a signature once instead of each function repeating eight parameters.
 from __future__ import annotations
 
 import inspect
-from typing import Any, Callable, Iterator, Optional, get_type_hints
+from typing import Any, Callable, Collection, Iterator, Optional, get_type_hints
 
 import gradio as gr
 
 from backend import service
 from backend.registry import Registry
-from backend.types import GenerationError, GenerationParams, TokenChoice
+from backend.types import GenerationError, GenerationParams, Task, TokenChoice
 from ui.compare import compare_streams
 from ui.components import (
     GENERATION_CONCURRENCY_ID,
@@ -85,17 +85,41 @@ def build_params(registry: Registry, model_id: str, overrides: Overrides,
     return registry.spec(model_id).default_params().with_overrides(**overrides)
 
 
-def register(registry: Registry) -> None:
-    """Adds every endpoint to the Blocks being built. Call inside `with gr.Blocks()`."""
+# Every endpoint `register` can add, in the order it adds them.
+ALL_ENDPOINTS: tuple[str, ...] = ("chat", "generate", "compare", "generate_with_probs", "models", "count_tokens",
+                                  "load_model", "unload_model")
+# Presenter mode's API: reading and generating only. Nobody can load or unload models through it (the demo model
+# stays put mid-demo), and there is no two-model /compare on a one-model screen.
+PRESENTER_ENDPOINTS: tuple[str, ...] = ("chat", "generate", "generate_with_probs", "models", "count_tokens")
+
+
+def register(registry: Registry, endpoints: Collection[str] = ALL_ENDPOINTS,
+             default_model: Optional[str] = None) -> None:
+    """Adds the named `endpoints` to the Blocks being built. Call inside `with gr.Blocks()`.
+
+    `default_model` is the model a request without one gets, for every endpoint whose task it does (presenter
+    mode: its locked model); without it, or for a task it does not do, the registry's first model for the task.
+    """
+    unknown = set(endpoints) - set(ALL_ENDPOINTS)
+    if unknown:
+        raise ValueError(f"unknown API endpoints {sorted(unknown)}; known: {', '.join(ALL_ENDPOINTS)}")
+    if default_model is not None:
+        registry.spec(default_model)  # a clear error now, not on the first request
     streaming = dict(concurrency_limit=GENERATION_CONCURRENCY_LIMIT, concurrency_id=GENERATION_CONCURRENCY_ID)
     managing = dict(concurrency_limit=4, concurrency_id=MODELS_CONCURRENCY_ID)
+
+    def pick(model: Optional[str], task: Task) -> str:
+        """The model given, else `default_model` when it does `task`, else the registry's first for `task`."""
+        if not model and default_model and task in registry.spec(default_model).tasks:
+            return default_model
+        return resolve_model(registry, model, task)
 
     @accepts_generation_params
     @handle_errors
     def chat(message: str, model: str = "", history: Optional[list[dict[str, Any]]] = None,
              system_prompt: str = "", *, overrides: Overrides) -> Iterator[str]:
         """Streams the growing assistant reply to `message` after `history` ([{role, content}, ...])."""
-        model = resolve_model(registry, model, "chat")
+        model = pick(model, "chat")
         params = build_params(registry, model, overrides)
         for state in throttled(service.stream_chat(registry, model, message, history or (), params,
                                                    system_prompt or "")):
@@ -105,7 +129,7 @@ def register(registry: Registry) -> None:
     @handle_errors
     def generate(prompt: str, model: str = "", *, overrides: Overrides) -> Iterator[str]:
         """Streams the growing raw completion of `prompt` (the completion only, without the prompt)."""
-        model = resolve_model(registry, model, "generate")
+        model = pick(model, "generate")
         for state in throttled(service.stream_generate(registry, model, prompt, build_params(registry, model,
                                                                                              overrides))):
             yield state.text
@@ -115,7 +139,7 @@ def register(registry: Registry) -> None:
     def generate_with_probs(prompt: str, model: str = "", top_alternatives: int = 5, *,
                             overrides: Overrides) -> dict[str, Any]:
         """The completion, each generated token with its probability and top alternatives, and the stats."""
-        model = resolve_model(registry, model, "generate")
+        model = pick(model, "generate")
         params = build_params(registry, model, overrides, top_alternatives)
         state = collect(service.stream_generate(registry, model, prompt, params))
         return {"text": state.text, "tokens": [_choice_dict(choice) for choice in state.choices],
@@ -126,7 +150,7 @@ def register(registry: Registry) -> None:
     def compare(message: str, model_a: str, model_b: str, system_prompt: str = "", *,
                 overrides: Overrides) -> Iterator[list[str]]:
         """Streams [reply_a, reply_b]: the same message to two chat models at once."""
-        models = [resolve_model(registry, model_a, "chat"), resolve_model(registry, model_b, "chat")]
+        models = [pick(model_a, "chat"), pick(model_b, "chat")]
         params = build_params(registry, models[0], overrides)
         states: tuple = ()
         for states in compare_streams(registry, message, models, params, system_prompt or ""):
@@ -154,16 +178,19 @@ def register(registry: Registry) -> None:
     @handle_errors
     def count_tokens(text: str, model: str = "") -> dict[str, Optional[int]]:
         """{"tokens": N, "max_context": M} with the model's own tokenizer (loads the model if needed)."""
-        tokens, max_context = service.count_tokens(registry, model or resolve_model(registry, None, "generate"), text)
+        # Counting needs no task: any model given is used as is, and so is the default model.
+        tokens, max_context = service.count_tokens(registry, model or default_model or pick(None, "generate"),
+                                                   text)
         return {"tokens": tokens, "max_context": max_context}
 
-    for fn in (chat, generate, compare):
-        gr.api(fn, api_name=fn.__name__, **streaming)
-    gr.api(generate_with_probs, api_name="generate_with_probs", **streaming)
-    gr.api(models, api_name="models", queue=False)
-    gr.api(count_tokens, api_name="count_tokens", **managing)
-    for fn in (load_model, unload_model):
-        gr.api(fn, api_name=fn.__name__, **managing)
+    options = {"chat": streaming, "generate": streaming, "compare": streaming, "generate_with_probs": streaming,
+               "models": dict(queue=False), "count_tokens": managing, "load_model": managing,
+               "unload_model": managing}
+    functions = {fn.__name__: fn for fn in (chat, generate, compare, generate_with_probs, models, count_tokens,
+                                            load_model, unload_model)}
+    for name in ALL_ENDPOINTS:
+        if name in endpoints:
+            gr.api(functions[name], api_name=name, **options[name])
 
 
 def _choice_dict(choice: TokenChoice) -> dict[str, Any]:

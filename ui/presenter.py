@@ -7,6 +7,10 @@ The screen shows a title, a description and a logo from the config, the conversa
 other tabs or API link). It reuses the Chat tab's handlers (`ChatTab.send`) and shared widgets over its own
 layout. The model, system prompt and generation parameters are server-side `gr.State` values taken from the
 config: the page neither shows nor sends them, so a visitor cannot change them.
+
+The API is a read-and-generate subset of the full app's (`ui.api.PRESENTER_ENDPOINTS`: /chat, /generate,
+/generate_with_probs, /count_tokens, /models; no /load_model or /unload_model, so nobody can pull the demo model
+away mid-demo), and a request without a model gets the locked one.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import gradio as gr
 from backend.config import ModelSpec, PresenterSettings
 from backend.registry import Registry
 from backend.types import ConfigError, GenerationParams
+from ui import api
 from ui.chat import ChatTab
 from ui.components import STOPPED, STREAMING, ParamPanel, cancel_then, ui_event
 
@@ -160,6 +165,7 @@ def build_presenter(registry: Registry, settings: Optional[PresenterSettings]) -
         cancel_then(reset, running, lambda: ([], "", ""), outputs=[history, text, stats], feedback_on=stats)
         # The Chatbot's own trash button clears it too: stop a reply still streaming into it.
         history.clear(None, cancels=running, api_visibility="private", queue=False)
+        api.register(registry, endpoints=api.PRESENTER_ENDPOINTS, default_model=view.spec.id)
     demo.workbench_css = PRESENTER_CSS  # read by ui.launch
     demo.workbench_footer_links = PRESENTER_FOOTER_LINKS
     return demo
