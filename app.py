@@ -106,7 +106,8 @@ def serve(args: argparse.Namespace) -> int:
     checks = dict(check_token=security.check_token, check_basic=security.check_password) \
         if security.auth_enabled else {}
     try:
-        # The OpenAI-compatible API (/v1/chat/completions, /v1/models) shares the UI's server (and its login).
+        # The OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models) shares the UI's server
+        # (and its login).
         ui.launch(demo, host=args.host, port=args.port, security=security,
                   on_app=lambda app: add_openai_routes(app, registry, **checks))
     finally:

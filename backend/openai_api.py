@@ -1,13 +1,17 @@
-"""The app's own OpenAI-compatible API over its registry: `GET /v1/models`, `GET /v1/models/{id}` and
-`POST /v1/chat/completions` (streaming SSE and plain JSON, OpenAI response shapes with `usage`).
+"""The app's own OpenAI-compatible API over its registry: `GET /v1/models`, `GET /v1/models/{id}`,
+`POST /v1/chat/completions` (chat models) and `POST /v1/completions` (the legacy text-completion API, for models
+with the `generate` task): streaming SSE and plain JSON, OpenAI response shapes with `usage`.
 
 `add_openai_routes(app, registry)` adds the routes to any FastAPI app, Gradio's included, so the API and the UI
 share one server and one registry (one copy of each model in memory). Requests go through
-`backend.service.stream_chat`, so they get the same validation, leases and context handling as the UI.
+`backend.service.stream_chat` / `stream_generate`, so they get the same validation, leases and context handling as
+the UI. Both completion routes share one request handler, one parser for the common fields, one streaming pump
+and one response builder (`_Completion`, which knows the two shapes).
 
 Errors use OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`: 400 for bad input (naming the
 field), 401 when the optional token check refuses, 404 for an unknown model, 429 (with Retry-After) when the
-model's queue is full, 503 when the model cannot be loaded, 500 when generation fails. A client that disconnects closes the backend stream, which stops generation.
+model's queue is full, 503 when the model cannot be loaded, 500 when generation fails. A client that disconnects
+closes the backend stream, which stops generation.
 
 Extensions beyond OpenAI's fields: `top_k` and `repetition_penalty` in requests, and the workbench's own
 statistics (time to first token, tokens/s, notices) under `"workbench"` in the last chunk / the response.
@@ -22,7 +26,8 @@ import json
 import threading
 import time
 import uuid
-from typing import Any, Awaitable, Callable, Iterator, Optional, Union
+from dataclasses import dataclass, field
+from typing import Any, Awaitable, Callable, Iterator, Literal, Optional, Union
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -51,6 +56,9 @@ BasicCheck = Callable[[str, str], bool]
 
 OWNER = "llm-workbench"
 _API_NAMES = {"max_new_tokens": "max_tokens"}  # our parameter names as the API calls them, for error messages
+# Each kind of completion request ("chat" or "text"): the model task it needs, and its route (for hints).
+_TASKS = {"chat": "chat", "text": "generate"}
+_ROUTES = {"chat": "POST /v1/chat/completions", "text": "POST /v1/completions"}
 _UNSUPPORTED = {
     "tools": "tool calling is not supported",
     "functions": "function calling is not supported",
@@ -90,7 +98,8 @@ def add_openai_routes(
     check_token: Optional[TokenCheck] = None,
     check_basic: Optional[BasicCheck] = None,
 ) -> None:
-    """Adds `{prefix}/models`, `{prefix}/models/{model_id}` and `{prefix}/chat/completions` to `app`.
+    """Adds `{prefix}/models`, `{prefix}/models/{model_id}`, `{prefix}/chat/completions` and
+    `{prefix}/completions` to `app`.
 
     `check_token` is the seam for shared authentication: when given, every request's bearer token is passed to it
     and a False answer gives 401. `check_basic(user, password)` does the same for `Authorization: Basic ...`
@@ -147,17 +156,21 @@ def add_openai_routes(
         except ModelNotFoundError as error:
             return _api_error(error, param="model").response()
 
-    async def chat_completions(request: Request) -> Response:
+    async def complete(request: Request, kind: _Kind) -> Response:
+        """One handler for both completion routes: auth, parse, start, then stream or collect."""
         try:
             await authorise(request)
             body = await _json_body(request)
-            chat = _parse_chat_request(body, registry)
-            # Validation of the messages and parameters happens here, before any model is touched.
-            events = service.stream_chat(registry, chat.model, chat.message, chat.history, chat.params)
+            parsed = _parse_request(body, registry, kind)
         except ApiError as error:
             return error.response()
         except Exception as error:  # noqa: BLE001 - typed errors map to 4xx/5xx, anything else to a 500
             return _api_error(error).response()
+        try:
+            # Validation of the input and parameters happens here, before any model is touched.
+            events = parsed.start(registry)
+        except Exception as error:  # noqa: BLE001
+            return _api_error(error, input_field=parsed.input_field).response()
         pump = _Pump(events, asyncio.get_running_loop())
         watcher = asyncio.create_task(_watch_disconnect(request, pump))
         try:
@@ -169,9 +182,9 @@ def add_openai_routes(
             raise
         if first[0] == "error":
             watcher.cancel()
-            return _api_error(first[1]).response()
-        completion = _Completion(chat, first_event=first)
-        if chat.stream:
+            return _api_error(first[1], input_field=parsed.input_field).response()
+        completion = _Completion(parsed, first_event=first)
+        if parsed.stream:
             return StreamingResponse(
                 _sse(completion, pump, watcher),
                 media_type="text/event-stream",
@@ -183,23 +196,46 @@ def add_openai_routes(
             pump.stop()
             watcher.cancel()
 
+    async def chat_completions(request: Request) -> Response:
+        return await complete(request, "chat")
+
+    async def text_completions(request: Request) -> Response:
+        return await complete(request, "text")
+
     app.add_api_route(f"{prefix}/models", list_models, methods=["GET"], include_in_schema=True)
     app.add_api_route(f"{prefix}/models/{{model_id}}", get_model, methods=["GET"])
     app.add_api_route(f"{prefix}/chat/completions", chat_completions, methods=["POST"])
+    app.add_api_route(f"{prefix}/completions", text_completions, methods=["POST"])
 
 
 # ------------------------------------------------------------------------------------------ requests
 
 
-class _ChatRequest:
-    def __init__(self, model: str, message: str, history: list[dict[str, str]], params: GenerationParams,
-                 stream: bool, include_usage: bool) -> None:
-        self.model = model
-        self.message = message
-        self.history = history
-        self.params = params
-        self.stream = stream
-        self.include_usage = include_usage
+_Kind = Literal["chat", "text"]
+
+
+@dataclass
+class _Request:
+    """One parsed completion request: a chat (`message` after `history`) or a text completion of `prompt`."""
+
+    kind: _Kind
+    model: str
+    params: GenerationParams
+    stream: bool
+    include_usage: bool
+    message: str = ""
+    history: list[dict[str, str]] = field(default_factory=list)
+    prompt: str = ""
+
+    @property
+    def input_field(self) -> str:
+        """The API field that carries the input, for errors about it (too long, empty, ...)."""
+        return "messages" if self.kind == "chat" else "prompt"
+
+    def start(self, registry: Registry) -> Iterator[Any]:
+        if self.kind == "chat":
+            return service.stream_chat(registry, self.model, self.message, self.history, self.params)
+        return service.stream_generate(registry, self.model, self.prompt, self.params)
 
 
 async def _json_body(request: Request) -> dict[str, Any]:
@@ -212,23 +248,28 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _parse_chat_request(body: dict[str, Any], registry: Registry) -> _ChatRequest:
+def _parse_request(body: dict[str, Any], registry: Registry, kind: _Kind) -> _Request:
+    """The fields both completion APIs share (model, sampling, stop, stream, n, ...), then the kind's own input."""
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise ApiError(400, "model: required; give a model id from GET /v1/models", param="model")
-    registry.spec(model, "chat")  # ModelNotFoundError (404) / UnsupportedTaskError (400) before anything else
+    try:
+        # ModelNotFoundError (404) / UnsupportedTaskError (400) before anything else.
+        registry.spec(model, _TASKS[kind])
+    except UnsupportedTaskError as error:
+        other = next((other for other, task in _TASKS.items()
+                      if other != kind and task in registry.spec(model).tasks), None)
+        hint = f"; it can be used with {_ROUTES[other]}" if other else ""
+        raise ApiError(400, f"{redact(str(error))}{hint}", param="model", code="unsupported_task") from None
     for name, why in _UNSUPPORTED.items():
         if body.get(name) not in (None, [], "none"):
             raise ApiError(400, f"{name}: {why} by this server", param=name)
     if body.get("n") not in (None, 1):
         raise ApiError(400, "n: only n=1 is supported", param="n")
-    if body.get("logprobs"):
+    logprobs = body.get("logprobs")  # chat: a boolean; text: a number, where even 0 asks for some
+    if logprobs is not None and logprobs is not False:
         raise ApiError(400, "logprobs: not supported by this server", param="logprobs")
-    response_format = body.get("response_format")
-    if isinstance(response_format, dict) and response_format.get("type") not in (None, "text"):
-        raise ApiError(400, "response_format: only {'type': 'text'} is supported", param="response_format")
 
-    message, history = _parse_messages(body.get("messages"))
     stream = body.get("stream", False)
     if not isinstance(stream, bool):
         raise ApiError(400, "stream: must be true or false", param="stream")
@@ -252,10 +293,49 @@ def _parse_chat_request(body: dict[str, Any], registry: Registry) -> _ChatReques
         params = registry.spec(model).default_params().with_overrides(**overrides)
     except InvalidInputError as error:
         text = str(error)
-        field = text.split(":", 1)[0]
-        api_name = _API_NAMES.get(field, field)
-        raise ApiError(400, api_name + text[len(field):], param=api_name) from None
-    return _ChatRequest(model, message, history, params, stream, include_usage)
+        name = text.split(":", 1)[0]
+        api_name = _API_NAMES.get(name, name)
+        raise ApiError(400, api_name + text[len(name):], param=api_name) from None
+
+    request = _Request(kind, model, params, stream, include_usage)
+    if kind == "chat":
+        _parse_chat_input(body, request)
+    else:
+        _parse_text_input(body, request)
+    return request
+
+
+def _parse_chat_input(body: dict[str, Any], request: _Request) -> None:
+    response_format = body.get("response_format")
+    if isinstance(response_format, dict) and response_format.get("type") not in (None, "text"):
+        raise ApiError(400, "response_format: only {'type': 'text'} is supported", param="response_format")
+    request.message, request.history = _parse_messages(body.get("messages"))
+
+
+def _parse_text_input(body: dict[str, Any], request: _Request) -> None:
+    if body.get("echo"):
+        raise ApiError(400, "echo: not supported by this server (the completion never includes the prompt)",
+                       param="echo")
+    if body.get("suffix"):
+        raise ApiError(400, "suffix: insertion (text after the completion) is not supported by this server",
+                       param="suffix")
+    if body.get("best_of") not in (None, 1):
+        raise ApiError(400, "best_of: only best_of=1 is supported", param="best_of")
+    request.prompt = _parse_prompt(body.get("prompt"))
+
+
+def _parse_prompt(prompt: Any) -> str:
+    """A string, or a list holding exactly one string (OpenAI's batch form, with a batch of one)."""
+    if prompt is None:
+        raise ApiError(400, "prompt: required; give the text to complete", param="prompt")
+    if isinstance(prompt, list):
+        if len(prompt) != 1:
+            raise ApiError(400, f"prompt: one prompt per request is supported (a string, or a list of one string); "
+                           f"got a list of {len(prompt)}", param="prompt")
+        prompt = prompt[0]
+    if not isinstance(prompt, str):
+        raise ApiError(400, "prompt: must be a string (token-id prompts are not supported)", param="prompt")
+    return prompt
 
 
 def _number(body: dict[str, Any], name: str, value: Any, whole: bool = False) -> Any:
@@ -308,8 +388,11 @@ def _text_content(content: Any, where: str) -> str:
     raise ApiError(400, f"{where}: must be a string or a list of text parts", param=where)
 
 
-def _api_error(error: BaseException, param: Optional[str] = None) -> ApiError:
-    """Maps the backend's typed errors to HTTP statuses and OpenAI error types."""
+def _api_error(error: BaseException, param: Optional[str] = None, input_field: str = "messages") -> ApiError:
+    """Maps the backend's typed errors to HTTP statuses and OpenAI error types.
+
+    `input_field` is the request field that carries the text (`messages` or `prompt`), named by errors about it.
+    """
     message = redact(str(error))  # a remote server's error may quote the API key it was sent
     if isinstance(error, ApiError):
         return error
@@ -318,10 +401,10 @@ def _api_error(error: BaseException, param: Optional[str] = None) -> ApiError:
     if isinstance(error, UnsupportedTaskError):
         return ApiError(400, message, param="model", code="unsupported_task")
     if isinstance(error, ContextOverflowError):
-        return ApiError(400, message, param="messages", code="context_length_exceeded")
+        return ApiError(400, message, param=input_field, code="context_length_exceeded")
     if isinstance(error, InvalidInputError):
-        field = message.split(":", 1)[0] if ":" in message else None
-        return ApiError(400, message, param=param or _param_from(field))
+        name = message.split(":", 1)[0] if ":" in message else None
+        return ApiError(400, message, param=param or _param_from(name))
     if isinstance(error, BusyError):
         # A full model queue is a "try again shortly", not a server fault: 429 with Retry-After.
         return ApiError(429, message, kind="rate_limit_error", code="model_busy")
@@ -332,13 +415,13 @@ def _api_error(error: BaseException, param: Optional[str] = None) -> ApiError:
     return ApiError(500, f"internal error: {type(error).__name__}: {message}", kind="server_error")
 
 
-def _param_from(field: Optional[str]) -> Optional[str]:
+def _param_from(name: Optional[str]) -> Optional[str]:
     """The API field an InvalidInputError from the service is about ('message' / 'history item 3' → messages)."""
-    if not field:
+    if not name:
         return None
-    if field == "message" or field.startswith("history") or field == "system_prompt":
+    if name == "message" or name.startswith("history") or name == "system_prompt":
         return "messages"
-    return _API_NAMES.get(field, field if " " not in field else None)
+    return _API_NAMES.get(name, name if " " not in name else None)
 
 
 # ------------------------------------------------------------------------------------------ streaming
@@ -404,24 +487,40 @@ async def _watch_disconnect(request: Request, pump: _Pump) -> None:
 
 
 class _Completion:
-    """Builds OpenAI-shaped chunks and responses for one request."""
+    """Builds OpenAI-shaped chunks and responses for one request, in the chat or the text-completion shape."""
 
-    def __init__(self, chat: _ChatRequest, first_event: tuple[str, Any]) -> None:
-        self.chat = chat
-        self.id = f"chatcmpl-{uuid.uuid4().hex}"
+    def __init__(self, request: _Request, first_event: tuple[str, Any]) -> None:
+        self.request = request
+        self.is_chat = request.kind == "chat"
+        self.id = f"{'chatcmpl' if self.is_chat else 'cmpl'}-{uuid.uuid4().hex}"
         self.created = int(time.time())
         self.pending: list[tuple[str, Any]] = [first_event]
 
-    def chunk(self, delta: dict[str, Any], finish: Optional[str] = None, **extra: Any) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion.chunk",
-            "created": self.created,
-            "model": self.chat.model,
-            "system_fingerprint": None,
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-            **extra,
-        }
+    def _envelope(self, kind: str, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+        return {"id": self.id, "object": kind, "created": self.created, "model": self.request.model,
+                "system_fingerprint": None, "choices": choices, **extra}
+
+    def opening(self) -> Optional[dict[str, Any]]:
+        """The chunk before any text (chat: the assistant role); text completions have none."""
+        return self.chunk("", role=True) if self.is_chat else None
+
+    def chunk(self, text: str, finish: Optional[str] = None, role: bool = False, **extra: Any) -> dict[str, Any]:
+        """A streamed piece of text (empty with `finish`: the closing chunk)."""
+        if not self.is_chat:
+            return self._envelope("text_completion", [{"index": 0, "text": text, "logprobs": None,
+                                                       "finish_reason": finish}], **extra)
+        delta: dict[str, Any] = {}
+        if role:
+            delta = {"role": "assistant", "content": text}
+        elif text:
+            delta = {"content": text}
+        return self._envelope("chat.completion.chunk", [{"index": 0, "delta": delta, "logprobs": None,
+                                                         "finish_reason": finish}], **extra)
+
+    def usage_chunk(self, final: Final) -> dict[str, Any]:
+        """stream_options.include_usage: one last chunk with no choices and the token counts."""
+        kind = "chat.completion.chunk" if self.is_chat else "text_completion"
+        return self._envelope(kind, [], usage=self.usage(final))
 
     @staticmethod
     def usage(final: Final) -> dict[str, int]:
@@ -429,21 +528,14 @@ class _Completion:
         return {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
 
     def response(self, final: Final) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "object": "chat.completion",
-            "created": self.created,
-            "model": self.chat.model,
-            "system_fingerprint": None,
-            "choices": [{
-                "index": 0,
-                "message": {"role": "assistant", "content": final.text},
-                "logprobs": None,
-                "finish_reason": _openai_finish(final),
-            }],
-            "usage": self.usage(final),
-            "workbench": final.stats.to_dict(),
-        }
+        choice: dict[str, Any] = {"index": 0}
+        if self.is_chat:
+            choice["message"] = {"role": "assistant", "content": final.text}
+        else:
+            choice["text"] = final.text
+        choice.update(logprobs=None, finish_reason=_openai_finish(final))
+        return self._envelope("chat.completion" if self.is_chat else "text_completion", [choice],
+                              usage=self.usage(final), workbench=final.stats.to_dict())
 
 
 def _openai_finish(final: Final) -> str:
@@ -456,25 +548,25 @@ def _sse_line(payload: Any) -> str:
 
 async def _sse(completion: _Completion, pump: _Pump, watcher: "asyncio.Task[None]"):  # noqa: ANN202
     """The event stream; its `finally` runs on disconnect (Starlette cancels it) and stops the backend stream."""
+    input_field = completion.request.input_field
     try:
-        yield _sse_line(completion.chunk({"role": "assistant", "content": ""}))
+        opening = completion.opening()
+        if opening is not None:
+            yield _sse_line(opening)
         while True:
             kind, value = completion.pending.pop(0) if completion.pending else await pump.get()
             if kind == "end":
                 break
             if kind == "error":
-                yield _sse_line(_api_error(value).body())
+                yield _sse_line(_api_error(value, input_field=input_field).body())
                 return
             if isinstance(value, Delta):
                 if value.text:
-                    yield _sse_line(completion.chunk({"content": value.text}))
+                    yield _sse_line(completion.chunk(value.text))
             elif isinstance(value, Final):
-                yield _sse_line(completion.chunk({}, _openai_finish(value), workbench=value.stats.to_dict()))
-                if completion.chat.include_usage:
-                    chunk = completion.chunk({})
-                    chunk["choices"] = []
-                    chunk["usage"] = completion.usage(value)
-                    yield _sse_line(chunk)
+                yield _sse_line(completion.chunk("", _openai_finish(value), workbench=value.stats.to_dict()))
+                if completion.request.include_usage:
+                    yield _sse_line(completion.usage_chunk(value))
         yield "data: [DONE]\n\n"
     finally:
         pump.stop()
@@ -488,7 +580,7 @@ async def _collect(completion: _Completion, pump: _Pump) -> Response:
         if kind == "end":
             break
         if kind == "error":
-            return _api_error(value).response()
+            return _api_error(value, input_field=completion.request.input_field).response()
         if isinstance(value, Final):
             final = value
     if final is None:  # the client went away, or the stream ended without its Final

@@ -1,8 +1,9 @@
 """The app's own OpenAI-compatible API, served next to a Gradio UI on one server, driven by the `openai` client.
 
 The app is wired the way `ui.launch` is meant to do it: `demo.launch(prevent_thread_lock=True)`, then
-`add_openai_routes(app, registry)` on the FastAPI app Gradio returns. The registry holds the local tiny-chat and
-a remote entry whose server is down (for the 503 path).
+`add_openai_routes(app, registry)` on the FastAPI app Gradio returns. The registry holds the local tiny-chat,
+`tiny-chat-only` (the same weights with only the 'chat' task, for /v1/completions' wrong-task path) and a remote
+entry whose server is down (for the 503 path).
 """
 
 from __future__ import annotations
@@ -23,11 +24,15 @@ from backend.types import GenerationParams
 from tests.remote_server import free_port
 
 PROMPT = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hello there"}]
+TEXT_PROMPT = "Once upon a time"
+CHAT_ONLY = "tiny-chat-only"
 
 
 @pytest.fixture(scope="module")
 def registry(tiny_config) -> Iterator[Registry]:
     entries = [spec.model_dump(exclude_none=True) for spec in tiny_config.models]
+    chat = next(entry for entry in entries if entry["id"] == "tiny-chat")
+    entries.append({**chat, "id": CHAT_ONLY, "tasks": ["chat"]})
     entries.append({"id": "remote-down", "tasks": ["chat"], "backend": "openai",
                     "base_url": f"http://127.0.0.1:{free_port()}/v1", "timeout_s": 5})
     reg = Registry(parse_config({"models": entries}, Path("models.yaml")))
@@ -104,6 +109,7 @@ def test_models_lists_the_registry(client: openai.OpenAI, registry: Registry) ->
     assert set(listed) == {spec.id for spec in registry.specs()}
     assert listed["tiny-chat"].owned_by == "llm-workbench"
     assert listed["tiny-chat"].model_extra["tasks"] == ["chat", "generate"]
+    assert listed[CHAT_ONLY].model_extra["tasks"] == ["chat"]
     assert client.models.retrieve("tiny-chat").id == "tiny-chat"
     with pytest.raises(openai.NotFoundError):
         client.models.retrieve("no-such-model")
@@ -152,12 +158,14 @@ def test_a_body_that_is_not_json(app_url: str) -> None:
     assert answer.status_code == 400 and "must be JSON" in answer.json()["error"]["message"]
 
 
-def test_client_disconnect_stops_generation(app_url: str, registry: Registry) -> None:
+@pytest.mark.parametrize("route, input_", [("chat/completions", {"messages": PROMPT}),
+                                           ("completions", {"prompt": TEXT_PROMPT})])
+def test_client_disconnect_stops_generation(app_url: str, registry: Registry, route: str, input_: dict) -> None:
     registry.load("tiny-chat")
     engine = registry._slots["tiny-chat"].engine  # noqa: SLF001 - its token counter is the evidence
     before = engine.generated_tokens_total
-    body = {"model": "tiny-chat", "messages": PROMPT, "stream": True, "max_tokens": 400, "temperature": 0}
-    with httpx.stream("POST", f"{app_url}/v1/chat/completions", json=body, timeout=60) as response:
+    body = {"model": "tiny-chat", **input_, "stream": True, "max_tokens": 400, "temperature": 0}
+    with httpx.stream("POST", f"{app_url}/v1/{route}", json=body, timeout=60) as response:
         assert response.status_code == 200
         lines = 0
         for line in response.iter_lines():
@@ -192,4 +200,107 @@ def test_token_check_seam(registry: Registry) -> None:
         assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
         assert http.get("/v1/models", headers={"Authorization": "Bearer wrong"}).status_code == 401
         assert http.post("/v1/chat/completions", json={"model": "tiny-chat", "messages": PROMPT}).status_code == 401
+        refused = http.post("/v1/completions", json={"model": "tiny-chat", "prompt": TEXT_PROMPT},
+                            headers={"Authorization": "Bearer wrong"})
+        assert refused.status_code == 401 and refused.json()["error"]["code"] == "invalid_api_key"
         assert http.get("/v1/models", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        allowed = http.post("/v1/completions", json={"model": "tiny-chat", "prompt": TEXT_PROMPT, "max_tokens": 3},
+                            headers={"Authorization": "Bearer s3cret"})
+        assert allowed.status_code == 200 and allowed.json()["usage"]["completion_tokens"] == 3
+
+
+# ------------------------------------------------------------------------------- POST /v1/completions
+
+
+@pytest.fixture(scope="module")
+def expected_completion(registry: Registry) -> str:
+    """What the backend itself completes, greedy, for TEXT_PROMPT with 16 new tokens."""
+    events = list(service.stream_generate(registry, "tiny-chat", TEXT_PROMPT,
+                                          GenerationParams(max_new_tokens=16, temperature=0.0)))
+    return events[-1].text
+
+
+def test_streams_a_text_completion_with_the_openai_client(client: openai.OpenAI, expected_completion: str) -> None:
+    stream = client.completions.create(model="tiny-chat", prompt=TEXT_PROMPT, stream=True, max_tokens=16,
+                                       temperature=0, stream_options={"include_usage": True})
+    chunks = list(stream)
+    assert all(c.object == "text_completion" and c.model == "tiny-chat" and c.id == chunks[0].id for c in chunks)
+    assert chunks[0].id.startswith("cmpl-")
+    pieces = [c.choices[0].text for c in chunks if c.choices and c.choices[0].text]
+    assert len(pieces) >= 2 and "".join(pieces) == expected_completion
+    assert not expected_completion.startswith(TEXT_PROMPT)  # the completion only, never the prompt
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["length"]
+    usage = chunks[-1].usage
+    assert usage.completion_tokens == 16 and usage.prompt_tokens > 0
+    assert usage.total_tokens == usage.prompt_tokens + 16
+
+
+def test_non_streaming_text_completion(client: openai.OpenAI, expected_completion: str) -> None:
+    for prompt in (TEXT_PROMPT, [TEXT_PROMPT]):  # a string, or OpenAI's list form with one string
+        reply = client.completions.create(model="tiny-chat", prompt=prompt, max_tokens=16, temperature=0)
+        assert reply.object == "text_completion" and reply.model == "tiny-chat"
+        assert len(reply.choices) == 1 and reply.choices[0].index == 0
+        assert reply.choices[0].text == expected_completion
+        assert reply.choices[0].finish_reason == "length"
+        assert reply.usage.completion_tokens == 16
+        assert reply.usage.total_tokens == reply.usage.prompt_tokens + 16
+        assert reply.model_extra["workbench"]["finish_reason"] == "length"
+
+
+def test_text_completion_honours_stop_and_seed(client: openai.OpenAI, expected_completion: str) -> None:
+    stop = expected_completion[6:9]
+    cut = expected_completion[: expected_completion.index(stop)]
+    reply = client.completions.create(model="tiny-chat", prompt=TEXT_PROMPT, max_tokens=16, temperature=0,
+                                      stop=stop)
+    assert reply.choices[0].text == cut and reply.choices[0].finish_reason == "stop"
+    streamed = list(client.completions.create(model="tiny-chat", prompt=TEXT_PROMPT, max_tokens=16, temperature=0,
+                                              stop=[stop], stream=True))
+    assert "".join(c.choices[0].text for c in streamed if c.choices) == cut  # the stop never reaches the stream
+    assert streamed[-1].choices[0].finish_reason == "stop"
+    sampled = [client.completions.create(model="tiny-chat", prompt=TEXT_PROMPT, max_tokens=12, temperature=1.0,
+                                         seed=5).choices[0].text for _ in range(2)]
+    assert sampled[0] == sampled[1]
+
+
+@pytest.mark.parametrize(
+    "overrides, status, param, words",
+    [
+        ({"model": CHAT_ONLY}, 400, "model",
+         f"model '{CHAT_ONLY}' does not do 'generate' (it does: chat)"),
+        ({"model": "no-such-model"}, 404, "model", "unknown model"),
+        ({"temperature": -1}, 400, "temperature", "temperature"),
+        ({"max_tokens": 10**9}, 400, "max_tokens", "max_tokens: must be between"),
+        ({"top_p": "high"}, 400, "top_p", "top_p: must be a number"),
+        ({"seed": 1.5}, 400, "seed", "seed: must be a whole number"),
+        ({"stop": [3]}, 400, "stop", "stop: give a list of strings"),
+        ({"n": 2}, 400, "n", "n: only n=1 is supported"),
+        ({"prompt": ["one", "two"]}, 400, "prompt", "one prompt per request"),
+        ({"prompt": [[1, 2, 3]]}, 400, "prompt", "token-id prompts are not supported"),
+        ({"echo": True}, 400, "echo", "echo: not supported"),
+        ({"suffix": "the end"}, 400, "suffix", "suffix:"),
+        ({"logprobs": 2}, 400, "logprobs", "logprobs: not supported"),
+        ({"prompt": "word " * 2000}, 400, "prompt", "has a context of 512 tokens"),
+    ],
+)
+def test_bad_text_completion_requests_name_the_field(client: openai.OpenAI, overrides: dict, status: int,
+                                                     param: str, words: str) -> None:
+    request = {"model": "tiny-chat", "prompt": TEXT_PROMPT, "max_tokens": 4, **overrides}
+    got_status, body = _error_of(lambda: client.completions.create(**request))
+    assert got_status == status
+    assert words in body["message"] and body["param"] == param
+    assert body["type"] == "invalid_request_error"
+
+
+def test_chat_only_model_error_points_to_chat_completions(client: openai.OpenAI) -> None:
+    _, body = _error_of(lambda: client.completions.create(model=CHAT_ONLY, prompt=TEXT_PROMPT, max_tokens=4))
+    assert body["code"] == "unsupported_task" and "POST /v1/chat/completions" in body["message"]
+    # ... and the chat route still serves it.
+    reply = client.chat.completions.create(model=CHAT_ONLY, messages=PROMPT, max_tokens=4, temperature=0)
+    assert reply.usage.completion_tokens == 4
+
+
+def test_completions_needs_a_prompt(app_url: str) -> None:
+    answer = httpx.post(f"{app_url}/v1/completions", json={"model": "tiny-chat"}, timeout=30)
+    assert answer.status_code == 400
+    assert answer.json()["error"]["param"] == "prompt" and "prompt: required" in answer.json()["error"]["message"]

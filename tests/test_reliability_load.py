@@ -235,7 +235,8 @@ def test_raw_http_join_on_a_full_queue_is_answered_at_once(small_queues: SimpleN
 
 def test_a_full_model_queue_is_a_clear_busy_error_in_every_api(small_queues: SimpleNamespace) -> None:
     """models.yaml max_queued_requests=1: one running, one waiting, the third is refused with BusyError, which
-    reaches gradio_client as "... is busy ...; try again in a moment" and /v1 as 429 with Retry-After."""
+    reaches gradio_client as "... is busy ...; try again in a moment" and /v1 (chat and text completions) as 429
+    with Retry-After."""
     # A 4xx, not a 5xx: the request was fine, the model is saturated; OpenAI clients retry 429s on their own.
     from gradio_client.exceptions import AppError
 
@@ -267,6 +268,10 @@ def test_a_full_model_queue_is_a_clear_busy_error_in_every_api(small_queues: Sim
         assert answer.status_code == 429, answer.text
         assert answer.headers["retry-after"] == "1"
         assert answer.json()["error"]["code"] == "model_busy" and "try again" in answer.json()["error"]["message"]
+        text_answer = httpx.post(f"{small_queues.url}v1/completions", timeout=30, json={
+            "model": NARROW, "prompt": "Hi", "max_tokens": 4})
+        assert text_answer.status_code == 429 and text_answer.headers["retry-after"] == "1", text_answer.text
+        assert text_answer.json()["error"]["code"] == "model_busy"
         record_figures("model_queue_full", {"gradio_client": f"AppError: {refused.value}",
                                             "v1": f"{answer.status_code} {answer.json()['error']['message']}"})
     finally:
