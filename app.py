@@ -74,6 +74,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def serve(args: argparse.Namespace) -> int:
+    from backend import zerogpu
     from backend.config import load_config
     from backend.registry import Registry
     from backend.security import SecuritySettings, install_log_redaction, model_secrets
@@ -87,8 +88,19 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     # Passwords, the API token and remote API keys never reach stdout, stderr or the logs.
     install_log_redaction(security.secrets() + model_secrets(config))
+    if zerogpu.on_zerogpu():
+        # ZeroGPU patches torch when `spaces` is imported, and that must come before anything touches CUDA.
+        zerogpu.spaces_module()
     registry = Registry(config)
     _report_weights(registry)
+    try:
+        preload = preload_ids(config, os.environ.get("WORKBENCH_PRELOAD"), zerogpu.on_zerogpu())
+    except ConfigError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    for model_id in preload:  # the one exception to "nothing loads at start-up" (see preload_ids)
+        print(f"preloading model '{model_id}' (WORKBENCH_PRELOAD)")
+        registry.load(model_id)
 
     import ui
 
@@ -99,7 +111,9 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 2
     mode = " (presenter mode)" if presenter else ""
-    print(f"LLM Workbench{mode}: {len(config.models)} model(s) from {args.models}; nothing is loaded until first use.")
+    loaded = f"{len(preload)} preloaded, the others load on first use" if preload else \
+        "nothing is loaded until first use"
+    print(f"LLM Workbench{mode}: {len(config.models)} model(s) from {args.models}; {loaded}.")
     print(security.describe())
     from backend.openai_api import add_openai_routes
 
@@ -113,6 +127,26 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         registry.close()
     return 0
+
+
+def preload_ids(config, wanted: Optional[str], on_zerogpu: bool) -> list[str]:  # noqa: ANN001 - Config
+    """The models to load at start-up: WORKBENCH_PRELOAD ("id,id", "all" or "none"). It defaults to every model
+    loaded in this process on ZeroGPU, whose GPU worker is forked from the app and only has the models loaded
+    before (backend/zerogpu.py), and to none elsewhere."""
+    from backend.types import ConfigError
+
+    local = [spec.id for spec in config.models if spec.backend == "transformers"]
+    wanted = (wanted or "").strip() or ("all" if on_zerogpu else "none")
+    if wanted == "none":
+        return []
+    if wanted == "all":
+        return local
+    ids = [part.strip() for part in wanted.split(",") if part.strip()]
+    unknown = [model_id for model_id in ids if model_id not in local]
+    if unknown:
+        raise ConfigError(f"WORKBENCH_PRELOAD: {', '.join(map(repr, unknown))} is not a local model of the registry "
+                          f"(local models: {', '.join(local) or 'none'})")
+    return ids
 
 
 def _report_weights(registry) -> None:  # noqa: ANN001 - Registry, imported lazily above

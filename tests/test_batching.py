@@ -107,3 +107,30 @@ def test_a_full_queue_answers_busy_instead_of_waiting_forever(tiny_config) -> No
         waiting.join(timeout=60)
     finally:
         engine.close()
+
+
+@pytest.mark.parametrize("late_params", [GREEDY.with_overrides(max_new_tokens=12),
+                                         GenerationParams(max_new_tokens=12, temperature=0.9, top_p=0.9, seed=3)])
+def test_a_request_arriving_mid_batch_joins_it_and_nobody_s_text_changes(engine: Any,
+                                                                        late_params: GenerationParams) -> None:
+    """Merging: the running batch stops after a step and goes on together with the newcomer, so the newcomer
+    does not wait for the long request to finish, and both texts are what they are alone."""
+    long_params = GenerationParams(max_new_tokens=200, temperature=0.8, seed=11)
+    long_alone = drain(engine.stream_generate("a long story", long_params))[1].text
+    late_alone = drain(engine.stream_generate("late", late_params))[1].text
+    batches_before, tokens_before = engine.batcher.batches_run, engine.generated_tokens_total
+
+    running = engine.stream_generate("a long story", long_params)
+    pieces = [next(running).text for _ in range(6)]  # the long request is well into its batch
+    late = drain(engine.stream_generate("late", late_params))[1]
+    # Had the newcomer waited for the running batch, all 200 of the long request's tokens would exist by now.
+    assert engine.generated_tokens_total - tokens_before < 100
+    for event in running:
+        if isinstance(event, Final):
+            long_final = event
+        else:
+            pieces.append(event.text)
+    assert late.text == late_alone and late.stats.generated_tokens == 12
+    assert long_final.text == long_alone == "".join(pieces) and long_final.stats.generated_tokens == 200
+    assert engine.batcher.batches_run - batches_before >= 2
+    assert not generate_threads()

@@ -107,7 +107,7 @@ def space_app(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) 
     env = {key: value for key, value in os.environ.items()
            if key not in ("GRADIO_SERVER_NAME", "WORKBENCH_PRESENTER", "PORT")}
     env.update(SPACE_ID="user/space", SPACE_AUTHOR_NAME="user", SPACE_REPO_NAME="space",
-               GRADIO_SERVER_PORT=str(port), WORKBENCH_MODELS=str(tiny_models_yaml),
+               GRADIO_SERVER_PORT=str(port), WORKBENCH_MODELS=str(tiny_models_yaml), WORKBENCH_PRELOAD=CHAT_ID,
                GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
     process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
@@ -131,32 +131,110 @@ def test_app_starts_with_no_arguments_on_a_space(space_app: tuple[str, int]) -> 
     assert ("0.0.0.0", int(url.rsplit(":", 1)[1].strip("/"))) in listening, listening
     assert httpx.get(url, timeout=30).status_code == 200
     client = Client(url, verbose=False)
-    statuses = client.predict(api_name="/models")
-    assert {status["id"] for status in statuses} >= {CHAT_ID}
+    statuses = {status["id"]: status["state"] for status in client.predict(api_name="/models")}
+    assert statuses[CHAT_ID] == "loaded"  # WORKBENCH_PRELOAD: loaded before the first request
+    assert {state for model_id, state in statuses.items() if model_id != CHAT_ID} == {"unloaded"}
     client.close()
+
+
+def test_preload_defaults_to_every_local_model_on_zerogpu_only(tiny_models_yaml: Path) -> None:
+    import app
+    from backend.config import load_config
+    from backend.types import ConfigError
+
+    config = load_config(tiny_models_yaml)
+    local = [spec.id for spec in config.models if spec.backend == "transformers"]
+    assert app.preload_ids(config, None, on_zerogpu=False) == []
+    assert app.preload_ids(config, None, on_zerogpu=True) == local and local
+    assert app.preload_ids(config, "none", on_zerogpu=True) == []
+    assert app.preload_ids(config, f" {CHAT_ID} ,", on_zerogpu=False) == [CHAT_ID]
+    with pytest.raises(ConfigError, match=r"WORKBENCH_PRELOAD: 'nope' is not a local model"):
+        app.preload_ids(config, f"{CHAT_ID},nope", on_zerogpu=False)
 
 
 # ------------------------------------------------------------------------------------------------ ZeroGPU
 
 STAND_IN_SPACES = textwrap.dedent('''
-    """A stand-in for the `spaces` package: GPU(duration=...) records what it wraps and every call."""
+    """A stand-in for the `spaces` package as it behaves on ZeroGPU: GPU(duration=...) runs every call in a
+    worker process forked from the app, arguments and results pickled across (multiprocessing's fork context and
+    queues, as spaces does), a generator's items streamed back one by one, and closing it early stops the worker's
+    generator at its next item. Like spaces, a worker's exception reaches the app as its class name only.
+    It also records what it wraps and every call."""
     import functools
+    import inspect
+    import multiprocessing
 
     WRAPPED = []  # (function name, duration) per decorated function
     CALLS = []  # (function name, duration) per call
     FAIL_WITH = None  # set to an exception to play a refused GPU request (e.g. quota exceeded)
+    _fork = multiprocessing.get_context("fork")
+
+
+    def _worker(task, generator, arguments, results, stop):
+        # The real worker computes on its GPU; this one on the CPU, where OpenMP's thread pool does not survive
+        # a fork (a parallel region in the child can hang), so one thread, as PyTorch's DataLoader workers do.
+        import torch
+        torch.set_num_threads(1)
+        args, kwargs = arguments.get()
+        try:
+            if generator:
+                items = task(*args, **kwargs)
+                for item in items:
+                    if stop.is_set():
+                        items.close()
+                        break
+                    results.put(("item", item))
+            else:
+                results.put(("item", task(*args, **kwargs)))
+            results.put(("end", None))
+        except BaseException as error:
+            results.put(("error", type(error).__name__))
 
 
     def GPU(fn=None, *, duration=60):
         def decorate(task):
-            WRAPPED.append((task.__name__, duration))
+            name = getattr(task, "__name__", "?")
+            WRAPPED.append((name, duration))
+            generator = inspect.isgeneratorfunction(task)
 
-            @functools.wraps(task)
-            def on_gpu(*args, **kwargs):
-                CALLS.append((task.__name__, duration))
+            def start(args, kwargs):
+                CALLS.append((name, duration))
                 if FAIL_WITH is not None:
                     raise FAIL_WITH
-                return task(*args, **kwargs)
+                arguments, results, stop = _fork.SimpleQueue(), _fork.SimpleQueue(), _fork.Event()
+                worker = _fork.Process(target=_worker, args=(task, generator, arguments, results, stop), daemon=True)
+                worker.start()
+                arguments.put((args, kwargs))  # pickled here
+                return worker, results, stop
+
+            def outcomes(worker, results):
+                try:
+                    while True:
+                        kind, value = results.get()
+                        if kind == "end":
+                            return
+                        if kind == "error":
+                            raise RuntimeError(f"ZeroGPU worker error: {value}")
+                        yield value
+                finally:
+                    worker.join(timeout=60)
+
+            if generator:
+                @functools.wraps(task)
+                def on_gpu(*args, **kwargs):
+                    worker, results, stop = start(args, kwargs)
+                    items = outcomes(worker, results)
+                    try:
+                        yield from items
+                    except GeneratorExit:
+                        stop.set()
+                        for _ in items:  # drain until the worker has stopped
+                            pass
+                        raise
+            else:
+                @functools.wraps(task)
+                def on_gpu(*args, **kwargs):
+                    return next(outcomes(*start(args, kwargs)[:2]))
 
             return on_gpu
 
@@ -207,32 +285,89 @@ def test_gpu_function_is_the_original_without_spaces(monkeypatch: pytest.MonkeyP
     assert gpu_function(forward, 30) is forward
 
 
-def test_generation_runs_under_spaces_gpu_with_the_models_duration(stand_in_spaces: Any,
-                                                                  tiny_models_yaml: Path) -> None:
-    from backend.engines.batching import Batcher
-
+def test_generation_runs_in_a_forked_gpu_worker_with_the_models_duration(stand_in_spaces: Any,
+                                                                         tiny_models_yaml: Path) -> None:
+    """The GPU step gets plain values (it crosses a process boundary) and streams back the same text."""
     registry = chat_registry(tiny_models_yaml, gpu_duration_s=17)
     try:
+        registry.load(CHAT_ID)  # ZeroGPU's rule: loaded before the worker is forked
         on_gpu = reply(registry)
         with registry.lease(CHAT_ID) as engine:
-            assert engine.batcher._run_on_device.__wrapped__.__func__ is Batcher._run
+            assert engine.batcher.steps_on_gpu is not None
     finally:
         registry.close()
-    assert stand_in_spaces.WRAPPED == [("_run", 17)]
-    assert stand_in_spaces.CALLS == [("_run", 17)]  # one batch, one GPU call, with the configured duration
+    assert stand_in_spaces.WRAPPED == [("decode_steps_of_model", 17)]
+    assert stand_in_spaces.CALLS == [("decode_steps_of_model", 17)]  # one batch, one GPU call
 
-    # Without `spaces`: the very same output, and the batcher calls its own `_run` directly.
+    # Without `spaces`: the very same output, and the batcher runs the step in its own thread.
     sys.modules.pop("spaces", None)
     sys.path.remove(str(Path(stand_in_spaces.__file__).parent))
     registry = chat_registry(tiny_models_yaml, gpu_duration_s=17)
     try:
         assert reply(registry) == on_gpu and on_gpu
         with registry.lease(CHAT_ID) as engine:
-            assert engine.batcher._run_on_device == engine.batcher._run
-            assert engine.batcher._run_on_device.__func__ is Batcher._run
+            assert engine.batcher.steps_on_gpu is None
     finally:
         registry.close()
-    assert stand_in_spaces.CALLS == [("_run", 17)]  # nothing went through the stand-in this time
+    assert len(stand_in_spaces.CALLS) == 1  # nothing went through the stand-in this time
+
+
+def test_stop_reaches_the_gpu_worker(stand_in_spaces: Any, tiny_models_yaml: Path) -> None:
+    """Stop flags are shared memory: rows the app ends stop decoding in the worker, mid-batch."""
+    import torch
+
+    from backend.engines.decode import RowPlan
+    from backend.types import GenerationParams
+
+    registry = chat_registry(tiny_models_yaml, gpu_duration_s=17)
+    try:
+        with registry.lease(CHAT_ID) as engine:
+            greedy = GenerationParams(max_new_tokens=300, temperature=0.0)
+            rows = [RowPlan.of(engine.tokenizer("Hello")["input_ids"], greedy, 300, 0)] * 2
+            stop_flags = torch.zeros(2, dtype=torch.bool)
+            steps = engine.batcher.steps_on_gpu(engine.resident_key, engine.decoding, rows, stop_flags)
+            for count, step in enumerate(steps):
+                assert len(step.token_ids) == 2
+                if count == 3:
+                    stop_flags[:] = True  # written here, after the flags were pickled to the worker
+                assert count < 10, "the worker kept decoding rows the app had ended"
+            assert count < 10
+
+            # Closing the stream early (every consumer gone) ends the worker's batch too.
+            steps = engine.batcher.steps_on_gpu(engine.resident_key, engine.decoding, rows,
+                                                torch.zeros(2, dtype=torch.bool))
+            next(steps)
+            steps.close()
+    finally:
+        registry.close()
+
+
+def test_classifier_and_label_scoring_run_in_the_forked_gpu_worker(stand_in_spaces: Any,
+                                                                   tiny_models_yaml: Path) -> None:
+    from backend import classification
+
+    def scores(registry) -> list[Any]:  # noqa: ANN001
+        for model in ("tiny-classifier", "tiny-nli", CHAT_ID):
+            registry.load(model)
+        return [classification.classify_texts(registry, "tiny-classifier", ["good", "bad"]).scores,
+                classification.classify_texts(registry, "tiny-nli", ["good"], "x, y").scores,
+                classification.classify_texts(registry, CHAT_ID, ["good"], "x, y").scores]
+
+    registry = chat_registry(tiny_models_yaml, gpu_duration_s=9)
+    try:
+        on_gpu = scores(registry)
+    finally:
+        registry.close()
+    called = {name for name, _ in stand_in_spaces.CALLS}
+    assert {"_forward", "_label_log_likelihoods"} <= called
+
+    sys.modules.pop("spaces", None)
+    sys.path.remove(str(Path(stand_in_spaces.__file__).parent))
+    registry = chat_registry(tiny_models_yaml, gpu_duration_s=9)
+    try:
+        assert scores(registry) == on_gpu
+    finally:
+        registry.close()
 
 
 def test_a_refused_gpu_request_reaches_the_caller(stand_in_spaces: Any, tiny_models_yaml: Path) -> None:

@@ -1,10 +1,15 @@
 """Batching concurrent requests to one local model into shared forward passes.
 
-Requests queue up; a batch thread takes every queued request (up to `max_batch_size`), left-pads them and runs
-one `model.generate` for all. Each row keeps its own parameters: sampling happens per row in `RowSampler`
-(its own seeded generator, temperature, top-k/top-p, repetition penalty), and `RowsDone` ends a row when its
-request is cancelled, hits a stop sequence or reaches its own max_new_tokens. A finished row gets its final
-event at once; the others keep going. Requests that arrive while a batch runs form the next batch.
+Requests queue up; a batch thread takes every queued request (up to `max_batch_size`) and decodes them together
+in one GPU step (backend/engines/decode.py: plain values in, one token per row per step out). Each row keeps its
+own parameters and seed. This side turns tokens into text: a row ends when its request is cancelled, hits a stop
+sequence or reaches its own max_new_tokens; it gets its final event at once and the others keep going.
+
+Requests that arrive while a batch runs are merged in: when requests wait and the batch has room, the running
+batch stops after its current step, and its unfinished rows go on in the next batch together with the newcomers,
+their tokens so far appended to their prompts (one prefill recomputes their cache; sampling continues with each
+row's own next random draw, so the text is what it would have been). Without that, a request arriving just after
+a batch started waited for the whole batch: 16 users arriving together ran as a batch of 1, then one of 15.
 
 Why not transformers' continuous batching manager: its sampling parameters are per manager, not per request,
 and on CPU its paged attention measured slower than a padded batch (see docs/BENCHMARKS.md).
@@ -15,12 +20,11 @@ from __future__ import annotations
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
 
 import torch
-from transformers import LogitsProcessor, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList
-from transformers.generation.streamers import BaseStreamer
 
+from backend.engines.decode import Choice, RowPlan, Step, decode_batch, decode_steps_function
 from backend.engines.text_stream import IncrementalDecoder, StopMatcher
 from backend.types import BusyError, Delta, GenerationParams, TokenAlternative, TokenChoice, WorkbenchError
 from backend.zerogpu import gpu_function
@@ -37,26 +41,31 @@ class Request:
     def __init__(self, engine: "LocalGenerativeEngine", prompt_ids: list[int], params: GenerationParams,
                  max_new_tokens: int, seed: int) -> None:
         self.engine = engine
-        self.prompt_ids = prompt_ids
         self.params = params
         self.max_new_tokens = max_new_tokens
         self.seed = seed
+        self.plan = RowPlan.of(prompt_ids, params, max_new_tokens, seed)
         self.events: queue.Queue[Any] = queue.Queue()
         self.cancel = threading.Event()  # set by the consumer (Stop, closed tab) or by a stop sequence
         self.released = threading.Event()  # set once the batch thread will never touch this request again
         self.decoder = IncrementalDecoder(engine.tokenizer)
         self.stop_matcher = StopMatcher(params.stop)
         self.generated_tokens = 0
+        self.generated_ids: list[int] = []  # since this row's current plan began (see suspend)
         self.saw_eos = False
         self.done = False
         self.batch: list[Request] = []  # the batch this request runs in, once it is taken off the queue
         self.batch_thread: Optional[threading.Thread] = None
-        self._generator: Optional[torch.Generator] = None
+        self._stop_flags: Optional[torch.Tensor] = None  # the GPU step's flags of the batch, and this row's index
+        self._row = 0
         self._choices: list[TokenChoice] = []
 
     # ------------------------------------------------------------------- called in the batch thread
 
-    def accept(self, token_id: int) -> None:
+    def attach(self, stop_flags: torch.Tensor, row: int) -> None:
+        self._stop_flags, self._row = stop_flags, row
+
+    def accept(self, token_id: int, choice: Optional[Choice] = None) -> None:
         """Takes the next token of this row."""
         if self.done:
             return  # finished rows keep receiving padding until the whole batch ends
@@ -64,13 +73,21 @@ class Request:
             self.release()  # the consumer is gone: nothing more to deliver
             return
         self.generated_tokens += 1
+        self.generated_ids.append(token_id)
         self.engine.count_generated_token()
+        if choice is not None:
+            self._record(choice)
         if token_id in self.engine.eos_token_ids:
             self.saw_eos = True
         else:
             self._emit(self.stop_matcher.feed(self.decoder.push(token_id)))
         if self.saw_eos or self.stop_matcher.stopped or self.generated_tokens >= self.max_new_tokens:
             self.finish()
+
+    def suspend(self) -> None:
+        """Leaves its batch unfinished, to go on in the next one (see Batcher: merging)."""
+        self.plan, self.generated_ids = self.plan.resumed(self.generated_ids), []
+        self._stop_flags = None
 
     def finish(self) -> None:
         if self.done:
@@ -86,42 +103,19 @@ class Request:
         self.release()
 
     def release(self) -> None:
+        """Ends this row: the GPU step stops decoding it at the next step."""
         self.done = True
+        if self._stop_flags is not None:
+            self._stop_flags[self._row] = True
         self.released.set()
 
-    def choose(self, logits: torch.Tensor, history: torch.Tensor) -> int:
-        """Picks this row's next token from its logits, with its own parameters and random generator."""
-        params = self.params
-        if params.repetition_penalty != 1.0 and history.numel():
-            seen = history.unique()
-            picked = logits[seen]
-            logits = logits.clone()
-            logits[seen] = torch.where(picked > 0, picked / params.repetition_penalty,
-                                       picked * params.repetition_penalty)
-        if params.greedy:
-            chosen = int(torch.argmax(logits))
-            probs = torch.softmax(logits, dim=-1) if params.top_alternatives else None
-        else:
-            probs = torch.softmax(_truncate(logits / params.temperature, params), dim=-1)
-            chosen = int(torch.multinomial(probs, 1, generator=self._rng(logits.device)))
-        if params.top_alternatives and probs is not None:
-            self._record(probs, chosen)
-        return chosen
-
-    def _rng(self, device: torch.device) -> torch.Generator:
-        if self._generator is None:
-            self._generator = torch.Generator(device=device)
-            self._generator.manual_seed(self.seed)
-        return self._generator
-
-    def _record(self, probs: torch.Tensor, chosen: int) -> None:
-        top = torch.topk(probs, min(self.params.top_alternatives, probs.numel()))
+    def _record(self, choice: Choice) -> None:
         decode = self.engine.tokenizer.decode
         self._choices.append(TokenChoice(
-            token=decode([chosen]),
-            probability=float(probs[chosen]),
-            alternatives=tuple(TokenAlternative(token=decode([int(i)]), probability=float(p))
-                               for p, i in zip(top.values.tolist(), top.indices.tolist())),
+            token=decode([choice.token_id]),
+            probability=choice.probability,
+            alternatives=tuple(TokenAlternative(token=decode([token_id]), probability=probability)
+                               for token_id, probability in choice.alternatives),
         ))
 
     def _emit(self, piece: str) -> None:
@@ -129,6 +123,10 @@ class Request:
         if piece or choices:
             self.events.put(Delta(text=piece, choices=choices))
 
+
+# A batch runs at least this many steps before it is merged with waiting requests (each merge costs one prefill
+# of its rows), and rows with fewer tokens than this left are let finish instead.
+MERGE_AFTER_STEPS = 4
 
 # On CUDA the first forward passes in a new thread pay a per-thread warm-up (measured on an H200: ~3 s, bf16
 # decoding at 23 tok/s instead of 440 for the whole first generate), so there a batch thread stays alive this
@@ -154,9 +152,12 @@ class Batcher:
         self._closed = False
         self.batches_run = 0
         self.largest_batch = 0
-        # ZeroGPU: the one function that runs the model holds the GPU for at most gpu_duration_s per batch;
-        # where the `spaces` package is not installed this is `_run` itself (backend/zerogpu.py).
-        self._run_on_device = gpu_function(self._run, duration=engine.spec.gpu_duration_s)
+        # ZeroGPU: the GPU step runs in spaces' forked worker, holding the GPU for at most gpu_duration_s per
+        # batch, as a generator of steps. Elsewhere `spaces.GPU` is a pass-through (or `spaces` is not installed)
+        # and the batch thread runs the step itself, with a callback: no extra thread, no queue hop per token.
+        steps = decode_steps_function()
+        on_gpu = gpu_function(steps, duration=engine.spec.gpu_duration_s)
+        self.steps_on_gpu: Optional[Callable[..., Iterator[Step]]] = None if on_gpu is steps else on_gpu
 
     def submit(self, request: Request) -> None:
         with self._lock:
@@ -218,11 +219,7 @@ class Batcher:
 
     def _serve(self, batch: list[Request]) -> None:
         while batch:
-            try:
-                self._run_on_device(batch)
-            except BaseException as error:  # noqa: BLE001 - the GPU wrapper itself failed (e.g. ZeroGPU quota):
-                for request in batch:  # every waiting consumer gets the error instead of waiting forever
-                    request.fail(error)
+            self._run(batch)
             with self._lock:
                 if not self.linger_s:
                     self._start_next_batch()  # a successor thread; this one ends with its batch
@@ -237,99 +234,65 @@ class Batcher:
                 for request in batch:
                     request.batch, request.batch_thread = batch, threading.current_thread()
 
+    def _should_merge(self, batch: list[Request], steps_run: int) -> bool:
+        """Requests wait, the batch has room, and its rows have enough left to be worth a prefill. Not on
+        ZeroGPU, where every batch is a separate GPU call of limited duration."""
+        if self.steps_on_gpu is not None or steps_run < MERGE_AFTER_STEPS or not self._pending:
+            return False
+        live = [request for request in batch if not request.done]
+        return len(live) < self.max_batch_size and any(
+            request.max_new_tokens - request.generated_tokens > MERGE_AFTER_STEPS for request in live)
+
     def _run(self, batch: list[Request]) -> None:
         engine = self.engine
+        stop_flags = torch.zeros(len(batch), dtype=torch.bool)  # set by a row's release(), read by the step
+        for row, request in enumerate(batch):
+            request.attach(stop_flags, row)
+        rows = [request.plan for request in batch]
+
+        steps_run = 0
+        merging = False
+
+        def route(step: Step) -> None:
+            nonlocal steps_run, merging
+            choices = step.choices or (None,) * len(batch)
+            for request, token_id, choice in zip(batch, step.token_ids, choices):
+                request.accept(token_id, choice)
+            for request in batch:
+                if request.cancel.is_set() and not request.done:
+                    request.release()  # cancelled between steps: end its row now
+            steps_run += 1
+            if not merging and self._should_merge(batch, steps_run):
+                merging = True
+                stop_flags.fill_(True)  # this step was the batch's last; its live rows go on in the next
+
         try:
-            with engine.generate_lock, torch.inference_mode():
-                model = engine.model
-                if model is None:
+            with engine.generate_lock:
+                if engine.model is None:
                     raise WorkbenchError(f"model '{engine.spec.id}' was unloaded")
-                input_ids, attention_mask = _left_pad(batch, engine.pad_token_id)
-                input_ids, attention_mask = input_ids.to(model.device), attention_mask.to(model.device)
-                model.generate(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
-                    generation_config=engine.generation_config(max(r.max_new_tokens for r in batch)),
-                    logits_processor=LogitsProcessorList([RowSampler(batch, attention_mask)]),
-                    stopping_criteria=StoppingCriteriaList([RowsDone(batch)]),
-                    streamer=_RowStreamer(batch),
-                )
+                if self.steps_on_gpu is None:
+                    decode_batch(engine.model, engine.decoding, rows, stop_flags, route)
+                else:
+                    steps = self.steps_on_gpu(engine.resident_key, engine.decoding, rows, stop_flags)
+                    try:
+                        for step in steps:
+                            route(step)
+                            if all(request.done for request in batch):
+                                break
+                    finally:
+                        steps.close()  # ends the worker's batch early when every row is done
+            live = [request for request in batch if not request.done]
+            if merging and live:
+                for request in live:
+                    request.suspend()
+                with self._lock:
+                    self._pending[:0] = live  # ahead of the newcomers
+                return
             for request in batch:
                 request.finish()  # rows that ended with the batch (e.g. the model's own length limit)
         except BaseException as error:  # noqa: BLE001 - every failure must reach every waiting consumer
-            for request in batch:
+            for request in batch:  # (a GPU refused by ZeroGPU, a failed forward pass, an unloaded model)
                 request.fail(error)
-
-
-def _left_pad(batch: list[Request], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Left padding keeps every row's last prompt token at the same position, where generation starts."""
-    width = max(len(r.prompt_ids) for r in batch)
-    ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, request in enumerate(batch):
-        ids[row, width - len(request.prompt_ids):] = torch.tensor(request.prompt_ids)
-        mask[row, width - len(request.prompt_ids):] = 1
-    return ids, mask
-
-
-def _truncate(logits: torch.Tensor, params: GenerationParams) -> torch.Tensor:
-    """top-k then top-p (nucleus), as transformers' warpers do; always keeps the most likely token."""
-    if params.top_k and params.top_k < logits.numel():
-        threshold = torch.topk(logits, params.top_k).values[-1]
-        logits = logits.masked_fill(logits < threshold, float("-inf"))
-    if params.top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True)
-        probs = torch.softmax(sorted_logits, dim=-1)
-        remove = probs.cumsum(dim=-1) - probs >= params.top_p
-        remove[0] = False
-        logits = logits.masked_fill(remove.scatter(0, order, remove), float("-inf"))
-    return logits
-
-
-class RowSampler(LogitsProcessor):
-    """Lets each row's request choose its token, then hands generate a one-hot choice it takes greedily."""
-
-    def __init__(self, batch: list[Request], attention_mask: torch.Tensor) -> None:
-        self.batch = batch
-        self.prompt_start = (attention_mask == 0).sum(dim=1).tolist()  # padding to skip in each row
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
-        forced = torch.full_like(scores, float("-inf"))
-        logits = scores.float()
-        for row, request in enumerate(self.batch):
-            if request.done:
-                forced[row, 0] = 0.0  # ignored: generate pads finished rows
-                continue
-            forced[row, request.choose(logits[row], input_ids[row, self.prompt_start[row]:])] = 0.0
-        return forced
-
-
-class RowsDone(StoppingCriteria):
-    """Per row: finished (EOS, stop sequence, own max_new_tokens) or cancelled. Checked after every step."""
-
-    def __init__(self, batch: list[Request]) -> None:
-        self.batch = batch
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return torch.tensor([r.done or r.cancel.is_set() for r in self.batch], device=input_ids.device)
-
-
-class _RowStreamer(BaseStreamer):
-    """Routes each step's tokens (one per row) to the row's request."""
-
-    def __init__(self, batch: list[Request]) -> None:
-        self.batch = batch
-        self._prompt_seen = False
-
-    def put(self, value: torch.Tensor) -> None:
-        if not self._prompt_seen:  # generate first hands over the prompts themselves
-            self._prompt_seen = True
-            return
-        for request, token_id in zip(self.batch, value.reshape(-1).tolist()):
-            request.accept(token_id)
-
-    def end(self) -> None:
-        pass
 
 
 def wait_released(request: Request, poll_s: float = 0.05, timeout_s: float = 30.0) -> None:

@@ -17,7 +17,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 import torch
 
 from backend.types import GenerationError, InvalidInputError, LabelScore, UnsupportedTaskError
-from backend.zerogpu import gpu_function
+from backend.zerogpu import gpu_function, resident_model
 
 DEFAULT_PROMPT_TEMPLATE = "Text: {text}\nLabel:"
 TEXT_SLOT = "{text}"
@@ -46,7 +46,7 @@ def score_labels(
     """Probabilities over `labels` for each text from a loaded `LocalGenerativeEngine`."""
     tokenizer = getattr(engine, "tokenizer", None)
     lock = getattr(engine, "generate_lock", None) or getattr(engine, "_generate_lock", None)
-    if lock is None or tokenizer is None or not hasattr(engine, "max_context"):
+    if lock is None or tokenizer is None or not hasattr(engine, "resident_key"):
         raise UnsupportedTaskError(
             f"model '{engine.spec.id}' cannot score labels (it needs a causal LM loaded in this process)"
         )
@@ -64,7 +64,10 @@ def score_labels(
         with lock:  # the same lock generation takes: one forward at a time on these weights
             if engine.model is None:
                 raise GenerationError(f"model '{engine.spec.id}' was unloaded while scoring")
-            totals = _on_device(getattr(engine.spec, "gpu_duration_s", None))(engine.model, tokenizer, rows)
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+            # Plain values in, a CPU tensor out: on ZeroGPU this runs in a forked worker (backend/zerogpu.py).
+            totals = torch.tensor(
+                _on_device(getattr(engine.spec, "gpu_duration_s", None))(engine.resident_key, pad, rows))
         for position, index in enumerate(group):
             row = totals[position * len(labels):(position + 1) * len(labels)]
             probabilities = torch.softmax(row, dim=0).tolist()
@@ -171,11 +174,11 @@ def _label_ids(tokenizer: Any, prompt: str, context: list[int], continuation: st
 # -------------------------------------------------------------------------------------------- forward
 
 
-def _label_log_likelihoods(model: Any, tokenizer: Any, rows: list[tuple[list[int], list[int]]]) -> torch.Tensor:
-    """Sum of log p(label tokens | prompt) per row, from one right-padded forward pass."""
+def _label_log_likelihoods(model_key: str, pad: int, rows: list[tuple[list[int], list[int]]]) -> list[float]:
+    """Sum of log p(label tokens | prompt) per row, from one right-padded forward pass of the resident model."""
+    model = resident_model(model_key)
     lengths = [len(context) + len(label) for context, label in rows]
     width = max(lengths)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
     input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
     attention = torch.zeros((len(rows), width), dtype=torch.long)
     for index, (context, label) in enumerate(rows):
@@ -209,13 +212,13 @@ def _label_log_likelihoods(model: Any, tokenizer: Any, rows: list[tuple[list[int
     token_scores = log_probs.gather(1, torch.tensor(targets, device=device).unsqueeze(1)).squeeze(1)
     totals = torch.zeros(len(rows), dtype=torch.float64)
     totals.index_add_(0, torch.tensor(row_index), token_scores.double().cpu())
-    return totals
+    return totals.tolist()
 
 
-_ON_DEVICE: dict[Optional[int], Callable[..., torch.Tensor]] = {}
+_ON_DEVICE: dict[Optional[int], Callable[..., list[float]]] = {}
 
 
-def _on_device(duration: Optional[int]) -> Callable[..., torch.Tensor]:
+def _on_device(duration: Optional[int]) -> Callable[..., list[float]]:
     """The forward pass wrapped for ZeroGPU (`spaces.GPU`, see backend/zerogpu.py); itself elsewhere."""
     wrapped = _ON_DEVICE.get(duration)
     if wrapped is None:

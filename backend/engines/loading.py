@@ -136,6 +136,15 @@ def device_of(model: Any) -> str:
     return str(next(model.parameters()).device)
 
 
+def prefer_shape_free_attention() -> None:
+    """Turns off cuDNN's scaled-dot-product attention backend (flash and memory-efficient attention remain).
+
+    cuDNN builds an execution plan for every new (batch size, sequence length) it sees: on an H200 that cost
+    ~60 ms per new shape, so a batch size never seen before paid ~2 s in its first 32 decode steps, and batching
+    makes batch sizes vary all the time. The other backends take any shape at full speed (docs/BENCHMARKS.md)."""
+    torch.backends.cuda.enable_cudnn_sdp(False)
+
+
 def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[Any, Any, str, float]:
     """Tokenizer and model for `spec` with `model_class` (an Auto* class), placed on the resolved device.
 
@@ -147,6 +156,8 @@ def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[Any, Any, str, f
     started = time.perf_counter()
     device = resolve_device(spec)
     dtype = resolve_dtype(spec, device)
+    if device.startswith("cuda"):
+        prefer_shape_free_attention()
     source = model_source(spec)
     kwargs = from_pretrained_kwargs(spec, device, dtype)
     try:

@@ -19,11 +19,13 @@ import time
 from typing import Any, Iterator, Sequence
 
 import torch
-from transformers import AutoModelForCausalLM, GenerationConfig
+from transformers import AutoModelForCausalLM
 
 from backend.config import ModelSpec
 from backend.engines import loading
+from backend import zerogpu
 from backend.engines.batching import DONE, Batcher, Request
+from backend.engines.decode import Decoding
 from backend.types import (
     ContextOverflowError,
     Event,
@@ -49,7 +51,8 @@ FALLBACK_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}Assistant:{% endif %}"
 )
 
-_POLL_S = 0.05  # how often a waiting consumer checks that its request is still being served
+_POLL_S = 0.05
+_LOADS = itertools.count(1)  # how often a waiting consumer checks that its request is still being served
 
 
 class LocalGenerativeEngine:
@@ -70,6 +73,11 @@ class LocalGenerativeEngine:
         self.max_context = _max_context(spec, model, tokenizer)
         self.eos_token_ids = _eos_token_ids(model, tokenizer)
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_ids[0]
+        self.decoding = Decoding(tuple(self.eos_token_ids), self.pad_token_id, tokenizer.bos_token_id)
+        # GPU functions find the model by this key (a ZeroGPU worker, forked from this process, has it too);
+        # unique per load, as two registries (or a reload) may hold the same model id.
+        self.resident_key = f"{spec.id}#{next(_LOADS)}"
+        zerogpu.make_resident(self.resident_key, model)
         # Held while the model runs a batch; other users of the weights (label scoring, evaluation, unload)
         # take it too, so nothing races a generation.
         self.generate_lock = threading.Lock()
@@ -95,6 +103,7 @@ class LocalGenerativeEngine:
         # Wait for a running generation to notice its cancel flag before pulling the weights away.
         self.batcher.close()
         with self.generate_lock:
+            zerogpu.evict_resident(self.resident_key, self.model)
             self.model = None
             self.tokenizer = None
         loading.release_memory(self.device)
@@ -232,17 +241,6 @@ class LocalGenerativeEngine:
             # Stop this row (the batch thread drops it at the next step) and wait until it has let go.
             request.cancel.set()
             self.batcher.settle(request)
-
-    def generation_config(self, max_new_tokens: int) -> GenerationConfig:
-        """Sampling and repetition penalty happen per row in the batcher; generate only decodes greedily."""
-        return GenerationConfig(
-            do_sample=False,
-            num_beams=1,
-            max_new_tokens=max_new_tokens,
-            eos_token_id=self.eos_token_ids,
-            pad_token_id=self.pad_token_id,
-            bos_token_id=self.tokenizer.bos_token_id,
-        )
 
     def count_generated_token(self) -> None:
         with self._counter_lock:

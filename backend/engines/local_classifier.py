@@ -160,13 +160,15 @@ class LocalClassifierEngine:
             # only_first: with a (text, hypothesis) pair it is the text that gets cut, never the hypothesis.
             encoded = self.tokenizer(texts, pairs, padding=True, truncation="only_first" if pairs else True,
                                      max_length=self.max_context, return_tensors="pt")
-            return self._run_model(dict(encoded))
+            return torch.tensor(self._run_model(dict(encoded)))
 
-    def _forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
-        """The model on a tokenized batch; logits back on the CPU. Wrapped for ZeroGPU in `__init__`."""
+    def _forward(self, encoded: dict[str, torch.Tensor]) -> list[list[float]]:
+        """The model on a tokenized batch; logits back as plain lists. Wrapped for ZeroGPU in `__init__`: it runs
+        in a forked worker there, and a result that is a tensor would be shared memory the worker must outlive."""
         with torch.inference_mode():
             device = self.model.device
-            return self.model(**{name: value.to(device) for name, value in encoded.items()}).logits.float().cpu()
+            logits = self.model(**{name: value.to(device) for name, value in encoded.items()}).logits
+            return logits.float().cpu().tolist()
 
 
 def _ranked(labels: list[str], scores: Sequence[float]) -> list[LabelScore]:

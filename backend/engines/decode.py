@@ -1,0 +1,286 @@
+"""The GPU step: one batch of rows decoded together, plain values in, plain values out.
+
+`decode_batch` runs `model.generate` over left-padded rows, each with its own parameters, and hands every
+decode step's token ids (one per row) to a callback. Nothing in its arguments or its output is a live object
+of the app: prompts, parameters and seeds are a picklable `RowPlan`, a step is a picklable `Step`, and the only
+shared state is `stop_flags`, a bool tensor the app sets to end a row (Stop, a stop sequence, a closed tab).
+That is what ZeroGPU needs (its `spaces.GPU` runs the function in a forked worker and pickles arguments and
+results; a CPU tensor pickled on the way there moves to shared memory, so the app's later writes to
+`stop_flags` still reach the worker): `decode_steps` is the same step as a generator, for `spaces.GPU`.
+In-process, the batcher calls `decode_batch` directly with its callback, in its own thread.
+
+Sampling is vectorised over the batch (`BatchSampler`): greedy rows, temperature, top-k, top-p and repetition
+penalty are each one tensor operation for all rows, so a step costs no GPU synchronisation per row (on an H200,
+deciding each row with its own `argmax` and `int()` capped 16 concurrent users at 2.4x one). Every sampled row
+draws from its own random stream, precomputed from its seed on the CPU: the same seed gives the same text
+whatever else shares the batch, on any device.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass, replace
+from typing import Any, Callable, Iterator, Optional
+
+import torch
+from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList, StoppingCriteria, \
+    StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+
+from backend.types import GenerationParams
+from backend.zerogpu import resident_model
+
+@dataclass(frozen=True)
+class RowPlan:
+    """Everything the GPU step needs to know about one row, as plain values."""
+
+    prompt_ids: tuple[int, ...]
+    max_new_tokens: int
+    temperature: float  # 0: greedy
+    top_k: int
+    top_p: float
+    repetition_penalty: float
+    seed: int
+    top_alternatives: int = 0
+    draw_offset: int = 0  # random draws already used: a row resumed after `draw_offset` tokens goes on from there
+
+    @classmethod
+    def of(cls, prompt_ids: list[int], params: GenerationParams, max_new_tokens: int, seed: int) -> "RowPlan":
+        return cls(tuple(prompt_ids), max_new_tokens, 0.0 if params.greedy else params.temperature,
+                   params.top_k, params.top_p, params.repetition_penalty, seed, params.top_alternatives)
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0.0
+
+    def uniforms(self) -> torch.Tensor:
+        """This row's random draws, one per step, from its own seed (CPU generator: device-independent)."""
+        generator = torch.Generator().manual_seed(self.seed)
+        return torch.rand(self.draw_offset + self.max_new_tokens, generator=generator,
+                          dtype=torch.float64)[self.draw_offset:]
+
+    def resumed(self, generated: list[int]) -> "RowPlan":
+        """This row to go on in a new batch after `generated` tokens: they join the prompt (the new batch's
+        prefill recomputes their cache), and sampling continues with the next of the row's own draws."""
+        return replace(self, prompt_ids=self.prompt_ids + tuple(generated),
+                       max_new_tokens=self.max_new_tokens - len(generated),
+                       draw_offset=self.draw_offset + len(generated))
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What a row was choosing between at one step (only for rows that asked for top_alternatives)."""
+
+    token_id: int
+    probability: float
+    alternatives: tuple[tuple[int, float], ...]  # (token id, probability), most likely first
+
+
+@dataclass(frozen=True)
+class Step:
+    """One decode step: a token id per row (rows that had ended get padding, to be ignored), and the choices
+    that rows asked for (top_alternatives)."""
+
+    token_ids: tuple[int, ...]
+    choices: tuple[Optional[Choice], ...] = ()
+
+
+@dataclass(frozen=True)
+class Decoding:
+    """The model-level settings of a batch: which tokens end a row, which pad one."""
+
+    eos_token_ids: tuple[int, ...]
+    pad_token_id: int
+    bos_token_id: Optional[int] = None
+
+
+def decode_batch(model: Any, decoding: Decoding, rows: list[RowPlan], stop_flags: torch.Tensor,
+                 on_step: Callable[[Step], None]) -> None:
+    """Decodes `rows` together, calling `on_step` after every step, until each row has ended: its EOS, its own
+    max_new_tokens, or `stop_flags[row]` set by the caller."""
+    input_ids, attention_mask = _left_pad(rows, decoding.pad_token_id)
+    device = model.device
+    input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+    sampler = BatchSampler(rows, attention_mask)
+    with torch.inference_mode():
+        model.generate(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            generation_config=GenerationConfig(
+                do_sample=False,  # sampling happens per row in BatchSampler; generate takes its choice greedily
+                num_beams=1,
+                max_new_tokens=max(row.max_new_tokens for row in rows),
+                eos_token_id=list(decoding.eos_token_ids),
+                pad_token_id=decoding.pad_token_id,
+                bos_token_id=decoding.bos_token_id,
+            ),
+            logits_processor=LogitsProcessorList([sampler]),
+            stopping_criteria=StoppingCriteriaList([RowsDone(rows, stop_flags, input_ids.shape[1])]),
+            streamer=_StepStreamer(sampler, on_step),
+        )
+
+
+def decode_steps(model_key: str, decoding: Decoding, rows: list[RowPlan],
+                 stop_flags: torch.Tensor) -> Iterator[Step]:
+    """`decode_batch` as a generator of steps, for `spaces.GPU` (which runs it in its worker process).
+    Closing the generator ends the batch."""
+    model = resident_model(model_key)
+    steps: queue.Queue[Any] = queue.Queue()
+    done = object()
+
+    def run() -> None:
+        try:
+            decode_batch(model, decoding, rows, stop_flags, steps.put)
+            steps.put(done)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer below
+            steps.put(error)
+
+    thread = threading.Thread(target=run, name=f"decode-{model_key}", daemon=True)
+    thread.start()
+    try:
+        while (item := steps.get()) is not done:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop_flags.fill_(True)  # closed early: every row ends at the next step
+        thread.join()
+
+
+def decode_steps_function() -> Callable[..., Iterator[Step]]:
+    """A generator function of its own for each model: `spaces.GPU` caches one wrapper per function, with the
+    duration it was first given, and each model has its own duration."""
+    def decode_steps_of_model(model_key: str, decoding: Decoding, rows: list[RowPlan],
+                              stop_flags: torch.Tensor) -> Iterator[Step]:
+        yield from decode_steps(model_key, decoding, rows, stop_flags)
+
+    return decode_steps_of_model
+
+
+def _left_pad(rows: list[RowPlan], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Left padding keeps every row's last prompt token at the same position, where generation starts."""
+    width = max(len(row.prompt_ids) for row in rows)
+    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for index, row in enumerate(rows):
+        ids[index, width - len(row.prompt_ids):] = torch.tensor(row.prompt_ids)
+        mask[index, width - len(row.prompt_ids):] = 1
+    return ids, mask
+
+
+class BatchSampler(LogitsProcessor):
+    """Chooses every row's next token at once, with each row's own parameters, and hands generate a one-hot
+    choice that it takes greedily."""
+
+    def __init__(self, rows: list[RowPlan], attention_mask: torch.Tensor) -> None:
+        device = attention_mask.device
+        column = lambda values, dtype: torch.tensor(values, dtype=dtype, device=device).unsqueeze(1)  # noqa: E731
+        self.greedy = column([row.greedy for row in rows], torch.bool)
+        self.any_sampled = not all(row.greedy for row in rows)
+        self.temperature = column([row.temperature if not row.greedy else 1.0 for row in rows], torch.float32)
+        self.top_k = column([row.top_k for row in rows], torch.long)
+        self.top_p = column([row.top_p for row in rows], torch.float32)
+        self.any_top_p = any(row.top_p < 1.0 for row in rows)
+        self.penalty = column([row.repetition_penalty for row in rows], torch.float32)
+        self.any_penalty = any(row.repetition_penalty != 1.0 for row in rows)
+        self.alternatives = [row.top_alternatives for row in rows]
+        if self.any_sampled:  # each row's own draws, one column per step
+            width = max(row.max_new_tokens for row in rows)
+            draws = torch.full((len(rows), width), 0.5, dtype=torch.float64)
+            for index, row in enumerate(rows):
+                if not row.greedy:
+                    draws[index, : row.max_new_tokens] = row.uniforms()
+            self.draws = draws.to(device)
+        # Repetition penalty looks at each row's own tokens: padding is replaced by the row's first real token
+        # (scattering the same value twice is harmless; a pad id that differs would be penalised wrongly).
+        self.first_real = (attention_mask == 0).sum(dim=1, keepdim=True)
+        self.padding = attention_mask == 0
+        self.step = 0
+        self.choices: tuple[Optional[Choice], ...] = ()  # this step's, for the streamer
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        logits = scores.float()
+        if self.any_penalty:
+            logits = self._penalise(input_ids, logits)
+        chosen = torch.argmax(logits, dim=-1, keepdim=True)
+        probs = None
+        if self.any_sampled:
+            sampled, probs = self._sample(logits)
+            chosen = torch.where(self.greedy, chosen, sampled)
+        self.choices = self._record(logits, probs, chosen) if any(self.alternatives) else ()
+        self.step += 1
+        return torch.full_like(scores, float("-inf")).scatter_(1, chosen, 0.0)
+
+    def _penalise(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+        padding = torch.nn.functional.pad(self.padding, (0, input_ids.shape[1] - self.padding.shape[1]))
+        history = torch.where(padding, input_ids.gather(1, self.first_real), input_ids)
+        seen = logits.gather(1, history)
+        seen = torch.where(seen > 0, seen / self.penalty, seen * self.penalty)
+        return logits.scatter(1, history, seen)
+
+    def _sample(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Temperature, then top-k and top-p (as transformers' warpers: the most likely token always stays),
+        then one draw per row by inverting the cumulative distribution with the row's own uniform number."""
+        ordered, order = torch.sort(logits / self.temperature, dim=-1, descending=True)
+        vocab = ordered.shape[1]
+        keep_k = torch.where((self.top_k > 0) & (self.top_k < vocab), self.top_k, vocab)
+        kth = ordered.gather(1, keep_k - 1)
+        ordered = ordered.masked_fill(ordered < kth, float("-inf"))
+        if self.any_top_p:
+            probs = torch.softmax(ordered, dim=-1)
+            outside = (probs.cumsum(dim=-1) - probs) >= self.top_p
+            outside[:, 0] = False
+            ordered = ordered.masked_fill(outside, float("-inf"))
+        probs = torch.softmax(ordered, dim=-1)
+        cumulative = probs.double().cumsum(dim=-1)
+        target = self.draws[:, self.step: self.step + 1] * cumulative[:, -1:]
+        position = (cumulative < target).sum(dim=-1, keepdim=True).clamp_(max=vocab - 1)
+        # `probs` back in vocabulary order, for rows that report alternatives
+        return order.gather(1, position), torch.zeros_like(probs).scatter_(1, order, probs)
+
+    def _record(self, logits: torch.Tensor, sampled_probs: Optional[torch.Tensor],
+                chosen: torch.Tensor) -> tuple[Optional[Choice], ...]:
+        """The distribution each reporting row chose from, its chosen token's probability and the top ones.
+        Only rows that asked pay for this (it reads values back to the CPU)."""
+        probs = torch.softmax(logits, dim=-1)
+        if sampled_probs is not None:
+            probs = torch.where(self.greedy, probs, sampled_probs)
+        top = torch.topk(probs, max(self.alternatives), dim=-1)
+        chosen_probs = probs.gather(1, chosen).squeeze(1).tolist()
+        values, indices, chosen_ids = top.values.tolist(), top.indices.tolist(), chosen.squeeze(1).tolist()
+        return tuple(
+            Choice(chosen_ids[row], chosen_probs[row], tuple(zip(indices[row][:count], values[row][:count])))
+            if count else None
+            for row, count in enumerate(self.alternatives))
+
+
+class RowsDone(StoppingCriteria):
+    """Per row: its own max_new_tokens reached, or ended by the caller through `stop_flags`."""
+
+    def __init__(self, rows: list[RowPlan], stop_flags: torch.Tensor, prompt_width: int) -> None:
+        self.limits = torch.tensor([row.max_new_tokens for row in rows])
+        self.stop_flags = stop_flags
+        self.prompt_width = prompt_width
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        done = self.stop_flags | (self.limits <= input_ids.shape[1] - self.prompt_width)
+        return done.to(input_ids.device)
+
+
+class _StepStreamer(BaseStreamer):
+    """Hands each step's tokens (one per row) to the callback, with the choices the sampler recorded."""
+
+    def __init__(self, sampler: BatchSampler, on_step: Callable[[Step], None]) -> None:
+        self.sampler = sampler
+        self.on_step = on_step
+        self._prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:  # generate first hands over the prompts themselves
+            self._prompt_seen = True
+            return
+        self.on_step(Step(tuple(value.reshape(-1).tolist()), self.sampler.choices))
+
+    def end(self) -> None:
+        pass
