@@ -6,7 +6,7 @@ Everything is measured in one run, side by side, because absolute times drift on
 ratios are meant to be compared across runs:
 
   stream_overhead_ratio     tokens/s seen by a gradio_client of /generate / raw model.generate tokens/s
-  ttft_overhead_ms          time to first token through the app minus raw
+  ttft_overhead_ms          time to first text through the app (plain HTTP + server-sent events) minus raw
   concurrency_speedup_16    aggregate tokens/s with 16 concurrent clients / 1 client (through the app)
   vs_transformers_serve_16  our aggregate tokens/s / `transformers serve --continuous-batching`, same 16 clients
   eval_batch_speedup        batched evaluation / per-example loop (from bench/eval_batching.py when present)
@@ -186,15 +186,37 @@ def app_stream(client: Any, model_id: str, new_tokens: int) -> tuple[float, floa
     return (first_at or total) - started, total, new_tokens
 
 
+def http_stream_ttft(url: str, arguments: list[Any]) -> float:
+    """Time to the first non-empty text over Gradio's plain HTTP API (POST /gradio_api/call/generate, then its
+    server-sent events), as a browser or curl sees it. gradio_client cannot measure this: it polls for new
+    messages every 50 ms (gradio_client/utils.py, `time.sleep(0.05)`), which adds up to 50 ms per message."""
+    import httpx
+
+    with httpx.Client(base_url=url, timeout=600) as http:
+        started = time.perf_counter()
+        event_id = http.post("gradio_api/call/generate", json={"data": arguments}).json()["event_id"]
+        with http.stream("GET", f"gradio_api/call/generate/{event_id}") as events:
+            for line in events.iter_lines():
+                if line.startswith("data:") and line[5:].strip() not in ("", "null", '[""]'):
+                    return time.perf_counter() - started
+    raise RuntimeError("the stream ended without text")
+
+
 def measure_app_single(url: str, model_id: str, new_tokens: int, repeats: int) -> dict[str, float]:
     from gradio_client import Client
 
     client = Client(url, verbose=False)
     app_stream(client, model_id, new_tokens)  # loads the model and warms up
     runs = [app_stream(client, model_id, new_tokens) for _ in range(repeats)]
+    # The same request over plain HTTP, in /generate's parameter order (defaults for the rest).
+    parameters = client.view_api(print_info=False, return_format="dict")["named_endpoints"]["/generate"]["parameters"]
+    given = {"prompt": PROMPT, "model": model_id, "max_new_tokens": new_tokens, "temperature": 0}
+    arguments = [given.get(p["parameter_name"], p.get("parameter_default")) for p in parameters]
     client.close()
+    http_ttfts = [http_stream_ttft(url, arguments) for _ in range(repeats)]
     return {"tokens_per_s": statistics.median(n / total for _, total, n in runs),
-            "ttft_s": statistics.median(ttft for ttft, _, _ in runs)}
+            "ttft_s": statistics.median(http_ttfts),
+            "gradio_client_ttft_s": statistics.median(ttft for ttft, _, _ in runs)}
 
 
 def run_concurrently(clients: int, one_request: Callable[[int], int]) -> float:
@@ -407,6 +429,7 @@ def main() -> int:
             row = {
                 "raw_tokens_per_s": raw["tokens_per_s"], "raw_ttft_ms": raw["ttft_s"] * 1000,
                 "app_tokens_per_s": single["tokens_per_s"], "app_ttft_ms": single["ttft_s"] * 1000,
+                "app_ttft_ms_via_gradio_client": single["gradio_client_ttft_s"] * 1000,
                 "app_aggregate_tokens_per_s_16": concurrent,
                 "stream_overhead_ratio": single["tokens_per_s"] / raw["tokens_per_s"],
                 "ttft_overhead_ms": (single["ttft_s"] - raw["ttft_s"]) * 1000,

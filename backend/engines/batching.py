@@ -234,6 +234,40 @@ class Batcher:
                 for request in batch:
                     request.batch, request.batch_thread = batch, threading.current_thread()
 
+    def decode_rows(self, rows: list[RowPlan], cancel: threading.Event) -> Optional[list[list[int]]]:
+        """Decodes `rows` as one batch, outside the request queue (evaluation), each to its EOS or its own
+        max_new_tokens: the token ids per row (EOS included), or None when `cancel` was set meanwhile. Runs the
+        same GPU step as chat, so it runs under `spaces.GPU` on ZeroGPU too."""
+        engine = self.engine
+        eos = set(engine.eos_token_ids)
+        stop_flags = torch.zeros(len(rows), dtype=torch.bool)
+        tokens: list[list[int]] = [[] for _ in rows]
+        finished = [False] * len(rows)
+
+        def collect(step: Step) -> None:
+            for row, token_id in enumerate(step.token_ids):
+                if not finished[row]:
+                    tokens[row].append(token_id)
+                    finished[row] = token_id in eos or len(tokens[row]) >= rows[row].max_new_tokens
+            if cancel.is_set():
+                stop_flags.fill_(True)
+
+        with engine.generate_lock:
+            if engine.model is None:
+                raise WorkbenchError(f"model '{engine.spec.id}' was unloaded")
+            if self.steps_on_gpu is None:
+                decode_batch(engine.model, engine.decoding, rows, stop_flags, collect)
+            else:
+                steps = self.steps_on_gpu(engine.resident_key, engine.decoding, rows, stop_flags)
+                try:
+                    for step in steps:
+                        collect(step)
+                        if all(finished) or cancel.is_set():
+                            break
+                finally:
+                    steps.close()
+        return None if cancel.is_set() else tokens
+
     def _should_merge(self, batch: list[Request], steps_run: int) -> bool:
         """Requests wait, the batch has room, and its rows have enough left to be worth a prefill. Not on
         ZeroGPU, where every batch is a separate GPU call of limited duration."""

@@ -1,15 +1,15 @@
 """Batched inference for evaluation on a loaded causal LM: greedy generation and per-text log-likelihoods.
 
-Why not the engine's streaming API: a stream serves one user at a time with sampling and stop handling;
-evaluation wants many prompts through one `model.generate` call. Prompts are sorted by length so a batch holds
-similar lengths (little padding), then left-padded with an attention mask: a decoder-only model continues from
-the last position of every row, and left padding (with the mask, from which generate derives positions) gives
-each row the same greedy output it gets alone.
+Why not the engine's streaming API: a stream serves one user and turns tokens into text as they come;
+evaluation wants many prompts decoded together, in batches it chooses. Prompts are sorted by length so a batch
+holds similar lengths (little padding), then go through the engine's own GPU step (`Batcher.decode_rows`), which
+left-pads them with an attention mask: a decoder-only model continues from the last position of every row, and
+left padding gives each row the same greedy output it gets alone.
 
 Every batch runs under the engine's generate lock, the lock its chat and label scoring take, so a run never
 races a chat on the same weights; releasing it between batches lets chats interleave with a long run.
-Cancelling sets an event that a stopping criterion checks after every decode step: the batch in flight is
-dropped, everything finished before it is kept.
+Cancelling sets an event that is checked after every decode step: the batch in flight is dropped, everything
+finished before it is kept.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ import threading
 from typing import Any, Callable, Optional, Sequence
 
 import torch
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList
 
+from backend.engines.decode import RowPlan
 from backend.types import GenerationError, GenerationParams, InvalidInputError, Message
 
 OnBatch = Callable[[int], None]  # called with the number of examples a finished batch completed
@@ -144,42 +144,20 @@ def _encode_prompt(engine: Any, prompt: str, chat: bool) -> list[int]:
     return ids
 
 
-class _CancelCriterion(StoppingCriteria):
-    def __init__(self, cancel: threading.Event) -> None:
-        self.cancel = cancel
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.cancel.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
 def _generate_batch(engine: Any, batch: list[list[int]], max_new_tokens: int,
                     cancel: threading.Event) -> Optional[list[str]]:
-    pad = _pad_id(engine)
-    width = max(len(ids) for ids in batch)
-    input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
-    attention = torch.zeros((len(batch), width), dtype=torch.long)
-    for row, ids in enumerate(batch):
-        input_ids[row, width - len(ids):] = torch.tensor(ids, dtype=torch.long)
-        attention[row, width - len(ids):] = 1
-    tokenizer = engine.tokenizer
-    config = GenerationConfig(do_sample=False, num_beams=1, max_new_tokens=max_new_tokens,
-                              eos_token_id=list(engine.eos_token_ids), pad_token_id=pad,
-                              bos_token_id=tokenizer.bos_token_id)
-    with _lock(engine):
-        model = engine.model
-        if model is None:
-            raise GenerationError(f"model '{engine.spec.id}' was unloaded during the evaluation")
-        with torch.inference_mode():
-            output = model.generate(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device),
-                                    generation_config=config,
-                                    stopping_criteria=StoppingCriteriaList([_CancelCriterion(cancel)]))
-    if cancel.is_set():
+    """Greedy completions of one batch, through the engine's own GPU step (backend/engines/decode.py): the
+    same decoding as chat, under the same lock, and under `spaces.GPU` on ZeroGPU."""
+    greedy = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0)
+    rows = [RowPlan.of(ids, greedy, max_new_tokens, seed=0) for ids in batch]
+    generated = engine.batcher.decode_rows(rows, cancel)
+    if generated is None:
         return None
     eos = set(engine.eos_token_ids)
     texts = []
-    for row in output[:, width:].tolist():
+    for row in generated:
         end = next((position for position, token in enumerate(row) if token in eos), len(row))
-        texts.append(tokenizer.decode(row[:end], skip_special_tokens=True))
+        texts.append(engine.tokenizer.decode(row[:end], skip_special_tokens=True))
     return texts
 
 
