@@ -381,3 +381,29 @@ def test_a_refused_gpu_request_reaches_the_caller(stand_in_spaces: Any, tiny_mod
             reply(registry)
     finally:
         registry.close()
+
+
+def test_evaluation_runs_in_the_forked_gpu_worker(stand_in_spaces: Any, tiny_models_yaml: Path) -> None:
+    from backend.evaluation import inference
+
+    def evaluate(registry) -> tuple[Any, Any]:  # noqa: ANN001
+        registry.load(CHAT_ID)
+        with registry.lease(CHAT_ID) as engine:
+            texts = ["the cat sat", "a longer sentence about dogs", "x"]
+            return (inference.generate_texts(engine, texts, max_new_tokens=8, batch_size=2, chat=False),
+                    inference.text_log_likelihoods(engine, texts, batch_size=2))
+
+    registry = chat_registry(tiny_models_yaml, gpu_duration_s=5)
+    try:
+        on_gpu = evaluate(registry)
+    finally:
+        registry.close()
+    assert {"decode_steps_of_model", "_nll_of_rows"} <= {name for name, _ in stand_in_spaces.CALLS}
+
+    sys.modules.pop("spaces", None)
+    sys.path.remove(str(Path(stand_in_spaces.__file__).parent))
+    registry = chat_registry(tiny_models_yaml, gpu_duration_s=5)
+    try:
+        assert evaluate(registry) == on_gpu and all(on_gpu[0][0])
+    finally:
+        registry.close()

@@ -21,6 +21,7 @@ import torch
 
 from backend.engines.decode import RowPlan
 from backend.types import GenerationError, GenerationParams, InvalidInputError, Message
+from backend.zerogpu import gpu_function, resident_model
 
 OnBatch = Callable[[int], None]  # called with the number of examples a finished batch completed
 
@@ -162,29 +163,41 @@ def _generate_batch(engine: Any, batch: list[list[int]], max_new_tokens: int,
 
 
 def _nll_batch(engine: Any, batch: list[list[int]]) -> list[tuple[float, int]]:
-    pad = _pad_id(engine)
+    with _lock(engine):
+        if engine.model is None:
+            raise GenerationError(f"model '{engine.spec.id}' was unloaded during the evaluation")
+        duration = getattr(engine.spec, "gpu_duration_s", None)
+        on_device = _NLL_ON_DEVICE.get(duration)
+        if on_device is None:
+            on_device = _NLL_ON_DEVICE[duration] = gpu_function(_nll_of_rows, duration=duration)
+        # Plain values in and out: on ZeroGPU this runs in spaces' forked worker (backend/zerogpu.py).
+        return on_device(engine.resident_key, _pad_id(engine), batch)
+
+
+_NLL_ON_DEVICE: dict[Optional[int], Callable[..., list[tuple[float, int]]]] = {}
+
+
+def _nll_of_rows(model_key: str, pad: int, batch: list[list[int]]) -> list[tuple[float, int]]:
+    """(summed NLL, tokens scored) per row of token ids, from one right-padded forward pass."""
+    model = resident_model(model_key)
     width = max(len(ids) for ids in batch)
     input_ids = torch.full((len(batch), width), pad, dtype=torch.long)
     attention = torch.zeros((len(batch), width), dtype=torch.long)
     for row, ids in enumerate(batch):
         input_ids[row, :len(ids)] = torch.tensor(ids, dtype=torch.long)
         attention[row, :len(ids)] = 1
-    with _lock(engine):
-        model = engine.model
-        if model is None:
-            raise GenerationError(f"model '{engine.spec.id}' was unloaded during the evaluation")
-        with torch.inference_mode():
-            logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).logits
-    results = []
-    for row, ids in enumerate(batch):
-        scored = len(ids) - 1  # position p predicts token p + 1
-        if scored < 1:
-            results.append((0.0, 0))
-            continue
-        # One row at a time: float32 log-softmax over (length x vocabulary), not (batch x length x vocabulary).
-        nll = torch.nn.functional.cross_entropy(logits[row, :scored].float(), input_ids[row, 1:len(ids)].to(
-            logits.device), reduction="sum")
-        results.append((float(nll), scored))
+    with torch.inference_mode():
+        logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).logits
+        results = []
+        for row, ids in enumerate(batch):
+            scored = len(ids) - 1  # position p predicts token p + 1
+            if scored < 1:
+                results.append((0.0, 0))
+                continue
+            # One row at a time: float32 log-softmax over (length x vocabulary), not (batch x length x vocabulary).
+            nll = torch.nn.functional.cross_entropy(logits[row, :scored].float(), input_ids[row, 1:len(ids)].to(
+                logits.device), reduction="sum")
+            results.append((float(nll), scored))
     return results
 
 
