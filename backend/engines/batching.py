@@ -252,21 +252,28 @@ class Batcher:
             if cancel.is_set():
                 stop_flags.fill_(True)
 
+        self._decode(rows, stop_flags, collect, lambda: all(finished) or cancel.is_set())
+        return None if cancel.is_set() else tokens
+
+    def _decode(self, rows: list[RowPlan], stop_flags: torch.Tensor, on_step: Callable[[Step], None],
+                all_done: Callable[[], bool]) -> None:
+        """The GPU step under the generate lock: in this thread, or on ZeroGPU as a stream from spaces' worker
+        (closed as soon as `all_done`, which ends the worker's batch early)."""
+        engine = self.engine
         with engine.generate_lock:
             if engine.model is None:
                 raise WorkbenchError(f"model '{engine.spec.id}' was unloaded")
             if self.steps_on_gpu is None:
-                decode_batch(engine.model, engine.decoding, rows, stop_flags, collect)
-            else:
-                steps = self.steps_on_gpu(engine.resident_key, engine.decoding, rows, stop_flags)
-                try:
-                    for step in steps:
-                        collect(step)
-                        if all(finished) or cancel.is_set():
-                            break
-                finally:
-                    steps.close()
-        return None if cancel.is_set() else tokens
+                decode_batch(engine.model, engine.decoding, rows, stop_flags, on_step)
+                return
+            steps = self.steps_on_gpu(engine.resident_key, engine.decoding, rows, stop_flags)
+            try:
+                for step in steps:
+                    on_step(step)
+                    if all_done():
+                        break
+            finally:
+                steps.close()
 
     def _should_merge(self, batch: list[Request], steps_run: int) -> bool:
         """Requests wait, the batch has room, and its rows have enough left to be worth a prefill. Not on
@@ -301,20 +308,7 @@ class Batcher:
                 stop_flags.fill_(True)  # this step was the batch's last; its live rows go on in the next
 
         try:
-            with engine.generate_lock:
-                if engine.model is None:
-                    raise WorkbenchError(f"model '{engine.spec.id}' was unloaded")
-                if self.steps_on_gpu is None:
-                    decode_batch(engine.model, engine.decoding, rows, stop_flags, route)
-                else:
-                    steps = self.steps_on_gpu(engine.resident_key, engine.decoding, rows, stop_flags)
-                    try:
-                        for step in steps:
-                            route(step)
-                            if all(request.done for request in batch):
-                                break
-                    finally:
-                        steps.close()  # ends the worker's batch early when every row is done
+            self._decode(rows, stop_flags, route, lambda: all(request.done for request in batch))
             live = [request for request in batch if not request.done]
             if merging and live:
                 for request in live:
