@@ -10,7 +10,7 @@ from __future__ import annotations
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import gradio as gr
 
@@ -22,12 +22,10 @@ from ui.components import (
     cancel_then,
     STOPPED,
     STREAMING,
-    THROTTLE_S,
     Accumulator,
     OnChange,
     ParamPanel,
     StreamState,
-    Throttle,
     close_stream,
     first_spec,
     format_progress,
@@ -35,11 +33,13 @@ from ui.components import (
     model_picker,
     ui_event,
 )
+from ui.update_rate import UPDATE_BUDGET, Throttle
 
 _END = object()
 
 
-def interleave(streams: Sequence[Iterator[Event]], interval: float = THROTTLE_S) -> Iterator[tuple[StreamState, ...]]:
+def interleave(streams: Sequence[Iterator[Event]],
+               interval: Optional[float] = None) -> Iterator[tuple[StreamState, ...]]:
     """The states of several streams, consumed in parallel; throttled, and always yielded once all have ended.
 
     A failing stream does not stop the others: its state carries the error. Closing this generator makes every
@@ -55,16 +55,17 @@ def interleave(streams: Sequence[Iterator[Event]], interval: float = THROTTLE_S)
     try:
         for pump in pumps:
             pump.start()
-        while running:
-            index, item = events.get()
-            if item is _END:
-                running -= 1
-            elif isinstance(item, Exception):
-                sides[index].fail(item)
-            else:
-                sides[index].add(item)
-            if item is _END or throttle.due():
-                yield tuple(side.state() for side in sides)
+        with UPDATE_BUDGET.streaming():  # one output updating, however many models feed it
+            while running:
+                index, item = events.get()
+                if item is _END:
+                    running -= 1
+                elif isinstance(item, Exception):
+                    sides[index].fail(item)
+                else:
+                    sides[index].add(item)
+                if item is _END or throttle.due():
+                    yield tuple(side.state() for side in sides)
     finally:
         stop.set()
 

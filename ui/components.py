@@ -31,11 +31,10 @@ from backend.types import (
     TokenChoice,
     WorkbenchError,
 )
+from ui.update_rate import UPDATE_BUDGET, Throttle, UpdateBudget
 
 logger = logging.getLogger(__name__)
 
-# UI updates at most this often while streaming: re-rendering Markdown per token makes long replies stutter.
-THROTTLE_S = 0.05
 # Every streaming event (UI and API) shares one concurrency group, so many users stream at once while the
 # backend serialises generations per model.
 GENERATION_CONCURRENCY_ID = "generation"
@@ -407,33 +406,21 @@ class Accumulator:
         return StreamState(text, tuple(self._choices), stats, self._error)
 
 
-class Throttle:
-    """True at most once per `interval`; the first call is always due so the first token shows at once."""
-
-    def __init__(self, interval: float = THROTTLE_S) -> None:
-        self.interval = interval
-        self._last = float("-inf")
-
-    def due(self) -> bool:
-        now = time.monotonic()
-        if now - self._last >= self.interval:
-            self._last = now
-            return True
-        return False
-
-
-def throttled(events: Iterator[Event], interval: float = THROTTLE_S) -> Iterator[StreamState]:
-    """The growing state of one backend stream, at most every `interval` s, and always once at the end.
+def throttled(events: Iterator[Event], interval: Optional[float] = None,
+              budget: UpdateBudget = UPDATE_BUDGET) -> Iterator[StreamState]:
+    """The growing state of one backend stream, at most every `interval` s (by default as often as the shared
+    update budget allows: ui/update_rate.py), and always once at the end.
 
     The backend stream is closed when this generator is (Stop, cancel, closed tab): that stops the model.
     """
     accumulator = Accumulator()
-    throttle = Throttle(interval)
+    throttle = Throttle(interval, budget)
     try:
-        for event in events:
-            accumulator.add(event)
-            if isinstance(event, Final) or throttle.due():
-                yield accumulator.state()
+        with budget.streaming():
+            for event in events:
+                accumulator.add(event)
+                if isinstance(event, Final) or throttle.due():
+                    yield accumulator.state()
     finally:
         close_stream(events)
 
