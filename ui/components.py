@@ -10,7 +10,6 @@ import functools
 import html
 import inspect
 import logging
-import time
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
 
