@@ -87,8 +87,8 @@ def skip_absent_matplotlib() -> None:
 
 
 # Gradio's queue looks for new jobs every 1 ms whenever none waits, i.e. nearly always, also while models
-# generate: 1000 wake-ups a second that each take the GIL from the generating thread (an idle app measured 5.8%
-# of a core). Every 5 ms costs a new job at most 5 ms before it starts and a fifth of those wake-ups.
+# generate: 1000 wake-ups a second that each take the GIL from the generating thread. Every 5 ms costs a new job
+# at most 5 ms before it starts; an idle app went from 7.8% of a core to 2.8% (docs/BENCHMARKS.md).
 QUEUE_POLL_S = 0.005
 PROGRESS_POLL_S = 0.05  # progress bars (evaluation) update 20 times a second instead of 100
 
@@ -96,10 +96,9 @@ PROGRESS_POLL_S = 0.05  # progress bars (evaluation) update 20 times a second in
 def poll_queue_less_often(demo: gr.Blocks) -> None:
     """Sets the polling intervals of `demo`'s queue (Gradio keeps them as plain attributes of its Queue)."""
     queue = getattr(demo, "_queue", None)
-    if queue is not None and hasattr(queue, "sleep_when_free"):
-        queue.sleep_when_free = max(queue.sleep_when_free, QUEUE_POLL_S)
-    if queue is not None and hasattr(queue, "progress_update_sleep_when_free"):
-        queue.progress_update_sleep_when_free = max(queue.progress_update_sleep_when_free, PROGRESS_POLL_S)
+    for name, at_least in (("sleep_when_free", QUEUE_POLL_S), ("progress_update_sleep_when_free", PROGRESS_POLL_S)):
+        if hasattr(queue, name):  # a later Gradio may rename them: then its own defaults stay
+            setattr(queue, name, max(getattr(queue, name), at_least))
 
 
 def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any], None]] = None,
