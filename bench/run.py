@@ -389,7 +389,8 @@ def start_transformers_serve(model_dir: str, device: str) -> tuple[subprocess.Po
     (home / ".cache" / "huggingface" / "hub").mkdir(parents=True)  # /v1/models fails without it
     env = {**os.environ, "HOME": str(home), "HF_HOME": str(home / ".cache" / "huggingface"),
            "HF_HUB_OFFLINE": "1"}
-    process = subprocess.Popen(["transformers", "serve", model_dir, "--port", str(port), "--host", "127.0.0.1",
+    # The interpreter's own transformers, not whatever `transformers` is first on PATH.
+    process = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", model_dir, "--port", str(port), "--host", "127.0.0.1",
                                 "--device", device, "--continuous-batching"],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"

@@ -7,7 +7,9 @@ Gradio renders a component's elem_id on a wrapper div; the real input sits insid
 
 from __future__ import annotations
 
+import os
 import re
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -15,14 +17,17 @@ from typing import Any
 from playwright.sync_api import Locator, Page, expect
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-SCREENSHOTS = ROOT / "docs" / "screenshots"
+# Tests write screenshots to a scratch folder so a test run leaves `git status` clean; set
+# WORKBENCH_REFRESH_SCREENSHOTS=1 to refresh the README's copies in docs/screenshots on purpose.
+SCREENSHOTS = (ROOT / "docs" / "screenshots" if os.environ.get("WORKBENCH_REFRESH_SCREENSHOTS") == "1"
+               else Path(tempfile.gettempdir()) / "workbench-screenshots")
 TIMEOUT_MS = 30_000
 VIEWPORT = {"width": 1280, "height": 900}
 FINISHED = "finish:"  # the stats line of a completed reply says "finish: <reason>"
 
 
 def screenshot(page: Page, name: str) -> Path:
-    """Writes docs/screenshots/<name>.png (the README shows these)."""
+    """Writes <name>.png to SCREENSHOTS (docs/screenshots, which the README shows, only when refreshing)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path), full_page=False)
