@@ -147,15 +147,41 @@ class BodyLimitMiddleware:
             return
         upload = is_upload(scope)
         limit = self.limits.max_upload_request_bytes if upload else self.limits.max_body_bytes
+        variable, mb = ((ENV_MAX_UPLOAD_REQUEST_MB, self.limits.max_upload_request_mb) if upload
+                        else (ENV_MAX_BODY_MB, self.limits.max_body_mb))
+        what = "upload request" if upload else "request body"
         declared = content_length(scope)
         if declared is not None and declared > limit:
-            variable, mb = ((ENV_MAX_UPLOAD_REQUEST_MB, self.limits.max_upload_request_mb) if upload
-                            else (ENV_MAX_BODY_MB, self.limits.max_body_mb))
-            what = "upload request" if upload else "request body"
             await send_json(send, *too_large(scope, f"the {what} ({declared / MB:.1f} MB) is over the {mb:g} MB "
                                                     f"limit ({variable})"))
             return
-        await self._counted[limit](scope, receive, send)
+        explained = explain_counted_413(scope, send, f"the {what} is over the {mb:g} MB limit ({variable})")
+        await self._counted[limit](scope, receive, explained)
+
+
+# Starlette's limiter answers a body that grows past its limit (no Content-Length) with this plain text.
+STARLETTE_413_BODY = b"Content Too Large"
+
+
+def explain_counted_413(scope: Scope, send: Send, message: str) -> Send:
+    """`send`, except that Starlette's bare "Content Too Large" answer becomes `message` in the route's format.
+    Other 413s (Gradio's own per-file one) pass unchanged."""
+    held: Optional[Message] = None
+
+    async def explaining(event: Message) -> None:
+        nonlocal held
+        if event["type"] == "http.response.start" and event["status"] == 413 and held is None:
+            held = event  # decided when its body comes
+            return
+        if held is not None and event["type"] == "http.response.body":
+            start, held = held, None
+            if event.get("body") == STARLETTE_413_BODY and not event.get("more_body", False):
+                await send_json(send, *too_large(scope, message))
+                return
+            await send(start)
+        await send(event)
+
+    return explaining
 
 
 # --------------------------------------------------------------------------------------------- uploads
