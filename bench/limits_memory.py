@@ -62,7 +62,7 @@ def main() -> None:
             reset_peak(pid)
             answer = run()
             after, peak = memory(pid)
-            status = answer if isinstance(answer, str) else answer.status_code
+            status = answer if isinstance(answer, str) else f"{answer.status_code} {answer.text[:160]}"
             print(json.dumps({"case": name, "answer": status, "rss_before_mb": round(before),
                               "peak_mb": round(peak), "rss_after_mb": round(after)}))
 

@@ -18,7 +18,7 @@ import gradio as gr
 
 from backend.config import ModelSpec
 from backend.registry import Registry
-from backend.request_checks import first_surrogate
+from backend.request_checks import lone_surrogates
 from backend.security import redact
 from backend.types import (
     MAX_NEW_TOKENS_LIMIT,
@@ -79,14 +79,13 @@ def _as_user_error(error: Exception) -> gr.Error:
     return user_error(f"unexpected error: {type(error).__name__}: {error}")
 
 
-def refuse_invalid_text(args: Iterable[Any]) -> None:
+def refuse_invalid_text(args: list[Any]) -> None:
     """A lone UTF-16 surrogate (the browser or a client can send one) is not text: it failed deep in a tokenizer
-    as "unexpected error: TypeError". Say so plainly instead; only top-level strings are checked (the inputs)."""
-    for value in args:
-        bad = first_surrogate(value) if isinstance(value, str) else None
-        if bad is not None:
-            raise user_error(f"the text contains a lone UTF-16 surrogate ({bad}), which is not a valid character; "
-                             "remove it and try again")
+    as "unexpected error: TypeError". Say so plainly instead (strings, and those inside lists and dicts: a chat
+    history)."""
+    for _, bad in lone_surrogates(args):
+        raise user_error(f"the text contains a lone UTF-16 surrogate ({bad}), which is not a valid character; "
+                         "remove it and try again")
 
 
 def handle_errors(fn: F) -> F:

@@ -1,7 +1,7 @@
 """What ties the request guards of backend/ (throttle, limits, session guard, JSON checks) to Gradio's server.
 
 `guard_options(security, limits, throttle)` gives the extra `Blocks.launch` options: the ASGI middleware (through
-`app_kwargs`, so it is in place before the first request), FastAPI's own body limit and the session capacity.
+`app_kwargs`, so it is in place before the first request) and the session capacity.
 The upload expiry is the Blocks' `delete_cache` (set by ui.launch). `start_session_expiry(app, idle_s)` forgets sessions nobody used for `idle_s` seconds.
 """
 
@@ -11,6 +11,7 @@ import datetime
 import html
 import logging
 import threading
+import weakref
 from typing import Any, Optional
 
 import gradio as gr
@@ -66,7 +67,9 @@ def guard_options(security: SecuritySettings, limits: RequestLimits, throttle: L
     middleware += [Middleware(BodyLimitMiddleware, limits=limits),
                    Middleware(UploadQuotaMiddleware, limits=limits, owner_of=gradio_user),
                    Middleware(JsonChecksMiddleware, checks=checks)]
-    return dict(app_kwargs={"middleware": middleware, "max_body_size": limits.max_upload_request_bytes},
+    # Not FastAPI's app-wide `max_body_size`: its limiter sits outside these and would replace their clear 413
+    # messages with a bare "Content Too Large"; BodyLimitMiddleware runs Starlette's own limiter per route.
+    return dict(app_kwargs={"middleware": middleware},
                 state_session_capacity=limits.max_sessions)
 
 
@@ -93,16 +96,21 @@ def forget_idle_sessions(app: Any, idle_s: float, now: Optional[datetime.datetim
 
 def start_session_expiry(app: Any, idle_s: float) -> threading.Event:
     """A daemon thread that runs `forget_idle_sessions` every quarter of `idle_s` (at most every minute); set
-    the returned event to stop it."""
+    the returned event to stop it. It holds the app weakly and ends once the app is gone (tests launch many)."""
     stop = threading.Event()
     every = max(0.25, min(idle_s / 4, 60.0))
+    app_ref = weakref.ref(app)
 
     def loop() -> None:
         while not stop.wait(every):
+            current = app_ref()
+            if current is None:
+                return
             try:
-                forget_idle_sessions(app, idle_s)
+                forget_idle_sessions(current, idle_s)
             except Exception:  # noqa: BLE001 - a Gradio change must not kill the thread silently forever
                 logger.exception("session expiry failed")
+            del current
 
     threading.Thread(target=loop, name="workbench-session-expiry", daemon=True).start()
     return stop
