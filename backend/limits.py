@@ -5,7 +5,8 @@
                                           file, WORKBENCH_MAX_UPLOAD_MB, plus 1 MB of multipart framing)
     WORKBENCH_MAX_USER_UPLOADS_MB=200     what one user (or, without logins, one client address) keeps uploaded
     WORKBENCH_UPLOAD_TTL_S=3600           uploads are deleted this long after they arrived (checked every
-                                          quarter of it, at most every 10 minutes), and all of them at shutdown
+                                          quarter of it, at most every 10 minutes), and all of them when the
+                                          server closes cleanly
     WORKBENCH_MAX_SESSIONS=1000           Gradio sessions kept in memory (about 0.45 MB each); the least
                                           recently used goes beyond it
     WORKBENCH_SESSION_IDLE_S=3600         a session unused this long is forgotten (its tab starts afresh)

@@ -9,6 +9,7 @@ docs/RELIABILITY.md ("Limits").
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import sys
 import tempfile
@@ -43,8 +44,11 @@ def declared_only(port: int, path: str, declared: int) -> str:
 
 
 def main() -> None:
-    models = build_tiny_models(Path(tempfile.mkdtemp(prefix="bench-limits-")))
-    with AppProcess(models) as app, httpx.Client(base_url=app.url.rstrip("/"), timeout=300) as http:
+    scratch = Path(tempfile.mkdtemp(prefix="bench-limits-"))
+    models = build_tiny_models(scratch / "models")
+    # The app's uploads go to the scratch folder, removed at the end (a stopped process leaves its uploads behind).
+    with AppProcess(models, env={"GRADIO_TEMP_DIR": str(scratch / "uploads")}) as app, \
+            httpx.Client(base_url=app.url.rstrip("/"), timeout=300) as http:
         http.post("/v1/chat/completions", json={"model": "tiny-chat", "max_tokens": 1,
                                                 "messages": [{"role": "user", "content": "warm up"}]})
         pid = app.popen.pid
@@ -65,6 +69,7 @@ def main() -> None:
             status = answer if isinstance(answer, str) else f"{answer.status_code} {answer.text[:160]}"
             print(json.dumps({"case": name, "answer": status, "rss_before_mb": round(before),
                               "peak_mb": round(peak), "rss_after_mb": round(after)}))
+    shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
