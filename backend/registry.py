@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 from backend.config import AppConfig, ModelSpec, checkpoint_file
-from backend.engines.base import Engine
+from backend.engines.base import CountsGeneratedTokens, Engine
 from backend.security import redact
 from backend.types import (
     ModelLoadError,
@@ -298,12 +298,9 @@ def _describe(engine: Engine) -> dict:
 
 
 def _live_counters(engine: Engine) -> dict:
-    counters = {}
-    for name in ("generated_tokens_total",):
-        value = getattr(engine, name, None)
-        if value is not None:
-            counters[name] = value
-    return counters
+    if isinstance(engine, CountsGeneratedTokens):
+        return {"generated_tokens_total": engine.generated_tokens_total}
+    return {}
 
 
 def _default_factory(spec: ModelSpec) -> Engine:

@@ -14,11 +14,16 @@ Built on it: `iterate_in_thread` (a blocking iterator pumped by a thread, closed
 consumer closes: a generator belongs to the thread that runs it), `produce_in_thread` (a function that calls
 `emit(item)`, for `model.generate`'s streamer callbacks) and `merge_in_threads` (several iterators at once, each
 reporting its own end, for Compare). `close_quietly` closes anything that may have a `close`.
+
+Code that runs inside a pump thread (e.g. an engine fitting a long chat before its first token) can ask
+`consumer_gone()` to stop early once the consumer has closed the channel: a thread blocked in that work could
+not otherwise be told.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import queue
 import threading
 from dataclasses import dataclass
@@ -39,6 +44,16 @@ def close_quietly(stream: object, *, ignore_errors: bool = False) -> None:
     except Exception:
         if not ignore_errors:
             raise
+
+
+_CONSUMER_CLOSED: contextvars.ContextVar[Optional[threading.Event]] = contextvars.ContextVar(
+    "consumer_closed", default=None)
+
+
+def consumer_gone() -> bool:
+    """True in a pump thread whose consumer has closed its channel (False anywhere else)."""
+    closed = _CONSUMER_CLOSED.get()
+    return closed is not None and closed.is_set()
 
 
 @dataclass(frozen=True)
@@ -174,6 +189,7 @@ def _pump(source: Iterable[Any], put: Callable[[Any], bool], channel: Channel[An
     """Runs in the pump thread: iterates `source`, hands items to `put` until refused or closed, then closes
     `source` here and reports the end (the source's error, else a failure to close it, else a normal end)."""
     error: Optional[BaseException] = None
+    _CONSUMER_CLOSED.set(channel._closed)  # this thread's own context: see consumer_gone
     try:
         for item in source:
             if not put(item) or channel.closed:

@@ -11,13 +11,14 @@ import html
 import inspect
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import gradio as gr
 
 from backend.config import ModelSpec
 from backend.registry import Registry
 from backend.security import redact
+from backend.streams import close_quietly
 from backend.types import (
     MAX_NEW_TOKENS_LIMIT,
     Delta,
@@ -389,7 +390,7 @@ class Accumulator:
         self._final: Optional[Final] = None
         self._error: Optional[str] = None
 
-    def fail(self, error: Exception) -> None:
+    def fail(self, error: BaseException) -> None:
         self._error = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
 
     def add(self, event: Event) -> None:
@@ -421,13 +422,7 @@ def throttled(events: Iterator[Event], interval: Optional[float] = None,
                 if isinstance(event, Final) or throttle.due():
                     yield accumulator.state()
     finally:
-        close_stream(events)
-
-
-def close_stream(events: Iterable[Any]) -> None:
-    close = getattr(events, "close", None)
-    if close is not None:
-        close()
+        close_quietly(events)
 
 
 def collect(events: Iterator[Event]) -> StreamState:
