@@ -19,6 +19,7 @@ and every failure becomes a typed error that names the entry, the URL and what t
 
 from __future__ import annotations
 
+import math
 import secrets
 import threading
 import time
