@@ -46,6 +46,7 @@ from backend.evaluation.types import INPUT_SLOT, EvalConfig, Progress, RunResult
 from backend.registry import Registry
 from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
+from ui.jobs import SessionJobs
 
 RUNS_DIR_ENV = "WORKBENCH_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
@@ -184,7 +185,7 @@ class EvaluateController:
         self.runs_dir = Path(runs_dir or os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
         self._tables = _Cache(4)
         self._runs = _Cache(8)
-        self._jobs: dict[str, EvaluationJob] = {}
+        self._jobs = SessionJobs()
         self._listing: Optional[tuple[Any, list[store.RunSummary]]] = None
         self._lock = threading.Lock()
 
@@ -238,11 +239,7 @@ class EvaluateController:
         (a closed browser tab) cancels too. Bad input raises the backend's error (a `WorkbenchError`).
         """
         job = EvaluationJob(config, self.registry, table=self.table(config.data), runs_dir=self.runs_dir)
-        with self._lock:
-            previous = self._jobs.get(session)
-            self._jobs[session] = job
-        if previous is not None:
-            previous.cancel()  # one run per browser session
+        entry = self._jobs.start(session, job.cancel)  # one run per browser session: a new one replaces it
         try:
             yield None
             last: Optional[Progress] = None
@@ -254,9 +251,7 @@ class EvaluateController:
         finally:
             if not job.done:
                 job.cancel()
-            with self._lock:
-                if self._jobs.get(session) is job:
-                    del self._jobs[session]
+            self._jobs.finish(session, entry)
         run = job.result()
         if run.path is not None:
             self._runs.put(str(run.path), run)
@@ -271,12 +266,7 @@ class EvaluateController:
 
     def cancel(self, session: str = "") -> bool:
         """Asks this session's run to stop after its current batch; False when none is running."""
-        with self._lock:
-            job = self._jobs.get(session)
-        if job is None:
-            return False
-        job.cancel()
-        return True
+        return self._jobs.cancel(session)
 
     # -- saved runs
 
