@@ -17,7 +17,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 import pandas as pd
 
 from backend.evaluation import store
-from backend.evaluation.data import DataSource, guess_columns, load_table, preview
+from backend.evaluation.data import DataSource, check_hub_id, guess_columns, load_table, preview
 from backend.evaluation.runner import EvaluationJob
 from backend.evaluation.types import EvalConfig, Progress, RunResult
 from backend.registry import Registry
@@ -88,10 +88,12 @@ class EvaluateController:
 
     @staticmethod
     def hub_source(dataset_id: str, config: str = "", split: str = "") -> DataSource:
+        """A Hub dataset's source; anything but an `owner/name` id (a path, a builder name) is refused here,
+        before anything is read."""
         if not (dataset_id or "").strip():
-            raise InvalidInputError("Hub dataset: type a dataset id, e.g. 'imdb' or 'someone/reviews'")
-        return DataSource(hub_id=dataset_id.strip(), hub_config=(config or "").strip() or None,
-                          split=(split or "").strip() or "test")
+            raise InvalidInputError("Hub dataset: type a dataset id, e.g. 'someone/reviews'")
+        config, split = (config or "").strip() or None, (split or "").strip() or "test"
+        return DataSource(hub_id=check_hub_id(dataset_id, config, split), hub_config=config, split=split)
 
     def model_choices(self, task: str) -> list[tuple[str, str]]:
         """(name, id) of the models that can be evaluated on `task`."""

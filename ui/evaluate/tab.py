@@ -50,7 +50,7 @@ class DataPanel:
                                          file_types=list(datafiles.SUPPORTED_EXTENSIONS), height=120,
                                          elem_id="eval-file")
                     with gr.Tab("Hub dataset", id="eval-hub-tab", elem_id="eval-hub-tab"):
-                        hub_id = gr.Textbox(label="Dataset id", placeholder="e.g. imdb or someone/reviews",
+                        hub_id = gr.Textbox(label="Dataset id", placeholder="owner/name, e.g. stanfordnlp/imdb",
                                             elem_id="eval-hub-id")
                         with gr.Row():
                             hub_config = gr.Textbox(label="Config", placeholder="optional", elem_id="eval-hub-config")
