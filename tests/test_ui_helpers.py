@@ -223,3 +223,38 @@ def test_accepts_generation_params_extends_the_signature_and_splits_the_call() -
     result = endpoint("p", "m", 10, 0.5)  # Gradio passes values positionally
     assert result["prompt"] == "p" and result["max_new_tokens"] == 10 and result["temperature"] == 0.5
     assert result["seed"] is None
+
+
+# ------------------------------------------------------------------------------------ whole numbers, one rule
+
+
+@pytest.mark.parametrize(("value", "blank", "low", "expected"), [
+    (None, None, None, None), ("", 8, None, 8), (7.0, None, None, 7), ("12", None, 0, 12), (0, None, 0, 0)])
+def test_parse_whole(value, blank, low, expected) -> None:
+    from ui.components import parse_whole
+
+    assert parse_whole(value, "field", blank, low) == expected
+
+
+@pytest.mark.parametrize("value", [2.5, "abc", True, -1])
+def test_generate_and_evaluate_read_numbers_the_same_way(value) -> None:
+    """Generate's parameter panel and Evaluate's form once disagreed (2.5 was rounded by one, refused by the
+    other); both now refuse what is not a whole number (and Evaluate's batch size must be at least 1)."""
+    import gradio as gr
+
+    from ui.components import ParamPanel
+    from ui.evaluate.forms import FormPanel
+
+    with gr.Blocks():
+        panel = ParamPanel.build("generate", None)
+        form = FormPanel.build("generation", [], [])
+    params = {panel.max_new_tokens: 16, panel.temperature: 0.7, panel.top_p: 0.9, panel.top_k: value,
+              panel.repetition_penalty: 1.0, panel.seed: -1, panel.stop: ""}
+    data = {form.source: {"path": "x.csv"}, form.task: "generation", form.input_col: "q", form.reference_col: "a",
+            form.predictions_col: None, form.score_file: False, form.models: ["m"], form.prompt: "{input}",
+            form.max_new_tokens: 8, form.batch_size: value, form.limit: 0, form.seed: -1, form.bootstrap: 0}
+    if value != -1:  # top_k -1 is a range question for GenerationParams, not a number question
+        with pytest.raises(InvalidInputError, match="top_k: must be a whole number"):
+            panel.read(params)
+    with pytest.raises(InvalidInputError, match="batch size: must be a whole number"):
+        form.read(data)

@@ -305,10 +305,31 @@ def _token_limit(spec: Optional[ModelSpec]) -> int:
 
 
 def _whole(value: Any, name: str) -> int:
+    number = parse_whole(value, name)
+    if number is None:
+        raise InvalidInputError(f"{name}: must be a whole number, got {value!r}")
+    return number
+
+
+def parse_whole(value: Any, name: str, blank: Optional[int] = None, low: Optional[int] = None) -> Optional[int]:
+    """A number widget's value as a whole number (every tab reads numbers with this one rule).
+
+    Blank gives `blank`; 7.0 and "7" give 7; 2.5, "abc" and True are refused with the field's name, as is a
+    value under `low`.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return blank
+    if isinstance(value, bool):
+        raise InvalidInputError(f"{name}: must be a whole number, got {value!r}")
     try:
-        return int(round(float(value)))
+        number = float(value)
     except (TypeError, ValueError):
         raise InvalidInputError(f"{name}: must be a whole number, got {value!r}") from None
+    if not number.is_integer():
+        raise InvalidInputError(f"{name}: must be a whole number, got {value!r}")
+    if low is not None and number < low:
+        raise InvalidInputError(f"{name}: must be a whole number of at least {low}, got {value!r}")
+    return int(number)
 
 
 # ----------------------------------------------------------------------------------------- stats line
