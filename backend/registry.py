@@ -77,6 +77,14 @@ class Registry:
             )
         return slot.spec
 
+    def add(self, spec: ModelSpec) -> None:
+        """Adds an entry while the app runs (a model just fine-tuned); an id already there is refused."""
+        with self._lock:
+            if spec.id in self._slots:
+                raise ValueError(f"model id '{spec.id}' is already in the registry")
+            self._slots[spec.id] = _Slot(spec)
+            self.config = self.config.model_copy(update={"models": self.config.models + (spec,)})
+
     # -------------------------------------------------------------------------------------- use / load
 
     @contextmanager
