@@ -104,12 +104,13 @@ def augment_dataset(dataset: "datasets.Dataset", recipe: Recipe, registry: Optio
     parts, reports = [base], []
     for number, method in enumerate(recipe.augment):
         progress(f"augmenting: {method}")
-        random.seed(recipe.seed + number)
-        np.random.seed((recipe.seed + number) % 2**32)
         if method == "paraphrase":
             new_texts = paraphrase(texts, recipe, registry)
         else:
             make = word_augmenter(method, recipe.rate)
+            make("warm up")  # first use imports and builds things that draw random numbers: before the seed
+            random.seed(recipe.seed + number)
+            np.random.seed((recipe.seed + number) % 2**32)
             new_texts = [make(text) for text in texts for _ in range(recipe.copies)]
         rows = base.select([index for index in range(len(base)) for _ in range(recipe.copies)])
         # Only the text and the marker change: the label and every other column come along as they are.
