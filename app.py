@@ -120,6 +120,7 @@ def serve(args: argparse.Namespace) -> int:
         "nothing is loaded until first use"
     print(f"LLM Workbench{mode}: {len(config.models)} model(s) from {args.models}; {loaded}.")
     print(security.describe())
+    from backend.data.feedback_api import add_feedback_routes  # thumbs up / down through the API (/v1/feedback)
     from backend.openai_api import add_openai_routes
 
     checks = dict(check_token=security.check_token, check_basic=security.check_password) \
@@ -128,7 +129,8 @@ def serve(args: argparse.Namespace) -> int:
         # The OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models) shares the UI's server
         # (and its login).
         ui.launch(demo, host=args.host, port=args.port, security=security,
-                  on_app=lambda app: add_openai_routes(app, registry, **checks))
+                  on_app=lambda app: (add_openai_routes(app, registry, **checks),
+                                      add_feedback_routes(app, **checks)))
     finally:
         registry.close()
     return 0
