@@ -2,6 +2,7 @@
 
     python app.py [serve] [--models models.yaml] [--host HOST] [--port PORT] [--presenter]
     python app.py eval --models models.yaml --model ID --data FILE --task TASK ... --out DIR
+    python app.py data --data FILE --text-column C [--clean ...] [--split ...] [--augment ...] --out DIR
 
 Heavy libraries (gradio, torch, transformers) are imported only by the command that needs them, so
 `python app.py --help` answers at once and a bad models.yaml is reported before anything else starts.
@@ -14,7 +15,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-COMMANDS = ("serve", "eval")
+COMMANDS = ("serve", "eval", "data")
 DEFAULT_PORT = 7860
 
 
@@ -40,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_arguments(commands.add_parser("eval", help="evaluate models on a dataset, headless (writes "
                                            "results.json and predictions.csv)"))
+    from backend.data.cli import add_arguments as add_data_arguments
+
+    add_data_arguments(commands.add_parser("data", help="clean, split and augment a dataset, headless (writes the "
+                                           "split files and card.json)"))
     return parser
 
 
@@ -115,6 +120,7 @@ def serve(args: argparse.Namespace) -> int:
         "nothing is loaded until first use"
     print(f"LLM Workbench{mode}: {len(config.models)} model(s) from {args.models}; {loaded}.")
     print(security.describe())
+    from backend.data.feedback_api import add_feedback_routes  # thumbs up / down through the API (/v1/feedback)
     from backend.openai_api import add_openai_routes
 
     checks = dict(check_token=security.check_token, check_basic=security.check_password) \
@@ -123,7 +129,8 @@ def serve(args: argparse.Namespace) -> int:
         # The OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models) shares the UI's server
         # (and its login).
         ui.launch(demo, host=args.host, port=args.port, security=security,
-                  on_app=lambda app: add_openai_routes(app, registry, **checks))
+                  on_app=lambda app: (add_openai_routes(app, registry, **checks),
+                                      add_feedback_routes(app, **checks)))
     finally:
         registry.close()
     return 0
@@ -164,6 +171,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from backend.evaluation import cli
 
         return cli.main(args)
+    if args.command == "data":
+        from backend.data import cli as data_cli
+
+        return data_cli.main(args)
     build_parser().print_help()
     return 2
 
