@@ -22,7 +22,7 @@ from backend.types import (
     TokenChoice,
 )
 from ui.api import GENERATION_API_PARAMS, accepts_generation_params
-from ui.chat import _split_last_exchange
+from ui.chat_view import split_last_exchange
 from ui.compare import interleave
 from ui.components import collect, format_progress, format_stats, parse_seed, parse_stop, throttled
 from ui.generate import format_token_count, render_choices
@@ -167,9 +167,8 @@ def test_closing_interleave_closes_both_streams() -> None:
 def test_split_last_exchange() -> None:
     history = [{"role": "user", "content": "1"}, {"role": "assistant", "content": "a"},
                {"role": "user", "content": "2"}, {"role": "assistant", "content": "b"}]
-    assert _split_last_exchange(history) == (history[:2], "2")
-    with pytest.raises(InvalidInputError, match="no message"):
-        _split_last_exchange([])
+    assert split_last_exchange(history) == (history[:2], "2")
+    assert split_last_exchange([]) is None  # nothing to retry, undo or edit: the caller does nothing
 
 
 # ------------------------------------------------------------------------------------------ chat files

@@ -28,8 +28,8 @@ from backend.config import ModelSpec, PresenterSettings
 from backend.registry import Registry
 from backend.types import ConfigError, GenerationParams
 from ui import api
-from ui.chat import ChatTab
-from ui.components import STOPPED, STREAMING, ParamPanel, cancel_then, ui_event
+from ui.chat import ChatTab, chatbot
+from ui.components import ParamPanel, cancel_then, ui_event
 
 # Larger type and a centred column; every rule is scoped to the presenter's own root.
 PRESENTER_CSS = """
@@ -133,38 +133,28 @@ def build_presenter(registry: Registry, settings: Optional[PresenterSettings]) -
                 reset = gr.Button("↺  New conversation", elem_id="presenter-reset", scale=0, min_width=230)
             if view.description:
                 gr.Markdown(view.description, elem_id="presenter-description")
-            history = gr.Chatbot(value=[], show_label=False, elem_id="chat-history", height=440,
-                                 buttons=["copy"], render_markdown=True,
-                                 placeholder="Type a message below, or pick an example.")
-            with gr.Row(equal_height=True):
+            history = chatbot(None, "Type a message below, or pick an example.", height=440, buttons=["copy"])
+            with gr.Row(equal_height=True, elem_classes=["input-row"]):
                 text = gr.Textbox(placeholder="Ask something…", show_label=False, lines=1, max_lines=8, scale=8,
                                   elem_id="chat-input", autofocus=True)
                 send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
-                stop = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop-btn")
+                stop = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop-btn", visible=False)
             examples = gr.Dataset(components=[text], samples=[[example] for example in view.examples],
                                   label="Try one of these", elem_id="presenter-examples",
                                   visible=bool(view.examples))
-            # The stats line stays in the page for the handlers (and tests) but is never shown.
+            # The stats line and context meter stay in the page for the handlers (and tests) but are never shown.
             stats = gr.Markdown("", elem_id="chat-stats", visible="hidden")
+            context = gr.Markdown("", elem_id="chat-context", visible="hidden")
         model = gr.State(view.spec.id)
         system = gr.State(view.system_prompt)
         params = locked_params(view.params)
-        tab = ChatTab(registry, model, system, params, history, text, stats, examples)
-
-        reply_inputs = {model, system, history, text, *params.inputs}
-        reply_outputs = [text, history, stats]
-        streaming = dict(**STREAMING, **ui_event(stats))
-        sending = gr.on([send.click, text.submit], tab.send, inputs=reply_inputs, outputs=reply_outputs,
-                        **streaming)
-        # One click on an example asks it: it goes into the input box, then is sent like a typed message.
-        asking = examples.click(lambda sample: sample[0], inputs=examples, outputs=text,
-                                **ui_event(stats, queue=False)).then(tab.send, inputs=reply_inputs,
-                                                                     outputs=reply_outputs, **streaming)
-        running = [sending, asking]
-        cancel_then(stop, running, lambda: STOPPED, outputs=stats, feedback_on=stats)
-        cancel_then(reset, running, lambda: ([], "", ""), outputs=[history, text, stats], feedback_on=stats)
-        # The Chatbot's own trash button clears it too: stop a reply still streaming into it.
-        history.clear(None, cancels=running, api_visibility="private", queue=False)
+        tab = ChatTab(registry, model, system, params, history, text, stats, examples, send, stop, context)
+        # Send, Enter, a click on an example (asks it at once) and the trash icon, as in the Chat tab.
+        running = tab.listen()
+        tab.stop_on(stop.click, running)
+        cancel_then(reset, running, tab.clear, inputs=model, outputs=[history, stats, context, send, stop],
+                    feedback_on=stats)
+        reset.click(lambda: "", outputs=text, **ui_event(stats, queue=False))
         api.register(registry, endpoints=api.PRESENTER_ENDPOINTS, default_model=view.spec.id)
     demo.workbench_css = PRESENTER_CSS  # read by ui.launch
     demo.workbench_footer_links = PRESENTER_FOOTER_LINKS
