@@ -109,7 +109,7 @@ def test_status_rows_are_readable() -> None:
                          weights="local", weights_detail="", parameters=1_500_000, memory_bytes=3 * 1024**2,
                          load_time_s=1.25, generated_tokens_total=1234)
     (row,) = status_rows([status])["data"]
-    assert row[:4] == ["m", "chat, generate", "loaded", "local"]
+    assert row[:4] == ["m", "loaded", "chat, generate", "local"]  # state second: visible on a phone
     assert row[6:10] == ["1.5 M", "3.0 MiB", "1.25 s", "1,234"]
 
 

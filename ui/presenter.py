@@ -48,6 +48,26 @@ PRESENTER_CSS = """
 #presenter-examples .label, #presenter-examples span { font-size: 1.1rem; }
 #presenter-examples button { font-size: 1.1rem; padding: 10px 14px; }
 #presenter-reset { font-size: 1.05rem; align-self: center; }
+/* A phone (390 px): one compact bar (logo, title, a round "new conversation" button beside the title instead of
+   over it) that stays at the top while the conversation scrolls; smaller type; the conversation leaves room for
+   the input. */
+/* Gradio's container hides overflow, which would make it the sticky bar's scroll box; clip does not. (Top level:
+   Gradio scopes rules inside @media to its .contain element, which the container is not inside.) */
+.gradio-container:has(.presenter-root) { overflow: clip !important; }
+@media (max-width: 640px) {
+  .presenter-top { flex-wrap: nowrap !important; gap: 8px !important; position: sticky; top: 0; z-index: 20;
+    background: var(--body-background-fill); padding-bottom: 4px; }
+  .presenter-top > .html-container, .presenter-top > div:first-child { flex: 1 1 auto !important; min-width: 0 !important; }
+  #presenter-reset { flex: 0 0 44px !important; min-width: 44px !important; width: 44px; height: 44px; padding: 0;
+    font-size: 0 !important; border-radius: 22px; }
+  #presenter-reset::before { content: "↺"; font-size: 1.4rem; }
+  .presenter-header { gap: 10px; padding: 4px 0 0; }
+  .presenter-logo { height: 40px; }
+  .presenter-header h1 { font-size: 1.35rem; }
+  .presenter-byline { font-size: 0.85rem; margin-top: 2px; }
+  #presenter-description, #presenter-description p { font-size: 1.05rem; line-height: 1.4; }
+  .presenter-root #chat-history { height: 46vh !important; max-height: 46vh; }
+}
 """
 
 # The only footer link left: the attribution. No API page link on a demo screen.
@@ -128,7 +148,7 @@ def build_presenter(registry: Registry, settings: Optional[PresenterSettings]) -
     view = PresenterView.resolve(registry, settings)
     with gr.Blocks(title=view.title) as demo:
         with gr.Column(elem_classes=["presenter-root"]):
-            with gr.Row(equal_height=True):
+            with gr.Row(equal_height=True, elem_classes=["presenter-top"]):
                 gr.HTML(header_html(view), elem_id="presenter-header", scale=1)
                 reset = gr.Button("↺  New conversation", elem_id="presenter-reset", scale=0, min_width=230)
             if view.description:
