@@ -27,7 +27,7 @@ from ui.components import (
     StreamState,
     first_spec,
     format_progress,
-    handle_errors,
+    ui_errors,
     model_picker,
     ui_event,
 )
@@ -76,7 +76,7 @@ class CompareTab:
         with gr.Row():
             model_a = model_picker(registry, "chat", "compare-model-a", label="Model A")
             model_b = model_picker(registry, "chat", "compare-model-b", label="Model B", index=1)
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_classes=["input-row"]):
             text = gr.Textbox(placeholder="One message, sent to both models (Enter to send)", show_label=False,
                               max_lines=12, scale=8, elem_id="compare-input")
             send = gr.Button("Send to both", variant="primary", scale=1, elem_id="compare-send")
@@ -99,10 +99,16 @@ class CompareTab:
         cancel_then(stop, [running], lambda: (STOPPED, STOPPED), outputs=[stats_a, stats_b], feedback_on=stats_a)
         return tab
 
-    @handle_errors
+    @ui_errors
     def run(self, data: dict[Any, Any]) -> Iterator[tuple[str, str, str, str]]:
-        states = compare_streams(self.registry, data[self.input], [data[self.model_a], data[self.model_b]],
-                                 self.params.read(data), data[self.system] or "")
+        if isinstance(data[self.input], str) and not data[self.input].strip():
+            return  # an empty Send does nothing (no error toast for an accidental Enter)
+        try:
+            states = compare_streams(self.registry, data[self.input], [data[self.model_a], data[self.model_b]],
+                                     self.params.read(data), data[self.system] or "")
+        except Exception:
+            yield "", "", "", ""  # the panes' previous replies and errors do not belong to this refused message
+            raise
         line_a, line_b = OnChange(), OnChange()
         waiting = format_progress(StreamState())
         yield "", "", line_a(waiting), line_b(waiting)

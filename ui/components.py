@@ -32,6 +32,7 @@ from backend.types import (
     WorkbenchError,
 )
 from ui.update_rate import UPDATE_BUDGET, Throttle, UpdateBudget
+from ui.wording import plain_words
 
 logger = logging.getLogger(__name__)
 
@@ -69,20 +70,21 @@ def user_error(message: str) -> gr.Error:
     return gr.Error(html.escape(redact(message), quote=False), print_exception=False)
 
 
-def _as_user_error(error: Exception) -> gr.Error:
+def _as_user_error(error: Exception, plain: bool = False) -> gr.Error:
     if isinstance(error, gr.Error):
         return error
     if isinstance(error, WorkbenchError):
-        return user_error(str(error))
+        return user_error(plain_words(str(error)) if plain else str(error))
     logger.exception("unexpected error in a UI handler")
     return user_error(f"unexpected error: {type(error).__name__}: {error}")
 
 
-def handle_errors(fn: F) -> F:
+def handle_errors(fn: F, plain: bool = False) -> F:
     """Turns backend errors (and surprises) into a gr.Error the user can read; the app keeps serving.
 
     Works for plain functions and generators (Gradio streams only when the handler is a generator function).
     GeneratorExit (Stop, cancel, closed tab) is not an Exception, so it passes through and closes the stream.
+    `plain=True` (ui_errors) words the message for a person (ui/wording.py); API handlers keep field names.
     """
     if inspect.isgeneratorfunction(fn):
 
@@ -91,7 +93,7 @@ def handle_errors(fn: F) -> F:
             try:
                 yield from fn(*args, **kwargs)
             except Exception as error:
-                raise _as_user_error(error) from error
+                raise _as_user_error(error, plain) from error
 
         return stream_wrapper  # type: ignore[return-value]
 
@@ -100,9 +102,14 @@ def handle_errors(fn: F) -> F:
         try:
             return fn(*args, **kwargs)
         except Exception as error:
-            raise _as_user_error(error) from error
+            raise _as_user_error(error, plain) from error
 
     return wrapper  # type: ignore[return-value]
+
+
+def ui_errors(fn: F) -> F:
+    """handle_errors for UI handlers: errors in plain words."""
+    return handle_errors(fn, plain=True)
 
 
 def ui_event(feedback_on: gr.components.Component, progress: bool = False, queue: bool = True) -> dict[str, Any]:
@@ -423,6 +430,8 @@ class Accumulator:
 
     def state(self) -> StreamState:
         text = self._final.text if self._final else "".join(self._pieces)
+        # The app never hands on (nor later rejects) a NUL a byte-fallback tokenizer produced.
+        text = text.replace("\x00", "")
         stats = self._final.stats if self._final else None
         return StreamState(text, tuple(self._choices), stats, self._error)
 
