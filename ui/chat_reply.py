@@ -10,7 +10,8 @@ from typing import Any, Iterator, Optional
 from backend.registry import Registry
 from backend.types import Event
 from ui.chat_view import assistant_messages, waiting_message
-from ui.components import StreamState, close_stream, format_progress, throttled
+from backend.streams import close_quietly
+from ui.components import StreamState, format_progress, throttled
 from ui.runs import Run
 from ui.waiting import Tick, ticking
 
@@ -54,4 +55,4 @@ def reply_updates(registry: Registry, model_id: str, events: Iterator[Event], ru
                     stats = f"model loaded in {load_s:.2f} s · " + stats
             yield ReplyUpdate(assistant_messages(item.text), stats, item if item.done else None)
     finally:
-        close_stream(states)
+        close_quietly(states)

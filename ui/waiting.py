@@ -12,7 +12,7 @@ import queue
 import threading
 from typing import Iterator, TypeVar, Union
 
-from ui.components import close_stream
+from backend.streams import close_quietly
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ def ticking(items: Iterator[T], period: float = 1.0) -> Iterator[Union[T, Tick]]
             state["stepped"] = True
             close = state["abandoned"]
         if close:
-            close_stream(items)
+            close_quietly(items)
 
     helper = threading.Thread(target=first_step, daemon=True, name="first-token-wait")
     helper.start()
@@ -61,7 +61,7 @@ def ticking(items: Iterator[T], period: float = 1.0) -> Iterator[Union[T, Tick]]
             state["abandoned"] = True
             close = state["stepped"]
         if close:
-            close_stream(items)
+            close_quietly(items)
         raise
     if isinstance(item, BaseException):
         raise item
@@ -71,4 +71,4 @@ def ticking(items: Iterator[T], period: float = 1.0) -> Iterator[Union[T, Tick]]
         yield item
         yield from items
     finally:
-        close_stream(items)
+        close_quietly(items)
