@@ -36,8 +36,8 @@ from ui.wording import plain_words
 
 logger = logging.getLogger(__name__)
 
-# Every streaming event (UI and API) shares one concurrency group, so many users stream at once while the
-# backend serialises generations per model.
+# Every streaming event (UI and API) shares one concurrency group, so up to this many users stream at once; the
+# backend batches the requests to one model into shared forward passes (backend/engines/batching.py).
 GENERATION_CONCURRENCY_ID = "generation"
 GENERATION_CONCURRENCY_LIMIT = 16
 STREAMING = {"concurrency_limit": GENERATION_CONCURRENCY_LIMIT, "concurrency_id": GENERATION_CONCURRENCY_ID}
