@@ -18,6 +18,7 @@ import gradio as gr
 from backend.config import ModelSpec
 from backend.registry import Registry
 from backend.security import redact
+from backend.table_limits import MAX_MESSAGE_CHARS, clip
 from backend.types import (
     MAX_NEW_TOKENS_LIMIT,
     Delta,
@@ -65,7 +66,7 @@ def user_error(message: str) -> gr.Error:
 
     Secrets (a remote server's error may quote the API key it was sent) become `***`.
     """
-    return gr.Error(html.escape(redact(message), quote=False), print_exception=False)
+    return gr.Error(html.escape(clip(redact(message), MAX_MESSAGE_CHARS), quote=False), print_exception=False)
 
 
 def _as_user_error(error: Exception) -> gr.Error:

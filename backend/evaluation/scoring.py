@@ -16,6 +16,7 @@ import numpy as np
 
 from backend.evaluation.data import EvalTask
 from backend.evaluation.metrics import TASK_METRICS, load_metric
+from backend.table_limits import TableLimits
 
 
 @dataclass
@@ -52,7 +53,8 @@ def score(
         result.example_scores.update(module.example_scores(module_stats))
         report = getattr(module, "report", None)
         if report is not None:
-            result.details.update(report(**inputs, labels=list(labels) if labels else None))
+            result.details.update(report(**inputs, labels=list(labels) if labels else None,
+                                         max_classes=TableLimits.from_env().max_classes_shown))
     if bootstrap and count > 1:
         result.intervals = bootstrap_intervals(modules, stats, bootstrap, confidence, seed)
     return result

@@ -9,6 +9,7 @@ from typing import Optional
 import gradio as gr
 import pandas as pd
 
+from backend.datafiles import describe_columns
 from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource
 from backend.evaluation.types import INPUT_SLOT, EvalConfig
 from backend.types import InvalidInputError
@@ -38,7 +39,7 @@ class DataView:
     guess: ColumnMapping
 
     def describe(self) -> str:
-        return f"{self.source.describe()}: {self.rows:,} rows · columns: {', '.join(self.columns)}"
+        return f"{self.source.describe()}: {self.rows:,} rows · columns: {describe_columns(self.columns)}"
 
 
 @dataclass(frozen=True)
