@@ -19,6 +19,7 @@ from gradio.context import Context
 from backend import classification as clf
 from backend import datafiles
 from backend.registry import Registry
+from backend.table_limits import SHOWN_CELL_CHARS, release_memory
 from backend.types import InvalidInputError, LabelScore, WorkbenchError
 from ui.components import handle_errors, ui_event
 from ui.jobs import SessionJobs
@@ -138,7 +139,8 @@ def build_classify_tab(registry: Registry) -> None:
             return f"❌ {html.escape(str(error), quote=False)}", gr.Dropdown(choices=[], value=None)
         guess = datafiles.guess_text_column(table)
         columns = [str(name) for name in table.columns]
-        info = html.escape(f"{Path(path).name}: {len(table):,} rows; columns: {', '.join(columns)}", quote=False)
+        info = html.escape(f"{Path(path).name}: {len(table):,} rows; columns: {datafiles.describe_columns(columns)}",
+                           quote=False)
         return info, gr.Dropdown(choices=columns, value=guess)
 
     upload.change(inspect_file, inputs=upload, outputs=[file_info, column], **ui_event(file_info, progress=True))
@@ -154,10 +156,15 @@ def build_classify_tab(registry: Registry) -> None:
             outcome = clf.classify_table(
                 registry, table=table, column=data[column], cancel=flag,
                 progress=lambda fraction, description: progress(fraction, desc=description), **options)
-        saved = _save_results(outcome.table, Path(path).stem)
-        shown = outcome.table.head(PREVIEW_ROWS).round(4)  # the download keeps full precision
-        return (_file_status(outcome, len(shown)), shown,
-                gr.DownloadButton(value=str(saved), visible=True))
+        try:
+            saved = _save_results(outcome.table, Path(path).stem)
+            # The download keeps full precision and every character; the page gets short cells.
+            shown = datafiles.clip_cells(outcome.table.head(PREVIEW_ROWS).round(4), SHOWN_CELL_CHARS)
+            return (_file_status(outcome, len(shown)), shown,
+                    gr.DownloadButton(value=str(saved), visible=True))
+        finally:
+            del table, outcome
+            release_memory()  # the file's table and results go back to the system once the reply is built
 
     # The progress bar sits on the status line; a failure shows as a toast, never as a badge over the table.
     run_file.click(classify_file, inputs=form.inputs | {upload, column}, outputs=[status, results, download],

@@ -19,6 +19,7 @@ from backend.config import ModelSpec
 from backend.registry import Registry
 from backend.security import redact
 from backend.streams import close_quietly
+from backend.table_limits import MAX_MESSAGE_CHARS, clip
 from backend.types import (
     MAX_NEW_TOKENS_LIMIT,
     Delta,
@@ -67,7 +68,7 @@ def user_error(message: str) -> gr.Error:
 
     Secrets (a remote server's error may quote the API key it was sent) become `***`.
     """
-    return gr.Error(html.escape(redact(message), quote=False), print_exception=False)
+    return gr.Error(html.escape(clip(redact(message), MAX_MESSAGE_CHARS), quote=False), print_exception=False)
 
 
 def _as_user_error(error: Exception, plain: bool = False) -> gr.Error:

@@ -161,6 +161,20 @@ def load_hub_dataset(dataset_id: str, config: Optional[str] = None, split: str =
             raise unreachable(text) from None
         raise InvalidInputError(f"data: could not load the Hub dataset '{dataset_id}' "
                                 f"(config {config!r}, split {split!r}): {text}") from None
+    from backend.datafiles import check_table
+    from backend.table_limits import TableLimits
+
+    limits = TableLimits.from_env()
+    what = f"data: split '{split}' of the Hub dataset '{dataset_id}'"
+    if dataset.num_rows > limits.max_rows:  # all checked on the memory-mapped Arrow data, before copying it
+        raise InvalidInputError(f"{what} has {dataset.num_rows:,} rows; the limit is {limits.max_rows:,}. "
+                                f"Take a slice, e.g. split '{split}[:{limits.max_rows}]'")
+    if len(dataset.column_names) > limits.max_columns:
+        raise InvalidInputError(f"{what} has {len(dataset.column_names):,} columns; the limit is "
+                                f"{limits.max_columns:,}")
+    if dataset.data.nbytes > limits.max_table_bytes:
+        raise InvalidInputError(f"{what} holds {dataset.data.nbytes / 2**20:,.0f} MB; the limit is "
+                                f"{limits.max_table_bytes / 2**20:,.0f} MB. Take a slice of the split")
     frame = dataset.to_pandas()
     for name, feature in dataset.features.items():
         if isinstance(feature, datasets.ClassLabel):  # 0 / 1 mean nothing in a report: use the names
@@ -169,6 +183,7 @@ def load_hub_dataset(dataset_id: str, config: Optional[str] = None, split: str =
     if len(frame) == 0:
         raise InvalidInputError(f"data: split '{split}' of the Hub dataset '{dataset_id}' has no rows")
     frame.columns = [str(column) for column in frame.columns]
+    check_table(frame, what, limits)
     return frame
 
 
@@ -201,11 +216,13 @@ def _probe_hub(dataset_id: str) -> None:
 
 
 def preview(table: "pd.DataFrame", rows: int = PREVIEW_ROWS) -> "pd.DataFrame":
-    """The first rows, as text, for showing before a run."""
+    """The first rows, as text cut to PREVIEW_CELL_CHARS per cell, for showing before a run."""
     from backend.datafiles import column_texts
+    from backend.table_limits import PREVIEW_CELL_CHARS, clip
 
     head = table.head(rows)
-    return head.assign(**{str(column): column_texts(head, str(column)) for column in head.columns})
+    return head.assign(**{str(column): [clip(text, PREVIEW_CELL_CHARS) for text in column_texts(head, str(column))]
+                          for column in head.columns})
 
 
 def guess_columns(table: "pd.DataFrame", task: EvalTask) -> ColumnMapping:

@@ -21,6 +21,7 @@ from backend.evaluation.data import DataSource, check_hub_id, guess_columns, loa
 from backend.evaluation.runner import EvaluationJob
 from backend.evaluation.types import EvalConfig, Progress, RunResult
 from backend.registry import Registry
+from backend.table_limits import release_memory
 from backend.types import InvalidInputError
 from ui.evaluate.forms import MODEL_TASKS, PREVIEW_ROWS, DataView
 from ui.jobs import SessionJobs
@@ -28,14 +29,22 @@ from ui.jobs import SessionJobs
 RUNS_DIR_ENV = "WORKBENCH_RUNS_DIR"
 DEFAULT_RUNS_DIR = "runs"
 POLL_S = 0.25  # how often the Run handler looks at the job's progress
+# What the tab keeps in memory between requests, for every user together: a table bigger than this is read
+# again when needed rather than held (docs/RELIABILITY.md has the figures).
+TABLE_CACHE_BYTES = 256 * 1024 * 1024
+RUN_CACHE_BYTES = 128 * 1024 * 1024
 
 
 class _Cache:
-    """A tiny thread-safe LRU (loaded tables, opened runs)."""
+    """A tiny thread-safe LRU (loaded tables, opened runs), bounded in items and in bytes (`weigh` estimates an
+    item's size; one over `max_bytes` on its own is not kept)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int, weigh: Callable[[Any], int]) -> None:
         self._items: OrderedDict[Any, Any] = OrderedDict()
+        self._weights: dict[Any, int] = {}
         self._size = size
+        self._max_bytes = max_bytes
+        self._weigh = weigh
         self._lock = threading.Lock()
 
     def get(self, key: Any, make: Callable[[], Any]) -> Any:
@@ -48,11 +57,24 @@ class _Cache:
         return value
 
     def put(self, key: Any, value: Any) -> None:
+        weight = self._weigh(value)
         with self._lock:
             self._items[key] = value
+            self._weights[key] = weight
             self._items.move_to_end(key)
-            while len(self._items) > self._size:
-                self._items.popitem(last=False)
+            while self._items and (len(self._items) > self._size or sum(self._weights.values()) > self._max_bytes):
+                old, _ = self._items.popitem(last=False)
+                del self._weights[old]
+
+    def clear(self) -> None:
+        with self._lock:
+            self._items.clear()
+            self._weights.clear()
+
+    @property
+    def nbytes(self) -> int:
+        with self._lock:
+            return sum(self._weights.values())
 
 
 class EvaluateController:
@@ -61,8 +83,8 @@ class EvaluateController:
     def __init__(self, registry: Optional[Registry], runs_dir: Optional[Union[str, Path]] = None) -> None:
         self.registry = registry
         self.runs_dir = Path(runs_dir or os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
-        self._tables = _Cache(4)
-        self._runs = _Cache(8)
+        self._tables = _Cache(4, TABLE_CACHE_BYTES, _table_bytes)
+        self._runs = _Cache(8, RUN_CACHE_BYTES, _run_bytes)
         self._jobs = SessionJobs()
         self._listing: Optional[tuple[Any, list[store.RunSummary]]] = None
         self._lock = threading.Lock()
@@ -132,7 +154,11 @@ class EvaluateController:
             if not job.done:
                 job.cancel()
             self._jobs.finish(session, entry)
-        run = job.result()
+        try:
+            run = job.result()
+        finally:
+            del job
+            release_memory()  # what the run decoded and computed goes back to the system, not only to Python
         if run.path is not None:
             self._runs.put(str(run.path), run)
         yield run
@@ -178,3 +204,16 @@ class EvaluateController:
 
     def load(self, path: str) -> RunResult:
         return self._runs.get(path, lambda: store.open_run(path))
+
+
+def _table_bytes(table: pd.DataFrame) -> int:
+    return int(table.memory_usage(deep=True, index=True).sum())
+
+
+def _run_bytes(run: RunResult) -> int:
+    """About what a run holds: its texts (examples and every model's predictions) at ~1 byte a character plus
+    Python's per-string overhead."""
+    texts = [*run.examples.inputs, *run.examples.references]
+    for result in run.models.values():
+        texts += [prediction or "" for prediction in result.predictions]
+    return sum(len(text) + 64 for text in texts)

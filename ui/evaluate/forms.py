@@ -9,8 +9,9 @@ from typing import Optional
 import gradio as gr
 import pandas as pd
 
+from backend.datafiles import describe_columns
 from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource
-from backend.evaluation.types import INPUT_SLOT, EvalConfig
+from backend.evaluation.types import INPUT_SLOT, MAX_BOOTSTRAP, EvalConfig
 from backend.types import InvalidInputError
 from ui.components import parse_seed, parse_whole
 
@@ -38,7 +39,7 @@ class DataView:
     guess: ColumnMapping
 
     def describe(self) -> str:
-        return f"{self.source.describe()}: {self.rows:,} rows · columns: {', '.join(self.columns)}"
+        return f"{self.source.describe()}: {self.rows:,} rows · columns: {describe_columns(self.columns)}"
 
 
 @dataclass(frozen=True)
@@ -127,8 +128,9 @@ class FormPanel:
                               elem_id="eval-limit", scale=1)
             seed = gr.Number(value=-1, precision=0, minimum=-1, label="Seed", info="random sample; -1: first rows",
                              elem_id="eval-seed", scale=1)
-            bootstrap = gr.Number(value=1000, precision=0, minimum=0, label="Bootstrap resamples",
-                                  info="95% intervals; 0: off", elem_id="eval-bootstrap", scale=1)
+            bootstrap = gr.Number(value=1000, precision=0, minimum=0, maximum=MAX_BOOTSTRAP,
+                                  label="Bootstrap resamples", info=f"95% intervals; 0: off; at most {MAX_BOOTSTRAP:,}",
+                                  elem_id="eval-bootstrap", scale=1)
         return cls(gr.State(None), task, input_col, reference_col, predictions_col, score_file, models, prompt,
                    max_new_tokens, batch_size, limit, seed, bootstrap)
 

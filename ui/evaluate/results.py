@@ -8,8 +8,10 @@ from typing import Any, Optional
 
 import gradio as gr
 
+from backend import datafiles
 from backend.evaluation.metrics import LOWER_IS_BETTER
 from backend.evaluation.types import RunResult
+from backend.table_limits import SHOWN_CELL_CHARS
 from ui.components import handle_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.forms import ALL_MODELS
@@ -138,7 +140,7 @@ class ResultsPanel:
 
     def example_updates(self, run: RunResult, text: str, model_id: str) -> dict:
         table = filter_examples(run, text, model_id)
-        shown = table.head(EXAMPLES_SHOWN).round(4)
+        shown = datafiles.clip_cells(table.head(EXAMPLES_SHOWN).round(4), SHOWN_CELL_CHARS)
         total = len(run.examples) * (1 if model_id else len(run.models))
         note = f"{len(table):,} of {total:,} rows match" if (text or "").strip() else f"{len(table):,} rows"
         if len(table) > len(shown):

@@ -21,10 +21,13 @@ import pandas as pd
 from backend.evaluation import store
 from backend.evaluation.metrics import HEADLINE, LOWER_IS_BETTER
 from backend.evaluation.types import Progress, RunResult
+from backend.table_limits import SHOWN_CELL_CHARS, clip
 from backend.types import InvalidInputError
 from ui.evaluate.forms import ALL_MODELS
 
 EXAMPLES_SHOWN = 500  # rows of the per-example table in the page; the downloads have every matching row
+PER_CLASS_SHOWN = 500  # rows of the per-class table in the page (results.json has every class)
+LABEL_CHARS = 40  # characters of a label in the confusion matrix's headers
 EXPORT_DIR = Path(tempfile.gettempdir()) / "workbench-eval-exports"
 # The leaderboard's columns unless "all metrics" is ticked (the rest are in results.json and behind the box).
 MAIN_METRICS: dict[str, tuple[str, ...]] = {
@@ -97,9 +100,10 @@ def per_class_table(run: RunResult, model_id: Optional[str]) -> pd.DataFrame:
     """Classification: precision / recall / F1 / support per class for one model."""
     result = run.models.get(model_id or "")
     per_class = (result.details.get("per_class") if result else None) or {}
-    rows = [{"label": label, "precision": round(values.get("precision", 0.0), 4),
+    rows = [{"label": clip(str(label), SHOWN_CELL_CHARS), "precision": round(values.get("precision", 0.0), 4),
              "recall": round(values.get("recall", 0.0), 4), "f1": round(values.get("f1-score", 0.0), 4),
-             "support": int(values.get("support", 0))} for label, values in per_class.items()]
+             "support": int(values.get("support", 0))}
+            for label, values in list(per_class.items())[:PER_CLASS_SHOWN]]
     return pd.DataFrame(rows, columns=["label", "precision", "recall", "f1", "support"])
 
 
@@ -112,7 +116,7 @@ def confusion_html(run: RunResult, model_id: Optional[str]) -> str:
         return ""
     peak = max((max(row) for row in counts if row), default=0) or 1
     escape = lambda text: html.escape(str(text), quote=True)  # noqa: E731
-    head = "".join(f"<th>{escape(label)}</th>" for label in labels)
+    head = "".join(f"<th>{escape(clip(str(label), LABEL_CHARS))}</th>" for label in labels)
     body = []
     for label, row in zip(labels, counts):
         cells = []
@@ -121,9 +125,12 @@ def confusion_html(run: RunResult, model_id: Optional[str]) -> str:
             ink = "#fff" if alpha > 0.55 else "inherit"
             cells.append(f'<td style="background: rgba(79, 70, 229, {0.08 + 0.82 * alpha:.2f}); color: {ink}">'
                          f"{count}</td>")
-        body.append(f"<tr><th>{escape(label)}</th>{''.join(cells)}</tr>")
+        body.append(f"<tr><th>{escape(clip(str(label), LABEL_CHARS))}</th>{''.join(cells)}</tr>")
+    classes = matrix.get("classes") or len(labels)
+    hidden = (f" · the {len(labels) - 1:,} most frequent of {classes:,} classes, the rest summed in the last row "
+              "and column" if classes > len(labels) else "")
     return (f'<div class="confusion-caption">Confusion matrix of <b>{escape(result.model_id)}</b> '
-            "(rows: true label · columns: predicted label)</div>"
+            f"(rows: true label · columns: predicted label{hidden})</div>"
             f'<table class="confusion"><tr><th class="corner">true \\ predicted</th>{head}</tr>'
             f"{''.join(body)}</table>")
 
@@ -255,3 +262,4 @@ def _when(created: str) -> str:
 
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
+
