@@ -3,6 +3,7 @@
     python app.py [serve] [--models models.yaml] [--host HOST] [--port PORT] [--presenter]
     python app.py eval --models models.yaml --model ID --data FILE --task TASK ... --out DIR
     python app.py data --data FILE --text-column C [--clean ...] [--split ...] [--augment ...] --out DIR
+    python app.py train --models models.yaml --base ID --task {classification,sft} --data FILE ... --out DIR
 
 Heavy libraries (gradio, torch, transformers) are imported only by the command that needs them, so
 `python app.py --help` answers at once and a bad models.yaml is reported before anything else starts.
@@ -15,7 +16,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-COMMANDS = ("serve", "eval", "data")
+COMMANDS = ("serve", "eval", "data", "train")
 DEFAULT_PORT = 7860
 
 
@@ -45,6 +46,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_data_arguments(commands.add_parser("data", help="clean, split and augment a dataset, headless (writes the "
                                            "split files and card.json)"))
+    from backend.training.cli import add_arguments as add_train_arguments
+
+    add_train_arguments(commands.add_parser("train", help="fine-tune a model, headless (writes OUT/metrics.json, "
+                                            "OUT/config.yaml, OUT/model and a model card)"))
     return parser
 
 
@@ -96,7 +101,9 @@ def serve(args: argparse.Namespace) -> int:
     if zerogpu.on_zerogpu():
         # ZeroGPU patches torch when `spaces` is imported, and that must come before anything touches CUDA.
         zerogpu.spaces_module()
-    registry = Registry(config)
+    from backend.training.overlay import with_overlay
+
+    registry = Registry(with_overlay(config))  # plus the fine-tuned models of the registry overlay file
     _report_weights(registry)
     try:
         preload = preload_ids(config, os.environ.get("WORKBENCH_PRELOAD"), zerogpu.on_zerogpu())
@@ -175,6 +182,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from backend.data import cli as data_cli
 
         return data_cli.main(args)
+    if args.command == "train":
+        from backend.training import cli as train_cli
+
+        return train_cli.main(args)
     build_parser().print_help()
     return 2
 

@@ -79,24 +79,24 @@ def wait_for_step(run_dir: Path, step: int, timeout: float = 120) -> None:
 
 
 def test_stop_then_resume_equals_an_uninterrupted_run(service, tmp_path):
-    settings = dict(max_steps=400, eval_steps=100, logging_steps=5)
+    settings = dict(max_steps=80, eval_steps=20, logging_steps=1)
     straight = service.start(config_for(service, tmp_path, **settings))
     expected = service.runs.wait(straight, timeout=300)
     assert expected["status"] == "completed", expected.get("reason")
 
     interrupted = service.start(config_for(service, tmp_path, **settings))
-    wait_for_step(interrupted, 20)
+    wait_for_step(interrupted, 2)
     service.stop(interrupted)
     stopped = service.runs.wait(interrupted, timeout=300)
     assert stopped["status"] == "stopped", stopped.get("reason")
     stopped_step = stopped["step"]
-    assert 20 <= stopped_step < 400 and f"checkpoint-{stopped_step}" in stopped["reason"]
+    assert 2 <= stopped_step < 80 and f"checkpoint-{stopped_step}" in stopped["reason"]
     assert service.info(interrupted).status == "stopped"
 
     service.resume(interrupted)
     resumed = service.runs.wait(interrupted, timeout=300)
     assert resumed["status"] == "completed", resumed.get("reason")
-    assert resumed["step"] == expected["step"] == 400
+    assert resumed["step"] == expected["step"] == 80
     for name in ("loss", "accuracy", "f1_macro"):
         assert resumed["final"][name] == pytest.approx(expected["final"][name], rel=1e-4, abs=1e-6), name
     losses = [row["loss"] for row in resumed["history"] if "loss" in row and row["step"] > stopped_step]

@@ -23,6 +23,7 @@ from ui.components import ui_event
 from ui.generate import GenerateTab
 from ui.models import ModelsTab
 from ui.style import LAYOUT_CSS
+from ui.train import TrainTab
 
 __all__ = ["build_app", "launch"]
 
@@ -69,6 +70,8 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
             build_classify_tab(registry)
             with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
                 build_evaluate_tab(registry)
+            with gr.Tab("Train", id="train", elem_id="tab-train"):
+                TrainTab.build(registry)
             with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
                 models = ModelsTab.build(registry)
         models_tab.select(models.rows, outputs=models.table, **ui_event(models.table, queue=False))

@@ -59,6 +59,9 @@ class TrainConfig(BaseModel):
     lora_alpha: int = Field(default=16, ge=1, le=4096)
     lora_dropout: float = Field(default=0.05, ge=0, lt=1)
     lora_target_modules: Optional[list[str]] = None  # default: peft's choice for the architecture
+    # Modules trained in full next to the adapters and saved with them (e.g. lm_head); a classifier's head
+    # always is (peft does that for sequence classification).
+    lora_modules_to_save: Optional[list[str]] = None
     device: str = "auto"  # auto, cpu, cuda
     num_gpus: int = Field(default=1, ge=1, le=64)  # > 1: launched with `accelerate launch`
     accelerate_config: Optional[str] = None  # an accelerate config file (DeepSpeed / FSDP)

@@ -24,7 +24,7 @@ def peft_config(config: TrainConfig, model: Any = None) -> Any:
     return LoraConfig(
         task_type=TaskType.SEQ_CLS if config.task == "classification" else TaskType.CAUSAL_LM,
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-        target_modules=config.lora_target_modules,
+        target_modules=config.lora_target_modules, modules_to_save=config.lora_modules_to_save,
     )
 
 

@@ -36,8 +36,9 @@ class Plan:
 
 class TrainingService:
     def __init__(self, registry: Any = None, root: Optional[Path] = None, python: Optional[str] = None,
-                 env: Optional[dict[str, str]] = None) -> None:
+                 env: Optional[dict[str, str]] = None, auto_register: bool = True) -> None:
         self.registry = registry
+        self.auto_register = auto_register  # register every finished model (the app), or only `register_as`
         self.root = root
         self.runs = TrainingRuns(python=python, on_finished=self._finished, env=env)
 
@@ -119,7 +120,9 @@ class TrainingService:
     # ------------------------------------------------------------------------------------ registering
 
     def _finished(self, run_dir: Path, metrics: dict[str, Any]) -> None:
-        if metrics.get("status") == "completed" and not metrics.get("registered_as"):
+        if metrics.get("status") != "completed" or metrics.get("registered_as"):
+            return
+        if self.auto_register or load_train_config(run_dir / runfiles.CONFIG).register_as:
             self.register(run_dir)
 
     def register(self, run_dir: Path, model_id: Optional[str] = None) -> str:

@@ -128,10 +128,12 @@ def run(config: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, A
     trainer = Trainer(model=model, args=arguments, train_dataset=train_set, eval_dataset=val_set,
                       data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
                       compute_metrics=classification_metrics if config.task == "classification" else None)
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     history = runfiles.read_progress(run_dir)
     metrics: dict[str, Any] = {"history": history, "started": started, "finished": time.time(),
-                               "step": trainer.state.global_step, "max_steps": trainer.state.max_steps}
+                               "step": trainer.state.global_step, "max_steps": trainer.state.max_steps,
+                               "train": {key: value for key, value in output.metrics.items()
+                                         if isinstance(value, (int, float))}}
     if stopper.stopped_at is not None:
         last = runfiles.last_checkpoint(run_dir)
         metrics.update(status="stopped", reason=f"stopped at step {stopper.stopped_at}; checkpoint saved "
