@@ -116,6 +116,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"LLM Workbench{mode}: {len(config.models)} model(s) from {args.models}; {loaded}.")
     print(security.describe())
     from backend.openai_api import add_openai_routes
+    from backend.embeddings_api import add_embeddings_route  # POST /v1/embeddings for `embed` models
 
     checks = dict(check_token=security.check_token, check_basic=security.check_password) \
         if security.auth_enabled else {}
@@ -123,7 +124,8 @@ def serve(args: argparse.Namespace) -> int:
         # The OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models) shares the UI's server
         # (and its login).
         ui.launch(demo, host=args.host, port=args.port, security=security,
-                  on_app=lambda app: add_openai_routes(app, registry, **checks))
+                  on_app=lambda app: (add_openai_routes(app, registry, **checks),
+                                      add_embeddings_route(app, registry, **checks)))
     finally:
         registry.close()
     return 0
