@@ -22,6 +22,7 @@ from ui.evaluate import build_evaluate_tab
 from ui.components import ui_event
 from ui.generate import GenerateTab
 from ui.models import ModelsTab
+from ui.tasks import build_tasks_tab, has_tasks, register_tasks_api
 
 __all__ = ["build_app", "launch"]
 
@@ -66,6 +67,8 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
             with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
                 GenerateTab.build(registry)
             build_classify_tab(registry)
+            if has_tasks(registry):  # NER, QA, fill-mask, summarize, translate, embed (ui/tasks/)
+                build_tasks_tab(registry)
             with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
                 build_evaluate_tab(registry)
             with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
@@ -73,6 +76,7 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
         models_tab.select(models.rows, outputs=models.table, **ui_event(models.table, queue=False))
         api.register(registry)
         register_classify_api(registry)
+        register_tasks_api(registry)
     return demo
 
 

@@ -52,6 +52,8 @@ class Seq2SeqTask:
         self.max_length = max_length
         self.encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
         self.task_params: dict[str, Any] = dict(getattr(model.config, "task_specific_params", None) or {})
+        if not self.encoder_decoder:  # a batch of prompts must end where generation starts
+            tokenizer.padding_side = "left"
 
     # ------------------------------------------------------------------------------------ languages
 
@@ -88,7 +90,6 @@ class Seq2SeqTask:
     # ------------------------------------------------------------------------------------ generation
 
     def _encode(self, prompts: list[str]) -> tuple[Any, list[int]]:
-        self.tokenizer.padding_side = "left" if not self.encoder_decoder else "right"
         lengths = [len(ids) for ids in self.tokenizer(prompts, verbose=False)["input_ids"]]
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
                                  max_length=self.max_length, add_special_tokens=self.encoder_decoder or None)
@@ -134,15 +135,23 @@ class Seq2SeqTask:
         started = time.perf_counter()
         first_at: Optional[float] = None
         pieces: list[str] = []
+        stop_hit = False
         worker = threading.Thread(target=run, name="seq2seq-generate", daemon=True)
         worker.start()
         try:
             try:
                 for piece in streamer:
+                    if not piece:
+                        continue
+                    first_at = first_at or time.perf_counter()
+                    piece, stopped = _cut_at_stop("".join(pieces), piece, params.stop)
                     if piece:
-                        first_at = first_at or time.perf_counter()
                         pieces.append(piece)
                         yield Delta(piece)
+                    if stopped:
+                        stop_hit = True
+                        stop.set()  # a stop sequence appeared: end generate at its next step
+                        break
             except Empty:
                 stop.set()
                 raise GenerationError(f"generation produced nothing for {STREAM_TIMEOUT_S:.0f} s") from None
@@ -160,7 +169,8 @@ class Seq2SeqTask:
         yield Final(text="".join(pieces), stats=GenerationStats(
             prompt_tokens=min(lengths[0], self.max_length), generated_tokens=generated,
             time_to_first_token_s=(first_at - started) if first_at else None, tokens_per_second=rate, total_s=total,
-            finish_reason="length" if generated >= params.max_new_tokens else "stop", max_context=self.max_length,
+            finish_reason="length" if generated >= params.max_new_tokens and not stop_hit else "stop",
+            max_context=self.max_length,
             notices=notices, seed=seed))
 
     def _generated_tokens(self, ids: torch.Tensor, encoded: Any) -> int:
@@ -184,3 +194,15 @@ class Seq2SeqTask:
         if not self.encoder_decoder:
             ids = ids[:, encoded["input_ids"].shape[1]:]
         return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+
+
+def _cut_at_stop(before: str, piece: str, stops: Sequence[str]) -> tuple[str, bool]:
+    """`piece` up to the first stop sequence in `before + piece` (which is left out), and whether one appeared."""
+    if not stops:
+        return piece, False
+    text = before + piece
+    found = [text.find(stop, max(0, len(before) - len(stop) + 1)) for stop in stops]
+    hits = [index for index in found if index >= 0]
+    if not hits:
+        return piece, False
+    return text[len(before):min(hits)] if min(hits) >= len(before) else "", True
