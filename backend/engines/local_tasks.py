@@ -49,6 +49,7 @@ class LocalTaskEngine:
         architectures = read_checkpoint_config(spec).get("architectures") or []
         model_class = _model_class(task, architectures)
         model, tokenizer, device, seconds = loading.load_pretrained(spec, model_class)
+        _check_architecture(spec, task, model, device)
         limit = spec.max_context or _tokenizer_limit(tokenizer, model)
         notes = [f"task: {', '.join(spec.tasks)}"]
         handler = _handler(spec, task, model, tokenizer, limit, notes)
@@ -147,6 +148,17 @@ class LocalTaskEngine:
 
     def classify(self, texts: Sequence[str], labels: Sequence[str] | None = None) -> list[list[LabelScore]]:
         raise UnsupportedTaskError(f"model '{self.spec.id}' is a {self.task} model; it does not classify")
+
+
+def _check_architecture(spec: ModelSpec, task: str, model: Any, device: str) -> None:
+    """The check models.yaml validation could not make before the weights were downloaded."""
+    from backend.tasks.catalog import needs, serves
+
+    architectures = getattr(model.config, "architectures", None) or []
+    if architectures and not any(serves(task, arch) for arch in architectures):
+        loading.release_memory(device)
+        raise ModelLoadError(f"model '{spec.id}', field 'tasks': '{task}' needs {needs(task)}, but {spec.source} is "
+                             f"{', '.join(architectures)}")
 
 
 def _model_class(task: str, architectures: list[str]) -> Any:
