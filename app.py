@@ -129,6 +129,7 @@ def serve(args: argparse.Namespace) -> int:
     print(security.describe())
     from backend.data.feedback_api import add_feedback_routes  # thumbs up / down through the API (/v1/feedback)
     from backend.openai_api import add_openai_routes
+    from backend.embeddings_api import add_embeddings_route  # POST /v1/embeddings for `embed` models
 
     checks = dict(check_token=security.check_token, check_basic=security.check_password) \
         if security.auth_enabled else {}
@@ -137,7 +138,8 @@ def serve(args: argparse.Namespace) -> int:
         # (and its login).
         ui.launch(demo, host=args.host, port=args.port, security=security,
                   on_app=lambda app: (add_openai_routes(app, registry, **checks),
-                                      add_feedback_routes(app, **checks)))
+                                      add_feedback_routes(app, **checks),
+                                      add_embeddings_route(app, registry, **checks)))
     finally:
         registry.close()
     return 0

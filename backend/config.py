@@ -14,6 +14,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backend.tasks import catalog as task_catalog
 from backend.types import TASKS, ConfigError, GenerationParams, Task
 
 Backend = Literal["transformers", "openai"]  # in-process weights, or an OpenAI-compatible server
@@ -83,6 +84,8 @@ class ModelSpec(_Strict):
     # ZeroGPU (Hugging Face Spaces): the longest one generation batch / forward pass may hold the GPU, in
     # seconds (spaces.GPU(duration=...)); shorter requests queue ahead. Ignored where `spaces` is not installed.
     gpu_duration_s: int = Field(default=60, ge=1, le=3600)
+    # Encoder tasks only: `onnx` exports the model once (cached next to the weights) and runs it with ONNX Runtime.
+    runtime: Literal["torch", "onnx"] = "torch"
 
     # backend: openai (vLLM, TGI, `transformers serve`, HF Inference Endpoints, any OpenAI-compatible server)
     base_url: Optional[str] = Field(default=None, pattern=r"^https?://")  # e.g. http://localhost:8000/v1
@@ -105,6 +108,9 @@ class ModelSpec(_Strict):
             raise ValueError(f"list at least one task ({', '.join(TASKS)})")
         if len(set(tasks)) != len(tasks):
             raise ValueError("a task is listed twice")
+        combination = task_catalog.combination_error(tasks)
+        if combination:
+            raise ValueError(combination)
         generative = {"chat", "generate"} & set(tasks)
         classifying = {"classify", "zero_shot"} & set(tasks)
         if generative and classifying:
@@ -132,6 +138,8 @@ class ModelSpec(_Strict):
             if self.quantization or self.trust_remote_code or self.chat_template:
                 raise ValueError("fields quantization / trust_remote_code / chat_template apply to backend "
                                  "transformers only; the server decides these")
+            if self.runtime != "torch":
+                raise ValueError("field 'runtime': only for backend transformers")
             if "gpu_duration_s" in self.model_fields_set:
                 raise ValueError("field 'gpu_duration_s': only for backend transformers (the GPU is the server's)")
         return self
@@ -148,6 +156,17 @@ class ModelSpec(_Strict):
             return None
         path = Path(self.adapter).expanduser()
         return path if path.is_absolute() or self.base_dir is None else self.base_dir / path
+
+    @model_validator(mode="after")
+    def _runtime_fits_tasks(self) -> "ModelSpec":
+        if self.runtime == "onnx":
+            outside = [task for task in self.tasks if task not in task_catalog.ONNX_TASKS]
+            if outside:
+                raise ValueError(f"field 'runtime': onnx runs encoder tasks only ({', '.join(task_catalog.ONNX_TASKS)}"
+                                 f"), not '{outside[0]}'")
+            if self.quantization:
+                raise ValueError("field 'runtime': onnx does not combine with quantization")
+        return self
 
     @property
     def remote_model(self) -> str:
@@ -393,6 +412,13 @@ def _check_tasks_against_checkpoint(spec: ModelSpec, index: int, path: Path) -> 
     if not architectures:
         return  # not downloaded yet, or no architecture recorded: checked again when loading
     for task in spec.tasks:
+        if task in task_catalog.PIPELINE_TASKS:
+            if not any(task_catalog.serves(task, arch) for arch in architectures):
+                raise ConfigError(
+                    f"{path}: entry '{spec.id}' (models[{index}]), field 'tasks': task '{task}' needs "
+                    f"{task_catalog.needs(task)}, but {spec.source} is {', '.join(architectures)}"
+                )
+            continue
         if not any(arch.endswith(_TASK_FAMILY[task]) for arch in architectures):
             raise ConfigError(
                 f"{path}: entry '{spec.id}' (models[{index}]), field 'tasks': task '{task}' needs a model of "

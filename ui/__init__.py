@@ -24,6 +24,7 @@ from ui.generate import GenerateTab
 from ui.models import ModelsTab
 from ui.style import LAYOUT_CSS
 from ui.train import TrainTab
+from ui.tasks import build_tasks_tab, has_tasks, register_tasks_api
 
 __all__ = ["build_app", "launch"]
 
@@ -68,6 +69,8 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
             with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
                 GenerateTab.build(registry)
             build_classify_tab(registry)
+            if has_tasks(registry):  # NER, QA, fill-mask, summarize, translate, embed (ui/tasks/)
+                build_tasks_tab(registry)
             with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
                 build_evaluate_tab(registry)
             with gr.Tab("Train", id="train", elem_id="tab-train"):
@@ -77,6 +80,7 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
         models_tab.select(models.rows, outputs=models.table, **ui_event(models.table, queue=False))
         api.register(registry)
         register_classify_api(registry)
+        register_tasks_api(registry)
     return demo
 
 

@@ -50,6 +50,8 @@ class EvalConfig:
     bootstrap: int = 1000  # resamples for the confidence intervals; 0 turns them off
     confidence: float = 0.95
     classification_mode: Optional[str] = None  # supervised / zero_shot / llm; None: what each model does
+    source_language: str = ""  # translation: the pair asked of a `translate` model (e.g. en, de)
+    target_language: str = ""
 
     @property
     def scores_file_predictions(self) -> bool:
@@ -102,6 +104,8 @@ class EvalConfig:
             "bootstrap": self.bootstrap,
             "confidence": self.confidence,
             "classification_mode": self.classification_mode,
+            "source_language": self.source_language,
+            "target_language": self.target_language,
         }
 
     @staticmethod
