@@ -87,12 +87,16 @@ def serve(args: argparse.Namespace) -> int:
     from backend import zerogpu
     from backend.config import load_config
     from backend.registry import Registry
+    from backend.limits import RequestLimits
     from backend.security import SecuritySettings, install_log_redaction, model_secrets
+    from backend.throttle import ThrottleSettings
     from backend.types import ConfigError
 
     try:
         config = load_config(args.models)
         security = SecuritySettings.from_env()
+        limits = RequestLimits.from_env(security.max_upload_mb)
+        throttle = ThrottleSettings.from_env()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -128,6 +132,7 @@ def serve(args: argparse.Namespace) -> int:
     print(f"LLM Workbench{mode}: {len(config.models)} model(s) from {args.models}; {loaded}.")
     print(security.describe())
     from backend.data.feedback_api import add_feedback_routes  # thumbs up / down through the API (/v1/feedback)
+    print(f"limits: {limits.describe()}" + (f"; {throttle.describe()}" if security.auth_enabled else ""))
     from backend.openai_api import add_openai_routes
     from backend.embeddings_api import add_embeddings_route  # POST /v1/embeddings for `embed` models
 
@@ -136,7 +141,7 @@ def serve(args: argparse.Namespace) -> int:
     try:
         # The OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models) shares the UI's server
         # (and its login).
-        ui.launch(demo, host=args.host, port=args.port, security=security,
+        ui.launch(demo, host=args.host, port=args.port, security=security, limits=limits, throttle=throttle,
                   on_app=lambda app: (add_openai_routes(app, registry, **checks),
                                       add_feedback_routes(app, **checks),
                                       add_embeddings_route(app, registry, **checks)))

@@ -1,6 +1,7 @@
 """Widgets and helpers every tab shares: model picker, parameter accordion, stats line, streaming, errors.
 
-Only backend.types / backend.config / backend.registry / backend.service / backend.security are imported here
+Only backend.types / backend.config / backend.registry / backend.service / backend.security /
+backend.request_checks are imported here
 (never torch): the UI talks to the backend through plain data.
 """
 
@@ -17,6 +18,7 @@ import gradio as gr
 
 from backend.config import ModelSpec
 from backend.registry import Registry
+from backend.request_checks import lone_surrogates
 from backend.security import redact
 from backend.streams import close_quietly
 from backend.table_limits import MAX_MESSAGE_CHARS, clip
@@ -80,6 +82,15 @@ def _as_user_error(error: Exception, plain: bool = False) -> gr.Error:
     return user_error(f"unexpected error: {type(error).__name__}: {error}")
 
 
+def refuse_invalid_text(args: list[Any]) -> None:
+    """A lone UTF-16 surrogate (the browser or a client can send one) is not text: it failed deep in a tokenizer
+    as "unexpected error: TypeError". Say so plainly instead (strings, and those inside lists and dicts: a chat
+    history)."""
+    for _, bad in lone_surrogates(args):
+        raise user_error(f"the text contains a lone UTF-16 surrogate ({bad}), which is not a valid character; "
+                         "remove it and try again")
+
+
 def handle_errors(fn: F, plain: bool = False) -> F:
     """Turns backend errors (and surprises) into a gr.Error the user can read; the app keeps serving.
 
@@ -91,6 +102,7 @@ def handle_errors(fn: F, plain: bool = False) -> F:
 
         @functools.wraps(fn)
         def stream_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            refuse_invalid_text([*args, *kwargs.values()])
             try:
                 yield from fn(*args, **kwargs)
             except Exception as error:
@@ -100,6 +112,7 @@ def handle_errors(fn: F, plain: bool = False) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        refuse_invalid_text([*args, *kwargs.values()])
         try:
             return fn(*args, **kwargs)
         except Exception as error:
