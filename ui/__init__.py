@@ -24,6 +24,9 @@ from ui.evaluate import build_evaluate_tab
 from ui.components import ui_event
 from ui.generate import GenerateTab
 from ui.models import ModelsTab
+from ui.style import LAYOUT_CSS
+from ui.train import TrainTab
+from ui.tasks import build_tasks_tab, has_tasks, register_tasks_api
 from ui.server_guards import escape_choice_errors, guard_options, start_session_expiry
 
 __all__ = ["build_app", "launch"]
@@ -69,13 +72,18 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
             with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
                 GenerateTab.build(registry)
             build_classify_tab(registry)
+            if has_tasks(registry):  # NER, QA, fill-mask, summarize, translate, embed (ui/tasks/)
+                build_tasks_tab(registry)
             with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
                 build_evaluate_tab(registry)
+            with gr.Tab("Train", id="train", elem_id="tab-train"):
+                TrainTab.build(registry)
             with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
                 models = ModelsTab.build(registry)
         models_tab.select(models.rows, outputs=models.table, **ui_event(models.table, queue=False))
         api.register(registry)
         register_classify_api(registry)
+        register_tasks_api(registry)
     return demo
 
 
@@ -133,7 +141,7 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
     options.update(extra)
     # An app may add CSS and choose its footer links (presenter mode: larger type, no API link).
     app, _, _ = demo.launch(server_name=host, server_port=port, theme=THEME,
-                            css=CSS + getattr(demo, "workbench_css", ""), show_error=True,
+                            css=CSS + LAYOUT_CSS + getattr(demo, "workbench_css", ""), show_error=True,
                             footer_links=getattr(demo, "workbench_footer_links", ["api", "gradio"]),
                             prevent_thread_lock=True, **options)
     start_session_expiry(app, limits.session_idle_s)

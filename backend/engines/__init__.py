@@ -12,6 +12,12 @@ from backend.engines.base import Engine
 def create_engine(spec: ModelSpec) -> Engine:
     """Loads the engine for `spec` (slow: reads weights). Called by the registry, never at start-up."""
     if spec.backend == "transformers":
+        from backend.tasks.catalog import PIPELINE_TASKS
+
+        if set(spec.tasks) & set(PIPELINE_TASKS):  # NER, QA, fill-mask, summarize / translate, embed
+            from backend.engines.local_tasks import LocalTaskEngine
+
+            return LocalTaskEngine.load(spec)
         if spec.is_generative:
             from backend.engines.local import LocalGenerativeEngine
 
