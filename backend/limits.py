@@ -121,6 +121,18 @@ def content_length(scope: Scope) -> Optional[int]:
     return None
 
 
+def client_address(scope: Scope, trust_forwarded_for: bool) -> str:
+    """The client's IP address; behind a trusted proxy, the last X-Forwarded-For entry (the one the proxy added)."""
+    if trust_forwarded_for:
+        for name, value in scope.get("headers") or ():
+            if name == b"x-forwarded-for":
+                last = value.decode("latin-1").split(",")[-1].strip()
+                if last:
+                    return last
+    client = scope.get("client")
+    return client[0] if client else "unknown"
+
+
 def is_upload(scope: Scope) -> bool:
     return scope.get("path", "").rstrip("/").endswith(UPLOAD_PATH_SUFFIX)
 

@@ -30,7 +30,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.limits import send_json
+from backend.limits import client_address, send_json
 from backend.request_checks import replay
 from backend.security import decode_basic
 from backend.types import ConfigError
@@ -137,18 +137,6 @@ class LoginThrottle:
         self._failures.move_to_end(key)
         while len(self._failures) > MAX_TRACKED_KEYS:
             self._failures.popitem(last=False)
-
-
-def client_address(scope: Scope, trust_forwarded_for: bool) -> str:
-    """The client's IP address; behind a trusted proxy, the last X-Forwarded-For entry (the one the proxy added)."""
-    if trust_forwarded_for:
-        for name, value in scope.get("headers") or ():
-            if name == b"x-forwarded-for":
-                last = value.decode("latin-1").split(",")[-1].strip()
-                if last:
-                    return last
-    client = scope.get("client")
-    return client[0] if client else "unknown"
 
 
 def too_many_message(wait_s: float) -> str:

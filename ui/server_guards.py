@@ -19,7 +19,7 @@ from starlette.middleware import Middleware
 from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
-from backend.limits import BodyLimitMiddleware, RequestLimits, UploadQuotaMiddleware
+from backend.limits import BodyLimitMiddleware, RequestLimits, UploadQuotaMiddleware, client_address
 from backend.request_checks import JsonChecksMiddleware, openai_surrogate_check
 from backend.security import SecuritySettings
 from backend.session_guard import SessionGuardMiddleware, SessionOwners, session_body_check
@@ -64,8 +64,13 @@ def guard_options(security: SecuritySettings, limits: RequestLimits, throttle: L
         checks[QUEUE_JOIN].append(session_body_check(gradio_user, owners))
         checks[CANCEL] = [session_body_check(gradio_user, owners)]
         middleware.append(Middleware(LoginThrottleMiddleware, throttle=throttle))
+    trust = throttle.settings.trust_forwarded_for
+
+    def uploader(scope: Scope) -> str:  # without logins, the client address (behind a proxy: the forwarded one)
+        return gradio_user(scope) or f"client:{client_address(scope, trust)}"
+
     middleware += [Middleware(BodyLimitMiddleware, limits=limits),
-                   Middleware(UploadQuotaMiddleware, limits=limits, owner_of=gradio_user),
+                   Middleware(UploadQuotaMiddleware, limits=limits, owner_of=uploader),
                    Middleware(JsonChecksMiddleware, checks=checks)]
     # Not FastAPI's app-wide `max_body_size`: its limiter sits outside these and would replace their clear 413
     # messages with a bare "Content Too Large"; BodyLimitMiddleware runs Starlette's own limiter per route.
