@@ -119,8 +119,8 @@ def test_preloading_an_unreachable_model_is_a_one_line_error(tmp_path: Path) -> 
 
 
 def test_a_fresh_clone_serves_without_the_hub_and_stays_clean(tmp_path: Path) -> None:
-    """The README's run command from a fresh clone (its virtual environment stands in for `.venv`, since no
-    package can be installed here), with the default models.yaml and no Hub: it serves, says the Hub cannot be
+    """The README's run command from a fresh clone (a new `.venv` that sees the installed packages, since no
+    package can be downloaded here), with the default models.yaml and no Hub: it serves, says the Hub cannot be
     reached and where the offline section is, a chat fails at once saying `hf download`, and `git status` of
     the clone is clean afterwards."""
     from gradio_client import Client
@@ -128,7 +128,11 @@ def test_a_fresh_clone_serves_without_the_hub_and_stays_clean(tmp_path: Path) ->
 
     clone = tmp_path / "clone"
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
-    (clone / ".venv").symlink_to(Path(sys.prefix), target_is_directory=True)
+    # The README's `python3 -m venv .venv`; in place of its `pip install -r requirements.txt` (no downloads
+    # here), the packages this test runs with are made visible to it.
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(clone / ".venv")], check=True, timeout=120)
+    site = next((clone / ".venv" / "lib").glob("python3*/site-packages"))
+    (site / "workbench-test-deps.pth").write_text("\n".join(p for p in sys.path if p.endswith("site-packages")))
     port = free_port()
     env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", GRADIO_ANALYTICS_ENABLED="False",
                HF_HOME=str(tmp_path / "hf-home"), WORKBENCH_RUNS_DIR=str(tmp_path / "runs"),
