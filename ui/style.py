@@ -15,6 +15,10 @@ th, th .header, th .header-content, th span.text { word-break: normal !important
   overflow-wrap: normal !important; hyphens: none; }
 /* A table without data and without real headers shows nothing instead of Gradio's "1 2 3" placeholder. */
 table:not(:has(tbody tr)):has(th[title="1"]) thead { display: none; }
+/* The versions of a branched conversation: ◀ label ▶ on one line. */
+.versions-row { align-items: center; flex-wrap: nowrap; }
+.versions-row > button { white-space: nowrap; flex-grow: 0; }
+.versions-row > .block { text-align: center; }
 /* Toasts at the bottom right, at most the newest three: they stacked over the model picker at the top. */
 .toast-wrap { top: auto !important; bottom: var(--size-4, 16px); }
 .toast-wrap > :nth-last-child(n+4) { display: none; }
