@@ -51,6 +51,11 @@ def test_rate_replies_then_build_an_sft_dataset_listed_for_training(page, data_a
         page.locator(f'#chat-history button[aria-label="{thumb}"]').last.click()
         expect(page.locator("#chat-feedback-status")).to_contain_text("👍 saved" if thumb == "Like" else "👎 saved")
     replies = [bubble.inner_text().strip() for bubble in bubbles(page, "bot").all()]
+    # The same ratings through the app's HTTP API (/v1/feedback, next to the OpenAI routes).
+    import httpx
+
+    listed = httpx.get(f"{url}v1/feedback", timeout=30).json()["ratings"]
+    assert [(entry["rating"], entry["model"]) for entry in listed] == [("up", "tiny-chat"), ("down", "tiny-chat")]
 
     open_tab(page, "Data")
     page.locator("#data-feedback-name textarea, #data-feedback-name input").first.fill("chat-sft")
