@@ -323,6 +323,10 @@ def build_saved_section() -> tuple[gr.Dataframe, gr.Dropdown]:
                         value="sft", label="From chat ratings", elem_id="data-feedback-kind", scale=2)
         feedback_name = gr.Textbox(label="Name", value="chat-feedback", elem_id="data-feedback-name", scale=1)
         build = gr.Button("Build from ratings", elem_id="data-feedback-build", scale=1)
+    with gr.Row():
+        chats = gr.File(label="…or chat exports (.json from Chat's Export)", file_types=[".json"], file_count="multiple",
+                        type="filepath", elem_id="data-chat-files", scale=2)
+        chats_build = gr.Button("Build SFT from these conversations", elem_id="data-chat-build", scale=1)
     feedback_status = gr.Markdown("", elem_id="data-feedback-status")
     with gr.Row():
         refresh = gr.Button("Refresh", size="sm", elem_id="data-saved-refresh")
@@ -332,6 +336,8 @@ def build_saved_section() -> tuple[gr.Dataframe, gr.Dropdown]:
     refresh.click(saved_rows, outputs=[saved, pick], **ui_event(saved))
     build.click(build_feedback, inputs=[kind, feedback_name], outputs=[feedback_status, saved, pick],
                 **ui_event(feedback_status))
+    chats_build.click(build_from_conversations, inputs=[chats, feedback_name], outputs=[feedback_status, saved, pick],
+                      **ui_event(feedback_status))
     pick.input(zip_saved, inputs=pick, outputs=saved_download, **ui_event(saved_download))
     return saved, pick
 
@@ -351,6 +357,13 @@ def build_feedback(kind: str, name: str, request: gr.Request) -> tuple[str, pd.D
     saved, pick = saved_rows(request)
     rows = ", ".join(f"{k} {v:,}" for k, v in info.rows.items())
     return html.escape(f"Saved '{info.name}' ({info.kind}: {rows}).", quote=False), saved, pick
+
+
+@handle_errors
+def build_from_conversations(paths: Optional[list[str]], name: str, request: gr.Request) -> tuple[str, Any, Any]:
+    info = feedback.save_conversations_dataset(getattr(request, "username", None), name, paths or [])
+    saved, pick = saved_rows(request)
+    return html.escape(f"Saved '{info.name}' (sft: {info.rows['train']:,} conversation(s)).", quote=False), saved, pick
 
 
 @handle_errors
