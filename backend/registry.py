@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 from backend.config import AppConfig, ModelSpec, checkpoint_file
-from backend.engines.base import Engine
+from backend.engines.base import CountsGeneratedTokens, Engine
 from backend.security import redact
 from backend.types import (
     ModelLoadError,
@@ -76,6 +76,14 @@ class Registry:
                 f"models that do: {able}"
             )
         return slot.spec
+
+    def add(self, spec: ModelSpec) -> None:
+        """Adds an entry while the app runs (a model just fine-tuned); an id already there is refused."""
+        with self._lock:
+            if spec.id in self._slots:
+                raise ValueError(f"model id '{spec.id}' is already in the registry")
+            self._slots[spec.id] = _Slot(spec)
+            self.config = self.config.model_copy(update={"models": self.config.models + (spec,)})
 
     # -------------------------------------------------------------------------------------- use / load
 
@@ -298,12 +306,9 @@ def _describe(engine: Engine) -> dict:
 
 
 def _live_counters(engine: Engine) -> dict:
-    counters = {}
-    for name in ("generated_tokens_total",):
-        value = getattr(engine, name, None)
-        if value is not None:
-            counters[name] = value
-    return counters
+    if isinstance(engine, CountsGeneratedTokens):
+        return {"generated_tokens_total": engine.generated_tokens_total}
+    return {}
 
 
 def _default_factory(spec: ModelSpec) -> Engine:

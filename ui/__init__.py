@@ -24,6 +24,7 @@ from ui.feedback import attach_feedback
 from ui.components import ui_event
 from ui.generate import GenerateTab
 from ui.models import ModelsTab
+from ui.style import LAYOUT_CSS
 
 __all__ = ["build_app", "launch"]
 
@@ -128,7 +129,7 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
     options.update(extra)
     # An app may add CSS and choose its footer links (presenter mode: larger type, no API link).
     app, _, _ = demo.launch(server_name=host, server_port=port, theme=THEME,
-                            css=CSS + getattr(demo, "workbench_css", ""), show_error=True,
+                            css=CSS + LAYOUT_CSS + getattr(demo, "workbench_css", ""), show_error=True,
                             footer_links=getattr(demo, "workbench_footer_links", ["api", "gradio"]),
                             prevent_thread_lock=True, **options)
     if on_app is not None:

@@ -164,6 +164,7 @@ def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[Any, Any, str, f
         tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision,
                                                   trust_remote_code=spec.trust_remote_code)
         model = model_class.from_pretrained(source, **kwargs)
+        model = apply_adapter(spec, model)
         if "device_map" not in kwargs:
             model.to(device)
         model.eval()
@@ -171,6 +172,17 @@ def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[Any, Any, str, f
         release_memory(device)
         raise explain_load_failure(spec, error) from error
     return model, tokenizer, device, time.perf_counter() - started
+
+
+def apply_adapter(spec: ModelSpec, model: Any) -> Any:
+    """The entry's PEFT adapter (field `adapter`) over the base model, merged in so every engine path (batching,
+    ZeroGPU) sees a plain transformers model; unchanged without an adapter."""
+    folder = getattr(spec, "adapter_path", lambda: None)()
+    if folder is None:
+        return model
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
 
 
 def describe_model(model: Any, max_context: Optional[int], load_time_s: float) -> dict[str, Any]:

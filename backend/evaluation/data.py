@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
@@ -29,6 +30,12 @@ REFERENCE_HINTS: dict[str, tuple[str, ...]] = {
                    "expected", "gold"),
 }
 PREDICTION_HINTS = ("prediction", "predictions", "predicted", "predicted_label", "model_output")
+# A Hub dataset id is `owner/name` and nothing else: `datasets.load_dataset` also takes local folders, files and
+# builder names (`text`, `csv`, `parquet`...), which would read the server's own files. Each part starts with a
+# letter or digit (so no `.` / `..`), and holds letters, digits, `-`, `_`, `.` (the Hub's own rule).
+HUB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+# Config and split names: plain names (a split may carry a slice, e.g. `test[:100]`).
+HUB_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:%+\[\]-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -104,10 +111,32 @@ def read_file(path: str | os.PathLike[str]) -> "pd.DataFrame":
     return read_table(path)
 
 
+def check_hub_id(dataset_id: str, config: Optional[str] = None, split: str = "test") -> str:
+    """`dataset_id` if it can only mean a Hub repository (`owner/name`); otherwise a clear refusal.
+
+    A name that is also a local path (a folder of the server's working directory named like `owner/name`) is
+    refused too: `datasets` would read that folder instead of the Hub.
+    """
+    dataset_id = (dataset_id or "").strip()
+    if not dataset_id:
+        raise InvalidInputError("data: the Hub dataset id is empty; give one like 'someone/reviews'")
+    if (not HUB_ID_PATTERN.fullmatch(dataset_id) or ".." in dataset_id or "--" in dataset_id
+            or dataset_id.endswith((".git", "."))):
+        raise InvalidInputError(
+            f"data: '{dataset_id[:100]}' is not a Hub dataset id; give one as owner/name (e.g. "
+            "'stanfordnlp/imdb'). Server folders and files cannot be read from here: upload a file instead")
+    for role, value in (("config", config), ("split", split)):
+        if value and not HUB_NAME_PATTERN.fullmatch(value):
+            raise InvalidInputError(f"data: '{value[:100]}' is not a valid {role} name (letters, digits, - _ .)")
+    if os.path.lexists(dataset_id) or os.path.lexists(dataset_id + ".py"):
+        raise InvalidInputError(f"data: '{dataset_id}' names a folder on the server, not only a Hub dataset; "
+                                "it is not read. Upload the data as a file instead")
+    return dataset_id
+
+
 def load_hub_dataset(dataset_id: str, config: Optional[str] = None, split: str = "test") -> "pd.DataFrame":
     """One split of a Hub dataset as a table; class-label columns come back as their names."""
-    if not dataset_id or not dataset_id.strip():
-        raise InvalidInputError("data: the Hub dataset id is empty")
+    dataset_id = check_hub_id(dataset_id, config, split)
     offline = _hub_offline()
     if not offline:
         _probe_hub(dataset_id)  # fail in seconds, not after load_dataset's retries
