@@ -13,6 +13,7 @@ import gradio as gr
 
 from backend.data import feedback
 from backend.types import InvalidInputError
+from ui.chat_view import plain_history
 from ui.components import handle_errors, ui_event
 
 DEFAULT_SUITE = "chat-regression"
@@ -36,16 +37,32 @@ def rate(model: Optional[str], history: list[Any], like: gr.LikeData, request: g
     liked = like.liked
     rating = "up" if liked is True or liked == "Like" else "down" if liked is False or liked == "Dislike" else None
     index = like.index if isinstance(like.index, int) else like.index[0]
-    feedback.record_rating(getattr(request, "username", None), model or "", history or [], rating, index)
+    conversation = _through_reply(history or [], index)
+    feedback.record_rating(getattr(request, "username", None), model or "", conversation, rating)
     word = {"up": "👍 saved", "down": "👎 saved", None: "rating removed"}[rating]
-    return f"{word} for reply {index + 1} (Data tab: build a dataset from your ratings)."
+    replies = sum(message["role"] == "assistant" for message in conversation)
+    return f"{word} for reply {replies} (Data tab: build a dataset from your ratings)."
+
+
+def _through_reply(history: list[Any], index: int) -> list[dict[str, str]]:
+    """The conversation as the model saw it, up to and including the reply shown at `index`.
+
+    The Chatbot shows one reply as several messages (reasoning panels, then the answer; a pending "Thinking…"
+    message while waiting): the whole reply is the rated one, read back without the panels."""
+    if not 0 <= index < len(history):
+        raise InvalidInputError(f"rating: there is no message {index} in this conversation")
+    end = index
+    while end + 1 < len(history) and isinstance(history[end + 1], dict) and history[end + 1].get("role") == "assistant":
+        end += 1
+    return plain_history(history[: end + 1])
 
 
 @handle_errors
 def save_case(model: Optional[str], history: list[Any], suite: str, expected: str, request: gr.Request) -> str:
-    if not history:
-        raise InvalidInputError("test case: the conversation is empty; chat first")
-    info = feedback.save_test_case(getattr(request, "username", None), suite or DEFAULT_SUITE, history,
+    conversation = plain_history(history or [])
+    if not conversation or conversation[-1]["role"] != "assistant":
+        raise InvalidInputError("test case: there is no reply to save yet; chat first")
+    info = feedback.save_test_case(getattr(request, "username", None), suite or DEFAULT_SUITE, conversation,
                                    expected or None, model=model or "")
     return html.escape(f"Test case saved to '{info.name}' ({sum(info.rows.values())} case(s)); run it in "
                        "Evaluate as a generation task.", quote=False)

@@ -1,6 +1,6 @@
 """The Data tab and chat feedback in a real browser against the real app (its own runs folder).
 
-Rate replies in Chat (👍 / 👎), build an SFT dataset from them on the Data tab, and find it listed where Train
+Rate replies in Chat (👍 / 👎) and save a turn as a test case, build an SFT dataset from them on the Data tab, and find it listed where Train
 and Evaluate look (backend.data.store.list_datasets / dataset_path); then upload a CSV, see its statistics,
 clean + split it in the job process and get its card's counts and a download.
 """
@@ -44,32 +44,52 @@ def test_rate_replies_then_build_an_sft_dataset_listed_for_training(page, data_a
     open_app(page, url)
     open_params(page, "chat")
     set_number(page, "chat-max-new-tokens", 8)
-    for message, thumb in (("hello there", "Like"), ("tell me more", "Dislike")):
+    rated: list[str] = []
+    for message, thumb in (("hello there", "Like"), ("tell me more", "Dislike"), ("and then?", "Like")):
         send_chat(page, message)
+        expect(bubbles(page, "user")).to_have_count(len(rated) + 1)
+        # Finished, and the pending "Thinking…" message has been replaced by the reply itself.
         wait_finished(page, "chat-stats", timeout=120_000)
+        expect(page.locator("#chat-history")).not_to_contain_text("Thinking…", timeout=120_000)
+        rated.append(thumb)
         bubbles(page, "bot").last.hover()
         page.locator(f'#chat-history button[aria-label="{thumb}"]').last.click()
         expect(page.locator("#chat-feedback-status")).to_contain_text("👍 saved" if thumb == "Like" else "👎 saved")
     replies = [bubble.inner_text().strip() for bubble in bubbles(page, "bot").all()]
+    # The last turn as a regression test case, with its expected answer.
+    page.locator("#chat-test-case > button").click()
+    page.locator("#chat-expected textarea").fill("a better answer")
+    page.locator("#chat-save-case").click()
+    expect(page.locator("#chat-feedback-status")).to_contain_text("Test case saved to 'chat-regression' (1 case(s))")
     # The same ratings through the app's HTTP API (/v1/feedback, next to the OpenAI routes).
     import httpx
 
     listed = httpx.get(f"{url}v1/feedback", timeout=30).json()["ratings"]
-    assert [(entry["rating"], entry["model"]) for entry in listed] == [("up", "tiny-chat"), ("down", "tiny-chat")]
+    assert [(entry["rating"], entry["model"]) for entry in listed] == [("up", "tiny-chat"), ("down", "tiny-chat"),
+                                                                        ("up", "tiny-chat")]
 
     open_tab(page, "Data")
     page.locator("#data-feedback-name textarea, #data-feedback-name input").first.fill("chat-sft")
     page.locator("#data-feedback-build").click()
-    expect(page.locator("#data-feedback-status")).to_contain_text("Saved 'chat-sft' (sft: train 1)")
+    expect(page.locator("#data-feedback-status")).to_contain_text("Saved 'chat-sft' (sft: train 2)")
     expect(page.locator("#data-saved")).to_contain_text("chat-sft")
     screenshot(page, "data-feedback")
 
-    assert [(info.name, info.kind) for info in list_datasets(None, root=runs)] == [("chat-sft", "sft")]
-    rows = [json.loads(line) for line in dataset_path(None, "chat-sft", root=runs).read_text().splitlines()]
-    assert len(rows) == 1
-    assert [m["role"] for m in rows[0]["messages"]] == ["user", "assistant"]
-    assert rows[0]["messages"][0]["content"] == "hello there"
-    assert rows[0]["messages"][1]["content"].strip() == replies[0]
+    assert sorted((info.name, info.kind) for info in list_datasets(None, root=runs)) == [
+        ("chat-regression", "test-cases"), ("chat-sft", "sft")]
+    case = json.loads(dataset_path(None, "chat-regression", root=runs).read_text())
+    assert (case["input"], case["reference"]) == ("and then?", "a better answer")
+    path = dataset_path(None, "chat-sft", root=runs)
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert [row["messages"][-1]["content"].strip() for row in rows] == [replies[0], replies[2]]
+    assert [row["messages"][-2]["content"] for row in rows] == ["hello there", "and then?"]
+    assert len(rows[1]["messages"]) == 6  # the whole conversation up to the rated reply
+    # Training reads it as it is: the fine-tuning data loader takes the `messages` column.
+    from backend.training.config import TrainConfig
+    from backend.training.data import prepare_sft
+
+    sft = prepare_sft(TrainConfig(task="sft", base="tiny-chat", data=str(path), messages_column="messages"))
+    assert len(sft.train) + len(sft.val) == 2
 
 
 def test_upload_inspect_clean_split_and_save(page, data_app, tmp_path: Path) -> None:
