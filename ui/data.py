@@ -147,6 +147,7 @@ class DataTab:
             name = gr.Textbox(label="Save as", placeholder="e.g. reviews-clean", elem_id="data-name", scale=2)
             fmt = gr.Radio(list(FORMATS), value="jsonl", label="Format", elem_id="data-format", scale=1)
         with gr.Row():
+            count = gr.Button("Count only (dry run)", elem_id="data-count")
             run = gr.Button("Prepare and save", variant="primary", elem_id="data-run")
             cancel = gr.Button("Cancel", variant="stop", elem_id="data-cancel")
         result = gr.Markdown("", elem_id="data-result")
@@ -157,10 +158,11 @@ class DataTab:
                   min_chars, max_chars, min_tokens, max_tokens, near_threshold, allowed_labels, split_on, fractions,
                   seed, augment, rate, copies, paraphrase_model, paraphrase_prompt, name, fmt, result, download,
                   saved, pick)
-        tab._wire(hub_load, prev, nxt, run, cancel)
+        tab._wire(hub_load, prev, nxt, count, run, cancel)
         return tab
 
-    def _wire(self, hub_load: gr.Button, prev: gr.Button, nxt: gr.Button, run: gr.Button, cancel: gr.Button) -> None:
+    def _wire(self, hub_load: gr.Button, prev: gr.Button, nxt: gr.Button, count: gr.Button, run: gr.Button,
+              cancel: gr.Button) -> None:
         loaded = [self.table, self.source, self.text_column, self.label_column, self.status, self.page, self.preview,
                   self.columns, self.summary, self.labels_plot, self.length_plot, self.result, self.download]
         self.file.upload(self.load_file, inputs=self.file, outputs=loaded, **ui_event(self.status))
@@ -181,7 +183,15 @@ class DataTab:
                 self.paraphrase_model, self.paraphrase_prompt, self.name, self.fmt}
         running = run.click(self.prepare, inputs=form, outputs=[self.result, self.download, self.saved, self.pick],
                             **ui_event(self.result))
-        cancel.click(None, cancels=[running], api_visibility="private", queue=False)
+        # A result shown is for the settings it ran with: changing any of them clears it.
+        for control in (self.clean, self.min_chars, self.max_chars, self.min_tokens, self.max_tokens,
+                        self.near_threshold, self.allowed_labels, self.split_on, self.fractions, self.seed,
+                        self.augment, self.rate, self.copies, self.paraphrase_model, self.paraphrase_prompt):
+            control.input(lambda: ("", gr.DownloadButton(visible=False)), outputs=[self.result, self.download],
+                          **ui_event(self.result, queue=False))
+        counting = count.click(self.count, inputs=form, outputs=[self.result, self.download, self.saved, self.pick],
+                               **ui_event(self.result))
+        cancel.click(None, cancels=[running, counting], api_visibility="private", queue=False)
 
     # --------------------------------------------------------------------------------------------- loading
 
@@ -282,13 +292,22 @@ class DataTab:
         ).validated()
 
     @handle_errors
+    def count(self, data: dict[Any, Any], request: gr.Request) -> Iterator[list[Any]]:
+        """A dry run in the job process: each step's counts, nothing saved."""
+        yield from self._run(data, request, dry_run=True)
+
+    @handle_errors
     def prepare(self, data: dict[Any, Any], request: gr.Request) -> Iterator[list[Any]]:
         """Starts the job process, shows its progress, and on success the card's steps and a download."""
+        yield from self._run(data, request, dry_run=False)
+
+    def _run(self, data: dict[Any, Any], request: gr.Request, dry_run: bool) -> Iterator[list[Any]]:
         recipe = self.recipe(data)
         username = getattr(request, "username", None)
         models = self.registry.config.source_file
         job = DataJob.start(recipe, data[self.name] or "", username, data[self.fmt],
-                            str(models) if models else None, display_name=data[self.source].get("name"))
+                            str(models) if models else None, display_name=data[self.source].get("name"),
+                            dry_run=dry_run)
         hidden, keep = gr.DownloadButton(visible=False), gr.skip()
         status: dict[str, Any] = {}
         try:
@@ -304,8 +323,12 @@ class DataTab:
             if status.get("state") != "done":
                 job.cancel()  # Cancel, a closed tab or an error: the process stops and nothing half-written stays
         card = status["card"]
-        lines = [f"**Saved '{html.escape(status['name'])}'** ({', '.join(f'{k} {v:,}' for k, v in card['rows'].items())})"]
-        lines += [f"- {html.escape(describe_step(step), quote=False)}" for step in card["steps"]]
+        rows = ", ".join(f"{k} {v:,}" for k, v in card["rows"].items())
+        head = f"**Dry run, nothing saved** ({rows})" if dry_run else f"**Saved '{html.escape(status['name'])}'** ({rows})"
+        lines = [head] + [f"- {html.escape(describe_step(step), quote=False)}" for step in card["steps"]]
+        if dry_run:
+            yield ["\n".join(lines), hidden, keep, keep]
+            return
         saved, pick = saved_rows(request)
         yield ["\n".join(lines), gr.DownloadButton(value=_zip(job.target), visible=True), saved, pick]
 

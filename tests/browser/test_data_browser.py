@@ -111,9 +111,15 @@ def test_upload_inspect_clean_split_and_save(page, data_app, tmp_path: Path) -> 
     expect(page.locator("#data-labels-plot")).to_be_visible()
     for step in ("Strip HTML", "Drop exact duplicates"):
         page.locator("#data-clean").get_by_label(step).check()
+    result = page.locator("#data-result")
+    page.locator("#data-count").click()
+    expect(result).to_contain_text("Dry run, nothing saved", timeout=120_000)
+    expect(result).to_contain_text("dedupe: 0 row(s) changed, 10 dropped")
+    page.locator("#data-clean").get_by_label("Drop exact duplicates").uncheck()
+    expect(result).to_have_text("")  # the counts were for other settings
+    page.locator("#data-clean").get_by_label("Drop exact duplicates").check()
     page.locator("#data-name textarea, #data-name input").first.fill("reviews-clean")
     page.locator("#data-run").click()
-    result = page.locator("#data-result")
     expect(result).to_contain_text("Saved 'reviews-clean'", timeout=120_000)
     expect(result).to_contain_text("normalize: 40 row(s) changed, 0 dropped")
     expect(result).to_contain_text("html: 40 row(s) changed, 0 dropped")
