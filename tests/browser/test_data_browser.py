@@ -74,6 +74,10 @@ def test_rate_replies_then_build_an_sft_dataset_listed_for_training(page, data_a
     expect(page.locator("#data-feedback-status")).to_contain_text("Saved 'chat-sft' (sft: train 2)")
     expect(page.locator("#data-saved")).to_contain_text("chat-sft")
     screenshot(page, "data-feedback")
+    page.reload()  # a fresh page lists what is saved, without a click on Refresh
+    open_tab(page, "Data")
+    expect(page.locator("#data-saved")).to_contain_text("chat-regression")
+    expect(page.locator("#data-saved")).to_contain_text("chat-sft")
 
     assert sorted((info.name, info.kind) for info in list_datasets(None, root=runs)) == [
         ("chat-regression", "test-cases"), ("chat-sft", "sft")]
