@@ -90,7 +90,7 @@ def serve(args: argparse.Namespace) -> int:
     from backend.limits import RequestLimits
     from backend.security import SecuritySettings, install_log_redaction, model_secrets
     from backend.throttle import ThrottleSettings
-    from backend.types import ConfigError
+    from backend.types import ConfigError, WorkbenchError
 
     try:
         config = load_config(args.models)
@@ -116,7 +116,12 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     for model_id in preload:  # the one exception to "nothing loads at start-up" (see preload_ids)
         print(f"preloading model '{model_id}' (WORKBENCH_PRELOAD)")
-        registry.load(model_id)
+        try:
+            registry.load(model_id)
+        except WorkbenchError as error:  # one line, like a registry typo, not a traceback
+            print(f"error: WORKBENCH_PRELOAD: {error}", file=sys.stderr)
+            registry.close()
+            return 2
 
     import ui
 
@@ -175,6 +180,14 @@ def _report_weights(registry) -> None:  # noqa: ANN001 - Registry, imported lazi
     for status in registry.status():
         if status.weights in ("unavailable", "download"):
             print(f"note: model '{status.id}': {status.weights_detail}", file=sys.stderr)
+    to_download = [status.id for status in registry.status() if status.weights == "download"]
+    if to_download:
+        from backend.hub import HUB, OFFLINE_HELP
+
+        reachable, why = HUB.reachable()  # one short probe, remembered: loads then fail at once, not after ~50 s
+        if not reachable:
+            print(f"note: the Hugging Face Hub cannot be reached ({why}), so {', '.join(to_download)} cannot load "
+                  f"until their weights are on this machine; see {OFFLINE_HELP}", file=sys.stderr)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:

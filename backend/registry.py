@@ -19,6 +19,7 @@ from typing import Callable, Iterator, Optional
 
 from backend.config import AppConfig, ModelSpec, checkpoint_file
 from backend.engines.base import CountsGeneratedTokens, Engine
+from backend.hub import download_hint
 from backend.security import redact
 from backend.types import (
     ModelLoadError,
@@ -292,8 +293,7 @@ def weights_availability(spec: ModelSpec) -> tuple[WeightsAvailability, str]:
         return "cached", f"{spec.source} is in the Hugging Face cache"
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return "unavailable", (
-            f"{spec.source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: run "
-            f"`huggingface-cli download {spec.source}` on a connected machine, or point 'source' at a local folder"
+            f"{spec.source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: {download_hint(spec.source)}"
         )
     return "download", f"{spec.source} will be downloaded from the Hub on first use (needs internet)"
 

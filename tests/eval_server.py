@@ -48,5 +48,14 @@ class EvalServer:
         """Runs the UI event whose handler is `name` in `client`'s session; its result, or AppError."""
         return client.predict(*args, fn_index=self.fn_index[name])
 
+    def call_form(self, client: Client, name: str, values: dict[str, Any]) -> Any:
+        """Runs the event `name` with its inputs given by elem_id (a handler that takes a set of inputs); the
+        session's State inputs are the server's, as for a browser."""
+        dependency = next(d for d in client.config["dependencies"] if d["id"] == self.fn_index[name])
+        components = {c["id"]: c for c in client.config["components"]}
+        args = [values[components[i]["props"].get("elem_id")] for i in dependency["inputs"]
+                if components[i]["type"] != "state"]
+        return client.predict(*args, fn_index=self.fn_index[name])
+
     def close(self) -> None:
         self.demo.close()

@@ -40,7 +40,8 @@ def data(tab: ChatTab, message: str, history: Any = (), max_new_tokens: int = 6,
     panel = tab.params
     values = {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0, "seed": -1, "stop": "",
               **params}
-    return {tab.model: CHAT, tab.system: "", tab.history: list(history), tab.input: message,
+    return {tab.model: CHAT, tab.system: "", tab.history: list(history), tab.input: message, tab.forks: {},
+            tab.selected: None,
             panel.max_new_tokens: max_new_tokens, panel.temperature: values["temperature"],
             panel.top_p: values["top_p"], panel.top_k: values["top_k"],
             panel.repetition_penalty: values["repetition_penalty"], panel.seed: values["seed"],

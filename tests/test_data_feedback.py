@@ -10,7 +10,13 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from backend.data.feedback import load_ratings, record_rating, save_feedback_dataset, save_test_case
+from backend.data.feedback import (
+    load_ratings,
+    record_rating,
+    save_conversations_dataset,
+    save_feedback_dataset,
+    save_test_case,
+)
 from backend.data.feedback_api import add_feedback_routes
 from backend.data.store import dataset_path, list_datasets
 from backend.types import InvalidInputError
@@ -83,3 +89,38 @@ def test_feedback_route_stores_per_user_and_checks_credentials(tmp_path: Path) -
     assert [entry["rating"] for entry in listed] == ["up"]
     assert json.loads((tmp_path / "users" / "alice" / "feedback" / "ratings.jsonl").read_text().splitlines()[0])[
         "model"] == "tiny-chat"
+
+
+def test_exported_conversations_become_an_sft_dataset_in_one_step(tmp_path: Path) -> None:
+    export = tmp_path / "chat.json"  # the shape of Chat's Export (ui/transcript.py)
+    export.write_text(json.dumps({"format": "llm-workbench-chat", "model": "tiny-chat", "system_prompt": "Be brief.",
+                                  "messages": PARTS[:2] + [{"role": "user", "content": "bye"}]}))
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(HELLO))
+    info = save_conversations_dataset(None, "imported", [export, plain], root=tmp_path)
+    rows = pd.read_json(info.files["train"], lines=True).to_dict("records")
+    assert rows[0]["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"},
+                                   {"role": "assistant", "content": "4"}]  # ends at the last reply
+    assert rows[1]["messages"] == HELLO
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(InvalidInputError, match="'broken.json' is not a readable JSON chat export"):
+        save_conversations_dataset(None, "bad", [export, broken], root=tmp_path)
+    assert [d.name for d in list_datasets(None, root=tmp_path)] == ["imported"]
+
+
+def test_stats_count_types_empties_duplicates_labels_and_lengths(tmp_path: Path) -> None:
+    from backend.data.stats import table_stats
+    from backend.evaluation.data import read_file
+
+    path = tmp_path / "s.csv"
+    path.write_text("text,label,score\nhello,pos,1\nhello,neg,2.5\n,pos,\nabcdefghij,pos,3\n")
+    found = table_stats(read_file(path), "text", "label")
+    columns = {c["column"]: c for c in found["columns"]}
+    assert (columns["text"]["type"], columns["text"]["empty"], columns["text"]["duplicates"]) == ("text", 1, 1)
+    assert (columns["score"]["type"], columns["score"]["empty"]) == ("number", 1)
+    assert found["labels"] == [{"label": "pos", "rows": 3, "share": 0.75}, {"label": "neg", "rows": 1, "share": 0.25}]
+    assert found["text"]["chars"] == {"min": 0, "mean": 5.0, "median": 5.0, "max": 10}
+    assert sum(b["rows"] for b in found["text"]["histogram"]) == 4
+    with pytest.raises(InvalidInputError, match="label column: there is no column 'nope'"):
+        table_stats(read_file(path), "text", "nope")

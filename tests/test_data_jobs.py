@@ -24,6 +24,11 @@ def test_job_runs_in_a_child_process_and_saves(tmp_path: Path) -> None:
     assert status["card"]["rows"] == {"train": 160, "validation": 40}
     assert [d.name for d in list_datasets("alice", root=tmp_path / "runs")] == ["reviews"]
 
+    counted = DataJob.start(recipe, "", "alice", dry_run=True, root=tmp_path / "runs").wait(120)
+    assert counted["state"] == "done" and counted["card"]["rows"] == {"train": 160, "validation": 40}
+    assert [step["step"] for step in counted["card"]["steps"]] == ["load", "normalize", "dedupe", "split"]
+    assert [d.name for d in list_datasets("alice", root=tmp_path / "runs")] == ["reviews"]  # nothing saved
+
     failing = DataJob.start(recipe.with_changes(text_column="nope"), "broken", "alice", root=tmp_path / "runs")
     status = failing.wait(120)
     assert status["state"] == "failed" and "there is no column 'nope'" in status["error"]

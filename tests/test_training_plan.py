@@ -98,3 +98,49 @@ def test_sft_preview_marks_assistant_tokens_and_counts_truncation(service, tmp_p
     assert plan.preview.stats.truncated > 0 and plan.preview.stats.max_length == 20
     assert 0 < len(loss_text) and plan.memory.trainable < plan.memory.parameters / 2  # LoRA trains few
     assert plan.memory.total_bytes > plan.memory.weights_bytes > 0 and plan.memory.verdict == "fits"
+
+
+def test_adapter_field_and_overlay_are_validated(tiny_models_yaml, tmp_path, capsys):
+    import yaml
+
+    from backend.config import load_config
+    from backend.training import overlay
+    from backend.types import ConfigError
+
+    raw = yaml.safe_load(tiny_models_yaml.read_text())
+    chat = next(entry for entry in raw["models"] if entry["id"] == "tiny-chat")
+    raw["models"].append({**chat, "id": "tuned", "adapter": str(tmp_path)})  # a folder, but no adapter in it
+    bad = tmp_path / "models.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"entry 'tuned' \(models\[3\]\), field 'adapter': .* \(no adapter_config"):
+        load_config(bad)
+    raw["models"][-1] = {"id": "tuned", "tasks": ["chat"], "backend": "openai", "base_url": "http://x/v1",
+                         "adapter": "a"}
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="entry 'tuned'.*field 'adapter': only for backend transformers"):
+        load_config(bad)
+
+    config = load_config(tiny_models_yaml)
+    runs = tmp_path / "runs"
+    overlay.add_entry({**chat, "id": "gone", "source": str(tmp_path / "deleted-run" / "model")}, runs)
+    overlay.add_entry({**chat, "id": "tiny-chat"}, runs)  # an id models.yaml already has: models.yaml wins
+    overlay.add_entry({**chat, "id": "kept", "tasks": ["chat"]}, runs)
+    merged = overlay.with_overlay(config, runs)
+    assert [spec.id for spec in merged.models] == [spec.id for spec in config.models] + ["kept"]
+    notes = capsys.readouterr().err
+    assert "'gone' left out" in notes and "'tiny-chat' left out" in notes
+    assert tiny_models_yaml.read_text() == yaml.safe_dump(yaml.safe_load(tiny_models_yaml.read_text()),
+                                                          sort_keys=False, allow_unicode=True)
+
+
+def test_launch_command_uses_accelerate_on_several_gpus(tmp_path):
+    from backend.training.launch import worker_command
+
+    config = parse_train_config({"task": "sft", "base": "b", "data": "d.jsonl", "messages_column": "m",
+                                 "num_gpus": 4, "accelerate_config": "fsdp.yaml"})
+    command = worker_command(config, tmp_path / "config.yaml", resume=True, python="python")
+    assert command == ["python", "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "4",
+                       "--config_file", "fsdp.yaml", "--module", "backend.training.worker", "--config",
+                       str(tmp_path / "config.yaml"), "--resume"]
+    single = worker_command(config.model_copy(update={"num_gpus": 1}), tmp_path / "config.yaml", python="python")
+    assert single == ["python", "-m", "backend.training.worker", "--config", str(tmp_path / "config.yaml")]

@@ -81,8 +81,8 @@ def test_minilm_fine_tune_lifts_held_out_accuracy(minilm, tmp_path):
     try:
         config = parse_train_config({
             "task": "classification", "base": str(minilm), "data": str(train), "validation": str(held_out),
-            "text_column": "text", "label_column": "label", "method": "full", "epochs": 6, "learning_rate": 1e-4,
-            "batch_size": 8, "max_length": 32, "eval_steps": 6, "logging_steps": 6, "seed": 0})
+            "text_column": "text", "label_column": "label", "method": "full", "epochs": 4, "learning_rate": 1e-4,
+            "batch_size": 8, "max_length": 32, "eval_steps": 12, "logging_steps": 4, "seed": 0})
         run_dir = service.start(config)
         metrics = service.runs.wait(run_dir, timeout=600)
     finally:

@@ -21,6 +21,8 @@ from ui.chat import ChatTab
 from ui.classify import build_classify_tab, register_classify_api
 from ui.compare import CompareTab
 from ui.evaluate import build_evaluate_tab
+from ui.data import DataTab
+from ui.feedback import attach_feedback
 from ui.components import ui_event
 from ui.generate import GenerateTab
 from ui.models import ModelsTab
@@ -66,7 +68,7 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
                     "`models.yaml`.")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
-                ChatTab.build(registry)
+                attach_feedback(ChatTab.build(registry))
             with gr.Tab("Compare", id="compare", elem_id="tab-compare"):
                 CompareTab.build(registry)
             with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
@@ -76,6 +78,8 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
                 build_tasks_tab(registry)
             with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
                 build_evaluate_tab(registry)
+            with gr.Tab("Data", id="data", elem_id="tab-data"):
+                DataTab.build(registry)
             with gr.Tab("Train", id="train", elem_id="tab-train"):
                 TrainTab.build(registry)
             with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:

@@ -15,12 +15,15 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 import gradio as gr
+from gradio.context import Context
 
 from backend import service
 from backend.registry import Registry
-from backend.types import InvalidInputError
+from backend.types import InvalidInputError, flatten_content
+from ui import branches
+from ui.chat_memory import ChatMemory
 from ui.chat_reply import reply_updates
-from ui.chat_view import displayed, plain_history, shown_messages, split_last_exchange, user_message
+from ui.chat_view import displayed, plain_history, shown_messages, split_last_exchange, typed_text, user_message
 from ui.components import (
     STOPPED,
     STREAMING,
@@ -69,6 +72,8 @@ class ChatTab:
     send_button: gr.Button
     stop_button: gr.Button
     context: gr.Markdown
+    forks: gr.State  # the versions of a branched conversation (ui/branches.py)
+    selected: gr.State  # the index of the message last clicked (Retry regenerates that reply)
 
     @classmethod
     def build(cls, registry: Registry) -> "ChatTab":
@@ -77,13 +82,15 @@ class ChatTab:
         # columns stack, it sits above the conversation; on a wide screen CSS puts it on the right (ui/style.py).
         with gr.Row(elem_id="chat-layout"):
             with gr.Column(scale=1, min_width=280, elem_id="chat-side"):
+                memory = ChatMemory.build_list(frozenset(spec.id for spec in registry.specs("chat")))
                 model = model_picker(registry, "chat", "chat-model")
                 system = gr.Textbox(label="System prompt", lines=3, elem_id="chat-system",
                                     placeholder="e.g. You are a concise assistant.")
                 params = ParamPanel.build("chat", spec)
             with gr.Column(scale=3, elem_id="chat-main"):
                 history = chatbot("Conversation", "Pick a model, then say hello. The model loads on first use.",
-                                  height=480, buttons=["copy", "copy_all"])
+                                  height=480, buttons=["copy", "copy_all"], editable="user")
+                memory = memory.build_versions()
                 with gr.Row(equal_height=True, elem_classes=["input-row"]):
                     text = gr.Textbox(placeholder="Message (Enter to send, Shift+Enter for a new line)",
                                       show_label=False, lines=1, max_lines=12, scale=8, elem_id="chat-input",
@@ -105,22 +112,31 @@ class ChatTab:
                 examples = gr.Dataset(components=[text], samples=_samples(spec), label="Examples (click to send)",
                                       elem_id="chat-examples", visible=bool(spec and spec.examples))
                 download = gr.DownloadButton("Download export", visible="hidden", elem_id="chat-export-file")
-        tab = cls(registry, model, system, params, history, text, stats, examples, send, stop, context)
-        running = tab.listen(api_names=True)
+        tab = cls(registry, model, system, params, history, text, stats, examples, send, stop, context,
+                  gr.State({}), gr.State(None))
+        running, trashing = tab.listen(api_names=True)
         quick = ui_event(stats, queue=False)
         retrying = retry.click(tab.retry, inputs=tab.reply_inputs, outputs=tab.reply_outputs, trigger_mode="multiple",
                                api_name="ui_chat_retry", **tab.streaming)
-        running.append(retrying)
+        # Editing an earlier message (the pencil on a user bubble) asks again from there; the old branch is kept.
+        editing = history.edit(tab.edit_message, inputs=tab.reply_inputs, outputs=tab.reply_outputs,
+                               trigger_mode="multiple", **tab.streaming)
+        running += [retrying, editing]
         tab.stop_on(stop.click, running)
         # Every edit of the conversation stops a running reply first.
-        cancel_then(undo, running, tab.undo, inputs=history, outputs=[history, stats, send, stop], feedback_on=stats)
-        cancel_then(edit, running, tab.edit_last, inputs=history, outputs=[text, history, stats, send, stop],
-                    feedback_on=stats)
-        cancel_then(clear, running, tab.clear, inputs=model, outputs=[history, stats, context, send, stop], feedback_on=stats)
+        undoing = cancel_then(undo, running, tab.undo, inputs=history, outputs=[history, stats, send, stop],
+                              feedback_on=stats)
+        editing_last = cancel_then(edit, running, tab.edit_last, inputs=history,
+                                   outputs=[text, history, stats, send, stop], feedback_on=stats)
+        clearing = cancel_then(clear, running, tab.clear, inputs=model, outputs=[history, stats, context, send, stop],
+                               feedback_on=stats)
         export.click(tab.export, inputs={model, system, history, *params.inputs}, outputs=download,
                      **ui_event(stats)).then(None, js=_CLICK_DOWNLOAD_JS, **ui_event(stats, queue=False))
-        upload.upload(tab.import_chat, inputs=upload, outputs=[history, model, system, stats, *params.outputs],
-                      **ui_event(stats))
+        importing = upload.upload(tab.import_chat, inputs=upload,
+                                  outputs=[history, model, system, stats, *params.outputs], **ui_event(stats))
+        memory.wire(history, tab.forks, tab.selected, model, system,
+                    changed=[*running, undoing, editing_last, clearing, importing, trashing],
+                    stop_running=running, load=Context.root_block.load)
         # .input, not .change: an import sets the model too, and must keep the parameters it brought along.
         model.input(tab.model_changed, inputs=model, outputs=[examples, stats, context, *params.outputs], **quick)
         return tab
@@ -129,18 +145,18 @@ class ChatTab:
 
     @property
     def reply_inputs(self) -> set[Any]:
-        return {self.model, self.system, self.history, self.input, *self.params.inputs}
+        return {self.model, self.system, self.history, self.input, self.forks, self.selected, *self.params.inputs}
 
     @property
     def reply_outputs(self) -> list[Any]:
-        return [self.input, self.history, self.stats, self.context, self.send_button, self.stop_button]
+        return [self.input, self.history, self.stats, self.context, self.send_button, self.stop_button, self.forks]
 
     @property
     def streaming(self) -> dict[str, Any]:
         return dict(**STREAMING, **ui_event(status_sink()))
 
-    def listen(self, api_names: bool = False) -> list[Any]:
-        """Wires Send, Enter, one-click examples and the trash icon; returns the running reply events.
+    def listen(self, api_names: bool = False) -> tuple[list[Any], Any]:
+        """Wires Send, Enter, one-click examples and the trash icon; returns (the reply events, the clear event).
 
         trigger_mode="multiple": a Send during a reply reaches the server, which supersedes the running one
         (ui/runs.py); Gradio's default would silently drop it.
@@ -154,10 +170,10 @@ class ChatTab:
             self.send, inputs=self.reply_inputs, outputs=self.reply_outputs, trigger_mode="multiple", **self.streaming)
         running = [sending, asking]
         # The Conversation box's own trash icon clears it: stop the reply still streaming into it.
-        self.history.clear(None, cancels=running, api_visibility="private", queue=False).then(
+        trashing = self.history.clear(None, cancels=running, api_visibility="private", queue=False).then(
             self.cleared, inputs=self.model, outputs=[self.stats, self.context, self.send_button, self.stop_button],
             **ui_event(self.stats, queue=False))
-        return running
+        return running, trashing
 
     def stop_on(self, trigger: Any, running: list[Any]) -> None:
         trigger(None, cancels=running, api_visibility="private", queue=False).then(
@@ -174,22 +190,47 @@ class ChatTab:
 
     @ui_errors
     def retry(self, data: dict[Any, Any], request: gr.Request = None) -> Iterator[tuple[Any, ...]]:
-        """Asks again for the reply to the last user message (nothing to do on an empty chat)."""
-        last = split_last_exchange(shown_messages(data[self.history]))
-        if last is None:
+        """Asks again for the selected reply (the last one when none is selected), with the model now picked; the
+        replaced reply (and what followed it) stays as a version. Nothing to do on an empty chat."""
+        shown = shown_messages(data[self.history])
+        selected = data.get(self.selected)
+        start = branches.reply_start(shown, selected) if isinstance(selected, int) else None
+        if start is None:
+            last = split_last_exchange(shown)
+            if last is None:
+                return
+            start = len(last[0]) + 1
+        if start < 1 or start > len(shown):
             return
-        before, message = last
-        yield from self._reply(data, message, before, False, request)
+        forks = branches.fork(shown, data.get(self.forks), start) if start < len(shown) else data.get(self.forks)
+        before, message = shown[:start - 1], typed_text(shown[start - 1]["content"])
+        yield from self._reply(data, message, before, False, request, forks)
+
+    @ui_errors
+    def edit_message(self, data: dict[Any, Any], edit: gr.EditData,
+                     request: gr.Request = None) -> Iterator[tuple[Any, ...]]:
+        """A user message edited in place: the conversation from there is asked again; the old branch is kept."""
+        shown = shown_messages(data[self.history])
+        index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
+        if not 0 <= index < len(shown) or shown[index]["role"] != "user":
+            return
+        message = typed_text(flatten_content(edit.value) or "")
+        if not message.strip():
+            return
+        old = [dict(item) for item in shown]
+        old[index]["content"] = flatten_content(edit.previous_value) or old[index]["content"]
+        forks = branches.fork(old, data.get(self.forks), index)
+        yield from self._reply(data, message, shown[:index], False, request, forks)
 
     def _reply(self, data: dict[Any, Any], message: str, before: list[dict[str, Any]], restore_input: bool,
-               request: Optional[gr.Request]) -> Iterator[tuple[Any, ...]]:
+               request: Optional[gr.Request], forks: Any = None) -> Iterator[tuple[Any, ...]]:
         skip = gr.skip()
         try:
             # Everything is validated before the display changes: a bad request leaves the chat as it was.
             events = service.stream_chat(self.registry, data[self.model], message, plain_history(before),
                                          self.params.read(data), data[self.system])
         except Exception:
-            yield skip, skip, "", skip, skip, skip  # the previous reply's stats do not describe this failure
+            yield skip, skip, "", skip, skip, skip, skip  # the previous reply's stats do not describe this failure
             raise
         session = session_of(request)
         run = RUNS.start(session)
@@ -200,19 +241,19 @@ class ChatTab:
                 context = self._context(update.final) if update.final else skip
                 if first:
                     yield ("" if restore_input else skip), asked + update.messages, stats_line(update.stats), \
-                        context, *busy(True)
+                        context, *busy(True), (skip if forks is None else forks)
                     first = False
                 else:
-                    yield skip, asked + update.messages, stats_line(update.stats), context, skip, skip
+                    yield skip, asked + update.messages, stats_line(update.stats), context, skip, skip, skip
         except Exception:
             if not run.cancelled:
                 # Put the conversation (and the typed message) back before the error shows.
-                yield (message if restore_input else skip), before, "", skip, *busy(False)
+                yield (message if restore_input else skip), before, "", skip, *busy(False), skip
             raise
         finally:
             RUNS.finish(session, run)
         if not run.cancelled:
-            yield skip, skip, skip, skip, *busy(False)
+            yield skip, skip, skip, skip, *busy(False), skip
 
     def _context(self, state: Any) -> str:
         stats = state.stats
@@ -290,11 +331,12 @@ class ChatTab:
         return updates
 
 
-def chatbot(label: Optional[str], placeholder: str, height: int, buttons: list[str]) -> gr.Chatbot:
+def chatbot(label: Optional[str], placeholder: str, height: int, buttons: list[str],
+            editable: Optional[str] = None) -> gr.Chatbot:
     """The conversation view every chat screen uses: LaTeX on, HTML sanitised (user text is escaped besides)."""
     return gr.Chatbot(value=[], label=label, show_label=label is not None, elem_id="chat-history", height=height,
                       buttons=buttons, render_markdown=True, latex_delimiters=LATEX, sanitize_html=True,
-                      placeholder=placeholder)
+                      placeholder=placeholder, editable=editable)
 
 
 def _samples(spec: Any) -> list[list[str]]:

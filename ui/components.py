@@ -148,13 +148,13 @@ def status_sink() -> gr.HTML:
 
 
 def cancel_then(button: gr.Button, running: list[Any], fn: Any, outputs: Any, feedback_on: gr.components.Component,
-                inputs: Any = None) -> None:
+                inputs: Any = None) -> Any:
     """On click: cancel the running streams first, then run `fn`.
 
     Why two steps: an update already on its way from the cancelled stream could land after a combined
     cancel-and-update and overwrite it ("Stopped" replaced by a stale "generating...", an undone bubble back).
     """
-    button.click(None, cancels=running, api_visibility="private", queue=False).then(
+    return button.click(None, cancels=running, api_visibility="private", queue=False).then(
         fn, inputs=inputs, outputs=outputs, **ui_event(feedback_on, queue=False))
 
 

@@ -142,6 +142,8 @@ class GenerateTab:
     def _count_text(self, model_id: Optional[str], text: str) -> str:
         if not model_id:
             return ""
+        if len(text) > service.MAX_MESSAGE_CHARS:  # said here, quietly; Generate refuses it with a message
+            return f"{len(text):,} characters: over the limit of {service.MAX_MESSAGE_CHARS:,}"
         # Typing must never trigger a multi-second model load: unloaded models are counted after their first run.
         tokens, max_context = service.count_tokens(self.registry, model_id, text, load=False)
         return format_token_count(tokens, max_context)

@@ -168,9 +168,10 @@ def build_presenter(registry: Registry, settings: Optional[PresenterSettings]) -
         model = gr.State(view.spec.id)
         system = gr.State(view.system_prompt)
         params = locked_params(view.params)
-        tab = ChatTab(registry, model, system, params, history, text, stats, examples, send, stop, context)
+        tab = ChatTab(registry, model, system, params, history, text, stats, examples, send, stop, context,
+                      gr.State({}), gr.State(None))
         # Send, Enter, a click on an example (asks it at once) and the trash icon, as in the Chat tab.
-        running = tab.listen()
+        running, _ = tab.listen()
         tab.stop_on(stop.click, running)
         cancel_then(reset, running, tab.clear, inputs=model, outputs=[history, stats, context, send, stop],
                     feedback_on=stats)

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 AUGMENTED = "augmented"  # the marker column: the method that made the row, "" for an original row
 PARAPHRASE_WORKERS = 8  # concurrent requests, which the engine batches into shared forward passes
 PARAPHRASE_MAX_NEW_TOKENS = 128
+MAX_AUGMENTED_ROWS = 500_000  # rows x copies x methods: beyond this the output, not the input, is the problem
+MAX_PARAPHRASES = 5_000  # model generations in one run; a bigger set is better paraphrased in parts
 
 
 def word_augmenter(method: str, rate: float) -> Callable[[str], str]:
@@ -99,6 +101,16 @@ def augment_dataset(dataset: "datasets.Dataset", recipe: Recipe, registry: Optio
     import datasets
     import numpy as np
 
+    from backend.types import InvalidInputError
+
+    planned = len(dataset) * recipe.copies * len(recipe.augment)
+    if planned > MAX_AUGMENTED_ROWS:
+        raise InvalidInputError(f"augment: {len(dataset):,} rows x {recipe.copies} copies x {len(recipe.augment)} "
+                                f"method(s) would add {planned:,} rows; the limit is {MAX_AUGMENTED_ROWS:,}. Use fewer "
+                                "copies or methods")
+    if "paraphrase" in recipe.augment and len(dataset) * recipe.copies > MAX_PARAPHRASES:
+        raise InvalidInputError(f"augment: paraphrasing {len(dataset):,} rows x {recipe.copies} copies means "
+                                f"{len(dataset) * recipe.copies:,} generations; the limit is {MAX_PARAPHRASES:,} a run")
     base = dataset.add_column(AUGMENTED, [""] * len(dataset)) if AUGMENTED not in dataset.column_names else dataset
     texts = [str(value) if value is not None else "" for value in dataset[recipe.text_column]]
     parts, reports = [base], []

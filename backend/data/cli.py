@@ -104,8 +104,10 @@ def main(args: argparse.Namespace) -> int:
     finally:
         if registry is not None:
             registry.close()
+    from backend.data.pipeline import describe_step
+
     for step in card["steps"]:
-        print(_describe(step))
+        print(describe_step(step))
     print(f"wrote {', '.join(f'{split} ({rows:,} rows)' for split, rows in card['rows'].items())} and card.json "
           f"to {out}")
     return 0
@@ -130,16 +132,3 @@ def _registry(models: str) -> Any:
 
 def _progress(message: str) -> None:
     print(f"... {message}", file=sys.stderr, flush=True)
-
-
-def _describe(step: dict[str, Any]) -> str:
-    name = step["step"]
-    if name == "load":
-        return f"load: {step['rows_after']:,} rows from {step['detail']}"
-    if name == "split":
-        return "split: " + ", ".join(f"{split} {rows:,}" for split, rows in step["rows"].items()) + \
-            f" ({step['detail']}, seed {step['seed']})"
-    if name.startswith("augment:"):
-        return f"{name}: {step['rows_added']:,} rows added to {step['split']} ({step['copies']} per row)"
-    return f"{name}: {step['changed']:,} row(s) changed, {step['dropped']:,} dropped ({step['detail']}); " \
-           f"{step['rows_after']:,} rows left"

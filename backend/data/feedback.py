@@ -142,6 +142,44 @@ def save_feedback_dataset(username: Optional[str], name: str, kind: str, model: 
     return save_dataset({"train": pd.DataFrame(rows)}, card, name, username, "jsonl", root=root)
 
 
+def read_conversation_file(path: str | Path, max_bytes: int = 5 * 1024 * 1024) -> list[dict[str, str]]:
+    """The messages of a Chat export (`{"messages": [...], "system_prompt": ...}`) or a plain JSON message list;
+    the export's system prompt comes first."""
+    path = Path(path)
+    try:
+        if path.stat().st_size > max_bytes:
+            raise InvalidInputError(f"file: '{path.name}' is over {max_bytes // 1024**2} MB")
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise InvalidInputError(f"file: '{path.name}' is not a readable JSON chat export ({error})") from None
+    messages = data.get("messages") if isinstance(data, dict) else data
+    if not isinstance(messages, list) or not messages:
+        raise InvalidInputError(f"file: '{path.name}' has no 'messages' list (export a conversation from Chat)")
+    system = data.get("system_prompt") if isinstance(data, dict) else None
+    if system and not any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
+        messages = [{"role": "system", "content": system}, *messages]
+    last = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"),
+               default=None)
+    if last is None:
+        raise InvalidInputError(f"file: '{path.name}' has no assistant reply to learn from")
+    return clean_conversation(messages, last)
+
+
+def save_conversations_dataset(username: Optional[str], name: str, paths: Sequence[str | Path],
+                               root: Optional[Path] = None) -> DatasetInfo:
+    """An SFT dataset (`messages`) with one row per exported / imported conversation, in one step."""
+    import pandas as pd
+
+    if not paths:
+        raise InvalidInputError("files: upload one or more conversation exports (.json)")
+    rows = [{"messages": read_conversation_file(path)} for path in paths]
+    card = {"kind": "sft", "created": now(), "columns": ["messages"],
+            "source": {"conversations": [Path(path).name for path in paths]},
+            "steps": [{"step": "load", "detail": f"{len(paths)} conversation file(s)", "rows_after": len(rows)},
+                      {"step": "build:sft", "rows_after": len(rows)}]}
+    return save_dataset({"train": pd.DataFrame(rows)}, card, name, username, "jsonl", root=root)
+
+
 def save_test_case(username: Optional[str], suite: str, messages: Sequence[Any], expected: Optional[str] = None,
                    index: Optional[int] = None, model: str = "", root: Optional[Path] = None) -> DatasetInfo:
     """Adds a chat turn to the regression suite `suite` (a dataset with `input` and `reference` columns, which

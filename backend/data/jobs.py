@@ -41,20 +41,22 @@ class DataJob:
     @classmethod
     def start(cls, recipe: Recipe, name: str, username: Optional[str], fmt: str = "jsonl",
               models_file: Optional[str] = None, display_name: Optional[str] = None,
-              overwrite: bool = False, root: Optional[Path] = None) -> "DataJob":
-        """Validates everything it can here (a bad recipe or name fails before any process starts), then starts."""
+              overwrite: bool = False, root: Optional[Path] = None, dry_run: bool = False) -> "DataJob":
+        """Validates everything it can here (a bad recipe or name fails before any process starts), then starts.
+
+        `dry_run`: prepare only, to report each step's counts; nothing is saved (the name is not needed)."""
         recipe.validated()
-        name = check_name(name)
+        name = check_name(name) if not dry_run else (name or "dry-run")
         root = Path(root if root is not None else runs_root()).resolve()
         target = user_dir("datasets", username, root) / name
-        if target.exists() and not overwrite:
+        if target.exists() and not overwrite and not dry_run:
             from backend.types import InvalidInputError
 
             raise InvalidInputError(f"name: a dataset named '{name}' exists already; pick another name")
         folder = Path(tempfile.mkdtemp(prefix="workbench-data-job-"))
         spec = {"recipe": recipe.to_dict(), "name": name, "username": username, "fmt": fmt, "root": str(root),
                 "models": str(Path(models_file).resolve()) if models_file else None, "display_name": display_name,
-                "overwrite": overwrite, "status": str(folder / "status.json")}
+                "overwrite": overwrite, "dry_run": dry_run, "status": str(folder / "status.json")}
         (folder / "spec.json").write_text(json.dumps(spec), encoding="utf-8")
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         with open(folder / "log.txt", "wb") as log:
@@ -133,6 +135,10 @@ def _child(spec_path: str) -> int:
         prepared = prepare(recipe, registry, lambda message: _write_status(status, state="running",
                                                                            message=message),
                            display_name=spec.get("display_name"))
+        if spec.get("dry_run"):
+            rows = {split: len(part) for split, part in prepared.splits.items()}
+            _write_status(status, state="done", message="counted", card={**prepared.card, "rows": rows}, name=None)
+            return 0
         _write_status(status, state="running", message="saving")
         info = save_dataset(prepared.splits, prepared.card, spec["name"], spec["username"], spec["fmt"],
                             overwrite=spec["overwrite"], root=Path(spec["root"]))

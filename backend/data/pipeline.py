@@ -161,3 +161,19 @@ def reproduce_command(recipe: Recipe, file_name: Optional[str] = None) -> str:
         args += ["--paraphrase-model", recipe.paraphrase_model, "--paraphrase-prompt", recipe.paraphrase_prompt]
     args += ["--seed", str(recipe.seed), "--out", "OUT_DIR"]
     return shlex.join(args)
+
+
+def describe_step(step: dict[str, Any]) -> str:
+    """One line per card step, e.g. "dedupe: 0 row(s) changed, 19 dropped (...); 6 rows left"."""
+    name = step["step"]
+    if name == "load":
+        return f"load: {step['rows_after']:,} rows from {step['detail']}"
+    if name == "split":
+        return "split: " + ", ".join(f"{split} {rows:,}" for split, rows in step["rows"].items()) + \
+            f" ({step['detail']}, seed {step['seed']})"
+    if name.startswith("augment:"):
+        return f"{name}: {step['rows_added']:,} rows added to {step['split']} ({step['copies']} per row)"
+    if "changed" not in step:  # steps of datasets built from chat ratings
+        return f"{name}: {step.get('rows_after', 0):,} rows" + (f" ({step['detail']})" if step.get("detail") else "")
+    return f"{name}: {step['changed']:,} row(s) changed, {step['dropped']:,} dropped ({step['detail']}); " \
+           f"{step['rows_after']:,} rows left"

@@ -24,7 +24,12 @@ def create_engine(spec: ModelSpec) -> Engine:
             return LocalGenerativeEngine.load(spec)
         from backend.engines.local_classifier import LocalClassifierEngine
 
-        return LocalClassifierEngine.load(spec)
+        engine = LocalClassifierEngine.load(spec)
+        if spec.runtime == "onnx":  # the forward pass on ONNX Runtime (backend/engines/onnx_runtime.py)
+            from backend.engines.onnx_runtime import onnx_forward
+
+            engine.model.forward = onnx_forward(spec, engine.model, engine.tokenizer)
+        return engine
     if spec.backend == "openai":
         from backend.engines.remote import RemoteEngine
 

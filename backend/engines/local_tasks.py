@@ -60,6 +60,8 @@ class LocalTaskEngine:
                 forward = onnx_forward(spec, model, tokenizer)
             except Exception as error:
                 loading.release_memory(device)
+                if isinstance(error, ModelLoadError):
+                    raise
                 raise loading.explain_load_failure(spec, error) from error
             _use_forward(handler, model, forward)
             notes.append("runtime: ONNX Runtime")

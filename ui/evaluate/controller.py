@@ -7,7 +7,6 @@ its own thread.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections import OrderedDict
@@ -16,6 +15,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import pandas as pd
 
+from backend import user_space
 from backend.evaluation import store
 from backend.evaluation.data import DataSource, check_hub_id, guess_columns, load_table, preview
 from backend.evaluation.runner import EvaluationJob
@@ -26,13 +26,12 @@ from backend.types import InvalidInputError
 from ui.evaluate.forms import MODEL_TASKS, PREVIEW_ROWS, DataView
 from ui.jobs import SessionJobs
 
-RUNS_DIR_ENV = "WORKBENCH_RUNS_DIR"
-DEFAULT_RUNS_DIR = "runs"
 POLL_S = 0.25  # how often the Run handler looks at the job's progress
 # What the tab keeps in memory between requests, for every user together: a table bigger than this is read
 # again when needed rather than held (docs/RELIABILITY.md has the figures).
 TABLE_CACHE_BYTES = 256 * 1024 * 1024
 RUN_CACHE_BYTES = 128 * 1024 * 1024
+MAX_LISTINGS = 64  # cached run listings (one per user seen lately)
 
 
 class _Cache:
@@ -82,11 +81,11 @@ class EvaluateController:
 
     def __init__(self, registry: Optional[Registry], runs_dir: Optional[Union[str, Path]] = None) -> None:
         self.registry = registry
-        self.runs_dir = Path(runs_dir or os.environ.get(RUNS_DIR_ENV) or DEFAULT_RUNS_DIR)
+        self.runs_dir = Path(runs_dir) if runs_dir else user_space.runs_root()  # $WORKBENCH_RUNS_DIR or runs
         self._tables = _Cache(4, TABLE_CACHE_BYTES, _table_bytes)
         self._runs = _Cache(8, RUN_CACHE_BYTES, _run_bytes)
         self._jobs = SessionJobs()
-        self._listing: Optional[tuple[Any, list[store.RunSummary]]] = None
+        self._listings: dict[tuple[str, ...], tuple[Any, list[store.RunSummary]]] = {}  # per set of folders
         self._lock = threading.Lock()
 
     # -- data
@@ -134,13 +133,16 @@ class EvaluateController:
 
     # -- running
 
-    def stream(self, config: EvalConfig, session: str = "") -> Iterator[Union[Optional[Progress], RunResult]]:
-        """Runs `config` in the background: yields progress (None before the first report), then the run.
+    def stream(self, config: EvalConfig, session: str = "",
+               username: Optional[str] = None) -> Iterator[Union[Optional[Progress], RunResult]]:
+        """Runs `config` in the background: yields progress (None before the first report), then the run,
+        saved in `username`'s folder.
 
         `cancel(session)` stops it at the next batch; the run then holds what was done. Closing this generator
         (a closed browser tab) cancels too. Bad input raises the backend's error (a `WorkbenchError`).
         """
-        job = EvaluationJob(config, self.registry, table=self.table(config.data), runs_dir=self.runs_dir)
+        job = EvaluationJob(config, self.registry, table=self.table(config.data),
+                            runs_dir=self.runs_folder(username))
         entry = self._jobs.start(session, job.cancel)  # one run per browser session: a new one replaces it
         try:
             yield None
@@ -163,9 +165,9 @@ class EvaluateController:
             self._runs.put(str(run.path), run)
         yield run
 
-    def run(self, config: EvalConfig) -> RunResult:
+    def run(self, config: EvalConfig, username: Optional[str] = None) -> RunResult:
         """Runs `config` to the end (the same path as the tab's Run button, without the polling)."""
-        for item in self.stream(config):
+        for item in self.stream(config, username=username):
             if isinstance(item, RunResult):
                 return item
         raise AssertionError("the run ended without a result")
@@ -174,32 +176,52 @@ class EvaluateController:
         """Asks this session's run to stop after its current batch; False when none is running."""
         return self._jobs.cancel(session)
 
-    # -- saved runs
+    # -- saved runs: each user's own (backend/user_space.py), every user's for an admin
 
-    def past_runs(self) -> list[store.RunSummary]:
-        """The saved runs, newest first; re-read only when a results.json was added or changed (page loads list
-        them, and a results.json holds every prediction)."""
+    def runs_folder(self, username: Optional[str] = None) -> Path:
+        """Where `username`'s runs are saved: <runs dir>/users/<user>/eval (`local` when logins are off)."""
+        return user_space.user_dir("eval", username, root=self.runs_dir)
+
+    def run_folders(self, username: Optional[str] = None) -> list[Path]:
+        """The folders whose runs `username` may list and open."""
+        folders = list(user_space.visible_dirs("eval", username, root=self.runs_dir))
+        if not username or user_space.is_admin(username):
+            # Runs saved directly in the runs folder: the command line's (`app.py eval`) and those from before
+            # per-user folders. Nobody owns them, so only the app's one user (no logins) or an admin sees them.
+            folders.append(self.runs_dir)
+        return folders
+
+    def past_runs(self, username: Optional[str] = None) -> list[store.RunSummary]:
+        """The runs `username` may see, newest first; re-read only when a results.json was added or changed
+        (page loads list them, and a results.json holds every prediction)."""
+        folders = self.run_folders(username)
         try:
-            key = tuple(sorted((str(path), path.stat().st_mtime_ns)
-                               for path in self.runs_dir.glob(f"*/{store.RESULTS_FILE}")))
+            key: Any = tuple(sorted((str(path), path.stat().st_mtime_ns) for folder in folders
+                                    for path in folder.glob(f"*/{store.RESULTS_FILE}")))
         except OSError:  # a run being written or removed right now
             key = None
+        who = tuple(str(folder) for folder in folders)
         with self._lock:
-            if key is not None and self._listing is not None and self._listing[0] == key:
-                return list(self._listing[1])
-        summaries = store.list_runs(self.runs_dir)
+            cached = self._listings.get(who)
+            if key is not None and cached is not None and cached[0] == key:
+                return list(cached[1])
+        summaries = sorted((summary for folder in folders for summary in store.list_runs(folder)),
+                           key=lambda summary: (summary.created, summary.run_id), reverse=True)
         if key is not None:
             with self._lock:
-                self._listing = (key, summaries)
+                self._listings[who] = (key, summaries)
+                while len(self._listings) > MAX_LISTINGS:
+                    self._listings.pop(next(iter(self._listings)))
         return list(summaries)
 
-    def open_run(self, run_id: str) -> RunResult:
-        """A saved run of this runs folder, by id (only listed ids: a request cannot name any other folder)."""
+    def open_run(self, run_id: str, username: Optional[str] = None) -> RunResult:
+        """A saved run `username` may see, by id (only listed ids: a request cannot name any other folder, and
+        another user's run is "not found", never "forbidden")."""
         if not run_id:
             raise InvalidInputError("run: pick a saved run first")
-        summary = next((s for s in self.past_runs() if s.run_id == run_id), None)
+        summary = next((s for s in self.past_runs(username) if s.run_id == run_id), None)
         if summary is None:
-            raise InvalidInputError(f"run: there is no saved run '{run_id}' in {self.runs_dir}")
+            raise InvalidInputError(f"run: there is no saved run '{run_id[:100]}' of yours")
         return self.load(str(summary.path))
 
     def load(self, path: str) -> RunResult:

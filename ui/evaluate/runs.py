@@ -30,7 +30,8 @@ class RunsPanel:
 
     @classmethod
     def build(cls, ctl: EvaluateController) -> "RunsPanel":
-        summaries = ctl.past_runs()
+        # Empty until the page loads: the list is each user's own, and a value set here would be everyone's.
+        summaries: list = []
         with gr.Accordion("Past runs", open=True, elem_id="eval-past-runs"):
             runs = gr.Dataframe(runs_table(summaries), label="Saved runs (newest first)", interactive=False,
                                 max_height=260, elem_id="eval-runs")
@@ -61,17 +62,19 @@ class RunsPanel:
     def outputs(self) -> list:
         return [self.runs, self.open_choice, self.compare_a, self.compare_b]
 
-    def runs_updates(self) -> dict:
-        summaries = self.ctl.past_runs()
+    def runs_updates(self, request: gr.Request) -> dict:
+        """The runs of the user of this request (every user's for an admin)."""
+        summaries = self.ctl.past_runs(request.username)
         choices = run_choices(summaries)
         return {self.runs: runs_table(summaries), self.open_choice: gr.Dropdown(choices=choices),
                 self.compare_a: gr.Dropdown(choices=choices), self.compare_b: gr.Dropdown(choices=choices)}
 
     @handle_errors
-    def on_compare(self, left_id: Optional[str], right_id: Optional[str]) -> tuple:
+    def on_compare(self, left_id: Optional[str], right_id: Optional[str], request: gr.Request) -> tuple:
         if not left_id or not right_id:
             raise InvalidInputError("compare: pick two saved runs")
-        left, right = self.ctl.open_run(left_id), self.ctl.open_run(right_id)
+        left = self.ctl.open_run(left_id, request.username)
+        right = self.ctl.open_run(right_id, request.username)
         return (compare_summary(left, right), gr.Row(visible=True),
                 gr.Dataframe(leaderboard_table(left), label=f"{left.run_id} · {left.config.data.describe()}"),
                 gr.Dataframe(leaderboard_table(right), label=f"{right.run_id} · {right.config.data.describe()}"))

@@ -200,10 +200,10 @@ class EvaluateTab:
     def on_run(self, data: dict, request: gr.Request) -> Iterator[dict]:
         data_source, form = self.form.read(data)
         config = form.config(data_source)
-        for item in self.ctl.stream(config, session=request.session_hash or ""):
+        for item in self.ctl.stream(config, session=request.session_hash or "", username=request.username):
             if isinstance(item, RunResult):
                 yield {self.progress: progress_html(None, item), **self.results.show(item),
-                       **self.runs.runs_updates()}
+                       **self.runs.runs_updates(request)}
             elif item is None:
                 yield {self.progress: progress_html(None), **self.results.show(None)}
             else:
@@ -213,8 +213,8 @@ class EvaluateTab:
         self.ctl.cancel(request.session_hash or "")
 
     @handle_errors
-    def on_open(self, run_id: Optional[str]) -> dict:
-        run = self.ctl.open_run(run_id or "")
+    def on_open(self, run_id: Optional[str], request: gr.Request) -> dict:
+        run = self.ctl.open_run(run_id or "", request.username)
         return {self.progress: "", **self.results.show(run)}
 
 
