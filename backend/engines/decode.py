@@ -18,6 +18,7 @@ whatever else shares the batch, on any device.
 
 from __future__ import annotations
 
+import math
 import queue
 import threading
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList,
     StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from backend.engines.token_ops import top_logprobs
 from backend.types import GenerationParams
 from backend.zerogpu import resident_model
 
@@ -243,16 +245,16 @@ class BatchSampler(LogitsProcessor):
                 chosen: torch.Tensor) -> tuple[Optional[Choice], ...]:
         """The distribution each reporting row chose from, its chosen token's probability and the top ones.
         Only rows that asked pay for this (it reads values back to the CPU)."""
-        probs = torch.softmax(logits, dim=-1)
+        log_probs = torch.log_softmax(logits, dim=-1)
         if sampled_probs is not None:
-            probs = torch.where(self.greedy, probs, sampled_probs)
-        top = torch.topk(probs, max(self.alternatives), dim=-1)
-        chosen_probs = probs.gather(1, chosen).squeeze(1).tolist()
-        values, indices, chosen_ids = top.values.tolist(), top.indices.tolist(), chosen.squeeze(1).tolist()
+            log_probs = torch.where(self.greedy, log_probs, sampled_probs.log())
+        # The same computation as the API's logprobs (backend/engines/token_ops.py), as probabilities.
+        picks = top_logprobs(log_probs, chosen, max(self.alternatives))
         return tuple(
-            Choice(chosen_ids[row], chosen_probs[row], tuple(zip(indices[row][:count], values[row][:count])))
+            Choice(pick.token_id, math.exp(pick.logprob),
+                   tuple((token, math.exp(value)) for token, value in pick.top[:count]))
             if count else None
-            for row, count in enumerate(self.alternatives))
+            for pick, count in zip(picks, self.alternatives))
 
 
 class RowsDone(StoppingCriteria):

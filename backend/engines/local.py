@@ -26,6 +26,8 @@ from backend.engines import loading
 from backend import zerogpu
 from backend.engines.batching import DONE, Batcher, Request
 from backend.engines.decode import Decoding
+from backend.engines import token_ops
+from backend.engines.token_level import PromptScores
 from backend.types import (
     ContextOverflowError,
     Event,
@@ -34,6 +36,7 @@ from backend.types import (
     GenerationError,
     GenerationParams,
     GenerationStats,
+    InvalidInputError,
     LabelScore,
     Message,
     Task,
@@ -131,12 +134,12 @@ class LocalGenerativeEngine:
         self._check_prompt_fits(input_ids.shape[1], what="prompt")
         return self._stream(input_ids, params, dropped_turns=0)
 
-    def render_chat(self, messages: Sequence[Message]) -> str:
+    def render_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str:
         """The exact text the model sees for a conversation (shown in the UI for transparency)."""
         return self.tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages],
             chat_template=self.chat_template,
-            add_generation_prompt=True,
+            add_generation_prompt=add_generation_prompt,
             tokenize=False,
         )
 
@@ -241,6 +244,40 @@ class LocalGenerativeEngine:
             # Stop this row (the batch thread drops it at the next step) and wait until it has let go.
             request.cancel.set()
             self.batcher.settle(request)
+
+    # ----------------------------------------------------------------- tokens (backend/engines/token_level.py)
+
+    def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return list(self.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+
+    def detokenize(self, ids: Sequence[int]) -> str:
+        return self.tokenizer.decode(token_ops.check_ids(ids, self.vocabulary_size, "tokens"))
+
+    def token_texts(self, ids: Sequence[int]) -> list[str]:
+        """Each token's own text (for logprobs: `tokens` and the keys of `top_logprobs`)."""
+        return [self.tokenizer.decode([token]) for token in ids]
+
+    def tokenizer_info(self) -> dict[str, Any]:
+        return {**token_ops.tokenizer_info(self.tokenizer, self.max_context, self.chat_template),
+                "eos_token_ids": list(self.eos_token_ids)}
+
+    @property
+    def vocabulary_size(self) -> int:
+        return int(self.model.get_input_embeddings().num_embeddings)
+
+    def stream_tokens(self, prompt_ids: Sequence[int], params: GenerationParams) -> Iterator[Event]:
+        """A raw completion of token ids exactly as given (no BOS added): the API's token-id prompts."""
+        self._require("generate")
+        ids = token_ops.check_ids(prompt_ids, self.vocabulary_size, "prompt")
+        if not ids:
+            raise InvalidInputError("prompt: has no tokens; give at least one token id")
+        self._check_prompt_fits(len(ids), what="prompt")
+        return self._stream(torch.tensor([ids]), params, dropped_turns=0)
+
+    def score_tokens(self, rows: Sequence[Sequence[int]], top: int) -> list[PromptScores]:
+        self._require("generate")
+        return token_ops.score_prompts(self, [token_ops.check_ids(row, self.vocabulary_size, "prompt")
+                                              for row in rows], top)
 
     def count_generated_token(self) -> None:
         with self._counter_lock:

@@ -1,4 +1,5 @@
-"""The routes: `GET /v1/models`, `GET /v1/models/{id}`, `POST /v1/chat/completions`, `POST /v1/completions`.
+"""The routes: `GET /v1/models`, `GET /v1/models/{id}`, `POST /v1/chat/completions`, `POST /v1/completions`,
+and vLLM's tokenizer routes at the root (backend/openai_api/tokenizer.py).
 
 `add_openai_routes(app, registry, ...)` mounts them on any FastAPI app, Gradio's included, so the API and the UI
 share one server and one registry (one copy of each model in memory). Requests go through
@@ -15,11 +16,13 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from backend import service
+from backend.openai_api import completions
 from backend.openai_api.auth import ApiAuth, BasicCheck, TokenCheck
 from backend.openai_api.errors import ApiError, ApiRoute, errors_about
 from backend.openai_api.responses import Completion, Kind
 from backend.openai_api.schemas import ChatCompletionRequest, CompletionRequest
 from backend.openai_api.streaming import answer
+from backend.openai_api.tokenizer import tokenizer_router
 from backend.registry import Registry
 from backend.security import redact
 from backend.types import UnsupportedTaskError
@@ -53,6 +56,7 @@ def add_openai_routes(
     auth = ApiAuth(check_token, check_basic)
     for router in [openai_router(registry, auth), *(factory(registry, auth) for factory in extra_routers)]:
         app.include_router(router, prefix=prefix)
+    app.include_router(tokenizer_router(registry, auth))  # at the root, where vLLM serves them
     return auth
 
 
@@ -107,7 +111,9 @@ def openai_router(registry: Registry, auth: ApiAuth) -> APIRouter:
         check_model(registry, body.model, "text")
         with errors_about("prompt", body.api_names):
             params = body.params(registry.spec(body.model).default_params())
-            events = service.stream_generate(registry, body.model, body.prompt, params)
+            if not body.plain:  # several prompts, token ids, echo, logprobs, max_tokens 0
+                return await completions.complete(request, registry, body, params)
+            events = service.stream_generate(registry, body.model, body.prompt[0], params)
         return await answer(request, events, completion, body.stream)
 
     return router

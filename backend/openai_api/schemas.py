@@ -8,12 +8,16 @@ refused by name rather than silently ignored.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
 
 from backend.openai_api.errors import API_NAMES, invalid
 from backend.types import GenerationParams, normalise_stop
+
+
+MAX_PROMPTS = 64  # per /v1/completions request (lm-evaluation-harness sends --batch_size of them)
+MAX_LOGPROBS = 20  # as vLLM
 
 
 def _whole(value: Any) -> Optional[int]:
@@ -216,28 +220,39 @@ class ChatCompletionRequest(_Sampling):
 
 
 class CompletionRequest(_Sampling):
-    """POST /v1/completions (the legacy text-completion API)."""
+    """POST /v1/completions (the legacy text-completion API): one or several prompts, each a string or token ids,
+    with vLLM's `echo` / `logprobs` / `max_tokens: 0` (how lm-evaluation-harness scores log-likelihoods)."""
 
     prompt: Any = None
-    echo: Annotated[Any, _refused("not supported (the completion never includes the prompt)")] = None
+    echo: Flag = False
     suffix: Annotated[Any, _refused("insertion (text after the completion) is not supported")] = None
     best_of: Whole = None
-    logprobs: Any = None
+    logprobs: Whole = None
 
     @field_validator("prompt")
     @classmethod
-    def _prompt(cls, value: Any) -> str:
-        """A string, or a list holding exactly one string (OpenAI's batch form, with a batch of one)."""
+    def _prompt(cls, value: Any) -> list[Union[str, list[int]]]:
+        """A string, token ids, or a list of either (one choice per prompt, in order)."""
         if value is None:
             raise invalid("required; give the text to complete")
-        if isinstance(value, list):
-            if len(value) != 1:
-                raise invalid(f"one prompt per request is supported (a string, or a list of one string); "
-                              f"got a list of {len(value)}")
-            value = value[0]
-        if not isinstance(value, str):
-            raise invalid("must be a string (token-id prompts are not supported)")
-        return value
+        if isinstance(value, str):
+            return [value]
+        if not isinstance(value, list) or not value:
+            raise invalid("must be a string, a list of strings, a list of token ids or a list of such lists")
+        if all(_is_token_id(item) for item in value):
+            return [list(value)]
+        if len(value) > MAX_PROMPTS:
+            raise invalid(f"at most {MAX_PROMPTS} prompts per request, got {len(value)}; split the batch")
+        prompts: list[Union[str, list[int]]] = []
+        for index, item in enumerate(value):
+            if isinstance(item, str):
+                prompts.append(item)
+            elif isinstance(item, list) and item and all(_is_token_id(token) for token in item):
+                prompts.append(list(item))
+            else:
+                raise invalid("must be a string or a non-empty list of token ids (whole numbers)",
+                              suffix=f"[{index}]")
+        return prompts
 
     @field_validator("best_of")
     @classmethod
@@ -248,7 +263,33 @@ class CompletionRequest(_Sampling):
 
     @field_validator("logprobs")
     @classmethod
-    def _logprobs(cls, value: Any) -> Any:
-        if value is not None and value is not False:  # a number, where even 0 asks for some
-            raise invalid("not supported by this server")
+    def _logprobs(cls, value: Optional[int]) -> Optional[int]:
+        if value is not None and not 0 <= value <= MAX_LOGPROBS:
+            raise invalid(f"must be between 0 and {MAX_LOGPROBS}, got {value}")
         return value
+
+    @property
+    def new_tokens(self) -> Optional[int]:
+        """max_tokens as sent (None: the model's default); 0 generates nothing (echo scores the prompt)."""
+        return self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
+
+    def params(self, defaults: GenerationParams) -> GenerationParams:
+        """As for chat; `max_tokens: 0` keeps the default (nothing is generated), and `logprobs` asks the decode
+        step for each token's alternatives (Generate's probabilities view: the same computation)."""
+        request = self
+        if self.new_tokens == 0:
+            request = self.model_copy(update={"max_tokens": None, "max_completion_tokens": None})
+        params = _Sampling.params(request, defaults)
+        if self.logprobs is not None:
+            params = params.with_overrides(top_alternatives=max(1, self.logprobs))
+        return params
+
+    @property
+    def plain(self) -> bool:
+        """One string prompt and nothing token-level: the streaming path the Chat tab's engine uses as is."""
+        return (len(self.prompt) == 1 and isinstance(self.prompt[0], str) and not self.echo
+                and self.logprobs is None and self.new_tokens != 0)
+
+
+def _is_token_id(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
