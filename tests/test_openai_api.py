@@ -137,7 +137,7 @@ def _error_of(call: Any) -> tuple[int, dict[str, Any]]:
         ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400,
          "messages[0].content[0]", "only text parts"),
         ({"messages": [{"role": "user", "content": "   "}]}, 400, "messages", "is empty"),
-        ({"n": 3}, 400, "n", "only n=1"),
+        ({"n": 30}, 400, "n", "n: must be between 1 and 8"),
         ({"model": "remote-down"}, 503, None, "cannot connect"),
     ],
 )

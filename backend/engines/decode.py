@@ -29,6 +29,7 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList,
     StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from backend.engines.penalties import OccurrencePenalty
 from backend.engines.token_ops import top_logprobs
 from backend.types import GenerationParams
 from backend.zerogpu import resident_model
@@ -46,11 +47,16 @@ class RowPlan:
     seed: int
     top_alternatives: int = 0
     draw_offset: int = 0  # random draws already used: a row resumed after `draw_offset` tokens goes on from there
+    presence_penalty: float = 0.0  # OpenAI's penalties and logit_bias (backend/engines/penalties.py)
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
 
     @classmethod
     def of(cls, prompt_ids: list[int], params: GenerationParams, max_new_tokens: int, seed: int) -> "RowPlan":
         return cls(tuple(prompt_ids), max_new_tokens, 0.0 if params.greedy else params.temperature,
-                   params.top_k, params.top_p, params.repetition_penalty, seed, params.top_alternatives)
+                   params.top_k, params.top_p, params.repetition_penalty, seed, params.top_alternatives,
+                   presence_penalty=params.presence_penalty, frequency_penalty=params.frequency_penalty,
+                   logit_bias=params.logit_bias)
 
     @property
     def greedy(self) -> bool:
@@ -198,6 +204,7 @@ class BatchSampler(LogitsProcessor):
         # (scattering the same value twice is harmless; a pad id that differs would be penalised wrongly).
         self.first_real = (attention_mask == 0).sum(dim=1, keepdim=True)
         self.padding = attention_mask == 0
+        self.occurrence = OccurrencePenalty.of(rows, attention_mask.shape[1], device)
         self.step = 0
         self.choices: tuple[Optional[Choice], ...] = ()  # this step's, for the streamer
 
@@ -205,6 +212,8 @@ class BatchSampler(LogitsProcessor):
         logits = scores.float()
         if self.any_penalty:
             logits = self._penalise(input_ids, logits)
+        if self.occurrence is not None:
+            logits = self.occurrence(input_ids, logits)
         chosen = torch.argmax(logits, dim=-1, keepdim=True)
         probs = None
         if self.any_sampled:

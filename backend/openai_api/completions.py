@@ -24,7 +24,7 @@ from backend.engines.token_level import PromptScores, TokenLogprob
 from backend.openai_api.errors import ApiError, api_error, errors_about
 from backend.openai_api.responses import Completion
 from backend.openai_api.schemas import CompletionRequest
-from backend.openai_api.streaming import SSE_HEADERS, Pump, sse_line, watch_disconnect
+from backend.openai_api.streaming import SSE_HEADERS, Pumps, merged, sse_line
 from backend.registry import Registry
 from backend.types import Delta, Final, GenerationParams, TokenChoice
 
@@ -233,74 +233,45 @@ async def complete(request: Request, registry: Registry, body: CompletionRequest
     plan = TextCompletion(registry, body, params)
     with errors_about("prompt", body.api_names):
         await asyncio.to_thread(plan.prepare)
-    streams = plan.streams()
-    loop = asyncio.get_running_loop()
-    pumps = [Pump(events, loop) for events in streams]
-    watchers = [asyncio.create_task(watch_disconnect(request, pump)) for pump in pumps]
-
-    def stop() -> None:
-        for pump in pumps:
-            pump.stop()
-        for watcher in watchers:
-            watcher.cancel()
-
+    pumps = Pumps(request, plan.streams())
     if body.stream:
-        return StreamingResponse(_stream(plan, pumps, stop), media_type="text/event-stream", headers=SSE_HEADERS)
+        return StreamingResponse(_stream(plan, pumps), media_type="text/event-stream", headers=SSE_HEADERS)
     try:
-        for choice, pump in zip(plan.choices, pumps):
-            while (item := await pump.get())[0] != "end":
-                if item[0] == "error":
-                    raise api_error(item[1], input_field="prompt", names=body.api_names)
-                plan.take(choice, item[1])
-            if choice.final is None:
-                raise ApiError(500, "generation ended without a result", kind="server_error")
+        async for index, kind, value in merged(pumps.pumps):
+            if kind == "error":
+                raise api_error(value, input_field="prompt", names=body.api_names)
+            plan.take(plan.choices[index], value)
+        if pumps.pumps and any(choice.final is None for choice in plan.choices):
+            raise ApiError(500, "generation ended without a result", kind="server_error")
     finally:
-        stop()
+        pumps.stop()
     return JSONResponse(plan.response())
 
 
-async def _stream(plan: TextCompletion, pumps: list[Pump], stop: Any) -> AsyncIterator[str]:
+async def _stream(plan: TextCompletion, pumps: Pumps) -> AsyncIterator[str]:
     """Each choice's echo (with the prompt's logprobs) first, then every choice's pieces as they come, tagged
     with its index; each choice's closing chunk; usage; [DONE]."""
+    generating = bool(pumps.pumps)
     try:
         for choice in plan.choices:
-            if plan.body.echo or not pumps:
-                text = choice.echo_text + ("" if pumps else choice.text)
+            if plan.body.echo or not generating:
+                text = choice.echo_text + ("" if generating else choice.text)
                 yield sse_line(plan.chunk(choice, text, 0 if choice.logprobs else None,
-                                          None if pumps else plan.finish_reason(choice)))
-        merged: asyncio.Queue[tuple[int, tuple[str, Any]]] = asyncio.Queue()
-
-        async def forward(index: int, pump: Pump) -> None:
-            while True:
-                item = await pump.get()
-                await merged.put((index, item))
-                if item[0] == "end":
-                    return
-
-        forwarders = [asyncio.create_task(forward(index, pump)) for index, pump in enumerate(pumps)]
-        open_streams = len(pumps)
-        try:
-            while open_streams:
-                index, (kind, value) = await merged.get()
-                choice = plan.choices[index]
-                if kind == "end":
-                    open_streams -= 1
-                    continue
-                if kind == "error":
-                    yield sse_line(api_error(value, input_field="prompt").body())
-                    return
-                seen = len(choice.logprobs.tokens) if choice.logprobs else None
-                text = plan.take(choice, value)
-                if isinstance(value, Final):
-                    yield sse_line(plan.chunk(choice, "", None, plan.finish_reason(choice)))
-                elif text or (seen is not None and choice.logprobs and len(choice.logprobs.tokens) > seen):
-                    yield sse_line(plan.chunk(choice, text, seen))
-        finally:
-            for forwarder in forwarders:
-                forwarder.cancel()
+                                          None if generating else plan.finish_reason(choice)))
+        async for index, kind, value in merged(pumps.pumps):
+            choice = plan.choices[index]
+            if kind == "error":
+                yield sse_line(api_error(value, input_field="prompt").body())
+                return
+            seen = len(choice.logprobs.tokens) if choice.logprobs else None
+            text = plan.take(choice, value)
+            if isinstance(value, Final):
+                yield sse_line(plan.chunk(choice, "", None, plan.finish_reason(choice)))
+            elif text or (choice.logprobs and seen is not None and len(choice.logprobs.tokens) > seen):
+                yield sse_line(plan.chunk(choice, text, seen))
         if plan.body.include_usage:
             yield sse_line({"id": plan.completion.id, "object": "text_completion", "created": plan.completion.created,
                             "model": plan.model, "system_fingerprint": None, "choices": [], "usage": plan.usage()})
         yield "data: [DONE]\n\n"
     finally:
-        stop()
+        pumps.stop()

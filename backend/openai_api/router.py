@@ -9,14 +9,15 @@ as the UI.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any, Callable, Optional, Sequence
 
 from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
-from backend import service
-from backend.openai_api import completions
+from backend import service, tokens
+from backend.openai_api import chat, completions
 from backend.openai_api.auth import ApiAuth, BasicCheck, TokenCheck
 from backend.openai_api.errors import ApiError, ApiRoute, errors_about
 from backend.openai_api.responses import Completion, Kind
@@ -25,7 +26,7 @@ from backend.openai_api.streaming import answer
 from backend.openai_api.tokenizer import tokenizer_router
 from backend.registry import Registry
 from backend.security import redact
-from backend.types import UnsupportedTaskError
+from backend.types import GenerationParams, UnsupportedTaskError
 
 OWNER = "llm-workbench"
 # Each kind of completion request: the model task it needs, and its route (for hints).
@@ -101,6 +102,10 @@ def openai_router(registry: Registry, auth: ApiAuth) -> APIRouter:
         message, history = body.conversation()
         with errors_about("messages", body.api_names):
             params = body.params(registry.spec(body.model).default_params())
+        await check_local_features(registry, body.model, params, logprobs=body.logprobs)
+        if not body.plain:  # n > 1, logprobs
+            return await chat.complete(request, registry, body, params)
+        with errors_about("messages", body.api_names):
             # Validation of the input happens here, before any model is touched.
             events = service.stream_chat(registry, body.model, message, history, params)
         return await answer(request, events, completion, body.stream)
@@ -111,12 +116,34 @@ def openai_router(registry: Registry, auth: ApiAuth) -> APIRouter:
         check_model(registry, body.model, "text")
         with errors_about("prompt", body.api_names):
             params = body.params(registry.spec(body.model).default_params())
+        await check_local_features(registry, body.model, params, logprobs=False)
+        with errors_about("prompt", body.api_names):
             if not body.plain:  # several prompts, token ids, echo, logprobs, max_tokens 0
                 return await completions.complete(request, registry, body, params)
             events = service.stream_generate(registry, body.model, body.prompt[0], params)
         return await answer(request, events, completion, body.stream)
 
     return router
+
+
+async def check_local_features(registry: Registry, model: str, params: GenerationParams, logprobs: bool) -> None:
+    """Fields only a model loaded in this app can honour are refused by name for a remote one (never ignored);
+    logit_bias token ids must be the model's."""
+    used = [name for name, on in (("logprobs", logprobs), ("presence_penalty", params.presence_penalty != 0),
+                                  ("frequency_penalty", params.frequency_penalty != 0),
+                                  ("logit_bias", bool(params.logit_bias))) if on]
+    if not used:
+        return
+    if registry.spec(model).backend != "transformers":
+        raise ApiError(400, f"{used[0]}: not available for model '{model}', which runs on a remote server "
+                       "(only models loaded in this app support it)", param=used[0])
+    if params.logit_bias:
+        with errors_about("prompt"):
+            vocabulary = (await asyncio.to_thread(tokens.tokenizer_info, registry, model))["vocab_size"]
+        outside = [token for token, _ in params.logit_bias if token >= vocabulary]
+        if outside:
+            raise ApiError(400, f"logit_bias: token id {outside[0]} is not in model '{model}''s vocabulary "
+                           f"(0 to {vocabulary - 1})", param="logit_bias")
 
 
 def check_model(registry: Registry, model: str, kind: Kind) -> None:

@@ -18,6 +18,7 @@ from backend.types import GenerationParams, normalise_stop
 
 MAX_PROMPTS = 64  # per /v1/completions request (lm-evaluation-harness sends --batch_size of them)
 MAX_LOGPROBS = 20  # as vLLM
+MAX_N = 8  # choices per chat request: each is a generation of its own
 
 
 def _whole(value: Any) -> Optional[int]:
@@ -79,6 +80,9 @@ class _Sampling(BaseModel):
     seed: Whole = None
     stop: Any = None
     n: Whole = None
+    presence_penalty: Real = None
+    frequency_penalty: Real = None
+    logit_bias: Any = None
 
     @field_validator("model")
     @classmethod
@@ -105,6 +109,18 @@ class _Sampling(BaseModel):
             raise invalid("only n=1 is supported")
         return value
 
+    @field_validator("logit_bias")
+    @classmethod
+    def _logit_bias(cls, value: Any) -> tuple[tuple[int, float], ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, dict) or not all(isinstance(key, str) and key.strip().isdigit() for key in value):
+            raise invalid('must be an object mapping token ids to biases, e.g. {"50256": -100}')
+        for key, bias in value.items():
+            if isinstance(bias, bool) or not isinstance(bias, (int, float)) or not -100 <= bias <= 100:
+                raise invalid(f"must be a number from -100 to 100, got {bias!r}", suffix=f"[{key}]")
+        return tuple(sorted((int(key), float(bias)) for key, bias in value.items()))
+
     @property
     def include_usage(self) -> bool:
         return bool(self.stream_options and self.stream_options.include_usage)
@@ -121,7 +137,8 @@ class _Sampling(BaseModel):
         max_tokens = self.max_completion_tokens if self.max_completion_tokens is not None else self.max_tokens
         return defaults.with_overrides(max_new_tokens=max_tokens, temperature=self.temperature, top_p=self.top_p,
                                        top_k=self.top_k, repetition_penalty=self.repetition_penalty,
-                                       seed=self.seed, stop=self.stop)
+                                       seed=self.seed, stop=self.stop, presence_penalty=self.presence_penalty,
+                                       frequency_penalty=self.frequency_penalty, logit_bias=self.logit_bias or None)
 
 
 def _refused(why: str) -> Any:
@@ -180,7 +197,8 @@ class ChatCompletionRequest(_Sampling):
     """POST /v1/chat/completions."""
 
     messages: Optional[list[ChatMessage]] = None
-    logprobs: Annotated[Any, _refused("not supported")] = None
+    logprobs: Flag = False
+    top_logprobs: Whole = None
     response_format: Any = None
     tools: Annotated[Any, _refused("tool calling is not supported")] = None
     functions: Annotated[Any, _refused("function calling is not supported")] = None
@@ -194,6 +212,42 @@ class ChatCompletionRequest(_Sampling):
         if not isinstance(value, list) or not value:
             raise invalid("required; give a non-empty list of {'role', 'content'} objects")
         return value
+
+    @field_validator("n")
+    @classmethod
+    def _n(cls, value: Optional[int]) -> Optional[int]:
+        if value is not None and not 1 <= value <= MAX_N:
+            raise invalid(f"must be between 1 and {MAX_N}, got {value}")
+        return value
+
+    @field_validator("top_logprobs")
+    @classmethod
+    def _top_logprobs(cls, value: Optional[int]) -> Optional[int]:
+        if value is not None and not 0 <= value <= MAX_LOGPROBS:
+            raise invalid(f"must be between 0 and {MAX_LOGPROBS}, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _top_needs_logprobs(self) -> "ChatCompletionRequest":
+        if self.top_logprobs and not self.logprobs:
+            raise invalid("needs logprobs: true", where="top_logprobs", param="top_logprobs")
+        return self
+
+    def params(self, defaults: GenerationParams) -> GenerationParams:
+        """As for completions; `logprobs` asks the decode step for each token's alternatives."""
+        params = _Sampling.params(self, defaults)
+        if self.logprobs:
+            params = params.with_overrides(top_alternatives=max(1, self.top_logprobs or 0))
+        return params
+
+    @property
+    def choices(self) -> int:
+        return self.n or 1
+
+    @property
+    def plain(self) -> bool:
+        """One choice without logprobs: the single-stream path."""
+        return self.choices == 1 and not self.logprobs
 
     @field_validator("response_format")
     @classmethod

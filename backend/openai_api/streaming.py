@@ -105,6 +105,47 @@ async def answer(request: Request, events: Iterator[Any], completion: Completion
         watcher.cancel()
 
 
+async def merged(pumps: list[Pump]) -> AsyncIterator[tuple[int, str, Any]]:
+    """The events of several pumps as they come, each tagged with its pump's index (several choices of one
+    request: n > 1, or several prompts). Ends when every pump has ended."""
+    queue: asyncio.Queue[tuple[int, tuple[str, Any]]] = asyncio.Queue()
+
+    async def forward(index: int, pump: Pump) -> None:
+        while True:
+            item = await pump.get()
+            await queue.put((index, item))
+            if item[0] == "end":
+                return
+
+    forwarders = [asyncio.create_task(forward(index, pump)) for index, pump in enumerate(pumps)]
+    running = len(pumps)
+    try:
+        while running:
+            index, (kind, value) = await queue.get()
+            if kind == "end":
+                running -= 1
+                continue
+            yield index, kind, value
+    finally:
+        for forwarder in forwarders:
+            forwarder.cancel()
+
+
+class Pumps:
+    """The pumps of one request's streams, watched for a disconnect; `stop()` ends them all."""
+
+    def __init__(self, request: Request, streams: list[Iterator[Any]]) -> None:
+        loop = asyncio.get_running_loop()
+        self.pumps = [Pump(events, loop) for events in streams]
+        self.watchers = [asyncio.create_task(watch_disconnect(request, pump)) for pump in self.pumps]
+
+    def stop(self) -> None:
+        for pump in self.pumps:
+            pump.stop()
+        for watcher in self.watchers:
+            watcher.cancel()
+
+
 def sse_line(payload: Any) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
