@@ -115,6 +115,8 @@ class GenerationParams:
     presence_penalty: float = 0.0
     frequency_penalty: float = 0.0
     logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, value added to its logit), OpenAI's logit_bias
+    # An llguidance grammar the output must follow (structured output; made by backend/structured.py).
+    grammar: str | None = None
 
     @property
     def greedy(self) -> bool:

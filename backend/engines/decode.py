@@ -29,6 +29,7 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList,
     StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from backend.engines.grammar import GrammarMask
 from backend.engines.penalties import OccurrencePenalty
 from backend.engines.token_ops import top_logprobs
 from backend.types import GenerationParams
@@ -50,13 +51,14 @@ class RowPlan:
     presence_penalty: float = 0.0  # OpenAI's penalties and logit_bias (backend/engines/penalties.py)
     frequency_penalty: float = 0.0
     logit_bias: tuple[tuple[int, float], ...] = ()
+    grammar: Optional[str] = None  # structured output (backend/engines/grammar.py)
 
     @classmethod
     def of(cls, prompt_ids: list[int], params: GenerationParams, max_new_tokens: int, seed: int) -> "RowPlan":
         return cls(tuple(prompt_ids), max_new_tokens, 0.0 if params.greedy else params.temperature,
                    params.top_k, params.top_p, params.repetition_penalty, seed, params.top_alternatives,
                    presence_penalty=params.presence_penalty, frequency_penalty=params.frequency_penalty,
-                   logit_bias=params.logit_bias)
+                   logit_bias=params.logit_bias, grammar=params.grammar)
 
     @property
     def greedy(self) -> bool:
@@ -110,7 +112,7 @@ def decode_batch(model: Any, decoding: Decoding, rows: list[RowPlan], stop_flags
     input_ids, attention_mask = _left_pad(rows, decoding.pad_token_id)
     device = model.device
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-    sampler = BatchSampler(rows, attention_mask)
+    sampler = BatchSampler(rows, attention_mask, GrammarMask.of(rows, model, decoding.eos_token_ids))
     with torch.inference_mode():
         model.generate(
             input_ids=input_ids,
@@ -181,8 +183,10 @@ class BatchSampler(LogitsProcessor):
     """Chooses every row's next token at once, with each row's own parameters, and hands generate a one-hot
     choice that it takes greedily."""
 
-    def __init__(self, rows: list[RowPlan], attention_mask: torch.Tensor) -> None:
+    def __init__(self, rows: list[RowPlan], attention_mask: torch.Tensor,
+                 grammar: Optional[GrammarMask] = None) -> None:
         device = attention_mask.device
+        self.grammar = grammar
         column = lambda values, dtype: torch.tensor(values, dtype=dtype, device=device).unsqueeze(1)  # noqa: E731
         self.greedy = column([row.greedy for row in rows], torch.bool)
         self.any_sampled = not all(row.greedy for row in rows)
@@ -214,6 +218,8 @@ class BatchSampler(LogitsProcessor):
             logits = self._penalise(input_ids, logits)
         if self.occurrence is not None:
             logits = self.occurrence(input_ids, logits)
+        if self.grammar is not None:
+            logits = self.grammar(input_ids, logits)
         chosen = torch.argmax(logits, dim=-1, keepdim=True)
         probs = None
         if self.any_sampled:

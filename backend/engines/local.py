@@ -26,7 +26,7 @@ from backend.engines import loading
 from backend import zerogpu
 from backend.engines.batching import DONE, Batcher, Request
 from backend.engines.decode import Decoding
-from backend.engines import token_ops
+from backend.engines import grammar, token_ops
 from backend.engines.token_level import PromptScores
 from backend.types import (
     ContextOverflowError,
@@ -107,6 +107,7 @@ class LocalGenerativeEngine:
         self.batcher.close()
         with self.generate_lock:
             zerogpu.evict_resident(self.resident_key, self.model)
+            grammar.forget(self.model)
             self.model = None
             self.tokenizer = None
         loading.release_memory(self.device)
@@ -193,6 +194,8 @@ class LocalGenerativeEngine:
             max_new_tokens = self.max_context - prompt_tokens
             notices.append(f"max_new_tokens lowered to {max_new_tokens} to fit the {self.max_context}-token context")
         seed = params.seed if params.seed is not None else secrets.randbits(63)
+        if params.grammar is not None:  # structured output: the decode step needs the tokenizer's grammar view
+            grammar.register(self.model, self.tokenizer, self.eos_token_ids)
         request = Request(self, input_ids[0].tolist(), params, max_new_tokens, seed)
         return self._consume(request, prompt_tokens, dropped_turns, notices)
 

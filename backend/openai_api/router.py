@@ -131,7 +131,8 @@ async def check_local_features(registry: Registry, model: str, params: Generatio
     logit_bias token ids must be the model's."""
     used = [name for name, on in (("logprobs", logprobs), ("presence_penalty", params.presence_penalty != 0),
                                   ("frequency_penalty", params.frequency_penalty != 0),
-                                  ("logit_bias", bool(params.logit_bias))) if on]
+                                  ("logit_bias", bool(params.logit_bias)),
+                                  ("response_format", params.grammar is not None)) if on]
     if not used:
         return
     if registry.spec(model).backend != "transformers":

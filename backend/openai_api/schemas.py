@@ -13,6 +13,7 @@ from typing import Annotated, Any, Optional, Union
 from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
 
 from backend.openai_api.errors import API_NAMES, invalid
+from backend.structured import grammar_for_schema
 from backend.types import GenerationParams, normalise_stop
 
 
@@ -238,6 +239,8 @@ class ChatCompletionRequest(_Sampling):
         params = _Sampling.params(self, defaults)
         if self.logprobs:
             params = params.with_overrides(top_alternatives=max(1, self.top_logprobs or 0))
+        if self.response_format is not None:  # structured output: decoding follows the schema's grammar
+            params = params.with_overrides(grammar=grammar_for_schema(self.response_format))
         return params
 
     @property
@@ -252,9 +255,20 @@ class ChatCompletionRequest(_Sampling):
     @field_validator("response_format")
     @classmethod
     def _response_format(cls, value: Any) -> Any:
-        if isinstance(value, dict) and value.get("type") not in (None, "text"):
-            raise invalid("only {'type': 'text'} is supported")
-        return value
+        """None (free text) or the JSON Schema the reply must follow ({} for json_object: any object)."""
+        if value is None:
+            return None
+        if not isinstance(value, dict) or value.get("type") not in ("text", "json_object", "json_schema"):
+            raise invalid("give {'type': 'text'}, {'type': 'json_object'} or {'type': 'json_schema', "
+                          "'json_schema': {'name': ..., 'schema': {...}}}")
+        if value["type"] == "text":
+            return None
+        if value["type"] == "json_object":
+            return {"type": "object"}
+        spec = value.get("json_schema")
+        if not isinstance(spec, dict) or not isinstance(spec.get("schema"), dict):
+            raise invalid("required: a JSON Schema object", suffix=".json_schema.schema")
+        return spec["schema"]
 
     @model_validator(mode="after")
     def _ends_with_user(self) -> "ChatCompletionRequest":
