@@ -27,3 +27,26 @@ def grammar_for_schema(schema: Optional[dict[str, Any]], field: str = "response_
     if is_error:
         raise InvalidInputError(f"{field}: this JSON Schema is not supported: {'; '.join(map(str, messages))}")
     return grammar
+
+
+def grammar_for_tool_call(tools: list[dict[str, Any]], name: Optional[str] = None) -> str:
+    """A grammar for exactly one call, `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` (the Hermes
+    format, backend/openai_api/tools.py), of the tool `name` or any of `tools`: tool_choice 'required' / named."""
+    import json
+
+    import llguidance
+
+    chosen = [tool for tool in tools if name is None or tool["name"] == name]
+    calls = [{"type": "object", "additionalProperties": False, "required": ["name", "arguments"],
+              "properties": {"name": {"const": tool["name"]},
+                             "arguments": tool.get("parameters") or {"type": "object"}}} for tool in chosen]
+    schema = {"anyOf": calls} if len(calls) > 1 else calls[0]
+    lark = 'start: "<tool_call>" call "</tool_call>"\ncall: %json ' + json.dumps({**schema, **_OPTIONS})
+    try:
+        grammar = llguidance.grammar_from("lark", lark)
+        is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar)
+    except Exception as error:  # noqa: BLE001
+        raise InvalidInputError(f"tools: a function's parameters are not a usable JSON Schema: {error}") from None
+    if is_error:
+        raise InvalidInputError(f"tools: a function's parameters are not supported: {'; '.join(map(str, messages))}")
+    return grammar

@@ -48,6 +48,15 @@ def tokenize_chat(registry: Registry, model_id: str, messages: Sequence[dict[str
         return engine.tokenize(engine.render_chat(chat, add_generation_prompt), add_special_tokens)
 
 
+def render_messages(registry: Registry, model_id: str, messages: list[dict[str, Any]],
+                    tools: Optional[list[dict[str, Any]]]) -> tuple[list[int], Optional[str]]:
+    """(the prompt's tokens, the chat template) for a conversation with tools / tool calls / tool results."""
+    with token_engine(registry, model_id, "chat") as engine:
+        template = engine.tokenizer_info().get("chat_template")
+        text = engine.render_messages(messages, tools)
+        return engine.tokenize(text, add_special_tokens=False), template
+
+
 def detokenize(registry: Registry, model_id: str, ids: Sequence[int]) -> str:
     with token_engine(registry, model_id) as engine:
         return engine.detokenize(ids)

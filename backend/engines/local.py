@@ -16,7 +16,7 @@ import queue
 import secrets
 import threading
 import time
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Optional, Sequence
 
 import torch
 from transformers import AutoModelForCausalLM
@@ -259,6 +259,11 @@ class LocalGenerativeEngine:
     def token_texts(self, ids: Sequence[int]) -> list[str]:
         """Each token's own text (for logprobs: `tokens` and the keys of `top_logprobs`)."""
         return [self.tokenizer.decode([token]) for token in ids]
+
+    def render_messages(self, messages: list[dict[str, Any]], tools: Optional[list[dict[str, Any]]] = None) -> str:
+        """A conversation with tool calls / tool results, and the tools on offer, as the template renders it."""
+        return self.tokenizer.apply_chat_template(messages, tools=tools or None, chat_template=self.chat_template,
+                                                  add_generation_prompt=True, tokenize=False)
 
     def tokenizer_info(self) -> dict[str, Any]:
         return {**token_ops.tokenizer_info(self.tokenizer, self.max_context, self.chat_template),

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.responses import Response
 
 from backend import service, tokens
-from backend.openai_api import chat, completions
+from backend.openai_api import chat, completions, tools
 from backend.openai_api.auth import ApiAuth, BasicCheck, TokenCheck
 from backend.openai_api.errors import ApiError, ApiRoute, errors_about
 from backend.openai_api.responses import Completion, Kind
@@ -99,12 +99,14 @@ def openai_router(registry: Registry, auth: ApiAuth) -> APIRouter:
     async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
         completion = Completion("chat", body.model, body.include_usage)
         check_model(registry, body.model, "chat")
-        message, history = body.conversation()
         with errors_about("messages", body.api_names):
             params = body.params(registry.spec(body.model).default_params())
         await check_local_features(registry, body.model, params, logprobs=body.logprobs)
+        if body.uses_tools:  # tools on offer, tool calls or results in the history
+            return await tools.complete(request, registry, body, params)
         if not body.plain:  # n > 1, logprobs
             return await chat.complete(request, registry, body, params)
+        message, history = body.conversation()
         with errors_about("messages", body.api_names):
             # Validation of the input happens here, before any model is touched.
             events = service.stream_chat(registry, body.model, message, history, params)

@@ -8,6 +8,7 @@ refused by name rather than silently ignored.
 
 from __future__ import annotations
 
+import json
 from typing import Annotated, Any, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
@@ -154,19 +155,48 @@ def _refused(why: str) -> Any:
 # ------------------------------------------------------------------------------------------ chat
 
 
+class ToolCall(BaseModel):
+    """An assistant's call in the history: `{"id", "type": "function", "function": {"name", "arguments"}}`."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: Optional[str] = None
+    type: Any = "function"
+    function: Any = None
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise invalid("must be {'name': ..., 'arguments': '<JSON text>'}")
+        arguments = value.get("arguments", "{}")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments or "{}")
+            except ValueError:
+                raise invalid("arguments must be JSON text", suffix=".arguments") from None
+        if not isinstance(arguments, dict):
+            raise invalid("arguments must be a JSON object", suffix=".arguments")
+        return {"name": value["name"], "arguments": arguments}
+
+
 class ChatMessage(BaseModel):
-    """One message; `developer` is OpenAI's newer name for `system`. Content is text (or text parts)."""
+    """One message; `developer` is OpenAI's newer name for `system`. Content is text (or text parts); an assistant
+    message may carry `tool_calls` instead (content null), and a `tool` message answers one (`tool_call_id`)."""
 
     model_config = ConfigDict(extra="ignore", validate_default=True)
 
     role: Any = None
     content: Any = None
+    tool_calls: Optional[list[ToolCall]] = None
+    tool_call_id: Optional[str] = None
 
     @model_validator(mode="before")
     @classmethod
     def _object(cls, value: Any) -> Any:
         if not isinstance(value, dict):
             raise invalid("must be an object with 'role' and 'content'")
+        if value.get("content") is None and value.get("role") == "assistant" and value.get("tool_calls"):
+            return {**value, "content": ""}
         return value
 
     @field_validator("role")
@@ -174,8 +204,8 @@ class ChatMessage(BaseModel):
     def _role(cls, value: Any) -> str:
         if value == "developer":
             value = "system"
-        if value not in ("system", "user", "assistant"):
-            raise invalid(f"must be 'system', 'user' or 'assistant', not {value!r}")
+        if value not in ("system", "user", "assistant", "tool"):
+            raise invalid(f"must be 'system', 'user', 'assistant' or 'tool', not {value!r}")
         return value
 
     @field_validator("content")
@@ -193,6 +223,40 @@ class ChatMessage(BaseModel):
             return "".join(texts)
         raise invalid("must be a string or a list of text parts")
 
+    def for_template(self) -> dict[str, Any]:
+        """The message as chat templates take it (tool call arguments as objects)."""
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [{"id": call.id, "type": "function", "function": call.function}
+                                     for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        return message
+
+
+class Tool(BaseModel):
+    """`{"type": "function", "function": {"name", "description", "parameters"}}`."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Any = "function"
+    function: Any = None
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: Any) -> str:
+        if value != "function":
+            raise invalid(f"only 'function' tools are supported, not {value!r}")
+        return value
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not value["name"]:
+            raise invalid("must be {'name': ..., 'description': ..., 'parameters': {JSON Schema}}")
+        if value.get("parameters") is not None and not isinstance(value["parameters"], dict):
+            raise invalid("must be a JSON Schema object", suffix=".parameters")
+        return {key: value[key] for key in ("name", "description", "parameters") if value.get(key) is not None}
+
 
 class ChatCompletionRequest(_Sampling):
     """POST /v1/chat/completions."""
@@ -201,10 +265,11 @@ class ChatCompletionRequest(_Sampling):
     logprobs: Flag = False
     top_logprobs: Whole = None
     response_format: Any = None
-    tools: Annotated[Any, _refused("tool calling is not supported")] = None
-    functions: Annotated[Any, _refused("function calling is not supported")] = None
-    tool_choice: Annotated[Any, _refused("tool calling is not supported")] = None
-    function_call: Annotated[Any, _refused("function calling is not supported")] = None
+    tools: Optional[list[Tool]] = None
+    tool_choice: Any = None
+    parallel_tool_calls: Any = None  # accepted: at most one call is forced; `auto` parses every call written
+    functions: Annotated[Any, _refused("the legacy functions field is not supported (use tools)")] = None
+    function_call: Annotated[Any, _refused("the legacy function_call field is not supported (use tool_choice)")] = None
     audio: Annotated[Any, _refused("audio output is not supported")] = None
 
     @field_validator("messages", mode="before")
@@ -250,7 +315,7 @@ class ChatCompletionRequest(_Sampling):
     @property
     def plain(self) -> bool:
         """One choice without logprobs: the single-stream path."""
-        return self.choices == 1 and not self.logprobs
+        return self.choices == 1 and not self.logprobs and not self.uses_tools
 
     @field_validator("response_format")
     @classmethod
@@ -270,12 +335,43 @@ class ChatCompletionRequest(_Sampling):
             raise invalid("required: a JSON Schema object", suffix=".json_schema.schema")
         return spec["schema"]
 
+    @field_validator("tool_choice")
+    @classmethod
+    def _tool_choice(cls, value: Any) -> Any:
+        """'auto' (the default), 'none', 'required', or {'type': 'function', 'function': {'name': ...}}."""
+        if value is None or value in ("auto", "none", "required"):
+            return value
+        if isinstance(value, dict) and isinstance((value.get("function") or {}).get("name"), str):
+            return value["function"]["name"]
+        raise invalid("give 'auto', 'none', 'required' or {'type': 'function', 'function': {'name': ...}}")
+
     @model_validator(mode="after")
     def _ends_with_user(self) -> "ChatCompletionRequest":
-        if self.messages and self.messages[-1].role != "user":
-            raise invalid("the last message must come from the user", where=f"messages[{len(self.messages) - 1}]",
-                          param="messages")
+        last = len(self.messages or []) - 1
+        if self.messages and self.messages[-1].role not in ("user", "tool"):
+            raise invalid("the last message must come from the user (or be a tool's result)",
+                          where=f"messages[{last}]", param="messages")
+        names = [tool.function["name"] for tool in self.tools or []]
+        if self.tool_choice not in (None, "auto", "none", "required") and self.tool_choice not in names:
+            raise invalid(f"names {self.tool_choice!r}, which is not one of the tools ({', '.join(names) or 'none'})",
+                          where="tool_choice", param="tool_choice")
+        if self.tool_choice == "required" and not names:
+            raise invalid("'required' needs tools", where="tool_choice", param="tool_choice")
+        if self.uses_tools and self.response_format is not None:
+            raise invalid("cannot be combined with tools", where="response_format", param="response_format")
         return self
+
+    @property
+    def uses_tools(self) -> bool:
+        """Tools on offer, or tool calls / results in the history: the template renders them (tools.py)."""
+        return bool(self.tools) or any(m.role == "tool" or m.tool_calls for m in self.messages or [])
+
+    @property
+    def forced_tool(self) -> Optional[str]:
+        """'*' when any tool must be called (required), a tool's name when that one must, else None."""
+        if not self.tools or self.tool_choice in (None, "auto", "none"):
+            return None
+        return "*" if self.tool_choice == "required" else self.tool_choice
 
     def conversation(self) -> tuple[str, list[dict[str, str]]]:
         """(the last user message, everything before it)."""
