@@ -42,10 +42,11 @@ def tokenize(registry: Registry, model_id: str, text: str, add_special_tokens: b
 def tokenize_chat(registry: Registry, model_id: str, messages: Sequence[dict[str, str]],
                   add_generation_prompt: bool = True, add_special_tokens: bool = False) -> list[int]:
     """The tokens of a conversation as the model's chat template renders it."""
-    chat = service.build_messages(messages[-1]["content"], messages[:-1]) if messages and \
-        messages[-1]["role"] == "user" else [Message.from_dict(item, index) for index, item in enumerate(messages)]
+    chat = [Message.from_dict(item, index) for index, item in enumerate(messages)]
     with token_engine(registry, model_id) as engine:
-        return engine.tokenize(engine.render_chat(chat, add_generation_prompt), add_special_tokens)
+        text = engine.render_messages([{"role": m.role, "content": m.content} for m in chat],
+                                      add_generation_prompt=add_generation_prompt)
+        return engine.tokenize(text, add_special_tokens)
 
 
 def render_messages(registry: Registry, model_id: str, messages: list[dict[str, Any]],

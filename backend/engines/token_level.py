@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
-from backend.types import Event, GenerationParams, Message
+from backend.types import Event, GenerationParams
 
 
 @dataclass(frozen=True)
@@ -41,9 +41,8 @@ class TokenLevelEngine(Protocol):
 
     def tokenizer_info(self) -> dict[str, Any]: ...
 
-    def render_messages(self, messages: list[dict[str, Any]], tools: Optional[list[dict[str, Any]]] = None) -> str: ...
-
-    def render_chat(self, messages: Sequence[Message], add_generation_prompt: bool = True) -> str: ...
+    def render_messages(self, messages: list[dict[str, Any]], tools: Optional[list[dict[str, Any]]] = None,
+                        add_generation_prompt: bool = True) -> str: ...
 
     def stream_tokens(self, prompt_ids: Sequence[int], params: GenerationParams) -> Iterator[Event]: ...
 

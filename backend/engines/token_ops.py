@@ -12,9 +12,8 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
-from backend.engines.label_scoring import length_groups
 from backend.engines.token_level import PromptScores, TokenLogprob
-from backend.types import ContextOverflowError, GenerationError, InvalidInputError
+from backend.types import ContextOverflowError, InvalidInputError
 from backend.zerogpu import gpu_function, resident_model
 
 MAX_TOP = 20  # OpenAI's and vLLM's limit for top_logprobs
@@ -60,25 +59,27 @@ def tokenizer_info(tokenizer: Any, max_context: Optional[int], chat_template: Op
     }
 
 
-def score_prompts(engine: Any, rows: Sequence[Sequence[int]], top: int) -> list[PromptScores]:
-    """Every prompt token's log-probability, and the greedy next token, for each row (a loaded
-    LocalGenerativeEngine's weights; rows grouped by length into forward passes of at most max_batch_size)."""
+def score_prompts(runtime: Any, rows: Sequence[Sequence[int]], top: int) -> list[PromptScores]:
+    """Every prompt token's log-probability, and the greedy next token, for each row (a loaded model's
+    LocalRuntime; rows grouped by length into forward passes of at most max_batch_size)."""
+    from backend.engines.label_scoring import length_groups  # it builds on decode.py, which imports this module
+
     rows = [list(row) for row in rows]
+    limit = runtime.max_context
     for index, row in enumerate(rows):
         if not row:
             raise InvalidInputError(f"prompt: prompt {index} has no tokens; give at least one")
-        if engine.max_context is not None and len(row) > engine.max_context:
-            raise ContextOverflowError(f"the prompt {index} is {len(row)} tokens, but model '{engine.spec.id}' has "
-                                       f"a context of {engine.max_context} tokens; shorten it")
+        if limit is not None and len(row) > limit:
+            raise ContextOverflowError(f"the prompt {index} is {len(row)} tokens, but model '{runtime.model_id}' has "
+                                       f"a context of {limit} tokens; shorten it")
     top = max(0, min(int(top), MAX_TOP))
     results: list[Optional[PromptScores]] = [None] * len(rows)
-    per_pass = MAX_LOGITS_PER_PASS // max(1, max(len(row) for row in rows) * len(engine.tokenizer))
-    for group in length_groups([len(row) for row in rows], max(1, min(engine.spec.max_batch_size, per_pass))):
-        with engine.generate_lock:  # the lock generation takes: one forward at a time on these weights
-            if engine.model is None:
-                raise GenerationError(f"model '{engine.spec.id}' was unloaded while scoring")
-            scored = _on_device(engine.spec.gpu_duration_s)(engine.resident_key, engine.decoding.pad_token_id,
-                                                           [rows[index] for index in group], top)
+    per_pass = MAX_LOGITS_PER_PASS // max(1, max(len(row) for row in rows) * len(runtime.tokenizer))
+    for group in length_groups([len(row) for row in rows], max(1, min(runtime.limits.max_batch_size, per_pass))):
+        with runtime.lock:  # the lock generation takes: one forward at a time on these weights
+            runtime.require_loaded("while scoring")
+            scored = _on_device(runtime.limits.gpu_duration_s)(runtime.model_key, runtime.pad_token_id,
+                                                              [rows[index] for index in group], top)
         for index, result in zip(group, scored):
             results[index] = result
     return [result for result in results if result is not None]

@@ -1,15 +1,14 @@
 """From the backend's blocking event iterator to an HTTP answer: a server-sent event stream or one JSON body.
 
-`Pump` runs the iterator in its own thread and hands events to the event loop; a client that disconnects
+`Pump` reads the iterator from the event loop through backend/streams.py's bridge; a client that disconnects
 (`watch_disconnect`) or a stream that ends stops it, and stopping closes the iterator, which stops the model and
-ends the registry lease.
+ends the registry lease. `merged` reads several (the choices of one request) as their events come.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import threading
 from typing import Any, AsyncIterator, Iterator, Optional
 
 from fastapi import Request
@@ -17,56 +16,34 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from backend.openai_api.errors import ApiError, api_error
 from backend.openai_api.responses import Completion
+from backend.streams import iterate_in_thread
 from backend.types import Delta, Final
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class Pump:
-    """Runs the blocking event iterator in its own thread and hands events to the event loop.
+    """A backend stream read from the event loop, through the app's one thread-to-consumer bridge
+    (backend/streams.py `iterate_in_thread`): its thread iterates the blocking stream; `stop()` closes the channel,
+    after which the thread stops at the next event and closes the stream there (a generator belongs to the thread
+    that runs it), which stops the model and ends the registry lease.
 
-    Closing happens in that same thread (a generator cannot be closed while another thread runs it): `stop()`
-    sets a flag the thread checks after each event, so generation stops within one event of a disconnect.
+    `get()` gives ("event", event), then ("error", error) if the stream failed, then ("end", None).
     """
 
     def __init__(self, events: Iterator[Any], loop: asyncio.AbstractEventLoop) -> None:
-        self._events = events
-        self._loop = loop
-        self._queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
-        self._stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, name="openai-api-stream", daemon=True)
-        self.thread.start()
+        self.channel = iterate_in_thread(events, name="openai-api-stream", loop=loop)
 
     def stop(self) -> None:
-        self._stop.set()
+        self.channel.close()
 
     async def get(self) -> tuple[str, Any]:
-        return await self._queue.get()
-
-    def _put(self, item: tuple[str, Any]) -> None:
         try:
-            self._loop.call_soon_threadsafe(self._queue.put_nowait, item)
-        except RuntimeError:
-            self._stop.set()  # the event loop is gone: nobody is listening any more
-
-    def _run(self) -> None:
-        try:
-            for event in self._events:
-                if self._stop.is_set():
-                    break
-                self._put(("event", event))
-                if self._stop.is_set():
-                    break
-        except BaseException as error:  # noqa: BLE001 - every failure must reach the response
-            self._put(("error", error))
-        finally:
-            close = getattr(self._events, "close", None)
-            if close is not None:
-                try:
-                    close()  # stops the model and ends the registry lease
-                except Exception:  # noqa: BLE001 - already reporting, or nobody left to report to
-                    pass
-            self._put(("end", None))
+            return "event", await self.channel.next_async()
+        except StopAsyncIteration:
+            return "end", None
+        except Exception as error:  # noqa: BLE001 - the stream's failure, answered in OpenAI's shape
+            return "error", error
 
 
 async def watch_disconnect(request: Request, pump: Pump) -> None:
