@@ -1,17 +1,21 @@
 """The app's own OpenAI-compatible API over its registry: `GET /v1/models`, `GET /v1/models/{id}`,
-`POST /v1/chat/completions` (chat models) and `POST /v1/completions` (the legacy text-completion API, for models
-with the `generate` task): streaming SSE and plain JSON, OpenAI response shapes with `usage`.
+`POST /v1/chat/completions` (chat models; n, logprobs, penalties, logit_bias, response_format, tools) and
+`POST /v1/completions` (the legacy text-completion API, for models with the `generate` task; lists of prompts,
+token ids, echo, logprobs), plus vLLM's tokenizer routes: streaming SSE and plain JSON, OpenAI response shapes
+with `usage`.
 
-Modules: `schemas` (pydantic request models, field-named errors), `router` (the routes and
+Modules: `schemas` and `messages` (pydantic request models, field-named errors), `router` (the routes and
 `add_openai_routes`), `auth` (the auth dependency), `errors` (OpenAI's error shape, the one exception handler),
-`responses` (response and chunk shapes), `streaming` (thread -> SSE / JSON).
+`responses` (response and chunk shapes), `streaming` (thread -> SSE / JSON), `completions` (several prompts,
+token ids, echo, logprobs), `chat` (n, logprobs), `tools` (tool calling), `tokenizer` (vLLM's /tokenize,
+/detokenize, /tokenizer_info). Every field is documented in docs/API.md.
 
 Errors use OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`: 400 for bad input (naming the
 field), 401 when the optional token check refuses, 404 for an unknown model, 429 (with Retry-After) when the
 model's queue is full, 503 when the model cannot be loaded, 500 when generation fails. A client that disconnects
 closes the backend stream, which stops generation.
 
-Extensions beyond OpenAI's fields: `top_k` and `repetition_penalty` in requests, and the workbench's own
+Extensions beyond OpenAI's fields (as vLLM): `top_k` and `repetition_penalty` in requests, and the workbench's own
 statistics (time to first token, tokens/s, notices) under `"workbench"` in the last chunk / the response.
 FastAPI is the only web import here; gradio is not needed.
 
