@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import threading
+from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Literal
 
@@ -211,3 +212,39 @@ def test_bad_response_format_names_the_field(app_url: str) -> None:
             "model": MODEL, "messages": CHAT, "response_format": response_format})
         assert answer.status_code == 400 and words in answer.json()["error"]["message"], answer.text
         assert answer.json()["error"]["param"].startswith("response_format")
+
+
+def test_remote_entries_pass_openai_sampling_fields_through_and_refuse_local_only_ones(tiny_config) -> None:
+    """A remote (`backend: openai`) entry: penalties and logit_bias reach the server as sent; logprobs and
+    response_format, which this app would compute itself, are refused by name rather than ignored."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from backend.config import parse_config
+    from tests.remote_server import FakeServer, chat_chunk, stream_of
+
+    server = FakeServer()
+    server.script = [stream_of([chat_chunk("hi"), chat_chunk(finish="stop", usage={
+        "prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4})])]
+    entry = {"id": "remote", "tasks": ["chat"], "backend": "openai", "base_url": f"http://127.0.0.1:{server.port}/v1",
+             "model": "fake-model", "timeout_s": 10}
+    registry = Registry(parse_config({"models": [entry]}, Path("models.yaml")))
+    app = FastAPI()
+    add_openai_routes(app, registry)
+    try:
+        with TestClient(app) as http:
+            answer = http.post("/v1/chat/completions", json={
+                "model": "remote", "messages": CHAT, "temperature": 0.5, "presence_penalty": 0.5,
+                "frequency_penalty": -0.25, "logit_bias": {"7": -100}})
+            assert answer.status_code == 200, answer.text
+            sent = [exchange.body for exchange in server.requests if isinstance(exchange.body, dict)][-1]
+            assert sent["presence_penalty"] == 0.5 and sent["frequency_penalty"] == -0.25
+            assert sent["logit_bias"] == {"7": -100.0}
+            for extra, param in (({"logprobs": True}, "logprobs"),
+                                 ({"response_format": {"type": "json_object"}}, "response_format")):
+                refused = http.post("/v1/chat/completions", json={"model": "remote", "messages": CHAT, **extra})
+                assert refused.status_code == 400 and refused.json()["error"]["param"] == param
+                assert "runs on a remote server" in refused.json()["error"]["message"]
+    finally:
+        registry.close()
+        server.close()

@@ -129,17 +129,14 @@ def openai_router(registry: Registry, auth: ApiAuth) -> APIRouter:
 
 
 async def check_local_features(registry: Registry, model: str, params: GenerationParams, logprobs: bool) -> None:
-    """Fields only a model loaded in this app can honour are refused by name for a remote one (never ignored);
-    logit_bias token ids must be the model's."""
-    used = [name for name, on in (("logprobs", logprobs), ("presence_penalty", params.presence_penalty != 0),
-                                  ("frequency_penalty", params.frequency_penalty != 0),
-                                  ("logit_bias", bool(params.logit_bias)),
-                                  ("response_format", params.grammar is not None)) if on]
-    if not used:
-        return
+    """Fields only a model loaded in this app can honour are refused by name for a remote one (never ignored;
+    the penalties and logit_bias go through to the remote server); logit_bias token ids must be the model's."""
     if registry.spec(model).backend != "transformers":
-        raise ApiError(400, f"{used[0]}: not available for model '{model}', which runs on a remote server "
-                       "(only models loaded in this app support it)", param=used[0])
+        used = [name for name, on in (("logprobs", logprobs), ("response_format", params.grammar is not None)) if on]
+        if used:
+            raise ApiError(400, f"{used[0]}: not available for model '{model}', which runs on a remote server "
+                           "(only models loaded in this app support it)", param=used[0])
+        return
     if params.logit_bias:
         with errors_about("prompt"):
             vocabulary = (await asyncio.to_thread(tokens.tokenizer_info, registry, model))["vocab_size"]
