@@ -79,6 +79,13 @@ def check_text(field: str, text: Any, allow_empty: bool = False) -> None:
         raise InvalidInputError(f"{field}: contains a NUL character; remove it")
 
 
+def stream_leased(
+    registry: Registry, model_id: str, task: Task, start: Callable[[Engine], Iterator[Event]]
+) -> Iterator[Event]:
+    """The stream `start(engine)` makes, under a lease of the model (for streams built outside this module)."""
+    return _leased(registry, model_id, task, start)
+
+
 def _leased(
     registry: Registry, model_id: str, task: Task, start: Callable[[Engine], Iterator[Event]]
 ) -> Iterator[Event]:

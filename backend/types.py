@@ -21,6 +21,7 @@ FinishReason = Literal["stop", "length", "cancelled", "error"]
 # checked separately by its engine.
 MAX_NEW_TOKENS_LIMIT = 8192
 MAX_STOP_SEQUENCES = 8
+MAX_LOGIT_BIAS = 300  # as OpenAI
 
 
 # --------------------------------------------------------------------------------------------- errors
@@ -113,6 +114,12 @@ class GenerationParams:
     stop: tuple[str, ...] = ()
     # For the teaching view: how many next-token alternatives to report per generated token (0: none).
     top_alternatives: int = 0
+    # OpenAI's penalties on the tokens generated so far (as vLLM): frequency per occurrence, presence once.
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()  # (token id, value added to its logit), OpenAI's logit_bias
+    # An llguidance grammar the output must follow (structured output; made by backend/structured.py).
+    grammar: str | None = None
 
     @property
     def greedy(self) -> bool:
@@ -123,6 +130,8 @@ class GenerationParams:
         clean = {key: value for key, value in overrides.items() if value is not None}
         if "stop" in clean:
             clean["stop"] = normalise_stop(clean["stop"])
+        if "logit_bias" in clean:
+            clean["logit_bias"] = normalise_logit_bias(clean["logit_bias"])
         return replace(self, **clean).validated()
 
     def validated(self) -> "GenerationParams":
@@ -135,6 +144,13 @@ class GenerationParams:
         _check_int("top_alternatives", self.top_alternatives, 0, 20)
         if self.seed is not None:
             _check_int("seed", self.seed, 0, 2**63 - 1)
+        _check_float("presence_penalty", self.presence_penalty, -2.0, 2.0)
+        _check_float("frequency_penalty", self.frequency_penalty, -2.0, 2.0)
+        if len(self.logit_bias) > MAX_LOGIT_BIAS:
+            raise InvalidInputError(f"logit_bias: at most {MAX_LOGIT_BIAS} tokens, got {len(self.logit_bias)}")
+        for token, bias in self.logit_bias:
+            _check_int(f"logit_bias[{token}]", token, 0, 10**9)
+            _check_float(f"logit_bias[{token}]", bias, -100.0, 100.0)
         if len(self.stop) > MAX_STOP_SEQUENCES:
             raise InvalidInputError(f"stop: at most {MAX_STOP_SEQUENCES} stop sequences, got {len(self.stop)}")
         if any(not isinstance(s, str) or not s for s in self.stop):
@@ -151,6 +167,18 @@ def normalise_stop(stop: Any) -> tuple[str, ...]:
     if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) for s in stop):
         raise InvalidInputError("stop: give a list of strings")
     return tuple(s for s in stop if s)
+
+
+def normalise_logit_bias(bias: Any) -> tuple[tuple[int, float], ...]:
+    """OpenAI's `{"token id": bias}` (ids as strings in JSON) or (id, bias) pairs, as sorted pairs."""
+    if bias is None:
+        return ()
+    pairs = bias.items() if isinstance(bias, dict) else bias
+    try:
+        clean = [(int(str(token)), value) for token, value in pairs]
+    except (TypeError, ValueError):
+        raise InvalidInputError('logit_bias: give an object of token ids and biases, e.g. {"50256": -100}') from None
+    return tuple(sorted(clean))
 
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:

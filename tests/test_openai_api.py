@@ -15,10 +15,11 @@ from typing import Any, Iterator
 import httpx
 import openai
 import pytest
+from pydantic import BaseModel, field_validator
 
 from backend import service
 from backend.config import parse_config
-from backend.openai_api import add_openai_routes
+from backend.openai_api import add_openai_routes, invalid
 from backend.registry import Registry
 from backend.types import GenerationParams
 from tests.remote_server import free_port
@@ -132,11 +133,13 @@ def _error_of(call: Any) -> tuple[int, dict[str, Any]]:
         ({"messages": []}, 400, "messages", "non-empty list"),
         ({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}, 400, "messages",
          "last message must come from the user"),
-        ({"messages": [{"role": "tool", "content": "x"}]}, 400, "messages[0].role", "must be 'system'"),
+        ({"messages": [{"role": "robot", "content": "x"}]}, 400, "messages[0].role", "must be 'system'"),
+        ({"messages": [{"role": "tool", "content": "x", "tool_call_id": "1"}]}, 400, "messages",
+         "model 'tiny-chat' cannot use tools"),
         ({"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}]}, 400,
          "messages[0].content[0]", "only text parts"),
         ({"messages": [{"role": "user", "content": "   "}]}, 400, "messages", "is empty"),
-        ({"n": 3}, 400, "n", "only n=1"),
+        ({"n": 30}, 400, "n", "n: must be between 1 and 8"),
         ({"model": "remote-down"}, 503, None, "cannot connect"),
     ],
 )
@@ -207,6 +210,63 @@ def test_token_check_seam(registry: Registry) -> None:
         allowed = http.post("/v1/completions", json={"model": "tiny-chat", "prompt": TEXT_PROMPT, "max_tokens": 3},
                             headers={"Authorization": "Bearer s3cret"})
         assert allowed.status_code == 200 and allowed.json()["usage"]["completion_tokens"] == 3
+        # The login is checked before the body: a stranger hears 401, not what is wrong with its JSON.
+        refused = http.post("/v1/chat/completions", content=b"{nope", headers={"Content-Type": "application/json"})
+        assert refused.status_code == 401
+
+
+class Echo(BaseModel):
+    """A request body of another module's route (module level: FastAPI resolves annotations by name)."""
+
+    word: Any = ""
+
+    @field_validator("word")
+    @classmethod
+    def _short(cls, value: Any) -> str:
+        if not isinstance(value, str) or len(value) > 9:
+            raise invalid("must be a string of at most 9 characters")
+        return value
+
+
+def test_other_modules_add_routes_behind_the_same_auth_and_error_shape(registry: Registry) -> None:
+    """The documented seam for routes beside these (embeddings, feedback): api_router + invalid + ApiError."""
+    from fastapi import FastAPI
+    from fastapi.testclient import TestClient
+
+    from backend.openai_api import ApiError, api_router
+
+    def echo_routes(reg: Registry, auth):  # noqa: ANN001, ANN202 - the factory shape
+        router = api_router(auth)
+
+        @router.post("/echo")
+        async def echo(body: Echo) -> dict:
+            if body.word == "teapot":
+                raise ApiError(418, "word: no teapots", param="word")
+            reg.spec(body.word)  # an unknown id raises the backend's ModelNotFoundError
+            return {"word": body.word}
+
+        return router
+
+    app = FastAPI()
+    add_openai_routes(app, registry, check_token=lambda token: token == "k", extra_routers=[echo_routes])
+    with TestClient(app) as http:
+        assert http.post("/v1/echo", json={"word": "x"}).status_code == 401
+        ok = {"Authorization": "Bearer k"}
+        long = http.post("/v1/echo", json={"word": "far too long a word"}, headers=ok)
+        assert long.status_code == 400
+        assert long.json()["error"] == {"message": "word: must be a string of at most 9 characters",
+                                        "type": "invalid_request_error", "param": "word", "code": None}
+        assert http.post("/v1/echo", json={"word": "nope"}, headers=ok).json()["error"]["code"] == "model_not_found"
+        assert http.post("/v1/echo", json={"word": "tiny-chat"}, headers=ok).json() == {"word": "tiny-chat"}
+        teapot = http.post("/v1/echo", json={"word": "teapot"}, headers=ok)
+        assert teapot.status_code == 418 and teapot.json()["error"]["param"] == "word"
+
+
+def test_max_completion_tokens_errors_name_that_field(client: openai.OpenAI) -> None:
+    status, body = _error_of(lambda: client.chat.completions.create(model="tiny-chat", messages=PROMPT,
+                                                                    max_completion_tokens=10**9))
+    assert status == 400 and body["param"] == "max_completion_tokens"
+    assert body["message"].startswith("max_completion_tokens: must be between 1 and")
 
 
 # ------------------------------------------------------------------------------- POST /v1/completions
@@ -275,11 +335,10 @@ def test_text_completion_honours_stop_and_seed(client: openai.OpenAI, expected_c
         ({"seed": 1.5}, 400, "seed", "seed: must be a whole number"),
         ({"stop": [3]}, 400, "stop", "stop: give a list of strings"),
         ({"n": 2}, 400, "n", "n: only n=1 is supported"),
-        ({"prompt": ["one", "two"]}, 400, "prompt", "one prompt per request"),
-        ({"prompt": [[1, 2, 3]]}, 400, "prompt", "token-id prompts are not supported"),
-        ({"echo": True}, 400, "echo", "echo: not supported"),
+        ({"prompt": ["one", 2]}, 400, "prompt[1]", "prompt[1]: must be a string or a non-empty list of token ids"),
+        ({"prompt": [[1, 2.5]]}, 400, "prompt[0]", "must be a string or a non-empty list of token ids"),
         ({"suffix": "the end"}, 400, "suffix", "suffix:"),
-        ({"logprobs": 2}, 400, "logprobs", "logprobs: not supported"),
+        ({"logprobs": 2.5}, 400, "logprobs", "logprobs: must be a whole number"),
         ({"prompt": "word " * 2000}, 400, "prompt", "has a context of 512 tokens"),
     ],
 )

@@ -378,3 +378,30 @@ def main(argv: list[str]) -> int:
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv))
+
+
+# A chat template that takes tools (Hermes style: the tools as JSON in a system turn, calls written as
+# <tool_call>{"name": ..., "arguments": {...}}</tool_call>, results as <tool_response>), for the API's tool
+# calling. Used over tiny-chat's weights by `tools_entry`: a registry entry, nothing more to build.
+TOOLS_ID = "tiny-tools"
+TOOLS_CHAT_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% if tools %}<|system|>\nYou may call these tools; to call one answer "
+    "<tool_call>{\"name\": ..., \"arguments\": {...}}</tool_call>\n"
+    "{% for tool in tools %}{{ tool | tojson }}\n{% endfor %}<|end|>\n{% endif %}"
+    "{% for message in messages %}"
+    "{% if message['role'] == 'assistant' and message.get('tool_calls') %}<|assistant|>\n"
+    "{% for call in message['tool_calls'] %}<tool_call>"
+    "{{ {'name': call['function']['name'], 'arguments': call['function']['arguments']} | tojson }}"
+    "</tool_call>{% endfor %}<|end|>\n"
+    "{% elif message['role'] == 'tool' %}<|user|>\n<tool_response>{{ message['content'] }}</tool_response><|end|>\n"
+    "{% else %}{{ '<|' + message['role'] + '|>\n' }}{{ message['content'] }}<|end|>\n{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% endif %}"
+)
+
+
+def tools_entry(chat_entry: dict[str, Any]) -> dict[str, Any]:
+    """A models.yaml entry: tiny-chat's weights with TOOLS_CHAT_TEMPLATE (its own template takes no tools)."""
+    return {**chat_entry, "id": TOOLS_ID, "name": "Tiny chat with tools (random weights)",
+            "chat_template": TOOLS_CHAT_TEMPLATE}

@@ -18,6 +18,7 @@ whatever else shares the batch, on any device.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Optional
 
@@ -26,6 +27,9 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList,
     StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from backend.engines.grammar import GrammarMask
+from backend.engines.penalties import OccurrencePenalty
+from backend.engines.token_ops import top_logprobs
 from backend.streams import Channel, produce_in_thread
 from backend.types import GenerationParams
 from backend.zerogpu import resident_model
@@ -43,11 +47,17 @@ class RowPlan:
     seed: int
     top_alternatives: int = 0
     draw_offset: int = 0  # random draws already used: a row resumed after `draw_offset` tokens goes on from there
+    presence_penalty: float = 0.0  # OpenAI's penalties and logit_bias (backend/engines/penalties.py)
+    frequency_penalty: float = 0.0
+    logit_bias: tuple[tuple[int, float], ...] = ()
+    grammar: Optional[str] = None  # structured output (backend/engines/grammar.py)
 
     @classmethod
     def of(cls, prompt_ids: list[int], params: GenerationParams, max_new_tokens: int, seed: int) -> "RowPlan":
         return cls(tuple(prompt_ids), max_new_tokens, 0.0 if params.greedy else params.temperature,
-                   params.top_k, params.top_p, params.repetition_penalty, seed, params.top_alternatives)
+                   params.top_k, params.top_p, params.repetition_penalty, seed, params.top_alternatives,
+                   presence_penalty=params.presence_penalty, frequency_penalty=params.frequency_penalty,
+                   logit_bias=params.logit_bias, grammar=params.grammar)
 
     @property
     def greedy(self) -> bool:
@@ -101,7 +111,7 @@ def decode_batch(model: Any, decoding: Decoding, rows: list[RowPlan], stop_flags
     input_ids, attention_mask = _left_pad(rows, decoding.pad_token_id)
     device = model.device
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
-    sampler = BatchSampler(rows, attention_mask)
+    sampler = BatchSampler(rows, attention_mask, GrammarMask.of(rows, model, decoding.eos_token_ids))
     with torch.inference_mode():
         model.generate(
             input_ids=input_ids,
@@ -161,8 +171,10 @@ class BatchSampler(LogitsProcessor):
     """Chooses every row's next token at once, with each row's own parameters, and hands generate a one-hot
     choice that it takes greedily."""
 
-    def __init__(self, rows: list[RowPlan], attention_mask: torch.Tensor) -> None:
+    def __init__(self, rows: list[RowPlan], attention_mask: torch.Tensor,
+                 grammar: Optional[GrammarMask] = None) -> None:
         device = attention_mask.device
+        self.grammar = grammar
         column = lambda values, dtype: torch.tensor(values, dtype=dtype, device=device).unsqueeze(1)  # noqa: E731
         self.greedy = column([row.greedy for row in rows], torch.bool)
         self.any_sampled = not all(row.greedy for row in rows)
@@ -184,6 +196,7 @@ class BatchSampler(LogitsProcessor):
         # (scattering the same value twice is harmless; a pad id that differs would be penalised wrongly).
         self.first_real = (attention_mask == 0).sum(dim=1, keepdim=True)
         self.padding = attention_mask == 0
+        self.occurrence = OccurrencePenalty.of(rows, attention_mask.shape[1], device)
         self.step = 0
         self.choices: tuple[Optional[Choice], ...] = ()  # this step's, for the streamer
 
@@ -191,6 +204,10 @@ class BatchSampler(LogitsProcessor):
         logits = scores.float()
         if self.any_penalty:
             logits = self._penalise(input_ids, logits)
+        if self.occurrence is not None:
+            logits = self.occurrence(input_ids, logits)
+        if self.grammar is not None:
+            logits = self.grammar(input_ids, logits)
         chosen = torch.argmax(logits, dim=-1, keepdim=True)
         probs = None
         if self.any_sampled:
@@ -231,16 +248,16 @@ class BatchSampler(LogitsProcessor):
                 chosen: torch.Tensor) -> tuple[Optional[Choice], ...]:
         """The distribution each reporting row chose from, its chosen token's probability and the top ones.
         Only rows that asked pay for this (it reads values back to the CPU)."""
-        probs = torch.softmax(logits, dim=-1)
+        log_probs = torch.log_softmax(logits, dim=-1)
         if sampled_probs is not None:
-            probs = torch.where(self.greedy, probs, sampled_probs)
-        top = torch.topk(probs, max(self.alternatives), dim=-1)
-        chosen_probs = probs.gather(1, chosen).squeeze(1).tolist()
-        values, indices, chosen_ids = top.values.tolist(), top.indices.tolist(), chosen.squeeze(1).tolist()
+            log_probs = torch.where(self.greedy, log_probs, sampled_probs.log())
+        # The same computation as the API's logprobs (backend/engines/token_ops.py), as probabilities.
+        picks = top_logprobs(log_probs, chosen, max(self.alternatives))
         return tuple(
-            Choice(chosen_ids[row], chosen_probs[row], tuple(zip(indices[row][:count], values[row][:count])))
+            Choice(pick.token_id, math.exp(pick.logprob),
+                   tuple((token, math.exp(value)) for token, value in pick.top[:count]))
             if count else None
-            for row, count in enumerate(self.alternatives))
+            for pick, count in zip(picks, self.alternatives))
 
 
 class RowsDone(StoppingCriteria):

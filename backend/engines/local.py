@@ -24,8 +24,10 @@ from backend.engines import loading
 from backend import zerogpu
 from backend.engines.batching import Batcher
 from backend.engines.budget import Clock, check_prompt_fits, final_event, fit_chat, reply_budget
+from backend.engines import grammar
 from backend.engines.decode import Decoding, RowPlan
 from backend.engines.runtime import Limits, LocalRuntime, RowStream
+from backend.engines.token_engine import TokenLevelMethods
 from backend.types import (
     Event,
     GenerationParams,
@@ -48,7 +50,7 @@ FALLBACK_CHAT_TEMPLATE = (
 _LOADS = itertools.count(1)  # numbers each load: part of the model's key in the resident table
 
 
-class LocalGenerativeEngine:
+class LocalGenerativeEngine(TokenLevelMethods):
     """A causal LM loaded in this process. Any number of requests at once: they share batched forward passes
     (the batcher), up to max_batch_size rows, with up to max_queued_requests waiting."""
 
@@ -108,6 +110,7 @@ class LocalGenerativeEngine:
         runtime = self.runtime
         with runtime.lock:
             zerogpu.evict_resident(runtime.model_key, runtime.model)
+            grammar.forget(runtime.model)
             runtime.model = None
             runtime.tokenizer = None
         loading.release_memory(runtime.device)
@@ -153,6 +156,8 @@ class LocalGenerativeEngine:
         max_new_tokens, notices = reply_budget(len(input_ids), params.max_new_tokens, max_context=self.max_context,
                                                dropped_turns=dropped_turns)
         seed = params.seed if params.seed is not None else secrets.randbits(63)
+        if params.grammar is not None:  # structured output: the decode step needs the tokenizer's grammar view
+            grammar.register(self.runtime.model, self.runtime.tokenizer, self.runtime.eos_token_ids)
         plan = RowPlan.of(input_ids, params, max_new_tokens, seed)
         return self._consume(plan, params.stop, dropped_turns, notices)
 

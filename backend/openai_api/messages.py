@@ -1,0 +1,116 @@
+"""Pydantic models of chat messages and tools in requests: `ChatMessage` (with an assistant's `tool_calls` and a
+`tool` message's `tool_call_id`), `ToolCall`, `Tool`. Validators raise `invalid(...)` so errors name the field
+(`messages[2].tool_calls[0].function.arguments: must be JSON text`).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+
+from backend.openai_api.errors import invalid
+
+
+class ToolCall(BaseModel):
+    """An assistant's call in the history: `{"id", "type": "function", "function": {"name", "arguments"}}`."""
+
+    model_config = ConfigDict(extra="ignore")
+    id: Optional[str] = None
+    type: Any = "function"
+    function: Any = None
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str):
+            raise invalid("must be {'name': ..., 'arguments': '<JSON text>'}")
+        arguments = value.get("arguments", "{}")
+        if isinstance(arguments, str):
+            try:
+                arguments = json.loads(arguments or "{}")
+            except ValueError:
+                raise invalid("arguments must be JSON text", suffix=".arguments") from None
+        if not isinstance(arguments, dict):
+            raise invalid("arguments must be a JSON object", suffix=".arguments")
+        return {"name": value["name"], "arguments": arguments}
+
+
+class ChatMessage(BaseModel):
+    """One message; `developer` is OpenAI's newer name for `system`. Content is text (or text parts); an assistant
+    message may carry `tool_calls` instead (content null), and a `tool` message answers one (`tool_call_id`)."""
+
+    model_config = ConfigDict(extra="ignore", validate_default=True)
+
+    role: Any = None
+    content: Any = None
+    tool_calls: Optional[list[ToolCall]] = None
+    tool_call_id: Optional[str] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _object(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise invalid("must be an object with 'role' and 'content'")
+        if value.get("content") is None and value.get("role") == "assistant" and value.get("tool_calls"):
+            return {**value, "content": ""}
+        return value
+
+    @field_validator("role")
+    @classmethod
+    def _role(cls, value: Any) -> str:
+        if value == "developer":
+            value = "system"
+        if value not in ("system", "user", "assistant", "tool"):
+            raise invalid(f"must be 'system', 'user', 'assistant' or 'tool', not {value!r}")
+        return value
+
+    @field_validator("content")
+    @classmethod
+    def _content(cls, value: Any) -> str:
+        if isinstance(value, str):
+            return value
+        if isinstance(value, list):
+            texts = []
+            for index, part in enumerate(value):
+                if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
+                    kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                    raise invalid(f"only text parts are supported, got {kind!r}", suffix=f"[{index}]")
+                texts.append(part["text"])
+            return "".join(texts)
+        raise invalid("must be a string or a list of text parts")
+
+    def for_template(self) -> dict[str, Any]:
+        """The message as chat templates take it (tool call arguments as objects)."""
+        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        if self.tool_calls:
+            message["tool_calls"] = [{"id": call.id, "type": "function", "function": call.function}
+                                     for call in self.tool_calls]
+        if self.tool_call_id is not None:
+            message["tool_call_id"] = self.tool_call_id
+        return message
+
+
+class Tool(BaseModel):
+    """`{"type": "function", "function": {"name", "description", "parameters"}}`."""
+
+    model_config = ConfigDict(extra="ignore")
+    type: Any = "function"
+    function: Any = None
+
+    @field_validator("type")
+    @classmethod
+    def _type(cls, value: Any) -> str:
+        if value != "function":
+            raise invalid(f"only 'function' tools are supported, not {value!r}")
+        return value
+
+    @field_validator("function")
+    @classmethod
+    def _function(cls, value: Any) -> dict[str, Any]:
+        if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not value["name"]:
+            raise invalid("must be {'name': ..., 'description': ..., 'parameters': {JSON Schema}}")
+        if value.get("parameters") is not None and not isinstance(value["parameters"], dict):
+            raise invalid("must be a JSON Schema object", suffix=".parameters")
+        return {key: value[key] for key in ("name", "description", "parameters") if value.get(key) is not None}

@@ -1,0 +1,170 @@
+"""From the backend's blocking event iterator to an HTTP answer: a server-sent event stream or one JSON body.
+
+`Pump` reads the iterator from the event loop through backend/streams.py's bridge; a client that disconnects
+(`watch_disconnect`) or a stream that ends stops it, and stopping closes the iterator, which stops the model and
+ends the registry lease. `merged` reads several (the choices of one request) as their events come.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any, AsyncIterator, Iterator, Optional
+
+from fastapi import Request
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+
+from backend.openai_api.errors import ApiError, api_error
+from backend.openai_api.responses import Completion
+from backend.streams import iterate_in_thread
+from backend.types import Delta, Final
+
+SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
+
+class Pump:
+    """A backend stream read from the event loop, through the app's one thread-to-consumer bridge
+    (backend/streams.py `iterate_in_thread`): its thread iterates the blocking stream; `stop()` closes the channel,
+    after which the thread stops at the next event and closes the stream there (a generator belongs to the thread
+    that runs it), which stops the model and ends the registry lease.
+
+    `get()` gives ("event", event), then ("error", error) if the stream failed, then ("end", None).
+    """
+
+    def __init__(self, events: Iterator[Any], loop: asyncio.AbstractEventLoop) -> None:
+        self.channel = iterate_in_thread(events, name="openai-api-stream", loop=loop)
+
+    def stop(self) -> None:
+        self.channel.close()
+
+    async def get(self) -> tuple[str, Any]:
+        try:
+            return "event", await self.channel.next_async()
+        except StopAsyncIteration:
+            return "end", None
+        except Exception as error:  # noqa: BLE001 - the stream's failure, answered in OpenAI's shape
+            return "error", error
+
+
+async def watch_disconnect(request: Request, pump: Pump) -> None:
+    """Stops the backend stream as soon as the client goes away (also while it waits for the first token)."""
+    try:
+        while True:
+            message = await request.receive()
+            if message["type"] == "http.disconnect":
+                pump.stop()
+                return
+    except Exception:  # noqa: BLE001 - a receive channel that is closed means the request is over
+        return
+
+
+async def answer(request: Request, events: Iterator[Any], completion: Completion, stream: bool) -> Response:
+    """Streams or collects `events` for `completion`. The first event decides the status: a load failure is a
+    503, not an error inside a 200 stream."""
+    pump = Pump(events, asyncio.get_running_loop())
+    watcher = asyncio.create_task(watch_disconnect(request, pump))
+    try:
+        first = await pump.get()
+    except BaseException:
+        pump.stop()
+        watcher.cancel()
+        raise
+    if first[0] == "error":
+        watcher.cancel()
+        raise api_error(first[1], input_field=completion.input_field)
+    if stream:
+        return StreamingResponse(_sse(completion, first, pump, watcher), media_type="text/event-stream",
+                                 headers=SSE_HEADERS)
+    try:
+        return await _collect(completion, first, pump)
+    finally:
+        pump.stop()
+        watcher.cancel()
+
+
+async def merged(pumps: list[Pump]) -> AsyncIterator[tuple[int, str, Any]]:
+    """The events of several pumps as they come, each tagged with its pump's index (several choices of one
+    request: n > 1, or several prompts). Ends when every pump has ended."""
+    queue: asyncio.Queue[tuple[int, tuple[str, Any]]] = asyncio.Queue()
+
+    async def forward(index: int, pump: Pump) -> None:
+        while True:
+            item = await pump.get()
+            await queue.put((index, item))
+            if item[0] == "end":
+                return
+
+    forwarders = [asyncio.create_task(forward(index, pump)) for index, pump in enumerate(pumps)]
+    running = len(pumps)
+    try:
+        while running:
+            index, (kind, value) = await queue.get()
+            if kind == "end":
+                running -= 1
+                continue
+            yield index, kind, value
+    finally:
+        for forwarder in forwarders:
+            forwarder.cancel()
+
+
+class Pumps:
+    """The pumps of one request's streams, watched for a disconnect; `stop()` ends them all."""
+
+    def __init__(self, request: Request, streams: list[Iterator[Any]]) -> None:
+        loop = asyncio.get_running_loop()
+        self.pumps = [Pump(events, loop) for events in streams]
+        self.watchers = [asyncio.create_task(watch_disconnect(request, pump)) for pump in self.pumps]
+
+    def stop(self) -> None:
+        for pump in self.pumps:
+            pump.stop()
+        for watcher in self.watchers:
+            watcher.cancel()
+
+
+def sse_line(payload: Any) -> str:
+    return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
+
+
+async def _events(first: tuple[str, Any], pump: Pump) -> AsyncIterator[tuple[str, Any]]:
+    item = first
+    while item[0] != "end":
+        yield item
+        item = await pump.get()
+
+
+async def _sse(completion: Completion, first: tuple[str, Any], pump: Pump,
+               watcher: "asyncio.Task[None]") -> AsyncIterator[str]:
+    """The event stream; its `finally` runs on disconnect (Starlette cancels it) and stops the backend stream."""
+    try:
+        opening = completion.opening()
+        if opening is not None:
+            yield sse_line(opening)
+        async for kind, value in _events(first, pump):
+            if kind == "error":
+                yield sse_line(api_error(value, input_field=completion.input_field).body())
+                return
+            if isinstance(value, Delta):
+                if value.text:
+                    yield sse_line(completion.chunk(value.text))
+            elif isinstance(value, Final):
+                yield sse_line(completion.closing(value))
+                if completion.include_usage:
+                    yield sse_line(completion.usage_chunk(value))
+        yield "data: [DONE]\n\n"
+    finally:
+        pump.stop()
+        watcher.cancel()
+
+
+async def _collect(completion: Completion, first: tuple[str, Any], pump: Pump) -> Response:
+    final: Optional[Final] = None
+    async for kind, value in _events(first, pump):
+        if kind == "error":
+            raise api_error(value, input_field=completion.input_field)
+        if isinstance(value, Final):
+            final = value
+    if final is None:  # the client went away, or the stream ended without its Final
+        raise ApiError(500, "generation ended without a result", kind="server_error")
+    return JSONResponse(completion.response(final))

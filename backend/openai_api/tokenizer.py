@@ -1,0 +1,101 @@
+"""vLLM's tokenizer routes, at the server's root: `POST /tokenize`, `POST /detokenize`, `GET /tokenizer_info`.
+
+Clients that count tokens use them (lm-evaluation-harness's `local-completions` checks `/tokenizer_info` and
+`/tokenize` to tokenize with the server's own tokenizer when the model id is not a Hub repo). `model` names a
+registry model; it may be left out when the registry has exactly one local language model (vLLM serves one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Optional
+
+from fastapi import APIRouter
+from pydantic import BaseModel, ConfigDict, field_validator
+
+from backend import tokens
+from backend.openai_api.auth import ApiAuth
+from backend.openai_api.errors import ApiError, invalid
+from backend.openai_api.schemas import ChatMessage, Flag
+from backend.registry import Registry
+
+
+class _ModelField(BaseModel):
+    model_config = ConfigDict(extra="ignore", protected_namespaces=(), validate_default=True)
+
+    model: Optional[str] = None
+
+
+class TokenizeRequest(_ModelField):
+    prompt: Optional[str] = None
+    messages: Optional[list[ChatMessage]] = None
+    add_special_tokens: Optional[Flag] = None  # default: True for a prompt, False for messages (as vLLM)
+    add_generation_prompt: Flag = True
+
+    @field_validator("prompt", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, str):
+            raise invalid("must be a string")
+        return value
+
+
+class DetokenizeRequest(_ModelField):
+    tokens: Any = None
+
+    @field_validator("tokens")
+    @classmethod
+    def _ids(cls, value: Any) -> list[int]:
+        if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
+            raise invalid("required; give a list of token ids (whole numbers)")
+        return value
+
+
+def default_model(registry: Registry, model: Optional[str]) -> str:
+    """`model`, or the registry's only local language model."""
+    if model:
+        registry.spec(model)  # unknown: 404
+        return model
+    local = [spec.id for spec in registry.specs()
+             if spec.backend == "transformers" and {"chat", "generate"} & set(spec.tasks)]
+    if len(local) == 1:
+        return local[0]
+    raise ApiError(400, f"model: required; this server has {len(local)} local language models "
+                   f"({', '.join(local) or 'none'}): name one", param="model")
+
+
+def tokenizer_router(registry: Registry, auth: ApiAuth) -> APIRouter:
+    from backend.openai_api.router import api_router  # the router module mounts this one
+
+    router = api_router(auth)
+
+    @router.post("/tokenize")
+    async def tokenize(body: TokenizeRequest) -> dict[str, Any]:
+        model = default_model(registry, body.model)
+        if (body.prompt is None) == (body.messages is None):
+            raise ApiError(400, "prompt: give either 'prompt' (text) or 'messages' (a chat)", param="prompt")
+        if body.messages is not None:
+            messages = [{"role": m.role, "content": m.content} for m in body.messages]
+            ids = await asyncio.to_thread(tokens.tokenize_chat, registry, model, messages,
+                                          body.add_generation_prompt, bool(body.add_special_tokens))
+        else:
+            special = True if body.add_special_tokens is None else body.add_special_tokens
+            ids = await asyncio.to_thread(tokens.tokenize, registry, model, body.prompt or "", special)
+        return {"count": len(ids), "max_model_len": registry.status_of(model).max_context, "tokens": ids}
+
+    @router.post("/detokenize")
+    async def detokenize(body: DetokenizeRequest) -> dict[str, Any]:
+        model = default_model(registry, body.model)
+        try:
+            text = await asyncio.to_thread(tokens.detokenize, registry, model, body.tokens)
+        except Exception as error:  # noqa: BLE001 - an id outside the vocabulary names the field
+            if "tokens:" in str(error):
+                raise ApiError(400, str(error), param="tokens") from error
+            raise
+        return {"prompt": text}
+
+    @router.get("/tokenizer_info")
+    async def tokenizer_info(model: Optional[str] = None) -> dict[str, Any]:
+        return await asyncio.to_thread(tokens.tokenizer_info, registry, default_model(registry, model))
+
+    return router
