@@ -14,6 +14,7 @@ from typing import Any, Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backend.tasks import catalog as task_catalog
 from backend.types import TASKS, ConfigError, GenerationParams, Task
 
 Backend = Literal["transformers", "openai"]  # in-process weights, or an OpenAI-compatible server
@@ -83,6 +84,8 @@ class ModelSpec(_Strict):
     # ZeroGPU (Hugging Face Spaces): the longest one generation batch / forward pass may hold the GPU, in
     # seconds (spaces.GPU(duration=...)); shorter requests queue ahead. Ignored where `spaces` is not installed.
     gpu_duration_s: int = Field(default=60, ge=1, le=3600)
+    # Encoder tasks only: `onnx` exports the model once (cached next to the weights) and runs it with ONNX Runtime.
+    runtime: Literal["torch", "onnx"] = "torch"
 
     # backend: openai (vLLM, TGI, `transformers serve`, HF Inference Endpoints, any OpenAI-compatible server)
     base_url: Optional[str] = Field(default=None, pattern=r"^https?://")  # e.g. http://localhost:8000/v1
@@ -90,6 +93,10 @@ class ModelSpec(_Strict):
     api_key_env: Optional[str] = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")  # env var NAME
     timeout_s: float = Field(default=60.0, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
+
+    # A PEFT (LoRA) adapter folder applied over `source`, the base model (a fine-tuned model of the Train tab);
+    # relative to models.yaml like `source`. Loaded with peft and merged into the base at load time.
+    adapter: Optional[str] = Field(default=None, min_length=1)
 
     # Filled in by the loader, not by users: the folder models.yaml lives in, to resolve relative sources.
     base_dir: Optional[Path] = Field(default=None, exclude=True)
@@ -101,6 +108,9 @@ class ModelSpec(_Strict):
             raise ValueError(f"list at least one task ({', '.join(TASKS)})")
         if len(set(tasks)) != len(tasks):
             raise ValueError("a task is listed twice")
+        combination = task_catalog.combination_error(tasks)
+        if combination:
+            raise ValueError(combination)
         generative = {"chat", "generate"} & set(tasks)
         classifying = {"classify", "zero_shot"} & set(tasks)
         if generative and classifying:
@@ -128,8 +138,34 @@ class ModelSpec(_Strict):
             if self.quantization or self.trust_remote_code or self.chat_template:
                 raise ValueError("fields quantization / trust_remote_code / chat_template apply to backend "
                                  "transformers only; the server decides these")
+            if self.runtime != "torch":
+                raise ValueError("field 'runtime': only for backend transformers")
             if "gpu_duration_s" in self.model_fields_set:
                 raise ValueError("field 'gpu_duration_s': only for backend transformers (the GPU is the server's)")
+        return self
+
+    @model_validator(mode="after")
+    def _adapter_is_local(self) -> "ModelSpec":
+        if self.adapter and self.backend != "transformers":
+            raise ValueError("field 'adapter': only for backend transformers (the adapter is applied here)")
+        return self
+
+    def adapter_path(self) -> Optional[Path]:
+        """The adapter folder, resolved against models.yaml's folder; None without an adapter."""
+        if not self.adapter:
+            return None
+        path = Path(self.adapter).expanduser()
+        return path if path.is_absolute() or self.base_dir is None else self.base_dir / path
+
+    @model_validator(mode="after")
+    def _runtime_fits_tasks(self) -> "ModelSpec":
+        if self.runtime == "onnx":
+            outside = [task for task in self.tasks if task not in task_catalog.ONNX_TASKS]
+            if outside:
+                raise ValueError(f"field 'runtime': onnx runs encoder tasks only ({', '.join(task_catalog.ONNX_TASKS)}"
+                                 f"), not '{outside[0]}'")
+            if self.quantization:
+                raise ValueError("field 'runtime': onnx does not combine with quantization")
         return self
 
     @property
@@ -317,7 +353,16 @@ def parse_config(raw: Any, path: Path) -> AppConfig:
         raise ConfigError(f"{path}: {error}") from None
     for index, spec in enumerate(config.models):
         _check_tasks_against_checkpoint(spec, index, path)
+        check_adapter(spec, index, path)
     return config
+
+
+def check_adapter(spec: ModelSpec, index: int, path: Path) -> None:
+    """An `adapter:` must be a PEFT adapter folder (adapter_config.json) on this machine."""
+    folder = spec.adapter_path()
+    if folder is not None and not (folder / "adapter_config.json").is_file():
+        raise ConfigError(f"{path}: entry '{spec.id}' (models[{index}]), field 'adapter': {folder} is not a PEFT "
+                          "adapter folder (no adapter_config.json there)")
 
 
 def _check_duplicate_ids(entries: list[Any], path: Path) -> None:
@@ -367,6 +412,13 @@ def _check_tasks_against_checkpoint(spec: ModelSpec, index: int, path: Path) -> 
     if not architectures:
         return  # not downloaded yet, or no architecture recorded: checked again when loading
     for task in spec.tasks:
+        if task in task_catalog.PIPELINE_TASKS:
+            if not any(task_catalog.serves(task, arch) for arch in architectures):
+                raise ConfigError(
+                    f"{path}: entry '{spec.id}' (models[{index}]), field 'tasks': task '{task}' needs "
+                    f"{task_catalog.needs(task)}, but {spec.source} is {', '.join(architectures)}"
+                )
+            continue
         if not any(arch.endswith(_TASK_FAMILY[task]) for arch in architectures):
             raise ConfigError(
                 f"{path}: entry '{spec.id}' (models[{index}]), field 'tasks': task '{task}' needs a model of "

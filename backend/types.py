@@ -9,8 +9,11 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Union
 
-Task = Literal["chat", "generate", "classify", "zero_shot"]
-TASKS: tuple[Task, ...] = ("chat", "generate", "classify", "zero_shot")
+Task = Literal["chat", "generate", "classify", "zero_shot",
+               # the pipeline tasks of backend/tasks/ (one entry per head; see backend/tasks/catalog.py)
+               "ner", "question_answering", "fill_mask", "summarize", "translate", "embed"]
+TASKS: tuple[Task, ...] = ("chat", "generate", "classify", "zero_shot",
+                           "ner", "question_answering", "fill_mask", "summarize", "translate", "embed")
 Role = Literal["system", "user", "assistant"]
 FinishReason = Literal["stop", "length", "cancelled", "error"]
 

@@ -22,7 +22,7 @@ from backend.types import (
     TokenChoice,
 )
 from ui.api import GENERATION_API_PARAMS, accepts_generation_params
-from ui.chat import _split_last_exchange
+from ui.chat_view import split_last_exchange
 from ui.compare import interleave
 from ui.components import collect, format_progress, format_stats, parse_seed, parse_stop, throttled
 from ui.generate import format_token_count, render_choices
@@ -109,7 +109,7 @@ def test_status_rows_are_readable() -> None:
                          weights="local", weights_detail="", parameters=1_500_000, memory_bytes=3 * 1024**2,
                          load_time_s=1.25, generated_tokens_total=1234)
     (row,) = status_rows([status])["data"]
-    assert row[:4] == ["m", "chat, generate", "loaded", "local"]
+    assert row[:4] == ["m", "loaded", "chat, generate", "local"]  # state second: visible on a phone
     assert row[6:10] == ["1.5 M", "3.0 MiB", "1.25 s", "1,234"]
 
 
@@ -167,9 +167,8 @@ def test_closing_interleave_closes_both_streams() -> None:
 def test_split_last_exchange() -> None:
     history = [{"role": "user", "content": "1"}, {"role": "assistant", "content": "a"},
                {"role": "user", "content": "2"}, {"role": "assistant", "content": "b"}]
-    assert _split_last_exchange(history) == (history[:2], "2")
-    with pytest.raises(InvalidInputError, match="no message"):
-        _split_last_exchange([])
+    assert split_last_exchange(history) == (history[:2], "2")
+    assert split_last_exchange([]) is None  # nothing to retry, undo or edit: the caller does nothing
 
 
 # ------------------------------------------------------------------------------------------ chat files

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 # Bump whenever what gets built changes, so stale builds in reused directories are rebuilt.
-BUILD_VERSION = 1
+BUILD_VERSION = 2  # 2: the pipeline-task models (tests/tiny_task_models.py)
 COMPLETE_MARKER = ".tiny_models_complete.json"
 LOCK_FILE = ".tiny_models.lock"
 MODELS_YAML = "models.yaml"
@@ -127,6 +127,9 @@ def build_tiny_models(out_dir: str | Path) -> Path:
         build_chat_model(out / CHAT_ID, seed=1234)
         build_classifier(out / CLASSIFIER_ID, SENTIMENT_LABELS, seed=2345)
         build_classifier(out / NLI_ID, NLI_LABELS, seed=3456)
+        from tests.tiny_task_models import build_task_models
+
+        build_task_models(out)
         write_models_yaml(out, yaml_path)
         (out / COMPLETE_MARKER).write_text(json.dumps(expected_marker(out)))
     return yaml_path
@@ -356,6 +359,9 @@ def write_models_yaml(out: Path, yaml_path: Path) -> None:
             },
         ],
     }
+    from tests.tiny_task_models import task_model_entries
+
+    config["models"].extend(task_model_entries(out))
     yaml_path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
 
 
@@ -365,6 +371,7 @@ def main(argv: list[str]) -> int:
         return 2
     # "Writing model shards" progress bars are noise for three tiny files; read when transformers is imported.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: `tests` importable
     print(build_tiny_models(argv[1]))
     return 0
 

@@ -12,13 +12,24 @@ from backend.engines.base import Engine
 def create_engine(spec: ModelSpec) -> Engine:
     """Loads the engine for `spec` (slow: reads weights). Called by the registry, never at start-up."""
     if spec.backend == "transformers":
+        from backend.tasks.catalog import PIPELINE_TASKS
+
+        if set(spec.tasks) & set(PIPELINE_TASKS):  # NER, QA, fill-mask, summarize / translate, embed
+            from backend.engines.local_tasks import LocalTaskEngine
+
+            return LocalTaskEngine.load(spec)
         if spec.is_generative:
             from backend.engines.local import LocalGenerativeEngine
 
             return LocalGenerativeEngine.load(spec)
         from backend.engines.local_classifier import LocalClassifierEngine
 
-        return LocalClassifierEngine.load(spec)
+        engine = LocalClassifierEngine.load(spec)
+        if spec.runtime == "onnx":  # the forward pass on ONNX Runtime (backend/engines/onnx_runtime.py)
+            from backend.engines.onnx_runtime import onnx_forward
+
+            engine.model.forward = onnx_forward(spec, engine.model, engine.tokenizer)
+        return engine
     if spec.backend == "openai":
         from backend.engines.remote import RemoteEngine
 

@@ -17,7 +17,8 @@ import sys
 import time
 from typing import Any
 
-TASK_CHOICES = ("classification", "generation", "perplexity")
+TASK_CHOICES = ("classification", "generation", "perplexity",
+                "ner", "question_answering", "summarization", "translation")  # the last four: pipeline task models
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,6 +35,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--task", required=True, choices=TASK_CHOICES)
     parser.add_argument("--input-column", metavar="C", help="the text the model sees (scored text, for perplexity)")
     parser.add_argument("--reference-column", metavar="C", help="the expected text, or the true label")
+    parser.add_argument("--context-column", metavar="C",
+                        help="question_answering: the passage (--input-column is then the question)")
+    parser.add_argument("--source-language", default="", metavar="L", help="translation: the source language (en)")
+    parser.add_argument("--target-language", default="", metavar="L", help="translation: the target language (de)")
     parser.add_argument("--predictions-column", metavar="C",
                         help="score predictions already in the file (no --model needed; reported as 'predictions')")
     parser.add_argument("--prompt-template", metavar="T",
@@ -102,12 +107,13 @@ def build_config(args: argparse.Namespace) -> Any:
 
     data = DataSource(path=args.data, hub_id=args.hub_dataset, hub_config=args.hub_config, split=args.split)
     columns = ColumnMapping(input=args.input_column, reference=args.reference_column,
-                            predictions=args.predictions_column)
+                            predictions=args.predictions_column, context=args.context_column)
     return EvalConfig(task=args.task, data=data, columns=columns, models=tuple(args.model),
                       prompt_template=args.prompt_template, chat_template=args.chat_template,
                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
                       seed=args.seed, bootstrap=args.bootstrap, rouge_stemmer=args.rouge_stemmer,
-                      classification_mode=args.classification_mode).validated()
+                      classification_mode=args.classification_mode, source_language=args.source_language,
+                      target_language=args.target_language).validated()
 
 
 def _registry(args: argparse.Namespace) -> Any:

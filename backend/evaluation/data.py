@@ -18,8 +18,10 @@ from backend.types import InvalidInputError
 if TYPE_CHECKING:  # pandas is light, but a UI that only lists runs does not need it
     import pandas as pd
 
-EvalTask = Literal["classification", "generation", "perplexity"]
-EVAL_TASKS: tuple[EvalTask, ...] = ("classification", "generation", "perplexity")
+EvalTask = Literal["classification", "generation", "perplexity",
+                   "ner", "question_answering", "summarization", "translation"]  # the pipeline tasks' models
+EVAL_TASKS: tuple[EvalTask, ...] = ("classification", "generation", "perplexity",
+                                    "ner", "question_answering", "summarization", "translation")
 
 HUB_PROBE_TIMEOUT_S = 5.0  # the Hub answers in well under a second when it is reachable
 PREVIEW_ROWS = 5
@@ -30,6 +32,12 @@ REFERENCE_HINTS: dict[str, tuple[str, ...]] = {
     "generation": ("reference", "references", "answer", "target", "output", "summary", "completion", "response",
                    "expected", "gold"),
 }
+REFERENCE_HINTS.update({
+    "ner": ("tags", "ner_tags", "labels", "reference"),
+    "question_answering": ("answers", "answer", "reference"),
+    "summarization": ("summary", "highlights", "reference", "target"),
+    "translation": ("translation", "target", "reference"),
+})
 PREDICTION_HINTS = ("prediction", "predictions", "predicted", "predicted_label", "model_output")
 # A Hub dataset id is `owner/name` and nothing else: `datasets.load_dataset` also takes local folders, files and
 # builder names (`text`, `csv`, `parquet`...), which would read the server's own files. Each part starts with a
@@ -70,13 +78,14 @@ class ColumnMapping:
     input: Optional[str] = None
     reference: Optional[str] = None  # the expected text, or the true label
     predictions: Optional[str] = None  # predictions already in the file: scored as they are, no model
+    context: Optional[str] = None  # question answering: the passage the answer is found in (`input`: the question)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> "ColumnMapping":
-        return ColumnMapping(**{key: data.get(key) for key in ("input", "reference", "predictions")})
+        return ColumnMapping(**{key: data.get(key) for key in ("input", "reference", "predictions", "context")})
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,7 @@ class Examples:
     references: list[str]
     predictions: Optional[list[str]] = None  # from the file's predictions column, when there is one
     notices: list[str] = field(default_factory=list)
+    contexts: Optional[list[str]] = None  # question answering: each question's passage
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -248,6 +258,8 @@ def required_columns(task: EvalTask, mapping: ColumnMapping) -> dict[str, str]:
     needed = {"reference": "--reference-column"}
     if not mapping.predictions:  # scoring existing predictions needs no input text
         needed["input"] = "--input-column"
+        if task == "question_answering":
+            needed["context"] = "--context-column"
     return needed
 
 
@@ -270,7 +282,7 @@ def select_examples(
     if task == "perplexity" and (mapping.reference or mapping.predictions):
         raise InvalidInputError("columns: perplexity scores the input text only; drop the reference and "
                                 "predictions columns")
-    for role in ("input", "reference", "predictions"):
+    for role in ("input", "reference", "predictions", "context"):
         column = getattr(mapping, role)
         if column and column not in table.columns:
             raise InvalidInputError(f"{role} column: there is no column '{column}'; the columns are "
@@ -282,7 +294,7 @@ def select_examples(
         if not getattr(mapping, role):
             raise InvalidInputError(f"{role} column: {task} needs one ({flag}); the columns are {column_list(table)}")
     values = {role: column_texts(table, getattr(mapping, role))
-              for role in ("input", "reference", "predictions") if getattr(mapping, role)}
+              for role in ("input", "reference", "predictions", "context") if getattr(mapping, role)}
     needed = list(required_columns(task, mapping))
     # A row without its text or its reference cannot be scored; a blank prediction is a (wrong) answer.
     keep = [row for row in range(len(table)) if all(values[role][row].strip() for role in needed)]
@@ -302,6 +314,7 @@ def select_examples(
         references=[values["reference"][row] for row in keep] if "reference" in values else empty,
         predictions=[values["predictions"][row] for row in keep] if "predictions" in values else None,
         notices=notices,
+        contexts=[values["context"][row] for row in keep] if "context" in values else None,
     )
 
 

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from backend.evaluation import scoring, store
 from backend.evaluation.data import Examples, load_table, select_examples
 from backend.evaluation.labels import align_references
+from backend.evaluation.task_inference import PIPELINE_EVAL_TASKS, run_pipeline_task
 from backend.evaluation.types import INPUT_SLOT, PREDICTIONS_ID, EvalConfig, ModelResult, Progress, RunResult
 from backend.types import InvalidInputError, UnsupportedTaskError, WorkbenchError
 
@@ -133,6 +134,8 @@ def _check_model(registry: Any, model_id: str, config: EvalConfig) -> None:
         from backend.classification import mode_for
 
         mode_for(registry, model_id, config.classification_mode)
+    elif config.task in PIPELINE_EVAL_TASKS:
+        registry.spec(model_id, PIPELINE_EVAL_TASKS[config.task])  # names the models that can
     elif not spec.is_generative:
         able = ", ".join(s.id for s in registry.specs() if s.is_generative) or "none"
         raise UnsupportedTaskError(f"model '{model_id}' cannot do {config.task} (its tasks: "
@@ -183,6 +186,10 @@ def _run_model(registry: Any, config: EvalConfig, examples: Examples, model_id: 
             outputs = _generate(registry, config, examples, model_id, tracker, cancel)
         elif config.task == "perplexity":
             outputs = _perplexity(registry, config, examples, model_id, tracker, cancel)
+        elif config.task in PIPELINE_EVAL_TASKS:
+            done, inputs, predictions, notices = run_pipeline_task(registry, config, examples, model_id,
+                                                                   tracker.advance, cancel)
+            outputs = _Outputs(done=done, inputs=inputs, predictions=predictions, notices=notices)
         else:
             outputs = _classify(registry, config, examples, model_id, references, tracker, cancel)
         done = [index for index, finished in enumerate(outputs.done) if finished]

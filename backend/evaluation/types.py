@@ -51,6 +51,8 @@ class EvalConfig:
     bootstrap: int = 1000  # resamples for the confidence intervals; 0 turns them off
     confidence: float = 0.95
     classification_mode: Optional[str] = None  # supervised / zero_shot / llm; None: what each model does
+    source_language: str = ""  # translation: the pair asked of a `translate` model (e.g. en, de)
+    target_language: str = ""
     # ROUGE with Porter stemming; off by default, as in `evaluate`'s rouge (use_stemmer=False).
     rouge_stemmer: bool = False
 
@@ -112,13 +114,15 @@ class EvalConfig:
             "confidence": self.confidence,
             "classification_mode": self.classification_mode,
             "rouge_stemmer": self.rouge_stemmer,
+            "source_language": self.source_language,
+            "target_language": self.target_language,
         }
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> "EvalConfig":
         plain = {key: value for key, value in data.items() if key not in ("data", "columns", "models")}
         # Runs saved before the option existed were scored with stemming (the app's default then).
-        plain.setdefault("rouge_stemmer", data.get("task") == "generation")
+        plain.setdefault("rouge_stemmer", data.get("task") in ("generation", "summarization"))
         return EvalConfig(data=DataSource.from_dict(data.get("data") or {}),
                           columns=ColumnMapping.from_dict(data.get("columns") or {}),
                           models=tuple(data.get("models") or ()), **plain)

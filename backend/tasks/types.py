@@ -1,0 +1,64 @@
+"""Results of the pipeline tasks: plain data, no torch, so the UI and the API can use them."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+Aggregation = Literal["none", "simple", "first", "average", "max"]
+AGGREGATIONS: tuple[Aggregation, ...] = ("none", "simple", "first", "average", "max")
+Pooling = Literal["mean", "cls"]
+
+
+@dataclass(frozen=True)
+class Entity:
+    """One entity (or token, without aggregation): `text[start:end] == word` for fast tokenizers."""
+
+    entity: str  # the type (PER, LOC...) when aggregated, else the token's BIO label
+    score: float
+    word: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An answer span of the context; `context[start:end] == answer`."""
+
+    answer: str
+    score: float
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class MaskFill:
+    """One candidate for one mask: the token and the whole text with it filled in."""
+
+    token: str
+    score: float
+    sequence: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Embeddings:
+    """One vector per text, its token count, and whether it was cut to the model's limit."""
+
+    vectors: list[list[float]]
+    tokens: list[int]
+    truncated: list[bool]
+    pooling: Pooling
+    normalized: bool
+
+    @property
+    def dimensions(self) -> int:
+        return len(self.vectors[0]) if self.vectors else 0

@@ -1,0 +1,80 @@
+"""`runtime: onnx`: every encoder task gives PyTorch's outputs within float tolerance, the export is cached next
+to the weights and reused, and the registry refuses it for tasks it cannot serve."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pytest
+
+from backend.classification import classify_texts
+from backend.config import parse_config
+from backend.registry import Registry
+from backend.tasks import service
+
+TEXTS = ["Dr. Smith met Anna in Paris.", "The weather today is sunny with a light breeze, around 21 degrees."]
+ENCODERS = {"tiny-classifier": "classify", "tiny-nli": "zero_shot", "tiny-ner": "ner", "tiny-qa": "question_answering",
+            "tiny-embed": "embed"}
+
+
+@pytest.fixture(scope="module")
+def registries(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Registry, Registry]]:
+    """(PyTorch, ONNX) registries over copies of the tiny encoders (the export is written next to the copies)."""
+    folder = tmp_path_factory.mktemp("onnx-models")
+    torch_entries, onnx_entries = [], []
+    for model_id, task in ENCODERS.items():
+        copy = folder / model_id
+        shutil.copytree(tiny_models_yaml.parent / model_id, copy)
+        entry = {"id": model_id, "tasks": [task], "source": str(copy), "dtype": "float32", "device": "cpu"}
+        torch_entries.append(entry)
+        onnx_entries.append({**entry, "runtime": "onnx"})
+    settings = {"max_loaded_models": 5}
+    plain = Registry(parse_config({"models": torch_entries, "settings": settings}, folder / "torch.yaml"))
+    onnx = Registry(parse_config({"models": onnx_entries, "settings": settings}, folder / "onnx.yaml"))
+    yield plain, onnx
+    plain.close()
+    onnx.close()
+
+
+def test_classify_and_zero_shot_equal_pytorch(registries: tuple[Registry, Registry]) -> None:
+    plain, onnx = registries
+    for model_id, labels in (("tiny-classifier", None), ("tiny-nli", "sports, weather, travel")):
+        expected = classify_texts(plain, model_id, TEXTS, labels).scores
+        got = classify_texts(onnx, model_id, TEXTS, labels).scores
+        for want, have in zip(expected, got):
+            assert [s.label for s in want] == [s.label for s in have]
+            assert np.allclose([s.score for s in want], [s.score for s in have], atol=1e-5)
+    assert "runtime: ONNX Runtime" not in " ".join(onnx.status_of("tiny-nli").notes)  # classifier notes: labels
+    assert (Path(onnx.spec("tiny-nli").source) / "onnx" / "model.onnx").is_file()
+
+
+def test_ner_qa_and_embeddings_equal_pytorch(registries: tuple[Registry, Registry]) -> None:
+    plain, onnx = registries
+    for aggregation in ("none", "simple"):
+        want = service.recognise_entities(plain, "tiny-ner", TEXTS, aggregation=aggregation)
+        have = service.recognise_entities(onnx, "tiny-ner", TEXTS, aggregation=aggregation)
+        assert [[(e.entity, e.start, e.end) for e in row] for row in want] == \
+               [[(e.entity, e.start, e.end) for e in row] for row in have]
+        assert np.allclose([e.score for row in want for e in row], [e.score for row in have for e in row], atol=1e-5)
+    context = " ".join(TEXTS * 40)  # several stride windows in one padded batch
+    want = service.answer_question(plain, "tiny-qa", "Where did they meet?", context, top_k=3, stride=32)
+    have = service.answer_question(onnx, "tiny-qa", "Where did they meet?", context, top_k=3, stride=32)
+    assert [(a.start, a.end) for a in want] == [(a.start, a.end) for a in have]
+    assert np.allclose([a.score for a in want], [a.score for a in have], atol=1e-5)
+    want_vectors = service.embed_texts(plain, "tiny-embed", TEXTS).vectors
+    have_vectors = service.embed_texts(onnx, "tiny-embed", TEXTS).vectors
+    assert np.allclose(want_vectors, have_vectors, atol=1e-5)
+    assert "runtime: ONNX Runtime" in onnx.status_of("tiny-embed").notes
+
+
+def test_the_export_is_cached_and_reused(registries: tuple[Registry, Registry]) -> None:
+    _, onnx = registries
+    service.embed_texts(onnx, "tiny-embed", TEXTS)
+    exported = Path(onnx.spec("tiny-embed").source) / "onnx" / "model.onnx"
+    before = exported.stat().st_mtime_ns
+    onnx.unload("tiny-embed")
+    service.embed_texts(onnx, "tiny-embed", TEXTS)
+    assert onnx.load_count("tiny-embed") == 2 and exported.stat().st_mtime_ns == before
