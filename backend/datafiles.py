@@ -119,21 +119,36 @@ def column_texts(table: pd.DataFrame, column: Optional[str]) -> list[str]:
 
 
 def guess_text_column(table: pd.DataFrame) -> Optional[str]:
-    """The column most likely to hold the text: a well-known name, else the text column with the longest values."""
+    """The column most likely to hold the text: a well-known name, else the text column with the longest values;
+    None when every column holds numbers (or nothing), rather than a number column passed off as text."""
     by_lower = {str(column).lower(): str(column) for column in table.columns}
     for hint in TEXT_COLUMN_HINTS:
-        if hint in by_lower:
+        if hint in by_lower and not is_numeric_column(table, by_lower[hint]):
             return by_lower[hint]
     sample = table.head(200)
     best, best_length = None, -1.0
     for column in sample.columns:
-        values = [value for value in sample[column].tolist() if isinstance(value, str)]
-        if not values:
+        values = [value for value in sample[column].tolist() if isinstance(value, str) and value.strip()]
+        if not values or is_numeric_column(sample, str(column)):
             continue
         length = sum(len(value) for value in values) / len(values)
         if length > best_length:
             best, best_length = str(column), length
-    return best if best is not None else (str(table.columns[0]) if len(table.columns) else None)
+    return best
+
+
+def is_numeric_column(table: pd.DataFrame, column: str, sample: int = 200) -> bool:
+    """Whether the column's first `sample` non-blank values are all numbers (CSV columns are read as text)."""
+    values = [text for text in (_as_text(value).strip() for value in table[column].head(sample * 4).tolist())
+              if text][:sample]
+    if not values:
+        return True  # an empty column holds no text either
+    for text in values:
+        try:
+            float(text)
+        except ValueError:
+            return False
+    return True
 
 
 def write_csv(table: pd.DataFrame, path: str | os.PathLike[str]) -> Path:

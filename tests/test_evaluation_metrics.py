@@ -58,14 +58,46 @@ def test_bleu_of_a_subset_is_recomputed_from_counts_not_averaged(metrics: dict) 
         [PREDICTIONS[i] for i in subset], [[REFERENCES[i] for i in subset]]).score
 
 
-def test_rouge_equals_rouge_score_with_stemming_and_newline_sentences(metrics: dict) -> None:
-    scorer = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL", "rougeLsum"], use_stemmer=True)
-    expected = [scorer.score(r, p) for p, r in zip(PREDICTIONS, REFERENCES)]
-    result = metrics["rouge"].compute(predictions=PREDICTIONS, references=REFERENCES)
-    for kind in ("rouge1", "rouge2", "rougeL", "rougeLsum"):
-        assert result[kind] == pytest.approx(np.mean([e[kind].fmeasure for e in expected]), abs=1e-15)
+def evaluate_rouge(predictions: list[str], references: list[str], use_stemmer: bool = False) -> dict[str, float]:
+    """What `evaluate.load("rouge").compute(predictions, references, use_aggregator=False, use_stemmer=...)`
+    computes (its rouge.py: one rouge_score RougeScorer over the four types, `scorer.score(reference,
+    prediction)` per example, F-measures listed), averaged over the examples."""
+    scorer = rouge_scorer.RougeScorer(rouge_types=["rouge1", "rouge2", "rougeL", "rougeLsum"],
+                                      use_stemmer=use_stemmer, tokenizer=None)
+    scores = [scorer.score(reference, prediction) for reference, prediction in zip(references, predictions)]
+    return {key: float(np.mean([score[key].fmeasure for score in scores])) for key in scores[0]}
+
+
+def test_rouge_equals_evaluates_rouge_without_stemming_by_default_and_with_it_on_request(metrics: dict) -> None:
+    plain = metrics["rouge"].compute(predictions=PREDICTIONS, references=REFERENCES)
+    stemmed = metrics["rouge"].compute(predictions=PREDICTIONS, references=REFERENCES, use_stemmer=True)
+    assert plain == pytest.approx(evaluate_rouge(PREDICTIONS, REFERENCES), abs=1e-15)
+    assert stemmed == pytest.approx(evaluate_rouge(PREDICTIONS, REFERENCES, use_stemmer=True), abs=1e-15)
+    assert plain["rouge1"] < stemmed["rouge1"]  # "runners" / "runs" match only once stemmed
     # The multi-sentence example: rougeLsum (newline-split summary LCS) differs from rougeL.
-    assert expected[3]["rougeLsum"].fmeasure != expected[3]["rougeL"].fmeasure
+    scorer = rouge_scorer.RougeScorer(["rougeL", "rougeLsum"])
+    assert scorer.score(REFERENCES[3], PREDICTIONS[3])["rougeLsum"] != scorer.score(REFERENCES[3],
+                                                                                      PREDICTIONS[3])["rougeL"]
+
+
+def test_a_runs_rouge_follows_its_recorded_stemming_option(tmp_path) -> None:
+    import pandas as pd
+
+    from backend.evaluation import store
+    from backend.evaluation.data import ColumnMapping, DataSource
+    from backend.evaluation.runner import run_evaluation
+    from backend.evaluation.types import EvalConfig
+
+    path = tmp_path / "summaries.csv"
+    pd.DataFrame({"reference": REFERENCES, "prediction": PREDICTIONS}).to_csv(path, index=False)
+    for stemmer in (False, True):
+        config = EvalConfig(task="generation", data=DataSource(path=str(path)), bootstrap=0, rouge_stemmer=stemmer,
+                            columns=ColumnMapping(reference="reference", predictions="prediction"))
+        run = run_evaluation(config, runs_dir=tmp_path / "runs")
+        expected = evaluate_rouge(PREDICTIONS, REFERENCES, use_stemmer=stemmer)
+        # pandas reads the empty prediction back as "" (text columns stay text)
+        assert run.models["predictions"].metrics["rouge1"] == pytest.approx(expected["rouge1"], abs=1e-15)
+        assert store.open_run(run.path).config.rouge_stemmer is stemmer
 
 
 def test_exact_match_and_lengths(metrics: dict) -> None:

@@ -95,7 +95,8 @@ def test_runs_belong_to_the_user_who_made_them(login_server: EvalServer, tmp_pat
     login_server.call_form(alice, "on_run", {
         "eval-task": "classification", "eval-input-col": "text", "eval-reference-col": "label",
         "eval-predictions-col": "pred", "eval-score-file": True, "eval-models": [], "eval-prompt": "",
-        "eval-max-new-tokens": 8, "eval-batch-size": 4, "eval-limit": 0, "eval-seed": -1, "eval-bootstrap": 10})
+        "eval-max-new-tokens": 8, "eval-batch-size": 4, "eval-limit": 0, "eval-seed": -1, "eval-bootstrap": 10,
+        "eval-rouge-stemmer": False})
     [run_id] = listed(login_server.call(alice, "runs_updates"))
     assert (login_server.ctl.runs_dir / "users" / "alice" / "eval" / run_id / "results.json").is_file()
     opened = login_server.call(alice, "on_open", run_id)

@@ -92,7 +92,7 @@ class Tab:
         defaults = {"eval-task": "generation", "eval-input-col": None, "eval-reference-col": None,
                     "eval-predictions-col": None, "eval-score-file": False, "eval-models": [],
                     "eval-prompt": "{input}", "eval-max-new-tokens": 8, "eval-batch-size": 4, "eval-limit": 0,
-                    "eval-seed": -1, "eval-bootstrap": 100}
+                    "eval-seed": -1, "eval-bootstrap": 100, "eval-rouge-stemmer": False}
         values = {**defaults, **form}
         data = {state: source, **{self[elem_id]: value for elem_id, value in values.items()}}
         yield from fn.fn(data, REQUEST)
@@ -160,7 +160,11 @@ def test_task_picks_models_widgets_and_the_likely_reference(tab: Tab, qa_csv: Pa
     classification = tab.call("on_task", "classification", False, ["tiny-chat"], "{input}", source)
     assert [value for _, value in classification[tab["eval-models"]].choices] == ["tiny-chat", "tiny-classifier",
                                                                                     "tiny-nli"]
-    assert classification[tab["eval-models"]].value == ["tiny-chat"]  # a choice that still fits is kept
+    # Issue 20: a chat model picked for generation is not carried over to classification (where it would score
+    # labels); the classifier is chosen instead. Toggling "score the file" keeps a deliberate choice.
+    assert classification[tab["eval-models"]].value == ["tiny-classifier"]
+    deliberate = tab.call("on_score_file", "classification", False, ["tiny-chat"], "", source)
+    assert deliberate[tab["eval-models"]].value == ["tiny-chat"]
     assert tab.value(classification, "eval-prompt") == ""  # blank: the label scorer's own default
     perplexity = tab.call("on_task", "perplexity", True, [], "", None)
     assert not perplexity[tab["eval-reference-col"]].visible and not perplexity[tab["eval-score-file"]].visible
@@ -176,7 +180,7 @@ def test_errors_are_clear_and_escaped(tab: Tab, tmp_path: Path, reviews: Path) -
     empty.write_text("")
     with pytest.raises(gr.Error, match="'empty.csv' is empty"):
         tab.upload(empty, "classification")
-    with pytest.raises(gr.Error, match="there is no column 'review'; the columns are 'text', 'label', 'pred'"):
+    with pytest.raises(gr.Error, match="There is no column 'review'; the columns are 'text', 'label', 'pred'"):
         tab.run({"path": str(reviews)}, {"eval-task": "classification", "eval-input-col": "review",
                                          "eval-reference-col": "label", "eval-models": ["tiny-classifier"]})
     with pytest.raises(gr.Error, match="upload a CSV, JSONL or Parquet file"):
@@ -193,7 +197,7 @@ def test_errors_are_clear_and_escaped(tab: Tab, tmp_path: Path, reviews: Path) -
 def test_hub_dataset_offline_fails_fast_with_the_backends_message(tab: Tab, monkeypatch) -> None:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     started = time.monotonic()
-    with pytest.raises(gr.Error, match="the Hub dataset 'someone/reviews' cannot be reached offline"):
+    with pytest.raises(gr.Error, match="The Hub dataset 'someone/reviews' cannot be reached offline"):
         tab.call("on_hub", "someone/reviews", "", "validation", "classification")
     assert time.monotonic() - started < 30
     with pytest.raises(gr.Error, match="type a dataset id"):

@@ -251,7 +251,8 @@ def test_generate_and_evaluate_read_numbers_the_same_way(value) -> None:
               panel.repetition_penalty: 1.0, panel.seed: -1, panel.stop: ""}
     data = {form.source: {"path": "x.csv"}, form.task: "generation", form.input_col: "q", form.reference_col: "a",
             form.predictions_col: None, form.score_file: False, form.models: ["m"], form.prompt: "{input}",
-            form.max_new_tokens: 8, form.batch_size: value, form.limit: 0, form.seed: -1, form.bootstrap: 0}
+            form.max_new_tokens: 8, form.batch_size: value, form.limit: 0, form.seed: -1, form.bootstrap: 0,
+            form.rouge_stemmer: False}
     if value != -1:  # top_k -1 is a range question for GenerationParams, not a number question
         with pytest.raises(InvalidInputError, match="top_k: must be a whole number"):
             panel.read(params)

@@ -23,6 +23,7 @@ from backend.table_limits import SHOWN_CELL_CHARS, release_memory
 from backend.types import InvalidInputError, LabelScore, WorkbenchError
 from ui.components import handle_errors, ui_event
 from ui.jobs import SessionJobs
+from ui.plain_errors import plain_errors, plain_words
 
 MODE_CHOICES = [("Supervised", "supervised"), ("Zero-shot (NLI)", "zero_shot"), ("LLM as classifier", "llm")]
 MODE_INFO = "supervised: the model's own labels · zero-shot and LLM: the labels you type"
@@ -109,7 +110,8 @@ def build_classify_tab(registry: Registry) -> None:
                 file_info = gr.Markdown(elem_id="classify-file-info")
                 column = gr.Dropdown(label="Text column", choices=[], interactive=True, elem_id="classify-column")
                 with gr.Row():
-                    run_file = gr.Button("Classify file", variant="primary", elem_id="classify-file-run")
+                    run_file = gr.Button("Classify file", variant="primary", interactive=False,
+                                         elem_id="classify-file-run")
                     cancel = gr.Button("Cancel", variant="stop", elem_id="classify-file-cancel")
                 status = gr.Markdown(elem_id="classify-file-status")
                 results = gr.Dataframe(label="Results", interactive=False, wrap=True, max_height=420,
@@ -119,6 +121,7 @@ def build_classify_tab(registry: Registry) -> None:
     mode.change(lambda chosen: _mode_updates(registry, chosen), inputs=mode,
                 outputs=[model, labels, multi_label, hypothesis, prompt], **ui_event(model, queue=False))
 
+    @plain_errors
     @handle_errors
     def classify_one(data: dict) -> tuple:
         options = form.read(data)
@@ -130,21 +133,28 @@ def build_classify_tab(registry: Registry) -> None:
           concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, **ui_event(notice, progress=True))
 
     def inspect_file(path: Optional[str]) -> tuple:
-        """Shows the rows and columns of an upload, or what is wrong with it (inline: it stays visible)."""
+        """Shows the rows and columns of an upload, or what is wrong with it (inline: it stays visible); "Classify
+        file" is clickable only for a file that can be classified."""
+        refused = gr.Dropdown(choices=[], value=None), gr.Button(interactive=False)
         if not path:
-            return "", gr.Dropdown(choices=[], value=None)
+            return ("", *refused)
         try:
             table = datafiles.read_table(path)
+            guess = datafiles.guess_text_column(table)
+            if guess is None:
+                raise InvalidInputError(f"file: '{Path(path).name}' has no text column (every column holds numbers "
+                                        "or nothing); classification needs a column of text")
         except WorkbenchError as error:
-            return f"❌ {html.escape(str(error), quote=False)}", gr.Dropdown(choices=[], value=None)
-        guess = datafiles.guess_text_column(table)
+            return (f"❌ {html.escape(plain_words(str(error)), quote=False)}", *refused)
         columns = [str(name) for name in table.columns]
         info = html.escape(f"{Path(path).name}: {len(table):,} rows; columns: {datafiles.describe_columns(columns)}",
                            quote=False)
-        return info, gr.Dropdown(choices=columns, value=guess)
+        return info, gr.Dropdown(choices=columns, value=guess), gr.Button(interactive=True)
 
-    upload.change(inspect_file, inputs=upload, outputs=[file_info, column], **ui_event(file_info, progress=True))
+    upload.change(inspect_file, inputs=upload, outputs=[file_info, column, run_file],
+                  **ui_event(file_info, progress=True))
 
+    @plain_errors
     @handle_errors
     def classify_file(data: dict, request: gr.Request, progress=gr.Progress()) -> tuple:
         path = data[upload]
@@ -153,6 +163,9 @@ def build_classify_tab(registry: Registry) -> None:
         options = form.read(data)
         with jobs.job(request.session_hash or "") as flag:
             table = datafiles.read_table(path)
+            if data[column] in table.columns and datafiles.is_numeric_column(table, data[column]):
+                raise InvalidInputError(f"column: '{data[column]}' holds numbers, not text; pick the column with "
+                                        "the text to classify")
             outcome = clf.classify_table(
                 registry, table=table, column=data[column], cancel=flag,
                 progress=lambda fraction, description: progress(fraction, desc=description), **options)

@@ -53,6 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="examples per forward pass (default: 8)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
                         help="resamples for 95%% confidence intervals, at most 10,000; 0 turns them off (default: 1000)")
+    parser.add_argument("--rouge-stemmer", action="store_true",
+                        help="ROUGE with Porter stemming (default: off, as in evaluate's rouge)")
     parser.add_argument("--out", metavar="DIR", help="where results.json and predictions.csv go "
                         "(default: a new folder under --runs-dir)")
     parser.add_argument("--runs-dir", default=os.environ.get("WORKBENCH_RUNS_DIR", "runs"), metavar="DIR",
@@ -109,7 +111,7 @@ def build_config(args: argparse.Namespace) -> Any:
     return EvalConfig(task=args.task, data=data, columns=columns, models=tuple(args.model),
                       prompt_template=args.prompt_template, chat_template=args.chat_template,
                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
-                      seed=args.seed, bootstrap=args.bootstrap,
+                      seed=args.seed, bootstrap=args.bootstrap, rouge_stemmer=args.rouge_stemmer,
                       classification_mode=args.classification_mode, source_language=args.source_language,
                       target_language=args.target_language).validated()
 

@@ -27,7 +27,8 @@ HUB_PROBE_TIMEOUT_S = 5.0  # the Hub answers in well under a second when it is r
 PREVIEW_ROWS = 5
 # Column names that usually hold the expected output, most likely first (matched case-insensitively).
 REFERENCE_HINTS: dict[str, tuple[str, ...]] = {
-    "classification": ("label", "labels", "class", "category", "target", "gold", "reference"),
+    "classification": ("label", "labels", "class", "category", "sentiment", "polarity", "emotion", "intent", "topic",
+                       "target", "gold", "reference"),
     "generation": ("reference", "references", "answer", "target", "output", "summary", "completion", "response",
                    "expected", "gold"),
 }
@@ -286,6 +287,9 @@ def select_examples(
         if column and column not in table.columns:
             raise InvalidInputError(f"{role} column: there is no column '{column}'; the columns are "
                                     f"{column_list(table)}")
+    if mapping.input and mapping.input == mapping.reference:  # the model would be shown the answer
+        raise InvalidInputError(f"columns: the input column and the reference column are both '{mapping.input}'; "
+                                "pick a different column for each")
     for role, flag in required_columns(task, mapping).items():
         if not getattr(mapping, role):
             raise InvalidInputError(f"{role} column: {task} needs one ({flag}); the columns are {column_list(table)}")

@@ -195,7 +195,8 @@ def _run_model(registry: Any, config: EvalConfig, examples: Examples, model_id: 
         done = [index for index, finished in enumerate(outputs.done) if finished]
         scores = scoring.score(config.task, {key: [values[i] for i in done] for key, values in outputs.inputs.items()},
                                bootstrap=config.bootstrap, confidence=config.confidence, seed=config.seed,
-                               labels=outputs.labels, cancel=cancel, on_resample=tracker.resampling)
+                               labels=outputs.labels, cancel=cancel, on_resample=tracker.resampling,
+                               options=config.metric_options())
     except Exception as error:  # noqa: BLE001 - one model failing (bad load, out of memory) must not lose the others
         message = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
         return ModelResult(model_id, "failed", predictions=[None] * len(examples), error=message,

@@ -42,21 +42,25 @@ def score(
     labels: Optional[Sequence[str]] = None,
     cancel: Optional[threading.Event] = None,
     on_resample: Optional[Callable[[int, int], None]] = None,
+    options: Optional[dict[str, dict[str, Any]]] = None,
 ) -> Scores:
     """Metrics for `inputs` ({"predictions", "references"}, or {"nll", "tokens"} for perplexity).
 
     `labels` orders the classes of a classification report (the model's own label order). The bootstrap reports
     `on_resample(done, total)` as it goes and stops at `cancel` (the run then has no intervals, and says so).
+    `options` are keyword arguments for a metric module, by its name (e.g. {"rouge": {"use_stemmer": True}}).
     """
     count = len(next(iter(inputs.values())))
     if count == 0:
         return Scores(metrics={})
-    modules = [load_metric(name) for name in TASK_METRICS[task]]
+    names = TASK_METRICS[task]
+    modules = [load_metric(name) for name in names]
     result = Scores(metrics={})
     stats = []
-    for module in modules:
-        result.metrics.update(module.compute(**inputs))
-        module_stats = module.example_stats(**inputs)
+    for name, module in zip(names, modules):
+        extra = (options or {}).get(name, {})
+        result.metrics.update(module.compute(**inputs, **extra))
+        module_stats = module.example_stats(**inputs, **extra)
         stats.append(module_stats)
         result.example_scores.update(module.example_scores(module_stats))
         report = getattr(module, "report", None)

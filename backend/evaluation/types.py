@@ -29,6 +29,7 @@ ModelStatus = Literal["complete", "cancelled", "failed", "skipped"]
 # (20,000 took 38 s of CPU on a 2,000-example run).
 MAX_BOOTSTRAP = 10_000
 
+
 @dataclass(frozen=True)
 class EvalConfig:
     """One run: the task, the data and its columns, the models (none: score the file's predictions column)."""
@@ -52,6 +53,12 @@ class EvalConfig:
     classification_mode: Optional[str] = None  # supervised / zero_shot / llm; None: what each model does
     source_language: str = ""  # translation: the pair asked of a `translate` model (e.g. en, de)
     target_language: str = ""
+    # ROUGE with Porter stemming; off by default, as in `evaluate`'s rouge (use_stemmer=False).
+    rouge_stemmer: bool = False
+
+    def metric_options(self) -> dict[str, dict[str, Any]]:
+        """Keyword options for metric modules, by module name (backend/evaluation/metrics), from this run."""
+        return {"rouge": {"use_stemmer": self.rouge_stemmer}}
 
     @property
     def scores_file_predictions(self) -> bool:
@@ -82,6 +89,8 @@ class EvalConfig:
         _check_int("bootstrap", self.bootstrap, 0, MAX_BOOTSTRAP)
         if self.limit is not None:
             _check_int("limit", self.limit, 1, 10**9)
+        if not isinstance(self.rouge_stemmer, bool):
+            raise InvalidInputError(f"rouge_stemmer: must be true or false, got {self.rouge_stemmer!r}")
         if not 0.5 <= self.confidence < 1:
             raise InvalidInputError(f"confidence: must be in [0.5, 1), got {self.confidence}")
         return self
@@ -104,6 +113,7 @@ class EvalConfig:
             "bootstrap": self.bootstrap,
             "confidence": self.confidence,
             "classification_mode": self.classification_mode,
+            "rouge_stemmer": self.rouge_stemmer,
             "source_language": self.source_language,
             "target_language": self.target_language,
         }
@@ -111,6 +121,8 @@ class EvalConfig:
     @staticmethod
     def from_dict(data: dict[str, Any]) -> "EvalConfig":
         plain = {key: value for key, value in data.items() if key not in ("data", "columns", "models")}
+        # Runs saved before the option existed were scored with stemming (the app's default then).
+        plain.setdefault("rouge_stemmer", data.get("task") in ("generation", "summarization"))
         return EvalConfig(data=DataSource.from_dict(data.get("data") or {}),
                           columns=ColumnMapping.from_dict(data.get("columns") or {}),
                           models=tuple(data.get("models") or ()), **plain)

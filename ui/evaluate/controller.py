@@ -23,7 +23,7 @@ from backend.evaluation.types import EvalConfig, Progress, RunResult
 from backend.registry import Registry
 from backend.table_limits import release_memory
 from backend.types import InvalidInputError
-from ui.evaluate.forms import MODEL_TASKS, PREVIEW_ROWS, DataView
+from ui.evaluate.forms import MODEL_TASKS, NATIVE_TASKS, PREVIEW_ROWS, DataView
 from ui.jobs import SessionJobs
 
 POLL_S = 0.25  # how often the Run handler looks at the job's progress
@@ -122,6 +122,18 @@ class EvaluateController:
             return []
         wanted = set(MODEL_TASKS.get(task, ()))
         return [(spec.display_name, spec.id) for spec in self.registry.specs() if wanted & set(spec.tasks)]
+
+    def kept_models(self, task: str, chosen: list[str], native_only: bool) -> list[str]:
+        """Which of the `chosen` models stay selected for `task` (the task's default when none does).
+
+        `native_only` (a task switch): only models made for the task stay, so a chat model picked for generation
+        does not silently become a label scorer for classification.
+        """
+        fits = {model_id for _, model_id in self.model_choices(task)}
+        if native_only and self.registry is not None:
+            native = set(NATIVE_TASKS.get(task, ()))
+            fits = {spec.id for spec in self.registry.specs() if spec.id in fits and native & set(spec.tasks)}
+        return [model_id for model_id in chosen or [] if model_id in fits] or self.default_models(task)
 
     def default_models(self, task: str) -> list[str]:
         if self.registry is None:

@@ -25,6 +25,13 @@ MODEL_TASKS: dict[str, tuple[str, ...]] = {
     "generation": ("chat", "generate"),
     "perplexity": ("chat", "generate"),
 }
+# The models a task switch keeps selected: those made for the task (a chat model chosen for generation is not
+# carried over to classification, where it would score labels: that stays a deliberate choice).
+NATIVE_TASKS: dict[str, tuple[str, ...]] = {
+    "classification": ("classify", "zero_shot"),
+    "generation": ("chat", "generate"),
+    "perplexity": ("chat", "generate"),
+}
 LABEL_PROMPT_PLACEHOLDER = "blank: the scorer's default (Text: {input}\\nLabel:)"
 
 
@@ -58,6 +65,7 @@ class EvalForm:
     limit: Optional[int] = None
     seed: Optional[int] = None
     bootstrap: int = 1000
+    rouge_stemmer: bool = False  # generation: ROUGE with Porter stemming
 
     def config(self, source: Optional[DataSource]) -> EvalConfig:
         """The validated `EvalConfig` (errors name the field)."""
@@ -81,7 +89,8 @@ class EvalForm:
         return EvalConfig(task=self.task, data=source, columns=columns,  # type: ignore[arg-type]
                           models=() if scoring else tuple(self.models), prompt_template=template,
                           max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, limit=self.limit,
-                          seed=self.seed, bootstrap=self.bootstrap).validated()
+                          seed=self.seed, bootstrap=self.bootstrap,
+                          rouge_stemmer=bool(self.rouge_stemmer) and self.task == "generation").validated()
 
 
 @dataclass(frozen=True)
@@ -101,6 +110,7 @@ class FormPanel:
     limit: gr.Number
     seed: gr.Number
     bootstrap: gr.Number
+    rouge_stemmer: gr.Checkbox
 
     @classmethod
     def build(cls, task_value: str, model_choices: list[tuple[str, str]], default_models: list[str]) -> "FormPanel":
@@ -131,14 +141,16 @@ class FormPanel:
             bootstrap = gr.Number(value=1000, precision=0, minimum=0, maximum=MAX_BOOTSTRAP,
                                   label="Bootstrap resamples", info=f"95% intervals; 0: off; at most {MAX_BOOTSTRAP:,}",
                                   elem_id="eval-bootstrap", scale=1)
+        rouge_stemmer = gr.Checkbox(label="ROUGE with stemming (Porter; off as in evaluate's rouge)", value=False,
+                                    visible=task_value == "generation", elem_id="eval-rouge-stemmer")
         return cls(gr.State(None), task, input_col, reference_col, predictions_col, score_file, models, prompt,
-                   max_new_tokens, batch_size, limit, seed, bootstrap)
+                   max_new_tokens, batch_size, limit, seed, bootstrap, rouge_stemmer)
 
     @property
     def inputs(self) -> set:
         return {self.source, self.task, self.input_col, self.reference_col, self.predictions_col, self.score_file,
                 self.models, self.prompt, self.max_new_tokens, self.batch_size, self.limit, self.seed,
-                self.bootstrap}
+                self.bootstrap, self.rouge_stemmer}
 
     def read(self, data: dict) -> tuple[Optional[DataSource], EvalForm]:
         source = DataSource.from_dict(data[self.source]) if data[self.source] else None
@@ -151,8 +163,35 @@ class FormPanel:
             batch_size=parse_whole(data[self.batch_size], "batch size", 8, 1),
             limit=parse_whole(data[self.limit], "sample size", None, 0) or None,
             seed=parse_seed(data[self.seed]),
-            bootstrap=parse_whole(data[self.bootstrap], "bootstrap resamples", 1000, 0))
+            bootstrap=parse_whole(data[self.bootstrap], "bootstrap resamples", 1000, 0),
+            rouge_stemmer=bool(data[self.rouge_stemmer]))
         return source, form
+
+    @property
+    def settings(self) -> list:
+        """The widgets `show` sets (everything but the data and the columns)."""
+        return [self.task, self.score_file, self.models, self.prompt, self.max_new_tokens, self.batch_size,
+                self.limit, self.seed, self.bootstrap, self.rouge_stemmer]
+
+    def show(self, config: EvalConfig, columns: list[str]) -> dict:
+        """Updates that put a saved run's values into the form (the models, prompt and scoring mode come from
+        the tab's task updates); `columns` are the column choices."""
+        task, scoring, mapping = config.task, config.scores_file_predictions, config.columns
+        optional = column_choices(columns)
+        labels = task_labels(task)
+        return {
+            self.task: task,
+            self.max_new_tokens: gr.Slider(value=config.max_new_tokens, visible=task == "generation" and not scoring),
+            self.batch_size: config.batch_size,
+            self.limit: config.limit or 0,
+            self.seed: -1 if config.seed is None else config.seed,
+            self.bootstrap: config.bootstrap,
+            self.rouge_stemmer: gr.Checkbox(value=config.rouge_stemmer, visible=task == "generation"),
+            self.input_col: gr.Dropdown(choices=columns, value=mapping.input, label=labels["input"]),
+            self.reference_col: gr.Dropdown(choices=optional, value=mapping.reference or NONE,
+                                            label=labels["reference"], visible=task != "perplexity"),
+            self.predictions_col: gr.Dropdown(choices=optional, value=mapping.predictions or NONE, visible=scoring),
+        }
 
 
 def column_choices(columns: list[str]) -> list[tuple[str, str]]:

@@ -27,6 +27,7 @@ from ui.evaluate.views import (
     per_class_table,
     run_summary,
 )
+from ui.plain_errors import plain_errors
 
 
 @dataclass(frozen=True)
@@ -156,6 +157,7 @@ class ResultsPanel:
 
     # ----------------------------------------------------------------------------------------- handlers
 
+    @plain_errors
     @handle_errors
     def on_report_model(self, path: Optional[str], model_id: Optional[str]) -> tuple:
         if not path:
@@ -163,10 +165,12 @@ class ResultsPanel:
         run = self.ctl.load(path)
         return per_class_table(run, model_id), confusion_html(run, model_id)
 
+    @plain_errors
     @handle_errors
     def on_all_metrics(self, path: Optional[str], everything: bool) -> Any:
         return leaderboard_table(self.ctl.load(path), all_metrics=bool(everything)) if path else None
 
+    @plain_errors
     @handle_errors
     def on_filter(self, path: Optional[str], text: str, model_id: str) -> dict:
         if not path:

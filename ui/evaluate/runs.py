@@ -11,6 +11,7 @@ from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.views import compare_summary, leaderboard_table, run_choices, runs_table
+from ui.plain_errors import plain_errors
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,7 @@ class RunsPanel:
         return {self.runs: runs_table(summaries), self.open_choice: gr.Dropdown(choices=choices),
                 self.compare_a: gr.Dropdown(choices=choices), self.compare_b: gr.Dropdown(choices=choices)}
 
+    @plain_errors
     @handle_errors
     def on_compare(self, left_id: Optional[str], right_id: Optional[str], request: gr.Request) -> tuple:
         if not left_id or not right_id:

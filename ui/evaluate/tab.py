@@ -21,6 +21,7 @@ from ui.evaluate.forms import LABEL_PROMPT_PLACEHOLDER, NONE, DataView, FormPane
 from ui.evaluate.results import ResultsPanel
 from ui.evaluate.runs import RunsPanel
 from ui.evaluate.views import PROGRESS_CSS, progress_html
+from ui.plain_errors import plain_errors
 
 CONCURRENCY_ID = "evaluation"
 CONCURRENCY_LIMIT = 4  # runs at once (each in its own thread; the registry serialises work per model)
@@ -101,7 +102,7 @@ class EvaluateTab:
     def task_outputs(self) -> list:
         form = self.form
         return [form.models, form.reference_col, form.input_col, form.score_file, form.predictions_col, form.prompt,
-                form.max_new_tokens]
+                form.max_new_tokens, form.rouge_stemmer]
 
     def wire(self) -> None:
         data, form = self.data, self.form
@@ -111,9 +112,10 @@ class EvaluateTab:
         data.hub_load.click(self.clear_data, outputs=self.data_outputs, **ui_event(data.info, queue=False)).then(
             self.on_hub, inputs=[data.hub_id, data.hub_config, data.hub_split, form.task],
             outputs=self.data_outputs, **ui_event(data.info, True))
-        gr.on([form.task.input, form.score_file.input], self.on_task,
-              inputs=[form.task, form.score_file, form.models, form.prompt, form.source], outputs=self.task_outputs,
-              **ui_event(form.models))
+        task_inputs = [form.task, form.score_file, form.models, form.prompt, form.source]
+        form.task.input(self.on_task, inputs=task_inputs, outputs=self.task_outputs, **ui_event(form.models))
+        form.score_file.input(self.on_score_file, inputs=task_inputs, outputs=self.task_outputs,
+                              **ui_event(form.models))
         self.run_button.click(
             self.on_run, inputs=form.inputs, outputs=[self.progress, *self.results.outputs, *self.runs.outputs],
             concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, **ui_event(self.progress)
@@ -123,7 +125,8 @@ class EvaluateTab:
         self.cancel_button.click(self.on_cancel, inputs=None, outputs=None,
                                  **ui_event(self.cancel_button, queue=False))
         self.runs.open_button.click(self.on_open, inputs=self.runs.open_choice,
-                                    outputs=[self.progress, *self.results.outputs],
+                                    outputs=[self.progress, *self.results.outputs, *self.data_outputs,
+                                             *self.task_outputs, *self.form.settings],
                                     **ui_event(self.results.run_info))
         root = Context.root_block
         if root is not None:
@@ -151,26 +154,40 @@ class EvaluateTab:
     def clear_data(self) -> dict:
         return self.data_updates(None)
 
+    @plain_errors
     @handle_errors
     def on_upload(self, path: Optional[str], task_value: str) -> dict:
         view = self.ctl.inspect(DataSource(path=path), task_value) if path else None
         return self.data_updates(view)
 
+    @plain_errors
     @handle_errors
     def on_hub(self, dataset_id: str, config: str, split: str, task_value: str) -> dict:
         return self.data_updates(self.ctl.inspect(self.ctl.hub_source(dataset_id, config, split), task_value))
 
     # ------------------------------------------------------------------------------- task / scoring mode
 
+    @plain_errors
     @handle_errors
     def on_task(self, task_value: str, scoring: bool, chosen: list, template: str,
                 data_source: Optional[dict]) -> dict:
-        """Which widgets apply to the task, which models fit it, and the likely reference column."""
+        """A new task: which widgets apply, which models fit it (only models made for it stay selected), and
+        the likely reference column."""
+        return self.task_updates(task_value, scoring, chosen, template, data_source, native_only=True)
+
+    @plain_errors
+    @handle_errors
+    def on_score_file(self, task_value: str, scoring: bool, chosen: list, template: str,
+                      data_source: Optional[dict]) -> dict:
+        """Scoring the file's predictions on or off: the same task, so the chosen models stay."""
+        return self.task_updates(task_value, scoring, chosen, template, None, native_only=False)
+
+    def task_updates(self, task_value: str, scoring: bool, chosen: list, template: str,
+                     data_source: Optional[dict], native_only: bool) -> dict:
         form = self.form
         scoring = bool(scoring) and task_value != "perplexity"
         choices = self.ctl.model_choices(task_value)
-        ids = [model_id for _, model_id in choices]
-        kept = [model_id for model_id in (chosen or []) if model_id in ids] or self.ctl.default_models(task_value)
+        kept = self.ctl.kept_models(task_value, chosen, native_only)
         if task_value == "generation":
             template = template or INPUT_SLOT
         elif task_value == "classification" and template == INPUT_SLOT:
@@ -186,6 +203,7 @@ class EvaluateTab:
                 value=template, visible=task_value != "perplexity" and not scoring, label=labels["prompt"],
                 placeholder=LABEL_PROMPT_PLACEHOLDER if task_value == "classification" else None),
             form.max_new_tokens: gr.Slider(visible=task_value == "generation" and not scoring),
+            form.rouge_stemmer: gr.Checkbox(visible=task_value == "generation"),
         }
         if data_source:  # the likely reference column differs per task ("label" / "answer")
             view = self.ctl.inspect(DataSource.from_dict(data_source), task_value)
@@ -196,6 +214,7 @@ class EvaluateTab:
 
     # ------------------------------------------------------------------ run, with a progress bar; cancel
 
+    @plain_errors
     @handle_errors
     def on_run(self, data: dict, request: gr.Request) -> Iterator[dict]:
         data_source, form = self.form.read(data)
@@ -212,10 +231,29 @@ class EvaluateTab:
     def on_cancel(self, request: gr.Request) -> None:
         self.ctl.cancel(request.session_hash or "")
 
+    @plain_errors
     @handle_errors
     def on_open(self, run_id: Optional[str], request: gr.Request) -> dict:
+        """Shows a saved run, and puts its data (when still on the server) and its settings into the form, so
+        what is on screen always belongs together and Run repeats it."""
         run = self.ctl.open_run(run_id or "", request.username)
-        return {self.progress: "", **self.results.show(run)}
+        config = run.config
+        mapping = config.columns
+        columns = [column for column in (mapping.input, mapping.reference, mapping.predictions) if column]
+        data = self.data_updates(None)
+        if config.data.path and Path(config.data.path).is_file():
+            view = self.ctl.inspect(config.data, config.task)
+            data, columns = self.data_updates(view), view.columns
+        elif config.data.hub_id:  # not fetched now: Run loads it again
+            data = {**data, self.form.source: config.data.to_dict(),
+                    self.data.info: html.escape(f"{config.data.describe()} (the run's Hub dataset)", quote=False)}
+        else:
+            data[self.data.info] = html.escape(f"This run's data ({config.data.describe()}) is no longer on the "
+                                               "server: upload it again to run these settings.", quote=False)
+        scoring = config.scores_file_predictions
+        shown = self.task_updates(config.task, scoring, list(config.models), config.prompt_template or "", None,
+                                  native_only=False)
+        return {self.progress: "", **self.results.show(run), **data, **shown, **self.form.show(config, columns)}
 
 
 def build_evaluate_tab(registry: Optional[Registry], runs_dir: Optional[Union[str, Path]] = None) -> EvaluateController:

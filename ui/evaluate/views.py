@@ -195,6 +195,9 @@ def run_summary(run: RunResult) -> str:
     state = "cancelled (what was done is kept)" if run.cancelled else "complete"
     lines = [f"Run {run.run_id} · {run.task} on {run.config.data.describe()} · {count:,} example(s) · "
              f"{len(run.models)} model(s) · {run.seconds:.1f} s · {state}"]
+    if run.task in ("generation", "summarization"):
+        lines.append("ROUGE " + ("with Porter stemming" if run.config.rouge_stemmer else "without stemming (as "
+                                                                                       "evaluate's rouge by default)"))
     if run.path is not None:
         lines.append(f"Saved in {run.path}")
     lines += [f"Note: {notice}" for notice in run.examples.notices]

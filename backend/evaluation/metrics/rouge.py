@@ -1,7 +1,8 @@
 """ROUGE-1/2/L/Lsum (rouge-score, F1 on 0-1) as a local `evaluate` module that works offline.
 
-Scored as Hugging Face's `rouge` metric does (rouge_score's RougeScorer with `use_stemmer=True`; rougeLsum
-splits summaries into sentences on newlines), then averaged over examples. HF's default instead reports the
+Scored as Hugging Face's `rouge` metric does (rouge_score's RougeScorer, by default with `use_stemmer=False` as
+`evaluate.load("rouge")` has it; `use_stemmer=True` turns Porter stemming on; rougeLsum splits summaries into
+sentences on newlines), then averaged over examples. HF's default instead reports the
 median of a bootstrap of that average (`use_aggregator=True`), which moves with its random seed; the plain
 mean is exactly reproducible and is what `use_aggregator=False` + mean gives.
 
@@ -22,18 +23,18 @@ _FEATURES = datasets.Features({"predictions": datasets.Value("string"), "referen
 class Rouge(evaluate.Metric):
     def _info(self) -> evaluate.MetricInfo:
         return evaluate.MetricInfo(
-            description="Mean ROUGE-1/2/L/Lsum F1 from rouge-score, with Porter stemming, on a 0-1 scale.",
+            description="Mean ROUGE-1/2/L/Lsum F1 from rouge-score (Porter stemming optional), on a 0-1 scale.",
             citation="Lin, 2004. ROUGE: A Package for Automatic Evaluation of Summaries.",
             inputs_description="predictions: list of strings; references: list of strings (one per prediction)",
             features=_FEATURES,
         )
 
-    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        return self.aggregate(self.example_stats(predictions, references))
+    def _compute(self, predictions: list[str], references: list[str], use_stemmer: bool = False) -> dict[str, float]:
+        return self.aggregate(self.example_stats(predictions, references, use_stemmer))
 
-    def example_stats(self, predictions: list[str], references: list[str]) -> np.ndarray:
+    def example_stats(self, predictions: list[str], references: list[str], use_stemmer: bool = False) -> np.ndarray:
         """Per example, the F1 of each ROUGE type (columns in ROUGE_TYPES order)."""
-        scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=True)
+        scorer = rouge_scorer.RougeScorer(list(ROUGE_TYPES), use_stemmer=use_stemmer)
         rows = []
         for prediction, reference in zip(predictions, references):
             scores = scorer.score(reference, prediction)  # rouge_score takes (target, prediction)
