@@ -170,6 +170,8 @@ class TrainingRuns:
             # Written, but the process is still exiting (and a finished model not yet registered): not final yet,
             # so nobody is offered Resume or told "completed" before the server has taken note.
             status = "finishing"
+        if status == "queued" and not mine and run_dir not in waiting:
+            status, metrics["reason"] = "stopped", "it was queued when the app restarted; start it again"
         if status == "running" and not mine and not _alive(metrics.get("pid")):
             # Written by a process this server does not watch (an earlier server) that is gone.
             status, metrics["reason"] = "failed", (f"the training process (pid {metrics.get('pid')}) ended without "
