@@ -52,7 +52,7 @@ args = TrainingArguments(output_dir=settings["out"], max_steps=settings["steps"]
                          per_device_eval_batch_size=settings["batch_size"], seed=settings["seed"],
                          eval_strategy="steps", eval_steps=settings["eval_steps"], save_strategy="steps",
                          save_steps=settings["eval_steps"], logging_steps=10, save_total_limit=2,
-                         load_best_model_at_end=True, report_to="none", disable_tqdm=True,
+                         load_best_model_at_end=True, eval_on_start=True, report_to="none", disable_tqdm=True,
                          use_cpu=settings["cpu"], bf16=not settings["cpu"])
 trainer = Trainer(model=model, args=args, train_dataset=train, eval_dataset=evaluation,
                   data_collator=DataCollatorWithPadding(tokenizer), processing_class=tokenizer)

@@ -9,7 +9,6 @@ import json
 from backend import service as chat_service
 from backend.config import ModelSpec
 from backend.training.config import parse_train_config
-from backend.training.modeling import merge_adapter
 from backend.training.service import TrainingService
 from backend.types import Final, GenerationParams
 
@@ -52,7 +51,7 @@ def test_sft_lora_learns_a_reply_and_chats_with_it(registry, tmp_path):
     assert not reply(registry, "tiny-chat").startswith(REPLY)
     assert reply(registry, "tiny-chat-paris").startswith(REPLY)
 
-    merged = merge_adapter(base, run_dir / "model", tmp_path / "merged")
-    assert (merged / "model.safetensors").is_file()
+    merged = TrainingService(registry).merge(run_dir)  # in its own process, as the tab's Merge button does
+    assert merged == run_dir / "merged" and (merged / "model.safetensors").is_file()
     registry.add(ModelSpec(**{**spec.model_dump(exclude={"base_dir"}), "id": "paris-merged", "source": str(merged)}))
     assert reply(registry, "paris-merged").startswith(REPLY)

@@ -174,6 +174,7 @@ class TrainTab:
             start = gr.Button("Start", variant="primary", elem_id="train-start")
             stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
             resume = gr.Button("Resume", elem_id="train-resume")
+            merge = gr.Button("Merge adapter into a full model", elem_id="train-merge")
         plan_text = gr.Markdown("", elem_id="train-plan")
         preview = gr.HighlightedText(label="Formatted sample (highlighted: tokens that carry the loss)",
                                      color_map={"loss": "green"}, elem_id="train-preview", combine_adjacent=True)
@@ -203,6 +204,7 @@ class TrainTab:
                     **ui_event(status, progress=True))
         stop.click(tab.stop, inputs=run_id, outputs=status, **ui_event(status))
         resume.click(tab.resume, inputs=run_id, outputs=[status, timer], **ui_event(status))
+        merge.click(tab.merge, inputs=run_id, outputs=status, **ui_event(status, progress=True))
         timer.tick(tab.refresh, inputs=run_id, outputs=[status, plot, log, timer, runs, reopen_id],
                    **ui_event(status))
         reopen.click(tab.open_run, inputs=reopen_id, outputs=[run_id, status, plot, log, timer],
@@ -304,6 +306,13 @@ class TrainTab:
         position = self.service.resume(run_dir)
         where = f"#{position} in the queue" if position else "resuming from the last checkpoint"
         return f"{where} ({run_dir.name})", gr.Timer(active=True)
+
+    @handle_errors
+    def merge(self, run_id: Optional[str], request: gr.Request) -> str:
+        may_start(request)
+        run_dir = self._run_dir(run_id, request)
+        merged = self.service.merge(run_dir)
+        return f"merged: a full safetensors model in the run folder's `{merged.name}/` ({run_dir.name})"
 
     def refresh(self, run_id: Optional[str], request: gr.Request) -> tuple:
         if not run_id:

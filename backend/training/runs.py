@@ -90,6 +90,7 @@ class TrainingRuns:
             raise InvalidInputError(f"run: {run_dir.name} has no config.yaml")
         if resume and runfiles.last_checkpoint(run_dir) is None:
             raise InvalidInputError(f"resume: run {run_dir.name} has no checkpoint yet; start it again instead")
+        self._wait_until_not_active(run_dir)
         with self._lock:
             if self._active and self._active[0] == run_dir or any(queued == run_dir for queued, _ in self._queue):
                 raise InvalidInputError(f"run: {run_dir.name} is already running or queued")
@@ -100,6 +101,16 @@ class TrainingRuns:
             self._ensure_watcher()
         self._start_next()
         return position
+
+    def _wait_until_not_active(self, run_dir: Path, timeout_s: float = 30.0) -> None:
+        """A run that has written its final status is about to exit: give the watcher time to take note."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                active = self._active is not None and self._active[0] == run_dir
+            if not active or runfiles.read_metrics(run_dir).get("status") not in runfiles.FINAL_STATUSES:
+                return
+            time.sleep(0.1)
 
     def stop(self, run_dir: Path) -> str:
         """Asks the run to stop: a queued run leaves the queue; a running one saves a checkpoint and ends."""
@@ -155,6 +166,12 @@ class TrainingRuns:
         with self._lock:
             mine = bool(self._active and self._active[0] == run_dir)
             waiting = [queued for queued, _ in self._queue]
+        if mine and status in runfiles.FINAL_STATUSES:
+            # Written, but the process is still exiting (and a finished model not yet registered): not final yet,
+            # so nobody is offered Resume or told "completed" before the server has taken note.
+            status = "finishing"
+        if status == "queued" and not mine and run_dir not in waiting:
+            status, metrics["reason"] = "stopped", "it was queued when the app restarted; start it again"
         if status == "running" and not mine and not _alive(metrics.get("pid")):
             # Written by a process this server does not watch (an earlier server) that is gone.
             status, metrics["reason"] = "failed", (f"the training process (pid {metrics.get('pid')}) ended without "

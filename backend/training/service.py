@@ -117,6 +117,21 @@ class TrainingService:
     def close(self) -> None:
         self.runs.close()
 
+    def merge(self, run_dir: Path, timeout_s: float = 3600) -> Path:
+        """The run's adapter merged into its base as a full safetensors folder (RUN/merged), in a process of its
+        own (it loads the whole base model)."""
+        import subprocess
+        import sys
+
+        from backend.training.merge import MERGED
+
+        result = subprocess.run([sys.executable, "-m", "backend.training.merge", str(run_dir)], capture_output=True,
+                                text=True, timeout=timeout_s, cwd=str(Path(__file__).resolve().parents[2]))
+        if result.returncode != 0:
+            lines = (result.stderr or result.stdout).strip().splitlines()
+            raise InvalidInputError(f"merge: {lines[-1].removeprefix('error: ') if lines else 'failed'}")
+        return run_dir / MERGED
+
     # ------------------------------------------------------------------------------------ registering
 
     def _finished(self, run_dir: Path, metrics: dict[str, Any]) -> None:

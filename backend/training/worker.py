@@ -110,7 +110,8 @@ def run(config: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, A
     runfiles.write_json_atomic(run_dir / runfiles.METRICS, {"status": "running", "pid": os.getpid(),
                                                            "started": started, "resumed_from": str(checkpoint)
                                                            if checkpoint else None})
-    (run_dir / runfiles.STOP).unlink(missing_ok=True)
+    # A STOP written while this process was starting stays: the run stops after its first step (the server
+    # removes old STOP files when it queues a run).
     if not resume:
         (run_dir / runfiles.PROGRESS).unlink(missing_ok=True)
     set_seed(config.seed)
