@@ -2,6 +2,8 @@
 
     python app.py [serve] [--models models.yaml] [--host HOST] [--port PORT] [--presenter]
     python app.py eval --models models.yaml --model ID --data FILE --task TASK ... --out DIR
+    python app.py data --data FILE --text-column C [--clean ...] [--split ...] [--augment ...] --out DIR
+    python app.py train --models models.yaml --base ID --task {classification,sft} --data FILE ... --out DIR
 
 Heavy libraries (gradio, torch, transformers) are imported only by the command that needs them, so
 `python app.py --help` answers at once and a bad models.yaml is reported before anything else starts.
@@ -14,7 +16,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-COMMANDS = ("serve", "eval")
+COMMANDS = ("serve", "eval", "data", "train")
 DEFAULT_PORT = 7860
 
 
@@ -40,6 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_eval_arguments(commands.add_parser("eval", help="evaluate models on a dataset, headless (writes "
                                            "results.json and predictions.csv)"))
+    from backend.data.cli import add_arguments as add_data_arguments
+
+    add_data_arguments(commands.add_parser("data", help="clean, split and augment a dataset, headless (writes the "
+                                           "split files and card.json)"))
+    from backend.training.cli import add_arguments as add_train_arguments
+
+    add_train_arguments(commands.add_parser("train", help="fine-tune a model, headless (writes OUT/metrics.json, "
+                                            "OUT/config.yaml, OUT/model and a model card)"))
     return parser
 
 
@@ -77,12 +87,16 @@ def serve(args: argparse.Namespace) -> int:
     from backend import zerogpu
     from backend.config import load_config
     from backend.registry import Registry
+    from backend.limits import RequestLimits
     from backend.security import SecuritySettings, install_log_redaction, model_secrets
-    from backend.types import ConfigError
+    from backend.throttle import ThrottleSettings
+    from backend.types import ConfigError, WorkbenchError
 
     try:
         config = load_config(args.models)
         security = SecuritySettings.from_env()
+        limits = RequestLimits.from_env(security.max_upload_mb)
+        throttle = ThrottleSettings.from_env()
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -91,7 +105,9 @@ def serve(args: argparse.Namespace) -> int:
     if zerogpu.on_zerogpu():
         # ZeroGPU patches torch when `spaces` is imported, and that must come before anything touches CUDA.
         zerogpu.spaces_module()
-    registry = Registry(config)
+    from backend.training.overlay import with_overlay
+
+    registry = Registry(with_overlay(config))  # plus the fine-tuned models of the registry overlay file
     _report_weights(registry)
     try:
         preload = preload_ids(config, os.environ.get("WORKBENCH_PRELOAD"), zerogpu.on_zerogpu())
@@ -100,7 +116,12 @@ def serve(args: argparse.Namespace) -> int:
         return 2
     for model_id in preload:  # the one exception to "nothing loads at start-up" (see preload_ids)
         print(f"preloading model '{model_id}' (WORKBENCH_PRELOAD)")
-        registry.load(model_id)
+        try:
+            registry.load(model_id)
+        except WorkbenchError as error:  # one line, like a registry typo, not a traceback
+            print(f"error: WORKBENCH_PRELOAD: {error}", file=sys.stderr)
+            registry.close()
+            return 2
 
     import ui
 
@@ -115,6 +136,8 @@ def serve(args: argparse.Namespace) -> int:
         "nothing is loaded until first use"
     print(f"LLM Workbench{mode}: {len(config.models)} model(s) from {args.models}; {loaded}.")
     print(security.describe())
+    from backend.data.feedback_api import add_feedback_routes  # thumbs up / down through the API (/v1/feedback)
+    print(f"limits: {limits.describe()}" + (f"; {throttle.describe()}" if security.auth_enabled else ""))
     from backend.openai_api import add_openai_routes
     from backend.embeddings_api import add_embeddings_route  # POST /v1/embeddings for `embed` models
 
@@ -123,8 +146,9 @@ def serve(args: argparse.Namespace) -> int:
     try:
         # The OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models) shares the UI's server
         # (and its login).
-        ui.launch(demo, host=args.host, port=args.port, security=security,
+        ui.launch(demo, host=args.host, port=args.port, security=security, limits=limits, throttle=throttle,
                   on_app=lambda app: (add_openai_routes(app, registry, **checks),
+                                      add_feedback_routes(app, **checks),
                                       add_embeddings_route(app, registry, **checks)))
     finally:
         registry.close()
@@ -156,6 +180,14 @@ def _report_weights(registry) -> None:  # noqa: ANN001 - Registry, imported lazi
     for status in registry.status():
         if status.weights in ("unavailable", "download"):
             print(f"note: model '{status.id}': {status.weights_detail}", file=sys.stderr)
+    to_download = [status.id for status in registry.status() if status.weights == "download"]
+    if to_download:
+        from backend.hub import HUB, OFFLINE_HELP
+
+        reachable, why = HUB.reachable()  # one short probe, remembered: loads then fail at once, not after ~50 s
+        if not reachable:
+            print(f"note: the Hugging Face Hub cannot be reached ({why}), so {', '.join(to_download)} cannot load "
+                  f"until their weights are on this machine; see {OFFLINE_HELP}", file=sys.stderr)
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -166,6 +198,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from backend.evaluation import cli
 
         return cli.main(args)
+    if args.command == "data":
+        from backend.data import cli as data_cli
+
+        return data_cli.main(args)
+    if args.command == "train":
+        from backend.training import cli as train_cli
+
+        return train_cli.main(args)
     build_parser().print_help()
     return 2
 

@@ -20,6 +20,7 @@ from typing import Any, Callable, Literal, Optional, Sequence
 
 import pandas as pd
 
+from backend.engines.base import Engine, ScoresInBatches
 from backend.registry import Registry
 from backend.service import MAX_MESSAGE_CHARS, check_text
 from backend.types import InvalidInputError, LabelScore, Task, UnsupportedTaskError
@@ -237,14 +238,15 @@ def classify_texts(
             scores.extend(batch_scores)
             truncated += sum(batch_truncated)
             report(len(scores) / total, f"{len(scores):,} / {total:,} texts")
-        max_context = getattr(engine, "max_context", None)
-        order = tuple(label_list) if label_list else tuple(getattr(engine, "labels", None) or ())
+        max_context = engine.max_context
+        order = tuple(label_list) if label_list else tuple(engine.labels if isinstance(engine, ScoresInBatches)
+                                                           else ())
     return ClassificationResult(scores=scores, total=total, truncated=truncated, max_context=max_context,
                                 cancelled=cancelled, seconds=time.perf_counter() - started, mode=chosen,
                                 model_id=model_id, labels=order)
 
 
-def _run_batch(engine: Any, mode: Mode, batch: list[str], labels: list[str], multi_label: bool,
+def _run_batch(engine: Engine, mode: Mode, batch: list[str], labels: list[str], multi_label: bool,
                hypothesis_template: str, prompt_template: str, batch_size: int) -> tuple[list, list[bool]]:
     # Zero-shot and LLM scoring run one row per (text, label): cap the rows of one forward pass so that a big
     # batch times many labels cannot exhaust memory. Results do not depend on how rows are grouped.
@@ -253,10 +255,10 @@ def _run_batch(engine: Any, mode: Mode, batch: list[str], labels: list[str], mul
         from backend.engines.label_scoring import score_labels
 
         return score_labels(engine, batch, labels, prompt_template, texts_per_pass=per_pass)
-    score = getattr(engine, "score", None)
-    if score is None:  # an engine without batched scoring (e.g. a remote one): the plain contract method
+    if not isinstance(engine, ScoresInBatches):  # no batched scoring (e.g. a remote one): the contract method
         results = engine.classify(batch, labels or None)
         return results, [False] * len(batch)
+    score = engine.score
     if mode == "supervised":
         return score(batch)
     scores: list = []

@@ -94,6 +94,10 @@ class ModelSpec(_Strict):
     timeout_s: float = Field(default=60.0, gt=0)
     headers: dict[str, str] = Field(default_factory=dict)
 
+    # A PEFT (LoRA) adapter folder applied over `source`, the base model (a fine-tuned model of the Train tab);
+    # relative to models.yaml like `source`. Loaded with peft and merged into the base at load time.
+    adapter: Optional[str] = Field(default=None, min_length=1)
+
     # Filled in by the loader, not by users: the folder models.yaml lives in, to resolve relative sources.
     base_dir: Optional[Path] = Field(default=None, exclude=True)
 
@@ -139,6 +143,19 @@ class ModelSpec(_Strict):
             if "gpu_duration_s" in self.model_fields_set:
                 raise ValueError("field 'gpu_duration_s': only for backend transformers (the GPU is the server's)")
         return self
+
+    @model_validator(mode="after")
+    def _adapter_is_local(self) -> "ModelSpec":
+        if self.adapter and self.backend != "transformers":
+            raise ValueError("field 'adapter': only for backend transformers (the adapter is applied here)")
+        return self
+
+    def adapter_path(self) -> Optional[Path]:
+        """The adapter folder, resolved against models.yaml's folder; None without an adapter."""
+        if not self.adapter:
+            return None
+        path = Path(self.adapter).expanduser()
+        return path if path.is_absolute() or self.base_dir is None else self.base_dir / path
 
     @model_validator(mode="after")
     def _runtime_fits_tasks(self) -> "ModelSpec":
@@ -336,7 +353,16 @@ def parse_config(raw: Any, path: Path) -> AppConfig:
         raise ConfigError(f"{path}: {error}") from None
     for index, spec in enumerate(config.models):
         _check_tasks_against_checkpoint(spec, index, path)
+        check_adapter(spec, index, path)
     return config
+
+
+def check_adapter(spec: ModelSpec, index: int, path: Path) -> None:
+    """An `adapter:` must be a PEFT adapter folder (adapter_config.json) on this machine."""
+    folder = spec.adapter_path()
+    if folder is not None and not (folder / "adapter_config.json").is_file():
+        raise ConfigError(f"{path}: entry '{spec.id}' (models[{index}]), field 'adapter': {folder} is not a PEFT "
+                          "adapter folder (no adapter_config.json there)")
 
 
 def _check_duplicate_ids(entries: list[Any], path: Path) -> None:

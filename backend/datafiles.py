@@ -8,6 +8,7 @@ columns that are). pandas / pyarrow only; nothing here touches a model.
 from __future__ import annotations
 
 import codecs
+import csv
 import io
 import json
 import os
@@ -16,21 +17,26 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from backend.table_limits import SHOWN_COLUMN_NAMES, TableLimits, clip
 from backend.types import InvalidInputError
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
-MAX_ROWS = 100_000
+MAX_ROWS = TableLimits().max_rows  # the default; WORKBENCH_MAX_ROWS changes it (backend/table_limits.py)
 SUPPORTED_EXTENSIONS = (".csv", ".jsonl", ".parquet")
 # Column names that usually hold the text to classify, most likely first (matched case-insensitively).
 TEXT_COLUMN_HINTS = ("text", "sentence", "content", "review", "body", "message", "document", "input", "prompt")
 
 
-def read_table(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES, max_rows: int = MAX_ROWS,
-               display_name: Optional[str] = None) -> pd.DataFrame:
+def read_table(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES, max_rows: Optional[int] = None,
+               display_name: Optional[str] = None, limits: Optional[TableLimits] = None) -> pd.DataFrame:
     """Reads a .csv / .jsonl / .parquet file into a DataFrame (text columns stay text: "NA" is not NaN).
 
     `display_name` is what error messages call the file (an upload's temp path means nothing to its owner).
+    Rows, columns, cells and the size of a cell are bounded by `limits` (default: TableLimits.from_env()),
+    checked before the expensive step wherever the file says enough: a CSV's header, a Parquet's metadata.
     """
+    limits = limits or TableLimits.from_env()
+    max_rows = max_rows or limits.max_rows
     path = Path(path)
     name = display_name or path.name
     extension = _extension(path)
@@ -50,12 +56,19 @@ def read_table(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES, ma
     if size == 0:
         raise InvalidInputError(f"file: '{name}' is empty")
     if extension == ".parquet":
-        table = _read_parquet(path, name, max_rows)
+        table = _read_parquet(path, name, max_rows, limits)
     else:
-        text = _decode(path.read_bytes(), name)
+        data = path.read_bytes()
+        _refuse_binary(data, name, extension)
+        text = _decode(data, name)
+        del data
         if not text.strip():
             raise InvalidInputError(f"file: '{name}' is empty (only blank space)")
-        table = _read_csv(text, name) if extension == ".csv" else _read_jsonl(text, name, max_rows)
+        if extension == ".csv":
+            _check_csv_shape(text, name, limits)
+            table = _read_csv(text, name)
+        else:
+            table = _read_jsonl(text, name, max_rows, limits)
     if len(table.columns) == 0:
         raise InvalidInputError(f"file: '{name}' has no columns")
     if len(table) == 0:
@@ -65,7 +78,35 @@ def read_table(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES, ma
             f"file: '{name}' has {len(table):,} rows; the limit is {max_rows:,}. Split it into smaller files"
         )
     table.columns = [str(column) for column in table.columns]
+    check_table(table, f"file: '{name}'", limits)
     return table
+
+
+def check_table(table: pd.DataFrame, what: str, limits: TableLimits) -> None:
+    """Columns and the longest cell within `limits`; `what` names the table in the error ("file: 'x.csv'")."""
+    if len(table.columns) > limits.max_columns:
+        raise InvalidInputError(f"{what} has {len(table.columns):,} columns; the limit is {limits.max_columns:,}. "
+                                "Keep only the columns you need")
+    for column in table.columns:
+        longest = _longest_cell(table[column])
+        if longest > limits.max_cell_chars:
+            raise InvalidInputError(
+                f"{what}: a cell of column '{str(column)[:80]}' holds {longest:,} characters; the limit is "
+                f"{limits.max_cell_chars:,} per cell. Shorten or split that text")
+
+
+def clip_cells(table: pd.DataFrame, limit: int) -> pd.DataFrame:
+    """`table` with every text cell cut to `limit` characters, for a page (downloads keep every character)."""
+    texts = [column for column in table.columns
+             if table[column].dtype == object or pd.api.types.is_string_dtype(table[column].dtype)]
+    return table.assign(**{str(column): [clip(value, limit) if isinstance(value, str) else value
+                                         for value in table[column].tolist()] for column in texts})
+
+
+def describe_columns(columns: list[str], limit: int = SHOWN_COLUMN_NAMES) -> str:
+    """Column names for a one-line description, at most `limit` of them."""
+    shown = ", ".join(str(column)[:80] for column in columns[:limit])
+    return shown + (f" and {len(columns) - limit:,} more" if len(columns) > limit else "")
 
 
 def column_texts(table: pd.DataFrame, column: Optional[str]) -> list[str]:
@@ -126,6 +167,50 @@ def _decode(data: bytes, name: str) -> str:
         ) from None
 
 
+# The first bytes of binary formats people rename by mistake (a spreadsheet saved as .csv, an archive).
+_MAGIC = {b"PK\x03\x04": "a ZIP archive (an Excel .xlsx workbook is one)", b"\xd0\xcf\x11\xe0": "an old Excel "
+          "(.xls) or Word file", b"PAR1": "a Parquet file", b"%PDF": "a PDF document", b"\x1f\x8b": "a gzip archive",
+          b"\x89PNG": "a PNG image", b"\xff\xd8\xff": "a JPEG image", b"SQLite format": "an SQLite database"}
+
+
+def _refuse_binary(data: bytes, name: str, extension: str) -> None:
+    """A binary file renamed .csv / .jsonl gets told what it is, not to re-save it as UTF-8."""
+    kind = next((what for magic, what in _MAGIC.items() if data.startswith(magic)), None)
+    if kind is None and not _looks_utf16(data) and b"\x00" in data[:4096]:
+        kind = "a binary file, not text"
+    if kind is not None:
+        fix = ("upload it with the .parquet extension" if kind == "a Parquet file" else
+               f"export it as {'CSV' if extension == '.csv' else 'JSON Lines'} (UTF-8) and upload that")
+        raise InvalidInputError(f"file: '{name}' is named {extension} but is {kind}; {fix}")
+
+
+def _check_csv_shape(text: str, name: str, limits: TableLimits) -> None:
+    """Refuses a CSV with too many columns or cells from its header and line count, before pandas parses it."""
+    try:
+        header = next(csv.reader(io.StringIO(text[: 64 * 1024 * 1024])), [])
+    except csv.Error:
+        return  # pandas reports the malformed CSV
+    if len(header) > limits.max_columns:
+        raise InvalidInputError(f"file: '{name}' has {len(header):,} columns; the limit is {limits.max_columns:,}. "
+                                "Keep only the columns you need")
+    lines = text.count("\n") + 1
+    if len(header) * lines > limits.max_cells:
+        raise InvalidInputError(
+            f"file: '{name}' has about {lines:,} lines of {len(header):,} columns, over the limit of "
+            f"{limits.max_cells:,} cells. Split it into smaller files or keep fewer columns")
+
+
+def _longest_cell(series: pd.Series) -> int:
+    if len(series) == 0:
+        return 0
+    if pd.api.types.is_string_dtype(series.dtype) and series.dtype != object:
+        return int(series.str.len().max(skipna=True) or 0)
+    if pd.api.types.is_numeric_dtype(series.dtype) or pd.api.types.is_bool_dtype(series.dtype):
+        return 0  # a number's text is short
+    return max((len(value) if isinstance(value, str) else len(_as_text(value)) for value in series.tolist()),
+               default=0)
+
+
 def _looks_utf16(data: bytes) -> bool:
     """UTF-16 without a BOM: ASCII text then has a zero byte in every other position."""
     sample = data[:4096]
@@ -147,8 +232,9 @@ def _read_csv(text: str, name: str) -> pd.DataFrame:
         raise InvalidInputError(f"file: '{name}' is not valid CSV: {_first_line(error)}") from None
 
 
-def _read_jsonl(text: str, name: str, max_rows: int) -> pd.DataFrame:
+def _read_jsonl(text: str, name: str, max_rows: int, limits: TableLimits) -> pd.DataFrame:
     records: list[dict[str, Any]] = []
+    keys: set[str] = set()
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
             continue
@@ -164,6 +250,10 @@ def _read_jsonl(text: str, name: str, max_rows: int) -> pd.DataFrame:
                 'object per line, e.g. {"text": "..."}'
             )
         records.append(record)
+        if len(record) > limits.max_columns or len(keys.union(record)) > limits.max_columns:
+            raise InvalidInputError(f"file: '{name}' has more than {limits.max_columns:,} different keys (columns) "
+                                    f"by line {number}; the limit is {limits.max_columns:,}")
+        keys.update(record)
         if len(records) > max_rows:
             raise InvalidInputError(
                 f"file: '{name}' has more than {max_rows:,} rows (the limit); split it into smaller files"
@@ -172,21 +262,67 @@ def _read_jsonl(text: str, name: str, max_rows: int) -> pd.DataFrame:
     return pd.DataFrame(records, dtype=object)
 
 
-def _read_parquet(path: Path, name: str, max_rows: int) -> pd.DataFrame:
+def _read_parquet(path: Path, name: str, max_rows: int, limits: TableLimits) -> pd.DataFrame:
+    """Checks the metadata, then the decoded size (dictionary-encoded, so a cell repeated a million times is
+    measured, not materialised), and only then reads the table."""
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(path)
-        rows = parquet.metadata.num_rows
+        rows, schema = parquet.metadata.num_rows, parquet.schema_arrow
         if rows > max_rows:  # checked before reading: a huge table is refused without loading it
             raise InvalidInputError(
                 f"file: '{name}' has {rows:,} rows; the limit is {max_rows:,}. Split it into smaller files"
             )
+        if len(schema) > limits.max_columns:
+            raise InvalidInputError(f"file: '{name}' has {len(schema):,} columns; the limit is "
+                                    f"{limits.max_columns:,}. Keep only the columns you need")
+        _check_parquet_size(path, parquet, name, limits)
         return parquet.read().to_pandas()
     except InvalidInputError:
         raise
     except Exception as error:  # pyarrow raises several types for a damaged or mislabelled file
         raise InvalidInputError(f"file: '{name}' is not a readable Parquet file: {_first_line(error)}") from None
+
+
+def _check_parquet_size(path: Path, parquet: Any, name: str, limits: TableLimits) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    metadata = parquet.metadata
+    stored = sum(metadata.row_group(group).column(column).total_uncompressed_size
+                 for group in range(metadata.num_row_groups) for column in range(metadata.num_columns))
+    if stored > limits.max_table_bytes:
+        raise InvalidInputError(f"file: '{name}' holds {stored / 2**20:,.0f} MB once decompressed; the limit is "
+                                f"{limits.max_table_bytes / 2**20:,.0f} MB. Split it into smaller files")
+    def textual(kind: Any) -> bool:
+        if pa.types.is_dictionary(kind):  # written from a pandas category or an Arrow dictionary
+            kind = kind.value_type
+        return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)
+                or pa.types.is_large_binary(kind))
+
+    texts = [field.name for field in parquet.schema_arrow if textual(field.type)]
+    if not texts:
+        return
+    table = pq.ParquetFile(path, read_dictionary=texts).read(columns=texts)  # values once, rows as indices
+    total = 0
+    for column_name in texts:
+        for chunk in table.column(column_name).chunks:
+            if not pa.types.is_dictionary(chunk.type):
+                chunk = chunk.dictionary_encode()
+            measure = pc.utf8_length if pa.types.is_string(chunk.type.value_type) or pa.types.is_large_string(
+                chunk.type.value_type) else pc.binary_length
+            lengths = measure(chunk.dictionary)
+            longest = pc.max(lengths).as_py() or 0
+            if longest > limits.max_cell_chars:
+                raise InvalidInputError(
+                    f"file: '{name}': a cell of column '{column_name[:80]}' holds {longest:,} characters; the "
+                    f"limit is {limits.max_cell_chars:,} per cell. Shorten or split that text")
+            total += pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0
+    if total > limits.max_table_bytes:
+        raise InvalidInputError(f"file: '{name}' expands to {total / 2**20:,.0f} MB of text once decoded; the "
+                                f"limit is {limits.max_table_bytes / 2**20:,.0f} MB. Split it into smaller files")
 
 
 def _as_text(value: Any) -> str:

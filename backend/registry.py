@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
 from backend.config import AppConfig, ModelSpec, checkpoint_file
-from backend.engines.base import Engine
+from backend.engines.base import CountsGeneratedTokens, Engine
+from backend.hub import download_hint
 from backend.security import redact
 from backend.types import (
     ModelLoadError,
@@ -76,6 +77,14 @@ class Registry:
                 f"models that do: {able}"
             )
         return slot.spec
+
+    def add(self, spec: ModelSpec) -> None:
+        """Adds an entry while the app runs (a model just fine-tuned); an id already there is refused."""
+        with self._lock:
+            if spec.id in self._slots:
+                raise ValueError(f"model id '{spec.id}' is already in the registry")
+            self._slots[spec.id] = _Slot(spec)
+            self.config = self.config.model_copy(update={"models": self.config.models + (spec,)})
 
     # -------------------------------------------------------------------------------------- use / load
 
@@ -284,8 +293,7 @@ def weights_availability(spec: ModelSpec) -> tuple[WeightsAvailability, str]:
         return "cached", f"{spec.source} is in the Hugging Face cache"
     if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
         return "unavailable", (
-            f"{spec.source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: run "
-            f"`huggingface-cli download {spec.source}` on a connected machine, or point 'source' at a local folder"
+            f"{spec.source} is not in the Hugging Face cache and HF_HUB_OFFLINE is set: {download_hint(spec.source)}"
         )
     return "download", f"{spec.source} will be downloaded from the Hub on first use (needs internet)"
 
@@ -298,12 +306,9 @@ def _describe(engine: Engine) -> dict:
 
 
 def _live_counters(engine: Engine) -> dict:
-    counters = {}
-    for name in ("generated_tokens_total",):
-        value = getattr(engine, name, None)
-        if value is not None:
-            counters[name] = value
-    return counters
+    if isinstance(engine, CountsGeneratedTokens):
+        return {"generated_tokens_total": engine.generated_tokens_total}
+    return {}
 
 
 def _default_factory(spec: ModelSpec) -> Engine:

@@ -1,6 +1,7 @@
 """Access settings from the environment, credential checks, and keeping secrets out of logs.
 
     WORKBENCH_AUTH="alice:pw1,bob:pw2"   users for the UI, the Gradio API and the OpenAI-compatible API
+                                         (passwords: 8+ characters, not the user name)
     WORKBENCH_API_TOKEN="..."            a bearer token for /v1/* (also a password any user name can log in with)
     WORKBENCH_MAX_UPLOAD_MB=50           uploads larger than this are refused (HTTP 413)
     WORKBENCH_QUEUE_SIZE=256             requests waiting beyond this get "busy, try again"
@@ -38,6 +39,9 @@ DEFAULT_MAX_UPLOAD_MB = 50.0
 DEFAULT_QUEUE_SIZE = 256
 REDACTED = "***"
 _MIN_SECRET_CHARS = 4  # shorter values would redact ordinary words; such passwords are refused anyway
+# With failed logins throttled (backend/throttle.py: 30 guesses per user per 5 minutes) an 8-character password
+# outlasts any online guessing; shorter ones, or the user's own name, are refused at start-up.
+MIN_PASSWORD_CHARS = 8
 
 
 @dataclass(frozen=True)
@@ -153,9 +157,11 @@ def parse_users(value: str) -> tuple[tuple[str, str], ...]:
             # The item is not echoed: it may be a password typed without its user name.
             raise ConfigError(f"{ENV_AUTH}: entry {index + 1} is not 'user:password' "
                               "(separate several with commas, e.g. alice:pw1,bob:pw2)")
-        if len(password) < _MIN_SECRET_CHARS:
-            raise ConfigError(f"{ENV_AUTH}: the password of user '{user}' is shorter than {_MIN_SECRET_CHARS} "
+        if len(password) < MIN_PASSWORD_CHARS:
+            raise ConfigError(f"{ENV_AUTH}: the password of user '{user}' is shorter than {MIN_PASSWORD_CHARS} "
                               "characters; choose a longer one")
+        if password.lower() == user.lower():
+            raise ConfigError(f"{ENV_AUTH}: the password of user '{user}' is the user name; choose another one")
         if user in seen:
             raise ConfigError(f"{ENV_AUTH}: user '{user}' is listed twice")
         seen.add(user)
@@ -241,8 +247,22 @@ class Redactor:
         return text
 
 
+# Log lines longer than this are cut: user input (a malformed 4 MB request quoted in a traceback) reaches the log
+# only as its first few hundred characters.
+MAX_LOG_LINE_CHARS = 500
+
+
+def cap_lines(text: str, limit: int = MAX_LOG_LINE_CHARS) -> str:
+    """`text` with every line longer than `limit` cut there and marked with how much was left out."""
+    if len(text) <= limit:
+        return text
+    return "\n".join(line if len(line) <= limit else f"{line[:limit]}… [{len(line) - limit} more characters]"
+                     for line in text.split("\n"))
+
+
 class RedactingStream(io.TextIOBase):
-    """A text stream that redacts secrets before writing to the stream it wraps.
+    """A text stream that redacts secrets (and cuts over-long lines, see MAX_LOG_LINE_CHARS) before writing to
+    the stream it wraps.
 
     Line-buffered on purpose: a secret split over two `write` calls (a traceback printed in pieces) is still
     found, because text is passed on only at line ends (and on flush).
@@ -260,13 +280,13 @@ class RedactingStream(io.TextIOBase):
             self._pending += text
             if "\n" in self._pending:
                 complete, _, self._pending = self._pending.rpartition("\n")
-                self.wrapped.write(self._redact(complete + "\n"))
+                self.wrapped.write(cap_lines(self._redact(complete + "\n")))
         return len(text)
 
     def flush(self) -> None:
         with self._lock:
             if self._pending:
-                self.wrapped.write(self._redact(self._pending))
+                self.wrapped.write(cap_lines(self._redact(self._pending)))
                 self._pending = ""
         self.wrapped.flush()
 

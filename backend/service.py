@@ -10,6 +10,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence
 
 from backend.engines.base import Engine
 from backend.registry import Registry
+from backend.streams import close_quietly
 from backend.types import Event, GenerationError, GenerationParams, InvalidInputError, Message, Task
 
 MAX_MESSAGE_CHARS = 100_000  # a single message or prompt; far beyond any context the shipped models have
@@ -96,9 +97,7 @@ def _leased(
             raise
         finally:
             # Closing the engine's stream is what stops the model; do it before the lease ends.
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            close_quietly(stream)
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -125,7 +124,4 @@ def count_tokens(
     if not load and registry.status_of(model_id).state != "loaded":
         return None, spec.max_context
     with registry.lease(model_id) as engine:
-        counter = getattr(engine, "count_tokens", None)
-        if counter is None:
-            raise InvalidInputError(f"model '{model_id}' cannot count tokens")
-        return counter(text), registry.status_of(model_id).max_context
+        return engine.count_tokens(text), registry.status_of(model_id).max_context

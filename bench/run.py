@@ -13,6 +13,9 @@ ratios are meant to be compared across runs:
                             clients: the openai client streaming /v1/completions from each server
   eval_batch_speedup        batched evaluation / per-example loop (bench/eval_batching.py, best of 3 alternating)
 
+With --continuous-batching it measures only transformers' own continuous batching (`generate_batch`) against
+the Batcher on the bigger model, in process (bench/continuous_batching.py), and writes that comparison.
+
 How noise is kept out of the ratios (a 2-core VM here swings ±20% within seconds): each single-client repetition
 runs raw generate, gradio_client and plain HTTP back to back and the ratio is taken per repetition (median of
 --repeats); the 1- and 16-client measurements alternate between the ways of calling (median of --rounds).
@@ -478,6 +481,8 @@ def main() -> int:
     parser.add_argument("--skip-serve", action="store_true", help="skip the transformers serve comparison")
     parser.add_argument("--skip-eval", action="store_true", help="skip the evaluation batching comparison")
     parser.add_argument("--eval-batch-size", type=int, default=16)
+    parser.add_argument("--continuous-batching", action="store_true",
+                        help="only compare transformers' generate_batch with the Batcher (bench/continuous_batching.py)")
     parser.add_argument("--engine-only", action="store_true",
                         help="measure the engine in process instead of the app (no Gradio needed: GPU machines)")
     args = parser.parse_args()
@@ -496,6 +501,11 @@ def main() -> int:
     results: dict[str, Any] = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(),
                                            "device": args.device},
                                "new_tokens": args.new_tokens, "clients": CLIENTS, "per_model": {}}
+    if args.continuous_batching:
+        return subprocess.run([sys.executable, "bench/continuous_batching.py", "--models-yaml", str(models_yaml),
+                               "--model-id", f"bench-{args.model_size}", "--new-tokens", str(args.new_tokens),
+                               "--clients", str(CLIENTS), "--rounds", str(args.rounds), "--out", args.out],
+                              cwd=ROOT).returncode
     if args.engine_only:
         return engine_only(args, models_yaml, entries, results)
     app, url = start_app(models_yaml, args.device)

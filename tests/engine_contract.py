@@ -1,4 +1,5 @@
-"""The engine contract, as one test class every engine runs (local now; the remote engine subclasses it later).
+"""The engine contract, as one test class every engine runs (tests/test_engine_contract_local.py for the local
+engine, tests/test_remote_engine.py for the remote one against a real `transformers serve`).
 
 A subclass provides the `engine` fixture (a loaded engine for a chat + generate model that, greedy, never emits
 EOS early), and may override the hooks at the bottom for things only some engines can observe.

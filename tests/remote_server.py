@@ -1,8 +1,9 @@
 """Servers for the remote-engine tests: a real `transformers serve` process, and a scripted fake for failures.
 
 `ServeProcess` runs `transformers serve MODEL_DIR` on 127.0.0.1 as a child process, offline, with its own HOME /
-HF_HOME (and the hub cache folder created: without it `GET /v1/models` answers 500). It can be killed mid-test and
-started again on the same port.
+HF_HOME. With `hub_cache=False` its hub cache folder does not exist, as on a machine that never downloaded
+anything: `GET /v1/models` then answers 500 (and serve drops that connection), which the remote engine's
+reachability check must survive. It can be killed mid-test and started again on the same port.
 
 `FakeServer` is a tiny threaded HTTP server that answers each request with a scripted behaviour (good SSE
 chunks, malformed data, an HTTP error, a stall, a broken connection) and records what it received, so every
@@ -57,8 +58,9 @@ def sampling_copy(model_dir: Path, dest: Path) -> Path:
 class ServeProcess:
     """`transformers serve MODEL_DIR --host 127.0.0.1 --port P --device cpu` as a child process."""
 
-    def __init__(self, model_dir: Path, workdir: Path, port: Optional[int] = None) -> None:
+    def __init__(self, model_dir: Path, workdir: Path, port: Optional[int] = None, hub_cache: bool = True) -> None:
         self.model_dir = Path(model_dir)
+        self.hub_cache = hub_cache
         self.workdir = Path(workdir)
         self.port = port or free_port()
         self.process: Optional[subprocess.Popen] = None
@@ -80,7 +82,10 @@ class ServeProcess:
     def env(self) -> dict[str, str]:
         home = self.workdir / "home"
         hf_home = home / ".cache" / "huggingface"
-        (hf_home / "hub").mkdir(parents=True, exist_ok=True)  # GET /v1/models scans it and fails if it is absent
+        if self.hub_cache:
+            (hf_home / "hub").mkdir(parents=True, exist_ok=True)  # GET /v1/models scans it, fails if it is absent
+        else:
+            home.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
         env.update({
             "HOME": str(home),

@@ -129,3 +129,24 @@ def test_importing_the_evaluation_api_stays_light() -> None:
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize("dataset_id", ["{folder}", "text", "csv", "..", "owner/../x", "a/b/c", "imdb"])
+def test_a_hub_id_is_only_ever_a_hub_repository(dataset_id: str, tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """Offline, `datasets` would load a local folder (or the `text` builder over it) by this name."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "data.csv").write_text("text,label\nserver file,x\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidInputError, match="is not a Hub dataset id; give one as owner/name"):
+        load_table(DataSource(hub_id=dataset_id.format(folder=tmp_path), split="train"))
+
+
+def test_an_owner_name_id_that_is_also_a_local_folder_is_refused(tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    (tmp_path / "someone" / "reviews").mkdir(parents=True)
+    (tmp_path / "someone" / "reviews" / "test.csv").write_text("text,label\nserver file,x\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InvalidInputError, match="names a folder on the server"):
+        load_table(DataSource(hub_id="someone/reviews"))

@@ -88,7 +88,7 @@ def test_classification_equals_scikit_learn(metrics: dict) -> None:
         assert (result[f"precision_{average}"], result[f"recall_{average}"], result[f"f1_{average}"]) == (p, r, f)
     report = metrics["classification"].report(predictions, references, labels=["dog", "cat"])
     order = ["dog", "cat", "bird", "fish"]  # the given order first, then the rest
-    assert report["confusion_matrix"] == {"labels": order,
+    assert report["confusion_matrix"] == {"labels": order, "classes": 4,
                                           "matrix": confusion_matrix(references, predictions, labels=order).tolist()}
     expected = classification_report(references, predictions, labels=order, output_dict=True, zero_division=0)
     assert report["per_class"]["bird"] == pytest.approx(expected["bird"])

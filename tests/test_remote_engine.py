@@ -1,8 +1,10 @@
 """The remote (OpenAI-compatible) engine: the engine contract against a real `transformers serve`, then every
 failure path against a scripted fake server, and a server killed mid-stream while the app keeps serving.
 
-One `transformers serve` process for the module (tiny-chat on 127.0.0.1, started once, ~10-20 s). The test that
-kills it runs last; any test after it would start it again on the same port.
+One `transformers serve` process for the module (tiny-chat on 127.0.0.1, started once, ~10-20 s), without a
+Hugging Face cache folder, as on a fresh machine: its `GET /v1/models` answers 500 there, so every load goes
+through the reachability check's fallback. The test that kills it runs last; any test after it would start it
+again on the same port.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ def remote_spec(base_url: str, model: str = "fake-model", **fields: Any) -> Mode
 def serve(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     workdir = tmp_path_factory.mktemp("transformers-serve")
     model_dir = sampling_copy(tiny_config.spec("tiny-chat").local_path(), workdir / "tiny-chat")
-    server = ServeProcess(model_dir, workdir).start()
+    server = ServeProcess(model_dir, workdir, hub_cache=False).start()
     yield server
     server.stop()
 
@@ -118,6 +120,8 @@ def test_describe_probe_and_token_counts(engine: RemoteEngine, serve: ServeProce
     assert facts["token_counts"] == "tokenizer"  # `model` is a local folder: its tokenizer counts exactly
     reachable, detail = probe(engine.spec)
     assert reachable and serve.base_url in detail
+    # No cache folder: the model list fails, and the health check (on a fresh connection) says it is up.
+    assert "HTTP 500" in detail and "/health is healthy" in detail, detail
     _, final = drain(engine.stream_generate("The weather today", GREEDY))
     assert final.stats.prompt_tokens == engine.count_tokens("The weather today")  # server usage == local count
     assert final.stats.notices == ()  # nothing estimated

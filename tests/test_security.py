@@ -227,16 +227,18 @@ def basic(user: str, password: str) -> str:
 def test_auth_settings_from_the_environment() -> None:
     from backend.types import ConfigError
 
-    settings = SecuritySettings.from_env({"WORKBENCH_AUTH": "alice:pw-1234, bob:a:b:c1", "WORKBENCH_API_TOKEN": API_TOKEN})
-    assert settings.users == (("alice", "pw-1234"), ("bob", "a:b:c1"))
-    assert "pw-1234" not in repr(settings) and API_TOKEN not in repr(settings) and API_TOKEN not in settings.describe()
-    assert settings.check_password("alice", "pw-1234") and not settings.check_password("alice", "a:b:c1")
+    settings = SecuritySettings.from_env({"WORKBENCH_AUTH": "alice:pw-12345, bob:a:b:c:12",
+                                          "WORKBENCH_API_TOKEN": API_TOKEN})
+    assert settings.users == (("alice", "pw-12345"), ("bob", "a:b:c:12"))
+    assert "pw-12345" not in repr(settings) and API_TOKEN not in repr(settings) and API_TOKEN not in settings.describe()
+    assert settings.check_password("alice", "pw-12345") and not settings.check_password("alice", "a:b:c:12")
     assert settings.check_password("anyone", API_TOKEN)
-    assert settings.check_authorization(f"Bearer {API_TOKEN}") and settings.check_authorization(basic("bob", "a:b:c1"))
-    assert not settings.check_authorization("Bearer pw-1234") and not settings.check_authorization(None)
+    assert settings.check_authorization(f"Bearer {API_TOKEN}")
+    assert settings.check_authorization(basic("bob", "a:b:c:12"))
+    assert not settings.check_authorization("Bearer pw-12345") and not settings.check_authorization(None)
     assert SecuritySettings.from_env({}).gradio_auth() is None  # open unless configured
-    for bad, why in [("alice", "entry 1 is not 'user:password'"), ("alice:pw", "shorter than 4"),
-                     ("alice:pw-1234,alice:pw-5678", "listed twice")]:
+    for bad, why in [("alice", "entry 1 is not 'user:password'"), ("alice:pw-1234", "shorter than 8"),
+                     ("alice:pw-12345,alice:pw-56789", "listed twice")]:
         with pytest.raises(ConfigError, match=why) as refused:
             SecuritySettings.from_env({"WORKBENCH_AUTH": bad})
         assert "pw-" not in str(refused.value)  # a malformed value is never echoed: it may be a password

@@ -325,7 +325,7 @@ def test_stop_reaches_the_gpu_worker(stand_in_spaces: Any, tiny_models_yaml: Pat
             greedy = GenerationParams(max_new_tokens=300, temperature=0.0)
             rows = [RowPlan.of(engine.tokenizer("Hello")["input_ids"], greedy, 300, 0)] * 2
             stop_flags = torch.zeros(2, dtype=torch.bool)
-            steps = engine.batcher.steps_on_gpu(engine.resident_key, engine.decoding, rows, stop_flags)
+            steps = engine.batcher.steps_on_gpu(engine.runtime.model_key, engine.runtime.decoding, rows, stop_flags)
             for count, step in enumerate(steps):
                 assert len(step.token_ids) == 2
                 if count == 3:
@@ -334,7 +334,7 @@ def test_stop_reaches_the_gpu_worker(stand_in_spaces: Any, tiny_models_yaml: Pat
             assert count < 10
 
             # Closing the stream early (every consumer gone) ends the worker's batch too.
-            steps = engine.batcher.steps_on_gpu(engine.resident_key, engine.decoding, rows,
+            steps = engine.batcher.steps_on_gpu(engine.runtime.model_key, engine.runtime.decoding, rows,
                                                 torch.zeros(2, dtype=torch.bool))
             next(steps)
             steps.close()

@@ -45,7 +45,7 @@ QA = [
 ELEM_IDS = ["tab-evaluate", "eval-file", "eval-preview", "eval-input-col", "eval-reference-col",
             "eval-predictions-col", "eval-task", "eval-models", "eval-run", "eval-cancel", "eval-progress",
             "eval-leaderboard", "eval-chart", "eval-examples", "eval-download-csv", "eval-download-json", "eval-runs"]
-REQUEST = SimpleNamespace(session_hash="test-session")
+REQUEST = SimpleNamespace(session_hash="test-session", username=None)
 
 
 class Tab:
@@ -306,19 +306,19 @@ def test_reopen_and_compare_saved_runs(tab: Tab, reviews: Path) -> None:
     second = final(tab.run({"path": str(reviews)}, {**form, "eval-models": ["tiny-classifier", "tiny-chat"],
                                                      "eval-limit": 4, "eval-seed": 1}))
     [newest] = [summary.run_id for summary in tab.ctl.past_runs() if summary.run_id != oldest]
-    reopened = tab.call("on_open", oldest)
+    reopened = tab.call("on_open", oldest, REQUEST)
     assert tab.value(reopened, "eval-leaderboard").equals(tab.value(first, "eval-leaderboard"))
     assert tab.value(reopened, "eval-examples").equals(tab.value(first, "eval-examples"))
     assert tab.value(reopened, "eval-progress") == "" and reopened[tab["eval-results"]].visible
-    summary, row, left, right = tab.call("on_compare", oldest, newest)
+    summary, row, left, right = tab.call("on_compare", oldest, newest, REQUEST)
     assert row.visible and list(left.value["headers"])[:3] == ["model", "status", "n"]
     assert [r[0] for r in left.value["data"]] == ["tiny-classifier"] and len(right.value["data"]) == 2
     assert summary.startswith("tiny-classifier: accuracy ") and "→" in summary
     assert len(tab.value(second, "eval-examples")) == 8  # the sample of 4, for two models
     with pytest.raises(gr.Error, match="no saved run '../etc'"):
-        tab.call("on_open", "../etc")
+        tab.call("on_open", "../etc", REQUEST)
     with pytest.raises(gr.Error, match="pick two saved runs"):
-        tab.call("on_compare", oldest, None)
+        tab.call("on_compare", oldest, None, REQUEST)
 
 
 # ---------------------------------------------------------------------------------- same numbers as the CLI

@@ -22,7 +22,7 @@ from backend.types import (
     TokenChoice,
 )
 from ui.api import GENERATION_API_PARAMS, accepts_generation_params
-from ui.chat import _split_last_exchange
+from ui.chat_view import split_last_exchange
 from ui.compare import interleave
 from ui.components import collect, format_progress, format_stats, parse_seed, parse_stop, throttled
 from ui.generate import format_token_count, render_choices
@@ -109,7 +109,7 @@ def test_status_rows_are_readable() -> None:
                          weights="local", weights_detail="", parameters=1_500_000, memory_bytes=3 * 1024**2,
                          load_time_s=1.25, generated_tokens_total=1234)
     (row,) = status_rows([status])["data"]
-    assert row[:4] == ["m", "chat, generate", "loaded", "local"]
+    assert row[:4] == ["m", "loaded", "chat, generate", "local"]  # state second: visible on a phone
     assert row[6:10] == ["1.5 M", "3.0 MiB", "1.25 s", "1,234"]
 
 
@@ -167,9 +167,8 @@ def test_closing_interleave_closes_both_streams() -> None:
 def test_split_last_exchange() -> None:
     history = [{"role": "user", "content": "1"}, {"role": "assistant", "content": "a"},
                {"role": "user", "content": "2"}, {"role": "assistant", "content": "b"}]
-    assert _split_last_exchange(history) == (history[:2], "2")
-    with pytest.raises(InvalidInputError, match="no message"):
-        _split_last_exchange([])
+    assert split_last_exchange(history) == (history[:2], "2")
+    assert split_last_exchange([]) is None  # nothing to retry, undo or edit: the caller does nothing
 
 
 # ------------------------------------------------------------------------------------------ chat files
@@ -223,3 +222,38 @@ def test_accepts_generation_params_extends_the_signature_and_splits_the_call() -
     result = endpoint("p", "m", 10, 0.5)  # Gradio passes values positionally
     assert result["prompt"] == "p" and result["max_new_tokens"] == 10 and result["temperature"] == 0.5
     assert result["seed"] is None
+
+
+# ------------------------------------------------------------------------------------ whole numbers, one rule
+
+
+@pytest.mark.parametrize(("value", "blank", "low", "expected"), [
+    (None, None, None, None), ("", 8, None, 8), (7.0, None, None, 7), ("12", None, 0, 12), (0, None, 0, 0)])
+def test_parse_whole(value, blank, low, expected) -> None:
+    from ui.components import parse_whole
+
+    assert parse_whole(value, "field", blank, low) == expected
+
+
+@pytest.mark.parametrize("value", [2.5, "abc", True, -1])
+def test_generate_and_evaluate_read_numbers_the_same_way(value) -> None:
+    """Generate's parameter panel and Evaluate's form once disagreed (2.5 was rounded by one, refused by the
+    other); both now refuse what is not a whole number (and Evaluate's batch size must be at least 1)."""
+    import gradio as gr
+
+    from ui.components import ParamPanel
+    from ui.evaluate.forms import FormPanel
+
+    with gr.Blocks():
+        panel = ParamPanel.build("generate", None)
+        form = FormPanel.build("generation", [], [])
+    params = {panel.max_new_tokens: 16, panel.temperature: 0.7, panel.top_p: 0.9, panel.top_k: value,
+              panel.repetition_penalty: 1.0, panel.seed: -1, panel.stop: ""}
+    data = {form.source: {"path": "x.csv"}, form.task: "generation", form.input_col: "q", form.reference_col: "a",
+            form.predictions_col: None, form.score_file: False, form.models: ["m"], form.prompt: "{input}",
+            form.max_new_tokens: 8, form.batch_size: value, form.limit: 0, form.seed: -1, form.bootstrap: 0}
+    if value != -1:  # top_k -1 is a range question for GenerationParams, not a number question
+        with pytest.raises(InvalidInputError, match="top_k: must be a whole number"):
+            panel.read(params)
+    with pytest.raises(InvalidInputError, match="batch size: must be a whole number"):
+        form.read(data)

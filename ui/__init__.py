@@ -12,17 +12,24 @@ from typing import Any, Callable, Optional
 
 import gradio as gr
 
+from backend.limits import RequestLimits
 from backend.registry import Registry
 from backend.security import DEFAULT_QUEUE_SIZE, SecuritySettings
+from backend.throttle import LoginThrottle, ThrottleSettings
 from ui import api
 from ui.chat import ChatTab
 from ui.classify import build_classify_tab, register_classify_api
 from ui.compare import CompareTab
 from ui.evaluate import build_evaluate_tab
+from ui.data import DataTab
+from ui.feedback import attach_feedback
 from ui.components import ui_event
 from ui.generate import GenerateTab
 from ui.models import ModelsTab
+from ui.style import LAYOUT_CSS
+from ui.train import TrainTab
 from ui.tasks import build_tasks_tab, has_tasks, register_tasks_api
+from ui.server_guards import escape_choice_errors, guard_options, start_session_expiry
 
 __all__ = ["build_app", "launch"]
 
@@ -61,7 +68,7 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
                     "`models.yaml`.")
         with gr.Tabs():
             with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
-                ChatTab.build(registry)
+                attach_feedback(ChatTab.build(registry))
             with gr.Tab("Compare", id="compare", elem_id="tab-compare"):
                 CompareTab.build(registry)
             with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
@@ -71,6 +78,10 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
                 build_tasks_tab(registry)
             with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
                 build_evaluate_tab(registry)
+            with gr.Tab("Data", id="data", elem_id="tab-data"):
+                DataTab.build(registry)
+            with gr.Tab("Train", id="train", elem_id="tab-train"):
+                TrainTab.build(registry)
             with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
                 models = ModelsTab.build(registry)
         models_tab.select(models.rows, outputs=models.table, **ui_event(models.table, queue=False))
@@ -106,13 +117,15 @@ def poll_queue_less_often(demo: gr.Blocks) -> None:
 
 
 def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any], None]] = None,
-           security: Optional[SecuritySettings] = None, **extra: Any) -> Any:
+           security: Optional[SecuritySettings] = None, limits: Optional[RequestLimits] = None,
+           throttle: Optional[ThrottleSettings] = None, **extra: Any) -> Any:
     """Queues (so many users stream at once) and serves the app; `extra` goes to `Blocks.launch`.
 
     `on_app(fastapi_app)` runs once the server exists, before it blocks: the place to add routes that share
     the server, such as the OpenAI-compatible API. `security` (default: from the WORKBENCH_* environment
-    variables, see backend/security.py) sets the login, the upload limit and the queue size. Returns the
-    FastAPI app.
+    variables, see backend/security.py) sets the login, the upload limit and the queue size; `limits`
+    (backend/limits.py) the body, upload and session bounds; `throttle` (backend/throttle.py) failed logins.
+    Returns the FastAPI app.
     """
     block = not extra.pop("prevent_thread_lock", False)
     security = security or SecuritySettings.from_env()
@@ -125,12 +138,17 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
     hint = "any user name with the API token as password" if security.api_token else None
     options: dict[str, Any] = dict(max_file_size=security.max_upload_bytes, auth=security.gradio_auth(),
                                    auth_message=f"LLM Workbench: log in ({hint})" if hint else None)
+    limits = limits or RequestLimits.from_env(security.max_upload_mb)
+    options.update(guard_options(security, limits, LoginThrottle(throttle or ThrottleSettings.from_env())))
+    escape_choice_errors()
+    demo.delete_cache = limits.delete_cache()  # Gradio deletes its uploads older than this (a Blocks setting)
     options.update(extra)
     # An app may add CSS and choose its footer links (presenter mode: larger type, no API link).
     app, _, _ = demo.launch(server_name=host, server_port=port, theme=THEME,
-                            css=CSS + getattr(demo, "workbench_css", ""), show_error=True,
+                            css=CSS + LAYOUT_CSS + getattr(demo, "workbench_css", ""), show_error=True,
                             footer_links=getattr(demo, "workbench_footer_links", ["api", "gradio"]),
                             prevent_thread_lock=True, **options)
+    start_session_expiry(app, limits.session_idle_s)
     if on_app is not None:
         on_app(app)
     if block:

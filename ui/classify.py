@@ -8,7 +8,6 @@ No `from __future__ import annotations` here: `gr.api` reads the endpoint's type
 
 import html
 import tempfile
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -20,8 +19,10 @@ from gradio.context import Context
 from backend import classification as clf
 from backend import datafiles
 from backend.registry import Registry
+from backend.table_limits import SHOWN_CELL_CHARS, release_memory
 from backend.types import InvalidInputError, LabelScore, WorkbenchError
 from ui.components import handle_errors, ui_event
+from ui.jobs import SessionJobs
 
 MODE_CHOICES = [("Supervised", "supervised"), ("Zero-shot (NLI)", "zero_shot"), ("LLM as classifier", "llm")]
 MODE_INFO = "supervised: the model's own labels · zero-shot and LLM: the labels you type"
@@ -64,37 +65,13 @@ class ClassifyForm:
         }
 
 
-class CancelFlags:
-    """One cancel flag per browser session, so Cancel stops this user's file run and nobody else's."""
-
-    def __init__(self) -> None:
-        self._flags: dict[str, threading.Event] = {}
-        self._lock = threading.Lock()
-
-    def start(self, session: str) -> threading.Event:
-        with self._lock:
-            flag = self._flags[session] = threading.Event()
-        return flag
-
-    def cancel(self, session: str) -> None:
-        with self._lock:
-            flag = self._flags.get(session)
-        if flag is not None:
-            flag.set()
-
-    def finish(self, session: str, flag: threading.Event) -> None:
-        with self._lock:
-            if self._flags.get(session) is flag:
-                del self._flags[session]
-
-
 # ------------------------------------------------------------------------------------------------ tab
 
 
 def build_classify_tab(registry: Registry) -> None:
     """Renders the Classify tab; call inside the app's `gr.Blocks` / `gr.Tabs`."""
     initial_mode = next((mode for mode in clf.MODES if clf.models_for(registry, mode)), "supervised")
-    flags = CancelFlags()
+    jobs = SessionJobs()
     with gr.Tab("Classify", id="classify", elem_id="tab-classify"):
         with gr.Row():
             mode = gr.Radio(MODE_CHOICES, value=initial_mode, label="Mode", info=MODE_INFO, elem_id="classify-mode",
@@ -162,7 +139,8 @@ def build_classify_tab(registry: Registry) -> None:
             return f"❌ {html.escape(str(error), quote=False)}", gr.Dropdown(choices=[], value=None)
         guess = datafiles.guess_text_column(table)
         columns = [str(name) for name in table.columns]
-        info = html.escape(f"{Path(path).name}: {len(table):,} rows; columns: {', '.join(columns)}", quote=False)
+        info = html.escape(f"{Path(path).name}: {len(table):,} rows; columns: {datafiles.describe_columns(columns)}",
+                           quote=False)
         return info, gr.Dropdown(choices=columns, value=guess)
 
     upload.change(inspect_file, inputs=upload, outputs=[file_info, column], **ui_event(file_info, progress=True))
@@ -173,37 +151,31 @@ def build_classify_tab(registry: Registry) -> None:
         if not path:
             raise InvalidInputError("file: upload a CSV, JSONL or Parquet file first")
         options = form.read(data)
-        session = request.session_hash or ""
-        flag = flags.start(session)
-        try:
+        with jobs.job(request.session_hash or "") as flag:
             table = datafiles.read_table(path)
             outcome = clf.classify_table(
                 registry, table=table, column=data[column], cancel=flag,
                 progress=lambda fraction, description: progress(fraction, desc=description), **options)
+        try:
+            saved = _save_results(outcome.table, Path(path).stem)
+            # The download keeps full precision and every character; the page gets short cells.
+            shown = datafiles.clip_cells(outcome.table.head(PREVIEW_ROWS).round(4), SHOWN_CELL_CHARS)
+            return (_file_status(outcome, len(shown)), shown,
+                    gr.DownloadButton(value=str(saved), visible=True))
         finally:
-            flags.finish(session, flag)
-        saved = _save_results(outcome.table, Path(path).stem)
-        shown = outcome.table.head(PREVIEW_ROWS).round(4)  # the download keeps full precision
-        return (_file_status(outcome, len(shown)), shown,
-                gr.DownloadButton(value=str(saved), visible=True))
+            del table, outcome
+            release_memory()  # the file's table and results go back to the system once the reply is built
 
     # The progress bar sits on the status line; a failure shows as a toast, never as a badge over the table.
     run_file.click(classify_file, inputs=form.inputs | {upload, column}, outputs=[status, results, download],
                    concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT,
                    **ui_event(status, progress=True))
     # Not queued, so it runs at once while the file job holds its queue slot; the job stops after its batch.
-    cancel.click(_cancel_handler(flags), inputs=None, outputs=None, queue=False, api_visibility="private")
+    cancel.click(jobs.cancel_handler(), inputs=None, outputs=None, queue=False, api_visibility="private")
     # A closed or reloaded browser tab cancels its file run too, instead of leaving it to classify for nobody.
     root = Context.root_block
     if root is not None:
-        root.unload(_cancel_handler(flags))
-
-
-def _cancel_handler(flags: CancelFlags):
-    def cancel_run(request: gr.Request) -> None:
-        flags.cancel(request.session_hash or "")
-
-    return cancel_run
+        root.unload(jobs.cancel_handler())
 
 
 # ------------------------------------------------------------------------------------------------ API

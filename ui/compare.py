@@ -1,14 +1,12 @@
 """The Compare tab: one prompt to two models, both replies streaming side by side.
 
-Two backend streams are pumped by two threads into one queue, so both models generate at once (when they
-are different models; the backend serialises generations of the same model) and one generator updates both
+Two backend streams are pumped by two threads into one channel (backend/streams.py), so both models generate at
+once (the same model twice shares its batches: backend/engines/batching.py) and one generator updates both
 panes. Stop closes that generator, which tells both pumps to close their streams: both models stop.
 """
 
 from __future__ import annotations
 
-import queue
-import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Sequence
 
@@ -16,6 +14,7 @@ import gradio as gr
 
 from backend import service
 from backend.registry import Registry
+from backend.streams import Ended, merge_in_threads
 from backend.types import Event, GenerationParams
 from ui.components import (
     status_sink,
@@ -26,62 +25,34 @@ from ui.components import (
     OnChange,
     ParamPanel,
     StreamState,
-    close_stream,
     first_spec,
     format_progress,
-    handle_errors,
+    ui_errors,
     model_picker,
     ui_event,
 )
 from ui.update_rate import UPDATE_BUDGET, Throttle
-
-_END = object()
-
 
 def interleave(streams: Sequence[Iterator[Event]],
                interval: Optional[float] = None) -> Iterator[tuple[StreamState, ...]]:
     """The states of several streams, consumed in parallel; throttled, and always yielded once all have ended.
 
     A failing stream does not stop the others: its state carries the error. Closing this generator makes every
-    pump close its stream after its next event (a pump blocked waiting for the model cannot be interrupted).
+    pump thread close its stream after its next event (a pump blocked waiting for the model cannot be
+    interrupted), which stops that model.
     """
-    events: queue.Queue[tuple[int, Any]] = queue.Queue()
-    stop = threading.Event()
     sides = [Accumulator() for _ in streams]
-    pumps = [threading.Thread(target=_pump, args=(index, stream, events, stop), daemon=True,
-                              name=f"compare-pump-{index}") for index, stream in enumerate(streams)]
     throttle = Throttle(interval)
-    running = len(pumps)
-    try:
-        for pump in pumps:
-            pump.start()
+    with merge_in_threads(streams, name="compare-pump") as events:
         with UPDATE_BUDGET.streaming():  # one output updating, however many models feed it
-            while running:
-                index, item = events.get()
-                if item is _END:
-                    running -= 1
-                elif isinstance(item, Exception):
-                    sides[index].fail(item)
+            for index, item in events:
+                if isinstance(item, Ended):
+                    if item.error is not None:
+                        sides[index].fail(item.error)
                 else:
                     sides[index].add(item)
-                if item is _END or throttle.due():
+                if isinstance(item, Ended) or throttle.due():
                     yield tuple(side.state() for side in sides)
-    finally:
-        stop.set()
-
-
-def _pump(index: int, stream: Iterator[Event], events: queue.Queue, stop: threading.Event) -> None:
-    """Runs in its own thread: the stream is iterated and closed here (a generator belongs to one thread)."""
-    try:
-        for event in stream:
-            events.put((index, event))
-            if stop.is_set():
-                break
-    except Exception as error:  # reported on this side only; the other model keeps going
-        events.put((index, error))
-    finally:
-        close_stream(stream)
-        events.put((index, _END))
 
 
 def compare_streams(registry: Registry, message: str, models: Sequence[str], params: GenerationParams,
@@ -105,7 +76,7 @@ class CompareTab:
         with gr.Row():
             model_a = model_picker(registry, "chat", "compare-model-a", label="Model A")
             model_b = model_picker(registry, "chat", "compare-model-b", label="Model B", index=1)
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_classes=["input-row"]):
             text = gr.Textbox(placeholder="One message, sent to both models (Enter to send)", show_label=False,
                               max_lines=12, scale=8, elem_id="compare-input")
             send = gr.Button("Send to both", variant="primary", scale=1, elem_id="compare-send")
@@ -128,10 +99,16 @@ class CompareTab:
         cancel_then(stop, [running], lambda: (STOPPED, STOPPED), outputs=[stats_a, stats_b], feedback_on=stats_a)
         return tab
 
-    @handle_errors
+    @ui_errors
     def run(self, data: dict[Any, Any]) -> Iterator[tuple[str, str, str, str]]:
-        states = compare_streams(self.registry, data[self.input], [data[self.model_a], data[self.model_b]],
-                                 self.params.read(data), data[self.system] or "")
+        if isinstance(data[self.input], str) and not data[self.input].strip():
+            return  # an empty Send does nothing (no error toast for an accidental Enter)
+        try:
+            states = compare_streams(self.registry, data[self.input], [data[self.model_a], data[self.model_b]],
+                                     self.params.read(data), data[self.system] or "")
+        except Exception:
+            yield "", "", "", ""  # the panes' previous replies and errors do not belong to this refused message
+            raise
         line_a, line_b = OnChange(), OnChange()
         waiting = format_progress(StreamState())
         yield "", "", line_a(waiting), line_b(waiting)

@@ -1,6 +1,7 @@
 """Widgets and helpers every tab shares: model picker, parameter accordion, stats line, streaming, errors.
 
-Only backend.types / backend.config / backend.registry / backend.service / backend.security are imported here
+Only backend.types / backend.config / backend.registry / backend.service / backend.security /
+backend.request_checks are imported here
 (never torch): the UI talks to the backend through plain data.
 """
 
@@ -11,13 +12,16 @@ import html
 import inspect
 import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, Optional, TypeVar
+from typing import Any, Callable, Iterator, Optional, TypeVar
 
 import gradio as gr
 
 from backend.config import ModelSpec
 from backend.registry import Registry
+from backend.request_checks import lone_surrogates
 from backend.security import redact
+from backend.streams import close_quietly
+from backend.table_limits import MAX_MESSAGE_CHARS, clip
 from backend.types import (
     MAX_NEW_TOKENS_LIMIT,
     Delta,
@@ -31,11 +35,12 @@ from backend.types import (
     WorkbenchError,
 )
 from ui.update_rate import UPDATE_BUDGET, Throttle, UpdateBudget
+from ui.wording import plain_words
 
 logger = logging.getLogger(__name__)
 
-# Every streaming event (UI and API) shares one concurrency group, so many users stream at once while the
-# backend serialises generations per model.
+# Every streaming event (UI and API) shares one concurrency group, so up to this many users stream at once; the
+# backend batches the requests to one model into shared forward passes (backend/engines/batching.py).
 GENERATION_CONCURRENCY_ID = "generation"
 GENERATION_CONCURRENCY_LIMIT = 16
 STREAMING = {"concurrency_limit": GENERATION_CONCURRENCY_LIMIT, "concurrency_id": GENERATION_CONCURRENCY_ID}
@@ -65,43 +70,60 @@ def user_error(message: str) -> gr.Error:
 
     Secrets (a remote server's error may quote the API key it was sent) become `***`.
     """
-    return gr.Error(html.escape(redact(message), quote=False), print_exception=False)
+    return gr.Error(html.escape(clip(redact(message), MAX_MESSAGE_CHARS), quote=False), print_exception=False)
 
 
-def _as_user_error(error: Exception) -> gr.Error:
+def _as_user_error(error: Exception, plain: bool = False) -> gr.Error:
     if isinstance(error, gr.Error):
         return error
     if isinstance(error, WorkbenchError):
-        return user_error(str(error))
+        return user_error(plain_words(str(error)) if plain else str(error))
     logger.exception("unexpected error in a UI handler")
     return user_error(f"unexpected error: {type(error).__name__}: {error}")
 
 
-def handle_errors(fn: F) -> F:
+def refuse_invalid_text(args: list[Any]) -> None:
+    """A lone UTF-16 surrogate (the browser or a client can send one) is not text: it failed deep in a tokenizer
+    as "unexpected error: TypeError". Say so plainly instead (strings, and those inside lists and dicts: a chat
+    history)."""
+    for _, bad in lone_surrogates(args):
+        raise user_error(f"the text contains a lone UTF-16 surrogate ({bad}), which is not a valid character; "
+                         "remove it and try again")
+
+
+def handle_errors(fn: F, plain: bool = False) -> F:
     """Turns backend errors (and surprises) into a gr.Error the user can read; the app keeps serving.
 
     Works for plain functions and generators (Gradio streams only when the handler is a generator function).
     GeneratorExit (Stop, cancel, closed tab) is not an Exception, so it passes through and closes the stream.
+    `plain=True` (ui_errors) words the message for a person (ui/wording.py); API handlers keep field names.
     """
     if inspect.isgeneratorfunction(fn):
 
         @functools.wraps(fn)
         def stream_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+            refuse_invalid_text([*args, *kwargs.values()])
             try:
                 yield from fn(*args, **kwargs)
             except Exception as error:
-                raise _as_user_error(error) from error
+                raise _as_user_error(error, plain) from error
 
         return stream_wrapper  # type: ignore[return-value]
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        refuse_invalid_text([*args, *kwargs.values()])
         try:
             return fn(*args, **kwargs)
         except Exception as error:
-            raise _as_user_error(error) from error
+            raise _as_user_error(error, plain) from error
 
     return wrapper  # type: ignore[return-value]
+
+
+def ui_errors(fn: F) -> F:
+    """handle_errors for UI handlers: errors in plain words."""
+    return handle_errors(fn, plain=True)
 
 
 def ui_event(feedback_on: gr.components.Component, progress: bool = False, queue: bool = True) -> dict[str, Any]:
@@ -126,13 +148,13 @@ def status_sink() -> gr.HTML:
 
 
 def cancel_then(button: gr.Button, running: list[Any], fn: Any, outputs: Any, feedback_on: gr.components.Component,
-                inputs: Any = None) -> None:
+                inputs: Any = None) -> Any:
     """On click: cancel the running streams first, then run `fn`.
 
     Why two steps: an update already on its way from the cancelled stream could land after a combined
     cancel-and-update and overwrite it ("Stopped" replaced by a stale "generating...", an undone bubble back).
     """
-    button.click(None, cancels=running, api_visibility="private", queue=False).then(
+    return button.click(None, cancels=running, api_visibility="private", queue=False).then(
         fn, inputs=inputs, outputs=outputs, **ui_event(feedback_on, queue=False))
 
 
@@ -304,10 +326,31 @@ def _token_limit(spec: Optional[ModelSpec]) -> int:
 
 
 def _whole(value: Any, name: str) -> int:
+    number = parse_whole(value, name)
+    if number is None:
+        raise InvalidInputError(f"{name}: must be a whole number, got {value!r}")
+    return number
+
+
+def parse_whole(value: Any, name: str, blank: Optional[int] = None, low: Optional[int] = None) -> Optional[int]:
+    """A number widget's value as a whole number (every tab reads numbers with this one rule).
+
+    Blank gives `blank`; 7.0 and "7" give 7; 2.5, "abc" and True are refused with the field's name, as is a
+    value under `low`.
+    """
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return blank
+    if isinstance(value, bool):
+        raise InvalidInputError(f"{name}: must be a whole number, got {value!r}")
     try:
-        return int(round(float(value)))
+        number = float(value)
     except (TypeError, ValueError):
         raise InvalidInputError(f"{name}: must be a whole number, got {value!r}") from None
+    if not number.is_integer():
+        raise InvalidInputError(f"{name}: must be a whole number, got {value!r}")
+    if low is not None and number < low:
+        raise InvalidInputError(f"{name}: must be a whole number of at least {low}, got {value!r}")
+    return int(number)
 
 
 # ----------------------------------------------------------------------------------------- stats line
@@ -389,7 +432,7 @@ class Accumulator:
         self._final: Optional[Final] = None
         self._error: Optional[str] = None
 
-    def fail(self, error: Exception) -> None:
+    def fail(self, error: BaseException) -> None:
         self._error = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
 
     def add(self, event: Event) -> None:
@@ -401,6 +444,8 @@ class Accumulator:
 
     def state(self) -> StreamState:
         text = self._final.text if self._final else "".join(self._pieces)
+        # The app never hands on (nor later rejects) a NUL a byte-fallback tokenizer produced.
+        text = text.replace("\x00", "")
         stats = self._final.stats if self._final else None
         return StreamState(text, tuple(self._choices), stats, self._error)
 
@@ -421,13 +466,7 @@ def throttled(events: Iterator[Event], interval: Optional[float] = None,
                 if isinstance(event, Final) or throttle.due():
                     yield accumulator.state()
     finally:
-        close_stream(events)
-
-
-def close_stream(events: Iterable[Any]) -> None:
-    close = getattr(events, "close", None)
-    if close is not None:
-        close()
+        close_quietly(events)
 
 
 def collect(events: Iterator[Event]) -> StreamState:

@@ -25,7 +25,7 @@ from ui.components import (
     StreamState,
     first_spec,
     format_progress,
-    handle_errors,
+    ui_errors,
     model_picker,
     throttled,
     ui_event,
@@ -64,7 +64,7 @@ class GenerateTab:
                                          "completion with a new one); Continue extends the whole text.")
                 token_count = gr.Markdown(format_token_count(None, spec.max_context if spec else None),
                                           elem_id="gen-token-count", elem_classes=["stats-line"])
-                with gr.Row():
+                with gr.Row(elem_classes=["button-row"]):
                     run = gr.Button("Generate", variant="primary", elem_id="gen-run")
                     extend = gr.Button("Continue", elem_id="gen-continue")
                     stop = gr.Button("Stop", variant="stop", elem_id="gen-stop-btn")
@@ -85,45 +85,56 @@ class GenerateTab:
                    extend.click(tab.extend, inputs=inputs, outputs=outputs, api_name="ui_continue",
                                 **streaming)]
         cancel_then(stop, running, lambda: STOPPED, outputs=stats, feedback_on=stats)
-        # .input, not .change: the streamed completion changes the box too, and must not recount per update.
-        prompt.input(tab.count, inputs=[model, prompt], outputs=token_count, trigger_mode="always_last",
-                     **ui_event(token_count, queue=False))
+        # .change, not .input: .input missed pastes and deletions (and counted the previous value). A streamed
+        # completion changes the box too; always_last keeps that to one count at a time (a tokenizer pass costs
+        # about a millisecond per thousand tokens, and the model is never loaded to count).
+        prompt.change(tab.count, inputs=[model, prompt], outputs=token_count, trigger_mode="always_last",
+                      **ui_event(token_count, queue=False))
         model.input(tab.model_changed, inputs=[model, prompt], outputs=[token_count, *params.outputs],
                     **ui_event(token_count, queue=False))
         return tab
 
     # ------------------------------------------------------------------------------------------ handlers
 
-    @handle_errors
+    @ui_errors
     def generate(self, data: dict[Any, Any]) -> Iterator[tuple[Any, ...]]:
         text, last = data[self.prompt] or "", data[self.last]
         # Unchanged since the last run: re-roll that completion instead of extending it.
         start = last.prompt if isinstance(last, LastRun) and last.text == text else text
         yield from self._complete(data, start)
 
-    @handle_errors
+    @ui_errors
     def extend(self, data: dict[Any, Any]) -> Iterator[tuple[Any, ...]]:
         yield from self._complete(data, data[self.prompt] or "")
 
     def _complete(self, data: dict[Any, Any], start: str) -> Iterator[tuple[Any, ...]]:
         model_id = data[self.model]
         alternatives = TOP_ALTERNATIVES if data[self.show_probs] else 0
-        events = service.stream_generate(self.registry, model_id, start, self.params.read(data, alternatives))
         skip, stats_line = gr.skip(), OnChange()
+        try:
+            events = service.stream_generate(self.registry, model_id, start, self.params.read(data, alternatives))
+        except Exception:
+            yield skip, "", "", skip, skip  # the last run's stats and table do not describe this refused one
+            raise
         yield start, stats_line(format_progress(StreamState())), "", skip, skip
         state = StreamState()
-        for state in throttled(events):
-            yield start + state.text, stats_line(format_progress(state)), skip, skip, skip
+        try:
+            for state in throttled(events):
+                yield start + state.text, stats_line(format_progress(state)), skip, skip, skip
+        except Exception:
+            # A prompt refused by the model (longer than its context...) must not leave "Waiting for the model…".
+            yield skip, "", "", skip, skip
+            raise
         # The table is rendered once, at the end: re-rendering it per update would make long runs stutter.
         table = render_choices(state.choices) if alternatives else ""
         full = start + state.text
         yield full, stats_line(format_progress(state)), table, self._count_text(model_id, full), LastRun(start, full)
 
-    @handle_errors
+    @ui_errors
     def count(self, model_id: str, text: str) -> str:
         return self._count_text(model_id, text or "")
 
-    @handle_errors
+    @ui_errors
     def model_changed(self, model_id: str, text: str) -> list[Any]:
         spec = self.registry.spec(model_id, "generate")
         return [self._count_text(model_id, text or ""), *self.params.defaults(spec)]
@@ -131,6 +142,8 @@ class GenerateTab:
     def _count_text(self, model_id: Optional[str], text: str) -> str:
         if not model_id:
             return ""
+        if len(text) > service.MAX_MESSAGE_CHARS:  # said here, quietly; Generate refuses it with a message
+            return f"{len(text):,} characters: over the limit of {service.MAX_MESSAGE_CHARS:,}"
         # Typing must never trigger a multi-second model load: unloaded models are counted after their first run.
         tokens, max_context = service.count_tokens(self.registry, model_id, text, load=False)
         return format_token_count(tokens, max_context)

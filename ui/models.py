@@ -9,9 +9,10 @@ import gradio as gr
 
 from backend.registry import Registry
 from backend.types import ModelStatus
-from ui.components import handle_errors, ui_event
+from ui.components import ui_errors, ui_event
 
-COLUMNS = ["id", "tasks", "state", "weights", "device", "dtype", "parameters", "memory", "load time",
+# "state" right after "id": on a phone the table scrolls sideways and the first two columns are what shows.
+COLUMNS = ["id", "state", "tasks", "weights", "device", "dtype", "parameters", "memory", "load time",
            "generated tokens", "last error"]
 MODELS_CONCURRENCY_ID = "models"
 
@@ -31,8 +32,8 @@ def status_rows(statuses: Sequence[ModelStatus],
     rows = [
         [
             status.id,
-            ", ".join(status.tasks),
             status.state,
+            ", ".join(status.tasks),
             weights(status),
             status.device or "",
             status.dtype or "",
@@ -76,7 +77,7 @@ class ModelsTab:
         # Refreshed whenever the tab is opened (see ui/__init__.py): models load from every other tab.
         table = gr.Dataframe(status_rows(registry.status()), headers=COLUMNS, interactive=False,
                              elem_id="models-table", label="Registry", max_chars=80)
-        with gr.Row(equal_height=True):
+        with gr.Row(equal_height=True, elem_classes=["button-row"]):
             ids = [spec.id for spec in registry.specs()]
             select = gr.Dropdown(ids, value=ids[0] if ids else None, label="Model", elem_id="models-select",
                                  scale=3)
@@ -99,7 +100,7 @@ class ModelsTab:
         reachability = {status.id: self.registry.probe(status.id) for status in statuses if status.weights == "remote"}
         return status_rows(statuses, reachability)
 
-    @handle_errors
+    @ui_errors
     def load(self, model_id: str) -> Iterator[tuple[Any, str]]:
         self.registry.spec(model_id)
         yield gr.skip(), f"Loading {model_id}… (the first load reads the weights; large models take a while)"
@@ -110,7 +111,7 @@ class ModelsTab:
             raise
         yield self.rows(), f"{status.id} loaded on {status.device} in {status.load_time_s or 0:.2f} s"
 
-    @handle_errors
+    @ui_errors
     def unload(self, model_id: str) -> tuple[Any, str]:
         status = self.registry.unload(model_id)
         note = " (it finishes its running requests first)" if status.state == "loaded" else ""

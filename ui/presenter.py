@@ -28,8 +28,8 @@ from backend.config import ModelSpec, PresenterSettings
 from backend.registry import Registry
 from backend.types import ConfigError, GenerationParams
 from ui import api
-from ui.chat import ChatTab
-from ui.components import STOPPED, STREAMING, ParamPanel, cancel_then, ui_event
+from ui.chat import ChatTab, chatbot
+from ui.components import ParamPanel, cancel_then, ui_event
 
 # Larger type and a centred column; every rule is scoped to the presenter's own root.
 PRESENTER_CSS = """
@@ -48,6 +48,26 @@ PRESENTER_CSS = """
 #presenter-examples .label, #presenter-examples span { font-size: 1.1rem; }
 #presenter-examples button { font-size: 1.1rem; padding: 10px 14px; }
 #presenter-reset { font-size: 1.05rem; align-self: center; }
+/* A phone (390 px): one compact bar (logo, title, a round "new conversation" button beside the title instead of
+   over it) that stays at the top while the conversation scrolls; smaller type; the conversation leaves room for
+   the input. */
+/* Gradio's container hides overflow, which would make it the sticky bar's scroll box; clip does not. (Top level:
+   Gradio scopes rules inside @media to its .contain element, which the container is not inside.) */
+.gradio-container:has(.presenter-root) { overflow: clip !important; }
+@media (max-width: 640px) {
+  .presenter-top { flex-wrap: nowrap !important; gap: 8px !important; position: sticky; top: 0; z-index: 20;
+    background: var(--body-background-fill); padding-bottom: 4px; }
+  .presenter-top > .html-container, .presenter-top > div:first-child { flex: 1 1 auto !important; min-width: 0 !important; }
+  #presenter-reset { flex: 0 0 44px !important; min-width: 44px !important; width: 44px; height: 44px; padding: 0;
+    font-size: 0 !important; border-radius: 22px; }
+  #presenter-reset::before { content: "↺"; font-size: 1.4rem; }
+  .presenter-header { gap: 10px; padding: 4px 0 0; }
+  .presenter-logo { height: 40px; }
+  .presenter-header h1 { font-size: 1.35rem; }
+  .presenter-byline { font-size: 0.85rem; margin-top: 2px; }
+  #presenter-description, #presenter-description p { font-size: 1.05rem; line-height: 1.4; }
+  .presenter-root #chat-history { height: 46vh !important; max-height: 46vh; }
+}
 """
 
 # The only footer link left: the attribution. No API page link on a demo screen.
@@ -128,43 +148,34 @@ def build_presenter(registry: Registry, settings: Optional[PresenterSettings]) -
     view = PresenterView.resolve(registry, settings)
     with gr.Blocks(title=view.title) as demo:
         with gr.Column(elem_classes=["presenter-root"]):
-            with gr.Row(equal_height=True):
+            with gr.Row(equal_height=True, elem_classes=["presenter-top"]):
                 gr.HTML(header_html(view), elem_id="presenter-header", scale=1)
                 reset = gr.Button("↺  New conversation", elem_id="presenter-reset", scale=0, min_width=230)
             if view.description:
                 gr.Markdown(view.description, elem_id="presenter-description")
-            history = gr.Chatbot(value=[], show_label=False, elem_id="chat-history", height=440,
-                                 buttons=["copy"], render_markdown=True,
-                                 placeholder="Type a message below, or pick an example.")
-            with gr.Row(equal_height=True):
+            history = chatbot(None, "Type a message below, or pick an example.", height=440, buttons=["copy"])
+            with gr.Row(equal_height=True, elem_classes=["input-row"]):
                 text = gr.Textbox(placeholder="Ask something…", show_label=False, lines=1, max_lines=8, scale=8,
                                   elem_id="chat-input", autofocus=True)
                 send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
-                stop = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop-btn")
+                stop = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop-btn", visible=False)
             examples = gr.Dataset(components=[text], samples=[[example] for example in view.examples],
                                   label="Try one of these", elem_id="presenter-examples",
                                   visible=bool(view.examples))
-            # The stats line stays in the page for the handlers (and tests) but is never shown.
+            # The stats line and context meter stay in the page for the handlers (and tests) but are never shown.
             stats = gr.Markdown("", elem_id="chat-stats", visible="hidden")
+            context = gr.Markdown("", elem_id="chat-context", visible="hidden")
         model = gr.State(view.spec.id)
         system = gr.State(view.system_prompt)
         params = locked_params(view.params)
-        tab = ChatTab(registry, model, system, params, history, text, stats, examples)
-
-        reply_inputs = {model, system, history, text, *params.inputs}
-        reply_outputs = [text, history, stats]
-        streaming = dict(**STREAMING, **ui_event(stats))
-        sending = gr.on([send.click, text.submit], tab.send, inputs=reply_inputs, outputs=reply_outputs,
-                        **streaming)
-        # One click on an example asks it: it goes into the input box, then is sent like a typed message.
-        asking = examples.click(lambda sample: sample[0], inputs=examples, outputs=text,
-                                **ui_event(stats, queue=False)).then(tab.send, inputs=reply_inputs,
-                                                                     outputs=reply_outputs, **streaming)
-        running = [sending, asking]
-        cancel_then(stop, running, lambda: STOPPED, outputs=stats, feedback_on=stats)
-        cancel_then(reset, running, lambda: ([], "", ""), outputs=[history, text, stats], feedback_on=stats)
-        # The Chatbot's own trash button clears it too: stop a reply still streaming into it.
-        history.clear(None, cancels=running, api_visibility="private", queue=False)
+        tab = ChatTab(registry, model, system, params, history, text, stats, examples, send, stop, context,
+                      gr.State({}), gr.State(None))
+        # Send, Enter, a click on an example (asks it at once) and the trash icon, as in the Chat tab.
+        running, _ = tab.listen()
+        tab.stop_on(stop.click, running)
+        cancel_then(reset, running, tab.clear, inputs=model, outputs=[history, stats, context, send, stop],
+                    feedback_on=stats)
+        reset.click(lambda: "", outputs=text, **ui_event(stats, queue=False))
         api.register(registry, endpoints=api.PRESENTER_ENDPOINTS, default_model=view.spec.id)
     demo.workbench_css = PRESENTER_CSS  # read by ui.launch
     demo.workbench_footer_links = PRESENTER_FOOTER_LINKS

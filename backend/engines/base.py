@@ -1,8 +1,15 @@
-"""The engine contract every backend honours (local transformers now, OpenAI-compatible servers later)."""
+"""The engine contract every backend honours: local transformers models (backend/engines/local.py,
+local_classifier.py) and OpenAI-compatible servers (backend/engines/remote.py).
+
+Beyond `Engine`, two narrower protocols say what some engines also offer, so callers check for them instead of
+reaching for attributes: `ScoresInBatches` (local sequence classifiers: batched scores with truncation flags)
+and `CountsGeneratedTokens` (a live counter for status). A causal LM in this process also exposes its
+`LocalRuntime` and `Scheduler` (`RunsLocally`, backend/engines/runtime.py) for evaluation and label scoring.
+"""
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Protocol, Sequence, runtime_checkable
+from typing import Any, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
 from backend.config import ModelSpec
 from backend.types import Event, GenerationParams, LabelScore, Message, Task
@@ -19,6 +26,7 @@ class Engine(Protocol):
 
     spec: ModelSpec
     tasks: frozenset[Task]
+    max_context: Optional[int]  # tokens of prompt plus reply; None when neither models.yaml nor the model says
 
     def stream_chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Event]: ...
 
@@ -35,3 +43,22 @@ class Engine(Protocol):
     def close(self) -> None:
         """Releases the weights and the memory they held."""
         ...
+
+
+@runtime_checkable
+class ScoresInBatches(Protocol):
+    """An engine that scores a batch itself: supervised over its own `labels`, or zero-shot over given ones."""
+
+    labels: list[str]
+
+    def score(self, texts: Sequence[str], labels: Sequence[str] | None = None, hypothesis_template: str = ...,
+              multi_label: bool = False) -> tuple[list[list[LabelScore]], list[bool]]:
+        """(scores per text, ranked; whether each text was cut to fit the context)."""
+        ...
+
+
+@runtime_checkable
+class CountsGeneratedTokens(Protocol):
+    """An engine with a live count of the tokens it has generated (it grows while a reply streams)."""
+
+    generated_tokens_total: int

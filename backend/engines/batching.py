@@ -11,45 +11,39 @@ their tokens so far appended to their prompts (one prefill recomputes their cach
 row's own next random draw, so the text is what it would have been). Without that, a request arriving just after
 a batch started waited for the whole batch: 16 users arriving together ran as a batch of 1, then one of 15.
 
-Why not transformers' continuous batching manager: its sampling parameters are per manager, not per request,
-and on CPU its paged attention measured slower than a padded batch (see docs/BENCHMARKS.md).
+The batcher is the `Scheduler` of backend/engines/runtime.py: it is built from a `LocalRuntime` (tokenizer,
+decoding, lock, token counter, limits), never from the engine. Why not transformers' continuous batching
+(`generate_batch` / its manager): see "Continuous batching" in docs/BENCHMARKS.md for the measurement.
 """
 
 from __future__ import annotations
 
-import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 
 from backend.engines.decode import Choice, RowPlan, Step, decode_batch, decode_steps_function
+from backend.engines.runtime import LocalRuntime, RowResult
 from backend.engines.text_stream import IncrementalDecoder, StopMatcher
-from backend.types import BusyError, Delta, GenerationParams, TokenAlternative, TokenChoice, WorkbenchError
+from backend.streams import Channel
+from backend.types import BusyError, Delta, GenerationError, TokenAlternative, TokenChoice, WorkbenchError
 from backend.zerogpu import gpu_function
-
-if TYPE_CHECKING:
-    from backend.engines.local import LocalGenerativeEngine
-
-DONE = object()  # queued after a request's last delta
 
 
 class Request:
-    """One generation request: its parameters, its per-row state in a batch, and its event queue."""
+    """One generation request: its plan, its per-row state in a batch, and the channel its deltas go to."""
 
-    def __init__(self, engine: "LocalGenerativeEngine", prompt_ids: list[int], params: GenerationParams,
-                 max_new_tokens: int, seed: int) -> None:
-        self.engine = engine
-        self.params = params
-        self.max_new_tokens = max_new_tokens
-        self.seed = seed
-        self.plan = RowPlan.of(prompt_ids, params, max_new_tokens, seed)
-        self.events: queue.Queue[Any] = queue.Queue()
+    def __init__(self, runtime: LocalRuntime, plan: RowPlan, stop: Sequence[str]) -> None:
+        self.runtime = runtime
+        self.max_new_tokens = plan.max_new_tokens
+        self.plan = plan
+        self.events: Channel[Delta] = Channel()  # deltas, then the end: finished, failed or released unfinished
         self.cancel = threading.Event()  # set by the consumer (Stop, closed tab) or by a stop sequence
         self.released = threading.Event()  # set once the batch thread will never touch this request again
-        self.decoder = IncrementalDecoder(engine.tokenizer)
-        self.stop_matcher = StopMatcher(params.stop)
+        self.decoder = IncrementalDecoder(runtime.tokenizer)
+        self.stop_matcher = StopMatcher(tuple(stop))
         self.generated_tokens = 0
         self.generated_ids: list[int] = []  # since this row's current plan began (see suspend)
         self.saw_eos = False
@@ -74,10 +68,10 @@ class Request:
             return
         self.generated_tokens += 1
         self.generated_ids.append(token_id)
-        self.engine.count_generated_token()
+        self.runtime.tokens.add()
         if choice is not None:
             self._record(choice)
-        if token_id in self.engine.eos_token_ids:
+        if token_id in self.runtime.eos_token_ids:
             self.saw_eos = True
         else:
             self._emit(self.stop_matcher.feed(self.decoder.push(token_id)))
@@ -94,23 +88,29 @@ class Request:
             return
         tail = "" if self.stop_matcher.stopped else self.stop_matcher.feed(self.decoder.flush())
         self._emit(tail + self.stop_matcher.flush())
-        self.events.put(DONE)
+        self.events.finish()
         self.release()
 
     def fail(self, error: BaseException) -> None:
         if not self.done:
-            self.events.put(error)
+            self.events.fail(error)
         self.release()
 
     def release(self) -> None:
-        """Ends this row: the GPU step stops decoding it at the next step."""
+        """Ends this row: the GPU step stops decoding it at the next step. A row released before it finished
+        (its consumer had gone) ends its channel with an error, so nothing can wait on it for ever."""
         self.done = True
         if self._stop_flags is not None:
             self._stop_flags[self._row] = True
+        self.events.fail(WorkbenchError("generation ended without a result"))  # ignored after finish / fail
         self.released.set()
 
+    def result(self) -> RowResult:
+        finish = "stop" if self.stop_matcher.stopped or self.saw_eos else "length"
+        return RowResult(self.stop_matcher.text, self.generated_tokens, finish)
+
     def _record(self, choice: Choice) -> None:
-        decode = self.engine.tokenizer.decode
+        decode = self.runtime.tokenizer.decode
         self._choices.append(TokenChoice(
             token=decode([choice.token_id]),
             probability=choice.probability,
@@ -135,16 +135,51 @@ MERGE_AFTER_STEPS = 4
 CUDA_THREAD_LINGER_S = 120.0
 
 
-class Batcher:
-    """Owns the queue of one model. On CPU each batch runs in its own thread, which ends with the batch:
-    queued requests go to a fresh successor thread, so a finished batch's thread can be joined without waiting
-    for work that arrived later. On CUDA one warm thread serves batch after batch (see CUDA_THREAD_LINGER_S)."""
+class BatchedRow:
+    """A submitted row as its consumer sees it (the `RowStream` of backend/engines/runtime.py): its deltas,
+    errors as GenerationError naming the model, then `result()`. Closing cancels the row and waits until the
+    batch thread has let go of it."""
 
-    def __init__(self, engine: "LocalGenerativeEngine", max_batch_size: int, max_queued: int) -> None:
-        self.engine = engine
-        self.max_batch_size = max_batch_size
-        self.max_queued = max_queued
-        self.linger_s = CUDA_THREAD_LINGER_S if str(engine.device).startswith("cuda") else 0.0
+    def __init__(self, batcher: "Batcher", request: Request) -> None:
+        self._batcher = batcher
+        self._request = request
+
+    def __iter__(self) -> Iterator[Delta]:
+        model_id = self._request.runtime.model_id
+        events = self._request.events
+        while True:
+            try:
+                delta = next(events)
+            except StopIteration:
+                return
+            except WorkbenchError as error:
+                raise GenerationError(f"model '{model_id}': {error}") from error
+            except BaseException as error:  # noqa: BLE001 - a failed forward pass, a GPU refused by ZeroGPU
+                raise GenerationError(f"model '{model_id}': generation failed: {type(error).__name__}: "
+                                      f"{error}") from error
+            yield delta
+
+    def result(self) -> RowResult:
+        return self._request.result()
+
+    def close(self) -> None:
+        # Stop this row (the batch thread drops it at the next step) and wait until it has let go.
+        self._request.cancel.set()
+        self._request.events.close()
+        self._batcher.settle(self._request)
+
+
+class Batcher:
+    """The `Scheduler` of one local model: owns its queue. On CPU each batch runs in its own thread, which ends
+    with the batch: queued requests go to a fresh successor thread, so a finished batch's thread can be joined
+    without waiting for work that arrived later. On CUDA one warm thread serves batch after batch (see
+    CUDA_THREAD_LINGER_S)."""
+
+    def __init__(self, runtime: LocalRuntime) -> None:
+        self.runtime = runtime
+        self.max_batch_size = runtime.limits.max_batch_size
+        self.max_queued = runtime.limits.max_queued
+        self.linger_s = CUDA_THREAD_LINGER_S if str(runtime.device).startswith("cuda") else 0.0
         self._pending: list[Request] = []
         self._lock = threading.Lock()
         self._work = threading.Condition(self._lock)
@@ -156,13 +191,19 @@ class Batcher:
         # batch, as a generator of steps. Elsewhere `spaces.GPU` is a pass-through (or `spaces` is not installed)
         # and the batch thread runs the step itself, with a callback: no extra thread, no queue hop per token.
         steps = decode_steps_function()
-        on_gpu = gpu_function(steps, duration=engine.spec.gpu_duration_s)
+        on_gpu = gpu_function(steps, duration=runtime.limits.gpu_duration_s)
         self.steps_on_gpu: Optional[Callable[..., Iterator[Step]]] = None if on_gpu is steps else on_gpu
 
-    def submit(self, request: Request) -> None:
+    def submit(self, plan: RowPlan, stop: Sequence[str]) -> BatchedRow:
+        """Queues one row; its deltas come from the returned stream (see BatchedRow)."""
+        request = Request(self.runtime, plan, stop)
+        self.enqueue(request)
+        return BatchedRow(self, request)
+
+    def enqueue(self, request: Request) -> None:
         with self._lock:
             if len(self._pending) >= self.max_queued:
-                raise BusyError(f"model '{self.engine.spec.id}' is busy ({len(self._pending)} requests waiting); "
+                raise BusyError(f"model '{self.runtime.model_id}' is busy ({len(self._pending)} requests waiting); "
                                 "try again in a moment")
             self._pending.append(request)
             if self._running is None:
@@ -210,7 +251,7 @@ class Batcher:
         if not batch:
             self._running = None
             return
-        thread = threading.Thread(target=self._serve, args=(batch,), name=f"generate-{self.engine.spec.id}",
+        thread = threading.Thread(target=self._serve, args=(batch,), name=f"generate-{self.runtime.model_id}",
                                   daemon=True)
         for request in batch:
             request.batch, request.batch_thread = batch, thread
@@ -238,8 +279,7 @@ class Batcher:
         """Decodes `rows` as one batch, outside the request queue (evaluation), each to its EOS or its own
         max_new_tokens: the token ids per row (EOS included), or None when `cancel` was set meanwhile. Runs the
         same GPU step as chat, so it runs under `spaces.GPU` on ZeroGPU too."""
-        engine = self.engine
-        eos = set(engine.eos_token_ids)
+        eos = set(self.runtime.eos_token_ids)
         stop_flags = torch.zeros(len(rows), dtype=torch.bool)
         tokens: list[list[int]] = [[] for _ in rows]
         finished = [False] * len(rows)
@@ -259,14 +299,14 @@ class Batcher:
                 all_done: Callable[[], bool]) -> None:
         """The GPU step under the generate lock: in this thread, or on ZeroGPU as a stream from spaces' worker
         (closed as soon as `all_done`, which ends the worker's batch early)."""
-        engine = self.engine
-        with engine.generate_lock:
-            if engine.model is None:
-                raise WorkbenchError(f"model '{engine.spec.id}' was unloaded")
+        runtime = self.runtime
+        with runtime.lock:
+            if runtime.model is None:
+                raise WorkbenchError(f"model '{runtime.model_id}' was unloaded")
             if self.steps_on_gpu is None:
-                decode_batch(engine.model, engine.decoding, rows, stop_flags, on_step)
+                decode_batch(runtime.model, runtime.decoding, rows, stop_flags, on_step)
                 return
-            steps = self.steps_on_gpu(engine.resident_key, engine.decoding, rows, stop_flags)
+            steps = self.steps_on_gpu(runtime.model_key, runtime.decoding, rows, stop_flags)
             try:
                 for step in steps:
                     on_step(step)
@@ -285,7 +325,6 @@ class Batcher:
             request.max_new_tokens - request.generated_tokens > MERGE_AFTER_STEPS for request in live)
 
     def _run(self, batch: list[Request]) -> None:
-        engine = self.engine
         stop_flags = torch.zeros(len(batch), dtype=torch.bool)  # set by a row's release(), read by the step
         for row, request in enumerate(batch):
             request.attach(stop_flags, row)

@@ -18,8 +18,6 @@ whatever else shares the batch, on any device.
 
 from __future__ import annotations
 
-import queue
-import threading
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Optional
 
@@ -28,6 +26,7 @@ from transformers import GenerationConfig, LogitsProcessor, LogitsProcessorList,
     StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from backend.streams import Channel, produce_in_thread
 from backend.types import GenerationParams
 from backend.zerogpu import resident_model
 
@@ -126,26 +125,15 @@ def decode_steps(model_key: str, decoding: Decoding, rows: list[RowPlan],
     """`decode_batch` as a generator of steps, for `spaces.GPU` (which runs it in its worker process).
     Closing the generator ends the batch."""
     model = resident_model(model_key)
-    steps: queue.Queue[Any] = queue.Queue()
-    done = object()
-
-    def run() -> None:
-        try:
-            decode_batch(model, decoding, rows, stop_flags, steps.put)
-            steps.put(done)
-        except BaseException as error:  # noqa: BLE001 - handed to the consumer below
-            steps.put(error)
-
-    thread = threading.Thread(target=run, name=f"decode-{model_key}", daemon=True)
-    thread.start()
+    # The step runs in its own thread (generate calls back; a generator has to hand over); closing the stream
+    # sets every row's stop flag, so the batch ends at its next step, and waits for that thread.
+    steps: Channel[Step] = produce_in_thread(
+        lambda emit: decode_batch(model, decoding, rows, stop_flags, emit),
+        name=f"decode-{model_key}", on_close=lambda: stop_flags.fill_(True))
     try:
-        while (item := steps.get()) is not done:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+        yield from steps
     finally:
-        stop_flags.fill_(True)  # closed early: every row ends at the next step
-        thread.join()
+        steps.close()
 
 
 def decode_steps_function() -> Callable[..., Iterator[Step]]:

@@ -5,8 +5,8 @@ those rows (padded on the right) gives each label's total log-probability (the s
 softmax over the labels turns them into probabilities over exactly the labels given. No text is generated, so
 nothing has to be parsed. Several texts of similar length can share one forward pass (`texts_per_pass`).
 
-Runs under the engine's generate lock, so scoring never races a generation on the same weights, and (on a
-ZeroGPU Space) inside `spaces.GPU`, like every other forward pass.
+Works on the model's `LocalRuntime` (backend/engines/runtime.py): runs under its lock, so scoring never races a
+generation on the same weights, and (on a ZeroGPU Space) inside `spaces.GPU`, like every other forward pass.
 """
 
 from __future__ import annotations
@@ -16,7 +16,9 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 
 import torch
 
-from backend.types import GenerationError, InvalidInputError, LabelScore, UnsupportedTaskError
+from backend.engines.base import Engine
+from backend.engines.runtime import LocalRuntime, RunsLocally
+from backend.types import InvalidInputError, LabelScore, UnsupportedTaskError
 from backend.zerogpu import gpu_function, resident_model
 
 DEFAULT_PROMPT_TEMPLATE = "Text: {text}\nLabel:"
@@ -37,37 +39,35 @@ def render_prompt(template: str, text: str, labels: Sequence[str]) -> str:
 
 
 def score_labels(
-    engine: Any,
+    engine: Engine,
     texts: Sequence[str],
     labels: Sequence[str],
     prompt_template: str = DEFAULT_PROMPT_TEMPLATE,
     texts_per_pass: int = 1,
 ) -> ScoredBatch:
-    """Probabilities over `labels` for each text from a loaded `LocalGenerativeEngine`."""
-    tokenizer = getattr(engine, "tokenizer", None)
-    lock = getattr(engine, "generate_lock", None) or getattr(engine, "_generate_lock", None)
-    if lock is None or tokenizer is None or not hasattr(engine, "resident_key"):
+    """Probabilities over `labels` for each text from a causal LM loaded in this process (`RunsLocally`)."""
+    if not isinstance(engine, RunsLocally) or not engine.runtime.loaded:
         raise UnsupportedTaskError(
             f"model '{engine.spec.id}' cannot score labels (it needs a causal LM loaded in this process)"
         )
+    runtime = engine.runtime
+    tokenizer = runtime.tokenizer
     if TEXT_SLOT not in prompt_template:
         raise InvalidInputError(f"prompt_template: must contain {TEXT_SLOT} where the text goes")
     labels = list(labels)
     if not labels:
         raise InvalidInputError("labels: give the candidate labels to score")
     continuations = [_continuation(prompt_template, label) for label in labels]
-    encoded = [_encode(engine, tokenizer, prompt_template, text, labels, continuations) for text in texts]
+    encoded = [_encode(runtime, prompt_template, text, labels, continuations) for text in texts]
     scores: list[list[LabelScore]] = [[] for _ in encoded]
     lengths = [len(context) + max(len(ids) for ids in label_ids) for context, label_ids, _ in encoded]
     for group in length_groups(lengths, max(1, int(texts_per_pass))):
         rows = [(encoded[index][0], ids) for index in group for ids in encoded[index][1]]
-        with lock:  # the same lock generation takes: one forward at a time on these weights
-            if engine.model is None:
-                raise GenerationError(f"model '{engine.spec.id}' was unloaded while scoring")
+        with runtime.lock:  # the same lock generation takes: one forward at a time on these weights
+            runtime.require_loaded("while scoring")
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
             # Plain values in, a CPU tensor out: on ZeroGPU this runs in a forked worker (backend/zerogpu.py).
-            totals = torch.tensor(
-                _on_device(getattr(engine.spec, "gpu_duration_s", None))(engine.resident_key, pad, rows))
+            totals = torch.tensor(_on_device(runtime.limits.gpu_duration_s)(runtime.model_key, pad, rows))
         for position, index in enumerate(group):
             row = totals[position * len(labels):(position + 1) * len(labels)]
             probabilities = torch.softmax(row, dim=0).tolist()
@@ -109,14 +109,15 @@ def _continuation(template: str, label: str) -> str:
 
 
 def _encode(
-    engine: Any, tokenizer: Any, template: str, text: str, labels: list[str], continuations: list[str]
+    runtime: LocalRuntime, template: str, text: str, labels: list[str], continuations: list[str]
 ) -> tuple[list[int], list[list[int]], bool]:
     """Prompt token ids, each label's token ids, and whether the text had to be cut to fit the context."""
+    tokenizer = runtime.tokenizer
     prompt = render_prompt(template, text, labels)
-    context = _context_ids(tokenizer, engine, prompt)
+    context = _context_ids(runtime, prompt)
     label_ids = [_label_ids(tokenizer, prompt, context, continuation) for continuation in continuations]
     longest = max(len(ids) for ids in label_ids)
-    limit = engine.max_context
+    limit = runtime.max_context
     if limit is None or len(context) + longest <= limit:
         return context, label_ids, False
     # Too long: keep the start of the text (its tokens), as many as fit with the template and the longest label.
@@ -127,11 +128,11 @@ def _encode(
         if budget <= 0:
             raise InvalidInputError(
                 f"prompt_template: the template and the longest label leave no room for the text within model "
-                f"'{engine.spec.id}''s {limit}-token context; shorten them"
+                f"'{runtime.model_id}''s {limit}-token context; shorten them"
             )
         cut_text = tokenizer.decode(text_ids[:budget], skip_special_tokens=True)
         prompt = render_prompt(template, cut_text, labels)
-        context = _context_ids(tokenizer, engine, prompt)
+        context = _context_ids(runtime, prompt)
         label_ids = [_label_ids(tokenizer, prompt, context, continuation) for continuation in continuations]
         longest = max(len(ids) for ids in label_ids)
         if len(context) + longest <= limit:
@@ -139,14 +140,13 @@ def _encode(
         budget -= max(1, len(context) + longest - limit)  # re-tokenising can merge differently: shrink and retry
 
 
-def _context_ids(tokenizer: Any, engine: Any, prompt: str) -> list[int]:
+def _context_ids(runtime: LocalRuntime, prompt: str) -> list[int]:
+    tokenizer = runtime.tokenizer
     ids = list(tokenizer(prompt, verbose=False)["input_ids"])  # special tokens as the model expects them (e.g. a BOS)
     eos = tokenizer.eos_token_id
     if len(ids) > 1 and eos is not None and ids[-1] == eos and (tokenizer.eos_token or "") not in prompt:
         ids = ids[:-1]  # a tokenizer that appends EOS would put it between the prompt and the label
-    if not ids:
-        ids = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else engine.eos_token_ids[0]]
-    return ids
+    return ids or [runtime.start_token_id]
 
 
 def _label_ids(tokenizer: Any, prompt: str, context: list[int], continuation: str) -> list[int]:

@@ -10,7 +10,8 @@ from typing import Any, Optional
 
 import torch
 
-from backend.config import ModelSpec
+from backend.config import ModelSpec, checkpoint_file
+from backend.hub import HUB, download_hint
 from backend.types import ModelLoadError
 
 
@@ -90,8 +91,7 @@ def explain_load_failure(spec: ModelSpec, error: BaseException) -> ModelLoadErro
                                        or "cannot find the requested files" in text.lower()):
         return ModelLoadError(
             f"model '{spec.id}': the weights of {spec.source} are not on this machine and the Hub cannot be "
-            "reached. Download them on a connected machine (huggingface-cli download "
-            f"{spec.source}) or point 'source' at a local folder."
+            f"reached; {download_hint(spec.source)}"
         )
     if type(error).__name__ == "SafetensorError" or "deserializ" in text.lower():
         return ModelLoadError(
@@ -160,10 +160,13 @@ def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[Any, Any, str, f
         prefer_shape_free_attention()
     source = model_source(spec)
     kwargs = from_pretrained_kwargs(spec, device, dtype)
+    if hub_checked_offline(spec):
+        kwargs["local_files_only"] = True  # cached weights load without waiting on an unreachable Hub
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision,
-                                                  trust_remote_code=spec.trust_remote_code)
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+                                                  local_files_only=kwargs.get("local_files_only", False))
         model = model_class.from_pretrained(source, **kwargs)
+        model = apply_adapter(spec, model)
         if "device_map" not in kwargs:
             model.to(device)
         model.eval()
@@ -171,6 +174,31 @@ def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[Any, Any, str, f
         release_memory(device)
         raise explain_load_failure(spec, error) from error
     return model, tokenizer, device, time.perf_counter() - started
+
+
+def apply_adapter(spec: ModelSpec, model: Any) -> Any:
+    """The entry's PEFT adapter (field `adapter`) over the base model, merged in so every engine path (batching,
+    ZeroGPU) sees a plain transformers model; unchanged without an adapter."""
+    folder = getattr(spec, "adapter_path", lambda: None)()
+    if folder is None:
+        return model
+    from peft import PeftModel
+
+    return PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+
+
+def hub_checked_offline(spec: ModelSpec) -> bool:
+    """For a Hub id: True when the Hub cannot be reached (asked once, remembered; backend/hub.py), so only the
+    cache may be used; a model that is not cached then fails at once, saying what to do."""
+    if spec.local_path() is not None:
+        return False
+    reachable, why = HUB.reachable()
+    if reachable:
+        return False
+    if checkpoint_file(spec, "config.json") is None:
+        raise ModelLoadError(f"model '{spec.id}': the weights of {spec.source} are not on this machine and the "
+                             f"Hub cannot be reached ({why}); {download_hint(spec.source)}")
+    return True
 
 
 def describe_model(model: Any, max_context: Optional[int], load_time_s: float) -> dict[str, Any]:

@@ -1,44 +1,38 @@
-"""Local transformers engine for chat and raw generation, streaming through the model's batcher.
+"""Local transformers engine for chat and raw generation, streaming through the model's scheduler.
 
-How Stop really stops: each request owns a cancel flag that a stopping criterion checks after every decode
-step, so closing the iterator ends that request's generation within one or two steps (other requests in the
-same batch carry on), and the iterator's `finally` waits until the batch thread has let go of it. The batch
-thread itself lives only while there is work.
+Loading makes a `LocalRuntime` (backend/engines/runtime.py: the model's key, tokenizer, decoding settings, lock,
+token counter and limits) and a `Batcher` built from it, the `Scheduler` that every chat and generate request
+goes through. Concurrent requests share forward passes (backend/engines/batching.py), each with its own
+parameters and its own seeded random generator: same seed, same output, whatever else runs.
 
-Concurrent requests share forward passes (backend/engines/batching.py), each with its own parameters and its
-own seeded random generator: same seed, same output, whatever else runs.
+How Stop really stops: each request owns a cancel flag that the batch thread checks after every decode step, so
+closing the iterator ends that request's generation within one or two steps (other requests in the same batch
+carry on), and the iterator's `finally` waits until the batch thread has let go of it. The batch thread itself
+lives only while there is work.
 """
 
 from __future__ import annotations
 
 import itertools
-import queue
 import secrets
-import threading
-import time
 from typing import Any, Iterator, Sequence
 
-import torch
 from transformers import AutoModelForCausalLM
 
 from backend.config import ModelSpec
 from backend.engines import loading
 from backend import zerogpu
-from backend.engines.batching import DONE, Batcher, Request
-from backend.engines.decode import Decoding
+from backend.engines.batching import Batcher
+from backend.engines.budget import Clock, check_prompt_fits, final_event, fit_chat, reply_budget
+from backend.engines.decode import Decoding, RowPlan
+from backend.engines.runtime import Limits, LocalRuntime, RowStream
 from backend.types import (
-    ContextOverflowError,
     Event,
-    Final,
-    FinishReason,
-    GenerationError,
     GenerationParams,
-    GenerationStats,
     LabelScore,
     Message,
     Task,
     UnsupportedTaskError,
-    WorkbenchError,
 )
 
 # Used when a tokenizer ships no chat template (base models). Documented in the README and flagged in status.
@@ -51,43 +45,52 @@ FALLBACK_CHAT_TEMPLATE = (
     "{% if add_generation_prompt %}Assistant:{% endif %}"
 )
 
-_POLL_S = 0.05
-_LOADS = itertools.count(1)  # how often a waiting consumer checks that its request is still being served
+_LOADS = itertools.count(1)  # numbers each load: part of the model's key in the resident table
 
 
 class LocalGenerativeEngine:
-    """A causal LM loaded in this process; one generation at a time per model (a lock), any number waiting."""
+    """A causal LM loaded in this process. Any number of requests at once: they share batched forward passes
+    (the batcher), up to max_batch_size rows, with up to max_queued_requests waiting."""
 
     def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str, load_time_s: float) -> None:
         self.spec = spec
         self.tasks: frozenset[Task] = frozenset(spec.tasks)
-        self.model = model
-        self.tokenizer = tokenizer
-        self.device = device
         self.load_time_s = load_time_s
         self.notes: list[str] = []
-        self.chat_template = spec.chat_template or getattr(tokenizer, "chat_template", None)
-        if not self.chat_template:
-            self.chat_template = FALLBACK_CHAT_TEMPLATE
+        chat_template = spec.chat_template or getattr(tokenizer, "chat_template", None)
+        if not chat_template:
+            chat_template = FALLBACK_CHAT_TEMPLATE
             self.notes.append("no chat template in the tokenizer: using the plain 'User:/Assistant:' fallback")
         self.max_context = _max_context(spec, model, tokenizer)
-        self.eos_token_ids = _eos_token_ids(model, tokenizer)
-        self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else self.eos_token_ids[0]
-        self.decoding = Decoding(tuple(self.eos_token_ids), self.pad_token_id, tokenizer.bos_token_id)
+        eos_token_ids = _eos_token_ids(model, tokenizer)
+        pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eos_token_ids[0]
         # GPU functions find the model by this key (a ZeroGPU worker, forked from this process, has it too);
         # unique per load, as two registries (or a reload) may hold the same model id.
-        self.resident_key = f"{spec.id}#{next(_LOADS)}"
-        zerogpu.make_resident(self.resident_key, model)
-        # Held while the model runs a batch; other users of the weights (label scoring, evaluation, unload)
-        # take it too, so nothing races a generation.
-        self.generate_lock = threading.Lock()
-        self._counter_lock = threading.Lock()
-        self.generated_tokens_total = 0  # grows while generating; lets a caller see that Stop stopped
-        self.batcher = Batcher(self, max_batch_size=spec.max_batch_size, max_queued=spec.max_queued_requests)
+        model_key = f"{spec.id}#{next(_LOADS)}"
+        zerogpu.make_resident(model_key, model)
+        self.runtime = LocalRuntime(
+            spec, model_key, model, tokenizer, Decoding(tuple(eos_token_ids), pad_token_id, tokenizer.bos_token_id),
+            device, chat_template,
+            Limits(self.max_context, spec.max_batch_size, spec.max_queued_requests, spec.gpu_duration_s))
+        self.batcher = Batcher(self.runtime)
+        self.scheduler = self.batcher  # the Scheduler protocol (backend/engines/runtime.py) it implements
+
+    # Read-only views of the runtime, for status and tests.
+    @property
+    def model(self) -> Any:
+        return self.runtime.model
 
     @property
-    def _generate_lock(self) -> threading.Lock:  # older name, kept for callers written against it
-        return self.generate_lock
+    def tokenizer(self) -> Any:
+        return self.runtime.tokenizer
+
+    @property
+    def generate_lock(self) -> Any:
+        return self.runtime.lock
+
+    @property
+    def generated_tokens_total(self) -> int:
+        return self.runtime.tokens.total
 
     # ------------------------------------------------------------------------------------------ loading
 
@@ -96,49 +99,46 @@ class LocalGenerativeEngine:
         return cls(spec, *loading.load_pretrained(spec, AutoModelForCausalLM))
 
     def describe(self) -> dict[str, Any]:
-        return {**loading.describe_model(self.model, self.max_context, self.load_time_s),
+        return {**loading.describe_model(self.runtime.model, self.max_context, self.load_time_s),
                 "generated_tokens_total": self.generated_tokens_total, "notes": list(self.notes)}
 
     def close(self) -> None:
         # Wait for a running generation to notice its cancel flag before pulling the weights away.
         self.batcher.close()
-        with self.generate_lock:
-            zerogpu.evict_resident(self.resident_key, self.model)
-            self.model = None
-            self.tokenizer = None
-        loading.release_memory(self.device)
+        runtime = self.runtime
+        with runtime.lock:
+            zerogpu.evict_resident(runtime.model_key, runtime.model)
+            runtime.model = None
+            runtime.tokenizer = None
+        loading.release_memory(runtime.device)
 
     # ------------------------------------------------------------------------------------------- public
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        return self.runtime.count_tokens(text)
 
     def classify(self, texts: Sequence[str], labels: Sequence[str] | None = None) -> list[list[LabelScore]]:
         raise UnsupportedTaskError(f"model '{self.spec.id}' generates text; classification needs a classifier")
 
     def stream_chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Event]:
         self._require("chat")
-        input_ids, dropped = self._fit_chat(list(messages), params)
-        return self._stream(input_ids, params, dropped_turns=dropped)
+        runtime = self.runtime
+        fitted = fit_chat(messages, measure=lambda chat: _ids_of(runtime.encode_chat(chat)),
+                          count_message=lambda message: runtime.count_tokens(message.content),
+                          max_context=self.max_context, max_new_tokens=params.max_new_tokens)
+        check_prompt_fits(fitted.prompt_tokens, max_context=self.max_context, model_id=self.spec.id,
+                          what="message")
+        return self._stream(fitted.measured, params, dropped_turns=fitted.dropped)
 
     def stream_generate(self, prompt: str, params: GenerationParams) -> Iterator[Event]:
         self._require("generate")
-        input_ids = self.tokenizer(prompt, return_tensors="pt")["input_ids"]
-        if input_ids.shape[1] == 0:
-            # An empty prompt still needs a first token to condition on.
-            start = self.tokenizer.bos_token_id if self.tokenizer.bos_token_id is not None else self.eos_token_ids[0]
-            input_ids = torch.tensor([[start]])
-        self._check_prompt_fits(input_ids.shape[1], what="prompt")
+        input_ids = self.runtime.encode_prompt(prompt)
+        check_prompt_fits(len(input_ids), max_context=self.max_context, model_id=self.spec.id, what="prompt")
         return self._stream(input_ids, params, dropped_turns=0)
 
     def render_chat(self, messages: Sequence[Message]) -> str:
         """The exact text the model sees for a conversation (shown in the UI for transparency)."""
-        return self.tokenizer.apply_chat_template(
-            [{"role": m.role, "content": m.content} for m in messages],
-            chat_template=self.chat_template,
-            add_generation_prompt=True,
-            tokenize=False,
-        )
+        return self.runtime.render_chat(messages)
 
     # --------------------------------------------------------------------------------------- internals
 
@@ -147,104 +147,35 @@ class LocalGenerativeEngine:
             raise UnsupportedTaskError(f"model '{self.spec.id}' is not set up for '{task}' (its tasks: "
                                        f"{', '.join(self.spec.tasks)})")
 
-    def _tokenize_chat(self, messages: Sequence[Message]) -> torch.Tensor:
-        text = self.render_chat(messages)
-        # The template already wrote any BOS it wants; adding special tokens again would double it.
-        return self.tokenizer(text, return_tensors="pt", add_special_tokens=False)["input_ids"]
-
-    def _fit_chat(self, messages: list[Message], params: GenerationParams) -> tuple[torch.Tensor, int]:
-        """Drops the oldest turns (never the system prompt, never the last message) until the chat fits."""
-        system = [m for m in itertools.takewhile(lambda m: m.role == "system", messages)]
-        turns = messages[len(system):]
-        dropped = 0
-        while True:
-            input_ids = self._tokenize_chat(system + turns)
-            fits = self.max_context is None or input_ids.shape[1] + params.max_new_tokens <= self.max_context
-            if fits or len(turns) <= 1:
-                break
-            # Drop a whole exchange so the conversation still starts with a user turn.
-            cut = 1
-            while cut < len(turns) - 1 and turns[cut].role != "user":
-                cut += 1
-            dropped += cut
-            turns = turns[cut:]
-        self._check_prompt_fits(input_ids.shape[1], what="message")
-        return input_ids, dropped
-
-    def _check_prompt_fits(self, prompt_tokens: int, what: str) -> None:
-        if self.max_context is not None and prompt_tokens >= self.max_context:
-            raise ContextOverflowError(
-                f"the {what} is {prompt_tokens} tokens, but model '{self.spec.id}' has a context of "
-                f"{self.max_context} tokens (with room needed for the reply); shorten it"
-            )
-
-    def _stream(self, input_ids: torch.Tensor, params: GenerationParams, dropped_turns: int) -> Iterator[Event]:
+    def _stream(self, input_ids: list[int], params: GenerationParams, dropped_turns: int) -> Iterator[Event]:
         """Checks everything up front (errors surface at the call), then streams lazily on first `next`."""
         params = params.validated()
-        prompt_tokens = int(input_ids.shape[1])
-        max_new_tokens = params.max_new_tokens
-        notices = []
-        if dropped_turns:
-            notices.append(f"{dropped_turns} oldest message(s) dropped to fit the {self.max_context}-token context")
-        if self.max_context is not None and prompt_tokens + max_new_tokens > self.max_context:
-            max_new_tokens = self.max_context - prompt_tokens
-            notices.append(f"max_new_tokens lowered to {max_new_tokens} to fit the {self.max_context}-token context")
+        max_new_tokens, notices = reply_budget(len(input_ids), params.max_new_tokens, max_context=self.max_context,
+                                               dropped_turns=dropped_turns)
         seed = params.seed if params.seed is not None else secrets.randbits(63)
-        request = Request(self, input_ids[0].tolist(), params, max_new_tokens, seed)
-        return self._consume(request, prompt_tokens, dropped_turns, notices)
+        plan = RowPlan.of(input_ids, params, max_new_tokens, seed)
+        return self._consume(plan, params.stop, dropped_turns, notices)
 
-    def _consume(self, request: Request, prompt_tokens: int, dropped_turns: int,
+    def _consume(self, plan: RowPlan, stop: Sequence[str], dropped_turns: int,
                  notices: list[str]) -> Iterator[Event]:
-        started = time.perf_counter()
-        first_token_at: float | None = None
-        self.batcher.submit(request)
+        clock = Clock()
+        row: RowStream = self.scheduler.submit(plan, stop)
         try:
-            while True:
-                try:
-                    item = request.events.get(timeout=_POLL_S)
-                except queue.Empty:
-                    if request.released.is_set() and request.events.empty():
-                        raise GenerationError(f"model '{self.spec.id}': generation ended without a result")
-                    continue
-                if item is DONE:
-                    break
-                if isinstance(item, BaseException):
-                    if isinstance(item, WorkbenchError):
-                        raise GenerationError(f"model '{self.spec.id}': {item}") from item
-                    raise GenerationError(f"model '{self.spec.id}': generation failed: "
-                                          f"{type(item).__name__}: {item}") from item
-                if first_token_at is None and item.text:
-                    first_token_at = time.perf_counter()
-                yield item
-            ended = time.perf_counter()
-            generated = request.generated_tokens
-            finish: FinishReason = "length"
-            if request.stop_matcher.stopped or request.saw_eos:
-                finish = "stop"
-            decode_s = ended - first_token_at if first_token_at is not None else None
-            yield Final(
-                text=request.stop_matcher.text,
-                stats=GenerationStats(
-                    prompt_tokens=prompt_tokens,
-                    generated_tokens=generated,
-                    time_to_first_token_s=(first_token_at - started) if first_token_at else None,
-                    tokens_per_second=(generated - 1) / decode_s if decode_s and generated > 1 else None,
-                    total_s=ended - started,
-                    finish_reason=finish,
-                    dropped_turns=dropped_turns,
-                    max_context=self.max_context,
-                    notices=tuple(notices),
-                    seed=None if request.params.greedy else request.seed,
-                ),
-            )
+            for delta in row:
+                if delta.text:
+                    clock.saw_text()
+                yield delta
+            result = row.result()
+            yield final_event(result.text, clock=clock, prompt_tokens=len(plan.prompt_ids),
+                              generated_tokens=result.generated_tokens, finish_reason=result.finish_reason,
+                              max_context=self.max_context, dropped_turns=dropped_turns, notices=notices,
+                              seed=None if plan.greedy else plan.seed)
         finally:
-            # Stop this row (the batch thread drops it at the next step) and wait until it has let go.
-            request.cancel.set()
-            self.batcher.settle(request)
+            row.close()  # stops the row if it still runs, and waits until the batch thread let go of it
 
-    def count_generated_token(self) -> None:
-        with self._counter_lock:
-            self.generated_tokens_total += 1
+
+def _ids_of(ids: list[int]) -> tuple[int, list[int]]:
+    return len(ids), ids
 
 
 def _max_context(spec: ModelSpec, model: Any, tokenizer: Any) -> int | None:

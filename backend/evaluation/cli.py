@@ -52,7 +52,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, metavar="S", help="sample --limit rows at random with this seed")
     parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="examples per forward pass (default: 8)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                        help="resamples for 95%% confidence intervals; 0 turns them off (default: 1000)")
+                        help="resamples for 95%% confidence intervals, at most 10,000; 0 turns them off (default: 1000)")
     parser.add_argument("--out", metavar="DIR", help="where results.json and predictions.csv go "
                         "(default: a new folder under --runs-dir)")
     parser.add_argument("--runs-dir", default=os.environ.get("WORKBENCH_RUNS_DIR", "runs"), metavar="DIR",

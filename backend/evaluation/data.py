@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
@@ -37,6 +38,12 @@ REFERENCE_HINTS.update({
     "translation": ("translation", "target", "reference"),
 })
 PREDICTION_HINTS = ("prediction", "predictions", "predicted", "predicted_label", "model_output")
+# A Hub dataset id is `owner/name` and nothing else: `datasets.load_dataset` also takes local folders, files and
+# builder names (`text`, `csv`, `parquet`...), which would read the server's own files. Each part starts with a
+# letter or digit (so no `.` / `..`), and holds letters, digits, `-`, `_`, `.` (the Hub's own rule).
+HUB_ID_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,95}/[A-Za-z0-9][A-Za-z0-9_.-]{0,95}")
+# Config and split names: plain names (a split may carry a slice, e.g. `test[:100]`).
+HUB_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:%+\[\]-]{0,63}")
 
 
 @dataclass(frozen=True)
@@ -114,10 +121,32 @@ def read_file(path: str | os.PathLike[str]) -> "pd.DataFrame":
     return read_table(path)
 
 
+def check_hub_id(dataset_id: str, config: Optional[str] = None, split: str = "test") -> str:
+    """`dataset_id` if it can only mean a Hub repository (`owner/name`); otherwise a clear refusal.
+
+    A name that is also a local path (a folder of the server's working directory named like `owner/name`) is
+    refused too: `datasets` would read that folder instead of the Hub.
+    """
+    dataset_id = (dataset_id or "").strip()
+    if not dataset_id:
+        raise InvalidInputError("data: the Hub dataset id is empty; give one like 'someone/reviews'")
+    if (not HUB_ID_PATTERN.fullmatch(dataset_id) or ".." in dataset_id or "--" in dataset_id
+            or dataset_id.endswith((".git", "."))):
+        raise InvalidInputError(
+            f"data: '{dataset_id[:100]}' is not a Hub dataset id; give one as owner/name (e.g. "
+            "'stanfordnlp/imdb'). Server folders and files cannot be read from here: upload a file instead")
+    for role, value in (("config", config), ("split", split)):
+        if value and not HUB_NAME_PATTERN.fullmatch(value):
+            raise InvalidInputError(f"data: '{value[:100]}' is not a valid {role} name (letters, digits, - _ .)")
+    if os.path.lexists(dataset_id) or os.path.lexists(dataset_id + ".py"):
+        raise InvalidInputError(f"data: '{dataset_id}' names a folder on the server, not only a Hub dataset; "
+                                "it is not read. Upload the data as a file instead")
+    return dataset_id
+
+
 def load_hub_dataset(dataset_id: str, config: Optional[str] = None, split: str = "test") -> "pd.DataFrame":
     """One split of a Hub dataset as a table; class-label columns come back as their names."""
-    if not dataset_id or not dataset_id.strip():
-        raise InvalidInputError("data: the Hub dataset id is empty")
+    dataset_id = check_hub_id(dataset_id, config, split)
     offline = _hub_offline()
     if not offline:
         _probe_hub(dataset_id)  # fail in seconds, not after load_dataset's retries
@@ -142,6 +171,20 @@ def load_hub_dataset(dataset_id: str, config: Optional[str] = None, split: str =
             raise unreachable(text) from None
         raise InvalidInputError(f"data: could not load the Hub dataset '{dataset_id}' "
                                 f"(config {config!r}, split {split!r}): {text}") from None
+    from backend.datafiles import check_table
+    from backend.table_limits import TableLimits
+
+    limits = TableLimits.from_env()
+    what = f"data: split '{split}' of the Hub dataset '{dataset_id}'"
+    if dataset.num_rows > limits.max_rows:  # all checked on the memory-mapped Arrow data, before copying it
+        raise InvalidInputError(f"{what} has {dataset.num_rows:,} rows; the limit is {limits.max_rows:,}. "
+                                f"Take a slice, e.g. split '{split}[:{limits.max_rows}]'")
+    if len(dataset.column_names) > limits.max_columns:
+        raise InvalidInputError(f"{what} has {len(dataset.column_names):,} columns; the limit is "
+                                f"{limits.max_columns:,}")
+    if dataset.data.nbytes > limits.max_table_bytes:
+        raise InvalidInputError(f"{what} holds {dataset.data.nbytes / 2**20:,.0f} MB; the limit is "
+                                f"{limits.max_table_bytes / 2**20:,.0f} MB. Take a slice of the split")
     frame = dataset.to_pandas()
     for name, feature in dataset.features.items():
         if isinstance(feature, datasets.ClassLabel):  # 0 / 1 mean nothing in a report: use the names
@@ -150,6 +193,7 @@ def load_hub_dataset(dataset_id: str, config: Optional[str] = None, split: str =
     if len(frame) == 0:
         raise InvalidInputError(f"data: split '{split}' of the Hub dataset '{dataset_id}' has no rows")
     frame.columns = [str(column) for column in frame.columns]
+    check_table(frame, what, limits)
     return frame
 
 
@@ -182,11 +226,13 @@ def _probe_hub(dataset_id: str) -> None:
 
 
 def preview(table: "pd.DataFrame", rows: int = PREVIEW_ROWS) -> "pd.DataFrame":
-    """The first rows, as text, for showing before a run."""
+    """The first rows, as text cut to PREVIEW_CELL_CHARS per cell, for showing before a run."""
     from backend.datafiles import column_texts
+    from backend.table_limits import PREVIEW_CELL_CHARS, clip
 
     head = table.head(rows)
-    return head.assign(**{str(column): column_texts(head, str(column)) for column in head.columns})
+    return head.assign(**{str(column): [clip(text, PREVIEW_CELL_CHARS) for text in column_texts(head, str(column))]
+                          for column in head.columns})
 
 
 def guess_columns(table: "pd.DataFrame", task: EvalTask) -> ColumnMapping:

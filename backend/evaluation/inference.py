@@ -2,12 +2,14 @@
 
 Why not the engine's streaming API: a stream serves one user and turns tokens into text as they come;
 evaluation wants many prompts decoded together, in batches it chooses. Prompts are sorted by length so a batch
-holds similar lengths (little padding), then go through the engine's own GPU step (`Batcher.decode_rows`), which
-left-pads them with an attention mask: a decoder-only model continues from the last position of every row, and
-left padding gives each row the same greedy output it gets alone.
+holds similar lengths (little padding), then go through the model's scheduler (`Scheduler.decode_rows`,
+backend/engines/runtime.py: the same GPU step as chat), which left-pads them with an attention mask: a
+decoder-only model continues from the last position of every row, and left padding gives each row the same
+greedy output it gets alone. Only engines that run in this process (`RunsLocally`) are batched; others (remote
+servers) are asked one prompt at a time through their own stream.
 
-Every batch runs under the engine's generate lock, the lock its chat and label scoring take, so a run never
-races a chat on the same weights; releasing it between batches lets chats interleave with a long run.
+Every batch runs under the runtime's lock, the lock chat batches and label scoring take, so a run never races
+a chat on the same weights; releasing it between batches lets chats interleave with a long run.
 Cancelling sets an event that is checked after every decode step: the batch in flight is dropped, everything
 finished before it is kept.
 """
@@ -15,23 +17,27 @@ finished before it is kept.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
+from backend.engines.base import Engine
 from backend.engines.decode import RowPlan
-from backend.types import GenerationError, GenerationParams, InvalidInputError, Message
+from backend.engines.runtime import LocalRuntime, RunsLocally, Scheduler
+from backend.streams import close_quietly
+from backend.types import GenerationParams, InvalidInputError, Message
 from backend.zerogpu import gpu_function, resident_model
 
 OnBatch = Callable[[int], None]  # called with the number of examples a finished batch completed
 
 
-def is_local_causal_lm(engine: Any) -> bool:
-    return getattr(engine, "model", None) is not None and getattr(engine, "tokenizer", None) is not None
+def is_local_causal_lm(engine: Engine) -> bool:
+    """A causal LM whose weights are in this process (and still loaded)."""
+    return isinstance(engine, RunsLocally) and engine.runtime.loaded
 
 
 def generate_texts(
-    engine: Any,
+    engine: Engine,
     prompts: Sequence[str],
     *,
     max_new_tokens: int,
@@ -43,10 +49,11 @@ def generate_texts(
     """Greedy completions of `prompts` (None where cancelled before done), and notices for the user."""
     cancel = cancel or threading.Event()
     on_batch = on_batch or (lambda count: None)
-    if not is_local_causal_lm(engine):
+    if not isinstance(engine, RunsLocally) or not engine.runtime.loaded:
         return _generate_one_by_one(engine, prompts, max_new_tokens, chat, cancel, on_batch), []
-    budget = _prompt_budget(engine, max_new_tokens)
-    encoded = [_encode_prompt(engine, prompt, chat) for prompt in prompts]
+    runtime, scheduler = engine.runtime, engine.scheduler
+    budget = _prompt_budget(runtime, max_new_tokens)
+    encoded = [_encode_prompt(runtime, prompt, chat) for prompt in prompts]
     cut = sum(1 for ids in encoded if len(ids) > budget)
     # Keep the end of an over-long prompt: with a template, that is where the question and the answer cue are.
     encoded = [ids[-budget:] if len(ids) > budget else ids for ids in encoded]
@@ -54,7 +61,7 @@ def generate_texts(
     for batch in _length_sorted_batches(encoded, batch_size):
         if cancel.is_set():
             break
-        texts = _generate_batch(engine, [encoded[index] for index in batch], max_new_tokens, cancel)
+        texts = _generate_batch(runtime, scheduler, [encoded[index] for index in batch], max_new_tokens, cancel)
         if texts is None:  # cancelled mid-batch: its partial outputs are not answers
             break
         for index, text in zip(batch, texts):
@@ -66,7 +73,7 @@ def generate_texts(
 
 
 def text_log_likelihoods(
-    engine: Any,
+    engine: Engine,
     texts: Sequence[str],
     *,
     batch_size: int,
@@ -79,13 +86,14 @@ def text_log_likelihoods(
     Batches are right-padded: positions then start at 0 in every row, and padding, masked out of attention and
     out of the loss, changes nothing for the real tokens.
     """
-    if not is_local_causal_lm(engine):
+    if not isinstance(engine, RunsLocally) or not engine.runtime.loaded:
         raise InvalidInputError(f"model '{engine.spec.id}': perplexity needs a model loaded in this process")
     cancel = cancel or threading.Event()
     on_batch = on_batch or (lambda count: None)
-    tokenizer = engine.tokenizer
+    runtime = engine.runtime
+    tokenizer = runtime.tokenizer
     bos = [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-    limit = engine.max_context
+    limit = runtime.max_context
     encoded = [bos + list(tokenizer(text, add_special_tokens=False)["input_ids"]) for text in texts]
     cut = sum(1 for ids in encoded if limit and len(ids) > limit)
     encoded = [ids[:limit] if limit else ids for ids in encoded]
@@ -93,7 +101,7 @@ def text_log_likelihoods(
     for batch in _length_sorted_batches(encoded, batch_size):
         if cancel.is_set():
             break
-        for index, value in zip(batch, _nll_batch(engine, [encoded[index] for index in batch])):
+        for index, value in zip(batch, _nll_batch(runtime, [encoded[index] for index in batch])):
             results[index] = value
         on_batch(len(batch))
     notices = [f"{cut:,} text(s) longer than the model's {limit}-token context were scored on their first "
@@ -109,69 +117,42 @@ def _length_sorted_batches(encoded: Sequence[Sequence[int]], batch_size: int) ->
     return [order[start:start + batch_size] for start in range(0, len(order), batch_size)]
 
 
-def _lock(engine: Any) -> threading.Lock:
-    lock = getattr(engine, "generate_lock", None) or getattr(engine, "_generate_lock", None)
-    if lock is None:
-        raise GenerationError(f"model '{engine.spec.id}' has no generate lock to share")
-    return lock
-
-
-def _pad_id(engine: Any) -> int:
-    pad = getattr(engine, "pad_token_id", None)
-    if pad is None:
-        pad = engine.tokenizer.pad_token_id
-    return int(pad) if pad is not None else int(engine.eos_token_ids[0])
-
-
-def _prompt_budget(engine: Any, max_new_tokens: int) -> int:
-    if not engine.max_context:
+def _prompt_budget(runtime: LocalRuntime, max_new_tokens: int) -> int:
+    if not runtime.max_context:
         return 10**9
-    budget = engine.max_context - max_new_tokens
+    budget = runtime.max_context - max_new_tokens
     if budget < 1:
         raise InvalidInputError(f"max_new_tokens: {max_new_tokens} leaves no room for a prompt in model "
-                                f"'{engine.spec.id}''s {engine.max_context}-token context")
+                                f"'{runtime.model_id}''s {runtime.max_context}-token context")
     return budget
 
 
-def _encode_prompt(engine: Any, prompt: str, chat: bool) -> list[int]:
-    """Token ids exactly as the engine's own chat / generate paths would build them."""
-    tokenizer = engine.tokenizer
-    if chat:
-        # The chat template writes any BOS it wants; adding special tokens again would double it.
-        return list(tokenizer(engine.render_chat([Message("user", prompt)]), add_special_tokens=False)["input_ids"])
-    ids = list(tokenizer(prompt)["input_ids"])
-    if not ids:  # an empty prompt still needs a first token to condition on
-        ids = [tokenizer.bos_token_id if tokenizer.bos_token_id is not None else engine.eos_token_ids[0]]
-    return ids
+def _encode_prompt(runtime: LocalRuntime, prompt: str, chat: bool) -> list[int]:
+    """Token ids exactly as the engine's own chat / generate paths build them."""
+    return runtime.encode_chat([Message("user", prompt)]) if chat else runtime.encode_prompt(prompt)
 
 
-def _generate_batch(engine: Any, batch: list[list[int]], max_new_tokens: int,
+def _generate_batch(runtime: LocalRuntime, scheduler: Scheduler, batch: list[list[int]], max_new_tokens: int,
                     cancel: threading.Event) -> Optional[list[str]]:
-    """Greedy completions of one batch, through the engine's own GPU step (backend/engines/decode.py): the
-    same decoding as chat, under the same lock, and under `spaces.GPU` on ZeroGPU."""
+    """Greedy completions of one batch, through the model's scheduler (backend/engines/decode.py's GPU step):
+    the same decoding as chat, under the same lock, and under `spaces.GPU` on ZeroGPU."""
     greedy = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0)
     rows = [RowPlan.of(ids, greedy, max_new_tokens, seed=0) for ids in batch]
-    generated = engine.batcher.decode_rows(rows, cancel)
+    generated = scheduler.decode_rows(rows, cancel)
     if generated is None:
         return None
-    eos = set(engine.eos_token_ids)
-    texts = []
-    for row in generated:
-        end = next((position for position, token in enumerate(row) if token in eos), len(row))
-        texts.append(engine.tokenizer.decode(row[:end], skip_special_tokens=True))
-    return texts
+    return [runtime.decode(row) for row in generated]
 
 
-def _nll_batch(engine: Any, batch: list[list[int]]) -> list[tuple[float, int]]:
-    with _lock(engine):
-        if engine.model is None:
-            raise GenerationError(f"model '{engine.spec.id}' was unloaded during the evaluation")
-        duration = getattr(engine.spec, "gpu_duration_s", None)
+def _nll_batch(runtime: LocalRuntime, batch: list[list[int]]) -> list[tuple[float, int]]:
+    with runtime.lock:
+        runtime.require_loaded("during the evaluation")
+        duration = runtime.limits.gpu_duration_s
         on_device = _NLL_ON_DEVICE.get(duration)
         if on_device is None:
             on_device = _NLL_ON_DEVICE[duration] = gpu_function(_nll_of_rows, duration=duration)
         # Plain values in and out: on ZeroGPU this runs in spaces' forked worker (backend/zerogpu.py).
-        return on_device(engine.resident_key, _pad_id(engine), batch)
+        return on_device(runtime.model_key, runtime.pad_token_id, batch)
 
 
 _NLL_ON_DEVICE: dict[Optional[int], Callable[..., list[tuple[float, int]]]] = {}
@@ -201,7 +182,7 @@ def _nll_of_rows(model_key: str, pad: int, batch: list[list[int]]) -> list[tuple
     return results
 
 
-def _generate_one_by_one(engine: Any, prompts: Sequence[str], max_new_tokens: int, chat: bool,
+def _generate_one_by_one(engine: Engine, prompts: Sequence[str], max_new_tokens: int, chat: bool,
                          cancel: threading.Event, on_batch: OnBatch) -> list[Optional[str]]:
     """Engines without local weights (remote servers): their own greedy stream, one prompt at a time."""
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0)
@@ -218,9 +199,7 @@ def _generate_one_by_one(engine: Any, prompts: Sequence[str], max_new_tokens: in
                 if cancel.is_set():
                     break
         finally:
-            close = getattr(stream, "close", None)
-            if close is not None:
-                close()
+            close_quietly(stream)
         if cancel.is_set():
             break
         outputs[index] = getattr(final, "text", "")

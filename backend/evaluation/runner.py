@@ -195,7 +195,7 @@ def _run_model(registry: Any, config: EvalConfig, examples: Examples, model_id: 
         done = [index for index, finished in enumerate(outputs.done) if finished]
         scores = scoring.score(config.task, {key: [values[i] for i in done] for key, values in outputs.inputs.items()},
                                bootstrap=config.bootstrap, confidence=config.confidence, seed=config.seed,
-                               labels=outputs.labels)
+                               labels=outputs.labels, cancel=cancel, on_resample=tracker.resampling)
     except Exception as error:  # noqa: BLE001 - one model failing (bad load, out of memory) must not lose the others
         message = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
         return ModelResult(model_id, "failed", predictions=[None] * len(examples), error=message,
@@ -212,7 +212,7 @@ def _run_model(registry: Any, config: EvalConfig, examples: Examples, model_id: 
         details=scores.details,
         completed=len(done),
         seconds=time.perf_counter() - started,
-        notices=outputs.notices,
+        notices=[*outputs.notices, *scores.notices],
     )
 
 
@@ -341,6 +341,10 @@ class _Tracker:
         self.done += count
         self.model_done += count
         self._report(f"{self.model_id}: {self.model_done:,} / {self.model_total:,} examples")
+
+    def resampling(self, done: int, total: int) -> None:
+        """The bootstrap's progress (after the model's examples are all counted)."""
+        self._report(f"{self.model_id}: confidence intervals, {done:,} / {total:,} resamples")
 
     def _report(self, message: str) -> None:
         if self.callback is None:

@@ -9,13 +9,15 @@ metric is recomputed, not averaged). All metrics share the same resamples.
 from __future__ import annotations
 
 import math
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
 from backend.evaluation.data import EvalTask
 from backend.evaluation.metrics import TASK_METRICS, load_metric
+from backend.table_limits import TableLimits
 
 
 @dataclass
@@ -24,6 +26,10 @@ class Scores:
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     example_scores: dict[str, list[float]] = field(default_factory=dict)
     details: dict[str, Any] = field(default_factory=dict)
+    notices: list[str] = field(default_factory=list)
+
+
+BOOTSTRAP_REPORT_EVERY = 100  # resamples between progress reports
 
 
 def score(
@@ -34,10 +40,13 @@ def score(
     confidence: float = 0.95,
     seed: Optional[int] = 0,
     labels: Optional[Sequence[str]] = None,
+    cancel: Optional[threading.Event] = None,
+    on_resample: Optional[Callable[[int, int], None]] = None,
 ) -> Scores:
     """Metrics for `inputs` ({"predictions", "references"}, or {"nll", "tokens"} for perplexity).
 
-    `labels` orders the classes of a classification report (the model's own label order).
+    `labels` orders the classes of a classification report (the model's own label order). The bootstrap reports
+    `on_resample(done, total)` as it goes and stops at `cancel` (the run then has no intervals, and says so).
     """
     count = len(next(iter(inputs.values())))
     if count == 0:
@@ -52,20 +61,36 @@ def score(
         result.example_scores.update(module.example_scores(module_stats))
         report = getattr(module, "report", None)
         if report is not None:
-            result.details.update(report(**inputs, labels=list(labels) if labels else None))
+            result.details.update(report(**inputs, labels=list(labels) if labels else None,
+                                         max_classes=TableLimits.from_env().max_classes_shown))
     if bootstrap and count > 1:
-        result.intervals = bootstrap_intervals(modules, stats, bootstrap, confidence, seed)
+        cancel = cancel or threading.Event()
+        if cancel.is_set():
+            result.notices.append("no confidence intervals: the run was cancelled before the bootstrap")
+        else:
+            result.intervals = bootstrap_intervals(modules, stats, bootstrap, confidence, seed, cancel, on_resample)
+            if cancel.is_set():
+                result.notices.append("no confidence intervals: the bootstrap was cancelled")
     return result
 
 
 def bootstrap_intervals(
-    modules: Sequence[Any], stats: Sequence[np.ndarray], resamples: int, confidence: float, seed: Optional[int]
+    modules: Sequence[Any], stats: Sequence[np.ndarray], resamples: int, confidence: float, seed: Optional[int],
+    cancel: Optional[threading.Event] = None, on_resample: Optional[Callable[[int, int], None]] = None,
 ) -> dict[str, tuple[float, float]]:
-    """Percentile intervals of every metric over `resamples` resamples of the examples (paired across metrics)."""
+    """Percentile intervals of every metric over `resamples` resamples of the examples (paired across metrics).
+
+    `cancel` is looked at before every resample: a cancelled bootstrap returns no intervals at once (a partial
+    one would be a different, less certain interval under the same name).
+    """
     count = len(stats[0])
     rng = np.random.default_rng(0 if seed is None else seed)
     draws: dict[str, list[float]] = {}
-    for _ in range(resamples):
+    for done in range(resamples):
+        if cancel is not None and cancel.is_set():
+            return {}
+        if on_resample is not None and done % BOOTSTRAP_REPORT_EVERY == 0:
+            on_resample(done, resamples)
         indices = rng.integers(0, count, size=count)
         for module, module_stats in zip(modules, stats):
             for name, value in module.aggregate(module_stats[indices]).items():

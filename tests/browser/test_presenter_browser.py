@@ -108,3 +108,30 @@ def test_presenter_settings_are_locked(page: Page, presenter_url: str) -> None:
         expect(bubbles(page, "bot")).to_have_count(0)
     assert replies[0] == replies[1] and replies[0].strip()
     expect(page.locator("input[type=range], input[type=number], [role=combobox]")).to_have_count(0)
+
+
+def test_phone_keeps_the_title_in_view_and_shows_the_wait(browser, presenter_url: str) -> None:
+    """At 390 px the "New conversation" button sits beside the title (it overlapped it), the title stays in view
+    while a reply streams (the page scrolled it away), the reply shows the wait, and Send turns into Stop."""
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    try:
+        page = context.new_page()
+        open_presenter(page, presenter_url)
+        title, reset = page.locator("#presenter-title"), page.locator("#presenter-reset")
+        a, b = title.bounding_box(), reset.bounding_box()
+        overlap = not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
+                       or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
+        assert not overlap, (a, b)
+        textbox(page, "chat-input").press("Enter")  # an empty Send: no red toast
+        page.locator("#presenter-examples button").last.click()  # scrolls down to the examples first
+        expect(page.locator("#chat-stop-btn")).to_be_visible()
+        expect(page.locator("#chat-send")).to_be_hidden()
+        expect(bubbles(page, "bot").last).not_to_have_text("")
+        box = title.bounding_box()
+        assert box["y"] >= 0 and box["y"] + box["height"] <= 844, box  # still on screen
+        wait_finished(page, "chat-stats")
+        expect(page.locator(".toast-body")).to_have_count(0)
+        assert title.bounding_box()["y"] >= 0
+        expect(page.locator("#chat-send")).to_be_visible()
+    finally:
+        context.close()

@@ -15,7 +15,7 @@ from backend import datafiles
 from backend.registry import Registry
 from backend.tasks.files import TaskTableResult, run_table
 from backend.types import InvalidInputError, WorkbenchError
-from ui.classify import CancelFlags
+from ui.jobs import SessionJobs
 from ui.components import handle_errors, ui_event
 
 PREVIEW_ROWS = 200
@@ -65,7 +65,7 @@ class FileRun:
 def file_section(registry: Registry, task: str, prefix: str, model: gr.Dropdown, inputs: set,
                  read_options: Callable[[dict], dict], question_column: bool = False) -> FileRun:
     """Renders 'Run over a file' for `task`; `read_options(data)` turns the view's widgets into run_table kwargs."""
-    flags = CancelFlags()
+    jobs = SessionJobs()
     with gr.Accordion("Run over a whole file (CSV, JSONL, Parquet)", open=False, elem_id=f"{prefix}-file-box"):
         upload = gr.File(label="File", file_types=list(datafiles.SUPPORTED_EXTENSIONS), elem_id=f"{prefix}-file")
         info = gr.Markdown(elem_id=f"{prefix}-file-info")
@@ -94,14 +94,11 @@ def file_section(registry: Registry, task: str, prefix: str, model: gr.Dropdown,
         model_id = require_model(data[model], task)
         options = read_options(data)
         session = request.session_hash or ""
-        flag = flags.start(session)
-        try:
+        with jobs.job(session) as flag:
             table = datafiles.read_table(path, display_name=Path(path).name)
             outcome = run_table(registry, model_id, task, table, data[column],
                                 question_column=data[questions] or None, batch_size=int(data[batch_size]),
                                 cancel=flag, progress=lambda fraction, text: progress(fraction, desc=text), **options)
-        finally:
-            flags.finish(session, flag)
         saved = _save(outcome.table, Path(path).stem, task)
         return (_status(outcome), outcome.table.head(PREVIEW_ROWS),
                 gr.DownloadButton(value=str(saved), visible=True))
@@ -111,18 +108,11 @@ def file_section(registry: Registry, task: str, prefix: str, model: gr.Dropdown,
               **ui_event(status, queue=False)).then(
         run_file, inputs=inputs | {model, upload, column, questions, batch_size}, outputs=[status, results, download],
         concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, **ui_event(status, progress=True))
-    cancel.click(_cancel(flags), queue=False, api_visibility="private")
+    cancel.click(jobs.cancel_handler(), queue=False, api_visibility="private")
     root = Context.root_block
     if root is not None:
-        root.unload(_cancel(flags))
+        root.unload(jobs.cancel_handler())
     return FileRun(upload, column, batch_size, status, results, download)
-
-
-def _cancel(flags: CancelFlags) -> Callable:
-    def cancel_run(request: gr.Request) -> None:
-        flags.cancel(request.session_hash or "")
-
-    return cancel_run
 
 
 def _status(outcome: TaskTableResult) -> str:

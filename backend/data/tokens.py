@@ -1,0 +1,44 @@
+"""Counting tokens with a registry model's own tokenizer, loaded alone (no weights): cheap enough for stats."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Callable
+
+from backend.config import ModelSpec
+from backend.types import InvalidInputError
+
+TokenCounter = Callable[[list[str]], list[int]]
+
+
+def token_counter(spec: ModelSpec) -> TokenCounter:
+    """texts -> their token counts (without special tokens) under `spec`'s tokenizer."""
+    if spec.backend != "transformers":
+        raise InvalidInputError(f"model '{spec.id}': a remote model's tokenizer is not available here; pick a "
+                                "local model to count tokens")
+    from backend.engines.loading import model_source
+    from backend.types import ModelLoadError
+
+    try:
+        source = model_source(spec)
+    except ModelLoadError as error:
+        raise InvalidInputError(str(error)) from None
+    tokenizer = _tokenizer(spec.id, source, spec.revision, spec.trust_remote_code)
+
+    def count(texts: list[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(ids) for ids in tokenizer(list(texts), add_special_tokens=False)["input_ids"]]
+
+    return count
+
+
+@lru_cache(maxsize=4)
+def _tokenizer(model_id: str, source: str, revision: Any, trust_remote_code: bool) -> Any:
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+    except Exception as error:  # offline Hub id, a damaged folder ...
+        raise InvalidInputError(f"model '{model_id}': its tokenizer cannot be loaded ({type(error).__name__}: "
+                                f"{str(error).splitlines()[0] if str(error) else ''})") from None

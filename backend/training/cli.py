@@ -1,0 +1,172 @@
+"""`python app.py train ...`: a headless fine-tuning run through the same service as the Train tab.
+
+    python app.py train --models models.yaml --base tiny-classifier --task classification --data train.csv \
+        --text-column text --label-column label --method full --epochs 3 --out out/ [--register my-model]
+
+It writes OUT/config.yaml, OUT/metrics.json, OUT/progress.jsonl, OUT/model/ (full model or LoRA adapter) and
+OUT/README.md (the model card). Ctrl-C stops the run at the next step with a checkpoint (exit 130); `--resume`
+continues it. Bad input exits 2 with one `error:` line naming the field; a failed run exits 1.
+Only argparse at import time: app.py builds its parser from `add_arguments` for an instant `--help`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+# CLI option -> TrainConfig field, for the options that map one to one.
+_FIELDS = {"data": "data", "validation": "validation", "text_column": "text_column", "label_column": "label_column",
+           "messages_column": "messages_column", "prompt_column": "prompt_column",
+           "response_column": "response_column", "method": "method", "epochs": "epochs", "max_steps": "max_steps",
+           "learning_rate": "learning_rate", "batch_size": "batch_size", "max_length": "max_length", "seed": "seed",
+           "register": "register_as", "eval_steps": "eval_steps", "gradient_accumulation": "gradient_accumulation",
+           "early_stopping_patience": "early_stopping_patience", "lora_r": "lora_r", "num_gpus": "num_gpus"}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", default=os.environ.get("WORKBENCH_MODELS", "models.yaml"),
+                        help="the model registry file (default: models.yaml, or $WORKBENCH_MODELS)")
+    parser.add_argument("--config", metavar="FILE", help="a train.yaml with any of the settings below (the "
+                        "options given here override it)")
+    parser.add_argument("--base", metavar="ID", help="a registry id, or a local model folder")
+    parser.add_argument("--task", choices=("classification", "sft"))
+    parser.add_argument("--data", metavar="FILE", help="training data: .csv, .jsonl or .parquet")
+    parser.add_argument("--validation", metavar="FILE", help="validation data (default: 20%% of --data, "
+                        "stratified by label for classification)")
+    parser.add_argument("--text-column", metavar="C")
+    parser.add_argument("--label-column", metavar="C")
+    parser.add_argument("--messages-column", metavar="C", help="sft: a column of [{role, content}, ...] lists")
+    parser.add_argument("--prompt-column", metavar="C")
+    parser.add_argument("--response-column", metavar="C")
+    parser.add_argument("--method", choices=("full", "lora", "qlora"))
+    length = parser.add_mutually_exclusive_group()
+    length.add_argument("--epochs", type=float, metavar="N")
+    length.add_argument("--max-steps", type=int, metavar="N")
+    parser.add_argument("--learning-rate", type=float, metavar="X")
+    parser.add_argument("--batch-size", type=int, metavar="N")
+    parser.add_argument("--gradient-accumulation", type=int, metavar="N")
+    parser.add_argument("--max-length", type=int, metavar="N", help="tokens per example (longer ones are cut)")
+    parser.add_argument("--eval-steps", type=int, metavar="N")
+    parser.add_argument("--early-stopping-patience", type=int, metavar="N")
+    parser.add_argument("--lora-r", type=int, metavar="N")
+    parser.add_argument("--num-gpus", type=int, metavar="N", help="> 1: launched with accelerate launch")
+    parser.add_argument("--seed", type=int, metavar="N")
+    parser.add_argument("--out", metavar="DIR", help="the run folder (default: a new folder under the runs folder)")
+    parser.add_argument("--register", metavar="ID", help="add the result to the registry overlay under this id "
+                        "(the app lists it in every tab)")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
+
+
+def settings_from(args: argparse.Namespace) -> dict[str, Any]:
+    """--config's settings with the command line's options over them."""
+    import yaml
+
+    settings: dict[str, Any] = {}
+    if args.config:
+        from backend.types import InvalidInputError
+
+        try:
+            loaded = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError, UnicodeDecodeError) as error:
+            raise InvalidInputError(f"--config: cannot read {args.config}: {error}") from None
+        if not isinstance(loaded, dict):
+            raise InvalidInputError(f"--config: {args.config} is not a mapping of settings")
+        settings.update(loaded)
+    for option, field in _FIELDS.items():
+        value = getattr(args, option, None)
+        if value is not None:
+            settings[field] = value
+    for option in ("base", "task"):
+        if getattr(args, option):
+            settings[option] = getattr(args, option)
+    if args.max_steps is not None:
+        settings.pop("epochs", None)
+    return settings
+
+
+def main(args: argparse.Namespace) -> int:
+    from backend.config import load_config
+    from backend.registry import Registry
+    from backend.training import runfiles
+    from backend.training.config import load_train_config, parse_train_config
+    from backend.training.overlay import with_overlay
+    from backend.training.service import TrainingService
+    from backend.types import WorkbenchError
+
+    def say(text: str) -> None:
+        if not args.quiet:
+            print(text, file=sys.stderr, flush=True)
+
+    service = None
+    try:
+        registry = Registry(with_overlay(load_config(args.models))) if Path(args.models).is_file() else None
+        service = TrainingService(registry, auto_register=False)
+        if args.resume:
+            if not args.out or not (Path(args.out) / runfiles.CONFIG).is_file():
+                raise WorkbenchError("--resume: give --out, the folder of the run to continue (with its config.yaml)")
+            run_dir = Path(args.out)
+            load_train_config(run_dir / runfiles.CONFIG)
+            service.resume(run_dir)
+        else:
+            settings = settings_from(args)
+            for needed in ("base", "task", "data"):
+                if not settings.get(needed):
+                    raise WorkbenchError(f"--{needed}: required (or set '{needed}' in --config)")
+            base, spec = service.resolve_base(str(settings["base"]), settings["task"])
+            settings.update(base=base, base_id=spec.id if spec else settings.get("base_id"))
+            config = parse_train_config(settings, "train")
+            plan = service.plan(config)
+            say(plan.describe())
+            run_dir = service.start(config, out=Path(args.out) if args.out else None, plan=plan)
+        say(f"run folder: {run_dir}")
+        metrics = follow(service, run_dir, say)
+    except WorkbenchError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if service is not None:
+            service.close()
+    status = metrics.get("status")
+    say(f"{status}: {metrics.get('reason') or metrics.get('final')}")
+    if status == "completed":
+        registered = metrics.get("registered_as")
+        say(f"registered as '{registered}' in the registry overlay" if registered else
+            "not registered (add --register ID to list it in the app)")
+    return {"completed": 0, "stopped": 130}.get(status, 1)
+
+
+def follow(service: Any, run_dir: Path, say: Any) -> dict[str, Any]:
+    """Prints progress lines until the run ends; Ctrl-C asks it to stop at the next step."""
+    from backend.training import runfiles
+
+    shown = 0
+    while True:
+        try:
+            rows = runfiles.read_progress(run_dir)
+            for row in rows[shown:]:
+                say(progress_line(row))
+            shown = len(rows)
+            metrics = runfiles.read_metrics(run_dir)
+            if metrics.get("status") in runfiles.FINAL_STATUSES and not service.runs.queue():
+                return service.runs.wait(run_dir)
+            time.sleep(0.5)
+        except KeyboardInterrupt:
+            say("stopping at the next step (a checkpoint is saved; --resume continues)...")
+            service.stop(run_dir)
+            return service.runs.wait(run_dir)
+
+
+def progress_line(row: dict[str, Any]) -> str:
+    parts = [f"step {row.get('step')}/{row.get('max_steps')}"]
+    for key, label in (("loss", "loss"), ("eval_loss", "eval loss"), ("eval_accuracy", "eval accuracy"),
+                       ("eval_f1_macro", "eval macro F1"), ("eval_perplexity", "eval perplexity"),
+                       ("learning_rate", "lr"), ("samples_per_s", "samples/s"), ("eta_s", "eta s")):
+        if key in row:
+            value = row[key]
+            parts.append(f"{label} {value:.3g}" if isinstance(value, float) else f"{label} {value}")
+    return ", ".join(parts)

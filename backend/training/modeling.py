@@ -1,0 +1,116 @@
+"""The model and tokenizer of a run: the base checkpoint with a new head (classification), LoRA or QLoRA
+adapters from peft, and the saved result (a full model, or an adapter over its base). Imported by the training
+process and by memory estimates; transformers / peft are imported inside the functions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Optional
+
+from backend.training.config import TrainConfig
+from backend.types import InvalidInputError
+
+
+def model_class(task: str) -> Any:
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
+
+    return AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
+
+
+def peft_config(config: TrainConfig, model: Any = None) -> Any:
+    """LoRA settings; target modules default to peft's choice for the architecture."""
+    from peft import LoraConfig, TaskType
+
+    return LoraConfig(
+        task_type=TaskType.SEQ_CLS if config.task == "classification" else TaskType.CAUSAL_LM,
+        r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
+        target_modules=config.lora_target_modules, modules_to_save=config.lora_modules_to_save,
+    )
+
+
+def check_qlora_possible() -> None:
+    """QLoRA needs a CUDA GPU and bitsandbytes; say so before anything is loaded."""
+    import importlib.util
+
+    import torch
+
+    if not torch.cuda.is_available():
+        raise InvalidInputError("field 'method': qlora (4-bit) needs a CUDA GPU; use lora or full here")
+    if importlib.util.find_spec("bitsandbytes") is None:
+        raise InvalidInputError("field 'method': qlora needs the bitsandbytes package (pip install bitsandbytes)")
+
+
+def load_tokenizer(config: TrainConfig) -> Any:
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(config.base, trust_remote_code=config.trust_remote_code)
+    if tokenizer.pad_token is None:  # causal LMs often ship without one; padding with eos is the usual choice
+        tokenizer.pad_token = tokenizer.eos_token
+    if config.task == "sft" and not tokenizer.chat_template:
+        raise InvalidInputError(f"field 'base': {config.base} has no chat template; SFT formats conversations with "
+                                "the model's own template (pick a chat model)")
+    return tokenizer
+
+
+def load_model(config: TrainConfig, device: str, id2label: Optional[dict[int, str]] = None) -> Any:
+    """The base model ready to train: fp32 on CPU, bf16 / fp16 base weights under LoRA on a GPU."""
+    import torch
+
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
+    if config.task == "classification":
+        assert id2label is not None
+        kwargs.update(num_labels=len(id2label), id2label=dict(id2label),
+                      label2id={label: index for index, label in id2label.items()},
+                      ignore_mismatched_sizes=True)  # a base with another head gets a new one
+    if device == "cuda" and config.uses_peft:
+        kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    else:
+        kwargs["dtype"] = torch.float32  # full fine-tuning: fp32 master weights, autocast does the rest
+    if config.method == "qlora":
+        check_qlora_possible()
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"])
+    model = model_class(config.task).from_pretrained(config.base, **kwargs)
+    if config.task == "classification" and model.config.pad_token_id is None:
+        model.config.pad_token_id = model.config.eos_token_id  # batches of several texts need a pad id
+    if not config.uses_peft:
+        return model
+    from peft import get_peft_model, prepare_model_for_kbit_training
+
+    if config.method == "qlora":
+        model = prepare_model_for_kbit_training(model)
+    return get_peft_model(model, peft_config(config, model))
+
+
+def save_result(model: Any, tokenizer: Any, config: TrainConfig, folder: Path) -> str:
+    """Saves what the registry will load; returns its kind: "adapter" (LoRA over the base) or "full".
+
+    A classifier is always saved whole (LoRA merged in): its new head and labels belong to the model, and
+    encoders are small. An SFT LoRA run is saved as the adapter alone, loaded over its base with peft.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    kind = "full"
+    if config.uses_peft and config.task == "classification":
+        model = model.merge_and_unload()
+    elif config.uses_peft:
+        kind = "adapter"
+    model.save_pretrained(folder, safe_serialization=True)
+    tokenizer.save_pretrained(folder)
+    return kind
+
+
+def merge_adapter(base: str, adapter: str | Path, out: str | Path, trust_remote_code: bool = False) -> Path:
+    """An adapter merged into its base model, saved as a full safetensors folder (export, or faster loading)."""
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = Path(out)
+    model = AutoModelForCausalLM.from_pretrained(base, dtype="auto", trust_remote_code=trust_remote_code)
+    merged = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    out.mkdir(parents=True, exist_ok=True)
+    merged.save_pretrained(out, safe_serialization=True)
+    AutoTokenizer.from_pretrained(adapter if (Path(adapter) / "tokenizer_config.json").is_file() else base,
+                                  trust_remote_code=trust_remote_code).save_pretrained(out)
+    return out

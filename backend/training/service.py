@@ -1,0 +1,161 @@
+"""Training for the app and the CLI: check a config against its data and model (a clear error before any
+training), preview what the model will see, estimate memory, start / stop / resume runs, and register a
+finished model in the registry and its overlay file. The tab and `python app.py train` both go through here.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+from backend.config import ModelSpec
+from backend.training import overlay, runfiles
+from backend.training.config import TrainConfig, load_train_config, save_train_config
+from backend.training.runs import RunInfo, TrainingRuns
+from backend.types import InvalidInputError
+
+TASK_OF_REGISTRY = {"classification": "classify", "sft": "chat"}
+
+
+@dataclass
+class Plan:
+    """What a run will do, known before it starts."""
+
+    config: TrainConfig
+    preview: Any  # backend.training.data.Preview
+    memory: Any  # backend.training.memory.MemoryEstimate
+    train_examples: int
+    val_examples: int
+
+    def describe(self) -> str:
+        return (f"{self.train_examples} training and {self.val_examples} validation examples. "
+                f"{self.preview.stats.describe()}. {self.memory.describe()}")
+
+
+class TrainingService:
+    def __init__(self, registry: Any = None, root: Optional[Path] = None, python: Optional[str] = None,
+                 env: Optional[dict[str, str]] = None, auto_register: bool = True) -> None:
+        self.registry = registry
+        self.auto_register = auto_register  # register every finished model (the app), or only `register_as`
+        self.root = root
+        self.runs = TrainingRuns(python=python, on_finished=self._finished, env=env)
+
+    # --------------------------------------------------------------------------------------- the base
+
+    def resolve_base(self, base: str, task: str, allow_paths: bool = True) -> tuple[str, Optional[ModelSpec]]:
+        """A registry id becomes its weights' folder (or Hub id); a local folder is taken as is (CLI only)."""
+        if self.registry is not None and base in {spec.id for spec in self.registry.specs()}:
+            spec = self.registry.spec(base)
+            if spec.backend != "transformers":
+                raise InvalidInputError(f"field 'base': '{base}' is served by a remote server; training needs "
+                                        "local weights")
+            if spec.adapter:
+                raise InvalidInputError(f"field 'base': '{base}' is already an adapter; merge it first or train "
+                                        "its base")
+            wanted = TASK_OF_REGISTRY[task]
+            if wanted not in spec.tasks and not (task == "classification" and "zero_shot" in spec.tasks):
+                raise InvalidInputError(f"field 'base': '{base}' does {', '.join(spec.tasks)}; {task} needs a "
+                                        f"model that does '{wanted}'")
+            local = spec.local_path()
+            return (str(local) if local is not None else spec.source or base), spec
+        path = Path(base).expanduser()
+        if allow_paths and (path / "config.json").is_file():
+            return str(path.resolve()), None
+        known = ", ".join(spec.id for spec in self.registry.specs()) if self.registry is not None else ""
+        raise InvalidInputError(f"field 'base': '{base}' is neither a model of the registry ({known or 'none'}) "
+                                "nor a model folder")
+
+    # ----------------------------------------------------------------------------------------- planning
+
+    def plan(self, config: TrainConfig) -> Plan:
+        """Reads and checks the data, tokenizes it for the preview, estimates memory; raises on any problem."""
+        from backend.training import data as training_data
+        from backend.training.memory import estimate_memory
+        from backend.training.modeling import check_qlora_possible, load_tokenizer
+
+        if config.method == "qlora":
+            check_qlora_possible()
+        if config.task == "classification":
+            prepared = training_data.prepare_classification(config)
+            train_count, val_count, labels = len(prepared.train_texts), len(prepared.val_texts), len(prepared.id2label)
+        else:
+            prepared = training_data.prepare_sft(config)
+            train_count, val_count, labels = len(prepared.train), len(prepared.val), 2
+        tokenizer = _tokenizer(config, load_tokenizer)
+        preview = training_data.preview_classification(tokenizer, prepared, config.max_length) \
+            if config.task == "classification" else training_data.preview_sft(tokenizer, prepared, config.max_length)
+        memory = estimate_memory(config, num_labels=labels)
+        return Plan(config=config, preview=preview, memory=memory, train_examples=train_count,
+                    val_examples=val_count)
+
+    # ------------------------------------------------------------------------------------------- runs
+
+    def start(self, config: TrainConfig, username: Optional[str] = None, out: Optional[Path] = None,
+              plan: Optional[Plan] = None) -> Path:
+        """Checks, then creates the run folder and queues the training process; returns the run folder."""
+        plan = plan or self.plan(config)
+        if plan.memory.verdict == "too_big" and not config.auto_find_batch_size:
+            raise InvalidInputError(f"field 'batch_size': {plan.memory.describe()}")
+        if config.register_as and self.registry is not None and \
+                config.register_as in {spec.id for spec in self.registry.specs()}:
+            raise InvalidInputError(f"field 'register_as': the registry already has a model '{config.register_as}'")
+        run_dir = TrainingRuns.create(config, username, out, self.root)
+        self.runs.start(run_dir)
+        return run_dir
+
+    def resume(self, run_dir: Path) -> int:
+        return self.runs.start(run_dir, resume=True)
+
+    def stop(self, run_dir: Path) -> str:
+        return self.runs.stop(run_dir)
+
+    def info(self, run_dir: Path) -> RunInfo:
+        return self.runs.info(run_dir)
+
+    def close(self) -> None:
+        self.runs.close()
+
+    # ------------------------------------------------------------------------------------ registering
+
+    def _finished(self, run_dir: Path, metrics: dict[str, Any]) -> None:
+        if metrics.get("status") != "completed" or metrics.get("registered_as"):
+            return
+        if self.auto_register or load_train_config(run_dir / runfiles.CONFIG).register_as:
+            self.register(run_dir)
+
+    def register(self, run_dir: Path, model_id: Optional[str] = None) -> str:
+        """Adds the run's model to the overlay file and to the live registry; returns its id."""
+        config = load_train_config(run_dir / runfiles.CONFIG)
+        metrics = runfiles.read_metrics(run_dir)
+        model_id = model_id or config.register_as or default_model_id(config, run_dir)
+        base_spec = None
+        if self.registry is not None and config.base_id:
+            try:
+                base_spec = self.registry.spec(config.base_id)
+            except Exception:  # noqa: BLE001 - the base entry may be gone; register without its settings
+                base_spec = None
+        entry = overlay.entry_for_run(run_dir, config, metrics, model_id, base_spec)
+        if self.registry is not None:
+            from backend.config import ModelSpec
+
+            self.registry.add(ModelSpec(**entry))
+        overlay.add_entry(entry, self.root)
+        runfiles.write_json_atomic(run_dir / runfiles.METRICS, {**metrics, "registered_as": model_id})
+        return model_id
+
+
+def default_model_id(config: TrainConfig, run_dir: Path) -> str:
+    stem = re.sub(r"[^A-Za-z0-9._-]", "-", config.base_id or Path(config.base).name)[:40].strip("-._") or "model"
+    return f"{stem}-ft-{run_dir.name[-6:]}"
+
+
+def _tokenizer(config: TrainConfig, load: Any) -> Any:
+    try:
+        return load(config)
+    except InvalidInputError:
+        raise
+    except (OSError, ValueError) as error:
+        raise InvalidInputError(f"field 'base': cannot read the tokenizer of {config.base}: {error}") from None
+

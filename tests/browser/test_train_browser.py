@@ -1,0 +1,91 @@
+"""Train tab in a real browser: upload a CSV, preview the formatted sample, start, watch the loss curve and the
+step counter move, stop (a checkpoint), resume, finish; the fine-tuned model is registered at once and
+classifies in the Classify tab. The app runs with its own runs folder (a temporary one)."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from playwright.sync_api import Page, expect
+
+from tests.browser.conftest import running_app
+from tests.browser.helpers import open_app, open_tab, screenshot, select_option, set_number, textbox
+from tests.training_data import sentiment_rows, write_csv
+
+RUN_TIMEOUT_MS = 300_000  # a training process on 2 shared cores: model load, then a few dozen steps
+
+
+@pytest.fixture(scope="module")
+def train_app(browser_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    runs = tmp_path_factory.mktemp("train-runs")
+    previous = os.environ.get("WORKBENCH_RUNS_DIR")
+    os.environ["WORKBENCH_RUNS_DIR"] = str(runs)  # read by running_app's environment, so runs stay out of the tree
+    try:
+        with running_app("--models", str(browser_models_yaml)) as url:
+            yield url
+    finally:
+        if previous is None:
+            os.environ.pop("WORKBENCH_RUNS_DIR", None)
+        else:
+            os.environ["WORKBENCH_RUNS_DIR"] = previous
+
+
+def step_of(page: Page) -> int:
+    match = re.search(r"step (\d+)/", page.locator("#train-status").inner_text())
+    return int(match.group(1)) if match else 0
+
+
+def test_train_stop_resume_and_classify_with_the_new_model(page: Page, train_app: str, tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "sentiment.csv", sentiment_rows(200, seed=0))
+    open_app(page, train_app)
+    open_tab(page, "Train")
+    page.locator("#train-data input[type=file]").set_input_files(str(data))
+    expect(page.locator("#train-text-column input")).to_have_value("text")
+    expect(page.locator("#train-label-column input")).to_have_value("label")
+    page.get_by_text("Hyperparameters").click()
+    set_number(page, "train-max_steps", 60)
+    set_number(page, "train-learning_rate", 0.001)
+    set_number(page, "train-batch_size", 16)
+    set_number(page, "train-max_length", 16)
+    set_number(page, "train-eval_steps", 10)
+    textbox(page, "train-register-as").fill("browser-sentiment")
+
+    page.locator("#train-check").click()
+    expect(page.locator("#train-preview")).to_contain_text("label:")
+    expect(page.locator("#train-plan")).to_contain_text("It fits")
+
+    page.locator("#train-start").click()
+    status = page.locator("#train-status")
+    expect(status).to_contain_text(re.compile(r"step \d+/60"), timeout=RUN_TIMEOUT_MS)
+    first = step_of(page)
+    expect(page.locator("#train-plot")).to_contain_text("train loss", timeout=RUN_TIMEOUT_MS)
+    page.wait_for_function("() => /step (\\d+)\\//.test(document.querySelector('#train-status').innerText) && "
+                           f"parseInt(document.querySelector('#train-status').innerText.match(/step (\\d+)\\//)[1]) > {first}",
+                           timeout=RUN_TIMEOUT_MS)
+    screenshot(page, "train-running")
+
+    page.locator("#train-stop").click()
+    expect(status).to_contain_text("stopped", timeout=RUN_TIMEOUT_MS)
+    expect(status).to_contain_text("checkpoint")
+    stopped_at = step_of(page)
+    assert 0 < stopped_at < 60
+
+    page.locator("#train-resume").click()
+    expect(status).to_contain_text("completed", timeout=RUN_TIMEOUT_MS)
+    expect(status).to_contain_text("browser-sentiment")
+    expect(page.locator("#train-runs")).to_contain_text("browser-sentiment")
+    screenshot(page, "train-finished")
+
+    open_tab(page, "Classify")
+    # Switching the mode re-reads the registry's models: the new one is there.
+    page.locator("#classify-mode").get_by_role("radio", name="Zero-shot").check()
+    page.locator("#classify-mode").get_by_role("radio", name="Supervised").check()
+    select_option(page, "classify-model", "browser-sentiment")
+    textbox(page, "classify-text").fill("wonderful loved great sunny nice warm")
+    page.locator("#classify-run").click()
+    expect(page.locator("#classify-notice")).to_contain_text("browser-sentiment", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#classify-label")).to_contain_text("positive")

@@ -1,0 +1,171 @@
+"""The Chat tab's handlers over the real tiny-chat: NUL in replies, empty actions, stop/supersede, stale stats,
+reasoning kept out of the history, user text shown as text, errors in plain words."""
+
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+import gradio as gr
+import pytest
+
+from backend.types import Delta, Final, GenerationStats
+from ui.chat import ChatTab
+from ui.chat_view import assistant_messages, plain_history, show_as_text, typed_text, user_message
+from ui.components import Accumulator, STOPPED
+from ui.wording import plain_words
+from ui.waiting import Tick, ticking
+
+CHAT = "tiny-chat"
+
+
+class Session:
+    """Stands in for gr.Request where a handler only reads the session hash."""
+
+    def __init__(self, session_hash: str) -> None:
+        self.session_hash = session_hash
+
+
+@pytest.fixture(scope="module")
+def tab(tiny_config) -> Iterator[ChatTab]:
+    from backend.registry import Registry
+
+    registry = Registry(tiny_config)
+    with gr.Blocks():
+        chat = ChatTab.build(registry)
+    yield chat
+    registry.close()
+
+
+def data(tab: ChatTab, message: str, history: Any = (), max_new_tokens: int = 6, **params: Any) -> dict:
+    panel = tab.params
+    values = {"temperature": 0.0, "top_p": 1.0, "top_k": 0, "repetition_penalty": 1.0, "seed": -1, "stop": "",
+              **params}
+    return {tab.model: CHAT, tab.system: "", tab.history: list(history), tab.input: message, tab.forks: {},
+            tab.selected: None,
+            panel.max_new_tokens: max_new_tokens, panel.temperature: values["temperature"],
+            panel.top_p: values["top_p"], panel.top_k: values["top_k"],
+            panel.repetition_penalty: values["repetition_penalty"], panel.seed: values["seed"],
+            panel.stop: values["stop"]}
+
+
+def visible(update: Any) -> Any:
+    return update.get("visible") if isinstance(update, dict) else getattr(update, "visible", None)
+
+
+def test_a_nul_the_model_produced_never_blocks_the_chat(tab: ChatTab) -> None:
+    accumulator = Accumulator()
+    accumulator.add(Delta("a\x00b"))
+    assert accumulator.state().text == "ab"
+    # A history from before the fix, holding the model's NUL, is accepted (and the NUL dropped).
+    history = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "x\x00y"}]
+    updates = list(tab.send(data(tab, "and now?", history)))
+    final_history = updates[-2][1]
+    assert final_history[1]["content"] == "xy"
+    assert final_history[-1]["role"] == "assistant" and final_history[-1]["content"]
+
+
+def test_busy_state_and_context_meter(tab: ChatTab) -> None:
+    tab.registry.unload(CHAT)  # so that this reply loads it
+    updates = list(tab.send(data(tab, "Hello")))
+    first, last = updates[0], updates[-1]
+    assert first[0] == ""  # the input is cleared
+    assert visible(first[4]) is False and visible(first[5]) is True  # Send hidden, Stop shown
+    assert visible(last[4]) is True and visible(last[5]) is False
+    waiting = first[1][-1]
+    assert waiting["metadata"]["status"] == "pending"
+    assert waiting["metadata"]["title"].startswith(("Loading the model", "Thinking"))
+    stats = [u[2] for u in updates if isinstance(u[2], str) and "finish:" in u[2]]
+    assert stats and stats[-1].startswith("model loaded in ")  # this reply loaded the model
+    context = [u[3] for u in updates if isinstance(u[3], str)]
+    assert context and context[-1].startswith("Context: ") and " / 512 tokens" in context[-1]
+
+
+def test_empty_actions_do_nothing_and_raise_nothing(tab: ChatTab) -> None:
+    assert list(tab.send(data(tab, "   "))) == []
+    assert list(tab.retry(data(tab, ""))) == []
+    undone = tab.undo([], Session("empty"))
+    assert visible(undone[2]) is True  # Send back, nothing else
+    edited = tab.edit_last([], Session("empty"))
+    assert edited[2] == ""
+    stopped = tab.stop(Session("nothing-running"))
+    assert stopped[0] != STOPPED  # Stop with nothing running says nothing
+
+
+def test_a_new_send_or_stop_supersedes_the_running_reply(tab: ChatTab) -> None:
+    session = Session("one-browser")
+    first = tab.send(data(tab, "Hello", max_new_tokens=400), session)
+    next(first)
+    second = tab.send(data(tab, "Again", max_new_tokens=4), session)
+    second_updates = list(second)
+    assert second_updates[-2][1][-2]["content"] == "Again"
+    # The superseded reply sends nothing more (its stream is closed) instead of repainting the chat.
+    assert list(first) == []
+    third = tab.send(data(tab, "Hello", max_new_tokens=400), session)
+    next(third)
+    assert tab.stop(session)[0] == STOPPED
+    assert list(third) == []
+
+
+def test_a_failed_send_clears_the_previous_stats_and_speaks_plainly(tab: ChatTab) -> None:
+    replies = tab.send(data(tab, "Hello", temperature=-1.0))
+    assert next(replies)[2] == ""
+    with pytest.raises(gr.Error) as failed:
+        next(replies)
+    assert failed.value.message.startswith("Temperature must be in")
+    assert plain_words("message: contains a NUL character; remove it") == \
+        "Your message contains a NUL character; remove it"
+    assert plain_words("history item 2: content must be text") == \
+        "Message 3 of the conversation: content must be text"
+
+
+def test_reasoning_is_shown_apart_and_never_sent_back() -> None:
+    shown = assistant_messages("<think>step one</think>The answer is 4.")
+    assert shown[0]["metadata"]["title"] == "Thinking" and shown[0]["content"] == "step one"
+    assert shown[1] == {"role": "assistant", "content": "The answer is 4."}
+    streaming = assistant_messages("<think>still thinking")
+    assert streaming[0]["metadata"]["status"] == "pending"
+    history = [user_message("2+2?"), *shown, user_message("why?"), *streaming]
+    assert plain_history(history) == [
+        {"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "The answer is 4."},
+        {"role": "user", "content": "why?"}, {"role": "assistant", "content": ""}]
+
+
+def test_user_text_is_shown_as_text() -> None:
+    typed = "<b>bold?</b> & `<code>` kept"
+    shown = show_as_text(typed)
+    assert "<b>" not in shown and "&lt;b&gt;" in shown and "`<code>`" in shown
+    assert typed_text(shown) == typed
+
+
+def test_ticking_counts_while_waiting_then_passes_items() -> None:
+    import time
+
+    def slow() -> Iterator[str]:
+        time.sleep(0.35)
+        yield "a"
+        yield "b"
+
+    items = list(ticking(slow(), period=0.1))
+    assert isinstance(items[0], Tick) and items[-2:] == ["a", "b"]
+
+
+def test_export_leaves_reasoning_out(tab: ChatTab) -> None:
+    import json
+    from pathlib import Path
+
+    history = [user_message("2+2?"), *assistant_messages("<think>hmm</think>4")]
+    path = tab.export(data(tab, "", history))
+    messages = json.loads(Path(path).read_text(encoding="utf-8"))["messages"]
+    Path(path).unlink()
+    assert messages == [{"role": "user", "content": "2+2?"}, {"role": "assistant", "content": "4"}]
+
+
+def _stats() -> GenerationStats:
+    return GenerationStats(prompt_tokens=1, generated_tokens=1, time_to_first_token_s=0.1, tokens_per_second=1.0,
+                           total_s=0.1, finish_reason="stop")
+
+
+def test_final_text_is_cleaned_too() -> None:
+    accumulator = Accumulator()
+    accumulator.add(Final("x\x00", _stats()))
+    assert accumulator.state().text == "x"

@@ -1,0 +1,55 @@
+"""`python app.py data` end to end, as a user runs it: split files + card.json, reproducible, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import ROOT
+from tests.test_data_prep import CRAFTED, write_csv
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / "app.py"), "data", *args], capture_output=True, text=True,
+                          timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, cwd=ROOT)
+
+
+def test_cli_writes_splits_and_card_and_is_reproducible(tmp_path: Path) -> None:
+    data = write_csv(tmp_path / "reviews.csv", CRAFTED * 3)
+    args = ["--data", str(data), "--text-column", "text", "--label-column", "label",
+            "--clean", "normalize,html,empty,dedupe", "--labels", "pos,neg", "--split", "0.5,0.5,0",
+            "--augment", "swap,synonym", "--copies", "2", "--rate", "0.5", "--seed", "7", "--format", "csv"]
+    first = run_cli(*args, "--out", str(tmp_path / "a"))
+    assert first.returncode == 0, first.stderr
+    assert "dedupe: 0 row(s) changed, 19 dropped" in first.stdout
+    card = json.loads((tmp_path / "a" / "card.json").read_text())
+    assert [s["step"] for s in card["steps"]] == ["load", "normalize", "html", "empty", "dedupe", "labels",
+                                                    "split", "augment:swap", "augment:synonym"]
+    assert card["rows"] == {"train": 4 + 4 * 2 * 2, "validation": 2}
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["card.json", "train.csv", "validation.csv"]
+    import app  # the second run in this process (the same main(), without a second interpreter start-up)
+
+    assert app.main(["data", *args, "--out", str(tmp_path / "b"), "--quiet"]) == 0
+    for name in ("train.csv", "validation.csv"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys, monkeypatch) -> None:
+    import app
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    data = write_csv(tmp_path / "d.csv", CRAFTED)
+    cases = [
+        (["--data", str(tmp_path / "missing.csv"), "--text-column", "text"], "cannot read 'missing.csv'"),
+        (["--data", str(data), "--text-column", "body"], "there is no column 'body'"),
+        (["--data", str(data), "--text-column", "text", "--augment", "swap", "--rate", "-0.1"],
+         "rate (--rate): must be a number from 0 to 1"),
+        (["--data", "someone/offline-dataset", "--text-column", "text"], "cannot be reached offline"),
+    ]
+    for args, message in cases:  # in this process: the same main() as the command line, minus the start-up time
+        assert app.main(["data", *args, "--out", str(tmp_path / "out")]) == 2
+        assert message in capsys.readouterr().err, args
+        assert not (tmp_path / "out").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]  # no hidden staging folder either

@@ -1,0 +1,126 @@
+"""Rated chat replies become SFT and preference datasets and regression test cases; the /v1/feedback route."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+
+from backend.data.feedback import (
+    load_ratings,
+    record_rating,
+    save_conversations_dataset,
+    save_feedback_dataset,
+    save_test_case,
+)
+from backend.data.feedback_api import add_feedback_routes
+from backend.data.store import dataset_path, list_datasets
+from backend.types import InvalidInputError
+
+HELLO = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi there"}]
+RETRY = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "go away"}]
+# The browser sends content as a list of parts.
+PARTS = [{"role": "user", "content": [{"type": "text", "text": "2+2?"}]},
+         {"role": "assistant", "content": [{"type": "text", "text": "4"}]},
+         {"role": "user", "content": "and 3+3?"}, {"role": "assistant", "content": "6"}]
+
+
+def test_ratings_build_sft_and_preference_datasets(tmp_path: Path) -> None:
+    record_rating("alice", "tiny-chat", HELLO, "up", root=tmp_path)
+    record_rating("alice", "tiny-chat", RETRY, "up", root=tmp_path)
+    record_rating("alice", "tiny-chat", RETRY, "down", root=tmp_path)  # re-rated: the last rating counts
+    record_rating("alice", "tiny-chat", PARTS, "up", index=1, root=tmp_path)
+    record_rating("alice", "tiny-chat", PARTS, "down", root=tmp_path)
+    record_rating("alice", "tiny-chat", PARTS, None, root=tmp_path)  # taken back
+    record_rating("bob", "tiny-chat", HELLO, "up", root=tmp_path)
+    ratings = load_ratings("alice", root=tmp_path)
+    assert [(r.reply, r.rating) for r in ratings] == [("hi there", "up"), ("go away", "down"), ("4", "up")]
+
+    sft = save_feedback_dataset("alice", "chat-sft", "sft", root=tmp_path)
+    rows = pd.read_json(sft.files["train"], lines=True).to_dict("records")
+    assert [row["messages"] for row in rows] == [HELLO, [{"role": "user", "content": "2+2?"},
+                                                         {"role": "assistant", "content": "4"}]]
+    pref = save_feedback_dataset("alice", "chat-pref", "preference", root=tmp_path)
+    pairs = pd.read_json(pref.files["train"], lines=True).to_dict("records")
+    assert len(pairs) == 1 and pairs[0]["prompt"] == HELLO[:1]
+    assert pairs[0]["chosen"][0]["content"] == "hi there" and pairs[0]["rejected"][0]["content"] == "go away"
+    listed = {info.name: info.kind for info in list_datasets("alice", root=tmp_path)}
+    assert listed == {"chat-sft": "sft", "chat-pref": "preference"}
+    assert list_datasets("bob", root=tmp_path) == []
+    with pytest.raises(InvalidInputError, match="no reply is rated up"):
+        save_feedback_dataset("carol", "x", "sft", root=tmp_path)
+    with pytest.raises(InvalidInputError, match="rate an assistant reply"):
+        record_rating("alice", "tiny-chat", HELLO, "up", index=0, root=tmp_path)
+
+
+def test_chat_turns_become_a_regression_suite(tmp_path: Path) -> None:
+    save_test_case(None, "smoke", PARTS, expected="four", index=1, root=tmp_path)
+    save_test_case(None, "smoke", PARTS, root=tmp_path)  # the reply itself is the expected answer
+    path = dataset_path(None, "smoke", root=tmp_path)
+    frame = pd.read_json(path, lines=True, dtype=False)
+    assert list(frame["input"]) == ["2+2?", "and 3+3?"] and list(frame["reference"]) == ["four", "6"]
+    # Evaluate's own loader reads it as a generation task.
+    from backend.evaluation.data import ColumnMapping, DataSource, load_table, select_examples
+
+    examples = select_examples(load_table(DataSource(path=str(path))), "generation",
+                               ColumnMapping(input="input", reference="reference"))
+    assert examples.references == ["four", "6"]
+
+
+def test_feedback_route_stores_per_user_and_checks_credentials(tmp_path: Path) -> None:
+    app = FastAPI()
+    add_feedback_routes(app, check_token=lambda token: token == "secret",
+                        check_basic=lambda user, password: password == "pw", root=tmp_path)
+    client = TestClient(app)
+    body = {"model": "tiny-chat", "messages": HELLO, "rating": "up"}
+    assert client.post("/v1/feedback", json=body).status_code == 401
+    answer = client.post("/v1/feedback", json=body, auth=("alice", "pw"))
+    assert answer.status_code == 200 and answer.json()["rating"] == "up"
+    assert client.post("/v1/feedback", json=body, headers={"Authorization": "Bearer secret"}).status_code == 200
+    bad = client.post("/v1/feedback", json={**body, "rating": "meh"}, auth=("alice", "pw"))
+    assert bad.status_code == 400 and "rating: 'up', 'down' or null" in bad.json()["error"]["message"]
+    assert [r.reply for r in load_ratings("alice", root=tmp_path)] == ["hi there"]
+    assert [r.reply for r in load_ratings("api", root=tmp_path)] == ["hi there"]
+    listed = client.get("/v1/feedback", auth=("alice", "pw")).json()["ratings"]
+    assert [entry["rating"] for entry in listed] == ["up"]
+    assert json.loads((tmp_path / "users" / "alice" / "feedback" / "ratings.jsonl").read_text().splitlines()[0])[
+        "model"] == "tiny-chat"
+
+
+def test_exported_conversations_become_an_sft_dataset_in_one_step(tmp_path: Path) -> None:
+    export = tmp_path / "chat.json"  # the shape of Chat's Export (ui/transcript.py)
+    export.write_text(json.dumps({"format": "llm-workbench-chat", "model": "tiny-chat", "system_prompt": "Be brief.",
+                                  "messages": PARTS[:2] + [{"role": "user", "content": "bye"}]}))
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps(HELLO))
+    info = save_conversations_dataset(None, "imported", [export, plain], root=tmp_path)
+    rows = pd.read_json(info.files["train"], lines=True).to_dict("records")
+    assert rows[0]["messages"] == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "2+2?"},
+                                   {"role": "assistant", "content": "4"}]  # ends at the last reply
+    assert rows[1]["messages"] == HELLO
+    broken = tmp_path / "broken.json"
+    broken.write_text("{not json")
+    with pytest.raises(InvalidInputError, match="'broken.json' is not a readable JSON chat export"):
+        save_conversations_dataset(None, "bad", [export, broken], root=tmp_path)
+    assert [d.name for d in list_datasets(None, root=tmp_path)] == ["imported"]
+
+
+def test_stats_count_types_empties_duplicates_labels_and_lengths(tmp_path: Path) -> None:
+    from backend.data.stats import table_stats
+    from backend.evaluation.data import read_file
+
+    path = tmp_path / "s.csv"
+    path.write_text("text,label,score\nhello,pos,1\nhello,neg,2.5\n,pos,\nabcdefghij,pos,3\n")
+    found = table_stats(read_file(path), "text", "label")
+    columns = {c["column"]: c for c in found["columns"]}
+    assert (columns["text"]["type"], columns["text"]["empty"], columns["text"]["duplicates"]) == ("text", 1, 1)
+    assert (columns["score"]["type"], columns["score"]["empty"]) == ("number", 1)
+    assert found["labels"] == [{"label": "pos", "rows": 3, "share": 0.75}, {"label": "neg", "rows": 1, "share": 0.25}]
+    assert found["text"]["chars"] == {"min": 0, "mean": 5.0, "median": 5.0, "max": 10}
+    assert sum(b["rows"] for b in found["text"]["histogram"]) == 4
+    with pytest.raises(InvalidInputError, match="label column: there is no column 'nope'"):
+        table_stats(read_file(path), "text", "nope")

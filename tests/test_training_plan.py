@@ -1,0 +1,146 @@
+"""Training plans without training: config and dataset errors name the field before anything runs, the SFT
+preview marks exactly the assistant tokens, length statistics count truncation, memory is estimated from the
+real parameter counts, and the overlay / launch command / adapter field behave."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from backend.training.config import parse_train_config
+from backend.training.service import TrainingService
+from backend.types import InvalidInputError
+from tests.training_data import sentiment_rows, write_chat_jsonl, write_csv
+
+
+@pytest.fixture
+def service(registry, tmp_path):
+    service = TrainingService(registry, root=tmp_path / "runs")
+    yield service
+    service.close()
+
+
+def classification(service, data: Path, **extra):
+    base, spec = service.resolve_base("tiny-classifier", "classification")
+    return parse_train_config({"task": "classification", "base": base, "base_id": spec.id, "data": str(data),
+                               "text_column": "text", "label_column": "label", **extra})
+
+
+def test_config_errors_name_the_field():
+    with pytest.raises(InvalidInputError, match="field 'label_column': required for classification"):
+        parse_train_config({"task": "classification", "base": "x", "data": "d.csv", "text_column": "text"})
+    with pytest.raises(InvalidInputError, match="field 'learning_rate'"):
+        parse_train_config({"task": "sft", "base": "x", "data": "d.jsonl", "messages_column": "m",
+                            "learning_rate": -1})
+    with pytest.raises(InvalidInputError, match="field 'messages_column'"):
+        parse_train_config({"task": "sft", "base": "x", "data": "d.jsonl"})
+    with pytest.raises(InvalidInputError, match="field 'bacth_size': unknown field"):
+        parse_train_config({"task": "sft", "base": "x", "data": "d.jsonl", "messages_column": "m",
+                            "bacth_size": 4})
+
+
+def test_bad_datasets_are_clear_errors_before_training(service, tmp_path):
+    missing = write_csv(tmp_path / "missing.csv", [{"sentence": "a", "label": "x"}, {"sentence": "b", "label": "y"}])
+    with pytest.raises(InvalidInputError, match=r"field 'text_column' \(data file\): there is no column 'text'"):
+        service.start(classification(service, missing))
+    one_class = write_csv(tmp_path / "one.csv", [{"text": f"t{i}", "label": "same"} for i in range(10)])
+    with pytest.raises(InvalidInputError, match="field 'label_column': every row .* same label .*two classes"):
+        service.start(classification(service, one_class))
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(InvalidInputError, match="'empty.csv' is empty"):
+        service.start(classification(service, empty))
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("text,label\n")
+    with pytest.raises(InvalidInputError, match="has a header but no rows"):
+        service.start(classification(service, header_only))
+    blank_label = write_csv(tmp_path / "blank.csv", sentiment_rows(10, 1) + [{"text": "x", "label": " "}])
+    with pytest.raises(InvalidInputError, match="field 'label_column': 1 row.* no label .*row 11"):
+        service.start(classification(service, blank_label))
+    no_reply = tmp_path / "chat.jsonl"
+    no_reply.write_text('{"messages": [{"role": "user", "content": "hi"}]}\n' * 3)
+    base, _ = service.resolve_base("tiny-chat", "sft")
+    with pytest.raises(InvalidInputError, match="field 'messages_column': row 1 of the data file has no assistant"):
+        service.start(parse_train_config({"task": "sft", "base": base, "data": str(no_reply),
+                                          "messages_column": "messages"}))
+    with pytest.raises(InvalidInputError, match="field 'base': 'tiny-classifier' does classify; sft needs"):
+        service.resolve_base("tiny-classifier", "sft")
+    assert not list((tmp_path / "runs").rglob("config.yaml"))  # nothing was created, nothing started
+
+
+def test_classification_plan_splits_stratified_and_previews(service, tmp_path):
+    long_rows = [{"text": "loved " * 12, "label": "positive"}, {"text": "rude " * 12, "label": "negative"}]
+    data = write_csv(tmp_path / "data.csv", sentiment_rows(50, 2) + long_rows)
+    config = classification(service, data, max_length=9)
+    plan = service.plan(config)
+    assert (plan.train_examples, plan.val_examples) == (42, 10)
+    assert plan.preview.label_counts == {"negative": 21, "positive": 21}  # stratified: 26/26 -> 21/21 + 5/5
+    from transformers import AutoTokenizer
+
+    from backend.training.data import prepare_classification
+
+    tokenizer = AutoTokenizer.from_pretrained(config.base)
+    lengths = [len(tokenizer(text)["input_ids"]) for text in prepare_classification(config).train_texts]
+    assert plan.preview.stats.truncated == sum(length > 9 for length in lengths) > 0
+    assert plan.preview.stats.max == max(lengths)
+    assert 0 < plan.memory.trainable < plan.memory.parameters  # LoRA (the default) plus the new head
+
+def test_sft_preview_marks_assistant_tokens_and_counts_truncation(service, tmp_path):
+    data = write_chat_jsonl(tmp_path / "chat.jsonl", copies=4)
+    base, spec = service.resolve_base("tiny-chat", "sft")
+    config = parse_train_config({"task": "sft", "base": base, "base_id": spec.id, "data": str(data),
+                                 "messages_column": "messages", "max_length": 20})
+    plan = service.plan(config)
+    loss_text = "".join(text for text, loss in plan.preview.segments if loss)
+    other_text = "".join(text for text, loss in plan.preview.segments if not loss)
+    assert other_text.startswith("<|bos|><|user|>\n") and other_text.endswith("<|assistant|>\n")
+    assert plan.preview.stats.truncated > 0 and plan.preview.stats.max_length == 20
+    assert 0 < len(loss_text) and plan.memory.trainable < plan.memory.parameters / 2  # LoRA trains few
+    assert plan.memory.total_bytes > plan.memory.weights_bytes > 0 and plan.memory.verdict == "fits"
+
+
+def test_adapter_field_and_overlay_are_validated(tiny_models_yaml, tmp_path, capsys):
+    import yaml
+
+    from backend.config import load_config
+    from backend.training import overlay
+    from backend.types import ConfigError
+
+    raw = yaml.safe_load(tiny_models_yaml.read_text())
+    chat = next(entry for entry in raw["models"] if entry["id"] == "tiny-chat")
+    raw["models"].append({**chat, "id": "tuned", "adapter": str(tmp_path)})  # a folder, but no adapter in it
+    bad = tmp_path / "models.yaml"
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match=r"entry 'tuned' \(models\[3\]\), field 'adapter': .* \(no adapter_config"):
+        load_config(bad)
+    raw["models"][-1] = {"id": "tuned", "tasks": ["chat"], "backend": "openai", "base_url": "http://x/v1",
+                         "adapter": "a"}
+    bad.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ConfigError, match="entry 'tuned'.*field 'adapter': only for backend transformers"):
+        load_config(bad)
+
+    config = load_config(tiny_models_yaml)
+    runs = tmp_path / "runs"
+    overlay.add_entry({**chat, "id": "gone", "source": str(tmp_path / "deleted-run" / "model")}, runs)
+    overlay.add_entry({**chat, "id": "tiny-chat"}, runs)  # an id models.yaml already has: models.yaml wins
+    overlay.add_entry({**chat, "id": "kept", "tasks": ["chat"]}, runs)
+    merged = overlay.with_overlay(config, runs)
+    assert [spec.id for spec in merged.models] == [spec.id for spec in config.models] + ["kept"]
+    notes = capsys.readouterr().err
+    assert "'gone' left out" in notes and "'tiny-chat' left out" in notes
+    assert tiny_models_yaml.read_text() == yaml.safe_dump(yaml.safe_load(tiny_models_yaml.read_text()),
+                                                          sort_keys=False, allow_unicode=True)
+
+
+def test_launch_command_uses_accelerate_on_several_gpus(tmp_path):
+    from backend.training.launch import worker_command
+
+    config = parse_train_config({"task": "sft", "base": "b", "data": "d.jsonl", "messages_column": "m",
+                                 "num_gpus": 4, "accelerate_config": "fsdp.yaml"})
+    command = worker_command(config, tmp_path / "config.yaml", resume=True, python="python")
+    assert command == ["python", "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "4",
+                       "--config_file", "fsdp.yaml", "--module", "backend.training.worker", "--config",
+                       str(tmp_path / "config.yaml"), "--resume"]
+    single = worker_command(config.model_copy(update={"num_gpus": 1}), tmp_path / "config.yaml", python="python")
+    assert single == ["python", "-m", "backend.training.worker", "--config", str(tmp_path / "config.yaml")]

@@ -1,0 +1,170 @@
+"""The Evaluate tab's form: its constants, the form's values as plain data (`EvalForm`), and the widgets that
+hold them (`FormPanel`: builds them, reads them into an `EvalForm`, and puts a saved run's settings back)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import gradio as gr
+import pandas as pd
+
+from backend.datafiles import describe_columns
+from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource
+from backend.evaluation.types import INPUT_SLOT, MAX_BOOTSTRAP, EvalConfig
+from backend.types import InvalidInputError
+from ui.components import parse_seed, parse_whole
+
+PREVIEW_ROWS = 8
+ALL_MODELS = ""  # the examples' model selector value meaning "every model"
+NONE = ""  # an optional column left unset
+TASK_CHOICES = [("Classification", "classification"), ("Generation", "generation"), ("Perplexity", "perplexity")]
+# Which registry tasks make a model eligible for an evaluation task.
+MODEL_TASKS: dict[str, tuple[str, ...]] = {
+    "classification": ("classify", "zero_shot", "chat", "generate"),
+    "generation": ("chat", "generate"),
+    "perplexity": ("chat", "generate"),
+}
+LABEL_PROMPT_PLACEHOLDER = "blank: the scorer's default (Text: {input}\\nLabel:)"
+
+
+@dataclass(frozen=True)
+class DataView:
+    """What the tab shows about a loaded dataset before a run."""
+
+    source: DataSource
+    rows: int
+    columns: list[str]
+    preview: pd.DataFrame
+    guess: ColumnMapping
+
+    def describe(self) -> str:
+        return f"{self.source.describe()}: {self.rows:,} rows · columns: {describe_columns(self.columns)}"
+
+
+@dataclass(frozen=True)
+class EvalForm:
+    """The form's values, as plain Python (what a test passes instead of widgets)."""
+
+    task: str
+    input_column: Optional[str] = None
+    reference_column: Optional[str] = None
+    predictions_column: Optional[str] = None
+    score_file: bool = False  # score the predictions already in the file (no model)
+    models: tuple[str, ...] = ()
+    prompt_template: Optional[str] = None
+    max_new_tokens: int = 64
+    batch_size: int = 8
+    limit: Optional[int] = None
+    seed: Optional[int] = None
+    bootstrap: int = 1000
+
+    def config(self, source: Optional[DataSource]) -> EvalConfig:
+        """The validated `EvalConfig` (errors name the field)."""
+        if source is None:
+            raise InvalidInputError("data: upload a CSV, JSONL or Parquet file, or load a Hub dataset, first")
+        if self.task not in EVAL_TASKS:
+            raise InvalidInputError(f"task: pick one of {', '.join(EVAL_TASKS)}")
+        scoring = self.score_file and self.task != "perplexity"
+        if scoring and not self.predictions_column:
+            raise InvalidInputError("predictions column: pick the column that holds the predictions to score")
+        if not scoring and not self.models:
+            raise InvalidInputError("models: pick at least one model (or score the predictions already in the file)")
+        template = (self.prompt_template or "").strip("\n") or None
+        if self.task == "perplexity" or scoring:
+            template = None
+        columns = ColumnMapping(
+            input=self.input_column or None,
+            reference=None if self.task == "perplexity" else self.reference_column or None,
+            predictions=self.predictions_column or None if scoring else None,
+        )
+        return EvalConfig(task=self.task, data=source, columns=columns,  # type: ignore[arg-type]
+                          models=() if scoring else tuple(self.models), prompt_template=template,
+                          max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, limit=self.limit,
+                          seed=self.seed, bootstrap=self.bootstrap).validated()
+
+
+@dataclass(frozen=True)
+class FormPanel:
+    """The widgets of the task, the columns, the models and the run's settings."""
+
+    source: gr.State  # DataSource.to_dict() of the data on show
+    task: gr.Radio
+    input_col: gr.Dropdown
+    reference_col: gr.Dropdown
+    predictions_col: gr.Dropdown
+    score_file: gr.Checkbox
+    models: gr.Dropdown
+    prompt: gr.Textbox
+    max_new_tokens: gr.Slider
+    batch_size: gr.Slider
+    limit: gr.Number
+    seed: gr.Number
+    bootstrap: gr.Number
+
+    @classmethod
+    def build(cls, task_value: str, model_choices: list[tuple[str, str]], default_models: list[str]) -> "FormPanel":
+        with gr.Row(equal_height=True):
+            task = gr.Radio(TASK_CHOICES, value=task_value, label="Task", elem_id="eval-task", scale=3)
+            models = gr.Dropdown(choices=model_choices, value=default_models, multiselect=True, label="Models",
+                                 info="one or more; each gets a row in the leaderboard", elem_id="eval-models",
+                                 interactive=True, scale=4)
+            batch_size = gr.Slider(1, 256, value=8, step=1, label="Batch size", elem_id="eval-batch-size", scale=2)
+        with gr.Row(equal_height=True):
+            input_col = gr.Dropdown(choices=[], value=None, label="Input column", interactive=True,
+                                    elem_id="eval-input-col")
+            reference_col = gr.Dropdown(choices=[], value=None, label="Reference column", interactive=True,
+                                        elem_id="eval-reference-col")
+            score_file = gr.Checkbox(label="Score the predictions already in the file (no model)", value=False,
+                                     elem_id="eval-score-file")
+            predictions_col = gr.Dropdown(choices=[], value=None, label="Predictions column", interactive=True,
+                                          visible=False, elem_id="eval-predictions-col")
+        with gr.Row(equal_height=True):
+            prompt = gr.Textbox(value=INPUT_SLOT, label="Prompt template ({input} is where the input goes)", lines=1,
+                                max_lines=6, elem_id="eval-prompt", scale=4)
+            max_new_tokens = gr.Slider(1, 1024, value=64, step=1, label="Max new tokens",
+                                       elem_id="eval-max-new-tokens", scale=2)
+            limit = gr.Number(value=0, precision=0, minimum=0, label="Sample size", info="rows; 0: every row",
+                              elem_id="eval-limit", scale=1)
+            seed = gr.Number(value=-1, precision=0, minimum=-1, label="Seed", info="random sample; -1: first rows",
+                             elem_id="eval-seed", scale=1)
+            bootstrap = gr.Number(value=1000, precision=0, minimum=0, maximum=MAX_BOOTSTRAP,
+                                  label="Bootstrap resamples", info=f"95% intervals; 0: off; at most {MAX_BOOTSTRAP:,}",
+                                  elem_id="eval-bootstrap", scale=1)
+        return cls(gr.State(None), task, input_col, reference_col, predictions_col, score_file, models, prompt,
+                   max_new_tokens, batch_size, limit, seed, bootstrap)
+
+    @property
+    def inputs(self) -> set:
+        return {self.source, self.task, self.input_col, self.reference_col, self.predictions_col, self.score_file,
+                self.models, self.prompt, self.max_new_tokens, self.batch_size, self.limit, self.seed,
+                self.bootstrap}
+
+    def read(self, data: dict) -> tuple[Optional[DataSource], EvalForm]:
+        source = DataSource.from_dict(data[self.source]) if data[self.source] else None
+        form = EvalForm(
+            task=data[self.task], input_column=data[self.input_col] or None,
+            reference_column=data[self.reference_col] or None, predictions_column=data[self.predictions_col] or None,
+            score_file=bool(data[self.score_file]), models=tuple(data[self.models] or ()),
+            prompt_template=data[self.prompt],
+            max_new_tokens=parse_whole(data[self.max_new_tokens], "max new tokens", 64, 1),
+            batch_size=parse_whole(data[self.batch_size], "batch size", 8, 1),
+            limit=parse_whole(data[self.limit], "sample size", None, 0) or None,
+            seed=parse_seed(data[self.seed]),
+            bootstrap=parse_whole(data[self.bootstrap], "bootstrap resamples", 1000, 0))
+        return source, form
+
+
+def column_choices(columns: list[str]) -> list[tuple[str, str]]:
+    """An optional column's choices: "(none)" first."""
+    return [("(none)", NONE), *[(column, column) for column in columns]]
+
+
+def task_labels(task: str) -> dict[str, str]:
+    """The labels of the widgets whose meaning changes with the task."""
+    return {
+        "reference": "Label column" if task == "classification" else "Reference column",
+        "input": "Text column" if task == "perplexity" else "Input column",
+        "prompt": ("Prompt template for chat / generate models (label scoring; {input} is the text)"
+                   if task == "classification" else "Prompt template ({input} is where the input goes)"),
+    }

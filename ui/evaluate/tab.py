@@ -1,0 +1,226 @@
+"""The Evaluate tab's wiring: the data panel, the form, Run / Cancel with a progress bar, the results and the
+past runs, each a small dataclass; the handlers are methods (Gradio lists them by name)."""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Union
+
+import gradio as gr
+from gradio.context import Context
+
+from backend import datafiles
+from backend.evaluation.data import DataSource
+from backend.evaluation.types import INPUT_SLOT, RunResult
+from backend.registry import Registry
+from ui.components import handle_errors, ui_event
+from ui.evaluate.controller import EvaluateController
+from ui.evaluate.forms import LABEL_PROMPT_PLACEHOLDER, NONE, DataView, FormPanel, column_choices, task_labels
+from ui.evaluate.results import ResultsPanel
+from ui.evaluate.runs import RunsPanel
+from ui.evaluate.views import PROGRESS_CSS, progress_html
+
+CONCURRENCY_ID = "evaluation"
+CONCURRENCY_LIMIT = 4  # runs at once (each in its own thread; the registry serialises work per model)
+INITIAL_TASK = "generation"
+NO_DATA = "Upload a file or name a Hub dataset."
+
+
+@dataclass(frozen=True)
+class DataPanel:
+    """Where the data comes from (an upload or a Hub dataset) and its preview."""
+
+    upload: gr.File
+    hub_id: gr.Textbox
+    hub_config: gr.Textbox
+    hub_split: gr.Textbox
+    hub_load: gr.Button
+    info: gr.Markdown
+    preview: gr.Dataframe
+
+    @classmethod
+    def build(cls) -> "DataPanel":
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=320):
+                with gr.Tabs(elem_id="eval-source"):
+                    with gr.Tab("Upload a file", id="eval-upload-tab", elem_id="eval-upload-tab"):
+                        upload = gr.File(label=f"CSV, JSONL or Parquet (up to {datafiles.MAX_FILE_BYTES // 2**20} MB)",
+                                         file_types=list(datafiles.SUPPORTED_EXTENSIONS), height=120,
+                                         elem_id="eval-file")
+                    with gr.Tab("Hub dataset", id="eval-hub-tab", elem_id="eval-hub-tab"):
+                        hub_id = gr.Textbox(label="Dataset id", placeholder="owner/name, e.g. stanfordnlp/imdb",
+                                            elem_id="eval-hub-id")
+                        with gr.Row():
+                            hub_config = gr.Textbox(label="Config", placeholder="optional", elem_id="eval-hub-config")
+                            hub_split = gr.Textbox(label="Split", value="test", elem_id="eval-hub-split")
+                        hub_load = gr.Button("Load dataset", elem_id="eval-hub-load", size="sm")
+                info = gr.Markdown(NO_DATA, elem_id="eval-data-info")
+            with gr.Column(scale=3, min_width=400):
+                preview = gr.Dataframe(label="Preview (first rows)", interactive=False, wrap=True, max_height=300,
+                                       elem_id="eval-preview")
+        return cls(upload, hub_id, hub_config, hub_split, hub_load, info, preview)
+
+
+@dataclass(frozen=True)
+class EvaluateTab:
+    ctl: EvaluateController
+    data: DataPanel
+    form: FormPanel
+    run_button: gr.Button
+    cancel_button: gr.Button
+    progress: gr.HTML
+    results: ResultsPanel
+    runs: RunsPanel
+
+    @classmethod
+    def build(cls, registry: Optional[Registry], runs_dir: Optional[Union[str, Path]] = None) -> "EvaluateTab":
+        ctl = EvaluateController(registry, runs_dir)
+        gr.Markdown("Score models on a labelled dataset: accuracy and F1 for classification, BLEU / chrF / ROUGE "
+                    "for generation, perplexity for text. Every run is saved and can be reopened below.",
+                    elem_id="eval-intro")
+        data = DataPanel.build()
+        form = FormPanel.build(INITIAL_TASK, ctl.model_choices(INITIAL_TASK), ctl.default_models(INITIAL_TASK))
+        with gr.Row():
+            run_button = gr.Button("Run evaluation", variant="primary", elem_id="eval-run", scale=4)
+            cancel_button = gr.Button("Cancel", variant="stop", elem_id="eval-cancel", scale=1)
+        progress = gr.HTML("", elem_id="eval-progress", css_template=PROGRESS_CSS, js_on_load=None)
+        results = ResultsPanel.build(ctl)
+        runs = RunsPanel.build(ctl)
+        tab = cls(ctl, data, form, run_button, cancel_button, progress, results, runs)
+        tab.wire()
+        return tab
+
+    @property
+    def data_outputs(self) -> list:
+        return [self.form.source, self.data.info, self.data.preview, self.form.input_col, self.form.reference_col,
+                self.form.predictions_col]
+
+    @property
+    def task_outputs(self) -> list:
+        form = self.form
+        return [form.models, form.reference_col, form.input_col, form.score_file, form.predictions_col, form.prompt,
+                form.max_new_tokens]
+
+    def wire(self) -> None:
+        data, form = self.data, self.form
+        # Clear first, so that a failed load does not leave the old preview up.
+        data.upload.change(self.clear_data, outputs=self.data_outputs, **ui_event(data.info, queue=False)).then(
+            self.on_upload, inputs=[data.upload, form.task], outputs=self.data_outputs, **ui_event(data.info))
+        data.hub_load.click(self.clear_data, outputs=self.data_outputs, **ui_event(data.info, queue=False)).then(
+            self.on_hub, inputs=[data.hub_id, data.hub_config, data.hub_split, form.task],
+            outputs=self.data_outputs, **ui_event(data.info, True))
+        gr.on([form.task.input, form.score_file.input], self.on_task,
+              inputs=[form.task, form.score_file, form.models, form.prompt, form.source], outputs=self.task_outputs,
+              **ui_event(form.models))
+        self.run_button.click(
+            self.on_run, inputs=form.inputs, outputs=[self.progress, *self.results.outputs, *self.runs.outputs],
+            concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, **ui_event(self.progress)
+        ).failure(lambda: "", outputs=self.progress, **ui_event(self.progress, queue=False))  # no stale "Starting…"
+        # Cancel does not cancel the run's event: the run must end normally to score and show what was done.
+        # Not queued: it runs at once while the run holds its queue slot; the job stops after its current batch.
+        self.cancel_button.click(self.on_cancel, inputs=None, outputs=None,
+                                 **ui_event(self.cancel_button, queue=False))
+        self.runs.open_button.click(self.on_open, inputs=self.runs.open_choice,
+                                    outputs=[self.progress, *self.results.outputs],
+                                    **ui_event(self.results.run_info))
+        root = Context.root_block
+        if root is not None:
+            root.unload(self.on_cancel)  # a closed or reloaded page stops its run instead of computing for nobody
+            root.load(self.runs.runs_updates, outputs=self.runs.outputs, **ui_event(self.runs.runs, queue=False))
+
+    # ---------------------------------------------------------------------------------------------- data
+
+    def data_updates(self, view: Optional[DataView]) -> dict:
+        form = self.form
+        if view is None:
+            empty = gr.Dropdown(choices=[], value=None)
+            return {form.source: None, self.data.info: NO_DATA, self.data.preview: None,
+                    form.input_col: empty, form.reference_col: empty, form.predictions_col: empty}
+        optional = column_choices(view.columns)
+        return {
+            form.source: view.source.to_dict(),
+            self.data.info: html.escape(view.describe(), quote=False),
+            self.data.preview: view.preview,
+            form.input_col: gr.Dropdown(choices=view.columns, value=view.guess.input),
+            form.reference_col: gr.Dropdown(choices=optional, value=view.guess.reference or NONE),
+            form.predictions_col: gr.Dropdown(choices=optional, value=view.guess.predictions or NONE),
+        }
+
+    def clear_data(self) -> dict:
+        return self.data_updates(None)
+
+    @handle_errors
+    def on_upload(self, path: Optional[str], task_value: str) -> dict:
+        view = self.ctl.inspect(DataSource(path=path), task_value) if path else None
+        return self.data_updates(view)
+
+    @handle_errors
+    def on_hub(self, dataset_id: str, config: str, split: str, task_value: str) -> dict:
+        return self.data_updates(self.ctl.inspect(self.ctl.hub_source(dataset_id, config, split), task_value))
+
+    # ------------------------------------------------------------------------------- task / scoring mode
+
+    @handle_errors
+    def on_task(self, task_value: str, scoring: bool, chosen: list, template: str,
+                data_source: Optional[dict]) -> dict:
+        """Which widgets apply to the task, which models fit it, and the likely reference column."""
+        form = self.form
+        scoring = bool(scoring) and task_value != "perplexity"
+        choices = self.ctl.model_choices(task_value)
+        ids = [model_id for _, model_id in choices]
+        kept = [model_id for model_id in (chosen or []) if model_id in ids] or self.ctl.default_models(task_value)
+        if task_value == "generation":
+            template = template or INPUT_SLOT
+        elif task_value == "classification" and template == INPUT_SLOT:
+            template = ""
+        labels = task_labels(task_value)
+        updates = {
+            form.models: gr.Dropdown(choices=choices, value=kept, multiselect=True, visible=not scoring),
+            form.reference_col: gr.Dropdown(visible=task_value != "perplexity", label=labels["reference"]),
+            form.input_col: gr.Dropdown(label=labels["input"]),
+            form.score_file: gr.Checkbox(visible=task_value != "perplexity", value=scoring),
+            form.predictions_col: gr.Dropdown(visible=scoring),
+            form.prompt: gr.Textbox(
+                value=template, visible=task_value != "perplexity" and not scoring, label=labels["prompt"],
+                placeholder=LABEL_PROMPT_PLACEHOLDER if task_value == "classification" else None),
+            form.max_new_tokens: gr.Slider(visible=task_value == "generation" and not scoring),
+        }
+        if data_source:  # the likely reference column differs per task ("label" / "answer")
+            view = self.ctl.inspect(DataSource.from_dict(data_source), task_value)
+            updates[form.reference_col] = gr.Dropdown(choices=column_choices(view.columns),
+                                                      value=view.guess.reference or NONE, label=labels["reference"],
+                                                      visible=task_value != "perplexity")
+        return updates
+
+    # ------------------------------------------------------------------ run, with a progress bar; cancel
+
+    @handle_errors
+    def on_run(self, data: dict, request: gr.Request) -> Iterator[dict]:
+        data_source, form = self.form.read(data)
+        config = form.config(data_source)
+        for item in self.ctl.stream(config, session=request.session_hash or "", username=request.username):
+            if isinstance(item, RunResult):
+                yield {self.progress: progress_html(None, item), **self.results.show(item),
+                       **self.runs.runs_updates(request)}
+            elif item is None:
+                yield {self.progress: progress_html(None), **self.results.show(None)}
+            else:
+                yield {self.progress: progress_html(item)}
+
+    def on_cancel(self, request: gr.Request) -> None:
+        self.ctl.cancel(request.session_hash or "")
+
+    @handle_errors
+    def on_open(self, run_id: Optional[str], request: gr.Request) -> dict:
+        run = self.ctl.open_run(run_id or "", request.username)
+        return {self.progress: "", **self.results.show(run)}
+
+
+def build_evaluate_tab(registry: Optional[Registry], runs_dir: Optional[Union[str, Path]] = None) -> EvaluateController:
+    """Renders the Evaluate tab's content (call inside `with gr.Tab(...)`); returns its controller.
+
+    Runs are saved to `runs_dir`, else $WORKBENCH_RUNS_DIR, else `runs` (the command line's default too).
+    """
+    return EvaluateTab.build(registry, runs_dir).ctl

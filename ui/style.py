@@ -1,0 +1,25 @@
+"""Layout fixes shared by every screen (the full app and presenter mode), found by driving each tab in Chromium
+at desktop and phone widths (tests/browser/test_layout_browser.py checks them)."""
+
+LAYOUT_CSS = """
+/* Buttons next to taller widgets (a labelled dropdown, a growing message box) keep a button's height
+   instead of stretching to the row's: Load/Unload/Send/Stop were 90-260 px tall. */
+.input-row > button, .button-row > button { align-self: flex-end; flex-grow: 0; height: auto; min-height: 42px; }
+.input-row > button { margin-bottom: var(--block-padding, 8px); }
+/* A dropdown's text stops before its arrow (it ran under it) and ends with an ellipsis. */
+.secondary-wrap input[role=combobox] { text-overflow: ellipsis; padding-right: 28px !important; min-width: 0; }
+.secondary-wrap { min-width: 0; }
+.secondary-wrap .icon-wrap { flex-shrink: 0; }
+/* Table headers break between words, never inside one ("referenc e"). */
+th, th .header, th .header-content, th span.text { word-break: normal !important;
+  overflow-wrap: normal !important; hyphens: none; }
+/* A table without data and without real headers shows nothing instead of Gradio's "1 2 3" placeholder. */
+table:not(:has(tbody tr)):has(th[title="1"]) thead { display: none; }
+/* The versions of a branched conversation: ◀ label ▶ on one line. */
+.versions-row { align-items: center; flex-wrap: nowrap; }
+.versions-row > button { white-space: nowrap; flex-grow: 0; }
+.versions-row > .block { text-align: center; }
+/* Toasts at the bottom right, at most the newest three: they stacked over the model picker at the top. */
+.toast-wrap { top: auto !important; bottom: var(--size-4, 16px); }
+.toast-wrap > :nth-last-child(n+4) { display: none; }
+"""

@@ -1,0 +1,347 @@
+"""The Train tab: data upload and column mapping, a preview of exactly what the model sees, hyperparameters,
+the memory estimate, Start / Stop / Resume, live loss curves and log, and the table of past runs.
+
+Everything runs through backend.training.service (the same path as `python app.py train`); the training itself
+is a separate process, and this tab only reads its run folder (a timer refreshes the curves). It never imports
+torch. Only users allowed by backend.user_space.may_train may start runs; presenter mode has no Train tab.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import gradio as gr
+import pandas as pd
+
+from backend import datafiles, user_space
+from backend.registry import Registry
+from backend.security import SecuritySettings
+from backend.training import runfiles
+from backend.training.config import parse_train_config
+from backend.training.service import TrainingService
+from backend.types import InvalidInputError
+from ui.components import handle_errors, ui_event
+
+REFRESH_S = 1.0
+RUN_COLUMNS = ["run", "status", "task", "base", "step", "accuracy / eval loss", "registered as", "reason"]
+HYPERPARAMETERS = [  # (field, label, default, tooltip)
+    ("epochs", "Epochs", 3.0, "passes over the training data (ignored when max steps > 0)"),
+    ("max_steps", "Max steps", -1, "optimizer steps in all; -1: use epochs"),
+    ("learning_rate", "Learning rate", 5e-5, "2e-5..5e-5 for full fine-tuning; 1e-4..1e-3 for LoRA"),
+    ("batch_size", "Batch size", 8, "examples per step per device; lower it if memory runs out"),
+    ("gradient_accumulation", "Gradient accumulation", 1, "steps whose gradients add up before an update "
+                                                          "(a larger effective batch at the same memory)"),
+    ("warmup_ratio", "Warmup ratio", 0.0, "share of the steps over which the learning rate rises from 0"),
+    ("weight_decay", "Weight decay", 0.0, "AdamW weight decay; 0.01 is a common choice"),
+    ("max_length", "Max length (tokens)", 256, "longer examples are cut; the preview counts how many"),
+    ("seed", "Seed", 42, "the same seed, data and settings give the same run"),
+    ("eval_steps", "Evaluate every N steps", 50, "also the checkpoint interval; the best checkpoint is kept"),
+    ("early_stopping_patience", "Early stopping patience", 0, "stop after N evaluations without improvement; "
+                                                              "0: off"),
+    ("lora_r", "LoRA r", 8, "adapter rank: capacity of the adapter"),
+    ("lora_alpha", "LoRA alpha", 16, "adapter scale (alpha / r multiplies the update)"),
+    ("lora_dropout", "LoRA dropout", 0.05, "dropout on the adapter's input"),
+]
+
+
+def may_start(request: Optional[gr.Request]) -> None:
+    username = getattr(request, "username", None) if request is not None else None
+    if not user_space.may_train(username, SecuritySettings.from_env().auth_enabled):
+        raise InvalidInputError("training: this account may not start training (an admin lists who may in "
+                                "WORKBENCH_TRAIN_USERS)")
+
+
+def _user(request: Optional[gr.Request]) -> Optional[str]:
+    return getattr(request, "username", None) if request is not None else None
+
+
+def _columns_choices(path: Optional[str]) -> list[str]:
+    if not path:
+        return []
+    return [str(column) for column in datafiles.read_table(path).columns]
+
+
+def _guess(columns: list[str], *hints: str) -> Optional[str]:
+    lower = {column.lower(): column for column in columns}
+    return next((lower[hint] for hint in hints if hint in lower), None)
+
+
+def keep_upload(path: str, username: Optional[str]) -> str:
+    """The upload copied under the user's uploads folder (content-addressed), so the run never reads a temp file."""
+    source = Path(path)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()[:16]
+    target = user_space.user_dir("uploads", username) / f"train-{digest}{source.suffix.lower()}"
+    if not target.exists():
+        shutil.copyfile(source, target)
+    return str(target)
+
+
+def curves(run_dir: Optional[Path]) -> pd.DataFrame:
+    """Train and eval loss by step, long format for gr.LinePlot."""
+    rows = []
+    for row in runfiles.read_progress(run_dir) if run_dir else []:
+        if "loss" in row:
+            rows.append({"step": row["step"], "loss": row["loss"], "series": "train loss"})
+        if "eval_loss" in row:
+            rows.append({"step": row["step"], "loss": row["eval_loss"], "series": "eval loss"})
+    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+
+
+def progress_text(run_dir: Path, info: Any) -> str:
+    rows = runfiles.read_progress(run_dir)
+    parts = [f"**{html.escape(info.status)}**"]
+    if info.queue_position:
+        parts.append(f"#{info.queue_position} in the queue (one run at a time per device)")
+    if info.max_steps:
+        parts.append(f"step {info.step}/{info.max_steps}")
+    train = next((row for row in reversed(rows) if "loss" in row), {})
+    evaluation = next((row for row in reversed(rows) if "eval_loss" in row), {})
+    for row, key, label in ((train, "learning_rate", "lr"), (train, "samples_per_s", "examples/s"),
+                            (train, "tokens_per_s", "tokens/s"), (train, "eta_s", "ETA s"),
+                            (train, "memory_mb", "memory MiB"), (evaluation, "eval_loss", "eval loss"),
+                            (evaluation, "eval_accuracy", "accuracy"), (evaluation, "eval_f1_macro", "macro F1"),
+                            (evaluation, "eval_perplexity", "perplexity")):
+        if key in row:
+            parts.append(f"{label} {row[key]:.4g}")
+    if info.final:
+        parts.append("final: " + ", ".join(f"{key} {value:.4g}" for key, value in info.final.items()
+                                           if isinstance(value, float) and key in ("loss", "accuracy", "f1_macro",
+                                                                                   "perplexity")))
+    if info.registered_as:
+        parts.append(f"registered as `{html.escape(info.registered_as)}`: pick it in Chat / Classify")
+    if info.reason:
+        parts.append(html.escape(info.reason))
+    return " · ".join(parts)
+
+
+@dataclass(frozen=True)
+class TrainTab:
+    registry: Registry
+    service: TrainingService
+    task: gr.Radio
+    base: gr.Dropdown
+    data: gr.File
+    validation: gr.File
+    text_column: gr.Dropdown
+    label_column: gr.Dropdown
+    messages_column: gr.Dropdown
+    prompt_column: gr.Dropdown
+    response_column: gr.Dropdown
+    method: gr.Radio
+    register_as: gr.Textbox
+    numbers: tuple[gr.Number, ...]
+    run_id: gr.State
+
+    @classmethod
+    def build(cls, registry: Registry, service: Optional[TrainingService] = None) -> "TrainTab":
+        service = service or TrainingService(registry)
+        gr.Markdown("Fine-tune a classifier or a chat model on your data. Training runs in its own process; the "
+                    "finished model is added to every tab's model list.")
+        with gr.Row():
+            task = gr.Radio([("Classification", "classification"), ("Chat (SFT)", "sft")], value="classification",
+                            label="Task", elem_id="train-task")
+            bases = _base_choices(registry, "classification")
+            base = gr.Dropdown(bases, value=bases[0][1] if bases else None, label="Base model", elem_id="train-base",
+                               info="a model of the registry with local weights")
+            method = gr.Radio([("Full", "full"), ("LoRA", "lora"), ("QLoRA (4-bit, CUDA)", "qlora")], value="full",
+                              label="Method", elem_id="train-method",
+                              info="full: every weight (small models); LoRA: small adapters over a frozen base")
+        with gr.Row():
+            data = gr.File(label="Training data (.csv, .jsonl, .parquet)", file_types=[".csv", ".jsonl", ".parquet"],
+                           elem_id="train-data")
+            validation = gr.File(label="Validation data (optional; else 20% of the training data)",
+                                 file_types=[".csv", ".jsonl", ".parquet"], elem_id="train-validation")
+        with gr.Row():
+            text_column = gr.Dropdown([], label="Text column", elem_id="train-text-column")
+            label_column = gr.Dropdown([], label="Label column", elem_id="train-label-column")
+            messages_column = gr.Dropdown([], label="Messages column", elem_id="train-messages-column", visible=False)
+            prompt_column = gr.Dropdown([], label="Prompt column", elem_id="train-prompt-column", visible=False)
+            response_column = gr.Dropdown([], label="Response column", elem_id="train-response-column",
+                                          visible=False)
+        with gr.Accordion("Hyperparameters", open=False):
+            with gr.Row():
+                numbers = tuple(gr.Number(value=default, label=label, info=tip, elem_id=f"train-{name}",
+                                          min_width=160) for name, label, default, tip in HYPERPARAMETERS)
+            register_as = gr.Textbox(label="Register as (model id)", elem_id="train-register-as",
+                                     info="the id the finished model gets in the registry; blank: generated")
+        with gr.Row():
+            check = gr.Button("Check data & preview", elem_id="train-check")
+            start = gr.Button("Start", variant="primary", elem_id="train-start")
+            stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
+            resume = gr.Button("Resume", elem_id="train-resume")
+        plan_text = gr.Markdown("", elem_id="train-plan")
+        preview = gr.HighlightedText(label="Formatted sample (highlighted: tokens that carry the loss)",
+                                     color_map={"loss": "green"}, elem_id="train-preview", combine_adjacent=True)
+        status = gr.Markdown("", elem_id="train-status")
+        plot = gr.LinePlot(curves(None), x="step", y="loss", color="series", label="Loss", elem_id="train-plot",
+                           height=280)
+        log = gr.Textbox(label="Log", lines=8, max_lines=8, autoscroll=True, elem_id="train-log", interactive=False)
+        with gr.Accordion("Runs", open=True):
+            runs = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, elem_id="train-runs", max_chars=60)
+            with gr.Row():
+                reopen_id = gr.Dropdown([], label="Run", elem_id="train-run-select", scale=3)
+                reopen = gr.Button("Open", elem_id="train-run-open", scale=1)
+                refresh = gr.Button("Refresh", elem_id="train-runs-refresh", scale=1)
+        run_id = gr.State(None)
+        tab = cls(registry, service, task, base, data, validation, text_column, label_column, messages_column,
+                  prompt_column, response_column, method, register_as, numbers, run_id)
+        timer = gr.Timer(REFRESH_S, active=False)
+
+        task.change(tab.on_task, inputs=[task, data], outputs=[base, method, text_column, label_column,
+                                                                  messages_column, prompt_column, response_column],
+                    **ui_event(plan_text, queue=False))
+        data.change(tab.on_data, inputs=[task, data], outputs=[text_column, label_column, messages_column,
+                                                                  prompt_column, response_column, plan_text, preview],
+                    **ui_event(plan_text))
+        check.click(tab.check, inputs=tab.form, outputs=[plan_text, preview], **ui_event(plan_text, progress=True))
+        start.click(tab.start, inputs=tab.form, outputs=[run_id, status, plot, log, timer, plan_text, preview],
+                    **ui_event(status, progress=True))
+        stop.click(tab.stop, inputs=run_id, outputs=status, **ui_event(status))
+        resume.click(tab.resume, inputs=run_id, outputs=[status, timer], **ui_event(status))
+        timer.tick(tab.refresh, inputs=run_id, outputs=[status, plot, log, timer, runs, reopen_id],
+                   **ui_event(status))
+        reopen.click(tab.open_run, inputs=reopen_id, outputs=[run_id, status, plot, log, timer],
+                     **ui_event(status))
+        refresh.click(tab.table, outputs=[runs, reopen_id], **ui_event(status))
+        return tab
+
+    @property
+    def form(self) -> set:
+        return {self.task, self.base, self.data, self.validation, self.text_column, self.label_column,
+                self.messages_column, self.prompt_column, self.response_column, self.method, self.register_as,
+                *self.numbers}
+
+    # --------------------------------------------------------------------------------------- handlers
+
+    def on_task(self, task: str, data: Optional[str]) -> tuple:
+        choices = _base_choices(self.registry, task)
+        columns = self._column_updates(task, data)
+        return (gr.update(choices=choices, value=choices[0][1] if choices else None),
+                gr.update(value="full" if task == "classification" else "lora"), *columns)
+
+    @handle_errors
+    def on_data(self, task: str, data: Optional[str]) -> tuple:
+        return (*self._column_updates(task, data), "", None)  # no stale preview next to new data
+
+    def _column_updates(self, task: str, data: Optional[str]) -> list[Any]:
+        columns = _columns_choices(data)
+        classification = task == "classification"
+        sft_messages = _guess(columns, "messages", "conversation", "conversations")
+        return [
+            gr.update(choices=columns, value=_guess(columns, "text", "sentence", "review", "content") if columns
+                      else None, visible=classification),
+            gr.update(choices=columns, value=_guess(columns, "label", "labels", "class", "category"),
+                      visible=classification),
+            gr.update(choices=columns, value=sft_messages, visible=not classification),
+            gr.update(choices=columns, value=None if sft_messages else _guess(columns, "prompt", "instruction",
+                                                                              "question", "input"),
+                      visible=not classification),
+            gr.update(choices=columns, value=None if sft_messages else _guess(columns, "response", "answer",
+                                                                              "output", "completion"),
+                      visible=not classification),
+        ]
+
+    def config_from(self, values: dict, request: Optional[gr.Request], keep: bool = False) -> Any:
+        task = values[self.task]
+        if not values[self.data]:
+            raise InvalidInputError("data: upload a training file first")
+        if not values[self.base]:
+            raise InvalidInputError("base: pick a base model")
+        user = _user(request)
+        data = keep_upload(values[self.data], user) if keep else values[self.data]
+        validation = values[self.validation]
+        if validation and keep:
+            validation = keep_upload(validation, user)
+        base, spec = self.service.resolve_base(values[self.base], task, allow_paths=False)
+        settings: dict[str, Any] = {"task": task, "base": base, "base_id": spec.id if spec else None, "data": data,
+                                    "validation": validation or None, "method": values[self.method],
+                                    "register_as": (values[self.register_as] or "").strip() or None}
+        if task == "classification":
+            settings.update(text_column=values[self.text_column], label_column=values[self.label_column])
+        elif values[self.messages_column]:
+            settings["messages_column"] = values[self.messages_column]
+        else:
+            settings.update(prompt_column=values[self.prompt_column], response_column=values[self.response_column])
+        for (name, _, default, _), component in zip(HYPERPARAMETERS, self.numbers):
+            value = values[component]
+            settings[name] = default if value is None else (int(value) if isinstance(default, int) else value)
+        return parse_train_config(settings, "train")
+
+    @handle_errors
+    def check(self, values: dict, request: gr.Request) -> tuple:
+        plan = self.service.plan(self.config_from(values, request))
+        return html.escape(plan.describe()), _highlight(plan.preview.segments)
+
+    @handle_errors
+    def start(self, values: dict, request: gr.Request) -> tuple:
+        may_start(request)
+        config = self.config_from(values, request, keep=True)
+        plan = self.service.plan(config)
+        run_dir = self.service.start(config, _user(request), plan=plan)
+        info = self.service.info(run_dir)
+        return (run_dir.name, progress_text(run_dir, info), curves(run_dir), "", gr.Timer(active=True),
+                html.escape(plan.describe()), _highlight(plan.preview.segments))
+
+    def _run_dir(self, run_id: Optional[str], request: Optional[gr.Request]) -> Path:
+        if not run_id:
+            raise InvalidInputError("run: start a run or open one from the table first")
+        return user_space.resolve_owned("train", _user(request), run_id)
+
+    @handle_errors
+    def stop(self, run_id: Optional[str], request: gr.Request) -> str:
+        run_dir = self._run_dir(run_id, request)
+        return f"{html.escape(self.service.stop(run_dir))} ({run_dir.name})"
+
+    @handle_errors
+    def resume(self, run_id: Optional[str], request: gr.Request) -> tuple:
+        may_start(request)
+        run_dir = self._run_dir(run_id, request)
+        position = self.service.resume(run_dir)
+        where = f"#{position} in the queue" if position else "resuming from the last checkpoint"
+        return f"{where} ({run_dir.name})", gr.Timer(active=True)
+
+    def refresh(self, run_id: Optional[str], request: gr.Request) -> tuple:
+        if not run_id:
+            return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip(), gr.skip()
+        run_dir = self._run_dir(run_id, request)
+        info = self.service.info(run_dir)
+        finished = info.status in runfiles.FINAL_STATUSES and info.run_id not in self.service.runs.queue()
+        table = self.table(request) if finished else (gr.skip(), gr.skip())
+        return (progress_text(run_dir, info), curves(run_dir), runfiles.tail(run_dir / runfiles.LOG, 8000),
+                gr.Timer(active=not finished), *table)
+
+    @handle_errors
+    def open_run(self, run_id: Optional[str], request: gr.Request) -> tuple:
+        run_dir = self._run_dir(run_id, request)
+        info = self.service.info(run_dir)
+        return (run_dir.name, progress_text(run_dir, info), curves(run_dir),
+                runfiles.tail(run_dir / runfiles.LOG, 8000), gr.Timer(active=info.status in ("queued", "running")))
+
+    def table(self, request: Optional[gr.Request] = None) -> tuple:
+        runs = self.service.runs.list_runs(_user(request), self.service.root)
+        rows = [[run.run_id, run.status, run.task, run.base, f"{run.step}/{run.max_steps}" if run.max_steps else "",
+                 _score(run.final), run.registered_as or "", run.reason[:120]] for run in runs]
+        ids = [run.run_id for run in runs]
+        return ({"headers": RUN_COLUMNS, "data": rows},
+                gr.update(choices=ids, value=ids[0] if ids else None))
+
+
+def _score(final: dict) -> str:
+    if "accuracy" in final:
+        return f"{final['accuracy']:.3f}"
+    return f"{final['loss']:.3f}" if "loss" in final else ""
+
+
+def _highlight(segments: list[tuple[str, bool]]) -> list[tuple[str, Optional[str]]]:
+    return [(text, "loss" if loss else None) for text, loss in segments]
+
+
+def _base_choices(registry: Registry, task: str) -> list[tuple[str, str]]:
+    wanted = {"classification": ("classify", "zero_shot"), "sft": ("chat",)}[task]
+    return [(spec.display_name, spec.id) for spec in registry.specs()
+            if spec.backend == "transformers" and not spec.adapter and set(wanted) & set(spec.tasks)]
