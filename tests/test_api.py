@@ -74,7 +74,8 @@ def test_api_lists_exactly_the_public_endpoints(app: SimpleNamespace) -> None:
 
 def test_nothing_is_loaded_at_start(app: SimpleNamespace) -> None:
     statuses = app.client.predict(api_name="/models")
-    assert {entry["id"] for entry in statuses} == {"tiny-chat", "tiny-classifier", "tiny-nli"}
+    assert {entry["id"] for entry in statuses} == {"tiny-chat", "tiny-classifier", "tiny-nli",
+        "tiny-ner", "tiny-qa", "tiny-mlm", "tiny-seq2seq", "tiny-embed"}  # + the pipeline-task models
     assert all(entry["state"] == "unloaded" for entry in statuses)
     assert status(app)["max_context"] == 512
 

@@ -70,8 +70,12 @@ def test_cancel_keeps_the_rows_done(shared_registry: Registry, table: pd.DataFra
 
     result = run_table(shared_registry, "tiny-ner", "ner", table, "text", batch_size=2, progress=progress,
                        cancel=flag)
-    assert result.cancelled and result.completed == 2 and len(result.table) == 3  # rows 0, 1 (blank), 2
-    assert "cancelled after 2 of 5 rows" in result.notices()[-1] and seen[1] == "2 / 5 rows"
+    assert result.cancelled and result.completed == 2 and seen[1] == "2 / 5 rows"
+    # Rows are batched longest first (within windows): the two done rows are the two longest texts.
+    done = [i for i, value in enumerate(result.table["entities"]) if not pd.isna(value)]
+    longest = sorted((i for i, text in enumerate(TEXTS) if text), key=lambda i: len(TEXTS[i]), reverse=True)[:2]
+    assert sorted(done) == sorted(longest) and len(result.table) == max(longest) + 1
+    assert "cancelled after 2 of 5 rows" in result.notices()[-1] and "not reached" in result.notices()[-1]
 
 
 def test_an_empty_file_is_refused_clearly(tmp_path: Path) -> None:

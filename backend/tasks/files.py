@@ -24,6 +24,7 @@ from backend.tasks.catalog import pair_error
 from backend.types import GenerationParams, InvalidInputError
 
 ProgressCallback = Callable[[float, str], None]
+WINDOW_BATCHES = 8  # rows are sorted by length within windows of this many batches (see length_ordered)
 FILE_TASKS = ("ner", "question_answering", "fill_mask", "summarize", "translate", "embed")
 OUTPUT_COLUMNS = {"ner": ("entities",), "question_answering": ("answer", "answer_score", "answer_start", "answer_end"),
                   "fill_mask": ("prediction", "predictions"), "summarize": ("summary",),
@@ -41,6 +42,7 @@ class TaskTableResult:
     skipped: int  # rows refused one by one (e.g. a fill-mask text without the mask token)
     cancelled: bool
     seconds: float
+    pending: int = 0  # after a cancel: rows among those kept that were not processed (their results are empty)
 
     def notices(self) -> list[str]:
         notes = []
@@ -49,7 +51,8 @@ class TaskTableResult:
         if self.skipped:
             notes.append(f"{self.skipped:,} row(s) could not be processed (e.g. no mask token); left empty")
         if self.cancelled:
-            notes.append(f"cancelled after {self.completed:,} of {self.total:,} rows; the results so far are kept")
+            notes.append(f"cancelled after {self.completed:,} of {self.total:,} rows; the results so far are kept"
+                         + (f" ({self.pending:,} row(s) among them were not reached: empty)" if self.pending else ""))
         return notes
 
 
@@ -95,11 +98,12 @@ def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame,
         if task == "fill_mask":
             mask = mask or engine.mask_token
         done = 0
-        for start in range(0, len(rows), batch_size):
+        order = length_ordered(rows, texts, batch_size)
+        for start in range(0, len(order), batch_size):
             if cancel is not None and cancel.is_set():
                 cancelled = True
                 break
-            batch = rows[start:start + batch_size]
+            batch = order[start:start + batch_size]
             if task == "fill_mask":
                 usable = [i for i in batch if mask and mask in texts[i]]
                 skipped += len(batch) - len(usable)
@@ -113,14 +117,30 @@ def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame,
                                                      options, params, batch_size)))
             done += len(batch)
             report(done / len(rows), f"{done:,} / {len(rows):,} rows")
-    covered = len(table) if not cancelled else (rows[done] if done < len(rows) else len(table))
+    handled = set(order[:done])
+    # After a cancel: every row up to the last one done (rows between not done yet stay empty, and are counted).
+    covered = len(table) if not cancelled else (max(handled) + 1 if handled else 0)
+    pending = sum(1 for i in rows if i < covered and i not in handled)
     out = table.iloc[:covered].reset_index(drop=True).copy()
     for position, name in enumerate(OUTPUT_COLUMNS[task]):
         out[_free_name(out, name)] = [results[i][position] if i in results else None for i in range(covered)]
     chosen = set(rows)
     blank = sum(1 for i in range(covered) if i not in chosen)
     return TaskTableResult(out, task, model_id, completed=done, total=len(rows), blank_rows=blank, skipped=skipped,
-                           cancelled=cancelled, seconds=time.perf_counter() - started)
+                           cancelled=cancelled, seconds=time.perf_counter() - started, pending=pending)
+
+
+def length_ordered(rows: list[int], texts: list[str], batch_size: int) -> list[int]:
+    """The rows in processing order: file order by windows of WINDOW_BATCHES batches, longest first inside each.
+
+    Why: a batch is padded to its longest text, so rows of similar length share a batch (on CPU, random lengths
+    cost up to twice the compute); windows keep the run moving through the file, so a cancel keeps its start.
+    """
+    window = batch_size * WINDOW_BATCHES
+    ordered: list[int] = []
+    for start in range(0, len(rows), window):
+        ordered.extend(sorted(rows[start:start + window], key=lambda i: len(texts[i]), reverse=True))
+    return ordered
 
 
 def _questions(table: pd.DataFrame, task: str, question_column: Optional[str], question: str) -> Optional[list[str]]:

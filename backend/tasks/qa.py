@@ -63,21 +63,25 @@ class QuestionAnsweringTask:
                     end_logits: np.ndarray, top_k: int, max_answer_tokens: int) -> list[Answer]:
         best: dict[tuple[int, int], float] = {}
         for window in windows:
-            in_context = np.array([sid == 1 for sid in encoded.sequence_ids(window)])
-            if not in_context.any():
+            # Only the context's tokens can start or end an answer: score that slice (not the padded window).
+            positions = [i for i, sid in enumerate(encoded.sequence_ids(window)) if sid == 1]
+            if not positions:
                 continue
-            start = _softmax(np.where(in_context, start_logits[window], -np.inf))
-            end = _softmax(np.where(in_context, end_logits[window], -np.inf))
+            first_pos, last_pos = positions[0], positions[-1] + 1
+            start = _softmax(start_logits[window][first_pos:last_pos])
+            end = _softmax(end_logits[window][first_pos:last_pos])
             scores = np.triu(np.outer(start, end))  # end >= start
             scores = np.tril(scores, max_answer_tokens - 1)  # at most max_answer_tokens long
             offsets = encoded["offset_mapping"][window].tolist()
-            flat = np.argsort(scores, axis=None)[::-1][: top_k * 4 + 4]
-            for index in flat:
-                first, last = divmod(int(index), scores.shape[1])
-                if scores[first, last] <= 0:
+            flat = scores.ravel()
+            wanted = min(flat.size, top_k * 4 + 4)
+            candidates = np.argpartition(-flat, wanted - 1)[:wanted]
+            for index in candidates[np.argsort(-flat[candidates])]:
+                begin, finish = divmod(int(index), scores.shape[1])
+                if flat[index] <= 0:
                     break
-                span = (int(offsets[first][0]), int(offsets[last][1]))
-                best[span] = max(best.get(span, 0.0), float(scores[first, last]))
+                span = (int(offsets[first_pos + begin][0]), int(offsets[first_pos + finish][1]))
+                best[span] = max(best.get(span, 0.0), float(flat[index]))
         ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)[:top_k]
         return [Answer(answer=context[s:e], score=score, start=s, end=e) for (s, e), score in ranked]
 

@@ -28,7 +28,7 @@ def build_fill_mask_view(registry: Registry) -> None:
                       info=f"this model's mask token: {token}" if token else "put the model's mask token where a "
                                                                              "word should be predicted")
     run = gr.Button("Fill", variant="primary", elem_id="mask-run")
-    chart = gr.BarPlot(None, x="candidate", y="probability", color="mask", y_lim=[0, 1], label="Probabilities",
+    chart = gr.BarPlot(None, x="candidate", y="probability", color="mask", label="Probabilities",
                        height=300, elem_id="mask-chart")
     table = gr.Dataframe(label="Candidates", interactive=False, elem_id="mask-table")
 
