@@ -169,9 +169,11 @@ class ChatTab:
                                      **ui_event(self.stats, queue=False)).then(
             self.send, inputs=self.reply_inputs, outputs=self.reply_outputs, trigger_mode="multiple", **self.streaming)
         running = [sending, asking]
-        # The Conversation box's own trash icon clears it: stop the reply still streaming into it.
+        # The Conversation box's own trash icon clears it: stop the reply still streaming into it, then empty it
+        # again (an update already on its way from the cancelled stream would otherwise bring the reply back).
         trashing = self.history.clear(None, cancels=running, api_visibility="private", queue=False).then(
-            self.cleared, inputs=self.model, outputs=[self.stats, self.context, self.send_button, self.stop_button],
+            self.clear, inputs=self.model,
+            outputs=[self.history, self.stats, self.context, self.send_button, self.stop_button],
             **ui_event(self.stats, queue=False))
         return running, trashing
 

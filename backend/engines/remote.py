@@ -266,15 +266,11 @@ class RemoteEngine:
             request["seed"] = seed
             if params.top_p < 1.0:
                 request["top_p"] = params.top_p
-        if params.stop:
-            request["stop"] = list(params.stop)
-        # OpenAI's own sampling fields go through as they are (the server applies them).
-        if params.presence_penalty:
-            request["presence_penalty"] = params.presence_penalty
-        if params.frequency_penalty:
-            request["frequency_penalty"] = params.frequency_penalty
-        if params.logit_bias:
-            request["logit_bias"] = {str(token): bias for token, bias in params.logit_bias}
+        # The stop strings and OpenAI's own sampling fields go through as they are (the server applies them).
+        passed = {"stop": list(params.stop), "presence_penalty": params.presence_penalty,
+                  "frequency_penalty": params.frequency_penalty,
+                  "logit_bias": {str(token): bias for token, bias in params.logit_bias or ()}}
+        request.update({name: value for name, value in passed.items() if value})
         url = self.base_url + ("/chat/completions" if kind == "chat" else "/completions")
         return self._run(_Call(kind, url, request, tuple(params.stop), max_new_tokens, seed, prompt, dropped_turns,
                                notices))

@@ -84,7 +84,7 @@ def build_embed_view(registry: Registry) -> None:
                      f"{', normalised' if result.normalized else ''} · {sum(result.tokens)} tokens")
         return heat_map(lines, service.cosine_matrix(result.vectors)), escape(info_line)
 
-    sentences.input(lambda: ("", ""), outputs=[matrix, note], **ui_event(note, queue=False))
+    sentences.change(lambda: ("", ""), outputs=[matrix, note], **ui_event(note, queue=False))
     compare.click(similarity, inputs={model, sentences}, outputs=[matrix, note], concurrency_id=CONCURRENCY_ID,
                   concurrency_limit=CONCURRENCY_LIMIT, **ui_event(note, progress=True))
     upload.change(lambda path: inspect_upload(path, extra=1), inputs=upload, outputs=[info, column, label],

@@ -48,7 +48,7 @@ def build_fill_mask_view(registry: Registry) -> None:
                                                                                   "a word should be predicted")
 
     model.change(mask_hint, inputs=model, outputs=text, **ui_event(text, queue=False))
-    text.input(lambda: (None, None), outputs=[chart, table], **ui_event(table, queue=False))
+    text.change(lambda: (None, None), outputs=[chart, table], **ui_event(table, queue=False))
     gr.on([run.click, text.submit], fill, inputs={model, text, top_k}, outputs=[chart, table],
           concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, **ui_event(table, progress=True))
     file_section(registry, "fill_mask", "mask", model, {top_k}, lambda data: {"options": {"top_k": int(data[top_k])}})

@@ -44,7 +44,7 @@ def build_ner_view(registry: Registry) -> None:
         return highlighted(data[text], found), entity_table(data[text], found)
 
     # A new text clears the old result, so entities never sit next to a text they were not found in.
-    text.input(lambda: (None, None), outputs=[marked, table], **ui_event(marked, queue=False))
+    text.change(lambda: (None, None), outputs=[marked, table], **ui_event(marked, queue=False))
     gr.on([run.click, text.submit], find, inputs={model, aggregation, text}, outputs=[marked, table],
           concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, **ui_event(marked, progress=True))
     file_section(registry, "ner", "ner", model, {aggregation},

@@ -41,12 +41,13 @@ def build_qa_view(registry: Registry) -> None:
         if not answers:
             return "No answer found in the context.", highlighted(data[context], []), None
         best = answers[0]
-        line = f"**{escape(best.answer)}** · score {best.score:.3f} · characters {best.start}–{best.end}"
+        line = f"**{escape(best.answer.strip())}** · score {best.score:.3f} · characters {best.start}–{best.end}"
         frame = pd.DataFrame({"answer": [a.answer for a in answers], "score": [round(a.score, 4) for a in answers],
                               "start": [a.start for a in answers], "end": [a.end for a in answers]})
         return line, highlighted(data[context], answers), frame
 
-    gr.on([context.input, question.input], lambda: ("", None, None), outputs=[answer, marked, table],
+    # .change, not .input: a Textbox emptied in the browser sent no input event here (gradio 6.31, browser test).
+    gr.on([context.change, question.change], lambda: ("", None, None), outputs=[answer, marked, table],
           **ui_event(answer, queue=False))
     gr.on([run.click, question.submit], ask, inputs={model, question, context, top_k, stride},
           outputs=[answer, marked, table], concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT,

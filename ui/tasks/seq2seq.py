@@ -78,7 +78,7 @@ def build_text_task_view(registry: Registry, task: str) -> None:
     running = [gr.on([run.click], run_task, inputs={model, text, min_tokens, *languages, *params.inputs},
                      outputs=[output, stats], **streaming)]
     cancel_then(stop, running, lambda: STOPPED, outputs=stats, feedback_on=stats)
-    text.input(lambda: ("", ""), outputs=[output, stats], **ui_event(stats, queue=False))
+    text.change(lambda: ("", ""), outputs=[output, stats], **ui_event(stats, queue=False))
 
     @handle_errors
     def model_changed(model_id: str) -> list[Any]:
