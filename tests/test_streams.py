@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Iterator
 
 import pytest
@@ -137,6 +138,13 @@ def test_closing_a_merge_closes_every_source() -> None:
     assert [source.closed_in for source in sources] == ["t-merge-close-0", "t-merge-close-1"]
 
 
+def run_in_own_loop(main):
+    """asyncio.run in a thread of its own: a test run before this one (Playwright's sync API) may have left an
+    event loop running in the main thread, where asyncio.run refuses to start."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, main()).result(timeout=60)
+
+
 def test_an_event_loop_reads_without_blocking_and_closing_from_it_stops_the_source() -> None:
     source = Source()
 
@@ -156,7 +164,7 @@ def test_an_event_loop_reads_without_blocking_and_closing_from_it_stops_the_sour
         ticker.cancel()
         return got, ticks
 
-    got, ticks = asyncio.run(main())
+    got, ticks = run_in_own_loop(main)
     assert got == [0, 1, 2] and ticks > 0
     for _ in range(200):
         if source.closed_in:
@@ -176,7 +184,7 @@ def test_an_async_channel_raises_the_error_and_then_stops() -> None:
             await channel.next_async()
         return got
 
-    assert asyncio.run(main()) == [0, 1]
+    assert run_in_own_loop(main) == [0, 1]
 
 
 def test_close_quietly_closes_what_can_be_closed() -> None:
