@@ -87,7 +87,11 @@ def test_progress_line_reports_errors_escaped() -> None:
     from ui.components import StreamState
 
     assert format_progress(StreamState(error="model <x> failed")).startswith("**Error:** model &lt;x&gt;")
-    assert "Waiting" in format_progress(StreamState())
+    # Statuses are translation keys the browser words in its language (ui/i18n.py); in English, "Waiting…".
+    from ui.i18n import english, text
+
+    assert format_progress(StreamState()) == text("status_waiting")
+    assert english("status_waiting").startswith("Waiting for the model")
 
 
 def test_probability_table_escapes_tokens_and_shows_whitespace() -> None:

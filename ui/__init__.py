@@ -30,6 +30,7 @@ from ui.style import LAYOUT_CSS
 from ui.train import TrainTab
 from ui.tasks import build_tasks_tab, has_tasks, register_tasks_api
 from ui.server_guards import escape_choice_errors, guard_options, start_session_expiry
+from ui.i18n import I18N, t
 
 __all__ = ["build_app", "launch"]
 
@@ -64,25 +65,24 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
 
         return build_presenter(registry, registry.config.presenter)
     with gr.Blocks(title="LLM Workbench") as demo:
-        gr.Markdown("## LLM Workbench\nChat with, generate with, classify with and evaluate the models in your "
-                    "`models.yaml`.")
+        gr.Markdown(t("app_intro"))
         with gr.Tabs():
-            with gr.Tab("Chat", id="chat", elem_id="tab-chat"):
+            with gr.Tab(t("tab_chat"), id="chat", elem_id="tab-chat"):
                 attach_feedback(ChatTab.build(registry))
-            with gr.Tab("Compare", id="compare", elem_id="tab-compare"):
+            with gr.Tab(t("tab_compare"), id="compare", elem_id="tab-compare"):
                 CompareTab.build(registry)
-            with gr.Tab("Generate", id="generate", elem_id="tab-generate"):
+            with gr.Tab(t("tab_generate"), id="generate", elem_id="tab-generate"):
                 GenerateTab.build(registry)
             build_classify_tab(registry)
             if has_tasks(registry):  # NER, QA, fill-mask, summarize, translate, embed (ui/tasks/)
                 build_tasks_tab(registry)
-            with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
+            with gr.Tab(t("tab_evaluate"), id="evaluate", elem_id="tab-evaluate"):
                 build_evaluate_tab(registry)
-            with gr.Tab("Data", id="data", elem_id="tab-data"):
+            with gr.Tab(t("tab_data"), id="data", elem_id="tab-data"):
                 DataTab.build(registry)
-            with gr.Tab("Train", id="train", elem_id="tab-train"):
+            with gr.Tab(t("tab_train"), id="train", elem_id="tab-train"):
                 TrainTab.build(registry)
-            with gr.Tab("Models", id="models", elem_id="tab-models") as models_tab:
+            with gr.Tab(t("tab_models"), id="models", elem_id="tab-models") as models_tab:
                 models = ModelsTab.build(registry)
         models_tab.select(models.rows, outputs=models.table, **ui_event(models.table, queue=False))
         api.register(registry)
@@ -146,7 +146,7 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
     # An app may add CSS and choose its footer links (presenter mode: larger type, no API link).
     app, _, _ = demo.launch(server_name=host, server_port=port, theme=THEME,
                             css=CSS + LAYOUT_CSS + getattr(demo, "workbench_css", ""), show_error=True,
-                            footer_links=getattr(demo, "workbench_footer_links", ["api", "gradio"]),
+                            footer_links=getattr(demo, "workbench_footer_links", ["api", "settings", "gradio"]), i18n=I18N,
                             prevent_thread_lock=True, **options)
     start_session_expiry(app, limits.session_idle_s)
     if on_app is not None:

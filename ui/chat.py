@@ -38,6 +38,7 @@ from ui.components import (
 )
 from ui.runs import RUNS, session_of
 from ui.transcript import Transcript, messages_from_history, read_import, write_export
+from ui.i18n import say, t
 
 # Clicks the hidden download button once the export file is ready, so Export is a single click.
 _CLICK_DOWNLOAD_JS = "() => document.querySelector('#chat-export-file')?.click()"
@@ -51,12 +52,13 @@ def busy(running: bool) -> tuple[gr.Button, gr.Button]:
     return gr.Button(visible=not running), gr.Button(visible=running)
 
 
-def context_line(used: Optional[int], max_context: Optional[int]) -> str:
-    """The context meter under the input: tokens the conversation uses of the model's context."""
+def context_line(used: Optional[int], max_context: Optional[int], request: Optional[gr.Request] = None) -> str:
+    """The context meter under the input: tokens the conversation uses of the model's context (in the browser's
+    language: the line has numbers in it, so it is worded on the server, ui/i18n.py)."""
     if not max_context:
-        return "" if used is None else f"Context: {used:,} tokens used"
+        return "" if used is None else say("context_used", request, used=used)
     used = used or 0
-    return f"Context: {used:,} / {max_context:,} tokens ({used / max_context:.0%})"
+    return say("context_of", request, used=used, max=max_context, share=used / max_context)
 
 
 @dataclass(frozen=True)
@@ -84,38 +86,40 @@ class ChatTab:
             with gr.Column(scale=1, min_width=280, elem_id="chat-side"):
                 memory = ChatMemory.build_list(frozenset(spec.id for spec in registry.specs("chat")))
                 model = model_picker(registry, "chat", "chat-model")
-                system = gr.Textbox(label="System prompt", lines=3, elem_id="chat-system",
-                                    placeholder="e.g. You are a concise assistant.")
+                system = gr.Textbox(label=t("chat_system"), lines=3, elem_id="chat-system",
+                                    placeholder=t("chat_system_placeholder"))
                 params = ParamPanel.build("chat", spec)
             with gr.Column(scale=3, elem_id="chat-main"):
-                history = chatbot("Conversation", "Pick a model, then say hello. The model loads on first use.",
+                history = chatbot(t("chat_history"), t("chat_history_placeholder"),
                                   height=480, buttons=["copy", "copy_all"], editable="user")
                 memory = memory.build_versions()
                 with gr.Row(equal_height=True, elem_classes=["input-row"]):
-                    text = gr.Textbox(placeholder="Message (Enter to send, Shift+Enter for a new line)",
+                    text = gr.Textbox(placeholder=t("chat_input_placeholder"),
                                       show_label=False, lines=1, max_lines=12, scale=8, elem_id="chat-input",
                                       autofocus=True)
-                    send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
-                    stop = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop-btn", visible=False)
+                    send = gr.Button(t("chat_send"), variant="primary", scale=1, elem_id="chat-send")
+                    stop = gr.Button(t("stop"), variant="stop", scale=1, elem_id="chat-stop-btn", visible=False)
                 context = gr.Markdown(context_line(0, spec.max_context if spec else None), elem_id="chat-context",
                                       elem_classes=["stats-line"])
                 small = dict(size="sm", min_width=80)
                 with gr.Row():
-                    retry = gr.Button("Retry", elem_id="chat-retry", **small)
-                    undo = gr.Button("Undo", elem_id="chat-undo", **small)
-                    edit = gr.Button("Edit last", elem_id="chat-edit", **small)
-                    clear = gr.Button("Clear", elem_id="chat-clear", **small)
-                    export = gr.Button("Export", elem_id="chat-export", **small)
-                    upload = gr.UploadButton("Import", file_types=[".json"], type="filepath", elem_id="chat-import",
+                    retry = gr.Button(t("chat_retry"), elem_id="chat-retry", **small)
+                    undo = gr.Button(t("chat_undo"), elem_id="chat-undo", **small)
+                    edit = gr.Button(t("chat_edit_last"), elem_id="chat-edit", **small)
+                    clear = gr.Button(t("chat_clear"), elem_id="chat-clear", **small)
+                    export = gr.Button(t("chat_export"), elem_id="chat-export", **small)
+                    upload = gr.UploadButton(t("chat_import"), file_types=[".json"], type="filepath", elem_id="chat-import",
                                              **small)
                 stats = gr.Markdown("", elem_id="chat-stats", elem_classes=["stats-line"])
-                examples = gr.Dataset(components=[text], samples=_samples(spec), label="Examples (click to send)",
+                examples = gr.Dataset(components=[text], samples=_samples(spec), label=t("chat_examples"),
                                       elem_id="chat-examples", visible=bool(spec and spec.examples))
-                download = gr.DownloadButton("Download export", visible="hidden", elem_id="chat-export-file")
+                download = gr.DownloadButton(t("chat_download_export"), visible="hidden", elem_id="chat-export-file")
         tab = cls(registry, model, system, params, history, text, stats, examples, send, stop, context,
                   gr.State({}), gr.State(None))
         running, trashing = tab.listen(api_names=True)
         quick = ui_event(stats, queue=False)
+        # The context meter has numbers in it, so it is worded on the server: word it in the browser's language.
+        Context.root_block.load(tab.load_context, inputs=model, outputs=context, **quick)
         retrying = retry.click(tab.retry, inputs=tab.reply_inputs, outputs=tab.reply_outputs, trigger_mode="multiple",
                                api_name="ui_chat_retry", **tab.streaming)
         # Editing an earlier message (the pencil on a user bubble) asks again from there; the old branch is kept.
@@ -240,7 +244,7 @@ class ChatTab:
         stats_line, first = OnChange(), True
         try:
             for update in reply_updates(self.registry, data[self.model], events, run):
-                context = self._context(update.final) if update.final else skip
+                context = self._context(update.final, request) if update.final else skip
                 if first:
                     yield ("" if restore_input else skip), asked + update.messages, stats_line(update.stats), \
                         context, *busy(True), (skip if forks is None else forks)
@@ -257,9 +261,9 @@ class ChatTab:
         if not run.cancelled:
             yield skip, skip, skip, skip, *busy(False), skip
 
-    def _context(self, state: Any) -> str:
+    def _context(self, state: Any, request: Optional[gr.Request]) -> str:
         stats = state.stats
-        return context_line(stats.prompt_tokens + stats.generated_tokens, stats.max_context)
+        return context_line(stats.prompt_tokens + stats.generated_tokens, stats.max_context, request)
 
     # ------------------------------------------------------------------------------------------- edits
 
@@ -270,7 +274,7 @@ class ChatTab:
 
     def cleared(self, model_id: Optional[str], request: gr.Request = None) -> tuple[Any, ...]:
         RUNS.cancel(session_of(request))
-        return "", self._empty_context(model_id), *busy(False)
+        return "", self._empty_context(model_id, request), *busy(False)
 
     def clear(self, model_id: Optional[str], request: gr.Request = None) -> tuple[Any, ...]:
         return [], *self.cleared(model_id, request)
@@ -291,17 +295,20 @@ class ChatTab:
         before, message = last
         return message, before, "", *busy(False)
 
-    def _empty_context(self, model_id: Optional[str]) -> str:
+    def load_context(self, model_id: Optional[str], request: gr.Request = None) -> str:
+        return self._empty_context(model_id, request)
+
+    def _empty_context(self, model_id: Optional[str], request: Optional[gr.Request] = None) -> str:
         if not model_id:
             return ""
         spec = self.registry.spec(model_id, "chat")
-        return context_line(0, self.registry.status_of(model_id).max_context or spec.max_context)
+        return context_line(0, self.registry.status_of(model_id).max_context or spec.max_context, request)
 
     @ui_errors
-    def model_changed(self, model_id: str) -> list[Any]:
+    def model_changed(self, model_id: str, request: gr.Request = None) -> list[Any]:
         spec = self.registry.spec(model_id, "chat")
         examples = gr.Dataset(samples=_samples(spec), visible=bool(spec.examples))
-        return [examples, "", self._empty_context(model_id), *self.params.defaults(spec)]
+        return [examples, "", self._empty_context(model_id, request), *self.params.defaults(spec)]
 
     # ------------------------------------------------------------------------------------ export/import
 
@@ -313,14 +320,14 @@ class ChatTab:
         return str(write_export(transcript))
 
     @ui_errors
-    def import_chat(self, path: Optional[str]) -> dict[Any, Any]:
+    def import_chat(self, path: Optional[str], request: gr.Request = None) -> dict[Any, Any]:
         if not path:
             raise InvalidInputError("chat-import: no file received")
         transcript = read_import(path)
         updates: dict[Any, Any] = {
             self.history: displayed([{"role": m.role, "content": m.content} for m in transcript.messages]),
             self.system: transcript.system_prompt,
-            self.stats: f"Imported {len(transcript.messages)} message(s).",
+            self.stats: say("status_imported", request, count=len(transcript.messages)),
         }
         if transcript.model:
             if transcript.model in {spec.id for spec in self.registry.specs("chat")}:

@@ -15,6 +15,7 @@ import gradio as gr
 from ui import branches, saved_chats
 from ui.chat_view import shown_messages
 from ui.components import ui_event
+from ui.i18n import t
 
 
 @dataclass(frozen=True)
@@ -35,24 +36,24 @@ class ChatMemory:
         """The saved-conversations panel (in the side column); the version row is added by `build_versions`."""
         store = gr.BrowserState(saved_chats.empty_store(), storage_key=saved_chats.STORAGE_KEY,
                                 secret=saved_chats.browser_secret())
-        with gr.Accordion("Conversations", open=False, elem_id="chat-conversations"):
-            saved = gr.Dropdown(choices=[], value=None, label="Saved in this browser", elem_id="chat-saved",
+        with gr.Accordion(t("chat_conversations"), open=False, elem_id="chat-conversations"):
+            saved = gr.Dropdown(choices=[], value=None, label=t("chat_saved"), elem_id="chat-saved",
                                 interactive=True, allow_custom_value=False)
-            title = gr.Textbox(label="Title", elem_id="chat-title", max_lines=1,
-                               placeholder="Rename: type a title, then Enter")
+            title = gr.Textbox(label=t("chat_title"), elem_id="chat-title", max_lines=1,
+                               placeholder=t("chat_title_placeholder"))
             with gr.Row():
-                new = gr.Button("New", size="sm", elem_id="chat-new", min_width=60)
-                delete = gr.Button("Delete", size="sm", elem_id="chat-delete", variant="stop", min_width=60)
+                new = gr.Button(t("chat_new"), size="sm", elem_id="chat-new", min_width=60)
+                delete = gr.Button(t("chat_delete"), size="sm", elem_id="chat-delete", variant="stop", min_width=60)
         # Placeholders, replaced by build_versions (they sit under the conversation).
         return cls(store, gr.State(None), saved, title, new, delete, None, None, None,  # type: ignore[arg-type]
                    model_ids)
 
     def build_versions(self) -> "ChatMemory":
         with gr.Row(elem_id="chat-versions-row", elem_classes=["versions-row"]):
-            previous = gr.Button("◀ Previous version", size="sm", elem_id="chat-version-prev", visible=False,
+            previous = gr.Button(t("chat_previous_version"), size="sm", elem_id="chat-version-prev", visible=False,
                                  min_width=150, scale=0)
             versions = gr.Markdown("", elem_id="chat-versions", elem_classes=["stats-line"])
-            following = gr.Button("Next version ▶", size="sm", elem_id="chat-version-next", visible=False,
+            following = gr.Button(t("chat_next_version"), size="sm", elem_id="chat-version-next", visible=False,
                                   min_width=150, scale=0)
         return ChatMemory(self.store, self.current, self.saved, self.title, self.new, self.delete, versions,
                           previous, following, self.model_ids)

@@ -24,6 +24,7 @@ from backend.types import InvalidInputError, LabelScore, WorkbenchError
 from ui.components import handle_errors, ui_event
 from ui.jobs import SessionJobs
 from ui.plain_errors import plain_errors, plain_words
+from ui.i18n import t
 
 MODE_CHOICES = [("Supervised", "supervised"), ("Zero-shot (NLI)", "zero_shot"), ("LLM as classifier", "llm")]
 MODE_INFO = "supervised: the model's own labels · zero-shot and LLM: the labels you type"
@@ -73,7 +74,7 @@ def build_classify_tab(registry: Registry) -> None:
     """Renders the Classify tab; call inside the app's `gr.Blocks` / `gr.Tabs`."""
     initial_mode = next((mode for mode in clf.MODES if clf.models_for(registry, mode)), "supervised")
     jobs = SessionJobs()
-    with gr.Tab("Classify", id="classify", elem_id="tab-classify"):
+    with gr.Tab(t("tab_classify"), id="classify", elem_id="tab-classify"):
         with gr.Row():
             mode = gr.Radio(MODE_CHOICES, value=initial_mode, label="Mode", info=MODE_INFO, elem_id="classify-mode",
                             scale=3)

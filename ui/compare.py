@@ -32,6 +32,7 @@ from ui.components import (
     ui_event,
 )
 from ui.update_rate import UPDATE_BUDGET, Throttle
+from ui.i18n import t
 
 def interleave(streams: Sequence[Iterator[Event]],
                interval: Optional[float] = None) -> Iterator[tuple[StreamState, ...]]:
@@ -74,8 +75,8 @@ class CompareTab:
     @classmethod
     def build(cls, registry: Registry) -> "CompareTab":
         with gr.Row():
-            model_a = model_picker(registry, "chat", "compare-model-a", label="Model A")
-            model_b = model_picker(registry, "chat", "compare-model-b", label="Model B", index=1)
+            model_a = model_picker(registry, "chat", "compare-model-a", label=t("model_a"))
+            model_b = model_picker(registry, "chat", "compare-model-b", label=t("model_b"), index=1)
         with gr.Row(equal_height=True, elem_classes=["input-row"]):
             text = gr.Textbox(placeholder="One message, sent to both models (Enter to send)", show_label=False,
                               max_lines=12, scale=8, elem_id="compare-input")

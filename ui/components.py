@@ -36,6 +36,7 @@ from backend.types import (
 )
 from ui.update_rate import UPDATE_BUDGET, Throttle, UpdateBudget
 from ui.wording import plain_words
+from ui.i18n import t, text
 
 logger = logging.getLogger(__name__)
 
@@ -161,13 +162,13 @@ def cancel_then(button: gr.Button, running: list[Any], fn: Any, outputs: Any, fe
 # ------------------------------------------------------------------------------------------ model picker
 
 
-def model_picker(registry: Registry, task: Task, elem_id: str, label: str = "Model",
+def model_picker(registry: Registry, task: Task, elem_id: str, label: Any = None,
                  index: int = 0) -> gr.Dropdown:
     """A dropdown of the registry's models for `task`: shows names, yields ids."""
     specs = registry.specs(task)
     choices = [(spec.display_name, spec.id) for spec in specs]
     value = specs[min(index, len(specs) - 1)].id if specs else None
-    return gr.Dropdown(choices=choices, value=value, label=label, elem_id=elem_id, interactive=True,
+    return gr.Dropdown(choices=choices, value=value, label=label or t("model"), elem_id=elem_id, interactive=True,
                        info=None if specs else f"no model in models.yaml does '{task}'")
 
 
@@ -239,26 +240,26 @@ class ParamPanel:
     def build(cls, prefix: str, spec: Optional[ModelSpec]) -> "ParamPanel":
         """Renders the accordion; `prefix` ("chat", "gen", ...) names the elem_ids."""
         params = spec.default_params() if spec else GenerationParams()
-        with gr.Accordion("Generation parameters", open=False, elem_id=f"{prefix}-params"):
-            preset = gr.Radio(list(PRESETS), value=None, label="Preset", elem_id=f"{prefix}-preset",
-                              info="fills the sliders below; the model's own defaults apply until you pick one")
+        with gr.Accordion(t("params"), open=False, elem_id=f"{prefix}-params"):
+            preset = gr.Radio(list(PRESETS), value=None, label=t("preset"), elem_id=f"{prefix}-preset",
+                              info=t("preset_info"))
             with gr.Row():
                 max_new_tokens = gr.Slider(1, _token_limit(spec), value=params.max_new_tokens, step=1,
-                                           label="Max new tokens", elem_id=f"{prefix}-max-new-tokens")
-                temperature = gr.Slider(0.0, 2.0, value=params.temperature, step=0.05, label="Temperature",
-                                        info="0 = greedy (deterministic)", elem_id=f"{prefix}-temperature")
+                                           label=t("max_new_tokens"), elem_id=f"{prefix}-max-new-tokens")
+                temperature = gr.Slider(0.0, 2.0, value=params.temperature, step=0.05, label=t("temperature"),
+                                        info=t("temperature_info"), elem_id=f"{prefix}-temperature")
             with gr.Row():
-                top_p = gr.Slider(0.05, 1.0, value=params.top_p, step=0.01, label="Top p",
+                top_p = gr.Slider(0.05, 1.0, value=params.top_p, step=0.01, label=t("top_p"),
                                   elem_id=f"{prefix}-top-p")
-                top_k = gr.Slider(0, 200, value=params.top_k, step=1, label="Top k", info="0 = no cut",
+                top_k = gr.Slider(0, 200, value=params.top_k, step=1, label=t("top_k"), info=t("top_k_info"),
                                   elem_id=f"{prefix}-top-k")
             with gr.Row():
                 repetition_penalty = gr.Slider(0.5, 2.0, value=params.repetition_penalty, step=0.01,
-                                               label="Repetition penalty", elem_id=f"{prefix}-repetition-penalty")
-                seed = gr.Number(value=-1, precision=0, label="Seed", info="blank or -1 = random",
+                                               label=t("repetition_penalty"), elem_id=f"{prefix}-repetition-penalty")
+                seed = gr.Number(value=-1, precision=0, label=t("seed"), info=t("seed_info"),
                                  elem_id=f"{prefix}-seed")
-            stop = gr.Textbox(label="Stop sequences", lines=2, elem_id=f"{prefix}-stop",
-                              placeholder="one per line, or comma separated; \\n for a newline")
+            stop = gr.Textbox(label=t("stop_sequences"), lines=2, elem_id=f"{prefix}-stop",
+                              placeholder=t("stop_sequences_placeholder"))
         panel = cls(preset, max_new_tokens, temperature, top_p, top_k, repetition_penalty, seed, stop)
         instant = ui_event(preset, queue=False)
         preset.change(panel.apply_preset, inputs=preset, outputs=panel.preset_sliders, **instant)
@@ -382,8 +383,8 @@ def format_progress(state: "StreamState") -> str:
     if state.stats:
         return format_stats(state.stats)
     if not state.text:
-        return "Waiting for the model (the first request loads it)…"
-    return "Generating…"
+        return text("status_waiting")
+    return text("status_generating")
 
 
 class OnChange:
@@ -403,7 +404,7 @@ class OnChange:
         return value
 
 
-STOPPED = "Stopped."
+STOPPED = text("status_stopped")  # translated in the browser (ui/i18n.py)
 
 
 # ------------------------------------------------------------------------------------------ streaming

@@ -15,17 +15,18 @@ from backend.data import feedback
 from backend.types import InvalidInputError
 from ui.chat_view import plain_history
 from ui.components import handle_errors, ui_event
+from ui.i18n import t
 
 DEFAULT_SUITE = "chat-regression"
 
 
 def attach_feedback(chat: Any) -> gr.Markdown:
     """Adds rating (gr.Chatbot's like event) and a "save as test case" row under the chat; returns its status."""
-    with gr.Accordion("Save the last turn as a test case", open=False, elem_id="chat-test-case"):
+    with gr.Accordion(t("feedback_open"), open=False, elem_id="chat-test-case"):
         with gr.Row():
-            suite = gr.Textbox(label="Test suite", value=DEFAULT_SUITE, elem_id="chat-suite", scale=1)
-            expected = gr.Textbox(label="Expected answer (empty: the last reply)", elem_id="chat-expected", scale=2)
-            save = gr.Button("Save test case", elem_id="chat-save-case", scale=1)
+            suite = gr.Textbox(label=t("feedback_suite"), value=DEFAULT_SUITE, elem_id="chat-suite", scale=1)
+            expected = gr.Textbox(label=t("feedback_expected"), elem_id="chat-expected", scale=2)
+            save = gr.Button(t("feedback_save"), elem_id="chat-save-case", scale=1)
     status = gr.Markdown("", elem_id="chat-feedback-status", elem_classes=["stats-line"])
     chat.history.like(rate, inputs=[chat.model, chat.history], outputs=status, **ui_event(status))
     save.click(save_case, inputs=[chat.model, chat.history, suite, expected], outputs=status, **ui_event(status))

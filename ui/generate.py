@@ -15,6 +15,7 @@ import gradio as gr
 from backend import service
 from backend.registry import Registry
 from backend.types import TokenChoice
+from ui.i18n import t
 from ui.components import (
     status_sink,
     cancel_then,
@@ -31,7 +32,8 @@ from ui.components import (
     ui_event,
 )
 
-TOP_ALTERNATIVES = 5  # alternatives shown per token when "show next-token probabilities" is on
+TOP_ALTERNATIVES = 5  # alternatives shown per token when "show next-token probabilities" is on (its info in
+# ui/i18n_strings.py says 5)
 MAX_PROBABILITY_ROWS = 500  # a longer table makes the page sluggish and teaches nothing more
 _VISIBLE_WHITESPACE = str.maketrans({" ": "␣", "\n": "↵", "\t": "⇥", "\r": "␍"})
 
@@ -58,22 +60,20 @@ class GenerateTab:
         spec = first_spec(registry, "generate")
         with gr.Row():
             with gr.Column(scale=3):
-                prompt = gr.Textbox(label="Text", lines=16, max_lines=40, elem_id="gen-prompt",
-                                    placeholder="Write the beginning of a text; the model continues it here.",
-                                    info="Generate appends a completion (pressed again, it replaces that "
-                                         "completion with a new one); Continue extends the whole text.")
+                prompt = gr.Textbox(label=t("gen_text"), lines=16, max_lines=40, elem_id="gen-prompt",
+                                    placeholder=t("gen_text_placeholder"), info=t("gen_text_info"))
                 token_count = gr.Markdown(format_token_count(None, spec.max_context if spec else None),
                                           elem_id="gen-token-count", elem_classes=["stats-line"])
                 with gr.Row(elem_classes=["button-row"]):
-                    run = gr.Button("Generate", variant="primary", elem_id="gen-run")
-                    extend = gr.Button("Continue", elem_id="gen-continue")
-                    stop = gr.Button("Stop", variant="stop", elem_id="gen-stop-btn")
+                    run = gr.Button(t("gen_run"), variant="primary", elem_id="gen-run")
+                    extend = gr.Button(t("gen_continue"), elem_id="gen-continue")
+                    stop = gr.Button(t("stop"), variant="stop", elem_id="gen-stop-btn")
                 stats = gr.Markdown("", elem_id="gen-stats", elem_classes=["stats-line"])
                 probs = gr.HTML("", elem_id="gen-probs")
             with gr.Column(scale=1, min_width=280):
                 model = model_picker(registry, "generate", "gen-model")
-                show_probs = gr.Checkbox(label="Show next-token probabilities", elem_id="gen-show-probs",
-                                         info=f"the chosen token and the top {TOP_ALTERNATIVES} alternatives")
+                show_probs = gr.Checkbox(label=t("gen_show_probs"), elem_id="gen-show-probs",
+                                         info=t("gen_show_probs_info"))
                 params = ParamPanel.build("gen", spec)
         last = gr.State(None)
         tab = cls(registry, model, prompt, params, show_probs, last)

@@ -1,6 +1,6 @@
 """The Evaluate tab: a dataset (an upload or a Hub id), its columns, a task, one or more models -> a scored run.
 
-    with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
+    with gr.Tab(t("tab_evaluate"), id="evaluate", elem_id="tab-evaluate"):
         build_evaluate_tab(registry)
 
 All the work is backend.evaluation's (the same runner as `python app.py eval`, so the tab and the command give
@@ -18,6 +18,7 @@ from ui.evaluate.controller import EvaluateController
 from ui.evaluate.forms import ALL_MODELS, DataView, EvalForm
 from ui.evaluate.tab import EvaluateTab, build_evaluate_tab
 from ui.evaluate.views import format_number
+from ui.i18n import t
 
 __all__ = ["ALL_MODELS", "DataView", "EvalForm", "EvaluateController", "EvaluateTab", "build_evaluate_tab",
            "format_number"]

@@ -10,6 +10,7 @@ from ui.tasks.fill_mask import build_fill_mask_view
 from ui.tasks.ner import build_ner_view
 from ui.tasks.qa import build_qa_view
 from ui.tasks.seq2seq import build_text_task_view
+from ui.i18n import t
 
 __all__ = ["build_tasks_tab", "register_tasks_api", "has_tasks"]
 
@@ -26,7 +27,7 @@ def has_tasks(registry: Registry) -> bool:
 
 def build_tasks_tab(registry: Registry) -> None:
     """Renders the Tasks tab (call inside the app's gr.Tabs): one sub-tab per task some model in the registry does."""
-    with gr.Tab("Tasks", id="tasks", elem_id="tab-tasks"):
+    with gr.Tab(t("tab_tasks"), id="tasks", elem_id="tab-tasks"):
         with gr.Tabs(elem_id="tasks-views"):
             for title, task, build in VIEWS:
                 if registry.specs(task):  # type: ignore[arg-type]
