@@ -292,7 +292,8 @@ class TrainTab:
     def _run_dir(self, run_id: Optional[str], request: Optional[gr.Request]) -> Path:
         if not run_id:
             raise InvalidInputError("run: start a run or open one from the table first")
-        return user_space.resolve_owned("train", _user(request), run_id)
+        # The service's root, the one its runs are created and listed under (else $WORKBENCH_RUNS_DIR).
+        return user_space.resolve_owned("train", _user(request), run_id, root=self.service.root)
 
     @handle_errors
     def stop(self, run_id: Optional[str], request: gr.Request) -> str:
