@@ -1,6 +1,7 @@
 """Issue 15, last bullet, through the real server with logins on (gradio_client, as the browser calls the tabs):
 what the Data tab saves and the Train tab's runs belong to the user who made them; another user neither sees
-nor opens them, an admin (WORKBENCH_ADMINS) sees them all, and only allowed users may start training."""
+nor opens them, an admin (WORKBENCH_ADMINS) sees them all, and only allowed users may start training. And
+(issue 17) the Train tab offers its user's saved datasets and trains on their splits."""
 
 from __future__ import annotations
 
@@ -95,9 +96,9 @@ def test_training_runs_belong_to_their_user(train_server: EvalServer, runs: Path
     monkeypatch.setenv("WORKBENCH_TRAIN_USERS", "alice,carol")
     data = write_csv(tmp_path / "train.csv", sentiment_rows(40, seed=0))
     form = {f"train-{name}": default for name, _, default, _ in HYPERPARAMETERS}
-    form.update({"train-task": "classification", "train-base": "tiny-classifier", "train-data": handle_file(str(data)),
-                 "train-validation": None, "train-text-column": "text", "train-label-column": "label",
-                 "train-messages-column": None, "train-prompt-column": None, "train-response-column": None,
+    form.update({"train-task": "classification", "train-base": "tiny-classifier",
+                 "train-data": handle_file(str(data)), "train-validation": None, "train-saved": None,
+                 "train-text-column": "text", "train-label-column": "label", "train-messages-column": None, "train-prompt-column": None, "train-response-column": None,
                  "train-method": "full", "train-register-as": "", "train-max_steps": 2, "train-max_length": 16,
                  "train-eval_steps": 1})
 
@@ -135,3 +136,36 @@ def test_training_runs_belong_to_their_user(train_server: EvalServer, runs: Path
     while train_server.ctl.service.info(runs / "users" / "alice" / "train" / run_id).status in ("queued", "running"):
         assert time.monotonic() < deadline, "the two-step run did not finish"
         time.sleep(0.5)
+
+
+def test_the_train_tab_uses_its_users_saved_datasets(train_server: EvalServer, runs: Path) -> None:
+    import pandas as pd
+
+    from backend.data import store
+    from ui.train import HYPERPARAMETERS
+
+    rows = pd.DataFrame(sentiment_rows(40, seed=1))
+    store.save_dataset({"train": rows[:30], "validation": rows[30:]}, {"kind": "text", "created": store.now()},
+                       "alice-reviews", "alice")  # as the Data tab saves it, in alice's folder
+    alice = train_server.client("alice")
+    picker = train_server.call(alice, "saved_choices")
+    assert [choice[0] for choice in picker["choices"]] == ["alice-reviews"]
+    columns = train_server.call(alice, "on_saved", "classification", "alice-reviews")
+    assert (columns[0]["value"], columns[1]["value"]) == ("text", "label")  # the pickers guessed its columns
+    form = {f"train-{name}": default for name, _, default, _ in HYPERPARAMETERS}
+    form.update({"train-task": "classification", "train-base": "tiny-classifier", "train-data": None,
+                 "train-saved": "alice-reviews", "train-validation": None, "train-text-column": "text",
+                 "train-label-column": "label", "train-messages-column": None, "train-prompt-column": None,
+                 "train-response-column": None, "train-method": "full", "train-register-as": "",
+                 "train-max_length": 16})
+    plan, _ = train_server.call_form(alice, "check", form)
+    assert plan.startswith("30 training and 10 validation examples")  # its train and validation splits
+
+    bob = train_server.client("bob")
+    assert train_server.call(bob, "saved_choices")["choices"] == []
+    with pytest.raises(AppError, match="not in the list of choices|is not one of the choices"):
+        train_server.call(bob, "on_saved", "classification", "alice-reviews")
+    import gradio as gr
+
+    with pytest.raises(gr.Error, match="there is no saved dataset named 'alice-reviews'"):
+        train_server.ctl.on_saved("classification", "alice-reviews", gr.Request(username="bob"))
