@@ -98,7 +98,8 @@ def test_training_runs_belong_to_their_user(train_server: EvalServer, runs: Path
     form = {f"train-{name}": default for name, _, default, _ in HYPERPARAMETERS}
     form.update({"train-task": "classification", "train-base": "tiny-classifier",
                  "train-data": handle_file(str(data)), "train-validation": None, "train-saved": None,
-                 "train-text-column": "text", "train-label-column": "label", "train-messages-column": None, "train-prompt-column": None, "train-response-column": None,
+                 "train-text-column": "text", "train-label-column": "label", "train-messages-column": None,
+                 "train-prompt-column": None, "train-response-column": None,
                  "train-method": "full", "train-register-as": "", "train-max_steps": 2, "train-max_length": 16,
                  "train-eval_steps": 1})
 
