@@ -1,7 +1,7 @@
 """Issue 15, last bullet, through the real server with logins on (gradio_client, as the browser calls the tabs):
 what the Data tab saves and the Train tab's runs belong to the user who made them; another user neither sees
 nor opens them, an admin (WORKBENCH_ADMINS) sees them all, and only allowed users may start training. And
-(issue 17) the Train tab offers its user's saved datasets and trains on their splits."""
+(issue 17) the Train and Evaluate tabs offer their user's saved datasets and use their splits."""
 
 from __future__ import annotations
 
@@ -170,3 +170,34 @@ def test_the_train_tab_uses_its_users_saved_datasets(train_server: EvalServer, r
 
     with pytest.raises(gr.Error, match="there is no saved dataset named 'alice-reviews'"):
         train_server.ctl.on_saved("classification", "alice-reviews", gr.Request(username="bob"))
+
+
+def test_the_evaluate_tab_uses_its_users_saved_datasets(registry, runs: Path) -> None:
+    import gradio as gr
+    import pandas as pd
+
+    from backend.data import store
+
+    rows = pd.DataFrame({"text": [f"review {i}" for i in range(12)], "label": ["pos", "neg"] * 6})
+    store.save_dataset({"train": rows[:8], "test": rows[8:]}, {"kind": "text", "created": store.now()},
+                       "alice-reviews", "alice")
+    from ui.evaluate import EvaluateTab
+
+    server = EvalServer(registry, runs, users=USERS, build=lambda: EvaluateTab.build(registry, runs_dir=runs))
+    try:
+        alice = server.client("alice")
+        assert [choice[0] for choice in server.call(alice, "saved_choices")["choices"]] == ["alice-reviews"]
+        info, preview, input_col, reference_col, _ = server.call(alice, "on_saved", "alice-reviews",
+                                                                  "classification")
+        assert "4 rows" in info  # its test split
+        assert [row[0] for row in preview["data"]] == ["review 8", "review 9", "review 10", "review 11"]
+        assert (input_col["value"], reference_col["value"]) == ("text", "label")
+
+        bob = server.client("bob")
+        assert server.call(bob, "saved_choices")["choices"] == []
+        with pytest.raises(AppError, match="not in the list of choices|is not one of the choices"):
+            server.call(bob, "on_saved", "alice-reviews", "classification")
+        with pytest.raises(gr.Error, match="no saved dataset named 'alice-reviews'"):
+            server.ctl.on_saved("alice-reviews", "classification", gr.Request(username="bob"))
+    finally:
+        server.close()
