@@ -4,7 +4,7 @@ gradio_client: a test calls the tab's UI events exactly as the browser does, by 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import gradio as gr
 from gradio_client import Client
@@ -13,17 +13,19 @@ from tests.conftest import free_port
 
 
 class EvalServer:
-    """`build_evaluate_tab` in a Blocks of its own, launched with `ui.launch` (the app's own options)."""
+    """`build_evaluate_tab` (or any other tab's `build`) in a Blocks of its own, launched with `ui.launch` (the
+    app's own options)."""
 
-    def __init__(self, registry: Any, runs_dir: Path, users: Sequence[tuple[str, str]] = ()) -> None:
+    def __init__(self, registry: Any, runs_dir: Path, users: Sequence[tuple[str, str]] = (),
+                 build: Optional[Callable[[], Any]] = None) -> None:
         import ui
         from backend.security import SecuritySettings
         from ui.evaluate import build_evaluate_tab
 
         with gr.Blocks() as demo:
             with gr.Tabs():
-                with gr.Tab("Evaluate", id="evaluate", elem_id="tab-evaluate"):
-                    self.ctl = build_evaluate_tab(registry, runs_dir=runs_dir)
+                with gr.Tab("Tab", id="tab", elem_id="tab-under-test"):
+                    self.ctl = build() if build else build_evaluate_tab(registry, runs_dir=runs_dir)
         self.demo = demo
         self.users = dict(users)
         self.fn_index: dict[str, int] = {}

@@ -1,44 +1,43 @@
-"""Widgets and helpers every tab shares: model picker, parameter accordion, stats line, streaming, errors.
+"""Widgets and helpers every tab shares: model picker, parameter accordion, seed / stop / number parsing.
 
-Only backend.types / backend.config / backend.registry / backend.service / backend.security /
-backend.request_checks are imported here
-(never torch): the UI talks to the backend through plain data.
+The stats line and streaming live in ui/streaming.py, error handling and listener options in ui/events.py; their
+names are re-exported here, where the tabs import them.
+
+Only backend.types / backend.config / backend.registry are imported here (never torch): the UI talks to the
+backend through plain data.
 """
 
 from __future__ import annotations
 
-import functools
-import html
-import inspect
-import logging
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, TypeVar
+from typing import Any, Optional
 
 import gradio as gr
 
 from backend.config import ModelSpec
 from backend.registry import Registry
-from backend.request_checks import lone_surrogates
-from backend.security import redact
-from backend.streams import close_quietly
-from backend.table_limits import MAX_MESSAGE_CHARS, clip
-from backend.types import (
-    MAX_NEW_TOKENS_LIMIT,
-    Delta,
-    Event,
-    Final,
-    GenerationParams,
-    GenerationStats,
-    InvalidInputError,
-    Task,
-    TokenChoice,
-    WorkbenchError,
+from backend.types import MAX_NEW_TOKENS_LIMIT, GenerationParams, InvalidInputError, Task
+from ui.i18n import t
+from ui.events import (  # noqa: F401 - re-exported: the tabs import them from here
+    cancel_then,
+    handle_errors,
+    refuse_invalid_text,
+    status_sink,
+    ui_errors,
+    ui_event,
+    user_error,
 )
-from ui.update_rate import UPDATE_BUDGET, Throttle, UpdateBudget
-from ui.wording import plain_words
-from ui.i18n import t, text
-
-logger = logging.getLogger(__name__)
+from ui.streaming import (  # noqa: F401 - re-exported
+    FINISH_EXPLAINED,
+    STOPPED,
+    Accumulator,
+    OnChange,
+    StreamState,
+    collect,
+    format_progress,
+    format_stats,
+    throttled,
+)
 
 # Every streaming event (UI and API) shares one concurrency group, so up to this many users stream at once; the
 # backend batches the requests to one model into shared forward passes (backend/engines/batching.py).
@@ -53,111 +52,6 @@ PRESETS: dict[str, dict[str, float]] = {
 }
 
 PRESET_FIELDS = tuple(PRESETS["balanced"])  # the sliders a preset sets, in the order of its values
-
-FINISH_EXPLAINED = {
-    "stop": "stop (end of text or a stop sequence)",
-    "length": "length (max new tokens reached)",
-    "cancelled": "cancelled",
-    "error": "error",
-}
-
-# ----------------------------------------------------------------------------------------------- errors
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def user_error(message: str) -> gr.Error:
-    """gr.Error renders its message as HTML: escape it (it often quotes user text). Quotes stay readable.
-
-    Secrets (a remote server's error may quote the API key it was sent) become `***`.
-    """
-    return gr.Error(html.escape(clip(redact(message), MAX_MESSAGE_CHARS), quote=False), print_exception=False)
-
-
-def _as_user_error(error: Exception, plain: bool = False) -> gr.Error:
-    if isinstance(error, gr.Error):
-        return error
-    if isinstance(error, WorkbenchError):
-        return user_error(plain_words(str(error)) if plain else str(error))
-    logger.exception("unexpected error in a UI handler")
-    return user_error(f"unexpected error: {type(error).__name__}: {error}")
-
-
-def refuse_invalid_text(args: list[Any]) -> None:
-    """A lone UTF-16 surrogate (the browser or a client can send one) is not text: it failed deep in a tokenizer
-    as "unexpected error: TypeError". Say so plainly instead (strings, and those inside lists and dicts: a chat
-    history)."""
-    for _, bad in lone_surrogates(args):
-        raise user_error(f"the text contains a lone UTF-16 surrogate ({bad}), which is not a valid character; "
-                         "remove it and try again")
-
-
-def handle_errors(fn: F, plain: bool = False) -> F:
-    """Turns backend errors (and surprises) into a gr.Error the user can read; the app keeps serving.
-
-    Works for plain functions and generators (Gradio streams only when the handler is a generator function).
-    GeneratorExit (Stop, cancel, closed tab) is not an Exception, so it passes through and closes the stream.
-    `plain=True` (ui_errors) words the message for a person (ui/wording.py); API handlers keep field names.
-    """
-    if inspect.isgeneratorfunction(fn):
-
-        @functools.wraps(fn)
-        def stream_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
-            refuse_invalid_text([*args, *kwargs.values()])
-            try:
-                yield from fn(*args, **kwargs)
-            except Exception as error:
-                raise _as_user_error(error, plain) from error
-
-        return stream_wrapper  # type: ignore[return-value]
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        refuse_invalid_text([*args, *kwargs.values()])
-        try:
-            return fn(*args, **kwargs)
-        except Exception as error:
-            raise _as_user_error(error, plain) from error
-
-    return wrapper  # type: ignore[return-value]
-
-
-def ui_errors(fn: F) -> F:
-    """handle_errors for UI handlers: errors in plain words."""
-    return handle_errors(fn, plain=True)
-
-
-def ui_event(feedback_on: gr.components.Component, progress: bool = False, queue: bool = True) -> dict[str, Any]:
-    """Listener options for a UI event: kept off the API page, and progress shown only on `feedback_on`.
-
-    Why: by default Gradio covers every output of a failed event with an "Error" badge that hides (and blocks)
-    the chat, the sliders, ... until dismissed. With the progress pinned to one small component and hidden,
-    a failure shows only the toast. `queue=False` for instant, model-free updates (undo, presets).
-    """
-    return {"api_visibility": "private", "show_progress": "full" if progress else "hidden",
-            "show_progress_on": feedback_on, "queue": queue}
-
-
-def status_sink() -> gr.HTML:
-    """An invisible component that carries a streaming event's status badge.
-
-    Why: when Stop cancels a stream, Gradio may mark the cancelled event as failed and put an "Error" badge on
-    the component its progress is pinned to; pinned to the stats line, a normal Stop read "Error Stopped.".
-    Real failures still reach the user as a toast (gr.Error).
-    """
-    return gr.HTML("", visible=False)
-
-
-def cancel_then(button: gr.Button, running: list[Any], fn: Any, outputs: Any, feedback_on: gr.components.Component,
-                inputs: Any = None) -> Any:
-    """On click: cancel the running streams first, then run `fn`.
-
-    Why two steps: an update already on its way from the cancelled stream could land after a combined
-    cancel-and-update and overwrite it ("Stopped" replaced by a stale "generating...", an undone bubble back).
-    """
-    return button.click(None, cancels=running, api_visibility="private", queue=False).then(
-        fn, inputs=inputs, outputs=outputs, **ui_event(feedback_on, queue=False))
-
 
 # ------------------------------------------------------------------------------------------ model picker
 
@@ -352,127 +246,3 @@ def parse_whole(value: Any, name: str, blank: Optional[int] = None, low: Optiona
     if low is not None and number < low:
         raise InvalidInputError(f"{name}: must be a whole number of at least {low}, got {value!r}")
     return int(number)
-
-
-# ----------------------------------------------------------------------------------------- stats line
-
-
-def format_stats(stats: GenerationStats) -> str:
-    """One Markdown line of timings and counts, then one line per notice (dropped turns, lowered limits)."""
-    parts = []
-    if stats.time_to_first_token_s is not None:
-        parts.append(f"first token {stats.time_to_first_token_s:.2f} s")
-    if stats.tokens_per_second is not None:
-        parts.append(f"{stats.tokens_per_second:.1f} tokens/s")
-    parts.append(f"{stats.prompt_tokens} prompt + {stats.generated_tokens} generated tokens")
-    parts.append(f"finish: {FINISH_EXPLAINED.get(stats.finish_reason, stats.finish_reason)}")
-    parts.append(f"{stats.total_s:.2f} s total")
-    if stats.seed is not None:
-        parts.append(f"seed {stats.seed}")
-    lines = [" · ".join(parts)]
-    lines += [f"**Notice: {notice}**" for notice in stats.notices]
-    if stats.error:
-        lines.append(f"Error: {stats.error}")
-    return "\n\n".join(html.escape(line, quote=False) for line in lines)
-
-
-def format_progress(state: "StreamState") -> str:
-    """The stats line for a stream: progress while it runs, then its stats or its error."""
-    if state.error:
-        return "**Error:** " + html.escape(state.error, quote=False)
-    if state.stats:
-        return format_stats(state.stats)
-    if not state.text:
-        return text("status_waiting")
-    return text("status_generating")
-
-
-class OnChange:
-    """Passes a value on only when it differs from the last one (else gr.skip()).
-
-    Why: Stop writes "Stopped." to the stats line while the cancelled stream may still deliver an update or
-    two; sending the stats line only when it changes keeps those late updates from overwriting it.
-    """
-
-    def __init__(self) -> None:
-        self._last: Any = object()
-
-    def __call__(self, value: Any) -> Any:
-        if value == self._last:
-            return gr.skip()
-        self._last = value
-        return value
-
-
-STOPPED = text("status_stopped")  # translated in the browser (ui/i18n.py)
-
-
-# ------------------------------------------------------------------------------------------ streaming
-
-
-@dataclass(frozen=True)
-class StreamState:
-    """What a stream has produced so far; `stats` is set once it has ended."""
-
-    text: str = ""
-    choices: tuple[TokenChoice, ...] = ()
-    stats: Optional[GenerationStats] = None
-    error: Optional[str] = None  # set when the stream failed (compare shows it per side)
-
-    @property
-    def done(self) -> bool:
-        return self.stats is not None
-
-
-class Accumulator:
-    """Joins a stream's deltas (a list, not repeated string concatenation: replies can be long)."""
-
-    def __init__(self) -> None:
-        self._pieces: list[str] = []
-        self._choices: list[TokenChoice] = []
-        self._final: Optional[Final] = None
-        self._error: Optional[str] = None
-
-    def fail(self, error: BaseException) -> None:
-        self._error = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
-
-    def add(self, event: Event) -> None:
-        if isinstance(event, Delta):
-            self._pieces.append(event.text)
-            self._choices.extend(event.choices)
-        elif isinstance(event, Final):
-            self._final = event
-
-    def state(self) -> StreamState:
-        text = self._final.text if self._final else "".join(self._pieces)
-        # The app never hands on (nor later rejects) a NUL a byte-fallback tokenizer produced.
-        text = text.replace("\x00", "")
-        stats = self._final.stats if self._final else None
-        return StreamState(text, tuple(self._choices), stats, self._error)
-
-
-def throttled(events: Iterator[Event], interval: Optional[float] = None,
-              budget: UpdateBudget = UPDATE_BUDGET) -> Iterator[StreamState]:
-    """The growing state of one backend stream, at most every `interval` s (by default as often as the shared
-    update budget allows: ui/update_rate.py), and always once at the end.
-
-    The backend stream is closed when this generator is (Stop, cancel, closed tab): that stops the model.
-    """
-    accumulator = Accumulator()
-    throttle = Throttle(interval, budget)
-    try:
-        with budget.streaming():
-            for event in events:
-                accumulator.add(event)
-                if isinstance(event, Final) or throttle.due():
-                    yield accumulator.state()
-    finally:
-        close_quietly(events)
-
-
-def collect(events: Iterator[Event]) -> StreamState:
-    """Drains a stream (for callers that want only the end result) and returns its final state."""
-    state = StreamState()
-    for state in throttled(events, interval=float("inf")):
-        pass
-    return state

@@ -19,6 +19,7 @@ import gradio as gr
 import pandas as pd
 
 from backend import datafiles, user_space
+from backend.data import store
 from backend.registry import Registry
 from backend.security import SecuritySettings
 from backend.training import runfiles
@@ -136,6 +137,7 @@ class TrainTab:
     register_as: gr.Textbox
     numbers: tuple[gr.Number, ...]
     run_id: gr.State
+    saved: gr.Dropdown  # a dataset saved on the Data tab, used when no file is uploaded
 
     @classmethod
     def build(cls, registry: Registry, service: Optional[TrainingService] = None) -> "TrainTab":
@@ -156,6 +158,8 @@ class TrainTab:
                            elem_id="train-data")
             validation = gr.File(label="Validation data (optional; else 20% of the training data)",
                                  file_types=[".csv", ".jsonl", ".parquet"], elem_id="train-validation")
+            saved = gr.Dropdown([], label="…or a dataset saved on the Data tab", elem_id="train-saved",
+                                info="its train split, and its validation split when it has one")
         with gr.Row():
             text_column = gr.Dropdown([], label="Text column", elem_id="train-text-column")
             label_column = gr.Dropdown([], label="Label column", elem_id="train-label-column")
@@ -190,10 +194,14 @@ class TrainTab:
                 refresh = gr.Button("Refresh", elem_id="train-runs-refresh", scale=1)
         run_id = gr.State(None)
         tab = cls(registry, service, task, base, data, validation, text_column, label_column, messages_column,
-                  prompt_column, response_column, method, register_as, numbers, run_id)
+                  prompt_column, response_column, method, register_as, numbers, run_id, saved)
         timer = gr.Timer(REFRESH_S, active=False)
 
-        task.change(tab.on_task, inputs=[task, data], outputs=[base, method, text_column, label_column,
+        gr.on(None, tab.saved_choices, outputs=saved, **ui_event(plan_text))  # no triggers: on page load, per user
+        saved.input(tab.on_saved, inputs=[task, saved], outputs=[text_column, label_column, messages_column,
+                                                                 prompt_column, response_column, plan_text, preview],
+                    **ui_event(plan_text))
+        task.change(tab.on_task, inputs=[task, data, saved], outputs=[base, method, text_column, label_column,
                                                                   messages_column, prompt_column, response_column],
                     **ui_event(plan_text, queue=False))
         data.change(tab.on_data, inputs=[task, data], outputs=[text_column, label_column, messages_column,
@@ -216,12 +224,16 @@ class TrainTab:
     def form(self) -> set:
         return {self.task, self.base, self.data, self.validation, self.text_column, self.label_column,
                 self.messages_column, self.prompt_column, self.response_column, self.method, self.register_as,
-                *self.numbers}
+                self.saved, *self.numbers}
 
     # --------------------------------------------------------------------------------------- handlers
 
-    def on_task(self, task: str, data: Optional[str]) -> tuple:
+    @handle_errors
+    def on_task(self, task: str, data: Optional[str], saved: Optional[str] = None,
+                request: Optional[gr.Request] = None) -> tuple:
         choices = _base_choices(self.registry, task)
+        if not data and saved:
+            data = str(store.dataset_path(_user(request), saved))
         columns = self._column_updates(task, data)
         return (gr.update(choices=choices, value=choices[0][1] if choices else None),
                 gr.update(value="full" if task == "classification" else "lora"), *columns)
@@ -229,6 +241,16 @@ class TrainTab:
     @handle_errors
     def on_data(self, task: str, data: Optional[str]) -> tuple:
         return (*self._column_updates(task, data), "", None)  # no stale preview next to new data
+
+    @handle_errors
+    def saved_choices(self, request: gr.Request) -> Any:
+        """The caller's saved datasets (an admin's list has everyone's: backend/user_space.py)."""
+        return gr.update(choices=[info.name for info in store.list_datasets(_user(request))], value=None)
+
+    @handle_errors
+    def on_saved(self, task: str, name: Optional[str], request: gr.Request) -> tuple:
+        data = str(store.dataset_path(_user(request), name)) if name else None
+        return (*self._column_updates(task, data), "", None)
 
     def _column_updates(self, task: str, data: Optional[str]) -> list[Any]:
         columns = _columns_choices(data)
@@ -250,15 +272,22 @@ class TrainTab:
 
     def config_from(self, values: dict, request: Optional[gr.Request], keep: bool = False) -> Any:
         task = values[self.task]
-        if not values[self.data]:
-            raise InvalidInputError("data: upload a training file first")
+        user = _user(request)
+        saved = None if values[self.data] else values[self.saved]
+        if not values[self.data] and not saved:
+            raise InvalidInputError("data: upload a training file or pick a saved dataset first")
         if not values[self.base]:
             raise InvalidInputError("base: pick a base model")
-        user = _user(request)
-        data = keep_upload(values[self.data], user) if keep else values[self.data]
         validation = values[self.validation]
-        if validation and keep:
-            validation = keep_upload(validation, user)
+        if saved:  # already in the user's own folder: used where it is
+            data = str(store.dataset_path(user, saved))
+            info = next(info for info in store.list_datasets(user) if info.name == saved)
+            if not validation and "validation" in info.files:
+                validation = str(info.files["validation"])
+        else:
+            data = keep_upload(values[self.data], user) if keep else values[self.data]
+            if validation and keep:
+                validation = keep_upload(validation, user)
         base, spec = self.service.resolve_base(values[self.base], task, allow_paths=False)
         settings: dict[str, Any] = {"task": task, "base": base, "base_id": spec.id if spec else None, "data": data,
                                     "validation": validation or None, "method": values[self.method],
@@ -292,7 +321,8 @@ class TrainTab:
     def _run_dir(self, run_id: Optional[str], request: Optional[gr.Request]) -> Path:
         if not run_id:
             raise InvalidInputError("run: start a run or open one from the table first")
-        return user_space.resolve_owned("train", _user(request), run_id)
+        # The service's root, the one its runs are created and listed under (else $WORKBENCH_RUNS_DIR).
+        return user_space.resolve_owned("train", _user(request), run_id, root=self.service.root)
 
     @handle_errors
     def stop(self, run_id: Optional[str], request: gr.Request) -> str:

@@ -1,14 +1,15 @@
 """The Data tab and chat feedback in a real browser against the real app (its own runs folder).
 
-Rate replies in Chat (👍 / 👎) and save a turn as a test case, build an SFT dataset from them on the Data tab, and find it listed where Train
-and Evaluate look (backend.data.store.list_datasets / dataset_path); then upload a CSV, see its statistics,
-clean + split it in the job process and get its card's counts and a download.
+Rate replies in Chat (👍 / 👎) and save a turn as a test case, build an SFT dataset from them on the Data tab, find it
+listed where Train and Evaluate look (backend.data.store.list_datasets / dataset_path) and pick it on the Train tab;
+then upload a CSV, see its statistics, clean + split it in the job process and get its card's counts and a download.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,16 @@ from tests.browser.helpers import (
     open_params,
     open_tab,
     screenshot,
+    select_option,
     send_chat,
     set_number,
     wait_finished,
 )
+
+
+def words(text: str) -> str:
+    """The letters and digits of a text, without the punctuation and spaces Markdown rendering changes."""
+    return re.sub(r"[\W_]+", "", text)
 
 
 @pytest.fixture(scope="module")
@@ -85,7 +92,8 @@ def test_rate_replies_then_build_an_sft_dataset_listed_for_training(page, data_a
     assert (case["input"], case["reference"]) == ("and then?", "a better answer")
     path = dataset_path(None, "chat-sft", root=runs)
     rows = [json.loads(line) for line in path.read_text().splitlines()]
-    assert [row["messages"][-1]["content"].strip() for row in rows] == [replies[0], replies[2]]
+    # The bubbles show the replies rendered as Markdown (a reply starting "> " is a quote there): compare words.
+    assert [words(row["messages"][-1]["content"]) for row in rows] == [words(replies[0]), words(replies[2])]
     assert [row["messages"][-2]["content"] for row in rows] == ["hello there", "and then?"]
     assert len(rows[1]["messages"]) == 6  # the whole conversation up to the rated reply
     # Training reads it as it is: the fine-tuning data loader takes the `messages` column.
@@ -94,6 +102,14 @@ def test_rate_replies_then_build_an_sft_dataset_listed_for_training(page, data_a
 
     sft = prepare_sft(TrainConfig(task="sft", base="tiny-chat", data=str(path), messages_column="messages"))
     assert len(sft.train) + len(sft.val) == 2
+    # ... and the Train tab offers it: picked there, its conversations are what the check reads.
+    open_tab(page, "Train")
+    page.locator("#train-task").get_by_label("Chat (SFT)").check()
+    select_option(page, "train-saved", "chat-sft")
+    expect(page.locator("#train-messages-column input")).to_have_value("messages")
+    page.locator("#train-check").click()
+    expect(page.locator("#train-plan")).to_contain_text(f"{len(sft.train)} training and {len(sft.val)} validation "
+                                                        "examples", timeout=120_000)
 
 
 def test_upload_inspect_clean_split_and_save(page, data_app, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ import gradio as gr
 from gradio.context import Context
 
 from backend import datafiles
+from backend.data import store
 from backend.evaluation.data import DataSource
 from backend.evaluation.types import INPUT_SLOT, RunResult
 from backend.registry import Registry
@@ -26,12 +27,13 @@ from ui.plain_errors import plain_errors
 CONCURRENCY_ID = "evaluation"
 CONCURRENCY_LIMIT = 4  # runs at once (each in its own thread; the registry serialises work per model)
 INITIAL_TASK = "generation"
-NO_DATA = "Upload a file or name a Hub dataset."
+NO_DATA = "Upload a file, name a Hub dataset or pick a saved one."
+EVAL_SPLITS = ("test", "data", "validation", "train")  # which split of a saved dataset is evaluated, first found
 
 
 @dataclass(frozen=True)
 class DataPanel:
-    """Where the data comes from (an upload or a Hub dataset) and its preview."""
+    """Where the data comes from (an upload, a Hub dataset or one saved on the Data tab) and its preview."""
 
     upload: gr.File
     hub_id: gr.Textbox
@@ -40,6 +42,7 @@ class DataPanel:
     hub_load: gr.Button
     info: gr.Markdown
     preview: gr.Dataframe
+    saved: gr.Dropdown
 
     @classmethod
     def build(cls) -> "DataPanel":
@@ -57,11 +60,14 @@ class DataPanel:
                             hub_config = gr.Textbox(label="Config", placeholder="optional", elem_id="eval-hub-config")
                             hub_split = gr.Textbox(label="Split", value="test", elem_id="eval-hub-split")
                         hub_load = gr.Button("Load dataset", elem_id="eval-hub-load", size="sm")
+                    with gr.Tab("Saved dataset", id="eval-saved-tab", elem_id="eval-saved-tab"):
+                        saved = gr.Dropdown([], label="Saved on the Data tab", elem_id="eval-saved",
+                                            info="its test split (or its only one); test cases saved from Chat too")
                 info = gr.Markdown(NO_DATA, elem_id="eval-data-info")
             with gr.Column(scale=3, min_width=400):
                 preview = gr.Dataframe(label="Preview (first rows)", interactive=False, wrap=True, max_height=300,
                                        elem_id="eval-preview")
-        return cls(upload, hub_id, hub_config, hub_split, hub_load, info, preview)
+        return cls(upload, hub_id, hub_config, hub_split, hub_load, info, preview, saved)
 
 
 @dataclass(frozen=True)
@@ -112,6 +118,8 @@ class EvaluateTab:
         data.hub_load.click(self.clear_data, outputs=self.data_outputs, **ui_event(data.info, queue=False)).then(
             self.on_hub, inputs=[data.hub_id, data.hub_config, data.hub_split, form.task],
             outputs=self.data_outputs, **ui_event(data.info, True))
+        data.saved.input(self.clear_data, outputs=self.data_outputs, **ui_event(data.info, queue=False)).then(
+            self.on_saved, inputs=[data.saved, form.task], outputs=self.data_outputs, **ui_event(data.info))
         task_inputs = [form.task, form.score_file, form.models, form.prompt, form.source]
         form.task.input(self.on_task, inputs=task_inputs, outputs=self.task_outputs, **ui_event(form.models))
         form.score_file.input(self.on_score_file, inputs=task_inputs, outputs=self.task_outputs,
@@ -132,6 +140,7 @@ class EvaluateTab:
         if root is not None:
             root.unload(self.on_cancel)  # a closed or reloaded page stops its run instead of computing for nobody
             root.load(self.runs.runs_updates, outputs=self.runs.outputs, **ui_event(self.runs.runs, queue=False))
+            root.load(self.saved_choices, outputs=data.saved, **ui_event(data.info, queue=False))
 
     # ---------------------------------------------------------------------------------------------- data
 
@@ -164,6 +173,23 @@ class EvaluateTab:
     @handle_errors
     def on_hub(self, dataset_id: str, config: str, split: str, task_value: str) -> dict:
         return self.data_updates(self.ctl.inspect(self.ctl.hub_source(dataset_id, config, split), task_value))
+
+    @handle_errors
+    def saved_choices(self, request: gr.Request) -> gr.Dropdown:
+        """The caller's saved datasets (an admin's list has everyone's: backend/user_space.py)."""
+        names = [info.name for info in store.list_datasets(getattr(request, "username", None))]
+        return gr.Dropdown(choices=names, value=None)
+
+    @plain_errors
+    @handle_errors
+    def on_saved(self, name: Optional[str], task_value: str, request: gr.Request) -> dict:
+        if not name:
+            return self.data_updates(None)
+        user = getattr(request, "username", None)
+        info = next((info for info in store.list_datasets(user) if info.name == name), None)
+        split = next((split for split in EVAL_SPLITS if info and split in info.files), None)
+        path = store.dataset_path(user, name, split)  # "no saved dataset named ..." for another user's
+        return self.data_updates(self.ctl.inspect(DataSource(path=str(path)), task_value))
 
     # ------------------------------------------------------------------------------- task / scoring mode
 
