@@ -81,6 +81,7 @@ def base_model(kind: str, work: Path) -> Path:
 
 
 def run_plain(settings: dict[str, Any], out: Path) -> dict[str, Any]:
+    out.mkdir(parents=True, exist_ok=True)
     script = out / "plain_trainer.py"
     script.write_text(PLAIN_SCRIPT)
     result = subprocess.run([sys.executable, str(script), json.dumps({**settings, "out": str(out / "ckpt")})],
