@@ -90,7 +90,9 @@ def curves(run_dir: Optional[Path]) -> pd.DataFrame:
             rows.append({"step": row["step"], "loss": row["loss"], "series": "train loss"})
         if "eval_loss" in row:
             rows.append({"step": row["step"], "loss": row["eval_loss"], "series": "eval loss"})
-    return pd.DataFrame(rows, columns=["step", "loss", "series"])
+    # Typed even when empty: Gradio types an empty object-column table as categories, and the chart kept
+    # category axes with no line once points came.
+    return pd.DataFrame(rows, columns=["step", "loss", "series"]).astype({"step": "int64", "loss": "float64"})
 
 
 def progress_text(run_dir: Path, info: Any) -> str:

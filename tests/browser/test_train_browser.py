@@ -81,6 +81,11 @@ def test_train_stop_resume_and_classify_with_the_new_model(page: Page, train_app
     expect(status).to_contain_text("browser-sentiment")
     expect(page.locator("#train-runs")).to_contain_text("browser-sentiment")
     expect(page.locator("#train-status")).to_contain_text("step 60/60")
+    # Two lines (train and eval loss) over numeric axes: an empty first table once typed them as categories.
+    lines = plot.locator("svg path[aria-roledescription='line mark']")
+    expect(lines).to_have_count(2)
+    assert all(len(path.get_attribute("d") or "") > 10 for path in lines.all())
+    plot.scroll_into_view_if_needed()
     screenshot(page, "train-finished")
 
     open_tab(page, "Classify")
