@@ -20,6 +20,10 @@ import pytest
 
 from tests.app_process import AppProcess, models_yaml_variant, record_figures, wait_until
 
+# gradio_client waits 5 s for a response by default; dozens of clients fetching the app's config at once on 2
+# cores can take longer, which is load, not the failure these tests look for.
+PATIENT = {"timeout": 120}
+
 CHAT = "tiny-chat"
 LONG = 3000
 GRADIO_CLIENTS, RAW_SSE_CLIENTS, OPENAI_CLIENTS = 20, 15, 15
@@ -42,7 +46,7 @@ def test_fifty_clients_that_leave_mid_stream_leave_the_app_idle(long_context_yam
     from gradio_client import Client
 
     with AppProcess(long_context_yaml) as app:
-        admin = Client(app.url, verbose=False)
+        admin = Client(app.url, verbose=False, httpx_kwargs=PATIENT)
 
         def status() -> dict[str, Any]:
             return next(s for s in admin.predict(api_name="/models") if s["id"] == CHAT)
@@ -57,7 +61,7 @@ def test_fifty_clients_that_leave_mid_stream_leave_the_app_idle(long_context_yam
         lock = threading.Lock()
 
         def gradio_client_user(index: int) -> str:
-            client = Client(app.url, verbose=False)
+            client = Client(app.url, verbose=False, httpx_kwargs=PATIENT)
             job = client.submit(message=f"user {index}", model=CHAT, max_new_tokens=LONG, temperature=0,
                                 api_name="/chat")
             assert wait_until(lambda: any(job.outputs()), timeout=60), "no streamed text"

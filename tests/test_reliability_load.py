@@ -21,6 +21,10 @@ import pytest
 from tests.app_process import AppProcess, models_yaml_variant, record_figures, wait_until
 from tests.conftest import free_port
 
+# gradio_client waits 5 s for a response by default; dozens of clients fetching the app's config at once on 2
+# cores can take longer, which is load, not the failure these tests look for.
+PATIENT = {"timeout": 120}
+
 CHAT = "tiny-chat"
 NARROW = "narrow-chat"  # tiny-chat's weights with a model queue of one running and one waiting request
 USERS = 32
@@ -40,7 +44,7 @@ def test_32_concurrent_users_get_complete_streams_with_stable_memory(tiny_models
     from gradio_client import Client
 
     with AppProcess(tiny_models_yaml) as app:
-        admin = Client(app.url, verbose=False)
+        admin = Client(app.url, verbose=False, httpx_kwargs=PATIENT)
         endpoints = set(admin.view_api(print_info=False, return_format="dict")["named_endpoints"])
         kinds = ["chat", "generate"] + (["classify"] if "/classify" in endpoints else [])
 
@@ -71,7 +75,7 @@ def test_32_concurrent_users_get_complete_streams_with_stable_memory(tiny_models
         rss_before = app.rss_mb()
         tokens_before = chat_status(admin)["generated_tokens_total"]
 
-        clients = [Client(app.url, verbose=False) for _ in range(USERS)]
+        clients = [Client(app.url, verbose=False, httpx_kwargs=PATIENT) for _ in range(USERS)]
         errors: list[str] = []
         asked: dict[str, int] = {}
         done: dict[str, int] = {}

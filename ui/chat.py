@@ -182,8 +182,11 @@ class ChatTab:
         return running, trashing
 
     def stop_on(self, trigger: Any, running: list[Any]) -> None:
+        # The second step goes through the queue: its answer then travels on the session's event stream behind
+        # any update the cancelled reply had already sent, so "Stopped." is never overwritten by "Generating…".
         trigger(None, cancels=running, api_visibility="private", queue=False).then(
-            self.stop, outputs=[self.stats, self.send_button, self.stop_button], **ui_event(self.stats, queue=False))
+            self.stop, outputs=[self.stats, self.send_button, self.stop_button], concurrency_limit=None,
+            **ui_event(self.stats))
 
     # ------------------------------------------------------------------------------------------ replies
 

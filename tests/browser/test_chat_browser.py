@@ -80,7 +80,12 @@ def test_stop_ends_stream_and_server_generation(page, app_url, api):
 
     send_chat(page, "Write a haiku about the sea.")
     bot = bubbles(page, "bot").last
-    expect(bot).not_to_have_text("", timeout=TIMEOUT_MS)  # text is streaming in
+    expect(bot).not_to_have_text("", timeout=TIMEOUT_MS)  # the bubble shows the wait, then the text
+    # Stop once the model has really started (the bubble's wait text comes before the first token).
+    for _ in range(600):
+        if model_status(api, CHAT_ID)["generated_tokens_total"] > before:
+            break
+        time.sleep(0.1)
     page.locator("#chat-stop-btn").click()
 
     shown = wait_until_still(bot)  # the bubble stopped changing
