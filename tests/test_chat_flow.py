@@ -103,7 +103,11 @@ def test_a_new_send_or_stop_supersedes_the_running_reply(tab: ChatTab) -> None:
     third = tab.send(data(tab, "Hello", max_new_tokens=400), session)
     next(third)
     assert tab.stop(session)[0] == STOPPED
-    assert list(third) == []
+    # A stopped reply's own stream ends with the stopped status and Send back (its last word, so no update it
+    # had already sent can land after it), and nothing else: no text, no stats of its own.
+    stopped = list(third)
+    assert len(stopped) == 1 and stopped[0][2] == STOPPED
+    assert stopped[0][4].visible is True and stopped[0][5].visible is False  # Send back, Stop hidden
 
 
 def test_a_failed_send_clears_the_previous_stats_and_speaks_plainly(tab: ChatTab) -> None:

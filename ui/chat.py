@@ -126,7 +126,7 @@ class ChatTab:
         editing = history.edit(tab.edit_message, inputs=tab.reply_inputs, outputs=tab.reply_outputs,
                                trigger_mode="multiple", **tab.streaming)
         running += [retrying, editing]
-        tab.stop_on(stop.click, running)
+        tab.stop_on(stop.click)
         # Every edit of the conversation stops a running reply first.
         undoing = cancel_then(undo, running, tab.undo, inputs=history, outputs=[history, stats, send, stop],
                               feedback_on=stats)
@@ -181,12 +181,12 @@ class ChatTab:
             **ui_event(self.stats, queue=False))
         return running, trashing
 
-    def stop_on(self, trigger: Any, running: list[Any]) -> None:
-        # The second step goes through the queue: its answer then travels on the session's event stream behind
-        # any update the cancelled reply had already sent, so "Stopped." is never overwritten by "Generating…".
-        trigger(None, cancels=running, api_visibility="private", queue=False).then(
-            self.stop, outputs=[self.stats, self.send_button, self.stop_button], concurrency_limit=None,
-            **ui_event(self.stats))
+    def stop_on(self, trigger: Any) -> None:
+        # No `cancels=`: Stop marks the session's run stopped (ui/runs.py) and the reply's own generator ends at
+        # its next step with "Stopped." as the last update of its stream. A Gradio cancel would leave updates
+        # already on their way to land after this handler's answer ("Generating…" after "Stopped.").
+        trigger(self.stop, outputs=[self.stats, self.send_button, self.stop_button], concurrency_limit=None,
+                **ui_event(self.stats, queue=False))
 
     # ------------------------------------------------------------------------------------------ replies
 
@@ -261,7 +261,9 @@ class ChatTab:
             raise
         finally:
             RUNS.finish(session, run)
-        if not run.cancelled:
+        if run.stopped:  # the last word of this stream, so nothing it sent earlier can land after it
+            yield skip, skip, STOPPED, skip, *busy(False), skip
+        elif not run.cancelled:
             yield skip, skip, skip, skip, *busy(False), skip
 
     def _context(self, state: Any, request: Optional[gr.Request]) -> str:
@@ -272,7 +274,7 @@ class ChatTab:
 
     def stop(self, request: gr.Request = None) -> tuple[Any, ...]:
         """Says "Stopped." only when a reply was running."""
-        stopped = RUNS.cancel(session_of(request))
+        stopped = RUNS.cancel(session_of(request), stop=True)
         return (STOPPED if stopped else gr.skip()), *busy(False)
 
     def cleared(self, model_id: Optional[str], request: gr.Request = None) -> tuple[Any, ...]:

@@ -172,7 +172,7 @@ def build_presenter(registry: Registry, settings: Optional[PresenterSettings]) -
                       gr.State({}), gr.State(None))
         # Send, Enter, a click on an example (asks it at once) and the trash icon, as in the Chat tab.
         running, _ = tab.listen()
-        tab.stop_on(stop.click, running)
+        tab.stop_on(stop.click)
         cancel_then(reset, running, tab.clear, inputs=model, outputs=[history, stats, context, send, stop],
                     feedback_on=stats)
         reset.click(lambda: "", outputs=text, **ui_event(stats, queue=False))

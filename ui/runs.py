@@ -17,6 +17,7 @@ class Run:
 
     def __init__(self) -> None:
         self.superseded = threading.Event()
+        self.stopped = False  # superseded by Stop (not by another reply): its generator says so as its last word
 
     @property
     def cancelled(self) -> bool:
@@ -47,12 +48,14 @@ class Runs:
             if session is not None and self._running.get(session) is run:
                 del self._running[session]
 
-    def cancel(self, session: Optional[str]) -> bool:
-        """Stops `session`'s running reply; False when none was running (so Stop can say nothing)."""
+    def cancel(self, session: Optional[str], stop: bool = False) -> bool:
+        """Stops `session`'s running reply; False when none was running (so Stop can say nothing). `stop`: the
+        user pressed Stop, so the reply's own stream ends with the stopped status."""
         with self._lock:
             run = self._running.pop(session, None) if session is not None else None
         if run is None:
             return False
+        run.stopped = stop
         run.superseded.set()
         return True
 
