@@ -25,7 +25,13 @@ def test_only_allowed_users_may_start_training(monkeypatch):
 
 
 def test_curves_come_from_the_progress_lines(tmp_path):
-    assert curves(None).empty
+    # Both series are in the table from the start (with no point drawn), or the chart gives a later one no colour.
+    empty = curves(None)
+    assert sorted(empty["series"]) == ["eval loss", "train loss"] and empty["loss"].isna().all()
+    runfiles.append_progress(tmp_path, {"step": 0, "eval_loss": 0.9})
+    first = curves(tmp_path)
+    assert first["series"].tolist() == ["eval loss", "train loss"] and first["loss"].isna().tolist() == [False, True]
+    (tmp_path / runfiles.PROGRESS).unlink()
     for row in ({"step": 0, "eval_loss": 0.9}, {"step": 5, "loss": 0.8}, {"step": 10, "loss": 0.5, "x": 1},
                 {"step": 10, "eval_loss": 0.6}):
         runfiles.append_progress(tmp_path, row)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,16 +83,22 @@ def keep_upload(path: str, username: Optional[str]) -> str:
     return str(target)
 
 
+SERIES = ("train loss", "eval loss")
+
+
 def curves(run_dir: Optional[Path]) -> pd.DataFrame:
     """Train and eval loss by step, long format for gr.LinePlot."""
     rows = []
     for row in runfiles.read_progress(run_dir) if run_dir else []:
         if "loss" in row:
-            rows.append({"step": row["step"], "loss": row["loss"], "series": "train loss"})
+            rows.append({"step": row["step"], "loss": row["loss"], "series": SERIES[0]})
         if "eval_loss" in row:
-            rows.append({"step": row["step"], "loss": row["eval_loss"], "series": "eval loss"})
-    # Typed even when empty: Gradio types an empty object-column table as categories, and the chart kept
-    # category axes with no line once points came.
+            rows.append({"step": row["step"], "loss": row["eval_loss"], "series": SERIES[1]})
+    # Both series are always in the table (a point with no loss, which is not drawn, for one without points
+    # yet): Gradio's chart fixes its colours from the series it first sees, and a series that came later was
+    # drawn without a stroke, invisible. Typed, or an empty table's columns became category axes.
+    rows += [{"step": 0, "loss": math.nan, "series": name} for name in SERIES
+             if not any(row["series"] == name for row in rows)]
     return pd.DataFrame(rows, columns=["step", "loss", "series"]).astype({"step": "int64", "loss": "float64"})
 
 

@@ -85,7 +85,9 @@ def test_train_stop_resume_and_classify_with_the_new_model(page: Page, train_app
     lines = plot.locator("svg path[aria-roledescription='line mark']")
     expect(lines).to_have_count(2)
     assert all(len(path.get_attribute("d") or "") > 10 for path in lines.all())
-    plot.scroll_into_view_if_needed()
+    # ... and both visible: a series the chart first saw after its colours were fixed was drawn with no stroke.
+    assert all(path.get_attribute("stroke") for path in lines.all()), "a loss line is drawn without a colour"
+    plot.evaluate("element => element.scrollIntoView({block: 'end'})")  # the status, the chart and its legend
     screenshot(page, "train-finished")
 
     open_tab(page, "Classify")
