@@ -195,12 +195,16 @@ def test_2000_labels_are_scored_with_a_capped_matrix_and_bounded_memory(app: App
     rows = [f"t,{label},{labels[(i + 1) % 2_000] if i % 2 else label}" for i, label in enumerate(labels)]
     path.write_text("text,label,pred\n" + "\n".join(rows) + "\n")
     assert path.stat().st_size < 30_000
-    session.call("on_upload", handle_file(str(path)), "classification")
     form = session.form("on_run", {
         "eval-task": "classification", "eval-models": [], "eval-batch-size": 4, "eval-input-col": "text",
         "eval-reference-col": "label", "eval-score-file": True, "eval-predictions-col": "pred", "eval-prompt": "",
         "eval-max-new-tokens": 8, "eval-limit": 0, "eval-seed": 0, "eval-bootstrap": 100,
         "eval-rouge-stemmer": False})
+    small = tmp_path / "small.csv"  # a first run imports the scoring libraries: not what is measured
+    small.write_text("text,label,pred\nt,a,a\nt,b,a\n")
+    session.call("on_upload", handle_file(str(small)), "classification")
+    session.call("on_run", *form)
+    session.call("on_upload", handle_file(str(path)), "classification")
     with measured(app) as cost:
         reply = session.call("on_run", *form)
     sent = json.dumps(reply, default=str)
