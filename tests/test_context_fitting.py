@@ -100,6 +100,30 @@ def test_fitting_work_grows_linearly_with_the_history(runtime: Any) -> None:
     assert work[400].calls / work[50].calls < 9
 
 
+def test_fitting_never_tokenises_more_than_about_a_context_of_the_history(runtime: Any) -> None:
+    """Only the newest messages, up to the context, are tokenised: a 4,000-turn history costs what a 400-turn
+    one does (tokenising the whole history once kept ~490 MB after a 4 MB one, through the server)."""
+    work = {}
+    for turns in (400, 4_000):
+        counting = Counting(runtime)
+        measured_sizes: list[int] = []
+        measure = counting.measure
+
+        def recording(chat: list[Message], measure: Any = measure, sizes: list[int] = measured_sizes) -> Any:
+            sizes.append(len(chat))
+            return measure(chat)
+
+        counting.measure = recording  # type: ignore[method-assign]
+        messages = history(turns, seed=7)
+        fitted = counting.fit(messages)
+        kept, dropped = one_exchange_at_a_time(runtime, messages) if turns == 400 else (None, None)
+        if kept is not None:
+            assert (fitted.messages, fitted.dropped) == (kept, dropped)
+        assert max(measured_sizes) < 4 * len(fitted.messages) + 4, (turns, measured_sizes, len(fitted.messages))
+        work[turns] = counting.characters
+    assert work[4_000] < 1.5 * work[400], work
+
+
 def test_fitting_stops_when_the_request_is_cancelled(runtime: Any) -> None:
     counting = Counting(runtime)
     calls_when_cancelled = []
