@@ -24,6 +24,7 @@ from backend.evaluation.types import Progress, RunResult
 from backend.table_limits import SHOWN_CELL_CHARS, clip
 from backend.types import InvalidInputError
 from ui.evaluate.forms import ALL_MODELS
+from ui.i18n import say
 
 EXAMPLES_SHOWN = 500  # rows of the per-example table in the page; the downloads have every matching row
 PER_CLASS_SHOWN = 500  # rows of the per-class table in the page (results.json has every class)
@@ -216,7 +217,7 @@ def compare_summary(left: RunResult, right: RunResult) -> str:
                            quote=False)
     shared = [model for model in left.models if model in right.models]
     if not shared:
-        return "The two runs share no model."
+        return say("eval_no_shared_model")
     lines = []
     for model in shared:
         before, after = left.models[model].metrics.get(name), right.models[model].metrics.get(name)
@@ -230,12 +231,13 @@ def progress_html(progress: Optional[Progress], run: Optional[RunResult] = None)
     if run is not None:
         done = sum(result.completed for result in run.models.values())
         total = len(run.examples) * max(len(run.models), 1)
-        text = (f"Cancelled: {done:,} of {total:,} examples scored and kept" if run.cancelled else
-                f"Done: {done:,} of {total:,} examples in {run.seconds:.1f} s")
+        # Worded in the language of the request being served (ui/i18n.py), English outside one.
+        text = (say("eval_cancelled", done=done, total=total) if run.cancelled else
+                say("eval_done", done=done, total=total, seconds=run.seconds))
         fraction = done / total if total else 1.0
         css = " cancelled" if run.cancelled else ""
     elif progress is None:
-        text, fraction, css = "Starting: checking the data and the models…", 0.0, ""
+        text, fraction, css = say("eval_starting"), 0.0, ""
     else:
         eta = "" if progress.eta_s is None else f" · about {_duration(progress.eta_s)} left"
         text = (f"{progress.done:,} / {progress.total:,} examples · {progress.message}"
