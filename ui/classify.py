@@ -23,6 +23,7 @@ from backend.table_limits import SHOWN_CELL_CHARS, release_memory
 from backend.types import InvalidInputError, LabelScore, WorkbenchError
 from ui.components import handle_errors, ui_event
 from ui.jobs import SessionJobs
+from ui.i18n_errors import localised
 from ui.plain_errors import plain_errors, plain_words
 from ui.i18n import say, t, text
 
@@ -146,7 +147,8 @@ def build_classify_tab(registry: Registry) -> None:
                 raise InvalidInputError(f"file: '{Path(path).name}' has no text column (every column holds numbers "
                                         "or nothing); classification needs a column of text")
         except WorkbenchError as error:
-            return (f"❌ {html.escape(plain_words(str(error)), quote=False)}", *refused)
+            said = localised(str(error), plain_words(str(error)))  # Chinese for a Chinese browser
+            return (f"❌ {html.escape(said, quote=False)}", *refused)
         columns = [str(name) for name in table.columns]
         info = html.escape(say("file_rows_columns", name=Path(path).name, rows=len(table),
                                columns=datafiles.describe_columns(columns)), quote=False)

@@ -18,6 +18,7 @@ from backend.types import InvalidInputError, WorkbenchError
 from ui.jobs import SessionJobs
 from ui.components import handle_errors, ui_event
 from ui.i18n import say, t
+from ui.i18n_errors import localised
 
 PREVIEW_ROWS = 200
 CONCURRENCY_ID = "tasks"
@@ -44,7 +45,7 @@ def inspect_upload(path: Optional[str], *, extra: int = 0) -> tuple:
     try:
         table = datafiles.read_table(path)
     except WorkbenchError as error:
-        return (f"❌ {escape(error)}", *empty)
+        return (f"❌ {escape(localised(str(error), str(error)))}", *empty)  # Chinese for a Chinese browser
     columns = [str(name) for name in table.columns]
     info = escape(say("file_rows_columns", name=Path(path).name, rows=len(table), columns=", ".join(columns)))
     return (info, gr.Dropdown(choices=columns, value=datafiles.guess_text_column(table)),
