@@ -91,6 +91,17 @@ def test_both_languages_have_every_key_with_the_same_fields() -> None:
         assert fields(english) == fields(chinese), key
 
 
+def test_no_key_can_be_mistaken_for_a_data_value() -> None:
+    """The frontend translates any plain string equal to a key (a dropdown choice, a cell): a column named
+    "text" once showed as "Text". Every key the browser gets is prefixed, so no data value equals one."""
+    from ui.i18n import I18N, PREFIX, t
+
+    for table in I18N.translations.values():
+        assert all(key.startswith(PREFIX) for key in table)
+        assert not {"text", "file", "task", "model", "seed", "label", "split"} & table.keys()
+    assert t("text").key == PREFIX + "text"
+
+
 def test_a_template_filled_at_build_time_is_translated_in_both_languages() -> None:
     from ui.i18n import I18N, t
 

@@ -8,7 +8,8 @@ Lines with numbers in them ("Imported 3 message(s).") follow the request's Accep
 translation key carries no values.
 
 Keys are stable names, not English text: the frontend also looks plain strings up in its dictionary, and a key
-must never be mistaken for one of Gradio's own.
+must never be mistaken for one of Gradio's own, nor for a data value (a column named "text"): in the browser every
+key carries the prefix PREFIX.
 
 `t(key, **values)` fills a template's values at build time (a label with a number in it): it registers the filled
 line under a key of its own, so it must only be called while the app is built (a page learns the dictionary when
@@ -51,8 +52,12 @@ CHINESE = "zh-CN"
 # Browsers say zh-CN, zh, or zh-Hans(-CN); Gradio matches the exact tag, so each gets the Chinese table.
 CHINESE_TAGS = ("zh-CN", "zh", "zh-Hans", "zh-Hans-CN", "zh-SG")
 
-_EN = {key: en for key, (en, _zh) in STRINGS.items()}
-_ZH = {key: zh for key, (_en, zh) in STRINGS.items()}
+# The frontend also looks every plain string it shows up in the dictionary (a choice, a cell, a value): a key
+# "text" turned a data column named "text" into "Text" / "文本". Keys therefore go to the browser with a prefix
+# no data value or Gradio key has.
+PREFIX = "wb:"
+_EN = {PREFIX + key: en for key, (en, _zh) in STRINGS.items()}
+_ZH = {PREFIX + key: zh for key, (_en, zh) in STRINGS.items()}
 I18N = gr.I18n(en=_EN, **{tag: _ZH for tag in CHINESE_TAGS})
 
 
@@ -62,8 +67,8 @@ def t(key: str, **values: Any) -> Any:
     if key not in STRINGS:
         raise KeyError(f"no translation for {key!r}: add it to ui/i18n_strings*.py")
     if not values:
-        return I18N(key)
-    filled = key + "|" + ",".join(f"{name}={values[name]}" for name in sorted(values))
+        return I18N(PREFIX + key)
+    filled = PREFIX + key + "|" + ",".join(f"{name}={values[name]}" for name in sorted(values))
     english_template, chinese_template = STRINGS[key]
     _EN[filled] = english_template.format(**values)
     _ZH[filled] = chinese_template.format(**values)
