@@ -77,7 +77,8 @@ def build_classify_tab(registry: Registry) -> None:
     jobs = SessionJobs()
     with gr.Tab(t("tab_classify"), id="classify", elem_id="tab-classify"):
         with gr.Row():
-            mode = gr.Radio(MODE_CHOICES, value=initial_mode, label=t("classify_mode"), info=t("classify_mode_info"), elem_id="classify-mode",
+            mode = gr.Radio(MODE_CHOICES, value=initial_mode, label=t("classify_mode"), info=t("classify_mode_info"),
+                            elem_id="classify-mode",
                             scale=3)
             model = gr.Dropdown(**_model_choices(registry, initial_mode), label=t("model"), elem_id="classify-model",
                                 interactive=True, scale=2)

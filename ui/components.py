@@ -135,7 +135,8 @@ class ParamPanel:
         """Renders the accordion; `prefix` ("chat", "gen", ...) names the elem_ids."""
         params = spec.default_params() if spec else GenerationParams()
         with gr.Accordion(t("params"), open=False, elem_id=f"{prefix}-params"):
-            preset = gr.Radio([(text(f"preset_{name}"), name) for name in PRESETS], value=None, label=t("preset"), elem_id=f"{prefix}-preset",
+            preset = gr.Radio([(text(f"preset_{name}"), name) for name in PRESETS], value=None, label=t("preset"),
+                              elem_id=f"{prefix}-preset",
                               info=t("preset_info"))
             with gr.Row():
                 max_new_tokens = gr.Slider(1, _token_limit(spec), value=params.max_new_tokens, step=1,

@@ -112,8 +112,10 @@ class DataTab:
             summary = gr.Markdown("", elem_id="data-summary")
             columns = gr.Dataframe(interactive=False, elem_id="data-columns", label=t("data_columns"))
             with gr.Row():
-                labels_plot = gr.BarPlot(None, x="label", y="rows", label=t("data_label_balance"), elem_id="data-labels-plot")
-                length_plot = gr.BarPlot(None, x="length", y="rows", label=t("data_text_length"), elem_id="data-length-plot")
+                labels_plot = gr.BarPlot(None, x="label", y="rows", label=t("data_label_balance"),
+                                         elem_id="data-labels-plot")
+                length_plot = gr.BarPlot(None, x="length", y="rows", label=t("data_text_length"),
+                                         elem_id="data-length-plot")
         with gr.Accordion(t("data_clean"), open=True):
             clean = gr.CheckboxGroup([(CLEAN_LABELS[s], s) for s in CLEAN_STEPS], value=["normalize", "empty"],
                                      label=t("data_clean_steps"), elem_id="data-clean")
@@ -132,16 +134,19 @@ class DataTab:
                 split_on = gr.Checkbox(label=t("data_split_on"), value=True, elem_id="data-split-on")
                 fractions = gr.Textbox(label=t("data_fractions"), value="0.8,0.1,0.1", elem_id="data-fractions")
                 seed = gr.Number(label=t("seed"), value=0, precision=0, minimum=0, elem_id="data-seed")
-            augment = gr.CheckboxGroup([(AUGMENT_LABELS[m], m) for m in AUGMENT_METHODS], label=t("data_augment"), elem_id="data-augment")
+            augment = gr.CheckboxGroup([(AUGMENT_LABELS[m], m) for m in AUGMENT_METHODS], label=t("data_augment"),
+                                       elem_id="data-augment")
             with gr.Row():
                 rate = gr.Slider(0, 1, value=0.3, step=0.05, label=t("data_rate"), elem_id="data-rate")
                 copies = gr.Slider(1, 10, value=1, step=1, label=t("data_copies"), elem_id="data-copies")
-                paraphrase_model = gr.Dropdown(label=t("data_paraphrase_model"), choices=chat, value=chat[0] if chat else None,
+                paraphrase_model = gr.Dropdown(label=t("data_paraphrase_model"), choices=chat,
+                                               value=chat[0] if chat else None,
                                                elem_id="data-paraphrase-model")
             paraphrase_prompt = gr.Textbox(label=t("data_paraphrase_prompt"), lines=2,
                                            value=DEFAULT_PARAPHRASE_PROMPT, elem_id="data-paraphrase-prompt")
         with gr.Row():
-            name = gr.Textbox(label=t("data_name"), placeholder=t("data_name_placeholder"), elem_id="data-name", scale=2)
+            name = gr.Textbox(label=t("data_name"), placeholder=t("data_name_placeholder"), elem_id="data-name",
+                              scale=2)
             fmt = gr.Radio(list(FORMATS), value="jsonl", label=t("data_format"), elem_id="data-format", scale=1)
         with gr.Row():
             count = gr.Button(t("data_count"), elem_id="data-count")

@@ -24,7 +24,8 @@ def build_saved_section() -> tuple[gr.Dataframe, gr.Dropdown]:
     with gr.Row():
         kind = gr.Radio([(text("data_kind_sft"), "sft"), (text("data_kind_preference"), "preference")],
                         value="sft", label=t("data_from_ratings"), elem_id="data-feedback-kind", scale=2)
-        feedback_name = gr.Textbox(label=t("data_feedback_name"), value="chat-feedback", elem_id="data-feedback-name", scale=1)
+        feedback_name = gr.Textbox(label=t("data_feedback_name"), value="chat-feedback",
+                                   elem_id="data-feedback-name", scale=1)
         build = gr.Button(t("data_build"), elem_id="data-feedback-build", scale=1)
     with gr.Row():
         chats = gr.File(label=t("data_chats"), file_types=[".json"], file_count="multiple",

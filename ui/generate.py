@@ -63,8 +63,8 @@ class GenerateTab:
                 prompt = gr.Textbox(label=t("gen_text"), lines=16, max_lines=40, elem_id="gen-prompt",
                                     placeholder=t("gen_text_placeholder"), info=t("gen_text_info"))
                 # Translated in the browser (a build-time template, ui/i18n.py); handlers word it on the server.
-                token_count = gr.Markdown(text("gen_tokens_unknown", context=_context(spec.max_context if spec else None)),
-                                          elem_id="gen-token-count", elem_classes=["stats-line"])
+                unknown = text("gen_tokens_unknown", context=_context(spec.max_context if spec else None))
+                token_count = gr.Markdown(unknown, elem_id="gen-token-count", elem_classes=["stats-line"])
                 with gr.Row(elem_classes=["button-row"]):
                     run = gr.Button(t("gen_run"), variant="primary", elem_id="gen-run")
                     extend = gr.Button(t("gen_continue"), elem_id="gen-continue")

@@ -91,7 +91,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "gen_show_probs": ("Show next-token probabilities", "显示下一个 token 的概率"),
     "gen_show_probs_info": ("the chosen token and the top 5 alternatives", "选中的 token 及前 5 个备选"),
     "gen_tokens": ("{count} / {context} tokens", "{count} / {context} 个 token"),
-    "gen_tokens_unknown": ("? / {context} tokens (counted once the model is loaded)", "? / {context} 个 token（模型加载后再计数）"),
+    "gen_tokens_unknown": ("? / {context} tokens (counted once the model is loaded)",
+                           "? / {context} 个 token（模型加载后再计数）"),
     "gen_tokens_too_long": (": longer than the model's context: shorten it", "：超过了模型的上下文长度，请缩短"),
     "gen_over_limit": ("{count:,} characters: over the limit of {limit:,}", "{count:,} 个字符：超过了 {limit:,} 的上限"),
 }

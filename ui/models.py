@@ -115,4 +115,5 @@ class ModelsTab:
     @ui_errors
     def unload(self, model_id: str) -> tuple[Any, str]:
         status = self.registry.unload(model_id)
-        return self.rows(), say("models_unloaded_busy" if status.state == "loaded" else "models_unloaded", model=status.id)
+        key = "models_unloaded_busy" if status.state == "loaded" else "models_unloaded"
+        return self.rows(), say(key, model=status.id)

@@ -157,7 +157,8 @@ def build_presenter(registry: Registry, settings: Optional[PresenterSettings]) -
                 gr.Markdown(view.description, elem_id="presenter-description")
             history = chatbot(None, t("presenter_history_placeholder"), height=440, buttons=["copy"])
             with gr.Row(equal_height=True, elem_classes=["input-row"]):
-                text = gr.Textbox(placeholder=t("presenter_input_placeholder"), show_label=False, lines=1, max_lines=8, scale=8,
+                text = gr.Textbox(placeholder=t("presenter_input_placeholder"), show_label=False, lines=1,
+                                  max_lines=8, scale=8,
                                   elem_id="chat-input", autofocus=True)
                 send = gr.Button(t("chat_send"), variant="primary", scale=1, elem_id="chat-send")
                 stop = gr.Button(t("stop"), variant="stop", scale=1, elem_id="chat-stop-btn", visible=False)

@@ -154,8 +154,10 @@ class TrainTab:
         with gr.Row():
             text_column = gr.Dropdown([], label=t("text_column"), elem_id="train-text-column")
             label_column = gr.Dropdown([], label=t("label_column"), elem_id="train-label-column")
-            messages_column = gr.Dropdown([], label=t("train_messages_column"), elem_id="train-messages-column", visible=False)
-            prompt_column = gr.Dropdown([], label=t("train_prompt_column"), elem_id="train-prompt-column", visible=False)
+            messages_column = gr.Dropdown([], label=t("train_messages_column"), elem_id="train-messages-column",
+                                          visible=False)
+            prompt_column = gr.Dropdown([], label=t("train_prompt_column"), elem_id="train-prompt-column",
+                                        visible=False)
             response_column = gr.Dropdown([], label=t("train_response_column"), elem_id="train-response-column",
                                           visible=False)
         with gr.Accordion(t("train_hyperparameters"), open=False):
@@ -174,9 +176,11 @@ class TrainTab:
         preview = gr.HighlightedText(label=t("train_preview"),
                                      color_map={"loss": "green"}, elem_id="train-preview", combine_adjacent=True)
         status = gr.Markdown("", elem_id="train-status")
-        plot = gr.LinePlot(curves(None), x="step", y="loss", color="series", label=t("train_loss"), elem_id="train-plot",
+        plot = gr.LinePlot(curves(None), x="step", y="loss", color="series", label=t("train_loss"),
+                           elem_id="train-plot",
                            height=280)
-        log = gr.Textbox(label=t("train_log"), lines=8, max_lines=8, autoscroll=True, elem_id="train-log", interactive=False)
+        log = gr.Textbox(label=t("train_log"), lines=8, max_lines=8, autoscroll=True, elem_id="train-log",
+                         interactive=False)
         with gr.Accordion(t("train_runs"), open=True):
             runs = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, elem_id="train-runs", max_chars=60)
             with gr.Row():

@@ -52,7 +52,8 @@ class RunsPanel:
             summary = gr.Markdown("", elem_id="eval-compare-summary")
             with gr.Row(equal_height=False, visible=False) as compare_row:
                 left = gr.Dataframe(label=t("eval_left_run"), interactive=False, wrap=True, elem_id="eval-compare-left")
-                right = gr.Dataframe(label=t("eval_right_run"), interactive=False, wrap=True, elem_id="eval-compare-right")
+                right = gr.Dataframe(label=t("eval_right_run"), interactive=False, wrap=True,
+                                     elem_id="eval-compare-right")
         panel = cls(ctl, runs, open_choice, open_button, refresh_button, compare_a, compare_b, compare_button,
                     summary, compare_row, left, right)
         refresh_button.click(panel.runs_updates, outputs=panel.outputs, **ui_event(runs, queue=False))

@@ -58,7 +58,8 @@ class DataPanel:
                         hub_id = gr.Textbox(label=t("dataset_id"), placeholder=t("eval_hub_placeholder"),
                                             elem_id="eval-hub-id")
                         with gr.Row():
-                            hub_config = gr.Textbox(label=t("config"), placeholder=t("optional"), elem_id="eval-hub-config")
+                            hub_config = gr.Textbox(label=t("config"), placeholder=t("optional"),
+                                                    elem_id="eval-hub-config")
                             hub_split = gr.Textbox(label=t("split"), value="test", elem_id="eval-hub-split")
                         hub_load = gr.Button(t("eval_hub_load"), elem_id="eval-hub-load", size="sm")
                     with gr.Tab(t("eval_saved_tab"), id="eval-saved-tab", elem_id="eval-saved-tab"):

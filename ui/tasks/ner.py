@@ -27,12 +27,14 @@ def build_ner_view(registry: Registry) -> None:
     spec = first_spec(registry, "ner")
     with gr.Row():
         model = model_picker(registry, "ner", "ner-model")
-        aggregation = gr.Radio(list(AGGREGATIONS), value="simple", label=t("ner_aggregation"), info=t("ner_aggregation_info"),
+        aggregation = gr.Radio(list(AGGREGATIONS), value="simple", label=t("ner_aggregation"),
+                               info=t("ner_aggregation_info"),
                                elem_id="ner-aggregation")
     text = gr.Textbox(label=t("text"), lines=4, elem_id="ner-text", value=spec.examples[0] if spec and spec.examples
                       else "", placeholder=t("ner_text_placeholder"))
     run = gr.Button(t("ner_run"), variant="primary", elem_id="ner-run")
-    marked = gr.HighlightedText(label=t("tasks_ner"), combine_adjacent=False, show_legend=True, elem_id="ner-highlighted")
+    marked = gr.HighlightedText(label=t("tasks_ner"), combine_adjacent=False, show_legend=True,
+                                elem_id="ner-highlighted")
     table = gr.Dataframe(label=t("ner_table"), interactive=False, elem_id="ner-table")
 
     @handle_errors
