@@ -243,14 +243,14 @@ class DataTab:
 
             counter = token_counter(self.registry.spec(token_model))
         found = data_stats.table_stats(table, text or None, None if label in (None, NONE) else label, counter)
-        lines = [f"**{found['rows']:,} rows.**"]
+        lines = [say("data_rows", rows=found["rows"])]
         histogram = None
         if found["text"]:
             for unit in ("chars", "tokens"):
                 if unit in found["text"]:
                     s = found["text"][unit]
-                    lines.append(f"Text length in {unit}: min {s['min']}, median {s['median']:g}, mean {s['mean']:g}, "
-                                 f"max {s['max']}")
+                    lines.append(say(f"data_length_{unit}", min=s["min"], median=s["median"], mean=s["mean"],
+                                     max=s["max"]))
             frame = pd.DataFrame([{"length": f"{b['from']}-{b['to']}", "rows": b["rows"]}
                                   for b in found["text"]["histogram"]])
             # Bins in length order (a text sort would put "10-20" before "2-4").
@@ -319,14 +319,16 @@ class DataTab:
                     break
                 if status.get("state") == "failed":
                     raise InvalidInputError(status.get("error", "the data job failed"))
-                yield [html.escape(f"Working: {status.get('message', 'starting')} …", quote=False), hidden, keep, keep]
+                working = say("data_working", step=status.get("message", "starting"))
+                yield [html.escape(working, quote=False), hidden, keep, keep]
                 time.sleep(POLL_S)
         finally:
             if status.get("state") != "done":
                 job.cancel()  # Cancel, a closed tab or an error: the process stops and nothing half-written stays
         card = status["card"]
         rows = ", ".join(f"{k} {v:,}" for k, v in card["rows"].items())
-        head = f"**Dry run, nothing saved** ({rows})" if dry_run else f"**Saved '{html.escape(status['name'])}'** ({rows})"
+        head = (say("data_dry_run", rows=rows) if dry_run else
+                say("data_saved_as", name=html.escape(status["name"]), rows=rows))
         lines = [head] + [f"- {html.escape(describe_step(step), quote=False)}" for step in card["steps"]]
         if dry_run:
             yield ["\n".join(lines), hidden, keep, keep]

@@ -15,7 +15,7 @@ import pandas as pd
 from backend.data import feedback, store
 from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
-from ui.i18n import t, text
+from ui.i18n import say, t, text
 
 
 def build_saved_section() -> tuple[gr.Dataframe, gr.Dropdown]:
@@ -61,14 +61,15 @@ def build_feedback(kind: str, name: str, request: gr.Request) -> tuple[str, pd.D
     info = feedback.save_feedback_dataset(getattr(request, "username", None), name, kind)
     saved, pick = saved_rows(request)
     rows = ", ".join(f"{k} {v:,}" for k, v in info.rows.items())
-    return html.escape(f"Saved '{info.name}' ({info.kind}: {rows}).", quote=False), saved, pick
+    return html.escape(say("data_built", name=info.name, kind=info.kind, rows=rows), quote=False), saved, pick
 
 
 @handle_errors
 def build_from_conversations(paths: Optional[list[str]], name: str, request: gr.Request) -> tuple[str, Any, Any]:
     info = feedback.save_conversations_dataset(getattr(request, "username", None), name, paths or [])
     saved, pick = saved_rows(request)
-    return html.escape(f"Saved '{info.name}' (sft: {info.rows['train']:,} conversation(s)).", quote=False), saved, pick
+    said = say("data_built_chats", name=info.name, count=info.rows["train"])
+    return html.escape(said, quote=False), saved, pick
 
 
 @handle_errors

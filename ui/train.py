@@ -27,7 +27,7 @@ from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
 from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
-from ui.i18n import t, text
+from ui.i18n import say, t, text
 
 REFRESH_S = 1.0
 RUN_COLUMNS = ["run", "status", "task", "base", "step", "accuracy / eval loss", "registered as", "reason"]
@@ -89,9 +89,9 @@ def progress_text(run_dir: Path, info: Any) -> str:
     rows = runfiles.read_progress(run_dir)
     parts = [f"**{html.escape(info.status)}**"]
     if info.queue_position:
-        parts.append(f"#{info.queue_position} in the queue (one run at a time per device)")
+        parts.append(say("train_queue_position", position=info.queue_position))
     if info.max_steps:
-        parts.append(f"step {info.step}/{info.max_steps}")
+        parts.append(say("train_step", step=info.step, max=info.max_steps))
     train = next((row for row in reversed(rows) if "loss" in row), {})
     evaluation = next((row for row in reversed(rows) if "eval_loss" in row), {})
     for row, key, label in ((train, "learning_rate", "lr"), (train, "samples_per_s", "examples/s"),
@@ -106,7 +106,7 @@ def progress_text(run_dir: Path, info: Any) -> str:
                                            if isinstance(value, float) and key in ("loss", "accuracy", "f1_macro",
                                                                                    "perplexity")))
     if info.registered_as:
-        parts.append(f"registered as `{html.escape(info.registered_as)}`: pick it in Chat / Classify")
+        parts.append(say("train_registered_as", model=html.escape(info.registered_as)))
     if info.reason:
         parts.append(html.escape(info.reason))
     return " · ".join(parts)
@@ -329,7 +329,7 @@ class TrainTab:
         may_start(request)
         run_dir = self._run_dir(run_id, request)
         position = self.service.resume(run_dir)
-        where = f"#{position} in the queue" if position else "resuming from the last checkpoint"
+        where = say("train_queued", position=position) if position else say("train_resuming")
         return f"{where} ({run_dir.name})", gr.Timer(active=True)
 
     @handle_errors
@@ -337,7 +337,7 @@ class TrainTab:
         may_start(request)
         run_dir = self._run_dir(run_id, request)
         merged = self.service.merge(run_dir)
-        return f"merged: a full safetensors model in the run folder's `{merged.name}/` ({run_dir.name})"
+        return say("train_merged", folder=merged.name, run=run_dir.name)
 
     def refresh(self, run_id: Optional[str], request: gr.Request) -> tuple:
         if not run_id:

@@ -193,19 +193,19 @@ def run_choices(summaries: list[store.RunSummary]) -> list[tuple[str, str]]:
 def run_summary(run: RunResult) -> str:
     """One Markdown paragraph about a run: what, on what, how long, where saved, and what to know."""
     count = len(run.examples)
-    state = "cancelled (what was done is kept)" if run.cancelled else "complete"
-    lines = [f"Run {run.run_id} · {run.task} on {run.config.data.describe()} · {count:,} example(s) · "
-             f"{len(run.models)} model(s) · {run.seconds:.1f} s · {state}"]
+    # Worded in the language of the request being served (ui/i18n.py); notices and errors stay the backend's.
+    state = say("eval_state_cancelled" if run.cancelled else "eval_state_complete")
+    lines = [say("eval_run_line", run=run.run_id, task=run.task, data=run.config.data.describe(), count=count,
+                 models=len(run.models), seconds=run.seconds, state=state)]
     if run.task in ("generation", "summarization"):
-        lines.append("ROUGE " + ("with Porter stemming" if run.config.rouge_stemmer else "without stemming (as "
-                                                                                       "evaluate's rouge by default)"))
+        lines.append(say("eval_rouge_stemmed" if run.config.rouge_stemmer else "eval_rouge_unstemmed"))
     if run.path is not None:
-        lines.append(f"Saved in {run.path}")
-    lines += [f"Note: {notice}" for notice in run.examples.notices]
+        lines.append(say("eval_saved_in", path=run.path))
+    lines += [say("eval_note", note=notice) for notice in run.examples.notices]
     for result in run.models.values():
         if result.error:
-            lines.append(f"⚠️ {result.model_id} failed: {result.error}")
-        lines += [f"Note: {result.model_id}: {notice}" for notice in result.notices]
+            lines.append(say("eval_model_failed", model=result.model_id, error=result.error))
+        lines += [say("eval_note", note=f"{result.model_id}: {notice}") for notice in result.notices]
     return "\n\n".join(html.escape(line, quote=False) for line in lines)
 
 
