@@ -25,7 +25,7 @@ from ui.components import handle_errors, ui_event
 from ui.jobs import SessionJobs
 from ui.i18n_errors import localised
 from ui.plain_errors import plain_errors, plain_words
-from ui.i18n import say, t, text
+from ui.i18n import CHINESE, language, say, t, text
 
 MODE_CHOICES = [(text("classify_mode_supervised"), "supervised"), (text("classify_mode_zero_shot"), "zero_shot"),
                 (text("classify_mode_llm"), "llm")]
@@ -261,8 +261,13 @@ def _chart_frame(scores: list[LabelScore]) -> pd.DataFrame:
     return pd.DataFrame({"label": [item.label for item in scores], "score": [item.score for item in scores]})
 
 
+def _mode_name(mode: str) -> str:
+    """A mode as the status lines name it: the backend's words, or the mode's Chinese for a Chinese request."""
+    return say(f"classify_mode_{mode}") if language() == CHINESE else clf.MODE_NAMES[mode]  # type: ignore[index]
+
+
 def _notice(result: clf.ClassificationResult) -> str:
-    line = (f"{clf.MODE_NAMES[result.mode]} · model `{result.model_id}` · {result.seconds:.2f} s")
+    line = say("classify_notice", mode=_mode_name(result.mode), model=result.model_id, seconds=result.seconds)
     lines = [html.escape(line, quote=False)]
     lines += [f"⚠️ **{html.escape(note, quote=False)}**" for note in result.notices()]
     return "\n\n".join(lines)
@@ -273,7 +278,7 @@ def _file_status(outcome: clf.TableResult, shown: int) -> str:
     rate = result.completed / result.seconds if result.seconds > 0 else 0.0
     head = say("head_cancelled" if result.cancelled else "head_done")
     line = say("classify_file_status", head=head, completed=result.completed, total=result.total,
-               seconds=result.seconds, rate=rate, model=result.model_id, mode=clf.MODE_NAMES[result.mode])
+               seconds=result.seconds, rate=rate, model=result.model_id, mode=_mode_name(result.mode))
     lines = [html.escape(line, quote=False)]
     if len(outcome.table) > shown:
         lines.append(say("showing_first_rows", shown=shown, total=len(outcome.table)))

@@ -126,6 +126,10 @@ STRINGS: dict[str, tuple[str, str]] = {
     "embed_project": ("Project to 2-D", "投影到二维"),
     "embed_hits": ("Closest rows", "最相近的行"),
     "embed_projection": ("2-D projection (PCA)", "二维投影（PCA）"),
+    "embed_info": ("{dimensions} dimensions · {pooling} pooling{normalised} · {tokens} tokens",
+                   "{dimensions} 维 · {pooling} 池化{normalised} · {tokens} 个 token"),
+    "embed_normalised": (", normalised", "，已归一化"),
+    "classify_notice": ("{mode} · model `{model}` · {seconds:.2f} s", "{mode} · 模型 `{model}` · {seconds:.2f} 秒"),
     # ------------------------------------------------------------------------------------------- models
     "models_intro": ("Models load on first use; load one here ahead of time, or unload it to free memory.",
                      "模型在首次使用时加载；可以在这里提前加载，或卸载以释放内存。"),

@@ -13,7 +13,7 @@ from backend.registry import Registry
 from backend.tasks import service
 from backend.types import InvalidInputError
 from ui.components import handle_errors, model_picker, ui_event
-from ui.i18n import t
+from ui.i18n import say, t
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, escape, file_section, inspect_upload, require_model
 
 MAX_SENTENCES = 20  # rows and columns of the heat map
@@ -81,8 +81,8 @@ def build_embed_view(registry: Registry) -> None:
         if len(lines) > MAX_SENTENCES:
             raise InvalidInputError(f"sentences: at most {MAX_SENTENCES}, got {len(lines)}")
         result = service.embed_texts(registry, require_model(data[model], "embed"), lines)
-        info_line = (f"{result.dimensions} dimensions · {result.pooling} pooling"
-                     f"{', normalised' if result.normalized else ''} · {sum(result.tokens)} tokens")
+        info_line = say("embed_info", dimensions=result.dimensions, pooling=result.pooling,
+                        normalised=say("embed_normalised") if result.normalized else "", tokens=sum(result.tokens))
         return heat_map(lines, service.cosine_matrix(result.vectors)), escape(info_line)
 
     sentences.change(lambda: ("", ""), outputs=[matrix, note], **ui_event(note, queue=False))
