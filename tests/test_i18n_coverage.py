@@ -163,3 +163,19 @@ def test_a_ui_handler_error_follows_the_request_language(registry) -> None:
         with pytest.raises(gr.Error) as english_error:
             wrap(refuse)()
         assert english_error.value.message == english
+
+
+def test_status_lines_with_numbers_follow_the_request_language() -> None:
+    """Lines worded on the server (`say`) use the Accept-Language of the request being served, which Gradio sets
+    around every handler; outside a request (scripts, tests) they stay English."""
+    from gradio.context import LocalContext
+
+    from ui.generate import format_token_count
+
+    token = LocalContext.request.set(Headers("zh-CN,zh;q=0.9"))
+    try:
+        assert format_token_count(12, 512) == "12 / 512 个 token"
+        assert format_token_count(600, 512) == "600 / 512 个 token：超过了模型的上下文长度，请缩短"
+    finally:
+        LocalContext.request.reset(token)
+    assert format_token_count(12, 512) == "12 / 512 tokens"
