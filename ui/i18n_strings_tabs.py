@@ -142,6 +142,17 @@ STRINGS: dict[str, tuple[str, str]] = {
     "models_unloaded": ("{model} unloaded", "{model} 已卸载"),
     "models_unloaded_busy": ("{model} unloaded (it finishes its running requests first)",
                              "{model} 已卸载（会先完成正在处理的请求）"),
+    # --------------------------------------------------------------------------- chat: ratings, versions
+    "rated_up": ("👍 saved", "👍 已保存"),
+    "rated_down": ("👎 saved", "👎 已保存"),
+    "rating_removed": ("rating removed", "评分已移除"),
+    "rated_reply": ("{word} for reply {reply} (Data tab: build a dataset from your ratings).",
+                    "第 {reply} 条回复：{word}（可在“数据”页用这些评分生成数据集）。"),
+    "feedback_saved": ("Test case saved to '{name}' ({count} case(s)); run it in Evaluate as a generation task.",
+                       "测试用例已保存到“{name}”（共 {count} 条）；可在“评估”页作为生成任务运行。"),
+    "version_of_reply": ("Reply {number}: version {version} of {versions}", "第 {number} 条回复：第 {version} / {versions} 版"),
+    "version_of_message": ("Message {number}: version {version} of {versions}",
+                           "第 {number} 条消息：第 {version} / {versions} 版"),
     # ---------------------------------------------------------------------------------------- presenter
     "presenter_new": ("↺  New conversation", "↺  新对话"),
     "presenter_history_placeholder": ("Type a message below, or pick an example.", "在下方输入消息，或选一个示例。"),
