@@ -176,9 +176,10 @@ def render_choices(choices: Sequence[TokenChoice], limit: int = MAX_PROBABILITY_
             f"{alt.probability:.1%}</span>" for alt in choice.alternatives)
         rows.append(f"<tr><td>{index}</td><td>{_token_html(choice.token)}</td>"
                     f"<td>{choice.probability:.1%}</td><td>{alternatives}</td></tr>")
-    note = (f"<p>Showing the first {limit:,} of {len(choices):,} tokens.</p>" if len(choices) > limit else "")
-    return ("<table class='probs'><thead><tr><th>#</th><th>token</th><th>probability</th>"
-            "<th>top alternatives</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>" + note)
+    note = (f"<p>{say('probs_first', shown=limit, total=len(choices))}</p>" if len(choices) > limit else "")
+    head = "".join(f"<th>{say(key)}</th>" for key in ("probs_token", "probs_probability", "probs_alternatives"))
+    return ("<table class='probs'><thead><tr><th>#</th>" + head + "</tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>" + note)
 
 
 def _token_html(token: str) -> str:

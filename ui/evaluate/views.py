@@ -213,8 +213,7 @@ def compare_summary(left: RunResult, right: RunResult) -> str:
     """The headline metric of the models both runs share, and how it moved from the left run to the right."""
     name = headline(left)
     if left.task != right.task:
-        return html.escape(f"The runs are different tasks ({left.task} / {right.task}): compare them by eye.",
-                           quote=False)
+        return html.escape(say("eval_different_tasks", left=left.task, right=right.task), quote=False)
     shared = [model for model in left.models if model in right.models]
     if not shared:
         return say("eval_no_shared_model")
@@ -239,9 +238,9 @@ def progress_html(progress: Optional[Progress], run: Optional[RunResult] = None)
     elif progress is None:
         text, fraction, css = say("eval_starting"), 0.0, ""
     else:
-        eta = "" if progress.eta_s is None else f" · about {_duration(progress.eta_s)} left"
-        text = (f"{progress.done:,} / {progress.total:,} examples · {progress.message}"
-                f" · {_duration(progress.elapsed_s)} elapsed{eta}")
+        eta = "" if progress.eta_s is None else say("eval_eta", left=_duration(progress.eta_s))
+        text = say("eval_progress", done=progress.done, total=progress.total, message=progress.message,
+                   elapsed=_duration(progress.elapsed_s), eta=eta)
         fraction, css = progress.fraction, ""
     percent = 100 * max(0.0, min(1.0, fraction))
     label = html.escape(text, quote=True)
