@@ -86,6 +86,9 @@ def check_tabs_in_chinese(page: Page) -> None:
     expect(page.locator("#models-load")).to_have_text("加载")
     expect(page.locator("#models-unload")).to_have_text("卸载")
     expect(page.locator("#models-table")).to_contain_text("模型注册表")
+    # A line with numbers, worded on the server in the request's language (say, ui/i18n.py).
+    page.locator("#models-load").click()
+    expect(page.locator("#models-message")).to_contain_text("已加载到", timeout=TIMEOUT_MS)
     expect(page.locator("body")).not_to_contain_text("__i18n__")  # no untranslated marker anywhere
 
 
