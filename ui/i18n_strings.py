@@ -1,4 +1,5 @@
-"""The translation table for ui/i18n.py: key -> (English, Simplified Chinese).
+"""The translation table for ui/i18n.py, part 1 (the page, shared widgets, Chat, Generate): key -> (English,
+Simplified Chinese). The other parts: ui/i18n_strings_tabs.py, ui/i18n_strings_work.py, ui/i18n_strings_errors.py.
 
 Keys with `{name}` fields are str.format templates used by `say` (both languages must use the same fields).
 """
