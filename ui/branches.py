@@ -16,6 +16,8 @@ from __future__ import annotations
 import copy
 from typing import Any, Optional
 
+from ui.i18n import say
+
 Messages = list[dict[str, Any]]
 Forks = dict[str, dict[str, Any]]
 
@@ -80,7 +82,8 @@ def version_label(forks: Optional[Forks], point: Optional[int], messages: Messag
     info = forks[str(point)]
     number = sum(1 for message in messages[:point + 1] if message.get("role") == "user")
     edited = point < len(messages) and messages[point].get("role") == "user"
-    return f"{'Message' if edited else 'Reply'} {max(number, 1)}: version {info['active'] + 1} of {len(info['versions'])}"
+    return say("version_of_message" if edited else "version_of_reply", number=max(number, 1),
+               version=info["active"] + 1, versions=len(info["versions"]))  # in the request's language
 
 
 def reply_start(messages: Messages, index: int) -> Optional[int]:

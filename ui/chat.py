@@ -38,7 +38,7 @@ from ui.components import (
 )
 from ui.runs import RUNS, session_of
 from ui.transcript import Transcript, messages_from_history, read_import, write_export
-from ui.i18n import say, t
+from ui.i18n import say, t, text
 
 # Clicks the hidden download button once the export file is ready, so Export is a single click.
 _CLICK_DOWNLOAD_JS = "() => document.querySelector('#chat-export-file')?.click()"
@@ -50,6 +50,11 @@ LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "\\[", "right"
 def busy(running: bool) -> tuple[gr.Button, gr.Button]:
     """(Send, Stop) updates: Stop shows only while a reply streams, in Send's place."""
     return gr.Button(visible=not running), gr.Button(visible=running)
+
+
+def initial_context_line(max_context: Optional[int]) -> str:
+    """The meter before any message, translated in the browser (a build-time template, ui/i18n.py)."""
+    return text("context_of", used=0, max=max_context, share=0.0) if max_context else ""
 
 
 def context_line(used: Optional[int], max_context: Optional[int], request: Optional[gr.Request] = None) -> str:
@@ -99,7 +104,7 @@ class ChatTab:
                                       autofocus=True)
                     send = gr.Button(t("chat_send"), variant="primary", scale=1, elem_id="chat-send")
                     stop = gr.Button(t("stop"), variant="stop", scale=1, elem_id="chat-stop-btn", visible=False)
-                context = gr.Markdown(context_line(0, spec.max_context if spec else None), elem_id="chat-context",
+                context = gr.Markdown(initial_context_line(spec.max_context if spec else None), elem_id="chat-context",
                                       elem_classes=["stats-line"])
                 small = dict(size="sm", min_width=80)
                 with gr.Row():

@@ -23,11 +23,12 @@ from backend.table_limits import SHOWN_CELL_CHARS, release_memory
 from backend.types import InvalidInputError, LabelScore, WorkbenchError
 from ui.components import handle_errors, ui_event
 from ui.jobs import SessionJobs
+from ui.i18n_errors import localised
 from ui.plain_errors import plain_errors, plain_words
-from ui.i18n import t
+from ui.i18n import CHINESE, language, say, t, text
 
-MODE_CHOICES = [("Supervised", "supervised"), ("Zero-shot (NLI)", "zero_shot"), ("LLM as classifier", "llm")]
-MODE_INFO = "supervised: the model's own labels · zero-shot and LLM: the labels you type"
+MODE_CHOICES = [(text("classify_mode_supervised"), "supervised"), (text("classify_mode_zero_shot"), "zero_shot"),
+                (text("classify_mode_llm"), "llm")]
 PREVIEW_ROWS = 500  # rows of a file's results shown in the page; the download has them all
 CONCURRENCY_ID = "classify"
 CONCURRENCY_LIMIT = 8
@@ -76,48 +77,49 @@ def build_classify_tab(registry: Registry) -> None:
     jobs = SessionJobs()
     with gr.Tab(t("tab_classify"), id="classify", elem_id="tab-classify"):
         with gr.Row():
-            mode = gr.Radio(MODE_CHOICES, value=initial_mode, label="Mode", info=MODE_INFO, elem_id="classify-mode",
+            mode = gr.Radio(MODE_CHOICES, value=initial_mode, label=t("classify_mode"), info=t("classify_mode_info"),
+                            elem_id="classify-mode",
                             scale=3)
-            model = gr.Dropdown(**_model_choices(registry, initial_mode), label="Model", elem_id="classify-model",
+            model = gr.Dropdown(**_model_choices(registry, initial_mode), label=t("model"), elem_id="classify-model",
                                 interactive=True, scale=2)
-            batch_size = gr.Slider(1, 128, value=clf.DEFAULT_BATCH_SIZE, step=1, label="Batch size",
-                                   info="texts per forward pass", elem_id="classify-batch-size", scale=2)
-        labels = gr.Textbox(label="Candidate labels (comma separated)", placeholder="sports, politics, science",
+            batch_size = gr.Slider(1, 128, value=clf.DEFAULT_BATCH_SIZE, step=1, label=t("batch_size"),
+                                   info=t("classify_batch_info"), elem_id="classify-batch-size", scale=2)
+        labels = gr.Textbox(label=t("classify_labels"), placeholder=t("classify_labels_placeholder"),
                             visible=initial_mode != "supervised", elem_id="classify-labels")
         with gr.Row():
-            multi_label = gr.Checkbox(label="Multi-label (score each label on its own)", value=False,
+            multi_label = gr.Checkbox(label=t("classify_multi_label"), value=False,
                                       visible=initial_mode == "zero_shot", elem_id="classify-multi-label")
-            hypothesis = gr.Textbox(label="Hypothesis template ({} is the label)",
+            hypothesis = gr.Textbox(label=t("classify_hypothesis"),
                                     value=clf.DEFAULT_HYPOTHESIS_TEMPLATE, visible=initial_mode == "zero_shot",
                                     elem_id="classify-hypothesis")
-            prompt = gr.Textbox(label="Prompt template ({text} is the text; {labels} lists the labels)",
+            prompt = gr.Textbox(label=t("classify_prompt"),
                                 value=clf.DEFAULT_PROMPT_TEMPLATE, lines=2, visible=initial_mode == "llm",
                                 elem_id="classify-prompt-template")
         form = ClassifyForm(mode, model, labels, multi_label, hypothesis, prompt, batch_size)
 
         with gr.Tabs(elem_id="classify-inputs"):
-            with gr.Tab("Single text", id="classify-single", elem_id="classify-single-tab"):
-                text = gr.Textbox(label="Text", lines=4, elem_id="classify-text",
-                                  placeholder="Type or paste the text to classify")
-                run = gr.Button("Classify", variant="primary", elem_id="classify-run")
+            with gr.Tab(t("classify_single"), id="classify-single", elem_id="classify-single-tab"):
+                text_box = gr.Textbox(label=t("text"), lines=4, elem_id="classify-text",
+                                      placeholder=t("classify_text_placeholder"))
+                run = gr.Button(t("classify_run"), variant="primary", elem_id="classify-run")
                 with gr.Row():
-                    ranked = gr.Label(label="Labels", elem_id="classify-label")
-                    chart = gr.BarPlot(None, x="label", y="score", y_lim=[0, 1], sort="-y", label="Scores",
+                    ranked = gr.Label(label=t("classify_ranked"), elem_id="classify-label")
+                    chart = gr.BarPlot(None, x="label", y="score", y_lim=[0, 1], sort="-y", label=t("classify_scores"),
                                        height=260, elem_id="classify-chart")
                 notice = gr.Markdown(elem_id="classify-notice")
-            with gr.Tab("Whole file", id="classify-file-tab", elem_id="classify-file-tab"):
-                upload = gr.File(label="CSV, JSONL or Parquet file", file_types=list(datafiles.SUPPORTED_EXTENSIONS),
+            with gr.Tab(t("classify_whole_file"), id="classify-file-tab", elem_id="classify-file-tab"):
+                upload = gr.File(label=t("classify_upload"), file_types=list(datafiles.SUPPORTED_EXTENSIONS),
                                  elem_id="classify-file")
                 file_info = gr.Markdown(elem_id="classify-file-info")
-                column = gr.Dropdown(label="Text column", choices=[], interactive=True, elem_id="classify-column")
+                column = gr.Dropdown(label=t("text_column"), choices=[], interactive=True, elem_id="classify-column")
                 with gr.Row():
-                    run_file = gr.Button("Classify file", variant="primary", interactive=False,
+                    run_file = gr.Button(t("classify_file_run"), variant="primary", interactive=False,
                                          elem_id="classify-file-run")
-                    cancel = gr.Button("Cancel", variant="stop", elem_id="classify-file-cancel")
+                    cancel = gr.Button(t("cancel"), variant="stop", elem_id="classify-file-cancel")
                 status = gr.Markdown(elem_id="classify-file-status")
-                results = gr.Dataframe(label="Results", interactive=False, wrap=True, max_height=420,
+                results = gr.Dataframe(label=t("results"), interactive=False, wrap=True, max_height=420,
                                        elem_id="classify-results")
-                download = gr.DownloadButton("Download results (CSV)", visible=False, elem_id="classify-download")
+                download = gr.DownloadButton(t("download_results_csv"), visible=False, elem_id="classify-download")
 
     mode.change(lambda chosen: _mode_updates(registry, chosen), inputs=mode,
                 outputs=[model, labels, multi_label, hypothesis, prompt], **ui_event(model, queue=False))
@@ -126,11 +128,11 @@ def build_classify_tab(registry: Registry) -> None:
     @handle_errors
     def classify_one(data: dict) -> tuple:
         options = form.read(data)
-        result = clf.classify_texts(registry, texts=[data[text]], **options)
+        result = clf.classify_texts(registry, texts=[data[text_box]], **options)
         scores = result.scores[0]
         return _label_value(scores), _chart_frame(scores), _notice(result)
 
-    gr.on([run.click, text.submit], classify_one, inputs=form.inputs | {text}, outputs=[ranked, chart, notice],
+    gr.on([run.click, text_box.submit], classify_one, inputs=form.inputs | {text_box}, outputs=[ranked, chart, notice],
           concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, **ui_event(notice, progress=True))
 
     def inspect_file(path: Optional[str]) -> tuple:
@@ -146,10 +148,11 @@ def build_classify_tab(registry: Registry) -> None:
                 raise InvalidInputError(f"file: '{Path(path).name}' has no text column (every column holds numbers "
                                         "or nothing); classification needs a column of text")
         except WorkbenchError as error:
-            return (f"❌ {html.escape(plain_words(str(error)), quote=False)}", *refused)
+            said = localised(str(error), plain_words(str(error)))  # Chinese for a Chinese browser
+            return (f"❌ {html.escape(said, quote=False)}", *refused)
         columns = [str(name) for name in table.columns]
-        info = html.escape(f"{Path(path).name}: {len(table):,} rows; columns: {datafiles.describe_columns(columns)}",
-                           quote=False)
+        info = html.escape(say("file_rows_columns", name=Path(path).name, rows=len(table),
+                               columns=datafiles.describe_columns(columns)), quote=False)
         return info, gr.Dropdown(choices=columns, value=guess), gr.Button(interactive=True)
 
     upload.change(inspect_file, inputs=upload, outputs=[file_info, column, run_file],
@@ -236,7 +239,7 @@ def _model_choices(registry: Registry, mode: str) -> dict[str, Any]:
     return {
         "choices": [(spec.display_name, spec.id) for spec in specs],
         "value": specs[0].id if specs else None,
-        "info": None if specs else f"no model in models.yaml does {clf.MODE_NAMES.get(mode, mode)} classification",
+        "info": None if specs else text("classify_no_model"),
     }
 
 
@@ -258,8 +261,13 @@ def _chart_frame(scores: list[LabelScore]) -> pd.DataFrame:
     return pd.DataFrame({"label": [item.label for item in scores], "score": [item.score for item in scores]})
 
 
+def _mode_name(mode: str) -> str:
+    """A mode as the status lines name it: the backend's words, or the mode's Chinese for a Chinese request."""
+    return say(f"classify_mode_{mode}") if language() == CHINESE else clf.MODE_NAMES[mode]  # type: ignore[index]
+
+
 def _notice(result: clf.ClassificationResult) -> str:
-    line = (f"{clf.MODE_NAMES[result.mode]} · model `{result.model_id}` · {result.seconds:.2f} s")
+    line = say("classify_notice", mode=_mode_name(result.mode), model=result.model_id, seconds=result.seconds)
     lines = [html.escape(line, quote=False)]
     lines += [f"⚠️ **{html.escape(note, quote=False)}**" for note in result.notices()]
     return "\n\n".join(lines)
@@ -268,12 +276,12 @@ def _notice(result: clf.ClassificationResult) -> str:
 def _file_status(outcome: clf.TableResult, shown: int) -> str:
     result = outcome.result
     rate = result.completed / result.seconds if result.seconds > 0 else 0.0
-    head = "⏹️ Cancelled" if result.cancelled else "✅ Done"
-    line = (f"{head}: {result.completed:,} of {result.total:,} texts classified in {result.seconds:.1f} s "
-            f"({rate:,.0f} texts/s) with `{result.model_id}` ({clf.MODE_NAMES[result.mode]})")
+    head = say("head_cancelled" if result.cancelled else "head_done")
+    line = say("classify_file_status", head=head, completed=result.completed, total=result.total,
+               seconds=result.seconds, rate=rate, model=result.model_id, mode=_mode_name(result.mode))
     lines = [html.escape(line, quote=False)]
     if len(outcome.table) > shown:
-        lines.append(f"Showing the first {shown:,} of {len(outcome.table):,} rows; the download has them all.")
+        lines.append(say("showing_first_rows", shown=shown, total=len(outcome.table)))
     lines += [f"⚠️ **{html.escape(note, quote=False)}**" for note in outcome.notices()]
     return "\n\n".join(lines)
 

@@ -78,10 +78,10 @@ class CompareTab:
             model_a = model_picker(registry, "chat", "compare-model-a", label=t("model_a"))
             model_b = model_picker(registry, "chat", "compare-model-b", label=t("model_b"), index=1)
         with gr.Row(equal_height=True, elem_classes=["input-row"]):
-            text = gr.Textbox(placeholder="One message, sent to both models (Enter to send)", show_label=False,
+            text = gr.Textbox(placeholder=t("compare_input_placeholder"), show_label=False,
                               max_lines=12, scale=8, elem_id="compare-input")
-            send = gr.Button("Send to both", variant="primary", scale=1, elem_id="compare-send")
-            stop = gr.Button("Stop", variant="stop", scale=1, elem_id="compare-stop-btn")
+            send = gr.Button(t("compare_send"), variant="primary", scale=1, elem_id="compare-send")
+            stop = gr.Button(t("stop"), variant="stop", scale=1, elem_id="compare-stop-btn")
         with gr.Row(equal_height=True):
             outputs = []
             for side in ("a", "b"):
@@ -89,7 +89,7 @@ class CompareTab:
                     outputs.append(gr.Markdown("", elem_id=f"compare-output-{side}", container=True,
                                                min_height=200, elem_classes=["compare-output"]))
                     outputs.append(gr.Markdown("", elem_id=f"compare-stats-{side}", elem_classes=["stats-line"]))
-        with gr.Accordion("System prompt", open=False):
+        with gr.Accordion(t("chat_system"), open=False):
             system = gr.Textbox(show_label=False, lines=2, elem_id="compare-system")
         params = ParamPanel.build("compare", first_spec(registry, "chat"))
         tab = cls(registry, model_a, model_b, system, text, params)

@@ -17,7 +17,7 @@ import gradio as gr
 from backend.config import ModelSpec
 from backend.registry import Registry
 from backend.types import MAX_NEW_TOKENS_LIMIT, GenerationParams, InvalidInputError, Task
-from ui.i18n import t
+from ui.i18n import t, text
 from ui.events import (  # noqa: F401 - re-exported: the tabs import them from here
     cancel_then,
     handle_errors,
@@ -63,7 +63,7 @@ def model_picker(registry: Registry, task: Task, elem_id: str, label: Any = None
     choices = [(spec.display_name, spec.id) for spec in specs]
     value = specs[min(index, len(specs) - 1)].id if specs else None
     return gr.Dropdown(choices=choices, value=value, label=label or t("model"), elem_id=elem_id, interactive=True,
-                       info=None if specs else f"no model in models.yaml does '{task}'")
+                       info=None if specs else t("no_model_for_task"))
 
 
 def first_spec(registry: Registry, task: Task) -> Optional[ModelSpec]:
@@ -135,7 +135,8 @@ class ParamPanel:
         """Renders the accordion; `prefix` ("chat", "gen", ...) names the elem_ids."""
         params = spec.default_params() if spec else GenerationParams()
         with gr.Accordion(t("params"), open=False, elem_id=f"{prefix}-params"):
-            preset = gr.Radio(list(PRESETS), value=None, label=t("preset"), elem_id=f"{prefix}-preset",
+            preset = gr.Radio([(text(f"preset_{name}"), name) for name in PRESETS], value=None, label=t("preset"),
+                              elem_id=f"{prefix}-preset",
                               info=t("preset_info"))
             with gr.Row():
                 max_new_tokens = gr.Slider(1, _token_limit(spec), value=params.max_new_tokens, step=1,

@@ -27,15 +27,14 @@ from backend.registry import Registry
 from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
 from ui.data_saved import build_saved_section, saved_rows, zip_folder
+from ui.i18n import say, t, text
 
 PAGE_ROWS = 20
 NONE = "(none)"
 POLL_S = 0.3
-CLEAN_LABELS = {"normalize": "Trim white space + Unicode NFKC", "html": "Strip HTML", "empty": "Drop empty rows",
-                "length": "Drop too short / too long", "dedupe": "Drop exact duplicates",
-                "near-dedupe": "Drop near-duplicates (MinHash)", "labels": "Drop missing / unlisted labels"}
-AUGMENT_LABELS = {"delete": "Random deletion", "swap": "Random swap", "insert": "Random insertion (WordNet)",
-                  "synonym": "Synonym replacement (WordNet)", "paraphrase": "Paraphrase (chat model)"}
+# The checkboxes' words (translation keys "clean_<step>" / "augment_<method>", ui/i18n_strings_work.py).
+CLEAN_LABELS = {step: text(f"clean_{step}") for step in CLEAN_STEPS}
+AUGMENT_LABELS = {method: text(f"augment_{method}") for method in AUGMENT_METHODS}
 
 
 @dataclass(frozen=True)
@@ -84,73 +83,77 @@ class DataTab:
         local = [spec.id for spec in registry.specs() if spec.backend == "transformers"]
         chat = [spec.id for spec in registry.specs("chat")]
         table, source = gr.State(None), gr.State(None)
-        gr.Markdown("Load a CSV / JSONL / Parquet file (or a Hub dataset), look at it, clean, split and augment it, "
-                    "then save it under a name: Train and Evaluate list it.")
+        gr.Markdown(t("data_intro"))
         with gr.Row():
             with gr.Column(scale=2):
-                file = gr.File(label="Data file", file_types=list(SUPPORTED_EXTENSIONS), type="filepath",
+                file = gr.File(label=t("data_file"), file_types=list(SUPPORTED_EXTENSIONS), type="filepath",
                                elem_id="data-file")
-                with gr.Accordion("…or a Hugging Face Hub dataset", open=False):
-                    hub_id = gr.Textbox(label="Dataset id", placeholder="e.g. stanfordnlp/imdb", elem_id="data-hub-id")
+                with gr.Accordion(t("data_hub"), open=False):
+                    hub_id = gr.Textbox(label=t("dataset_id"), placeholder=t("data_hub_placeholder"),
+                                        elem_id="data-hub-id")
                     with gr.Row():
-                        hub_config = gr.Textbox(label="Config", elem_id="data-hub-config")
-                        hub_split = gr.Textbox(label="Split", value="train", elem_id="data-hub-split")
-                    hub_load = gr.Button("Load from the Hub", size="sm", elem_id="data-hub-load")
+                        hub_config = gr.Textbox(label=t("config"), elem_id="data-hub-config")
+                        hub_split = gr.Textbox(label=t("split"), value="train", elem_id="data-hub-split")
+                    hub_load = gr.Button(t("data_hub_load"), size="sm", elem_id="data-hub-load")
             with gr.Column(scale=1):
-                text_column = gr.Dropdown(label="Text column", choices=[], elem_id="data-text-column")
-                label_column = gr.Dropdown(label="Label column", choices=[NONE], value=NONE,
+                text_column = gr.Dropdown(label=t("text_column"), choices=[], elem_id="data-text-column")
+                label_column = gr.Dropdown(label=t("label_column"), choices=[NONE], value=NONE,
                                            elem_id="data-label-column")
-                token_model = gr.Dropdown(label="Count tokens with", choices=[NONE, *local], value=NONE,
+                token_model = gr.Dropdown(label=t("data_token_model"), choices=[NONE, *local], value=NONE,
                                           elem_id="data-token-model")
         status = gr.Markdown("", elem_id="data-status")
-        with gr.Tab("Preview"):
+        with gr.Tab(t("data_preview")):
             with gr.Row():
-                prev = gr.Button("◀ Previous", size="sm", elem_id="data-prev")
-                page = gr.Number(label="Page", value=1, precision=0, minimum=1, elem_id="data-page")
-                nxt = gr.Button("Next ▶", size="sm", elem_id="data-next")
+                prev = gr.Button(t("data_prev"), size="sm", elem_id="data-prev")
+                page = gr.Number(label=t("data_page"), value=1, precision=0, minimum=1, elem_id="data-page")
+                nxt = gr.Button(t("data_next"), size="sm", elem_id="data-next")
             preview_table = gr.Dataframe(interactive=False, wrap=True, max_height=420, elem_id="data-preview")
-        with gr.Tab("Statistics"):
+        with gr.Tab(t("data_statistics")):
             summary = gr.Markdown("", elem_id="data-summary")
-            columns = gr.Dataframe(interactive=False, elem_id="data-columns", label="Columns")
+            columns = gr.Dataframe(interactive=False, elem_id="data-columns", label=t("data_columns"))
             with gr.Row():
-                labels_plot = gr.BarPlot(None, x="label", y="rows", label="Label balance", elem_id="data-labels-plot")
-                length_plot = gr.BarPlot(None, x="length", y="rows", label="Text length", elem_id="data-length-plot")
-        with gr.Accordion("Clean", open=True):
+                labels_plot = gr.BarPlot(None, x="label", y="rows", label=t("data_label_balance"),
+                                         elem_id="data-labels-plot")
+                length_plot = gr.BarPlot(None, x="length", y="rows", label=t("data_text_length"),
+                                         elem_id="data-length-plot")
+        with gr.Accordion(t("data_clean"), open=True):
             clean = gr.CheckboxGroup([(CLEAN_LABELS[s], s) for s in CLEAN_STEPS], value=["normalize", "empty"],
-                                     label="Steps (applied in this order)", elem_id="data-clean")
+                                     label=t("data_clean_steps"), elem_id="data-clean")
             with gr.Row():
-                min_chars = gr.Number(label="Min characters", precision=0, elem_id="data-min-chars")
-                max_chars = gr.Number(label="Max characters", precision=0, elem_id="data-max-chars")
-                min_tokens = gr.Number(label="Min tokens", precision=0, elem_id="data-min-tokens")
-                max_tokens = gr.Number(label="Max tokens", precision=0, elem_id="data-max-tokens")
+                min_chars = gr.Number(label=t("data_min_chars"), precision=0, elem_id="data-min-chars")
+                max_chars = gr.Number(label=t("data_max_chars"), precision=0, elem_id="data-max-chars")
+                min_tokens = gr.Number(label=t("data_min_tokens"), precision=0, elem_id="data-min-tokens")
+                max_tokens = gr.Number(label=t("data_max_tokens"), precision=0, elem_id="data-max-tokens")
             with gr.Row():
-                near_threshold = gr.Slider(0.5, 1.0, value=0.8, step=0.05, label="Near-duplicate similarity",
+                near_threshold = gr.Slider(0.5, 1.0, value=0.8, step=0.05, label=t("data_near"),
                                            elem_id="data-near")
-                allowed_labels = gr.Textbox(label="Allowed labels (comma-separated; empty: any)",
+                allowed_labels = gr.Textbox(label=t("data_allowed_labels"),
                                             elem_id="data-allowed-labels")
-        with gr.Accordion("Split and augment", open=False):
+        with gr.Accordion(t("data_split_augment"), open=False):
             with gr.Row():
-                split_on = gr.Checkbox(label="Split train / validation / test", value=True, elem_id="data-split-on")
-                fractions = gr.Textbox(label="Fractions", value="0.8,0.1,0.1", elem_id="data-fractions")
-                seed = gr.Number(label="Seed", value=0, precision=0, minimum=0, elem_id="data-seed")
-            augment = gr.CheckboxGroup([(AUGMENT_LABELS[m], m) for m in AUGMENT_METHODS], label="Augment the "
-                                       "training rows (augmented rows are marked)", elem_id="data-augment")
+                split_on = gr.Checkbox(label=t("data_split_on"), value=True, elem_id="data-split-on")
+                fractions = gr.Textbox(label=t("data_fractions"), value="0.8,0.1,0.1", elem_id="data-fractions")
+                seed = gr.Number(label=t("seed"), value=0, precision=0, minimum=0, elem_id="data-seed")
+            augment = gr.CheckboxGroup([(AUGMENT_LABELS[m], m) for m in AUGMENT_METHODS], label=t("data_augment"),
+                                       elem_id="data-augment")
             with gr.Row():
-                rate = gr.Slider(0, 1, value=0.3, step=0.05, label="Rate (share of words)", elem_id="data-rate")
-                copies = gr.Slider(1, 10, value=1, step=1, label="Copies per row", elem_id="data-copies")
-                paraphrase_model = gr.Dropdown(label="Paraphrase with", choices=chat, value=chat[0] if chat else None,
+                rate = gr.Slider(0, 1, value=0.3, step=0.05, label=t("data_rate"), elem_id="data-rate")
+                copies = gr.Slider(1, 10, value=1, step=1, label=t("data_copies"), elem_id="data-copies")
+                paraphrase_model = gr.Dropdown(label=t("data_paraphrase_model"), choices=chat,
+                                               value=chat[0] if chat else None,
                                                elem_id="data-paraphrase-model")
-            paraphrase_prompt = gr.Textbox(label="Paraphrase prompt ({text} is the row)", lines=2,
+            paraphrase_prompt = gr.Textbox(label=t("data_paraphrase_prompt"), lines=2,
                                            value=DEFAULT_PARAPHRASE_PROMPT, elem_id="data-paraphrase-prompt")
         with gr.Row():
-            name = gr.Textbox(label="Save as", placeholder="e.g. reviews-clean", elem_id="data-name", scale=2)
-            fmt = gr.Radio(list(FORMATS), value="jsonl", label="Format", elem_id="data-format", scale=1)
+            name = gr.Textbox(label=t("data_name"), placeholder=t("data_name_placeholder"), elem_id="data-name",
+                              scale=2)
+            fmt = gr.Radio(list(FORMATS), value="jsonl", label=t("data_format"), elem_id="data-format", scale=1)
         with gr.Row():
-            count = gr.Button("Count only (dry run)", elem_id="data-count")
-            run = gr.Button("Prepare and save", variant="primary", elem_id="data-run")
-            cancel = gr.Button("Cancel", variant="stop", elem_id="data-cancel")
+            count = gr.Button(t("data_count"), elem_id="data-count")
+            run = gr.Button(t("data_run"), variant="primary", elem_id="data-run")
+            cancel = gr.Button(t("cancel"), variant="stop", elem_id="data-cancel")
         result = gr.Markdown("", elem_id="data-result")
-        download = gr.DownloadButton("Download (zip)", visible=False, elem_id="data-download")
+        download = gr.DownloadButton(t("download_zip"), visible=False, elem_id="data-download")
         saved, pick = build_saved_section()
         tab = cls(registry, table, source, file, hub_id, hub_config, hub_split, text_column, label_column,
                   token_model, status, page, preview_table, columns, summary, labels_plot, length_plot, clean,
@@ -215,7 +218,7 @@ class DataTab:
         label = next((c for c in names if c.lower() in ("label", "labels", "class", "category", "target")), NONE)
         analysed = self.analyse(table, text, label, NONE)
         _, page = self.show_page(table, 1)
-        status = html.escape(f"Loaded {name}: {len(table):,} rows, {len(names)} columns.", quote=False)
+        status = html.escape(say("data_loaded", name=name, rows=len(table), columns=len(names)), quote=False)
         return [table, source, gr.Dropdown(choices=names, value=text), gr.Dropdown(choices=[NONE, *names], value=label),
                 status, 1, page, *analysed]
 
@@ -240,14 +243,14 @@ class DataTab:
 
             counter = token_counter(self.registry.spec(token_model))
         found = data_stats.table_stats(table, text or None, None if label in (None, NONE) else label, counter)
-        lines = [f"**{found['rows']:,} rows.**"]
+        lines = [say("data_rows", rows=found["rows"])]
         histogram = None
         if found["text"]:
             for unit in ("chars", "tokens"):
                 if unit in found["text"]:
                     s = found["text"][unit]
-                    lines.append(f"Text length in {unit}: min {s['min']}, median {s['median']:g}, mean {s['mean']:g}, "
-                                 f"max {s['max']}")
+                    lines.append(say(f"data_length_{unit}", min=s["min"], median=s["median"], mean=s["mean"],
+                                     max=s["max"]))
             frame = pd.DataFrame([{"length": f"{b['from']}-{b['to']}", "rows": b["rows"]}
                                   for b in found["text"]["histogram"]])
             # Bins in length order (a text sort would put "10-20" before "2-4").
@@ -316,14 +319,16 @@ class DataTab:
                     break
                 if status.get("state") == "failed":
                     raise InvalidInputError(status.get("error", "the data job failed"))
-                yield [html.escape(f"Working: {status.get('message', 'starting')} …", quote=False), hidden, keep, keep]
+                working = say("data_working", step=status.get("message", "starting"))
+                yield [html.escape(working, quote=False), hidden, keep, keep]
                 time.sleep(POLL_S)
         finally:
             if status.get("state") != "done":
                 job.cancel()  # Cancel, a closed tab or an error: the process stops and nothing half-written stays
         card = status["card"]
         rows = ", ".join(f"{k} {v:,}" for k, v in card["rows"].items())
-        head = f"**Dry run, nothing saved** ({rows})" if dry_run else f"**Saved '{html.escape(status['name'])}'** ({rows})"
+        head = (say("data_dry_run", rows=rows) if dry_run else
+                say("data_saved_as", name=html.escape(status["name"]), rows=rows))
         lines = [head] + [f"- {html.escape(describe_step(step), quote=False)}" for step in card["steps"]]
         if dry_run:
             yield ["\n".join(lines), hidden, keep, keep]

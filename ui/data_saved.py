@@ -15,27 +15,28 @@ import pandas as pd
 from backend.data import feedback, store
 from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
+from ui.i18n import say, t, text
 
 
 def build_saved_section() -> tuple[gr.Dataframe, gr.Dropdown]:
     """The saved datasets (download any of them) and building a dataset from chat ratings."""
-    gr.Markdown("### Saved datasets\nListed for Train and Evaluate. Replies rated 👍 / 👎 in Chat become a "
-                "dataset here.")
+    gr.Markdown(t("data_saved_intro"))
     with gr.Row():
-        kind = gr.Radio([("SFT (messages) from 👍 replies", "sft"), ("Preference (chosen / rejected)", "preference")],
-                        value="sft", label="From chat ratings", elem_id="data-feedback-kind", scale=2)
-        feedback_name = gr.Textbox(label="Name", value="chat-feedback", elem_id="data-feedback-name", scale=1)
-        build = gr.Button("Build from ratings", elem_id="data-feedback-build", scale=1)
+        kind = gr.Radio([(text("data_kind_sft"), "sft"), (text("data_kind_preference"), "preference")],
+                        value="sft", label=t("data_from_ratings"), elem_id="data-feedback-kind", scale=2)
+        feedback_name = gr.Textbox(label=t("data_feedback_name"), value="chat-feedback",
+                                   elem_id="data-feedback-name", scale=1)
+        build = gr.Button(t("data_build"), elem_id="data-feedback-build", scale=1)
     with gr.Row():
-        chats = gr.File(label="…or chat exports (.json from Chat's Export)", file_types=[".json"], file_count="multiple",
+        chats = gr.File(label=t("data_chats"), file_types=[".json"], file_count="multiple",
                         type="filepath", elem_id="data-chat-files", scale=2)
-        chats_build = gr.Button("Build SFT from these conversations", elem_id="data-chat-build", scale=1)
+        chats_build = gr.Button(t("data_chats_build"), elem_id="data-chat-build", scale=1)
     feedback_status = gr.Markdown("", elem_id="data-feedback-status")
     with gr.Row():
-        refresh = gr.Button("Refresh", size="sm", elem_id="data-saved-refresh")
-        pick = gr.Dropdown(label="Download a saved dataset", choices=[], elem_id="data-saved-pick")
-    saved = gr.Dataframe(interactive=False, elem_id="data-saved", label="Saved datasets")
-    saved_download = gr.DownloadButton("Download (zip)", visible=False, elem_id="data-saved-download")
+        refresh = gr.Button(t("refresh"), size="sm", elem_id="data-saved-refresh")
+        pick = gr.Dropdown(label=t("data_saved_pick"), choices=[], elem_id="data-saved-pick")
+    saved = gr.Dataframe(interactive=False, elem_id="data-saved", label=t("data_saved"))
+    saved_download = gr.DownloadButton(t("download_zip"), visible=False, elem_id="data-saved-download")
     refresh.click(saved_rows, outputs=[saved, pick], **ui_event(saved))
     gr.on(None, saved_rows, outputs=[saved, pick], **ui_event(saved))  # no triggers, no inputs: on page load
     build.click(build_feedback, inputs=[kind, feedback_name], outputs=[feedback_status, saved, pick],
@@ -60,14 +61,15 @@ def build_feedback(kind: str, name: str, request: gr.Request) -> tuple[str, pd.D
     info = feedback.save_feedback_dataset(getattr(request, "username", None), name, kind)
     saved, pick = saved_rows(request)
     rows = ", ".join(f"{k} {v:,}" for k, v in info.rows.items())
-    return html.escape(f"Saved '{info.name}' ({info.kind}: {rows}).", quote=False), saved, pick
+    return html.escape(say("data_built", name=info.name, kind=info.kind, rows=rows), quote=False), saved, pick
 
 
 @handle_errors
 def build_from_conversations(paths: Optional[list[str]], name: str, request: gr.Request) -> tuple[str, Any, Any]:
     info = feedback.save_conversations_dataset(getattr(request, "username", None), name, paths or [])
     saved, pick = saved_rows(request)
-    return html.escape(f"Saved '{info.name}' (sft: {info.rows['train']:,} conversation(s)).", quote=False), saved, pick
+    said = say("data_built_chats", name=info.name, count=info.rows["train"])
+    return html.escape(said, quote=False), saved, pick
 
 
 @handle_errors

@@ -16,6 +16,7 @@ from backend.request_checks import lone_surrogates
 from backend.security import redact
 from backend.table_limits import MAX_MESSAGE_CHARS, clip
 from backend.types import WorkbenchError
+from ui.i18n_errors import localised
 from ui.wording import plain_words
 
 logger = logging.getLogger("ui.components")  # the name the app's log has always shown for handler errors
@@ -37,7 +38,9 @@ def _as_user_error(error: Exception, plain: bool = False) -> gr.Error:
     if isinstance(error, gr.Error):
         return error
     if isinstance(error, WorkbenchError):
-        return user_error(plain_words(str(error)) if plain else str(error))
+        message = str(error)
+        # In Chinese for a browser that asks for it (ui/i18n_errors.py); API callers keep the field-named English.
+        return user_error(localised(message, plain_words(message) if plain else message))
     logger.exception("unexpected error in a UI handler")
     return user_error(f"unexpected error: {type(error).__name__}: {error}")
 

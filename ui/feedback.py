@@ -15,7 +15,7 @@ from backend.data import feedback
 from backend.types import InvalidInputError
 from ui.chat_view import plain_history
 from ui.components import handle_errors, ui_event
-from ui.i18n import t
+from ui.i18n import say, t
 
 DEFAULT_SUITE = "chat-regression"
 
@@ -40,9 +40,9 @@ def rate(model: Optional[str], history: list[Any], like: gr.LikeData, request: g
     index = like.index if isinstance(like.index, int) else like.index[0]
     conversation = _through_reply(history or [], index)
     feedback.record_rating(getattr(request, "username", None), model or "", conversation, rating)
-    word = {"up": "👍 saved", "down": "👎 saved", None: "rating removed"}[rating]
+    word = say({"up": "rated_up", "down": "rated_down", None: "rating_removed"}[rating])
     replies = sum(message["role"] == "assistant" for message in conversation)
-    return f"{word} for reply {replies} (Data tab: build a dataset from your ratings)."
+    return say("rated_reply", word=word, reply=replies)
 
 
 def _through_reply(history: list[Any], index: int) -> list[dict[str, str]]:
@@ -65,5 +65,4 @@ def save_case(model: Optional[str], history: list[Any], suite: str, expected: st
         raise InvalidInputError("test case: there is no reply to save yet; chat first")
     info = feedback.save_test_case(getattr(request, "username", None), suite or DEFAULT_SUITE, conversation,
                                    expected or None, model=model or "")
-    return html.escape(f"Test case saved to '{info.name}' ({sum(info.rows.values())} case(s)); run it in "
-                       "Evaluate as a generation task.", quote=False)
+    return html.escape(say("feedback_saved", name=info.name, count=sum(info.rows.values())), quote=False)

@@ -15,7 +15,7 @@ import gradio as gr
 from backend import service
 from backend.registry import Registry
 from backend.types import TokenChoice
-from ui.i18n import t
+from ui.i18n import say, t, text
 from ui.components import (
     status_sink,
     cancel_then,
@@ -62,8 +62,9 @@ class GenerateTab:
             with gr.Column(scale=3):
                 prompt = gr.Textbox(label=t("gen_text"), lines=16, max_lines=40, elem_id="gen-prompt",
                                     placeholder=t("gen_text_placeholder"), info=t("gen_text_info"))
-                token_count = gr.Markdown(format_token_count(None, spec.max_context if spec else None),
-                                          elem_id="gen-token-count", elem_classes=["stats-line"])
+                # Translated in the browser (a build-time template, ui/i18n.py); handlers word it on the server.
+                unknown = text("gen_tokens_unknown", context=_context(spec.max_context if spec else None))
+                token_count = gr.Markdown(unknown, elem_id="gen-token-count", elem_classes=["stats-line"])
                 with gr.Row(elem_classes=["button-row"]):
                     run = gr.Button(t("gen_run"), variant="primary", elem_id="gen-run")
                     extend = gr.Button(t("gen_continue"), elem_id="gen-continue")
@@ -143,19 +144,24 @@ class GenerateTab:
         if not model_id:
             return ""
         if len(text) > service.MAX_MESSAGE_CHARS:  # said here, quietly; Generate refuses it with a message
-            return f"{len(text):,} characters: over the limit of {service.MAX_MESSAGE_CHARS:,}"
+            return say("gen_over_limit", count=len(text), limit=service.MAX_MESSAGE_CHARS)
         # Typing must never trigger a multi-second model load: unloaded models are counted after their first run.
         tokens, max_context = service.count_tokens(self.registry, model_id, text, load=False)
         return format_token_count(tokens, max_context)
 
 
+def _context(max_context: Optional[int]) -> str:
+    return f"{max_context:,}" if max_context else "?"
+
+
 def format_token_count(tokens: Optional[int], max_context: Optional[int]) -> str:
-    context = f"{max_context:,}" if max_context else "?"
+    """The token counter under the text, in the language of the request being served (ui/i18n.py)."""
+    context = _context(max_context)
     if tokens is None:
-        return f"? / {context} tokens (counted once the model is loaded)"
-    line = f"{tokens:,} / {context} tokens"
+        return say("gen_tokens_unknown", context=context)
+    line = say("gen_tokens", count=f"{tokens:,}", context=context)
     if max_context and tokens >= max_context:
-        line += ": longer than the model's context: shorten it"
+        line += say("gen_tokens_too_long")
     return line
 
 
@@ -170,9 +176,10 @@ def render_choices(choices: Sequence[TokenChoice], limit: int = MAX_PROBABILITY_
             f"{alt.probability:.1%}</span>" for alt in choice.alternatives)
         rows.append(f"<tr><td>{index}</td><td>{_token_html(choice.token)}</td>"
                     f"<td>{choice.probability:.1%}</td><td>{alternatives}</td></tr>")
-    note = (f"<p>Showing the first {limit:,} of {len(choices):,} tokens.</p>" if len(choices) > limit else "")
-    return ("<table class='probs'><thead><tr><th>#</th><th>token</th><th>probability</th>"
-            "<th>top alternatives</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>" + note)
+    note = (f"<p>{say('probs_first', shown=limit, total=len(choices))}</p>" if len(choices) > limit else "")
+    head = "".join(f"<th>{say(key)}</th>" for key in ("probs_token", "probs_probability", "probs_alternatives"))
+    return ("<table class='probs'><thead><tr><th>#</th>" + head + "</tr></thead><tbody>" + "".join(rows)
+            + "</tbody></table>" + note)
 
 
 def _token_html(token: str) -> str:

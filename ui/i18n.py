@@ -8,7 +8,15 @@ Lines with numbers in them ("Imported 3 message(s).") follow the request's Accep
 translation key carries no values.
 
 Keys are stable names, not English text: the frontend also looks plain strings up in its dictionary, and a key
-must never be mistaken for one of Gradio's own.
+must never be mistaken for one of Gradio's own, nor for a data value (a column named "text"): in the browser every
+key carries the prefix PREFIX.
+
+`t(key, **values)` fills a template's values at build time (a label with a number in it): it registers the filled
+line under a key of its own, so it must only be called while the app is built (a page learns the dictionary when
+it loads). The frontend translates a marker inside a longer string too (one marker per string), so
+`text(key) + ": " + name` shows the translated words followed by a name.
+
+The table lives in several modules (ui/i18n_strings*.py, one per group of tabs), merged here.
 """
 
 from __future__ import annotations
@@ -16,37 +24,76 @@ from __future__ import annotations
 from typing import Any, Optional
 
 import gradio as gr
+from gradio.context import LocalContext
+from gradio.i18n import I18nData
 
-from ui.i18n_strings import STRINGS
+from ui.i18n_strings import STRINGS as _BASE
+from ui.i18n_strings_errors import STRINGS as _ERRORS
+from ui.i18n_strings_tabs import STRINGS as _TABS
+from ui.i18n_strings_work import STRINGS as _WORK
+
+MARKER = "__i18n__"  # how gr.I18nData writes itself into a string (gradio/i18n.py)
+
+
+def _merged(*tables: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
+    merged: dict[str, tuple[str, str]] = {}
+    for table in tables:
+        clash = merged.keys() & table.keys()
+        if clash:
+            raise ValueError(f"translation keys defined twice: {sorted(clash)}")
+        merged.update(table)
+    return merged
+
+
+STRINGS = _merged(_BASE, _TABS, _WORK, _ERRORS)
 
 ENGLISH = "en"
 CHINESE = "zh-CN"
 # Browsers say zh-CN, zh, or zh-Hans(-CN); Gradio matches the exact tag, so each gets the Chinese table.
 CHINESE_TAGS = ("zh-CN", "zh", "zh-Hans", "zh-Hans-CN", "zh-SG")
 
-_EN = {key: en for key, (en, _zh) in STRINGS.items()}
-_ZH = {key: zh for key, (_en, zh) in STRINGS.items()}
+# The frontend also looks every plain string it shows up in the dictionary (a choice, a cell, a value): a key
+# "text" turned a data column named "text" into "Text" / "文本". Keys therefore go to the browser with a prefix
+# no data value or Gradio key has.
+PREFIX = "wb:"
+_EN = {PREFIX + key: en for key, (en, _zh) in STRINGS.items()}
+_ZH = {PREFIX + key: zh for key, (_en, zh) in STRINGS.items()}
 I18N = gr.I18n(en=_EN, **{tag: _ZH for tag in CHINESE_TAGS})
 
 
-def t(key: str) -> Any:
-    """A translatable static string (label, button, tab name, placeholder)."""
+def t(key: str, **values: Any) -> Any:
+    """A translatable static string (label, button, tab name, placeholder); `values` fill a template (build time
+    only: see the module's docstring)."""
     if key not in STRINGS:
-        raise KeyError(f"no translation for {key!r}: add it to ui/i18n_strings.py")
-    return I18N(key)
+        raise KeyError(f"no translation for {key!r}: add it to ui/i18n_strings*.py")
+    if not values:
+        return I18N(PREFIX + key)
+    filled = PREFIX + key + "|" + ",".join(f"{name}={values[name]}" for name in sorted(values))
+    english_template, chinese_template = STRINGS[key]
+    _EN[filled] = english_template.format(**values)
+    _ZH[filled] = chinese_template.format(**values)
+    return I18N(filled)
 
 
-def text(key: str) -> str:
+def text(key: str, **values: Any) -> str:
     """A translatable string a handler returns (the browser translates it on display)."""
-    return str(t(key))
+    return str(t(key, **values))
+
+
+def is_translated(value: Any) -> bool:
+    """Whether the frontend translates `value` (an I18nData, or a string carrying one's marker)."""
+    return isinstance(value, I18nData) or (isinstance(value, str) and MARKER in value)
 
 
 def english(key: str) -> str:
     return STRINGS[key][0]
 
 
-def language(request: Optional[gr.Request]) -> str:
-    """"zh-CN" when the browser asks for Chinese first (Accept-Language), else "en"."""
+def language(request: Optional[gr.Request] = None) -> str:
+    """"zh-CN" when the browser asks for Chinese first (Accept-Language), else "en". Without `request`, the one
+    Gradio is serving in this context (set around every event handler), if any."""
+    if request is None:
+        request = LocalContext.request.get(None)
     headers = getattr(request, "headers", None) or {}
     accepted = headers.get("accept-language", "") if hasattr(headers, "get") else ""
     first = accepted.split(",")[0].split(";")[0].strip().lower()

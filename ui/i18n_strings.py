@@ -1,4 +1,5 @@
-"""The translation table for ui/i18n.py: key -> (English, Simplified Chinese).
+"""The translation table for ui/i18n.py, part 1 (the page, shared widgets, Chat, Generate): key -> (English,
+Simplified Chinese). The other parts: ui/i18n_strings_tabs.py, ui/i18n_strings_work.py, ui/i18n_strings_errors.py.
 
 Keys with `{name}` fields are str.format templates used by `say` (both languages must use the same fields).
 """
@@ -27,6 +28,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "preset": ("Preset", "预设"),
     "preset_info": ("fills the sliders below; the model's own defaults apply until you pick one",
                     "填入下面的滑块；选择之前使用模型自己的默认值"),
+    "preset_precise": ("precise", "精确"),
+    "preset_balanced": ("balanced", "均衡"),
+    "preset_creative": ("creative", "创意"),
     "max_new_tokens": ("Max new tokens", "最大新 token 数"),
     "temperature": ("Temperature", "温度"),
     "temperature_info": ("0 = greedy (deterministic)", "0 = 贪心解码（结果确定）"),
@@ -87,5 +91,13 @@ STRINGS: dict[str, tuple[str, str]] = {
     "gen_continue": ("Continue", "继续"),
     "gen_show_probs": ("Show next-token probabilities", "显示下一个 token 的概率"),
     "gen_show_probs_info": ("the chosen token and the top 5 alternatives", "选中的 token 及前 5 个备选"),
-    "gen_tokens": ("{count} / {max:,} tokens", "{count} / {max:,} 个 token"),
+    "probs_token": ("token", "token"),
+    "probs_probability": ("probability", "概率"),
+    "probs_alternatives": ("top alternatives", "最可能的备选"),
+    "probs_first": ("Showing the first {shown:,} of {total:,} tokens.", "显示前 {shown:,} 个 token（共 {total:,} 个）。"),
+    "gen_tokens": ("{count} / {context} tokens", "{count} / {context} 个 token"),
+    "gen_tokens_unknown": ("? / {context} tokens (counted once the model is loaded)",
+                           "? / {context} 个 token（模型加载后再计数）"),
+    "gen_tokens_too_long": (": longer than the model's context: shorten it", "：超过了模型的上下文长度，请缩短"),
+    "gen_over_limit": ("{count:,} characters: over the limit of {limit:,}", "{count:,} 个字符：超过了 {limit:,} 的上限"),
 }

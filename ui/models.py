@@ -10,6 +10,7 @@ import gradio as gr
 from backend.registry import Registry
 from backend.types import ModelStatus
 from ui.components import ui_errors, ui_event
+from ui.i18n import say, t
 
 # "state" right after "id": on a phone the table scrolls sideways and the first two columns are what shows.
 COLUMNS = ["id", "state", "tasks", "weights", "device", "dtype", "parameters", "memory", "load time",
@@ -73,17 +74,17 @@ class ModelsTab:
 
     @classmethod
     def build(cls, registry: Registry) -> "ModelsTab":
-        gr.Markdown("Models load on first use; load one here ahead of time, or unload it to free memory.")
+        gr.Markdown(t("models_intro"))
         # Refreshed whenever the tab is opened (see ui/__init__.py): models load from every other tab.
         table = gr.Dataframe(status_rows(registry.status()), headers=COLUMNS, interactive=False,
-                             elem_id="models-table", label="Registry", max_chars=80)
+                             elem_id="models-table", label=t("models_registry"), max_chars=80)
         with gr.Row(equal_height=True, elem_classes=["button-row"]):
             ids = [spec.id for spec in registry.specs()]
-            select = gr.Dropdown(ids, value=ids[0] if ids else None, label="Model", elem_id="models-select",
+            select = gr.Dropdown(ids, value=ids[0] if ids else None, label=t("model"), elem_id="models-select",
                                  scale=3)
-            load = gr.Button("Load", variant="primary", elem_id="models-load", scale=1)
-            unload = gr.Button("Unload", elem_id="models-unload", scale=1)
-            refresh = gr.Button("Refresh", elem_id="models-refresh", scale=1)
+            load = gr.Button(t("models_load"), variant="primary", elem_id="models-load", scale=1)
+            unload = gr.Button(t("models_unload"), elem_id="models-unload", scale=1)
+            refresh = gr.Button(t("refresh"), elem_id="models-refresh", scale=1)
         message = gr.Markdown("", elem_id="models-message", elem_classes=["stats-line"])
         tab = cls(registry, table)
         busy = dict(concurrency_limit=4, concurrency_id=MODELS_CONCURRENCY_ID)
@@ -103,16 +104,16 @@ class ModelsTab:
     @ui_errors
     def load(self, model_id: str) -> Iterator[tuple[Any, str]]:
         self.registry.spec(model_id)
-        yield gr.skip(), f"Loading {model_id}… (the first load reads the weights; large models take a while)"
+        yield gr.skip(), say("models_loading", model=model_id)
         try:
             status = self.registry.load(model_id)
         except Exception:
             yield self.rows(), ""  # the table shows the failure ('last error') next to the error message
             raise
-        yield self.rows(), f"{status.id} loaded on {status.device} in {status.load_time_s or 0:.2f} s"
+        yield self.rows(), say("models_loaded", model=status.id, device=status.device, seconds=status.load_time_s or 0)
 
     @ui_errors
     def unload(self, model_id: str) -> tuple[Any, str]:
         status = self.registry.unload(model_id)
-        note = " (it finishes its running requests first)" if status.state == "loaded" else ""
-        return self.rows(), f"{status.id} unloaded{note}"
+        key = "models_unloaded_busy" if status.state == "loaded" else "models_unloaded"
+        return self.rows(), say(key, model=status.id)

@@ -3,7 +3,9 @@
 Backend errors start with the field they are about and may name a command-line flag ("reference column:
 classification needs one (--reference-column)"): right for the API and the command line, which keep them as they
 are, but a person in the browser should read a sentence ("Pick the label column: classification needs one.").
-Tabs wrap their handlers with `plain_errors` (outside `handle_errors`) to rewrite the message of the toast.
+Tabs wrap their handlers with `plain_errors` (outside `handle_errors`) to rewrite the message of the toast. For a
+browser that asks for Chinese, `handle_errors` has already said the common errors in Chinese (ui/i18n_errors.py);
+those have no field prefix or flag, so they pass through here unchanged.
 """
 
 from __future__ import annotations

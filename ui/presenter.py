@@ -30,6 +30,7 @@ from backend.types import ConfigError, GenerationParams
 from ui import api
 from ui.chat import ChatTab, chatbot
 from ui.components import ParamPanel, cancel_then, ui_event
+from ui.i18n import t, text
 
 # Larger type and a centred column; every rule is scoped to the presenter's own root.
 PRESENTER_CSS = """
@@ -124,7 +125,8 @@ def header_html(view: PresenterView) -> str:
     logo = (f'<img class="presenter-logo" src="{html.escape(view.logo_src, quote=True)}" alt="">'
             if view.logo_src else "")
     title = html.escape(view.title, quote=False)
-    byline = html.escape(f"Powered by {view.spec.display_name}", quote=False)
+    # The frontend translates the marker inside the HTML (ui/i18n.py): "Powered by" / its Chinese, then the name.
+    byline = f"{text('presenter_byline')} {html.escape(view.spec.display_name, quote=False)}"
     return (f'<div class="presenter-header">{logo}<div><h1 id="presenter-title">{title}</h1>'
             f'<p class="presenter-byline">{byline}</p></div></div>')
 
@@ -150,17 +152,18 @@ def build_presenter(registry: Registry, settings: Optional[PresenterSettings]) -
         with gr.Column(elem_classes=["presenter-root"]):
             with gr.Row(equal_height=True, elem_classes=["presenter-top"]):
                 gr.HTML(header_html(view), elem_id="presenter-header", scale=1)
-                reset = gr.Button("↺  New conversation", elem_id="presenter-reset", scale=0, min_width=230)
+                reset = gr.Button(t("presenter_new"), elem_id="presenter-reset", scale=0, min_width=230)
             if view.description:
                 gr.Markdown(view.description, elem_id="presenter-description")
-            history = chatbot(None, "Type a message below, or pick an example.", height=440, buttons=["copy"])
+            history = chatbot(None, t("presenter_history_placeholder"), height=440, buttons=["copy"])
             with gr.Row(equal_height=True, elem_classes=["input-row"]):
-                text = gr.Textbox(placeholder="Ask something…", show_label=False, lines=1, max_lines=8, scale=8,
+                text = gr.Textbox(placeholder=t("presenter_input_placeholder"), show_label=False, lines=1,
+                                  max_lines=8, scale=8,
                                   elem_id="chat-input", autofocus=True)
-                send = gr.Button("Send", variant="primary", scale=1, elem_id="chat-send")
-                stop = gr.Button("Stop", variant="stop", scale=1, elem_id="chat-stop-btn", visible=False)
+                send = gr.Button(t("chat_send"), variant="primary", scale=1, elem_id="chat-send")
+                stop = gr.Button(t("stop"), variant="stop", scale=1, elem_id="chat-stop-btn", visible=False)
             examples = gr.Dataset(components=[text], samples=[[example] for example in view.examples],
-                                  label="Try one of these", elem_id="presenter-examples",
+                                  label=t("presenter_examples"), elem_id="presenter-examples",
                                   visible=bool(view.examples))
             # The stats line and context meter stay in the page for the handlers (and tests) but are never shown.
             stats = gr.Markdown("", elem_id="chat-stats", visible="hidden")

@@ -28,26 +28,16 @@ from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
 from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
+from ui.i18n import say, t, text
 
 REFRESH_S = 1.0
 RUN_COLUMNS = ["run", "status", "task", "base", "step", "accuracy / eval loss", "registered as", "reason"]
-HYPERPARAMETERS = [  # (field, label, default, tooltip)
-    ("epochs", "Epochs", 3.0, "passes over the training data (ignored when max steps > 0)"),
-    ("max_steps", "Max steps", -1, "optimizer steps in all; -1: use epochs"),
-    ("learning_rate", "Learning rate", 5e-5, "2e-5..5e-5 for full fine-tuning; 1e-4..1e-3 for LoRA"),
-    ("batch_size", "Batch size", 8, "examples per step per device; lower it if memory runs out"),
-    ("gradient_accumulation", "Gradient accumulation", 1, "steps whose gradients add up before an update "
-                                                          "(a larger effective batch at the same memory)"),
-    ("warmup_ratio", "Warmup ratio", 0.0, "share of the steps over which the learning rate rises from 0"),
-    ("weight_decay", "Weight decay", 0.0, "AdamW weight decay; 0.01 is a common choice"),
-    ("max_length", "Max length (tokens)", 256, "longer examples are cut; the preview counts how many"),
-    ("seed", "Seed", 42, "the same seed, data and settings give the same run"),
-    ("eval_steps", "Evaluate every N steps", 50, "also the checkpoint interval; the best checkpoint is kept"),
-    ("early_stopping_patience", "Early stopping patience", 0, "stop after N evaluations without improvement; "
-                                                              "0: off"),
-    ("lora_r", "LoRA r", 8, "adapter rank: capacity of the adapter"),
-    ("lora_alpha", "LoRA alpha", 16, "adapter scale (alpha / r multiplies the update)"),
-    ("lora_dropout", "LoRA dropout", 0.05, "dropout on the adapter's input"),
+HYPERPARAMETERS = [  # (field, label, default, tooltip); label and tooltip are translation keys' objects (ui/i18n.py)
+    (name, t(f"hp_{name}"), default, t(f"hp_{name}_info"))
+    for name, default in (("epochs", 3.0), ("max_steps", -1), ("learning_rate", 5e-5), ("batch_size", 8),
+                          ("gradient_accumulation", 1), ("warmup_ratio", 0.0), ("weight_decay", 0.0),
+                          ("max_length", 256), ("seed", 42), ("eval_steps", 50), ("early_stopping_patience", 0),
+                          ("lora_r", 8), ("lora_alpha", 16), ("lora_dropout", 0.05))
 ]
 
 
@@ -106,9 +96,9 @@ def progress_text(run_dir: Path, info: Any) -> str:
     rows = runfiles.read_progress(run_dir)
     parts = [f"**{html.escape(info.status)}**"]
     if info.queue_position:
-        parts.append(f"#{info.queue_position} in the queue (one run at a time per device)")
+        parts.append(say("train_queue_position", position=info.queue_position))
     if info.max_steps:
-        parts.append(f"step {info.step}/{info.max_steps}")
+        parts.append(say("train_step", step=info.step, max=info.max_steps))
     train = next((row for row in reversed(rows) if "loss" in row), {})
     evaluation = next((row for row in reversed(rows) if "eval_loss" in row), {})
     for row, key, label in ((train, "learning_rate", "lr"), (train, "samples_per_s", "examples/s"),
@@ -123,7 +113,7 @@ def progress_text(run_dir: Path, info: Any) -> str:
                                            if isinstance(value, float) and key in ("loss", "accuracy", "f1_macro",
                                                                                    "perplexity")))
     if info.registered_as:
-        parts.append(f"registered as `{html.escape(info.registered_as)}`: pick it in Chat / Classify")
+        parts.append(say("train_registered_as", model=html.escape(info.registered_as)))
     if info.reason:
         parts.append(html.escape(info.reason))
     return " · ".join(parts)
@@ -151,56 +141,59 @@ class TrainTab:
     @classmethod
     def build(cls, registry: Registry, service: Optional[TrainingService] = None) -> "TrainTab":
         service = service or TrainingService(registry)
-        gr.Markdown("Fine-tune a classifier or a chat model on your data. Training runs in its own process; the "
-                    "finished model is added to every tab's model list.")
+        gr.Markdown(t("train_intro"))
         with gr.Row():
-            task = gr.Radio([("Classification", "classification"), ("Chat (SFT)", "sft")], value="classification",
-                            label="Task", elem_id="train-task")
+            task = gr.Radio([(text("train_task_classification"), "classification"), (text("train_task_sft"), "sft")],
+                            value="classification", label=t("task"), elem_id="train-task")
             bases = _base_choices(registry, "classification")
-            base = gr.Dropdown(bases, value=bases[0][1] if bases else None, label="Base model", elem_id="train-base",
-                               info="a model of the registry with local weights")
-            method = gr.Radio([("Full", "full"), ("LoRA", "lora"), ("QLoRA (4-bit, CUDA)", "qlora")], value="full",
-                              label="Method", elem_id="train-method",
-                              info="full: every weight (small models); LoRA: small adapters over a frozen base")
+            base = gr.Dropdown(bases, value=bases[0][1] if bases else None, label=t("train_base"),
+                               elem_id="train-base", info=t("train_base_info"))
+            method = gr.Radio([(text("train_method_full"), "full"), ("LoRA", "lora"), ("QLoRA (4-bit, CUDA)", "qlora")],
+                              value="full", label=t("train_method"), elem_id="train-method",
+                              info=t("train_method_info"))
         with gr.Row():
-            data = gr.File(label="Training data (.csv, .jsonl, .parquet)", file_types=[".csv", ".jsonl", ".parquet"],
+            data = gr.File(label=t("train_data"), file_types=[".csv", ".jsonl", ".parquet"],
                            elem_id="train-data")
-            validation = gr.File(label="Validation data (optional; else 20% of the training data)",
+            validation = gr.File(label=t("train_validation"),
                                  file_types=[".csv", ".jsonl", ".parquet"], elem_id="train-validation")
-            saved = gr.Dropdown([], label="…or a dataset saved on the Data tab", elem_id="train-saved",
-                                info="its train split, and its validation split when it has one")
+            saved = gr.Dropdown([], label=t("train_saved"), elem_id="train-saved",
+                                info=t("train_saved_info"))
         with gr.Row():
-            text_column = gr.Dropdown([], label="Text column", elem_id="train-text-column")
-            label_column = gr.Dropdown([], label="Label column", elem_id="train-label-column")
-            messages_column = gr.Dropdown([], label="Messages column", elem_id="train-messages-column", visible=False)
-            prompt_column = gr.Dropdown([], label="Prompt column", elem_id="train-prompt-column", visible=False)
-            response_column = gr.Dropdown([], label="Response column", elem_id="train-response-column",
+            text_column = gr.Dropdown([], label=t("text_column"), elem_id="train-text-column")
+            label_column = gr.Dropdown([], label=t("label_column"), elem_id="train-label-column")
+            messages_column = gr.Dropdown([], label=t("train_messages_column"), elem_id="train-messages-column",
                                           visible=False)
-        with gr.Accordion("Hyperparameters", open=False):
+            prompt_column = gr.Dropdown([], label=t("train_prompt_column"), elem_id="train-prompt-column",
+                                        visible=False)
+            response_column = gr.Dropdown([], label=t("train_response_column"), elem_id="train-response-column",
+                                          visible=False)
+        with gr.Accordion(t("train_hyperparameters"), open=False):
             with gr.Row():
                 numbers = tuple(gr.Number(value=default, label=label, info=tip, elem_id=f"train-{name}",
                                           min_width=160) for name, label, default, tip in HYPERPARAMETERS)
-            register_as = gr.Textbox(label="Register as (model id)", elem_id="train-register-as",
-                                     info="the id the finished model gets in the registry; blank: generated")
+            register_as = gr.Textbox(label=t("train_register_as"), elem_id="train-register-as",
+                                     info=t("train_register_as_info"))
         with gr.Row():
-            check = gr.Button("Check data & preview", elem_id="train-check")
-            start = gr.Button("Start", variant="primary", elem_id="train-start")
-            stop = gr.Button("Stop", variant="stop", elem_id="train-stop")
-            resume = gr.Button("Resume", elem_id="train-resume")
-            merge = gr.Button("Merge adapter into a full model", elem_id="train-merge")
+            check = gr.Button(t("train_check"), elem_id="train-check")
+            start = gr.Button(t("train_start"), variant="primary", elem_id="train-start")
+            stop = gr.Button(t("stop"), variant="stop", elem_id="train-stop")
+            resume = gr.Button(t("train_resume"), elem_id="train-resume")
+            merge = gr.Button(t("train_merge"), elem_id="train-merge")
         plan_text = gr.Markdown("", elem_id="train-plan")
-        preview = gr.HighlightedText(label="Formatted sample (highlighted: tokens that carry the loss)",
+        preview = gr.HighlightedText(label=t("train_preview"),
                                      color_map={"loss": "green"}, elem_id="train-preview", combine_adjacent=True)
         status = gr.Markdown("", elem_id="train-status")
-        plot = gr.LinePlot(curves(None), x="step", y="loss", color="series", label="Loss", elem_id="train-plot",
+        plot = gr.LinePlot(curves(None), x="step", y="loss", color="series", label=t("train_loss"),
+                           elem_id="train-plot",
                            height=280)
-        log = gr.Textbox(label="Log", lines=8, max_lines=8, autoscroll=True, elem_id="train-log", interactive=False)
-        with gr.Accordion("Runs", open=True):
+        log = gr.Textbox(label=t("train_log"), lines=8, max_lines=8, autoscroll=True, elem_id="train-log",
+                         interactive=False)
+        with gr.Accordion(t("train_runs"), open=True):
             runs = gr.Dataframe(headers=RUN_COLUMNS, interactive=False, elem_id="train-runs", max_chars=60)
             with gr.Row():
-                reopen_id = gr.Dropdown([], label="Run", elem_id="train-run-select", scale=3)
-                reopen = gr.Button("Open", elem_id="train-run-open", scale=1)
-                refresh = gr.Button("Refresh", elem_id="train-runs-refresh", scale=1)
+                reopen_id = gr.Dropdown([], label=t("train_run"), elem_id="train-run-select", scale=3)
+                reopen = gr.Button(t("open"), elem_id="train-run-open", scale=1)
+                refresh = gr.Button(t("refresh"), elem_id="train-runs-refresh", scale=1)
         run_id = gr.State(None)
         tab = cls(registry, service, task, base, data, validation, text_column, label_column, messages_column,
                   prompt_column, response_column, method, register_as, numbers, run_id, saved)
@@ -343,7 +336,7 @@ class TrainTab:
         may_start(request)
         run_dir = self._run_dir(run_id, request)
         position = self.service.resume(run_dir)
-        where = f"#{position} in the queue" if position else "resuming from the last checkpoint"
+        where = say("train_queued", position=position) if position else say("train_resuming")
         return f"{where} ({run_dir.name})", gr.Timer(active=True)
 
     @handle_errors
@@ -351,7 +344,7 @@ class TrainTab:
         may_start(request)
         run_dir = self._run_dir(run_id, request)
         merged = self.service.merge(run_dir)
-        return f"merged: a full safetensors model in the run folder's `{merged.name}/` ({run_dir.name})"
+        return say("train_merged", folder=merged.name, run=run_dir.name)
 
     def refresh(self, run_id: Optional[str], request: gr.Request) -> tuple:
         if not run_id:

@@ -14,11 +14,12 @@ from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource
 from backend.evaluation.types import INPUT_SLOT, MAX_BOOTSTRAP, EvalConfig
 from backend.types import InvalidInputError
 from ui.components import parse_seed, parse_whole
+from ui.i18n import t, text
 
 PREVIEW_ROWS = 8
 ALL_MODELS = ""  # the examples' model selector value meaning "every model"
 NONE = ""  # an optional column left unset
-TASK_CHOICES = [("Classification", "classification"), ("Generation", "generation"), ("Perplexity", "perplexity")]
+TASK_CHOICES = [(text(f"eval_task_{task}"), task) for task in ("classification", "generation", "perplexity")]
 # Which registry tasks make a model eligible for an evaluation task.
 MODEL_TASKS: dict[str, tuple[str, ...]] = {
     "classification": ("classify", "zero_shot", "chat", "generate"),
@@ -32,7 +33,7 @@ NATIVE_TASKS: dict[str, tuple[str, ...]] = {
     "generation": ("chat", "generate"),
     "perplexity": ("chat", "generate"),
 }
-LABEL_PROMPT_PLACEHOLDER = "blank: the scorer's default (Text: {input}\\nLabel:)"
+LABEL_PROMPT_PLACEHOLDER = text("eval_label_prompt_placeholder")
 
 
 @dataclass(frozen=True)
@@ -115,33 +116,34 @@ class FormPanel:
     @classmethod
     def build(cls, task_value: str, model_choices: list[tuple[str, str]], default_models: list[str]) -> "FormPanel":
         with gr.Row(equal_height=True):
-            task = gr.Radio(TASK_CHOICES, value=task_value, label="Task", elem_id="eval-task", scale=3)
-            models = gr.Dropdown(choices=model_choices, value=default_models, multiselect=True, label="Models",
-                                 info="one or more; each gets a row in the leaderboard", elem_id="eval-models",
+            task = gr.Radio(TASK_CHOICES, value=task_value, label=t("task"), elem_id="eval-task", scale=3)
+            models = gr.Dropdown(choices=model_choices, value=default_models, multiselect=True, label=t("models"),
+                                 info=t("eval_models_info"), elem_id="eval-models",
                                  interactive=True, scale=4)
-            batch_size = gr.Slider(1, 256, value=8, step=1, label="Batch size", elem_id="eval-batch-size", scale=2)
+            batch_size = gr.Slider(1, 256, value=8, step=1, label=t("batch_size"), elem_id="eval-batch-size", scale=2)
         with gr.Row(equal_height=True):
-            input_col = gr.Dropdown(choices=[], value=None, label="Input column", interactive=True,
+            input_col = gr.Dropdown(choices=[], value=None, label=t("eval_input_column"), interactive=True,
                                     elem_id="eval-input-col")
-            reference_col = gr.Dropdown(choices=[], value=None, label="Reference column", interactive=True,
+            reference_col = gr.Dropdown(choices=[], value=None, label=t("eval_reference_column"), interactive=True,
                                         elem_id="eval-reference-col")
-            score_file = gr.Checkbox(label="Score the predictions already in the file (no model)", value=False,
+            score_file = gr.Checkbox(label=t("eval_score_file"), value=False,
                                      elem_id="eval-score-file")
-            predictions_col = gr.Dropdown(choices=[], value=None, label="Predictions column", interactive=True,
+            predictions_col = gr.Dropdown(choices=[], value=None, label=t("eval_predictions_column"), interactive=True,
                                           visible=False, elem_id="eval-predictions-col")
         with gr.Row(equal_height=True):
-            prompt = gr.Textbox(value=INPUT_SLOT, label="Prompt template ({input} is where the input goes)", lines=1,
+            prompt = gr.Textbox(value=INPUT_SLOT, label=t("eval_prompt"), lines=1,
                                 max_lines=6, elem_id="eval-prompt", scale=4)
-            max_new_tokens = gr.Slider(1, 1024, value=64, step=1, label="Max new tokens",
+            max_new_tokens = gr.Slider(1, 1024, value=64, step=1, label=t("max_new_tokens"),
                                        elem_id="eval-max-new-tokens", scale=2)
-            limit = gr.Number(value=0, precision=0, minimum=0, label="Sample size", info="rows; 0: every row",
+            limit = gr.Number(value=0, precision=0, minimum=0, label=t("eval_limit"), info=t("eval_limit_info"),
                               elem_id="eval-limit", scale=1)
-            seed = gr.Number(value=-1, precision=0, minimum=-1, label="Seed", info="random sample; -1: first rows",
+            seed = gr.Number(value=-1, precision=0, minimum=-1, label=t("seed"), info=t("eval_seed_info"),
                              elem_id="eval-seed", scale=1)
             bootstrap = gr.Number(value=1000, precision=0, minimum=0, maximum=MAX_BOOTSTRAP,
-                                  label="Bootstrap resamples", info=f"95% intervals; 0: off; at most {MAX_BOOTSTRAP:,}",
+                                  label=t("eval_bootstrap"),
+                                  info=t("eval_bootstrap_info", most=f"{MAX_BOOTSTRAP:,}"),
                                   elem_id="eval-bootstrap", scale=1)
-        rouge_stemmer = gr.Checkbox(label="ROUGE with stemming (Porter; off as in evaluate's rouge)", value=False,
+        rouge_stemmer = gr.Checkbox(label=t("eval_rouge_stemmer"), value=False,
                                     visible=task_value == "generation", elem_id="eval-rouge-stemmer")
         return cls(gr.State(None), task, input_col, reference_col, predictions_col, score_file, models, prompt,
                    max_new_tokens, batch_size, limit, seed, bootstrap, rouge_stemmer)
@@ -196,14 +198,13 @@ class FormPanel:
 
 def column_choices(columns: list[str]) -> list[tuple[str, str]]:
     """An optional column's choices: "(none)" first."""
-    return [("(none)", NONE), *[(column, column) for column in columns]]
+    return [(text("eval_none"), NONE), *[(column, column) for column in columns]]
 
 
 def task_labels(task: str) -> dict[str, str]:
     """The labels of the widgets whose meaning changes with the task."""
     return {
-        "reference": "Label column" if task == "classification" else "Reference column",
-        "input": "Text column" if task == "perplexity" else "Input column",
-        "prompt": ("Prompt template for chat / generate models (label scoring; {input} is the text)"
-                   if task == "classification" else "Prompt template ({input} is where the input goes)"),
+        "reference": text("label_column") if task == "classification" else text("eval_reference_column"),
+        "input": text("text_column") if task == "perplexity" else text("eval_input_column"),
+        "prompt": text("eval_prompt_classification") if task == "classification" else text("eval_prompt"),
     }

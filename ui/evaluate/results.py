@@ -27,6 +27,7 @@ from ui.evaluate.views import (
     per_class_table,
     run_summary,
 )
+from ui.i18n import say, t, text
 from ui.plain_errors import plain_errors
 
 
@@ -56,28 +57,29 @@ class ResultsPanel:
     def build(cls, ctl: EvaluateController) -> "ResultsPanel":
         run_info = gr.Markdown("", elem_id="eval-run-info")
         with gr.Column(visible=False, elem_id="eval-results") as results_box:
-            leaderboard = gr.Dataframe(label="Leaderboard ([low, high]: bootstrap 95% interval)", interactive=False,
+            leaderboard = gr.Dataframe(label=t("eval_leaderboard"), interactive=False,
                                        wrap=True, elem_id="eval-leaderboard")
-            all_metrics = gr.Checkbox(label="Show every metric", value=False, elem_id="eval-all-metrics")
+            all_metrics = gr.Checkbox(label=t("eval_all_metrics"), value=False, elem_id="eval-all-metrics")
             with gr.Row(equal_height=False):
-                chart = gr.BarPlot(None, x="model", y="score", label="Main metric", elem_id="eval-chart", scale=4)
+                chart = gr.BarPlot(None, x="model", y="score", label=t("eval_chart"), elem_id="eval-chart", scale=4)
                 with gr.Column(scale=3, visible=False, elem_id="eval-report") as report_box:
-                    report_model = gr.Dropdown(choices=[], label="Per-class report of", interactive=True,
+                    report_model = gr.Dropdown(choices=[], label=t("eval_report_model"), interactive=True,
                                                elem_id="eval-report-model")
-                    per_class = gr.Dataframe(label="Per class", interactive=False, elem_id="eval-per-class")
+                    per_class = gr.Dataframe(label=t("eval_per_class"), interactive=False, elem_id="eval-per-class")
                     confusion = gr.HTML("", elem_id="eval-confusion", css_template=CONFUSION_CSS, js_on_load=None)
             with gr.Row(equal_height=False):
-                examples_filter = gr.Textbox(label="Filter examples", elem_id="eval-filter", scale=4,
-                                             placeholder="text in the input, reference or prediction")
-                examples_model = gr.Dropdown(choices=[("All models", ALL_MODELS)], value=ALL_MODELS, label="Model",
+                examples_filter = gr.Textbox(label=t("eval_filter"), elem_id="eval-filter", scale=4,
+                                             placeholder=t("eval_filter_placeholder"))
+                examples_model = gr.Dropdown(choices=[(text("eval_all_models"), ALL_MODELS)], value=ALL_MODELS,
+                                             label=t("model"),
                                              interactive=True, elem_id="eval-examples-model", scale=2)
                 with gr.Column(scale=1, min_width=170):
-                    download_csv = gr.DownloadButton("Download CSV", visible=False, size="sm",
+                    download_csv = gr.DownloadButton(t("eval_download_csv"), visible=False, size="sm",
                                                      elem_id="eval-download-csv")
-                    download_json = gr.DownloadButton("Download JSON", visible=False, size="sm",
+                    download_json = gr.DownloadButton(t("eval_download_json"), visible=False, size="sm",
                                                       elem_id="eval-download-json")
             examples_info = gr.Markdown("", elem_id="eval-examples-info")
-            examples = gr.Dataframe(label="Examples", interactive=False, wrap=True, max_height=420,
+            examples = gr.Dataframe(label=t("eval_examples"), interactive=False, wrap=True, max_height=420,
                                     elem_id="eval-examples")
         panel = cls(ctl, run_info, results_box, leaderboard, all_metrics, chart, report_box, report_model,
                     per_class, confusion, examples_filter, examples_model, examples_info, examples, download_csv,
@@ -110,7 +112,7 @@ class ResultsPanel:
                     self.chart: None, self.report_box: gr.Column(visible=False),
                     self.report_model: gr.Dropdown(choices=[], value=None), self.per_class: None,
                     self.confusion: "", self.examples_filter: "",
-                    self.examples_model: gr.Dropdown(choices=[("All models", ALL_MODELS)], value=ALL_MODELS),
+                    self.examples_model: gr.Dropdown(choices=[(text("eval_all_models"), ALL_MODELS)], value=ALL_MODELS),
                     self.examples_info: "", self.examples: None, self.download_csv: gr.DownloadButton(visible=False),
                     self.download_json: gr.DownloadButton(visible=False), self.run_state: None}
         name = headline(run)
@@ -133,7 +135,7 @@ class ResultsPanel:
             self.per_class: per_class_table(run, first) if classification else None,
             self.confusion: confusion_html(run, first) if classification else "",
             self.examples_filter: "",
-            self.examples_model: gr.Dropdown(choices=[("All models", ALL_MODELS), *[(i, i) for i in ids]],
+            self.examples_model: gr.Dropdown(choices=[(text("eval_all_models"), ALL_MODELS), *[(i, i) for i in ids]],
                                              value=ALL_MODELS),
             **self.example_updates(run, "", ALL_MODELS),
             self.run_state: str(run.path) if run.path else None,
@@ -143,9 +145,10 @@ class ResultsPanel:
         table = filter_examples(run, text, model_id)
         shown = datafiles.clip_cells(table.head(EXAMPLES_SHOWN).round(4), SHOWN_CELL_CHARS)
         total = len(run.examples) * (1 if model_id else len(run.models))
-        note = f"{len(table):,} of {total:,} rows match" if (text or "").strip() else f"{len(table):,} rows"
+        note = (say("eval_rows_match", shown=len(table), total=total) if (text or "").strip()
+                else say("eval_rows", shown=len(table)))
         if len(table) > len(shown):
-            note += f"; showing the first {len(shown):,} (the downloads have them all)"
+            note += say("eval_rows_first", shown=len(shown))
         return {
             self.examples_info: note,
             self.examples: shown,

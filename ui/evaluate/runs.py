@@ -11,6 +11,7 @@ from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.views import compare_summary, leaderboard_table, run_choices, runs_table
+from ui.i18n import t
 from ui.plain_errors import plain_errors
 
 
@@ -33,25 +34,26 @@ class RunsPanel:
     def build(cls, ctl: EvaluateController) -> "RunsPanel":
         # Empty until the page loads: the list is each user's own, and a value set here would be everyone's.
         summaries: list = []
-        with gr.Accordion("Past runs", open=True, elem_id="eval-past-runs"):
-            runs = gr.Dataframe(runs_table(summaries), label="Saved runs (newest first)", interactive=False,
+        with gr.Accordion(t("eval_past_runs"), open=True, elem_id="eval-past-runs"):
+            runs = gr.Dataframe(runs_table(summaries), label=t("eval_saved_runs"), interactive=False,
                                 max_height=260, elem_id="eval-runs")
             with gr.Row(equal_height=False):
-                open_choice = gr.Dropdown(choices=run_choices(summaries), value=None, label="Open a run",
+                open_choice = gr.Dropdown(choices=run_choices(summaries), value=None, label=t("eval_open_run"),
                                           interactive=True, elem_id="eval-open-run", scale=6)
                 with gr.Column(scale=1, min_width=140):
-                    open_button = gr.Button("Open", size="sm", variant="primary", elem_id="eval-open")
-                    refresh_button = gr.Button("Refresh list", size="sm", elem_id="eval-runs-refresh")
+                    open_button = gr.Button(t("open"), size="sm", variant="primary", elem_id="eval-open")
+                    refresh_button = gr.Button(t("eval_refresh_list"), size="sm", elem_id="eval-runs-refresh")
             with gr.Row(equal_height=True):
-                compare_a = gr.Dropdown(choices=run_choices(summaries), value=None, label="Compare run",
+                compare_a = gr.Dropdown(choices=run_choices(summaries), value=None, label=t("eval_compare_a"),
                                         interactive=True, elem_id="eval-compare-a", scale=3)
-                compare_b = gr.Dropdown(choices=run_choices(summaries), value=None, label="with run",
+                compare_b = gr.Dropdown(choices=run_choices(summaries), value=None, label=t("eval_compare_b"),
                                         interactive=True, elem_id="eval-compare-b", scale=3)
-                compare_button = gr.Button("Compare", elem_id="eval-compare", scale=1)
+                compare_button = gr.Button(t("eval_compare"), elem_id="eval-compare", scale=1)
             summary = gr.Markdown("", elem_id="eval-compare-summary")
             with gr.Row(equal_height=False, visible=False) as compare_row:
-                left = gr.Dataframe(label="Left run", interactive=False, wrap=True, elem_id="eval-compare-left")
-                right = gr.Dataframe(label="Right run", interactive=False, wrap=True, elem_id="eval-compare-right")
+                left = gr.Dataframe(label=t("eval_left_run"), interactive=False, wrap=True, elem_id="eval-compare-left")
+                right = gr.Dataframe(label=t("eval_right_run"), interactive=False, wrap=True,
+                                     elem_id="eval-compare-right")
         panel = cls(ctl, runs, open_choice, open_button, refresh_button, compare_a, compare_b, compare_button,
                     summary, compare_row, left, right)
         refresh_button.click(panel.runs_updates, outputs=panel.outputs, **ui_event(runs, queue=False))

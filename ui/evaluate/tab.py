@@ -22,12 +22,13 @@ from ui.evaluate.forms import LABEL_PROMPT_PLACEHOLDER, NONE, DataView, FormPane
 from ui.evaluate.results import ResultsPanel
 from ui.evaluate.runs import RunsPanel
 from ui.evaluate.views import PROGRESS_CSS, progress_html
+from ui.i18n import t, text
 from ui.plain_errors import plain_errors
 
 CONCURRENCY_ID = "evaluation"
 CONCURRENCY_LIMIT = 4  # runs at once (each in its own thread; the registry serialises work per model)
 INITIAL_TASK = "generation"
-NO_DATA = "Upload a file, name a Hub dataset or pick a saved one."
+NO_DATA = text("eval_no_data")
 EVAL_SPLITS = ("test", "data", "validation", "train")  # which split of a saved dataset is evaluated, first found
 
 
@@ -49,23 +50,24 @@ class DataPanel:
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=320):
                 with gr.Tabs(elem_id="eval-source"):
-                    with gr.Tab("Upload a file", id="eval-upload-tab", elem_id="eval-upload-tab"):
-                        upload = gr.File(label=f"CSV, JSONL or Parquet (up to {datafiles.MAX_FILE_BYTES // 2**20} MB)",
+                    with gr.Tab(t("eval_upload_tab"), id="eval-upload-tab", elem_id="eval-upload-tab"):
+                        upload = gr.File(label=t("eval_upload", mb=datafiles.MAX_FILE_BYTES // 2**20),
                                          file_types=list(datafiles.SUPPORTED_EXTENSIONS), height=120,
                                          elem_id="eval-file")
-                    with gr.Tab("Hub dataset", id="eval-hub-tab", elem_id="eval-hub-tab"):
-                        hub_id = gr.Textbox(label="Dataset id", placeholder="owner/name, e.g. stanfordnlp/imdb",
+                    with gr.Tab(t("eval_hub_tab"), id="eval-hub-tab", elem_id="eval-hub-tab"):
+                        hub_id = gr.Textbox(label=t("dataset_id"), placeholder=t("eval_hub_placeholder"),
                                             elem_id="eval-hub-id")
                         with gr.Row():
-                            hub_config = gr.Textbox(label="Config", placeholder="optional", elem_id="eval-hub-config")
-                            hub_split = gr.Textbox(label="Split", value="test", elem_id="eval-hub-split")
-                        hub_load = gr.Button("Load dataset", elem_id="eval-hub-load", size="sm")
-                    with gr.Tab("Saved dataset", id="eval-saved-tab", elem_id="eval-saved-tab"):
-                        saved = gr.Dropdown([], label="Saved on the Data tab", elem_id="eval-saved",
-                                            info="its test split (or its only one); test cases saved from Chat too")
+                            hub_config = gr.Textbox(label=t("config"), placeholder=t("optional"),
+                                                    elem_id="eval-hub-config")
+                            hub_split = gr.Textbox(label=t("split"), value="test", elem_id="eval-hub-split")
+                        hub_load = gr.Button(t("eval_hub_load"), elem_id="eval-hub-load", size="sm")
+                    with gr.Tab(t("eval_saved_tab"), id="eval-saved-tab", elem_id="eval-saved-tab"):
+                        saved = gr.Dropdown([], label=t("eval_saved"), elem_id="eval-saved",
+                                            info=t("eval_saved_info"))
                 info = gr.Markdown(NO_DATA, elem_id="eval-data-info")
             with gr.Column(scale=3, min_width=400):
-                preview = gr.Dataframe(label="Preview (first rows)", interactive=False, wrap=True, max_height=300,
+                preview = gr.Dataframe(label=t("eval_preview"), interactive=False, wrap=True, max_height=300,
                                        elem_id="eval-preview")
         return cls(upload, hub_id, hub_config, hub_split, hub_load, info, preview, saved)
 
@@ -84,14 +86,12 @@ class EvaluateTab:
     @classmethod
     def build(cls, registry: Optional[Registry], runs_dir: Optional[Union[str, Path]] = None) -> "EvaluateTab":
         ctl = EvaluateController(registry, runs_dir)
-        gr.Markdown("Score models on a labelled dataset: accuracy and F1 for classification, BLEU / chrF / ROUGE "
-                    "for generation, perplexity for text. Every run is saved and can be reopened below.",
-                    elem_id="eval-intro")
+        gr.Markdown(t("eval_intro"), elem_id="eval-intro")
         data = DataPanel.build()
         form = FormPanel.build(INITIAL_TASK, ctl.model_choices(INITIAL_TASK), ctl.default_models(INITIAL_TASK))
         with gr.Row():
-            run_button = gr.Button("Run evaluation", variant="primary", elem_id="eval-run", scale=4)
-            cancel_button = gr.Button("Cancel", variant="stop", elem_id="eval-cancel", scale=1)
+            run_button = gr.Button(t("eval_run"), variant="primary", elem_id="eval-run", scale=4)
+            cancel_button = gr.Button(t("cancel"), variant="stop", elem_id="eval-cancel", scale=1)
         progress = gr.HTML("", elem_id="eval-progress", css_template=PROGRESS_CSS, js_on_load=None)
         results = ResultsPanel.build(ctl)
         runs = RunsPanel.build(ctl)

@@ -24,6 +24,7 @@ from backend.evaluation.types import Progress, RunResult
 from backend.table_limits import SHOWN_CELL_CHARS, clip
 from backend.types import InvalidInputError
 from ui.evaluate.forms import ALL_MODELS
+from ui.i18n import say
 
 EXAMPLES_SHOWN = 500  # rows of the per-example table in the page; the downloads have every matching row
 PER_CLASS_SHOWN = 500  # rows of the per-class table in the page (results.json has every class)
@@ -192,19 +193,19 @@ def run_choices(summaries: list[store.RunSummary]) -> list[tuple[str, str]]:
 def run_summary(run: RunResult) -> str:
     """One Markdown paragraph about a run: what, on what, how long, where saved, and what to know."""
     count = len(run.examples)
-    state = "cancelled (what was done is kept)" if run.cancelled else "complete"
-    lines = [f"Run {run.run_id} · {run.task} on {run.config.data.describe()} · {count:,} example(s) · "
-             f"{len(run.models)} model(s) · {run.seconds:.1f} s · {state}"]
+    # Worded in the language of the request being served (ui/i18n.py); notices and errors stay the backend's.
+    state = say("eval_state_cancelled" if run.cancelled else "eval_state_complete")
+    lines = [say("eval_run_line", run=run.run_id, task=run.task, data=run.config.data.describe(), count=count,
+                 models=len(run.models), seconds=run.seconds, state=state)]
     if run.task in ("generation", "summarization"):
-        lines.append("ROUGE " + ("with Porter stemming" if run.config.rouge_stemmer else "without stemming (as "
-                                                                                       "evaluate's rouge by default)"))
+        lines.append(say("eval_rouge_stemmed" if run.config.rouge_stemmer else "eval_rouge_unstemmed"))
     if run.path is not None:
-        lines.append(f"Saved in {run.path}")
-    lines += [f"Note: {notice}" for notice in run.examples.notices]
+        lines.append(say("eval_saved_in", path=run.path))
+    lines += [say("eval_note", note=notice) for notice in run.examples.notices]
     for result in run.models.values():
         if result.error:
-            lines.append(f"⚠️ {result.model_id} failed: {result.error}")
-        lines += [f"Note: {result.model_id}: {notice}" for notice in result.notices]
+            lines.append(say("eval_model_failed", model=result.model_id, error=result.error))
+        lines += [say("eval_note", note=f"{result.model_id}: {notice}") for notice in result.notices]
     return "\n\n".join(html.escape(line, quote=False) for line in lines)
 
 
@@ -212,11 +213,10 @@ def compare_summary(left: RunResult, right: RunResult) -> str:
     """The headline metric of the models both runs share, and how it moved from the left run to the right."""
     name = headline(left)
     if left.task != right.task:
-        return html.escape(f"The runs are different tasks ({left.task} / {right.task}): compare them by eye.",
-                           quote=False)
+        return html.escape(say("eval_different_tasks", left=left.task, right=right.task), quote=False)
     shared = [model for model in left.models if model in right.models]
     if not shared:
-        return "The two runs share no model."
+        return say("eval_no_shared_model")
     lines = []
     for model in shared:
         before, after = left.models[model].metrics.get(name), right.models[model].metrics.get(name)
@@ -230,16 +230,17 @@ def progress_html(progress: Optional[Progress], run: Optional[RunResult] = None)
     if run is not None:
         done = sum(result.completed for result in run.models.values())
         total = len(run.examples) * max(len(run.models), 1)
-        text = (f"Cancelled: {done:,} of {total:,} examples scored and kept" if run.cancelled else
-                f"Done: {done:,} of {total:,} examples in {run.seconds:.1f} s")
+        # Worded in the language of the request being served (ui/i18n.py), English outside one.
+        text = (say("eval_cancelled", done=done, total=total) if run.cancelled else
+                say("eval_done", done=done, total=total, seconds=run.seconds))
         fraction = done / total if total else 1.0
         css = " cancelled" if run.cancelled else ""
     elif progress is None:
-        text, fraction, css = "Starting: checking the data and the models…", 0.0, ""
+        text, fraction, css = say("eval_starting"), 0.0, ""
     else:
-        eta = "" if progress.eta_s is None else f" · about {_duration(progress.eta_s)} left"
-        text = (f"{progress.done:,} / {progress.total:,} examples · {progress.message}"
-                f" · {_duration(progress.elapsed_s)} elapsed{eta}")
+        eta = "" if progress.eta_s is None else say("eval_eta", left=_duration(progress.eta_s))
+        text = say("eval_progress", done=progress.done, total=progress.total, message=progress.message,
+                   elapsed=_duration(progress.elapsed_s), eta=eta)
         fraction, css = progress.fraction, ""
     percent = 100 * max(0.0, min(1.0, fraction))
     label = html.escape(text, quote=True)

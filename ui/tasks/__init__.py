@@ -14,11 +14,12 @@ from ui.i18n import t
 
 __all__ = ["build_tasks_tab", "register_tasks_api", "has_tasks"]
 
-VIEWS = (("Entities", "ner", build_ner_view), ("Question answering", "question_answering", build_qa_view),
-         ("Fill mask", "fill_mask", build_fill_mask_view),
-         ("Summarize", "summarize", lambda registry: build_text_task_view(registry, "summarize")),
-         ("Translate", "translate", lambda registry: build_text_task_view(registry, "translate")),
-         ("Embeddings", "embed", build_embed_view))
+# (translation key of the sub-tab's title, task, view)
+VIEWS = (("tasks_ner", "ner", build_ner_view), ("tasks_qa", "question_answering", build_qa_view),
+         ("tasks_fill_mask", "fill_mask", build_fill_mask_view),
+         ("tasks_summarize", "summarize", lambda registry: build_text_task_view(registry, "summarize")),
+         ("tasks_translate", "translate", lambda registry: build_text_task_view(registry, "translate")),
+         ("tasks_embed", "embed", build_embed_view))
 
 
 def has_tasks(registry: Registry) -> bool:
@@ -31,5 +32,5 @@ def build_tasks_tab(registry: Registry) -> None:
         with gr.Tabs(elem_id="tasks-views"):
             for title, task, build in VIEWS:
                 if registry.specs(task):  # type: ignore[arg-type]
-                    with gr.Tab(title, id=f"tasks-{task}", elem_id=f"tasks-{task}-tab"):
+                    with gr.Tab(t(title), id=f"tasks-{task}", elem_id=f"tasks-{task}-tab"):
                         build(registry)

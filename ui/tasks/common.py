@@ -17,6 +17,8 @@ from backend.tasks.files import TaskTableResult, run_table
 from backend.types import InvalidInputError, WorkbenchError
 from ui.jobs import SessionJobs
 from ui.components import handle_errors, ui_event
+from ui.i18n import say, t
+from ui.i18n_errors import localised
 
 PREVIEW_ROWS = 200
 CONCURRENCY_ID = "tasks"
@@ -43,9 +45,9 @@ def inspect_upload(path: Optional[str], *, extra: int = 0) -> tuple:
     try:
         table = datafiles.read_table(path)
     except WorkbenchError as error:
-        return (f"❌ {escape(error)}", *empty)
+        return (f"❌ {escape(localised(str(error), str(error)))}", *empty)  # Chinese for a Chinese browser
     columns = [str(name) for name in table.columns]
-    info = escape(f"{Path(path).name}: {len(table):,} rows; columns: {', '.join(columns)}")
+    info = escape(say("file_rows_columns", name=Path(path).name, rows=len(table), columns=", ".join(columns)))
     return (info, gr.Dropdown(choices=columns, value=datafiles.guess_text_column(table)),
             *[gr.Dropdown(choices=[""] + columns, value="") for _ in range(extra)])
 
@@ -66,23 +68,23 @@ def file_section(registry: Registry, task: str, prefix: str, model: gr.Dropdown,
                  read_options: Callable[[dict], dict], question_column: bool = False) -> FileRun:
     """Renders 'Run over a file' for `task`; `read_options(data)` turns the view's widgets into run_table kwargs."""
     jobs = SessionJobs()
-    with gr.Accordion("Run over a whole file (CSV, JSONL, Parquet)", open=False, elem_id=f"{prefix}-file-box"):
-        upload = gr.File(label="File", file_types=list(datafiles.SUPPORTED_EXTENSIONS), elem_id=f"{prefix}-file")
+    with gr.Accordion(t("tasks_file_box"), open=False, elem_id=f"{prefix}-file-box"):
+        upload = gr.File(label=t("file"), file_types=list(datafiles.SUPPORTED_EXTENSIONS), elem_id=f"{prefix}-file")
         info = gr.Markdown(elem_id=f"{prefix}-file-info")
         with gr.Row():
-            column = gr.Dropdown(label="Context column" if question_column else "Text column", choices=[],
+            column = gr.Dropdown(label=t("tasks_context_column") if question_column else t("text_column"), choices=[],
                                  interactive=True, elem_id=f"{prefix}-column")
-            questions = gr.Dropdown(label="Question column (blank: the question above for every row)", choices=[],
+            questions = gr.Dropdown(label=t("tasks_question_column"), choices=[],
                                     interactive=True, visible=question_column, elem_id=f"{prefix}-question-column")
-            batch_size = gr.Slider(1, 64, value=16, step=1, label="Batch size", info="rows per forward pass",
+            batch_size = gr.Slider(1, 64, value=16, step=1, label=t("batch_size"), info=t("tasks_batch_info"),
                                    elem_id=f"{prefix}-batch-size")
         with gr.Row():
-            run = gr.Button("Run over the file", variant="primary", elem_id=f"{prefix}-file-run")
-            cancel = gr.Button("Cancel", variant="stop", elem_id=f"{prefix}-file-cancel")
+            run = gr.Button(t("tasks_file_run"), variant="primary", elem_id=f"{prefix}-file-run")
+            cancel = gr.Button(t("cancel"), variant="stop", elem_id=f"{prefix}-file-cancel")
         status = gr.Markdown(elem_id=f"{prefix}-file-status")
-        results = gr.Dataframe(label="Results", interactive=False, wrap=True, max_height=360,
+        results = gr.Dataframe(label=t("results"), interactive=False, wrap=True, max_height=360,
                                elem_id=f"{prefix}-results")
-        download = gr.DownloadButton("Download results (CSV)", visible=False, elem_id=f"{prefix}-download")
+        download = gr.DownloadButton(t("download_results_csv"), visible=False, elem_id=f"{prefix}-download")
     upload.change(lambda path: inspect_upload(path, extra=1), inputs=upload, outputs=[info, column, questions],
                   **ui_event(info, progress=True))
 
@@ -117,11 +119,11 @@ def file_section(registry: Registry, task: str, prefix: str, model: gr.Dropdown,
 
 def _status(outcome: TaskTableResult) -> str:
     rate = outcome.completed / outcome.seconds if outcome.seconds > 0 else 0.0
-    head = "⏹️ Cancelled" if outcome.cancelled else "✅ Done"
-    lines = [escape(f"{head}: {outcome.completed:,} of {outcome.total:,} rows in {outcome.seconds:.1f} s "
-                    f"({rate:,.1f} rows/s) with `{outcome.model_id}`")]
+    head = say("head_cancelled" if outcome.cancelled else "head_done")
+    lines = [escape(say("tasks_file_status", head=head, completed=outcome.completed, total=outcome.total,
+                        seconds=outcome.seconds, rate=rate, model=outcome.model_id))]
     if len(outcome.table) > PREVIEW_ROWS:
-        lines.append(f"Showing the first {PREVIEW_ROWS:,} of {len(outcome.table):,} rows; the download has them all.")
+        lines.append(say("showing_first_rows", shown=PREVIEW_ROWS, total=len(outcome.table)))
     lines += [f"⚠️ **{escape(note)}**" for note in outcome.notices()]
     return "\n\n".join(lines)
 

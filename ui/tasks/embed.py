@@ -13,6 +13,7 @@ from backend.registry import Registry
 from backend.tasks import service
 from backend.types import InvalidInputError
 from ui.components import handle_errors, model_picker, ui_event
+from ui.i18n import say, t
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, escape, file_section, inspect_upload, require_model
 
 MAX_SENTENCES = 20  # rows and columns of the heat map
@@ -48,29 +49,29 @@ def _corpus(path: Optional[str], column: Optional[str]) -> tuple[pd.DataFrame, l
 def build_embed_view(registry: Registry) -> None:
     model = model_picker(registry, "embed", "embed-model")
     with gr.Tabs():
-        with gr.Tab("Similarity", elem_id="embed-similarity-tab"):
-            sentences = gr.Textbox(label=f"Sentences, one per line (up to {MAX_SENTENCES})", lines=5, value=EXAMPLE,
+        with gr.Tab(t("embed_similarity"), elem_id="embed-similarity-tab"):
+            sentences = gr.Textbox(label=t("embed_sentences", count=MAX_SENTENCES), lines=5, value=EXAMPLE,
                                    elem_id="embed-sentences")
-            compare = gr.Button("Compare", variant="primary", elem_id="embed-run")
+            compare = gr.Button(t("embed_run"), variant="primary", elem_id="embed-run")
             matrix = gr.HTML(elem_id="embed-heatmap")
             note = gr.Markdown(elem_id="embed-note")
-        with gr.Tab("Search and projection", elem_id="embed-corpus-tab"):
-            upload = gr.File(label="File (CSV, JSONL, Parquet)", file_types=list(datafiles.SUPPORTED_EXTENSIONS),
+        with gr.Tab(t("embed_corpus"), elem_id="embed-corpus-tab"):
+            upload = gr.File(label=t("embed_file"), file_types=list(datafiles.SUPPORTED_EXTENSIONS),
                              elem_id="embed-corpus-file")
             info = gr.Markdown(elem_id="embed-corpus-info")
             with gr.Row():
-                column = gr.Dropdown(label="Text column", choices=[], interactive=True, elem_id="embed-column")
-                label = gr.Dropdown(label="Label column (colours the projection)", choices=[], interactive=True,
+                column = gr.Dropdown(label=t("text_column"), choices=[], interactive=True, elem_id="embed-column")
+                label = gr.Dropdown(label=t("embed_label_column"), choices=[], interactive=True,
                                     elem_id="embed-label-column")
             with gr.Row():
-                query = gr.Textbox(label="Query", elem_id="embed-query", scale=3)
-                top_k = gr.Slider(1, 50, value=5, step=1, label="Top k", elem_id="embed-top-k", scale=1)
+                query = gr.Textbox(label=t("embed_query"), elem_id="embed-query", scale=3)
+                top_k = gr.Slider(1, 50, value=5, step=1, label=t("top_k"), elem_id="embed-top-k", scale=1)
             with gr.Row():
-                search = gr.Button("Search", variant="primary", elem_id="embed-search")
-                project = gr.Button("Project to 2-D", elem_id="embed-project")
-            hits = gr.Dataframe(label="Closest rows", interactive=False, wrap=True, elem_id="embed-hits")
+                search = gr.Button(t("embed_search"), variant="primary", elem_id="embed-search")
+                project = gr.Button(t("embed_project"), elem_id="embed-project")
+            hits = gr.Dataframe(label=t("embed_hits"), interactive=False, wrap=True, elem_id="embed-hits")
             plot = gr.ScatterPlot(None, x="x", y="y", color="label", tooltip=["text", "label"], height=380,
-                                  label="2-D projection (PCA)", elem_id="embed-projection")
+                                  label=t("embed_projection"), elem_id="embed-projection")
 
     @handle_errors
     def similarity(data: dict) -> tuple:
@@ -80,8 +81,8 @@ def build_embed_view(registry: Registry) -> None:
         if len(lines) > MAX_SENTENCES:
             raise InvalidInputError(f"sentences: at most {MAX_SENTENCES}, got {len(lines)}")
         result = service.embed_texts(registry, require_model(data[model], "embed"), lines)
-        info_line = (f"{result.dimensions} dimensions · {result.pooling} pooling"
-                     f"{', normalised' if result.normalized else ''} · {sum(result.tokens)} tokens")
+        info_line = say("embed_info", dimensions=result.dimensions, pooling=result.pooling,
+                        normalised=say("embed_normalised") if result.normalized else "", tokens=sum(result.tokens))
         return heat_map(lines, service.cosine_matrix(result.vectors)), escape(info_line)
 
     sentences.change(lambda: ("", ""), outputs=[matrix, note], **ui_event(note, queue=False))

@@ -1,5 +1,7 @@
 """Fill-mask view: the top-k tokens for every mask of the text, as a chart and a table."""
 
+from typing import Optional
+
 import gradio as gr
 import pandas as pd
 
@@ -7,6 +9,7 @@ from backend.registry import Registry
 from backend.tasks import service
 from backend.tasks.types import MaskFill
 from ui.components import handle_errors, model_picker, ui_event
+from ui.i18n import t, text
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, file_section, require_model
 
 
@@ -17,20 +20,24 @@ def chart_frame(per_mask: list[list[MaskFill]]) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["candidate", "mask", "probability"])
 
 
+def mask_info(token: Optional[str]) -> str:
+    """The text box's hint: the model's mask token (a translated lead-in, then the token itself)."""
+    return f"{text('mask_token_is')} {token}" if token else text("mask_hint")
+
+
 def build_fill_mask_view(registry: Registry) -> None:
     with gr.Row():
         model = model_picker(registry, "fill_mask", "mask-model")
-        top_k = gr.Slider(1, 20, value=5, step=1, label="Candidates per mask (top k)", elem_id="mask-top-k")
+        top_k = gr.Slider(1, 20, value=5, step=1, label=t("mask_top_k"), elem_id="mask-top-k")
     first = registry.specs("fill_mask")
     token = service.mask_token_of(registry, first[0].id) if first else None
-    text = gr.Textbox(label="Text with one or more mask tokens", lines=3, elem_id="mask-text",
+    text = gr.Textbox(label=t("mask_text"), lines=3, elem_id="mask-text",
                       value=(first[0].examples[0] if first and first[0].examples else ""),
-                      info=f"this model's mask token: {token}" if token else "put the model's mask token where a "
-                                                                             "word should be predicted")
-    run = gr.Button("Fill", variant="primary", elem_id="mask-run")
-    chart = gr.BarPlot(None, x="candidate", y="probability", color="mask", label="Probabilities",
+                      info=mask_info(token))
+    run = gr.Button(t("mask_run"), variant="primary", elem_id="mask-run")
+    chart = gr.BarPlot(None, x="candidate", y="probability", color="mask", label=t("mask_chart"),
                        height=300, elem_id="mask-chart")
-    table = gr.Dataframe(label="Candidates", interactive=False, elem_id="mask-table")
+    table = gr.Dataframe(label=t("mask_table"), interactive=False, elem_id="mask-table")
 
     @handle_errors
     def fill(data: dict) -> tuple:
@@ -44,8 +51,7 @@ def build_fill_mask_view(registry: Registry) -> None:
 
     def mask_hint(model_id: str) -> gr.Textbox:
         found = service.mask_token_of(registry, model_id) if model_id else None
-        return gr.Textbox(info=f"this model's mask token: {found}" if found else "put the model's mask token where "
-                                                                                  "a word should be predicted")
+        return gr.Textbox(info=mask_info(found))
 
     model.change(mask_hint, inputs=model, outputs=text, **ui_event(text, queue=False))
     text.change(lambda: (None, None), outputs=[chart, table], **ui_event(table, queue=False))

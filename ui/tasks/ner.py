@@ -7,10 +7,8 @@ from backend.registry import Registry
 from backend.tasks import service
 from backend.tasks.types import AGGREGATIONS, Entity
 from ui.components import first_spec, handle_errors, model_picker, ui_event
+from ui.i18n import t
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, file_section, require_model
-
-AGGREGATION_INFO = "how sub-word tokens become entities (simple: adjacent tokens of a type; none: every token)"
-
 
 def highlighted(text: str, entities: list[Entity]) -> dict:
     """gr.HighlightedText's value: the text with each entity's character span labelled by its type."""
@@ -29,13 +27,15 @@ def build_ner_view(registry: Registry) -> None:
     spec = first_spec(registry, "ner")
     with gr.Row():
         model = model_picker(registry, "ner", "ner-model")
-        aggregation = gr.Radio(list(AGGREGATIONS), value="simple", label="Aggregation", info=AGGREGATION_INFO,
+        aggregation = gr.Radio(list(AGGREGATIONS), value="simple", label=t("ner_aggregation"),
+                               info=t("ner_aggregation_info"),
                                elem_id="ner-aggregation")
-    text = gr.Textbox(label="Text", lines=4, elem_id="ner-text", value=spec.examples[0] if spec and spec.examples
-                      else "", placeholder="A text with names of people, places and organisations")
-    run = gr.Button("Find entities", variant="primary", elem_id="ner-run")
-    marked = gr.HighlightedText(label="Entities", combine_adjacent=False, show_legend=True, elem_id="ner-highlighted")
-    table = gr.Dataframe(label="Entities: scores and character offsets", interactive=False, elem_id="ner-table")
+    text = gr.Textbox(label=t("text"), lines=4, elem_id="ner-text", value=spec.examples[0] if spec and spec.examples
+                      else "", placeholder=t("ner_text_placeholder"))
+    run = gr.Button(t("ner_run"), variant="primary", elem_id="ner-run")
+    marked = gr.HighlightedText(label=t("tasks_ner"), combine_adjacent=False, show_legend=True,
+                                elem_id="ner-highlighted")
+    table = gr.Dataframe(label=t("ner_table"), interactive=False, elem_id="ner-table")
 
     @handle_errors
     def find(data: dict) -> tuple:

@@ -8,6 +8,7 @@ from backend.registry import Registry
 from backend.tasks import service
 from backend.tasks.types import Answer
 from ui.components import handle_errors, model_picker, ui_event
+from ui.i18n import say, t, text
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, escape, file_section, require_model
 
 
@@ -24,24 +25,25 @@ def highlighted(context: str, answers: list[Answer]) -> dict:
 def build_qa_view(registry: Registry) -> None:
     with gr.Row():
         model = model_picker(registry, "question_answering", "qa-model")
-        top_k = gr.Slider(1, 10, value=3, step=1, label="Answers (top k)", elem_id="qa-top-k")
-        stride = gr.Slider(0, 256, value=128, step=8, label="Stride (tokens shared by neighbouring windows)",
-                           info="long contexts are read in overlapping windows", elem_id="qa-stride")
-    context = gr.Textbox(label="Context", lines=6, elem_id="qa-context", placeholder="The text to find the answer in")
-    question = gr.Textbox(label="Question", elem_id="qa-question", placeholder="What do you want to know?")
-    run = gr.Button("Answer", variant="primary", elem_id="qa-run")
+        top_k = gr.Slider(1, 10, value=3, step=1, label=t("qa_top_k"), elem_id="qa-top-k")
+        stride = gr.Slider(0, 256, value=128, step=8, label=t("qa_stride"),
+                           info=t("qa_stride_info"), elem_id="qa-stride")
+    context = gr.Textbox(label=t("qa_context"), lines=6, elem_id="qa-context",
+                         placeholder=t("qa_context_placeholder"))
+    question = gr.Textbox(label=t("qa_question"), elem_id="qa-question", placeholder=t("qa_question_placeholder"))
+    run = gr.Button(t("qa_run"), variant="primary", elem_id="qa-run")
     answer = gr.Markdown(elem_id="qa-answer")
-    marked = gr.HighlightedText(label="Answer in the context", combine_adjacent=False, elem_id="qa-highlighted")
-    table = gr.Dataframe(label="Top answers", interactive=False, elem_id="qa-table")
+    marked = gr.HighlightedText(label=t("qa_marked"), combine_adjacent=False, elem_id="qa-highlighted")
+    table = gr.Dataframe(label=t("qa_table"), interactive=False, elem_id="qa-table")
 
     @handle_errors
     def ask(data: dict) -> tuple:
         answers = service.answer_question(registry, require_model(data[model], "question_answering"), data[question],
                                           data[context], top_k=int(data[top_k]), stride=int(data[stride]))
         if not answers:
-            return "No answer found in the context.", highlighted(data[context], []), None
+            return text("qa_none"), highlighted(data[context], []), None
         best = answers[0]
-        line = f"**{escape(best.answer.strip())}** · score {best.score:.3f} · characters {best.start}–{best.end}"
+        line = say("qa_line", answer=escape(best.answer.strip()), score=best.score, start=best.start, end=best.end)
         frame = pd.DataFrame({"answer": [a.answer for a in answers], "score": [round(a.score, 4) for a in answers],
                               "start": [a.start for a in answers], "end": [a.end for a in answers]})
         return line, highlighted(data[context], answers), frame

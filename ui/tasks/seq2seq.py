@@ -22,6 +22,7 @@ from ui.components import (
     throttled,
     ui_event,
 )
+from ui.i18n import t, text
 from ui.tasks.common import file_section, require_model
 
 
@@ -39,13 +40,13 @@ def build_text_task_view(registry: Registry, task: str) -> None:
     spec = first_spec(registry, task)  # type: ignore[arg-type]
     with gr.Row():
         with gr.Column(scale=3):
-            text = gr.Textbox(label="Text", lines=8, elem_id=f"{prefix}-text",
-                              placeholder="The text to summarize" if task == "summarize" else "The text to translate")
+            text_box = gr.Textbox(label=t("text"), lines=8, elem_id=f"{prefix}-text",
+                                  placeholder=t(f"{prefix}_text_placeholder"))
             with gr.Row():
-                run = gr.Button("Summarize" if task == "summarize" else "Translate", variant="primary",
+                run = gr.Button(t(f"{prefix}_run"), variant="primary",
                                 elem_id=f"{prefix}-run")
-                stop = gr.Button("Stop", variant="stop", elem_id=f"{prefix}-stop-btn")
-            output = gr.Textbox(label="Summary" if task == "summarize" else "Translation", lines=6,
+                stop = gr.Button(t("stop"), variant="stop", elem_id=f"{prefix}-stop-btn")
+            output = gr.Textbox(label=t(f"{prefix}_output"), lines=6,
                                 interactive=False, elem_id=f"{prefix}-output")
             stats = gr.Markdown("", elem_id=f"{prefix}-stats", elem_classes=["stats-line"])
         with gr.Column(scale=1, min_width=280):
@@ -53,20 +54,20 @@ def build_text_task_view(registry: Registry, task: str) -> None:
             source = target = None
             if task == "translate":
                 sources, targets, declared = language_choices(registry, spec.id if spec else "")
-                info = None if declared else "this model takes any pair: type the languages in words"
-                source = gr.Dropdown(sources, value=sources[0] if sources else "", label="Source language",
+                info = None if declared else text("tr_any_pair")
+                source = gr.Dropdown(sources, value=sources[0] if sources else "", label=t("tr_source"),
                                      allow_custom_value=True, info=info, elem_id="tr-source")
-                target = gr.Dropdown(targets, value=targets[0] if targets else "", label="Target language",
+                target = gr.Dropdown(targets, value=targets[0] if targets else "", label=t("tr_target"),
                                      allow_custom_value=True, elem_id="tr-target")
-            min_tokens = gr.Slider(0, 256, value=0, step=1, label="Min length (tokens)", elem_id=f"{prefix}-min-tokens",
-                                   info="the maximum is 'Max new tokens' below")
+            min_tokens = gr.Slider(0, 256, value=0, step=1, label=t("min_length"),
+                                   elem_id=f"{prefix}-min-tokens", info=t("min_length_info"))
             params = ParamPanel.build(prefix, spec)
     languages = {source, target} if source is not None else set()
 
     @handle_errors
     def run_task(data: dict) -> Iterator[tuple[Any, Any]]:
         events = service.stream_text_task(
-            registry, require_model(data[model], task), task, data[text], params.read(data),
+            registry, require_model(data[model], task), task, data[text_box], params.read(data),
             source_language=data[source] if source is not None else "",
             target_language=data[target] if target is not None else "", min_new_tokens=int(data[min_tokens]))
         stats_line = OnChange()
@@ -75,10 +76,10 @@ def build_text_task_view(registry: Registry, task: str) -> None:
             yield state.text, stats_line(format_progress(state))
 
     streaming = dict(**STREAMING, **ui_event(status_sink()))
-    running = [gr.on([run.click], run_task, inputs={model, text, min_tokens, *languages, *params.inputs},
+    running = [gr.on([run.click], run_task, inputs={model, text_box, min_tokens, *languages, *params.inputs},
                      outputs=[output, stats], **streaming)]
     cancel_then(stop, running, lambda: STOPPED, outputs=stats, feedback_on=stats)
-    text.change(lambda: ("", ""), outputs=[output, stats], **ui_event(stats, queue=False))
+    text_box.change(lambda: ("", ""), outputs=[output, stats], **ui_event(stats, queue=False))
 
     @handle_errors
     def model_changed(model_id: str) -> list[Any]:
@@ -87,7 +88,7 @@ def build_text_task_view(registry: Registry, task: str) -> None:
         if source is None:
             return updates
         sources, targets, declared = language_choices(registry, model_id)
-        info = None if declared else "this model takes any pair: type the languages in words"
+        info = None if declared else text("tr_any_pair")
         return [*updates, gr.Dropdown(choices=sources, value=sources[0] if sources else "", info=info),
                 gr.Dropdown(choices=targets, value=targets[0] if targets else "")]
 
