@@ -3,6 +3,7 @@ to the weights and reused, and the registry refuses it for tasks it cannot serve
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -81,3 +82,31 @@ def test_the_export_is_cached_and_reused(registries: tuple[Registry, Registry]) 
     onnx.unload("tiny-embed")
     service.embed_texts(onnx, "tiny-embed", TEXTS)
     assert onnx.load_count("tiny-embed") == 2 and exported.stat().st_mtime_ns == before
+
+
+def test_bert_encoders_run_the_fused_graph(registries: tuple[Registry, Registry]) -> None:
+    """ONNX Runtime's transformer fusions apply to the tiny BERT encoders (attention, LayerNorm, GELU fused); the
+    equality tests above run on that fused graph."""
+    import json
+
+    import onnx as onnx_format
+
+    _, onnx = registries
+    service.embed_texts(onnx, "tiny-embed", TEXTS)
+    folder = Path(onnx.spec("tiny-embed").source) / "onnx"
+    assert json.loads((folder / "export.json").read_text())["fused"] is True
+    kinds = {node.op_type for node in onnx_format.load(str(folder / "model.opt.onnx")).graph.node}
+    assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= kinds
+
+
+def test_onnx_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.engines.onnx_runtime import onnx_threads
+    from backend.types import ModelLoadError
+
+    monkeypatch.setenv("WORKBENCH_ONNX_THREADS", "3")
+    assert onnx_threads() == 3
+    monkeypatch.setenv("WORKBENCH_ONNX_THREADS", "0")
+    with pytest.raises(ModelLoadError, match="WORKBENCH_ONNX_THREADS"):
+        onnx_threads()
+    monkeypatch.delenv("WORKBENCH_ONNX_THREADS")
+    assert 1 <= onnx_threads() <= (os.cpu_count() or 1)
