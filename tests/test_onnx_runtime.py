@@ -84,19 +84,33 @@ def test_the_export_is_cached_and_reused(registries: tuple[Registry, Registry]) 
     assert onnx.load_count("tiny-embed") == 2 and exported.stat().st_mtime_ns == before
 
 
-def test_bert_encoders_run_the_fused_graph(registries: tuple[Registry, Registry]) -> None:
-    """ONNX Runtime's transformer fusions apply to the tiny BERT encoders (attention, LayerNorm, GELU fused); the
-    equality tests above run on that fused graph."""
+def test_fused_graph_on_request_equals_pytorch(tiny_models_yaml: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """WORKBENCH_ONNX_FUSE=1: ONNX Runtime's transformer fusions apply to a tiny BERT encoder (attention,
+    LayerNorm, GELU fused) and it still gives PyTorch's vectors; without it the plain export runs."""
     import json
 
     import onnx as onnx_format
 
-    _, onnx = registries
-    service.embed_texts(onnx, "tiny-embed", TEXTS)
-    folder = Path(onnx.spec("tiny-embed").source) / "onnx"
-    assert json.loads((folder / "export.json").read_text())["fused"] is True
-    kinds = {node.op_type for node in onnx_format.load(str(folder / "model.opt.onnx")).graph.node}
-    assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= kinds
+    copy = tmp_path / "tiny-embed"
+    shutil.copytree(tiny_models_yaml.parent / "tiny-embed", copy)
+    entry = {"id": "e", "tasks": ["embed"], "source": str(copy), "dtype": "float32", "device": "cpu"}
+    registry = Registry(parse_config({"models": [entry, {**entry, "id": "o", "runtime": "onnx"}]},
+                                     tmp_path / "m.yaml"))
+    try:
+        want = service.embed_texts(registry, "e", TEXTS).vectors
+        stamp = copy / "onnx" / "export.json"
+        service.embed_texts(registry, "o", TEXTS)
+        assert json.loads(stamp.read_text())["fused"] is False  # the default: plain export
+        registry.unload("o")
+        monkeypatch.setenv("WORKBENCH_ONNX_FUSE", "1")
+        have = service.embed_texts(registry, "o", TEXTS).vectors
+        assert json.loads(stamp.read_text())["fused"] is True
+        kinds = {node.op_type for node in onnx_format.load(str(copy / "onnx" / "model.opt.onnx")).graph.node}
+        assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= kinds
+        assert np.allclose(want, have, atol=1e-5)
+    finally:
+        registry.close()
 
 
 def test_onnx_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,12 +5,15 @@ which needs no onnxscript), with batch and sequence axes dynamic. The file is ca
 (`<model folder>/onnx/model.onnx`, or a folder under ~/.cache when that is not writable) with a stamp of what it
 was made from (weights size and time, task head, torch and ONNX Runtime versions); a changed stamp exports again.
 
-For BERT-family encoders the export is then rewritten by ONNX Runtime's transformer optimizer
-(`onnxruntime.transformers.optimizer`, model_type "bert"): attention, LayerNorm (+ residual), GELU (+ bias) and
-the embedding layer become fused operators. The fused graph is kept (`model.opt.onnx`) only if it gives the plain
-export's outputs on a padded sample batch; else the plain export runs. Sessions run with every graph optimisation
-on, sequentially, on `WORKBENCH_ONNX_THREADS` intra-op threads (default: the physical cores this process may use,
-like PyTorch's default), so the ONNX / PyTorch comparison in bench/tasks_batching.py is thread for thread.
+Sessions run with every graph optimisation on, sequentially, on `WORKBENCH_ONNX_THREADS` intra-op threads
+(default: the physical cores this process may use, like PyTorch's default), so the ONNX / PyTorch comparison in
+bench/tasks_batching.py is thread for thread.
+
+With `WORKBENCH_ONNX_FUSE=1`, BERT-family exports are also rewritten by ONNX Runtime's transformer optimizer
+(`onnxruntime.transformers.optimizer`, model_type "bert": attention, LayerNorm + residual, GELU + bias and the
+embedding layer become fused operators), kept (`model.opt.onnx`) only if it gives the plain export's outputs on a
+padded sample batch. Off by default: on the 2-core AMD EPYC CPU it was measured on, the fused MiniLM graph ran
+3-15% slower than the plain export under the session's own optimisations (docs/BENCHMARKS.md, issue 18).
 
 `onnx_forward` returns a callable with the model's keyword interface whose outputs support both `out["logits"]`
 and `out.logits`, so transformers pipelines (through `model.forward`) and the engines' own forward functions use
@@ -206,6 +209,7 @@ def onnx_forward(spec: ModelSpec, model: Any, tokenizer: Any) -> Callable[..., O
     path = onnx_path(spec)
     stamp_file = path.with_name("export.json")
     stamp = json.loads(json.dumps(_stamp(spec, model)))  # as it reads back (tuples become lists)
+    stamp["fuse"] = os.environ.get("WORKBENCH_ONNX_FUSE", "").strip() == "1"
     recorded = json.loads(stamp_file.read_text()) if path.is_file() and stamp_file.is_file() else None
     if recorded is None or {k: v for k, v in recorded.items() if k != "fused"} != stamp:
         try:
@@ -214,7 +218,7 @@ def onnx_forward(spec: ModelSpec, model: Any, tokenizer: Any) -> Callable[..., O
             raise ModelLoadError(f"model '{spec.id}', field 'runtime': exporting to ONNX failed "
                                  f"({type(error).__name__}: {error}); use runtime: torch for this model") from error
         path.with_name("model.opt.onnx").unlink(missing_ok=True)
-        fused = fuse(model, tokenizer, path)
+        fused = fuse(model, tokenizer, path) if stamp["fuse"] else None
         recorded = {**stamp, "fused": fused is not None}
         stamp_file.write_text(json.dumps(recorded))
     fused_path = path.with_name("model.opt.onnx")
