@@ -124,3 +124,24 @@ def test_onnx_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
         onnx_threads()
     monkeypatch.delenv("WORKBENCH_ONNX_THREADS")
     assert 1 <= onnx_threads() <= (os.cpu_count() or 1)
+
+
+def test_export_leaves_the_model_as_it_was(tiny_models_yaml: Path, tmp_path: Path) -> None:
+    """The exporter restores its wrapper's training flag recursively; the model must come back in eval mode with
+    its attention setting, giving the same outputs as before the export."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from backend.engines.onnx_runtime import export
+
+    folder = tiny_models_yaml.parent / "tiny-embed"
+    model = AutoModel.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    attention = model.config._attn_implementation
+    encoded = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        before = model(**encoded).last_hidden_state
+    export(model, tokenizer, tmp_path / "model.onnx")
+    assert not model.training and model.config._attn_implementation == attention
+    with torch.inference_mode():
+        assert torch.allclose(before, model(**encoded).last_hidden_state)

@@ -143,16 +143,20 @@ def export(model: Any, tokenizer: Any, path: Path) -> None:
     # operator (the SDPA trace is not recognised). The model's own setting is put back after.
     attention = getattr(model.config, "_attn_implementation", None)
     switch = attention not in (None, "eager") and hasattr(model, "set_attn_implementation")
+    # The exporter puts the wrapper back in the training mode it found, recursively: a fresh wrapper is in
+    # training mode, which switched the model's dropout on after export. eval() first, and the model's mode after.
+    was_training = model.training
     try:
         if switch:
             model.set_attn_implementation("eager")
         with torch.inference_mode(False), torch.no_grad():
-            torch.onnx.export(_Named(model, names, outputs), tuple(sample[name].to(device) for name in names),
+            torch.onnx.export(_Named(model, names, outputs).eval(), tuple(sample[name].to(device) for name in names),
                               str(partial), input_names=names, output_names=list(outputs), dynamic_axes=axes,
                               opset_version=OPSET, dynamo=False)
     finally:
         if switch:
             model.set_attn_implementation(attention)
+        model.train(was_training)
     partial.replace(path)
 
 
