@@ -3,6 +3,7 @@ to the weights and reused, and the registry refuses it for tasks it cannot serve
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -81,3 +82,66 @@ def test_the_export_is_cached_and_reused(registries: tuple[Registry, Registry]) 
     onnx.unload("tiny-embed")
     service.embed_texts(onnx, "tiny-embed", TEXTS)
     assert onnx.load_count("tiny-embed") == 2 and exported.stat().st_mtime_ns == before
+
+
+def test_fused_graph_on_request_equals_pytorch(tiny_models_yaml: Path, tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """WORKBENCH_ONNX_FUSE=1: ONNX Runtime's transformer fusions apply to a tiny BERT encoder (attention,
+    LayerNorm, GELU fused) and it still gives PyTorch's vectors; without it the plain export runs."""
+    import json
+
+    import onnx as onnx_format
+
+    copy = tmp_path / "tiny-embed"
+    shutil.copytree(tiny_models_yaml.parent / "tiny-embed", copy)
+    entry = {"id": "e", "tasks": ["embed"], "source": str(copy), "dtype": "float32", "device": "cpu"}
+    registry = Registry(parse_config({"models": [entry, {**entry, "id": "o", "runtime": "onnx"}]},
+                                     tmp_path / "m.yaml"))
+    try:
+        want = service.embed_texts(registry, "e", TEXTS).vectors
+        stamp = copy / "onnx" / "export.json"
+        service.embed_texts(registry, "o", TEXTS)
+        assert json.loads(stamp.read_text())["fused"] is False  # the default: plain export
+        registry.unload("o")
+        monkeypatch.setenv("WORKBENCH_ONNX_FUSE", "1")
+        have = service.embed_texts(registry, "o", TEXTS).vectors
+        assert json.loads(stamp.read_text())["fused"] is True
+        kinds = {node.op_type for node in onnx_format.load(str(copy / "onnx" / "model.opt.onnx")).graph.node}
+        assert {"Attention", "SkipLayerNormalization", "BiasGelu"} <= kinds
+        assert np.allclose(want, have, atol=1e-5)
+    finally:
+        registry.close()
+
+
+def test_onnx_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
+    from backend.engines.onnx_runtime import onnx_threads
+    from backend.types import ModelLoadError
+
+    monkeypatch.setenv("WORKBENCH_ONNX_THREADS", "3")
+    assert onnx_threads() == 3
+    monkeypatch.setenv("WORKBENCH_ONNX_THREADS", "0")
+    with pytest.raises(ModelLoadError, match="WORKBENCH_ONNX_THREADS"):
+        onnx_threads()
+    monkeypatch.delenv("WORKBENCH_ONNX_THREADS")
+    assert 1 <= onnx_threads() <= (os.cpu_count() or 1)
+
+
+def test_export_leaves_the_model_as_it_was(tiny_models_yaml: Path, tmp_path: Path) -> None:
+    """The exporter restores its wrapper's training flag recursively; the model must come back in eval mode with
+    its attention setting, giving the same outputs as before the export."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from backend.engines.onnx_runtime import export
+
+    folder = tiny_models_yaml.parent / "tiny-embed"
+    model = AutoModel.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    attention = model.config._attn_implementation
+    encoded = tokenizer(TEXTS, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        before = model(**encoded).last_hidden_state
+    export(model, tokenizer, tmp_path / "model.onnx")
+    assert not model.training and model.config._attn_implementation == attention
+    with torch.inference_mode():
+        assert torch.allclose(before, model(**encoded).last_hidden_state)

@@ -90,6 +90,29 @@ def test_ner_offsets_point_into_the_text_and_aggregation_groups_tokens(shared_re
         service.recognise_entities(shared_registry, "tiny-ner", text, aggregation="mean")
 
 
+def test_batched_ner_equals_the_token_classification_pipeline(tiny_models_yaml: Path) -> None:
+    """NerTask tokenizes a batch in one call and runs one padded forward pass; every text's entities must still
+    be exactly what the pipeline's own call gives, for every aggregation strategy, whatever the padding."""
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    from backend.tasks.ner import NerTask
+
+    folder = tiny_models_yaml.parent / "tiny-ner"
+    model = AutoModelForTokenClassification.from_pretrained(folder).eval()
+    task = NerTask(model, AutoTokenizer.from_pretrained(folder))
+    texts = ["Anna.", "Dr. Smith met Anna in Paris on Monday, then flew to Berlin with Tom.", "Paris is big.",
+             "The weather today is sunny with a light breeze, around 21 degrees, in London and in Rome."]
+    for aggregation in ("none", "simple", "first", "average", "max"):
+        want = task.pipe(texts, aggregation_strategy=aggregation, batch_size=1)
+        have = task(texts, aggregation=aggregation, batch_size=3)  # one padded batch of 3, then one of 1
+        assert len(have) == len(texts)
+        for found, expected in zip(have, want):
+            assert [(e.entity, e.word, e.start, e.end) for e in found] == \
+                   [(x.get("entity_group") or x["entity"], x["word"], x["start"], x["end"]) for x in expected]
+            assert found == [] or max(abs(e.score - float(x["score"])) for e, x in zip(found, expected)) < 1e-5
+        assert any(have), aggregation  # random weights still tag some tokens: the comparison is not vacuous
+
+
 def test_qa_answers_are_spans_of_the_context_ranked_by_score_over_stride_windows(shared_registry: Registry) -> None:
     context = " ".join(f"Item {n} is stored in room B-{n}." for n in range(120))  # far beyond 512 tokens
     answers = service.answer_question(shared_registry, "tiny-qa", "Where is item 7?", context, top_k=4, stride=32)

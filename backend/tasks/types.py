@@ -21,7 +21,8 @@ class Entity:
     end: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Spelled out: dataclasses.asdict deep-copies every field, a tenth of a file run's time for NER.
+        return {"entity": self.entity, "score": self.score, "word": self.word, "start": self.start, "end": self.end}
 
 
 @dataclass(frozen=True)
