@@ -1,0 +1,102 @@
+"""Table headers in the request's language (issue 20): Gradio's Dataframe translates no i18n marker in its
+headers, so the app's own tables are headed on the server (ui.i18n.headed). A zh-CN request gets Chinese headers,
+any other request and a call outside one the English column names of today; a user's columns, metric names and
+the frames behind plots keep their names, and the downloads keep English.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import gradio as gr
+import pandas as pd
+import pytest
+from gradio.context import LocalContext
+
+from backend.training.service import TrainingService
+from tests.test_ui_evaluate import REQUEST, SENTIMENT, Tab, final, write_csv
+from ui.i18n import HEADER_KEYS, STRINGS, columns, headed
+from ui.models import COLUMNS, ModelsTab, status_rows
+from ui.train import RUN_COLUMNS, TrainTab
+
+ZH = gr.Request(headers={"accept-language": "zh-CN,zh;q=0.9,en;q=0.8"})
+EN = gr.Request(headers={"accept-language": "en-US,en;q=0.9"})
+
+
+@contextmanager
+def serving(request: gr.Request) -> Iterator[None]:
+    """As Gradio does around every event handler: the request being served, for code that is not passed it."""
+    token = LocalContext.request.set(request)
+    try:
+        yield
+    finally:
+        LocalContext.request.reset(token)
+
+
+def test_known_headers_are_worded_for_the_request_and_others_kept() -> None:
+    assert columns("state", "load time", "bleu", request=ZH) == ["状态", "加载耗时", "bleu"]
+    assert columns("state", "load time", "bleu", request=EN) == ["state", "load time", "bleu"]
+    assert columns("state") == ["state"]  # outside a request: English
+    frame = pd.DataFrame({"row": [1], "score": [0.5], "label": ["a user's column"]})
+    assert list(headed(frame, names=("row", "score"), request=ZH).columns) == ["行", "分数", "label"]
+    assert headed(frame, request=EN) is frame
+    assert headed({"headers": ["id", "state"], "data": []}, request=ZH)["headers"] == ["ID", "状态"]
+    # Each English header names one key, so a header is never worded by the wrong entry.
+    assert len(HEADER_KEYS) == len([key for key in STRINGS if key.startswith("col_")])
+
+
+def test_the_models_table_is_headed_in_the_request_language(shared_registry) -> None:
+    tab = ModelsTab(shared_registry, table=None)  # type: ignore[arg-type]
+    with serving(ZH):
+        chinese = tab.rows()
+    assert chinese["headers"][:4] == ["ID", "状态", "任务", "权重"] and len(set(chinese["headers"])) == len(COLUMNS)
+    with serving(EN):
+        assert tab.rows()["headers"] == COLUMNS
+    assert status_rows(shared_registry.status())["headers"] == COLUMNS  # built before any request: English
+    assert chinese["data"] == tab.rows()["data"]  # only the headers change
+
+
+def test_the_train_runs_table_is_headed_in_the_request_language(shared_registry, tmp_path: Path) -> None:
+    with gr.Blocks() as demo:
+        tab = TrainTab.build(shared_registry, TrainingService(shared_registry, root=tmp_path / "runs"))
+    assert tab.table(ZH)[0]["headers"] == ["运行", "状态", "任务", "基础模型", "步数", "准确率 / 验证损失", "注册名称", "原因"]
+    assert tab.table(EN)[0]["headers"] == RUN_COLUMNS
+    # Listed on page load (an event with no trigger runs on load), so a Chinese page never keeps the English headers it was
+    # built with.
+    assert any(fn.name == "table" and [event for _, event in fn.targets] == ["load"] for fn in demo.fns.values())
+
+
+@pytest.fixture
+def tab(shared_registry, tmp_path: Path) -> Tab:
+    return Tab(shared_registry, tmp_path / "runs")
+
+
+def test_evaluate_tables_are_headed_in_the_request_language(tab: Tab, tmp_path: Path) -> None:
+    reviews = write_csv(tmp_path / "reviews.csv", pd.DataFrame({"text": [t for t, _ in SENTIMENT],
+                                                                 "label": [label for _, label in SENTIMENT]}))
+    form = {"eval-task": "classification", "eval-input-col": "text", "eval-reference-col": "label",
+            "eval-models": ["tiny-classifier"]}
+    with serving(ZH):
+        last = final(tab.run({"path": str(reviews)}, form))
+    board = tab.value(last, "eval-leaderboard")
+    assert list(board.columns[:3]) == ["模型", "状态", "样本数"] and list(board.columns)[-1] == "秒"
+    assert "accuracy" in board.columns  # metric names stay as they are
+    assert list(tab.value(last, "eval-per-class").columns) == ["标签", "精确率", "召回率", "f1", "样本数"]
+    examples = tab.value(last, "eval-examples")
+    assert list(examples.columns[:5]) == ["模型", "行", "输入", "参考答案", "预测"] and "正确" in examples.columns
+    assert list(tab.value(last, "eval-runs").columns) == ["运行", "创建时间", "任务", "数据", "模型", "主要指标", "状态"]
+    chart = last[tab["eval-chart"]]
+    assert list(chart.value["columns"]) == ["model", "score"]  # the chart's frame keeps the names its axes use
+    # The download is a file format: its columns stay English.
+    assert tab.file(last, "eval-download-csv").read_text().startswith("model,row,input,reference,prediction")
+    run_id = tab.ctl.past_runs()[0].run_id
+    with serving(ZH):
+        _summary, _row, left, _right = tab.call("on_compare", run_id, run_id, REQUEST)
+        per_class, _heat = tab.call("on_report_model", str(tab.ctl.past_runs()[0].path), "tiny-classifier")
+    assert list(left.value["headers"])[:3] == ["模型", "状态", "样本数"] and per_class.columns[0] == "标签"
+    with serving(EN):
+        english = final(tab.run({"path": str(reviews)}, form))
+    assert list(tab.value(english, "eval-leaderboard").columns[:3]) == ["model", "status", "n"]
+    assert list(tab.value(english, "eval-runs").columns)[:2] == ["run", "created"]
