@@ -100,3 +100,88 @@ def test_evaluate_tables_are_headed_in_the_request_language(tab: Tab, tmp_path: 
         english = final(tab.run({"path": str(reviews)}, form))
     assert list(tab.value(english, "eval-leaderboard").columns[:3]) == ["model", "status", "n"]
     assert list(tab.value(english, "eval-runs").columns)[:2] == ["run", "created"]
+
+
+class Views:
+    """A tab built in a Blocks of its own; handlers by name, called with {component: value} as Gradio does."""
+
+    def __init__(self, build, registry, own_tab: bool = True) -> None:  # noqa: ANN001
+        with gr.Blocks() as demo:
+            with gr.Tabs():
+                if own_tab:  # the build makes its own gr.Tab
+                    build(registry)
+                else:
+                    with gr.Tab("tab"):
+                        build(registry)
+        self.fns = {}
+        for fn in demo.fns.values():
+            self.fns.setdefault(fn.name, fn)
+        self.by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+
+    def call(self, name: str, values: dict, *args) -> tuple:  # noqa: ANN001
+        return self.fns[name].fn({self.by_id[key]: value for key, value in values.items()}, *args)
+
+
+def test_task_tables_are_headed_in_the_request_language(shared_registry) -> None:
+    from backend.tasks import service
+    from ui.tasks import build_tasks_tab
+
+    views = Views(build_tasks_tab, shared_registry)
+    ner = {"ner-model": "tiny-ner", "ner-aggregation": "simple", "ner-text": "Alice lives in Paris."}
+    qa = {"qa-model": "tiny-qa", "qa-top-k": 2, "qa-stride": 128, "qa-question": "Where does Alice live?",
+          "qa-context": "Alice lives in Paris."}
+    mask = {"mask-model": "tiny-mlm", "mask-top-k": 2,
+            "mask-text": f"Alice lives in {service.mask_token_of(shared_registry, 'tiny-mlm')}."}
+    with serving(ZH):
+        _marked, entities = views.call("find", ner)
+        _line, _marked, answers = views.call("ask", qa)
+        chart, sequences = views.call("fill", mask)
+    assert list(entities.columns) == ["实体", "文本", "分数", "起始", "结束"]
+    assert list(answers.columns) == ["答案", "分数", "起始", "结束"]
+    assert list(sequences.columns) == ["掩码", "候选词", "概率", "文本"]
+    assert list(chart.columns) == ["candidate", "mask", "probability"]  # the chart's x / y / color
+    with serving(EN):
+        assert list(views.call("find", ner)[1].columns) == ["entity", "text", "score", "start", "end"]
+        assert list(views.call("fill", mask)[1].columns) == ["mask", "candidate", "probability", "text"]
+
+
+def test_classify_results_head_the_apps_columns_and_keep_the_files(shared_registry, tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from ui.classify import build_classify_tab
+
+    views = Views(build_classify_tab, shared_registry)
+    good = tmp_path / "good.csv"
+    good.write_text("id,review\n1,great film\n2,awful food\n")
+    values = {"classify-mode": "supervised", "classify-model": "tiny-classifier", "classify-labels": "",
+              "classify-multi-label": False, "classify-hypothesis": "This is {}.",
+              "classify-prompt-template": "{text}", "classify-batch-size": 4, "classify-file": str(good),
+              "classify-column": "review"}
+    request = SimpleNamespace(session_hash="s", username=None)
+    with serving(ZH):
+        _status, shown, download = views.call("classify_file", values, request, lambda *a, **k: None)
+    assert list(shown.columns[:4]) == ["id", "review", "预测标签", "预测分数"]
+    assert all(str(name).startswith("分数: ") for name in shown.columns[4:]) and len(shown.columns) > 4
+    assert Path(download.value["path"]).read_text().startswith("id,review,predicted_label,predicted_score,score: ")
+    with serving(EN):
+        english = views.call("classify_file", values, request, lambda *a, **k: None)[1]
+    assert list(english.columns[:4]) == ["id", "review", "predicted_label", "predicted_score"]
+
+
+def test_data_tables_are_headed_and_the_plot_frames_keep_their_names(shared_registry, tmp_path: Path,
+                                                                     monkeypatch) -> None:
+    from ui.data import DataTab
+    from ui.data_saved import saved_rows
+
+    monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(tmp_path / "runs"))
+    views = Views(DataTab.build, shared_registry, own_tab=False)
+    table = pd.DataFrame({"text": ["a b", "c d e", "f"], "label": ["x", "y", "x"]})
+    with serving(ZH):
+        summary, _lines, labels, histogram, *_ = views.fns["analyse"].fn(table, "text", "label", None)
+        saved, _pick = saved_rows(ZH)
+    assert list(summary.columns) == ["列", "类型", "空值", "重复", "不同值"] and list(summary.iloc[:, 0]) == ["text", "label"]
+    assert list(labels.columns[:2]) == ["label", "rows"] and list(histogram.value["columns"]) == ["length", "rows"]
+    assert list(saved.columns) == ["名称", "类型", "行数", "创建时间"]
+    assert list(saved_rows(EN)[0].columns) == ["name", "kind", "rows", "created"]
+    with serving(EN):
+        assert list(views.fns["analyse"].fn(table, "text", "label", None)[0].columns)[:2] == ["column", "type"]
