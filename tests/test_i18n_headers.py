@@ -63,8 +63,8 @@ def test_the_train_runs_table_is_headed_in_the_request_language(shared_registry,
         tab = TrainTab.build(shared_registry, TrainingService(shared_registry, root=tmp_path / "runs"))
     assert tab.table(ZH)[0]["headers"] == ["运行", "状态", "任务", "基础模型", "步数", "准确率 / 验证损失", "注册名称", "原因"]
     assert tab.table(EN)[0]["headers"] == RUN_COLUMNS
-    # Listed on page load (an event with no trigger runs on load), so a Chinese page never keeps the English headers it was
-    # built with.
+    # Listed on page load (an event with no trigger runs on load), so a Chinese page never keeps the English
+    # headers the table was built with.
     assert any(fn.name == "table" and [event for _, event in fn.targets] == ["load"] for fn in demo.fns.values())
 
 
@@ -116,13 +116,16 @@ class Views:
         self.fns = {}
         for fn in demo.fns.values():
             self.fns.setdefault(fn.name, fn)
-        self.by_id = {b.elem_id: b for b in demo.blocks.values() if getattr(b, "elem_id", None)}
+        self.by_id: dict = {}
+        for block in demo.blocks.values():  # the first of an elem_id (Embed's file section reuses "embed-column")
+            if getattr(block, "elem_id", None):
+                self.by_id.setdefault(block.elem_id, block)
 
     def call(self, name: str, values: dict, *args) -> tuple:  # noqa: ANN001
         return self.fns[name].fn({self.by_id[key]: value for key, value in values.items()}, *args)
 
 
-def test_task_tables_are_headed_in_the_request_language(shared_registry) -> None:
+def test_task_tables_are_headed_in_the_request_language(shared_registry, tmp_path: Path) -> None:
     from backend.tasks import service
     from ui.tasks import build_tasks_tab
 
@@ -132,14 +135,21 @@ def test_task_tables_are_headed_in_the_request_language(shared_registry) -> None
           "qa-context": "Alice lives in Paris."}
     mask = {"mask-model": "tiny-mlm", "mask-top-k": 2,
             "mask-text": f"Alice lives in {service.mask_token_of(shared_registry, 'tiny-mlm')}."}
+    corpus = tmp_path / "corpus.csv"
+    pd.DataFrame({"text": ["a cat sat", "dogs bark", "the sea"], "label": ["x", "y", "z"]}).to_csv(corpus, index=False)
+    embed = {"embed-model": "tiny-embed", "embed-corpus-file": str(corpus), "embed-column": "text",
+             "embed-label-column": None, "embed-query": "a cat", "embed-top-k": 2}
     with serving(ZH):
         _marked, entities = views.call("find", ner)
         _line, _marked, answers = views.call("ask", qa)
         chart, sequences = views.call("fill", mask)
+        hits = views.call("run_search", embed)
     assert list(entities.columns) == ["实体", "文本", "分数", "起始", "结束"]
     assert list(answers.columns) == ["答案", "分数", "起始", "结束"]
     assert list(sequences.columns) == ["掩码", "候选词", "概率", "文本"]
     assert list(chart.columns) == ["candidate", "mask", "probability"]  # the chart's x / y / color
+    # The app's two columns are headed; the file's own ("text", "label") keep their names.
+    assert list(hits.columns) == ["行", "分数", "text", "label"] and len(hits) == 2
     with serving(EN):
         assert list(views.call("find", ner)[1].columns) == ["entity", "text", "score", "start", "end"]
         assert list(views.call("fill", mask)[1].columns) == ["mask", "candidate", "probability", "text"]
