@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Iterator
 
 import gradio as gr
@@ -113,6 +114,7 @@ class Views:
                 else:
                     with gr.Tab("tab"):
                         build(registry)
+        self.demo = demo
         self.fns = {}
         for fn in demo.fns.values():
             self.fns.setdefault(fn.name, fn)
@@ -150,14 +152,22 @@ def test_task_tables_are_headed_in_the_request_language(shared_registry, tmp_pat
     assert list(chart.columns) == ["candidate", "mask", "probability"]  # the chart's x / y / color
     # The app's two columns are headed; the file's own ("text", "label") keep their names.
     assert list(hits.columns) == ["行", "分数", "text", "label"] and len(hits) == 2
+    # A file run: the column the run added is headed, the file's columns and the download keep their names.
+    run_file = next(fn for fn in views.demo.fns.values()
+                    if fn.name == "run_file" and views.by_id["ner-file"] in fn.inputs)
+    values = {"ner-model": "tiny-ner", "ner-aggregation": "simple", "ner-file": str(corpus), "ner-column": "text",
+              "ner-question-column": None, "ner-batch-size": 4}
+    with serving(ZH):
+        _status, shown, download = run_file.fn({views.by_id[k]: v for k, v in values.items()},
+                                               SimpleNamespace(session_hash="s", username=None), lambda *a, **k: None)
+    assert list(shown.columns) == ["text", "label", "实体"]
+    assert Path(download.value["path"]).read_text().startswith("text,label,entities")
     with serving(EN):
         assert list(views.call("find", ner)[1].columns) == ["entity", "text", "score", "start", "end"]
         assert list(views.call("fill", mask)[1].columns) == ["mask", "candidate", "probability", "text"]
 
 
 def test_classify_results_head_the_apps_columns_and_keep_the_files(shared_registry, tmp_path: Path) -> None:
-    from types import SimpleNamespace
-
     from ui.classify import build_classify_tab
 
     views = Views(build_classify_tab, shared_registry)

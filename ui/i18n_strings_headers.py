@@ -61,6 +61,15 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col_probability": ("probability", "概率"),
     "col_predicted_label": ("predicted_label", "预测标签"),
     "col_predicted_score": ("predicted_score", "预测分数"),
+    # Columns a task's file run adds (backend/tasks/files.py OUTPUT_COLUMNS; "answer", "prediction" are above)
+    "col_entities": ("entities", "实体"),
+    "col_answer_score": ("answer_score", "答案分数"),
+    "col_answer_start": ("answer_start", "答案起始"),
+    "col_answer_end": ("answer_end", "答案结束"),
+    "col_predictions": ("predictions", "候选预测"),
+    "col_summary": ("summary", "摘要"),
+    "col_translation": ("translation", "译文"),
+    "col_embedding": ("embedding", "向量"),
     # Data: the columns summary, saved datasets
     "col_column": ("column", "列"),
     "col_type": ("type", "类型"),
