@@ -25,7 +25,7 @@ from ui.components import handle_errors, ui_event
 from ui.jobs import SessionJobs
 from ui.i18n_errors import localised
 from ui.plain_errors import plain_errors, plain_words
-from ui.i18n import CHINESE, language, say, t, text
+from ui.i18n import CHINESE, columns, headed, language, say, t, text
 
 MODE_CHOICES = [(text("classify_mode_supervised"), "supervised"), (text("classify_mode_zero_shot"), "zero_shot"),
                 (text("classify_mode_llm"), "llm")]
@@ -177,7 +177,7 @@ def build_classify_tab(registry: Registry) -> None:
             saved = _save_results(outcome.table, Path(path).stem)
             # The download keeps full precision and every character; the page gets short cells.
             shown = datafiles.clip_cells(outcome.table.head(PREVIEW_ROWS).round(4), SHOWN_CELL_CHARS)
-            return (_file_status(outcome, len(shown)), shown,
+            return (_file_status(outcome, len(shown)), _results_headed(shown),
                     gr.DownloadButton(value=str(saved), visible=True))
         finally:
             del table, outcome
@@ -259,6 +259,16 @@ def _label_value(scores: list[LabelScore]) -> dict[str, float]:
 
 def _chart_frame(scores: list[LabelScore]) -> pd.DataFrame:
     return pd.DataFrame({"label": [item.label for item in scores], "score": [item.score for item in scores]})
+
+
+def _results_headed(shown: pd.DataFrame) -> pd.DataFrame:
+    """The results table with the app's columns (predicted_label, predicted_score, "score: <label>") headed in
+    the request's language; the file's own columns, and the labels, stay as they are (the CSV keeps English)."""
+    score = columns("score")[0]
+    own = ("predicted_label", "predicted_score")
+    named = headed(shown, names=own)
+    return named.set_axis([f"{score}: {name[len('score: '):]}" if name.startswith("score: ") and name not in own
+                           else name for name in map(str, named.columns)], axis=1)
 
 
 def _mode_name(mode: str) -> str:

@@ -27,7 +27,7 @@ from backend.registry import Registry
 from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
 from ui.data_saved import build_saved_section, saved_rows, zip_folder
-from ui.i18n import say, t, text
+from ui.i18n import headed, say, t, text
 
 PAGE_ROWS = 20
 NONE = "(none)"
@@ -256,7 +256,9 @@ class DataTab:
             # Bins in length order (a text sort would put "10-20" before "2-4").
             histogram = gr.BarPlot(value=frame, sort=list(frame["length"])) if len(frame) else None
         labels = pd.DataFrame(found["labels"]) if found["labels"] else None
-        return [pd.DataFrame(found["columns"]), html.escape("  \n".join(lines), quote=False), labels, histogram, "",
+        # The columns summary gets headers in the request's language; the plots' frames keep their names.
+        summary = headed(pd.DataFrame(found["columns"]))
+        return [summary, html.escape("  \n".join(lines), quote=False), labels, histogram, "",
                 gr.DownloadButton(visible=False)]
 
     # ------------------------------------------------------------------------------------------- preparing

@@ -15,7 +15,7 @@ import pandas as pd
 from backend.data import feedback, store
 from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
-from ui.i18n import say, t, text
+from ui.i18n import headed, say, t, text
 
 
 def build_saved_section() -> tuple[gr.Dataframe, gr.Dropdown]:
@@ -52,7 +52,7 @@ def saved_rows(request: gr.Request) -> tuple[pd.DataFrame, Any]:
     infos = store.list_datasets(getattr(request, "username", None))
     rows = [{"name": i.name, "kind": i.kind, "rows": ", ".join(f"{k} {v:,}" for k, v in i.rows.items()),
              "created": i.created} for i in infos]
-    return pd.DataFrame(rows, columns=["name", "kind", "rows", "created"]), \
+    return headed(pd.DataFrame(rows, columns=["name", "kind", "rows", "created"]), request=request), \
         gr.Dropdown(choices=[i.name for i in infos], value=None)
 
 

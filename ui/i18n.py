@@ -16,12 +16,16 @@ line under a key of its own, so it must only be called while the app is built (a
 it loads). The frontend translates a marker inside a longer string too (one marker per string), so
 `text(key) + ": " + name` shows the translated words followed by a name.
 
+Table headers are the exception to browser-side translation: Gradio's Dataframe shows them as given, so the
+tables the app makes are built with English column names and `headed` words them in the request's language
+just before they reach the page (ui/i18n_strings_headers.py).
+
 The table lives in several modules (ui/i18n_strings*.py, one per group of tabs), merged here.
 """
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Iterable, Optional
 
 import gradio as gr
 from gradio.context import LocalContext
@@ -29,6 +33,7 @@ from gradio.i18n import I18nData
 
 from ui.i18n_strings import STRINGS as _BASE
 from ui.i18n_strings_errors import STRINGS as _ERRORS
+from ui.i18n_strings_headers import STRINGS as _HEADERS
 from ui.i18n_strings_tabs import STRINGS as _TABS
 from ui.i18n_strings_work import STRINGS as _WORK
 
@@ -45,7 +50,10 @@ def _merged(*tables: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
     return merged
 
 
-STRINGS = _merged(_BASE, _TABS, _WORK, _ERRORS)
+STRINGS = _merged(_BASE, _TABS, _WORK, _ERRORS, _HEADERS)
+# A column header's English (today's column name) -> its key: tables are built with English names, and `headed`
+# words them for the request just before they go to the page.
+HEADER_KEYS = {english: key for key, (english, _zh) in _HEADERS.items()}
 
 ENGLISH = "en"
 CHINESE = "zh-CN"
@@ -105,3 +113,29 @@ def say(key: str, request: Optional[gr.Request] = None, **values: Any) -> str:
     english_template, chinese_template = STRINGS[key]
     template = chinese_template if language(request) == CHINESE else english_template
     return template.format(**values)
+
+
+def columns(*names: str, request: Optional[gr.Request] = None) -> list[str]:
+    """Column headers in the request's language (see `language`): each name is an English header of
+    ui/i18n_strings_headers.py; a name the table does not know (a metric, a user's column) stays as it is.
+
+    Gradio's Dataframe translates no i18n marker in its headers, so they are worded on the server."""
+    chinese = language(request) == CHINESE
+    return [STRINGS[HEADER_KEYS[name]][1] if chinese and name in HEADER_KEYS else name for name in names]
+
+
+def headed(table: Any, names: Optional[Iterable[str]] = None, request: Optional[gr.Request] = None) -> Any:
+    """`table` (a pandas DataFrame, or a Dataframe value {"headers", "data"}) with its app-made headers in the
+    request's language; `names` limits that to those columns (a table mixing the app's columns with a user's,
+    whose names stay as they are). English requests get `table` itself. Never for a frame that feeds a plot
+    (its x / y name the columns) nor one read back by column name."""
+    if table is None or language(request) != CHINESE:
+        return table
+    if isinstance(table, dict):
+        return {**table, "headers": _renamed(table["headers"], names, request)}
+    return table.set_axis(_renamed([str(c) for c in table.columns], names, request), axis=1)
+
+
+def _renamed(headers: list[str], names: Optional[Iterable[str]], request: Optional[gr.Request]) -> list[str]:
+    wanted = None if names is None else set(names)
+    return [columns(h, request=request)[0] if wanted is None or h in wanted else h for h in headers]

@@ -10,7 +10,7 @@ import gradio as gr
 from backend.registry import Registry
 from backend.types import ModelStatus
 from ui.components import ui_errors, ui_event
-from ui.i18n import say, t
+from ui.i18n import headed, say, t
 
 # "state" right after "id": on a phone the table scrolls sideways and the first two columns are what shows.
 COLUMNS = ["id", "state", "tasks", "weights", "device", "dtype", "parameters", "memory", "load time",
@@ -21,7 +21,8 @@ MODELS_CONCURRENCY_ID = "models"
 def status_rows(statuses: Sequence[ModelStatus],
                 reachability: Optional[dict[str, tuple[bool, str]]] = None) -> dict[str, Any]:
     """The Dataframe value for `registry.status()`: one readable row per model; remote entries show whether
-    their server answered the last probe."""
+    their server answered the last probe. Headers in the language of the request being served (English when
+    built, before any request: the tab refreshes the table whenever it is opened)."""
     reachability = reachability or {}
 
     def weights(status: ModelStatus) -> str:
@@ -46,7 +47,7 @@ def status_rows(statuses: Sequence[ModelStatus],
         ]
         for status in statuses
     ]
-    return {"headers": COLUMNS, "data": rows}
+    return headed({"headers": COLUMNS, "data": rows})
 
 
 def _count(value: Optional[int]) -> str:

@@ -28,7 +28,7 @@ from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
 from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
-from ui.i18n import say, t, text
+from ui.i18n import headed, say, t, text
 
 REFRESH_S = 1.0
 RUN_COLUMNS = ["run", "status", "task", "base", "step", "accuracy / eval loss", "registered as", "reason"]
@@ -220,6 +220,8 @@ class TrainTab:
         reopen.click(tab.open_run, inputs=reopen_id, outputs=[run_id, status, plot, log, timer],
                      **ui_event(status))
         refresh.click(tab.table, outputs=[runs, reopen_id], **ui_event(status))
+        # On page load, per user: the past runs, with headers in the page's language (built, they are English).
+        gr.on(None, tab.table, outputs=[runs, reopen_id], **ui_event(runs, queue=False))
         return tab
 
     @property
@@ -368,7 +370,7 @@ class TrainTab:
         rows = [[run.run_id, run.status, run.task, run.base, f"{run.step}/{run.max_steps}" if run.max_steps else "",
                  _score(run.final), run.registered_as or "", run.reason[:120]] for run in runs]
         ids = [run.run_id for run in runs]
-        return ({"headers": RUN_COLUMNS, "data": rows},
+        return (headed({"headers": RUN_COLUMNS, "data": rows}, request=request),
                 gr.update(choices=ids, value=ids[0] if ids else None))
 
 

@@ -1,6 +1,7 @@
 """The UI in English and Simplified Chinese (issue 20), chosen from the browser's language through Gradio's own
 i18n (ui/i18n.py): a zh-CN browser gets Chinese tab names, buttons, labels, choices, statuses and error toasts in
-every tab and in presenter mode, an English one English. One page per language walks every tab.
+every tab and in presenter mode (table headers too, worded on the server), an English one English. One page per
+language walks every tab.
 """
 
 from __future__ import annotations
@@ -81,11 +82,14 @@ def check_tabs_in_chinese(page: Page) -> None:
     expect(page.locator("#train-start")).to_have_text("开始")
     expect(page.locator("#train-method")).to_contain_text("全量")
     expect(page.locator("#train-base")).to_contain_text("注册表中有本地权重的模型")
+    # Table headers are worded on the server (Gradio translates none): the past runs are listed on page load.
+    expect(page.locator("#train-runs")).to_contain_text("基础模型")
 
     open_top_tab(page, "模型")
     expect(page.locator("#models-load")).to_have_text("加载")
     expect(page.locator("#models-unload")).to_have_text("卸载")
     expect(page.locator("#models-table")).to_contain_text("模型注册表")
+    expect(page.locator("#models-table [role=columnheader]").nth(1)).to_have_attribute("title", "状态")  # on opening
     # A line with numbers, worded on the server in the request's language (say, ui/i18n.py).
     page.locator("#models-load").click()
     expect(page.locator("#models-message")).to_contain_text("已加载到", timeout=TIMEOUT_MS)

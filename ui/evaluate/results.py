@@ -27,7 +27,7 @@ from ui.evaluate.views import (
     per_class_table,
     run_summary,
 )
-from ui.i18n import say, t, text
+from ui.i18n import headed, say, t, text
 from ui.plain_errors import plain_errors
 
 
@@ -123,7 +123,7 @@ class ResultsPanel:
         return {
             self.run_info: run_summary(run),
             self.results_box: gr.Column(visible=True),
-            self.leaderboard: leaderboard_table(run),
+            self.leaderboard: headed(leaderboard_table(run)),  # headers in the request's language
             self.all_metrics: False,
             self.chart: gr.BarPlot(chart_frame(run), y_title=name, x_title="model",
                                    label=f"{name} per model" + (" (lower is better)" if name in LOWER_IS_BETTER
@@ -132,7 +132,7 @@ class ResultsPanel:
                                    sort="y" if name in LOWER_IS_BETTER else "-y"),
             self.report_box: gr.Column(visible=classification),
             self.report_model: gr.Dropdown(choices=ids, value=first),
-            self.per_class: per_class_table(run, first) if classification else None,
+            self.per_class: headed(per_class_table(run, first)) if classification else None,
             self.confusion: confusion_html(run, first) if classification else "",
             self.examples_filter: "",
             self.examples_model: gr.Dropdown(choices=[(text("eval_all_models"), ALL_MODELS), *[(i, i) for i in ids]],
@@ -151,7 +151,7 @@ class ResultsPanel:
             note += say("eval_rows_first", shown=len(shown))
         return {
             self.examples_info: note,
-            self.examples: shown,
+            self.examples: headed(shown),  # the downloads keep the English column names
             self.download_csv: gr.DownloadButton(value=str(export_examples(run, table, "csv", text, model_id)),
                                                  visible=True),
             self.download_json: gr.DownloadButton(value=str(export_examples(run, table, "json", text, model_id)),
@@ -166,12 +166,12 @@ class ResultsPanel:
         if not path:
             return None, ""
         run = self.ctl.load(path)
-        return per_class_table(run, model_id), confusion_html(run, model_id)
+        return headed(per_class_table(run, model_id)), confusion_html(run, model_id)
 
     @plain_errors
     @handle_errors
     def on_all_metrics(self, path: Optional[str], everything: bool) -> Any:
-        return leaderboard_table(self.ctl.load(path), all_metrics=bool(everything)) if path else None
+        return headed(leaderboard_table(self.ctl.load(path), all_metrics=bool(everything))) if path else None
 
     @plain_errors
     @handle_errors

@@ -7,11 +7,12 @@ from typing import Optional
 
 import gradio as gr
 
+from backend.evaluation.types import RunResult
 from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.views import compare_summary, leaderboard_table, run_choices, runs_table
-from ui.i18n import t
+from ui.i18n import headed, t
 from ui.plain_errors import plain_errors
 
 
@@ -69,7 +70,7 @@ class RunsPanel:
         """The runs of the user of this request (every user's for an admin)."""
         summaries = self.ctl.past_runs(request.username)
         choices = run_choices(summaries)
-        return {self.runs: runs_table(summaries), self.open_choice: gr.Dropdown(choices=choices),
+        return {self.runs: headed(runs_table(summaries)), self.open_choice: gr.Dropdown(choices=choices),
                 self.compare_a: gr.Dropdown(choices=choices), self.compare_b: gr.Dropdown(choices=choices)}
 
     @plain_errors
@@ -80,5 +81,9 @@ class RunsPanel:
         left = self.ctl.open_run(left_id, request.username)
         right = self.ctl.open_run(right_id, request.username)
         return (compare_summary(left, right), gr.Row(visible=True),
-                gr.Dataframe(leaderboard_table(left), label=f"{left.run_id} · {left.config.data.describe()}"),
-                gr.Dataframe(leaderboard_table(right), label=f"{right.run_id} · {right.config.data.describe()}"))
+                gr.Dataframe(headed(leaderboard_table(left)), label=_run_label(left)),
+                gr.Dataframe(headed(leaderboard_table(right)), label=_run_label(right)))
+
+
+def _run_label(run: RunResult) -> str:
+    return f"{run.run_id} · {run.config.data.describe()}"

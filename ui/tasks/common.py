@@ -13,11 +13,11 @@ from gradio.context import Context
 
 from backend import datafiles
 from backend.registry import Registry
-from backend.tasks.files import TaskTableResult, run_table
+from backend.tasks.files import OUTPUT_COLUMNS, TaskTableResult, run_table
 from backend.types import InvalidInputError, WorkbenchError
 from ui.jobs import SessionJobs
 from ui.components import handle_errors, ui_event
-from ui.i18n import say, t
+from ui.i18n import headed, say, t
 from ui.i18n_errors import localised
 
 PREVIEW_ROWS = 200
@@ -102,7 +102,9 @@ def file_section(registry: Registry, task: str, prefix: str, model: gr.Dropdown,
                                 question_column=data[questions] or None, batch_size=int(data[batch_size]),
                                 cancel=flag, progress=lambda fraction, text: progress(fraction, desc=text), **options)
         saved = _save(outcome.table, Path(path).stem, task)
-        return (_status(outcome), outcome.table.head(PREVIEW_ROWS),
+        # The columns the run added are headed in the request's language; the file's own, and the CSV, keep theirs.
+        shown = headed(outcome.table.head(PREVIEW_ROWS), names=OUTPUT_COLUMNS.get(task, ()))
+        return (_status(outcome), shown,
                 gr.DownloadButton(value=str(saved), visible=True))
 
     # Clear the last run's results first: a stale table must never sit next to a new run's status.

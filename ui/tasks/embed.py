@@ -13,7 +13,7 @@ from backend.registry import Registry
 from backend.tasks import service
 from backend.types import InvalidInputError
 from ui.components import handle_errors, model_picker, ui_event
-from ui.i18n import say, t
+from ui.i18n import headed, say, t
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, escape, file_section, inspect_upload, require_model
 
 MAX_SENTENCES = 20  # rows and columns of the heat map
@@ -99,7 +99,7 @@ def build_embed_view(registry: Registry) -> None:
         picked = table.iloc[[rows[i] for i, _ in found]].reset_index(drop=True)
         picked.insert(0, "score", [round(score, 4) for _, score in found])
         picked.insert(0, "row", [rows[i] for i, _ in found])
-        return picked
+        return headed(picked, names=("row", "score"))  # the app's two columns; the file's stay as they are
 
     @handle_errors
     def run_projection(data: dict) -> pd.DataFrame:

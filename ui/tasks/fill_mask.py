@@ -9,7 +9,7 @@ from backend.registry import Registry
 from backend.tasks import service
 from backend.tasks.types import MaskFill
 from ui.components import handle_errors, model_picker, ui_event
-from ui.i18n import t, text
+from ui.i18n import headed, t, text
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, file_section, require_model
 
 
@@ -47,7 +47,7 @@ def build_fill_mask_view(registry: Registry) -> None:
         sequences = pd.DataFrame({"mask": frame["mask"], "candidate": frame["candidate"],
                                   "probability": frame["probability"].round(4),
                                   "text": [c.sequence for candidates in per_mask for c in candidates]})
-        return frame, sequences
+        return frame, headed(sequences)  # the chart's frame keeps its names: x / y / color name them
 
     def mask_hint(model_id: str) -> gr.Textbox:
         found = service.mask_token_of(registry, model_id) if model_id else None

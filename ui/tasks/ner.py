@@ -7,7 +7,7 @@ from backend.registry import Registry
 from backend.tasks import service
 from backend.tasks.types import AGGREGATIONS, Entity
 from ui.components import first_spec, handle_errors, model_picker, ui_event
-from ui.i18n import t
+from ui.i18n import headed, t
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, file_section, require_model
 
 def highlighted(text: str, entities: list[Entity]) -> dict:
@@ -41,7 +41,7 @@ def build_ner_view(registry: Registry) -> None:
     def find(data: dict) -> tuple:
         found = service.recognise_entities(registry, require_model(data[model], "ner"), data[text],
                                            aggregation=data[aggregation])[0]
-        return highlighted(data[text], found), entity_table(data[text], found)
+        return highlighted(data[text], found), headed(entity_table(data[text], found))
 
     # A new text clears the old result, so entities never sit next to a text they were not found in.
     text.change(lambda: (None, None), outputs=[marked, table], **ui_event(marked, queue=False))

@@ -8,7 +8,7 @@ from backend.registry import Registry
 from backend.tasks import service
 from backend.tasks.types import Answer
 from ui.components import handle_errors, model_picker, ui_event
-from ui.i18n import say, t, text
+from ui.i18n import headed, say, t, text
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, escape, file_section, require_model
 
 
@@ -46,7 +46,7 @@ def build_qa_view(registry: Registry) -> None:
         line = say("qa_line", answer=escape(best.answer.strip()), score=best.score, start=best.start, end=best.end)
         frame = pd.DataFrame({"answer": [a.answer for a in answers], "score": [round(a.score, 4) for a in answers],
                               "start": [a.start for a in answers], "end": [a.end for a in answers]})
-        return line, highlighted(data[context], answers), frame
+        return line, highlighted(data[context], answers), headed(frame)
 
     # .change, not .input: a Textbox emptied in the browser sent no input event here (gradio 6.31, browser test).
     gr.on([context.change, question.change], lambda: ("", None, None), outputs=[answer, marked, table],
