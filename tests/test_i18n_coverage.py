@@ -179,3 +179,14 @@ def test_status_lines_with_numbers_follow_the_request_language() -> None:
     finally:
         LocalContext.request.reset(token)
     assert format_token_count(12, 512) == "12 / 512 tokens"
+
+
+def test_every_element_id_is_unique(registry) -> None:
+    """Ids name one element (the browser tests and the page's CSS find controls by them); Embed's corpus picker
+    and its file section's picker once shared "embed-column"."""
+    import ui
+    from collections import Counter
+
+    counts = Counter(block.elem_id for block in ui.build_app(registry).blocks.values()
+                     if getattr(block, "elem_id", None))
+    assert [elem_id for elem_id, count in counts.items() if count > 1] == []

@@ -119,7 +119,7 @@ class Views:
         for fn in demo.fns.values():
             self.fns.setdefault(fn.name, fn)
         self.by_id: dict = {}
-        for block in demo.blocks.values():  # the first of an elem_id (Embed's file section reuses "embed-column")
+        for block in demo.blocks.values():
             if getattr(block, "elem_id", None):
                 self.by_id.setdefault(block.elem_id, block)
 
@@ -139,7 +139,7 @@ def test_task_tables_are_headed_in_the_request_language(shared_registry, tmp_pat
             "mask-text": f"Alice lives in {service.mask_token_of(shared_registry, 'tiny-mlm')}."}
     corpus = tmp_path / "corpus.csv"
     pd.DataFrame({"text": ["a cat sat", "dogs bark", "the sea"], "label": ["x", "y", "z"]}).to_csv(corpus, index=False)
-    embed = {"embed-model": "tiny-embed", "embed-corpus-file": str(corpus), "embed-column": "text",
+    embed = {"embed-model": "tiny-embed", "embed-corpus-file": str(corpus), "embed-corpus-column": "text",
              "embed-label-column": None, "embed-query": "a cat", "embed-top-k": 2}
     with serving(ZH):
         _marked, entities = views.call("find", ner)
@@ -152,6 +152,11 @@ def test_task_tables_are_headed_in_the_request_language(shared_registry, tmp_pat
     assert list(chart.columns) == ["candidate", "mask", "probability"]  # the chart's x / y / color
     # The app's two columns are headed; the file's own ("text", "label") keep their names.
     assert list(hits.columns) == ["行", "分数", "text", "label"] and len(hits) == 2
+    # A file with its own "score" column keeps it next to the app's (it used to fail: "score already exists").
+    scored = tmp_path / "scored.csv"
+    pd.DataFrame({"text": ["a cat sat", "dogs bark"], "score": [1, 2]}).to_csv(scored, index=False)
+    hits = views.call("run_search", {**embed, "embed-corpus-file": str(scored)})
+    assert list(hits.columns) == ["row", "score", "text", "score (file)"] and str(hits["score (file)"].tolist()[0]) in ("1", "2")
     # A file run: the column the run added is headed, the file's columns and the download keep their names.
     run_file = next(fn for fn in views.demo.fns.values()
                     if fn.name == "run_file" and views.by_id["ner-file"] in fn.inputs)

@@ -60,7 +60,8 @@ def build_embed_view(registry: Registry) -> None:
                              elem_id="embed-corpus-file")
             info = gr.Markdown(elem_id="embed-corpus-info")
             with gr.Row():
-                column = gr.Dropdown(label=t("text_column"), choices=[], interactive=True, elem_id="embed-column")
+                column = gr.Dropdown(label=t("text_column"), choices=[], interactive=True,
+                                     elem_id="embed-corpus-column")
                 label = gr.Dropdown(label=t("embed_label_column"), choices=[], interactive=True,
                                     elem_id="embed-label-column")
             with gr.Row():
@@ -97,6 +98,8 @@ def build_embed_view(registry: Registry) -> None:
         found = service.search(registry, require_model(data[model], "embed"), data[query], texts,
                                top_k=int(data[top_k]))
         picked = table.iloc[[rows[i] for i, _ in found]].reset_index(drop=True)
+        # The app's two columns first; a file with its own "row" or "score" column keeps it, suffixed.
+        picked = picked.rename(columns={name: f"{name} (file)" for name in ("row", "score") if name in picked})
         picked.insert(0, "score", [round(score, 4) for _, score in found])
         picked.insert(0, "row", [rows[i] for i, _ in found])
         return headed(picked, names=("row", "score"))  # the app's two columns; the file's stay as they are
