@@ -116,6 +116,35 @@ def test_lm_eval_loglikelihood_request_adds_the_greedy_token(client: openai.Open
     assert reply.usage.completion_tokens == 2
 
 
+def test_choices_sharing_a_prefix_are_scored_like_each_whole_row(client: openai.OpenAI, hf: tuple,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A multiple-choice question as lm-eval sends it (the same context, one-token answers) shares one forward of
+    the context (backend/engines/token_ops.py); every number equals scoring each row whole."""
+    from backend.engines import token_ops
+
+    model, tokenizer = hf
+    context = tokenizer("The capital of France is", add_special_tokens=False)["input_ids"]
+    answers = [tokenizer(word, add_special_tokens=False)["input_ids"][-1] for word in (" Paris", " London", " Rome")]
+    prompts = [context + [answer] for answer in answers] + [tokenizer("An unrelated one", add_special_tokens=False)[
+        "input_ids"]]
+    shared_calls = []
+    original = token_ops._shared_prefix_logprobs
+    monkeypatch.setattr(token_ops, "_shared_prefix_logprobs",
+                        lambda *args: shared_calls.append(len(args[2])) or original(*args))
+    reply = client.completions.create(model=MODEL, prompt=prompts, echo=True, logprobs=2, max_tokens=1,
+                                      temperature=0, seed=1234)
+    assert shared_calls == [3]  # the three choices in one shared pass, the other prompt on its own
+    for ids, choice in zip(prompts, reply.choices):
+        expected = log_softmax_of(model, ids)
+        logprobs = choice.logprobs
+        for position in range(1, len(ids)):
+            assert logprobs.token_logprobs[position] == pytest.approx(
+                expected[position - 1, ids[position]].item(), abs=TOLERANCE)
+        greedy = int(torch.argmax(expected[-1]))
+        assert logprobs.tokens[-1] == tokenizer.decode([greedy])
+        assert logprobs.token_logprobs[-1] == pytest.approx(expected[-1, greedy].item(), abs=TOLERANCE)
+
+
 def test_generated_tokens_logprobs_match_transformers_greedy_scores(client: openai.OpenAI, hf: tuple) -> None:
     model, tokenizer = hf
     prompt = "Write a haiku about the sea:"

@@ -74,8 +74,27 @@ def score_prompts(runtime: Any, rows: Sequence[Sequence[int]], top: int) -> list
                                        f"a context of {limit} tokens; shorten it")
     top = max(0, min(int(top), MAX_TOP))
     results: list[Optional[PromptScores]] = [None] * len(rows)
-    per_pass = MAX_LOGITS_PER_PASS // max(1, max(len(row) for row in rows) * len(runtime.tokenizer))
-    for group in length_groups([len(row) for row in rows], max(1, min(runtime.limits.max_batch_size, per_pass))):
+    # Prompts that differ only in their last token (the choices of a multiple-choice question, as
+    # lm-evaluation-harness sends them) share one forward pass of their common prefix.
+    families: dict[tuple[int, ...], list[int]] = {}
+    for index, row in enumerate(rows):
+        if len(row) >= 2:
+            families.setdefault(tuple(row[:-1]), []).append(index)
+    shared = [members for members in families.values() if len(members) >= 2]
+    for members in shared:
+        with runtime.lock:
+            runtime.require_loaded("while scoring")
+            scored = _on_device(runtime.limits.gpu_duration_s, _shared_prefix_logprobs)(
+                runtime.model_key, list(rows[members[0]][:-1]), [rows[index][-1] for index in members], top)
+        for index, result in zip(members, scored):
+            results[index] = result
+    alone = [index for index, result in enumerate(results) if result is None]
+    if not alone:
+        return [result for result in results if result is not None]
+    per_pass = MAX_LOGITS_PER_PASS // max(1, max(len(rows[index]) for index in alone) * len(runtime.tokenizer))
+    for group in length_groups([len(rows[index]) for index in alone],
+                               max(1, min(runtime.limits.max_batch_size, per_pass))):
+        group = [alone[position] for position in group]
         with runtime.lock:  # the lock generation takes: one forward at a time on these weights
             runtime.require_loaded("while scoring")
             scored = _on_device(runtime.limits.gpu_duration_s)(runtime.model_key, runtime.pad_token_id,
@@ -83,6 +102,31 @@ def score_prompts(runtime: Any, rows: Sequence[Sequence[int]], top: int) -> list
         for index, result in zip(group, scored):
             results[index] = result
     return [result for result in results if result is not None]
+
+
+def _scores(log_probs: torch.Tensor, row: list[int], top: int) -> PromptScores:
+    """A row's scores from its positions' log-probabilities (position p predicts token p + 1; the last position
+    gives the next token)."""
+    following = torch.tensor(row[1:] + [0], device=log_probs.device)
+    following[-1] = torch.argmax(log_probs[-1])
+    picks = top_logprobs(log_probs, following, top)
+    return PromptScores(tokens=(None, *picks[:-1]), next=picks[-1])
+
+
+def _shared_prefix_logprobs(model_key: str, prefix: list[int], lasts: list[int], top: int) -> list[PromptScores]:
+    """Rows `prefix + [last]` for each of `lasts`: one forward of the prefix, then one step for all the last tokens
+    against its cache (the same numbers as scoring each row whole, for len(lasts) x less work on the prefix)."""
+    model = resident_model(model_key)
+    with torch.inference_mode():
+        head = model(input_ids=torch.tensor([prefix], device=model.device), use_cache=True)
+        cache = head.past_key_values
+        cache.batch_repeat_interleave(len(lasts))
+        step = model(input_ids=torch.tensor([[last] for last in lasts], device=model.device), past_key_values=cache,
+                     attention_mask=torch.ones((len(lasts), len(prefix) + 1), dtype=torch.long, device=model.device))
+    prefix_log_probs = torch.log_softmax(head.logits[0].float(), dim=-1)
+    last_log_probs = torch.log_softmax(step.logits[:, -1].float(), dim=-1)
+    return [_scores(torch.cat([prefix_log_probs, last_log_probs[position:position + 1]]), prefix + [last], top)
+            for position, last in enumerate(lasts)]
 
 
 def _prompt_logprobs(model_key: str, pad: int, rows: list[list[int]], top: int) -> list[PromptScores]:
@@ -96,23 +140,17 @@ def _prompt_logprobs(model_key: str, pad: int, rows: list[list[int]], top: int) 
         attention[index, :len(row)] = 1
     with torch.inference_mode():
         logits = model(input_ids=input_ids.to(model.device), attention_mask=attention.to(model.device)).logits
-    results = []
-    for index, row in enumerate(rows):
-        # Position p's logits predict token p + 1: positions 0..n-2 score the prompt, n-1 gives the next token.
-        log_probs = torch.log_softmax(logits[index, :len(row)].float(), dim=-1)
-        following = torch.tensor(row[1:] + [0], device=log_probs.device)
-        following[-1] = torch.argmax(log_probs[-1])
-        picks = top_logprobs(log_probs, following, top)
-        results.append(PromptScores(tokens=(None, *picks[:-1]), next=picks[-1]))
-    return results
+    return [_scores(torch.log_softmax(logits[index, :len(row)].float(), dim=-1), row, top)
+            for index, row in enumerate(rows)]
 
 
-_ON_DEVICE: dict[Optional[int], Callable[..., list[PromptScores]]] = {}
+_ON_DEVICE: dict[tuple[Optional[int], Callable[..., Any]], Callable[..., list[PromptScores]]] = {}
 
 
-def _on_device(duration: Optional[int]) -> Callable[..., list[PromptScores]]:
-    """The forward pass wrapped for ZeroGPU (`spaces.GPU`, see backend/zerogpu.py); itself elsewhere."""
-    wrapped = _ON_DEVICE.get(duration)
+def _on_device(duration: Optional[int], function: Callable[..., list[PromptScores]] = _prompt_logprobs
+               ) -> Callable[..., list[PromptScores]]:
+    """A forward pass wrapped for ZeroGPU (`spaces.GPU`, see backend/zerogpu.py); itself elsewhere."""
+    wrapped = _ON_DEVICE.get((duration, function))
     if wrapped is None:
-        wrapped = _ON_DEVICE[duration] = gpu_function(_prompt_logprobs, duration=duration)
+        wrapped = _ON_DEVICE[(duration, function)] = gpu_function(function, duration=duration)
     return wrapped
