@@ -190,8 +190,7 @@ class ChatTab:
         # No `cancels=`: Stop marks the session's run stopped (ui/runs.py) and the reply's own generator ends at
         # its next step with "Stopped." as the last update of its stream. A Gradio cancel would leave updates
         # already on their way to land after this handler's answer ("Generating…" after "Stopped.").
-        trigger(self.stop, outputs=[self.stats, self.send_button, self.stop_button], concurrency_limit=None,
-                **ui_event(self.stats, queue=False))
+        trigger(self.stop, outputs=[self.stats, self.send_button, self.stop_button], **ui_event(self.stats, queue=False))
 
     # ------------------------------------------------------------------------------------------ replies
 
