@@ -34,11 +34,16 @@ WORDS = ["river", "clock", "sea", "fox", "camera", "weather", "music", "village"
          "poem", "letter", "mountain", "window", "bridge"]
 
 
-def write_task(folder: Path, docs: int) -> None:
+def write_task(folder: Path, docs: int, letters: bool = False) -> None:
+    """`letters`: the words are listed in the question and the answers are " A" .. " D" (MMLU's form: one-token
+    continuations sharing their context)."""
     with (folder / "mc.jsonl").open("w") as out:
         for index in range(docs):
             pick = [WORDS[(index * 3 + k) % len(WORDS)] for k in range(4)]
             question = f"Question {index}: which word comes after the {WORDS[index % len(WORDS)]} by the old mill?"
+            if letters:
+                question += " " + " ".join(f"{letter}) {word}" for letter, word in zip("ABCD", pick))
+                pick = ["A", "B", "C", "D"]
             out.write(json.dumps({"question": question, "choices": pick, "label": index % 4}) + "\n")
     (folder / "bench_mc.yaml").write_text(f"""task: bench_mc
 dataset_path: json
@@ -70,6 +75,7 @@ def main() -> int:
     parser.add_argument("--docs", type=int, default=40)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--letters", action="store_true", help="answers ' A'..' D' listed in the question")
     args = parser.parse_args()
     from lm_eval.tasks import TaskManager
 
@@ -79,11 +85,12 @@ def main() -> int:
 
     models_yaml = build_models(workdir, "25m")
     entries = {entry["id"]: entry for entry in yaml.safe_load(models_yaml.read_text())["models"]}
-    write_task(workdir, args.docs)
+    write_task(workdir, args.docs, args.letters)
     manager = TaskManager(include_path=str(workdir))
     process, url = start_app(models_yaml, "cpu")
     report: dict[str, Any] = {"machine": platform.platform(), "cpus": os.cpu_count(), "docs": args.docs,
-                              "requests": 4 * args.docs, "batch_size": args.batch_size, "models": {}}
+                              "requests": 4 * args.docs, "batch_size": args.batch_size,
+                              "letters": args.letters, "models": {}}
     try:
         for model_id, entry in entries.items():
             folder = entry["source"]
