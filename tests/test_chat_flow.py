@@ -49,7 +49,9 @@ def data(tab: ChatTab, message: str, history: Any = (), max_new_tokens: int = 6,
 
 
 def visible(update: Any) -> Any:
-    return update.get("visible") if isinstance(update, dict) else getattr(update, "visible", None)
+    """True, False, or None when the update leaves visibility alone; "hidden" (in the page, not shown) is False."""
+    value = update.get("visible") if isinstance(update, dict) else getattr(update, "visible", None)
+    return False if value == "hidden" else value
 
 
 def test_a_nul_the_model_produced_never_blocks_the_chat(tab: ChatTab) -> None:
@@ -107,7 +109,7 @@ def test_a_new_send_or_stop_supersedes_the_running_reply(tab: ChatTab) -> None:
     # had already sent can land after it), and nothing else: no text, no stats of its own.
     stopped = list(third)
     assert len(stopped) == 1 and stopped[0][2] == STOPPED
-    assert stopped[0][4].visible is True and stopped[0][5].visible is False  # Send back, Stop hidden
+    assert visible(stopped[0][4]) is True and visible(stopped[0][5]) is False  # Send back, Stop hidden
 
 
 def test_a_failed_send_clears_the_previous_stats_and_speaks_plainly(tab: ChatTab) -> None:

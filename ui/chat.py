@@ -47,9 +47,14 @@ LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "\\[", "right"
          {"left": "$", "right": "$", "display": False}, {"left": "\\(", "right": "\\)", "display": False}]
 
 
+# "hidden" keeps a button in the page, out of the layout: the first Stop then shows in the same frame as Send goes
+# (visible=False left one empty frame while Gradio mounted it).
+HIDDEN = "hidden"
+
+
 def busy(running: bool) -> tuple[gr.Button, gr.Button]:
     """(Send, Stop) updates: Stop shows only while a reply streams, in Send's place."""
-    return gr.Button(visible=not running), gr.Button(visible=running)
+    return gr.Button(visible=HIDDEN if running else True), gr.Button(visible=True if running else HIDDEN)
 
 
 def initial_context_line(max_context: Optional[int]) -> str:
@@ -103,7 +108,7 @@ class ChatTab:
                                       show_label=False, lines=1, max_lines=12, scale=8, elem_id="chat-input",
                                       autofocus=True)
                     send = gr.Button(t("chat_send"), variant="primary", scale=1, elem_id="chat-send")
-                    stop = gr.Button(t("stop"), variant="stop", scale=1, elem_id="chat-stop-btn", visible=False)
+                    stop = gr.Button(t("stop"), variant="stop", scale=1, elem_id="chat-stop-btn", visible=HIDDEN)
                 context = gr.Markdown(initial_context_line(spec.max_context if spec else None), elem_id="chat-context",
                                       elem_classes=["stats-line"])
                 small = dict(size="sm", min_width=80)

@@ -28,7 +28,7 @@ from backend.config import ModelSpec, PresenterSettings
 from backend.registry import Registry
 from backend.types import ConfigError, GenerationParams
 from ui import api
-from ui.chat import ChatTab, chatbot
+from ui.chat import HIDDEN, ChatTab, chatbot
 from ui.components import ParamPanel, cancel_then, ui_event
 from ui.i18n import t, text
 
@@ -161,7 +161,7 @@ def build_presenter(registry: Registry, settings: Optional[PresenterSettings]) -
                                   max_lines=8, scale=8,
                                   elem_id="chat-input", autofocus=True)
                 send = gr.Button(t("chat_send"), variant="primary", scale=1, elem_id="chat-send")
-                stop = gr.Button(t("stop"), variant="stop", scale=1, elem_id="chat-stop-btn", visible=False)
+                stop = gr.Button(t("stop"), variant="stop", scale=1, elem_id="chat-stop-btn", visible=HIDDEN)
             examples = gr.Dataset(components=[text], samples=[[example] for example in view.examples],
                                   label=t("presenter_examples"), elem_id="presenter-examples",
                                   visible=bool(view.examples))

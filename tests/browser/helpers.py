@@ -153,6 +153,34 @@ def recorded_texts(page: Page) -> list[str]:
     return page.evaluate("() => { window.__observer?.disconnect(); return window.__seen || []; }")
 
 
+def record_shown(page: Page, element_ids: list[str]) -> None:
+    """Starts recording which of the elements are shown in each painted frame, as a list of distinct states.
+
+    Sampled once per animation frame, so it sees what the user sees: a state that lasts a few frames (a short
+    reply's Stop button) is caught, and a DOM that is half-updated inside one task (never painted) is not.
+    Read the record with `recorded_shown`.
+    """
+    page.evaluate(
+        """(ids) => {
+            window.__shown = [];
+            const token = (window.__shownToken = {});
+            const note = () => {
+                if (window.__shownToken !== token) return;
+                const state = ids.filter((id) => document.getElementById(id)?.checkVisibility() ?? false);
+                const last = window.__shown[window.__shown.length - 1];
+                if (!last || last.join() !== state.join()) window.__shown.push(state);
+                requestAnimationFrame(note);
+            };
+            note();
+        }""",
+        element_ids,
+    )
+
+
+def recorded_shown(page: Page) -> list[list[str]]:
+    return page.evaluate("() => { window.__shownToken = null; return window.__shown || []; }")
+
+
 def wait_until_still(locator: Locator, quiet_s: float = 0.75, timeout_s: float = 30.0) -> str:
     """Waits until the locator's text has not changed for quiet_s; returns it (for "has it stopped?")."""
     deadline = time.monotonic() + timeout_s
