@@ -347,8 +347,7 @@ class ChatTab:
             if transcript.model in {spec.id for spec in self.registry.specs("chat")}:
                 updates[self.model] = transcript.model
             else:
-                gr.Warning(html.escape(f"The file's model '{transcript.model}' is not a chat model here; "
-                                       "keeping the current one.", quote=False))
+                gr.Warning(html.escape(say("import_model_kept", request, model=transcript.model), quote=False))
         if transcript.params:
             updates.update(self.params.show(transcript.params))
         return updates

@@ -49,6 +49,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "status_waiting": ("Waiting for the model (the first request loads it)…", "正在等待模型（首次请求会加载它）…"),
     "status_generating": ("Generating…", "正在生成…"),
     "status_imported": ("Imported {count} message(s).", "已导入 {count} 条消息。"),
+    "import_model_kept": ("The file's model '{model}' is not a chat model here; keeping the current one.",
+                          "文件中的模型“{model}”在这里不是聊天模型，保留当前模型。"),
     "context_used": ("Context: {used:,} tokens used", "上下文：已用 {used:,} 个 token"),
     "context_of": ("Context: {used:,} / {max:,} tokens ({share:.0%})", "上下文：{used:,} / {max:,} 个 token（{share:.0%}）"),
     # ---------------------------------------------------------------------------------------- chat
