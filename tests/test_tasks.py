@@ -113,6 +113,37 @@ def test_batched_ner_equals_the_token_classification_pipeline(tiny_models_yaml: 
         assert any(have), aggregation  # random weights still tag some tokens: the comparison is not vacuous
 
 
+def test_fill_mask_on_masked_rows_equals_the_fill_mask_pipeline(tiny_models_yaml: Path) -> None:
+    """FillMaskTask projects only the masked positions onto the vocabulary; its candidates, scores and sequences
+    must be exactly the plain fill-mask pipeline's, for one and several masks, alone and in a padded batch."""
+    from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
+
+    from backend.tasks.fill_mask import FillMaskTask
+
+    folder = tiny_models_yaml.parent / "tiny-mlm"
+    model = AutoModelForMaskedLM.from_pretrained(folder).eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    plain = pipeline("fill-mask", model=model, tokenizer=tokenizer)
+    texts = ["The [MASK] sat.", "[MASK] met Anna in [MASK] on Monday, then flew to [MASK] with Tom.",
+             "The weather today is sunny with a light breeze, around 21 degrees, in [MASK] and in Rome."]
+    want = [plain(text, top_k=4) for text in texts]  # before FillMaskTask hooks the model
+    want = [[w] if text.count("[MASK]") == 1 else w for w, text in zip(want, texts)]
+    task = FillMaskTask(model, tokenizer)
+    projected: list[int] = []  # rows the vocabulary projection computed, per forward pass
+    model.get_output_embeddings().register_forward_hook(lambda _m, _a, out: projected.append(out.shape[-2]))
+    for batch_size in (1, 2):
+        have = task(texts, top_k=4, batch_size=batch_size)
+        assert sum(projected) == 5, projected  # the five masks, not every token
+        projected.clear()
+        assert [[[(c.token, c.sequence) for c in per_mask] for per_mask in text] for text in have] == \
+               [[[(x["token_str"], x["sequence"]) for x in per_mask] for per_mask in text] for text in want]
+        assert max(abs(c.score - x["score"]) for h, w in zip(have, want) for hm, wm in zip(h, w)
+                   for c, x in zip(hm, wm)) < 1e-5
+    # The model stays usable by other callers: a plain forward pass still projects every position.
+    ids = tokenizer("The [MASK] sat.", return_tensors="pt")
+    assert model(**ids).logits.shape[:2] == ids["input_ids"].shape
+
+
 def test_qa_answers_are_spans_of_the_context_ranked_by_score_over_stride_windows(shared_registry: Registry) -> None:
     context = " ".join(f"Item {n} is stored in room B-{n}." for n in range(120))  # far beyond 512 tokens
     answers = service.answer_question(shared_registry, "tiny-qa", "Where is item 7?", context, top_k=4, stride=32)

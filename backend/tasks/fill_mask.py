@@ -1,10 +1,18 @@
-"""Fill-mask with transformers' fill-mask pipeline: top-k tokens for every mask in the text."""
+"""Fill-mask with transformers' fill-mask pipeline: top-k tokens for every mask in the text.
+
+The pipeline projects every token onto the vocabulary and then reads only the masked positions; on a MiniLM-sized
+model that projection (30,522 words) costs more than the encoder itself. `MaskedRowsFillMask` runs the same
+pipeline (its pre-processing, batching, top-k and decoding untouched) with the vocabulary projection fed only the
+masked rows (bench/fill_mask_head.py, docs/BENCHMARKS.md).
+"""
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import threading
+from typing import Any, Optional, Sequence
 
-from transformers import AutoModelForMaskedLM, pipeline
+import torch
+from transformers import AutoModelForMaskedLM, FillMaskPipeline
 
 from backend.tasks.types import MaskFill
 from backend.types import InvalidInputError
@@ -13,9 +21,48 @@ MODEL_CLASS = AutoModelForMaskedLM
 MAX_MASKS = 10
 
 
+class MaskedRowsFillMask(FillMaskPipeline):
+    """FillMaskPipeline whose vocabulary projection sees only the masked positions.
+
+    A forward pre-hook on the model's output embeddings (the projection every masked-LM head ends with: BERT,
+    RoBERTa, DistilBERT, ALBERT, ...) keeps just the rows being predicted; `_forward` then puts those logits back
+    at their positions in a (batch, length, vocabulary) tensor whose other rows are never read by `postprocess`
+    and never written (allocated uninitialised, so they cost no memory traffic). A model without output
+    embeddings runs the plain pipeline.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._rows = threading.local()  # the mask of the forward pass running on this thread (threads share a model)
+        projection = self.model.get_output_embeddings()
+        self._hooked = projection is not None
+        if self._hooked:
+            projection.register_forward_pre_hook(self._keep_masked_rows)
+
+    def _keep_masked_rows(self, _module: Any, args: tuple[Any, ...]) -> Optional[tuple[Any, ...]]:
+        masked = getattr(self._rows, "masked", None)
+        if masked is None:
+            return None  # another caller's forward pass: unchanged
+        return (args[0][masked].unsqueeze(0), *args[1:])
+
+    def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        if not self._hooked:
+            return super()._forward(model_inputs)
+        input_ids = model_inputs["input_ids"]
+        masked = input_ids == self.tokenizer.mask_token_id
+        self._rows.masked = masked
+        try:
+            compact = self.model(**model_inputs)["logits"]  # (1, masked positions, vocabulary)
+        finally:
+            self._rows.masked = None
+        logits = compact.new_empty((*input_ids.shape, compact.shape[-1]))
+        logits[masked] = compact[0]
+        return {"logits": logits, "input_ids": input_ids}
+
+
 class FillMaskTask:
     def __init__(self, model: Any, tokenizer: Any) -> None:
-        self.pipe = pipeline("fill-mask", model=model, tokenizer=tokenizer, device=model.device)
+        self.pipe = MaskedRowsFillMask(model=model, tokenizer=tokenizer, device=model.device)
         self.mask_token = tokenizer.mask_token
 
     def check(self, text: str) -> int:
