@@ -239,6 +239,16 @@ def stream_of(chunks: list[Any], done: bool = True) -> Behaviour:
     return behave
 
 
+class QuietHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server that does not print a traceback when a client hangs up (some tests do on purpose)."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 class FakeServer:
     """An OpenAI-ish server on 127.0.0.1 whose answers the test scripts: `server.script = [behaviour, ...]`.
 
@@ -292,8 +302,7 @@ class FakeServer:
                 except (BrokenPipeError, ConnectionResetError):
                     pass  # the client went away: that is what some tests do
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = QuietHTTPServer(("127.0.0.1", 0), Handler)
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="fake-openai-server", daemon=True)
         self._thread.start()

@@ -12,7 +12,7 @@ import json
 import subprocess
 import sys
 import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -22,6 +22,7 @@ import pytest
 from backend.security import SecuritySettings
 from tests.app_process import AppProcess, models_yaml_variant, record_figures
 from tests.conftest import ROOT
+from tests.remote_server import QuietHTTPServer
 
 CHAT = "tiny-chat"
 ALICE = ("alice", "wonderland-4242")
@@ -195,7 +196,7 @@ class EchoingServer(BaseHTTPRequestHandler):
 
 @pytest.fixture(scope="module")
 def echoing_server() -> Iterator[str]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), EchoingServer)
+    server = QuietHTTPServer(("127.0.0.1", 0), EchoingServer)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield f"http://127.0.0.1:{server.server_address[1]}/v1"
