@@ -19,7 +19,9 @@ from tests.browser.helpers import (
     open_app,
     open_params,
     open_tab,
+    record_shown,
     record_texts,
+    recorded_shown,
     recorded_texts,
     select_option,
     send_chat,
@@ -58,9 +60,8 @@ def test_send_turns_into_stop_and_the_reply_shows_the_load(page: Page, app_url: 
     open_params(page, "chat")
     set_number(page, "chat-max-new-tokens", 40)
     record_texts(page, '#chat-history [data-testid="bot"]')  # the wait can be shorter than a poll
+    record_shown(page, ["chat-send", "chat-stop-btn"])  # recorded per frame: a short reply can end between polls
     send_chat(page, "Hello!")
-    expect(page.locator("#chat-send")).to_be_hidden()
-    expect(page.locator("#chat-stop-btn")).to_be_visible()
     # Before the first token, the reply's place says what is happening (not an empty pill).
     stats = wait_finished(page, "chat-stats", timeout=120_000)
     seen = recorded_texts(page)
@@ -68,6 +69,8 @@ def test_send_turns_into_stop_and_the_reply_shows_the_load(page: Page, app_url: 
     assert re.search(r"model loaded in \d+\.\d\d s", stats), stats
     expect(page.locator("#chat-send")).to_be_visible()
     expect(page.locator("#chat-stop-btn")).to_be_hidden()
+    shown = recorded_shown(page)
+    assert shown == [["chat-send"], ["chat-stop-btn"], ["chat-send"]], shown  # Send turned into Stop and back
     expect(page.locator("#chat-context")).to_contain_text(re.compile(r"Context: \d+ / 4,096 tokens"))
 
 

@@ -17,8 +17,8 @@ from tests.browser.conftest import running_app
 from tests.browser.helpers import (
     TIMEOUT_MS,
     bubbles,
-    record_texts,
     record_shown,
+    record_texts,
     recorded_shown,
     recorded_texts,
     screenshot,
