@@ -18,6 +18,7 @@ from ui.i18n import CHINESE, STRINGS, language
 
 _FIELD = r"(?P<field>[A-Za-z][A-Za-z _-]{0,30}?)(?: item \d+)?"
 _GOT = r",? got (?P<got>.+)"
+_NUMBER = r"[\d,.]+"
 
 
 def _zh(key: str) -> str:
@@ -86,6 +87,37 @@ PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
     (re.compile(r"^training: this account may not start training\b.*$", re.DOTALL), lambda m: _zh("err_may_not_train")),
     (re.compile(r"^there is no saved dataset named '(?P<name>.*)'$"),
      lambda m: _zh("err_saved_dataset").format(name=m["name"])),
+    # the tasks' bad input
+    (re.compile(r"^context(?:\[\d+\])?: is empty; paste the text the answer should come from$"),
+     lambda m: _zh("err_no_context")),
+    (re.compile(r"^text(?:\[\d+\])?: has no mask token; put (?P<token>\S+) where a word should be predicted .*$"),
+     lambda m: _zh("err_no_mask").format(token=m["token"])),
+    (re.compile(r"^text: (?P<count>\d+) mask tokens; at most (?P<most>\d+)$"),
+     lambda m: _zh("err_too_many_masks").format(count=m["count"], most=m["most"])),
+    (re.compile(r"^target_language: say which language to translate into$"), lambda m: _zh("err_no_target_language")),
+    (re.compile(r"^target_language: this model does not translate (?P<source>.+?) → (?P<target>.+?); "
+                r"it translates (?P<have>.+)$"),
+     lambda m: _zh("err_language_pair").format(source=m["source"], target=m["target"], have=m["have"])),
+    # uploads and their limits (backend/datafiles.py)
+    (re.compile(r"^file: '(?P<name>.*)' is empty(?: \(.*\))?$"),
+     lambda m: _zh("err_empty_file").format(name=m["name"])),
+    (re.compile(r"^file: '(?P<name>.*)' has a header but no rows$"),
+     lambda m: _zh("err_header_only").format(name=m["name"])),
+    (re.compile(rf"^file: '(?P<name>.*)' is (?P<size>{_NUMBER}) MB; the limit is (?P<limit>{_NUMBER}) MB\..*$"),
+     lambda m: _zh("err_file_too_big").format(**m.groupdict())),
+    (re.compile(rf"^file: '(?P<name>.*)' has (?P<count>{_NUMBER}) (?P<what>rows|columns); "
+                rf"the limit is (?P<limit>{_NUMBER})\..*$"),
+     lambda m: _zh(f"err_too_many_{m['what']}").format(name=m["name"], count=m["count"], limit=m["limit"])),
+    (re.compile(rf"^file: '(?P<name>.*)': a cell of column '(?P<column>.*)' holds (?P<count>{_NUMBER}) characters; "
+                rf"the limit is (?P<limit>{_NUMBER}) per cell\..*$"),
+     lambda m: _zh("err_cell_too_long").format(**m.groupdict())),
+    (re.compile(rf"^file: '(?P<name>.*)' expands to (?P<size>{_NUMBER}) MB of text once decoded; "
+                rf"the limit is (?P<limit>{_NUMBER}) MB\..*$"),
+     lambda m: _zh("err_expands").format(**m.groupdict())),
+    (re.compile(r"^column: '(?P<name>.*)' is empty in every row; pick the column that holds the text$"),
+     lambda m: _zh("err_empty_column").format(name=m["name"])),
+    (re.compile(rf"^{_FIELD}: is (?P<count>{_NUMBER}) characters; the limit is (?P<limit>{_NUMBER})\..*$"),
+     lambda m: _zh("err_text_too_long").format(field=_field(m["field"]), count=m["count"], limit=m["limit"])),
 ]
 
 

@@ -1,0 +1,70 @@
+"""The tasks' bad-input errors (issue 18) and the upload limits' refusals (issue 15) in Chinese for a Chinese
+browser: each message is produced by the real backend code (files written to tmp_path, the tiny models), so a
+reworded backend message that the Chinese table no longer knows fails here instead of showing English."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Callable
+
+import pandas as pd
+import pytest
+
+from backend.datafiles import read_table
+from backend.table_limits import TableLimits
+from backend.tasks import service
+from backend.tasks.catalog import pair_error
+from backend.tasks.files import run_table
+from backend.types import InvalidInputError
+from ui.i18n_errors import chinese_error
+
+
+def refusal(action: Callable[[], object]) -> str:
+    with pytest.raises(InvalidInputError) as error:
+        action()
+    return str(error.value)
+
+
+def written(tmp_path: Path, name: str, content: str) -> Path:
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    return path
+
+
+def test_upload_refusals_are_said_in_chinese(tmp_path: Path) -> None:
+    rows = written(tmp_path, "rows.csv", "text,label\n" + "".join(f"row {n},a\n" for n in range(5)))
+    parquet = tmp_path / "wide.parquet"
+    pd.DataFrame({"text": ["word " * 40] * 50}).to_parquet(parquet)
+    cases = {
+        refusal(lambda: read_table(written(tmp_path, "empty.csv", ""))): "文件“empty.csv”是空的。",
+        refusal(lambda: read_table(written(tmp_path, "blank.csv", "  \n"))): "文件“blank.csv”是空的。",
+        refusal(lambda: read_table(written(tmp_path, "head.csv", "text,label\n"))): "文件“head.csv”只有表头，没有数据行。",
+        refusal(lambda: read_table(rows, max_bytes=10)): "文件“rows.csv”大小为 0.0 MB，上限为 0 MB。请拆分成较小的文件。",
+        refusal(lambda: read_table(rows, max_rows=2)): "文件“rows.csv”有 5 行，上限为 2 行。请拆分成较小的文件。",
+        refusal(lambda: read_table(rows, limits=TableLimits(max_columns=1))):
+            "文件“rows.csv”有 2 列，上限为 1 列。请只保留需要的列。",
+        refusal(lambda: read_table(rows, limits=TableLimits(max_cell_chars=3))):
+            "文件“rows.csv”的“text”列中有一个单元格含 5 个字符，每个单元格最多 3 个。请缩短或拆分这段文本。",
+        refusal(lambda: read_table(parquet, limits=TableLimits(max_table_bytes=1000))):
+            "文件“wide.parquet”解码后有 0 MB 文本，上限为 0 MB。请拆分成较小的文件。",
+    }
+    for message, chinese in cases.items():
+        assert chinese_error(message) == chinese, message
+
+
+def test_task_bad_input_is_said_in_chinese(registry) -> None:
+    blank = pd.DataFrame({"text": ["", "  "]})
+    cases = {
+        refusal(lambda: service.answer_question(registry, "tiny-qa", "Where is it?", "   ")): "请粘贴答案所在的上下文文本。",
+        refusal(lambda: service.fill_masks(registry, "tiny-mlm", "No mask here.")):
+            "文本中没有掩码标记；请在要预测的词的位置写上 [MASK]（此模型的掩码标记）。",
+        refusal(lambda: run_table(registry, "tiny-embed", "embed", blank, "text")):
+            "“text”列在每一行都是空的；请选择包含文本的列。",
+        str(pair_error([("en", "de"), ("en", "fr")], "en", "ja")): "此模型不能把 en 翻译成 ja；它支持：en → de, en → fr。",
+        "target_language: say which language to translate into": "请选择要翻译成的语言。",
+    }
+    for message, chinese in cases.items():
+        assert chinese_error(message) == chinese, message
+    many = "The [MASK] " * 11
+    assert chinese_error(refusal(lambda: service.fill_masks(registry, "tiny-mlm", many))) == \
+        "文本中有 11 个掩码标记，最多 10 个。"
