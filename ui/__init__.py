@@ -30,7 +30,7 @@ from ui.style import LAYOUT_CSS
 from ui.train import TrainTab
 from ui.tasks import build_tasks_tab, has_tasks, register_tasks_api
 from ui.server_guards import escape_choice_errors, guard_options, start_session_expiry
-from ui.i18n import I18N, t
+from ui.i18n import I18N, t, toast_titles_head
 
 __all__ = ["build_app", "launch"]
 
@@ -147,7 +147,7 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
     app, _, _ = demo.launch(server_name=host, server_port=port, theme=THEME,
                             css=CSS + LAYOUT_CSS + getattr(demo, "workbench_css", ""), show_error=True,
                             footer_links=getattr(demo, "workbench_footer_links", ["api", "settings", "gradio"]), i18n=I18N,
-                            prevent_thread_lock=True, **options)
+                            head=toast_titles_head(), prevent_thread_lock=True, **options)
     start_session_expiry(app, limits.session_idle_s)
     if on_app is not None:
         on_app(app)

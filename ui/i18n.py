@@ -25,6 +25,7 @@ The table lives in several modules (ui/i18n_strings*.py, one per group of tabs),
 
 from __future__ import annotations
 
+import json
 from typing import Any, Iterable, Optional
 
 import gradio as gr
@@ -139,3 +140,25 @@ def headed(table: Any, names: Optional[Iterable[str]] = None, request: Optional[
 def _renamed(headers: list[str], names: Optional[Iterable[str]], request: Optional[gr.Request]) -> list[str]:
     wanted = None if names is None else set(names)
     return [columns(h, request=request)[0] if wanted is None or h in wanted else h for h in headers]
+
+
+def toast_titles_head() -> str:
+    """A script for the page's <head>: a toast's title word ("Error", "Warning") in Chinese for a browser that asks
+    for Chinese first, the same rule as `language` applies to Accept-Language.
+
+    Gradio 6.31 draws the title from the toast's type, capitalised, with no i18n and no way to set it from the
+    server (gr.Error's `title` does not reach the toast), so the page rewrites the word once it is drawn.
+    """
+    words = {english: chinese for key, (english, chinese) in STRINGS.items() if key.startswith("toast_")}
+    return """<script>
+(() => {
+  const words = %s;
+  const first = ((navigator.languages && navigator.languages[0]) || navigator.language || "").toLowerCase();
+  if (!first.startsWith("zh")) return;
+  const rename = () => document.querySelectorAll(".toast-title").forEach((title) => {
+    const word = title.firstChild;
+    if (word && word.nodeType === Node.TEXT_NODE && words[word.data.trim()]) word.data = words[word.data.trim()] + " ";
+  });
+  new MutationObserver(rename).observe(document.documentElement, {childList: true, subtree: true});
+})();
+</script>""" % json.dumps(words, ensure_ascii=False)

@@ -49,6 +49,11 @@ STRINGS: dict[str, tuple[str, str]] = {
     "status_waiting": ("Waiting for the model (the first request loads it)…", "正在等待模型（首次请求会加载它）…"),
     "status_generating": ("Generating…", "正在生成…"),
     "status_imported": ("Imported {count} message(s).", "已导入 {count} 条消息。"),
+    # the title word of a toast (Gradio draws it from the toast's type, untranslated: see toast_titles_head)
+    "toast_Error": ("Error", "错误"),
+    "toast_Warning": ("Warning", "警告"),
+    "toast_Info": ("Info", "提示"),
+    "toast_Success": ("Success", "成功"),
     "import_model_kept": ("The file's model '{model}' is not a chat model here; keeping the current one.",
                           "文件中的模型“{model}”在这里不是聊天模型，保留当前模型。"),
     "context_used": ("Context: {used:,} tokens used", "上下文：已用 {used:,} 个 token"),

@@ -72,6 +72,7 @@ def check_tabs_in_chinese(page: Page) -> None:
     page.locator("#eval-run").click()
     expect(page.locator(".toast-body").first).to_contain_text("请先上传 CSV、JSONL 或 Parquet 文件", timeout=TIMEOUT_MS)
     expect(page.locator(".toast-body").first).not_to_contain_text("upload")
+    expect(page.locator(".toast-title").first).to_have_text("错误")  # Gradio's own word, renamed in the page
 
     open_top_tab(page, "数据")
     expect(page.locator("#data-run")).to_have_text("处理并保存")
@@ -131,6 +132,9 @@ def test_an_english_browser_keeps_the_english_ui(page: Page, app_url: str) -> No
     open_top_tab(page, "Evaluate")
     expect(page.locator("#eval-run")).to_have_text("Run evaluation")
     expect(page.locator("#eval-task")).to_contain_text("Perplexity")
+    page.locator("#eval-run").click()  # refused: no data
+    expect(page.locator(".toast-body").first).to_contain_text("upload a CSV", timeout=TIMEOUT_MS)
+    expect(page.locator(".toast-title").first).to_have_text("Error")
     open_top_tab(page, "Data")
     expect(page.locator("#data-clean")).to_contain_text("Drop empty rows")
     expect(page.locator("body")).not_to_contain_text("__i18n__")
