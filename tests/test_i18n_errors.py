@@ -10,7 +10,11 @@ from typing import Callable
 import pandas as pd
 import pytest
 
+from backend.data.feedback import save_feedback_dataset
+from backend.data.recipe import Recipe, parse_fractions
+from backend.data.store import check_name
 from backend.datafiles import read_table
+from backend.evaluation.data import DataSource
 from backend.table_limits import TableLimits
 from backend.tasks import service
 from backend.tasks.catalog import pair_error
@@ -68,3 +72,23 @@ def test_task_bad_input_is_said_in_chinese(registry) -> None:
     many = "The [MASK] " * 11
     assert chinese_error(refusal(lambda: service.fill_masks(registry, "tiny-mlm", many))) == \
         "文本中有 11 个掩码标记，最多 10 个。"
+
+
+def test_data_tab_refusals_are_said_in_chinese(tmp_path: Path) -> None:
+    source = DataSource(path=str(tmp_path / "rows.csv"))
+    cases = {
+        refusal(lambda: Recipe(source, text_column="").validated()): "请选择包含文本的列。",
+        refusal(lambda: Recipe(source, text_column="text", label_column="text").validated()): "标签列不能与文本列相同。",
+        refusal(lambda: Recipe(source, text_column="text", split=(0.5, 0.2, 0.2)).validated()):
+            "划分比例之和必须为 1，且训练集比例大于 0（当前为 0.5, 0.2, 0.2）。",
+        refusal(lambda: parse_fractions("most,some")): "划分比例请写成 0.8,0.1,0.1 这样的形式（当前为 'most,some'）。",
+        refusal(lambda: parse_fractions("1")): "划分比例请写成 0.8,0.1,0.1 这样的形式（当前为 '1'）。",
+        refusal(lambda: check_name("../up")): "“../up”不是有效的数据集名称；请只用字母、数字、“.”、“_”和“-”（最多 64 个字符，以字母或数字开头）。",
+        refusal(lambda: save_feedback_dataset("ann", "liked", "sft", root=tmp_path)):
+            "还没有被点赞的回复；请先在聊天中用大拇指按钮为回复评分。",
+        # Raised deep in a job (a saved name, a recipe that drops everything): their wording as the code has it.
+        "name: a dataset named 'reviews' exists already; pick another name": "已有名为“reviews”的数据集；请换一个名称。",
+        "clean: every row was dropped (empty: -3); loosen the cleaning settings": "清洗后没有剩下任何行（empty: -3）；请放宽清洗设置。",
+    }
+    for message, chinese in cases.items():
+        assert chinese_error(message) == chinese, message
