@@ -17,6 +17,8 @@ from backend.datafiles import read_table
 from backend.evaluation.data import DataSource
 from backend.table_limits import TableLimits
 from backend.tasks import service
+from backend.training.config import TrainConfig
+from backend.training.data import prepare_classification
 from backend.tasks.catalog import pair_error
 from backend.tasks.files import run_table
 from backend.types import InvalidInputError
@@ -89,6 +91,36 @@ def test_data_tab_refusals_are_said_in_chinese(tmp_path: Path) -> None:
         # Raised deep in a job (a saved name, a recipe that drops everything): their wording as the code has it.
         "name: a dataset named 'reviews' exists already; pick another name": "已有名为“reviews”的数据集；请换一个名称。",
         "clean: every row was dropped (empty: -3); loosen the cleaning settings": "清洗后没有剩下任何行（empty: -3）；请放宽清洗设置。",
+    }
+    for message, chinese in cases.items():
+        assert chinese_error(message) == chinese, message
+
+
+def test_train_tab_refusals_are_said_in_chinese(tmp_path: Path) -> None:
+    def classification(rows: str, validation_fraction: float = 0.2) -> str:
+        data = written(tmp_path, "train.csv", "text,label\n" + rows)
+        config = TrainConfig(task="classification", base=str(tmp_path), data=str(data), text_column="text",
+                             label_column="label", validation_fraction=validation_fraction)
+        return refusal(lambda: prepare_classification(config))
+
+    cases = {
+        classification("good,pos\nfine,pos\n"): "“label”列的每一行都是同一个标签（“pos”）；分类器至少需要两个类别。",
+        classification("good,pos\nfine,pos\nbad,neg\n"):
+            "标签“neg”只有一个样本；分层划分要求每个标签至少两个样本（请补充样本，或提供验证文件）。",
+        classification("good,pos\nfine,pos\nbad,neg\nawful,neg\n", validation_fraction=0.8):
+            "4 行数据太少，无法在 2 个标签下划分出训练集和验证集。",
+        classification("good,pos\n ,pos\nbad,neg\n"): "“text”列有 1 行为空（第一处：第 2 行）；请删除或补全这些行。",
+        classification("good,pos\nfine, \nbad,neg\n"): "“label”列有 1 行没有标签（第一处：第 2 行）。",
+        # The Train tab's own checks (ui/train.py).
+        "data: upload a training file or pick a saved dataset first": "请先上传训练文件，或选择一个已保存的数据集。",
+        "base: pick a base model": "请选择一个基础模型。",
+        "run: start a run or open one from the table first": "请先启动一次训练，或从表格中打开一次运行。",
+        # Raised where this machine cannot reach them (a CUDA check, a registry, a model's tokenizer).
+        "field 'method': qlora (4-bit) needs a CUDA GPU; use lora or full here":
+            "QLoRA（4 位）需要 CUDA GPU；在这里请使用 LoRA 或全参数训练。",
+        "field 'register_as': the registry already has a model 'tiny-chat'": "注册表中已有名为“tiny-chat”的模型；请换一个名称。",
+        "field 'base': /models/gpt2 has no chat template; SFT formats conversations with the model's own template "
+        "(pick a chat model)": "基础模型没有对话模板；SFT 需要用模型自己的模板格式化对话（请选择一个聊天模型）。",
     }
     for message, chinese in cases.items():
         assert chinese_error(message) == chinese, message

@@ -133,6 +133,28 @@ PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
      lambda m: _zh("err_all_dropped").format(why=m["why"])),
     (re.compile(r"^feedback: no reply is rated up yet; rate replies in Chat with the thumbs$"),
      lambda m: _zh("err_nothing_rated")),
+    # the Train tab (backend/training/)
+    (re.compile(r"^field 'label_column': every row of '(?P<column>.*)' has the same label \('(?P<label>.*)'\); .*$"),
+     lambda m: _zh("err_one_class").format(column=m["column"], label=m["label"])),
+    (re.compile(r"^field 'label_column': label '(?P<label>.*)' has only one example; .*$"),
+     lambda m: _zh("err_label_once").format(label=m["label"])),
+    (re.compile(r"^field 'data': (?P<rows>\d+) rows are too few to split .* with (?P<labels>\d+) labels$"),
+     lambda m: _zh("err_too_few_rows").format(rows=m["rows"], labels=m["labels"])),
+    (re.compile(r"^field 'text_column': (?P<count>\d+) row\(s\) of '(?P<column>.*)' in the \w+ file are empty "
+                r"\(first: row (?P<row>\d+)\); drop or fill them$"),
+     lambda m: _zh("err_blank_texts").format(**m.groupdict())),
+    (re.compile(r"^field 'label_column': (?P<count>\d+) row\(s\) of '(?P<column>.*)' in the \w+ file have no label "
+                r"\(first: row (?P<row>\d+)\)$"),
+     lambda m: _zh("err_blank_labels").format(**m.groupdict())),
+    (re.compile(r"^field 'method': qlora \(4-bit\) needs a CUDA GPU; use lora or full here$"),
+     lambda m: _zh("err_qlora_gpu")),
+    (re.compile(r"^field 'register_as': the registry already has a model '(?P<name>.*)'$"),
+     lambda m: _zh("err_register_taken").format(name=m["name"])),
+    (re.compile(r"^field 'base': .* has no chat template; .*$", re.DOTALL), lambda m: _zh("err_no_chat_template")),
+    (re.compile(r"^data: upload a training file or pick a saved dataset first$"),
+     lambda m: _zh("err_pick_training_data")),
+    (re.compile(r"^base: pick a base model$"), lambda m: _zh("err_pick_base")),
+    (re.compile(r"^run: start a run or open one from the table first$"), lambda m: _zh("err_pick_run")),
     (re.compile(rf"^{_FIELD}: is (?P<count>{_NUMBER}) characters; the limit is (?P<limit>{_NUMBER})\..*$"),
      lambda m: _zh("err_text_too_long").format(field=_field(m["field"]), count=m["count"], limit=m["limit"])),
 ]
