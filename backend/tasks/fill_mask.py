@@ -55,8 +55,10 @@ class MaskedRowsFillMask(FillMaskPipeline):
             compact = self.model(**model_inputs)["logits"]  # (1, masked positions, vocabulary)
         finally:
             self._rows.masked = None
-        logits = compact.new_empty((*input_ids.shape, compact.shape[-1]))
-        logits[masked] = compact[0]
+        # Built on the CPU, where the pipeline moves every output before `postprocess`: on a GPU only the masked
+        # rows cross over, not a (batch, length, vocabulary) tensor.
+        logits = torch.empty((*input_ids.shape, compact.shape[-1]), dtype=compact.dtype)
+        logits[masked.cpu()] = compact[0].cpu()
         return {"logits": logits, "input_ids": input_ids}
 
 
