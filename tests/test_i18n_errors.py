@@ -14,7 +14,7 @@ from backend.data.feedback import save_feedback_dataset
 from backend.data.recipe import Recipe, parse_fractions
 from backend.data.store import check_name
 from backend.datafiles import read_table
-from backend.evaluation.data import DataSource
+from backend.evaluation.data import DataSource, check_hub_id
 from backend.table_limits import TableLimits
 from backend.tasks import service
 from backend.training.config import TrainConfig
@@ -121,6 +121,24 @@ def test_train_tab_refusals_are_said_in_chinese(tmp_path: Path) -> None:
         "field 'register_as': the registry already has a model 'tiny-chat'": "注册表中已有名为“tiny-chat”的模型；请换一个名称。",
         "field 'base': /models/gpt2 has no chat template; SFT formats conversations with the model's own template "
         "(pick a chat model)": "基础模型没有对话模板；SFT 需要用模型自己的模板格式化对话（请选择一个聊天模型）。",
+    }
+    for message, chinese in cases.items():
+        assert chinese_error(message) == chinese, message
+
+
+def test_hub_dataset_refusals_are_said_in_chinese(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "owner" / "name").mkdir(parents=True)
+    monkeypatch.chdir(tmp_path)  # a server folder named like a Hub id
+    cases = {
+        refusal(lambda: check_hub_id("  ")): "Hub 数据集 ID 为空；请填写类似“someone/reviews”的 ID。",
+        refusal(lambda: check_hub_id("../../etc")): "“../../etc”不是 Hub 数据集 ID；请按“所有者/名称”填写（例如“stanfordnlp/imdb”）。"
+                                                    "这里不能读取服务器上的文件夹或文件：请改为上传文件。",
+        refusal(lambda: check_hub_id("someone/reviews", split="test; rm")): "“test; rm”不是有效的划分名称（只能用字母、数字、- _ .）。",
+        refusal(lambda: check_hub_id("owner/name")): "“owner/name”是服务器上的一个文件夹名，不会被读取；请改为上传文件。",
+        "data: the Hub dataset 'someone/reviews' cannot be reached offline (HF_HUB_OFFLINE is set) and is not in the "
+        "local cache (no files). Download it on a connected machine, or export it to a CSV / JSONL / Parquet file "
+        "and pass that instead": "Hub 数据集“someone/reviews”在离线模式下无法访问，本地缓存中也没有；请在联网的机器上下载它，"
+                                 "或导出为 CSV / JSONL / Parquet 文件后上传。",
     }
     for message, chinese in cases.items():
         assert chinese_error(message) == chinese, message

@@ -155,6 +155,16 @@ PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
      lambda m: _zh("err_pick_training_data")),
     (re.compile(r"^base: pick a base model$"), lambda m: _zh("err_pick_base")),
     (re.compile(r"^run: start a run or open one from the table first$"), lambda m: _zh("err_pick_run")),
+    # the Evaluate tab's Hub dataset field
+    (re.compile(r"^data: the Hub dataset id is empty; .*$"), lambda m: _zh("err_hub_id_empty")),
+    (re.compile(r"^data: '(?P<name>.*)' is not a Hub dataset id; .*$", re.DOTALL),
+     lambda m: _zh("err_not_hub_id").format(name=m["name"])),
+    (re.compile(r"^data: '(?P<name>.*)' is not a valid (?P<role>config|split) name .*$"),
+     lambda m: _zh("err_hub_name").format(name=m["name"], role=_zh(f"role_{m['role']}"))),
+    (re.compile(r"^data: '(?P<name>.*)' names a folder on the server, .*$", re.DOTALL),
+     lambda m: _zh("err_server_folder").format(name=m["name"])),
+    (re.compile(r"^data: the Hub dataset '(?P<name>.*?)' cannot be reached offline .*$", re.DOTALL),
+     lambda m: _zh("err_hub_offline").format(name=m["name"])),
     (re.compile(rf"^{_FIELD}: is (?P<count>{_NUMBER}) characters; the limit is (?P<limit>{_NUMBER})\..*$"),
      lambda m: _zh("err_text_too_long").format(field=_field(m["field"]), count=m["count"], limit=m["limit"])),
 ]

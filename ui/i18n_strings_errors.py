@@ -134,6 +134,20 @@ STRINGS: dict[str, tuple[str, str]] = {
                                "请先上传训练文件，或选择一个已保存的数据集。"),
     "err_pick_base": ("Pick a base model.", "请选择一个基础模型。"),
     "err_pick_run": ("Start a run or open one from the table first.", "请先启动一次训练，或从表格中打开一次运行。"),
+    # the Evaluate tab's Hub dataset field (backend/evaluation/data.py)
+    "err_hub_id_empty": ("The Hub dataset id is empty; give one like 'someone/reviews'.",
+                         "Hub 数据集 ID 为空；请填写类似“someone/reviews”的 ID。"),
+    "err_not_hub_id": ("'{name}' is not a Hub dataset id; give one as owner/name.",
+                       "“{name}”不是 Hub 数据集 ID；请按“所有者/名称”填写（例如“stanfordnlp/imdb”）。"
+                       "这里不能读取服务器上的文件夹或文件：请改为上传文件。"),
+    "err_hub_name": ("'{name}' is not a valid {role} name.", "“{name}”不是有效的{role}名称（只能用字母、数字、- _ .）。"),
+    "err_server_folder": ("'{name}' names a folder on the server; it is not read.",
+                          "“{name}”是服务器上的一个文件夹名，不会被读取；请改为上传文件。"),
+    "err_hub_offline": ("The Hub dataset '{name}' cannot be reached offline and is not in the local cache.",
+                        "Hub 数据集“{name}”在离线模式下无法访问，本地缓存中也没有；请在联网的机器上下载它，"
+                        "或导出为 CSV / JSONL / Parquet 文件后上传。"),
+    "role_config": ("config", "配置"),
+    "role_split": ("split", "划分"),
     "err_text_too_long": ("{field} is {count} characters; the limit is {limit}.",
                           "{field}有 {count} 个字符，上限为 {limit} 个。请缩短或拆分。"),
 }
