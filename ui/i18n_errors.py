@@ -36,6 +36,11 @@ def _column(role: str, task: str) -> str:
     return _zh(f"column_{column}") if f"column_{column}" in STRINGS else f"{role} column"
 
 
+def _said(key: str) -> Callable[[re.Match[str]], str]:
+    """The Chinese template `key` filled with the pattern's named groups."""
+    return lambda match: _zh(key).format(**match.groupdict())
+
+
 def _task(task: str) -> str:
     return _zh(f"task_{task}") if f"task_{task}" in STRINGS else task
 
@@ -89,82 +94,67 @@ PATTERNS: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str]]] = [
      lambda m: _zh("err_saved_dataset").format(name=m["name"])),
     # the tasks' bad input
     (re.compile(r"^context(?:\[\d+\])?: is empty; paste the text the answer should come from$"),
-     lambda m: _zh("err_no_context")),
+     _said("err_no_context")),
     (re.compile(r"^text(?:\[\d+\])?: has no mask token; put (?P<token>\S+) where a word should be predicted .*$"),
-     lambda m: _zh("err_no_mask").format(token=m["token"])),
-    (re.compile(r"^text: (?P<count>\d+) mask tokens; at most (?P<most>\d+)$"),
-     lambda m: _zh("err_too_many_masks").format(count=m["count"], most=m["most"])),
-    (re.compile(r"^target_language: say which language to translate into$"), lambda m: _zh("err_no_target_language")),
+     _said("err_no_mask")),
+    (re.compile(r"^text: (?P<count>\d+) mask tokens; at most (?P<most>\d+)$"), _said("err_too_many_masks")),
+    (re.compile(r"^target_language: say which language to translate into$"), _said("err_no_target_language")),
     (re.compile(r"^target_language: this model does not translate (?P<source>.+?) → (?P<target>.+?); "
-                r"it translates (?P<have>.+)$"),
-     lambda m: _zh("err_language_pair").format(source=m["source"], target=m["target"], have=m["have"])),
+                r"it translates (?P<have>.+)$"), _said("err_language_pair")),
     # uploads and their limits (backend/datafiles.py)
-    (re.compile(r"^file: '(?P<name>.*)' is empty(?: \(.*\))?$"),
-     lambda m: _zh("err_empty_file").format(name=m["name"])),
-    (re.compile(r"^file: '(?P<name>.*)' has a header but no rows$"),
-     lambda m: _zh("err_header_only").format(name=m["name"])),
+    (re.compile(r"^file: '(?P<name>.*)' is empty(?: \(.*\))?$"), _said("err_empty_file")),
+    (re.compile(r"^file: '(?P<name>.*)' has a header but no rows$"), _said("err_header_only")),
     (re.compile(rf"^file: '(?P<name>.*)' is (?P<size>{_NUMBER}) MB; the limit is (?P<limit>{_NUMBER}) MB\..*$"),
-     lambda m: _zh("err_file_too_big").format(**m.groupdict())),
+     _said("err_file_too_big")),
     (re.compile(rf"^file: '(?P<name>.*)' has (?P<count>{_NUMBER}) (?P<what>rows|columns); "
                 rf"the limit is (?P<limit>{_NUMBER})\..*$"),
      lambda m: _zh(f"err_too_many_{m['what']}").format(name=m["name"], count=m["count"], limit=m["limit"])),
     (re.compile(rf"^file: '(?P<name>.*)': a cell of column '(?P<column>.*)' holds (?P<count>{_NUMBER}) characters; "
-                rf"the limit is (?P<limit>{_NUMBER}) per cell\..*$"),
-     lambda m: _zh("err_cell_too_long").format(**m.groupdict())),
+                rf"the limit is (?P<limit>{_NUMBER}) per cell\..*$"), _said("err_cell_too_long")),
     (re.compile(rf"^file: '(?P<name>.*)' expands to (?P<size>{_NUMBER}) MB of text once decoded; "
-                rf"the limit is (?P<limit>{_NUMBER}) MB\..*$"),
-     lambda m: _zh("err_expands").format(**m.groupdict())),
+                rf"the limit is (?P<limit>{_NUMBER}) MB\..*$"), _said("err_expands")),
     (re.compile(r"^column: '(?P<name>.*)' is empty in every row; pick the column that holds the text$"),
-     lambda m: _zh("err_empty_column").format(name=m["name"])),
+     _said("err_empty_column")),
     # the Data tab's recipe and saves (backend/data/)
     (re.compile(r"^text_column \(--text-column\): name the column that holds the text$"),
-     lambda m: _zh("err_name_text_column")),
-    (re.compile(r"^label_column \(--label-column\): must differ from the text column$"),
-     lambda m: _zh("err_label_is_text")),
+     _said("err_name_text_column")),
+    (re.compile(r"^label_column \(--label-column\): must differ from the text column$"), _said("err_label_is_text")),
     (re.compile(r"^split \(--split\): the fractions must add up to 1 with a training part, got (?P<got>.+)$"),
-     lambda m: _zh("err_split_sum").format(got=m["got"])),
+     _said("err_split_sum")),
     (re.compile(r"^split \(--split\): (?:two or three )?fractions like 0\.8,0\.1,0\.1, got (?P<got>.+)$"),
-     lambda m: _zh("err_split_form").format(got=m["got"])),
+     _said("err_split_form")),
     (re.compile(r"^name: a dataset named '(?P<name>.*)' exists already; pick another name$"),
-     lambda m: _zh("err_dataset_exists").format(name=m["name"])),
-    (re.compile(r"^name: '(?P<name>.*)' is not a valid dataset name; .*$"),
-     lambda m: _zh("err_dataset_name").format(name=m["name"])),
+     _said("err_dataset_exists")),
+    (re.compile(r"^name: '(?P<name>.*)' is not a valid dataset name; .*$"), _said("err_dataset_name")),
     (re.compile(r"^clean: every row was dropped \((?P<why>.*)\); loosen the cleaning settings$", re.DOTALL),
-     lambda m: _zh("err_all_dropped").format(why=m["why"])),
+     _said("err_all_dropped")),
     (re.compile(r"^feedback: no reply is rated up yet; rate replies in Chat with the thumbs$"),
-     lambda m: _zh("err_nothing_rated")),
+     _said("err_nothing_rated")),
     # the Train tab (backend/training/)
     (re.compile(r"^field 'label_column': every row of '(?P<column>.*)' has the same label \('(?P<label>.*)'\); .*$"),
-     lambda m: _zh("err_one_class").format(column=m["column"], label=m["label"])),
-    (re.compile(r"^field 'label_column': label '(?P<label>.*)' has only one example; .*$"),
-     lambda m: _zh("err_label_once").format(label=m["label"])),
+     _said("err_one_class")),
+    (re.compile(r"^field 'label_column': label '(?P<label>.*)' has only one example; .*$"), _said("err_label_once")),
     (re.compile(r"^field 'data': (?P<rows>\d+) rows are too few to split .* with (?P<labels>\d+) labels$"),
-     lambda m: _zh("err_too_few_rows").format(rows=m["rows"], labels=m["labels"])),
+     _said("err_too_few_rows")),
     (re.compile(r"^field 'text_column': (?P<count>\d+) row\(s\) of '(?P<column>.*)' in the \w+ file are empty "
-                r"\(first: row (?P<row>\d+)\); drop or fill them$"),
-     lambda m: _zh("err_blank_texts").format(**m.groupdict())),
+                r"\(first: row (?P<row>\d+)\); drop or fill them$"), _said("err_blank_texts")),
     (re.compile(r"^field 'label_column': (?P<count>\d+) row\(s\) of '(?P<column>.*)' in the \w+ file have no label "
-                r"\(first: row (?P<row>\d+)\)$"),
-     lambda m: _zh("err_blank_labels").format(**m.groupdict())),
-    (re.compile(r"^field 'method': qlora \(4-bit\) needs a CUDA GPU; use lora or full here$"),
-     lambda m: _zh("err_qlora_gpu")),
+                r"\(first: row (?P<row>\d+)\)$"), _said("err_blank_labels")),
+    (re.compile(r"^field 'method': qlora \(4-bit\) needs a CUDA GPU; use lora or full here$"), _said("err_qlora_gpu")),
     (re.compile(r"^field 'register_as': the registry already has a model '(?P<name>.*)'$"),
-     lambda m: _zh("err_register_taken").format(name=m["name"])),
-    (re.compile(r"^field 'base': .* has no chat template; .*$", re.DOTALL), lambda m: _zh("err_no_chat_template")),
-    (re.compile(r"^data: upload a training file or pick a saved dataset first$"),
-     lambda m: _zh("err_pick_training_data")),
-    (re.compile(r"^base: pick a base model$"), lambda m: _zh("err_pick_base")),
-    (re.compile(r"^run: start a run or open one from the table first$"), lambda m: _zh("err_pick_run")),
+     _said("err_register_taken")),
+    (re.compile(r"^field 'base': .* has no chat template; .*$", re.DOTALL), _said("err_no_chat_template")),
+    (re.compile(r"^data: upload a training file or pick a saved dataset first$"), _said("err_pick_training_data")),
+    (re.compile(r"^base: pick a base model$"), _said("err_pick_base")),
+    (re.compile(r"^run: start a run or open one from the table first$"), _said("err_pick_run")),
     # the Evaluate tab's Hub dataset field
-    (re.compile(r"^data: the Hub dataset id is empty; .*$"), lambda m: _zh("err_hub_id_empty")),
-    (re.compile(r"^data: '(?P<name>.*)' is not a Hub dataset id; .*$", re.DOTALL),
-     lambda m: _zh("err_not_hub_id").format(name=m["name"])),
+    (re.compile(r"^data: the Hub dataset id is empty; .*$"), _said("err_hub_id_empty")),
+    (re.compile(r"^data: '(?P<name>.*)' is not a Hub dataset id; .*$", re.DOTALL), _said("err_not_hub_id")),
     (re.compile(r"^data: '(?P<name>.*)' is not a valid (?P<role>config|split) name .*$"),
      lambda m: _zh("err_hub_name").format(name=m["name"], role=_zh(f"role_{m['role']}"))),
-    (re.compile(r"^data: '(?P<name>.*)' names a folder on the server, .*$", re.DOTALL),
-     lambda m: _zh("err_server_folder").format(name=m["name"])),
+    (re.compile(r"^data: '(?P<name>.*)' names a folder on the server, .*$", re.DOTALL), _said("err_server_folder")),
     (re.compile(r"^data: the Hub dataset '(?P<name>.*?)' cannot be reached offline .*$", re.DOTALL),
-     lambda m: _zh("err_hub_offline").format(name=m["name"])),
+     _said("err_hub_offline")),
     (re.compile(rf"^{_FIELD}: is (?P<count>{_NUMBER}) characters; the limit is (?P<limit>{_NUMBER})\..*$"),
      lambda m: _zh("err_text_too_long").format(field=_field(m["field"]), count=m["count"], limit=m["limit"])),
 ]
