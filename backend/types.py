@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Union
+from typing import Any, Literal, Mapping, Optional, Union
 
 Task = Literal["chat", "generate", "classify", "zero_shot",
                # the pipeline tasks of backend/tasks/ (one entry per head; see backend/tasks/catalog.py)
@@ -28,7 +28,31 @@ MAX_LOGIT_BIAS = 300  # as OpenAI
 
 
 class WorkbenchError(Exception):
-    """Base of every error the backend raises on purpose; its message is meant for the end user."""
+    """Base of every error the backend raises on purpose.
+
+    An error is a value: `code` says what went wrong (a key of the UI's wording tables, e.g. "empty"), `field`
+    names the input it is about (the API's `param`, the form field the UI points at) and `params` holds the values
+    the wording needs. The message is the English rendering for logs, the CLI and callers that know no better; no
+    caller parses it back (the UI words the error from `code` and `params`, the API reads `field`).
+    """
+
+    def __init__(self, message: str = "", *, code: Optional[str] = None, field: Optional[str] = None,
+                 params: Optional[Mapping[str, Any]] = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.field = field
+        self.params: dict[str, Any] = dict(params or {})
+
+    def __reduce__(self) -> Any:
+        # Errors cross process boundaries (training, data jobs): keep code, field and params through pickling.
+        return (_rebuild_error, (type(self), str(self), self.code, self.field, self.params))
+
+
+def _rebuild_error(cls: type, message: str, code: Optional[str], field: Optional[str],
+                   params: dict[str, Any]) -> "WorkbenchError":
+    error: WorkbenchError = cls.__new__(cls)
+    WorkbenchError.__init__(error, message, code=code, field=field, params=params)
+    return error
 
 
 class ConfigError(WorkbenchError):
