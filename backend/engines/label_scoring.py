@@ -17,6 +17,7 @@ from typing import Any, Callable, NamedTuple, Optional, Sequence
 import torch
 
 from backend.engines.base import Engine
+from backend.engines.length_groups import length_groups
 from backend.engines.runtime import LocalRuntime, RunsLocally
 from backend.types import InvalidInputError, LabelScore, UnsupportedTaskError
 from backend.zerogpu import gpu_function, resident_model
@@ -74,30 +75,6 @@ def score_labels(
             scores[index] = sorted((LabelScore(label, float(p)) for label, p in zip(labels, probabilities)),
                                    key=lambda item: item.score, reverse=True)
     return ScoredBatch(scores, [cut for _, _, cut in encoded])
-
-
-def length_groups(lengths: Sequence[int], max_items: int, max_waste: float = 1.25) -> list[list[int]]:
-    """Indices grouped for forward passes: similar lengths together, at most `max_items` per group.
-
-    Right padding makes every row of a pass as long as its longest: mixing a 10-token and a 120-token prompt
-    costs the short one 110 tokens of padding. Sorting by length and closing a group when padding would exceed
-    `max_waste` times the real tokens keeps batches dense (results go back in the caller's order).
-    """
-    order = sorted(range(len(lengths)), key=lambda index: lengths[index])
-    groups: list[list[int]] = []
-    current: list[int] = []
-    real = 0
-    for index in order:
-        length = lengths[index]
-        # Sorted ascending, so this item is the group's longest: the padded size is length x (count + 1).
-        if current and (len(current) >= max_items or length * (len(current) + 1) > max_waste * (real + length)):
-            groups.append(current)
-            current, real = [], 0
-        current.append(index)
-        real += length
-    if current:
-        groups.append(current)
-    return groups
 
 
 # --------------------------------------------------------------------------------------------- tokens

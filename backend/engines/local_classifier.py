@@ -14,7 +14,8 @@ from transformers import AutoModelForSequenceClassification
 
 from backend.config import ModelSpec
 from backend.engines import loading
-from backend.engines.label_scoring import ScoredBatch, length_groups
+from backend.engines.label_scoring import ScoredBatch
+from backend.engines.length_groups import length_groups
 from backend.zerogpu import gpu_function
 from backend.types import (
     Event,

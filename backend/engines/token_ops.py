@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from backend.engines.length_groups import length_groups
 from backend.engines.token_level import PromptScores, TokenLogprob
 from backend.types import ContextOverflowError, InvalidInputError
 from backend.zerogpu import gpu_function, resident_model
@@ -62,7 +63,6 @@ def tokenizer_info(tokenizer: Any, max_context: Optional[int], chat_template: Op
 def score_prompts(runtime: Any, rows: Sequence[Sequence[int]], top: int) -> list[PromptScores]:
     """Every prompt token's log-probability, and the greedy next token, for each row (a loaded model's
     LocalRuntime; rows grouped by length into forward passes of at most max_batch_size)."""
-    from backend.engines.label_scoring import length_groups  # it builds on decode.py, which imports this module
 
     rows = [list(row) for row in rows]
     limit = runtime.max_context
