@@ -17,7 +17,7 @@ from backend.data.feedback import (
     save_feedback_dataset,
     save_test_case,
 )
-from backend.data.feedback_api import add_feedback_routes
+from backend.api import add_feedback_routes
 from backend.data.store import dataset_path, list_datasets
 from backend.types import InvalidInputError
 

@@ -1,74 +1,69 @@
 """`/v1/feedback`: rate a reply through the HTTP API, next to the OpenAI-compatible routes.
 
     POST /v1/feedback  {"model": "ID", "messages": [...], "rating": "up" | "down" | null, "index": N?}
-    GET  /v1/feedback  -> {"ratings": [{"model", "rating", "conversation", "time"}, ...]}
+                       -> {"ok": true, "key", "rating"}
+    GET  /v1/feedback?offset=0&limit=100
+                       -> {"ratings": [{"model", "rating", "conversation", "time"}, ...], "total", "offset",
+                           "limit", "next_offset"}  (oldest first; next_offset is null on the last page)
 
-Who rates: the HTTP basic user when logins are on; a bearer-token caller is the user "api". With the app open
-(no logins) everything goes to the single local user, like the UI.
+Who rates: the HTTP basic user when logins are on; a bearer-token caller is the user "api" (auth.TOKEN_USER). With
+the app open (no logins) everything goes to the single local user, like the UI. What one user may store is
+bounded in backend/data/feedback.py (one rating's size, the number of ratings and the bytes of the file).
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
+import asyncio
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
-from fastapi import FastAPI, Request
+from fastapi import APIRouter, Depends, Query
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 
+from backend.api.auth import ApiAuth
+from backend.api.errors import errors_about
+from backend.api.route import api_router
 from backend.data.feedback import load_ratings, record_rating
-from backend.types import InvalidInputError
+from backend.registry import Registry
 
-TOKEN_USER = "api"
-MAX_BODY_BYTES = 2_000_000
+MAX_BODY_BYTES = 2_000_000  # a conversation of up to 1,000,000 characters (feedback.MAX_CONVERSATION_CHARS)
+DEFAULT_PAGE = 100
+MAX_PAGE = 500
 
 
-def add_feedback_routes(app: FastAPI, *, prefix: str = "/v1", check_token: Optional[Callable[[str], bool]] = None,
-                        check_basic: Optional[Callable[[str, str], bool]] = None,
-                        root: Optional[Path] = None) -> None:
-    def user_of(request: Request) -> tuple[bool, Optional[str]]:
-        if check_token is None and check_basic is None:
-            return True, None
-        header = request.headers.get("authorization", "")
-        if header[:6].lower() == "basic " and check_basic is not None:
-            try:
-                user, _, password = base64.b64decode(header[6:].strip()).decode("utf-8").partition(":")
-            except (binascii.Error, UnicodeDecodeError, ValueError):
-                return False, None
-            return bool(check_basic(user, password)), user
-        token = header[7:].strip() if header[:7].lower() == "bearer " else ""
-        return bool(check_token and token and check_token(token)), TOKEN_USER
+class FeedbackRequest(BaseModel):
+    """The fields are checked by `record_rating`, which the UI's thumbs use too (errors name the field)."""
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse({"error": {"message": message, "type": "invalid_request_error"}}, status_code=status)
+    model_config = ConfigDict(extra="ignore", protected_namespaces=())
 
-    @app.post(f"{prefix}/feedback")
-    async def rate(request: Request) -> Any:
-        allowed, user = user_of(request)
-        if not allowed:
-            return error(401, "invalid or missing credentials: send 'Authorization: Bearer <key>' or HTTP basic auth")
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return error(413, f"the request body is over {MAX_BODY_BYTES:,} bytes")
-        try:
-            import json
+    model: Any = None
+    messages: Any = None
+    rating: Any = None
+    index: Any = None
 
-            data = json.loads(body or b"{}")
-            if not isinstance(data, dict):
-                raise InvalidInputError("body: a JSON object")
-            rating = record_rating(user, data.get("model"), data.get("messages"), data.get("rating"),
-                                   data.get("index"), root=root)
-        except ValueError:
-            return error(400, "body: not valid JSON")
-        except InvalidInputError as problem:
-            return error(400, str(problem))
+
+def feedback_routes(registry: Optional[Registry], auth: ApiAuth, root: Optional[Path] = None) -> APIRouter:
+    """The routes; `root` is the folder users' data lives under (default: the runs folder, backend/user_space)."""
+    router = api_router(auth, max_body_bytes=MAX_BODY_BYTES)
+
+    @router.post("/feedback")
+    async def rate(body: FeedbackRequest, user: Optional[str] = Depends(auth)) -> dict[str, Any]:
+        with errors_about("messages"):
+            rating = await asyncio.to_thread(record_rating, user, body.model, body.messages, body.rating,
+                                             body.index, root=root)
         return {"ok": True, "key": rating.key, "rating": rating.rating or None}
 
-    @app.get(f"{prefix}/feedback")
-    async def ratings(request: Request) -> Any:
-        allowed, user = user_of(request)
-        if not allowed:
-            return error(401, "invalid or missing credentials")
-        return {"ratings": [{"model": r.model, "rating": r.rating, "conversation": r.conversation, "time": r.time}
-                            for r in load_ratings(user, root=root)]}
+    @router.get("/feedback")
+    async def ratings(user: Optional[str] = Depends(auth), offset: int = Query(0, ge=0),
+                      limit: int = Query(DEFAULT_PAGE, ge=1, le=MAX_PAGE)) -> JSONResponse:
+        stored = await asyncio.to_thread(load_ratings, user, root=root)
+        page = stored[offset:offset + limit]
+        following = offset + len(page)
+        return JSONResponse({
+            "ratings": [{"model": r.model, "rating": r.rating, "conversation": r.conversation, "time": r.time}
+                        for r in page],
+            "total": len(stored), "offset": offset, "limit": limit,
+            "next_offset": following if following < len(stored) else None})
+
+    return router
