@@ -27,7 +27,7 @@ from backend.api.route import api_router
 from backend.data.feedback import load_ratings, record_rating
 from backend.registry import Registry
 
-MAX_BODY_BYTES = 2_000_000  # a conversation of up to 1,000,000 characters (feedback.MAX_CONVERSATION_CHARS)
+MAX_BODY_BYTES = 2_000_000  # a long conversation whose earlier reply is rated (`index`); what is stored is bounded
 DEFAULT_PAGE = 100
 MAX_PAGE = 500
 
