@@ -11,9 +11,9 @@ Channels: the login form and gradio_client's login (`POST /login`, Gradio answer
 `/detokenize`, `/tokenizer_info`), whose one credential check (backend/api/auth.py) counts its failures in the same
 `LoginThrottle`. Once a client or a user name has used up its failures, every further attempt (right or wrong) on
 any channel is answered 429 with a `Retry-After` header and a plain "too many failed login attempts" message,
-until the oldest failure leaves the window. A success resets nothing: otherwise a guesser holding one valid account could reset its own counter.
-Bearer tokens have no user name, so they count per client only (a token-wide lock would let anyone lock every
-API client out).
+until the oldest failure leaves the window. A success resets nothing: otherwise a guesser holding one valid
+account could reset its own counter. Bearer tokens have no user name, so they count per client only (a
+token-wide lock would let anyone lock every API client out).
 
 Only the standard library and starlette are imported here: backend/ never imports gradio.
 """

@@ -77,15 +77,15 @@ class ApiAuth:
                 seconds = str(int(wait + 0.999))
                 raise ApiError(429, too_many_message(wait), kind="rate_limit_error", code="too_many_login_attempts",
                                headers={"Retry-After": seconds})
+        answer: Union[bool, Awaitable[bool]]
         if scheme.lower() == "basic" and self.check_basic is not None:
-            allowed = credentials is not None and self.check_basic(*credentials)
+            answer = credentials is not None and self.check_basic(*credentials)
             user = name
         else:
             token = value.strip() if scheme.lower() == "bearer" else None
-            allowed = self.check_token(token) if self.check_token is not None and token else False
+            answer = self.check_token(token) if self.check_token is not None and token else False
             user = TOKEN_USER
-        if inspect.isawaitable(allowed):
-            allowed = await allowed
+        allowed = await answer if inspect.isawaitable(answer) else answer
         if allowed:
             return user
         if header and self.throttle is not None:

@@ -60,7 +60,7 @@ def api_router(auth: ApiAuth, max_body_bytes: Optional[int] = None) -> APIRouter
     `max_body_bytes` (default `MAX_BODY_BYTES`). The auth dependency sits on the routes themselves (not on
     `include_router`), where ApiRoute can see it; a route that wants the caller's user name takes
     `user: Optional[str] = Depends(auth)` (FastAPI gives the value the route class already decided)."""
-    route_class = ApiRoute
+    route_class: type[ApiRoute] = ApiRoute
     if max_body_bytes is not None:
         route_class = type("LimitedApiRoute", (ApiRoute,), {"max_body_bytes": max_body_bytes})
     return APIRouter(route_class=route_class, dependencies=[Depends(auth)])

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 from fastapi import APIRouter, FastAPI
 
@@ -43,7 +43,7 @@ def families(feedback_root: Optional[Path] = None) -> dict[str, tuple[RouterFact
 
 
 def build_router(registry: Registry, auth: ApiAuth,
-                 mounted: Optional[dict[str, Sequence[RouterFactory]]] = None) -> APIRouter:
+                 mounted: Optional[Mapping[str, Sequence[RouterFactory]]] = None) -> APIRouter:
     """One router holding every route of `mounted` (default: all of `families()`), each behind `auth`."""
     router = APIRouter()
     for prefix, factories in (mounted if mounted is not None else families()).items():
