@@ -89,7 +89,7 @@ def serve(args: argparse.Namespace) -> int:
     from backend.registry import Registry
     from backend.limits import RequestLimits
     from backend.security import SecuritySettings, install_log_redaction, model_secrets
-    from backend.throttle import ThrottleSettings
+    from backend.throttle import LoginThrottle, ThrottleSettings
     from backend.types import ConfigError, WorkbenchError
 
     try:
@@ -136,20 +136,14 @@ def serve(args: argparse.Namespace) -> int:
         "nothing is loaded until first use"
     print(f"LLM Workbench{mode}: {len(config.models)} model(s) from {args.models}; {loaded}.")
     print(security.describe())
-    from backend.data.feedback_api import add_feedback_routes  # thumbs up / down through the API (/v1/feedback)
     print(f"limits: {limits.describe()}" + (f"; {throttle.describe()}" if security.auth_enabled else ""))
-    from backend.openai_api import add_openai_routes
-    from backend.embeddings_api import add_embeddings_route  # POST /v1/embeddings for `embed` models
+    from backend.api import add_api_routes  # /v1/* (OpenAI-compatible, embeddings, feedback) and /tokenize ...
 
-    checks = dict(check_token=security.check_token, check_basic=security.check_password) \
-        if security.auth_enabled else {}
+    logins = LoginThrottle(throttle)  # one count of failed logins: the login form and every API route
     try:
-        # The OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models) shares the UI's server
-        # (and its login).
-        ui.launch(demo, host=args.host, port=args.port, security=security, limits=limits, throttle=throttle,
-                  on_app=lambda app: (add_openai_routes(app, registry, **checks),
-                                      add_feedback_routes(app, **checks),
-                                      add_embeddings_route(app, registry, **checks)))
+        # The API shares the UI's server, its logins and its login throttle.
+        ui.launch(demo, host=args.host, port=args.port, security=security, limits=limits, throttle=logins,
+                  on_app=lambda app: add_api_routes(app, registry, security, throttle=logins))
     finally:
         registry.close()
     return 0

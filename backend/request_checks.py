@@ -2,7 +2,8 @@
 
 A JSON string may hold a lone UTF-16 surrogate (`"\\ud800"`): valid JSON, but not text, so any later encoding of it
 fails deep inside a tokenizer (it was an HTTP 500). `JsonChecksMiddleware` answers such a body with a 400 that
-names the field, before any handler runs; the UI checks its own inputs (ui/components.py).
+names the field, before any handler runs; the UI checks its own inputs (ui/components.py), the HTTP API its bodies
+(backend/api/body.py, after the login).
 
 The body has already passed the size limit (backend/limits.py), so reading it whole here is bounded.
 Only the standard library and starlette are imported here: backend/ never imports gradio.
@@ -47,14 +48,6 @@ def first_surrogate(text: str) -> Optional[str]:
 def surrogate_message(field: str, surrogate: str) -> str:
     return (f"{field}: contains a lone UTF-16 surrogate ({surrogate}), which is not valid text; "
             "send the text as proper UTF-8 / paired surrogates")
-
-
-def openai_surrogate_check(scope: Scope, body: Any) -> Optional[tuple[int, Any]]:
-    """/v1/*: 400 in OpenAI's error format, `param` naming the field."""
-    for field, surrogate in lone_surrogates(body):
-        return 400, {"error": {"message": surrogate_message(field, surrogate), "type": "invalid_request_error",
-                               "param": field, "code": "invalid_text"}}
-    return None
 
 
 class JsonChecksMiddleware:

@@ -31,7 +31,7 @@ def grammar_for_schema(schema: Optional[dict[str, Any]], field: str = "response_
 
 def grammar_for_tool_call(tools: list[dict[str, Any]], name: Optional[str] = None) -> str:
     """A grammar for exactly one call, `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` (the Hermes
-    format, backend/openai_api/tools.py), of the tool `name` or any of `tools`: tool_choice 'required' / named."""
+    format, backend/api/tools.py), of the tool `name` or any of `tools`: tool_choice 'required' / named."""
     import json
 
     import llguidance

@@ -6,13 +6,14 @@
     WORKBENCH_TRUST_FORWARDED_FOR=1        the client is the last X-Forwarded-For address (behind a proxy;
                                            default on when SPACE_ID is set, i.e. on a Hugging Face Space)
 
-Channels: the login form and gradio_client's login (`POST /login`, Gradio answers 400 to wrong credentials),
-HTTP basic auth and bearer tokens on `/v1/*` (401). `LoginThrottleMiddleware` watches those answers; once a client
-or a user name has used up its failures, every further attempt (right or wrong) is answered 429 with a
-`Retry-After` header and a plain "too many failed login attempts" message, until the oldest failure leaves the
-window. A success resets nothing: otherwise a guesser holding one valid account could reset its own counter.
-Bearer tokens have no user name, so they count per client only (a token-wide lock would let anyone lock every
-API client out).
+Channels: the login form and gradio_client's login (`POST /login`, Gradio answers 400 to wrong credentials:
+`LoginThrottleMiddleware` watches those answers), and every route of the HTTP API (`/v1/*`, `/tokenize`,
+`/detokenize`, `/tokenizer_info`), whose one credential check (backend/api/auth.py) counts its failures in the same
+`LoginThrottle`. Once a client or a user name has used up its failures, every further attempt (right or wrong) on
+any channel is answered 429 with a `Retry-After` header and a plain "too many failed login attempts" message,
+until the oldest failure leaves the window. A success resets nothing: otherwise a guesser holding one valid
+account could reset its own counter. Bearer tokens have no user name, so they count per client only (a
+token-wide lock would let anyone lock every API client out).
 
 Only the standard library and starlette are imported here: backend/ never imports gradio.
 """
@@ -32,7 +33,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from backend.limits import client_address, send_json
 from backend.request_checks import replay
-from backend.security import decode_basic
 from backend.types import ConfigError
 
 ENV_MAX_FAILURES = "WORKBENCH_LOGIN_MAX_FAILURES"
@@ -144,7 +144,7 @@ def too_many_message(wait_s: float) -> str:
 
 
 class LoginThrottleMiddleware:
-    """ASGI middleware: throttles `POST .../login` and `Authorization` headers on `/v1/*` (see the module text)."""
+    """ASGI middleware: throttles `POST .../login` (see the module text; the API's routes throttle in their auth)."""
 
     def __init__(self, app: ASGIApp, throttle: LoginThrottle) -> None:
         self.app = app
@@ -157,8 +157,6 @@ class LoginThrottleMiddleware:
         path = scope.get("path", "")
         if scope.get("method") == "POST" and path.rstrip("/") == "/login":
             await self._login_form(scope, receive, send)
-        elif path.startswith("/v1/") and _header(scope, b"authorization"):
-            await self._api(scope, receive, send)
         else:
             await self.app(scope, receive, send)
 
@@ -168,25 +166,15 @@ class LoginThrottleMiddleware:
             await send_json(send, 413, {"detail": "the login form is too large"})
             return
         user = await _form_username(scope, body, receive)
-        await self._guarded(scope, replay(body, receive), send, user, failure_status=(400, 401), api=False)
-
-    async def _api(self, scope: Scope, receive: Receive, send: Send) -> None:
-        scheme, _, value = _header(scope, b"authorization").strip().partition(" ")
-        user = None
-        if scheme.lower() == "basic":
-            credentials = decode_basic(value)
-            user = credentials[0] if credentials else None
-        await self._guarded(scope, receive, send, user, failure_status=(401,), api=True)
+        await self._guarded(scope, replay(body, receive), send, user, failure_status=(400, 401))
 
     async def _guarded(self, scope: Scope, receive: Receive, send: Send, user: Optional[str],
-                       failure_status: tuple[int, ...], api: bool) -> None:
+                       failure_status: tuple[int, ...]) -> None:
         client = client_address(scope, self.throttle.settings.trust_forwarded_for)
         wait = self.throttle.retry_after(client, user)
         if wait > 0:
-            message = too_many_message(wait)
-            payload = ({"error": {"message": message, "type": "rate_limit_error", "code": "too_many_login_attempts"}}
-                       if api else {"detail": message})
-            await send_json(send, 429, payload, headers=[(b"retry-after", str(int(wait + 0.999)).encode())])
+            await send_json(send, 429, {"detail": too_many_message(wait)},
+                            headers=[(b"retry-after", str(int(wait + 0.999)).encode())])
             return
         status = 0
 

@@ -58,9 +58,11 @@ def render_messages(registry: Registry, model_id: str, messages: list[dict[str, 
         return engine.tokenize(text, add_special_tokens=False), template
 
 
-def detokenize(registry: Registry, model_id: str, ids: Sequence[int]) -> str:
+def detokenize(registry: Registry, model_id: str, ids: Sequence[int], field: str = "tokens") -> str:
+    """The text of `ids`; an id outside the vocabulary is an InvalidInputError about `field` (the request field
+    that sent them: `tokens` on /detokenize, `prompt` for an echoed token-id prompt)."""
     with token_engine(registry, model_id) as engine:
-        return engine.detokenize(ids)
+        return engine.detokenize(ids, field)
 
 
 def token_texts(registry: Registry, model_id: str, ids: Sequence[int]) -> list[str]:

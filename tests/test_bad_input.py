@@ -161,7 +161,7 @@ class running_app:  # noqa: N801 - used like a function in `with`
 
     def __enter__(self) -> tuple[str, Any]:
         import ui
-        from backend.openai_api import add_openai_routes
+        from backend.api import add_openai_routes
         from backend.registry import Registry
         from tests.conftest import free_port
 

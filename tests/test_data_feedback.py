@@ -17,7 +17,7 @@ from backend.data.feedback import (
     save_feedback_dataset,
     save_test_case,
 )
-from backend.data.feedback_api import add_feedback_routes
+from backend.api import add_feedback_routes
 from backend.data.store import dataset_path, list_datasets
 from backend.types import InvalidInputError
 
@@ -124,3 +124,51 @@ def test_stats_count_types_empties_duplicates_labels_and_lengths(tmp_path: Path)
     assert sum(b["rows"] for b in found["text"]["histogram"]) == 4
     with pytest.raises(InvalidInputError, match="label column: there is no column 'nope'"):
         table_stats(read_file(path), "text", "nope")
+
+
+def test_feedback_is_bounded_per_rating_per_user_and_listed_in_pages(tmp_path: Path) -> None:
+    """Security issue item 3: 40 ratings of ~1 MB were all accepted (a 38 MB file, all of it in one GET)."""
+    from backend.data import feedback
+
+    app = FastAPI()
+    add_feedback_routes(app, check_basic=lambda user, password: password == "pw", root=tmp_path)
+    client = TestClient(app)
+    huge = [{"role": "user", "content": "q"}, {"role": "assistant", "content": "x" * 900_000}]
+    refused = [client.post("/v1/feedback", json={"model": "m", "messages": huge, "rating": "up"}, auth=("eve", "pw"))
+               for _ in range(3)]
+    assert {answer.status_code for answer in refused} == {400}
+    error = refused[0].json()["error"]
+    assert error["param"] == "messages" and "over the limit of 262,144 per rating" in error["message"]
+    assert load_ratings("eve", root=tmp_path) == []
+
+    # Bytes per user: ratings of ~250 kB each fit until the user's 16 MB are used; re-rating one compacts the log.
+    big = lambda i: [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "y" * 250_000}]  # noqa: E731
+    fitting = feedback.MAX_USER_FEEDBACK_BYTES // 250_100
+    for i in range(fitting):
+        feedback.record_rating("eve", "m", big(i), "up", root=tmp_path)
+    with pytest.raises(InvalidInputError, match="the most one user keeps is 16 MB") as caught:
+        feedback.record_rating("eve", "m", big(fitting), "up", root=tmp_path)
+    assert caught.value.code == "quota"
+    log = tmp_path / "users" / "eve" / "feedback" / "ratings.jsonl"
+    assert log.stat().st_size <= feedback.MAX_USER_FEEDBACK_BYTES
+    for _ in range(3):  # taking back and re-rating always works: the log is compacted when it would overflow
+        feedback.record_rating("eve", "m", big(0), None, root=tmp_path)
+        feedback.record_rating("eve", "m", big(0), "down", root=tmp_path)
+    assert log.stat().st_size <= feedback.MAX_USER_FEEDBACK_BYTES and len(load_ratings("eve", root=tmp_path)) == fitting
+
+    # The count per user.
+    small = lambda i: [{"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": "a"}]  # noqa: E731
+    for i in range(feedback.MAX_USER_RATINGS):
+        feedback.record_rating("bob", "m", small(i), "up", root=tmp_path)
+    over = client.post("/v1/feedback", json={"model": "m", "messages": small(-1), "rating": "up"}, auth=("bob", "pw"))
+    assert over.status_code == 400 and "1,000 ratings, the most one user keeps" in over.json()["error"]["message"]
+    again = client.post("/v1/feedback", json={"model": "m", "messages": small(5), "rating": "down"}, auth=("bob", "pw"))
+    assert again.status_code == 200  # re-rating a stored reply is no new rating
+
+    # The listing comes in pages.
+    first = client.get("/v1/feedback", auth=("bob", "pw")).json()
+    assert len(first["ratings"]) == 100 and first["total"] == 1000 and first["next_offset"] == 100
+    last = client.get("/v1/feedback?offset=950&limit=500", auth=("bob", "pw")).json()
+    assert len(last["ratings"]) == 50 and last["next_offset"] is None
+    assert last["ratings"][-1]["conversation"][0]["content"] == "q5"  # re-rated: moved to the end
+    assert client.get("/v1/feedback?limit=501", auth=("bob", "pw")).json()["error"]["param"] == "limit"

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
 from backend.config import parse_config
-from backend.embeddings_api import add_embeddings_route
+from backend.api import add_embeddings_route
 from backend.registry import Registry
 from backend.tasks import service
 from tests.real_minilm import MINILM_ID, minilm_entry, minilm_folder

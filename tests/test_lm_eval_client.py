@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import pytest
 import torch
 
-from backend.openai_api import add_openai_routes
+from backend.api import add_openai_routes
 from backend.registry import Registry
 from tests.remote_server import free_port
 

@@ -19,7 +19,7 @@ from pydantic import BaseModel, field_validator
 
 from backend import service
 from backend.config import parse_config
-from backend.openai_api import add_openai_routes, invalid
+from backend.api import add_openai_routes, invalid
 from backend.registry import Registry
 from backend.types import GenerationParams
 from tests.remote_server import free_port
@@ -233,7 +233,7 @@ def test_other_modules_add_routes_behind_the_same_auth_and_error_shape(registry:
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from backend.openai_api import ApiError, api_router
+    from backend.api import ApiError, api_router
 
     def echo_routes(reg: Registry, auth):  # noqa: ANN001, ANN202 - the factory shape
         router = api_router(auth)

@@ -16,7 +16,7 @@ import pytest
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.openai_api import add_openai_routes
+from backend.api import add_openai_routes
 from backend.registry import Registry
 from tests.remote_server import free_port
 

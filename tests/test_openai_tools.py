@@ -16,8 +16,8 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.config import parse_config
-from backend.openai_api import add_openai_routes
-from backend.openai_api.tools import parse_tool_calls
+from backend.api import add_openai_routes
+from backend.api.tools import parse_tool_calls
 from backend.registry import Registry
 from tests.remote_server import free_port
 from tests.tiny_models import TOOLS_ID, tools_entry

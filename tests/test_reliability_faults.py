@@ -172,7 +172,7 @@ def test_out_of_memory_reaches_the_ui_and_the_openai_api_as_the_same_message(reg
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from backend.openai_api import add_openai_routes
+    from backend.api import add_openai_routes
     from ui.components import handle_errors
 
     assert reply(registry)

@@ -133,7 +133,7 @@ def small_queues(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactor
 
     import ui
     from backend.config import load_config
-    from backend.openai_api import add_openai_routes
+    from backend.api import add_openai_routes
     from backend.registry import Registry
     from backend.security import SecuritySettings
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Union
 
 import gradio as gr
 
@@ -118,13 +118,14 @@ def poll_queue_less_often(demo: gr.Blocks) -> None:
 
 def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any], None]] = None,
            security: Optional[SecuritySettings] = None, limits: Optional[RequestLimits] = None,
-           throttle: Optional[ThrottleSettings] = None, **extra: Any) -> Any:
+           throttle: Optional[Union[ThrottleSettings, LoginThrottle]] = None, **extra: Any) -> Any:
     """Queues (so many users stream at once) and serves the app; `extra` goes to `Blocks.launch`.
 
     `on_app(fastapi_app)` runs once the server exists, before it blocks: the place to add routes that share
     the server, such as the OpenAI-compatible API. `security` (default: from the WORKBENCH_* environment
     variables, see backend/security.py) sets the login, the upload limit and the queue size; `limits`
-    (backend/limits.py) the body, upload and session bounds; `throttle` (backend/throttle.py) failed logins.
+    (backend/limits.py) the body, upload and session bounds; `throttle` (backend/throttle.py) failed logins: pass
+    the `LoginThrottle` the API's routes count in too, so every channel shares one count.
     Returns the FastAPI app.
     """
     block = not extra.pop("prevent_thread_lock", False)
@@ -139,7 +140,8 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
     options: dict[str, Any] = dict(max_file_size=security.max_upload_bytes, auth=security.gradio_auth(),
                                    auth_message=f"LLM Workbench: log in ({hint})" if hint else None)
     limits = limits or RequestLimits.from_env(security.max_upload_mb)
-    options.update(guard_options(security, limits, LoginThrottle(throttle or ThrottleSettings.from_env())))
+    logins = throttle if isinstance(throttle, LoginThrottle) else LoginThrottle(throttle or ThrottleSettings.from_env())
+    options.update(guard_options(security, limits, logins))
     escape_choice_errors()
     demo.delete_cache = limits.delete_cache()  # Gradio deletes its uploads older than this (a Blocks setting)
     options.update(extra)

@@ -20,7 +20,7 @@ from starlette.requests import HTTPConnection
 from starlette.types import Scope
 
 from backend.limits import BodyLimitMiddleware, RequestLimits, UploadQuotaMiddleware, client_address
-from backend.request_checks import JsonChecksMiddleware, openai_surrogate_check
+from backend.request_checks import JsonChecksMiddleware
 from backend.security import SecuritySettings
 from backend.session_guard import SessionGuardMiddleware, SessionOwners, session_body_check
 from backend.throttle import LoginThrottle, LoginThrottleMiddleware
@@ -56,7 +56,8 @@ def known_event_check(scope: Scope, body: Any) -> Optional[tuple[int, Any]]:
 
 def guard_options(security: SecuritySettings, limits: RequestLimits, throttle: LoginThrottle) -> dict[str, Any]:
     """Extra `Blocks.launch` options that install the guards (see the module text)."""
-    checks: dict[str, list[Any]] = {"/v1/": [openai_surrogate_check], QUEUE_JOIN: [known_event_check]}
+    # The API's routes check their own bodies after their login (backend/api/body.py).
+    checks: dict[str, list[Any]] = {QUEUE_JOIN: [known_event_check]}
     middleware = []  # outermost first
     if security.auth_enabled:
         owners = SessionOwners()

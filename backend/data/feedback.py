@@ -4,6 +4,11 @@ regression test cases that Evaluate runs.
 A rating is one JSON line in `user_dir("feedback", user)/ratings.jsonl`: the model, the conversation up to and
 including the rated assistant reply, and "up" / "down" (or None: the rating was taken back). The same reply rated
 again replaces its earlier rating (the last line for a reply wins), so the file is an append-only log.
+
+Bounds per user (40 ratings of ~1 MB each were all accepted and the file grew to 38 MB): one rating's line is at
+most `MAX_RATING_BYTES`, a user keeps at most `MAX_USER_RATINGS` current ratings, and the file at most
+`MAX_USER_FEEDBACK_BYTES`; when an append would pass that, the log is first compacted (the last line per reply,
+taken-back ones dropped) and the rating refused only if it still does not fit. Taking a rating back always works.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ RATINGS_FILE = "ratings.jsonl"
 RATINGS = ("up", "down")
 MAX_CONVERSATION_MESSAGES = 1_000
 MAX_CONVERSATION_CHARS = 1_000_000
+MAX_RATING_BYTES = 256 * 1024  # one rated conversation as stored (a long chat: rate part of it with `index`)
+MAX_USER_RATINGS = 1_000
+MAX_USER_FEEDBACK_BYTES = 16 * 1024 * 1024
 _lock = threading.Lock()  # appends from concurrent requests of one server stay whole lines
 
 
@@ -73,16 +81,47 @@ def record_rating(username: Optional[str], model: str, messages: Sequence[Any], 
         raise InvalidInputError("model: the id of the model that wrote the reply")
     conversation = clean_conversation(messages, index)
     key = hashlib.sha256(json.dumps([model, conversation], sort_keys=True).encode("utf-8")).hexdigest()[:32]
-    entry = {"key": key, "time": now(), "model": model, "rating": rating, "conversation": conversation}
+    # A taken-back rating needs only its key: it is never read back.
+    entry = {"key": key, "time": now(), "model": model, "rating": rating,
+             "conversation": conversation if rating else []}
+    line = json.dumps(entry, ensure_ascii=False) + "\n"
+    size = len(line.encode("utf-8"))
+    if size > MAX_RATING_BYTES:
+        raise InvalidInputError(f"messages: this rating takes {size:,} bytes, over the limit of {MAX_RATING_BYTES:,} "
+                                "per rating; rate a shorter conversation (or a part of it with `index`)",
+                                code="too_large", field="messages", params={"size": size, "limit": MAX_RATING_BYTES})
     path = user_dir("feedback", username, root) / RATINGS_FILE
-    with _lock, path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
+    with _lock:
+        if rating is not None:
+            _check_room(path, key, size)
+        with path.open("a", encoding="utf-8") as handle:
+            handle.write(line)
     return Rating(key, model, rating or "", conversation, entry["time"])
 
 
-def load_ratings(username: Optional[str], model: Optional[str] = None, root: Optional[Path] = None) -> list[Rating]:
-    """The user's current ratings (the last one per reply; taken-back ones left out), oldest first."""
-    path = user_dir("feedback", username, root, create=False) / RATINGS_FILE
+def _check_room(path: Path, key: str, size: int) -> None:
+    """Refuses a new rating beyond the user's count or bytes (compacting the log first when that makes room)."""
+    latest = _latest_entries(path)
+    if key not in latest and sum(e.get("rating") in RATINGS for e in latest.values()) >= MAX_USER_RATINGS:
+        raise InvalidInputError(f"feedback: you have {MAX_USER_RATINGS:,} ratings, the most one user keeps; take some "
+                                "back or save them as a dataset and start afresh", code="quota",
+                                params={"limit": MAX_USER_RATINGS})
+    used = path.stat().st_size if path.is_file() else 0
+    if used + size <= MAX_USER_FEEDBACK_BYTES:
+        return
+    kept = [json.dumps(e, ensure_ascii=False) + "\n" for e in latest.values() if e.get("rating") in RATINGS]
+    compacted = "".join(kept)
+    if len(compacted.encode("utf-8")) + size > MAX_USER_FEEDBACK_BYTES:
+        raise InvalidInputError(f"feedback: your ratings take {used / 1024**2:.1f} MB, the most one user keeps is "
+                                f"{MAX_USER_FEEDBACK_BYTES / 1024**2:g} MB; take some back first", code="quota",
+                                params={"limit": MAX_USER_FEEDBACK_BYTES})
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(compacted, encoding="utf-8")
+    temporary.replace(path)  # whole or not at all: a crash leaves the old log
+
+
+def _latest_entries(path: Path) -> dict[str, dict[str, Any]]:
+    """The last entry per reply in the log, oldest first (re-rating moves a reply to the end)."""
     latest: dict[str, dict[str, Any]] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -90,8 +129,14 @@ def load_ratings(username: Optional[str], model: Optional[str] = None, root: Opt
                 entry = json.loads(line)
             except ValueError:
                 continue  # a line cut by a crash: the others still count
-            latest.pop(entry.get("key"), None)  # re-rating moves the reply to the end
+            latest.pop(entry.get("key"), None)
             latest[entry.get("key")] = entry
+    return latest
+
+
+def load_ratings(username: Optional[str], model: Optional[str] = None, root: Optional[Path] = None) -> list[Rating]:
+    """The user's current ratings (the last one per reply; taken-back ones left out), oldest first."""
+    latest = _latest_entries(user_dir("feedback", username, root, create=False) / RATINGS_FILE)
     return [Rating(e["key"], e["model"], e["rating"], e["conversation"], e.get("time", ""))
             for e in latest.values() if e.get("rating") in RATINGS and (model is None or e["model"] == model)]
 

@@ -22,8 +22,8 @@ class TokenLevelMethods:
     def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
         return list(self.runtime.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
-    def detokenize(self, ids: Sequence[int]) -> str:
-        return self.runtime.tokenizer.decode(token_ops.check_ids(ids, self.vocabulary_size, "tokens"))
+    def detokenize(self, ids: Sequence[int], field: str = "tokens") -> str:
+        return self.runtime.tokenizer.decode(token_ops.check_ids(ids, self.vocabulary_size, field))
 
     def token_texts(self, ids: Sequence[int]) -> list[str]:
         """Each token's own text (for logprobs: `tokens` and the keys of `top_logprobs`)."""

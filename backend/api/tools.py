@@ -22,12 +22,12 @@ from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from backend import tokens
-from backend.openai_api.errors import ApiError, api_error, errors_about
-from backend.openai_api.responses import Completion, openai_finish, usage
-from backend.openai_api.schemas import ChatCompletionRequest
-from backend.openai_api.streaming import SSE_HEADERS, Pumps, merged, sse_line
+from backend.api import grammar
+from backend.api.errors import ApiError, api_error, errors_about
+from backend.api.shapes import Completion, openai_finish, usage
+from backend.api.schemas import ChatCompletionRequest
+from backend.api.streaming import SSE_HEADERS, Pumps, merged, sse_line
 from backend.registry import Registry
-from backend.structured import grammar_for_tool_call
 from backend.types import Final, GenerationParams
 
 CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
@@ -75,7 +75,8 @@ async def complete(request: Request, registry: Registry, body: ChatCompletionReq
     forced = body.forced_tool
     if forced is not None:
         with errors_about("tools"):
-            params = params.with_overrides(grammar=grammar_for_tool_call(tools, None if forced == "*" else forced))
+            call = await grammar.tool_call_grammar(tools, None if forced == "*" else forced)
+        params = params.with_overrides(grammar=call)
     with errors_about("messages", body.api_names):
         events = tokens.stream_generate_ids(registry, body.model, ids, params)
     pumps = Pumps(request, [events])

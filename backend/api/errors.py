@@ -1,23 +1,18 @@
 """Errors in OpenAI's shape, `{"error": {"message", "type", "param", "code"}}`, and the one place they are made.
 
-`ApiRoute` is the router's route class: every route built with it (ours, and any other module's router that
-uses it) answers any exception with `api_error(...)`'s mapping, so no route repeats a try/except. Request
-validation errors (pydantic's, and FastAPI's "body is not JSON") become field-named 400s through
-`from_validation`; the request models raise `invalid(...)` for the wording they want.
-
-Public, for other modules that add routes beside these (embeddings, feedback): `ApiError`, `api_error`,
-`errors_about`, `invalid`, `ApiRoute`.
+`api_error(error)` maps any exception to an `ApiError`: the backend's typed errors by their class (status, type)
+and their `field` (the API's `param`); anything else is a 500. `backend/api/route.py`'s `ApiRoute` calls it for
+every route, so no route repeats a try/except. Request validation errors (pydantic's) become field-named 400s
+through `from_validation`; the request models raise `invalid(...)` for the wording they want.
 """
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
-from typing import Any, Callable, Coroutine, Iterator, Optional, Sequence
+from typing import Any, Iterator, Mapping, Optional, Sequence
 
-from fastapi import Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
-from fastapi.routing import APIRoute
+from fastapi.responses import JSONResponse
 from pydantic_core import PydanticCustomError
 
 from backend.security import redact
@@ -29,33 +24,40 @@ from backend.types import (
     ModelLoadError,
     ModelNotFoundError,
     UnsupportedTaskError,
+    WorkbenchError,
 )
 
 # Our parameter names as the API calls them, for error messages (`max_tokens` unless the request sent
 # `max_completion_tokens`: see `api_names`).
 API_NAMES = {"max_new_tokens": "max_tokens"}
+# Backend fields that are the request's input text, whatever the route calls it (`messages`, `prompt`, `input`).
+_INPUT_FIELDS = frozenset({"message", "messages", "system_prompt", "prompt", "text", "history"})
 
 
 class ApiError(Exception):
     """An error answered in OpenAI's shape."""
 
     def __init__(self, status: int, message: str, kind: str = "invalid_request_error",
-                 param: Optional[str] = None, code: Optional[str] = None) -> None:
+                 param: Optional[str] = None, code: Optional[str] = None,
+                 headers: Optional[Mapping[str, str]] = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.kind = kind
         self.param = param
         self.code = code
+        self.headers = dict(headers or {})
 
     def body(self) -> dict[str, Any]:
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
 
     def response(self) -> JSONResponse:
-        headers = {"WWW-Authenticate": "Bearer"} if self.status == 401 else None
+        headers = dict(self.headers)
+        if self.status == 401:
+            headers.setdefault("WWW-Authenticate", "Bearer")
         if self.status == 429:
-            headers = {"Retry-After": "1"}  # OpenAI clients wait this long, then retry on their own
-        return JSONResponse(self.body(), status_code=self.status, headers=headers)
+            headers.setdefault("Retry-After", "1")  # OpenAI clients wait this long, then retry on their own
+        return JSONResponse(self.body(), status_code=self.status, headers=headers or None)
 
 
 def bad_request(message: str, param: Optional[str] = None, code: Optional[str] = None) -> ApiError:
@@ -65,10 +67,10 @@ def bad_request(message: str, param: Optional[str] = None, code: Optional[str] =
 
 def api_error(error: BaseException, param: Optional[str] = None, input_field: str = "messages",
               names: Optional[dict[str, str]] = None) -> ApiError:
-    """Maps the backend's typed errors to HTTP statuses and OpenAI error types.
+    """Maps the backend's typed errors to HTTP statuses and OpenAI error types; `param` is the error's `field`.
 
-    `input_field` is the request field that carries the text (`messages` or `prompt`), named by errors about it;
-    `names` maps the backend's parameter names to the API's (default `API_NAMES`).
+    `input_field` is the request field that carries the text (`messages`, `prompt` or `input`), named by errors
+    about it; `names` maps the backend's parameter names to the API's (default `API_NAMES`).
     """
     if isinstance(error, ApiError):
         return error
@@ -81,10 +83,10 @@ def api_error(error: BaseException, param: Optional[str] = None, input_field: st
         return ApiError(400, message, param=input_field, code="context_length_exceeded")
     if isinstance(error, InvalidInputError):
         names = names or API_NAMES
-        name = message.split(":", 1)[0] if ":" in message else None
-        if name in names:  # "max_new_tokens: must be ..." is about the API's max_tokens
-            message = names[name] + message[len(name):]
-        return ApiError(400, message, param=param or _param_from(name, names, input_field))
+        field = error.field or legacy_field_from_message(message)
+        if field in names and message.startswith(f"{field}:"):  # "max_new_tokens: must be ..." is about max_tokens
+            message = names[field] + message[len(field):]
+        return ApiError(400, message, param=param or api_param(field, input_field, names))
     if isinstance(error, BusyError):
         # A full model queue is a "try again shortly", not a server fault: 429 with Retry-After.
         return ApiError(429, message, kind="rate_limit_error", code="model_busy")
@@ -92,18 +94,25 @@ def api_error(error: BaseException, param: Optional[str] = None, input_field: st
         return ApiError(503, message, kind="server_error", code="model_unavailable")
     if isinstance(error, GenerationError):
         return ApiError(500, message, kind="server_error", code="generation_failed")
+    if isinstance(error, WorkbenchError):
+        return ApiError(500, message, kind="server_error")
     return ApiError(500, f"internal error: {type(error).__name__}: {message}", kind="server_error")
 
 
-def _param_from(name: Optional[str], names: dict[str, str], input_field: str) -> Optional[str]:
-    """The API field an InvalidInputError from the service is about ('message' / 'history item 3' → messages)."""
-    if not name:
+def api_param(field: Optional[str], input_field: str, names: Mapping[str, str] = API_NAMES) -> Optional[str]:
+    """The API's `param` for a backend error's `field`: the input's fields ('message', 'history[3]', 'prompt')
+    are the route's `input_field`; parameters take their API names (max_new_tokens -> max_tokens)."""
+    if not field:
         return None
-    if name in ("message", "system_prompt") or name.startswith("history"):
-        return "messages"
-    if name in ("prompt", "text"):
+    if re.split(r"[\[. ]", field, maxsplit=1)[0] in _INPUT_FIELDS:
         return input_field
-    return names.get(name, name if " " not in name else None)
+    return names.get(field, field if " " not in field else None)
+
+
+def legacy_field_from_message(message: str) -> Optional[str]:
+    """DELETE ME once every raise site passes `field=`: the field an error without one is about, read from the
+    "field: ..." start of its English message (the only place left that reads a message)."""
+    return message.split(":", 1)[0] or None if ":" in message else None
 
 
 @contextmanager
@@ -134,7 +143,7 @@ def from_validation(errors: Sequence[Any]) -> ApiError:
     first = errors[0]
     loc = list(first.get("loc", ()))
     kind = first.get("type")
-    if loc[:1] == ["body"]:
+    if loc[:1] in (["body"], ["query"], ["path"]):  # where FastAPI found it; the field's name is enough
         loc = loc[1:]
     if kind == "json_invalid" or (kind == "missing" and not loc):
         return bad_request("the request body must be JSON (Content-Type: application/json)")
@@ -157,36 +166,3 @@ def field_path(loc: Sequence[Any]) -> str:
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path
-
-
-class ApiRoute(APIRoute):
-    """The route class of the API's routers: one exception handler for every route.
-
-    Works on an app that is already serving (Gradio's, once launched), unlike `app.exception_handler`, whose
-    handlers Starlette fixes when it builds the middleware stack on the first request."""
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def handle(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except RequestValidationError as error:
-                try:
-                    # FastAPI reads the body before the dependencies: a client that may not use the API hears
-                    # that (401) before anything about its body.
-                    await self._authorise(request)
-                except ApiError as refused:
-                    return refused.response()
-                return from_validation(error.errors()).response()
-            except Exception as error:  # noqa: BLE001 - every failure answers in OpenAI's shape
-                return api_error(error).response()
-
-        return handle
-
-    async def _authorise(self, request: Request) -> None:
-        from backend.openai_api.auth import ApiAuth  # auth builds on this module
-
-        for depends in self.dependencies:
-            if isinstance(depends.dependency, ApiAuth):
-                await depends.dependency(request)

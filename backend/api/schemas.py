@@ -12,9 +12,8 @@ from typing import Annotated, Any, Optional, Union
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
 
-from backend.openai_api.errors import API_NAMES, invalid
-from backend.openai_api.messages import ChatMessage, Tool
-from backend.structured import grammar_for_schema
+from backend.api.errors import API_NAMES, invalid
+from backend.api.messages import ChatMessage, Tool
 from backend.types import GenerationParams, normalise_stop
 
 
@@ -197,12 +196,11 @@ class ChatCompletionRequest(_Sampling):
         return self
 
     def params(self, defaults: GenerationParams) -> GenerationParams:
-        """As for completions; `logprobs` asks the decode step for each token's alternatives."""
+        """As for completions; `logprobs` asks the decode step for each token's alternatives. The grammar of
+        `response_format` is built by the route, off the event loop (backend/api/grammar.py)."""
         params = _Sampling.params(self, defaults)
         if self.logprobs:
             params = params.with_overrides(top_alternatives=max(1, self.top_logprobs or 0))
-        if self.response_format is not None:  # structured output: decoding follows the schema's grammar
-            params = params.with_overrides(grammar=grammar_for_schema(self.response_format))
         return params
 
     @property

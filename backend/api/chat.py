@@ -1,5 +1,7 @@
-"""POST /v1/chat/completions with `n` > 1 and/or `logprobs` / `top_logprobs` (OpenAI's chat shape:
-`choices[i].logprobs.content[j] = {token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}`).
+"""`POST /v1/chat/completions`: the route (`chat_routes`), and its answer with `n` > 1 and/or `logprobs` /
+`top_logprobs` (OpenAI's chat shape: `choices[i].logprobs.content[j] = {token, logprob, bytes, top_logprobs:
+[{token, logprob, bytes}]}`). Tool calling is backend/api/tools.py; one plain choice streams through
+backend/api/streaming.py as the Chat tab's stream does.
 
 Each choice is a generation of its own with its own random stream: with a `seed`, choice i samples with
 seed + i (so a request is reproducible and its choices differ); without one, each draws a fresh seed. All choices
@@ -13,19 +15,48 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Optional
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from backend import service
-from backend.openai_api.errors import ApiError, api_error, errors_about
-from backend.openai_api.responses import Completion, openai_finish
-from backend.openai_api.schemas import ChatCompletionRequest
-from backend.openai_api.streaming import SSE_HEADERS, Pumps, merged, sse_line
+from backend.api import grammar, tools
+from backend.api.auth import ApiAuth
+from backend.api.checks import check_local_features, check_model
+from backend.api.errors import ApiError, api_error, errors_about
+from backend.api.route import api_router
+from backend.api.schemas import ChatCompletionRequest
+from backend.api.shapes import Completion, openai_finish
+from backend.api.streaming import SSE_HEADERS, Pumps, answer, merged, sse_line
 from backend.registry import Registry
 from backend.types import Delta, Final, GenerationParams, TokenChoice
 
 NEG_INF = -9999.0  # JSON has no -Infinity; vLLM answers this for a token of probability 0
 SEED_LIMIT = 2**63  # GenerationParams' seed range
+
+
+def chat_routes(registry: Registry, auth: ApiAuth) -> APIRouter:
+    router = api_router(auth)
+
+    @router.post("/chat/completions")
+    async def chat_completions(body: ChatCompletionRequest, request: Request) -> Response:
+        completion = Completion("chat", body.model, body.include_usage)
+        check_model(registry, body.model, "chat")
+        with errors_about("messages", body.api_names):
+            params = body.params(registry.spec(body.model).default_params())
+            if body.response_format is not None:  # structured output: decoding follows the schema's grammar
+                params = params.with_overrides(grammar=await grammar.schema_grammar(body.response_format))
+        await check_local_features(registry, body.model, params, logprobs=body.logprobs)
+        if body.uses_tools:  # tools on offer, tool calls or results in the history
+            return await tools.complete(request, registry, body, params)
+        if not body.plain:  # n > 1, logprobs
+            return await complete(request, registry, body, params)
+        message, history = body.conversation()
+        with errors_about("messages", body.api_names):
+            # Validation of the input happens here, before any model is touched.
+            events = service.stream_chat(registry, body.model, message, history, params)
+        return await answer(request, events, completion, body.stream)
+
+    return router
 
 
 def _logprob(probability: float) -> float:

@@ -14,8 +14,8 @@ from typing import Any, AsyncIterator, Iterator, Optional
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from backend.openai_api.errors import ApiError, api_error
-from backend.openai_api.responses import Completion
+from backend.api.errors import ApiError, api_error
+from backend.api.shapes import Completion
 from backend.streams import iterate_in_thread
 from backend.types import Delta, Final
 

@@ -14,9 +14,11 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, field_validator
 
 from backend import tokens
-from backend.openai_api.auth import ApiAuth
-from backend.openai_api.errors import ApiError, invalid
-from backend.openai_api.schemas import ChatMessage, Flag
+from backend.api.auth import ApiAuth
+from backend.api.errors import ApiError, errors_about, invalid
+from backend.api.messages import ChatMessage
+from backend.api.route import api_router
+from backend.api.schemas import Flag
 from backend.registry import Registry
 
 
@@ -64,9 +66,8 @@ def default_model(registry: Registry, model: Optional[str]) -> str:
                    f"({', '.join(local) or 'none'}): name one", param="model")
 
 
-def tokenizer_router(registry: Registry, auth: ApiAuth) -> APIRouter:
-    from backend.openai_api.router import api_router  # the router module mounts this one
-
+def tokenizer_routes(registry: Registry, auth: ApiAuth) -> APIRouter:
+    """The three routes, mounted at the server's root (not under /v1), behind the API's auth and throttle."""
     router = api_router(auth)
 
     @router.post("/tokenize")
@@ -76,22 +77,20 @@ def tokenizer_router(registry: Registry, auth: ApiAuth) -> APIRouter:
             raise ApiError(400, "prompt: give either 'prompt' (text) or 'messages' (a chat)", param="prompt")
         if body.messages is not None:
             messages = [{"role": m.role, "content": m.content} for m in body.messages]
-            ids = await asyncio.to_thread(tokens.tokenize_chat, registry, model, messages,
-                                          body.add_generation_prompt, bool(body.add_special_tokens))
+            with errors_about("messages"):
+                ids = await asyncio.to_thread(tokens.tokenize_chat, registry, model, messages,
+                                              body.add_generation_prompt, bool(body.add_special_tokens))
         else:
             special = True if body.add_special_tokens is None else body.add_special_tokens
-            ids = await asyncio.to_thread(tokens.tokenize, registry, model, body.prompt or "", special)
+            with errors_about("prompt"):
+                ids = await asyncio.to_thread(tokens.tokenize, registry, model, body.prompt or "", special)
         return {"count": len(ids), "max_model_len": registry.status_of(model).max_context, "tokens": ids}
 
     @router.post("/detokenize")
     async def detokenize(body: DetokenizeRequest) -> dict[str, Any]:
         model = default_model(registry, body.model)
-        try:
+        with errors_about("tokens"):  # an id outside the vocabulary names the field
             text = await asyncio.to_thread(tokens.detokenize, registry, model, body.tokens)
-        except Exception as error:  # noqa: BLE001 - an id outside the vocabulary names the field
-            if "tokens:" in str(error):
-                raise ApiError(400, str(error), param="tokens") from error
-            raise
         return {"prompt": text}
 
     @router.get("/tokenizer_info")

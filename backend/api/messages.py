@@ -10,13 +10,13 @@ from typing import Any, Optional
 
 from pydantic import BaseModel, ConfigDict, field_validator, model_validator
 
-from backend.openai_api.errors import invalid
+from backend.api.errors import invalid
 
 
 class ToolCall(BaseModel):
     """An assistant's call in the history: `{"id", "type": "function", "function": {"name", "arguments"}}`."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", validate_default=True)  # a missing `function` is refused too
     id: Optional[str] = None
     type: Any = "function"
     function: Any = None
@@ -95,7 +95,7 @@ class ChatMessage(BaseModel):
 class Tool(BaseModel):
     """`{"type": "function", "function": {"name", "description", "parameters"}}`."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", validate_default=True)  # a missing `function` is refused too
     type: Any = "function"
     function: Any = None
 

@@ -1,4 +1,5 @@
-"""POST /v1/completions beyond one plain string: several prompts (one choice each, `index` in order), token-id
+"""`POST /v1/completions` (`completions_routes`); one plain string prompt streams as the Generate tab's does, and
+everything beyond it is answered here: several prompts (one choice each, `index` in order), token-id
 prompts, `echo`, `logprobs` (OpenAI's legacy shape: `tokens`, `token_logprobs`, `top_logprobs`, `text_offset`) and
 `max_tokens: 0`, as vLLM serves them and lm-evaluation-harness's `local-completions` model sends them.
 
@@ -16,19 +17,41 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Optional, Union
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from backend import service, tokens
+from backend.api.auth import ApiAuth
+from backend.api.checks import check_local_features, check_model
+from backend.api.errors import ApiError, api_error, errors_about
+from backend.api.route import api_router
+from backend.api.schemas import CompletionRequest
+from backend.api.shapes import Completion
+from backend.api.streaming import SSE_HEADERS, Pumps, answer, merged, sse_line
 from backend.engines.token_level import PromptScores, TokenLogprob
-from backend.openai_api.errors import ApiError, api_error, errors_about
-from backend.openai_api.responses import Completion
-from backend.openai_api.schemas import CompletionRequest
-from backend.openai_api.streaming import SSE_HEADERS, Pumps, merged, sse_line
 from backend.registry import Registry
 from backend.types import Delta, Final, GenerationParams, TokenChoice
 
 NEG_INF = -9999.0  # JSON has no -Infinity; vLLM answers this for a token of probability 0
+
+
+def completions_routes(registry: Registry, auth: ApiAuth) -> APIRouter:
+    router = api_router(auth)
+
+    @router.post("/completions")
+    async def text_completions(body: CompletionRequest, request: Request) -> Response:
+        completion = Completion("text", body.model, body.include_usage)
+        check_model(registry, body.model, "text")
+        with errors_about("prompt", body.api_names):
+            params = body.params(registry.spec(body.model).default_params())
+        await check_local_features(registry, body.model, params, logprobs=False)
+        with errors_about("prompt", body.api_names):
+            if not body.plain:  # several prompts, token ids, echo, logprobs, max_tokens 0
+                return await complete(request, registry, body, params)
+            events = service.stream_generate(registry, body.model, body.prompt[0], params)
+        return await answer(request, events, completion, body.stream)
+
+    return router
 
 
 @dataclass
@@ -105,7 +128,7 @@ class TextCompletion:
                 choice.prompt_tokens = len(choice.ids)
             if self.body.echo:
                 choice.echo_text = choice.prompt if isinstance(choice.prompt, str) else \
-                    tokens.detokenize(self.registry, self.model, choice.ids or [])
+                    tokens.detokenize(self.registry, self.model, choice.ids or [], field="prompt")
         if self.body.logprobs is not None:
             self.eos_ids = set(tokens.tokenizer_info(self.registry, self.model).get("eos_token_ids", ()))
         if not self.scores_prompt:

@@ -1,0 +1,44 @@
+"""`GET /v1/models` and `GET /v1/models/{id}`: the registry, in OpenAI's model shape with the workbench's extras."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from fastapi import APIRouter
+
+from backend.api.auth import ApiAuth
+from backend.api.route import api_router
+from backend.registry import Registry
+
+OWNER = "llm-workbench"
+
+
+def models_routes(registry: Registry, auth: ApiAuth) -> APIRouter:
+    router = api_router(auth)
+    created = int(time.time())
+
+    def model_card(model_id: str) -> dict[str, Any]:
+        spec = registry.spec(model_id)
+        return {
+            "id": spec.id,
+            "object": "model",
+            "created": created,
+            "owned_by": OWNER,
+            # Extensions, so a client can tell what each entry does without the UI.
+            "name": spec.display_name,
+            "tasks": list(spec.tasks),
+            "backend": spec.backend,
+            "state": registry.status_of(spec.id).state,
+            "max_context": spec.max_context,
+        }
+
+    @router.get("/models")
+    async def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [model_card(spec.id) for spec in registry.specs()]}
+
+    @router.get("/models/{model_id}")
+    async def get_model(model_id: str) -> dict[str, Any]:
+        return model_card(model_id)
+
+    return router

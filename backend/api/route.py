@@ -1,0 +1,66 @@
+"""The route class every API route is built with, and the empty router new route families start from.
+
+`ApiRoute` runs, for each request, in this order: the router's `ApiAuth` (the login throttle, then the
+credential: a stranger hears 401 or 429 before anything about its body), the body checks of backend/api/body.py
+(size, UTF-8, depth, lone surrogates: field-named 400s), then the route. Whatever the route raises is answered by
+the one error handler: pydantic's validation errors through `from_validation`, everything else through
+`api_error` (OpenAI's error JSON, `param` from the error's `field`).
+
+A route class rather than `app.exception_handler`: it works on an app that is already serving (Gradio's, once
+launched), whose exception handlers Starlette fixed when it built the middleware stack on the first request.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Coroutine, Optional
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from fastapi.routing import APIRoute
+
+from backend.api.auth import ApiAuth
+from backend.api.body import MAX_BODY_BYTES, read_json
+from backend.api.errors import api_error, from_validation
+
+
+class ApiRoute(APIRoute):
+    """One API route: auth first, then the body checks, then the route; one error handler for all of them."""
+
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+        auth = self._auth()
+        limit = self.max_body_bytes
+
+        async def handle(request: Request) -> Response:
+            try:
+                if auth is not None:
+                    await auth(request)
+                if request.method in ("POST", "PUT", "PATCH"):
+                    await read_json(request, limit)
+                return await handler(request)
+            except RequestValidationError as error:
+                return from_validation(error.errors()).response()
+            except Exception as error:  # noqa: BLE001 - every failure answers in OpenAI's shape
+                return api_error(error).response()
+
+        return handle
+
+    def _auth(self) -> Optional[ApiAuth]:
+        for depends in self.dependencies:
+            if isinstance(depends.dependency, ApiAuth):
+                return depends.dependency
+        return None
+
+
+def api_router(auth: ApiAuth, max_body_bytes: Optional[int] = None) -> APIRouter:
+    """An empty router for API routes: `auth` before each, OpenAI-shaped errors from each (ApiRoute), bodies up to
+    `max_body_bytes` (default `MAX_BODY_BYTES`). The auth dependency sits on the routes themselves (not on
+    `include_router`), where ApiRoute can see it; a route that wants the caller's user name takes
+    `user: Optional[str] = Depends(auth)` (FastAPI gives the value the route class already decided)."""
+    route_class: type[ApiRoute] = ApiRoute
+    if max_body_bytes is not None:
+        route_class = type("LimitedApiRoute", (ApiRoute,), {"max_body_bytes": max_body_bytes})
+    return APIRouter(route_class=route_class, dependencies=[Depends(auth)])
