@@ -34,7 +34,7 @@ class LocalTaskEngine:
         self.max_context = max_context
         self.notes = notes
         self.generated_tokens_total = 0
-        self._lock = lock
+        self.lock = lock
 
     @classmethod
     def load(cls, spec: ModelSpec) -> "LocalTaskEngine":
@@ -68,7 +68,7 @@ class LocalTaskEngine:
         return {**loading.describe_model(self.model, self.max_context, self.load_time_s), "notes": list(self.notes)}
 
     def close(self) -> None:
-        with self._lock:
+        with self.lock:
             if self.handler is not None:
                 self.handler.release()
             self.handler = None
@@ -90,7 +90,7 @@ class LocalTaskEngine:
 
     def run_task(self, task: str, request: TaskRequest[Any]) -> list[Any]:
         """One result per input of `request`, with the model's lock held (forward passes one at a time)."""
-        with self._lock:
+        with self.lock:
             return self._handler_for(task)(request)
 
     def stream_task(self, task: str, request: TaskRequest[Any]) -> Iterator[Event]:

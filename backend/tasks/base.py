@@ -236,9 +236,15 @@ class TaskSpec(ABC, Generic[O, R]):
     def handler(self, context: LoadContext) -> TaskHandler[O, R]:
         """The handler for a loaded model (may add status notes, or refuse the model with ModelLoadError)."""
 
-    def handler_for(self, model: Any, tokenizer: Any, max_length: int = 512) -> TaskHandler[O, R]:
-        """A handler outside the registry (tests, benchmarks): a model and tokenizer loaded by the caller."""
-        return self.handler(LoadContext(model_id="local", model=model, tokenizer=tokenizer, max_length=max_length))
+    def handler_for(self, model: Any, tokenizer: Any, max_length: int = 512,
+                    folder: Optional[Path] = None) -> TaskHandler[O, R]:
+        """A handler outside the registry (tests, benchmarks): a model and tokenizer loaded by the caller, from
+        `folder` when its other files matter (an embedder's pooling)."""
+        def find_file(name: str) -> Optional[Path]:
+            return folder / name if folder is not None and (folder / name).is_file() else None
+
+        return self.handler(LoadContext(model_id="local", model=model, tokenizer=tokenizer, max_length=max_length,
+                                        find_file=find_file))
 
     def local_request(self, texts: Any, questions: Any = None, batch_size: Optional[int] = None,
                       **raw: Any) -> TaskRequest[O]:
