@@ -94,8 +94,8 @@ class TextHandler(TaskHandler[TextOptions, str]):
         eos = getattr(generation, "eos_token_id", None)
         eos = eos if eos is not None else tokenizer.eos_token_id
         eos_ids = tuple(int(i) for i in (eos if isinstance(eos, (list, tuple)) else [eos]) if i is not None)
-        pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else getattr(generation, "pad_token_id", None)
-        pad = pad if pad is not None else (eos_ids[0] if eos_ids else 0)
+        pad = next((value for value in (tokenizer.pad_token_id, getattr(generation, "pad_token_id", None))
+                    if value is not None), eos_ids[0] if eos_ids else 0)
         self.decoding = Decoding(eos_token_ids=eos_ids, pad_token_id=int(pad),
                                  bos_token_id=getattr(generation, "bos_token_id", None))
         start = getattr(generation, "decoder_start_token_id", None)

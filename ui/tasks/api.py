@@ -5,7 +5,7 @@ and out; an empty `model` picks the registry's first for the task.
 No `from __future__ import annotations`: `gr.api` reads the endpoints' type hints at runtime.
 """
 
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Union
 
 import gradio as gr
 
