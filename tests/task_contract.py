@@ -193,12 +193,13 @@ class TaskContract:
         from backend.evaluation.types import EvalConfig
 
         case = self.eval_case()
-        if self.spec.evaluation is None:
+        adapter = self.spec.evaluation
+        if adapter is None:
             assert case is None and self.task not in PIPELINE_EVAL_TASKS.values()
             return
         assert case is not None, "a task that serves an evaluation task needs an eval_case"
-        assert PIPELINE_EVAL_TASKS[self.spec.evaluation] == self.task
-        config = EvalConfig(task=self.spec.evaluation, data=DataSource(path="contract.jsonl"),  # type: ignore[arg-type]
+        assert PIPELINE_EVAL_TASKS[adapter.task] == self.task
+        config = EvalConfig(task=adapter.task, data=DataSource(path="contract.jsonl"),  # type: ignore[arg-type]
                             columns=ColumnMapping(input="input", reference="reference"), models=(self.model_id,),
                             batch_size=2, max_new_tokens=4, source_language=case.source_language,
                             target_language=case.target_language)
@@ -210,7 +211,7 @@ class TaskContract:
         assert all(done) and batches == [2] * (len(case.inputs) // 2) + ([len(case.inputs) % 2] if
                                                                          len(case.inputs) % 2 else [])
         assert metric_inputs["predictions"] == predictions and len(predictions) == len(case.inputs)
-        assert metric_inputs["references"] == [self.spec.eval_reference(r) for r in case.references]
+        assert metric_inputs["references"] == [adapter.reference(r) for r in case.references]
         for index, prediction in enumerate(predictions):
             assert isinstance(prediction, str)
             self.check_prediction(case.inputs[index], case.contexts[index] if case.contexts else None, prediction)

@@ -1,8 +1,9 @@
 """Evaluation inference for the pipeline tasks: NER tags per word, extractive answers, summaries, translations.
 
-Each task's spec (backend/tasks/table.py) is its evaluation adapter: which evaluation task it serves, how a batch
-of examples becomes its inputs, how a result becomes the text the metric module reads (NER tags joined by spaces,
-one per input token; the best answer span; the generated text), and how references are read. The model runs over
+Each task's spec (backend/tasks/table.py) carries its evaluation adapter (`spec.evaluation`): which evaluation
+task it serves, how a batch of examples becomes its inputs, how a result becomes the text the metric module reads
+(NER tags joined by spaces, one per input token; the best answer span; the generated text), and how references
+are read. The model runs over
 the examples in batches under one registry lease; between batches the run reports progress and checks the cancel
 flag. No torch import here: the task engine does that.
 """
@@ -23,7 +24,7 @@ class _EvalTasks(Mapping[str, str]):
     """Evaluation task -> the registry task its models do, read live from the task table."""
 
     def _pairs(self) -> dict[str, str]:
-        return {spec.evaluation: spec.name for spec in task_specs() if spec.evaluation}
+        return {spec.evaluation.task: spec.name for spec in task_specs() if spec.evaluation}
 
     def __getitem__(self, key: str) -> str:
         return self._pairs()[key]
@@ -46,12 +47,13 @@ def run_pipeline_task(registry: Any, config: EvalConfig, examples: Any, model_id
     from backend.tasks.service import run_request
 
     spec = evaluation_spec(config.task)
-    if spec is None:
+    if spec is None or spec.evaluation is None:
         raise ValueError(f"no pipeline task serves the evaluation task {config.task!r}")
+    adapter = spec.evaluation
     count = len(examples)
     predictions: list[Any] = [None] * count
-    references = [spec.eval_reference(reference) for reference in examples.references]
-    options = spec.eval_options(config, registry.spec(model_id, spec.name))  # refuses before loading
+    references = [adapter.reference(reference) for reference in examples.references]
+    options = adapter.options(config, registry.spec(model_id, spec.name))  # refuses before loading
     with registry.lease(model_id, spec.name) as engine:
         for start in range(0, count, config.batch_size):
             if cancel.is_set():
@@ -59,11 +61,11 @@ def run_pipeline_task(registry: Any, config: EvalConfig, examples: Any, model_id
             batch = list(range(start, min(count, start + config.batch_size)))
             inputs = [examples.inputs[i] for i in batch]
             contexts = [examples.contexts[i] for i in batch] if examples.contexts is not None else None
-            request = TaskRequest(spec.eval_inputs(inputs, contexts), options, len(batch))
+            request = TaskRequest(adapter.inputs(inputs, contexts), options, len(batch))
             results = run_request(engine, model_id, spec.name, request)
             for index, text, result in zip(batch, inputs, results):
-                predictions[index] = spec.eval_prediction(text, result)
+                predictions[index] = adapter.prediction(text, result)
             on_batch(len(batch))
     done = [prediction is not None for prediction in predictions]
-    notices = spec.eval_notices(predictions, references)
+    notices = adapter.notices(predictions, references)
     return done, {"predictions": [p or "" for p in predictions], "references": references}, predictions, notices

@@ -190,7 +190,7 @@ class TaskSpec(ABC, Generic[O, R]):
     asks_questions: ClassVar[bool] = False  # one question per text (the texts are contexts)
     columns: ClassVar[tuple[str, ...]]  # the columns a whole-file run adds, in `file_row`'s order
     file_stem: ClassVar[str]  # what a file run's download is called ("<file>-entities.csv")
-    evaluation: ClassVar[Optional[str]] = None  # the evaluation task it serves (backend/evaluation), if any
+    evaluation: ClassVar[Optional["EvalAdapter[Any, Any]"]] = None  # how an evaluation task scores it, if one does
 
     # ------------------------------------------------------------------------------- which checkpoints
 
@@ -269,23 +269,29 @@ class TaskSpec(ABC, Generic[O, R]):
     def file_row(self, result: R) -> tuple[Any, ...]:
         """One result as the values of `columns` (JSON text for structured results, so a CSV keeps them)."""
 
-    # ------------------------------------------------------------------------------- evaluation
 
-    def eval_options(self, config: "EvalConfig", model: "ModelSpec") -> O:
-        """Options for an evaluation run (refusing what the model cannot do before it loads)."""
-        raise NotImplementedError(f"'{self.name}' has no evaluation adapter")
+class EvalAdapter(ABC, Generic[O, R]):
+    """How an evaluation task (backend/evaluation) runs a pipeline task: its options for the run, a batch of
+    examples as the task's inputs, and each result as the text the evaluation task's metric reads."""
 
-    def eval_inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
-        """A batch of evaluation examples as the task's inputs (contexts: the examples' context column)."""
+    task: str  # the evaluation task's name ("ner", "question_answering", "summarization", ...)
+
+    @abstractmethod
+    def options(self, config: "EvalConfig", model: "ModelSpec") -> O:
+        """Options for the run (refusing what the model cannot do before it loads)."""
+
+    def inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
+        """A batch of examples as the task's inputs (contexts: the examples' context column)."""
         return TaskInputs(tuple(inputs), None)
 
-    def eval_prediction(self, example_input: str, result: R) -> str:
-        """One result as the text the evaluation task's metric reads."""
-        raise NotImplementedError(f"'{self.name}' has no evaluation adapter")
+    @abstractmethod
+    def prediction(self, example_input: str, result: R) -> str:
+        """One result as the text the metric reads."""
 
-    def eval_reference(self, reference: Any) -> Any:
+    def reference(self, reference: Any) -> Any:
         """A reference as the metric reads it."""
         return reference
 
-    def eval_notices(self, predictions: Sequence[Optional[str]], references: Sequence[Any]) -> list[str]:
+    def notices(self, predictions: Sequence[Optional[str]], references: Sequence[Any]) -> list[str]:
+        """What the run's report should say about the predictions as a whole."""
         return []

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any, Optional, Sequence
 
 from backend.evaluation.sequences import parse_list
-from backend.tasks.base import LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, one_of
+from backend.tasks.base import EvalAdapter, LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, one_of
 from backend.tasks.types import AGGREGATIONS, Aggregation, Entity
 
 
@@ -108,6 +108,30 @@ def entities_to_tags(spans: list[tuple[int, int]], entities: list[Any]) -> list[
     return tags
 
 
+class NerEvaluation(EvalAdapter[NerOptions, list[Entity]]):
+    """Rows of words with a BIO tag each: the words joined by spaces go in, the entities found come back as a tag
+    per word, for seqeval."""
+
+    task = "ner"
+
+    def options(self, config: Any, model: Any) -> NerOptions:
+        return NerOptions("simple")
+
+    def inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
+        return TaskInputs(tuple(words_to_text(parse_list(text))[0] for text in inputs))
+
+    def prediction(self, example_input: str, result: list[Entity]) -> str:
+        return " ".join(entities_to_tags(words_to_text(parse_list(example_input))[1], result))
+
+    def reference(self, reference: Any) -> str:
+        return " ".join(parse_list(reference))
+
+    def notices(self, predictions: Sequence[Optional[str]], references: Sequence[Any]) -> list[str]:
+        mismatched = sum(1 for prediction, reference in zip(predictions, references)
+                         if prediction is not None and len(prediction.split()) != len(reference.split()))
+        return [f"{mismatched:,} example(s) have a different number of tokens and tags"] if mismatched else []
+
+
 # ------------------------------------------------------------------------------------------------- spec
 
 
@@ -118,7 +142,7 @@ class NerSpec(TaskSpec[NerOptions, list[Entity]]):
     onnx = True
     columns = ("entities",)
     file_stem = "entities"
-    evaluation = "ner"
+    evaluation = NerEvaluation()
     aggregations = AGGREGATIONS
 
     def model_class(self, architectures: Sequence[str]) -> Any:
@@ -136,23 +160,6 @@ class NerSpec(TaskSpec[NerOptions, list[Entity]]):
 
     def file_row(self, result: list[Entity]) -> tuple[Any, ...]:
         return (json.dumps([e.to_dict() for e in result], ensure_ascii=False),)
-
-    def eval_options(self, config: Any, model: Any) -> NerOptions:
-        return NerOptions("simple")
-
-    def eval_inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
-        return TaskInputs(tuple(words_to_text(parse_list(text))[0] for text in inputs))
-
-    def eval_prediction(self, example_input: str, result: list[Entity]) -> str:
-        return " ".join(entities_to_tags(words_to_text(parse_list(example_input))[1], result))
-
-    def eval_reference(self, reference: Any) -> str:
-        return " ".join(parse_list(reference))
-
-    def eval_notices(self, predictions: Sequence[Optional[str]], references: Sequence[Any]) -> list[str]:
-        mismatched = sum(1 for prediction, reference in zip(predictions, references)
-                         if prediction is not None and len(prediction.split()) != len(reference.split()))
-        return [f"{mismatched:,} example(s) have a different number of tokens and tags"] if mismatched else []
 
 
 SPEC = NerSpec()

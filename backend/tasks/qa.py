@@ -16,7 +16,16 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from backend.tasks.base import MAX_TOP_K, LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, whole_number
+from backend.tasks.base import (
+    MAX_TOP_K,
+    EvalAdapter,
+    LoadContext,
+    TaskHandler,
+    TaskInputs,
+    TaskRequest,
+    TaskSpec,
+    whole_number,
+)
 from backend.tasks.types import Answer
 from backend.types import InvalidInputError
 
@@ -104,6 +113,21 @@ def _softmax(logits: np.ndarray) -> np.ndarray:
     return shifted / shifted.sum()
 
 
+class QaEvaluation(EvalAdapter[QaOptions, list[Answer]]):
+    """Questions with their contexts: the best answer's text, for SQuAD's exact match and F1."""
+
+    task = "question_answering"
+
+    def options(self, config: Any, model: Any) -> QaOptions:
+        return QaOptions(top_k=1)
+
+    def inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
+        return TaskInputs(tuple(contexts or ()), tuple(inputs))
+
+    def prediction(self, example_input: str, result: list[Answer]) -> str:
+        return result[0].answer if result else ""
+
+
 class QaSpec(TaskSpec[QaOptions, list[Answer]]):
     name = "question_answering"
     title_key = "tasks_qa"
@@ -113,7 +137,7 @@ class QaSpec(TaskSpec[QaOptions, list[Answer]]):
     asks_questions = True
     columns = ("answer", "answer_score", "answer_start", "answer_end")
     file_stem = "answers"
-    evaluation = "question_answering"
+    evaluation = QaEvaluation()
 
     def model_class(self, architectures: Sequence[str]) -> Any:
         from transformers import AutoModelForQuestionAnswering
@@ -149,15 +173,6 @@ class QaSpec(TaskSpec[QaOptions, list[Answer]]):
     def file_row(self, result: list[Answer]) -> tuple[Any, ...]:
         best = result[0] if result else None
         return (best.answer, best.score, best.start, best.end) if best else ("", None, None, None)
-
-    def eval_options(self, config: Any, model: Any) -> QaOptions:
-        return QaOptions(top_k=1)
-
-    def eval_inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
-        return TaskInputs(tuple(contexts or ()), tuple(inputs))
-
-    def eval_prediction(self, example_input: str, result: list[Answer]) -> str:
-        return result[0].answer if result else ""
 
 
 SPEC = QaSpec()

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
-from backend.tasks.base import LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, whole_number
+from backend.tasks.base import EvalAdapter, LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, whole_number
 from backend.types import Delta, Event, GenerationError, GenerationParams, InvalidInputError
 
 if TYPE_CHECKING:
@@ -306,13 +306,22 @@ class TextTaskSpec(TaskSpec[TextOptions, str]):
     def file_row(self, result: str) -> tuple[Any, ...]:
         return (result,)
 
-    def eval_options(self, config: "EvalConfig", model: "ModelSpec") -> TextOptions:
-        options = replace(self.options(GenerationParams(max_new_tokens=config.max_new_tokens, temperature=0.0)),
+
+class TextEvaluation(EvalAdapter[TextOptions, str]):
+    """Summaries and translations, greedy, for ROUGE / BLEU / chrF: the generated text is the prediction."""
+
+    def __init__(self, task: str, spec: Callable[[], TextTaskSpec]) -> None:
+        self.task = task
+        self._spec = spec
+
+    def options(self, config: "EvalConfig", model: "ModelSpec") -> TextOptions:
+        spec = self._spec()
+        options = replace(spec.options(GenerationParams(max_new_tokens=config.max_new_tokens, temperature=0.0)),
                           source=config.source_language, target=config.target_language)
-        self.check_model(TaskRequest(TaskInputs(()), options), model)
+        spec.check_model(TaskRequest(TaskInputs(()), options), model)
         return options
 
-    def eval_prediction(self, example_input: str, result: str) -> str:
+    def prediction(self, example_input: str, result: str) -> str:
         return result
 
 
@@ -322,7 +331,7 @@ class SummarizeSpec(TextTaskSpec):
     shares_entry_with = frozenset({"translate"})
     columns = ("summary",)
     file_stem = "summaries"
-    evaluation = "summarization"
+    evaluation = TextEvaluation("summarization", lambda: SUMMARIZE)
 
 
 class TranslateSpec(TextTaskSpec):
@@ -331,7 +340,7 @@ class TranslateSpec(TextTaskSpec):
     shares_entry_with = frozenset({"summarize"})
     columns = ("translation",)
     file_stem = "translations"
-    evaluation = "translation"
+    evaluation = TextEvaluation("translation", lambda: TRANSLATE)
 
 
 SUMMARIZE = SummarizeSpec()

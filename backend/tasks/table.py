@@ -38,7 +38,8 @@ def task_spec(name: str) -> TaskSpec[Any, Any]:
 
 def evaluation_spec(evaluation_task: str) -> Optional[TaskSpec[Any, Any]]:
     """The pipeline task that serves an evaluation task (e.g. "summarization" → summarize), or None."""
-    return next((spec for spec in _TABLE.values() if spec.evaluation == evaluation_task), None)
+    return next((spec for spec in _TABLE.values() if spec.evaluation and spec.evaluation.task == evaluation_task),
+                None)
 
 
 def register(spec: TaskSpec[Any, Any]) -> None:
