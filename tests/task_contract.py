@@ -158,6 +158,10 @@ class TaskContract:
                 service.run_task(task_registry, self.model_id, self.task, list(self.texts),
                                  list(self.questions) if self.questions else None, **{**self.options, **options})
             assert str(caught.value).startswith(named) and caught.value.field in (None, named), caught.value
+        with pytest.raises(InvalidInputError, match="no_such_option: not an option of") as caught:
+            service.run_task(task_registry, self.model_id, self.task, list(self.texts),
+                             list(self.questions) if self.questions else None, **self.options, no_such_option=1)
+        assert caught.value.field == "no_such_option"
         with pytest.raises(WorkbenchError, match="task: one of"):
             service.run_task(task_registry, self.model_id, "no_such_task", list(self.texts))
 

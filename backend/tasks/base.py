@@ -10,6 +10,7 @@ functions that load and run the model.
 
 from __future__ import annotations
 
+import inspect
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
@@ -216,6 +217,15 @@ class TaskSpec(ABC, Generic[O, R]):
         """The inputs, checked; errors name the field (and the index in a list)."""
         return TaskInputs(check_texts(self.text_field, texts))
 
+    def checked_options(self, raw: dict[str, Any]) -> O:
+        """`options(**raw)`, refusing an option this task does not have (naming it) instead of a TypeError."""
+        accepted = inspect.signature(self.options).parameters
+        unknown = [name for name in raw if name not in accepted]
+        if unknown:
+            raise InvalidInputError(f"{unknown[0]}: not an option of '{self.name}' (its options: "
+                                    f"{', '.join(accepted) or 'none'})", field=unknown[0])
+        return self.options(**raw)
+
     def check_model(self, request: TaskRequest[O], model: "ModelSpec") -> None:
         """Checks against the checkpoint's files, before anything is loaded (a mask token, a language pair)."""
 
@@ -223,7 +233,7 @@ class TaskSpec(ABC, Generic[O, R]):
                 **raw: Any) -> TaskRequest[O]:
         """A checked request for `model`: inputs, options and the checkpoint checks, all before loading."""
         inputs = self.inputs(texts, questions)
-        options = self.options(**raw)
+        options = self.checked_options(raw)
         if batch_size is not None:
             batch_size = whole_number("batch_size", batch_size, 1, MAX_BATCH_SIZE)
         request = TaskRequest(inputs, options, batch_size)
@@ -249,13 +259,13 @@ class TaskSpec(ABC, Generic[O, R]):
     def local_request(self, texts: Any, questions: Any = None, batch_size: Optional[int] = None,
                       **raw: Any) -> TaskRequest[O]:
         """A request checked without a registry entry (no checkpoint checks), for `handler_for`'s handlers."""
-        return TaskRequest(self.inputs(texts, questions), self.options(**raw), batch_size)
+        return TaskRequest(self.inputs(texts, questions), self.checked_options(raw), batch_size)
 
     # ------------------------------------------------------------------------------- whole-file runs
 
     def file_options(self, model: "ModelSpec", raw: dict[str, Any], params: Any = None) -> O:
         """Options for a whole-file run (`raw`: the run's options; `params`: generation parameters)."""
-        return self.options(**raw)
+        return self.checked_options(raw)
 
     def usable(self, text: str, options: O) -> bool:
         """Whether one row can be processed at all (rows that cannot are left empty and counted)."""

@@ -168,7 +168,7 @@ class QaSpec(TaskSpec[QaOptions, list[Answer]]):
         return QaHandler(context)
 
     def file_options(self, model: Any, raw: dict[str, Any], params: Any = None) -> QaOptions:
-        return self.options(top_k=1, **{k: v for k, v in raw.items() if k != "top_k"})
+        return self.checked_options({**raw, "top_k": 1})  # a file row keeps the best answer
 
     def file_row(self, result: list[Answer]) -> tuple[Any, ...]:
         best = result[0] if result else None
