@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Iterator, Optional, Protocol, Sequence, TypeVar, \
     runtime_checkable
 
-from backend.types import Event, InvalidInputError
+from backend.types import Event, GenerationError, InvalidInputError
 
 if TYPE_CHECKING:
     from backend.evaluation.types import EvalConfig
@@ -168,8 +168,6 @@ class StreamingHandler(Protocol):
 
 
 def _unloaded(*args: Any, **kwargs: Any) -> Any:
-    from backend.types import GenerationError
-
     raise GenerationError("the model was unloaded while running")
 
 
