@@ -9,16 +9,34 @@ torch in.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Any, Literal, Optional
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from backend.tasks import catalog as task_catalog
-from backend.types import TASKS, GenerationParams, Task
+from backend.types import TASKS, GenerationParams
 
 Backend = Literal["transformers", "openai"]  # in-process weights, or an OpenAI-compatible server
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Quantization = Literal["4bit", "8bit"]
+
+
+def known_tasks() -> tuple[str, ...]:
+    """The tasks an entry may list: chat, generate and the classifiers, then every task of the pipeline task
+    table (backend/tasks/table.py; a task registered there is accepted at once)."""
+    return (*(task for task in TASKS if task not in task_catalog.PIPELINE_TASKS), *task_catalog.PIPELINE_TASKS)
+
+
+def _known_task(name: Any) -> str:
+    known = known_tasks()
+    if name not in known:  # worded as pydantic words a Literal, which this was before tasks came from the table
+        expected = ", ".join(repr(task) for task in known[:-1]) + f" or {known[-1]!r}"
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return name
+
+
+KnownTask = Annotated[str, AfterValidator(_known_task)]
 
 
 class _Strict(BaseModel):
@@ -52,7 +70,7 @@ class ModelSpec(_Strict):
     id: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     name: str = ""
     description: str = ""
-    tasks: tuple[Task, ...]
+    tasks: tuple[KnownTask, ...]  # a `Task` of backend/types.py, or a pipeline task registered in the task table
     backend: Backend = "transformers"
     source: Optional[str] = Field(default=None, min_length=1)  # a Hub repo id, or a local folder (relative
     # to models.yaml); required for backend transformers
@@ -91,9 +109,9 @@ class ModelSpec(_Strict):
 
     @field_validator("tasks")
     @classmethod
-    def _tasks_known_and_compatible(cls, tasks: tuple[Task, ...]) -> tuple[Task, ...]:
+    def _tasks_known_and_compatible(cls, tasks: tuple[str, ...]) -> tuple[str, ...]:
         if not tasks:
-            raise ValueError(f"list at least one task ({', '.join(TASKS)})")
+            raise ValueError(f"list at least one task ({', '.join(known_tasks())})")
         if len(set(tasks)) != len(tasks):
             raise ValueError("a task is listed twice")
         combination = task_catalog.combination_error(tasks)

@@ -38,7 +38,7 @@ def main() -> int:
     import torch
     from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-    from backend.tasks.fill_mask import FillMaskTask
+    from backend.tasks.fill_mask import SPEC
 
     torch.set_num_threads(1)
     texts = [r.replace(" the ", " [MASK] ", 1) if " the " in r else r + " [MASK]" for r in tb.make_rows(args.rows)]
@@ -48,7 +48,8 @@ def main() -> int:
         tokenizer = AutoTokenizer.from_pretrained(folder)
         plain_model = AutoModelForMaskedLM.from_pretrained(folder).eval()
         plain = pipeline("fill-mask", model=plain_model, tokenizer=tokenizer)
-        app = FillMaskTask(AutoModelForMaskedLM.from_pretrained(folder).eval(), tokenizer)
+        handler = SPEC.handler_for(AutoModelForMaskedLM.from_pretrained(folder).eval(), tokenizer)
+        app = lambda texts, top_k, batch_size: handler(SPEC.local_request(texts, top_k=top_k, batch_size=batch_size))  # noqa: E731
         want = plain(texts[:8], top_k=5, batch_size=8)
         have = app(texts[:8], top_k=5, batch_size=8)
         assert [[c.token for c in t[0]] for t in have] == [[x["token_str"] for x in w] for w in want]

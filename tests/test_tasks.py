@@ -91,20 +91,20 @@ def test_ner_offsets_point_into_the_text_and_aggregation_groups_tokens(shared_re
 
 
 def test_batched_ner_equals_the_token_classification_pipeline(tiny_models_yaml: Path) -> None:
-    """NerTask tokenizes a batch in one call and runs one padded forward pass; every text's entities must still
-    be exactly what the pipeline's own call gives, for every aggregation strategy, whatever the padding."""
+    """The NER handler tokenizes a batch in one call and runs one padded forward pass; every text's entities must
+    still be exactly what the pipeline's own call gives, for every aggregation strategy, whatever the padding."""
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
-    from backend.tasks.ner import NerTask
+    from backend.tasks.ner import SPEC
 
     folder = tiny_models_yaml.parent / "tiny-ner"
     model = AutoModelForTokenClassification.from_pretrained(folder).eval()
-    task = NerTask(model, AutoTokenizer.from_pretrained(folder))
+    task = SPEC.handler_for(model, AutoTokenizer.from_pretrained(folder))
     texts = ["Anna.", "Dr. Smith met Anna in Paris on Monday, then flew to Berlin with Tom.", "Paris is big.",
              "The weather today is sunny with a light breeze, around 21 degrees, in London and in Rome."]
     for aggregation in ("none", "simple", "first", "average", "max"):
         want = task.pipe(texts, aggregation_strategy=aggregation, batch_size=1)
-        have = task(texts, aggregation=aggregation, batch_size=3)  # one padded batch of 3, then one of 1
+        have = task(SPEC.local_request(texts, aggregation=aggregation, batch_size=3))  # a padded 3, then 1
         assert len(have) == len(texts)
         for found, expected in zip(have, want):
             assert [(e.entity, e.word, e.start, e.end) for e in found] == \
@@ -114,11 +114,11 @@ def test_batched_ner_equals_the_token_classification_pipeline(tiny_models_yaml: 
 
 
 def test_fill_mask_on_masked_rows_equals_the_fill_mask_pipeline(tiny_models_yaml: Path) -> None:
-    """FillMaskTask projects only the masked positions onto the vocabulary; its candidates, scores and sequences
-    must be exactly the plain fill-mask pipeline's, for one and several masks, alone and in a padded batch."""
+    """The fill-mask handler projects only the masked positions onto the vocabulary; its candidates, scores and
+    sequences must be exactly the plain fill-mask pipeline's, for one and several masks, alone and in a batch."""
     from transformers import AutoModelForMaskedLM, AutoTokenizer, pipeline
 
-    from backend.tasks.fill_mask import FillMaskTask
+    from backend.tasks.fill_mask import SPEC
 
     folder = tiny_models_yaml.parent / "tiny-mlm"
     model = AutoModelForMaskedLM.from_pretrained(folder).eval()
@@ -126,13 +126,13 @@ def test_fill_mask_on_masked_rows_equals_the_fill_mask_pipeline(tiny_models_yaml
     plain = pipeline("fill-mask", model=model, tokenizer=tokenizer)
     texts = ["The [MASK] sat.", "[MASK] met Anna in [MASK] on Monday, then flew to [MASK] with Tom.",
              "The weather today is sunny with a light breeze, around 21 degrees, in [MASK] and in Rome."]
-    want = [plain(text, top_k=4) for text in texts]  # before FillMaskTask hooks the model
+    want = [plain(text, top_k=4) for text in texts]  # before the handler hooks the model
     want = [[w] if text.count("[MASK]") == 1 else w for w, text in zip(want, texts)]
-    task = FillMaskTask(model, tokenizer)
+    task = SPEC.handler_for(model, tokenizer)
     projected: list[int] = []  # rows the vocabulary projection computed, per forward pass
     model.get_output_embeddings().register_forward_hook(lambda _m, _a, out: projected.append(out.shape[-2]))
     for batch_size in (1, 2):
-        have = task(texts, top_k=4, batch_size=batch_size)
+        have = task(SPEC.local_request(texts, top_k=4, batch_size=batch_size))
         assert sum(projected) == 5, projected  # the five masks, not every token
         projected.clear()
         assert [[[(c.token, c.sequence) for c in per_mask] for per_mask in text] for text in have] == \

@@ -61,7 +61,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col_probability": ("probability", "概率"),
     "col_predicted_label": ("predicted_label", "预测标签"),
     "col_predicted_score": ("predicted_score", "预测分数"),
-    # Columns a task's file run adds (backend/tasks/files.py OUTPUT_COLUMNS; "answer", "prediction" are above)
+    # Columns a task's file run adds (each task spec's `columns`, backend/tasks/; "answer", "prediction" are above)
     "col_entities": ("entities", "实体"),
     "col_answer_score": ("answer_score", "答案分数"),
     "col_answer_start": ("answer_start", "答案起始"),

@@ -6,15 +6,15 @@ Each backend's module is imported only when an entry uses it, so torch stays out
 from __future__ import annotations
 
 from backend.config import ModelSpec
-from backend.engines.base import Engine
+from backend.engines.base import LoadedModel
 
 
-def create_engine(spec: ModelSpec) -> Engine:
+def create_engine(spec: ModelSpec) -> LoadedModel:
     """Loads the engine for `spec` (slow: reads weights). Called by the registry, never at start-up."""
     if spec.backend == "transformers":
-        from backend.tasks.catalog import PIPELINE_TASKS
+        from backend.tasks.table import find_task
 
-        if set(spec.tasks) & set(PIPELINE_TASKS):  # NER, QA, fill-mask, summarize / translate, embed
+        if any(find_task(task) is not None for task in spec.tasks):  # a pipeline task of backend/tasks/table.py
             from backend.engines.local_tasks import LocalTaskEngine
 
             return LocalTaskEngine.load(spec)

@@ -130,6 +130,35 @@ def decode_batch(model: Any, decoding: Decoding, rows: list[RowPlan], stop_flags
         )
 
 
+def decode_encoded(model: Any, decoding: Decoding, rows: list[RowPlan], encoded: dict[str, torch.Tensor],
+                   stop_flags: torch.Tensor, on_step: Callable[[Step], None], *, min_new_tokens: int = 0,
+                   decoder_start_token_id: Optional[int] = None) -> None:
+    """`decode_batch` for inputs the caller encoded itself (backend/tasks/seq2seq.py): a text-to-text model's
+    encoder inputs, whose decoder starts from `decoder_start_token_id`, or a causal LM's left-padded prompts. The
+    same sampler (each row's own seeded draws), stop flags and step callback; `min_new_tokens` keeps EOS away
+    that long."""
+    device = model.device
+    inputs = {name: value.to(device) for name, value in encoded.items()}
+    if getattr(model.config, "is_encoder_decoder", False):
+        # The sampler and the row limits look at the decoder's sequence, which starts as one token per row.
+        decoder_mask = torch.ones((len(rows), 1), dtype=torch.long, device=device)
+    else:
+        decoder_mask = inputs["attention_mask"]
+    sampler = BatchSampler(rows, decoder_mask, GrammarMask.of(rows, model, decoding.eos_token_ids))
+    with torch.inference_mode():
+        model.generate(
+            **inputs,
+            generation_config=GenerationConfig(
+                do_sample=False, num_beams=1, max_new_tokens=max(row.max_new_tokens for row in rows),
+                min_new_tokens=min_new_tokens or None, eos_token_id=list(decoding.eos_token_ids),
+                pad_token_id=decoding.pad_token_id, bos_token_id=decoding.bos_token_id,
+                decoder_start_token_id=decoder_start_token_id),
+            logits_processor=LogitsProcessorList([sampler]),
+            stopping_criteria=StoppingCriteriaList([RowsDone(rows, stop_flags, decoder_mask.shape[1])]),
+            streamer=_StepStreamer(sampler, on_step),
+        )
+
+
 def decode_steps(model_key: str, decoding: Decoding, rows: list[RowPlan],
                  stop_flags: torch.Tensor) -> Iterator[Step]:
     """`decode_batch` as a generator of steps, for `spaces.GPU` (which runs it in its worker process).

@@ -1,73 +1,43 @@
-"""Which checkpoints can serve each pipeline task, and which tasks may share one registry entry.
-
-Only the standard library here: backend/config.py validates models.yaml with it, before torch is imported.
+"""Which checkpoints can serve each pipeline task, and which tasks may share one registry entry: questions
+backend/config.py and backend/model_spec.py ask while validating models.yaml, answered from the task table
+(backend/tasks/table.py). Only the standard library and the torch-free task specs here.
 """
 
 from __future__ import annotations
 
 from typing import Optional
 
-PIPELINE_TASKS = ("ner", "question_answering", "fill_mask", "summarize", "translate", "embed")
-# Summaries and translations are both text-to-text generation with one model: they may share an entry. Every
-# other pipeline task needs its own head, hence its own entry.
-SHAREABLE = frozenset({"summarize", "translate"})
-# Encoder tasks whose forward pass can be exported to ONNX (`runtime: onnx`).
-ONNX_TASKS = ("classify", "zero_shot", "ner", "question_answering", "embed")
+from backend.tasks.seq2seq import pair_error, translation_pairs
+from backend.tasks.table import PIPELINE_TASKS, TaskNames, find_task, task_spec
 
-# Architecture class-name suffixes (config.json `architectures`) per task; transformers names heads this way.
-ARCHITECTURES: dict[str, tuple[str, ...]] = {
-    "ner": ("ForTokenClassification",),
-    "question_answering": ("ForQuestionAnswering",),
-    "fill_mask": ("ForMaskedLM",),
-    "summarize": ("ForConditionalGeneration", "ForCausalLM", "LMHeadModel"),
-    "translate": ("ForConditionalGeneration", "ForCausalLM", "LMHeadModel"),
-}
-# Decoder-only and text-to-text classes: not encoders, so `embed` refuses them.
-_NOT_ENCODERS = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
-# Any encoder embeds: a bare model (BertModel) or one with a head, whose base AutoModel loads.
-_ENCODERS = ("Model", "ForMaskedLM", "ForSequenceClassification", "ForTokenClassification", "ForQuestionAnswering")
+__all__ = ["PIPELINE_TASKS", "ONNX_TASKS", "serves", "needs", "combination_error", "translation_pairs", "pair_error"]
+
+# Encoder tasks whose forward pass can be exported to ONNX (`runtime: onnx`): the classifiers, and the pipeline
+# tasks whose spec says so.
+ONNX_TASKS = TaskNames(lambda spec: spec.onnx, before=("classify", "zero_shot"))
 
 
 def serves(task: str, architecture: str) -> bool:
     """Whether a checkpoint of class `architecture` can do the pipeline task `task`."""
-    if task == "embed":
-        return architecture.endswith(_ENCODERS) and not architecture.endswith(_NOT_ENCODERS)
-    return architecture.endswith(ARCHITECTURES[task])
+    return task_spec(task).serves(architecture)
 
 
 def needs(task: str) -> str:
     """What `task` needs, in words, for error messages."""
-    if task == "embed":
-        return "an encoder (*Model, *ForMaskedLM, ...; not a decoder-only or text-to-text model)"
-    return "a model of type *" + " / *".join(ARCHITECTURES[task])
+    return task_spec(task).needs()
 
 
 def combination_error(tasks: tuple[str, ...]) -> Optional[str]:
-    """Why these tasks cannot share one entry, or None when they can."""
-    pipeline = set(tasks) & set(PIPELINE_TASKS)
+    """Why these tasks cannot share one entry, or None when they can. Every pipeline task needs its own head,
+    hence its own entry, unless its spec names the others as sharing one (summarize and translate)."""
+    pipeline = [task for task in tasks if find_task(task) is not None]
     if not pipeline:
         return None
-    others = set(tasks) - pipeline
-    if others or (len(pipeline) > 1 and not pipeline <= SHAREABLE):
-        return (f"'{sorted(pipeline)[0]}' needs its own entry (only summarize and translate may share one): each "
-                "task uses a different model head; add a second entry with the same source")
+    others = set(tasks) - set(pipeline)
+    alone = any(set(pipeline) - {task} - task_spec(task).shares_entry_with for task in pipeline)
+    if others or alone:
+        sharing = sorted({" and ".join(sorted({task, *task_spec(task).shares_entry_with}))
+                          for task in PIPELINE_TASKS if task_spec(task).shares_entry_with})
+        return (f"'{sorted(pipeline)[0]}' needs its own entry (only {'; '.join(sharing) or 'none'} may share one): "
+                "each task uses a different model head; add a second entry with the same source")
     return None
-
-
-def translation_pairs(task_specific_params: Optional[dict]) -> Optional[list[tuple[str, str]]]:
-    """The (source, target) pairs a checkpoint declares in config.json (`translation_en_to_de`: T5 and the like);
-    None when it declares none (causal LMs and single-pair models translate whatever they are asked to)."""
-    found = []
-    for key in task_specific_params or {}:
-        if key.startswith("translation_") and "_to_" in key:
-            source, target = key[len("translation_"):].split("_to_", 1)
-            found.append((source, target))
-    return found or None
-
-
-def pair_error(pairs: Optional[list[tuple[str, str]]], source: str, target: str) -> Optional[str]:
-    """Why (source, target) cannot be translated with a model declaring `pairs`, or None."""
-    if pairs is None or (source, target) in pairs:
-        return None
-    have = ", ".join(f"{s} → {t}" for s, t in pairs)
-    return f"target_language: this model does not translate {source or '?'} → {target or '?'}; it translates {have}"

@@ -9,15 +9,17 @@ importing sentence-transformers). A plain encoder without that folder gets mean 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import torch
-from transformers import AutoModel
+from backend.tasks.base import LoadContext, TaskHandler, TaskRequest, TaskSpec
+from backend.tasks.types import Embedding, Pooling
 
-from backend.tasks.types import Embeddings, Pooling
 
-MODEL_CLASS = AutoModel
+@dataclass(frozen=True)
+class EmbedOptions:
+    """Nothing to choose: the model's folder says how to pool."""
 
 
 def pooling_of(find_file: Callable[[str], Optional[Path]]) -> tuple[Pooling, bool, Optional[int]]:
@@ -42,42 +44,38 @@ def pooling_of(find_file: Callable[[str], Optional[Path]]) -> tuple[Pooling, boo
     return pooling, normalize, max_length
 
 
-class EmbedTask:
-    def __init__(self, model: Any, tokenizer: Any, max_length: int, pooling: Pooling = "mean",
-                 normalize: bool = True) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.max_length = max_length
+class EmbedHandler(TaskHandler[EmbedOptions, Embedding]):
+    def __init__(self, context: LoadContext, pooling: Pooling = "mean", normalize: bool = True) -> None:
+        super().__init__(context)
         self.pooling = pooling
         self.normalize = normalize
-        self.forward_fn = model  # `runtime: onnx` replaces it (backend/engines/onnx_runtime.py)
 
     @property
     def dimensions(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def __call__(self, texts: Sequence[str]) -> Embeddings:
-        encoded, lengths = self.preprocess(texts)
-        hidden = self.forward(encoded)
-        vectors = self.postprocess(hidden, encoded["attention_mask"])
-        return Embeddings(vectors=vectors, tokens=[min(n, self.max_length) for n in lengths],
-                          truncated=[n > self.max_length for n in lengths], pooling=self.pooling,
-                          normalized=self.normalize)
-
-    def preprocess(self, texts: Sequence[str]) -> tuple[Any, list[int]]:
-        lengths = [len(ids) for ids in self.tokenizer(list(texts), verbose=False)["input_ids"]]
-        encoded = self.tokenizer(list(texts), padding=True, truncation=True, max_length=self.max_length,
+    def preprocess(self, request: TaskRequest[EmbedOptions]) -> tuple[Any, list[int]]:
+        texts = list(request.inputs.texts)
+        lengths = [len(ids) for ids in self.tokenizer(texts, verbose=False)["input_ids"]]
+        encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt")
         return encoded, lengths
 
-    def forward(self, encoded: Any) -> torch.Tensor:
+    def forward(self, model_inputs: tuple[Any, list[int]]) -> tuple[Any, Any, list[int]]:
+        import torch
+
+        encoded, lengths = model_inputs
         inputs = {name: encoded[name] for name in self.tokenizer.model_input_names if name in encoded}
         with torch.inference_mode():
             device = getattr(self.model, "device", "cpu")
             output = self.forward_fn(**{name: value.to(device) for name, value in inputs.items()})
-        return output["last_hidden_state"].float().cpu()
+        return output["last_hidden_state"].float().cpu(), encoded["attention_mask"], lengths
 
-    def postprocess(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> list[list[float]]:
+    def postprocess(self, model_outputs: tuple[Any, Any, list[int]],
+                    request: TaskRequest[EmbedOptions]) -> list[Embedding]:
+        import torch
+
+        hidden, attention_mask, lengths = model_outputs
         if self.pooling == "cls":
             pooled = hidden[:, 0]
         else:
@@ -85,4 +83,42 @@ class EmbedTask:
             pooled = (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1e-9)
         if self.normalize:
             pooled = torch.nn.functional.normalize(pooled, p=2, dim=1)
-        return pooled.tolist()
+        return [Embedding(vector=vector, tokens=min(n, self.max_length), truncated=n > self.max_length,
+                          pooling=self.pooling, normalized=self.normalize)
+                for vector, n in zip(pooled.tolist(), lengths)]
+
+
+class EmbedSpec(TaskSpec[EmbedOptions, Embedding]):
+    name = "embed"
+    title_key = "tasks_embed"
+    # Any encoder embeds: a bare model (BertModel) or one with a head, whose base AutoModel loads; decoder-only and
+    # text-to-text classes are not encoders.
+    architectures = ("Model", "ForMaskedLM", "ForSequenceClassification", "ForTokenClassification",
+                     "ForQuestionAnswering")
+    not_architectures = ("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")
+    needs_words = "an encoder (*Model, *ForMaskedLM, ...; not a decoder-only or text-to-text model)"
+    onnx = True
+    text_field = "input"
+    columns = ("embedding",)
+    file_stem = "embeddings"
+
+    def model_class(self, architectures: Sequence[str]) -> Any:
+        from transformers import AutoModel
+
+        return AutoModel
+
+    def options(self) -> EmbedOptions:
+        return EmbedOptions()
+
+    def handler(self, context: LoadContext) -> EmbedHandler:
+        pooling, normalize, max_length = pooling_of(context.find_file)
+        if max_length:
+            context.max_length = min(context.max_length, max_length)
+        context.notes.append(f"pooling: {pooling}{', normalised' if normalize else ''}; {context.max_length} tokens")
+        return EmbedHandler(context, pooling, normalize)
+
+    def file_row(self, result: Embedding) -> tuple[Any, ...]:
+        return (json.dumps([round(x, 6) for x in result.vector]),)
+
+
+SPEC = EmbedSpec()

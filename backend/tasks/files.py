@@ -8,7 +8,6 @@ per-row loop that bench/tasks_batching.py compares against.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass
@@ -20,15 +19,13 @@ from backend.datafiles import column_texts
 from backend.registry import Registry
 from backend.service import MAX_MESSAGE_CHARS
 from backend.tasks import service
-from backend.tasks.catalog import pair_error
+from backend.tasks.base import TaskInputs, TaskRequest, TaskSpec
+from backend.tasks.table import PIPELINE_TASKS, task_spec
 from backend.types import GenerationParams, InvalidInputError
 
 ProgressCallback = Callable[[float, str], None]
 WINDOW_BATCHES = 8  # rows are sorted by length within windows of this many batches (see length_ordered)
-FILE_TASKS = ("ner", "question_answering", "fill_mask", "summarize", "translate", "embed")
-OUTPUT_COLUMNS = {"ner": ("entities",), "question_answering": ("answer", "answer_score", "answer_start", "answer_end"),
-                  "fill_mask": ("prediction", "predictions"), "summarize": ("summary",),
-                  "translate": ("translation",), "embed": ("embedding",)}
+FILE_TASKS = PIPELINE_TASKS  # every task of the table runs over a file
 
 
 @dataclass(frozen=True)
@@ -67,27 +64,19 @@ def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame,
               progress: Optional[ProgressCallback] = None,
               cancel: Optional[threading.Event] = None) -> TaskTableResult:
     """Runs `task` over `column` of `table` (for QA `column` is the context; the question is `question_column` of
-    each row, or the one `question` for every row). `options` go to the task (aggregation, top_k, stride...)."""
-    if task not in FILE_TASKS:
-        raise InvalidInputError(f"task: one of {', '.join(FILE_TASKS)}, got {task!r}")
-    registry.spec(model_id, task)  # type: ignore[arg-type]
-    options = dict(options or {})
+    each row, or the one `question` for every row). `options` go to the task (aggregation, top_k, stride...); the
+    task's spec checks them and says which rows it can take and which columns a result fills."""
+    spec = task_spec(task)
+    model = registry.spec(model_id, task)  # type: ignore[arg-type]
     if not isinstance(batch_size, int) or not 1 <= batch_size <= 256:
-        raise InvalidInputError(f"batch_size: must be between 1 and 256, got {batch_size!r}")
+        raise InvalidInputError(f"batch_size: must be between 1 and 256, got {batch_size!r}", field="batch_size")
     texts = _texts(table, column)
-    questions = _questions(table, task, question_column, question)
+    questions = _questions(table, spec, question_column, question)
     rows = [i for i, text in enumerate(texts) if text.strip() and (questions is None or questions[i].strip())]
     if not rows:
-        raise InvalidInputError(f"column: '{column}' is empty in every row; pick the column that holds the text")
-    if task in ("summarize", "translate"):
-        spec = registry.spec(model_id, task)  # type: ignore[arg-type]
-        params = (params or spec.default_params()).validated()
-        if task == "translate":
-            problem = pair_error(service.language_pairs(registry, model_id), options.get("source", ""),
-                                         options.get("target", ""))
-            if problem:
-                raise InvalidInputError(problem)
-    mask = service.mask_token_of(registry, model_id) if task == "fill_mask" else None
+        raise InvalidInputError(f"column: '{column}' is empty in every row; pick the column that holds the text",
+                                field="column")
+    task_options = spec.file_options(model, dict(options or {}), params)
     report = progress or (lambda fraction, description: None)
     results: dict[int, tuple] = {}
     skipped = 0
@@ -95,8 +84,7 @@ def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame,
     started = time.perf_counter()
     report(0.0, f"0 / {len(rows):,} rows (loading the model if needed)")
     with registry.lease(model_id, task) as engine:  # type: ignore[arg-type]
-        if task == "fill_mask":
-            mask = mask or engine.mask_token
+        task_options = spec.loaded_options(model, task_options)
         done = 0
         order = length_ordered(rows, texts, batch_size)
         for start in range(0, len(order), batch_size):
@@ -104,17 +92,13 @@ def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame,
                 cancelled = True
                 break
             batch = order[start:start + batch_size]
-            if task == "fill_mask":
-                usable = [i for i in batch if mask and mask in texts[i]]
-                skipped += len(batch) - len(usable)
-                batch_texts = [texts[i] for i in usable]
-                outputs = engine.fill_mask(batch_texts, top_k=options.get("top_k", 5), batch_size=batch_size) \
-                    if usable else []
-                results.update(zip(usable, (_fill_row(out) for out in outputs)))
-            else:
-                results.update(zip(batch, _run_batch(engine, task, [texts[i] for i in batch],
-                                                     [questions[i] for i in batch] if questions else None,
-                                                     options, params, batch_size)))
+            usable = [i for i in batch if spec.usable(texts[i], task_options)]
+            skipped += len(batch) - len(usable)
+            if usable:
+                inputs = TaskInputs(tuple(texts[i] for i in usable),
+                                    tuple(questions[i] for i in usable) if questions else None)
+                outputs = service.run_request(engine, model_id, task, TaskRequest(inputs, task_options, batch_size))
+                results.update(zip(usable, (spec.file_row(output) for output in outputs)))
             done += len(batch)
             report(done / len(rows), f"{done:,} / {len(rows):,} rows")
     handled = set(order[:done])
@@ -122,7 +106,7 @@ def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame,
     covered = len(table) if not cancelled else (max(handled) + 1 if handled else 0)
     pending = sum(1 for i in rows if i < covered and i not in handled)
     out = table.iloc[:covered].reset_index(drop=True).copy()
-    for position, name in enumerate(OUTPUT_COLUMNS[task]):
+    for position, name in enumerate(spec.columns):
         out[_free_name(out, name)] = [results[i][position] if i in results else None for i in range(covered)]
     chosen = set(rows)
     blank = sum(1 for i in range(covered) if i not in chosen)
@@ -143,36 +127,16 @@ def length_ordered(rows: list[int], texts: list[str], batch_size: int) -> list[i
     return ordered
 
 
-def _questions(table: pd.DataFrame, task: str, question_column: Optional[str], question: str) -> Optional[list[str]]:
-    if task != "question_answering":
+def _questions(table: pd.DataFrame, spec: TaskSpec[Any, Any], question_column: Optional[str],
+               question: str) -> Optional[list[str]]:
+    if not spec.asks_questions:
         return None
     if question_column:
         return _texts(table, question_column)
     if not (question or "").strip():
-        raise InvalidInputError("question: give a question column, or one question to ask of every row")
+        raise InvalidInputError("question: give a question column, or one question to ask of every row",
+                                field="question")
     return [question] * len(table)
-
-
-def _run_batch(engine: Any, task: str, texts: list[str], questions: Optional[list[str]], options: dict[str, Any],
-               params: Optional[GenerationParams], batch_size: int) -> list[tuple]:
-    if task == "ner":
-        found = engine.ner(texts, aggregation=options.get("aggregation", "simple"), batch_size=batch_size)
-        return [(json.dumps([e.to_dict() for e in entities], ensure_ascii=False),) for entities in found]
-    if task == "question_answering":
-        answers = engine.answer(questions, texts, top_k=1, stride=options.get("stride", 128))
-        return [(a[0].answer, a[0].score, a[0].start, a[0].end) if a else ("", None, None, None) for a in answers]
-    if task in ("summarize", "translate"):
-        outputs = engine.generate_batch(task, texts, params, options.get("source", ""), options.get("target", ""),
-                                        options.get("min_new_tokens", 0))
-        return [(text,) for text in outputs]
-    vectors = engine.embed(texts).vectors
-    return [(json.dumps([round(x, 6) for x in vector]),) for vector in vectors]
-
-
-def _fill_row(per_mask: list) -> tuple:
-    best = " | ".join(candidates[0].token for candidates in per_mask if candidates)
-    detail = [[{"token": c.token, "score": c.score} for c in candidates] for candidates in per_mask]
-    return best, json.dumps(detail, ensure_ascii=False)
 
 
 def _free_name(table: pd.DataFrame, name: str) -> str:

@@ -7,58 +7,68 @@ one chunk at a time; here a batch is tokenized in one call and goes through the 
 each text's unpadded slice is handed to the pipeline's postprocess. Measured on the file path
 (bench/tasks_batching.py): see docs/BENCHMARKS.md, issue 18. Results equal the pipeline's own call
 (tests/test_tasks.py).
+
+Evaluation: a row of words with one BIO tag each; the words are joined by spaces, the entities found map back
+to a tag per word (`entities_to_tags`), scored by seqeval.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+import json
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
-import torch
-from transformers import AutoModelForTokenClassification, pipeline
-
-from backend.tasks.types import AGGREGATIONS, Entity
-from backend.types import InvalidInputError
-
-MODEL_CLASS = AutoModelForTokenClassification
+from backend.evaluation.sequences import parse_list
+from backend.tasks.base import EvalAdapter, LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, one_of
+from backend.tasks.types import AGGREGATIONS, Aggregation, Entity
 
 
-class NerTask:
-    def __init__(self, model: Any, tokenizer: Any) -> None:
-        self.pipe = pipeline("token-classification", model=model, tokenizer=tokenizer, device=model.device)
-        self.model = model
-        self.tokenizer = tokenizer
+@dataclass(frozen=True)
+class NerOptions:
+    aggregation: Aggregation = "simple"  # the token-classification pipeline's strategy
+
+
+class NerHandler(TaskHandler[NerOptions, list[Entity]]):
+    def __init__(self, context: LoadContext) -> None:
+        super().__init__(context)
+        from transformers import pipeline
+
+        model = context.model
+        self.pipe = pipeline("token-classification", model=model, tokenizer=context.tokenizer, device=model.device)
         self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
 
-    def __call__(self, texts: Sequence[str], aggregation: str = "simple", batch_size: int = 16) -> list[list[Entity]]:
-        if aggregation not in AGGREGATIONS:
-            raise InvalidInputError(f"aggregation: one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
-        # The pipeline's own parameter check (e.g. word-level strategies need a fast tokenizer).
-        _, _, post = self.pipe._sanitize_parameters(aggregation_strategy=aggregation)
-        texts = list(texts)
-        found: list[list[Entity]] = []
-        for start in range(0, len(texts), max(1, batch_size)):
-            found.extend(self._batch(texts[start:start + batch_size], post))
-        return found
+    def preprocess(self, request: TaskRequest[NerOptions]) -> dict[str, Any]:
+        import torch
 
-    def _batch(self, texts: list[str], post: dict[str, Any]) -> list[list[Entity]]:
         tokenizer = self.tokenizer
-        # As the pipeline's preprocess, for the whole batch at once (padded; the padding is cut off below).
+        # As the pipeline's preprocess, for the whole batch at once (padded; the padding is cut off in postprocess).
         truncation = bool(tokenizer.model_max_length and tokenizer.model_max_length > 0)
         # NumPy, not "pt": converting the offsets' nested lists to a torch tensor costs more than the forward pass
         # of a small model; NumPy arrays become tensors without a copy.
-        encoded = tokenizer(texts, return_tensors="np", truncation=truncation, padding=True,
+        encoded = tokenizer(list(request.inputs.texts), return_tensors="np", truncation=truncation, padding=True,
                             return_special_tokens_mask=True, return_offsets_mapping=tokenizer.is_fast)
         offsets = encoded.pop("offset_mapping", None)
         special = torch.from_numpy(encoded.pop("special_tokens_mask"))
-        inputs = {name: torch.from_numpy(value) for name, value in encoded.items()}
-        device = self.model.device
+        return {"inputs": {name: torch.from_numpy(value) for name, value in encoded.items()}, "offsets": offsets,
+                "special": special}
+
+    def forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        import torch
+
+        device = getattr(self.model, "device", "cpu")
         with torch.inference_mode():
-            logits = self.model(**{name: value.to(device) for name, value in inputs.items()})["logits"]
-        logits = logits.float().cpu()
+            logits = self.forward_fn(**{name: value.to(device) for name, value in model_inputs["inputs"].items()})
+        return {**model_inputs, "logits": logits["logits"].float().cpu()}
+
+    def postprocess(self, model_outputs: dict[str, Any], request: TaskRequest[NerOptions]) -> list[list[Entity]]:
+        # The pipeline's own parameter check (e.g. word-level strategies need a fast tokenizer).
+        _, _, post = self.pipe._sanitize_parameters(aggregation_strategy=request.options.aggregation)
+        inputs, offsets, special = model_outputs["inputs"], model_outputs["offsets"], model_outputs["special"]
         results = []
-        for row, text in enumerate(texts):
+        for row, text in enumerate(request.inputs.texts):
             keep = inputs["attention_mask"][row].bool()  # the text's own tokens, whichever side was padded
-            outputs = {"logits": logits[row][keep][None], "input_ids": inputs["input_ids"][row][keep][None],
+            outputs = {"logits": model_outputs["logits"][row][keep][None],
+                       "input_ids": inputs["input_ids"][row][keep][None],
                        "special_tokens_mask": special[row][keep][None],
                        "offset_mapping": offsets[row][keep.numpy()][None] if offsets is not None else None,
                        "sentence": text, "is_last": True}
@@ -72,3 +82,84 @@ def _entity(item: dict[str, Any]) -> Entity:
     return Entity(entity=str(kind), score=float(item["score"]), word=str(item.get("word", "")),
                   start=int(item["start"]) if item.get("start") is not None else -1,
                   end=int(item["end"]) if item.get("end") is not None else -1)
+
+
+# ------------------------------------------------------------------------------------------- evaluation
+
+
+def words_to_text(words: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The words joined by spaces, and each word's character span in that text."""
+    spans, position = [], 0
+    for word in words:
+        spans.append((position, position + len(word)))
+        position += len(word) + 1
+    return " ".join(words), spans
+
+
+def entities_to_tags(spans: list[tuple[int, int]], entities: list[Any]) -> list[str]:
+    """BIO tags per word from character-offset entities: a word overlapping an entity takes its type, B- for the
+    entity's first word and I- for the rest; other words are O."""
+    tags = ["O"] * len(spans)
+    for entity in entities:
+        inside = [i for i, (start, end) in enumerate(spans) if start < entity.end and entity.start < end]
+        for order, index in enumerate(inside):
+            if tags[index] == "O":
+                tags[index] = f"{'B' if order == 0 else 'I'}-{entity.entity}"
+    return tags
+
+
+class NerEvaluation(EvalAdapter[NerOptions, list[Entity]]):
+    """Rows of words with a BIO tag each: the words joined by spaces go in, the entities found come back as a tag
+    per word, for seqeval."""
+
+    task = "ner"
+
+    def options(self, config: Any, model: Any) -> NerOptions:
+        return NerOptions("simple")
+
+    def inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
+        return TaskInputs(tuple(words_to_text(parse_list(text))[0] for text in inputs))
+
+    def prediction(self, example_input: str, result: list[Entity]) -> str:
+        return " ".join(entities_to_tags(words_to_text(parse_list(example_input))[1], result))
+
+    def reference(self, reference: Any) -> str:
+        return " ".join(parse_list(reference))
+
+    def notices(self, predictions: Sequence[Optional[str]], references: Sequence[Any]) -> list[str]:
+        mismatched = sum(1 for prediction, reference in zip(predictions, references)
+                         if prediction is not None and len(prediction.split()) != len(reference.split()))
+        return [f"{mismatched:,} example(s) have a different number of tokens and tags"] if mismatched else []
+
+
+# ------------------------------------------------------------------------------------------------- spec
+
+
+class NerSpec(TaskSpec[NerOptions, list[Entity]]):
+    name = "ner"
+    title_key = "tasks_ner"
+    architectures = ("ForTokenClassification",)
+    onnx = True
+    columns = ("entities",)
+    file_stem = "entities"
+    evaluation = NerEvaluation()
+    aggregations = AGGREGATIONS
+
+    def model_class(self, architectures: Sequence[str]) -> Any:
+        from transformers import AutoModelForTokenClassification
+
+        return AutoModelForTokenClassification
+
+    def options(self, aggregation: str = "simple") -> NerOptions:
+        return NerOptions(one_of("aggregation", aggregation, AGGREGATIONS))  # type: ignore[arg-type]
+
+    def handler(self, context: LoadContext) -> NerHandler:
+        handler = NerHandler(context)
+        context.notes.append(f"labels: {', '.join(handler.labels)}")
+        return handler
+
+    def file_row(self, result: list[Entity]) -> tuple[Any, ...]:
+        return (json.dumps([e.to_dict() for e in result], ensure_ascii=False),)
+
+
+SPEC = NerSpec()

@@ -4,47 +4,57 @@ preprocess: the tokenizer splits a long context into overlapping windows (`strid
 neighbours) with character offsets, the question in every window. forward: one batched pass gives start / end
 logits. postprocess: as the removed pipeline did, start and end probabilities (softmax over the context tokens of
 each window) multiply into span scores; the best `top_k` distinct spans over all windows win.
+
+The texts of a request are the contexts; each has its question. Evaluation: the best answer's text, scored by
+SQuAD's exact match and F1.
 """
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional, Sequence
 
 import numpy as np
-import torch
-from transformers import AutoModelForQuestionAnswering
 
+from backend.tasks.base import (
+    MAX_TOP_K,
+    EvalAdapter,
+    LoadContext,
+    TaskHandler,
+    TaskInputs,
+    TaskRequest,
+    TaskSpec,
+    whole_number,
+)
 from backend.tasks.types import Answer
 from backend.types import InvalidInputError
 
-MODEL_CLASS = AutoModelForQuestionAnswering
+
+@dataclass(frozen=True)
+class QaOptions:
+    top_k: int = 1
+    stride: int = 128  # tokens shared by neighbouring windows of a long context
+    max_answer_tokens: int = 30
 
 
-class QuestionAnsweringTask:
-    def __init__(self, model: Any, tokenizer: Any, max_length: int) -> None:
-        if not getattr(tokenizer, "is_fast", False):
-            raise InvalidInputError("question_answering needs a fast tokenizer (character offsets)")
-        self.model = model
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        # The model's own forward; `runtime: onnx` replaces it (backend/engines/onnx_runtime.py).
-        self.forward_fn = model
+class QaHandler(TaskHandler[QaOptions, list[Answer]]):
+    def __init__(self, context: LoadContext) -> None:
+        if not getattr(context.tokenizer, "is_fast", False):
+            from backend.types import ModelLoadError
 
-    def __call__(self, questions: Sequence[str], contexts: Sequence[str], top_k: int = 1, stride: int = 128,
-                 max_answer_tokens: int = 30) -> list[list[Answer]]:
-        encoded, windows_of = self.preprocess(questions, contexts, stride)
-        start_logits, end_logits = self.forward(encoded)
-        return [self.postprocess(contexts[item], encoded, windows, start_logits, end_logits, top_k, max_answer_tokens)
-                for item, windows in enumerate(windows_of)]
+            raise ModelLoadError(f"model '{context.model_id}': question_answering needs a fast tokenizer "
+                                 "(character offsets)")
+        super().__init__(context)
 
-    def preprocess(self, questions: Sequence[str], contexts: Sequence[str], stride: int) -> tuple[Any, list[list[int]]]:
-        question_room = max(len(ids) for ids in self.tokenizer(list(questions))["input_ids"])
+    def preprocess(self, request: TaskRequest[QaOptions]) -> tuple[Any, list[list[int]]]:
+        questions, contexts = list(request.inputs.questions or ()), list(request.inputs.texts)
+        question_room = max(len(ids) for ids in self.tokenizer(questions)["input_ids"])
         if question_room + 8 >= self.max_length:
             raise InvalidInputError(f"question: is {question_room} tokens; it must leave room for the context "
-                                    f"within the model's {self.max_length} tokens")
+                                    f"within the model's {self.max_length} tokens", field="question")
         # The stride must leave each window new context to cover.
-        stride = max(0, min(stride, (self.max_length - question_room) // 2))
-        encoded = self.tokenizer(list(questions), list(contexts), truncation="only_second", max_length=self.max_length,
+        stride = max(0, min(request.options.stride, (self.max_length - question_room) // 2))
+        encoded = self.tokenizer(questions, contexts, truncation="only_second", max_length=self.max_length,
                                  stride=stride, return_overflowing_tokens=True, return_offsets_mapping=True,
                                  padding=True, return_tensors="pt")
         windows_of: list[list[int]] = [[] for _ in questions]
@@ -52,15 +62,27 @@ class QuestionAnsweringTask:
             windows_of[item].append(window)
         return encoded, windows_of
 
-    def forward(self, encoded: Any) -> tuple[np.ndarray, np.ndarray]:
+    def forward(self, model_inputs: tuple[Any, list[list[int]]]) -> tuple[Any, list[list[int]], np.ndarray,
+                                                                          np.ndarray]:
+        import torch
+
+        encoded, windows_of = model_inputs
         inputs = {name: encoded[name] for name in self.tokenizer.model_input_names if name in encoded}
         with torch.inference_mode():
             device = getattr(self.model, "device", "cpu")
             output = self.forward_fn(**{name: value.to(device) for name, value in inputs.items()})
-        return output["start_logits"].float().cpu().numpy(), output["end_logits"].float().cpu().numpy()
+        return (encoded, windows_of, output["start_logits"].float().cpu().numpy(),
+                output["end_logits"].float().cpu().numpy())
 
-    def postprocess(self, context: str, encoded: Any, windows: list[int], start_logits: np.ndarray,
-                    end_logits: np.ndarray, top_k: int, max_answer_tokens: int) -> list[Answer]:
+    def postprocess(self, model_outputs: tuple[Any, list[list[int]], np.ndarray, np.ndarray],
+                    request: TaskRequest[QaOptions]) -> list[list[Answer]]:
+        encoded, windows_of, start_logits, end_logits = model_outputs
+        return [self._answers(request.inputs.texts[item], encoded, windows, start_logits, end_logits,
+                              request.options) for item, windows in enumerate(windows_of)]
+
+    @staticmethod
+    def _answers(context: str, encoded: Any, windows: list[int], start_logits: np.ndarray, end_logits: np.ndarray,
+                 options: QaOptions) -> list[Answer]:
         best: dict[tuple[int, int], float] = {}
         for window in windows:
             # Only the context's tokens can start or end an answer: score that slice (not the padded window).
@@ -71,10 +93,10 @@ class QuestionAnsweringTask:
             start = _softmax(start_logits[window][first_pos:last_pos])
             end = _softmax(end_logits[window][first_pos:last_pos])
             scores = np.triu(np.outer(start, end))  # end >= start
-            scores = np.tril(scores, max_answer_tokens - 1)  # at most max_answer_tokens long
+            scores = np.tril(scores, options.max_answer_tokens - 1)  # at most max_answer_tokens long
             offsets = encoded["offset_mapping"][window].tolist()
             flat = scores.ravel()
-            wanted = min(flat.size, top_k * 4 + 4)
+            wanted = min(flat.size, options.top_k * 4 + 4)
             candidates = np.argpartition(-flat, wanted - 1)[:wanted]
             for index in candidates[np.argsort(-flat[candidates])]:
                 begin, finish = divmod(int(index), scores.shape[1])
@@ -82,10 +104,75 @@ class QuestionAnsweringTask:
                     break
                 span = (int(offsets[first_pos + begin][0]), int(offsets[first_pos + finish][1]))
                 best[span] = max(best.get(span, 0.0), float(flat[index]))
-        ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)[:top_k]
+        ranked = sorted(best.items(), key=lambda item: item[1], reverse=True)[:options.top_k]
         return [Answer(answer=context[s:e], score=score, start=s, end=e) for (s, e), score in ranked]
 
 
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = np.exp(logits - np.max(logits))
     return shifted / shifted.sum()
+
+
+class QaEvaluation(EvalAdapter[QaOptions, list[Answer]]):
+    """Questions with their contexts: the best answer's text, for SQuAD's exact match and F1."""
+
+    task = "question_answering"
+
+    def options(self, config: Any, model: Any) -> QaOptions:
+        return QaOptions(top_k=1)
+
+    def inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
+        return TaskInputs(tuple(contexts or ()), tuple(inputs))
+
+    def prediction(self, example_input: str, result: list[Answer]) -> str:
+        return result[0].answer if result else ""
+
+
+class QaSpec(TaskSpec[QaOptions, list[Answer]]):
+    name = "question_answering"
+    title_key = "tasks_qa"
+    architectures = ("ForQuestionAnswering",)
+    onnx = True
+    text_field = "context"
+    asks_questions = True
+    columns = ("answer", "answer_score", "answer_start", "answer_end")
+    file_stem = "answers"
+    evaluation = QaEvaluation()
+
+    def model_class(self, architectures: Sequence[str]) -> Any:
+        from transformers import AutoModelForQuestionAnswering
+
+        return AutoModelForQuestionAnswering
+
+    def options(self, top_k: int = 1, stride: int = 128, max_answer_tokens: int = 30) -> QaOptions:
+        return QaOptions(whole_number("top_k", top_k, 1, MAX_TOP_K), whole_number("stride", stride, 0, 512),
+                         whole_number("max_answer_tokens", max_answer_tokens, 1, 512))
+
+    def inputs(self, texts: Any, questions: Any = None) -> TaskInputs:
+        from backend.service import check_text
+
+        contexts = [texts] if isinstance(texts, str) else list(texts)
+        asked = [questions] if isinstance(questions, str) else list(questions or ())
+        if len(asked) != len(contexts):
+            raise InvalidInputError("question: give one question per context", field="question")
+        for index, (question, context) in enumerate(zip(asked, contexts)):
+            where = "" if len(asked) == 1 else f"[{index}]"
+            if not isinstance(context, str) or not context.strip():
+                raise InvalidInputError(f"context{where}: is empty; paste the text the answer should come from",
+                                        field="context")
+            check_text(f"question{where}", question)
+            check_text(f"context{where}", context)
+        return TaskInputs(tuple(contexts), tuple(asked))
+
+    def handler(self, context: LoadContext) -> QaHandler:
+        return QaHandler(context)
+
+    def file_options(self, model: Any, raw: dict[str, Any], params: Any = None) -> QaOptions:
+        return self.checked_options({**raw, "top_k": 1})  # a file row keeps the best answer
+
+    def file_row(self, result: list[Answer]) -> tuple[Any, ...]:
+        best = result[0] if result else None
+        return (best.answer, best.score, best.start, best.end) if best else ("", None, None, None)
+
+
+SPEC = QaSpec()

@@ -1,81 +1,126 @@
-"""Summarization and translation by generation (transformers 5 removed both pipelines), streamed.
+"""Summarization and translation by generation (transformers 5 removed both pipelines), streamed. Two tasks, one
+handler: a registry entry may do both with one model.
 
 preprocess: the text becomes the model's input: an encoder-decoder gets the prefix its config's
 `task_specific_params` names (T5's "summarize: ", "translate English to German: "), a causal LM an instruction
-(through its chat template when it has one). forward: `generate` in a worker thread feeding a
-`TextIteratorStreamer`, so encoder-decoder models stream too. postprocess: the final text and the statistics the
-Chat tab shows. Closing the stream sets a stopping criterion that ends `generate` within one decode step.
+(through its chat template when it has one). forward: the shared decode step (backend/engines/decode.py
+`decode_encoded`): each row's own seeded random draws (never the process-global seed), stop flags the caller
+sets, one token per row per step, under the model's lock. postprocess: text up to EOS. A stream turns the tokens
+into text with the chat path's `IncrementalDecoder` and `StopMatcher` (a stop sequence split across tokens never
+leaks), and ends with the statistics the Chat tab shows. Closing the stream ends `generate` within a step.
 """
 
 from __future__ import annotations
 
 import random
-import threading
-import time
-from queue import Empty
-from typing import Any, Iterator, Optional, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
-import torch
-from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, StoppingCriteria, TextIteratorStreamer
+from backend.tasks.base import EvalAdapter, LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, whole_number
+from backend.types import Delta, Event, GenerationError, GenerationParams, InvalidInputError
 
-from backend.tasks.catalog import pair_error, translation_pairs
-from backend.types import (
-    Delta,
-    Event,
-    Final,
-    GenerationError,
-    GenerationParams,
-    GenerationStats,
-    InvalidInputError,
-)
-
-STREAM_TIMEOUT_S = 300.0  # one decode step slower than this on a loaded CPU is a hang, reported as an error
+if TYPE_CHECKING:
+    from backend.engines.decode import RowPlan
+    from backend.evaluation.types import EvalConfig
+    from backend.model_spec import ModelSpec
 
 
-def model_class(architectures: Sequence[str]) -> Any:
-    causal = any(arch.endswith(("ForCausalLM", "LMHeadModel")) for arch in architectures)
-    return AutoModelForCausalLM if causal else AutoModelForSeq2SeqLM
+@dataclass(frozen=True)
+class TextOptions:
+    task: str  # "summarize" or "translate"
+    params: GenerationParams
+    source: str = ""  # translate: the languages
+    target: str = ""
+    min_new_tokens: int = 0
 
 
-class _Stop(StoppingCriteria):
-    def __init__(self, flag: threading.Event) -> None:
-        self.flag = flag
-
-    def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> bool:
-        return self.flag.is_set()
+# --------------------------------------------------------------------------------------------- languages
 
 
-class Seq2SeqTask:
-    def __init__(self, model: Any, tokenizer: Any, max_length: int) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.max_length = max_length
+def translation_pairs(task_specific_params: Optional[dict]) -> Optional[list[tuple[str, str]]]:
+    """The (source, target) pairs a checkpoint declares in config.json (`translation_en_to_de`: T5 and the like);
+    None when it declares none (causal LMs and single-pair models translate whatever they are asked to)."""
+    found = []
+    for key in task_specific_params or {}:
+        if key.startswith("translation_") and "_to_" in key:
+            source, target = key[len("translation_"):].split("_to_", 1)
+            found.append((source, target))
+    return found or None
+
+
+def pair_error(pairs: Optional[list[tuple[str, str]]], source: str, target: str) -> Optional[str]:
+    """Why (source, target) cannot be translated with a model declaring `pairs`, or None."""
+    if pairs is None or (source, target) in pairs:
+        return None
+    have = ", ".join(f"{s} → {t}" for s, t in pairs)
+    return f"target_language: this model does not translate {source or '?'} → {target or '?'}; it translates {have}"
+
+
+def language_pairs(model: "ModelSpec") -> Optional[list[tuple[str, str]]]:
+    """The (source, target) pairs the checkpoint declares in config.json, read without loading it; None: any pair
+    (say them in words)."""
+    from backend.config import read_checkpoint_config
+
+    config = read_checkpoint_config(model)
+    if not config.get("is_encoder_decoder"):
+        return None
+    return translation_pairs(config.get("task_specific_params"))
+
+
+# ---------------------------------------------------------------------------------------------- handler
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """A batch ready for the decode step: the encoded prompts, their lengths before truncation, one row plan each."""
+
+    encoded: dict[str, Any]
+    lengths: list[int]
+    rows: list["RowPlan"]
+    min_new_tokens: int
+
+
+class TextHandler(TaskHandler[TextOptions, str]):
+    def __init__(self, context: LoadContext) -> None:
+        super().__init__(context)
+        from backend.engines.decode import Decoding
+
+        model, tokenizer = context.model, context.tokenizer
         self.encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
         self.task_params: dict[str, Any] = dict(getattr(model.config, "task_specific_params", None) or {})
         if not self.encoder_decoder:  # a batch of prompts must end where generation starts
             tokenizer.padding_side = "left"
-
-    # ------------------------------------------------------------------------------------ languages
+        generation = getattr(model, "generation_config", None)
+        eos = getattr(generation, "eos_token_id", None)
+        eos = eos if eos is not None else tokenizer.eos_token_id
+        eos_ids = tuple(int(i) for i in (eos if isinstance(eos, (list, tuple)) else [eos]) if i is not None)
+        pad = next((value for value in (tokenizer.pad_token_id, getattr(generation, "pad_token_id", None))
+                    if value is not None), eos_ids[0] if eos_ids else 0)
+        self.decoding = Decoding(eos_token_ids=eos_ids, pad_token_id=int(pad),
+                                 bos_token_id=getattr(generation, "bos_token_id", None))
+        start = getattr(generation, "decoder_start_token_id", None)
+        self.decoder_start = start if start is not None else getattr(model.config, "decoder_start_token_id", None)
 
     def pairs(self) -> Optional[list[tuple[str, str]]]:
         """The (source, target) pairs an encoder-decoder declares; None: any pair (causal LMs, or none declared)."""
         return translation_pairs(self.task_params) if self.encoder_decoder else None
 
-    def prompt(self, text: str, task: str, source: str = "", target: str = "") -> str:
-        """The model input for `text` (preprocess)."""
-        if task == "translate":
+    def prompt(self, text: str, options: TextOptions) -> str:
+        """The model input for `text`."""
+        if options.task == "translate":
             pairs = self.pairs()
             if pairs is not None and self.encoder_decoder:
-                problem = pair_error(pairs, source, target)
+                problem = pair_error(pairs, options.source, options.target)
                 if problem:
-                    raise InvalidInputError(problem)
-                return self.task_params[f"translation_{source}_to_{target}"].get("prefix", "") + text
+                    raise InvalidInputError(problem, field="target_language")
+                return self.task_params[f"translation_{options.source}_to_{options.target}"].get("prefix", "") + text
             if not self.encoder_decoder:
-                if not target:
-                    raise InvalidInputError("target_language: say which language to translate into")
-                instruction = f"Translate the following text{f' from {source}' if source else ''} into {target}. " \
-                              "Reply with the translation only."
-                return self._instruct(instruction, text)
+                if not options.target:
+                    raise InvalidInputError("target_language: say which language to translate into",
+                                            field="target_language")
+                source = f" from {options.source}" if options.source else ""
+                return self._instruct(f"Translate the following text{source} into {options.target}. "
+                                      "Reply with the translation only.", text)
             return text  # a single-pair model (Marian-style): the text as it is
         if self.encoder_decoder:
             return self.task_params.get("summarization", {}).get("prefix", "") + text
@@ -87,122 +132,216 @@ class Seq2SeqTask:
                                                       tokenize=False, add_generation_prompt=True)
         return f"{instruction}\n\n{text}\n\nAnswer:"
 
-    # ------------------------------------------------------------------------------------ generation
+    # ------------------------------------------------------------------------------------ the three steps
 
-    def _encode(self, prompts: list[str]) -> tuple[Any, list[int]]:
+    def preprocess(self, request: TaskRequest[TextOptions]) -> Prepared:
+        from backend.engines.decode import RowPlan
+
+        prompts = [self.prompt(text, request.options) for text in request.inputs.texts]
         lengths = [len(ids) for ids in self.tokenizer(prompts, verbose=False)["input_ids"]]
         encoded = self.tokenizer(prompts, return_tensors="pt", padding=True, truncation=True,
                                  max_length=self.max_length, add_special_tokens=self.encoder_decoder or None)
-        return encoded.to(self.model.device), lengths
+        params = request.options.params
+        seed = _seed(params)
+        rows = [RowPlan.of(ids, params, params.max_new_tokens, seed)
+                for ids in encoded["input_ids"].tolist()]
+        return Prepared(dict(encoded), lengths, rows, request.options.min_new_tokens)
 
-    def _generate_kwargs(self, params: GenerationParams, min_new_tokens: int) -> tuple[dict[str, Any], Optional[int]]:
-        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "repetition_penalty": params.repetition_penalty,
-                                  "do_sample": not params.greedy}
-        if min_new_tokens:
-            kwargs["min_new_tokens"] = min(min_new_tokens, params.max_new_tokens)
-        seed = None
-        if not params.greedy:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or None)
-            seed = params.seed if params.seed is not None else random.randrange(2**31)
-        else:
-            kwargs.update(temperature=None, top_p=None, top_k=None)
-        if self.tokenizer.pad_token_id is not None:
-            kwargs["pad_token_id"] = self.tokenizer.pad_token_id
-        return kwargs, seed
+    def forward(self, model_inputs: Prepared) -> list[list[int]]:
+        """Token ids per row, each up to its EOS (included) or max_new_tokens. Call with the lock held."""
+        import torch
 
-    def stream(self, text: str, task: str, params: GenerationParams, source: str = "", target: str = "",
-               min_new_tokens: int = 0) -> Iterator[Event]:
-        """Deltas of the output text, then one Final with the statistics."""
-        prompt = self.prompt(text, task, source, target)
-        encoded, lengths = self._encode([prompt])
-        kwargs, seed = self._generate_kwargs(params, min_new_tokens)
-        stop = threading.Event()
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=not self.encoder_decoder, skip_special_tokens=True,
-                                        timeout=STREAM_TIMEOUT_S)
-        result: dict[str, Any] = {}
+        from backend.engines.decode import decode_encoded
 
-        def run() -> None:
-            try:
-                if seed is not None:
-                    torch.manual_seed(seed)
-                with torch.inference_mode():
-                    result["ids"] = self.model.generate(**encoded, streamer=streamer, stopping_criteria=[_Stop(stop)],
-                                                        **kwargs)
-            except BaseException as error:  # reaches the consumer; the streamer is ended so it cannot hang
-                result["error"] = error
-                streamer.end()
+        rows = model_inputs.rows
+        eos = set(self.decoding.eos_token_ids)
+        tokens: list[list[int]] = [[] for _ in rows]
+        done = [False] * len(rows)
 
-        started = time.perf_counter()
-        first_at: Optional[float] = None
-        pieces: list[str] = []
-        stop_hit = False
-        worker = threading.Thread(target=run, name="seq2seq-generate", daemon=True)
-        worker.start()
+        def collect(step: Any) -> None:
+            for row, token in enumerate(step.token_ids):
+                if not done[row]:
+                    tokens[row].append(token)
+                    done[row] = token in eos or len(tokens[row]) >= rows[row].max_new_tokens
+
+        self._require_loaded()
+        decode_encoded(self.model, self.decoding, rows, model_inputs.encoded, torch.zeros(len(rows), dtype=torch.bool),
+                       collect, min_new_tokens=model_inputs.min_new_tokens, decoder_start_token_id=self.decoder_start)
+        return tokens
+
+    def postprocess(self, model_outputs: list[list[int]], request: TaskRequest[TextOptions]) -> list[str]:
+        eos = set(self.decoding.eos_token_ids)
+        texts = []
+        for ids in model_outputs:
+            end = next((i for i, token in enumerate(ids) if token in eos), len(ids))
+            texts.append(self.tokenizer.decode(ids[:end], skip_special_tokens=True).strip())
+        return texts
+
+    # ------------------------------------------------------------------------------------ streaming
+
+    def stream(self, request: TaskRequest[TextOptions]) -> Iterator[Event]:
+        """Deltas of one text's output, then one Final with the statistics. Takes the model's lock itself (in
+        the thread that generates), so call it without."""
+        import torch
+
+        from backend.engines.budget import Clock, final_event
+        from backend.engines.decode import decode_encoded
+        from backend.engines.text_stream import IncrementalDecoder, StopMatcher
+        from backend.streams import produce_in_thread
+
+        options = request.options
+        prepared = self.preprocess(request)
+        rows, lengths, row = prepared.rows, prepared.lengths, prepared.rows[0]
+        stop_flags = torch.zeros(1, dtype=torch.bool)
+
+        def produce(emit: Any) -> None:
+            with self.lock:
+                self._require_loaded()
+                if not bool(stop_flags[0]):
+                    decode_encoded(self.model, self.decoding, rows, prepared.encoded, stop_flags,
+                                   lambda step: emit(step.token_ids[0]), min_new_tokens=prepared.min_new_tokens,
+                                   decoder_start_token_id=self.decoder_start)
+
+        clock = Clock()
+        decoder, matcher = IncrementalDecoder(self.tokenizer), StopMatcher(options.params.stop)
+        eos = set(self.decoding.eos_token_ids)
+        generated, saw_eos = 0, False
+        tokens = produce_in_thread(produce, name="seq2seq-generate", on_close=lambda: stop_flags.fill_(True))
         try:
             try:
-                for piece in streamer:
-                    if not piece:
-                        continue
-                    first_at = first_at or time.perf_counter()
-                    piece, stopped = _cut_at_stop("".join(pieces), piece, params.stop)
-                    if piece:
-                        pieces.append(piece)
-                        yield Delta(piece)
-                    if stopped:
-                        stop_hit = True
-                        stop.set()  # a stop sequence appeared: end generate at its next step
+                for token in tokens:
+                    generated += 1
+                    if token in eos:
+                        saw_eos = True
                         break
-            except Empty:
-                stop.set()
-                raise GenerationError(f"generation produced nothing for {STREAM_TIMEOUT_S:.0f} s") from None
-            worker.join()
-            if "error" in result:
-                raise GenerationError(f"generation failed: {type(result['error']).__name__}: {result['error']}") \
-                    from result["error"]
+                    piece = matcher.feed(decoder.push(token))
+                    if piece:
+                        clock.saw_text()
+                        yield Delta(piece)
+                    if matcher.stopped or generated >= row.max_new_tokens:
+                        break
+            except GenerationError:
+                raise
+            except Exception as error:  # noqa: BLE001 - a failed forward pass reaches the caller, typed
+                raise GenerationError(f"generation failed: {type(error).__name__}: {error}") from error
+            tail = "" if matcher.stopped else matcher.feed(decoder.flush())
+            tail += matcher.flush()
+            if tail:
+                clock.saw_text()
+                yield Delta(tail)
         finally:
-            stop.set()  # a closed stream (Stop, a closed tab) ends generate at its next step
-        total = time.perf_counter() - started
-        generated = self._generated_tokens(result["ids"], encoded)
+            tokens.close()  # ends generate at its next step and waits for its thread
         notices = (f"the input was cut to the model's {self.max_length} tokens",) if lengths[0] > self.max_length \
             else ()
-        rate = generated / total if total > 0 else None  # over the whole run: encoder-decoders emit in bursts
-        yield Final(text="".join(pieces), stats=GenerationStats(
-            prompt_tokens=min(lengths[0], self.max_length), generated_tokens=generated,
-            time_to_first_token_s=(first_at - started) if first_at else None, tokens_per_second=rate, total_s=total,
-            finish_reason="length" if generated >= params.max_new_tokens and not stop_hit else "stop",
-            max_context=self.max_length,
-            notices=notices, seed=seed))
+        yield final_event(matcher.text, clock=clock, prompt_tokens=min(lengths[0], self.max_length),
+                          generated_tokens=generated, finish_reason="stop" if matcher.stopped or saw_eos else "length",
+                          max_context=self.max_length, notices=notices,
+                          seed=None if options.params.greedy else row.seed)
 
-    def _generated_tokens(self, ids: torch.Tensor, encoded: Any) -> int:
-        new = ids[0] if self.encoder_decoder else ids[0][encoded["input_ids"].shape[1]:]
-        special = set(self.tokenizer.all_special_ids)
-        tokens = [int(token) for token in new.tolist()]
-        if self.encoder_decoder and tokens:
-            tokens = tokens[1:]  # the decoder start token is not generated
-        return sum(1 for token in tokens if token not in special) + (1 if tokens and tokens[-1] in special else 0)
-
-    def generate_batch(self, texts: Sequence[str], task: str, params: GenerationParams, source: str = "",
-                       target: str = "", min_new_tokens: int = 0) -> list[str]:
-        """Outputs for several texts in one padded `generate` call (whole-file runs)."""
-        prompts = [self.prompt(text, task, source, target) for text in texts]
-        encoded, _ = self._encode(prompts)
-        kwargs, seed = self._generate_kwargs(params, min_new_tokens)
-        if seed is not None:
-            torch.manual_seed(seed)
-        with torch.inference_mode():
-            ids = self.model.generate(**encoded, **kwargs)
-        if not self.encoder_decoder:
-            ids = ids[:, encoded["input_ids"].shape[1]:]
-        return [text.strip() for text in self.tokenizer.batch_decode(ids, skip_special_tokens=True)]
+    def _require_loaded(self) -> None:
+        if self.model is None:
+            raise GenerationError("the model was unloaded while running")
 
 
-def _cut_at_stop(before: str, piece: str, stops: Sequence[str]) -> tuple[str, bool]:
-    """`piece` up to the first stop sequence in `before + piece` (which is left out), and whether one appeared."""
-    if not stops:
-        return piece, False
-    text = before + piece
-    found = [text.find(stop, max(0, len(before) - len(stop) + 1)) for stop in stops]
-    hits = [index for index in found if index >= 0]
-    if not hits:
-        return piece, False
-    return text[len(before):min(hits)] if min(hits) >= len(before) else "", True
+def _seed(params: GenerationParams) -> int:
+    """The row's seed: the request's, or a fresh one for a sampled row (reported, so it can be reproduced)."""
+    if params.greedy:
+        return 0  # unused: greedy rows draw nothing
+    return params.seed if params.seed is not None else random.randrange(2**31)
+
+
+# ------------------------------------------------------------------------------------------------- specs
+
+
+class TextTaskSpec(TaskSpec[TextOptions, str]):
+    """Summarize and translate: generation with the same handler."""
+
+    architectures = ("ForConditionalGeneration", "ForCausalLM", "LMHeadModel")
+    streams = True
+
+    def model_class(self, architectures: Sequence[str]) -> Any:
+        from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
+
+        causal = any(arch.endswith(("ForCausalLM", "LMHeadModel")) for arch in architectures)
+        return AutoModelForCausalLM if causal else AutoModelForSeq2SeqLM
+
+    def options(self, params: Optional[GenerationParams] = None, source_language: str = "",
+                target_language: str = "", min_new_tokens: int = 0) -> TextOptions:
+        params = (params or GenerationParams()).validated()
+        return TextOptions(self.name, params, (source_language or "").strip(), (target_language or "").strip(),
+                           whole_number("min_new_tokens", min_new_tokens, 0, params.max_new_tokens))
+
+    def inputs(self, texts: Any, questions: Any = None) -> TaskInputs:
+        from backend.service import check_text
+
+        items = [texts] if isinstance(texts, str) else list(texts)
+        for index, text in enumerate(items):
+            check_text("text" if len(items) == 1 else f"text[{index}]", text)
+        return TaskInputs(tuple(items))
+
+    def request(self, model: "ModelSpec", texts: Any, questions: Any = None, batch_size: Optional[int] = None,
+                **raw: Any) -> TaskRequest[TextOptions]:
+        raw["params"] = raw.get("params") or model.default_params()
+        return super().request(model, texts, questions, batch_size, **raw)
+
+    def check_model(self, request: TaskRequest[TextOptions], model: "ModelSpec") -> None:
+        if self.name == "translate":
+            problem = pair_error(language_pairs(model), request.options.source, request.options.target)
+            if problem:
+                raise InvalidInputError(problem, field="target_language")
+
+    def handler(self, context: LoadContext) -> TextHandler:
+        handler = TextHandler(context)
+        pairs = handler.pairs()
+        if pairs and not any(note.startswith("translates ") for note in context.notes):
+            context.notes.append("translates " + ", ".join(f"{s} → {t}" for s, t in pairs))
+        return handler
+
+    def file_options(self, model: "ModelSpec", raw: dict[str, Any], params: Any = None) -> TextOptions:
+        options = self.options(params=params or model.default_params(), source_language=raw.get("source", ""),
+                               target_language=raw.get("target", ""), min_new_tokens=raw.get("min_new_tokens", 0))
+        self.check_model(TaskRequest(TaskInputs(()), options), model)
+        return options
+
+    def file_row(self, result: str) -> tuple[Any, ...]:
+        return (result,)
+
+
+class TextEvaluation(EvalAdapter[TextOptions, str]):
+    """Summaries and translations, greedy, for ROUGE / BLEU / chrF: the generated text is the prediction."""
+
+    def __init__(self, task: str, spec: Callable[[], TextTaskSpec]) -> None:
+        self.task = task
+        self._spec = spec
+
+    def options(self, config: "EvalConfig", model: "ModelSpec") -> TextOptions:
+        spec = self._spec()
+        options = replace(spec.options(GenerationParams(max_new_tokens=config.max_new_tokens, temperature=0.0)),
+                          source=config.source_language, target=config.target_language)
+        spec.check_model(TaskRequest(TaskInputs(()), options), model)
+        return options
+
+    def prediction(self, example_input: str, result: str) -> str:
+        return result
+
+
+class SummarizeSpec(TextTaskSpec):
+    name = "summarize"
+    title_key = "tasks_summarize"
+    shares_entry_with = frozenset({"translate"})
+    columns = ("summary",)
+    file_stem = "summaries"
+    evaluation = TextEvaluation("summarization", lambda: SUMMARIZE)
+
+
+class TranslateSpec(TextTaskSpec):
+    name = "translate"
+    title_key = "tasks_translate"
+    shares_entry_with = frozenset({"summarize"})
+    columns = ("translation",)
+    file_stem = "translations"
+    evaluation = TextEvaluation("translation", lambda: TRANSLATE)
+
+
+SUMMARIZE = SummarizeSpec()
+TRANSLATE = TranslateSpec()

@@ -51,6 +51,17 @@ class MaskFill:
 
 
 @dataclass(frozen=True)
+class Embedding:
+    """One text's vector, its token count, whether it was cut to the model's limit, and how it was pooled."""
+
+    vector: list[float]
+    tokens: int
+    truncated: bool
+    pooling: Pooling
+    normalized: bool
+
+
+@dataclass(frozen=True)
 class Embeddings:
     """One vector per text, its token count, and whether it was cut to the model's limit."""
 
@@ -63,3 +74,10 @@ class Embeddings:
     @property
     def dimensions(self) -> int:
         return len(self.vectors[0]) if self.vectors else 0
+
+    @classmethod
+    def of(cls, items: list[Embedding]) -> "Embeddings":
+        """The vectors of several texts together (one model: one pooling)."""
+        first = items[0]
+        return cls(vectors=[e.vector for e in items], tokens=[e.tokens for e in items],
+                   truncated=[e.truncated for e in items], pooling=first.pooling, normalized=first.normalized)

@@ -1,20 +1,22 @@
 """Named API endpoints of the pipeline tasks (gradio_client, HTTP): /ner, /question_answering, /fill_mask,
-/summarize, /translate, /embed. Plain JSON in and out; an empty `model` picks the registry's first for the task.
+/summarize, /translate, /embed: each named after its task in the task table (backend/tasks/table.py). Plain JSON in
+and out; an empty `model` picks the registry's first for the task.
 
 No `from __future__ import annotations`: `gr.api` reads the endpoints' type hints at runtime.
 """
 
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Union
 
 import gradio as gr
 
 from backend.registry import Registry
 from backend.tasks import service
+from backend.tasks.table import task_spec
 from ui.api import Overrides, accepts_generation_params, build_params
 from ui.components import GENERATION_CONCURRENCY_ID, GENERATION_CONCURRENCY_LIMIT, handle_errors, resolve_model
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT
 
-TASK_ENDPOINTS = ("ner", "question_answering", "fill_mask", "summarize", "translate", "embed")
+TASK_ENDPOINTS: list[str] = []  # filled as the endpoints are registered: every one is a task of the table
 
 
 def register_tasks_api(registry: Registry) -> None:
@@ -84,4 +86,7 @@ def register_tasks_api(registry: Registry) -> None:
 
     for function, options in ((ner, quick), (question_answering, quick), (fill_mask, quick), (summarize, streaming),
                               (translate, streaming), (embed, quick)):
-        gr.api(function, api_name=function.__name__, **options)
+        name = task_spec(function.__name__).name  # an endpoint is named after its task, never anything else
+        gr.api(function, api_name=name, **options)
+        if name not in TASK_ENDPOINTS:
+            TASK_ENDPOINTS.append(name)

@@ -13,7 +13,8 @@ from gradio.context import Context
 
 from backend import datafiles
 from backend.registry import Registry
-from backend.tasks.files import OUTPUT_COLUMNS, TaskTableResult, run_table
+from backend.tasks.files import TaskTableResult, run_table
+from backend.tasks.table import task_spec
 from backend.types import InvalidInputError, WorkbenchError
 from ui.jobs import SessionJobs
 from ui.components import handle_errors, ui_event
@@ -23,8 +24,6 @@ from ui.i18n_errors import localised
 PREVIEW_ROWS = 200
 CONCURRENCY_ID = "tasks"
 CONCURRENCY_LIMIT = 8
-TASK_NAMES = {"ner": "entities", "question_answering": "answers", "fill_mask": "fills", "summarize": "summaries",
-              "translate": "translations", "embed": "embeddings"}
 
 
 def escape(text: Any) -> str:
@@ -65,8 +64,11 @@ class FileRun:
 
 
 def file_section(registry: Registry, task: str, prefix: str, model: gr.Dropdown, inputs: set,
-                 read_options: Callable[[dict], dict], question_column: bool = False) -> FileRun:
-    """Renders 'Run over a file' for `task`; `read_options(data)` turns the view's widgets into run_table kwargs."""
+                 read_options: Callable[[dict], dict]) -> FileRun:
+    """Renders 'Run over a file' for `task`; `read_options(data)` turns the view's widgets into run_table kwargs.
+    The task's spec says whether rows carry a question (a question column) and which columns a run adds."""
+    spec = task_spec(task)
+    question_column = spec.asks_questions
     jobs = SessionJobs()
     with gr.Accordion(t("tasks_file_box"), open=False, elem_id=f"{prefix}-file-box"):
         upload = gr.File(label=t("file"), file_types=list(datafiles.SUPPORTED_EXTENSIONS), elem_id=f"{prefix}-file")
@@ -103,7 +105,7 @@ def file_section(registry: Registry, task: str, prefix: str, model: gr.Dropdown,
                                 cancel=flag, progress=lambda fraction, text: progress(fraction, desc=text), **options)
         saved = _save(outcome.table, Path(path).stem, task)
         # The columns the run added are headed in the request's language; the file's own, and the CSV, keep theirs.
-        shown = headed(outcome.table.head(PREVIEW_ROWS), names=OUTPUT_COLUMNS.get(task, ()))
+        shown = headed(outcome.table.head(PREVIEW_ROWS), names=spec.columns)
         return (_status(outcome), shown,
                 gr.DownloadButton(value=str(saved), visible=True))
 
@@ -134,4 +136,4 @@ def _save(table: pd.DataFrame, stem: str, task: str) -> Path:
     """A fresh folder per run, so two users' downloads never overwrite each other."""
     folder = Path(tempfile.mkdtemp(prefix="workbench-tasks-"))
     safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in stem)[:80] or "results"
-    return datafiles.write_csv(table, folder / f"{safe}-{TASK_NAMES.get(task, task)}.csv")
+    return datafiles.write_csv(table, folder / f"{safe}-{task_spec(task).file_stem}.csv")

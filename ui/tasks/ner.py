@@ -5,7 +5,8 @@ import pandas as pd
 
 from backend.registry import Registry
 from backend.tasks import service
-from backend.tasks.types import AGGREGATIONS, Entity
+from backend.tasks.ner import SPEC as NER
+from backend.tasks.types import Entity
 from ui.components import first_spec, handle_errors, model_picker, ui_event
 from ui.i18n import headed, t
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, file_section, require_model
@@ -27,7 +28,7 @@ def build_ner_view(registry: Registry) -> None:
     spec = first_spec(registry, "ner")
     with gr.Row():
         model = model_picker(registry, "ner", "ner-model")
-        aggregation = gr.Radio(list(AGGREGATIONS), value="simple", label=t("ner_aggregation"),
+        aggregation = gr.Radio(list(NER.aggregations), value="simple", label=t("ner_aggregation"),
                                info=t("ner_aggregation_info"),
                                elem_id="ner-aggregation")
     text = gr.Textbox(label=t("text"), lines=4, elem_id="ner-text", value=spec.examples[0] if spec and spec.examples

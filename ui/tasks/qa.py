@@ -55,5 +55,4 @@ def build_qa_view(registry: Registry) -> None:
           outputs=[answer, marked, table], concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT,
           **ui_event(answer, progress=True))
     file_section(registry, "question_answering", "qa", model, {question, stride},
-                 lambda data: {"question": data[question], "options": {"stride": int(data[stride])}},
-                 question_column=True)
+                 lambda data: {"question": data[question], "options": {"stride": int(data[stride])}})

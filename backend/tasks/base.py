@@ -1,0 +1,305 @@
+"""The shape every pipeline task has: a `TaskSpec` (what it accepts, how its input is checked, how a file row and
+an evaluation example map onto it) and a `TaskHandler` (preprocess → forward → postprocess on a loaded model, as
+transformers' `Pipeline`). One module per task under backend/tasks/ subclasses both; backend/tasks/table.py lists
+them. Recipe: docs/recipes/task.md.
+
+No torch here, and none at import time in a task module either: backend/config.py validates models.yaml through
+the table, and `import ui` must not pull torch in. A task module imports torch / transformers inside the
+functions that load and run the model.
+"""
+
+from __future__ import annotations
+
+import inspect
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Iterator, Optional, Protocol, Sequence, TypeVar, \
+    runtime_checkable
+
+from backend.types import Event, GenerationError, InvalidInputError
+
+if TYPE_CHECKING:
+    from backend.evaluation.types import EvalConfig
+    from backend.model_spec import ModelSpec
+
+O = TypeVar("O")  # a task's options (a frozen dataclass of its own)
+R = TypeVar("R")  # the result for one input text
+
+MAX_TEXTS = 2048  # texts in one call (the API's list input; files go through backend/tasks/files.py in batches)
+MAX_TOP_K = 50
+MAX_BATCH_SIZE = 512
+
+
+# ------------------------------------------------------------------------------------------------ requests
+
+
+@dataclass(frozen=True)
+class TaskInputs:
+    """The texts a task works on; `questions` only for tasks that ask one per text (the texts are contexts)."""
+
+    texts: tuple[str, ...]
+    questions: Optional[tuple[str, ...]] = None
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def part(self, start: int, stop: int) -> "TaskInputs":
+        return TaskInputs(self.texts[start:stop], None if self.questions is None else self.questions[start:stop])
+
+
+@dataclass(frozen=True)
+class TaskRequest(Generic[O]):
+    """Checked inputs and options; `batch_size` splits the inputs into forward passes (None: one pass)."""
+
+    inputs: TaskInputs
+    options: O
+    batch_size: Optional[int] = None
+
+    def parts(self) -> list["TaskRequest[O]"]:
+        size = self.batch_size or max(1, len(self.inputs))
+        return [replace(self, inputs=self.inputs.part(start, start + size))
+                for start in range(0, len(self.inputs), size)]
+
+
+@dataclass
+class LoadContext:
+    """What a handler is built from: the loaded model and tokenizer, the tokens the model takes, the lock every
+    forward pass on these weights takes, the status notes the handler may add to, and where the checkpoint's
+    other files are (`find_file(name)`: a path, or None when the checkpoint has no such file)."""
+
+    model_id: str
+    model: Any
+    tokenizer: Any
+    max_length: int
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    notes: list[str] = field(default_factory=list)
+    find_file: Callable[[str], Optional[Path]] = lambda name: None
+
+
+# ------------------------------------------------------------------------------------------------ checks
+
+
+def whole_number(field: str, value: Any, low: int, high: int) -> int:
+    """`value` as an int in [low, high], or an error naming `field`."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+        raise InvalidInputError(f"{field}: must be a whole number between {low} and {high}, got {value!r}",
+                                field=field)
+    if not low <= int(value) <= high:
+        raise InvalidInputError(f"{field}: must be between {low} and {high}, got {int(value)}", field=field)
+    return int(value)
+
+
+def one_of(field: str, value: Any, choices: Sequence[str]) -> str:
+    if value not in choices:
+        raise InvalidInputError(f"{field}: one of {', '.join(choices)}, got {value!r}", field=field)
+    return value
+
+
+def check_texts(field: str, texts: Any) -> tuple[str, ...]:
+    """One text or a list of them, each checked like a chat message; errors name `field` (and the index)."""
+    from backend.service import check_text  # here, not at import: backend.service imports the registry
+
+    items = [texts] if isinstance(texts, str) else texts
+    if not isinstance(items, (list, tuple)) or not items:
+        raise InvalidInputError(f"{field}: give a text or a non-empty list of texts", field=field)
+    if len(items) > MAX_TEXTS:
+        raise InvalidInputError(f"{field}: at most {MAX_TEXTS} texts per call, got {len(items)}; use a file run",
+                                field=field)
+    for index, text in enumerate(items):
+        check_text(field if len(items) == 1 else f"{field}[{index}]", text)
+    return tuple(items)
+
+
+# ------------------------------------------------------------------------------------------------ handler
+
+
+class TaskHandler(ABC, Generic[O, R]):
+    """A task on one loaded model, in transformers' Pipeline shape. `__call__` runs the three steps over each
+    batch of the request; the engine calls it with the model's lock held.
+
+    `forward_fn` is the model's forward pass (the model itself); `runtime: onnx` replaces it with ONNX Runtime's
+    (backend/engines/onnx_runtime.py), so a handler's `forward` calls `self.forward_fn`, never the model directly.
+    """
+
+    def __init__(self, context: LoadContext) -> None:
+        self.model = context.model
+        self.tokenizer = context.tokenizer
+        self.max_length = context.max_length
+        self.lock = context.lock
+        self.forward_fn: Callable[..., Any] = context.model
+
+    def __call__(self, request: TaskRequest[O]) -> list[R]:
+        results: list[R] = []
+        for part in request.parts():
+            results.extend(self.postprocess(self.forward(self.preprocess(part)), part))
+        return results
+
+    @abstractmethod
+    def preprocess(self, request: TaskRequest[O]) -> Any:
+        """The model's inputs for one batch (tokenized, padded)."""
+
+    @abstractmethod
+    def forward(self, model_inputs: Any) -> Any:
+        """The forward pass: plain outputs (on the CPU) for postprocess."""
+
+    @abstractmethod
+    def postprocess(self, model_outputs: Any, request: TaskRequest[O]) -> list[R]:
+        """One result per input of the batch."""
+
+    def use_forward(self, forward: Callable[..., Any]) -> None:
+        """Routes forward passes through `forward` (ONNX Runtime) instead of PyTorch."""
+        self.forward_fn = forward
+
+    def release(self) -> None:
+        """Drops the model (the engine is unloading it); call with the lock held."""
+        self.model = None
+        self.forward_fn = _unloaded
+
+
+@runtime_checkable
+class StreamingHandler(Protocol):
+    """A handler that also streams one text's generated output (summarize, translate)."""
+
+    def stream(self, request: TaskRequest[Any]) -> Iterator[Event]:
+        """Deltas, then one Final; closing the iterator stops the generation."""
+        ...
+
+
+def _unloaded(*args: Any, **kwargs: Any) -> Any:
+    raise GenerationError("the model was unloaded while running")
+
+
+# ------------------------------------------------------------------------------------------------ spec
+
+
+class TaskSpec(ABC, Generic[O, R]):
+    """One pipeline task, declared: the engine layer, the service, file runs, evaluation and the UI read it."""
+
+    name: ClassVar[str]  # the registry task (models.yaml `tasks:`), also the API endpoint's name
+    title_key: ClassVar[str]  # the UI's wording key for the task's sub-tab title (ui/i18n)
+    architectures: ClassVar[tuple[str, ...]]  # config.json `architectures` suffixes it accepts
+    not_architectures: ClassVar[tuple[str, ...]] = ()  # suffixes refused even when one above matches
+    needs_words: ClassVar[Optional[str]] = None  # what it needs, in words (default: the suffixes)
+    shares_entry_with: ClassVar[frozenset[str]] = frozenset()  # tasks one registry entry may do alongside it
+    onnx: ClassVar[bool] = False  # its forward pass can run on ONNX Runtime (`runtime: onnx`)
+    streams: ClassVar[bool] = False  # its handler also streams one text's output (`stream(request)`: events)
+    text_field: ClassVar[str] = "text"  # the input's field name in errors
+    asks_questions: ClassVar[bool] = False  # one question per text (the texts are contexts)
+    columns: ClassVar[tuple[str, ...]]  # the columns a whole-file run adds, in `file_row`'s order
+    file_stem: ClassVar[str]  # what a file run's download is called ("<file>-entities.csv")
+    evaluation: ClassVar[Optional["EvalAdapter[Any, Any]"]] = None  # how an evaluation task scores it, if one does
+
+    # ------------------------------------------------------------------------------- which checkpoints
+
+    def serves(self, architecture: str) -> bool:
+        """Whether a checkpoint of class `architecture` can do this task."""
+        return architecture.endswith(self.architectures) and not (
+            self.not_architectures and architecture.endswith(self.not_architectures))
+
+    def needs(self) -> str:
+        return self.needs_words or "a model of type *" + " / *".join(self.architectures)
+
+    @abstractmethod
+    def model_class(self, architectures: Sequence[str]) -> Any:
+        """The transformers Auto class that loads the checkpoint (imports transformers)."""
+
+    # ------------------------------------------------------------------------------- input
+
+    @abstractmethod
+    def options(self, **raw: Any) -> O:
+        """The task's options, checked; errors name the field."""
+
+    def inputs(self, texts: Any, questions: Any = None) -> TaskInputs:
+        """The inputs, checked; errors name the field (and the index in a list)."""
+        return TaskInputs(check_texts(self.text_field, texts))
+
+    def checked_options(self, raw: dict[str, Any]) -> O:
+        """`options(**raw)`, refusing an option this task does not have (naming it) instead of a TypeError."""
+        accepted = inspect.signature(self.options).parameters
+        unknown = [name for name in raw if name not in accepted]
+        if unknown:
+            raise InvalidInputError(f"{unknown[0]}: not an option of '{self.name}' (its options: "
+                                    f"{', '.join(accepted) or 'none'})", field=unknown[0])
+        return self.options(**raw)
+
+    def check_model(self, request: TaskRequest[O], model: "ModelSpec") -> None:
+        """Checks against the checkpoint's files, before anything is loaded (a mask token, a language pair)."""
+
+    def request(self, model: "ModelSpec", texts: Any, questions: Any = None, batch_size: Optional[int] = None,
+                **raw: Any) -> TaskRequest[O]:
+        """A checked request for `model`: inputs, options and the checkpoint checks, all before loading."""
+        inputs = self.inputs(texts, questions)
+        options = self.checked_options(raw)
+        if batch_size is not None:
+            batch_size = whole_number("batch_size", batch_size, 1, MAX_BATCH_SIZE)
+        request = TaskRequest(inputs, options, batch_size)
+        self.check_model(request, model)
+        return request
+
+    # ------------------------------------------------------------------------------- loading
+
+    @abstractmethod
+    def handler(self, context: LoadContext) -> TaskHandler[O, R]:
+        """The handler for a loaded model (may add status notes, or refuse the model with ModelLoadError)."""
+
+    def handler_for(self, model: Any, tokenizer: Any, max_length: int = 512,
+                    folder: Optional[Path] = None) -> TaskHandler[O, R]:
+        """A handler outside the registry (tests, benchmarks): a model and tokenizer loaded by the caller, from
+        `folder` when its other files matter (an embedder's pooling)."""
+        def find_file(name: str) -> Optional[Path]:
+            return folder / name if folder is not None and (folder / name).is_file() else None
+
+        return self.handler(LoadContext(model_id="local", model=model, tokenizer=tokenizer, max_length=max_length,
+                                        find_file=find_file))
+
+    def local_request(self, texts: Any, questions: Any = None, batch_size: Optional[int] = None,
+                      **raw: Any) -> TaskRequest[O]:
+        """A request checked without a registry entry (no checkpoint checks), for `handler_for`'s handlers."""
+        return TaskRequest(self.inputs(texts, questions), self.checked_options(raw), batch_size)
+
+    # ------------------------------------------------------------------------------- whole-file runs
+
+    def file_options(self, model: "ModelSpec", raw: dict[str, Any], params: Any = None) -> O:
+        """Options for a whole-file run (`raw`: the run's options; `params`: generation parameters)."""
+        return self.checked_options(raw)
+
+    def usable(self, text: str, options: O) -> bool:
+        """Whether one row can be processed at all (rows that cannot are left empty and counted)."""
+        return True
+
+    def loaded_options(self, model: "ModelSpec", options: O) -> O:
+        """The file run's options once the model is loaded (what only its files on disk could say)."""
+        return options
+
+    @abstractmethod
+    def file_row(self, result: R) -> tuple[Any, ...]:
+        """One result as the values of `columns` (JSON text for structured results, so a CSV keeps them)."""
+
+
+class EvalAdapter(ABC, Generic[O, R]):
+    """How an evaluation task (backend/evaluation) runs a pipeline task: its options for the run, a batch of
+    examples as the task's inputs, and each result as the text the evaluation task's metric reads."""
+
+    task: str  # the evaluation task's name ("ner", "question_answering", "summarization", ...)
+
+    @abstractmethod
+    def options(self, config: "EvalConfig", model: "ModelSpec") -> O:
+        """Options for the run (refusing what the model cannot do before it loads)."""
+
+    def inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
+        """A batch of examples as the task's inputs (contexts: the examples' context column)."""
+        return TaskInputs(tuple(inputs), None)
+
+    @abstractmethod
+    def prediction(self, example_input: str, result: R) -> str:
+        """One result as the text the metric reads."""
+
+    def reference(self, reference: Any) -> Any:
+        """A reference as the metric reads it."""
+        return reference
+
+    def notices(self, predictions: Sequence[Optional[str]], references: Sequence[Any]) -> list[str]:
+        """What the run's report should say about the predictions as a whole."""
+        return []

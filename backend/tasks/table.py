@@ -1,0 +1,98 @@
+"""The one table of pipeline tasks: every task the registry, the engine layer, the service, file runs, evaluation
+and the Tasks tab know of is listed here, and nowhere else. Adding a task: a module under backend/tasks/ with its
+`TaskSpec` and `TaskHandler`, and one line below (docs/recipes/task.md).
+
+Torch-free: backend/config.py validates models.yaml through it, and `import ui` reads it.
+"""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, Optional, Sequence, overload
+
+from backend.tasks import embed, fill_mask, ner, qa, seq2seq
+from backend.tasks.base import TaskSpec
+from backend.types import InvalidInputError
+
+BUILT_IN: tuple[TaskSpec[Any, Any], ...] = (ner.SPEC, qa.SPEC, fill_mask.SPEC, seq2seq.SUMMARIZE, seq2seq.TRANSLATE,
+                                            embed.SPEC)
+_TABLE: dict[str, TaskSpec[Any, Any]] = {spec.name: spec for spec in BUILT_IN}
+
+
+def task_specs() -> tuple[TaskSpec[Any, Any], ...]:
+    """Every pipeline task, in the order the Tasks tab shows them."""
+    return tuple(_TABLE.values())
+
+
+def find_task(name: str) -> Optional[TaskSpec[Any, Any]]:
+    return _TABLE.get(name)
+
+
+def task_spec(name: str) -> TaskSpec[Any, Any]:
+    """The task called `name`; an error naming the field `task` for anything else."""
+    spec = _TABLE.get(name)
+    if spec is None:
+        raise InvalidInputError(f"task: one of {', '.join(_TABLE)}, got {name!r}", field="task")
+    return spec
+
+
+def evaluation_spec(evaluation_task: str) -> Optional[TaskSpec[Any, Any]]:
+    """The pipeline task that serves an evaluation task (e.g. "summarization" → summarize), or None."""
+    return next((spec for spec in _TABLE.values() if spec.evaluation and spec.evaluation.task == evaluation_task),
+                None)
+
+
+def register(spec: TaskSpec[Any, Any]) -> None:
+    """Adds a task defined outside this package (a plugin, a test's toy task)."""
+    if spec.name in _TABLE and _TABLE[spec.name] is not spec:
+        raise ValueError(f"task {spec.name!r} is registered already")
+    _TABLE[spec.name] = spec
+
+
+def unregister(name: str) -> None:
+    if any(spec.name == name for spec in BUILT_IN):
+        raise ValueError(f"task {name!r} is built in")
+    _TABLE.pop(name, None)
+
+
+@contextmanager
+def registered(spec: TaskSpec[Any, Any]) -> Iterator[TaskSpec[Any, Any]]:
+    """`spec` in the table for the duration of a `with` block."""
+    register(spec)
+    try:
+        yield spec
+    finally:
+        unregister(spec.name)
+
+
+class TaskNames(Sequence[str]):
+    """A live, read-only view of task names (a registered task appears at once): `in`, iteration, `len`."""
+
+    def __init__(self, select: Callable[[TaskSpec[Any, Any]], bool] = lambda spec: True,
+                 before: tuple[str, ...] = ()) -> None:
+        self._select = select
+        self._before = before
+
+    def _names(self) -> tuple[str, ...]:
+        return self._before + tuple(name for name, spec in _TABLE.items() if self._select(spec))
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[str]: ...
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __repr__(self) -> str:
+        return repr(self._names())
+
+
+PIPELINE_TASKS = TaskNames()
