@@ -76,17 +76,31 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
             raise InvalidInputError(f"--config: cannot read {args.config}: {error}") from None
         if not isinstance(loaded, dict):
             raise InvalidInputError(f"--config: {args.config} is not a mapping of settings")
-        settings.update(loaded)
+        settings.update(_absolute_paths(loaded, Path(args.config).resolve().parent))
     for option, field in _FIELDS.items():
         value = getattr(args, option, None)
         if value is not None:
-            settings[field] = value
+            settings[field] = _absolute_paths({field: value}, Path.cwd())[field]
     for option in ("base", "task"):
         if getattr(args, option):
             settings[option] = getattr(args, option)
     if args.max_steps is not None:
         settings.pop("epochs", None)
     return settings
+
+
+_PATH_FIELDS = ("data", "validation")
+
+
+def _absolute_paths(settings: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """File settings resolved where the user wrote them: the command line's against the current folder, a
+    --config file's against that file's folder (the training process runs elsewhere, from the app's folder)."""
+    resolved = dict(settings)
+    for field in _PATH_FIELDS:
+        value = resolved.get(field)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            resolved[field] = str((folder / value).resolve())
+    return resolved
 
 
 def main(args: argparse.Namespace) -> int:
@@ -122,7 +136,7 @@ def main(args: argparse.Namespace) -> int:
             config = parse_train_config(settings, "train")
             plan = service.plan(config)
             say(plan.describe())
-            run_dir = service.start(config, out=Path(args.out) if args.out else None, plan=plan)
+            run_dir = service.start(config, out=Path(args.out).resolve() if args.out else None, plan=plan)
         say(f"run folder: {run_dir}")
         metrics = follow(service, run_dir, say)
     except WorkbenchError as error:
