@@ -38,6 +38,9 @@ def test_config_errors_name_the_field():
     with pytest.raises(InvalidInputError, match="field 'bacth_size': unknown field"):
         parse_train_config({"task": "sft", "base": "x", "data": "d.jsonl", "messages_column": "m",
                             "bacth_size": 4})
+    with pytest.raises(InvalidInputError, match="field 'max_steps'"):  # bounded like epochs, not queued for ever
+        parse_train_config({"task": "sft", "base": "x", "data": "d.jsonl", "messages_column": "m",
+                            "max_steps": 10**12})
 
 
 def test_bad_datasets_are_clear_errors_before_training(service, tmp_path):
