@@ -7,7 +7,7 @@
     WORKBENCH_UPLOAD_TTL_S=3600           uploads are deleted this long after they arrived (checked every
                                           quarter of it, at most every 10 minutes), and all of them when the
                                           server closes cleanly
-    WORKBENCH_MAX_SESSIONS=1000           Gradio sessions kept in memory (about 0.45 MB each); the least
+    WORKBENCH_MAX_SESSIONS=1000           Gradio sessions kept in memory (about 0.1 MB each); the least
                                           recently used goes beyond it
     WORKBENCH_SESSION_IDLE_S=3600         a session unused this long is forgotten (its tab starts afresh)
 
@@ -42,7 +42,7 @@ ENV_SESSION_IDLE_S = "WORKBENCH_SESSION_IDLE_S"
 DEFAULT_MAX_BODY_MB = 4.0
 DEFAULT_MAX_USER_UPLOADS_MB = 200.0
 DEFAULT_UPLOAD_TTL_S = 3600
-DEFAULT_MAX_SESSIONS = 1000  # ~450 MB at the measured 0.45 MB a session (Gradio's own default, 10,000: ~4.5 GB)
+DEFAULT_MAX_SESSIONS = 1000  # ~80 MB at the measured 0.08 MB a new session (ui/session_memory.py)
 DEFAULT_SESSION_IDLE_S = 3600
 MULTIPART_SLACK_MB = 1.0
 # Each stored file counts at least this much against the per-user total, so empty files cannot pile up unbounded.

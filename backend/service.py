@@ -56,14 +56,22 @@ def build_messages(message: str, history: Sequence[Any] = (), system_prompt: str
         raise InvalidInputError("history: must be a list of {'role': ..., 'content': ...} messages")
     if len(history) > MAX_HISTORY_MESSAGES:
         raise InvalidInputError(f"history: at most {MAX_HISTORY_MESSAGES} messages, got {len(history)}")
-    past = [item if isinstance(item, Message) else Message.from_dict(item, index) for index, item in
-            enumerate(history)]
+    past = [without_emitted_nul(item if isinstance(item, Message) else Message.from_dict(item, index))
+            for index, item in enumerate(history)]
     for index, item in enumerate(past):
         check_text(f"history item {index}", item.content, allow_empty=True)
     system = [Message("system", system_prompt)] if system_prompt.strip() else []
     if system and past and past[0].role == "system":
         past = past[1:]  # the system prompt box replaces one carried in the history
     return system + past + [Message("user", message)]
+
+
+def without_emitted_nul(message: Message) -> Message:
+    """An assistant turn with the NUL characters a byte-level tokenizer can emit dropped: the app accepts back
+    whatever it (or a remote model) replied, so a multi-turn client never gets stuck on its own history."""
+    if message.role == "assistant" and isinstance(message.content, str) and "\x00" in message.content:
+        return Message("assistant", message.content.replace("\x00", ""))
+    return message
 
 
 def check_text(field: str, text: Any, allow_empty: bool = False) -> None:

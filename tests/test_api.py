@@ -95,6 +95,11 @@ def test_chat_accepts_history_and_system_prompt(app: SimpleNamespace) -> None:
                                max_new_tokens=8, temperature=0, api_name="/chat")
     without = app.client.predict(message="And now?", model=CHAT, max_new_tokens=8, temperature=0, api_name="/chat")
     assert reply and without and reply != without  # the history reached the model
+    # A reply holding a NUL (a byte-level tokenizer can emit one) is accepted back, the NUL dropped: the same
+    # answer as the history without it, never "contains a NUL character".
+    with_nul = [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hel\x00lo."}]
+    assert app.client.predict(message="And now?", model=CHAT, history=with_nul, system_prompt="Be brief.",
+                              max_new_tokens=8, temperature=0, api_name="/chat") == reply
 
 
 def test_generate_is_deterministic_when_greedy_and_respects_max_new_tokens(app: SimpleNamespace) -> None:

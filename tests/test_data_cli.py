@@ -53,3 +53,24 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys, monkey
         assert message in capsys.readouterr().err, args
         assert not (tmp_path / "out").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]  # no hidden staging folder either
+
+
+def test_cli_with_a_hub_model_and_no_hub_says_what_to_do_at_once(tmp_path: Path) -> None:
+    """`data --model` naming a Hub model that is not on this machine, with the Hub unreachable: one short probe
+    (the server's rule), then one error line that says how to get the weights; no huggingface_hub retry loop."""
+    from tests.conftest import free_port
+
+    data = write_csv(tmp_path / "d.csv", CRAFTED)
+    registry = tmp_path / "models.yaml"
+    registry.write_text("models:\n  - id: hub-tokenizer\n    tasks: [chat]\n    source: someone/not-cached-here\n")
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "app.py"), "data", "--data", str(data), "--text-column", "text",
+         "--min-tokens", "1", "--model", "hub-tokenizer", "--models", str(registry), "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=300, cwd=ROOT,
+        env={"PATH": "/usr/bin:/bin", "HF_HOME": str(tmp_path / "hf"), "WORKBENCH_HUB_TIMEOUT_S": "2",
+             "HF_ENDPOINT": f"http://127.0.0.1:{free_port()}"})  # nothing listens there: the Hub is unreachable
+    assert done.returncode == 2, done.stderr
+    errors = [line for line in done.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "the Hub cannot be reached" in errors[0], done.stderr
+    assert "hf download someone/not-cached-here" in errors[0]
+    assert "Retrying" not in done.stderr and not (tmp_path / "out").exists()

@@ -126,13 +126,7 @@ def test_a_fresh_clone_serves_without_the_hub_and_stays_clean(tmp_path: Path) ->
     from gradio_client import Client
     from gradio_client.exceptions import AppError
 
-    clone = tmp_path / "clone"
-    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
-    # The README's `python3 -m venv .venv`; in place of its `pip install -r requirements.txt` (no downloads
-    # here), the packages this test runs with are made visible to it.
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(clone / ".venv")], check=True, timeout=120)
-    site = next((clone / ".venv" / "lib").glob("python3*/site-packages"))
-    (site / "workbench-test-deps.pth").write_text("\n".join(p for p in sys.path if p.endswith("site-packages")))
+    clone = fresh_clone(tmp_path)
     port = free_port()
     env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", GRADIO_ANALYTICS_ENABLED="False",
                HF_HOME=str(tmp_path / "hf-home"), WORKBENCH_RUNS_DIR=str(tmp_path / "runs"),
@@ -153,6 +147,68 @@ def test_a_fresh_clone_serves_without_the_hub_and_stays_clean(tmp_path: Path) ->
         client.close()
     finally:
         app.terminate()
+        app.wait(timeout=30)
+    status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True)
+    assert status.stdout == "", status.stdout
+
+
+def fresh_clone(tmp_path: Path) -> Path:
+    """A clone of this repository with the README's `.venv`: in place of its `pip install -r requirements.txt`
+    (no downloads here), the packages this test runs with are made visible to it."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(clone / ".venv")], check=True, timeout=120)
+    site = next((clone / ".venv" / "lib").glob("python3*/site-packages"))
+    (site / "workbench-test-deps.pth").write_text("\n".join(p for p in sys.path if p.endswith("site-packages")))
+    return clone
+
+
+def readme_commands(section: str) -> list[str]:
+    """The shell lines of the first code block under the README heading that starts with `section`."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    body = text.split(f"\n## {section}", 1)[1]
+    block = body.split("```bash\n", 1)[1].split("```", 1)[0]
+    return [line.split("  #", 1)[0].strip() for line in block.splitlines() if line.strip()]
+
+
+def test_readme_commands_use_the_virtual_environment() -> None:
+    """After the first command, bare `python` is not the venv's (stock Debian has none, or a system one without
+    the packages): every command the README shows runs `.venv/bin/python`."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    blocks = text.split("```")[1::2]
+    lines = [line.strip() for block in blocks for line in block.splitlines()]
+    bare = [line for line in lines if line.startswith(("python ", "python3 app.py", "python3 tests/", "pip "))]
+    assert bare == []
+    assert any(line.startswith(".venv/bin/python app.py train") for line in lines)  # the synopsis lists train
+
+
+def test_the_offline_section_works_as_written_in_a_fresh_clone(tmp_path: Path) -> None:
+    """The README's "Run it offline" commands, copied as written and run in order in a fresh clone without
+    activating anything: the tiny models build, the app serves them (the port comes from GRADIO_SERVER_PORT,
+    so the command line stays as written) and tiny-chat answers; the clone stays clean."""
+    from gradio_client import Client
+
+    build, serve = readme_commands("Run it offline")
+    assert build.startswith(".venv/bin/python tests/tiny_models.py ") and serve.startswith(".venv/bin/python app.py")
+    clone = fresh_clone(tmp_path)
+    port = free_port()
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", GRADIO_SERVER_PORT=str(port),
+               WORKBENCH_RUNS_DIR=str(tmp_path / "runs"), HF_HOME=str(tmp_path / "hf-home"))
+    built = subprocess.run(build, shell=True, cwd=clone, env=env, capture_output=True, text=True, timeout=600)
+    assert built.returncode == 0, built.stderr[-3000:]
+    log = tmp_path / "app.log"
+    with log.open("w") as out:
+        app = subprocess.Popen(serve, shell=True, cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    try:
+        _wait_until_serving(f"http://127.0.0.1:{port}/", app, log)
+        assert "8 model(s)" in log.read_text()
+        client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+        reply = client.predict(message="Hello", model="tiny-chat", api_name="/chat")
+        client.close()
+        assert isinstance(reply, str) and reply
+    finally:
+        os.killpg(app.pid, 15)
         app.wait(timeout=30)
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True)
     assert status.stdout == "", status.stdout

@@ -83,6 +83,18 @@ def test_streams_a_chat_completion_with_the_openai_client(client: openai.OpenAI,
     assert all(c.model == "tiny-chat" and c.id == chunks[0].id for c in chunks)
 
 
+def test_a_reply_the_api_gave_is_accepted_back(client: openai.OpenAI) -> None:
+    """Whatever the app emits it accepts back: an assistant turn holding a NUL (byte-level tokenizers emit them)
+    is read with the NUL dropped, the same as without it; the next turn is answered, not refused."""
+    def reply(assistant: str) -> str:
+        answer = client.chat.completions.create(model="tiny-chat", max_tokens=6, temperature=0, messages=[
+            {"role": "user", "content": "Hi"}, {"role": "assistant", "content": assistant},
+            {"role": "user", "content": "And now?"}])
+        return answer.choices[0].message.content
+
+    assert reply("Hel\x00lo.") == reply("Hello.")
+
+
 def test_non_streaming_completion(client: openai.OpenAI, expected_text: str) -> None:
     reply = client.chat.completions.create(model="tiny-chat", messages=PROMPT, max_tokens=16, temperature=0)
     assert reply.object == "chat.completion"

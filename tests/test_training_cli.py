@@ -16,10 +16,10 @@ from tests.training_data import sentiment_rows, write_csv
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def app_train(*args: str, runs: Path) -> subprocess.CompletedProcess:
+def app_train(*args: str, runs: Path, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     env = {**os.environ, "WORKBENCH_RUNS_DIR": str(runs), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    return subprocess.run([sys.executable, "app.py", "train", *args], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=600)
+    return subprocess.run([sys.executable, str(ROOT / "app.py"), "train", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=600)
 
 
 def test_train_command_writes_the_run_folder_and_registers(tiny_models_yaml, tmp_path):
@@ -27,11 +27,15 @@ def test_train_command_writes_the_run_folder_and_registers(tiny_models_yaml, tmp
     settings = tmp_path / "train.yaml"
     settings.write_text(yaml.safe_dump({"learning_rate": 1e-3, "eval_steps": 5, "logging_steps": 5}))
     out = tmp_path / "out"
-    result = app_train("--models", str(tiny_models_yaml), "--config", str(settings), "--base", "tiny-classifier",
-                       "--task", "classification", "--data", str(data), "--text-column", "text", "--label-column",
-                       "label", "--method", "lora", "--max-steps", "10", "--batch-size", "8", "--max-length", "16",
-                       "--seed", "7", "--out", str(out), "--register", "cli-sentiment", runs=tmp_path / "runs")
+    # Run from the data's folder with relative paths, as a user types them: they are resolved there, not in the
+    # app's folder where the training process runs.
+    args = ("--models", str(tiny_models_yaml), "--config", str(settings), "--base", "tiny-classifier",
+            "--task", "classification", "--data", data.name, "--text-column", "text", "--label-column",
+            "label", "--method", "lora", "--max-steps", "10", "--batch-size", "8", "--max-length", "16",
+            "--seed", "7", "--out", out.name, "--register", "cli-sentiment")
+    result = app_train(*args, runs=tmp_path / "runs", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-3000:]
+    assert yaml.safe_load((out / "config.yaml").read_text())["data"] == str(data.resolve())
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["status"] == "completed" and metrics["step"] == 10
     assert {"loss", "accuracy", "f1_macro"} <= set(metrics["final"]) and metrics["history"]
@@ -43,6 +47,12 @@ def test_train_command_writes_the_run_folder_and_registers(tiny_models_yaml, tmp
     overlay = yaml.safe_load((tmp_path / "runs" / "registry-overlay.yaml").read_text())
     assert overlay["models"][0]["id"] == "cli-sentiment" and overlay["models"][0]["tasks"] == ["classify"]
     assert yaml.safe_load(tiny_models_yaml.read_text())["models"][-1]["id"] != "cli-sentiment"
+    # The same --out again: refused before anything runs, the finished run untouched.
+    before = (out / "metrics.json").read_bytes()
+    again = app_train(*args[:-2], runs=tmp_path / "runs", cwd=tmp_path)
+    assert again.returncode == 2, again.stderr[-2000:]
+    assert again.stderr.strip().splitlines()[-1].startswith(f"error: out: {out.resolve()} already exists")
+    assert (out / "metrics.json").read_bytes() == before
 
 
 def test_train_command_bad_input_is_one_clear_error(tiny_models_yaml, tmp_path):

@@ -38,6 +38,9 @@ def test_config_errors_name_the_field():
     with pytest.raises(InvalidInputError, match="field 'bacth_size': unknown field"):
         parse_train_config({"task": "sft", "base": "x", "data": "d.jsonl", "messages_column": "m",
                             "bacth_size": 4})
+    with pytest.raises(InvalidInputError, match="field 'max_steps'"):  # bounded like epochs, not queued for ever
+        parse_train_config({"task": "sft", "base": "x", "data": "d.jsonl", "messages_column": "m",
+                            "max_steps": 10**12})
 
 
 def test_bad_datasets_are_clear_errors_before_training(service, tmp_path):
@@ -145,3 +148,18 @@ def test_launch_command_uses_accelerate_on_several_gpus(tmp_path):
                        str(tmp_path / "config.yaml"), "--resume"]
     single = worker_command(config.model_copy(update={"num_gpus": 1}), tmp_path / "config.yaml", python="python")
     assert single == ["python", "-m", "backend.training.worker", "--config", str(tmp_path / "config.yaml")]
+
+
+def test_a_classifier_trains_from_a_plain_encoder_of_the_registry(service, tmp_path):
+    """An encoder registered for `embed` (no classification head: a plain BertModel folder) is a valid base for a
+    classifier: the plan reads the data and counts a new head's parameters; a chat model stays refused, and the
+    refusal says which models do and that a folder works from the command line."""
+    base, spec = service.resolve_base("tiny-embed", "classification")
+    assert spec is not None and "classify" not in spec.tasks and (Path(base) / "config.json").is_file()
+    data = write_csv(tmp_path / "train.csv", sentiment_rows(40, seed=1))
+    config = parse_train_config({"task": "classification", "base": base, "base_id": spec.id, "data": str(data),
+                                 "text_column": "text", "label_column": "label", "method": "full"})
+    plan = service.plan(config)
+    assert plan.train_examples > 0 and plan.memory.parameters > 0
+    with pytest.raises(InvalidInputError, match=r"or an encoder: one that does embed.*--base also takes a model"):
+        service.resolve_base("tiny-chat", "classification")

@@ -366,13 +366,17 @@ def write_models_yaml(out: Path, yaml_path: Path) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) != 2:
-        print(f"usage: python {argv[0]} OUT_DIR", file=sys.stderr)
-        return 2
+    import argparse
+
+    parser = argparse.ArgumentParser(prog=Path(argv[0]).name, description="Builds the tiny real models (random "
+                                     "weights, a locally trained tokenizer, a chat template) and a models.yaml "
+                                     "listing them, for running the app offline.")
+    parser.add_argument("out_dir", metavar="OUT_DIR", help="folder for the models and OUT_DIR/models.yaml")
+    args = parser.parse_args(argv[1:])  # `--help` prints this and exits; it is never taken for a folder
     # "Writing model shards" progress bars are noise for three tiny files; read when transformers is imported.
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script: `tests` importable
-    print(build_tiny_models(argv[1]))
+    print(build_tiny_models(args.out_dir))
     return 0
 
 

@@ -17,6 +17,7 @@ from backend.registry import Registry
 from backend.security import DEFAULT_QUEUE_SIZE, SecuritySettings
 from backend.throttle import LoginThrottle, ThrottleSettings
 from ui import api
+from ui.session_memory import install_lazy_session_config
 from ui.chat import ChatTab
 from ui.classify import build_classify_tab, register_classify_api
 from ui.compare import CompareTab
@@ -143,6 +144,7 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
     logins = throttle if isinstance(throttle, LoginThrottle) else LoginThrottle(throttle or ThrottleSettings.from_env())
     options.update(guard_options(security, limits, logins))
     escape_choice_errors()
+    install_lazy_session_config()  # a session holds what it changed, not a copy of every component's config
     demo.delete_cache = limits.delete_cache()  # Gradio deletes its uploads older than this (a Blocks setting)
     options.update(extra)
     # An app may add CSS and choose its footer links (presenter mode: larger type, no API link).

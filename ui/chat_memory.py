@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 import gradio as gr
 
-from ui import branches, saved_chats
+from ui import branches, chat_seal, saved_chats
 from ui.chat_view import shown_messages
 from ui.components import ui_event
 from ui.i18n import t
@@ -35,7 +35,7 @@ class ChatMemory:
     def build_list(cls, model_ids: frozenset[str]) -> "ChatMemory":
         """The saved-conversations panel (in the side column); the version row is added by `build_versions`."""
         store = gr.BrowserState(saved_chats.empty_store(), storage_key=saved_chats.STORAGE_KEY,
-                                secret=saved_chats.browser_secret())
+                                secret=chat_seal.browser_state_secret())
         with gr.Accordion(t("chat_conversations"), open=False, elem_id="chat-conversations"):
             saved = gr.Dropdown(choices=[], value=None, label=t("chat_saved"), elem_id="chat-saved",
                                 interactive=True, allow_custom_value=False)
@@ -91,41 +91,51 @@ class ChatMemory:
 
     # ------------------------------------------------------------------------------------------ handlers
 
+    # Every handler opens the browser's store for the request's user and seals what it gives back
+    # (ui/chat_seal.py): another login's saved chats open as an empty store.
+
     def persist(self, store: Any, current: Optional[str], history: Any, forks: Any, model: Optional[str],
-                system: Optional[str], selected: Optional[int]) -> tuple[Any, ...]:
+                system: Optional[str], selected: Optional[int], request: gr.Request) -> tuple[Any, ...]:
+        user = _user(request)
         messages = shown_messages(history)
         forks = {key: value for key, value in (forks or {}).items() if int(key) < len(messages)}
         chat_id = current or saved_chats.new_id()
-        store = saved_chats.save(store, chat_id, messages, forks, model, system)
-        return (store, chat_id, self._list(store), *self._version_row(messages, forks, selected))
+        store = saved_chats.save(chat_seal.unseal(store, user), chat_id, messages, forks, model, system)
+        return (chat_seal.seal(store, user), chat_id, self._list(store),
+                *self._version_row(messages, forks, selected))
 
-    def restore(self, store: Any) -> tuple[Any, ...]:
-        store = saved_chats.valid(store)
+    def restore(self, store: Any, request: gr.Request) -> tuple[Any, ...]:
+        store = saved_chats.valid(chat_seal.unseal(store, _user(request)))
         return (*self._open(store, store["current"]), self._list(store),
                 *self._version_row(self._messages(store, store["current"]), self._forks(store, store["current"]),
                                    None))
 
-    def switch(self, store: Any, chat_id: Optional[str]) -> tuple[Any, ...]:
-        store = saved_chats.valid(store)
+    def switch(self, store: Any, chat_id: Optional[str], request: gr.Request) -> tuple[Any, ...]:
+        user = _user(request)
+        store = saved_chats.valid(chat_seal.unseal(store, user))
         if chat_id in store["chats"]:
             store = {**store, "current": chat_id}
-        return (*self._open(store, store["current"]), store,
+        return (*self._open(store, store["current"]), chat_seal.seal(store, user),
                 *self._version_row(self._messages(store, store["current"]), self._forks(store, store["current"]),
                                    None))
 
-    def start_new(self, store: Any) -> tuple[Any, ...]:
-        store = {**saved_chats.valid(store), "current": None}
-        return [], {}, saved_chats.new_id(), "", store, self._list(store), *self._version_row([], {}, None)
+    def start_new(self, store: Any, request: gr.Request) -> tuple[Any, ...]:
+        user = _user(request)
+        store = {**saved_chats.valid(chat_seal.unseal(store, user)), "current": None}
+        return ([], {}, saved_chats.new_id(), "", chat_seal.seal(store, user), self._list(store),
+                *self._version_row([], {}, None))
 
-    def remove(self, store: Any, chat_id: Optional[str]) -> tuple[Any, ...]:
-        store = saved_chats.delete(store, chat_id)
-        return (*self._open(store, store["current"]), store, self._list(store),
+    def remove(self, store: Any, chat_id: Optional[str], request: gr.Request) -> tuple[Any, ...]:
+        user = _user(request)
+        store = saved_chats.delete(chat_seal.unseal(store, user), chat_id)
+        return (*self._open(store, store["current"]), chat_seal.seal(store, user), self._list(store),
                 *self._version_row(self._messages(store, store["current"]), self._forks(store, store["current"]),
                                    None))
 
-    def rename(self, store: Any, chat_id: Optional[str], title: str) -> tuple[Any, ...]:
-        store = saved_chats.rename(store, chat_id, title)
-        return store, self._list(store)
+    def rename(self, store: Any, chat_id: Optional[str], title: str, request: gr.Request) -> tuple[Any, ...]:
+        user = _user(request)
+        store = saved_chats.rename(chat_seal.unseal(store, user), chat_id, title)
+        return chat_seal.seal(store, user), self._list(store)
 
     @staticmethod
     def pick(event: gr.SelectData) -> Optional[int]:
@@ -166,7 +176,7 @@ class ChatMemory:
                 model)
 
     @staticmethod
-    def _list(store: Any) -> gr.Dropdown:
+    def _list(store: Any) -> gr.Dropdown:  # the titles of an opened (never a sealed) store
         store = saved_chats.valid(store)
         return gr.Dropdown(choices=saved_chats.choices(store), value=store["current"])
 
@@ -179,3 +189,8 @@ class ChatMemory:
         info = forks[str(point)]
         return (label, gr.Button(visible=True, interactive=info["active"] > 0),
                 gr.Button(visible=True, interactive=info["active"] < len(info["versions"]) - 1))
+
+
+def _user(request: Optional[gr.Request]) -> Optional[str]:
+    """The logged-in user of the request (None without logins: one key for the app's single user)."""
+    return getattr(request, "username", None) if request is not None else None

@@ -8,7 +8,6 @@ message text in all, so localStorage's few megabytes never overflow.
 from __future__ import annotations
 
 import json
-import os
 import time
 import uuid
 from typing import Any, Optional
@@ -19,15 +18,7 @@ from ui.chat_view import typed_text
 MAX_CHATS = 30
 MAX_CHARS = 1_500_000
 TITLE_CHARS = 48
-STORAGE_KEY = "llm-workbench-chats"
-# BrowserState encrypts with this secret; a random one (Gradio's default) changes at every server start, and
-# the browser's saved conversations would then read as empty. Set it to keep them across restarts.
-SECRET_ENV = "WORKBENCH_BROWSER_SECRET"
-
-
-def browser_secret() -> Optional[str]:
-    return os.environ.get(SECRET_ENV) or None
-
+STORAGE_KEY = "llm-workbench-chats"  # sealed per user before it reaches the browser: ui/chat_seal.py
 
 def empty_store() -> dict[str, Any]:
     return {"current": None, "chats": {}}

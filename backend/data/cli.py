@@ -21,18 +21,25 @@ FILE_SUFFIXES = (".csv", ".jsonl", ".parquet")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", required=True, metavar="FILE_OR_ID",
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--data", metavar="FILE_OR_ID",
                         help="a .csv / .jsonl / .parquet file, or a Hugging Face Hub dataset id")
+    source.add_argument("--hub-dataset", metavar="ID", help="a Hugging Face Hub dataset id (as in `eval`)")
     parser.add_argument("--hub-config", metavar="NAME", help="the Hub dataset's configuration")
     parser.add_argument("--hub-split", default="train", metavar="NAME",
-                        help="the Hub dataset's split to load (default: train)")
-    parser.add_argument("--text-column", required=True, metavar="C")
-    parser.add_argument("--label-column", metavar="C")
+                        help="the Hub dataset's split to load (default: train, the split one prepares; `eval` "
+                        "reads test by default)")
+    parser.add_argument("--text-column", required=True, metavar="C", help="the column with the texts")
+    parser.add_argument("--label-column", metavar="C", help="the column with the labels, if any")
     parser.add_argument("--clean", default="", metavar="STEPS",
                         help="comma-separated: normalize, html, empty, length, dedupe, near-dedupe, labels "
                              "(length and labels are added when their options are given)")
     for name in ("min-chars", "max-chars", "min-tokens", "max-tokens"):
-        parser.add_argument(f"--{name}", type=int, metavar="N")
+        bound, unit = name.split("-")
+        more_or_fewer = "fewer" if bound == "min" else "more"
+        counted = " (counted by --model's tokenizer)" if unit == "tokens" else ""
+        parser.add_argument(f"--{name}", type=int, metavar="N",
+                            help=f"length: drop rows with {more_or_fewer} than N {unit}{counted}")
     parser.add_argument("--model", metavar="ID", help="registry model whose tokenizer counts tokens (and, unless "
                         "--paraphrase-model is given, which paraphrases)")
     parser.add_argument("--models", default=os.environ.get("WORKBENCH_MODELS", "models.yaml"),
@@ -47,8 +54,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rate", type=float, default=0.3, metavar="X", help="fraction of words changed (0..1)")
     parser.add_argument("--paraphrase-model", metavar="ID", help="chat model that paraphrases")
     parser.add_argument("--paraphrase-prompt", metavar="T", help="prompt with {text} where each row goes")
-    parser.add_argument("--seed", type=int, default=0, metavar="N")
-    parser.add_argument("--format", default="jsonl", choices=("csv", "jsonl", "parquet"))
+    parser.add_argument("--seed", type=int, default=0, metavar="N",
+                        help="for the split, near-dedupe and augmentation: the same seed, the same files (default: 0)")
+    parser.add_argument("--format", default="jsonl", choices=("csv", "jsonl", "parquet"),
+                        help="the written files' format (default: jsonl)")
     parser.add_argument("--out", required=True, metavar="DIR", help="a new (or empty) folder for the files")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -58,8 +67,8 @@ def build_recipe(args: argparse.Namespace) -> Any:
     from backend.data.recipe import DEFAULT_PARAPHRASE_PROMPT, Recipe, parse_fractions
     from backend.evaluation.data import DataSource
 
-    data = args.data
-    is_file = Path(data).exists() or Path(data).suffix.lower() in FILE_SUFFIXES
+    data = args.data or args.hub_dataset
+    is_file = args.hub_dataset is None and (Path(data).exists() or Path(data).suffix.lower() in FILE_SUFFIXES)
     source = DataSource(path=data) if is_file else DataSource(hub_id=data, hub_config=args.hub_config,
                                                               split=args.hub_split)
     clean = [step.strip() for step in args.clean.split(",") if step.strip()]

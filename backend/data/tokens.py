@@ -16,14 +16,17 @@ def token_counter(spec: ModelSpec) -> TokenCounter:
     if spec.backend != "transformers":
         raise InvalidInputError(f"model '{spec.id}': a remote model's tokenizer is not available here; pick a "
                                 "local model to count tokens")
-    from backend.engines.loading import model_source
+    from backend.engines.loading import hub_checked_offline, model_source
     from backend.types import ModelLoadError
 
     try:
         source = model_source(spec)
+        # The server's rule for every command: ask the Hub once with a short timeout; unreachable, a tokenizer
+        # that is not cached fails at once saying what to do (not after ~50 s of huggingface_hub's retries).
+        cached_only = hub_checked_offline(spec)
     except ModelLoadError as error:
         raise InvalidInputError(str(error)) from None
-    tokenizer = _tokenizer(spec.id, source, spec.revision, spec.trust_remote_code)
+    tokenizer = _tokenizer(spec.id, source, spec.revision, spec.trust_remote_code, cached_only)
 
     def count(texts: list[str]) -> list[int]:
         if not texts:
@@ -34,11 +37,12 @@ def token_counter(spec: ModelSpec) -> TokenCounter:
 
 
 @lru_cache(maxsize=4)
-def _tokenizer(model_id: str, source: str, revision: Any, trust_remote_code: bool) -> Any:
+def _tokenizer(model_id: str, source: str, revision: Any, trust_remote_code: bool, cached_only: bool) -> Any:
     from transformers import AutoTokenizer
 
     try:
-        return AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code)
+        return AutoTokenizer.from_pretrained(source, revision=revision, trust_remote_code=trust_remote_code,
+                                             local_files_only=cached_only)
     except Exception as error:  # offline Hub id, a damaged folder ...
         raise InvalidInputError(f"model '{model_id}': its tokenizer cannot be loaded ({type(error).__name__}: "
                                 f"{str(error).splitlines()[0] if str(error) else ''})") from None

@@ -19,6 +19,8 @@ from typing import Any
 
 TASK_CHOICES = ("classification", "generation", "perplexity",
                 "ner", "question_answering", "summarization", "translation")  # the last four: pipeline task models
+# The registry's task names (models.yaml `tasks:`), accepted for the evaluation task they measure.
+TASK_ALIASES = {"classify": "classification", "summarize": "summarization", "translate": "translation"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -31,8 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     source.add_argument("--hub-dataset", metavar="ID", help="a Hugging Face Hub dataset id (needs internet, or "
                         "HF_HUB_OFFLINE=1 and a cached copy)")
     parser.add_argument("--hub-config", metavar="NAME", help="the Hub dataset's configuration, if it has several")
-    parser.add_argument("--split", default="test", help="the Hub dataset's split (default: test)")
-    parser.add_argument("--task", required=True, choices=TASK_CHOICES)
+    parser.add_argument("--hub-split", "--split", dest="split", default="test", metavar="NAME",
+                        help="the Hub dataset's split (default: test; `data` prepares train by default)")
+    parser.add_argument("--task", required=True, choices=TASK_CHOICES, type=lambda task: TASK_ALIASES.get(task, task),
+                        help="what is measured; the registry's task names are accepted too (classify, summarize, "
+                        "translate)")
     parser.add_argument("--input-column", metavar="C", help="the text the model sees (scored text, for perplexity)")
     parser.add_argument("--reference-column", metavar="C", help="the expected text, or the true label")
     parser.add_argument("--context-column", metavar="C",

@@ -18,6 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+# The registry's task names, accepted where the commands say it another way.
+_TASK_ALIASES = {"classify": "classification"}
 # CLI option -> TrainConfig field, for the options that map one to one.
 _FIELDS = {"data": "data", "validation": "validation", "text_column": "text_column", "label_column": "label_column",
            "messages_column": "messages_column", "prompt_column": "prompt_column",
@@ -28,34 +30,51 @@ _FIELDS = {"data": "data", "validation": "validation", "text_column": "text_colu
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from backend.training.config import TrainConfig  # pydantic only: --help stays instant
+
+    def default(field: str) -> str:
+        """`(default: X)` from TrainConfig, the one place defaults live."""
+        return f"(default: {TrainConfig.model_fields[field].default})"
+
     parser.add_argument("--models", default=os.environ.get("WORKBENCH_MODELS", "models.yaml"),
                         help="the model registry file (default: models.yaml, or $WORKBENCH_MODELS)")
     parser.add_argument("--config", metavar="FILE", help="a train.yaml with any of the settings below (the "
                         "options given here override it)")
     parser.add_argument("--base", metavar="ID", help="a registry id, or a local model folder")
-    parser.add_argument("--task", choices=("classification", "sft"))
+    parser.add_argument("--task", choices=("classification", "sft"), type=lambda task: _TASK_ALIASES.get(task, task),
+                        help="classification (a label per text; `classify` in the registry's words) or sft (chat "
+                        "replies)")
     parser.add_argument("--data", metavar="FILE", help="training data: .csv, .jsonl or .parquet")
     parser.add_argument("--validation", metavar="FILE", help="validation data (default: 20%% of --data, "
                         "stratified by label for classification)")
-    parser.add_argument("--text-column", metavar="C")
-    parser.add_argument("--label-column", metavar="C")
+    parser.add_argument("--text-column", metavar="C", help="classification: the column with the texts")
+    parser.add_argument("--label-column", metavar="C", help="classification: the column with the labels")
     parser.add_argument("--messages-column", metavar="C", help="sft: a column of [{role, content}, ...] lists")
-    parser.add_argument("--prompt-column", metavar="C")
-    parser.add_argument("--response-column", metavar="C")
-    parser.add_argument("--method", choices=("full", "lora", "qlora"))
+    parser.add_argument("--prompt-column", metavar="C", help="sft: the user's turn (with --response-column)")
+    parser.add_argument("--response-column", metavar="C", help="sft: the reply to learn")
+    parser.add_argument("--method", choices=("full", "lora", "qlora"),
+                        help=f"what is trained: every weight, LoRA adapters, or LoRA over 4-bit weights (CUDA) "
+                        f"{default('method')}")
     length = parser.add_mutually_exclusive_group()
-    length.add_argument("--epochs", type=float, metavar="N")
-    length.add_argument("--max-steps", type=int, metavar="N")
-    parser.add_argument("--learning-rate", type=float, metavar="X")
-    parser.add_argument("--batch-size", type=int, metavar="N")
-    parser.add_argument("--gradient-accumulation", type=int, metavar="N")
-    parser.add_argument("--max-length", type=int, metavar="N", help="tokens per example (longer ones are cut)")
-    parser.add_argument("--eval-steps", type=int, metavar="N")
-    parser.add_argument("--early-stopping-patience", type=int, metavar="N")
-    parser.add_argument("--lora-r", type=int, metavar="N")
+    length.add_argument("--epochs", type=float, metavar="N", help=f"passes over the data {default('epochs')}")
+    length.add_argument("--max-steps", type=int, metavar="N", help="optimizer steps; overrides --epochs")
+    parser.add_argument("--learning-rate", type=float, metavar="X", help=default("learning_rate"))
+    parser.add_argument("--batch-size", type=int, metavar="N", help=f"examples per step and device "
+                        f"{default('batch_size')}")
+    parser.add_argument("--gradient-accumulation", type=int, metavar="N",
+                        help=f"steps whose gradients add up before one update {default('gradient_accumulation')}")
+    parser.add_argument("--max-length", type=int, metavar="N", help=f"tokens per example (longer ones are cut) "
+                        f"{default('max_length')}")
+    parser.add_argument("--eval-steps", type=int, metavar="N", help=f"evaluate (and checkpoint) every N steps "
+                        f"{default('eval_steps')}")
+    parser.add_argument("--early-stopping-patience", type=int, metavar="N",
+                        help=f"stop after N evaluations without improvement; 0 = never {default('early_stopping_patience')}")
+    parser.add_argument("--lora-r", type=int, metavar="N", help=f"LoRA rank {default('lora_r')}")
     parser.add_argument("--num-gpus", type=int, metavar="N", help="> 1: launched with accelerate launch")
-    parser.add_argument("--seed", type=int, metavar="N")
-    parser.add_argument("--out", metavar="DIR", help="the run folder (default: a new folder under the runs folder)")
+    parser.add_argument("--seed", type=int, metavar="N", help=f"for shuffling, the split and initial weights "
+                        f"{default('seed')}")
+    parser.add_argument("--out", metavar="DIR", help="the run folder, new or empty (default: a new folder under the "
+                        "runs folder)")
     parser.add_argument("--register", metavar="ID", help="add the result to the registry overlay under this id "
                         "(the app lists it in every tab)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
@@ -76,17 +95,31 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
             raise InvalidInputError(f"--config: cannot read {args.config}: {error}") from None
         if not isinstance(loaded, dict):
             raise InvalidInputError(f"--config: {args.config} is not a mapping of settings")
-        settings.update(loaded)
+        settings.update(_absolute_paths(loaded, Path(args.config).resolve().parent))
     for option, field in _FIELDS.items():
         value = getattr(args, option, None)
         if value is not None:
-            settings[field] = value
+            settings[field] = _absolute_paths({field: value}, Path.cwd())[field]
     for option in ("base", "task"):
         if getattr(args, option):
             settings[option] = getattr(args, option)
     if args.max_steps is not None:
         settings.pop("epochs", None)
     return settings
+
+
+_PATH_FIELDS = ("data", "validation")
+
+
+def _absolute_paths(settings: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """File settings resolved where the user wrote them: the command line's against the current folder, a
+    --config file's against that file's folder (the training process runs elsewhere, from the app's folder)."""
+    resolved = dict(settings)
+    for field in _PATH_FIELDS:
+        value = resolved.get(field)
+        if isinstance(value, str) and value and not Path(value).expanduser().is_absolute():
+            resolved[field] = str((folder / value).resolve())
+    return resolved
 
 
 def main(args: argparse.Namespace) -> int:
@@ -122,7 +155,7 @@ def main(args: argparse.Namespace) -> int:
             config = parse_train_config(settings, "train")
             plan = service.plan(config)
             say(plan.describe())
-            run_dir = service.start(config, out=Path(args.out) if args.out else None, plan=plan)
+            run_dir = service.start(config, out=Path(args.out).resolve() if args.out else None, plan=plan)
         say(f"run folder: {run_dir}")
         metrics = follow(service, run_dir, say)
     except WorkbenchError as error:

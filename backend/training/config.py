@@ -42,7 +42,7 @@ class TrainConfig(BaseModel):
 
     method: Method = "lora"
     epochs: float = Field(default=3.0, gt=0, le=1000)
-    max_steps: int = Field(default=-1, ge=-1)  # > 0 overrides epochs
+    max_steps: int = Field(default=-1, ge=-1, le=1_000_000)  # > 0 overrides epochs; bounded like epochs
     learning_rate: float = Field(default=5e-5, gt=0, lt=1)
     batch_size: int = Field(default=8, ge=1, le=4096)
     gradient_accumulation: int = Field(default=1, ge=1, le=1024)

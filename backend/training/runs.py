@@ -74,6 +74,11 @@ class TrainingRuns:
         if out is None:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             out = user_space.user_dir("train", username, root) / f"{stamp}-{config.task}-{secrets.token_hex(3)}"
+        elif out.exists() and (not out.is_dir() or any(out.iterdir())):
+            # Never over an earlier run (or anything else): its model and metrics would be lost silently.
+            raise InvalidInputError(f"out: {out} already exists and is not an empty folder; give a new folder (or "
+                                    "resume the run that is there)", code="out_taken", field="out",
+                                    params={"path": str(out)})
         out.mkdir(parents=True, exist_ok=True)
         config_path = save_train_config(config, out / runfiles.CONFIG)
         (out / runfiles.COMMAND).write_text(as_text(worker_command(config, config_path.resolve())) + "\n",

@@ -17,6 +17,9 @@ from backend.training.runs import RunInfo, TrainingRuns
 from backend.types import InvalidInputError
 
 TASK_OF_REGISTRY = {"classification": "classify", "sft": "chat"}
+# Registry tasks whose models are encoders: a classifier trains from any of them (a new head replaces theirs, or
+# is put on a plain encoder such as sentence-transformers' MiniLM registered for `embed`).
+ENCODER_TASKS = frozenset({"classify", "zero_shot", "embed", "fill_mask", "ner", "question_answering"})
 
 
 @dataclass
@@ -55,9 +58,13 @@ class TrainingService:
                 raise InvalidInputError(f"field 'base': '{base}' is already an adapter; merge it first or train "
                                         "its base")
             wanted = TASK_OF_REGISTRY[task]
-            if wanted not in spec.tasks and not (task == "classification" and "zero_shot" in spec.tasks):
+            if wanted not in spec.tasks and not (task == "classification" and ENCODER_TASKS & set(spec.tasks)):
                 raise InvalidInputError(f"field 'base': '{base}' does {', '.join(spec.tasks)}; {task} needs a "
-                                        f"model that does '{wanted}'")
+                                        f"model that does '{wanted}'" + (
+                                            " (or an encoder: one that does embed, fill_mask, ner or "
+                                            "question_answering gets a new classification head; from the command "
+                                            "line --base also takes a model folder)"
+                                            if task == "classification" else ""))
             local = spec.local_path()
             return (str(local) if local is not None else spec.source or base), spec
         path = Path(base).expanduser()

@@ -209,3 +209,59 @@ def test_a_nul_the_model_wrote_never_blocks_the_chat(page: Page, memory_url: str
     expect(page.locator(".toast-body")).to_have_count(0)
     expect(page.locator("#chat-stats")).to_contain_text(re.compile(r"4 generated tokens"))
     assert bubbles(page, "bot").last.inner_text().strip()
+
+
+ALICE = ("alice", "alice-pass-4821")
+BOB = ("bob", "bob-pass-7390")
+
+
+@pytest.fixture(scope="module")
+def login_url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """The browser tests' app with two logins (a fixed browser secret, as a deployment that keeps chats sets)."""
+    from unittest import mock
+
+    env = {"WORKBENCH_AUTH": f"{ALICE[0]}:{ALICE[1]},{BOB[0]}:{BOB[1]}",
+           "WORKBENCH_BROWSER_SECRET": "a-secret-the-server-keeps",
+           "WORKBENCH_PRELOAD": CHAT_ID}  # loaded before the port opens: the test is about logins, not loading
+    with mock.patch.dict(os.environ, env):
+        with running_app("--models", str(request.getfixturevalue("browser_models_yaml"))) as url:
+            yield url
+
+
+def log_in(page: Page, url: str, user: tuple[str, str]) -> None:
+    page.goto(url)
+    page.get_by_label("username").fill(user[0])
+    page.get_by_label("password").fill(user[1])
+    page.get_by_role("button", name="Login").click()
+    expect(page.locator("#chat-input textarea")).to_be_editable(timeout=TIMEOUT_MS)
+
+
+def test_a_shared_browser_never_opens_another_logins_chats(page: Page, login_url: str) -> None:
+    """Alice chats and logs out; Bob logs in on the same browser (same localStorage): nothing of hers is restored
+    or listed, his own chat is his; Alice logs back in and finds only hers."""
+    log_in(page, login_url, ALICE)
+    short_replies(page)
+    ask(page, "Alice private plan", 1)
+    page.goto(login_url + "logout")
+
+    log_in(page, login_url, BOB)
+    open_conversations(page)
+    expect(bubbles(page, "user")).to_have_count(0)
+    saved = page.locator("#chat-saved input[role=combobox]")
+    expect(saved).to_have_value("")
+    saved.click()
+    page.wait_for_timeout(500)  # an open list with options would show them by now
+    expect(page.locator("#chat-saved [role=option]")).to_have_count(0)
+    page.keyboard.press("Escape")
+    assert "Alice private plan" not in page.content()
+    short_replies(page)
+    ask(page, "Bob own question", 1)
+    page.reload()
+    expect(page.locator("#chat-input textarea")).to_be_editable(timeout=TIMEOUT_MS)
+    expect(bubbles(page, "user")).to_have_text(["Bob own question"])
+    page.goto(login_url + "logout")
+
+    log_in(page, login_url, ALICE)  # Bob's save replaced the browser's store: Alice sees none of Bob's
+    open_conversations(page)
+    assert "Bob own question" not in saved_titles(page)
+    expect(bubbles(page, "user")).not_to_have_text(["Bob own question"])
