@@ -21,12 +21,12 @@ import pandas as pd
 
 from backend import datafiles, user_space
 from backend.data import store
+from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.security import SecuritySettings
 from backend.training import runfiles
 from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
-from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
 from ui.i18n import headed, say, t, text
 
@@ -44,8 +44,7 @@ HYPERPARAMETERS = [  # (field, label, default, tooltip); label and tooltip are t
 def may_start(request: Optional[gr.Request]) -> None:
     username = getattr(request, "username", None) if request is not None else None
     if not user_space.may_train(username, SecuritySettings.from_env().auth_enabled):
-        raise InvalidInputError("training: this account may not start training (an admin lists who may in "
-                                "WORKBENCH_TRAIN_USERS)")
+        raise refuse("may_not_train", "training")
 
 
 def _user(request: Optional[gr.Request]) -> Optional[str]:
@@ -279,9 +278,9 @@ class TrainTab:
         user = _user(request)
         saved = None if values[self.data] else values[self.saved]
         if not values[self.data] and not saved:
-            raise InvalidInputError("data: upload a training file or pick a saved dataset first")
+            raise refuse("pick_training_data", "data")
         if not values[self.base]:
-            raise InvalidInputError("base: pick a base model")
+            raise refuse("pick_base", "base")
         validation = values[self.validation]
         if saved:  # already in the user's own folder: used where it is
             data = str(store.dataset_path(user, saved))
@@ -324,7 +323,7 @@ class TrainTab:
 
     def _run_dir(self, run_id: Optional[str], request: Optional[gr.Request]) -> Path:
         if not run_id:
-            raise InvalidInputError("run: start a run or open one from the table first")
+            raise refuse("pick_run", "run")
         # The service's root, the one its runs are created and listed under (else $WORKBENCH_RUNS_DIR).
         return user_space.resolve_owned("train", _user(request), run_id, root=self.service.root)
 

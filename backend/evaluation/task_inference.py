@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 from backend.evaluation.sequences import parse_list
 from backend.evaluation.types import EvalConfig
-from backend.types import GenerationParams, InvalidInputError
+from backend.types import GenerationParams
 
 # Evaluation task -> the registry task its models do.
 PIPELINE_EVAL_TASKS = {"ner": "ner", "question_answering": "question_answering", "summarization": "summarize",
@@ -59,7 +59,7 @@ def run_pipeline_task(registry: Any, config: EvalConfig, examples: Any, model_id
 
         problem = pair_error(language_pairs(registry, model_id), config.source_language, config.target_language)
         if problem:
-            raise InvalidInputError(problem)
+            raise problem
     with registry.lease(model_id, PIPELINE_EVAL_TASKS[task]) as engine:
         for start in range(0, count, config.batch_size):
             if cancel.is_set():

@@ -7,6 +7,9 @@ from __future__ import annotations
 
 from typing import Optional
 
+from backend.error_codes import refuse
+from backend.types import InvalidInputError
+
 PIPELINE_TASKS = ("ner", "question_answering", "fill_mask", "summarize", "translate", "embed")
 # Summaries and translations are both text-to-text generation with one model: they may share an entry. Every
 # other pipeline task needs its own head, hence its own entry.
@@ -65,9 +68,9 @@ def translation_pairs(task_specific_params: Optional[dict]) -> Optional[list[tup
     return found or None
 
 
-def pair_error(pairs: Optional[list[tuple[str, str]]], source: str, target: str) -> Optional[str]:
-    """Why (source, target) cannot be translated with a model declaring `pairs`, or None."""
+def pair_error(pairs: Optional[list[tuple[str, str]]], source: str, target: str) -> Optional[InvalidInputError]:
+    """The error to raise when (source, target) cannot be translated with a model declaring `pairs`, or None."""
     if pairs is None or (source, target) in pairs:
         return None
     have = ", ".join(f"{s} → {t}" for s, t in pairs)
-    return f"target_language: this model does not translate {source or '?'} → {target or '?'}; it translates {have}"
+    return refuse("language_pair", "target_language", source=source or "?", target=target or "?", have=have)

@@ -17,6 +17,7 @@ from typing import Any, Callable, Optional
 import pandas as pd
 
 from backend.datafiles import column_texts
+from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.service import MAX_MESSAGE_CHARS
 from backend.tasks import service
@@ -73,12 +74,12 @@ def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame,
     registry.spec(model_id, task)  # type: ignore[arg-type]
     options = dict(options or {})
     if not isinstance(batch_size, int) or not 1 <= batch_size <= 256:
-        raise InvalidInputError(f"batch_size: must be between 1 and 256, got {batch_size!r}")
+        raise refuse("between", "batch_size", low=1, high=256, got=batch_size)
     texts = _texts(table, column)
     questions = _questions(table, task, question_column, question)
     rows = [i for i, text in enumerate(texts) if text.strip() and (questions is None or questions[i].strip())]
     if not rows:
-        raise InvalidInputError(f"column: '{column}' is empty in every row; pick the column that holds the text")
+        raise refuse("empty_column", "column", name=column)
     if task in ("summarize", "translate"):
         spec = registry.spec(model_id, task)  # type: ignore[arg-type]
         params = (params or spec.default_params()).validated()
@@ -86,7 +87,7 @@ def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame,
             problem = pair_error(service.language_pairs(registry, model_id), options.get("source", ""),
                                          options.get("target", ""))
             if problem:
-                raise InvalidInputError(problem)
+                raise problem
     mask = service.mask_token_of(registry, model_id) if task == "fill_mask" else None
     report = progress or (lambda fraction, description: None)
     results: dict[int, tuple] = {}

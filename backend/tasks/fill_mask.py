@@ -14,8 +14,8 @@ from typing import Any, Optional, Sequence
 import torch
 from transformers import AutoModelForMaskedLM, FillMaskPipeline
 
+from backend.error_codes import refuse
 from backend.tasks.types import MaskFill
-from backend.types import InvalidInputError
 
 MODEL_CLASS = AutoModelForMaskedLM
 MAX_MASKS = 10
@@ -71,10 +71,9 @@ class FillMaskTask:
         """The number of masks in `text`; refuses a text without one, naming this model's mask token."""
         count = text.count(self.mask_token) if self.mask_token else 0
         if count == 0:
-            raise InvalidInputError(f"text: has no mask token; put {self.mask_token} where a word should be "
-                                    "predicted (this model's mask token)")
+            raise refuse("no_mask", "text", token=self.mask_token)
         if count > MAX_MASKS:
-            raise InvalidInputError(f"text: {count} mask tokens; at most {MAX_MASKS}")
+            raise refuse("too_many_masks", "text", count=count, most=MAX_MASKS)
         return count
 
     def __call__(self, texts: Sequence[str], top_k: int = 5, batch_size: int = 16) -> list[list[list[MaskFill]]]:

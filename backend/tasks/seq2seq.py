@@ -18,6 +18,7 @@ from typing import Any, Iterator, Optional, Sequence
 import torch
 from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM, StoppingCriteria, TextIteratorStreamer
 
+from backend.error_codes import refuse
 from backend.tasks.catalog import pair_error, translation_pairs
 from backend.types import (
     Delta,
@@ -26,7 +27,6 @@ from backend.types import (
     GenerationError,
     GenerationParams,
     GenerationStats,
-    InvalidInputError,
 )
 
 STREAM_TIMEOUT_S = 300.0  # one decode step slower than this on a loaded CPU is a hang, reported as an error
@@ -68,11 +68,11 @@ class Seq2SeqTask:
             if pairs is not None and self.encoder_decoder:
                 problem = pair_error(pairs, source, target)
                 if problem:
-                    raise InvalidInputError(problem)
+                    raise problem
                 return self.task_params[f"translation_{source}_to_{target}"].get("prefix", "") + text
             if not self.encoder_decoder:
                 if not target:
-                    raise InvalidInputError("target_language: say which language to translate into")
+                    raise refuse("no_target_language", "target_language")
                 instruction = f"Translate the following text{f' from {source}' if source else ''} into {target}. " \
                               "Reply with the translation only."
                 return self._instruct(instruction, text)

@@ -13,6 +13,7 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from backend.config import checkpoint_file, read_checkpoint_config
+from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.service import check_text, is_out_of_memory
 from backend.tasks.catalog import pair_error, translation_pairs
@@ -25,9 +26,9 @@ MAX_TOP_K = 50
 
 def _check_int(field: str, value: Any, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise InvalidInputError(f"{field}: must be a whole number between {low} and {high}, got {value!r}")
+        raise refuse("whole_between", field, low=low, high=high, got=value)
     if not low <= int(value) <= high:
-        raise InvalidInputError(f"{field}: must be between {low} and {high}, got {int(value)}")
+        raise refuse("between", field, low=low, high=high, got=int(value))
     return int(value)
 
 
@@ -70,7 +71,7 @@ def answer_questions(registry: Registry, model_id: str, questions: Sequence[str]
     for index, (question, context) in enumerate(zip(questions, contexts)):
         where = "" if len(questions) == 1 else f"[{index}]"
         if not isinstance(context, str) or not context.strip():
-            raise InvalidInputError(f"context{where}: is empty; paste the text the answer should come from")
+            raise refuse("no_context", "context", shown=f"context{where}")
         check_text(f"question{where}", question)
         check_text(f"context{where}", context)
     top_k = _check_int("top_k", top_k, 1, MAX_TOP_K)
@@ -118,8 +119,7 @@ def fill_masks(registry: Registry, model_id: str, texts: Any, top_k: int = 5,
         for index, text in enumerate(items):
             if token not in text:
                 where = "text" if len(items) == 1 else f"text[{index}]"
-                raise InvalidInputError(f"{where}: has no mask token; put {token} where a word should be "
-                                        "predicted (this model's mask token)")
+                raise refuse("no_mask", "text", shown=where, token=token)
     with registry.lease(model_id, "fill_mask") as engine:
         return engine.fill_mask(items, top_k=top_k, batch_size=batch_size)
 
@@ -151,7 +151,7 @@ def stream_text_task(registry: Registry, model_id: str, task: str, text: str,
     if task == "translate":
         problem = pair_error(language_pairs(registry, model_id), source_language, target_language)
         if problem:
-            raise InvalidInputError(problem)
+            raise problem
     return _leased_stream(registry, model_id, task, text, params, source_language, target_language, min_new_tokens)
 
 
