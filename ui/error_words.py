@@ -51,7 +51,7 @@ def wording_key(error: WorkbenchError) -> Optional[str]:
     """The key of the error's wording in STRINGS (a field's own wording first), or None when it has none."""
     if not error.code:
         return None
-    for key in (f"err_{error.code}_{error.field}", f"err_{error.code}"):
+    for key in (f"err_{error.code}__{error.field}", f"err_{error.code}"):
         if key in STRINGS:
             return key
     return None

@@ -1,6 +1,6 @@
 """The translation table, part 4 (ui/i18n.py merges the parts): how the UI words a backend error, by its code.
 
-Key "err_" + the error's code (backend/error_codes.py), or "err_" + code + "_" + field for a field worded apart
+Key "err_" + the error's code (backend/error_codes.py), or "err_" + code + "__" + field for a field worded apart
 (an empty message reads "Type a message first."). Each template is `str.format` over the error's params, plus
 `field` (the field's name as the UI calls it: the "field_" entries below) and what ui/error_words.py derives for a
 few codes. The English column is what an English browser reads, the Chinese column what a Chinese one reads; a
@@ -46,8 +46,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     "task_generation": ("generation", "生成"),
     "task_perplexity": ("perplexity", "困惑度"),
     # messages
-    "err_empty_message": ("Type a message first.", "请先输入消息。"),
-    "err_empty_prompt": ("Type some text first.", "请先输入一些文本。"),
+    "err_empty__message": ("Type a message first.", "请先输入消息。"),
+    "err_empty__prompt": ("Type some text first.", "请先输入一些文本。"),
     "err_empty": ("{field} is empty; type something first", "{field}为空，请先输入内容。"),
     "err_not_text": ("{field} must be text", "{field}必须是文本。"),
     "err_not_text_type": ("{field} must be text, got {got}", "{field}必须是文本（当前为 {got}）。"),
@@ -96,7 +96,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                            "“{name}”列存放的是数字而不是文本；请选择包含待分类文本的列。"),
     "err_no_text_column": ("'{name}' has no text column; classification needs a column of text.",
                            "“{name}”没有文本列（每一列都是数字或为空）；分类需要一列文本。"),
-    "err_may_not_train": ("This account may not start training.",
+    "err_may_not_train": ("This account may not start training (an admin lists who may in WORKBENCH_TRAIN_USERS).",
                           "此账号不能启动训练（管理员在 WORKBENCH_TRAIN_USERS 中列出可以训练的用户）。"),
     "err_no_saved_dataset": ("There is no saved dataset named '{name}'.", "没有名为“{name}”的已保存数据集。"),
     # the tasks' bad input (issue 18) and the upload limits (issue 15)
@@ -123,7 +123,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                           "请缩短或拆分这段文本。"),
     "err_expands": ("'{name}' expands to {size_mb:,.0f} MB of text; the limit is {limit_mb:,.0f} MB. Split it into "
                     "smaller files.", "文件“{name}”解码后有 {size_mb:,.0f} MB 文本，上限为 {limit_mb:,.0f} MB。请拆分成较小的文件。"),
-    "err_empty_column": ("'{name}' is empty in every row; pick the column that holds the text.",
+    "err_empty_column": ("The column '{name}' is empty in every row; pick the column that holds the text.",
                          "“{name}”列在每一行都是空的；请选择包含文本的列。"),
     # the Data tab's recipe and saves
     "err_name_text_column": ("Pick the column that holds the text.", "请选择包含文本的列。"),
@@ -136,7 +136,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                         "划分比例请写成 0.8,0.1,0.1 这样的形式（当前为 {got!r}）。"),
     "err_dataset_exists": ("A dataset named '{name}' exists already; pick another name.",
                            "已有名为“{name}”的数据集；请换一个名称。"),
-    "err_dataset_name": ("'{name}' is not a valid dataset name.",
+    "err_dataset_name": ("'{name}' is not a valid dataset name; use letters, digits, '.', '_' and '-' (at most 64 characters, starting with a letter or digit).",
                          "“{name}”不是有效的数据集名称；请只用字母、数字、“.”、“_”和“-”（最多 64 个字符，以字母或数字开头）。"),
     "err_all_dropped": ("Every row was dropped ({why}); loosen the cleaning settings.",
                         "清洗后没有剩下任何行（{why}）；请放宽清洗设置。"),
@@ -145,9 +145,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     # the Train tab (backend/training/)
     "err_one_class": ("Every row of '{column}' has the same label ('{label}'); a classifier needs at least two "
                       "classes.", "“{column}”列的每一行都是同一个标签（“{label}”）；分类器至少需要两个类别。"),
-    "err_label_once": ("Label '{label}' has only one example; add examples or give a validation file.",
+    "err_label_once": ("Label '{label}' has only one example; a stratified split needs at least two per label (add examples or give a validation file).",
                        "标签“{label}”只有一个样本；分层划分要求每个标签至少两个样本（请补充样本，或提供验证文件）。"),
-    "err_too_few_rows": ("{rows} rows are too few to split with {labels} labels.",
+    "err_too_few_rows": ("{rows} rows are too few to split into training and validation sets with {labels} labels.",
                          "{rows} 行数据太少，无法在 {labels} 个标签下划分出训练集和验证集。"),
     "err_blank_texts": ("{count} row(s) of '{column}' are empty (first: row {row}); drop or fill them.",
                         "“{column}”列有 {count} 行为空（第一处：第 {row} 行）；请删除或补全这些行。"),
@@ -156,7 +156,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "err_qlora_gpu": ("QLoRA (4-bit) needs a CUDA GPU; use LoRA or full here.",
                       "QLoRA（4 位）需要 CUDA GPU；在这里请使用 LoRA 或全参数训练。"),
     "err_register_taken": ("The registry already has a model '{name}'.", "注册表中已有名为“{name}”的模型；请换一个名称。"),
-    "err_no_chat_template": ("The base model has no chat template; pick a chat model.",
+    "err_no_chat_template": ("The base model has no chat template; SFT formats conversations with the model's own template (pick a chat model).",
                              "基础模型没有对话模板；SFT 需要用模型自己的模板格式化对话（请选择一个聊天模型）。"),
     "err_pick_training_data": ("Upload a training file or pick a saved dataset first.",
                                "请先上传训练文件，或选择一个已保存的数据集。"),
@@ -165,15 +165,18 @@ STRINGS: dict[str, tuple[str, str]] = {
     # the Evaluate tab's Hub dataset field (backend/evaluation/data.py)
     "err_hub_id_empty": ("The Hub dataset id is empty; give one like 'someone/reviews'.",
                          "Hub 数据集 ID 为空；请填写类似“someone/reviews”的 ID。"),
-    "err_not_hub_id": ("'{name}' is not a Hub dataset id; give one as owner/name.",
+    "err_not_hub_id": ("'{name}' is not a Hub dataset id; give one as owner/name (e.g. 'stanfordnlp/imdb'). Server folders and files cannot be read from here: upload a file instead.",
                        "“{name}”不是 Hub 数据集 ID；请按“所有者/名称”填写（例如“stanfordnlp/imdb”）。"
                        "这里不能读取服务器上的文件夹或文件：请改为上传文件。"),
-    "err_hub_name": ("'{name}' is not a valid {role} name.", "“{name}”不是有效的{role}名称（只能用字母、数字、- _ .）。"),
-    "err_server_folder": ("'{name}' names a folder on the server; it is not read.",
+    "err_hub_name": ("'{name}' is not a valid {role} name (letters, digits, - _ .).", "“{name}”不是有效的{role}名称（只能用字母、数字、- _ .）。"),
+    "err_server_folder": ("'{name}' names a folder on the server; it is not read. Upload the data as a file instead.",
                           "“{name}”是服务器上的一个文件夹名，不会被读取；请改为上传文件。"),
-    "err_hub_offline": ("The Hub dataset '{name}' cannot be reached offline and is not in the local cache.",
+    "err_hub_offline": ("The Hub dataset '{name}' cannot be reached offline and is not in the local cache. Download it on a connected machine, or export it to a CSV / JSONL / Parquet file and upload that.",
                         "Hub 数据集“{name}”在离线模式下无法访问，本地缓存中也没有；请在联网的机器上下载它，"
                         "或导出为 CSV / JSONL / Parquet 文件后上传。"),
+    # a choice component's refusal of a value it does not offer (ui/server_guards.py)
+    "err_not_a_choice": ("{field}: '{value}' is not one of the choices", "{field}：“{value}”不是可选项之一"),
+    "choice_field": ("this field", "此字段"),
     "role_config": ("config", "配置"),
     "role_split": ("split", "划分"),
     "err_text_too_long": ("{field} is {count:,} characters; the limit is {limit:,}. Shorten it or split it up.",
