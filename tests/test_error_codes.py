@@ -210,10 +210,12 @@ def regex_reads_of_messages(sources: dict[str, str]) -> dict[str, list[int]]:
     while changed:
         changed = False
         for _, function, compiled in functions:
+            if function.name.startswith("__"):  # functions are matched by name: `super().__init__` is not all
+                continue
             params = [arg.arg for arg in function.args.args]
             offset = 1 if params[:1] in (["self"], ["cls"]) else 0
             for call in (node for node in ast.walk(function) if isinstance(node, ast.Call)):
-                for index in read_positions(call, compiled):
+                for index in sorted(read_positions(call, compiled)):
                     if index >= len(call.args):
                         continue
                     used = {n.id for n in ast.walk(call.args[index]) if isinstance(n, ast.Name)}
