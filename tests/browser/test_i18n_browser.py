@@ -68,7 +68,7 @@ def check_tabs_in_chinese(page: Page) -> None:
     expect(page.locator("#eval-task")).to_contain_text("困惑度")
     expect(page.locator("#eval-data-info")).to_have_text("上传文件、填写 Hub 数据集，或选择已保存的数据集。")
     expect(page.locator("#eval-past-runs")).to_contain_text("历史运行")
-    # An error toast: Run with no data is refused in Chinese (ui/i18n_errors.py, from Accept-Language).
+    # An error toast: Run with no data is refused in Chinese (ui/error_words.py, from Accept-Language).
     page.locator("#eval-run").click()
     expect(page.locator(".toast-body").first).to_contain_text("请先上传 CSV、JSONL 或 Parquet 文件", timeout=TIMEOUT_MS)
     expect(page.locator(".toast-body").first).not_to_contain_text("upload")
