@@ -190,3 +190,31 @@ def test_hub_dataset_refusals(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
          "“owner/name”是服务器上的一个文件夹名，不会被读取；请改为上传文件。",
          "'owner/name' names a folder on the server; it is not read. Upload the data as a file instead."),
     ])
+
+
+def test_a_runs_refusal_in_the_training_process_is_worded_from_its_code(registry, tmp_path: Path) -> None:
+    """The training process refuses one-class data; metrics.json keeps the error's code and params, so the Train
+    tab words the failed run in the browser's language (the message alone would stay English)."""
+    from backend.training import runfiles, worker
+    from backend.training.config import save_train_config
+    from backend.training.runs import TrainingRuns
+    from backend.training.service import TrainingService
+
+    service = TrainingService(registry, root=tmp_path / "runs")
+    try:
+        base, spec = service.resolve_base("tiny-classifier", "classification")
+    finally:
+        service.close()
+    data = written(tmp_path, "train.csv", "text,label\ngood,pos\nfine,pos\n")
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    config = TrainConfig(task="classification", base=base, base_id=spec.id, data=str(data), text_column="text",
+                         label_column="label", method="full", max_length=16)
+    save_train_config(config, run_dir / runfiles.CONFIG)
+    assert worker.main(["--config", str(run_dir / runfiles.CONFIG)]) == 1
+    info = TrainingRuns().info(run_dir)
+    failure = info.failure()
+    assert info.status == "failed" and failure is not None and failure.code == "one_class"
+    assert str(failure) == info.reason  # the CLI and the API keep the English message
+    assert worded(failure, CHINESE) == "“label”列的每一行都是同一个标签（“pos”）；分类器至少需要两个类别。"
+    assert worded(failure) == "Every row of 'label' has the same label ('pos'); a classifier needs at least two classes."

@@ -26,8 +26,10 @@ from backend.registry import Registry
 from backend.security import SecuritySettings
 from backend.training import runfiles
 from backend.training.config import parse_train_config
+from backend.training.runs import RunInfo
 from backend.training.service import TrainingService
 from ui.components import handle_errors, ui_event
+from ui.error_words import worded
 from ui.i18n import headed, say, t, text
 
 REFRESH_S = 1.0
@@ -114,8 +116,14 @@ def progress_text(run_dir: Path, info: Any) -> str:
     if info.registered_as:
         parts.append(say("train_registered_as", model=html.escape(info.registered_as)))
     if info.reason:
-        parts.append(html.escape(info.reason))
+        parts.append(html.escape(_reason(info)))
     return " · ".join(parts)
+
+
+def _reason(info: RunInfo) -> str:
+    """Why a run ended: a refusal worded in the browser's language, else the worker's own line."""
+    failure = info.failure()
+    return worded(failure) if failure is not None else info.reason
 
 
 @dataclass(frozen=True)
@@ -367,7 +375,7 @@ class TrainTab:
     def table(self, request: Optional[gr.Request] = None) -> tuple:
         runs = self.service.runs.list_runs(_user(request), self.service.root)
         rows = [[run.run_id, run.status, run.task, run.base, f"{run.step}/{run.max_steps}" if run.max_steps else "",
-                 _score(run.final), run.registered_as or "", run.reason[:120]] for run in runs]
+                 _score(run.final), run.registered_as or "", _reason(run)[:120]] for run in runs]
         ids = [run.run_id for run in runs]
         return (headed({"headers": RUN_COLUMNS, "data": rows}, request=request),
                 gr.update(choices=ids, value=ids[0] if ids else None))
