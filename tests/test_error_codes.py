@@ -295,3 +295,23 @@ def test_the_scan_leaves_regexes_over_other_text_alone() -> None:
 def test_no_module_reads_an_error_message_with_a_regex() -> None:
     sources = {str(path.relative_to(ROOT)): path.read_text(encoding="utf-8") for path in SOURCES}
     assert regex_reads_of_messages(sources) == {}
+
+
+def test_a_choice_refusal_names_a_translated_field_in_words() -> None:
+    """A dropdown labelled through gr.I18n refused an unknown value with its label's JSON marker
+    (`__i18n__{"__type__": "translation_metadata", ...}: 'x' is not one of the choices`), which only the page
+    translates: API callers read the marker. The refusal names the field in words instead."""
+    import gradio as gr
+
+    from ui.i18n import STRINGS, t
+    from ui.server_guards import escape_choice_errors
+
+    escape_choice_errors()
+    for component in (gr.Dropdown(["a", "b"], value="a", label=t("model")), gr.Radio(["a"], label=t("model")),
+                      gr.CheckboxGroup(["a"], label=t("model"))):
+        with pytest.raises(gr.Error) as refused:
+            component.preprocess(["<b>x</b>"] if isinstance(component, gr.CheckboxGroup) else "<b>x</b>")
+        assert "__i18n__" not in refused.value.message and "translation_metadata" not in refused.value.message
+        shown = "['<b>x</b>']" if isinstance(component, gr.CheckboxGroup) else "<b>x</b>"
+        assert refused.value.message == f"{STRINGS['model'][0]}: '{shown}' is not one of the choices".replace(
+            "<", "&lt;").replace(">", "&gt;")

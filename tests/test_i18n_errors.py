@@ -87,7 +87,7 @@ def test_upload_refusals(tmp_path: Path) -> None:
          "'rows.csv': a cell of column 'text' holds 5 characters; the limit is 3. Shorten or split that text."),
         (refusal(lambda: read_table(parquet, limits=TableLimits(max_table_bytes=1000))),
          "文件“wide.parquet”解码后有 0 MB 文本，上限为 0 MB。请拆分成较小的文件。",
-         "'wide.parquet' expands to 0 MB of text; the limit is 0 MB. Split it into smaller files."),
+         "'wide.parquet' expands to 0 MB of text once decoded; the limit is 0 MB. Split it into smaller files."),
     ])
 
 

@@ -121,7 +121,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                           "Shorten or split that text.",
                           "文件“{name}”的“{column}”列中有一个单元格含 {count:,} 个字符，每个单元格最多 {limit:,} 个。"
                           "请缩短或拆分这段文本。"),
-    "err_expands": ("'{name}' expands to {size_mb:,.0f} MB of text; the limit is {limit_mb:,.0f} MB. Split it into "
+    "err_expands": ("'{name}' expands to {size_mb:,.0f} MB of text once decoded; the limit is {limit_mb:,.0f} MB. Split it into "
                     "smaller files.", "文件“{name}”解码后有 {size_mb:,.0f} MB 文本，上限为 {limit_mb:,.0f} MB。请拆分成较小的文件。"),
     "err_empty_column": ("The column '{name}' is empty in every row; pick the column that holds the text.",
                          "“{name}”列在每一行都是空的；请选择包含文本的列。"),
