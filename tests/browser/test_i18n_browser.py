@@ -133,7 +133,7 @@ def test_an_english_browser_keeps_the_english_ui(page: Page, app_url: str) -> No
     expect(page.locator("#eval-run")).to_have_text("Run evaluation")
     expect(page.locator("#eval-task")).to_contain_text("Perplexity")
     page.locator("#eval-run").click()  # refused: no data
-    expect(page.locator(".toast-body").first).to_contain_text("upload a CSV", timeout=TIMEOUT_MS)
+    expect(page.locator(".toast-body").first).to_contain_text("Upload a CSV, JSONL or Parquet file", timeout=TIMEOUT_MS)
     expect(page.locator(".toast-title").first).to_have_text("Error")
     open_top_tab(page, "Data")
     expect(page.locator("#data-clean")).to_contain_text("Drop empty rows")
