@@ -82,7 +82,8 @@ def test_refuse_builds_the_message_from_the_template_and_keeps_the_values() -> N
     assert str(shown) == "history item 2: contains a NUL character; remove it" and shown.field == "history"
     assert isinstance(refuse("whole_at_least", "X", kind=ConfigError, low=1, got="0"), ConfigError)
     copied = pickle.loads(pickle.dumps(error))  # errors cross process boundaries (data jobs, training)
-    assert (copied.code, copied.field, copied.params, str(copied)) == (error.code, error.field, error.params, str(error))
+    assert (copied.code, copied.field, copied.params, str(copied)) == \
+        (error.code, error.field, error.params, str(error))
 
 
 def test_real_refusals_are_worded_in_both_languages() -> None:

@@ -17,7 +17,6 @@ from backend.data.pipeline import prepare
 from backend.data.recipe import Recipe, parse_fractions
 from backend.data.store import check_name
 from backend.datafiles import read_table
-from backend.error_codes import refuse
 from backend.evaluation.data import DataSource, check_hub_id
 from backend.table_limits import TableLimits
 from backend.tasks import service
