@@ -21,6 +21,7 @@ from typing import Any, Callable, Literal, Optional, Sequence
 import pandas as pd
 
 from backend.engines.base import Engine, ScoresInBatches
+from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.service import MAX_MESSAGE_CHARS, check_text
 from backend.types import InvalidInputError, LabelScore, Task, UnsupportedTaskError
@@ -157,10 +158,9 @@ def _check_request(texts: Sequence[str], labels: list[str], mode: Mode, multi_la
         check_text("text" if single else f"texts[{index}]", text)
     whole = isinstance(batch_size, int) or (isinstance(batch_size, float) and batch_size.is_integer())
     if isinstance(batch_size, bool) or not whole:
-        raise InvalidInputError(
-            f"batch_size: must be a whole number between 1 and {MAX_BATCH_SIZE}, got {batch_size!r}")
+        raise refuse("whole_between", "batch_size", low=1, high=MAX_BATCH_SIZE, got=batch_size)
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
-        raise InvalidInputError(f"batch_size: must be between 1 and {MAX_BATCH_SIZE}, got {batch_size}")
+        raise refuse("between", "batch_size", low=1, high=MAX_BATCH_SIZE, got=batch_size)
     if mode == "supervised":
         if labels:
             raise InvalidInputError("labels: a supervised model classifies into its own labels; leave labels empty, "
@@ -315,7 +315,7 @@ def classify_table(
     texts = [text[:MAX_MESSAGE_CHARS].replace("\x00", "") for text in texts]
     rows = [index for index, text in enumerate(texts) if text.strip()]
     if not rows:
-        raise InvalidInputError(f"column: '{column}' is empty in every row; pick the column that holds the text")
+        raise refuse("empty_column", "column", name=column)
     result = classify_texts(registry, model_id, [texts[index] for index in rows], labels, mode, **options)
     done_rows = rows[:result.completed]
     # Up to the first row not classified (blank rows in between count as handled).

@@ -17,6 +17,7 @@ from typing import Any, Optional
 
 import pandas as pd
 
+from backend.error_codes import refuse
 from backend.table_limits import SHOWN_COLUMN_NAMES, TableLimits, clip
 from backend.types import InvalidInputError
 
@@ -49,12 +50,9 @@ def read_table(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES, ma
     except OSError as error:
         raise InvalidInputError(f"file: cannot read '{name}': {error.strerror or error}") from None
     if size > max_bytes:
-        raise InvalidInputError(
-            f"file: '{name}' is {size / 1024**2:.1f} MB; the limit is {max_bytes / 1024**2:.0f} MB. "
-            "Split it into smaller files"
-        )
+        raise refuse("file_too_big", "file", name=name, size_mb=size / 1024**2, limit_mb=max_bytes / 1024**2)
     if size == 0:
-        raise InvalidInputError(f"file: '{name}' is empty")
+        raise refuse("empty_file", "file", name=name)
     if extension == ".parquet":
         table = _read_parquet(path, name, max_rows, limits)
     else:
@@ -63,7 +61,7 @@ def read_table(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES, ma
         text = _decode(data, name)
         del data
         if not text.strip():
-            raise InvalidInputError(f"file: '{name}' is empty (only blank space)")
+            raise refuse("blank_file", "file", name=name)
         if extension == ".csv":
             _check_csv_shape(text, name, limits)
             table = _read_csv(text, name)
@@ -72,23 +70,28 @@ def read_table(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES, ma
     if len(table.columns) == 0:
         raise InvalidInputError(f"file: '{name}' has no columns")
     if len(table) == 0:
-        raise InvalidInputError(f"file: '{name}' has a header but no rows")
+        raise refuse("header_only", "file", name=name)
     if len(table) > max_rows:
-        raise InvalidInputError(
-            f"file: '{name}' has {len(table):,} rows; the limit is {max_rows:,}. Split it into smaller files"
-        )
+        raise refuse("too_many_rows", "file", name=name, count=len(table), limit=max_rows)
     table.columns = [str(column) for column in table.columns]
-    check_table(table, f"file: '{name}'", limits)
+    check_table(table, f"file: '{name}'", limits, file_name=name)
     return table
 
 
-def check_table(table: pd.DataFrame, what: str, limits: TableLimits) -> None:
-    """Columns and the longest cell within `limits`; `what` names the table in the error ("file: 'x.csv'")."""
+def check_table(table: pd.DataFrame, what: str, limits: TableLimits, file_name: Optional[str] = None) -> None:
+    """Columns and the longest cell within `limits`; `what` names the table in the error ("file: 'x.csv'"),
+    `file_name` the uploaded file it came from, if any (its errors then carry a code for the UI's wording)."""
     if len(table.columns) > limits.max_columns:
+        if file_name is not None:
+            raise refuse("too_many_columns", "file", name=file_name, count=len(table.columns),
+                         limit=limits.max_columns)
         raise InvalidInputError(f"{what} has {len(table.columns):,} columns; the limit is {limits.max_columns:,}. "
                                 "Keep only the columns you need")
     for column in table.columns:
         longest = _longest_cell(table[column])
+        if longest > limits.max_cell_chars and file_name is not None:
+            raise refuse("cell_too_long", "file", name=file_name, column=str(column)[:80], count=longest,
+                         limit=limits.max_cell_chars)
         if longest > limits.max_cell_chars:
             raise InvalidInputError(
                 f"{what}: a cell of column '{str(column)[:80]}' holds {longest:,} characters; the limit is "
@@ -114,7 +117,7 @@ def column_texts(table: pd.DataFrame, column: Optional[str]) -> list[str]:
     if not column:
         raise InvalidInputError(f"column: pick the column that holds the text (columns: {_names(table)})")
     if column not in table.columns:
-        raise InvalidInputError(f"column: there is no column '{column}'; the file's columns are {_names(table)}")
+        raise refuse("no_file_column", "column", name=column, columns=_names(table))
     return [_as_text(value) for value in table[column].tolist()]
 
 
@@ -206,8 +209,7 @@ def _check_csv_shape(text: str, name: str, limits: TableLimits) -> None:
     except csv.Error:
         return  # pandas reports the malformed CSV
     if len(header) > limits.max_columns:
-        raise InvalidInputError(f"file: '{name}' has {len(header):,} columns; the limit is {limits.max_columns:,}. "
-                                "Keep only the columns you need")
+        raise refuse("too_many_columns", "file", name=name, count=len(header), limit=limits.max_columns)
     lines = text.count("\n") + 1
     if len(header) * lines > limits.max_cells:
         raise InvalidInputError(
@@ -242,7 +244,7 @@ def _read_csv(text: str, name: str) -> pd.DataFrame:
         # Everything as text: ids like "007" and words like "NA" or "null" must reach the model unchanged.
         return pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
     except pd.errors.EmptyDataError:
-        raise InvalidInputError(f"file: '{name}' is empty (no header row)") from None
+        raise refuse("headless_file", "file", name=name) from None
     except (pd.errors.ParserError, ValueError) as error:
         raise InvalidInputError(f"file: '{name}' is not valid CSV: {_first_line(error)}") from None
 
@@ -286,12 +288,9 @@ def _read_parquet(path: Path, name: str, max_rows: int, limits: TableLimits) -> 
         parquet = pq.ParquetFile(path)
         rows, schema = parquet.metadata.num_rows, parquet.schema_arrow
         if rows > max_rows:  # checked before reading: a huge table is refused without loading it
-            raise InvalidInputError(
-                f"file: '{name}' has {rows:,} rows; the limit is {max_rows:,}. Split it into smaller files"
-            )
+            raise refuse("too_many_rows", "file", name=name, count=rows, limit=max_rows)
         if len(schema) > limits.max_columns:
-            raise InvalidInputError(f"file: '{name}' has {len(schema):,} columns; the limit is "
-                                    f"{limits.max_columns:,}. Keep only the columns you need")
+            raise refuse("too_many_columns", "file", name=name, count=len(schema), limit=limits.max_columns)
         _check_parquet_size(path, parquet, name, limits)
         return parquet.read().to_pandas()
     except InvalidInputError:
@@ -331,13 +330,11 @@ def _check_parquet_size(path: Path, parquet: Any, name: str, limits: TableLimits
             lengths = measure(chunk.dictionary)
             longest = pc.max(lengths).as_py() or 0
             if longest > limits.max_cell_chars:
-                raise InvalidInputError(
-                    f"file: '{name}': a cell of column '{column_name[:80]}' holds {longest:,} characters; the "
-                    f"limit is {limits.max_cell_chars:,} per cell. Shorten or split that text")
+                raise refuse("cell_too_long", "file", name=name, column=column_name[:80], count=longest,
+                             limit=limits.max_cell_chars)
             total += pc.sum(pc.take(lengths, chunk.indices)).as_py() or 0
     if total > limits.max_table_bytes:
-        raise InvalidInputError(f"file: '{name}' expands to {total / 2**20:,.0f} MB of text once decoded; the "
-                                f"limit is {limits.max_table_bytes / 2**20:,.0f} MB. Split it into smaller files")
+        raise refuse("expands", "file", name=name, size_mb=total / 2**20, limit_mb=limits.max_table_bytes / 2**20)
 
 
 def _as_text(value: Any) -> str:

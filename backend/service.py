@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 from backend.engines.base import Engine
+from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.streams import close_quietly
 from backend.types import Event, GenerationError, GenerationParams, InvalidInputError, Message, Task
@@ -48,7 +49,7 @@ def build_messages(message: str, history: Sequence[Any] = (), system_prompt: str
     if system_prompt is None:
         system_prompt = ""
     if not isinstance(system_prompt, str):
-        raise InvalidInputError("system_prompt: must be text")
+        raise refuse("not_text", "system_prompt")
     check_text("system_prompt", system_prompt, allow_empty=True)
     if history is None:
         history = ()
@@ -59,7 +60,7 @@ def build_messages(message: str, history: Sequence[Any] = (), system_prompt: str
     past = [without_emitted_nul(item if isinstance(item, Message) else Message.from_dict(item, index))
             for index, item in enumerate(history)]
     for index, item in enumerate(past):
-        check_text(f"history item {index}", item.content, allow_empty=True)
+        check_text("history", item.content, allow_empty=True, shown=f"history item {index}", item=index)
     system = [Message("system", system_prompt)] if system_prompt.strip() else []
     if system and past and past[0].role == "system":
         past = past[1:]  # the system prompt box replaces one carried in the history
@@ -74,17 +75,18 @@ def without_emitted_nul(message: Message) -> Message:
     return message
 
 
-def check_text(field: str, text: Any, allow_empty: bool = False) -> None:
+def check_text(field: str, text: Any, allow_empty: bool = False, shown: Optional[str] = None, **where: Any) -> None:
+    """Refuses what is not text, blank text (unless `allow_empty`), text over the size limit and a NUL; the
+    message names the field as `shown` ("history item 2") or by its name, `where` goes to the error's params
+    (item=2)."""
     if not isinstance(text, str):
-        raise InvalidInputError(f"{field}: must be text, got {type(text).__name__}")
+        raise refuse("not_text_type", field, shown=shown, got=type(text).__name__, **where)
     if not allow_empty and not text.strip():
-        raise InvalidInputError(f"{field}: is empty; type something first")
+        raise refuse("empty", field, shown=shown, **where)
     if len(text) > MAX_MESSAGE_CHARS:
-        raise InvalidInputError(
-            f"{field}: is {len(text):,} characters; the limit is {MAX_MESSAGE_CHARS:,}. Shorten it or split it up"
-        )
+        raise refuse("text_too_long", field, shown=shown, count=len(text), limit=MAX_MESSAGE_CHARS, **where)
     if "\x00" in text:
-        raise InvalidInputError(f"{field}: contains a NUL character; remove it")
+        raise refuse("nul", field, shown=shown, **where)
 
 
 def stream_leased(

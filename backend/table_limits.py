@@ -22,6 +22,7 @@ import os
 from dataclasses import dataclass
 from typing import Mapping, Optional
 
+from backend.error_codes import refuse
 from backend.types import ConfigError
 
 PREVIEW_CELL_CHARS = 300  # characters of a cell in a preview table (the data itself is not cut)
@@ -64,7 +65,7 @@ def _whole(env: Mapping[str, str], name: str, default: int) -> int:
     if not text:
         return default
     if not text.isdigit() or int(text) < 1:
-        raise ConfigError(f"{name}: must be a whole number of at least 1, got {text!r}")
+        raise refuse("whole_at_least", name, kind=ConfigError, low=1, got=text)
     return int(text)
 
 

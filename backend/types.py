@@ -87,6 +87,13 @@ class GenerationError(WorkbenchError):
     """Generation failed inside the model (the error raised in the worker thread is chained)."""
 
 
+def _refuse(code: str, field: str, shown: Optional[str] = None, **params: Any) -> WorkbenchError:
+    """backend.error_codes.refuse (imported late: that module builds on the classes above)."""
+    from backend.error_codes import refuse
+
+    return refuse(code, field, shown=shown, **params)
+
+
 # ------------------------------------------------------------------------------------------- requests
 
 
@@ -107,7 +114,7 @@ class Message:
             )
         content = flatten_content(data.get("content"))
         if content is None:
-            raise InvalidInputError(f"history item {index}: content must be text")
+            raise _refuse("item_not_text", "history", item=index)
         return Message(role=role, content=content)
 
 
@@ -173,10 +180,10 @@ class GenerationParams:
         if len(self.logit_bias) > MAX_LOGIT_BIAS:
             raise InvalidInputError(f"logit_bias: at most {MAX_LOGIT_BIAS} tokens, got {len(self.logit_bias)}")
         for token, bias in self.logit_bias:
-            _check_int(f"logit_bias[{token}]", token, 0, 10**9)
-            _check_float(f"logit_bias[{token}]", bias, -100.0, 100.0)
+            _check_int("logit_bias", token, 0, 10**9, shown=f"logit_bias[{token}]")
+            _check_float("logit_bias", bias, -100.0, 100.0, shown=f"logit_bias[{token}]")
         if len(self.stop) > MAX_STOP_SEQUENCES:
-            raise InvalidInputError(f"stop: at most {MAX_STOP_SEQUENCES} stop sequences, got {len(self.stop)}")
+            raise _refuse("too_many_stops", "stop", most=MAX_STOP_SEQUENCES, count=len(self.stop))
         if any(not isinstance(s, str) or not s for s in self.stop):
             raise InvalidInputError("stop: every stop sequence must be a non-empty string")
         return self
@@ -205,23 +212,25 @@ def normalise_logit_bias(bias: Any) -> tuple[tuple[int, float], ...]:
     return tuple(sorted(clean))
 
 
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
+def _check_int(name: str, value: Any, low: int, high: int, shown: Optional[str] = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
         else:
-            raise InvalidInputError(f"{name}: must be a whole number between {low} and {high}, got {value!r}")
+            raise _refuse("whole_between", name, shown, low=low, high=high, got=value)
     if not low <= value <= high:
-        raise InvalidInputError(f"{name}: must be between {low} and {high}, got {value}")
+        raise _refuse("between", name, shown, low=low, high=high, got=value)
 
 
-def _check_float(name: str, value: Any, low: float, high: float, low_open: bool = False) -> None:
+def _check_float(name: str, value: Any, low: float, high: float, low_open: bool = False,
+                 shown: Optional[str] = None) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
-        raise InvalidInputError(f"{name}: must be a number between {low} and {high}, got {value!r}")
+        raise _refuse("number_between", name, shown, low=low, high=high, got=value)
     too_low = value <= low if low_open else value < low
     if too_low or value > high:
         bracket = "(" if low_open else "["
-        raise InvalidInputError(f"{name}: must be in {bracket}{low}, {high}], got {value}")
+        raise _refuse("in_range", name, shown, low=low, high=high, range=f"{bracket}{low}, {high}]",
+                      got=value)
 
 
 # --------------------------------------------------------------------------------------------- events

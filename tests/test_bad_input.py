@@ -32,7 +32,7 @@ class Case:
     history: Any = None
     model: str = CHAT
     params: dict[str, Any] = field(default_factory=dict)
-    ui_expect: Optional[str] = None  # the UI says it in plain words (ui/wording.py); default: `expect`
+    ui_expect: Optional[str] = None  # the UI says it in plain words (ui/error_words.py); default: `expect`
 
 
 CASES = [

@@ -12,7 +12,7 @@ from backend.types import Delta, Final, GenerationStats
 from ui.chat import ChatTab
 from ui.chat_view import assistant_messages, plain_history, show_as_text, typed_text, user_message
 from ui.components import Accumulator, STOPPED
-from ui.wording import plain_words
+from ui.error_words import worded
 from ui.waiting import Tick, ticking
 
 CHAT = "tiny-chat"
@@ -118,10 +118,17 @@ def test_a_failed_send_clears_the_previous_stats_and_speaks_plainly(tab: ChatTab
     with pytest.raises(gr.Error) as failed:
         next(replies)
     assert failed.value.message.startswith("Temperature must be in")
-    assert plain_words("message: contains a NUL character; remove it") == \
-        "Your message contains a NUL character; remove it"
-    assert plain_words("history item 2: content must be text") == \
-        "Message 3 of the conversation: content must be text"
+    from backend.service import build_messages
+    from backend.types import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as nul:
+        build_messages("hi\x00")
+    assert worded(nul.value) == "Your message contains a NUL character; remove it"
+    with pytest.raises(InvalidInputError) as not_text:
+        build_messages("hi", [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"},
+                              {"role": "user", "content": 5}])
+    assert str(not_text.value) == "history item 2: content must be text"
+    assert worded(not_text.value) == "Message 3 of the conversation: content must be text"
 
 
 def test_reasoning_is_shown_apart_and_never_sent_back() -> None:

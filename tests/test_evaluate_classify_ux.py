@@ -13,7 +13,7 @@ import pytest
 
 from backend.evaluation import store
 from tests.test_ui_evaluate import REQUEST, SENTIMENT, Tab, final
-from ui.plain_errors import plain_words
+from ui.error_words import worded
 
 
 @pytest.fixture
@@ -65,12 +65,19 @@ def test_opening_a_saved_run_puts_its_data_and_settings_in_the_form(tab: Tab, se
 
 
 def test_errors_are_plain_words_in_the_ui_and_field_names_in_the_cli() -> None:
-    assert plain_words("reference column: classification needs one (--reference-column); the columns are 'a'") \
-        == "Pick the label column: classification needs one. The columns are 'a'"
-    assert plain_words("message: is empty") == "Message is empty"
-    assert plain_words("models: pick at least one model (--model ID), or give the column that already holds "
-                       "predictions (--predictions-column)") == ("Models: pick at least one model, or give the "
-                                                                 "column that already holds predictions")
+    from backend.evaluation.data import ColumnMapping, DataSource, select_examples
+    from backend.evaluation.types import EvalConfig
+    from backend.types import InvalidInputError
+
+    with pytest.raises(InvalidInputError) as missing:
+        select_examples(pd.DataFrame({"a": ["x"]}), "classification", ColumnMapping(input="a"))
+    assert str(missing.value) == "reference column: classification needs one (--reference-column); the columns are 'a'"
+    assert worded(missing.value) == "Pick the label column: classification needs one. The columns are 'a'."
+    with pytest.raises(InvalidInputError) as no_models:
+        EvalConfig(task="classification", data=DataSource(path="x.csv"), columns=ColumnMapping(input="a")).validated()
+    assert str(no_models.value) == ("models: pick at least one model (--model ID), or give the column that already "
+                                    "holds predictions (--predictions-column)")
+    assert worded(no_models.value) == "Pick at least one model, or give the column that already holds predictions."
 
 
 def test_the_tab_says_which_column_is_missing_in_plain_words(tab: Tab, sentiment_csv: Path) -> None:

@@ -2,7 +2,7 @@
 built over the tiny registry and every component is walked; a label, tooltip, placeholder, button, tab, accordion,
 static Markdown or radio / checkbox choice given as a raw English string (instead of `t(key)` / `text(key)`,
 ui/i18n.py) fails here, so a control added later cannot go untranslated. Also: the table's two languages agree,
-and the common validation errors have Chinese wording for a Chinese browser (ui/i18n_errors.py).
+and the common validation errors have Chinese wording for a Chinese browser (ui/error_words.py).
 """
 
 from __future__ import annotations
@@ -115,41 +115,56 @@ class Headers:
         self.headers = {"accept-language": accept_language}
 
 
-@pytest.mark.parametrize("message, chinese", [
-    ("message: is empty; type something first", "请先输入消息。"),
-    ("temperature: must be in [0, 2], got 3.0", "温度必须在 [0, 2] 范围内（当前为 3.0）。"),
-    ("max new tokens: must be a whole number, got 'abc'", "最大新 token 数必须是整数（当前为 'abc'）。"),
-    ("batch size: must be a whole number of at least 1, got 0", "批大小必须是不小于 1 的整数（当前为 0）。"),
-    ("seed: give a whole number >= 0, or leave it blank (-1) for random; got -5",
-     "随机种子：请填写不小于 0 的整数，或留空（-1）表示随机（当前为 -5）。"),
-    ("data: upload a CSV, JSONL or Parquet file, or load a Hub dataset, first",
-     "请先上传 CSV、JSONL 或 Parquet 文件，或加载一个 Hub 数据集。"),
-    ("reference column: classification needs one (--reference-column); the columns are a, b",
-     "请选择标签列：分类任务需要它。"),
-    ("file: upload a CSV, JSONL or Parquet file first", "请先上传 CSV、JSONL 或 Parquet 文件。"),
-])
-def test_common_errors_are_said_in_chinese_to_a_chinese_browser(message: str, chinese: str) -> None:
-    from ui.i18n_errors import chinese_error, localised
+def _refusal(action) -> Exception:  # type: ignore[no-untyped-def]
+    from backend.types import WorkbenchError
 
-    assert chinese_error(message) == chinese
-    assert localised(message, "English words", Headers("zh-CN,zh;q=0.9,en;q=0.8")) == chinese
-    # An English browser, and an API client that sends no Accept-Language, keep the caller's English.
-    assert localised(message, "English words", Headers("en-US,en;q=0.9")) == "English words"
-    assert localised(message, "English words", None) == "English words"
-    # A message the table does not know stays English rather than half-translated.
-    assert localised("model: some new complaint", "English", Headers("zh-CN")) == "English"
+    with pytest.raises(WorkbenchError) as error:
+        action()
+    return error.value
+
+
+def _common_refusals() -> list[tuple[Any, str]]:
+    """The common refusals, made by the real checks, with their Chinese wording."""
+    import pandas as pd
+
+    from backend.evaluation.data import ColumnMapping, select_examples
+    from backend.service import build_messages
+    from backend.types import GenerationParams
+    from ui.components import parse_seed, parse_whole
+
+    return [
+        (lambda: build_messages(""), "请先输入消息。"),
+        (lambda: GenerationParams(temperature=6.0).validated(), "温度必须在 [0.0, 5.0] 范围内（当前为 6.0）。"),
+        (lambda: parse_whole("abc", "max new tokens"), "最大新 token 数必须是整数（当前为 'abc'）。"),
+        (lambda: parse_whole(0, "batch size", low=1), "批大小必须是不小于 1 的整数（当前为 0）。"),
+        (lambda: parse_seed(-5), "随机种子：请填写不小于 0 的整数，或留空（-1）表示随机（当前为 -5）。"),
+        (lambda: select_examples(pd.DataFrame({"a": ["x"], "b": ["y"]}), "classification", ColumnMapping(input="a")),
+         "请选择标签列：分类任务需要它。现有的列：'a', 'b'。"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(6))
+def test_common_errors_are_said_in_chinese_to_a_chinese_browser(case: int) -> None:
+    from ui.error_words import worded
+
+    action, chinese = _common_refusals()[case]
+    error = _refusal(action)
+    assert worded(error, Headers("zh-CN,zh;q=0.9,en;q=0.8")) == chinese
+    # An English browser gets English words; an API handler (plain=False) keeps the field-named message.
+    assert worded(error, Headers("en-US,en;q=0.9")) == worded(error, None) != chinese
+    assert worded(error, Headers("en-US,en;q=0.9"), plain=False) == str(error)
 
 
 def test_a_ui_handler_error_follows_the_request_language(registry) -> None:
     """handle_errors (every tab's handlers) words a backend error in Chinese inside a Chinese request, and keeps
-    the field-named English for anyone else (gradio_client, scripts)."""
+    the field-named English for anyone else (gradio_client, scripts); ui_errors words it for a person."""
     from gradio.context import LocalContext
 
-    from backend.types import InvalidInputError
+    from backend.service import build_messages
     from ui.components import handle_errors, ui_errors
 
     def refuse() -> None:
-        raise InvalidInputError("message: is empty; type something first")
+        build_messages("   ")
 
     for wrap, english in ((handle_errors, "message: is empty; type something first"),
                           (ui_errors, "Type a message first.")):

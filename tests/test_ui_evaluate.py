@@ -183,7 +183,7 @@ def test_errors_are_clear_and_escaped(tab: Tab, tmp_path: Path, reviews: Path) -
     with pytest.raises(gr.Error, match="There is no column 'review'; the columns are 'text', 'label', 'pred'"):
         tab.run({"path": str(reviews)}, {"eval-task": "classification", "eval-input-col": "review",
                                          "eval-reference-col": "label", "eval-models": ["tiny-classifier"]})
-    with pytest.raises(gr.Error, match="upload a CSV, JSONL or Parquet file"):
+    with pytest.raises(gr.Error, match="Upload a CSV, JSONL or Parquet file"):
         tab.run({}, {"eval-models": ["tiny-chat"]})
     odd = write_csv(tmp_path / "odd.csv", pd.DataFrame({"text": ["fine", "bad", "meh"],
                                                         "label": ["<b>neutral</b>", "negative", "positive"]}))
@@ -200,7 +200,7 @@ def test_hub_dataset_offline_fails_fast_with_the_backends_message(tab: Tab, monk
     with pytest.raises(gr.Error, match="The Hub dataset 'someone/reviews' cannot be reached offline"):
         tab.call("on_hub", "someone/reviews", "", "validation", "classification")
     assert time.monotonic() - started < 30
-    with pytest.raises(gr.Error, match="type a dataset id"):
+    with pytest.raises(gr.Error, match="Type a Hub dataset id"):
         tab.call("on_hub", "  ", "", "test", "classification")
 
 
@@ -274,7 +274,7 @@ def test_scoring_the_files_own_predictions_needs_no_model(tab: Tab, reviews: Pat
                                                    "eval-predictions-col": "pred", "eval-models": ["tiny-chat"]}))
     board = tab.value(last, "eval-leaderboard")
     assert list(board["model"]) == ["predictions"] and board["accuracy"][0].startswith("0.5 [")
-    with pytest.raises(gr.Error, match="pick the column that holds the predictions"):
+    with pytest.raises(gr.Error, match="Pick the column that holds the predictions"):
         tab.run({"path": str(reviews)}, {"eval-task": "classification", "eval-score-file": True,
                                          "eval-reference-col": "label"})
 
@@ -321,7 +321,7 @@ def test_reopen_and_compare_saved_runs(tab: Tab, reviews: Path) -> None:
     assert len(tab.value(second, "eval-examples")) == 8  # the sample of 4, for two models
     with pytest.raises(gr.Error, match="no saved run '../etc'"):
         tab.call("on_open", "../etc", REQUEST)
-    with pytest.raises(gr.Error, match="pick two saved runs"):
+    with pytest.raises(gr.Error, match="Pick two saved runs"):
         tab.call("on_compare", oldest, None, REQUEST)
 
 

@@ -18,8 +18,9 @@ import gradio as gr
 from gradio.context import Context
 
 from backend import service
+from backend.error_codes import refuse
 from backend.registry import Registry
-from backend.types import InvalidInputError, flatten_content
+from backend.types import flatten_content
 from ui import branches
 from ui.chat_memory import ChatMemory
 from ui.chat_reply import reply_updates
@@ -336,7 +337,7 @@ class ChatTab:
     @ui_errors
     def import_chat(self, path: Optional[str], request: gr.Request = None) -> dict[Any, Any]:
         if not path:
-            raise InvalidInputError("chat-import: no file received")
+            raise refuse("no_file", "chat-import")
         transcript = read_import(path)
         updates: dict[Any, Any] = {
             self.history: displayed([{"role": m.role, "content": m.content} for m in transcript.messages]),

@@ -18,13 +18,13 @@ from gradio.context import Context
 
 from backend import classification as clf
 from backend import datafiles
+from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.table_limits import SHOWN_CELL_CHARS, release_memory
 from backend.types import InvalidInputError, LabelScore, WorkbenchError
-from ui.components import handle_errors, ui_event
+from ui.components import handle_errors, ui_errors, ui_event
+from ui.error_words import worded
 from ui.jobs import SessionJobs
-from ui.i18n_errors import localised
-from ui.plain_errors import plain_errors, plain_words
 from ui.i18n import CHINESE, columns, headed, language, say, t, text
 
 MODE_CHOICES = [(text("classify_mode_supervised"), "supervised"), (text("classify_mode_zero_shot"), "zero_shot"),
@@ -55,8 +55,7 @@ class ClassifyForm:
         mode = data[self.mode]
         model_id = data[self.model]
         if not model_id:
-            raise InvalidInputError(f"model: no model in models.yaml does {clf.MODE_NAMES.get(mode, mode)} "
-                                    "classification; add one or pick another mode")
+            raise refuse("no_model_for_mode", "model", mode=clf.MODE_NAMES.get(mode, mode))
         return {
             "model_id": model_id,
             "mode": mode,
@@ -124,8 +123,7 @@ def build_classify_tab(registry: Registry) -> None:
     mode.change(lambda chosen: _mode_updates(registry, chosen), inputs=mode,
                 outputs=[model, labels, multi_label, hypothesis, prompt], **ui_event(model, queue=False))
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def classify_one(data: dict) -> tuple:
         options = form.read(data)
         result = clf.classify_texts(registry, texts=[data[text_box]], **options)
@@ -145,10 +143,9 @@ def build_classify_tab(registry: Registry) -> None:
             table = datafiles.read_table(path)
             guess = datafiles.guess_text_column(table)
             if guess is None:
-                raise InvalidInputError(f"file: '{Path(path).name}' has no text column (every column holds numbers "
-                                        "or nothing); classification needs a column of text")
+                raise refuse("no_text_column", "file", name=Path(path).name)
         except WorkbenchError as error:
-            said = localised(str(error), plain_words(str(error)))  # Chinese for a Chinese browser
+            said = worded(error)  # in the browser's language
             return (f"❌ {html.escape(said, quote=False)}", *refused)
         columns = [str(name) for name in table.columns]
         info = html.escape(say("file_rows_columns", name=Path(path).name, rows=len(table),
@@ -158,18 +155,16 @@ def build_classify_tab(registry: Registry) -> None:
     upload.change(inspect_file, inputs=upload, outputs=[file_info, column, run_file],
                   **ui_event(file_info, progress=True))
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def classify_file(data: dict, request: gr.Request, progress=gr.Progress()) -> tuple:
         path = data[upload]
         if not path:
-            raise InvalidInputError("file: upload a CSV, JSONL or Parquet file first")
+            raise refuse("upload_file", "file")
         options = form.read(data)
         with jobs.job(request.session_hash or "") as flag:
             table = datafiles.read_table(path)
             if data[column] in table.columns and datafiles.is_numeric_column(table, data[column]):
-                raise InvalidInputError(f"column: '{data[column]}' holds numbers, not text; pick the column with "
-                                        "the text to classify")
+                raise refuse("numbers_column", "column", name=data[column])
             outcome = clf.classify_table(
                 registry, table=table, column=data[column], cancel=flag,
                 progress=lambda fraction, description: progress(fraction, desc=description), **options)

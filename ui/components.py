@@ -15,6 +15,7 @@ from typing import Any, Optional
 import gradio as gr
 
 from backend.config import ModelSpec
+from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.types import MAX_NEW_TOKENS_LIMIT, GenerationParams, InvalidInputError, Task
 from ui.i18n import t, text
@@ -94,7 +95,7 @@ def parse_seed(value: Any) -> Optional[int]:
     if isinstance(value, str) and value.strip().lstrip("-").isdigit():
         value = int(value.strip())
     if isinstance(value, bool) or not isinstance(value, int) or value < -1:
-        raise InvalidInputError(f"seed: give a whole number >= 0, or leave it blank (-1) for random; got {value!r}")
+        raise refuse("seed", "seed", got=value)
     return None if value == -1 else value
 
 
@@ -112,7 +113,7 @@ def parse_stop(text: Any) -> tuple[str, ...]:
     else:
         raise InvalidInputError("stop: give text (one sequence per line) or a list of strings")
     if not all(isinstance(item, str) for item in items):
-        raise InvalidInputError("stop: every stop sequence must be text")
+        raise InvalidInputError("stop: every stop sequence must be text", field="stop")
     cleaned = (item.strip().replace("\\n", "\n").replace("\\t", "\t") for item in items)
     return tuple(item for item in cleaned if item)
 
@@ -224,7 +225,7 @@ def _token_limit(spec: Optional[ModelSpec]) -> int:
 def _whole(value: Any, name: str) -> int:
     number = parse_whole(value, name)
     if number is None:
-        raise InvalidInputError(f"{name}: must be a whole number, got {value!r}")
+        raise refuse("whole", name, got=value)
     return number
 
 
@@ -237,13 +238,13 @@ def parse_whole(value: Any, name: str, blank: Optional[int] = None, low: Optiona
     if value is None or (isinstance(value, str) and not value.strip()):
         return blank
     if isinstance(value, bool):
-        raise InvalidInputError(f"{name}: must be a whole number, got {value!r}")
+        raise refuse("whole", name, got=value)
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise InvalidInputError(f"{name}: must be a whole number, got {value!r}") from None
+        raise refuse("whole", name, got=value) from None
     if not number.is_integer():
-        raise InvalidInputError(f"{name}: must be a whole number, got {value!r}")
+        raise refuse("whole", name, got=value)
     if low is not None and number < low:
-        raise InvalidInputError(f"{name}: must be a whole number of at least {low}, got {value!r}")
+        raise refuse("whole_at_least", name, low=low, got=value)
     return int(number)

@@ -22,6 +22,7 @@ from backend.data.jobs import DataJob
 from backend.data.pipeline import describe_step
 from backend.data.recipe import AUGMENT_METHODS, CLEAN_STEPS, DEFAULT_PARAPHRASE_PROMPT, FORMATS, Recipe
 from backend.datafiles import SUPPORTED_EXTENSIONS, guess_text_column
+from backend.error_codes import refuse
 from backend.evaluation.data import DataSource, load_table, preview
 from backend.registry import Registry
 from backend.types import InvalidInputError
@@ -200,7 +201,7 @@ class DataTab:
     @handle_errors
     def load_file(self, path: Optional[str]) -> list[Any]:
         if not path:
-            raise InvalidInputError("file: no file received")
+            raise refuse("no_file", "file")
         display = Path(path).name
         return self._loaded(load_table(DataSource(path=path)), {"path": path, "name": display}, display)
 
@@ -266,7 +267,7 @@ class DataTab:
     def recipe(self, data: dict[Any, Any]) -> Recipe:
         source = data[self.source]
         if not source:
-            raise InvalidInputError("data: load a file or a Hub dataset first")
+            raise refuse("load_data", "data")
         label = data[self.label_column]
         token_model = data[self.token_model] if data[self.token_model] not in (None, NONE) else None
         steps = data[self.clean] or []
@@ -320,7 +321,8 @@ class DataTab:
                 if status.get("state") == "done":
                     break
                 if status.get("state") == "failed":
-                    raise InvalidInputError(status.get("error", "the data job failed"))
+                    raise InvalidInputError(status.get("error", "the data job failed"), code=status.get("code"),
+                                            field=status.get("field"), params=status.get("params"))
                 working = say("data_working", step=status.get("message", "starting"))
                 yield [html.escape(working, quote=False), hidden, keep, keep]
                 time.sleep(POLL_S)

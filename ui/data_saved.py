@@ -13,7 +13,7 @@ import gradio as gr
 import pandas as pd
 
 from backend.data import feedback, store
-from backend.types import InvalidInputError
+from backend.error_codes import refuse
 from ui.components import handle_errors, ui_event
 from ui.i18n import headed, say, t, text
 
@@ -78,7 +78,7 @@ def zip_saved(name: Optional[str], request: gr.Request) -> Any:
         return gr.DownloadButton(visible=False)
     info = next((i for i in store.list_datasets(getattr(request, "username", None)) if i.name == name), None)
     if info is None:
-        raise InvalidInputError(f"there is no saved dataset named '{name}'")
+        raise refuse("no_saved_dataset", "name", name=name)
     return gr.DownloadButton(value=zip_folder(info.folder), visible=True)
 
 

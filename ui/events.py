@@ -16,8 +16,7 @@ from backend.request_checks import lone_surrogates
 from backend.security import redact
 from backend.table_limits import MAX_MESSAGE_CHARS, clip
 from backend.types import WorkbenchError
-from ui.i18n_errors import localised
-from ui.wording import plain_words
+from ui.error_words import worded
 
 logger = logging.getLogger("ui.components")  # the name the app's log has always shown for handler errors
 
@@ -38,9 +37,9 @@ def _as_user_error(error: Exception, plain: bool = False) -> gr.Error:
     if isinstance(error, gr.Error):
         return error
     if isinstance(error, WorkbenchError):
-        message = str(error)
-        # In Chinese for a browser that asks for it (ui/i18n_errors.py); API callers keep the field-named English.
-        return user_error(localised(message, plain_words(message) if plain else message))
+        # Worded from its code, in Chinese for a browser that asks for it (ui/error_words.py); API callers keep the
+        # field-named English message.
+        return user_error(worded(error, plain=plain))
     logger.exception("unexpected error in a UI handler")
     return user_error(f"unexpected error: {type(error).__name__}: {error}")
 
@@ -59,7 +58,7 @@ def handle_errors(fn: F, plain: bool = False) -> F:
 
     Works for plain functions and generators (Gradio streams only when the handler is a generator function).
     GeneratorExit (Stop, cancel, closed tab) is not an Exception, so it passes through and closes the stream.
-    `plain=True` (ui_errors) words the message for a person (ui/wording.py); API handlers keep field names.
+    `plain=True` (ui_errors) words the error for a person (ui/error_words.py); API handlers keep field names.
     """
     if inspect.isgeneratorfunction(fn):
 

@@ -116,6 +116,15 @@ def say(key: str, request: Optional[gr.Request] = None, **values: Any) -> str:
     return template.format(**values)
 
 
+def plain_text(value: Any, request: Optional[gr.Request] = None) -> str:
+    """`value` as plain text in the request's language: an I18nData (a component's label) becomes its words, which
+    a message built on the server needs (str() of one is its JSON marker, which only the page translates)."""
+    if isinstance(value, I18nData):
+        table = _ZH if language(request) == CHINESE else _EN
+        return table.get(value.key, value.key.removeprefix(PREFIX))
+    return "" if value is None else str(value)
+
+
 def columns(*names: str, request: Optional[gr.Request] = None) -> list[str]:
     """Column headers in the request's language (see `language`): each name is an English header of
     ui/i18n_strings_headers.py; a name the table does not know (a metric, a user's column) stays as it is.

@@ -24,6 +24,7 @@ from backend.request_checks import JsonChecksMiddleware
 from backend.security import SecuritySettings
 from backend.session_guard import SessionGuardMiddleware, SessionOwners, session_body_check
 from backend.throttle import LoginThrottle, LoginThrottleMiddleware
+from ui.i18n import plain_text, say
 
 logger = logging.getLogger(__name__)
 
@@ -138,8 +139,9 @@ def _escaping(preprocess: Any) -> Any:
         except gr.Error:
             shown = str(payload)
             shown = shown if len(shown) <= ECHO_CHARS else shown[:ECHO_CHARS] + "…"
-            label = self.label or "this field"
-            raise gr.Error(html.escape(f"{label}: '{shown}' is not one of the choices", quote=False),
+            # The label in words (a gr.I18n label is a marker only the page translates: API callers read it raw).
+            label = plain_text(self.label) or say("choice_field")
+            raise gr.Error(html.escape(say("err_not_a_choice", field=label, value=shown), quote=False),
                            print_exception=False) from None  # no traceback: it would quote the value whole
 
     checked.workbench_escaping = True  # type: ignore[attr-defined]

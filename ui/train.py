@@ -21,13 +21,15 @@ import pandas as pd
 
 from backend import datafiles, user_space
 from backend.data import store
+from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.security import SecuritySettings
 from backend.training import runfiles
 from backend.training.config import parse_train_config
+from backend.training.runs import RunInfo
 from backend.training.service import TrainingService
-from backend.types import InvalidInputError
 from ui.components import handle_errors, ui_event
+from ui.error_words import worded
 from ui.i18n import headed, say, t, text
 
 REFRESH_S = 1.0
@@ -44,8 +46,7 @@ HYPERPARAMETERS = [  # (field, label, default, tooltip); label and tooltip are t
 def may_start(request: Optional[gr.Request]) -> None:
     username = getattr(request, "username", None) if request is not None else None
     if not user_space.may_train(username, SecuritySettings.from_env().auth_enabled):
-        raise InvalidInputError("training: this account may not start training (an admin lists who may in "
-                                "WORKBENCH_TRAIN_USERS)")
+        raise refuse("may_not_train", "training")
 
 
 def _user(request: Optional[gr.Request]) -> Optional[str]:
@@ -115,8 +116,14 @@ def progress_text(run_dir: Path, info: Any) -> str:
     if info.registered_as:
         parts.append(say("train_registered_as", model=html.escape(info.registered_as)))
     if info.reason:
-        parts.append(html.escape(info.reason))
+        parts.append(html.escape(_reason(info)))
     return " · ".join(parts)
+
+
+def _reason(info: RunInfo) -> str:
+    """Why a run ended: a refusal worded in the browser's language, else the worker's own line."""
+    failure = info.failure()
+    return worded(failure) if failure is not None else info.reason
 
 
 @dataclass(frozen=True)
@@ -279,9 +286,9 @@ class TrainTab:
         user = _user(request)
         saved = None if values[self.data] else values[self.saved]
         if not values[self.data] and not saved:
-            raise InvalidInputError("data: upload a training file or pick a saved dataset first")
+            raise refuse("pick_training_data", "data")
         if not values[self.base]:
-            raise InvalidInputError("base: pick a base model")
+            raise refuse("pick_base", "base")
         validation = values[self.validation]
         if saved:  # already in the user's own folder: used where it is
             data = str(store.dataset_path(user, saved))
@@ -324,7 +331,7 @@ class TrainTab:
 
     def _run_dir(self, run_id: Optional[str], request: Optional[gr.Request]) -> Path:
         if not run_id:
-            raise InvalidInputError("run: start a run or open one from the table first")
+            raise refuse("pick_run", "run")
         # The service's root, the one its runs are created and listed under (else $WORKBENCH_RUNS_DIR).
         return user_space.resolve_owned("train", _user(request), run_id, root=self.service.root)
 
@@ -368,7 +375,7 @@ class TrainTab:
     def table(self, request: Optional[gr.Request] = None) -> tuple:
         runs = self.service.runs.list_runs(_user(request), self.service.root)
         rows = [[run.run_id, run.status, run.task, run.base, f"{run.step}/{run.max_steps}" if run.max_steps else "",
-                 _score(run.final), run.registered_as or "", run.reason[:120]] for run in runs]
+                 _score(run.final), run.registered_as or "", _reason(run)[:120]] for run in runs]
         ids = [run.run_id for run in runs]
         return (headed({"headers": RUN_COLUMNS, "data": rows}, request=request),
                 gr.update(choices=ids, value=ids[0] if ids else None))

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from backend.data.store import DatasetInfo, check_name, list_datasets, now, save_dataset
+from backend.error_codes import refuse
 from backend.types import InvalidInputError
 from backend.user_space import user_dir
 
@@ -172,7 +173,7 @@ def save_feedback_dataset(username: Optional[str], name: str, kind: str, model: 
     if kind == "sft":
         rows = sft_rows(ratings)
         if not rows:
-            raise InvalidInputError("feedback: no reply is rated up yet; rate replies in Chat with the thumbs")
+            raise refuse("nothing_rated", "feedback")
     elif kind == "preference":
         rows = preference_rows(ratings)
         if not rows:

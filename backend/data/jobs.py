@@ -3,6 +3,7 @@ memory or CPU, and Cancel can stop it at once.
 
     job = DataJob.start(recipe, name="reviews-v1", username=None, fmt="jsonl", models_file="models.yaml")
     job.poll()    # {"state": "running" | "done" | "failed" | "cancelled", "message": ..., "card": ..., "error": ...}
+                  # a failed job's error also comes as "code", "field" and "params" (backend.types.WorkbenchError)
     job.cancel()
 
 The child is `python -m backend.data.jobs SPEC.json`; it reports through a small JSON status file, written
@@ -50,9 +51,9 @@ class DataJob:
         root = Path(root if root is not None else runs_root()).resolve()
         target = user_dir("datasets", username, root) / name
         if target.exists() and not overwrite and not dry_run:
-            from backend.types import InvalidInputError
+            from backend.error_codes import refuse
 
-            raise InvalidInputError(f"name: a dataset named '{name}' exists already; pick another name")
+            raise refuse("dataset_exists", "name", name=name)
         folder = Path(tempfile.mkdtemp(prefix="workbench-data-job-"))
         spec = {"recipe": recipe.to_dict(), "name": name, "username": username, "fmt": fmt, "root": str(root),
                 "models": str(Path(models_file).resolve()) if models_file else None, "display_name": display_name,
@@ -147,7 +148,9 @@ def _child(spec_path: str) -> int:
         _write_status(status, state="done", message="saved", card=read_card(info.folder), name=info.name)
         return 0
     except WorkbenchError as error:
-        _write_status(status, state="failed", error=str(error))
+        # The error as a value (code, field, params), so the tab words it as if it had been raised there.
+        _write_status(status, state="failed", error=str(error), code=error.code, field=error.field,
+                      params=error.params)
         return 2
     except KeyboardInterrupt:
         return 130

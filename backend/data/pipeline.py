@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from backend.data.clean import run_steps
 from backend.data.recipe import Recipe
 from backend.data.store import now
+from backend.error_codes import refuse
 from backend.evaluation.data import load_table
 from backend.types import InvalidInputError
 
@@ -41,10 +42,10 @@ def to_dataset(table: "pd.DataFrame", recipe: Recipe) -> "datasets.Dataset":
 
     datasets.disable_progress_bars()  # per-step progress goes to the caller's `progress`, not to stderr bars
 
-    for flag, column in (("text_column (--text-column)", recipe.text_column),
-                         ("label_column (--label-column)", recipe.label_column)):
+    for field, column in (("text_column", recipe.text_column), ("label_column", recipe.label_column)):
         if column and column not in table.columns:
-            raise InvalidInputError(f"{flag}: there is no column '{column}'; the columns are {column_list(table)}")
+            raise refuse("no_column", field, shown=f"{field} (--{field.replace('_', '-')})", name=column,
+                         columns=column_list(table))
     table = table.copy()
     for column in (recipe.text_column, recipe.label_column):
         if column:
@@ -93,8 +94,7 @@ def prepare(recipe: Recipe, registry: Optional["Registry"] = None, progress: Pro
     dataset, reports = run_steps(dataset, recipe, counter, progress)
     steps.extend(report.to_dict() for report in reports)
     if len(dataset) == 0:
-        raise InvalidInputError("clean: every row was dropped (" + "; ".join(r.summary() for r in reports) +
-                                "); loosen the cleaning settings")
+        raise refuse("all_dropped", "clean", why="; ".join(r.summary() for r in reports))
     if recipe.split:
         from backend.data.split import split_dataset
 

@@ -10,6 +10,7 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
+from backend.error_codes import refuse
 from backend.evaluation.data import DataSource
 from backend.types import InvalidInputError
 
@@ -50,9 +51,9 @@ class Recipe:
     def validated(self) -> "Recipe":
         """Returns self, or raises InvalidInputError naming the field."""
         if not self.text_column:
-            raise InvalidInputError("text_column (--text-column): name the column that holds the text")
+            raise refuse("name_text_column", "text_column")
         if self.label_column and self.label_column == self.text_column:
-            raise InvalidInputError("label_column (--label-column): must differ from the text column")
+            raise refuse("label_is_text", "label_column")
         _known("clean (--clean)", self.clean, CLEAN_STEPS)
         _known("augment (--augment)", self.augment, AUGMENT_METHODS)
         for name in ("min_chars", "max_chars", "min_tokens", "max_tokens"):
@@ -91,8 +92,7 @@ class Recipe:
                 raise InvalidInputError("split (--split): three fractions from 0 to 1 (train, validation, test), "
                                         f"got {self.split!r}")
             if abs(sum(parts) - 1) > 1e-6 or parts[0] == 0:
-                raise InvalidInputError(f"split (--split): the fractions must add up to 1 with a training part, "
-                                        f"got {', '.join(f'{p:g}' for p in parts)}")
+                raise refuse("split_sum", "split", got=", ".join(f"{p:g}" for p in parts))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
             raise InvalidInputError(f"seed (--seed): must be a whole number >= 0, got {self.seed!r}")
         return self
@@ -137,9 +137,9 @@ def parse_fractions(text: str) -> tuple[float, float, float]:
     try:
         parts = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
-        raise InvalidInputError(f"split (--split): fractions like 0.8,0.1,0.1, got {text!r}") from None
+        raise refuse("split_form", "split", got=text) from None
     if len(parts) == 2:
         parts.append(0.0)
     if len(parts) != 3:
-        raise InvalidInputError(f"split (--split): two or three fractions like 0.8,0.1,0.1, got {text!r}")
+        raise refuse("split_count", "split", got=text)
     return parts[0], parts[1], parts[2]

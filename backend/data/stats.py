@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 from backend.data.tokens import TokenCounter
 from backend.datafiles import column_texts
-from backend.types import InvalidInputError
+from backend.error_codes import refuse
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -41,8 +41,8 @@ def table_stats(table: "pd.DataFrame", text_column: Optional[str] = None, label_
 
     for role, column in (("text column", text_column), ("label column", label_column)):
         if column and column not in table.columns:
-            raise InvalidInputError(f"{role}: there is no column '{column}'; the columns are "
-                                    f"{', '.join(map(repr, map(str, table.columns)))}")
+            raise refuse("no_column", role.replace(" ", "_"), shown=role, name=column,
+                         columns=", ".join(map(repr, map(str, table.columns))))
     columns = []
     for name in table.columns:
         texts = [str(value) if not _is_empty(value) else "" for value in table[name].tolist()]

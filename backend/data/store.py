@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from backend.data.recipe import FORMATS, SPLIT_NAMES
+from backend.error_codes import refuse
 from backend.types import InvalidInputError
 from backend.user_space import user_dir, visible_dirs
 
@@ -53,8 +54,7 @@ class DatasetInfo:
 def check_name(name: str) -> str:
     name = (name or "").strip()
     if not _NAME.match(name):
-        raise InvalidInputError(f"name: '{name[:80]}' is not a valid dataset name; use letters, digits, '.', '_' "
-                                "and '-' (at most 64, starting with a letter or digit)")
+        raise refuse("dataset_name", "name", name=name[:80])
     return name
 
 
@@ -119,7 +119,7 @@ def dataset_path(username: Optional[str], name: str, split: Optional[str] = None
             if split not in info.files:
                 raise InvalidInputError(f"dataset '{name}' has no '{split}' split (it has {', '.join(info.files)})")
             return info.files[split]
-    raise InvalidInputError(f"there is no saved dataset named '{name[:80]}'")
+    raise refuse("no_saved_dataset", "name", name=name[:80])
 
 
 def read_card(folder: Path) -> dict[str, Any]:

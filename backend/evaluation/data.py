@@ -13,6 +13,7 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
+from backend.error_codes import refuse
 from backend.types import InvalidInputError
 
 if TYPE_CHECKING:  # pandas is light, but a UI that only lists runs does not need it
@@ -130,18 +131,15 @@ def check_hub_id(dataset_id: str, config: Optional[str] = None, split: str = "te
     """
     dataset_id = (dataset_id or "").strip()
     if not dataset_id:
-        raise InvalidInputError("data: the Hub dataset id is empty; give one like 'someone/reviews'")
+        raise refuse("hub_id_empty", "data")
     if (not HUB_ID_PATTERN.fullmatch(dataset_id) or ".." in dataset_id or "--" in dataset_id
             or dataset_id.endswith((".git", "."))):
-        raise InvalidInputError(
-            f"data: '{dataset_id[:100]}' is not a Hub dataset id; give one as owner/name (e.g. "
-            "'stanfordnlp/imdb'). Server folders and files cannot be read from here: upload a file instead")
+        raise refuse("not_hub_id", "data", name=dataset_id[:100])
     for role, value in (("config", config), ("split", split)):
         if value and not HUB_NAME_PATTERN.fullmatch(value):
-            raise InvalidInputError(f"data: '{value[:100]}' is not a valid {role} name (letters, digits, - _ .)")
+            raise refuse("hub_name", "data", name=value[:100], role=role)
     if os.path.lexists(dataset_id) or os.path.lexists(dataset_id + ".py"):
-        raise InvalidInputError(f"data: '{dataset_id}' names a folder on the server, not only a Hub dataset; "
-                                "it is not read. Upload the data as a file instead")
+        raise refuse("server_folder", "data", name=dataset_id)
     return dataset_id
 
 
@@ -154,11 +152,7 @@ def load_hub_dataset(dataset_id: str, config: Optional[str] = None, split: str =
     import datasets
 
     def unreachable(reason: str) -> InvalidInputError:
-        return InvalidInputError(
-            f"data: the Hub dataset '{dataset_id}' cannot be reached offline (HF_HUB_OFFLINE is set) and is not "
-            f"in the local cache ({reason}). Download it on a connected machine, or export it to a CSV / JSONL / "
-            "Parquet file and pass that instead"
-        )
+        return refuse("hub_offline", "data", name=dataset_id, reason=reason)
 
     if offline and not datasets.config.HF_HUB_OFFLINE:
         # The flag was set after `datasets` read it at import: load_dataset would still go online (and retry for
@@ -285,14 +279,14 @@ def select_examples(
     for role in ("input", "reference", "predictions", "context"):
         column = getattr(mapping, role)
         if column and column not in table.columns:
-            raise InvalidInputError(f"{role} column: there is no column '{column}'; the columns are "
-                                    f"{column_list(table)}")
+            raise refuse("no_column", f"{role}_column", shown=f"{role} column", name=column,
+                         columns=column_list(table))
     if mapping.input and mapping.input == mapping.reference:  # the model would be shown the answer
-        raise InvalidInputError(f"columns: the input column and the reference column are both '{mapping.input}'; "
-                                "pick a different column for each")
+        raise refuse("same_column", "reference_column", name=mapping.input)
     for role, flag in required_columns(task, mapping).items():
         if not getattr(mapping, role):
-            raise InvalidInputError(f"{role} column: {task} needs one ({flag}); the columns are {column_list(table)}")
+            raise refuse("needs_column", f"{role}_column", role=role, task=task, flag=flag,
+                         columns=column_list(table))
     values = {role: column_texts(table, getattr(mapping, role))
               for role in ("input", "reference", "predictions", "context") if getattr(mapping, role)}
     needed = list(required_columns(task, mapping))
@@ -322,7 +316,7 @@ def _limit(rows: list[int], limit: Optional[int], seed: Optional[int]) -> list[i
     if limit is None:
         return rows
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-        raise InvalidInputError(f"limit: must be a whole number of at least 1, got {limit!r}")
+        raise refuse("whole_at_least", "limit", low=1, got=limit)
     if limit >= len(rows):
         return rows
     if seed is None:

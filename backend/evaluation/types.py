@@ -11,6 +11,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
+from backend.error_codes import refuse
 from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource, EvalTask, Examples
 from backend.evaluation.metrics import HEADLINE, LOWER_IS_BETTER
 from backend.types import InvalidInputError
@@ -74,8 +75,7 @@ class EvalConfig:
         if self.models and self.columns.predictions:
             raise InvalidInputError("models: give models to run, or a predictions column to score, not both")
         if not self.models and not self.columns.predictions:
-            raise InvalidInputError("models: pick at least one model (--model ID), or give the column that "
-                                    "already holds predictions (--predictions-column)")
+            raise refuse("no_models", "models")
         if len(set(self.models)) != len(self.models):
             raise InvalidInputError("models: a model is listed twice")
         if self.task == "perplexity" and self.columns.predictions:
@@ -92,7 +92,7 @@ class EvalConfig:
         if not isinstance(self.rouge_stemmer, bool):
             raise InvalidInputError(f"rouge_stemmer: must be true or false, got {self.rouge_stemmer!r}")
         if not 0.5 <= self.confidence < 1:
-            raise InvalidInputError(f"confidence: must be in [0.5, 1), got {self.confidence}")
+            raise refuse("in_range", "confidence", low=0.5, high=1, range="[0.5, 1)", got=self.confidence)
         return self
 
     def with_overrides(self, **changes: Any) -> "EvalConfig":
@@ -130,7 +130,7 @@ class EvalConfig:
 
 def _check_int(name: str, value: Any, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InvalidInputError(f"{name}: must be a whole number between {low} and {high}, got {value!r}")
+        raise refuse("whole_between", name, low=low, high=high, got=value)
 
 
 @dataclass(frozen=True)

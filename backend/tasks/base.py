@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Iterator, Optional, Protocol, Sequence, TypeVar, \
     runtime_checkable
 
+from backend.error_codes import refuse
 from backend.types import Event, GenerationError, InvalidInputError
 
 if TYPE_CHECKING:
@@ -84,10 +85,9 @@ class LoadContext:
 def whole_number(field: str, value: Any, low: int, high: int) -> int:
     """`value` as an int in [low, high], or an error naming `field`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise InvalidInputError(f"{field}: must be a whole number between {low} and {high}, got {value!r}",
-                                field=field)
+        raise refuse("whole_between", field, low=low, high=high, got=value)
     if not low <= int(value) <= high:
-        raise InvalidInputError(f"{field}: must be between {low} and {high}, got {int(value)}", field=field)
+        raise refuse("between", field, low=low, high=high, got=int(value))
     return int(value)
 
 

@@ -16,6 +16,7 @@ from typing import Any, Callable, Optional
 import pandas as pd
 
 from backend.datafiles import column_texts
+from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.service import MAX_MESSAGE_CHARS
 from backend.tasks import service
@@ -69,13 +70,12 @@ def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame,
     spec = task_spec(task)
     model = registry.spec(model_id, task)  # type: ignore[arg-type]
     if not isinstance(batch_size, int) or not 1 <= batch_size <= 256:
-        raise InvalidInputError(f"batch_size: must be between 1 and 256, got {batch_size!r}", field="batch_size")
+        raise refuse("between", "batch_size", low=1, high=256, got=batch_size)
     texts = _texts(table, column)
     questions = _questions(table, spec, question_column, question)
     rows = [i for i, text in enumerate(texts) if text.strip() and (questions is None or questions[i].strip())]
     if not rows:
-        raise InvalidInputError(f"column: '{column}' is empty in every row; pick the column that holds the text",
-                                field="column")
+        raise refuse("empty_column", "column", name=column)
     task_options = spec.file_options(model, dict(options or {}), params)
     report = progress or (lambda fraction, description: None)
     results: dict[int, tuple] = {}

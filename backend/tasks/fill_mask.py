@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+from backend.error_codes import refuse
 from backend.tasks.base import MAX_TOP_K, LoadContext, TaskHandler, TaskRequest, TaskSpec, whole_number
 from backend.tasks.types import MaskFill
 from backend.types import InvalidInputError, ModelLoadError
@@ -55,10 +56,9 @@ def count_masks(text: str, token: Optional[str], field: str = "text") -> int:
     """The number of masks in `text`; refuses a text without one (naming the mask token) or with too many."""
     count = text.count(token) if token else 0
     if count == 0:
-        raise InvalidInputError(f"{field}: has no mask token; put {token} where a word should be predicted "
-                                "(this model's mask token)", field="text")
+        raise refuse("no_mask", "text", shown=field, token=token)
     if count > MAX_MASKS:
-        raise InvalidInputError(f"{field}: {count} mask tokens; at most {MAX_MASKS}", field="text")
+        raise refuse("too_many_masks", "text", count=count, most=MAX_MASKS)
     return count
 
 

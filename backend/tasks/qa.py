@@ -16,6 +16,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
+from backend.error_codes import refuse
 from backend.tasks.base import (
     MAX_TOP_K,
     EvalAdapter,
@@ -158,8 +159,7 @@ class QaSpec(TaskSpec[QaOptions, list[Answer]]):
         for index, (question, context) in enumerate(zip(asked, contexts)):
             where = "" if len(asked) == 1 else f"[{index}]"
             if not isinstance(context, str) or not context.strip():
-                raise InvalidInputError(f"context{where}: is empty; paste the text the answer should come from",
-                                        field="context")
+                raise refuse("no_context", "context", shown=f"context{where}")
             check_text(f"question{where}", question)
             check_text(f"context{where}", context)
         return TaskInputs(tuple(contexts), tuple(asked))

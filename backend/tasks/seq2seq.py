@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
+from backend.error_codes import refuse
 from backend.tasks.base import EvalAdapter, LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, whole_number
 from backend.types import Delta, Event, GenerationError, GenerationParams, InvalidInputError
 
@@ -48,12 +49,12 @@ def translation_pairs(task_specific_params: Optional[dict]) -> Optional[list[tup
     return found or None
 
 
-def pair_error(pairs: Optional[list[tuple[str, str]]], source: str, target: str) -> Optional[str]:
-    """Why (source, target) cannot be translated with a model declaring `pairs`, or None."""
+def pair_error(pairs: Optional[list[tuple[str, str]]], source: str, target: str) -> Optional[InvalidInputError]:
+    """The error to raise when (source, target) cannot be translated with a model declaring `pairs`, or None."""
     if pairs is None or (source, target) in pairs:
         return None
     have = ", ".join(f"{s} → {t}" for s, t in pairs)
-    return f"target_language: this model does not translate {source or '?'} → {target or '?'}; it translates {have}"
+    return refuse("language_pair", "target_language", source=source or "?", target=target or "?", have=have)
 
 
 def language_pairs(model: "ModelSpec") -> Optional[list[tuple[str, str]]]:
@@ -112,12 +113,11 @@ class TextHandler(TaskHandler[TextOptions, str]):
             if pairs is not None and self.encoder_decoder:
                 problem = pair_error(pairs, options.source, options.target)
                 if problem:
-                    raise InvalidInputError(problem, field="target_language")
+                    raise problem
                 return self.task_params[f"translation_{options.source}_to_{options.target}"].get("prefix", "") + text
             if not self.encoder_decoder:
                 if not options.target:
-                    raise InvalidInputError("target_language: say which language to translate into",
-                                            field="target_language")
+                    raise refuse("no_target_language", "target_language")
                 source = f" from {options.source}" if options.source else ""
                 return self._instruct(f"Translate the following text{source} into {options.target}. "
                                       "Reply with the translation only.", text)
@@ -288,7 +288,7 @@ class TextTaskSpec(TaskSpec[TextOptions, str]):
         if self.name == "translate":
             problem = pair_error(language_pairs(model), request.options.source, request.options.target)
             if problem:
-                raise InvalidInputError(problem, field="target_language")
+                raise problem
 
     def handler(self, context: LoadContext) -> TextHandler:
         handler = TextHandler(context)

@@ -15,6 +15,7 @@ from typing import Any, Optional, Sequence
 import pandas as pd
 
 from backend.datafiles import column_texts, read_table
+from backend.error_codes import refuse
 from backend.training.config import TrainConfig
 from backend.types import InvalidInputError
 
@@ -90,8 +91,7 @@ def prepare_classification(config: TrainConfig) -> ClassificationData:
     counts = Counter(labels)
     if len(counts) < 2:
         only = next(iter(counts))
-        raise InvalidInputError(f"field 'label_column': every row of '{config.label_column}' has the same label "
-                                f"('{only}'); a classifier needs at least two classes")
+        raise refuse("one_class", "label_column", column=config.label_column, label=only)
     names = sorted(counts)
     label2id = {name: index for index, name in enumerate(names)}
     if validation is not None:
@@ -104,14 +104,12 @@ def prepare_classification(config: TrainConfig) -> ClassificationData:
     else:
         rare = [name for name, count in counts.items() if count < 2]
         if rare:
-            raise InvalidInputError(f"field 'label_column': label '{rare[0]}' has only one example; a stratified "
-                                    "split needs at least two per label (add examples or give a validation file)")
+            raise refuse("label_once", "label_column", label=rare[0])
         from sklearn.model_selection import train_test_split
 
         val_size = max(int(round(len(texts) * config.validation_fraction)), len(counts))
         if len(texts) - val_size < len(counts):
-            raise InvalidInputError(f"field 'data': {len(texts)} rows are too few to split into training and "
-                                    f"validation sets with {len(counts)} labels")
+            raise refuse("too_few_rows", "data", rows=len(texts), labels=len(counts))
         train_texts, val_texts, train_names, val_label_names = train_test_split(
             texts, labels, test_size=val_size, random_state=config.seed, stratify=labels)
     return ClassificationData(
@@ -126,12 +124,12 @@ def _text_label_rows(table: pd.DataFrame, config: TrainConfig, what: str) -> tup
     labels = _column(table, config.label_column, "label_column", what)
     blank_text = [index for index, text in enumerate(texts) if not text.strip()]
     if blank_text:
-        raise InvalidInputError(f"field 'text_column': {len(blank_text)} row(s) of '{config.text_column}' in the "
-                                f"{what} file are empty (first: row {blank_text[0] + 1}); drop or fill them")
+        raise refuse("blank_texts", "text_column", count=len(blank_text), column=config.text_column, what=what,
+                     row=blank_text[0] + 1)
     blank_label = [index for index, label in enumerate(labels) if not label.strip()]
     if blank_label:
-        raise InvalidInputError(f"field 'label_column': {len(blank_label)} row(s) of '{config.label_column}' in "
-                                f"the {what} file have no label (first: row {blank_label[0] + 1})")
+        raise refuse("blank_labels", "label_column", count=len(blank_label), column=config.label_column, what=what,
+                     row=blank_label[0] + 1)
     return texts, [label.strip() for label in labels]
 
 
@@ -139,8 +137,9 @@ def _column(table: pd.DataFrame, column: Optional[str], field_name: str, what: s
     try:
         return column_texts(table, column)
     except InvalidInputError as error:
-        raise InvalidInputError(f"field '{field_name}' ({what} file): {str(error).removeprefix('column: ')}") \
-            from None
+        # The same error (code and params) about this config field, its message naming the field and the file.
+        raise InvalidInputError(f"field '{field_name}' ({what} file): {str(error).removeprefix('column: ')}",
+                                code=error.code, field=field_name, params=error.params) from None
 
 
 def prepare_sft(config: TrainConfig) -> SFTData:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Optional
 
+from backend.error_codes import refuse
 from backend.training.config import TrainConfig
 from backend.types import InvalidInputError
 
@@ -35,7 +36,7 @@ def check_qlora_possible() -> None:
     import torch
 
     if not torch.cuda.is_available():
-        raise InvalidInputError("field 'method': qlora (4-bit) needs a CUDA GPU; use lora or full here")
+        raise refuse("qlora_gpu", "method")
     if importlib.util.find_spec("bitsandbytes") is None:
         raise InvalidInputError("field 'method': qlora needs the bitsandbytes package (pip install bitsandbytes)")
 
@@ -47,8 +48,7 @@ def load_tokenizer(config: TrainConfig) -> Any:
     if tokenizer.pad_token is None:  # causal LMs often ship without one; padding with eos is the usual choice
         tokenizer.pad_token = tokenizer.eos_token
     if config.task == "sft" and not tokenizer.chat_template:
-        raise InvalidInputError(f"field 'base': {config.base} has no chat template; SFT formats conversations with "
-                                "the model's own template (pick a chat model)")
+        raise refuse("no_chat_template", "base", base=config.base)
     return tokenizer
 
 

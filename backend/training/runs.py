@@ -23,7 +23,7 @@ from backend import user_space
 from backend.training import runfiles
 from backend.training.config import TrainConfig, load_train_config, save_train_config
 from backend.training.launch import as_text, worker_command
-from backend.types import InvalidInputError
+from backend.types import InvalidInputError, WorkbenchError
 
 POLL_S = 0.5
 FinishedHook = Callable[[Path, dict], None]
@@ -42,6 +42,14 @@ class RunInfo:
     final: dict[str, Any] = field(default_factory=dict)
     registered_as: Optional[str] = None
     queue_position: Optional[int] = None
+    error: dict[str, Any] = field(default_factory=dict)  # a refusal's code, field and params (metrics.json)
+
+    def failure(self) -> Optional[WorkbenchError]:
+        """Why the run failed, as the error value the worker refused with (None when it carries no code)."""
+        if not self.error.get("code"):
+            return None
+        return InvalidInputError(self.reason, code=self.error["code"], field=self.error.get("field"),
+                                 params=self.error.get("params"))
 
     def describe(self) -> str:
         where = f" (#{self.queue_position} in the queue)" if self.queue_position else ""
@@ -190,7 +198,8 @@ class TrainingRuns:
             step=int(metrics.get("step") or last.get("step") or 0),
             max_steps=int(metrics.get("max_steps") or last.get("max_steps") or 0),
             final=metrics.get("final") or {}, registered_as=metrics.get("registered_as"),
-            queue_position=waiting.index(run_dir) + 1 if run_dir in waiting else None)
+            queue_position=waiting.index(run_dir) + 1 if run_dir in waiting else None,
+            error=(metrics.get("error") or {}) if status == "failed" else {})
 
     def list_runs(self, username: Optional[str] = None, root: Optional[Path] = None) -> list[RunInfo]:
         """The runs this user may see, newest first."""

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from backend.config import ModelSpec
+from backend.error_codes import refuse
 from backend.training import overlay, runfiles
 from backend.training.config import TrainConfig, load_train_config, save_train_config
 from backend.training.runs import RunInfo, TrainingRuns
@@ -107,7 +108,7 @@ class TrainingService:
             raise InvalidInputError(f"field 'batch_size': {plan.memory.describe()}")
         if config.register_as and self.registry is not None and \
                 config.register_as in {spec.id for spec in self.registry.specs()}:
-            raise InvalidInputError(f"field 'register_as': the registry already has a model '{config.register_as}'")
+            raise refuse("register_taken", "register_as", name=config.register_as)
         run_dir = TrainingRuns.create(config, username, out, self.root)
         self.runs.start(run_dir)
         return run_dir

@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 
 from backend.training import runfiles
 from backend.training.config import TrainConfig, load_train_config
-from backend.types import InvalidInputError
+from backend.types import InvalidInputError, WorkbenchError
 
 
 def classification_metrics(eval_prediction: Any) -> dict[str, float]:
@@ -176,11 +176,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         previous = runfiles.read_metrics(run_dir)
         runfiles.write_json_atomic(run_dir / runfiles.METRICS, {
             "status": "failed", "reason": reason, "history": runfiles.read_progress(run_dir),
-            "started": previous.get("started"), "finished": time.time()})
+            "started": previous.get("started"), "finished": time.time(), **_error_value(error)})
         print(f"training failed: {reason}", file=sys.stderr, flush=True)
         return 130 if isinstance(error, KeyboardInterrupt) else 1
     print(f"training {metrics['status']}: {metrics.get('reason') or metrics.get('final')}", flush=True)
     return 0
+
+
+def _error_value(error: BaseException) -> dict[str, Any]:
+    """A refusal's code, field and params for metrics.json ("error"), so the Train tab words it in the browser's
+    language; nothing for other failures."""
+    if isinstance(error, WorkbenchError) and error.code:
+        return {"error": {"code": error.code, "field": error.field, "params": error.params}}
+    return {}
 
 
 def _reason(error: BaseException) -> str:

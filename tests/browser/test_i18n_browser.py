@@ -68,7 +68,7 @@ def check_tabs_in_chinese(page: Page) -> None:
     expect(page.locator("#eval-task")).to_contain_text("困惑度")
     expect(page.locator("#eval-data-info")).to_have_text("上传文件、填写 Hub 数据集，或选择已保存的数据集。")
     expect(page.locator("#eval-past-runs")).to_contain_text("历史运行")
-    # An error toast: Run with no data is refused in Chinese (ui/i18n_errors.py, from Accept-Language).
+    # An error toast: Run with no data is refused in Chinese (ui/error_words.py, from Accept-Language).
     page.locator("#eval-run").click()
     expect(page.locator(".toast-body").first).to_contain_text("请先上传 CSV、JSONL 或 Parquet 文件", timeout=TIMEOUT_MS)
     expect(page.locator(".toast-body").first).not_to_contain_text("upload")
@@ -133,7 +133,7 @@ def test_an_english_browser_keeps_the_english_ui(page: Page, app_url: str) -> No
     expect(page.locator("#eval-run")).to_have_text("Run evaluation")
     expect(page.locator("#eval-task")).to_contain_text("Perplexity")
     page.locator("#eval-run").click()  # refused: no data
-    expect(page.locator(".toast-body").first).to_contain_text("upload a CSV", timeout=TIMEOUT_MS)
+    expect(page.locator(".toast-body").first).to_contain_text("Upload a CSV, JSONL or Parquet file", timeout=TIMEOUT_MS)
     expect(page.locator(".toast-title").first).to_have_text("Error")
     open_top_tab(page, "Data")
     expect(page.locator("#data-clean")).to_contain_text("Drop empty rows")

@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Optional, Union
 import pandas as pd
 
 from backend import user_space
+from backend.error_codes import refuse
 from backend.evaluation import store
 from backend.evaluation.data import DataSource, check_hub_id, guess_columns, load_table, preview
 from backend.evaluation.runner import EvaluationJob
@@ -112,7 +113,7 @@ class EvaluateController:
         """A Hub dataset's source; anything but an `owner/name` id (a path, a builder name) is refused here,
         before anything is read."""
         if not (dataset_id or "").strip():
-            raise InvalidInputError("Hub dataset: type a dataset id, e.g. 'someone/reviews'")
+            raise refuse("type_hub_id", "hub_dataset")
         config, split = (config or "").strip() or None, (split or "").strip() or "test"
         return DataSource(hub_id=check_hub_id(dataset_id, config, split), hub_config=config, split=split)
 

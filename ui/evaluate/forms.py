@@ -10,6 +10,7 @@ import gradio as gr
 import pandas as pd
 
 from backend.datafiles import describe_columns
+from backend.error_codes import refuse
 from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource
 from backend.evaluation.types import INPUT_SLOT, MAX_BOOTSTRAP, EvalConfig
 from backend.types import InvalidInputError
@@ -71,14 +72,14 @@ class EvalForm:
     def config(self, source: Optional[DataSource]) -> EvalConfig:
         """The validated `EvalConfig` (errors name the field)."""
         if source is None:
-            raise InvalidInputError("data: upload a CSV, JSONL or Parquet file, or load a Hub dataset, first")
+            raise refuse("upload_or_hub", "data")
         if self.task not in EVAL_TASKS:
             raise InvalidInputError(f"task: pick one of {', '.join(EVAL_TASKS)}")
         scoring = self.score_file and self.task != "perplexity"
         if scoring and not self.predictions_column:
-            raise InvalidInputError("predictions column: pick the column that holds the predictions to score")
+            raise refuse("pick_predictions", "predictions_column")
         if not scoring and not self.models:
-            raise InvalidInputError("models: pick at least one model (or score the predictions already in the file)")
+            raise refuse("pick_models", "models")
         template = (self.prompt_template or "").strip("\n") or None
         if self.task == "perplexity" or scoring:
             template = None

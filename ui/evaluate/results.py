@@ -12,7 +12,7 @@ from backend import datafiles
 from backend.evaluation.metrics import LOWER_IS_BETTER
 from backend.evaluation.types import RunResult
 from backend.table_limits import SHOWN_CELL_CHARS
-from ui.components import handle_errors, ui_event
+from ui.components import ui_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.forms import ALL_MODELS
 from ui.evaluate.views import (
@@ -28,7 +28,6 @@ from ui.evaluate.views import (
     run_summary,
 )
 from ui.i18n import headed, say, t, text
-from ui.plain_errors import plain_errors
 
 
 @dataclass(frozen=True)
@@ -160,21 +159,18 @@ class ResultsPanel:
 
     # ----------------------------------------------------------------------------------------- handlers
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def on_report_model(self, path: Optional[str], model_id: Optional[str]) -> tuple:
         if not path:
             return None, ""
         run = self.ctl.load(path)
         return headed(per_class_table(run, model_id)), confusion_html(run, model_id)
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def on_all_metrics(self, path: Optional[str], everything: bool) -> Any:
         return headed(leaderboard_table(self.ctl.load(path), all_metrics=bool(everything))) if path else None
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def on_filter(self, path: Optional[str], text: str, model_id: str) -> dict:
         if not path:
             return {self.examples_info: "", self.examples: None}

@@ -7,13 +7,12 @@ from typing import Optional
 
 import gradio as gr
 
+from backend.error_codes import refuse
 from backend.evaluation.types import RunResult
-from backend.types import InvalidInputError
-from ui.components import handle_errors, ui_event
+from ui.components import ui_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.views import compare_summary, leaderboard_table, run_choices, runs_table
 from ui.i18n import headed, t
-from ui.plain_errors import plain_errors
 
 
 @dataclass(frozen=True)
@@ -73,11 +72,10 @@ class RunsPanel:
         return {self.runs: headed(runs_table(summaries)), self.open_choice: gr.Dropdown(choices=choices),
                 self.compare_a: gr.Dropdown(choices=choices), self.compare_b: gr.Dropdown(choices=choices)}
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def on_compare(self, left_id: Optional[str], right_id: Optional[str], request: gr.Request) -> tuple:
         if not left_id or not right_id:
-            raise InvalidInputError("compare: pick two saved runs")
+            raise refuse("pick_two_runs", "compare")
         left = self.ctl.open_run(left_id, request.username)
         right = self.ctl.open_run(right_id, request.username)
         return (compare_summary(left, right), gr.Row(visible=True),

@@ -16,14 +16,13 @@ from backend.data import store
 from backend.evaluation.data import DataSource
 from backend.evaluation.types import INPUT_SLOT, RunResult
 from backend.registry import Registry
-from ui.components import handle_errors, ui_event
+from ui.components import handle_errors, ui_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.forms import LABEL_PROMPT_PLACEHOLDER, NONE, DataView, FormPanel, column_choices, task_labels
 from ui.evaluate.results import ResultsPanel
 from ui.evaluate.runs import RunsPanel
 from ui.evaluate.views import PROGRESS_CSS, progress_html
 from ui.i18n import t, text
-from ui.plain_errors import plain_errors
 
 CONCURRENCY_ID = "evaluation"
 CONCURRENCY_LIMIT = 4  # runs at once (each in its own thread; the registry serialises work per model)
@@ -163,14 +162,12 @@ class EvaluateTab:
     def clear_data(self) -> dict:
         return self.data_updates(None)
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def on_upload(self, path: Optional[str], task_value: str) -> dict:
         view = self.ctl.inspect(DataSource(path=path), task_value) if path else None
         return self.data_updates(view)
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def on_hub(self, dataset_id: str, config: str, split: str, task_value: str) -> dict:
         return self.data_updates(self.ctl.inspect(self.ctl.hub_source(dataset_id, config, split), task_value))
 
@@ -180,8 +177,7 @@ class EvaluateTab:
         names = [info.name for info in store.list_datasets(getattr(request, "username", None))]
         return gr.Dropdown(choices=names, value=None)
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def on_saved(self, name: Optional[str], task_value: str, request: gr.Request) -> dict:
         if not name:
             return self.data_updates(None)
@@ -193,16 +189,14 @@ class EvaluateTab:
 
     # ------------------------------------------------------------------------------- task / scoring mode
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def on_task(self, task_value: str, scoring: bool, chosen: list, template: str,
                 data_source: Optional[dict]) -> dict:
         """A new task: which widgets apply, which models fit it (only models made for it stay selected), and
         the likely reference column."""
         return self.task_updates(task_value, scoring, chosen, template, data_source, native_only=True)
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def on_score_file(self, task_value: str, scoring: bool, chosen: list, template: str,
                       data_source: Optional[dict]) -> dict:
         """Scoring the file's predictions on or off: the same task, so the chosen models stay."""
@@ -240,8 +234,7 @@ class EvaluateTab:
 
     # ------------------------------------------------------------------ run, with a progress bar; cancel
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def on_run(self, data: dict, request: gr.Request) -> Iterator[dict]:
         data_source, form = self.form.read(data)
         config = form.config(data_source)
@@ -257,8 +250,7 @@ class EvaluateTab:
     def on_cancel(self, request: gr.Request) -> None:
         self.ctl.cancel(request.session_hash or "")
 
-    @plain_errors
-    @handle_errors
+    @ui_errors
     def on_open(self, run_id: Optional[str], request: gr.Request) -> dict:
         """Shows a saved run, and puts its data (when still on the server) and its settings into the form, so
         what is on screen always belongs together and Run repeats it."""

@@ -12,6 +12,7 @@ import pandas as pd
 from gradio.context import Context
 
 from backend import datafiles
+from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.tasks.files import TaskTableResult, run_table
 from backend.tasks.table import task_spec
@@ -19,7 +20,7 @@ from backend.types import InvalidInputError, WorkbenchError
 from ui.jobs import SessionJobs
 from ui.components import handle_errors, ui_event
 from ui.i18n import headed, say, t
-from ui.i18n_errors import localised
+from ui.error_words import worded
 
 PREVIEW_ROWS = 200
 CONCURRENCY_ID = "tasks"
@@ -32,7 +33,7 @@ def escape(text: Any) -> str:
 
 def require_model(model_id: Optional[str], task: str) -> str:
     if not model_id:
-        raise InvalidInputError(f"model: no model in models.yaml does '{task}'; add one (see models.yaml)")
+        raise refuse("no_model_for_task", "model", task=task)
     return model_id
 
 
@@ -44,7 +45,7 @@ def inspect_upload(path: Optional[str], *, extra: int = 0) -> tuple:
     try:
         table = datafiles.read_table(path)
     except WorkbenchError as error:
-        return (f"❌ {escape(localised(str(error), str(error)))}", *empty)  # Chinese for a Chinese browser
+        return (f"❌ {escape(worded(error))}", *empty)  # in the browser's language
     columns = [str(name) for name in table.columns]
     info = escape(say("file_rows_columns", name=Path(path).name, rows=len(table), columns=", ".join(columns)))
     return (info, gr.Dropdown(choices=columns, value=datafiles.guess_text_column(table)),
@@ -94,7 +95,7 @@ def file_section(registry: Registry, task: str, prefix: str, model: gr.Dropdown,
     def run_file(data: dict, request: gr.Request, progress=gr.Progress()) -> tuple:
         path = data[upload]
         if not path:
-            raise InvalidInputError("file: upload a CSV, JSONL or Parquet file first")
+            raise refuse("upload_file", "file")
         model_id = require_model(data[model], task)
         options = read_options(data)
         session = request.session_hash or ""

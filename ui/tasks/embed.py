@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from backend import datafiles
+from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.tasks import service
 from backend.types import InvalidInputError
@@ -37,12 +38,12 @@ def heat_map(sentences: list[str], matrix: np.ndarray) -> str:
 
 def _corpus(path: Optional[str], column: Optional[str]) -> tuple[pd.DataFrame, list[int], list[str]]:
     if not path:
-        raise InvalidInputError("file: upload a CSV, JSONL or Parquet file first")
+        raise refuse("upload_file", "file")
     table = datafiles.read_table(path, display_name=Path(path).name)
     texts = datafiles.column_texts(table, column)
     rows = [i for i, text in enumerate(texts) if text.strip()][:MAX_CORPUS_ROWS]
     if not rows:
-        raise InvalidInputError(f"column: '{column}' is empty in every row; pick the column that holds the text")
+        raise refuse("empty_column", "column", name=column)
     return table, rows, [texts[i] for i in rows]
 
 
@@ -78,7 +79,7 @@ def build_embed_view(registry: Registry) -> None:
     def similarity(data: dict) -> tuple:
         lines = [line.strip() for line in (data[sentences] or "").splitlines() if line.strip()]
         if len(lines) < 2:
-            raise InvalidInputError("sentences: give at least two sentences, one per line")
+            raise refuse("two_sentences", "sentences")
         if len(lines) > MAX_SENTENCES:
             raise InvalidInputError(f"sentences: at most {MAX_SENTENCES}, got {len(lines)}")
         result = service.embed_texts(registry, require_model(data[model], "embed"), lines)
