@@ -91,9 +91,10 @@ def parse_labels(labels: Any) -> list[str]:
     elif isinstance(labels, (list, tuple)):
         items = list(labels)
     else:
-        raise InvalidInputError("labels: give a comma-separated string, e.g. 'sports, politics, science'")
+        raise InvalidInputError("labels: give a comma-separated string, e.g. 'sports, politics, science'",
+                                field="labels")
     if not all(isinstance(item, str) for item in items):
-        raise InvalidInputError("labels: every label must be text")
+        raise InvalidInputError("labels: every label must be text", field="labels")
     cleaned = [item.strip() for item in items if item.strip()]
     seen: dict[str, str] = {}
     for label in cleaned:
@@ -103,11 +104,12 @@ def parse_labels(labels: Any) -> list[str]:
                 f" (as '{seen[key]}' and '{label}')" if seen[key] != label else "") + "; each label once")
         seen[key] = label
         if len(label) > MAX_LABEL_CHARS:
-            raise InvalidInputError(f"labels: '{label[:40]}…' is {len(label)} characters; at most {MAX_LABEL_CHARS}")
+            raise InvalidInputError(f"labels: '{label[:40]}…' is {len(label)} characters; at most {MAX_LABEL_CHARS}",
+                                    field="labels")
         if "\x00" in label:
-            raise InvalidInputError("labels: a label contains a NUL character; remove it")
+            raise InvalidInputError("labels: a label contains a NUL character; remove it", field="labels")
     if len(cleaned) > MAX_LABELS:
-        raise InvalidInputError(f"labels: at most {MAX_LABELS} labels, got {len(cleaned)}")
+        raise InvalidInputError(f"labels: at most {MAX_LABELS} labels, got {len(cleaned)}", field="labels")
     return cleaned
 
 
@@ -125,7 +127,7 @@ def mode_for(registry: Registry, model_id: str, mode: Optional[str] = None, has_
                 return candidate
         raise UnsupportedTaskError(f"model '{model_id}' cannot classify (its tasks: {', '.join(spec.tasks)})")
     if mode not in MODES:
-        raise InvalidInputError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}")
+        raise InvalidInputError(f"mode: must be one of {', '.join(MODES)}, got {mode!r}", field="mode")
     if not set(MODE_TASKS[mode]) & set(spec.tasks):  # type: ignore[index]
         able = ", ".join(s.id for s in models_for(registry, mode)) or "none"  # type: ignore[arg-type]
         raise UnsupportedTaskError(
@@ -148,11 +150,11 @@ def _task_for(registry: Registry, model_id: str, mode: Mode) -> Task:
 def _check_request(texts: Sequence[str], labels: list[str], mode: Mode, multi_label: bool,
                    hypothesis_template: str, prompt_template: str, batch_size: Any) -> int:
     if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
-        raise InvalidInputError("texts: give a list of texts")
+        raise InvalidInputError("texts: give a list of texts", field="texts")
     if not texts:
-        raise InvalidInputError("texts: nothing to classify; give at least one text")
+        raise InvalidInputError("texts: nothing to classify; give at least one text", field="texts")
     if len(texts) > MAX_TEXTS:
-        raise InvalidInputError(f"texts: at most {MAX_TEXTS:,} per request, got {len(texts):,}")
+        raise InvalidInputError(f"texts: at most {MAX_TEXTS:,} per request, got {len(texts):,}", field="texts")
     single = len(texts) == 1
     for index, text in enumerate(texts):
         check_text("text" if single else f"texts[{index}]", text)
@@ -164,31 +166,34 @@ def _check_request(texts: Sequence[str], labels: list[str], mode: Mode, multi_la
     if mode == "supervised":
         if labels:
             raise InvalidInputError("labels: a supervised model classifies into its own labels; leave labels empty, "
-                                    "or choose zero-shot or LLM mode to use your own")
+                                    "or choose zero-shot or LLM mode to use your own", field="labels")
         if multi_label:
-            raise InvalidInputError("multi_label: only zero-shot classification scores labels independently")
+            raise InvalidInputError("multi_label: only zero-shot classification scores labels independently",
+                                    field="multi_label")
         return int(batch_size)
     if not labels:
         raise InvalidInputError(f"labels: {MODE_NAMES[mode]} classification needs candidate labels, "
-                                "comma separated (e.g. 'sports, politics, science')")
+                                "comma separated (e.g. 'sports, politics, science')", field="labels")
     if len(labels) < 2 and not multi_label:
         raise InvalidInputError("labels: give at least two labels (one label always scores 1 in single-label mode), "
-                                "or turn on multi_label")
+                                "or turn on multi_label", field="labels")
     if mode == "zero_shot":
         _check_template("hypothesis_template", hypothesis_template, "{}")
     else:
         if multi_label:
             raise InvalidInputError("multi_label: only zero-shot classification scores labels independently; "
-                                    "LLM scoring gives one distribution over the labels")
+                                    "LLM scoring gives one distribution over the labels", field="multi_label")
         _check_template("prompt_template", prompt_template, "{text}")
     return int(batch_size)
 
 
 def _check_template(field: str, template: Any, slot: str) -> None:
     if not isinstance(template, str) or slot not in template:
-        raise InvalidInputError(f"{field}: must contain {slot} (where the {'label' if slot == '{}' else 'text'} goes)")
+        raise InvalidInputError(f"{field}: must contain {slot} (where the {'label' if slot == '{}' else 'text'} goes)",
+                                field=field)
     if len(template) > MAX_TEMPLATE_CHARS:
-        raise InvalidInputError(f"{field}: at most {MAX_TEMPLATE_CHARS:,} characters, got {len(template):,}")
+        raise InvalidInputError(f"{field}: at most {MAX_TEMPLATE_CHARS:,} characters, got {len(template):,}",
+                                field=field)
 
 
 # ---------------------------------------------------------------------------------------------- running

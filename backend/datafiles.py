@@ -44,11 +44,11 @@ def read_table(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES, ma
     if extension not in SUPPORTED_EXTENSIONS:
         raise InvalidInputError(
             f"file: '{name}' is not a supported type; upload a {', '.join(SUPPORTED_EXTENSIONS)} file"
-        )
+        , field="file")
     try:
         size = path.stat().st_size
     except OSError as error:
-        raise InvalidInputError(f"file: cannot read '{name}': {error.strerror or error}") from None
+        raise InvalidInputError(f"file: cannot read '{name}': {error.strerror or error}", field="file") from None
     if size > max_bytes:
         raise refuse("file_too_big", "file", name=name, size_mb=size / 1024**2, limit_mb=max_bytes / 1024**2)
     if size == 0:
@@ -68,7 +68,7 @@ def read_table(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES, ma
         else:
             table = _read_jsonl(text, name, max_rows, limits)
     if len(table.columns) == 0:
-        raise InvalidInputError(f"file: '{name}' has no columns")
+        raise InvalidInputError(f"file: '{name}' has no columns", field="file")
     if len(table) == 0:
         raise refuse("header_only", "file", name=name)
     if len(table) > max_rows:
@@ -95,7 +95,7 @@ def check_table(table: pd.DataFrame, what: str, limits: TableLimits, file_name: 
         if longest > limits.max_cell_chars:
             raise InvalidInputError(
                 f"{what}: a cell of column '{str(column)[:80]}' holds {longest:,} characters; the limit is "
-                f"{limits.max_cell_chars:,} per cell. Shorten or split that text")
+                f"{limits.max_cell_chars:,} per cell. Shorten or split that text", field=what)
 
 
 def clip_cells(table: pd.DataFrame, limit: int) -> pd.DataFrame:
@@ -115,7 +115,8 @@ def describe_columns(columns: list[str], limit: int = SHOWN_COLUMN_NAMES) -> str
 def column_texts(table: pd.DataFrame, column: Optional[str]) -> list[str]:
     """The values of `column` as text; missing values become "" (callers decide what blank rows mean)."""
     if not column:
-        raise InvalidInputError(f"column: pick the column that holds the text (columns: {_names(table)})")
+        raise InvalidInputError(f"column: pick the column that holds the text (columns: {_names(table)})",
+                                field="column")
     if column not in table.columns:
         raise refuse("no_file_column", "column", name=column, columns=_names(table))
     return [_as_text(value) for value in table[column].tolist()]
@@ -174,7 +175,7 @@ def _decode(data: bytes, name: str) -> str:
         raise InvalidInputError(
             f"file: '{name}' looks like UTF-16 text; save it as UTF-8 (in Excel: 'CSV UTF-8'; in an editor: "
             "'Save with encoding: UTF-8') and upload it again"
-        )
+        , field="file")
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -182,7 +183,7 @@ def _decode(data: bytes, name: str) -> str:
         raise InvalidInputError(
             f"file: '{name}' is not UTF-8 text (byte 0x{data[error.start]:02x} on line {line} is not valid UTF-8; "
             "it may be Latin-1 / Windows-1252). Save it with the UTF-8 encoding and upload it again"
-        ) from None
+        , field="file") from None
 
 
 # The first bytes of binary formats people rename by mistake (a spreadsheet saved as .csv, an archive).
@@ -199,7 +200,7 @@ def _refuse_binary(data: bytes, name: str, extension: str) -> None:
     if kind is not None:
         fix = ("upload it with the .parquet extension" if kind == "a Parquet file" else
                f"export it as {'CSV' if extension == '.csv' else 'JSON Lines'} (UTF-8) and upload that")
-        raise InvalidInputError(f"file: '{name}' is named {extension} but is {kind}; {fix}")
+        raise InvalidInputError(f"file: '{name}' is named {extension} but is {kind}; {fix}", field="file")
 
 
 def _check_csv_shape(text: str, name: str, limits: TableLimits) -> None:
@@ -214,7 +215,7 @@ def _check_csv_shape(text: str, name: str, limits: TableLimits) -> None:
     if len(header) * lines > limits.max_cells:
         raise InvalidInputError(
             f"file: '{name}' has about {lines:,} lines of {len(header):,} columns, over the limit of "
-            f"{limits.max_cells:,} cells. Split it into smaller files or keep fewer columns")
+            f"{limits.max_cells:,} cells. Split it into smaller files or keep fewer columns", field="file")
 
 
 def _longest_cell(series: pd.Series) -> int:
@@ -246,7 +247,7 @@ def _read_csv(text: str, name: str) -> pd.DataFrame:
     except pd.errors.EmptyDataError:
         raise refuse("headless_file", "file", name=name) from None
     except (pd.errors.ParserError, ValueError) as error:
-        raise InvalidInputError(f"file: '{name}' is not valid CSV: {_first_line(error)}") from None
+        raise InvalidInputError(f"file: '{name}' is not valid CSV: {_first_line(error)}", field="file") from None
 
 
 def _read_jsonl(text: str, name: str, max_rows: int, limits: TableLimits) -> pd.DataFrame:
@@ -260,21 +261,21 @@ def _read_jsonl(text: str, name: str, max_rows: int, limits: TableLimits) -> pd.
         except json.JSONDecodeError as error:
             raise InvalidInputError(
                 f"file: '{name}' line {number} is not valid JSON ({error.msg}); JSONL needs one JSON object per line"
-            ) from None
+            , field="file") from None
         if not isinstance(record, dict):
             raise InvalidInputError(
                 f"file: '{name}' line {number} is a JSON {type(record).__name__}, not an object; JSONL needs one "
                 'object per line, e.g. {"text": "..."}'
-            )
+            , field="file")
         records.append(record)
         if len(record) > limits.max_columns or len(keys.union(record)) > limits.max_columns:
             raise InvalidInputError(f"file: '{name}' has more than {limits.max_columns:,} different keys (columns) "
-                                    f"by line {number}; the limit is {limits.max_columns:,}")
+                                    f"by line {number}; the limit is {limits.max_columns:,}", field="file")
         keys.update(record)
         if len(records) > max_rows:
             raise InvalidInputError(
                 f"file: '{name}' has more than {max_rows:,} rows (the limit); split it into smaller files"
-            )
+            , field="file")
     # object dtype: an integer column with a missing value must not turn 1 into "1.0".
     return pd.DataFrame(records, dtype=object)
 
@@ -296,7 +297,8 @@ def _read_parquet(path: Path, name: str, max_rows: int, limits: TableLimits) -> 
     except InvalidInputError:
         raise
     except Exception as error:  # pyarrow raises several types for a damaged or mislabelled file
-        raise InvalidInputError(f"file: '{name}' is not a readable Parquet file: {_first_line(error)}") from None
+        raise InvalidInputError(f"file: '{name}' is not a readable Parquet file: {_first_line(error)}",
+                                field="file") from None
 
 
 def _check_parquet_size(path: Path, parquet: Any, name: str, limits: TableLimits) -> None:
@@ -309,7 +311,7 @@ def _check_parquet_size(path: Path, parquet: Any, name: str, limits: TableLimits
                  for group in range(metadata.num_row_groups) for column in range(metadata.num_columns))
     if stored > limits.max_table_bytes:
         raise InvalidInputError(f"file: '{name}' holds {stored / 2**20:,.0f} MB once decompressed; the limit is "
-                                f"{limits.max_table_bytes / 2**20:,.0f} MB. Split it into smaller files")
+                                f"{limits.max_table_bytes / 2**20:,.0f} MB. Split it into smaller files", field="file")
     def textual(kind: Any) -> bool:
         if pa.types.is_dictionary(kind):  # written from a pandas category or an Arrow dictionary
             kind = kind.value_type

@@ -117,6 +117,15 @@ MESSAGES: dict[str, str] = {
     "register_taken": "field 'register_as': the registry already has a model '{name}'",
     "no_chat_template": "field 'base': {base} has no chat template; SFT formats conversations with the model's own "
                         "template (pick a chat model)",
+    "out_taken": "out: {path} already exists and is not an empty folder; give a new folder (or resume the run that "
+                 "is there)",
+    # feedback (backend/data/feedback.py)
+    "rating_too_large": "messages: this rating takes {size:,} bytes, over the limit of {limit:,} per rating; rate a "
+                        "shorter conversation (or a part of it with `index`)",
+    "ratings_count": "feedback: you have {limit:,} ratings, the most one user keeps; take some back or save them as a "
+                     "dataset and start afresh",
+    "ratings_bytes": "feedback: your ratings take {used_mb:.1f} MB, the most one user keeps is {limit_mb:g} MB; take "
+                     "some back first",
 }
 
 

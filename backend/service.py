@@ -54,9 +54,10 @@ def build_messages(message: str, history: Sequence[Any] = (), system_prompt: str
     if history is None:
         history = ()
     if not isinstance(history, (list, tuple)):
-        raise InvalidInputError("history: must be a list of {'role': ..., 'content': ...} messages")
+        raise InvalidInputError("history: must be a list of {'role': ..., 'content': ...} messages", field="history")
     if len(history) > MAX_HISTORY_MESSAGES:
-        raise InvalidInputError(f"history: at most {MAX_HISTORY_MESSAGES} messages, got {len(history)}")
+        raise InvalidInputError(f"history: at most {MAX_HISTORY_MESSAGES} messages, got {len(history)}",
+                                field="history")
     past = [without_emitted_nul(item if isinstance(item, Message) else Message.from_dict(item, index))
             for index, item in enumerate(history)]
     for index, item in enumerate(past):

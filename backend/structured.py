@@ -18,14 +18,15 @@ def grammar_for_schema(schema: Optional[dict[str, Any]], field: str = "response_
 
     schema = schema if schema is not None else {"type": "object"}
     if not isinstance(schema, dict):
-        raise InvalidInputError(f"{field}: the schema must be a JSON object")
+        raise InvalidInputError(f"{field}: the schema must be a JSON object", field=field)
     try:
         grammar = llguidance.LLMatcher.grammar_from_json_schema({**schema, **_OPTIONS})
         is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar)
     except Exception as error:  # noqa: BLE001 - the library's words name the schema's problem
-        raise InvalidInputError(f"{field}: not a usable JSON Schema: {error}") from None
+        raise InvalidInputError(f"{field}: not a usable JSON Schema: {error}", field=field) from None
     if is_error:
-        raise InvalidInputError(f"{field}: this JSON Schema is not supported: {'; '.join(map(str, messages))}")
+        raise InvalidInputError(f"{field}: this JSON Schema is not supported: {'; '.join(map(str, messages))}",
+                                field=field)
     return grammar
 
 
@@ -46,7 +47,9 @@ def grammar_for_tool_call(tools: list[dict[str, Any]], name: Optional[str] = Non
         grammar = llguidance.grammar_from("lark", lark)
         is_error, messages = llguidance.LLMatcher.validate_grammar_with_warnings(grammar)
     except Exception as error:  # noqa: BLE001
-        raise InvalidInputError(f"tools: a function's parameters are not a usable JSON Schema: {error}") from None
+        raise InvalidInputError(f"tools: a function's parameters are not a usable JSON Schema: {error}",
+                                field="tools") from None
     if is_error:
-        raise InvalidInputError(f"tools: a function's parameters are not supported: {'; '.join(map(str, messages))}")
+        raise InvalidInputError(f"tools: a function's parameters are not supported: {'; '.join(map(str, messages))}",
+                                field="tools")
     return grammar

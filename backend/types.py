@@ -178,14 +178,15 @@ class GenerationParams:
         _check_float("presence_penalty", self.presence_penalty, -2.0, 2.0)
         _check_float("frequency_penalty", self.frequency_penalty, -2.0, 2.0)
         if len(self.logit_bias) > MAX_LOGIT_BIAS:
-            raise InvalidInputError(f"logit_bias: at most {MAX_LOGIT_BIAS} tokens, got {len(self.logit_bias)}")
+            raise InvalidInputError(f"logit_bias: at most {MAX_LOGIT_BIAS} tokens, got {len(self.logit_bias)}",
+                                    field="logit_bias")
         for token, bias in self.logit_bias:
             _check_int("logit_bias", token, 0, 10**9, shown=f"logit_bias[{token}]")
             _check_float("logit_bias", bias, -100.0, 100.0, shown=f"logit_bias[{token}]")
         if len(self.stop) > MAX_STOP_SEQUENCES:
             raise _refuse("too_many_stops", "stop", most=MAX_STOP_SEQUENCES, count=len(self.stop))
         if any(not isinstance(s, str) or not s for s in self.stop):
-            raise InvalidInputError("stop: every stop sequence must be a non-empty string")
+            raise InvalidInputError("stop: every stop sequence must be a non-empty string", field="stop")
         return self
 
 
@@ -196,7 +197,7 @@ def normalise_stop(stop: Any) -> tuple[str, ...]:
     if isinstance(stop, str):
         stop = [stop]
     if not isinstance(stop, (list, tuple)) or not all(isinstance(s, str) for s in stop):
-        raise InvalidInputError("stop: give a list of strings")
+        raise InvalidInputError("stop: give a list of strings", field="stop")
     return tuple(s for s in stop if s)
 
 
@@ -208,7 +209,8 @@ def normalise_logit_bias(bias: Any) -> tuple[tuple[int, float], ...]:
     try:
         clean = [(int(str(token)), value) for token, value in pairs]
     except (TypeError, ValueError):
-        raise InvalidInputError('logit_bias: give an object of token ids and biases, e.g. {"50256": -100}') from None
+        raise InvalidInputError('logit_bias: give an object of token ids and biases, e.g. {"50256": -100}',
+                                field="logit_bias") from None
     return tuple(sorted(clean))
 
 

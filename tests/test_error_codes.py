@@ -156,13 +156,35 @@ class _Taint(ast.NodeVisitor):
         self.messages: set[str] = set()
 
     def tainted(self, node: ast.AST) -> bool:
-        for child in ast.walk(node):
+        pending = [node]
+        while pending:
+            child = pending.pop()
+            if isinstance(child, ast.Attribute) and child.attr in STRUCTURED and \
+                    isinstance(child.value, ast.Name) and child.value.id in self.errors:
+                continue  # error.field / .code / .params: the error's values, not its message
             if isinstance(child, ast.Name) and (child.id in self.messages or child.id in self.errors):
                 return True
             if isinstance(child, ast.Attribute) and child.attr in ("message", "args") and \
                     isinstance(child.value, ast.Name) and child.value.id in self.errors:
                 return True
+            pending.extend(ast.iter_child_nodes(child))
         return False
+
+
+STRUCTURED = frozenset({"code", "field", "params"})  # WorkbenchError's values (backend/types.py)
+
+
+def _names_read(node: ast.AST) -> set[str]:
+    """The names an expression reads, except a name read only for its structured values (`error.field`)."""
+    names, pending = set(), [node]
+    while pending:
+        child = pending.pop()
+        if isinstance(child, ast.Attribute) and child.attr in STRUCTURED and isinstance(child.value, ast.Name):
+            continue
+        if isinstance(child, ast.Name):
+            names.add(child.id)
+        pending.extend(ast.iter_child_nodes(child))
+    return names
 
 
 def _compiled_patterns(tree: ast.Module) -> set[str]:
@@ -179,6 +201,11 @@ def _compiled_patterns(tree: ast.Module) -> set[str]:
 
 def _called_name(call: ast.Call) -> str:
     return call.func.id if isinstance(call.func, ast.Name) else getattr(call.func, "attr", "")
+
+
+# Functions that run a regex over any text on its way out, errors' messages included, and read nothing back:
+# backend/security.py's `redact` replaces passwords and API keys with "***" before a log line or a reply leaves.
+OUTPUT_FILTERS = frozenset({"redact"})
 
 
 def regex_reads_of_messages(sources: dict[str, str]) -> dict[str, list[int]]:
@@ -203,6 +230,8 @@ def regex_reads_of_messages(sources: dict[str, str]) -> dict[str, list[int]]:
     regex_params: dict[str, set[int]] = {}
 
     def read_positions(call: ast.Call, compiled: set[str]) -> set[int]:
+        if _called_name(call) in OUTPUT_FILTERS:  # masks secrets on the way out; reads nothing back
+            return set()
         if is_regex(call, compiled):
             return set(range(len(call.args)))
         return regex_params.get(_called_name(call), set())
@@ -219,7 +248,7 @@ def regex_reads_of_messages(sources: dict[str, str]) -> dict[str, list[int]]:
                 for index in sorted(read_positions(call, compiled)):
                     if index >= len(call.args):
                         continue
-                    used = {n.id for n in ast.walk(call.args[index]) if isinstance(n, ast.Name)}
+                    used = _names_read(call.args[index])
                     hit = {i - offset for i, name in enumerate(params) if name in used and i >= offset}
                     if hit - regex_params.get(function.name, set()):
                         regex_params.setdefault(function.name, set()).update(hit)

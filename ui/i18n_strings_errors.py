@@ -175,6 +175,14 @@ STRINGS: dict[str, tuple[str, str]] = {
                         "Hub 数据集“{name}”在离线模式下无法访问，本地缓存中也没有；请在联网的机器上下载它，"
                         "或导出为 CSV / JSONL / Parquet 文件后上传。"),
     # a choice component's refusal of a value it does not offer (ui/server_guards.py)
+    "err_out_taken": ("{path} already exists and is not an empty folder; give a new folder, or resume the run there.",
+                      "{path} 已存在且不是空文件夹；请换一个新文件夹，或继续那里的训练。"),
+    "err_rating_too_large": ("This rating takes {size:,} bytes, over the limit of {limit:,}; rate a shorter "
+                             "conversation.", "这条评分有 {size:,} 字节，超过了每条 {limit:,} 字节的上限；请对更短的对话评分。"),
+    "err_ratings_count": ("You have {limit:,} ratings, the most one user keeps; take some back or save them as a "
+                          "dataset first.", "您已有 {limit:,} 条评分，达到每位用户的上限；请先撤回一些，或先保存为数据集。"),
+    "err_ratings_bytes": ("Your ratings take {used_mb:.1f} MB, the most one user keeps is {limit_mb:g} MB; take some "
+                          "back first.", "您的评分占用 {used_mb:.1f} MB，每位用户最多 {limit_mb:g} MB；请先撤回一些。"),
     "err_not_a_choice": ("{field}: '{value}' is not one of the choices", "{field}：“{value}”不是可选项之一"),
     "choice_field": ("this field", "此字段"),
     "role_config": ("config", "配置"),

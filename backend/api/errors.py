@@ -15,6 +15,7 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 from fastapi.responses import JSONResponse
 from pydantic_core import PydanticCustomError
 
+from backend.error_codes import refuse
 from backend.security import redact
 from backend.types import (
     BusyError,
@@ -83,10 +84,9 @@ def api_error(error: BaseException, param: Optional[str] = None, input_field: st
         return ApiError(400, message, param=input_field, code="context_length_exceeded")
     if isinstance(error, InvalidInputError):
         names = names or API_NAMES
-        field = error.field or legacy_field_from_message(message)
-        if field in names and message.startswith(f"{field}:"):  # "max_new_tokens: must be ..." is about max_tokens
-            message = names[field] + message[len(field):]
-        return ApiError(400, message, param=param or api_param(field, input_field, names))
+        if error.code and error.field in names:  # "max_new_tokens: must be ..." is about max_tokens: said again
+            message = redact(refuse(error.code, error.field, shown=names[error.field], **error.params).args[0])
+        return ApiError(400, message, param=param or api_param(error.field, input_field, names))
     if isinstance(error, BusyError):
         # A full model queue is a "try again shortly", not a server fault: 429 with Retry-After.
         return ApiError(429, message, kind="rate_limit_error", code="model_busy")
@@ -107,12 +107,6 @@ def api_param(field: Optional[str], input_field: str, names: Mapping[str, str] =
     if re.split(r"[\[. ]", field, maxsplit=1)[0] in _INPUT_FIELDS:
         return input_field
     return names.get(field, field if " " not in field else None)
-
-
-def legacy_field_from_message(message: str) -> Optional[str]:
-    """DELETE ME once every raise site passes `field=`: the field an error without one is about, read from the
-    "field: ..." start of its English message (the only place left that reads a message)."""
-    return message.split(":", 1)[0] or None if ":" in message else None
 
 
 @contextmanager

@@ -107,10 +107,11 @@ def augment_dataset(dataset: "datasets.Dataset", recipe: Recipe, registry: Optio
     if planned > MAX_AUGMENTED_ROWS:
         raise InvalidInputError(f"augment: {len(dataset):,} rows x {recipe.copies} copies x {len(recipe.augment)} "
                                 f"method(s) would add {planned:,} rows; the limit is {MAX_AUGMENTED_ROWS:,}. Use fewer "
-                                "copies or methods")
+                                "copies or methods", field="augment")
     if "paraphrase" in recipe.augment and len(dataset) * recipe.copies > MAX_PARAPHRASES:
         raise InvalidInputError(f"augment: paraphrasing {len(dataset):,} rows x {recipe.copies} copies means "
-                                f"{len(dataset) * recipe.copies:,} generations; the limit is {MAX_PARAPHRASES:,} a run")
+                                f"{len(dataset) * recipe.copies:,} generations; the limit is {MAX_PARAPHRASES:,} a run",
+        field="augment")
     base = dataset.add_column(AUGMENTED, [""] * len(dataset)) if AUGMENTED not in dataset.column_names else dataset
     texts = [str(value) if value is not None else "" for value in dataset[recipe.text_column]]
     parts, reports = [base], []

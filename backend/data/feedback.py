@@ -55,21 +55,23 @@ class Rating:
 def clean_conversation(messages: Sequence[Any], index: Optional[int] = None) -> list[dict[str, str]]:
     """[{role, content}] text messages up to the assistant reply at `index` (default: the last message)."""
     if not isinstance(messages, (list, tuple)) or not messages:
-        raise InvalidInputError("messages: a non-empty list of {'role': ..., 'content': ...}")
+        raise InvalidInputError("messages: a non-empty list of {'role': ..., 'content': ...}", field="messages")
     if len(messages) > MAX_CONVERSATION_MESSAGES:
-        raise InvalidInputError(f"messages: at most {MAX_CONVERSATION_MESSAGES} messages")
+        raise InvalidInputError(f"messages: at most {MAX_CONVERSATION_MESSAGES} messages", field="messages")
     index = len(messages) - 1 if index is None else index
     if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < len(messages):
-        raise InvalidInputError(f"index: must point at a message (0..{len(messages) - 1}), got {index!r}")
+        raise InvalidInputError(f"index: must point at a message (0..{len(messages) - 1}), got {index!r}",
+                                field="index")
     out = []
     for number, message in enumerate(messages[: index + 1]):
         if not isinstance(message, dict) or message.get("role") not in ("system", "user", "assistant"):
             raise InvalidInputError(f"messages[{number}]: needs a role of system, user or assistant")
         out.append({"role": message["role"], "content": _text(message.get("content"))})
     if out[-1]["role"] != "assistant":
-        raise InvalidInputError(f"index: message {index} is a {out[-1]['role']} message; rate an assistant reply")
+        raise InvalidInputError(f"index: message {index} is a {out[-1]['role']} message; rate an assistant reply",
+                                field="index")
     if sum(len(m["content"]) for m in out) > MAX_CONVERSATION_CHARS:
-        raise InvalidInputError(f"messages: more than {MAX_CONVERSATION_CHARS:,} characters")
+        raise InvalidInputError(f"messages: more than {MAX_CONVERSATION_CHARS:,} characters", field="messages")
     return out
 
 
@@ -77,9 +79,9 @@ def record_rating(username: Optional[str], model: str, messages: Sequence[Any], 
                   index: Optional[int] = None, root: Optional[Path] = None) -> Rating:
     """Stores (or, with rating None, takes back) a thumbs up / down on the assistant reply at `index`."""
     if rating is not None and rating not in RATINGS:
-        raise InvalidInputError(f"rating: 'up', 'down' or null, got {rating!r}")
+        raise InvalidInputError(f"rating: 'up', 'down' or null, got {rating!r}", field="rating")
     if not isinstance(model, str) or not model.strip():
-        raise InvalidInputError("model: the id of the model that wrote the reply")
+        raise InvalidInputError("model: the id of the model that wrote the reply", field="model")
     conversation = clean_conversation(messages, index)
     key = hashlib.sha256(json.dumps([model, conversation], sort_keys=True).encode("utf-8")).hexdigest()[:32]
     # A taken-back rating needs only its key: it is never read back.
@@ -88,9 +90,7 @@ def record_rating(username: Optional[str], model: str, messages: Sequence[Any], 
     line = json.dumps(entry, ensure_ascii=False) + "\n"
     size = len(line.encode("utf-8"))
     if size > MAX_RATING_BYTES:
-        raise InvalidInputError(f"messages: this rating takes {size:,} bytes, over the limit of {MAX_RATING_BYTES:,} "
-                                "per rating; rate a shorter conversation (or a part of it with `index`)",
-                                code="too_large", field="messages", params={"size": size, "limit": MAX_RATING_BYTES})
+        raise refuse("rating_too_large", "messages", size=size, limit=MAX_RATING_BYTES)
     path = user_dir("feedback", username, root) / RATINGS_FILE
     with _lock:
         if rating is not None:
@@ -104,18 +104,15 @@ def _check_room(path: Path, key: str, size: int) -> None:
     """Refuses a new rating beyond the user's count or bytes (compacting the log first when that makes room)."""
     latest = _latest_entries(path)
     if key not in latest and sum(e.get("rating") in RATINGS for e in latest.values()) >= MAX_USER_RATINGS:
-        raise InvalidInputError(f"feedback: you have {MAX_USER_RATINGS:,} ratings, the most one user keeps; take some "
-                                "back or save them as a dataset and start afresh", code="quota",
-                                params={"limit": MAX_USER_RATINGS})
+        raise refuse("ratings_count", "feedback", limit=MAX_USER_RATINGS)
     used = path.stat().st_size if path.is_file() else 0
     if used + size <= MAX_USER_FEEDBACK_BYTES:
         return
     kept = [json.dumps(e, ensure_ascii=False) + "\n" for e in latest.values() if e.get("rating") in RATINGS]
     compacted = "".join(kept)
     if len(compacted.encode("utf-8")) + size > MAX_USER_FEEDBACK_BYTES:
-        raise InvalidInputError(f"feedback: your ratings take {used / 1024**2:.1f} MB, the most one user keeps is "
-                                f"{MAX_USER_FEEDBACK_BYTES / 1024**2:g} MB; take some back first", code="quota",
-                                params={"limit": MAX_USER_FEEDBACK_BYTES})
+        raise refuse("ratings_bytes", "feedback", used_mb=used / 1024**2,
+                     limit_mb=MAX_USER_FEEDBACK_BYTES / 1024**2)
     temporary = path.with_suffix(".tmp")
     temporary.write_text(compacted, encoding="utf-8")
     temporary.replace(path)  # whole or not at all: a crash leaves the old log
@@ -178,9 +175,10 @@ def save_feedback_dataset(username: Optional[str], name: str, kind: str, model: 
         rows = preference_rows(ratings)
         if not rows:
             raise InvalidInputError("feedback: a preference pair needs one reply rated up and another reply to the "
-                                    "same conversation rated down (use Retry in Chat, then rate both)")
+                                    "same conversation rated down (use Retry in Chat, then rate both)",
+        field="feedback")
     else:
-        raise InvalidInputError(f"kind: 'sft' or 'preference', got {kind!r}")
+        raise InvalidInputError(f"kind: 'sft' or 'preference', got {kind!r}", field="kind")
     card = {"kind": kind, "created": now(), "columns": list(rows[0]),
             "source": {"feedback": RATINGS_FILE, "ratings": len(ratings), "model": model},
             "steps": [{"step": "load", "detail": f"{len(ratings)} rated replies", "rows_after": len(ratings)},
@@ -194,20 +192,22 @@ def read_conversation_file(path: str | Path, max_bytes: int = 5 * 1024 * 1024) -
     path = Path(path)
     try:
         if path.stat().st_size > max_bytes:
-            raise InvalidInputError(f"file: '{path.name}' is over {max_bytes // 1024**2} MB")
+            raise InvalidInputError(f"file: '{path.name}' is over {max_bytes // 1024**2} MB", field="file")
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as error:
-        raise InvalidInputError(f"file: '{path.name}' is not a readable JSON chat export ({error})") from None
+        raise InvalidInputError(f"file: '{path.name}' is not a readable JSON chat export ({error})",
+                                field="file") from None
     messages = data.get("messages") if isinstance(data, dict) else data
     if not isinstance(messages, list) or not messages:
-        raise InvalidInputError(f"file: '{path.name}' has no 'messages' list (export a conversation from Chat)")
+        raise InvalidInputError(f"file: '{path.name}' has no 'messages' list (export a conversation from Chat)",
+                                field="file")
     system = data.get("system_prompt") if isinstance(data, dict) else None
     if system and not any(isinstance(m, dict) and m.get("role") == "system" for m in messages):
         messages = [{"role": "system", "content": system}, *messages]
     last = max((i for i, m in enumerate(messages) if isinstance(m, dict) and m.get("role") == "assistant"),
                default=None)
     if last is None:
-        raise InvalidInputError(f"file: '{path.name}' has no assistant reply to learn from")
+        raise InvalidInputError(f"file: '{path.name}' has no assistant reply to learn from", field="file")
     return clean_conversation(messages, last)
 
 
@@ -217,7 +217,7 @@ def save_conversations_dataset(username: Optional[str], name: str, paths: Sequen
     import pandas as pd
 
     if not paths:
-        raise InvalidInputError("files: upload one or more conversation exports (.json)")
+        raise InvalidInputError("files: upload one or more conversation exports (.json)", field="files")
     rows = [{"messages": read_conversation_file(path)} for path in paths]
     card = {"kind": "sft", "created": now(), "columns": ["messages"],
             "source": {"conversations": [Path(path).name for path in paths]},
@@ -237,7 +237,7 @@ def save_test_case(username: Optional[str], suite: str, messages: Sequence[Any],
     conversation = clean_conversation(messages, index)
     users = [m for m in conversation[:-1] if m["role"] == "user"]
     if not users:
-        raise InvalidInputError("messages: there is no user message before this reply")
+        raise InvalidInputError("messages: there is no user message before this reply", field="messages")
     reference = conversation[-1]["content"] if expected is None or not expected.strip() else expected
     row = {"input": users[-1]["content"], "reference": reference, "context": json.dumps(conversation[:-2]),
            "model": model}
@@ -245,7 +245,8 @@ def save_test_case(username: Optional[str], suite: str, messages: Sequence[Any],
     rows = []
     if existing:
         if existing[0].kind != "test-cases":
-            raise InvalidInputError(f"suite: '{suite}' is a {existing[0].kind} dataset, not a test suite")
+            raise InvalidInputError(f"suite: '{suite}' is a {existing[0].kind} dataset, not a test suite",
+                                    field="suite")
         rows = pd.read_json(existing[0].files["data"], lines=True, dtype=False).to_dict("records")
     rows.append(row)
     card = {"kind": "test-cases", "created": now(), "columns": list(row), "source": {"chat": "saved turns"},

@@ -76,7 +76,8 @@ def prepare(recipe: Recipe, registry: Optional["Registry"] = None, progress: Pro
     recipe.validated()
     needs_registry = recipe.min_tokens is not None or recipe.max_tokens is not None or "paraphrase" in recipe.augment
     if needs_registry and registry is None:
-        raise InvalidInputError("models: counting tokens and paraphrasing need the model registry (--models)")
+        raise InvalidInputError("models: counting tokens and paraphrasing need the model registry (--models)",
+                                field="models")
     progress("loading")
     if table is None:
         table = load_table(recipe.source)

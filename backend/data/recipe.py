@@ -64,37 +64,39 @@ class Recipe:
         for low, high in (("min_chars", "max_chars"), ("min_tokens", "max_tokens")):
             if getattr(self, low) is not None and getattr(self, high) is not None and \
                     getattr(self, low) > getattr(self, high):
-                raise InvalidInputError(f"{low}: {getattr(self, low)} is more than {high} {getattr(self, high)}")
+                raise InvalidInputError(f"{low}: {getattr(self, low)} is more than {high} {getattr(self, high)}",
+                                        field=low)
         if "length" in self.clean and all(getattr(self, name) is None for name in
                                           ("min_chars", "max_chars", "min_tokens", "max_tokens")):
             raise InvalidInputError("clean: the 'length' step needs a minimum or maximum length (--min-chars, "
-                                    "--max-chars, --min-tokens, --max-tokens)")
+                                    "--max-chars, --min-tokens, --max-tokens)", field="clean")
         if (self.min_tokens is not None or self.max_tokens is not None) and not self.token_model:
             raise InvalidInputError("token_model (--model): counting tokens needs a registry model whose "
-                                    "tokenizer counts them")
+                                    "tokenizer counts them", field="token_model")
         if "labels" in self.clean and not self.label_column:
-            raise InvalidInputError("clean: the 'labels' step needs a label column (--label-column)")
+            raise InvalidInputError("clean: the 'labels' step needs a label column (--label-column)", field="clean")
         _fraction("near_threshold (--near-threshold)", self.near_threshold, open_low=True)
         _fraction("rate (--rate)", self.rate)
         if isinstance(self.copies, bool) or not isinstance(self.copies, int) or not 1 <= self.copies <= MAX_COPIES:
             raise InvalidInputError(f"copies (--copies): must be a whole number from 1 to {MAX_COPIES}, "
-                                    f"got {self.copies!r}")
+                                    f"got {self.copies!r}", field="copies")
         if "paraphrase" in self.augment:
             if not self.paraphrase_model:
                 raise InvalidInputError("paraphrase_model (--paraphrase-model / --model): paraphrasing needs a "
                                         "chat model of the registry")
             if "{text}" not in self.paraphrase_prompt:
-                raise InvalidInputError("paraphrase_prompt: must contain {text}, where each row's text goes")
+                raise InvalidInputError("paraphrase_prompt: must contain {text}, where each row's text goes",
+                                        field="paraphrase_prompt")
         if self.split is not None:
             parts = tuple(self.split)
             if len(parts) != 3 or any(not isinstance(p, (int, float)) or isinstance(p, bool) or
                                       not 0 <= p <= 1 or math.isnan(p) for p in parts):
                 raise InvalidInputError("split (--split): three fractions from 0 to 1 (train, validation, test), "
-                                        f"got {self.split!r}")
+                                        f"got {self.split!r}", field="split")
             if abs(sum(parts) - 1) > 1e-6 or parts[0] == 0:
                 raise refuse("split_sum", "split", got=", ".join(f"{p:g}" for p in parts))
         if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise InvalidInputError(f"seed (--seed): must be a whole number >= 0, got {self.seed!r}")
+            raise InvalidInputError(f"seed (--seed): must be a whole number >= 0, got {self.seed!r}", field="seed")
         return self
 
     def with_changes(self, **changes: Any) -> "Recipe":
@@ -120,16 +122,17 @@ class Recipe:
 def _known(name: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:
     unknown = [value for value in values if value not in allowed]
     if unknown:
-        raise InvalidInputError(f"{name}: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(allowed)}")
+        raise InvalidInputError(f"{name}: unknown {', '.join(map(repr, unknown))}; choose from {', '.join(allowed)}",
+                                field=name)
     if len(set(values)) != len(values):
-        raise InvalidInputError(f"{name}: a step is listed twice")
+        raise InvalidInputError(f"{name}: a step is listed twice", field=name)
 
 
 def _fraction(name: str, value: Any, open_low: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not \
             (0 < value <= 1 if open_low else 0 <= value <= 1):
         bound = "above 0 and at most 1" if open_low else "from 0 to 1"
-        raise InvalidInputError(f"{name}: must be a number {bound}, got {value!r}")
+        raise InvalidInputError(f"{name}: must be a number {bound}, got {value!r}", field=name)
 
 
 def parse_fractions(text: str) -> tuple[float, float, float]:

@@ -62,10 +62,11 @@ def write_splits(splits: Mapping[str, Table], card: dict[str, Any], folder: Path
                  overwrite: bool = False) -> dict[str, Path]:
     """Writes each split as `<split>.<fmt>` and `card.json` into `folder`, atomically (see the module notes)."""
     if fmt not in FORMATS:
-        raise InvalidInputError(f"format: one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise InvalidInputError(f"format: one of {', '.join(FORMATS)}, got {fmt!r}", field="format")
     folder = Path(folder)
     if folder.exists() and any(folder.iterdir()) and not overwrite:
-        raise InvalidInputError(f"out: '{folder}' already exists and is not empty; pick a new name or folder")
+        raise InvalidInputError(f"out: '{folder}' already exists and is not empty; pick a new name or folder",
+                                field="out")
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:

@@ -43,7 +43,7 @@ def wordnet() -> Any:
         raise InvalidInputError(
             f"augment: WordNet is not installed at {WORDNET_DIR} (missing {', '.join(missing[:3])}); install "
             "Debian's 'wordnet-base' package (apt-get install wordnet-base) or set WORKBENCH_WORDNET_DIR"
-        )
+        , field="augment")
     import nltk
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 

@@ -54,10 +54,11 @@ def score_labels(
     runtime = engine.runtime
     tokenizer = runtime.tokenizer
     if TEXT_SLOT not in prompt_template:
-        raise InvalidInputError(f"prompt_template: must contain {TEXT_SLOT} where the text goes")
+        raise InvalidInputError(f"prompt_template: must contain {TEXT_SLOT} where the text goes",
+                                field="prompt_template")
     labels = list(labels)
     if not labels:
-        raise InvalidInputError("labels: give the candidate labels to score")
+        raise InvalidInputError("labels: give the candidate labels to score", field="labels")
     continuations = [_continuation(prompt_template, label) for label in labels]
     encoded = [_encode(runtime, prompt_template, text, labels, continuations) for text in texts]
     scores: list[list[LabelScore]] = [[] for _ in encoded]
@@ -106,7 +107,7 @@ def _encode(
             raise InvalidInputError(
                 f"prompt_template: the template and the longest label leave no room for the text within model "
                 f"'{runtime.model_id}''s {limit}-token context; shorten them"
-            )
+            , field="prompt_template")
         cut_text = tokenizer.decode(text_ids[:budget], skip_special_tokens=True)
         prompt = render_prompt(template, cut_text, labels)
         context = _context_ids(runtime, prompt)
@@ -144,7 +145,8 @@ def _label_ids(tokenizer: Any, prompt: str, context: list[int], continuation: st
     if len(ids) > 1 and eos is not None and ids[-1] == eos and (tokenizer.eos_token or "") not in continuation:
         ids = ids[:-1]
     if not ids:
-        raise InvalidInputError(f"labels: '{continuation.strip()}' encodes to no tokens; use another label")
+        raise InvalidInputError(f"labels: '{continuation.strip()}' encodes to no tokens; use another label",
+                                field="labels")
     return ids
 
 

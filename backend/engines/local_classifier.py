@@ -116,7 +116,8 @@ class LocalClassifierEngine:
         if "zero_shot" not in self.tasks:
             raise UnsupportedTaskError(f"model '{self.spec.id}' is not an NLI model set up for zero_shot")
         if "{}" not in hypothesis:
-            raise InvalidInputError("hypothesis_template: must contain {} where the label goes")
+            raise InvalidInputError("hypothesis_template: must contain {} where the label goes",
+                                    field="hypothesis_template")
         if self._label_index("entail") is None:
             raise UnsupportedTaskError(f"model '{self.spec.id}' has no 'entailment' label; it cannot do zero-shot")
 

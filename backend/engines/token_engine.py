@@ -51,7 +51,7 @@ class TokenLevelMethods:
         self._require("generate")  # type: ignore[attr-defined]
         ids = token_ops.check_ids(prompt_ids, self.vocabulary_size, "prompt")
         if not ids:
-            raise InvalidInputError("prompt: has no tokens; give at least one token id")
+            raise InvalidInputError("prompt: has no tokens; give at least one token id", field="prompt")
         check_prompt_fits(len(ids), max_context=self.runtime.max_context, model_id=self.runtime.model_id,
                           what="prompt")
         return self._stream(ids, params, dropped_turns=0)  # type: ignore[attr-defined]

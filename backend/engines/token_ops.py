@@ -40,7 +40,7 @@ def check_ids(ids: Sequence[Any], vocabulary: int, field: str) -> list[int]:
     for index, token in enumerate(ids):
         if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < vocabulary:
             raise InvalidInputError(f"{field}: token {index} is {token!r}, not a token id of this model "
-                                    f"(0 to {vocabulary - 1})")
+                                    f"(0 to {vocabulary - 1})", field=field)
         clean.append(int(token))
     return clean
 
@@ -68,7 +68,7 @@ def score_prompts(runtime: Any, rows: Sequence[Sequence[int]], top: int) -> list
     limit = runtime.max_context
     for index, row in enumerate(rows):
         if not row:
-            raise InvalidInputError(f"prompt: prompt {index} has no tokens; give at least one")
+            raise InvalidInputError(f"prompt: prompt {index} has no tokens; give at least one", field="prompt")
         if limit is not None and len(row) > limit:
             raise ContextOverflowError(f"the prompt {index} is {len(row)} tokens, but model '{runtime.model_id}' has "
                                        f"a context of {limit} tokens; shorten it")

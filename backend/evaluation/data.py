@@ -110,7 +110,7 @@ class Examples:
 def load_table(source: DataSource) -> "pd.DataFrame":
     """The whole table behind `source` (a file, or a Hub dataset split)."""
     if bool(source.path) == bool(source.hub_id):
-        raise InvalidInputError("data: give either a file or a Hub dataset id (not both, not neither)")
+        raise InvalidInputError("data: give either a file or a Hub dataset id (not both, not neither)", field="data")
     if source.path:
         return read_file(source.path)
     return load_hub_dataset(source.hub_id or "", source.hub_config, source.split)
@@ -165,7 +165,7 @@ def load_hub_dataset(dataset_id: str, config: Optional[str] = None, split: str =
         if offline:
             raise unreachable(text) from None
         raise InvalidInputError(f"data: could not load the Hub dataset '{dataset_id}' "
-                                f"(config {config!r}, split {split!r}): {text}") from None
+                                f"(config {config!r}, split {split!r}): {text}", field="data") from None
     from backend.datafiles import check_table
     from backend.table_limits import TableLimits
 
@@ -186,7 +186,7 @@ def load_hub_dataset(dataset_id: str, config: Optional[str] = None, split: str =
             frame[name] = [feature.int2str(int(value)) if value is not None and value >= 0 else ""
                            for value in frame[name]]
     if len(frame) == 0:
-        raise InvalidInputError(f"data: split '{split}' of the Hub dataset '{dataset_id}' has no rows")
+        raise InvalidInputError(f"data: split '{split}' of the Hub dataset '{dataset_id}' has no rows", field="data")
     frame.columns = [str(column) for column in frame.columns]
     check_table(frame, what, limits)
     return frame
@@ -208,13 +208,13 @@ def _probe_hub(dataset_id: str) -> None:
         return  # it exists; load_dataset says what access it needs
     except RepositoryNotFoundError:
         raise InvalidInputError(f"data: there is no dataset '{dataset_id}' on the Hugging Face Hub (or it is "
-                                "private); check the id") from None
+                                "private); check the id", field="data") from None
     except Exception as error:  # connection refused, DNS failure, timeout, proxy error ...
         raise InvalidInputError(
             f"data: the Hub dataset '{dataset_id}' cannot be reached: this machine looks offline "
             f"({type(error).__name__}: {error}). Export it to a CSV / JSONL / Parquet file and pass that, or set "
             "HF_HUB_OFFLINE=1 to use a copy already in the local cache"
-        ) from None
+        , field="data") from None
 
 
 # ------------------------------------------------------------------------------------------------ columns
@@ -272,10 +272,10 @@ def select_examples(
     from backend.datafiles import column_texts
 
     if task not in EVAL_TASKS:
-        raise InvalidInputError(f"task: must be one of {', '.join(EVAL_TASKS)}, got {task!r}")
+        raise InvalidInputError(f"task: must be one of {', '.join(EVAL_TASKS)}, got {task!r}", field="task")
     if task == "perplexity" and (mapping.reference or mapping.predictions):
         raise InvalidInputError("columns: perplexity scores the input text only; drop the reference and "
-                                "predictions columns")
+                                "predictions columns", field="columns")
     for role in ("input", "reference", "predictions", "context"):
         column = getattr(mapping, role)
         if column and column not in table.columns:
@@ -299,7 +299,7 @@ def select_examples(
         notices.append(f"{skipped:,} row(s) with an empty {named} were skipped")
     if not keep:
         raise InvalidInputError(f"data: every row has an empty {' or '.join(getattr(mapping, r) for r in needed)}; "
-                                "nothing to evaluate")
+                                "nothing to evaluate", field="data")
     keep = _limit(keep, limit, seed)
     empty = [""] * len(keep)
     return Examples(

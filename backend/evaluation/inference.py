@@ -123,7 +123,7 @@ def _prompt_budget(runtime: LocalRuntime, max_new_tokens: int) -> int:
     budget = runtime.max_context - max_new_tokens
     if budget < 1:
         raise InvalidInputError(f"max_new_tokens: {max_new_tokens} leaves no room for a prompt in model "
-                                f"'{runtime.model_id}''s {runtime.max_context}-token context")
+                                f"'{runtime.model_id}''s {runtime.max_context}-token context", field="max_new_tokens")
     return budget
 
 

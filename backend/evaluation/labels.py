@@ -33,7 +33,7 @@ def align_references(references: Sequence[str], known: Sequence[str], model_id: 
     raise InvalidInputError(
         f"labels: {where} has label(s) model '{model_id}' does not know: {shown}. It knows: "
         f"{', '.join(repr(label) for label in known)} (class ids 0-{len(known) - 1} also work)"
-    )
+    , field="labels")
 
 
 def _is_index(value: str, classes: int) -> bool:

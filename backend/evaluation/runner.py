@@ -58,7 +58,7 @@ def run_evaluation(
     cancel = cancel or threading.Event()
     started = time.perf_counter()
     if config.models and registry is None:
-        raise InvalidInputError("models: running models needs a registry (models.yaml)")
+        raise InvalidInputError("models: running models needs a registry (models.yaml)", field="models")
     for model_id in config.models:
         _check_model(registry, model_id, config)
     data = table if table is not None else load_table(config.data)

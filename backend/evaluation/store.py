@@ -87,9 +87,10 @@ def open_run(run: str | Path, runs_dir: Optional[str | Path] = None) -> "RunResu
         data: dict[str, Any] = json.loads(results.read_text(encoding="utf-8"))
         return RunResult.from_dict(data, path=folder)
     except FileNotFoundError:
-        raise InvalidInputError(f"run: no saved run at {folder} (no {RESULTS_FILE} there)") from None
+        raise InvalidInputError(f"run: no saved run at {folder} (no {RESULTS_FILE} there)", field="run") from None
     except (ValueError, KeyError, TypeError) as error:
-        raise InvalidInputError(f"run: {results} is not a readable run ({type(error).__name__}: {error})") from None
+        raise InvalidInputError(f"run: {results} is not a readable run ({type(error).__name__}: {error})",
+                                field="run") from None
 
 
 def _write_atomically(path: Path, text: str) -> None:

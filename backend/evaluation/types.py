@@ -71,13 +71,14 @@ class EvalConfig:
     def validated(self) -> "EvalConfig":
         """Returns self, or raises InvalidInputError naming the field (no data or model touched)."""
         if self.task not in EVAL_TASKS:
-            raise InvalidInputError(f"task: must be one of {', '.join(EVAL_TASKS)}, got {self.task!r}")
+            raise InvalidInputError(f"task: must be one of {', '.join(EVAL_TASKS)}, got {self.task!r}", field="task")
         if self.models and self.columns.predictions:
-            raise InvalidInputError("models: give models to run, or a predictions column to score, not both")
+            raise InvalidInputError("models: give models to run, or a predictions column to score, not both",
+                                    field="models")
         if not self.models and not self.columns.predictions:
             raise refuse("no_models", "models")
         if len(set(self.models)) != len(self.models):
-            raise InvalidInputError("models: a model is listed twice")
+            raise InvalidInputError("models: a model is listed twice", field="models")
         if self.task == "perplexity" and self.columns.predictions:
             raise InvalidInputError("predictions column: perplexity is measured with a model; give --model")
         template = self.prompt_template
@@ -90,7 +91,8 @@ class EvalConfig:
         if self.limit is not None:
             _check_int("limit", self.limit, 1, 10**9)
         if not isinstance(self.rouge_stemmer, bool):
-            raise InvalidInputError(f"rouge_stemmer: must be true or false, got {self.rouge_stemmer!r}")
+            raise InvalidInputError(f"rouge_stemmer: must be true or false, got {self.rouge_stemmer!r}",
+                                    field="rouge_stemmer")
         if not 0.5 <= self.confidence < 1:
             raise refuse("in_range", "confidence", low=0.5, high=1, range="[0.5, 1)", got=self.confidence)
         return self

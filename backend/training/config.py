@@ -106,7 +106,7 @@ class TrainConfig(BaseModel):
 def parse_train_config(raw: Any, where: str = "config") -> TrainConfig:
     """Validates a mapping as a TrainConfig; raises InvalidInputError naming each bad field."""
     if not isinstance(raw, dict):
-        raise InvalidInputError(f"{where}: expected a mapping of training settings")
+        raise InvalidInputError(f"{where}: expected a mapping of training settings", field=where)
     try:
         return TrainConfig(**raw)
     except ValidationError as error:
@@ -135,9 +135,9 @@ def load_train_config(path: str | Path) -> TrainConfig:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InvalidInputError(f"{path}: file not found") from None
+        raise InvalidInputError(f"{path}: file not found", field=path) from None
     except (UnicodeDecodeError, yaml.YAMLError) as error:
-        raise InvalidInputError(f"{path}: not a valid YAML file: {error}") from None
+        raise InvalidInputError(f"{path}: not a valid YAML file: {error}", field=path) from None
     return parse_train_config(raw, str(path))
 
 

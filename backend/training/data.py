@@ -99,7 +99,7 @@ def prepare_classification(config: TrainConfig) -> ClassificationData:
         unknown = sorted(set(val_label_names) - set(names))
         if unknown:
             raise InvalidInputError(f"field 'validation': labels {unknown[:5]} do not occur in the training data "
-                                    f"(its labels: {names[:20]})")
+                                    f"(its labels: {names[:20]})", field="validation")
         train_texts, train_names = texts, labels
     else:
         rare = [name for name, count in counts.items() if count < 2]
@@ -149,7 +149,8 @@ def prepare_sft(config: TrainConfig) -> SFTData:
     if validation is not None:
         return SFTData(train=conversations, val=conversations_from_table(validation, config, "validation"))
     if len(conversations) < 2:
-        raise InvalidInputError("field 'data': at least two conversations are needed (one to validate on)")
+        raise InvalidInputError("field 'data': at least two conversations are needed (one to validate on)",
+                                field="data")
     import random
 
     order = list(range(len(conversations)))
@@ -198,7 +199,7 @@ def _messages(value: Any, row: int, column: str, what: str) -> list[dict[str, st
         if not isinstance(message, dict) or message.get("role") not in ROLES or \
                 not isinstance(message.get("content"), str):
             raise InvalidInputError(f"{where}: each message needs a 'role' ({', '.join(ROLES)}) and a text "
-                                    "'content'")
+                                    "'content'", field=where)
         messages.append({"role": message["role"], "content": message["content"]})
     if not any(message["role"] == "assistant" for message in messages):
         raise InvalidInputError(f"{where} has no assistant message: nothing to learn")
@@ -239,7 +240,7 @@ def tokenize_sft(tokenizer: Any, messages: Sequence[dict[str, str]], max_length:
 
 def length_stats(lengths: Sequence[int], max_length: int, loss_tokens: Optional[int] = None) -> LengthStats:
     if not lengths:
-        raise InvalidInputError("field 'data': no examples")
+        raise InvalidInputError("field 'data': no examples", field="data")
     ordered = sorted(lengths)
     return LengthStats(count=len(ordered), min=ordered[0], mean=sum(ordered) / len(ordered),
                        p95=ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], max=ordered[-1],

@@ -38,7 +38,8 @@ def check_qlora_possible() -> None:
     if not torch.cuda.is_available():
         raise refuse("qlora_gpu", "method")
     if importlib.util.find_spec("bitsandbytes") is None:
-        raise InvalidInputError("field 'method': qlora needs the bitsandbytes package (pip install bitsandbytes)")
+        raise InvalidInputError("field 'method': qlora needs the bitsandbytes package (pip install bitsandbytes)",
+                                field="method")
 
 
 def load_tokenizer(config: TrainConfig) -> Any:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from backend import user_space
+from backend.error_codes import refuse
 from backend.training import runfiles
 from backend.training.config import TrainConfig, load_train_config, save_train_config
 from backend.training.launch import as_text, worker_command
@@ -84,9 +85,7 @@ class TrainingRuns:
             out = user_space.user_dir("train", username, root) / f"{stamp}-{config.task}-{secrets.token_hex(3)}"
         elif out.exists() and (not out.is_dir() or any(out.iterdir())):
             # Never over an earlier run (or anything else): its model and metrics would be lost silently.
-            raise InvalidInputError(f"out: {out} already exists and is not an empty folder; give a new folder (or "
-                                    "resume the run that is there)", code="out_taken", field="out",
-                                    params={"path": str(out)})
+            raise refuse("out_taken", "out", path=str(out))
         out.mkdir(parents=True, exist_ok=True)
         config_path = save_train_config(config, out / runfiles.CONFIG)
         (out / runfiles.COMMAND).write_text(as_text(worker_command(config, config_path.resolve())) + "\n",
@@ -100,13 +99,14 @@ class TrainingRuns:
         failed run."""
         run_dir = Path(run_dir)
         if not (run_dir / runfiles.CONFIG).is_file():
-            raise InvalidInputError(f"run: {run_dir.name} has no config.yaml")
+            raise InvalidInputError(f"run: {run_dir.name} has no config.yaml", field="run")
         if resume and runfiles.last_checkpoint(run_dir) is None:
-            raise InvalidInputError(f"resume: run {run_dir.name} has no checkpoint yet; start it again instead")
+            raise InvalidInputError(f"resume: run {run_dir.name} has no checkpoint yet; start it again instead",
+                                    field="resume")
         self._wait_until_not_active(run_dir)
         with self._lock:
             if self._active and self._active[0] == run_dir or any(queued == run_dir for queued, _ in self._queue):
-                raise InvalidInputError(f"run: {run_dir.name} is already running or queued")
+                raise InvalidInputError(f"run: {run_dir.name} is already running or queued", field="run")
             (run_dir / runfiles.STOP).unlink(missing_ok=True)
             self._queue.append((run_dir, resume))
             runfiles.write_json_atomic(run_dir / runfiles.METRICS, {**_kept(run_dir), "status": "queued"})
@@ -136,7 +136,7 @@ class TrainingRuns:
                         **_kept(run_dir), "status": "stopped", "reason": "removed from the queue before it started"})
                     return "removed from the queue"
             if not self._active or self._active[0] != run_dir:
-                raise InvalidInputError(f"run: {run_dir.name} is not running")
+                raise InvalidInputError(f"run: {run_dir.name} is not running", field="run")
         runfiles.request_stop(run_dir)
         return "stopping: a checkpoint is saved at the next step"
 

@@ -54,10 +54,10 @@ class TrainingService:
             spec = self.registry.spec(base)
             if spec.backend != "transformers":
                 raise InvalidInputError(f"field 'base': '{base}' is served by a remote server; training needs "
-                                        "local weights")
+                                        "local weights", field="base")
             if spec.adapter:
                 raise InvalidInputError(f"field 'base': '{base}' is already an adapter; merge it first or train "
-                                        "its base")
+                                        "its base", field="base")
             wanted = TASK_OF_REGISTRY[task]
             if wanted not in spec.tasks and not (task == "classification" and ENCODER_TASKS & set(spec.tasks)):
                 raise InvalidInputError(f"field 'base': '{base}' does {', '.join(spec.tasks)}; {task} needs a "
@@ -73,7 +73,7 @@ class TrainingService:
             return str(path.resolve()), None
         known = ", ".join(spec.id for spec in self.registry.specs()) if self.registry is not None else ""
         raise InvalidInputError(f"field 'base': '{base}' is neither a model of the registry ({known or 'none'}) "
-                                "nor a model folder")
+                                "nor a model folder", field="base")
 
     # ----------------------------------------------------------------------------------------- planning
 
@@ -105,7 +105,7 @@ class TrainingService:
         """Checks, then creates the run folder and queues the training process; returns the run folder."""
         plan = plan or self.plan(config)
         if plan.memory.verdict == "too_big" and not config.auto_find_batch_size:
-            raise InvalidInputError(f"field 'batch_size': {plan.memory.describe()}")
+            raise InvalidInputError(f"field 'batch_size': {plan.memory.describe()}", field="batch_size")
         if config.register_as and self.registry is not None and \
                 config.register_as in {spec.id for spec in self.registry.specs()}:
             raise refuse("register_taken", "register_as", name=config.register_as)
@@ -137,7 +137,7 @@ class TrainingService:
                                 text=True, timeout=timeout_s, cwd=str(Path(__file__).resolve().parents[2]))
         if result.returncode != 0:
             lines = (result.stderr or result.stdout).strip().splitlines()
-            raise InvalidInputError(f"merge: {lines[-1].removeprefix('error: ') if lines else 'failed'}")
+            raise InvalidInputError(f"merge: {lines[-1].removeprefix('error: ') if lines else 'failed'}", field="merge")
         return run_dir / MERGED
 
     # ------------------------------------------------------------------------------------ registering
@@ -180,5 +180,6 @@ def _tokenizer(config: TrainConfig, load: Any) -> Any:
     except InvalidInputError:
         raise
     except (OSError, ValueError) as error:
-        raise InvalidInputError(f"field 'base': cannot read the tokenizer of {config.base}: {error}") from None
+        raise InvalidInputError(f"field 'base': cannot read the tokenizer of {config.base}: {error}",
+                                field="base") from None
 

@@ -106,7 +106,7 @@ def run(config: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, A
     device = training_device(config)
     checkpoint = runfiles.last_checkpoint(run_dir) if resume else None
     if resume and checkpoint is None:
-        raise InvalidInputError("resume: this run has no saved checkpoint to resume from")
+        raise InvalidInputError("resume: this run has no saved checkpoint to resume from", field="resume")
     runfiles.write_json_atomic(run_dir / runfiles.METRICS, {"status": "running", "pid": os.getpid(),
                                                            "started": started, "resumed_from": str(checkpoint)
                                                            if checkpoint else None})
