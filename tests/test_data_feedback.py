@@ -148,7 +148,7 @@ def test_feedback_is_bounded_per_rating_per_user_and_listed_in_pages(tmp_path: P
         feedback.record_rating("eve", "m", big(i), "up", root=tmp_path)
     with pytest.raises(InvalidInputError, match="the most one user keeps is 16 MB") as caught:
         feedback.record_rating("eve", "m", big(fitting), "up", root=tmp_path)
-    assert caught.value.code == "quota"
+    assert (caught.value.code, caught.value.field) == ("ratings_bytes", "feedback")
     log = tmp_path / "users" / "eve" / "feedback" / "ratings.jsonl"
     assert log.stat().st_size <= feedback.MAX_USER_FEEDBACK_BYTES
     for _ in range(3):  # taking back and re-rating always works: the log is compacted when it would overflow
