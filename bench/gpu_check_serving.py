@@ -1,0 +1,97 @@
+"""The web path on the device: the app over HTTP (Gradio and the OpenAI API) against raw `generate`, and
+against `transformers serve --continuous-batching`. Every measurement is bench/run.py's own function."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.gpu_check_common import Details, Numbers
+
+
+def raw_batch_rate(model_dir: str, new_tokens: int, device: str, rows: int, repeats: int) -> float:
+    """The ceiling for `rows` concurrent streams: tokens/s of one plain `generate` over `rows` copies of the
+    prompt (the app's concurrent requests are the same prompt, so no padding on either side)."""
+    import torch
+
+    from bench import run as bench_run
+
+    raw = bench_run.RawGenerate(model_dir, new_tokens, device)
+    inputs = {key: value.repeat(rows, 1) for key, value in raw.inputs.items()}
+
+    def once() -> float:
+        started = time.perf_counter()
+        with torch.inference_mode():
+            output = raw.model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                                        do_sample=False)
+        bench_run._sync(device)
+        assert output.shape == (rows, inputs["input_ids"].shape[1] + new_tokens)
+        return rows * new_tokens / (time.perf_counter() - started)
+
+    try:
+        once()  # warm-up at this batch size
+        return statistics.median(once() for _ in range(max(1, repeats)))
+    finally:
+        raw.close()
+        if device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+
+def serving_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
+    """Stream ÷ raw generate and TTFT added (one client), N streams ÷ 1 and ÷ the raw N-row ceiling."""
+    from bench import run as bench_run
+
+    device, model_id, model_dir = context["device"], context["model_id"], context["model_dir"]
+    new_tokens, clients = context["new_tokens"], context["clients"]
+    app, url = bench_run.start_app(Path(context["models_yaml"]), device)
+    try:
+        raw = bench_run.RawGenerate(model_dir, new_tokens, device)
+        try:
+            single = bench_run.measure_app_single(url, model_id, raw, context["repeats"])
+        finally:
+            raw.close()
+        ceiling = raw_batch_rate(model_dir, new_tokens, device, clients, context["repeats"])
+        rates = bench_run.measure_app_concurrent(url, model_id, new_tokens, clients, context["rounds"])
+    finally:
+        app.terminate()
+        app.wait(timeout=30)
+    many = f"{clients}"
+    numbers: Numbers = {
+        "clients": clients, "new_tokens": new_tokens,
+        "raw_tokens_per_s": single["raw_tokens_per_s"], "app_tokens_per_s": single["tokens_per_s"],
+        "stream_overhead_ratio": single["stream_overhead_ratio"],
+        "stream_overhead_ratio_plain_http": single["stream_overhead_ratio_plain_http"],
+        "raw_ttft_ms": single["raw_ttft_s"] * 1000, "app_ttft_ms": single["ttft_s"] * 1000,
+        "ttft_overhead_ms": single["ttft_overhead_s"] * 1000,
+        "raw_many_rows_tokens_per_s": ceiling,
+        "app_http_1_tokens_per_s": rates["http_1"], "app_http_many_tokens_per_s": rates[f"http_{many}"],
+        "app_openai_1_tokens_per_s": rates["openai_1"], "app_openai_many_tokens_per_s": rates[f"openai_{many}"],
+        "app_gradio_client_many_tokens_per_s": rates[f"gradio_client_{many}"],
+        "concurrency_speedup": rates[f"http_{many}"] / rates["http_1"],
+        "concurrency_of_raw_ceiling": rates[f"http_{many}"] / ceiling,
+        "concurrency_of_raw_ceiling_openai": rates[f"openai_{many}"] / ceiling,
+    }
+    return numbers, {"single_client_repetitions": single["repetitions"], "rates": rates}
+
+
+def transformers_serve_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
+    """`transformers serve --continuous-batching` under the same N openai clients as the app's /v1/completions
+    in the serving step (bench/run.py's comparison)."""
+    from bench import run as bench_run
+
+    device, model_dir = context["device"], context["model_dir"]
+    serve, base_url = bench_run.start_transformers_serve(model_dir, device)
+    try:
+        rate = bench_run.measure_serve_concurrent(base_url, model_dir, context["new_tokens"], context["clients"],
+                                                  context["rounds"])
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)
+    numbers: Numbers = {"clients": context["clients"], "serve_openai_many_tokens_per_s": rate}
+    ours = context.get("results_so_far", {}).get("serving", {}).get("app_openai_many_tokens_per_s")
+    if ours:
+        numbers.update(app_openai_many_tokens_per_s=ours, vs_transformers_serve=ours / rate)
+    return numbers, {"note": "ours is the serving step's app_openai_many_tokens_per_s (same client code)"
+                     if ours else "the serving step gave no figure for ours: ratio not measured"}
