@@ -43,13 +43,14 @@ def judge_all(steps: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
 def summary(report: dict[str, Any]) -> str:
     """A few lines: each step's status and time with its headline numbers, then every target with its verdict."""
     lines = [f"GPU check, {report['mode']} mode, started {report['started']} on {report.get('device', '?')} "
-             f"({report.get('wall_s', 0)} s so far)"]
+             f"({report.get('wall_s', 0)} s, {report.get('cpu_s', 0)} CPU s so far)"]
     if report["mode"] == "cpu":
         lines.append("DRY RUN on CPU with tiny sizes: the figures only show that each path ran, not its speed.")
     for name, record in report["steps"].items():
         numbers = {k: v for k, v in record.get("numbers", {}).items() if isinstance(v, (int, float, str, bool))}
         shown = ", ".join(f"{k} {_short(v)}" for k, v in list(numbers.items())[:8])
-        line = f"- {name}: {record['status']} ({record.get('seconds', 0)} s)" + (f": {shown}" if shown else "")
+        line = (f"- {name}: {record['status']} ({record.get('seconds', 0)} s, {record.get('cpu_s', 0)} CPU s)"
+                + (f": {shown}" if shown else ""))
         if record.get("error"):
             line += f"\n    error: {record['error'][:400]}"
         lines.append(line)

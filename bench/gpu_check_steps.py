@@ -68,15 +68,15 @@ def models_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
 MODELS = ("models_yaml", "model_id", "model_dir")
 STEPS: dict[str, Step] = {
     "env": Step(env_step, {"gpu": 120, "cpu": 120}, min_s=5),
-    "models": Step(models_step, {"gpu": 240, "cpu": 240}, min_s=30),
-    "serving": Step(serving_step, {"gpu": 200, "cpu": 240}, min_s=60, needs=MODELS),
-    "transformers_serve": Step(transformers_serve_step, {"gpu": 120, "cpu": 180}, min_s=40, needs=MODELS),
-    "contract": Step(contract_step, {"gpu": 150, "cpu": 180}, min_s=30, needs=("tiny_yaml",)),
-    "sft_lora": Step(sft_lora_step, {"gpu": 120, "cpu": 180}, min_s=30, needs=MODELS),
+    "models": Step(models_step, {"gpu": 240, "cpu": 600}, min_s=30),
+    "serving": Step(serving_step, {"gpu": 200, "cpu": 600}, min_s=60, needs=MODELS),
+    "transformers_serve": Step(transformers_serve_step, {"gpu": 120, "cpu": 600}, min_s=40, needs=MODELS),
+    "contract": Step(contract_step, {"gpu": 150, "cpu": 600}, min_s=30, needs=("tiny_yaml",)),
+    "sft_lora": Step(sft_lora_step, {"gpu": 120, "cpu": 600}, min_s=30, needs=MODELS),
     "qlora": Step(qlora_step, {"gpu": 90, "cpu": 60}, min_s=30, needs=MODELS),
     "quantized": Step(quantized_step, {"gpu": 120, "cpu": 60}, min_s=30, needs=MODELS),
-    "zerogpu": Step(zerogpu_step, {"gpu": 90, "cpu": 120}, min_s=20, needs=("tiny_yaml",)),
-    "train_throughput": Step(train_throughput_step, {"gpu": 180, "cpu": 240}, min_s=60, needs=("tiny_dir",)),
+    "zerogpu": Step(zerogpu_step, {"gpu": 90, "cpu": 600}, min_s=20, needs=("tiny_yaml",)),
+    "train_throughput": Step(train_throughput_step, {"gpu": 180, "cpu": 600}, min_s=60, needs=("tiny_dir",)),
     "smollm2": Step(smollm2_step, {"gpu": 120, "cpu": 240}, min_s=40),
 }
 ORDER = tuple(STEPS)
