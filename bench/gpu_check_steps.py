@@ -74,7 +74,7 @@ STEPS: dict[str, Step] = {
     "contract": Step(contract_step, {"gpu": 150, "cpu": 600}, min_s=30, needs=("tiny_yaml",)),
     "sft_lora": Step(sft_lora_step, {"gpu": 120, "cpu": 600}, min_s=30, needs=MODELS),
     "qlora": Step(qlora_step, {"gpu": 90, "cpu": 60}, min_s=30, needs=MODELS),
-    "quantized": Step(quantized_step, {"gpu": 120, "cpu": 60}, min_s=30, needs=MODELS),
+    "quantized": Step(quantized_step, {"gpu": 180, "cpu": 60}, min_s=30, needs=MODELS),
     "zerogpu": Step(zerogpu_step, {"gpu": 90, "cpu": 600}, min_s=20, needs=("tiny_yaml",)),
     "train_throughput": Step(train_throughput_step, {"gpu": 180, "cpu": 600}, min_s=60, needs=("tiny_dir",)),
     "smollm2": Step(smollm2_step, {"gpu": 120, "cpu": 240}, min_s=40),
