@@ -75,6 +75,7 @@ def run_step_child(name: str, context: dict[str, Any], workdir: Path, timeout_s:
         try:
             returncode: Optional[int] = process.wait(timeout=timeout_s)
         except subprocess.TimeoutExpired:
+            _dump_stacks(process, handle)
             _kill_group(process)
             returncode = None
     seconds = round(time.perf_counter() - started, 1)
@@ -97,6 +98,19 @@ def _children_cpu_s() -> float:
 
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def _dump_stacks(process: subprocess.Popen, log: Any) -> None:
+    """Where a step hung: its threads' Python stacks into the log (faulthandler, registered by child_main)."""
+    import signal
+
+    log.write("\n----- timeout: the step's threads, from faulthandler -----\n")
+    log.flush()
+    try:
+        os.kill(process.pid, signal.SIGUSR1)
+        time.sleep(3)
+    except ProcessLookupError:
+        pass
 
 
 def _kill_group(process: subprocess.Popen) -> None:
@@ -124,8 +138,12 @@ def _tail(path: Path, chars: int) -> str:
 
 def child_main(name: str, context_file: Path, result_file: Path) -> int:
     """Inside a step's process: runs the step and writes its record, a failure included."""
+    import faulthandler
+    import signal
+
     from bench.gpu_check_steps import STEPS
 
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # the parent asks for the stacks of a hung step
     os.environ.update(ENVIRONMENT)
     context = json.loads(context_file.read_text())
     step = STEPS[name]

@@ -28,6 +28,13 @@ class Step:
     tags: frozenset[str] = field(default_factory=frozenset)
 
 
+def say(text: str) -> None:
+    """A timestamped line in the check's log: where a slow or hung step was."""
+    import time
+
+    print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
+
+
 def need_cuda(context: dict[str, Any]) -> None:
     """Skip: no CUDA in --cpu mode; a failure where CUDA should be there but is not."""
     if context["mode"] == "cpu":

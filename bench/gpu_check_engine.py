@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.gpu_check_common import (Details, Numbers, Skip, entries, gpu_name, need_bitsandbytes, on_device,
-                                    write_registry)
+                                    say, write_registry)
 from bench.gpu_check_zerogpu import zerogpu_step  # noqa: F401 - re-exported for the step table
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,6 +31,7 @@ def contract_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
         command += ["-k", context["contract_filter"]]  # the dry run: two tests show the path works
     env = {**os.environ, "GPU_CHECK_MODELS": context["tiny_yaml"], "GPU_CHECK_DEVICE": context["device"],
            "GPU_CHECK_DTYPE": "float32"}
+    say(" ".join(command))
     result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
     print(result.stdout[-6000:], result.stderr[-3000:], sep="\n", flush=True)
     if not junit.is_file():
@@ -77,6 +78,7 @@ def quantized_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
     params = GenerationParams(max_new_tokens=32, temperature=0.0)
     try:
         for name, entry in zip(variants, listed):
+            say(f"loading {entry['id']}")
             status = registry.load(entry["id"])
             started = time.perf_counter()
             events = list(service.stream_generate(registry, entry["id"], "The history of the printing press", params))

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.gpu_check_common import Details, Numbers
+from bench.gpu_check_common import Details, Numbers, say
 
 
 def raw_batch_rate(model_dir: str, new_tokens: int, device: str, rows: int, repeats: int) -> float:
@@ -45,15 +45,20 @@ def serving_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
 
     device, model_id, model_dir = context["device"], context["model_id"], context["model_dir"]
     new_tokens, clients = context["new_tokens"], context["clients"]
+    say("starting the app")
     app, url = bench_run.start_app(Path(context["models_yaml"]), device)
     try:
+        say(f"app at {url}; raw generate and one client, interleaved")
         raw = bench_run.RawGenerate(model_dir, new_tokens, device)
         try:
             single = bench_run.measure_app_single(url, model_id, raw, context["repeats"])
         finally:
             raw.close()
+        say(f"raw {clients}-row generate")
         ceiling = raw_batch_rate(model_dir, new_tokens, device, clients, context["repeats"])
+        say(f"1 and {clients} concurrent streams, three ways")
         rates = bench_run.measure_app_concurrent(url, model_id, new_tokens, clients, context["rounds"])
+        say("done")
     finally:
         app.terminate()
         app.wait(timeout=30)
@@ -82,7 +87,9 @@ def transformers_serve_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
     from bench import run as bench_run
 
     device, model_dir = context["device"], context["model_dir"]
+    say("starting transformers serve --continuous-batching")
     serve, base_url = bench_run.start_transformers_serve(model_dir, device)
+    say(f"serving at {base_url}; {context['clients']} openai clients")
     try:
         rate = bench_run.measure_serve_concurrent(base_url, model_dir, context["new_tokens"], context["clients"],
                                                   context["rounds"])

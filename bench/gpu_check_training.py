@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from bench.gpu_check_common import Details, Numbers, gpu_name, need_bitsandbytes
+from bench.gpu_check_common import Details, Numbers, gpu_name, need_bitsandbytes, say
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,6 +25,7 @@ def train_via_cli(context: dict[str, Any], method: str, steps: int, name: str) -
                "--task", "sft", "--data", str(data), "--messages-column", "messages", "--method", method,
                "--max-steps", str(steps), "--batch-size", "4", "--max-length", "64",
                "--eval-steps", str(max(1, steps // 2)), "--out", str(out)]
+    say(" ".join(command))
     result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=1800)
     print(result.stdout[-3000:], result.stderr[-6000:], sep="\n", flush=True)  # into the check's log
     metrics_file = out / "metrics.json"
@@ -91,7 +92,9 @@ def train_throughput_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
                 "batch_size": 16, "max_length": 64, "seed": 0, "eval_steps": max(1, steps // 4), "cpu": cpu}
     rounds = []
     for index in range(context["throughput_rounds"]):
+        say(f"round {index + 1}: the app's training process")
         app = bench_train.run_app(settings, workdir / f"throughput-app-{index}")
+        say(f"round {index + 1}: a plain Trainer script")
         plain = bench_train.run_plain(settings, workdir / f"throughput-plain-{index}")
         rounds.append({"app": app["train_samples_per_second"], "plain": plain["train_samples_per_second"]})
         print(f"round {index + 1}: {rounds[-1]}", flush=True)

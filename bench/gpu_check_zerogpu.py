@@ -18,7 +18,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bench.gpu_check_common import Details, Numbers, entries, on_device, write_registry
+from bench.gpu_check_common import Details, Numbers, entries, on_device, say, write_registry
 
 STAND_IN = '''
 """Stand-in `spaces` for the GPU check (bench/gpu_check_zerogpu.py): records, checks the boundary, runs here."""
@@ -103,6 +103,7 @@ def outputs(context: dict[str, Any], duration: int, name: str) -> Any:
 
     models = [{**on_device(entry, context["device"], "float32"), "gpu_duration_s": duration}
               for model_id, entry in entries(context["tiny_yaml"]).items() if model_id in (CHAT, CLASSIFIER, NLI)]
+    say(f"ZeroGPU path, {name}")
     registry = Registry(load_config(write_registry(Path(context["workdir"]) / f"zerogpu-{name}.yaml", models, 3)))
     try:
         for model_id in (CHAT, CLASSIFIER, NLI):

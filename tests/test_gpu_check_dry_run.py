@@ -2,8 +2,9 @@
 step that ran carries its numbers, so the script is known to work before a GPU is lent to run it for real.
 
 Slow (several minutes of wall time on a loaded 2-core machine; about 2 minutes of CPU time): it starts the app,
-`transformers serve`, pytest and three training processes. pytest.ini has no `slow` marker yet (another branch
-adds test tiers): mark it `@pytest.mark.slow` once it has.
+`transformers serve`, pytest and three training processes. pytest.ini has no `slow` marker on this branch; the
+test-tiers branch adds a `full` tier (servers, training): this test belongs there, marked as that branch marks
+its kind once both are merged.
 """
 
 from __future__ import annotations
