@@ -386,7 +386,9 @@ def measure_engine(models_yaml: Path, model_id: str, new_tokens: int, repeats: i
 # ------------------------------------------------------------------------------- transformers serve
 
 
-def start_transformers_serve(model_dir: str, device: str) -> tuple[subprocess.Popen, str]:
+def start_transformers_serve(model_dir: str, device: str, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """`transformers serve --continuous-batching` on `device`; `extra` options go to it (e.g. --cb-num-blocks:
+    it sizes its KV cache to a share of the free memory otherwise, several GB of RAM on a CPU)."""
     port = free_port()
     home = Path(tempfile.mkdtemp(prefix="serve-home-"))
     (home / ".cache" / "huggingface" / "hub").mkdir(parents=True)  # /v1/models fails without it
@@ -394,7 +396,7 @@ def start_transformers_serve(model_dir: str, device: str) -> tuple[subprocess.Po
            "HF_HUB_OFFLINE": "1"}
     # The interpreter's own transformers, not whatever `transformers` is first on PATH.
     process = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", model_dir, "--port", str(port), "--host", "127.0.0.1",
-                                "--device", device, "--continuous-batching"],
+                                "--device", device, "--continuous-batching", *extra],
                                env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/health", process)
