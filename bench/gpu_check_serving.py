@@ -11,14 +11,28 @@ from typing import Any
 from bench.gpu_check_common import Details, Numbers, say
 
 
-def raw_batch_rate(model_dir: str, new_tokens: int, device: str, rows: int, repeats: int) -> float:
+def server_output(context: dict[str, Any], name: str) -> Any:
+    """bench/run.py's servers write to this step's own file (the app's traceback when it fails to start)."""
+    from bench import run as bench_run
+
+    bench_run.SERVER_OUTPUT = open(Path(context["workdir"]) / f"{name}-server.log", "a", encoding="utf-8")
+    return bench_run.SERVER_OUTPUT
+
+
+def server_log_tail(handle: Any) -> str:
+    handle.flush()
+    return Path(handle.name).read_text(encoding="utf-8", errors="replace")[-4000:]
+
+
+def raw_batch_rate(raw: Any, rows: int, repeats: int) -> float:
     """The ceiling for `rows` concurrent streams: tokens/s of one plain `generate` over `rows` copies of the
-    prompt (the app's concurrent requests are the same prompt, so no padding on either side)."""
+    prompt (the app's concurrent requests are the same prompt, so no padding on either side), with the model
+    `raw` (bench/run.py's RawGenerate) loaded."""
     import torch
 
     from bench import run as bench_run
 
-    raw = bench_run.RawGenerate(model_dir, new_tokens, device)
+    new_tokens, device = raw.new_tokens, raw.device
     inputs = {key: value.repeat(rows, 1) for key, value in raw.inputs.items()}
 
     def once() -> float:
@@ -30,13 +44,8 @@ def raw_batch_rate(model_dir: str, new_tokens: int, device: str, rows: int, repe
         assert output.shape == (rows, inputs["input_ids"].shape[1] + new_tokens)
         return rows * new_tokens / (time.perf_counter() - started)
 
-    try:
-        once()  # warm-up at this batch size
-        return statistics.median(once() for _ in range(max(1, repeats)))
-    finally:
-        raw.close()
-        if device.startswith("cuda"):
-            torch.cuda.empty_cache()
+    once()  # warm-up at this batch size
+    return statistics.median(once() for _ in range(max(1, repeats)))
 
 
 def serving_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
@@ -45,17 +54,21 @@ def serving_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
 
     device, model_id, model_dir = context["device"], context["model_id"], context["model_dir"]
     new_tokens, clients = context["new_tokens"], context["clients"]
+    output = server_output(context, "app")
     say("starting the app")
-    app, url = bench_run.start_app(Path(context["models_yaml"]), device)
+    try:
+        app, url = bench_run.start_app(Path(context["models_yaml"]), device)
+    except RuntimeError as error:
+        raise RuntimeError(f"{error}; its output: {server_log_tail(output)}") from error
     try:
         say(f"app at {url}; raw generate and one client, interleaved")
         raw = bench_run.RawGenerate(model_dir, new_tokens, device)
         try:
             single = bench_run.measure_app_single(url, model_id, raw, context["repeats"])
+            say(f"raw {clients}-row generate")
+            ceiling = raw_batch_rate(raw, clients, context["repeats"])
         finally:
             raw.close()
-        say(f"raw {clients}-row generate")
-        ceiling = raw_batch_rate(model_dir, new_tokens, device, clients, context["repeats"])
         say(f"1 and {clients} concurrent streams, three ways")
         rates = bench_run.measure_app_concurrent(url, model_id, new_tokens, clients, context["rounds"])
         say("done")
@@ -90,11 +103,17 @@ def transformers_serve_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
     say("starting transformers serve --continuous-batching")
     # On the CPU a small KV cache: by default it takes a share of the free RAM (12 GB seen on a 24 GB machine).
     extra = ("--cb-num-blocks", "64") if device == "cpu" else ()
-    serve, base_url = bench_run.start_transformers_serve(model_dir, device, extra)
+    output = server_output(context, "transformers-serve")
+    try:
+        serve, base_url = bench_run.start_transformers_serve(model_dir, device, extra)
+    except RuntimeError as error:
+        raise RuntimeError(f"{error}; its output: {server_log_tail(output)}") from error
     say(f"serving at {base_url}; {context['clients']} openai clients")
     try:
         rate = bench_run.measure_serve_concurrent(base_url, model_dir, context["new_tokens"], context["clients"],
                                                   context["rounds"])
+    except RuntimeError as error:
+        raise RuntimeError(f"{error}; its output: {server_log_tail(output)}") from error
     finally:
         serve.terminate()
         serve.wait(timeout=30)
