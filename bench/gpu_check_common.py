@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -24,8 +24,6 @@ class Step:
     timeout_s: dict[str, float]  # per mode ("gpu", "cpu"): the step's process is killed after this
     min_s: float = 20  # not started with less of the budget left
     needs: tuple[str, ...] = ()  # context keys an earlier step must have provided
-    doc: str = ""
-    tags: frozenset[str] = field(default_factory=frozenset)
 
 
 def say(text: str) -> None:

@@ -36,9 +36,11 @@ def contract_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
     print(result.stdout[-6000:], result.stderr[-3000:], sep="\n", flush=True)
     if not junit.is_file():
         raise RuntimeError(f"pytest wrote no report (exit {result.returncode}): {result.stdout[-1500:]}")
-    suite = ElementTree.parse(junit).getroot()
-    suite = suite if suite.tag == "testsuite" else suite.find("testsuite")
-    failed = [case.get("name") for case in suite.iter("testcase")
+    root = ElementTree.parse(junit).getroot()
+    suite = root if root.tag == "testsuite" else root.find("testsuite")
+    if suite is None:
+        raise RuntimeError(f"no testsuite in pytest's report: {result.stdout[-1500:]}")
+    failed = [str(case.get("name")) for case in suite.iter("testcase")
               if case.find("failure") is not None or case.find("error") is not None]
     counts = {key: int(suite.get(key, 0)) for key in ("tests", "failures", "errors", "skipped")}
     numbers: Numbers = {"device": context["device"], "dtype": "float32", **counts,

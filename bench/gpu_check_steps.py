@@ -29,7 +29,7 @@ def env_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
         numbers.update(device_name=torch.cuda.get_device_name(0), cuda=torch.version.cuda,
                        gpu_memory_gib=round(properties.total_memory / 2**30, 1),
                        multiprocessors=properties.multi_processor_count, bf16=torch.cuda.is_bf16_supported())
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in PACKAGES:
         try:
             versions[package] = importlib.metadata.version(package)
