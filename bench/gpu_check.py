@@ -191,8 +191,11 @@ def main(argv: Optional[list[str]] = None) -> int:
     unknown = [s for s in wanted if s not in STEPS]
     if unknown:
         parser.error(f"unknown steps {unknown}; known: {', '.join(ORDER)}")
+    # Models are built once per workdir (a rerun with the same --workdir reuses them); training runs get a folder
+    # of their own per check.
     context: dict[str, Any] = {"mode": mode, "device": "cpu" if args.cpu else "cuda", "workdir": str(workdir),
-                               "smollm2": args.smollm2 or not args.cpu, **sizes}
+                               "runs_dir": str(workdir / f"runs-{stamp}"), "smollm2": args.smollm2 or not args.cpu,
+                               **sizes}
     report: dict[str, Any] = {"started": stamp, "mode": mode, "host": platform.node(), "python": sys.version.split()[0],
                               "budget_s": budget, "sizes": sizes, "steps": {}}
     paths = (out / f"gpu-check-{mode}-{stamp}.json", out / f"gpu-check-{mode}-{stamp}.txt")

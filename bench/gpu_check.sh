@@ -19,8 +19,11 @@ OUT="${OUT:-bench/results}"
 mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 
-if compgen -G ".whl/*.whl" >/dev/null; then
-  SITE="${GPU_CHECK_SITE:-/tmp/gpu-check-site}"
+SITE="${GPU_CHECK_SITE:-/tmp/gpu-check-site}"
+if compgen -G ".whl/*.whl" >/dev/null && [ "$(ls .whl/*.whl)" = "$(cat "$SITE/.gpu-check-wheels" 2>/dev/null)" ]; then
+  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"  # installed by an earlier call on this machine
+  echo "gpu_check.sh: the wheels are already installed in $SITE"
+elif compgen -G ".whl/*.whl" >/dev/null; then
   started=$(date +%s)
   # --no-deps: .whl holds the whole set (bench/gpu_check_wheels.py resolved it against the image's packages).
   if ! "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
@@ -29,9 +32,13 @@ if compgen -G ".whl/*.whl" >/dev/null; then
     tail -20 "$OUT/gpu-check-install-log.txt" >&2
     exit 1
   fi
+  ls .whl/*.whl >"$SITE/.gpu-check-wheels"
   export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
   echo "gpu_check.sh: installed $(ls .whl/*.whl | wc -l) wheels into $SITE in $(( $(date +%s) - started )) s"
 fi
 
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-exec "$PYTHON" bench/gpu_check.py --out "$OUT" "$@"
+# A fixed workdir on the device, so that a second call on the still-warm machine (--steps ...) reuses the models.
+WORKDIR=()
+[[ " $* " == *" --workdir "* ]] || WORKDIR=(--workdir "${GPU_CHECK_WORKDIR:-/tmp/gpu-check-work}")
+exec "$PYTHON" bench/gpu_check.py --out "$OUT" "${WORKDIR[@]}" "$@"

@@ -20,7 +20,7 @@ def train_via_cli(context: dict[str, Any], method: str, steps: int, name: str) -
 
     workdir = Path(context["workdir"])
     data = write_chat_jsonl(workdir / "chat.jsonl", copies=20)  # 60 conversations
-    out = workdir / f"run-{name}"
+    out = Path(context["runs_dir"]) / name
     command = [sys.executable, "app.py", "train", "--models", context["models_yaml"], "--base", context["model_id"],
                "--task", "sft", "--data", str(data), "--messages-column", "messages", "--method", method,
                "--max-steps", str(steps), "--batch-size", "4", "--max-length", "64",
@@ -93,9 +93,9 @@ def train_throughput_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
     rounds = []
     for index in range(context["throughput_rounds"]):
         say(f"round {index + 1}: the app's training process")
-        app = bench_train.run_app(settings, workdir / f"throughput-app-{index}")
+        app = bench_train.run_app(settings, Path(context["runs_dir"]) / f"throughput-app-{index}")
         say(f"round {index + 1}: a plain Trainer script")
-        plain = bench_train.run_plain(settings, workdir / f"throughput-plain-{index}")
+        plain = bench_train.run_plain(settings, Path(context["runs_dir"]) / f"throughput-plain-{index}")
         rounds.append({"app": app["train_samples_per_second"], "plain": plain["train_samples_per_second"]})
         print(f"round {index + 1}: {rounds[-1]}", flush=True)
     best_app, best_plain = max(r["app"] for r in rounds), max(r["plain"] for r in rounds)
