@@ -58,6 +58,8 @@ MODEL_SIZES = {  # hidden, layers, intermediate, heads
 }
 PROMPT = "The history of the printing press begins"
 CLIENTS = 16
+# Where the app's and transformers serve's output goes (bench/gpu_check_serving.py points it at its log).
+SERVER_OUTPUT: Any = subprocess.DEVNULL
 
 
 # ------------------------------------------------------------------------------------------- models
@@ -190,7 +192,7 @@ def start_app(models_yaml: Path, device: str) -> tuple[subprocess.Popen, str]:
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     process = subprocess.Popen([sys.executable, "app.py", "--models", str(models_yaml), "--port", str(port)],
-                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               cwd=ROOT, env=env, stdout=SERVER_OUTPUT, stderr=SERVER_OUTPUT)
     url = f"http://127.0.0.1:{port}/"
     wait_http(url, process)
     return process, url
@@ -386,7 +388,9 @@ def measure_engine(models_yaml: Path, model_id: str, new_tokens: int, repeats: i
 # ------------------------------------------------------------------------------- transformers serve
 
 
-def start_transformers_serve(model_dir: str, device: str) -> tuple[subprocess.Popen, str]:
+def start_transformers_serve(model_dir: str, device: str, extra: tuple[str, ...] = ()) -> tuple[subprocess.Popen, str]:
+    """`transformers serve --continuous-batching` on `device`; `extra` options go to it (e.g. --cb-num-blocks:
+    it sizes its KV cache to a share of the free memory otherwise, several GB of RAM on a CPU)."""
     port = free_port()
     home = Path(tempfile.mkdtemp(prefix="serve-home-"))
     (home / ".cache" / "huggingface" / "hub").mkdir(parents=True)  # /v1/models fails without it
@@ -394,8 +398,8 @@ def start_transformers_serve(model_dir: str, device: str) -> tuple[subprocess.Po
            "HF_HUB_OFFLINE": "1"}
     # The interpreter's own transformers, not whatever `transformers` is first on PATH.
     process = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", model_dir, "--port", str(port), "--host", "127.0.0.1",
-                                "--device", device, "--continuous-batching"],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                "--device", device, "--continuous-batching", *extra],
+                               env=env, stdout=SERVER_OUTPUT, stderr=SERVER_OUTPUT)
     base = f"http://127.0.0.1:{port}"
     wait_http(f"{base}/health", process)
     return process, f"{base}/v1"
