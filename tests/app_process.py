@@ -22,6 +22,7 @@ import psutil
 import yaml
 
 from tests.conftest import ROOT, free_port
+from tests.tiers import refuse_in_fast_tier
 
 START_TIMEOUT_S = 90.0
 

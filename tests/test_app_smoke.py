@@ -13,6 +13,7 @@ from typing import Iterator
 import pytest
 
 from tests.conftest import ROOT, free_port
+from tests.tiers import full_tier
 
 STARTUP_GUARD_S = 90  # a hang guard only; the measured start-up time is printed and recorded in docs
 
@@ -30,6 +31,7 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> float
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app_process(tiny_models_yaml: Path) -> Iterator[tuple[str, float]]:
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}

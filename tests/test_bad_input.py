@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import httpx
 import pytest
+from tests.tiers import full_tier
 
 CHAT = "tiny-chat"
 MB_MESSAGE = "a " * 500_000  # 1,000,000 characters
@@ -143,6 +144,7 @@ class Channels:
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def channels(tiny_config) -> Iterator[Channels]:
     with running_app(tiny_config) as url_and_registry:
         url, registry = url_and_registry

@@ -12,9 +12,11 @@ from gradio_client.exceptions import AppError
 from backend.types import InvalidInputError
 from tests.conftest import ROOT
 from tests.eval_server import EvalServer
+from tests.tiers import full_tier
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def open_server(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvalServer]:
     from backend.registry import Registry
 
@@ -67,6 +69,7 @@ USERS = (("alice", "alice-password-1"), ("bob", "bob-password-22"), ("carol", "c
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def login_server(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvalServer]:
     from backend.registry import Registry
 

@@ -19,6 +19,7 @@ import torch
 from backend.openai_api import add_openai_routes
 from backend.registry import Registry
 from tests.remote_server import free_port
+from tests.tiers import full_tier
 
 MODEL = "tiny-chat"
 BATCH = 4
@@ -37,6 +38,7 @@ def folder(tiny_config) -> str:
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app_url(tiny_config) -> Iterator[str]:
     import uvicorn
     from fastapi import FastAPI

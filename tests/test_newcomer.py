@@ -118,6 +118,7 @@ def test_preloading_an_unreachable_model_is_a_one_line_error(tmp_path: Path) -> 
     assert "the Hugging Face Hub cannot be reached" in done.stderr  # said at start-up, before the preload
 
 
+@pytest.mark.full
 def test_a_fresh_clone_serves_without_the_hub_and_stays_clean(tmp_path: Path) -> None:
     """The README's run command from a fresh clone (a new `.venv` that sees the installed packages, since no
     package can be downloaded here), with the default models.yaml and no Hub: it serves, says the Hub cannot be

@@ -19,6 +19,7 @@ import torch
 from backend.openai_api import add_openai_routes
 from backend.registry import Registry
 from tests.remote_server import free_port
+from tests.tiers import full_tier
 
 MODEL = "tiny-chat"
 TOLERANCE = 1e-4
@@ -32,6 +33,7 @@ def registry(tiny_config) -> Iterator[Registry]:
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app_url(registry: Registry) -> Iterator[str]:
     from fastapi import FastAPI
     import uvicorn

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.openai_api import add_openai_routes
 from backend.registry import Registry
 from tests.remote_server import free_port
+from tests.tiers import full_tier
 
 MODEL = "tiny-chat"
 TOLERANCE = 1e-4
@@ -26,6 +27,7 @@ CHAT = [{"role": "user", "content": "Write a haiku about the sea."}]
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app_url(tiny_config) -> Iterator[str]:
     import uvicorn
     from fastapi import FastAPI

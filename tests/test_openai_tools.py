@@ -21,6 +21,7 @@ from backend.openai_api.tools import parse_tool_calls
 from backend.registry import Registry
 from tests.remote_server import free_port
 from tests.tiny_models import TOOLS_ID, tools_entry
+from tests.tiers import full_tier
 
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 
@@ -42,6 +43,7 @@ TIME = {"type": "function", "function": {"name": "get_time", "description": "Loc
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app_url(tiny_config) -> Iterator[str]:
     import uvicorn
     from fastapi import FastAPI

@@ -214,6 +214,7 @@ def served_elem_ids(port: int) -> set[str]:
     return {component.get("props", {}).get("elem_id") for component in config["components"]}
 
 
+@pytest.mark.full
 @pytest.mark.parametrize(("args", "env", "presenting"), [
     ([], {}, True),  # the block is there: presenter mode without a flag
     (["--no-presenter"], {}, False),
@@ -234,6 +235,7 @@ DEMO_ID = "tiny-chat-demo"  # a second chat entry, locked by the presenter block
 PRESENTER_API = {"/chat", "/generate", "/generate_with_probs", "/count_tokens", "/models"}
 
 
+@pytest.mark.full
 def test_presenter_api_streams_from_the_locked_model_and_cannot_unload_it(tiny_models_yaml: Path,
                                                                             tmp_path: Path) -> None:
     from gradio_client import Client

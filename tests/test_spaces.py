@@ -25,6 +25,7 @@ import yaml
 
 from tests.conftest import ROOT, free_port
 from tests.tiny_models import CHAT_ID
+from tests.tiers import full_tier
 
 # Valid values, from the Spaces configuration reference (huggingface.co/docs/hub/spaces-config-reference).
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
@@ -99,6 +100,7 @@ def test_host_defaults_to_all_interfaces_on_a_space(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def space_app(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """`python app.py` with no arguments, in the environment a Space gives it."""
     from tests.test_app_smoke import wait_for_port

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.training_data import sentiment_rows, write_csv
@@ -22,6 +23,7 @@ def app_train(*args: str, runs: Path) -> subprocess.CompletedProcess:
                           text=True, timeout=600)
 
 
+@pytest.mark.full
 def test_train_command_writes_the_run_folder_and_registers(tiny_models_yaml, tmp_path):
     data = write_csv(tmp_path / "train.csv", sentiment_rows(60, seed=3))
     settings = tmp_path / "train.yaml"

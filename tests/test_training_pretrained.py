@@ -14,6 +14,7 @@ import pytest
 from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
 from tests.training_data import write_csv
+from tests.tiers import full_tier
 
 GOOD = ["I loved this film, the acting was wonderful.", "What a great meal, everything tasted fresh.",
         "The staff were kind and helpful all evening.", "This phone is fantastic and the battery lasts days.",
@@ -65,6 +66,7 @@ def minilm_folder(target: Path) -> Path:
 
 
 @pytest.fixture
+@full_tier
 def minilm(tmp_path) -> Path:
     return minilm_folder(tmp_path / "all-MiniLM-L6-v2")
 

@@ -16,11 +16,13 @@ from backend.training import overlay, runfiles
 from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
 from tests.training_data import sentiment_rows, write_csv
+from tests.tiers import full_tier
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 @pytest.fixture
+@full_tier
 def service(registry, tmp_path):
     service = TrainingService(registry, root=tmp_path / "runs", env=OFFLINE)
     yield service

@@ -385,6 +385,7 @@ def test_form_values_become_the_config_the_command_line_would_build() -> None:
 # ------------------------------------------------------------------------------------------- served app
 
 
+@pytest.mark.full
 def test_the_tab_serves_with_its_elem_ids_and_keeps_torch_out(shared_registry, tmp_path: Path) -> None:
     tab = Tab(shared_registry, tmp_path / "runs")
     port = free_port()
