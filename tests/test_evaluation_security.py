@@ -111,7 +111,8 @@ def test_runs_belong_to_the_user_who_made_them(login_server: EvalServer, tmp_pat
     # answers "not found" for a run of someone else.
     for name, args in (("on_open", (run_id,)), ("on_compare", (run_id, run_id)),
                        ("on_open", (f"../alice/eval/{run_id}",))):
-        with pytest.raises(AppError, match="not in the list of choices|is not one of the choices|no saved run") as error:
+        with pytest.raises(AppError,
+                           match="not in the list of choices|is not one of the choices|no saved run") as error:
             login_server.call(bob, name, *args)
         assert "alice-data" not in str(error.value) and "private review" not in str(error.value)
     with pytest.raises(InvalidInputError, match=f"there is no saved run '{run_id}' of yours"):

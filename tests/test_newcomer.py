@@ -16,10 +16,10 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
-import httpx
 import pytest
 import yaml
 
+from tests.app_process import AppProcess
 from tests.conftest import ROOT, free_port
 
 HUB_ID = "someone/not-on-this-machine"
@@ -135,38 +135,15 @@ def test_a_fresh_clone_serves_without_the_hub_and_stays_clean(tmp_path: Path) ->
     site = next((clone / ".venv" / "lib").glob("python3*/site-packages"))
     (site / "workbench-test-deps.pth").write_text("\n".join(p for p in sys.path if p.endswith("site-packages")))
     port = free_port()
-    env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", GRADIO_ANALYTICS_ENABLED="False",
-               HF_HOME=str(tmp_path / "hf-home"), WORKBENCH_RUNS_DIR=str(tmp_path / "runs"),
-               WORKBENCH_HUB_TIMEOUT_S="2")
-    env.pop("HF_HUB_OFFLINE", None)
-    log = tmp_path / "app.log"
-    with log.open("w") as out:
-        app = subprocess.Popen([str(clone / ".venv" / "bin" / "python"), "app.py", "--port", str(port)], cwd=clone,
-                               env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        _wait_until_serving(url, app, log)
-        text = log.read_text()
+    env = dict(HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", HF_HOME=str(tmp_path / "hf-home"),
+               WORKBENCH_RUNS_DIR=str(tmp_path / "runs"), WORKBENCH_HUB_TIMEOUT_S="2")
+    with AppProcess(env=env, args=["--port", str(port)], port=port, listen=False, unset=["HF_HUB_OFFLINE"],
+                    python=str(clone / ".venv" / "bin" / "python"), cwd=clone).wait_ready(120) as app:
+        text = app.output()
         assert "the Hugging Face Hub cannot be reached" in text and "Run it offline" in text, text[-3000:]
-        client = Client(url, verbose=False)
+        client = Client(app.url, verbose=False)
         with pytest.raises(AppError, match=r"hf download"):
             client.predict(message="Hello", api_name="/chat")
         client.close()
-    finally:
-        app.terminate()
-        app.wait(timeout=30)
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True)
     assert status.stdout == "", status.stdout
-
-
-def _wait_until_serving(url: str, app: subprocess.Popen, log: Path) -> None:
-    for _ in range(240):
-        if app.poll() is not None:
-            pytest.fail(f"the app exited ({app.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        threading.Event().wait(0.5)
-    pytest.fail(f"the app did not serve:\n{log.read_text()[-3000:]}")

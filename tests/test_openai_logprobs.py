@@ -7,8 +7,6 @@ the same tiny model folder, through the openai SDK against a real server.
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any, Iterator
 
 import httpx

@@ -18,7 +18,7 @@ from backend.evaluation.task_inference import entities_to_tags, words_to_text
 from backend.evaluation.types import EvalConfig
 from backend.registry import Registry
 from backend.tasks.types import Entity
-from backend.types import InvalidInputError, UnsupportedTaskError
+from backend.types import UnsupportedTaskError
 from tests.conftest import ROOT
 
 

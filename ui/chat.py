@@ -118,8 +118,8 @@ class ChatTab:
                     edit = gr.Button(t("chat_edit_last"), elem_id="chat-edit", **small)
                     clear = gr.Button(t("chat_clear"), elem_id="chat-clear", **small)
                     export = gr.Button(t("chat_export"), elem_id="chat-export", **small)
-                    upload = gr.UploadButton(t("chat_import"), file_types=[".json"], type="filepath", elem_id="chat-import",
-                                             **small)
+                    upload = gr.UploadButton(t("chat_import"), file_types=[".json"], type="filepath",
+                                             elem_id="chat-import", **small)
                 stats = gr.Markdown("", elem_id="chat-stats", elem_classes=["stats-line"])
                 examples = gr.Dataset(components=[text], samples=_samples(spec), label=t("chat_examples"),
                                       elem_id="chat-examples", visible=bool(spec and spec.examples))
@@ -195,7 +195,8 @@ class ChatTab:
         # No `cancels=`: Stop marks the session's run stopped (ui/runs.py) and the reply's own generator ends at
         # its next step with "Stopped." as the last update of its stream. A Gradio cancel would leave updates
         # already on their way to land after this handler's answer ("Generating…" after "Stopped.").
-        trigger(self.stop, outputs=[self.stats, self.send_button, self.stop_button], **ui_event(self.stats, queue=False))
+        trigger(self.stop, outputs=[self.stats, self.send_button, self.stop_button],
+                **ui_event(self.stats, queue=False))
 
     # ------------------------------------------------------------------------------------------ replies
 

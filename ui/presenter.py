@@ -58,7 +58,8 @@ PRESENTER_CSS = """
 @media (max-width: 640px) {
   .presenter-top { flex-wrap: nowrap !important; gap: 8px !important; position: sticky; top: 0; z-index: 20;
     background: var(--body-background-fill); padding-bottom: 4px; }
-  .presenter-top > .html-container, .presenter-top > div:first-child { flex: 1 1 auto !important; min-width: 0 !important; }
+  .presenter-top > .html-container, .presenter-top > div:first-child {
+    flex: 1 1 auto !important; min-width: 0 !important; }
   #presenter-reset { flex: 0 0 44px !important; min-width: 44px !important; width: 44px; height: 44px; padding: 0;
     font-size: 0 !important; border-radius: 22px; }
   #presenter-reset::before { content: "↺"; font-size: 1.4rem; }

@@ -52,7 +52,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, metavar="S", help="sample --limit rows at random with this seed")
     parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="examples per forward pass (default: 8)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                        help="resamples for 95%% confidence intervals, at most 10,000; 0 turns them off (default: 1000)")
+                        help="resamples for 95%% confidence intervals, at most 10,000; 0 turns them off "
+                             "(default: 1000)")
     parser.add_argument("--rouge-stemmer", action="store_true",
                         help="ROUGE with Porter stemming (default: off, as in evaluate's rouge)")
     parser.add_argument("--out", metavar="DIR", help="where results.json and predictions.csv go "

@@ -82,7 +82,8 @@ def run_pipeline_task(registry: Any, config: EvalConfig, examples: Any, model_id
             on_batch(len(batch))
     done = [prediction is not None for prediction in predictions]
     if task == "ner":
-        mismatched = sum(1 for i in range(count) if done[i] and len(predictions[i].split()) != len(references[i].split()))
+        mismatched = sum(1 for i in range(count)
+                         if done[i] and len(predictions[i].split()) != len(references[i].split()))
         if mismatched:
             notices.append(f"{mismatched:,} example(s) have a different number of tokens and tags")
     return done, {"predictions": [p or "" for p in predictions], "references": references}, predictions, notices

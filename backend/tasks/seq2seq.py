@@ -96,7 +96,8 @@ class Seq2SeqTask:
         return encoded.to(self.model.device), lengths
 
     def _generate_kwargs(self, params: GenerationParams, min_new_tokens: int) -> tuple[dict[str, Any], Optional[int]]:
-        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens, "repetition_penalty": params.repetition_penalty,
+        kwargs: dict[str, Any] = {"max_new_tokens": params.max_new_tokens,
+                                  "repetition_penalty": params.repetition_penalty,
                                   "do_sample": not params.greedy}
         if min_new_tokens:
             kwargs["min_new_tokens"] = min(min_new_tokens, params.max_new_tokens)

@@ -12,7 +12,7 @@ from typing import Any, Optional
 
 from backend.config import ModelSpec
 from backend.training import overlay, runfiles
-from backend.training.config import TrainConfig, load_train_config, save_train_config
+from backend.training.config import TrainConfig, load_train_config
 from backend.training.runs import RunInfo, TrainingRuns
 from backend.types import InvalidInputError
 

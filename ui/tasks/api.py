@@ -4,7 +4,7 @@
 No `from __future__ import annotations`: `gr.api` reads the endpoints' type hints at runtime.
 """
 
-from typing import Any, Iterator, Optional, Union
+from typing import Any, Iterator, Union
 
 import gradio as gr
 
