@@ -118,6 +118,7 @@ class Registry:
                 if i_load:
                     future = slot.loading = Future()
                     slot.loading_since = time.monotonic()
+            assert future is not None  # the load under way, or the one this call starts
             if i_load:
                 return self._load_into(slot, future)
             try:

@@ -25,10 +25,14 @@ from tests import tiers  # noqa: E402
 from tests.tiny_models import build_tiny_models  # noqa: E402
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Marks the full tier's tests `full` (tests/tiers.py), first, so that `-m "not full"` selects on it."""
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
+    """Marks the full tier's tests `full` (tests/tiers.py) before anything selects on markers (`-m`), and with
+    WORKBENCH_TIER_REPORT set writes what was collected and what was selected there (tests/test_tiers.py)."""
     tiers.mark_tiers(items)
+    collected = list(items)
+    yield
+    tiers.write_report(collected, items)
 
 
 @pytest.hookimpl(wrapper=True)

@@ -17,6 +17,8 @@ fails at once, naming what it started and the marker to add (`refuse_in_fast_tie
 from __future__ import annotations
 
 import functools
+import json
+import os
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
@@ -54,6 +56,16 @@ def mark_tiers(items: list[pytest.Item]) -> None:
     for item in items:
         if is_full(item) and item.get_closest_marker(FULL) is None:
             item.add_marker(pytest.mark.full)
+
+
+def write_report(collected: list[pytest.Item], selected: list[pytest.Item]) -> None:
+    """With WORKBENCH_TIER_REPORT=PATH, writes {"collected", "full", "selected"} node ids there as JSON."""
+    path = os.environ.get("WORKBENCH_TIER_REPORT")
+    if path:
+        Path(path).write_text(json.dumps({
+            "collected": [item.nodeid for item in collected],
+            "full": [item.nodeid for item in collected if item.get_closest_marker(FULL) is not None],
+            "selected": [item.nodeid for item in selected]}), encoding="utf-8")
 
 
 def refuse_in_fast_tier(what: str) -> None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Literal, Optional
 
 import gradio as gr
 from gradio.context import Context
@@ -49,7 +49,7 @@ LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "\\[", "right"
 
 # "hidden" keeps a button in the page, out of the layout: the first Stop then shows in the same frame as Send goes
 # (visible=False left one empty frame while Gradio mounted it).
-HIDDEN = "hidden"
+HIDDEN: Literal["hidden"] = "hidden"
 
 
 def busy(running: bool) -> tuple[gr.Button, gr.Button]:
@@ -111,7 +111,7 @@ class ChatTab:
                     stop = gr.Button(t("stop"), variant="stop", scale=1, elem_id="chat-stop-btn", visible=HIDDEN)
                 context = gr.Markdown(initial_context_line(spec.max_context if spec else None), elem_id="chat-context",
                                       elem_classes=["stats-line"])
-                small = dict(size="sm", min_width=80)
+                small: dict[str, Any] = dict(size="sm", min_width=80)
                 with gr.Row():
                     retry = gr.Button(t("chat_retry"), elem_id="chat-retry", **small)
                     undo = gr.Button(t("chat_undo"), elem_id="chat-undo", **small)

@@ -64,7 +64,7 @@ def clean_conversation(messages: Sequence[Any], index: Optional[int] = None) -> 
     return out
 
 
-def record_rating(username: Optional[str], model: str, messages: Sequence[Any], rating: Optional[str],
+def record_rating(username: Optional[str], model: Optional[str], messages: Sequence[Any], rating: Optional[str],
                   index: Optional[int] = None, root: Optional[Path] = None) -> Rating:
     """Stores (or, with rating None, takes back) a thumbs up / down on the assistant reply at `index`."""
     if rating is not None and rating not in RATINGS:
@@ -77,7 +77,7 @@ def record_rating(username: Optional[str], model: str, messages: Sequence[Any], 
     path = user_dir("feedback", username, root) / RATINGS_FILE
     with _lock, path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(entry, ensure_ascii=False) + "\n")
-    return Rating(key, model, rating or "", conversation, entry["time"])
+    return Rating(key, model, rating or "", conversation, str(entry["time"]))
 
 
 def load_ratings(username: Optional[str], model: Optional[str] = None, root: Optional[Path] = None) -> list[Rating]:

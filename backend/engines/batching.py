@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Generator, Iterator, Optional, Sequence
 
 import torch
 
@@ -28,7 +28,8 @@ from backend.engines.decode import Choice, RowPlan, Step, decode_batch, decode_s
 from backend.engines.runtime import LocalRuntime, RowResult
 from backend.engines.text_stream import IncrementalDecoder, StopMatcher
 from backend.streams import Channel
-from backend.types import BusyError, Delta, GenerationError, TokenAlternative, TokenChoice, WorkbenchError
+from backend.types import (BusyError, Delta, FinishReason, GenerationError, TokenAlternative, TokenChoice,
+                           WorkbenchError)
 from backend.zerogpu import gpu_function
 
 
@@ -106,7 +107,7 @@ class Request:
         self.released.set()
 
     def result(self) -> RowResult:
-        finish = "stop" if self.stop_matcher.stopped or self.saw_eos else "length"
+        finish: FinishReason = "stop" if self.stop_matcher.stopped or self.saw_eos else "length"
         return RowResult(self.stop_matcher.text, self.generated_tokens, finish)
 
     def _record(self, choice: Choice) -> None:
@@ -192,7 +193,7 @@ class Batcher:
         # and the batch thread runs the step itself, with a callback: no extra thread, no queue hop per token.
         steps = decode_steps_function()
         on_gpu = gpu_function(steps, duration=runtime.limits.gpu_duration_s)
-        self.steps_on_gpu: Optional[Callable[..., Iterator[Step]]] = None if on_gpu is steps else on_gpu
+        self.steps_on_gpu: Optional[Callable[..., Generator[Step, None, None]]] = None if on_gpu is steps else on_gpu
 
     def submit(self, plan: RowPlan, stop: Sequence[str]) -> BatchedRow:
         """Queues one row; its deltas come from the returned stream (see BatchedRow)."""

@@ -51,6 +51,7 @@ def model_source(spec: ModelSpec) -> str:
                 f"model '{spec.id}', field 'source': {local} is not a model folder (no config.json there)"
             )
         return str(local)
+    assert spec.source is not None  # a local entry without a folder names a Hub repo (backend/config.py checks)
     return spec.source
 
 

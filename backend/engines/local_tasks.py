@@ -167,11 +167,11 @@ def _model_class(task: str, architectures: list[str]) -> Any:
     if task == "ner":
         from backend.tasks.ner import MODEL_CLASS
     elif task == "question_answering":
-        from backend.tasks.qa import MODEL_CLASS
+        from backend.tasks.qa import MODEL_CLASS  # type: ignore[assignment]
     elif task == "fill_mask":
-        from backend.tasks.fill_mask import MODEL_CLASS
+        from backend.tasks.fill_mask import MODEL_CLASS  # type: ignore[assignment]
     elif task == "embed":
-        from backend.tasks.embed import MODEL_CLASS
+        from backend.tasks.embed import MODEL_CLASS  # type: ignore[assignment]
     else:
         from backend.tasks.seq2seq import model_class
 
@@ -183,9 +183,9 @@ def _handler(spec: ModelSpec, task: str, model: Any, tokenizer: Any, limit: int,
     if task == "ner":
         from backend.tasks.ner import NerTask
 
-        handler = NerTask(model, tokenizer)
-        notes.append(f"labels: {', '.join(handler.labels)}")
-        return handler
+        ner = NerTask(model, tokenizer)
+        notes.append(f"labels: {', '.join(ner.labels)}")
+        return ner
     if task == "question_answering":
         from backend.tasks.qa import QuestionAnsweringTask
 

@@ -77,7 +77,7 @@ def run_evaluation(
                     config=config, examples=examples, models=results, cancelled=cancel.is_set(),
                     seconds=time.perf_counter() - started)
     if out_dir is not None or runs_dir is not None:
-        run.path = store.save_run(run, Path(out_dir) if out_dir is not None else Path(runs_dir) / run.run_id)
+        run.path = store.save_run(run, Path(out_dir) if out_dir is not None else Path(runs_dir or "") / run.run_id)
     return run
 
 
@@ -187,9 +187,9 @@ def _run_model(registry: Any, config: EvalConfig, examples: Examples, model_id: 
         elif config.task == "perplexity":
             outputs = _perplexity(registry, config, examples, model_id, tracker, cancel)
         elif config.task in PIPELINE_EVAL_TASKS:
-            done, inputs, predictions, notices = run_pipeline_task(registry, config, examples, model_id,
-                                                                   tracker.advance, cancel)
-            outputs = _Outputs(done=done, inputs=inputs, predictions=predictions, notices=notices)
+            finished, inputs, predictions, notices = run_pipeline_task(registry, config, examples, model_id,
+                                                                       tracker.advance, cancel)
+            outputs = _Outputs(done=finished, inputs=inputs, predictions=predictions, notices=notices)
         else:
             outputs = _classify(registry, config, examples, model_id, references, tracker, cancel)
         done = [index for index, finished in enumerate(outputs.done) if finished]

@@ -39,7 +39,7 @@ class ApiAuth:
         header = request.headers.get("authorization", "")
         if header[:6].lower() == "basic " and self.check_basic is not None:
             credentials = decode_basic(header[6:])
-            allowed = credentials is not None and self.check_basic(*credentials)
+            allowed: Union[bool, Awaitable[bool]] = credentials is not None and self.check_basic(*credentials)
         else:
             token = header[7:].strip() if header[:7].lower() == "bearer " else None
             allowed = self.check_token(token) if self.check_token is not None else False

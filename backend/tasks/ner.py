@@ -33,7 +33,7 @@ class NerTask:
         if aggregation not in AGGREGATIONS:
             raise InvalidInputError(f"aggregation: one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
         # The pipeline's own parameter check (e.g. word-level strategies need a fast tokenizer).
-        _, _, post = self.pipe._sanitize_parameters(aggregation_strategy=aggregation)
+        _, _, post = self.pipe._sanitize_parameters(aggregation_strategy=aggregation)  # type: ignore[arg-type]
         texts = list(texts)
         found: list[list[Entity]] = []
         for start in range(0, len(texts), max(1, batch_size)):

@@ -137,7 +137,7 @@ def main(args: argparse.Namespace) -> int:
         registered = metrics.get("registered_as")
         say(f"registered as '{registered}' in the registry overlay" if registered else
             "not registered (add --register ID to list it in the app)")
-    return {"completed": 0, "stopped": 130}.get(status, 1)
+    return {"completed": 0, "stopped": 130}.get(str(status), 1)
 
 
 def follow(service: Any, run_dir: Path, say: Any) -> dict[str, Any]:

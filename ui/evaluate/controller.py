@@ -113,8 +113,8 @@ class EvaluateController:
         before anything is read."""
         if not (dataset_id or "").strip():
             raise InvalidInputError("Hub dataset: type a dataset id, e.g. 'someone/reviews'")
-        config, split = (config or "").strip() or None, (split or "").strip() or "test"
-        return DataSource(hub_id=check_hub_id(dataset_id, config, split), hub_config=config, split=split)
+        hub_config, split = (config or "").strip() or None, (split or "").strip() or "test"
+        return DataSource(hub_id=check_hub_id(dataset_id, hub_config, split), hub_config=hub_config, split=split)
 
     def model_choices(self, task: str) -> list[tuple[str, str]]:
         """(name, id) of the models that can be evaluated on `task`."""

@@ -14,7 +14,7 @@ import re
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeGuard
 
 import pandas as pd
 
@@ -264,6 +264,6 @@ def _when(created: str) -> str:
     return created[:19].replace("T", " ") if created else ""
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
