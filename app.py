@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 COMMANDS = ("serve", "eval", "data", "train")
 DEFAULT_PORT = 7860
@@ -141,15 +141,19 @@ def serve(args: argparse.Namespace) -> int:
     from backend.openai_api import add_openai_routes
     from backend.embeddings_api import add_embeddings_route  # POST /v1/embeddings for `embed` models
 
-    checks = dict(check_token=security.check_token, check_basic=security.check_password) \
+    checks: dict[str, Any] = dict(check_token=security.check_token, check_basic=security.check_password) \
         if security.auth_enabled else {}
+
+    def add_routes(app: Any) -> None:
+        add_openai_routes(app, registry, **checks)
+        add_feedback_routes(app, **checks)
+        add_embeddings_route(app, registry, **checks)
+
     try:
         # The OpenAI-compatible API (/v1/chat/completions, /v1/completions, /v1/models) shares the UI's server
         # (and its login).
         ui.launch(demo, host=args.host, port=args.port, security=security, limits=limits, throttle=throttle,
-                  on_app=lambda app: (add_openai_routes(app, registry, **checks),
-                                      add_feedback_routes(app, **checks),
-                                      add_embeddings_route(app, registry, **checks)))
+                  on_app=add_routes)
     finally:
         registry.close()
     return 0

@@ -15,9 +15,11 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import psutil
 import yaml
@@ -126,6 +128,32 @@ class AppProcess:
 
     def __exit__(self, *exc: Any) -> None:
         self.stop()
+
+
+@contextmanager
+def openai_api_served(registry: Any) -> Iterator[str]:
+    """The OpenAI-compatible routes alone over `registry` (a backend.registry.Registry), served by uvicorn in a
+    thread of this process; yields the base URL (http://127.0.0.1:P) and stops the server afterwards."""
+    import uvicorn
+    from fastapi import FastAPI
+
+    from backend.openai_api import add_openai_routes
+
+    app = FastAPI()
+    add_openai_routes(app, registry)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started and thread.is_alive():
+        thread.join(0.05)
+    if not server.started:
+        raise AssertionError(f"the API server on port {port} did not start (see the log above)")
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
 
 
 def models_yaml_variant(source: Path, target: Path, change: Callable[[dict[str, Any]], None]) -> Path:

@@ -20,7 +20,7 @@ import html
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import gradio as gr
 
@@ -134,7 +134,7 @@ def header_html(view: PresenterView) -> str:
 
 def locked_params(params: GenerationParams) -> ParamPanel:
     """A ParamPanel whose values are server-side states: `ParamPanel.read` works, nothing is on the page."""
-    return ParamPanel(
+    states: dict[str, Any] = dict(  # states in the widgets' places: ParamPanel reads either alike
         preset=gr.State(None),
         max_new_tokens=gr.State(params.max_new_tokens),
         temperature=gr.State(params.temperature),
@@ -144,6 +144,7 @@ def locked_params(params: GenerationParams) -> ParamPanel:
         seed=gr.State(-1 if params.seed is None else params.seed),
         stop=gr.State(list(params.stop)),
     )
+    return ParamPanel(**states)
 
 
 def build_presenter(registry: Registry, settings: Optional[PresenterSettings]) -> gr.Blocks:

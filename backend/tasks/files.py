@@ -96,7 +96,7 @@ def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame,
     report(0.0, f"0 / {len(rows):,} rows (loading the model if needed)")
     with registry.lease(model_id, task) as engine:  # type: ignore[arg-type]
         if task == "fill_mask":
-            mask = mask or engine.mask_token
+            mask = mask or engine.mask_token  # type: ignore[attr-defined]  # a task engine
         done = 0
         order = length_ordered(rows, texts, batch_size)
         for start in range(0, len(order), batch_size):
@@ -108,8 +108,8 @@ def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame,
                 usable = [i for i in batch if mask and mask in texts[i]]
                 skipped += len(batch) - len(usable)
                 batch_texts = [texts[i] for i in usable]
-                outputs = engine.fill_mask(batch_texts, top_k=options.get("top_k", 5), batch_size=batch_size) \
-                    if usable else []
+                outputs = (engine.fill_mask(batch_texts, top_k=options.get("top_k", 5), batch_size=batch_size)  # type: ignore[attr-defined]
+                           if usable else [])
                 results.update(zip(usable, (_fill_row(out) for out in outputs)))
             else:
                 results.update(zip(batch, _run_batch(engine, task, [texts[i] for i in batch],

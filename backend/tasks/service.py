@@ -55,7 +55,7 @@ def recognise_entities(registry: Registry, model_id: str, texts: Any, aggregatio
         raise InvalidInputError(f"aggregation: one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
     batch_size = _check_int("batch_size", batch_size, 1, 256)
     with registry.lease(model_id, "ner") as engine:
-        return engine.ner(items, aggregation=aggregation, batch_size=batch_size)
+        return engine.ner(items, aggregation=aggregation, batch_size=batch_size)  # type: ignore[attr-defined]  # a task engine (local_tasks); Engine types the chat ones
 
 
 # ------------------------------------------------------------------------------------------------- QA
@@ -77,7 +77,7 @@ def answer_questions(registry: Registry, model_id: str, questions: Sequence[str]
     stride = _check_int("stride", stride, 0, 512)
     max_answer_tokens = _check_int("max_answer_tokens", max_answer_tokens, 1, 512)
     with registry.lease(model_id, "question_answering") as engine:
-        return engine.answer(list(questions), list(contexts), top_k=top_k, stride=stride,
+        return engine.answer(list(questions), list(contexts), top_k=top_k, stride=stride,  # type: ignore[attr-defined]
                              max_answer_tokens=max_answer_tokens)
 
 
@@ -121,7 +121,7 @@ def fill_masks(registry: Registry, model_id: str, texts: Any, top_k: int = 5,
                 raise InvalidInputError(f"{where}: has no mask token; put {token} where a word should be "
                                         "predicted (this model's mask token)")
     with registry.lease(model_id, "fill_mask") as engine:
-        return engine.fill_mask(items, top_k=top_k, batch_size=batch_size)
+        return engine.fill_mask(items, top_k=top_k, batch_size=batch_size)  # type: ignore[attr-defined]  # a task engine (local_tasks); Engine types the chat ones
 
 
 # --------------------------------------------------------------------------- summarize / translate
@@ -142,7 +142,7 @@ def stream_text_task(registry: Registry, model_id: str, task: str, text: str,
     """Streams a summary (`task="summarize"`) or a translation of `text`: deltas, then a Final with stats."""
     if task not in ("summarize", "translate"):
         raise InvalidInputError(f"task: summarize or translate, got {task!r}")
-    spec = registry.spec(model_id, task)
+    spec = registry.spec(model_id, task)  # type: ignore[arg-type]  # checked just above
     check_text("text", text)
     params = (params or spec.default_params()).validated()
     min_new_tokens = _check_int("min_new_tokens", min_new_tokens, 0, params.max_new_tokens)
@@ -158,7 +158,7 @@ def stream_text_task(registry: Registry, model_id: str, task: str, text: str,
 def _leased_stream(registry: Registry, model_id: str, task: str, text: str, params: GenerationParams,
                    source: str, target: str, min_new_tokens: int) -> Iterator[Event]:
     with registry.lease(model_id, task) as engine:  # type: ignore[arg-type]
-        stream = engine.stream_task(task, text, params, source, target, min_new_tokens)
+        stream = engine.stream_task(task, text, params, source, target, min_new_tokens)  # type: ignore[attr-defined]  # a task engine (local_tasks); Engine types the chat ones
         try:
             yield from stream
         except GenerationError as error:
@@ -181,7 +181,7 @@ def embed_texts(registry: Registry, model_id: str, texts: Any, batch_size: int =
     parts = []
     with registry.lease(model_id, "embed") as engine:
         for start in range(0, len(items), batch_size):
-            parts.append(engine.embed(items[start:start + batch_size]))
+            parts.append(engine.embed(items[start:start + batch_size]))  # type: ignore[attr-defined]  # a task engine (local_tasks); Engine types the chat ones
     first = parts[0]
     return Embeddings(vectors=[v for part in parts for v in part.vectors],
                       tokens=[n for part in parts for n in part.tokens],
