@@ -36,7 +36,7 @@ def test_the_fast_and_full_tiers_split_every_test_exactly_once(tmp_path: Path) -
     assert "tests/test_tiers.py::test_the_fast_and_full_tiers_split_every_test_exactly_once" in fast
 
 
-def test_a_fast_test_that_launches_the_app_fails_naming_the_marker(tiny_models_yaml: Path) -> None:
+def test_a_fast_test_that_launches_the_app_fails_naming_the_marker(tmp_path: Path) -> None:
     import gradio as gr
 
     from tests.app_process import AppProcess
@@ -46,7 +46,7 @@ def test_a_fast_test_that_launches_the_app_fails_naming_the_marker(tiny_models_y
     with pytest.raises(pytest.fail.Exception, match=r"launches a Gradio app.*@pytest\.mark\.full.*@full_tier"):
         demo.launch(prevent_thread_lock=True)
     with pytest.raises(pytest.fail.Exception, match=r"starts app\.py"):
-        AppProcess(tiny_models_yaml)
+        AppProcess(tmp_path / "models.yaml")
 
 
 def test_a_fast_test_that_starts_a_server_or_a_training_run_fails(tmp_path: Path) -> None:

@@ -127,7 +127,7 @@ class EvaluationJob:
 # ------------------------------------------------------------------------------------------ checks
 
 
-def _check_model(registry: Any, model_id: str, config: EvalConfig) -> None:
+def _check_model(registry: Registry, model_id: str, config: EvalConfig) -> None:
     """The model exists and can do the task (ModelNotFoundError names the models there are)."""
     spec = registry.spec(model_id)
     if config.task == "classification":
@@ -142,7 +142,7 @@ def _check_model(registry: Any, model_id: str, config: EvalConfig) -> None:
                                    f"{', '.join(spec.tasks)}); models that can: {able}")
 
 
-def _references_for(registry: Any, model_id: str, config: EvalConfig, examples: Examples) -> Optional[list[str]]:
+def _references_for(registry: Registry, model_id: str, config: EvalConfig, examples: Examples) -> Optional[list[str]]:
     """Classification against a model's own labels: the references in its spelling, checked before loading."""
     if config.task != "classification":
         return None
@@ -176,7 +176,7 @@ class _Outputs:
     notices: list[str] = field(default_factory=list)
 
 
-def _run_model(registry: Any, config: EvalConfig, examples: Examples, model_id: str,
+def _run_model(registry: Registry, config: EvalConfig, examples: Examples, model_id: str,
                references: Optional[list[str]], tracker: "_Tracker", cancel: threading.Event) -> ModelResult:
     started = time.perf_counter()
     try:
@@ -235,7 +235,7 @@ def _file_predictions(config: EvalConfig, examples: Examples, tracker: "_Tracker
                     predictions=list(predictions))
 
 
-def _generate(registry: Any, config: EvalConfig, examples: Examples, model_id: str, tracker: "_Tracker",
+def _generate(registry: Registry, config: EvalConfig, examples: Examples, model_id: str, tracker: "_Tracker",
               cancel: threading.Event) -> _Outputs:
     from backend.evaluation.inference import generate_texts
 
@@ -255,7 +255,7 @@ def _generate(registry: Any, config: EvalConfig, examples: Examples, model_id: s
                     predictions=predictions, notices=notices)
 
 
-def _perplexity(registry: Any, config: EvalConfig, examples: Examples, model_id: str, tracker: "_Tracker",
+def _perplexity(registry: Registry, config: EvalConfig, examples: Examples, model_id: str, tracker: "_Tracker",
                 cancel: threading.Event) -> _Outputs:
     from backend.evaluation.inference import text_log_likelihoods
 
@@ -269,7 +269,7 @@ def _perplexity(registry: Any, config: EvalConfig, examples: Examples, model_id:
                     predictions=[None] * len(examples), notices=notices)
 
 
-def _classify(registry: Any, config: EvalConfig, examples: Examples, model_id: str,
+def _classify(registry: Registry, config: EvalConfig, examples: Examples, model_id: str,
               references: Optional[list[str]], tracker: "_Tracker", cancel: threading.Event) -> _Outputs:
     from backend.classification import classify_texts, mode_for
 

@@ -9,11 +9,15 @@ the task engine does that.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 from backend.evaluation.sequences import parse_list
 from backend.evaluation.types import EvalConfig
 from backend.types import GenerationParams, InvalidInputError
+
+if TYPE_CHECKING:
+    from backend.evaluation.data import Examples
+    from backend.registry import Registry
 
 # Evaluation task -> the registry task its models do.
 PIPELINE_EVAL_TASKS = {"ner": "ner", "question_answering": "question_answering", "summarization": "summarize",
@@ -41,7 +45,7 @@ def entities_to_tags(spans: list[tuple[int, int]], entities: list[Any]) -> list[
     return tags
 
 
-def run_pipeline_task(registry: Any, config: EvalConfig, examples: Any, model_id: str,
+def run_pipeline_task(registry: Registry, config: EvalConfig, examples: Examples, model_id: str,
                       on_batch: Callable[[int], None], cancel: threading.Event
                       ) -> tuple[list[bool], dict[str, list[Any]], list[Any], list[str]]:
     """(done per example, the metric inputs, the predictions, notices) for `model_id` on `examples`."""
