@@ -129,7 +129,7 @@ class ChatTab:
         running, trashing = tab.listen(api_names=True)
         quick = ui_event(stats, queue=False)
         # The context meter has numbers in it, so it is worded on the server: word it in the browser's language.
-        Context.root_block.load(tab.load_context, inputs=model, outputs=context, **quick)
+        Context.root_block.load(tab.load_context, inputs=model, outputs=context, **quick)  # type: ignore[union-attr]
         retrying = retry.click(tab.retry, inputs=tab.reply_inputs, outputs=tab.reply_outputs, trigger_mode="multiple",
                                api_name="ui_chat_retry", **tab.streaming)
         # Editing an earlier message (the pencil on a user bubble) asks again from there; the old branch is kept.
@@ -150,7 +150,7 @@ class ChatTab:
                                   outputs=[history, model, system, stats, *params.outputs], **ui_event(stats))
         memory.wire(history, tab.forks, tab.selected, model, system,
                     changed=[*running, undoing, editing_last, clearing, importing, trashing],
-                    stop_running=running, load=Context.root_block.load)
+                    stop_running=running, load=Context.root_block.load)  # type: ignore[union-attr]
         # .input, not .change: an import sets the model too, and must keep the parameters it brought along.
         model.input(tab.model_changed, inputs=model, outputs=[examples, stats, context, *params.outputs], **quick)
         return tab
@@ -354,8 +354,8 @@ class ChatTab:
         return updates
 
 
-def chatbot(label: Optional[str], placeholder: str, height: int, buttons: list[str],
-            editable: Optional[str] = None) -> gr.Chatbot:
+def chatbot(label: Optional[str], placeholder: str, height: int, buttons: list[Literal["share", "copy", "copy_all"]],
+            editable: Optional[Literal["user", "all"]] = None) -> gr.Chatbot:
     """The conversation view every chat screen uses: LaTeX on, HTML sanitised (user text is escaped besides)."""
     return gr.Chatbot(value=[], label=label, show_label=label is not None, elem_id="chat-history", height=height,
                       buttons=buttons, render_markdown=True, latex_delimiters=LATEX, sanitize_html=True,

@@ -57,7 +57,7 @@ def add_feedback_routes(app: FastAPI, *, prefix: str = "/v1", check_token: Optio
             data = json.loads(body or b"{}")
             if not isinstance(data, dict):
                 raise InvalidInputError("body: a JSON object")
-            rating = record_rating(user, data.get("model"), data.get("messages"), data.get("rating"),
+            rating = record_rating(user, data.get("model"), data.get("messages"), data.get("rating"),  # type: ignore[arg-type]
                                    data.get("index"), root=root)
         except ValueError:
             return error(400, "body: not valid JSON")

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Callable, Generator, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 
@@ -193,7 +193,7 @@ class Batcher:
         # and the batch thread runs the step itself, with a callback: no extra thread, no queue hop per token.
         steps = decode_steps_function()
         on_gpu = gpu_function(steps, duration=runtime.limits.gpu_duration_s)
-        self.steps_on_gpu: Optional[Callable[..., Generator[Step, None, None]]] = None if on_gpu is steps else on_gpu
+        self.steps_on_gpu: Optional[Callable[..., Iterator[Step]]] = None if on_gpu is steps else on_gpu
 
     def submit(self, plan: RowPlan, stop: Sequence[str]) -> BatchedRow:
         """Queues one row; its deltas come from the returned stream (see BatchedRow)."""
@@ -314,7 +314,7 @@ class Batcher:
                     if all_done():
                         break
             finally:
-                steps.close()
+                steps.close()  # type: ignore[attr-defined]  # a generator
 
     def _should_merge(self, batch: list[Request], steps_run: int) -> bool:
         """Requests wait, the batch has room, and its rows have enough left to be worth a prefill. Not on

@@ -276,7 +276,7 @@ class RowsDone(StoppingCriteria):
 class _StepStreamer(BaseStreamer):
     """Hands each step's tokens (one per row) to the callback, with the choices the sampler recorded."""
 
-    def __init__(self, sampler: BatchSampler, on_step: Callable[[Step], None]) -> None:
+    def __init__(self, sampler: BatchSampler, on_step: Callable[[Step], object]) -> None:
         self.sampler = sampler
         self.on_step = on_step
         self._prompt_seen = False

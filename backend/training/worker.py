@@ -74,7 +74,7 @@ def training_arguments(config: TrainConfig, run_dir: Path, device: str) -> Any:
     import torch
     from transformers import TrainingArguments
 
-    half: dict[str, bool] = {}
+    half: dict[str, Any] = {}
     if device == "cuda":
         half = {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
     classification = config.task == "classification"

@@ -127,6 +127,7 @@ def confusion_html(run: RunResult, model_id: Optional[str]) -> str:
             cells.append(f'<td style="background: rgba(79, 70, 229, {0.08 + 0.82 * alpha:.2f}); color: {ink}">'
                          f"{count}</td>")
         body.append(f"<tr><th>{escape(clip(str(label), LABEL_CHARS))}</th>{''.join(cells)}</tr>")
+    assert result is not None  # it has labels
     classes = matrix.get("classes") or len(labels)
     hidden = (f" · the {len(labels) - 1:,} most frequent of {classes:,} classes, the rest summed in the last row "
               "and column" if classes > len(labels) else "")
