@@ -43,6 +43,7 @@ from ui.i18n import say, t, text
 # Clicks the hidden download button once the export file is ready, so Export is a single click.
 _CLICK_DOWNLOAD_JS = "() => document.querySelector('#chat-export-file')?.click()"
 # $$…$$ and \[…\] on their own line, $…$ and \(…\) inline.
+LATEX: list[dict[str, str | bool]]
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "\\[", "right": "\\]", "display": True},
          {"left": "$", "right": "$", "display": False}, {"left": "\\(", "right": "\\)", "display": False}]
 
@@ -354,7 +355,10 @@ class ChatTab:
         return updates
 
 
-def chatbot(label: Optional[str], placeholder: str, height: int, buttons: list[Literal["share", "copy", "copy_all"]],
+ChatButton = Literal["share", "copy", "copy_all"] | gr.Button
+
+
+def chatbot(label: Optional[str], placeholder: str, height: int, buttons: list[ChatButton],
             editable: Optional[Literal["user", "all"]] = None) -> gr.Chatbot:
     """The conversation view every chat screen uses: LaTeX on, HTML sanitised (user text is escaped besides)."""
     return gr.Chatbot(value=[], label=label, show_label=label is not None, elem_id="chat-history", height=height,

@@ -15,7 +15,7 @@ import argparse
 import os
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # imported where used: `--help` stays instant
     from backend.evaluation.types import EvalConfig, Progress, RunResult
@@ -90,7 +90,7 @@ def main(args: argparse.Namespace) -> int:
     return 1 if run.failed else 0
 
 
-def _run_interruptibly(config: EvalConfig, registry: Registry, args: argparse.Namespace) -> RunResult:
+def _run_interruptibly(config: EvalConfig, registry: Optional[Registry], args: argparse.Namespace) -> RunResult:
     """Runs in a worker thread so that Ctrl-C cancels cleanly: finished examples are scored and saved."""
     from backend.evaluation.runner import EvaluationJob
 

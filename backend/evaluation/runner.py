@@ -20,14 +20,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 from backend.evaluation import scoring, store
 from backend.evaluation.data import Examples, load_table, select_examples
 from backend.evaluation.labels import align_references
 from backend.evaluation.task_inference import PIPELINE_EVAL_TASKS, run_pipeline_task
 from backend.evaluation.types import INPUT_SLOT, PREDICTIONS_ID, EvalConfig, ModelResult, Progress, RunResult
-from backend.types import InvalidInputError, UnsupportedTaskError, WorkbenchError
+from backend.types import InvalidInputError, Task, UnsupportedTaskError, WorkbenchError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,11 +59,12 @@ def run_evaluation(
     started = time.perf_counter()
     if config.models and registry is None:
         raise InvalidInputError("models: running models needs a registry (models.yaml)")
+    models = cast("Registry", registry)  # there whenever a model runs (a file's own predictions need none)
     for model_id in config.models:
-        _check_model(registry, model_id, config)
+        _check_model(models, model_id, config)
     data = table if table is not None else load_table(config.data)
     examples = select_examples(data, config.task, config.columns, config.limit, config.seed)
-    references = {model_id: _references_for(registry, model_id, config, examples) for model_id in config.models}
+    references = {model_id: _references_for(models, model_id, config, examples) for model_id in config.models}
     tracker = _Tracker(len(examples) * len(config.model_ids()), progress)
     results: dict[str, ModelResult] = {}
     for model_id in config.model_ids():
@@ -71,7 +72,7 @@ def run_evaluation(
             results[model_id] = ModelResult(model_id, "skipped", predictions=[None] * len(examples))
             continue
         tracker.start_model(model_id, len(examples))
-        results[model_id] = _run_model(registry, config, examples, model_id, references.get(model_id), tracker,
+        results[model_id] = _run_model(models, config, examples, model_id, references.get(model_id), tracker,
                                        cancel)
     run = RunResult(run_id=store.new_run_id(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     config=config, examples=examples, models=results, cancelled=cancel.is_set(),
@@ -240,7 +241,7 @@ def _generate(registry: Registry, config: EvalConfig, examples: Examples, model_
     from backend.evaluation.inference import generate_texts
 
     spec = registry.spec(model_id)
-    task = "generate" if "generate" in spec.tasks else "chat"
+    task: Task = "generate" if "generate" in spec.tasks else "chat"
     chat = config.chat_template if config.chat_template is not None else "chat" in spec.tasks
     template = config.prompt_template or INPUT_SLOT
     # str.replace, not str.format: inputs and templates may hold other braces (JSON, code).

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from backend.evaluation.sequences import parse_list
 from backend.evaluation.types import EvalConfig
-from backend.types import GenerationParams, InvalidInputError
+from backend.types import GenerationParams, InvalidInputError, Task
 
 if TYPE_CHECKING:
     from backend.evaluation.data import Examples
     from backend.registry import Registry
 
 # Evaluation task -> the registry task its models do.
+PIPELINE_EVAL_TASKS: dict[str, Task]
 PIPELINE_EVAL_TASKS = {"ner": "ner", "question_answering": "question_answering", "summarization": "summarize",
                        "translation": "translate"}
 
@@ -73,13 +74,13 @@ def run_pipeline_task(registry: Registry, config: EvalConfig, examples: Examples
             if task == "ner":
                 words = [parse_list(text) for text in inputs]
                 joined = [words_to_text(w) for w in words]
-                found = engine.ner([text for text, _ in joined], aggregation="simple", batch_size=len(batch))
+                found = engine.ner([text for text, _ in joined], aggregation="simple", batch_size=len(batch))  # type: ignore[attr-defined]  # a task engine
                 outputs = [" ".join(entities_to_tags(spans, entities)) for (_, spans), entities in zip(joined, found)]
             elif task == "question_answering":
-                answers = engine.answer(inputs, [examples.contexts[i] for i in batch], top_k=1)
+                answers = engine.answer(inputs, [examples.contexts[i] for i in batch], top_k=1)  # type: ignore[attr-defined]  # a task engine
                 outputs = [a[0].answer if a else "" for a in answers]
             else:
-                outputs = engine.generate_batch(PIPELINE_EVAL_TASKS[task], inputs, params, config.source_language,
+                outputs = engine.generate_batch(PIPELINE_EVAL_TASKS[task], inputs, params, config.source_language,  # type: ignore[attr-defined]  # a task engine
                                                 config.target_language)
             for index, output in zip(batch, outputs):
                 predictions[index] = output
