@@ -77,6 +77,7 @@ def run_pipeline_task(registry: Registry, config: EvalConfig, examples: Examples
                 found = engine.ner([text for text, _ in joined], aggregation="simple", batch_size=len(batch))  # type: ignore[attr-defined]  # a task engine
                 outputs = [" ".join(entities_to_tags(spans, entities)) for (_, spans), entities in zip(joined, found)]
             elif task == "question_answering":
+                assert examples.contexts is not None  # QA examples carry their context column
                 answers = engine.answer(inputs, [examples.contexts[i] for i in batch], top_k=1)  # type: ignore[attr-defined]  # a task engine
                 outputs = [a[0].answer if a else "" for a in answers]
             else:
