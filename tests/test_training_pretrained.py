@@ -52,7 +52,6 @@ HELD_OUT_BAD = ["An absolutely awful evening, we had a miserable time.", "The so
                 "The museum was boring and badly organised.", "Such a nasty surprise, I hate it.",
                 "Overpriced and unfriendly people.", "The music was grating and depressing.",
                 "One star, broken from beginning to end.", "A grim village with terrible views."]
-PACKAGE_ZIP = "all_minilm_l6_v2/model.zip"
 
 
 @pytest.fixture
