@@ -103,6 +103,7 @@ def test_hub_check_asks_again_after_the_remembered_while(silent_hub: SilentServe
     assert check.probes == 2
 
 
+@pytest.mark.full
 def test_preloading_an_unreachable_model_is_a_one_line_error(tmp_path: Path) -> None:
     env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", WORKBENCH_PRELOAD="hub-chat",
                GRADIO_ANALYTICS_ENABLED="False", WORKBENCH_HUB_TIMEOUT_S="2")

@@ -253,6 +253,7 @@ def test_presenter_api_streams_from_the_locked_model_and_cannot_unload_it(tiny_m
             client.close()
 
 
+@pytest.mark.full
 def test_presenter_flag_without_a_chat_model_is_a_clear_error(tiny_models_yaml: Path, tmp_path: Path) -> None:
     config = yaml.safe_load(tiny_models_yaml.read_text(encoding="utf-8"))
     config["models"] = [entry for entry in config["models"] if entry["id"] != CHAT_ID]

@@ -127,6 +127,7 @@ def test_failed_logins_against_one_user_are_throttled_across_clients(app: AppPro
                       .status_code == 200, timeout=WINDOW_S * 4, poll=0.5)
 
 
+@pytest.mark.full
 @pytest.mark.parametrize("auth, message", [
     ("alice:abc123", "WORKBENCH_AUTH: the password of user 'alice' is shorter than 8 characters; choose a longer one"),
     ("alice:ALICE", "WORKBENCH_AUTH: the password of user 'alice' is shorter than 8 characters; choose a longer one"),

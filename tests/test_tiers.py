@@ -47,6 +47,11 @@ def test_a_fast_test_that_launches_the_app_fails_naming_the_marker(tmp_path: Pat
         demo.launch(prevent_thread_lock=True)
     with pytest.raises(pytest.fail.Exception, match=r"starts app\.py"):
         AppProcess(tmp_path / "models.yaml")
+    with pytest.raises(pytest.fail.Exception, match=r"runs `python app\.py` in a child process"):
+        subprocess.run([sys.executable, "app.py", "eval", "--help-me"], cwd=ROOT, capture_output=True, timeout=60)
+    # `app.py --help` prints and exits: a boundary test may run it.
+    assert subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, timeout=120,
+                          text=True).stdout.startswith("usage:")
 
 
 def test_a_fast_test_that_starts_a_server_or_a_training_run_fails(tmp_path: Path) -> None:

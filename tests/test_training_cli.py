@@ -47,6 +47,7 @@ def test_train_command_writes_the_run_folder_and_registers(tiny_models_yaml, tmp
     assert yaml.safe_load(tiny_models_yaml.read_text())["models"][-1]["id"] != "cli-sentiment"
 
 
+@pytest.mark.full
 def test_train_command_bad_input_is_one_clear_error(tiny_models_yaml, tmp_path):
     data = write_csv(tmp_path / "train.csv", sentiment_rows(20, seed=3))
     result = app_train("--models", str(tiny_models_yaml), "--base", "tiny-classifier", "--task", "classification",

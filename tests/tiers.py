@@ -9,9 +9,10 @@ A test is in the full tier when any of these holds (tests/conftest.py applies th
 Every test is in exactly one tier, since `full` is one marker and the tiers are `-m full` and `-m "not full"`;
 tests/test_tiers.py checks that the real `-m` selection agrees with the tiers computed here.
 
-So that a slow test cannot slip into the fast tier unnoticed, a fast test that starts the app (in-process or as
-app.py), an HTTP server (uvicorn), `transformers serve`, a training process, or unpacks a real pretrained model
-fails at once, naming what it started and the marker to add (`refuse_in_fast_tier`, `install_guards`).
+So that a slow test cannot slip into the fast tier unnoticed, a fast test that starts the app (in-process, or
+`python app.py` for a server or a command), an HTTP server (uvicorn), `transformers serve`, a training process,
+or unpacks a real pretrained model fails at once, naming what it started and the marker to add
+(`refuse_in_fast_tier`, `install_guards`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import subprocess
 from pathlib import Path
 from typing import Any, Callable, Optional, TypeVar
 
@@ -95,6 +97,24 @@ def _guard(owner: type, name: str, what: str) -> None:
     setattr(owner, name, guarded)
 
 
+def _guard_app_runs() -> None:
+    """`python app.py ...` in a child process (a server or a command: eval, train, data) belongs to the full tier;
+    `app.py --help` prints and exits and stays fast."""
+    original = subprocess.Popen.__init__
+    if getattr(original, _ATTRIBUTE, False):
+        return
+
+    @functools.wraps(original)
+    def guarded(self: subprocess.Popen, args: Any, *rest: Any, **kwargs: Any) -> None:
+        argv = [str(arg) for arg in ([args] if isinstance(args, (str, bytes, os.PathLike)) else args)]
+        if any(Path(arg).name == "app.py" for arg in argv) and "--help" not in argv:
+            refuse_in_fast_tier("runs `python app.py` in a child process")
+        original(self, args, *rest, **kwargs)
+
+    setattr(guarded, _ATTRIBUTE, True)
+    subprocess.Popen.__init__ = guarded  # type: ignore[method-assign]
+
+
 def install_guards() -> None:
     """Makes what the fast tier must not do fail in a fast test (the test helpers call refuse_in_fast_tier
     themselves: tests.app_process, tests.remote_server, tests.real_minilm)."""
@@ -106,3 +126,4 @@ def install_guards() -> None:
     _guard(gradio.Blocks, "launch", "launches a Gradio app")
     _guard(uvicorn.Server, "__init__", "starts an HTTP server (uvicorn)")
     _guard(TrainingRuns, "start", "starts a training process")
+    _guard_app_runs()
