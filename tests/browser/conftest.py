@@ -30,7 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-APP_START_TIMEOUT_S = 60.0
 LONG_CONTEXT = 4096
 
 
@@ -88,7 +87,7 @@ def app_url(browser_models_yaml: Path) -> Iterator[str]:
 def running_app(*args: str) -> Iterator[str]:
     """`python app.py ARGS` on a free loopback port (tests.app_process): yields its URL once it listens, stops it
     afterwards."""
-    with AppProcess(args=args).wait_ready(APP_START_TIMEOUT_S) as app:
+    with AppProcess(args=args) as app:  # waits up to START_TIMEOUT_S, the hang guard of every app start
         yield app.url
 
 
