@@ -269,10 +269,10 @@ def _run_batch(engine: Engine, mode: Mode, batch: list[str], labels: list[str], 
     scores: list = []
     truncated: list[bool] = []
     for start in range(0, len(batch), per_pass):
-        part = score(batch[start:start + per_pass], labels, hypothesis_template=hypothesis_template,
-                     multi_label=multi_label)
-        scores.extend(part.scores)
-        truncated.extend(part.truncated)
+        part_scores, part_truncated = score(batch[start:start + per_pass], labels,
+                                            hypothesis_template=hypothesis_template, multi_label=multi_label)
+        scores.extend(part_scores)
+        truncated.extend(part_truncated)
     return scores, truncated
 
 

@@ -67,7 +67,7 @@ class HubCheck:
 HUB = HubCheck()  # the process's
 
 
-def download_hint(source: str) -> str:
+def download_hint(source: Optional[str]) -> str:
     """What to do about weights that are not on this machine."""
     return (f"download them on a connected machine (`hf download {source}`, then copy the Hugging Face cache "
             f"folder over) or point 'source' at a local folder; working without the Hub: {OFFLINE_HELP}")

@@ -15,7 +15,7 @@ import time
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Literal, Optional
 
 from backend.config import AppConfig, ModelSpec, checkpoint_file
 from backend.engines.base import CountsGeneratedTokens, Engine
@@ -118,6 +118,7 @@ class Registry:
                 if i_load:
                     future = slot.loading = Future()
                     slot.loading_since = time.monotonic()
+            assert future is not None  # the load under way, or the one this call starts
             if i_load:
                 return self._load_into(slot, future)
             try:
@@ -249,6 +250,7 @@ class Registry:
             facts = dict(slot.described)
             if engine is not None:
                 facts.update(_live_counters(engine))
+            state: Literal["unloaded", "loading", "loaded", "failed"]
             if engine is not None:
                 state = "loaded"
             elif slot.loading is not None:

@@ -115,7 +115,7 @@ class SecuritySettings:
 
     def check_token(self, token: Optional[str]) -> bool:
         """A bearer token on /v1/*: the API token (when set)."""
-        return bool(self.api_token) and isinstance(token, str) and _same(token, self.api_token)
+        return bool(self.api_token) and isinstance(token, str) and _same(token, self.api_token or "")
 
     def check_authorization(self, header: Optional[str]) -> bool:
         """An `Authorization` header value: `Bearer <token>` or `Basic base64(user:password)`."""

@@ -204,7 +204,7 @@ def _pump(source: Iterable[Any], put: Callable[[Any], bool], channel: Channel[An
 
 
 def produce_in_thread(produce: Callable[[Callable[[T], bool]], None], *, name: str,
-                      on_close: Optional[Callable[[], None]] = None) -> Channel[T]:
+                      on_close: Optional[Callable[[], object]] = None) -> Channel[T]:
     """`produce(emit)` run by a thread of its own; each `emit(item)` reaches the returned channel.
 
     When the channel is closed, `on_close` runs (it must make `produce` return soon, e.g. set stop flags that

@@ -48,7 +48,7 @@ class WorkbenchError(Exception):
         return (_rebuild_error, (type(self), str(self), self.code, self.field, self.params))
 
 
-def _rebuild_error(cls: type, message: str, code: Optional[str], field: Optional[str],
+def _rebuild_error(cls: "type[WorkbenchError]", message: str, code: Optional[str], field: Optional[str],
                    params: dict[str, Any]) -> "WorkbenchError":
     error: WorkbenchError = cls.__new__(cls)
     WorkbenchError.__init__(error, message, code=code, field=field, params=params)

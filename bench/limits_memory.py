@@ -54,7 +54,8 @@ def main() -> None:
         pid = app.popen.pid
         cases = {
             "upload 50 MB file (one 51 MB request, the largest allowed)":
-                lambda: http.post("/gradio_api/upload", files={"files": ("big.csv", b"text\n" + b"a" * (50 * MB - 64))}),
+                lambda: http.post("/gradio_api/upload",
+                                  files={"files": ("big.csv", b"text\n" + b"a" * (50 * MB - 64))}),
             "/v1 chat body 3.9 MB (largest allowed: 4 MB)":
                 lambda: http.post("/v1/chat/completions", json={"model": "tiny-chat", "max_tokens": 1, "messages": [
                     {"role": "user", "content": "word " * int(3.9 * MB / 5)}]}),

@@ -397,7 +397,8 @@ def start_transformers_serve(model_dir: str, device: str, extra: tuple[str, ...]
     env = {**os.environ, "HOME": str(home), "HF_HOME": str(home / ".cache" / "huggingface"),
            "HF_HUB_OFFLINE": "1"}
     # The interpreter's own transformers, not whatever `transformers` is first on PATH.
-    process = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", model_dir, "--port", str(port), "--host", "127.0.0.1",
+    process = subprocess.Popen([sys.executable, "-m", "transformers.cli.transformers", "serve", model_dir,
+                                "--port", str(port), "--host", "127.0.0.1",
                                 "--device", device, "--continuous-batching", *extra],
                                env=env, stdout=SERVER_OUTPUT, stderr=SERVER_OUTPUT)
     base = f"http://127.0.0.1:{port}"
@@ -486,7 +487,8 @@ def main() -> int:
     parser.add_argument("--skip-eval", action="store_true", help="skip the evaluation batching comparison")
     parser.add_argument("--eval-batch-size", type=int, default=16)
     parser.add_argument("--continuous-batching", action="store_true",
-                        help="only compare transformers' generate_batch with the Batcher (bench/continuous_batching.py)")
+                        help="only compare transformers' generate_batch with the Batcher "
+                             "(bench/continuous_batching.py)")
     parser.add_argument("--engine-only", action="store_true",
                         help="measure the engine in process instead of the app (no Gradio needed: GPU machines)")
     args = parser.parse_args()

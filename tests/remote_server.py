@@ -26,13 +26,10 @@ from typing import Any, Callable, Optional
 
 import httpx
 
+from tests.conftest import free_port
+from tests.tiers import refuse_in_fast_tier
+
 SERVE_START_TIMEOUT_S = 180.0  # importing torch + transformers on a busy 2-core machine can take a while
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def sampling_copy(model_dir: Path, dest: Path) -> Path:
@@ -101,6 +98,7 @@ class ServeProcess:
         return env
 
     def start(self) -> "ServeProcess":
+        refuse_in_fast_tier("starts `transformers serve`")
         self.workdir.mkdir(parents=True, exist_ok=True)
         command = [
             sys.executable, "-m", "transformers.cli.transformers", "serve", str(self.model_dir),

@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterator
 import pytest
 
 from tests.conftest import free_port
+from tests.tiers import full_tier
 
 CHAT = "tiny-chat"
 PUBLIC_ENDPOINTS = {"/chat", "/generate", "/generate_with_probs", "/compare", "/models", "/load_model",
@@ -22,6 +23,7 @@ PUBLIC_ENDPOINTS = {"/chat", "/generate", "/generate_with_probs", "/compare", "/
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app(tiny_config) -> Iterator[SimpleNamespace]:
     from gradio_client import Client
 

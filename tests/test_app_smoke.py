@@ -2,51 +2,24 @@
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from tests.conftest import ROOT, free_port
+from tests.app_process import AppProcess
+from tests.tiers import full_tier
 
 STARTUP_GUARD_S = 90  # a hang guard only; the measured start-up time is printed and recorded in docs
 
 
-def wait_for_port(port: int, process: subprocess.Popen, timeout: float) -> float:
-    started = time.perf_counter()
-    while time.perf_counter() - started < timeout:
-        if process.poll() is not None:
-            raise AssertionError(f"app exited with {process.returncode}: {process.stderr.read()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return time.perf_counter() - started
-        time.sleep(0.05)
-    raise AssertionError(f"app did not open port {port} within {timeout} s")
-
-
 @pytest.fixture(scope="module")
+@full_tier
 def app_process(tiny_models_yaml: Path) -> Iterator[tuple[str, float]]:
-    port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
-    process = subprocess.Popen(
-        [sys.executable, "app.py", "--models", str(tiny_models_yaml), "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        startup_s = wait_for_port(port, process, STARTUP_GUARD_S)
-        print(f"\nstart-up to open port: {startup_s:.2f} s")
-        yield f"http://127.0.0.1:{port}/", startup_s
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    with AppProcess(tiny_models_yaml).wait_ready(STARTUP_GUARD_S) as app:
+        assert app.startup_s is not None
+        print(f"\nstart-up to open port: {app.startup_s:.2f} s")
+        yield app.url, app.startup_s
 
 
 def model_states(client) -> dict[str, str]:

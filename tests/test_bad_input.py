@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator, Optional
 
 import httpx
 import pytest
+from tests.tiers import full_tier
 
 CHAT = "tiny-chat"
 MB_MESSAGE = "a " * 500_000  # 1,000,000 characters
@@ -55,7 +56,8 @@ CASES = [
     Case("max_new_tokens 0", params={"max_new_tokens": 0}, expect=r"between 1 and 8192, got 0"),
     Case("top_p 1.5", params={"top_p": 1.5}, expect=r"top_p: must be in \(0\.0, 1\.0\], got 1\.5",
          ui_expect=r"^error: Top p must be in \(0\.0, 1\.0\], got 1\.5"),
-    Case("negative seed", params={"seed": -5}, expect=r"seed: .*-5", ui_expect=r"^error: Seed: give a whole number.*-5"),
+    Case("negative seed", params={"seed": -5}, expect=r"seed: .*-5",
+         ui_expect=r"^error: Seed: give a whole number.*-5"),
     Case("20 stop sequences", params={"stop": [f"s{i}" for i in range(20)]},
          expect=r"stop: at most 8 stop sequences, got 20",
          ui_expect=r"^error: Stop sequences: at most 8 stop sequences, got 20"),
@@ -143,6 +145,7 @@ class Channels:
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def channels(tiny_config) -> Iterator[Channels]:
     with running_app(tiny_config) as url_and_registry:
         url, registry = url_and_registry

@@ -29,6 +29,7 @@ from gradio_client import Client, handle_file
 from gradio_client.exceptions import AppError
 
 from tests.app_process import AppProcess, record_figures, wait_until
+from tests.tiers import full_tier
 
 ALICE = ("alice", "wonderland-4242")
 MAX_MESSAGE_CHARS = 2_000  # backend/table_limits.py: an error sent to the browser is cut to this
@@ -36,6 +37,7 @@ WORDS = "the printing press spread news and ideas across europe within decades".
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     scratch = tmp_path_factory.mktemp("bounds-app")
     env = {"WORKBENCH_AUTH": f"{ALICE[0]}:{ALICE[1]}", "GRADIO_TEMP_DIR": str(scratch / "uploads"),

@@ -16,6 +16,7 @@ from backend import datafiles
 from backend.registry import Registry
 from backend.types import InvalidInputError, UnsupportedTaskError
 from tests.conftest import free_port
+from tests.tiers import full_tier
 
 TEXTS = [
     "I loved this film. The acting was wonderful and the story was moving.",
@@ -292,6 +293,7 @@ def test_file_with_a_missing_column_is_a_clear_error(shared_registry: Registry, 
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def classify_app(tiny_config):
     """A small Blocks holding just the Classify tab and the /classify endpoint, launched on a free port."""
     import gradio as gr

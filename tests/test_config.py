@@ -111,6 +111,7 @@ def test_relative_local_source_resolves_against_the_registry_file(tmp_path: Path
     assert config.models[0].local_path() == tmp_path / "weights"
 
 
+@pytest.mark.full
 def test_app_refuses_to_start_on_a_bad_registry(tmp_path: Path) -> None:
     path = registry_file(tmp_path, [entry(temprature=0.5)])
     result = subprocess.run([sys.executable, "app.py", "--models", str(path), "--port", "7999"], cwd=ROOT,

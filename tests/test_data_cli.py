@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import ROOT
 from tests.test_data_prep import CRAFTED, write_csv
 
@@ -16,6 +18,7 @@ def run_cli(*args: str) -> subprocess.CompletedProcess:
                           timeout=300, env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin"}, cwd=ROOT)
 
 
+@pytest.mark.full
 def test_cli_writes_splits_and_card_and_is_reproducible(tmp_path: Path) -> None:
     data = write_csv(tmp_path / "reviews.csv", CRAFTED * 3)
     args = ["--data", str(data), "--text-column", "text", "--label-column", "label",

@@ -19,6 +19,7 @@ from backend.registry import Registry
 from backend.tasks import service
 from tests.real_minilm import MINILM_ID, minilm_entry, minilm_folder
 from tests.remote_server import free_port
+from tests.tiers import full_tier
 
 PARAPHRASES = [
     ("A man is playing a guitar.", "Someone is playing an instrument."),
@@ -29,6 +30,7 @@ PARAPHRASES = [
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def registry(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     entries = [spec.model_dump(exclude_none=True) for spec in tiny_config.models]
     entries.append(minilm_entry(minilm_folder(tmp_path_factory.mktemp("minilm"))))

@@ -38,6 +38,7 @@ def run_cli(*args: str, **env: str) -> subprocess.CompletedProcess:
                           timeout=300, env={**os.environ, **env})
 
 
+@pytest.mark.full
 def test_cli_and_runner_give_the_same_numbers(shared_registry, tiny_models_yaml: Path, qa_csv: Path,
                                               tmp_path: Path) -> None:
     out = tmp_path / "out"
@@ -75,6 +76,7 @@ def test_cli_scores_a_predictions_column_without_a_model(tmp_path: Path) -> None
     assert list(saved["models"]) == ["predictions"] and saved["models"]["predictions"]["metrics"]["accuracy"] == 0.75
 
 
+@pytest.mark.full
 def test_cli_missing_column_exits_non_zero_naming_the_columns(qa_csv: Path, tmp_path: Path) -> None:
     result = run_cli("--data", str(qa_csv), "--task", "generation", "--reference-column", "answer",
                      "--predictions-column", "model_answer", "--out", str(tmp_path / "out"))
@@ -84,6 +86,7 @@ def test_cli_missing_column_exits_non_zero_naming_the_columns(qa_csv: Path, tmp_
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.full
 def test_cli_hub_dataset_offline_is_a_fast_clear_error(tmp_path: Path) -> None:
     result = run_cli("--task", "generation", "--hub-dataset", "someone/summaries", "--split", "validation",
                      "--predictions-column", "p", "--reference-column", "r", "--out", str(tmp_path / "out"),

@@ -12,9 +12,11 @@ from gradio_client.exceptions import AppError
 from backend.types import InvalidInputError
 from tests.conftest import ROOT
 from tests.eval_server import EvalServer
+from tests.tiers import full_tier
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def open_server(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvalServer]:
     from backend.registry import Registry
 
@@ -67,6 +69,7 @@ USERS = (("alice", "alice-password-1"), ("bob", "bob-password-22"), ("carol", "c
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def login_server(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvalServer]:
     from backend.registry import Registry
 
@@ -108,7 +111,8 @@ def test_runs_belong_to_the_user_who_made_them(login_server: EvalServer, tmp_pat
     # answers "not found" for a run of someone else.
     for name, args in (("on_open", (run_id,)), ("on_compare", (run_id, run_id)),
                        ("on_open", (f"../alice/eval/{run_id}",))):
-        with pytest.raises(AppError, match="not in the list of choices|is not one of the choices|no saved run") as error:
+        with pytest.raises(AppError,
+                           match="not in the list of choices|is not one of the choices|no saved run") as error:
             login_server.call(bob, name, *args)
         assert "alice-data" not in str(error.value) and "private review" not in str(error.value)
     with pytest.raises(InvalidInputError, match=f"there is no saved run '{run_id}' of yours"):

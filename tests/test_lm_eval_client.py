@@ -9,16 +9,15 @@ not, so the score is neither 0 nor 1 and a client/server mismatch in tokens or t
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 import torch
 
-from backend.api import add_openai_routes
 from backend.registry import Registry
-from tests.remote_server import free_port
+from tests.app_process import openai_api_served
+from tests.tiers import full_tier
 
 MODEL = "tiny-chat"
 BATCH = 4
@@ -37,22 +36,11 @@ def folder(tiny_config) -> str:
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app_url(tiny_config) -> Iterator[str]:
-    import uvicorn
-    from fastapi import FastAPI
-
     registry = Registry(tiny_config)
-    app = FastAPI()
-    add_openai_routes(app, registry)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with openai_api_served(registry) as url:
+        yield url
     registry.close()
 
 

@@ -20,6 +20,7 @@ import httpx
 import pytest
 import yaml
 
+from tests.app_process import AppProcess, wait_until
 from tests.conftest import ROOT, free_port
 
 HUB_ID = "someone/not-on-this-machine"
@@ -103,6 +104,7 @@ def test_hub_check_asks_again_after_the_remembered_while(silent_hub: SilentServe
     assert check.probes == 2
 
 
+@pytest.mark.full
 def test_preloading_an_unreachable_model_is_a_one_line_error(tmp_path: Path) -> None:
     env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", WORKBENCH_PRELOAD="hub-chat",
                GRADIO_ANALYTICS_ENABLED="False", WORKBENCH_HUB_TIMEOUT_S="2")
@@ -118,6 +120,7 @@ def test_preloading_an_unreachable_model_is_a_one_line_error(tmp_path: Path) -> 
     assert "the Hugging Face Hub cannot be reached" in done.stderr  # said at start-up, before the preload
 
 
+@pytest.mark.full
 def test_a_fresh_clone_serves_without_the_hub_and_stays_clean(tmp_path: Path) -> None:
     """The README's run command from a fresh clone (a new `.venv` that sees the installed packages, since no
     package can be downloaded here), with the default models.yaml and no Hub: it serves, says the Hub cannot be
@@ -128,26 +131,16 @@ def test_a_fresh_clone_serves_without_the_hub_and_stays_clean(tmp_path: Path) ->
 
     clone = fresh_clone(tmp_path)
     port = free_port()
-    env = dict(os.environ, HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", GRADIO_ANALYTICS_ENABLED="False",
-               HF_HOME=str(tmp_path / "hf-home"), WORKBENCH_RUNS_DIR=str(tmp_path / "runs"),
-               WORKBENCH_HUB_TIMEOUT_S="2")
-    env.pop("HF_HUB_OFFLINE", None)
-    log = tmp_path / "app.log"
-    with log.open("w") as out:
-        app = subprocess.Popen([str(clone / ".venv" / "bin" / "python"), "app.py", "--port", str(port)], cwd=clone,
-                               env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        url = f"http://127.0.0.1:{port}/"
-        _wait_until_serving(url, app, log)
-        text = log.read_text()
+    env = dict(HF_ENDPOINT=f"http://127.0.0.1:{free_port()}", HF_HOME=str(tmp_path / "hf-home"),
+               WORKBENCH_RUNS_DIR=str(tmp_path / "runs"), WORKBENCH_HUB_TIMEOUT_S="2")
+    with AppProcess(env=env, args=["--port", str(port)], port=port, listen=False, unset=["HF_HUB_OFFLINE"],
+                    python=str(clone / ".venv" / "bin" / "python"), cwd=clone).wait_ready(120) as app:
+        text = app.output()
         assert "the Hugging Face Hub cannot be reached" in text and "Run it offline" in text, text[-3000:]
-        client = Client(url, verbose=False)
+        client = Client(app.url, verbose=False)
         with pytest.raises(AppError, match=r"hf download"):
             client.predict(message="Hello", api_name="/chat")
         client.close()
-    finally:
-        app.terminate()
-        app.wait(timeout=30)
     status = subprocess.run(["git", "status", "--porcelain"], cwd=clone, capture_output=True, text=True, check=True)
     assert status.stdout == "", status.stdout
 
@@ -182,6 +175,7 @@ def test_readme_commands_use_the_virtual_environment() -> None:
     assert any(line.startswith(".venv/bin/python app.py train") for line in lines)  # the synopsis lists train
 
 
+@pytest.mark.full
 def test_the_offline_section_works_as_written_in_a_fresh_clone(tmp_path: Path) -> None:
     """The README's "Run it offline" commands, copied as written and run in order in a fresh clone without
     activating anything: the tiny models build, the app serves them (the port comes from GRADIO_SERVER_PORT,
@@ -201,8 +195,8 @@ def test_the_offline_section_works_as_written_in_a_fresh_clone(tmp_path: Path) -
         app = subprocess.Popen(serve, shell=True, cwd=clone, env=env, stdout=out, stderr=subprocess.STDOUT,
                                start_new_session=True)
     try:
-        _wait_until_serving(f"http://127.0.0.1:{port}/", app, log)
-        assert "8 model(s)" in log.read_text()
+        assert wait_until(lambda: app.poll() is not None or _serves(f"http://127.0.0.1:{port}/"), timeout=180)
+        assert app.poll() is None and "8 model(s)" in log.read_text(), log.read_text()[-3000:]
         client = Client(f"http://127.0.0.1:{port}/", verbose=False)
         reply = client.predict(message="Hello", model="tiny-chat", api_name="/chat")
         client.close()
@@ -214,14 +208,8 @@ def test_the_offline_section_works_as_written_in_a_fresh_clone(tmp_path: Path) -
     assert status.stdout == "", status.stdout
 
 
-def _wait_until_serving(url: str, app: subprocess.Popen, log: Path) -> None:
-    for _ in range(240):
-        if app.poll() is not None:
-            pytest.fail(f"the app exited ({app.returncode}):\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        threading.Event().wait(0.5)
-    pytest.fail(f"the app did not serve:\n{log.read_text()[-3000:]}")
+def _serves(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False

@@ -23,6 +23,7 @@ from backend.api import add_openai_routes, invalid
 from backend.registry import Registry
 from backend.types import GenerationParams
 from tests.remote_server import free_port
+from tests.tiers import full_tier
 
 PROMPT = [{"role": "system", "content": "You are terse."}, {"role": "user", "content": "Hello there"}]
 TEXT_PROMPT = "Once upon a time"
@@ -42,6 +43,7 @@ def registry(tiny_config) -> Iterator[Registry]:
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app_url(registry: Registry) -> Iterator[str]:
     import gradio as gr
 

@@ -7,8 +7,6 @@ the same tiny model folder, through the openai SDK against a real server.
 
 from __future__ import annotations
 
-import math
-from pathlib import Path
 from typing import Any, Iterator
 
 import httpx
@@ -16,9 +14,9 @@ import openai
 import pytest
 import torch
 
-from backend.api import add_openai_routes
 from backend.registry import Registry
-from tests.remote_server import free_port
+from tests.app_process import openai_api_served
+from tests.tiers import full_tier
 
 MODEL = "tiny-chat"
 TOLERANCE = 1e-4
@@ -32,22 +30,10 @@ def registry(tiny_config) -> Iterator[Registry]:
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app_url(registry: Registry) -> Iterator[str]:
-    from fastapi import FastAPI
-    import uvicorn
-    import threading
-
-    app = FastAPI()
-    add_openai_routes(app, registry)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with openai_api_served(registry) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ and `logit_bias` through the API, checked with the openai SDK against transforme
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Iterator, Literal
@@ -18,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.api import add_openai_routes
 from backend.registry import Registry
-from tests.remote_server import free_port
+from tests.app_process import openai_api_served
+from tests.tiers import full_tier
 
 MODEL = "tiny-chat"
 TOLERANCE = 1e-4
@@ -26,22 +26,11 @@ CHAT = [{"role": "user", "content": "Write a haiku about the sea."}]
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app_url(tiny_config) -> Iterator[str]:
-    import uvicorn
-    from fastapi import FastAPI
-
     registry = Registry(tiny_config)
-    app = FastAPI()
-    add_openai_routes(app, registry)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with openai_api_served(registry) as url:
+        yield url
     registry.close()
 
 

@@ -6,9 +6,8 @@
 from __future__ import annotations
 
 import json
-import threading
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Iterator, Literal
 
 import httpx
 import openai
@@ -16,11 +15,11 @@ import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.config import parse_config
-from backend.api import add_openai_routes
 from backend.api.tools import parse_tool_calls
 from backend.registry import Registry
-from tests.remote_server import free_port
+from tests.app_process import openai_api_served
 from tests.tiny_models import TOOLS_ID, tools_entry
+from tests.tiers import full_tier
 
 ASK = [{"role": "user", "content": "What is the weather in Paris?"}]
 
@@ -42,24 +41,13 @@ TIME = {"type": "function", "function": {"name": "get_time", "description": "Loc
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app_url(tiny_config) -> Iterator[str]:
-    import uvicorn
-    from fastapi import FastAPI
-
     entries = [spec.model_dump(exclude_none=True) for spec in tiny_config.models]
     entries.append(tools_entry(next(entry for entry in entries if entry["id"] == "tiny-chat")))
     registry = Registry(parse_config({"models": entries}, Path("models.yaml")))
-    app = FastAPI()
-    add_openai_routes(app, registry)
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        thread.join(0.05)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(10)
+    with openai_api_served(registry) as url:
+        yield url
     registry.close()
 
 

@@ -10,12 +10,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import httpx
 import pytest
 import yaml
 
+from tests.app_process import AppProcess
 from tests.conftest import ROOT, free_port
 from tests.tiny_models import CHAT_ID, CLASSIFIER_ID
 
@@ -181,49 +182,21 @@ def test_presenter_flag_and_environment() -> None:
     assert app.parse_args(["serve", "--no-presenter"]).presenter is False
 
 
-def start_app(args: list[str], extra_env: dict[str, str]) -> tuple[subprocess.Popen, int]:
-    from tests.test_app_smoke import wait_for_port
-
-    port = free_port()
-    env = {key: value for key, value in os.environ.items() if key != "WORKBENCH_PRESENTER"}
-    env.update({"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", **extra_env})
-    process = subprocess.Popen([sys.executable, "app.py", *args, "--host", "127.0.0.1", "--port", str(port)],
-                               cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_for_port(port, process, 90)
-    return process, port
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=20)
-    except subprocess.TimeoutExpired:
-        process.kill()
-
-
-@pytest.fixture
-def running() -> Iterator[list[subprocess.Popen]]:
-    processes: list[subprocess.Popen] = []
-    yield processes
-    for process in processes:
-        stop(process)
-
-
-def served_elem_ids(port: int) -> set[str]:
-    config = httpx.get(f"http://127.0.0.1:{port}/config", timeout=30).json()
+def served_elem_ids(url: str) -> set[str]:
+    config = httpx.get(f"{url}config", timeout=30).json()
     return {component.get("props", {}).get("elem_id") for component in config["components"]}
 
 
+@pytest.mark.full
 @pytest.mark.parametrize(("args", "env", "presenting"), [
     ([], {}, True),  # the block is there: presenter mode without a flag
     (["--no-presenter"], {}, False),
     ([], {"WORKBENCH_PRESENTER": "0"}, False),  # a Space variable can switch it off without editing files
 ])
-def test_the_presenter_block_turns_the_mode_on(presenter_yaml: Path, running: list, args: list[str],
-                                               env: dict[str, str], presenting: bool) -> None:
-    process, port = start_app(["--models", str(presenter_yaml), *args], env)
-    running.append(process)
-    elem_ids = served_elem_ids(port)
+def test_the_presenter_block_turns_the_mode_on(presenter_yaml: Path, args: list[str], env: dict[str, str],
+                                               presenting: bool) -> None:
+    with AppProcess(presenter_yaml, env=env, args=args, unset=["WORKBENCH_PRESENTER"]) as app:
+        elem_ids = served_elem_ids(app.url)
     assert ("presenter-reset" in elem_ids) is presenting
     assert ("tab-compare" in elem_ids) is not presenting
 
@@ -234,11 +207,12 @@ DEMO_ID = "tiny-chat-demo"  # a second chat entry, locked by the presenter block
 PRESENTER_API = {"/chat", "/generate", "/generate_with_probs", "/count_tokens", "/models"}
 
 
+@pytest.mark.full
 def test_presenter_api_streams_from_the_locked_model_and_cannot_unload_it(tiny_models_yaml: Path,
                                                                             tmp_path: Path) -> None:
     from gradio_client import Client
 
-    from tests.app_process import AppProcess, models_yaml_variant
+    from tests.app_process import models_yaml_variant
 
     def add_demo_entry(config: dict[str, Any]) -> None:
         chat = next(entry for entry in config["models"] if entry["id"] == CHAT_ID)
@@ -279,6 +253,7 @@ def test_presenter_api_streams_from_the_locked_model_and_cannot_unload_it(tiny_m
             client.close()
 
 
+@pytest.mark.full
 def test_presenter_flag_without_a_chat_model_is_a_clear_error(tiny_models_yaml: Path, tmp_path: Path) -> None:
     config = yaml.safe_load(tiny_models_yaml.read_text(encoding="utf-8"))
     config["models"] = [entry for entry in config["models"] if entry["id"] != CHAT_ID]

@@ -42,6 +42,7 @@ def long_context_yaml(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathF
     return models_yaml_variant(tiny_models_yaml, tmp_path_factory.mktemp("long") / "models.yaml", change)
 
 
+@pytest.mark.full
 def test_fifty_clients_that_leave_mid_stream_leave_the_app_idle(long_context_yaml: Path) -> None:
     from gradio_client import Client
 

@@ -20,6 +20,7 @@ import pytest
 
 from tests.app_process import AppProcess, models_yaml_variant, record_figures, wait_until
 from tests.conftest import free_port
+from tests.tiers import full_tier
 
 # gradio_client waits 5 s for a response by default; dozens of clients fetching the app's config at once on 2
 # cores can take longer, which is load, not the failure these tests look for.
@@ -39,6 +40,7 @@ def chat_status(client: Any) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------ 32 users
 
 
+@pytest.mark.full
 @pytest.mark.load
 def test_32_concurrent_users_get_complete_streams_with_stable_memory(tiny_models_yaml: Path) -> None:
     from gradio_client import Client
@@ -127,6 +129,7 @@ def test_32_concurrent_users_get_complete_streams_with_stable_memory(tiny_models
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def small_queues(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimpleNamespace]:
     """An app whose Gradio queue holds 2 waiting requests, with `narrow-chat`: 1 request per batch, 1 waiting."""
     from gradio_client import Client

@@ -40,6 +40,7 @@ from tests.remote_server import (
     sampling_copy,
     stream_of,
 )
+from tests.tiers import full_tier
 
 USAGE = {"prompt_tokens": 7, "completion_tokens": 3, "total_tokens": 10}
 
@@ -51,6 +52,7 @@ def remote_spec(base_url: str, model: str = "fake-model", **fields: Any) -> Mode
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def serve(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServeProcess]:
     workdir = tmp_path_factory.mktemp("transformers-serve")
     model_dir = sampling_copy(tiny_config.spec("tiny-chat").local_path(), workdir / "tiny-chat")

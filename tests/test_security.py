@@ -23,6 +23,7 @@ from backend.security import SecuritySettings
 from tests.app_process import AppProcess, models_yaml_variant, record_figures
 from tests.conftest import ROOT
 from tests.remote_server import QuietHTTPServer
+from tests.tiers import full_tier
 
 CHAT = "tiny-chat"
 ALICE = ("alice", "wonderland-4242")
@@ -87,6 +88,7 @@ def test_custom_code_is_refused_unless_the_entry_opts_in(tiny_models_yaml: Path,
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def open_app(tiny_models_yaml: Path) -> Iterator[AppProcess]:
     """The app as most people run it (no login), with a 1 MB upload limit."""
     with AppProcess(tiny_models_yaml, env={"WORKBENCH_MAX_UPLOAD_MB": "1"}) as app:
@@ -204,6 +206,7 @@ def echoing_server() -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def locked_app(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory,
                echoing_server: str) -> Iterator[AppProcess]:
     """Login required (two users and a token), plus a remote entry whose key lives in REMOTE_KEY."""

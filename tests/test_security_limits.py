@@ -26,6 +26,7 @@ import pytest
 
 from tests.app_process import AppProcess, record_figures, wait_until
 from tests.conftest import ROOT
+from tests.tiers import full_tier
 
 ALICE = ("alice", "wonderland-4242")
 BOB = ("bob", "builder-with-colons:1")
@@ -44,6 +45,7 @@ ENV = {
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[AppProcess]:
     uploads = tmp_path_factory.mktemp("gradio-uploads")  # this app's own upload folder, to look into
     with AppProcess(tiny_models_yaml, env={**ENV, "GRADIO_TEMP_DIR": str(uploads)}) as process:
@@ -125,6 +127,7 @@ def test_failed_logins_against_one_user_are_throttled_across_clients(app: AppPro
                       .status_code == 200, timeout=WINDOW_S * 4, poll=0.5)
 
 
+@pytest.mark.full
 @pytest.mark.parametrize("auth, message", [
     ("alice:abc123", "WORKBENCH_AUTH: the password of user 'alice' is shorter than 8 characters; choose a longer one"),
     ("alice:ALICE", "WORKBENCH_AUTH: the password of user 'alice' is shorter than 8 characters; choose a longer one"),
@@ -297,6 +300,7 @@ def test_a_lone_surrogate_gets_a_clear_400_and_an_unknown_fn_index_a_422(app: Ap
 # --------------------------------------------------------------- in-process: session expiry, choice errors
 
 
+@pytest.mark.full
 def test_idle_sessions_expire_and_choice_errors_are_escaped() -> None:
     import gradio as gr
     from gradio_client import Client

@@ -10,9 +10,7 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -23,8 +21,10 @@ import psutil
 import pytest
 import yaml
 
+from tests.app_process import AppProcess
 from tests.conftest import ROOT, free_port
 from tests.tiny_models import CHAT_ID
+from tests.tiers import full_tier
 
 # Valid values, from the Spaces configuration reference (huggingface.co/docs/hub/spaces-config-reference).
 COLORS = {"red", "yellow", "green", "blue", "indigo", "purple", "pink", "gray"}
@@ -99,27 +99,15 @@ def test_host_defaults_to_all_interfaces_on_a_space(monkeypatch: pytest.MonkeyPa
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def space_app(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
     """`python app.py` with no arguments, in the environment a Space gives it."""
-    from tests.test_app_smoke import wait_for_port
-
     port = free_port()
-    env = {key: value for key, value in os.environ.items()
-           if key not in ("GRADIO_SERVER_NAME", "WORKBENCH_PRESENTER", "PORT")}
-    env.update(SPACE_ID="user/space", SPACE_AUTHOR_NAME="user", SPACE_REPO_NAME="space",
-               GRADIO_SERVER_PORT=str(port), WORKBENCH_MODELS=str(tiny_models_yaml), WORKBENCH_PRELOAD=CHAT_ID,
-               GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    process = subprocess.Popen([sys.executable, "app.py"], cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for_port(port, process, 90)
-        yield f"http://127.0.0.1:{port}/", process.pid
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    env = dict(SPACE_ID="user/space", SPACE_AUTHOR_NAME="user", SPACE_REPO_NAME="space",
+               GRADIO_SERVER_PORT=str(port), WORKBENCH_MODELS=str(tiny_models_yaml), WORKBENCH_PRELOAD=CHAT_ID)
+    with AppProcess(env=env, port=port, listen=False,
+                    unset=("GRADIO_SERVER_NAME", "WORKBENCH_PRESENTER", "PORT")).wait_ready(90) as app:
+        yield app.url, app.popen.pid
 
 
 def test_app_starts_with_no_arguments_on_a_space(space_app: tuple[str, int]) -> None:

@@ -132,6 +132,7 @@ def test_an_installed_matplotlib_is_left_alone(monkeypatch: pytest.MonkeyPatch) 
     assert "matplotlib" not in sys.modules
 
 
+@pytest.mark.full
 def test_the_launched_queue_looks_for_jobs_every_5_ms_instead_of_every_1() -> None:
     import socket
 

@@ -18,7 +18,7 @@ from backend.evaluation.task_inference import entities_to_tags, words_to_text
 from backend.evaluation.types import EvalConfig
 from backend.registry import Registry
 from backend.tasks.types import Entity
-from backend.types import InvalidInputError, UnsupportedTaskError
+from backend.types import UnsupportedTaskError
 from tests.conftest import ROOT
 
 
@@ -79,6 +79,7 @@ def test_qa_and_translation_runs(shared_registry: Registry, tmp_path: Path) -> N
     assert failed.status == "failed" and "does not translate en → xx" in failed.error
 
 
+@pytest.mark.full
 def test_cli_summarization_run(tiny_models_yaml: Path, tmp_path: Path) -> None:
     path = tmp_path / "sum.csv"
     pd.DataFrame({"document": ["The quick brown fox jumps over the lazy dog. It was fast."],

@@ -10,9 +10,11 @@ import pytest
 from backend.tasks import service
 from backend.types import GenerationParams
 from tests.conftest import free_port
+from tests.tiers import full_tier
 
 
 @pytest.fixture(scope="module")
+@full_tier
 def app(tiny_config) -> Iterator[SimpleNamespace]:
     from gradio_client import Client
 

@@ -34,7 +34,8 @@ def stream(tokenizer, token_ids: list[int]) -> list[str]:
     return pieces + [decoder.flush()]
 
 
-@pytest.mark.parametrize("text", ["plain ascii words, with punctuation!", "héllo wörld ünïcödé", "emoji 🙂🚀 and 中文字符",
+@pytest.mark.parametrize("text", ["plain ascii words, with punctuation!", "héllo wörld ünïcödé",
+                                  "emoji 🙂🚀 and 中文字符",
                                   "שלום עולם right to left", "code: def f(x):\n    return x * 2\n"])
 def test_pieces_join_to_the_full_decode(tokenizer, text: str) -> None:
     token_ids = tokenizer.encode(text, add_special_tokens=False)

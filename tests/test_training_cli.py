@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.training_data import sentiment_rows, write_csv
@@ -22,6 +23,7 @@ def app_train(*args: str, runs: Path, cwd: Path = ROOT) -> subprocess.CompletedP
                           capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.full
 def test_train_command_writes_the_run_folder_and_registers(tiny_models_yaml, tmp_path):
     data = write_csv(tmp_path / "train.csv", sentiment_rows(60, seed=3))
     settings = tmp_path / "train.yaml"
@@ -55,6 +57,7 @@ def test_train_command_writes_the_run_folder_and_registers(tiny_models_yaml, tmp
     assert (out / "metrics.json").read_bytes() == before
 
 
+@pytest.mark.full
 def test_train_command_bad_input_is_one_clear_error(tiny_models_yaml, tmp_path):
     data = write_csv(tmp_path / "train.csv", sentiment_rows(20, seed=3))
     result = app_train("--models", str(tiny_models_yaml), "--base", "tiny-classifier", "--task", "classification",

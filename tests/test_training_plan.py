@@ -116,7 +116,8 @@ def test_adapter_field_and_overlay_are_validated(tiny_models_yaml, tmp_path, cap
     bad = tmp_path / "models.yaml"
     bad.write_text(yaml.safe_dump(raw))
     index = len(raw["models"]) - 1
-    with pytest.raises(ConfigError, match=rf"entry 'tuned' \(models\[{index}\]\), field 'adapter': .* \(no adapter_config"):
+    with pytest.raises(ConfigError,
+                       match=rf"entry 'tuned' \(models\[{index}\]\), field 'adapter': .* \(no adapter_config"):
         load_config(bad)
     raw["models"][-1] = {"id": "tuned", "tasks": ["chat"], "backend": "openai", "base_url": "http://x/v1",
                          "adapter": "a"}

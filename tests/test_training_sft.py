@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from backend import service as chat_service
 from backend.config import ModelSpec
 from backend.training.config import parse_train_config
@@ -22,6 +24,7 @@ def reply(registry, model_id: str) -> str:
     return [event for event in events if isinstance(event, Final)][0].text
 
 
+@pytest.mark.full
 def test_sft_lora_learns_a_reply_and_chats_with_it(registry, tmp_path):
     data = tmp_path / "chat.jsonl"
     data.write_text("".join(json.dumps({"messages": [{"role": "user", "content": PROMPT},

@@ -328,6 +328,7 @@ def test_reopen_and_compare_saved_runs(tab: Tab, reviews: Path) -> None:
 # ---------------------------------------------------------------------------------- same numbers as the CLI
 
 
+@pytest.mark.full
 def test_the_tab_and_the_command_line_give_the_same_numbers(tab: Tab, tiny_models_yaml: Path, qa_csv: Path,
                                                             tmp_path: Path) -> None:
     out = tmp_path / "cli-out"
@@ -385,6 +386,7 @@ def test_form_values_become_the_config_the_command_line_would_build() -> None:
 # ------------------------------------------------------------------------------------------- served app
 
 
+@pytest.mark.full
 def test_the_tab_serves_with_its_elem_ids_and_keeps_torch_out(shared_registry, tmp_path: Path) -> None:
     tab = Tab(shared_registry, tmp_path / "runs")
     port = free_port()

@@ -17,6 +17,7 @@ from gradio_client.exceptions import AppError
 from backend.types import InvalidInputError
 from tests.eval_server import EvalServer
 from tests.training_data import sentiment_rows, write_csv
+from tests.tiers import full_tier
 
 USERS = (("alice", "alice-password-1"), ("bob", "bob-password-22"), ("carol", "carol-password-3"))
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
@@ -39,6 +40,7 @@ def names(answer: tuple) -> list[str]:
 
 
 @pytest.fixture
+@full_tier
 def data_server(registry, runs: Path) -> Iterator[EvalServer]:
     from ui.data import DataTab
 
@@ -78,6 +80,7 @@ def test_saved_datasets_belong_to_their_user(data_server: EvalServer, runs: Path
 
 
 @pytest.fixture
+@full_tier
 def train_server(registry, runs: Path) -> Iterator[EvalServer]:
     from backend.training.service import TrainingService
     from ui.train import TrainTab
@@ -172,6 +175,7 @@ def test_the_train_tab_uses_its_users_saved_datasets(train_server: EvalServer, r
         train_server.ctl.on_saved("classification", "alice-reviews", gr.Request(username="bob"))
 
 
+@pytest.mark.full
 def test_the_evaluate_tab_uses_its_users_saved_datasets(registry, runs: Path) -> None:
     import gradio as gr
     import pandas as pd

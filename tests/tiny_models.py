@@ -346,7 +346,8 @@ def write_models_yaml(out: Path, yaml_path: Path) -> None:
             {
                 "id": NLI_ID,
                 "name": "Tiny NLI zero-shot classifier (random weights)",
-                "description": "Two-layer BERT with random weights, labels entailment/neutral/contradiction; for tests.",
+                "description": "Two-layer BERT with random weights, labels entailment/neutral/contradiction; "
+                               "for tests.",
                 "tasks": ["zero_shot"],
                 "backend": "transformers",
                 "source": str(out / NLI_ID),

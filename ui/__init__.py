@@ -150,7 +150,8 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
     # An app may add CSS and choose its footer links (presenter mode: larger type, no API link).
     app, _, _ = demo.launch(server_name=host, server_port=port, theme=THEME,
                             css=CSS + LAYOUT_CSS + getattr(demo, "workbench_css", ""), show_error=True,
-                            footer_links=getattr(demo, "workbench_footer_links", ["api", "settings", "gradio"]), i18n=I18N,
+                            footer_links=getattr(demo, "workbench_footer_links", ["api", "settings", "gradio"]),
+                            i18n=I18N,
                             head=toast_titles_head(), prevent_thread_lock=True, **options)
     start_session_expiry(app, limits.session_idle_s)
     if on_app is not None:

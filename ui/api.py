@@ -183,6 +183,7 @@ def register(registry: Registry, endpoints: Collection[str] = ALL_ENDPOINTS,
                                                    text)
         return {"tokens": tokens, "max_context": max_context}
 
+    options: dict[str, dict[str, Any]]
     options = {"chat": streaming, "generate": streaming, "compare": streaming, "generate_with_probs": streaming,
                "models": dict(queue=False), "count_tokens": managing, "load_model": managing,
                "unload_model": managing}

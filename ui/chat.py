@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator, Literal, Optional
 
 import gradio as gr
 from gradio.context import Context
@@ -44,13 +44,14 @@ from ui.i18n import say, t, text
 # Clicks the hidden download button once the export file is ready, so Export is a single click.
 _CLICK_DOWNLOAD_JS = "() => document.querySelector('#chat-export-file')?.click()"
 # $$…$$ and \[…\] on their own line, $…$ and \(…\) inline.
+LATEX: list[dict[str, str | bool]]
 LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "\\[", "right": "\\]", "display": True},
          {"left": "$", "right": "$", "display": False}, {"left": "\\(", "right": "\\)", "display": False}]
 
 
 # "hidden" keeps a button in the page, out of the layout: the first Stop then shows in the same frame as Send goes
 # (visible=False left one empty frame while Gradio mounted it).
-HIDDEN = "hidden"
+HIDDEN: Literal["hidden"] = "hidden"
 
 
 def busy(running: bool) -> tuple[gr.Button, gr.Button]:
@@ -112,15 +113,15 @@ class ChatTab:
                     stop = gr.Button(t("stop"), variant="stop", scale=1, elem_id="chat-stop-btn", visible=HIDDEN)
                 context = gr.Markdown(initial_context_line(spec.max_context if spec else None), elem_id="chat-context",
                                       elem_classes=["stats-line"])
-                small = dict(size="sm", min_width=80)
+                small: dict[str, Any] = dict(size="sm", min_width=80)
                 with gr.Row():
                     retry = gr.Button(t("chat_retry"), elem_id="chat-retry", **small)
                     undo = gr.Button(t("chat_undo"), elem_id="chat-undo", **small)
                     edit = gr.Button(t("chat_edit_last"), elem_id="chat-edit", **small)
                     clear = gr.Button(t("chat_clear"), elem_id="chat-clear", **small)
                     export = gr.Button(t("chat_export"), elem_id="chat-export", **small)
-                    upload = gr.UploadButton(t("chat_import"), file_types=[".json"], type="filepath", elem_id="chat-import",
-                                             **small)
+                    upload = gr.UploadButton(t("chat_import"), file_types=[".json"], type="filepath",
+                                             elem_id="chat-import", **small)
                 stats = gr.Markdown("", elem_id="chat-stats", elem_classes=["stats-line"])
                 examples = gr.Dataset(components=[text], samples=_samples(spec), label=t("chat_examples"),
                                       elem_id="chat-examples", visible=bool(spec and spec.examples))
@@ -130,7 +131,7 @@ class ChatTab:
         running, trashing = tab.listen(api_names=True)
         quick = ui_event(stats, queue=False)
         # The context meter has numbers in it, so it is worded on the server: word it in the browser's language.
-        Context.root_block.load(tab.load_context, inputs=model, outputs=context, **quick)
+        Context.root_block.load(tab.load_context, inputs=model, outputs=context, **quick)  # type: ignore[union-attr]
         retrying = retry.click(tab.retry, inputs=tab.reply_inputs, outputs=tab.reply_outputs, trigger_mode="multiple",
                                api_name="ui_chat_retry", **tab.streaming)
         # Editing an earlier message (the pencil on a user bubble) asks again from there; the old branch is kept.
@@ -151,7 +152,7 @@ class ChatTab:
                                   outputs=[history, model, system, stats, *params.outputs], **ui_event(stats))
         memory.wire(history, tab.forks, tab.selected, model, system,
                     changed=[*running, undoing, editing_last, clearing, importing, trashing],
-                    stop_running=running, load=Context.root_block.load)
+                    stop_running=running, load=Context.root_block.load)  # type: ignore[union-attr]
         # .input, not .change: an import sets the model too, and must keep the parameters it brought along.
         model.input(tab.model_changed, inputs=model, outputs=[examples, stats, context, *params.outputs], **quick)
         return tab
@@ -196,7 +197,8 @@ class ChatTab:
         # No `cancels=`: Stop marks the session's run stopped (ui/runs.py) and the reply's own generator ends at
         # its next step with "Stopped." as the last update of its stream. A Gradio cancel would leave updates
         # already on their way to land after this handler's answer ("Generating…" after "Stopped.").
-        trigger(self.stop, outputs=[self.stats, self.send_button, self.stop_button], **ui_event(self.stats, queue=False))
+        trigger(self.stop, outputs=[self.stats, self.send_button, self.stop_button],
+                **ui_event(self.stats, queue=False))
 
     # ------------------------------------------------------------------------------------------ replies
 
@@ -354,8 +356,11 @@ class ChatTab:
         return updates
 
 
-def chatbot(label: Optional[str], placeholder: str, height: int, buttons: list[str],
-            editable: Optional[str] = None) -> gr.Chatbot:
+ChatButton = Literal["share", "copy", "copy_all"] | gr.Button
+
+
+def chatbot(label: Optional[str], placeholder: str, height: int, buttons: list[ChatButton],
+            editable: Optional[Literal["user", "all"]] = None) -> gr.Chatbot:
     """The conversation view every chat screen uses: LaTeX on, HTML sanitised (user text is escaped besides)."""
     return gr.Chatbot(value=[], label=label, show_label=label is not None, elem_id="chat-history", height=height,
                       buttons=buttons, render_markdown=True, latex_delimiters=LATEX, sanitize_html=True,

@@ -217,7 +217,7 @@ def register_classify_api(registry: Registry) -> None:
 
 
 def _default_model(registry: Registry, has_labels: bool) -> str:
-    order = ("zero_shot", "llm") if has_labels else ("supervised",)
+    order: tuple[clf.Mode, ...] = ("zero_shot", "llm") if has_labels else ("supervised",)
     for mode in order:
         specs = clf.models_for(registry, mode)
         if specs:

@@ -10,7 +10,7 @@ backend through plain data.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Optional, overload
 
 import gradio as gr
 
@@ -229,6 +229,10 @@ def _whole(value: Any, name: str) -> int:
     return number
 
 
+@overload
+def parse_whole(value: Any, name: str, blank: int, low: Optional[int] = None) -> int: ...
+@overload
+def parse_whole(value: Any, name: str, blank: None = None, low: Optional[int] = None) -> Optional[int]: ...
 def parse_whole(value: Any, name: str, blank: Optional[int] = None, low: Optional[int] = None) -> Optional[int]:
     """A number widget's value as a whole number (every tab reads numbers with this one rule).
 

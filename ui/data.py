@@ -180,6 +180,7 @@ class DataTab:
                          inputs=[self.table, self.page], outputs=[self.page, self.preview], **ui_event(self.preview))
         self.page.submit(self.show_page, inputs=[self.table, self.page], outputs=[self.page, self.preview],
                          **ui_event(self.preview))
+        form: set[gr.blocks.Block]
         form = {self.source, self.text_column, self.label_column, self.token_model, self.clean, self.min_chars,
                 self.max_chars, self.min_tokens, self.max_tokens, self.near_threshold, self.allowed_labels,
                 self.split_on, self.fractions, self.seed, self.augment, self.rate, self.copies,
@@ -187,10 +188,10 @@ class DataTab:
         running = run.click(self.prepare, inputs=form, outputs=[self.result, self.download, self.saved, self.pick],
                             **ui_event(self.result))
         # A result shown is for the settings it ran with: changing any of them clears it.
-        for control in (self.clean, self.min_chars, self.max_chars, self.min_tokens, self.max_tokens,
+        for setting in (self.clean, self.min_chars, self.max_chars, self.min_tokens, self.max_tokens,
                         self.near_threshold, self.allowed_labels, self.split_on, self.fractions, self.seed,
                         self.augment, self.rate, self.copies, self.paraphrase_model, self.paraphrase_prompt):
-            control.input(lambda: ("", gr.DownloadButton(visible=False)), outputs=[self.result, self.download],
+            setting.input(lambda: ("", gr.DownloadButton(visible=False)), outputs=[self.result, self.download],
                           **ui_event(self.result, queue=False))
         counting = count.click(self.count, inputs=form, outputs=[self.result, self.download, self.saved, self.pick],
                                **ui_event(self.result))

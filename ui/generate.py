@@ -79,7 +79,7 @@ class GenerateTab:
         last = gr.State(None)
         tab = cls(registry, model, prompt, params, show_probs, last)
 
-        inputs = {model, prompt, show_probs, last, *params.inputs}
+        inputs: set[gr.blocks.Block] = {model, prompt, show_probs, last, *params.inputs}
         outputs = [prompt, stats, probs, token_count, last]
         streaming = dict(**STREAMING, **ui_event(status_sink()))
         running = [run.click(tab.generate, inputs=inputs, outputs=outputs, api_name="ui_generate", **streaming),

@@ -88,7 +88,7 @@ class ModelsTab:
             refresh = gr.Button(t("refresh"), elem_id="models-refresh", scale=1)
         message = gr.Markdown("", elem_id="models-message", elem_classes=["stats-line"])
         tab = cls(registry, table)
-        busy = dict(concurrency_limit=4, concurrency_id=MODELS_CONCURRENCY_ID)
+        busy: dict[str, Any] = dict(concurrency_limit=4, concurrency_id=MODELS_CONCURRENCY_ID)
         load.click(tab.load, api_name="ui_load", inputs=select, outputs=[table, message], **busy,
                    **ui_event(message, progress=True))
         unload.click(tab.unload, api_name="ui_unload", inputs=select, outputs=[table, message], **busy,

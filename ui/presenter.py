@@ -20,7 +20,7 @@ import html
 import mimetypes
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import gradio as gr
 
@@ -58,7 +58,8 @@ PRESENTER_CSS = """
 @media (max-width: 640px) {
   .presenter-top { flex-wrap: nowrap !important; gap: 8px !important; position: sticky; top: 0; z-index: 20;
     background: var(--body-background-fill); padding-bottom: 4px; }
-  .presenter-top > .html-container, .presenter-top > div:first-child { flex: 1 1 auto !important; min-width: 0 !important; }
+  .presenter-top > .html-container, .presenter-top > div:first-child {
+    flex: 1 1 auto !important; min-width: 0 !important; }
   #presenter-reset { flex: 0 0 44px !important; min-width: 44px !important; width: 44px; height: 44px; padding: 0;
     font-size: 0 !important; border-radius: 22px; }
   #presenter-reset::before { content: "↺"; font-size: 1.4rem; }
@@ -133,7 +134,7 @@ def header_html(view: PresenterView) -> str:
 
 def locked_params(params: GenerationParams) -> ParamPanel:
     """A ParamPanel whose values are server-side states: `ParamPanel.read` works, nothing is on the page."""
-    return ParamPanel(
+    states: dict[str, Any] = dict(  # states in the widgets' places: ParamPanel reads either alike
         preset=gr.State(None),
         max_new_tokens=gr.State(params.max_new_tokens),
         temperature=gr.State(params.temperature),
@@ -143,6 +144,7 @@ def locked_params(params: GenerationParams) -> ParamPanel:
         seed=gr.State(-1 if params.seed is None else params.seed),
         stop=gr.State(list(params.stop)),
     )
+    return ParamPanel(**states)
 
 
 def build_presenter(registry: Registry, settings: Optional[PresenterSettings]) -> gr.Blocks:

@@ -88,7 +88,8 @@ def _size(chat: dict[str, Any]) -> int:
 
 def _bounded(chats: dict[str, Any], keep: str) -> dict[str, Any]:
     ordered = sorted(chats, key=lambda key: chats[key].get("updated", 0), reverse=True)
-    kept, total = {}, 0
+    kept: dict[str, Any] = {}
+    total = 0
     for key in ordered:
         size = _size(chats[key])
         if key != keep and (len(kept) >= MAX_CHATS or total + size > MAX_CHARS):

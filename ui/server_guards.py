@@ -2,7 +2,8 @@
 
 `guard_options(security, limits, throttle)` gives the extra `Blocks.launch` options: the ASGI middleware (through
 `app_kwargs`, so it is in place before the first request) and the session capacity.
-The upload expiry is the Blocks' `delete_cache` (set by ui.launch). `start_session_expiry(app, idle_s)` forgets sessions nobody used for `idle_s` seconds.
+The upload expiry is the Blocks' `delete_cache` (set by ui.launch). `start_session_expiry(app, idle_s)` forgets
+sessions nobody used for `idle_s` seconds.
 """
 
 from __future__ import annotations

@@ -100,8 +100,8 @@ def progress_text(run_dir: Path, info: Any) -> str:
         parts.append(say("train_queue_position", position=info.queue_position))
     if info.max_steps:
         parts.append(say("train_step", step=info.step, max=info.max_steps))
-    train = next((row for row in reversed(rows) if "loss" in row), {})
-    evaluation = next((row for row in reversed(rows) if "eval_loss" in row), {})
+    train: dict[str, Any] = next((row for row in reversed(rows) if "loss" in row), {})
+    evaluation: dict[str, Any] = next((row for row in reversed(rows) if "eval_loss" in row), {})
     for row, key, label in ((train, "learning_rate", "lr"), (train, "samples_per_s", "examples/s"),
                             (train, "tokens_per_s", "tokens/s"), (train, "eta_s", "ETA s"),
                             (train, "memory_mb", "memory MiB"), (evaluation, "eval_loss", "eval loss"),

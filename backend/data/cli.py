@@ -15,7 +15,11 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+if TYPE_CHECKING:  # imported where used: `--help` stays instant
+    from backend.data.recipe import Recipe
+    from backend.registry import Registry
 
 FILE_SUFFIXES = (".csv", ".jsonl", ".parquet")
 
@@ -62,7 +66,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
-def build_recipe(args: argparse.Namespace) -> Any:
+def build_recipe(args: argparse.Namespace) -> Recipe:
     """The validated `Recipe` for the command line (a bad option fails before any data is read)."""
     from backend.data.recipe import DEFAULT_PARAPHRASE_PROMPT, Recipe, parse_fractions
     from backend.evaluation.data import DataSource
@@ -122,7 +126,8 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def run(recipe: Any, out: Path, fmt: str, registry: Any = None, progress: Optional[Any] = None) -> dict[str, Any]:
+def run(recipe: Recipe, out: Path, fmt: str, registry: Optional[Registry] = None,
+        progress: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
     """Prepares and writes; returns the card written."""
     from backend.data.pipeline import prepare
     from backend.data.store import read_card, write_splits
@@ -132,7 +137,7 @@ def run(recipe: Any, out: Path, fmt: str, registry: Any = None, progress: Option
     return read_card(out)
 
 
-def _registry(models: str) -> Any:
+def _registry(models: str) -> Registry:
     from backend.config import load_config
     from backend.registry import Registry
 

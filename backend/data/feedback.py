@@ -75,7 +75,7 @@ def clean_conversation(messages: Sequence[Any], index: Optional[int] = None) -> 
     return out
 
 
-def record_rating(username: Optional[str], model: str, messages: Sequence[Any], rating: Optional[str],
+def record_rating(username: Optional[str], model: Optional[str], messages: Sequence[Any], rating: Optional[str],
                   index: Optional[int] = None, root: Optional[Path] = None) -> Rating:
     """Stores (or, with rating None, takes back) a thumbs up / down on the assistant reply at `index`."""
     if rating is not None and rating not in RATINGS:

@@ -23,6 +23,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any, Optional
 
 from backend.data.recipe import Recipe
@@ -116,7 +117,7 @@ def _child(spec_path: str) -> int:
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
     status = Path(spec["status"])
 
-    def on_term(signum: int, frame: Any) -> None:
+    def on_term(signum: int, frame: Optional[FrameType]) -> None:
         raise KeyboardInterrupt  # unwind through every `finally`: staging folders are removed
 
     signal.signal(signal.SIGTERM, on_term)

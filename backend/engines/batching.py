@@ -28,7 +28,8 @@ from backend.engines.decode import Choice, RowPlan, Step, decode_batch, decode_s
 from backend.engines.runtime import LocalRuntime, RowResult
 from backend.engines.text_stream import IncrementalDecoder, StopMatcher
 from backend.streams import Channel
-from backend.types import BusyError, Delta, GenerationError, TokenAlternative, TokenChoice, WorkbenchError
+from backend.types import (BusyError, Delta, FinishReason, GenerationError, TokenAlternative, TokenChoice,
+                           WorkbenchError)
 from backend.zerogpu import gpu_function
 
 
@@ -106,7 +107,7 @@ class Request:
         self.released.set()
 
     def result(self) -> RowResult:
-        finish = "stop" if self.stop_matcher.stopped or self.saw_eos else "length"
+        finish: FinishReason = "stop" if self.stop_matcher.stopped or self.saw_eos else "length"
         return RowResult(self.stop_matcher.text, self.generated_tokens, finish)
 
     def _record(self, choice: Choice) -> None:
@@ -313,7 +314,7 @@ class Batcher:
                     if all_done():
                         break
             finally:
-                steps.close()
+                steps.close()  # type: ignore[attr-defined]  # a generator
 
     def _should_merge(self, batch: list[Request], steps_run: int) -> bool:
         """Requests wait, the batch has room, and its rows have enough left to be worth a prefill. Not on

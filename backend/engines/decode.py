@@ -105,7 +105,7 @@ class Decoding:
 
 
 def decode_batch(model: Any, decoding: Decoding, rows: list[RowPlan], stop_flags: torch.Tensor,
-                 on_step: Callable[[Step], None]) -> None:
+                 on_step: Callable[[Step], object]) -> None:
     """Decodes `rows` together, calling `on_step` after every step, until each row has ended: its EOS, its own
     max_new_tokens, or `stop_flags[row]` set by the caller."""
     input_ids, attention_mask = _left_pad(rows, decoding.pad_token_id)
@@ -244,7 +244,7 @@ class BatchSampler(LogitsProcessor):
             chosen = torch.where(self.greedy, chosen, sampled)
         self.choices = self._record(logits, probs, chosen) if any(self.alternatives) else ()
         self.step += 1
-        return torch.full_like(scores, float("-inf")).scatter_(1, chosen, 0.0)
+        return torch.full_like(scores, float("-inf")).scatter_(1, chosen, 0.0)  # type: ignore[return-value]
 
     def _penalise(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
         padding = torch.nn.functional.pad(self.padding, (0, input_ids.shape[1] - self.padding.shape[1]))
@@ -299,13 +299,13 @@ class RowsDone(StoppingCriteria):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
         done = self.stop_flags | (self.limits <= input_ids.shape[1] - self.prompt_width)
-        return done.to(input_ids.device)
+        return done.to(input_ids.device)  # type: ignore[return-value]
 
 
 class _StepStreamer(BaseStreamer):
     """Hands each step's tokens (one per row) to the callback, with the choices the sampler recorded."""
 
-    def __init__(self, sampler: BatchSampler, on_step: Callable[[Step], None]) -> None:
+    def __init__(self, sampler: BatchSampler, on_step: Callable[[Step], object]) -> None:
         self.sampler = sampler
         self.on_step = on_step
         self._prompt_seen = False

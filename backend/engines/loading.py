@@ -51,6 +51,7 @@ def model_source(spec: ModelSpec) -> str:
                 f"model '{spec.id}', field 'source': {local} is not a model folder (no config.json there)"
             )
         return str(local)
+    assert spec.source is not None  # a local entry without a folder names a Hub repo (backend/config.py checks)
     return spec.source
 
 
@@ -163,7 +164,8 @@ def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[Any, Any, str, f
     if hub_checked_offline(spec):
         kwargs["local_files_only"] = True  # cached weights load without waiting on an unreachable Hub
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision, trust_remote_code=spec.trust_remote_code,
+        tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision,
+                                                  trust_remote_code=spec.trust_remote_code,
                                                   local_files_only=kwargs.get("local_files_only", False))
         model = model_class.from_pretrained(source, **kwargs)
         model = apply_adapter(spec, model)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import secrets
+import threading
 from typing import Any, Iterator, Sequence
 
 from transformers import AutoModelForCausalLM
@@ -87,7 +88,7 @@ class LocalGenerativeEngine(TokenLevelMethods):
         return self.runtime.tokenizer
 
     @property
-    def generate_lock(self) -> Any:
+    def generate_lock(self) -> threading.Lock:
         return self.runtime.lock
 
     @property

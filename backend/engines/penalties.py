@@ -8,15 +8,18 @@ generated tokens at the end of its prompt (`RowPlan.draw_offset` of them), so th
 
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
+
+if TYPE_CHECKING:
+    from backend.engines.decode import RowPlan
 
 
 class OccurrencePenalty:
     """Called by the batch sampler on each step's logits (rows x vocabulary), before any choice."""
 
-    def __init__(self, rows: Sequence[Any], prompt_width: int, device: Any) -> None:
+    def __init__(self, rows: Sequence[RowPlan], prompt_width: int, device: torch.device) -> None:
         column = lambda values: torch.tensor(values, dtype=torch.float32, device=device).unsqueeze(1)  # noqa: E731
         self.presence = column([row.presence_penalty for row in rows])
         self.frequency = column([row.frequency_penalty for row in rows])
@@ -27,7 +30,7 @@ class OccurrencePenalty:
         self.bias: Optional[torch.Tensor] = None
 
     @classmethod
-    def of(cls, rows: Sequence[Any], prompt_width: int, device: Any) -> Optional["OccurrencePenalty"]:
+    def of(cls, rows: Sequence[RowPlan], prompt_width: int, device: torch.device) -> Optional["OccurrencePenalty"]:
         """None when no row uses any of them (the common case costs nothing)."""
         if not any(row.presence_penalty or row.frequency_penalty or row.logit_bias for row in rows):
             return None

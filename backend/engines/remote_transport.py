@@ -258,7 +258,7 @@ def open_stream(client: httpx.Client, url: str, request: dict[str, Any], where: 
         message = ""
     finally:
         response.close()
-    error = status_error(response.status_code, message, where, spec, loading=False)
+    failure = status_error(response.status_code, message, where, spec, loading=False)
     if response.status_code in RETRY_STATUSES:
-        raise Retryable(error, retry_wait(response))
-    raise error
+        raise Retryable(failure, retry_wait(response))
+    raise failure

@@ -8,7 +8,7 @@ ZeroGPU Space) inside `spaces.GPU`, like every other forward pass.
 
 from __future__ import annotations
 
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import torch
 
@@ -16,6 +16,9 @@ from backend.engines.length_groups import length_groups
 from backend.engines.token_level import PromptScores, TokenLogprob
 from backend.types import ContextOverflowError, InvalidInputError
 from backend.zerogpu import gpu_function, resident_model
+
+if TYPE_CHECKING:
+    from backend.engines.runtime import LocalRuntime
 
 MAX_TOP = 20  # OpenAI's and vLLM's limit for top_logprobs
 # Scoring needs the logits of every prompt position (rows x tokens x vocabulary floats): passes are kept under
@@ -60,7 +63,7 @@ def tokenizer_info(tokenizer: Any, max_context: Optional[int], chat_template: Op
     }
 
 
-def score_prompts(runtime: Any, rows: Sequence[Sequence[int]], top: int) -> list[PromptScores]:
+def score_prompts(runtime: LocalRuntime, rows: Sequence[Sequence[int]], top: int) -> list[PromptScores]:
     """Every prompt token's log-probability, and the greedy next token, for each row (a loaded model's
     LocalRuntime; rows grouped by length into forward passes of at most max_batch_size)."""
 

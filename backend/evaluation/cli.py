@@ -15,7 +15,11 @@ import argparse
 import os
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # imported where used: `--help` stays instant
+    from backend.evaluation.types import EvalConfig, Progress, RunResult
+    from backend.registry import Registry
 
 TASK_CHOICES = ("classification", "generation", "perplexity",
                 "ner", "question_answering", "summarization", "translation")  # the last four: pipeline task models
@@ -57,7 +61,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, metavar="S", help="sample --limit rows at random with this seed")
     parser.add_argument("--batch-size", type=int, default=8, metavar="B", help="examples per forward pass (default: 8)")
     parser.add_argument("--bootstrap", type=int, default=1000, metavar="N",
-                        help="resamples for 95%% confidence intervals, at most 10,000; 0 turns them off (default: 1000)")
+                        help="resamples for 95%% confidence intervals, at most 10,000; 0 turns them off "
+                             "(default: 1000)")
     parser.add_argument("--rouge-stemmer", action="store_true",
                         help="ROUGE with Porter stemming (default: off, as in evaluate's rouge)")
     parser.add_argument("--out", metavar="DIR", help="where results.json and predictions.csv go "
@@ -90,7 +95,7 @@ def main(args: argparse.Namespace) -> int:
     return 1 if run.failed else 0
 
 
-def _run_interruptibly(config: Any, registry: Any, args: argparse.Namespace) -> Any:
+def _run_interruptibly(config: EvalConfig, registry: Optional[Registry], args: argparse.Namespace) -> RunResult:
     """Runs in a worker thread so that Ctrl-C cancels cleanly: finished examples are scored and saved."""
     from backend.evaluation.runner import EvaluationJob
 
@@ -105,7 +110,7 @@ def _run_interruptibly(config: Any, registry: Any, args: argparse.Namespace) -> 
     return job.result()
 
 
-def build_config(args: argparse.Namespace) -> Any:
+def build_config(args: argparse.Namespace) -> EvalConfig:
     """The `EvalConfig` for the command line (validated: a bad option fails before any data is read)."""
     from backend.evaluation.data import ColumnMapping, DataSource
     from backend.evaluation.types import EvalConfig
@@ -121,7 +126,7 @@ def build_config(args: argparse.Namespace) -> Any:
                       target_language=args.target_language).validated()
 
 
-def _registry(args: argparse.Namespace) -> Any:
+def _registry(args: argparse.Namespace) -> Registry:
     from backend.config import load_config
     from backend.registry import Registry
 
@@ -134,7 +139,7 @@ class _ProgressPrinter:
     def __init__(self) -> None:
         self.last = 0.0
 
-    def __call__(self, progress: Any) -> None:
+    def __call__(self, progress: Progress) -> None:
         now = time.monotonic()
         if now - self.last < 1.0 and progress.done < progress.total:
             return
@@ -143,7 +148,7 @@ class _ProgressPrinter:
         print(f"[{progress.done}/{progress.total}] {progress.message}{eta}", file=sys.stderr, flush=True)
 
 
-def _print_summary(run: Any) -> None:
+def _print_summary(run: RunResult) -> None:
     from backend.evaluation.metrics import HEADLINE
 
     headline = HEADLINE[run.task]

@@ -20,14 +20,14 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
 from backend.evaluation import scoring, store
 from backend.evaluation.data import Examples, load_table, select_examples
 from backend.evaluation.labels import align_references
 from backend.evaluation.task_inference import PIPELINE_EVAL_TASKS, run_pipeline_task
 from backend.evaluation.types import INPUT_SLOT, PREDICTIONS_ID, EvalConfig, ModelResult, Progress, RunResult
-from backend.types import InvalidInputError, UnsupportedTaskError, WorkbenchError
+from backend.types import InvalidInputError, Task, UnsupportedTaskError, WorkbenchError
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -59,11 +59,12 @@ def run_evaluation(
     started = time.perf_counter()
     if config.models and registry is None:
         raise InvalidInputError("models: running models needs a registry (models.yaml)", field="models")
+    models = cast("Registry", registry)  # there whenever a model runs (a file's own predictions need none)
     for model_id in config.models:
-        _check_model(registry, model_id, config)
+        _check_model(models, model_id, config)
     data = table if table is not None else load_table(config.data)
     examples = select_examples(data, config.task, config.columns, config.limit, config.seed)
-    references = {model_id: _references_for(registry, model_id, config, examples) for model_id in config.models}
+    references = {model_id: _references_for(models, model_id, config, examples) for model_id in config.models}
     tracker = _Tracker(len(examples) * len(config.model_ids()), progress)
     results: dict[str, ModelResult] = {}
     for model_id in config.model_ids():
@@ -71,13 +72,13 @@ def run_evaluation(
             results[model_id] = ModelResult(model_id, "skipped", predictions=[None] * len(examples))
             continue
         tracker.start_model(model_id, len(examples))
-        results[model_id] = _run_model(registry, config, examples, model_id, references.get(model_id), tracker,
+        results[model_id] = _run_model(models, config, examples, model_id, references.get(model_id), tracker,
                                        cancel)
     run = RunResult(run_id=store.new_run_id(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     config=config, examples=examples, models=results, cancelled=cancel.is_set(),
                     seconds=time.perf_counter() - started)
     if out_dir is not None or runs_dir is not None:
-        run.path = store.save_run(run, Path(out_dir) if out_dir is not None else Path(runs_dir) / run.run_id)
+        run.path = store.save_run(run, Path(out_dir) if out_dir is not None else Path(runs_dir or "") / run.run_id)
     return run
 
 
@@ -127,7 +128,7 @@ class EvaluationJob:
 # ------------------------------------------------------------------------------------------ checks
 
 
-def _check_model(registry: Any, model_id: str, config: EvalConfig) -> None:
+def _check_model(registry: Registry, model_id: str, config: EvalConfig) -> None:
     """The model exists and can do the task (ModelNotFoundError names the models there are)."""
     spec = registry.spec(model_id)
     if config.task == "classification":
@@ -142,7 +143,7 @@ def _check_model(registry: Any, model_id: str, config: EvalConfig) -> None:
                                    f"{', '.join(spec.tasks)}); models that can: {able}")
 
 
-def _references_for(registry: Any, model_id: str, config: EvalConfig, examples: Examples) -> Optional[list[str]]:
+def _references_for(registry: Registry, model_id: str, config: EvalConfig, examples: Examples) -> Optional[list[str]]:
     """Classification against a model's own labels: the references in its spelling, checked before loading."""
     if config.task != "classification":
         return None
@@ -176,7 +177,7 @@ class _Outputs:
     notices: list[str] = field(default_factory=list)
 
 
-def _run_model(registry: Any, config: EvalConfig, examples: Examples, model_id: str,
+def _run_model(registry: Registry, config: EvalConfig, examples: Examples, model_id: str,
                references: Optional[list[str]], tracker: "_Tracker", cancel: threading.Event) -> ModelResult:
     started = time.perf_counter()
     try:
@@ -187,9 +188,9 @@ def _run_model(registry: Any, config: EvalConfig, examples: Examples, model_id: 
         elif config.task == "perplexity":
             outputs = _perplexity(registry, config, examples, model_id, tracker, cancel)
         elif config.task in PIPELINE_EVAL_TASKS:
-            done, inputs, predictions, notices = run_pipeline_task(registry, config, examples, model_id,
-                                                                   tracker.advance, cancel)
-            outputs = _Outputs(done=done, inputs=inputs, predictions=predictions, notices=notices)
+            finished, inputs, predictions, notices = run_pipeline_task(registry, config, examples, model_id,
+                                                                       tracker.advance, cancel)
+            outputs = _Outputs(done=finished, inputs=inputs, predictions=predictions, notices=notices)
         else:
             outputs = _classify(registry, config, examples, model_id, references, tracker, cancel)
         done = [index for index, finished in enumerate(outputs.done) if finished]
@@ -235,12 +236,12 @@ def _file_predictions(config: EvalConfig, examples: Examples, tracker: "_Tracker
                     predictions=list(predictions))
 
 
-def _generate(registry: Any, config: EvalConfig, examples: Examples, model_id: str, tracker: "_Tracker",
+def _generate(registry: Registry, config: EvalConfig, examples: Examples, model_id: str, tracker: "_Tracker",
               cancel: threading.Event) -> _Outputs:
     from backend.evaluation.inference import generate_texts
 
     spec = registry.spec(model_id)
-    task = "generate" if "generate" in spec.tasks else "chat"
+    task: Task = "generate" if "generate" in spec.tasks else "chat"
     chat = config.chat_template if config.chat_template is not None else "chat" in spec.tasks
     template = config.prompt_template or INPUT_SLOT
     # str.replace, not str.format: inputs and templates may hold other braces (JSON, code).
@@ -255,7 +256,7 @@ def _generate(registry: Any, config: EvalConfig, examples: Examples, model_id: s
                     predictions=predictions, notices=notices)
 
 
-def _perplexity(registry: Any, config: EvalConfig, examples: Examples, model_id: str, tracker: "_Tracker",
+def _perplexity(registry: Registry, config: EvalConfig, examples: Examples, model_id: str, tracker: "_Tracker",
                 cancel: threading.Event) -> _Outputs:
     from backend.evaluation.inference import text_log_likelihoods
 
@@ -269,7 +270,7 @@ def _perplexity(registry: Any, config: EvalConfig, examples: Examples, model_id:
                     predictions=[None] * len(examples), notices=notices)
 
 
-def _classify(registry: Any, config: EvalConfig, examples: Examples, model_id: str,
+def _classify(registry: Registry, config: EvalConfig, examples: Examples, model_id: str,
               references: Optional[list[str]], tracker: "_Tracker", cancel: threading.Event) -> _Outputs:
     from backend.classification import classify_texts, mode_for
 

@@ -11,11 +11,15 @@ flag. No torch import here: the task engine does that.
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Mapping
 
 from backend.evaluation.types import EvalConfig
 from backend.tasks.ner import entities_to_tags, words_to_text
 from backend.tasks.table import evaluation_spec, task_specs
+
+if TYPE_CHECKING:
+    from backend.evaluation.data import Examples
+    from backend.registry import Registry
 
 __all__ = ["PIPELINE_EVAL_TASKS", "run_pipeline_task", "entities_to_tags", "words_to_text"]
 
@@ -39,7 +43,7 @@ class _EvalTasks(Mapping[str, str]):
 PIPELINE_EVAL_TASKS: Mapping[str, str] = _EvalTasks()
 
 
-def run_pipeline_task(registry: Any, config: EvalConfig, examples: Any, model_id: str,
+def run_pipeline_task(registry: Registry, config: EvalConfig, examples: Examples, model_id: str,
                       on_batch: Callable[[int], None], cancel: threading.Event
                       ) -> tuple[list[bool], dict[str, list[Any]], list[Any], list[str]]:
     """(done per example, the metric inputs, the predictions, notices) for `model_id` on `examples`."""

@@ -25,8 +25,8 @@ if TYPE_CHECKING:
     from backend.evaluation.types import EvalConfig
     from backend.model_spec import ModelSpec
 
-O = TypeVar("O")  # a task's options (a frozen dataclass of its own)
-R = TypeVar("R")  # the result for one input text
+OptionsT = TypeVar("OptionsT")  # a task's options (a frozen dataclass of its own)
+ResultT = TypeVar("ResultT")  # the result for one input text
 
 MAX_TEXTS = 2048  # texts in one call (the API's list input; files go through backend/tasks/files.py in batches)
 MAX_TOP_K = 50
@@ -51,14 +51,14 @@ class TaskInputs:
 
 
 @dataclass(frozen=True)
-class TaskRequest(Generic[O]):
+class TaskRequest(Generic[OptionsT]):
     """Checked inputs and options; `batch_size` splits the inputs into forward passes (None: one pass)."""
 
     inputs: TaskInputs
-    options: O
+    options: OptionsT
     batch_size: Optional[int] = None
 
-    def parts(self) -> list["TaskRequest[O]"]:
+    def parts(self) -> list["TaskRequest[OptionsT]"]:
         size = self.batch_size or max(1, len(self.inputs))
         return [replace(self, inputs=self.inputs.part(start, start + size))
                 for start in range(0, len(self.inputs), size)]
@@ -115,7 +115,7 @@ def check_texts(field: str, texts: Any) -> tuple[str, ...]:
 # ------------------------------------------------------------------------------------------------ handler
 
 
-class TaskHandler(ABC, Generic[O, R]):
+class TaskHandler(ABC, Generic[OptionsT, ResultT]):
     """A task on one loaded model, in transformers' Pipeline shape. `__call__` runs the three steps over each
     batch of the request; the engine calls it with the model's lock held.
 
@@ -130,14 +130,14 @@ class TaskHandler(ABC, Generic[O, R]):
         self.lock = context.lock
         self.forward_fn: Callable[..., Any] = context.model
 
-    def __call__(self, request: TaskRequest[O]) -> list[R]:
-        results: list[R] = []
+    def __call__(self, request: TaskRequest[OptionsT]) -> list[ResultT]:
+        results: list[ResultT] = []
         for part in request.parts():
             results.extend(self.postprocess(self.forward(self.preprocess(part)), part))
         return results
 
     @abstractmethod
-    def preprocess(self, request: TaskRequest[O]) -> Any:
+    def preprocess(self, request: TaskRequest[OptionsT]) -> Any:
         """The model's inputs for one batch (tokenized, padded)."""
 
     @abstractmethod
@@ -145,7 +145,7 @@ class TaskHandler(ABC, Generic[O, R]):
         """The forward pass: plain outputs (on the CPU) for postprocess."""
 
     @abstractmethod
-    def postprocess(self, model_outputs: Any, request: TaskRequest[O]) -> list[R]:
+    def postprocess(self, model_outputs: Any, request: TaskRequest[OptionsT]) -> list[ResultT]:
         """One result per input of the batch."""
 
     def use_forward(self, forward: Callable[..., Any]) -> None:
@@ -174,7 +174,7 @@ def _unloaded(*args: Any, **kwargs: Any) -> Any:
 # ------------------------------------------------------------------------------------------------ spec
 
 
-class TaskSpec(ABC, Generic[O, R]):
+class TaskSpec(ABC, Generic[OptionsT, ResultT]):
     """One pipeline task, declared: the engine layer, the service, file runs, evaluation and the UI read it."""
 
     name: ClassVar[str]  # the registry task (models.yaml `tasks:`), also the API endpoint's name
@@ -208,14 +208,14 @@ class TaskSpec(ABC, Generic[O, R]):
     # ------------------------------------------------------------------------------- input
 
     @abstractmethod
-    def options(self, **raw: Any) -> O:
+    def options(self, **raw: Any) -> OptionsT:
         """The task's options, checked; errors name the field."""
 
     def inputs(self, texts: Any, questions: Any = None) -> TaskInputs:
         """The inputs, checked; errors name the field (and the index in a list)."""
         return TaskInputs(check_texts(self.text_field, texts))
 
-    def checked_options(self, raw: dict[str, Any]) -> O:
+    def checked_options(self, raw: dict[str, Any]) -> OptionsT:
         """`options(**raw)`, refusing an option this task does not have (naming it) instead of a TypeError."""
         accepted = inspect.signature(self.options).parameters
         unknown = [name for name in raw if name not in accepted]
@@ -224,11 +224,11 @@ class TaskSpec(ABC, Generic[O, R]):
                                     f"{', '.join(accepted) or 'none'})", field=unknown[0])
         return self.options(**raw)
 
-    def check_model(self, request: TaskRequest[O], model: "ModelSpec") -> None:
+    def check_model(self, request: TaskRequest[OptionsT], model: "ModelSpec") -> None:
         """Checks against the checkpoint's files, before anything is loaded (a mask token, a language pair)."""
 
     def request(self, model: "ModelSpec", texts: Any, questions: Any = None, batch_size: Optional[int] = None,
-                **raw: Any) -> TaskRequest[O]:
+                **raw: Any) -> TaskRequest[OptionsT]:
         """A checked request for `model`: inputs, options and the checkpoint checks, all before loading."""
         inputs = self.inputs(texts, questions)
         options = self.checked_options(raw)
@@ -241,11 +241,11 @@ class TaskSpec(ABC, Generic[O, R]):
     # ------------------------------------------------------------------------------- loading
 
     @abstractmethod
-    def handler(self, context: LoadContext) -> TaskHandler[O, R]:
+    def handler(self, context: LoadContext) -> TaskHandler[OptionsT, ResultT]:
         """The handler for a loaded model (may add status notes, or refuse the model with ModelLoadError)."""
 
     def handler_for(self, model: Any, tokenizer: Any, max_length: int = 512,
-                    folder: Optional[Path] = None) -> TaskHandler[O, R]:
+                    folder: Optional[Path] = None) -> TaskHandler[OptionsT, ResultT]:
         """A handler outside the registry (tests, benchmarks): a model and tokenizer loaded by the caller, from
         `folder` when its other files matter (an embedder's pooling)."""
         def find_file(name: str) -> Optional[Path]:
@@ -255,37 +255,37 @@ class TaskSpec(ABC, Generic[O, R]):
                                         find_file=find_file))
 
     def local_request(self, texts: Any, questions: Any = None, batch_size: Optional[int] = None,
-                      **raw: Any) -> TaskRequest[O]:
+                      **raw: Any) -> TaskRequest[OptionsT]:
         """A request checked without a registry entry (no checkpoint checks), for `handler_for`'s handlers."""
         return TaskRequest(self.inputs(texts, questions), self.checked_options(raw), batch_size)
 
     # ------------------------------------------------------------------------------- whole-file runs
 
-    def file_options(self, model: "ModelSpec", raw: dict[str, Any], params: Any = None) -> O:
+    def file_options(self, model: "ModelSpec", raw: dict[str, Any], params: Any = None) -> OptionsT:
         """Options for a whole-file run (`raw`: the run's options; `params`: generation parameters)."""
         return self.checked_options(raw)
 
-    def usable(self, text: str, options: O) -> bool:
+    def usable(self, text: str, options: OptionsT) -> bool:
         """Whether one row can be processed at all (rows that cannot are left empty and counted)."""
         return True
 
-    def loaded_options(self, model: "ModelSpec", options: O) -> O:
+    def loaded_options(self, model: "ModelSpec", options: OptionsT) -> OptionsT:
         """The file run's options once the model is loaded (what only its files on disk could say)."""
         return options
 
     @abstractmethod
-    def file_row(self, result: R) -> tuple[Any, ...]:
+    def file_row(self, result: ResultT) -> tuple[Any, ...]:
         """One result as the values of `columns` (JSON text for structured results, so a CSV keeps them)."""
 
 
-class EvalAdapter(ABC, Generic[O, R]):
+class EvalAdapter(ABC, Generic[OptionsT, ResultT]):
     """How an evaluation task (backend/evaluation) runs a pipeline task: its options for the run, a batch of
     examples as the task's inputs, and each result as the text the evaluation task's metric reads."""
 
     task: str  # the evaluation task's name ("ner", "question_answering", "summarization", ...)
 
     @abstractmethod
-    def options(self, config: "EvalConfig", model: "ModelSpec") -> O:
+    def options(self, config: "EvalConfig", model: "ModelSpec") -> OptionsT:
         """Options for the run (refusing what the model cannot do before it loads)."""
 
     def inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
@@ -293,7 +293,7 @@ class EvalAdapter(ABC, Generic[O, R]):
         return TaskInputs(tuple(inputs), None)
 
     @abstractmethod
-    def prediction(self, example_input: str, result: R) -> str:
+    def prediction(self, example_input: str, result: ResultT) -> str:
         """One result as the text the metric reads."""
 
     def reference(self, reference: Any) -> Any:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 from backend.error_codes import refuse
 from backend.tasks.base import MAX_TOP_K, LoadContext, TaskHandler, TaskRequest, TaskSpec, whole_number
 from backend.tasks.types import MaskFill
-from backend.types import InvalidInputError, ModelLoadError
+from backend.types import ModelLoadError
 
 if TYPE_CHECKING:
     from backend.model_spec import ModelSpec

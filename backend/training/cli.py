@@ -68,7 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-steps", type=int, metavar="N", help=f"evaluate (and checkpoint) every N steps "
                         f"{default('eval_steps')}")
     parser.add_argument("--early-stopping-patience", type=int, metavar="N",
-                        help=f"stop after N evaluations without improvement; 0 = never {default('early_stopping_patience')}")
+                        help="stop after N evaluations without improvement; 0 = never "
+                        f"{default('early_stopping_patience')}")
     parser.add_argument("--lora-r", type=int, metavar="N", help=f"LoRA rank {default('lora_r')}")
     parser.add_argument("--num-gpus", type=int, metavar="N", help="> 1: launched with accelerate launch")
     parser.add_argument("--seed", type=int, metavar="N", help=f"for shuffling, the split and initial weights "
@@ -170,7 +171,7 @@ def main(args: argparse.Namespace) -> int:
         registered = metrics.get("registered_as")
         say(f"registered as '{registered}' in the registry overlay" if registered else
             "not registered (add --register ID to list it in the app)")
-    return {"completed": 0, "stopped": 130}.get(status, 1)
+    return {"completed": 0, "stopped": 130}.get(str(status), 1)
 
 
 def follow(service: Any, run_dir: Path, say: Any) -> dict[str, Any]:

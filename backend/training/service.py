@@ -13,7 +13,7 @@ from typing import Any, Optional
 from backend.config import ModelSpec
 from backend.error_codes import refuse
 from backend.training import overlay, runfiles
-from backend.training.config import TrainConfig, load_train_config, save_train_config
+from backend.training.config import TrainConfig, load_train_config
 from backend.training.runs import RunInfo, TrainingRuns
 from backend.types import InvalidInputError
 
@@ -89,11 +89,11 @@ class TrainingService:
             prepared = training_data.prepare_classification(config)
             train_count, val_count, labels = len(prepared.train_texts), len(prepared.val_texts), len(prepared.id2label)
         else:
-            prepared = training_data.prepare_sft(config)
-            train_count, val_count, labels = len(prepared.train), len(prepared.val), 2
+            sft = training_data.prepare_sft(config)
+            train_count, val_count, labels = len(sft.train), len(sft.val), 2
         tokenizer = _tokenizer(config, load_tokenizer)
         preview = training_data.preview_classification(tokenizer, prepared, config.max_length) \
-            if config.task == "classification" else training_data.preview_sft(tokenizer, prepared, config.max_length)
+            if config.task == "classification" else training_data.preview_sft(tokenizer, sft, config.max_length)
         memory = estimate_memory(config, num_labels=labels)
         return Plan(config=config, preview=preview, memory=memory, train_examples=train_count,
                     val_examples=val_count)

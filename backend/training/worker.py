@@ -56,7 +56,7 @@ def build_datasets(config: TrainConfig, tokenizer: Any) -> tuple[Any, Any, Optio
 
     from backend.training.data import prepare_sft, tokenize_sft
 
-    data = prepare_sft(config)
+    sft = prepare_sft(config)
 
     def encode_all(conversations: list[list[dict[str, str]]]) -> Any:
         rows = []
@@ -67,14 +67,14 @@ def build_datasets(config: TrainConfig, tokenizer: Any) -> tuple[Any, Any, Optio
         return Dataset.from_list(rows)
 
     # Pads input_ids with the pad id and labels with -100, so padding never carries loss.
-    return encode_all(data.train), encode_all(data.val), None, DataCollatorForSeq2Seq(tokenizer, padding=True)
+    return encode_all(sft.train), encode_all(sft.val), None, DataCollatorForSeq2Seq(tokenizer, padding=True)
 
 
 def training_arguments(config: TrainConfig, run_dir: Path, device: str) -> Any:
     import torch
     from transformers import TrainingArguments
 
-    half = {}
+    half: dict[str, Any] = {}
     if device == "cuda":
         half = {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
     classification = config.task == "classification"

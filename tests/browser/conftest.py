@@ -10,11 +10,6 @@ tests fail with a clear message instead of skipping, because CI installs it.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -22,8 +17,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
 
+from tests.app_process import AppProcess, models_yaml_variant
 from tests.browser.helpers import VIEWPORT, screenshot  # noqa: F401  (screenshot: re-exported for tests)
-from tests.conftest import ROOT, free_port
 from tests.tiny_models import CHAT_ID
 
 CHROMIUM = os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium")
@@ -35,7 +30,6 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-APP_START_TIMEOUT_S = 60.0
 LONG_CONTEXT = 4096
 
 
@@ -58,28 +52,6 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 # ------------------------------------------------------------------------------------------- the app
 
 
-def _wait_for_port(host: str, port: int, process: subprocess.Popen, log: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"the app exited with code {process.returncode} before listening on {host}:{port}.\n"
-                f"--- app output ---\n{log.read_text(errors='replace')[-8000:]}",
-                pytrace=False,
-            )
-        try:
-            with socket.create_connection((host, port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.25)
-    process.kill()
-    pytest.fail(
-        f"the app did not listen on {host}:{port} within {timeout:.0f} s.\n"
-        f"--- app output ---\n{log.read_text(errors='replace')[-8000:]}",
-        pytrace=False,
-    )
-
-
 @pytest.fixture(scope="session")
 def browser_models_yaml(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny models' models.yaml with tiny-chat's context raised to LONG_CONTEXT tokens.
@@ -88,15 +60,13 @@ def browser_models_yaml(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPat
     too soon for a click on Stop to land mid-stream reliably. Its Llama (RoPE) weights run at any length, so a
     longer declared context lets the Stop test ask for thousands of tokens. Nothing else changes.
     """
-    import yaml
+    def raise_context(config: dict) -> None:
+        for entry in config["models"]:
+            if entry["id"] == CHAT_ID:
+                entry["max_context"] = LONG_CONTEXT
 
-    config = yaml.safe_load(tiny_models_yaml.read_text(encoding="utf-8"))
-    for entry in config["models"]:
-        if entry["id"] == CHAT_ID:
-            entry["max_context"] = LONG_CONTEXT
-    path = tmp_path_factory.mktemp("browser-models") / "models.yaml"
-    path.write_text(yaml.safe_dump(config, sort_keys=False, allow_unicode=True), encoding="utf-8")
-    return path
+    return models_yaml_variant(tiny_models_yaml, tmp_path_factory.mktemp("browser-models") / "models.yaml",
+                               raise_context)
 
 
 @pytest.fixture(scope="session")
@@ -115,26 +85,10 @@ def app_url(browser_models_yaml: Path) -> Iterator[str]:
 
 @contextmanager
 def running_app(*args: str) -> Iterator[str]:
-    """`python app.py ARGS` on a free loopback port: yields its URL once it listens, stops it afterwards."""
-    host, port = "127.0.0.1", free_port()
-    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HF_HUB_OFFLINE="1", PYTHONUNBUFFERED="1")
-    log = Path(tempfile.mkstemp(prefix="workbench-app-", suffix=".log")[1])
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(ROOT / "app.py"), *args, "--host", host, "--port", str(port)],
-            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-        )
-    try:
-        _wait_for_port(host, port, process, log, APP_START_TIMEOUT_S)
-        yield f"http://{host}:{port}/"
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=5)
-        log.unlink(missing_ok=True)
+    """`python app.py ARGS` on a free loopback port (tests.app_process): yields its URL once it listens, stops it
+    afterwards."""
+    with AppProcess(args=args) as app:  # waits up to START_TIMEOUT_S, the hang guard of every app start
+        yield app.url
 
 
 @pytest.fixture(scope="session")

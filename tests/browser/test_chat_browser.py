@@ -12,7 +12,6 @@ import re
 import time
 import uuid
 
-import pytest
 
 from playwright.sync_api import expect
 

@@ -17,7 +17,6 @@ from playwright.sync_api import expect
 
 from tests.browser.conftest import running_app
 from tests.browser.helpers import (
-    TIMEOUT_MS,
     bubbles,
     open_app,
     open_params,

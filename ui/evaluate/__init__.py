@@ -18,7 +18,6 @@ from ui.evaluate.controller import EvaluateController
 from ui.evaluate.forms import ALL_MODELS, DataView, EvalForm
 from ui.evaluate.tab import EvaluateTab, build_evaluate_tab
 from ui.evaluate.views import format_number
-from ui.i18n import t
 
 __all__ = ["ALL_MODELS", "DataView", "EvalForm", "EvaluateController", "EvaluateTab", "build_evaluate_tab",
            "format_number"]

@@ -14,7 +14,7 @@ import re
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, TypeGuard
 
 import pandas as pd
 
@@ -127,6 +127,7 @@ def confusion_html(run: RunResult, model_id: Optional[str]) -> str:
             cells.append(f'<td style="background: rgba(79, 70, 229, {0.08 + 0.82 * alpha:.2f}); color: {ink}">'
                          f"{count}</td>")
         body.append(f"<tr><th>{escape(clip(str(label), LABEL_CHARS))}</th>{''.join(cells)}</tr>")
+    assert result is not None  # it has labels
     classes = matrix.get("classes") or len(labels)
     hidden = (f" · the {len(labels) - 1:,} most frequent of {classes:,} classes, the rest summed in the last row "
               "and column" if classes > len(labels) else "")
@@ -264,6 +265,6 @@ def _when(created: str) -> str:
     return created[:19].replace("T", " ") if created else ""
 
 
-def _finite(value: Any) -> bool:
+def _finite(value: Any) -> TypeGuard[float]:
     return isinstance(value, (int, float)) and math.isfinite(value)
 

@@ -61,7 +61,7 @@ def register_tasks_api(registry: Registry) -> None:
                 else:
                     yield {"text": event.text, "stats": stats.to_dict()}
         finally:
-            events.close()  # a cancelled job stops the model
+            events.close()  # type: ignore[attr-defined]  # a generator: a cancelled job stops the model
 
     @accepts_generation_params
     @handle_errors

@@ -16,7 +16,7 @@ from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.tasks.files import TaskTableResult, run_table
 from backend.tasks.table import task_spec
-from backend.types import InvalidInputError, WorkbenchError
+from backend.types import WorkbenchError
 from ui.jobs import SessionJobs
 from ui.components import handle_errors, ui_event
 from ui.i18n import headed, say, t

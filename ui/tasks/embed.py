@@ -33,7 +33,8 @@ def heat_map(sentences: list[str], matrix: np.ndarray) -> str:
     head = "".join(f"<th title='{escape(s)}'>{i + 1}</th>" for i, s in enumerate(sentences))
     rows = "".join(f"<tr><th style='text-align:left'>{i + 1}. {label}</th>{''.join(cell(v) for v in row)}</tr>"
                    for i, (label, row) in enumerate(zip(labels, matrix.tolist())))
-    return f"<table class='probs' id='embed-heatmap-table'><thead><tr><th></th>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return (f"<table class='probs' id='embed-heatmap-table'><thead><tr><th></th>{head}</tr></thead>"
+            f"<tbody>{rows}</tbody></table>")
 
 
 def _corpus(path: Optional[str], column: Optional[str]) -> tuple[pd.DataFrame, list[int], list[str]]:

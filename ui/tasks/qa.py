@@ -1,6 +1,8 @@
 """Question answering view: the answer highlighted in the context, its score, the top-k answers; long contexts are
 read in overlapping windows (stride)."""
 
+from typing import Any
+
 import gradio as gr
 import pandas as pd
 
@@ -14,7 +16,7 @@ from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, escape, file_sect
 
 def highlighted(context: str, answers: list[Answer]) -> dict:
     """The context with the best answer marked 'answer' (the others, when they do not overlap it, 'other')."""
-    spans = []
+    spans: list[dict[str, Any]] = []
     for rank, answer in enumerate(answers):
         if rank and any(answer.start < s["end"] and s["start"] < answer.end for s in spans):
             continue

@@ -92,7 +92,7 @@ def build_text_task_view(registry: Registry, task: str) -> None:
         return [*updates, gr.Dropdown(choices=sources, value=sources[0] if sources else "", info=info),
                 gr.Dropdown(choices=targets, value=targets[0] if targets else "")]
 
-    model.input(model_changed, inputs=model, outputs=[*params.outputs, *([source, target] if source else [])],
+    model.input(model_changed, inputs=model, outputs=[*params.outputs, *([source, target] if source else [])],  # type: ignore[list-item]
                 **ui_event(stats, queue=False))
 
     def options(data: dict) -> dict:

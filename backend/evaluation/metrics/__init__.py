@@ -26,7 +26,8 @@ TASK_METRICS: dict[str, tuple[str, ...]] = {
 }
 # The metric a leaderboard is sorted by, and the ones where lower is better.
 HEADLINE: dict[str, str] = {"classification": "accuracy", "generation": "bleu", "perplexity": "perplexity"}
-HEADLINE.update({"ner": "entity_f1", "question_answering": "squad_f1", "summarization": "rougeL", "translation": "bleu"})
+HEADLINE.update({"ner": "entity_f1", "question_answering": "squad_f1", "summarization": "rougeL",
+                 "translation": "bleu"})
 LOWER_IS_BETTER = frozenset({"perplexity", "mean_perplexity", "nll_per_token"})
 
 
