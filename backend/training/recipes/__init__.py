@@ -20,7 +20,7 @@ def recipe_for(task: str) -> Recipe:
     try:
         return RECIPES[task]
     except KeyError:
-        raise InvalidInputError(f"field 'task': one of {', '.join(TASKS)}, got {task!r}", field="task") from None
+        raise InvalidInputError(f"field 'task': one of {', '.join(RECIPES)}, got {task!r}", field="task") from None
 
 
 def column_fields() -> tuple[ColumnField, ...]:
