@@ -80,6 +80,7 @@ def smollm2():
     return cached_smollm2_folder()
 
 
+@pytest.mark.timeout(1800)  # about 2 minutes on a quiet 2-core machine; far more when it is shared
 def test_dpo_on_smollm2_prefers_helpful_answers_on_held_out_pairs(smollm2, tmp_path):
     train = write_jsonl(tmp_path / "train.jsonl", pairs(TRAIN, TRAIN_BRUSH_OFFS))
     held_out = write_jsonl(tmp_path / "held_out.jsonl", pairs(HELD_OUT, HELD_OUT_BRUSH_OFFS))
@@ -88,8 +89,10 @@ def test_dpo_on_smollm2_prefers_helpful_answers_on_held_out_pairs(smollm2, tmp_p
         config = parse_train_config({
             "task": "dpo", "base": str(smollm2), "data": str(train), "validation": str(held_out),
             "prompt_column": "prompt", "chosen_column": "chosen", "rejected_column": "rejected", "method": "lora",
-            "max_steps": 12, "learning_rate": 5e-4, "batch_size": 4, "max_length": 64, "eval_steps": 6,
-            "dpo_beta": 0.1, "seed": 0})
+            # A short system prompt of our own (the template's default one is three times as long).
+            "system_prompt": "You are a helpful assistant.", "max_steps": 10, "learning_rate": 1e-3,
+            "batch_size": 2, "max_length": 64, "eval_steps": 10, "lora_r": 16, "lora_alpha": 32, "dpo_beta": 0.1,
+            "seed": 0})
         run_dir = service.start(config)
         metrics = service.runs.wait(run_dir, timeout=900)
     finally:
