@@ -115,8 +115,8 @@ MESSAGES: dict[str, str] = {
                     "{row})",
     "qlora_gpu": "field 'method': qlora (4-bit) needs a CUDA GPU; use lora or full here",
     "register_taken": "field 'register_as': the registry already has a model '{name}'",
-    "no_chat_template": "field 'base': {base} has no chat template; SFT formats conversations with the model's own "
-                        "template (pick a chat model)",
+    "no_chat_template": "field 'base': {base} has no chat template; training formats conversations with the "
+                        "model's own template (pick a chat model)",
     "out_taken": "out: {path} already exists and is not an empty folder; give a new folder (or resume the run that "
                  "is there)",
     # feedback (backend/data/feedback.py)

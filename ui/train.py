@@ -25,22 +25,26 @@ from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.security import SecuritySettings
 from backend.training import runfiles
-from backend.training.config import parse_train_config
+from backend.training.config import TrainConfig, parse_train_config
+from backend.training.recipes import RECIPES, TASKS, ColumnField, column_fields, recipe_for
 from backend.training.runs import RunInfo
 from backend.training.service import TrainingService
 from ui.components import handle_errors, ui_event
 from ui.error_words import worded
-from ui.i18n import headed, say, t, text
+from ui.i18n import STRINGS, headed, say, t, text
 
 REFRESH_S = 1.0
 RUN_COLUMNS = ["run", "status", "task", "base", "step", "accuracy / eval loss", "registered as", "reason"]
-HYPERPARAMETERS = [  # (field, label, default, tooltip); label and tooltip are translation keys' objects (ui/i18n.py)
-    (name, t(f"hp_{name}"), default, t(f"hp_{name}_info"))
-    for name, default in (("epochs", 3.0), ("max_steps", -1), ("learning_rate", 5e-5), ("batch_size", 8),
-                          ("gradient_accumulation", 1), ("warmup_ratio", 0.0), ("weight_decay", 0.0),
-                          ("max_length", 256), ("seed", 42), ("eval_steps", 50), ("early_stopping_patience", 0),
-                          ("lora_r", 8), ("lora_alpha", 16), ("lora_dropout", 0.05))
+# The form's numbers: the settings every task shares, then those only some tasks read (Recipe.settings).
+SHARED_NUMBERS = ("epochs", "max_steps", "learning_rate", "batch_size", "gradient_accumulation", "warmup_ratio",
+                  "weight_decay", "max_length", "seed", "eval_steps", "early_stopping_patience", "lora_r",
+                  "lora_alpha", "lora_dropout")
+TASK_NUMBERS = tuple(dict.fromkeys(name for recipe in RECIPES.values() for name in recipe.settings))
+HYPERPARAMETERS = [  # (field, label, default, tooltip): defaults are TrainConfig's; label / tooltip translation keys
+    (name, t(f"hp_{name}"), TrainConfig.model_fields[name].default, t(f"hp_{name}_info"))
+    for name in SHARED_NUMBERS + TASK_NUMBERS
 ]
+COLUMNS = column_fields()  # one picker per column field of any task, shown for the tasks that read it
 
 
 def may_start(request: Optional[gr.Request]) -> None:
@@ -75,22 +79,31 @@ def keep_upload(path: str, username: Optional[str]) -> str:
 
 
 SERIES = ("train loss", "eval loss")
+LOSS_CURVES = (("loss", SERIES[0]), ("eval_loss", SERIES[1]))
 
 
-def curves(run_dir: Optional[Path]) -> pd.DataFrame:
-    """Train and eval loss by step, long format for gr.LinePlot."""
+def curves(run_dir: Optional[Path], keys: tuple[tuple[str, str], ...] = LOSS_CURVES,
+           value: str = "loss") -> pd.DataFrame:
+    """Progress figures by step (default: train and eval loss), long format for gr.LinePlot: one series per
+    (progress key, series name) in `keys`, the figure in column `value`."""
     rows = []
     for row in runfiles.read_progress(run_dir) if run_dir else []:
-        if "loss" in row:
-            rows.append({"step": row["step"], "loss": row["loss"], "series": SERIES[0]})
-        if "eval_loss" in row:
-            rows.append({"step": row["step"], "loss": row["eval_loss"], "series": SERIES[1]})
-    # Both series are always in the table (a point with no loss, which is not drawn, for one without points
+        rows += [{"step": row["step"], value: row[key], "series": name} for key, name in keys if key in row]
+    # Every series is always in the table (a point with no value, which is not drawn, for one without points
     # yet): Gradio's chart fixes its colours from the series it first sees, and a series that came later was
     # drawn without a stroke, invisible. Typed, or an empty table's columns became category axes.
-    rows += [{"step": 0, "loss": math.nan, "series": name} for name in SERIES
+    rows += [{"step": 0, value: math.nan, "series": name} for _, name in keys
              if not any(row["series"] == name for row in rows)]
-    return pd.DataFrame(rows, columns=["step", "loss", "series"]).astype({"step": "int64", "loss": "float64"})
+    return pd.DataFrame(rows, columns=["step", value, "series"]).astype({"step": "int64", value: "float64"})
+
+
+def task_curves(run_dir: Optional[Path], task: str) -> Any:
+    """The second chart (the task's own curves, e.g. DPO's reward margin and accuracy): shown only for a run of a
+    task that has them."""
+    recipe = RECIPES.get(task)
+    if run_dir is None or recipe is None or not recipe.curves:
+        return gr.update(visible=False)
+    return gr.update(value=curves(run_dir, recipe.curves, "value"), visible=True)
 
 
 def progress_text(run_dir: Path, info: Any) -> str:
@@ -102,17 +115,21 @@ def progress_text(run_dir: Path, info: Any) -> str:
         parts.append(say("train_step", step=info.step, max=info.max_steps))
     train: dict[str, Any] = next((row for row in reversed(rows) if "loss" in row), {})
     evaluation: dict[str, Any] = next((row for row in reversed(rows) if "eval_loss" in row), {})
+    recipe = RECIPES.get(info.task)
+    keys = recipe.progress_keys if recipe else ()
+    # "eval accuracy" reads "accuracy" in this line, unless the training rows have an accuracy of their own
+    task_keys = [(evaluation if key.startswith("eval_") else train, key,
+                  label if key.removeprefix("eval_") in dict(keys) else label.removeprefix("eval "))
+                 for key, label in keys]
     for row, key, label in ((train, "learning_rate", "lr"), (train, "samples_per_s", "examples/s"),
                             (train, "tokens_per_s", "tokens/s"), (train, "eta_s", "ETA s"),
-                            (train, "memory_mb", "memory MiB"), (evaluation, "eval_loss", "eval loss"),
-                            (evaluation, "eval_accuracy", "accuracy"), (evaluation, "eval_f1_macro", "macro F1"),
-                            (evaluation, "eval_perplexity", "perplexity")):
+                            (train, "memory_mb", "memory MiB"), (evaluation, "eval_loss", "eval loss"), *task_keys):
         if key in row:
             parts.append(f"{label} {row[key]:.4g}")
     if info.final:
+        shown = recipe.final_keys if recipe else ("loss",)
         parts.append("final: " + ", ".join(f"{key} {value:.4g}" for key, value in info.final.items()
-                                           if isinstance(value, float) and key in ("loss", "accuracy", "f1_macro",
-                                                                                   "perplexity")))
+                                           if isinstance(value, float) and key in shown))
     if info.registered_as:
         parts.append(say("train_registered_as", model=html.escape(info.registered_as)))
     if info.reason:
@@ -126,6 +143,11 @@ def _reason(info: RunInfo) -> str:
     return worded(failure) if failure is not None else info.reason
 
 
+def _column_label(field: ColumnField) -> Any:
+    key = f"train_{field.name}"
+    return t(key if key in STRINGS else field.name)
+
+
 @dataclass(frozen=True)
 class TrainTab:
     registry: Registry
@@ -134,11 +156,7 @@ class TrainTab:
     base: gr.Dropdown
     data: gr.File
     validation: gr.File
-    text_column: gr.Dropdown
-    label_column: gr.Dropdown
-    messages_column: gr.Dropdown
-    prompt_column: gr.Dropdown
-    response_column: gr.Dropdown
+    columns: dict[str, gr.Dropdown]  # TrainConfig column field -> its picker (COLUMNS)
     method: gr.Radio
     register_as: gr.Textbox
     numbers: tuple[gr.Number, ...]
@@ -148,15 +166,16 @@ class TrainTab:
     @classmethod
     def build(cls, registry: Registry, service: Optional[TrainingService] = None) -> "TrainTab":
         service = service or TrainingService(registry)
+        first = RECIPES[TASKS[0]]
         gr.Markdown(t("train_intro"))
         with gr.Row():
-            task = gr.Radio([(text("train_task_classification"), "classification"), (text("train_task_sft"), "sft")],
-                            value="classification", label=t("task"), elem_id="train-task")
-            bases = _base_choices(registry, "classification")
+            task = gr.Radio([(text(f"train_task_{name}"), name) for name in TASKS], value=first.task,
+                            label=t("task"), elem_id="train-task")
+            bases = _base_choices(registry, first.task)
             base = gr.Dropdown(bases, value=bases[0][1] if bases else None, label=t("train_base"),
                                elem_id="train-base", info=t("train_base_info"))
             method = gr.Radio([(text("train_method_full"), "full"), ("LoRA", "lora"), ("QLoRA (4-bit, CUDA)", "qlora")],
-                              value="full", label=t("train_method"), elem_id="train-method",
+                              value=first.default_method, label=t("train_method"), elem_id="train-method",
                               info=t("train_method_info"))
         with gr.Row():
             data = gr.File(label=t("train_data"), file_types=[".csv", ".jsonl", ".parquet"],
@@ -166,18 +185,15 @@ class TrainTab:
             saved = gr.Dropdown([], label=t("train_saved"), elem_id="train-saved",
                                 info=t("train_saved_info"))
         with gr.Row():
-            text_column = gr.Dropdown([], label=t("text_column"), elem_id="train-text-column")
-            label_column = gr.Dropdown([], label=t("label_column"), elem_id="train-label-column")
-            messages_column = gr.Dropdown([], label=t("train_messages_column"), elem_id="train-messages-column",
-                                          visible=False)
-            prompt_column = gr.Dropdown([], label=t("train_prompt_column"), elem_id="train-prompt-column",
-                                        visible=False)
-            response_column = gr.Dropdown([], label=t("train_response_column"), elem_id="train-response-column",
-                                          visible=False)
+            columns = {field.name: gr.Dropdown([], label=_column_label(field),
+                                               elem_id=f"train-{field.name.removesuffix('_column')}-column",
+                                               visible=field.name in {own.name for own in first.columns})
+                       for field in COLUMNS}
         with gr.Accordion(t("train_hyperparameters"), open=False):
             with gr.Row():
                 numbers = tuple(gr.Number(value=default, label=label, info=tip, elem_id=f"train-{name}",
-                                          min_width=160) for name, label, default, tip in HYPERPARAMETERS)
+                                          min_width=160, visible=name not in TASK_NUMBERS or name in first.settings)
+                                for name, label, default, tip in HYPERPARAMETERS)
             register_as = gr.Textbox(label=t("train_register_as"), elem_id="train-register-as",
                                      info=t("train_register_as_info"))
         with gr.Row():
@@ -193,6 +209,10 @@ class TrainTab:
         plot = gr.LinePlot(curves(None), x="step", y="loss", color="series", label=t("train_loss"),
                            elem_id="train-plot",
                            height=280)
+        # The tasks' own curves (DPO's rewards), shown for a run of a task that has them (task_curves).
+        task_series = next((recipe.curves for recipe in RECIPES.values() if recipe.curves), ())
+        task_plot = gr.LinePlot(curves(None, task_series, "value"), x="step", y="value", color="series",
+                                label=t("train_rewards"), elem_id="train-task-plot", height=240, visible=False)
         log = gr.Textbox(label=t("train_log"), lines=8, max_lines=8, autoscroll=True, elem_id="train-log",
                          interactive=False)
         with gr.Accordion(t("train_runs"), open=True):
@@ -202,29 +222,28 @@ class TrainTab:
                 reopen = gr.Button(t("open"), elem_id="train-run-open", scale=1)
                 refresh = gr.Button(t("refresh"), elem_id="train-runs-refresh", scale=1)
         run_id = gr.State(None)
-        tab = cls(registry, service, task, base, data, validation, text_column, label_column, messages_column,
-                  prompt_column, response_column, method, register_as, numbers, run_id, saved)
+        tab = cls(registry, service, task, base, data, validation, columns, method, register_as, numbers, run_id,
+                  saved)
         timer = gr.Timer(REFRESH_S, active=False)
+        pickers = list(columns.values())
 
         gr.on(None, tab.saved_choices, outputs=saved, **ui_event(plan_text))  # no triggers: on page load, per user
-        saved.input(tab.on_saved, inputs=[task, saved], outputs=[text_column, label_column, messages_column,
-                                                                 prompt_column, response_column, plan_text, preview],
+        saved.input(tab.on_saved, inputs=[task, saved], outputs=[*pickers, plan_text, preview],
                     **ui_event(plan_text))
-        task.change(tab.on_task, inputs=[task, data, saved], outputs=[base, method, text_column, label_column,
-                                                                  messages_column, prompt_column, response_column],
+        task.change(tab.on_task, inputs=[task, data, saved], outputs=[base, method, *pickers, *numbers],
                     **ui_event(plan_text, queue=False))
-        data.change(tab.on_data, inputs=[task, data], outputs=[text_column, label_column, messages_column,
-                                                                  prompt_column, response_column, plan_text, preview],
+        data.change(tab.on_data, inputs=[task, data], outputs=[*pickers, plan_text, preview],
                     **ui_event(plan_text))
         check.click(tab.check, inputs=tab.form, outputs=[plan_text, preview], **ui_event(plan_text, progress=True))
-        start.click(tab.start, inputs=tab.form, outputs=[run_id, status, plot, log, timer, plan_text, preview],
+        start.click(tab.start, inputs=tab.form,
+                    outputs=[run_id, status, plot, log, timer, plan_text, preview, task_plot],
                     **ui_event(status, progress=True))
         stop.click(tab.stop, inputs=run_id, outputs=status, **ui_event(status))
         resume.click(tab.resume, inputs=run_id, outputs=[status, timer], **ui_event(status))
         merge.click(tab.merge, inputs=run_id, outputs=status, **ui_event(status, progress=True))
-        timer.tick(tab.refresh, inputs=run_id, outputs=[status, plot, log, timer, runs, reopen_id],
+        timer.tick(tab.refresh, inputs=run_id, outputs=[status, plot, log, timer, runs, reopen_id, task_plot],
                    **ui_event(status))
-        reopen.click(tab.open_run, inputs=reopen_id, outputs=[run_id, status, plot, log, timer],
+        reopen.click(tab.open_run, inputs=reopen_id, outputs=[run_id, status, plot, log, timer, task_plot],
                      **ui_event(status))
         refresh.click(tab.table, outputs=[runs, reopen_id], **ui_event(status))
         # On page load, per user: the past runs, with headers in the page's language (built, they are English).
@@ -233,9 +252,8 @@ class TrainTab:
 
     @property
     def form(self) -> set:
-        return {self.task, self.base, self.data, self.validation, self.text_column, self.label_column,
-                self.messages_column, self.prompt_column, self.response_column, self.method, self.register_as,
-                self.saved, *self.numbers}
+        return {self.task, self.base, self.data, self.validation, *self.columns.values(), self.method,
+                self.register_as, self.saved, *self.numbers}
 
     # --------------------------------------------------------------------------------------- handlers
 
@@ -246,8 +264,11 @@ class TrainTab:
         if not data and saved:
             data = str(store.dataset_path(_user(request), saved))
         columns = self._column_updates(task, data)
+        recipe = recipe_for(task)
+        numbers = [gr.update(visible=name not in TASK_NUMBERS or name in recipe.settings)
+                   for name, _, _, _ in HYPERPARAMETERS]
         return (gr.update(choices=choices, value=choices[0][1] if choices else None),
-                gr.update(value="full" if task == "classification" else "lora"), *columns)
+                gr.update(value=recipe.default_method), *columns, *numbers)
 
     @handle_errors
     def on_data(self, task: str, data: Optional[str]) -> tuple:
@@ -264,22 +285,18 @@ class TrainTab:
         return (*self._column_updates(task, data), "", None)
 
     def _column_updates(self, task: str, data: Optional[str]) -> list[Any]:
+        """Each picker: the file's columns, a guessed choice, shown when the task reads that field."""
         columns = _columns_choices(data)
-        classification = task == "classification"
-        sft_messages = _guess(columns, "messages", "conversation", "conversations")
-        return [
-            gr.update(choices=columns, value=_guess(columns, "text", "sentence", "review", "content") if columns
-                      else None, visible=classification),
-            gr.update(choices=columns, value=_guess(columns, "label", "labels", "class", "category"),
-                      visible=classification),
-            gr.update(choices=columns, value=sft_messages, visible=not classification),
-            gr.update(choices=columns, value=None if sft_messages else _guess(columns, "prompt", "instruction",
-                                                                              "question", "input"),
-                      visible=not classification),
-            gr.update(choices=columns, value=None if sft_messages else _guess(columns, "response", "answer",
-                                                                              "output", "completion"),
-                      visible=not classification),
-        ]
+        own = {field.name: field for field in recipe_for(task).columns}
+        guessed = {name: _guess(columns, *field.guesses) for name, field in own.items()}
+        updates = []
+        for field in COLUMNS:
+            mine = own.get(field.name)
+            value = None
+            if mine is not None and not (mine.yields_to and guessed.get(mine.yields_to)):
+                value = guessed[field.name]
+            updates.append(gr.update(choices=columns, value=value, visible=mine is not None))
+        return updates
 
     def config_from(self, values: dict, request: Optional[gr.Request], keep: bool = False) -> Any:
         task = values[self.task]
@@ -303,13 +320,14 @@ class TrainTab:
         settings: dict[str, Any] = {"task": task, "base": base, "base_id": spec.id if spec else None, "data": data,
                                     "validation": validation or None, "method": values[self.method],
                                     "register_as": (values[self.register_as] or "").strip() or None}
-        if task == "classification":
-            settings.update(text_column=values[self.text_column], label_column=values[self.label_column])
-        elif values[self.messages_column]:
-            settings["messages_column"] = values[self.messages_column]
-        else:
-            settings.update(prompt_column=values[self.prompt_column], response_column=values[self.response_column])
+        picked = {name: values[component] for name, component in self.columns.items()}
+        for field in recipe_for(task).columns:  # a field that yields to a picked one stays out (sft: messages)
+            if picked[field.name] and not (field.yields_to and picked[field.yields_to]):
+                settings[field.name] = picked[field.name]
+        recipe = recipe_for(task)
         for (name, _, default, _), component in zip(HYPERPARAMETERS, self.numbers):
+            if name in TASK_NUMBERS and name not in recipe.settings:
+                continue  # another task's setting: its default stays
             value = values[component]
             settings[name] = default if value is None else (int(value) if isinstance(default, int) else value)
         return parse_train_config(settings, "train")
@@ -327,7 +345,7 @@ class TrainTab:
         run_dir = self.service.start(config, _user(request), plan=plan)
         info = self.service.info(run_dir)
         return (run_dir.name, progress_text(run_dir, info), curves(run_dir), "", gr.Timer(active=True),
-                html.escape(plan.describe()), _highlight(plan.preview.segments))
+                html.escape(plan.describe()), _highlight(plan.preview.segments), task_curves(run_dir, config.task))
 
     def _run_dir(self, run_id: Optional[str], request: Optional[gr.Request]) -> Path:
         if not run_id:
@@ -357,20 +375,21 @@ class TrainTab:
 
     def refresh(self, run_id: Optional[str], request: gr.Request) -> tuple:
         if not run_id:
-            return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.Timer(active=False), gr.skip(), gr.skip(), gr.skip()
         run_dir = self._run_dir(run_id, request)
         info = self.service.info(run_dir)
         finished = info.status in runfiles.FINAL_STATUSES and info.run_id not in self.service.runs.queue()
         table = self.table(request) if finished else (gr.skip(), gr.skip())
         return (progress_text(run_dir, info), curves(run_dir), runfiles.tail(run_dir / runfiles.LOG, 8000),
-                gr.Timer(active=not finished), *table)
+                gr.Timer(active=not finished), *table, task_curves(run_dir, info.task))
 
     @handle_errors
     def open_run(self, run_id: Optional[str], request: gr.Request) -> tuple:
         run_dir = self._run_dir(run_id, request)
         info = self.service.info(run_dir)
         return (run_dir.name, progress_text(run_dir, info), curves(run_dir),
-                runfiles.tail(run_dir / runfiles.LOG, 8000), gr.Timer(active=info.status in ("queued", "running")))
+                runfiles.tail(run_dir / runfiles.LOG, 8000), gr.Timer(active=info.status in ("queued", "running")),
+                task_curves(run_dir, info.task))
 
     def table(self, request: Optional[gr.Request] = None) -> tuple:
         runs = self.service.runs.list_runs(_user(request), self.service.root)
@@ -382,9 +401,10 @@ class TrainTab:
 
 
 def _score(final: dict) -> str:
-    if "accuracy" in final:
-        return f"{final['accuracy']:.3f}"
-    return f"{final['loss']:.3f}" if "loss" in final else ""
+    for key in ("accuracy", "rewards/accuracies", "loss"):  # classification, dpo, and every task's loss
+        if key in final:
+            return f"{final[key]:.3f}"
+    return ""
 
 
 def _highlight(segments: list[tuple[str, bool]]) -> list[tuple[str, Optional[str]]]:
@@ -392,6 +412,6 @@ def _highlight(segments: list[tuple[str, bool]]) -> list[tuple[str, Optional[str
 
 
 def _base_choices(registry: Registry, task: str) -> list[tuple[str, str]]:
-    wanted = {"classification": ("classify", "zero_shot"), "sft": ("chat",)}[task]
+    wanted = recipe_for(task).base_tasks
     return [(spec.display_name, spec.id) for spec in registry.specs()
             if spec.backend == "transformers" and not spec.adapter and set(wanted) & set(spec.tasks)]

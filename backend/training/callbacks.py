@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Optional
 
 from transformers import TrainerCallback
 
@@ -28,8 +27,10 @@ def memory_in_use_mb() -> float:
 class ProgressWriter(TrainerCallback):
     """Appends one JSON line per Trainer log (train loss, lr) and per evaluation (eval loss, metrics)."""
 
-    def __init__(self, run_dir: Path, samples_per_step: int) -> None:
+    def __init__(self, run_dir: Path, samples_per_step: int,
+                 derived: Optional[Callable[[dict[str, Any]], dict[str, float]]] = None) -> None:
         self.run_dir = run_dir
+        self.derived = derived  # the recipe's figures computed from the logged ones (e.g. eval perplexity)
         self.samples_per_step = samples_per_step
         self.started = time.perf_counter()
         self.first_step = 0
@@ -52,8 +53,8 @@ class ProgressWriter(TrainerCallback):
         for key, value in logs.items():
             if isinstance(value, (int, float)) and not key.endswith(("_runtime", "_per_second")):
                 row[key] = float(value)
-        if "eval_loss" in row and "eval_accuracy" not in row:
-            row["eval_perplexity"] = math.exp(min(row["eval_loss"], 50.0))
+        if self.derived is not None:
+            row.update(self.derived(row))
         if steps > 0 and elapsed > 0:
             row["samples_per_s"] = steps * self.samples_per_step / elapsed
             tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0) - self.first_tokens

@@ -2,11 +2,14 @@
 
     python app.py train --models models.yaml --base tiny-classifier --task classification --data train.csv \
         --text-column text --label-column label --method full --epochs 3 --out out/ [--register my-model]
+    python app.py train --base tiny-chat --task dpo --data pairs.jsonl --prompt-column prompt \
+        --chosen-column chosen --rejected-column rejected --max-steps 50 --out out/
 
 It writes OUT/config.yaml, OUT/metrics.json, OUT/progress.jsonl, OUT/model/ (full model or LoRA adapter) and
 OUT/README.md (the model card). Ctrl-C stops the run at the next step with a checkpoint (exit 130); `--resume`
 continues it. Bad input exits 2 with one `error:` line naming the field; a failed run exits 1.
-Only argparse at import time: app.py builds its parser from `add_arguments` for an instant `--help`.
+Only argparse (and the recipes' table, which imports no torch) at import time: app.py builds its parser from
+`add_arguments` for an instant `--help`. The tasks and their column options come from the recipes' table.
 """
 
 from __future__ import annotations
@@ -18,15 +21,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+from backend.training.recipes import RECIPES, TASKS, column_fields
+
 # The registry's task names, accepted where the commands say it another way.
 _TASK_ALIASES = {"classify": "classification"}
-# CLI option -> TrainConfig field, for the options that map one to one.
-_FIELDS = {"data": "data", "validation": "validation", "text_column": "text_column", "label_column": "label_column",
-           "messages_column": "messages_column", "prompt_column": "prompt_column",
-           "response_column": "response_column", "method": "method", "epochs": "epochs", "max_steps": "max_steps",
-           "learning_rate": "learning_rate", "batch_size": "batch_size", "max_length": "max_length", "seed": "seed",
-           "register": "register_as", "eval_steps": "eval_steps", "gradient_accumulation": "gradient_accumulation",
-           "early_stopping_patience": "early_stopping_patience", "lora_r": "lora_r", "num_gpus": "num_gpus"}
+# CLI option -> TrainConfig field, for the options that map one to one (plus every task's column options).
+_FIELDS = {"data": "data", "validation": "validation", "method": "method", "epochs": "epochs",
+           "max_steps": "max_steps", "learning_rate": "learning_rate", "batch_size": "batch_size",
+           "max_length": "max_length", "seed": "seed", "register": "register_as", "eval_steps": "eval_steps",
+           "logging_steps": "logging_steps", "gradient_accumulation": "gradient_accumulation",
+           "early_stopping_patience": "early_stopping_patience", "lora_r": "lora_r", "num_gpus": "num_gpus",
+           "dpo_beta": "dpo_beta", **{field.name: field.name for field in column_fields()}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -41,17 +46,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", metavar="FILE", help="a train.yaml with any of the settings below (the "
                         "options given here override it)")
     parser.add_argument("--base", metavar="ID", help="a registry id, or a local model folder")
-    parser.add_argument("--task", choices=("classification", "sft"), type=lambda task: _TASK_ALIASES.get(task, task),
-                        help="classification (a label per text; `classify` in the registry's words) or sft (chat "
-                        "replies)")
+    parser.add_argument("--task", choices=TASKS, type=lambda task: _TASK_ALIASES.get(task, task),
+                        help="; ".join(f"{task}: {recipe.title}" for task, recipe in RECIPES.items())
+                        + " (`classify`, the registry's word, means classification)")
     parser.add_argument("--data", metavar="FILE", help="training data: .csv, .jsonl or .parquet")
     parser.add_argument("--validation", metavar="FILE", help="validation data (default: 20%% of --data, "
                         "stratified by label for classification)")
-    parser.add_argument("--text-column", metavar="C", help="classification: the column with the texts")
-    parser.add_argument("--label-column", metavar="C", help="classification: the column with the labels")
-    parser.add_argument("--messages-column", metavar="C", help="sft: a column of [{role, content}, ...] lists")
-    parser.add_argument("--prompt-column", metavar="C", help="sft: the user's turn (with --response-column)")
-    parser.add_argument("--response-column", metavar="C", help="sft: the reply to learn")
+    for field in column_fields():
+        parser.add_argument("--" + field.name.replace("_", "-"), metavar="C", help=field.help or None)
     parser.add_argument("--method", choices=("full", "lora", "qlora"),
                         help=f"what is trained: every weight, LoRA adapters, or LoRA over 4-bit weights (CUDA) "
                         f"{default('method')}")
@@ -70,7 +72,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--early-stopping-patience", type=int, metavar="N",
                         help="stop after N evaluations without improvement; 0 = never "
                         f"{default('early_stopping_patience')}")
+    parser.add_argument("--logging-steps", type=int, metavar="N", help="log the training loss every N steps "
+                        "(default: about ten points per run, at most every 10 steps)")
     parser.add_argument("--lora-r", type=int, metavar="N", help=f"LoRA rank {default('lora_r')}")
+    parser.add_argument("--dpo-beta", type=float, metavar="X", help="dpo: how far the model may move from the "
+                        "reference (default 0.1; higher stays closer)")
     parser.add_argument("--num-gpus", type=int, metavar="N", help="> 1: launched with accelerate launch")
     parser.add_argument("--seed", type=int, metavar="N", help=f"for shuffling, the split and initial weights "
                         f"{default('seed')}")
@@ -197,8 +203,8 @@ def follow(service: Any, run_dir: Path, say: Any) -> dict[str, Any]:
 
 def progress_line(row: dict[str, Any]) -> str:
     parts = [f"step {row.get('step')}/{row.get('max_steps')}"]
-    for key, label in (("loss", "loss"), ("eval_loss", "eval loss"), ("eval_accuracy", "eval accuracy"),
-                       ("eval_f1_macro", "eval macro F1"), ("eval_perplexity", "eval perplexity"),
+    task_keys = tuple(pair for recipe in RECIPES.values() for pair in recipe.progress_keys)
+    for key, label in (("loss", "loss"), ("eval_loss", "eval loss"), *task_keys,
                        ("learning_rate", "lr"), ("samples_per_s", "samples/s"), ("eta_s", "eta s")):
         if key in row:
             value = row[key]

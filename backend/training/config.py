@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import Any, Literal, Optional
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backend.training.recipes import RECIPES, column_fields, recipe_for
 from backend.types import InvalidInputError
 
-TrainTask = Literal["classification", "sft"]
+TrainTask = str  # a key of backend.training.recipes.RECIPES
 Method = Literal["full", "lora", "qlora"]
 CONFIG_FILE = "config.yaml"
 
@@ -36,8 +37,11 @@ class TrainConfig(BaseModel):
     label_column: Optional[str] = None
     # sft: a `messages` column (list of {role, content}) or a prompt and a response column
     messages_column: Optional[str] = None
-    prompt_column: Optional[str] = None
+    prompt_column: Optional[str] = None  # sft and dpo
     response_column: Optional[str] = None
+    # dpo: the preferred and the less preferred reply (text, or messages)
+    chosen_column: Optional[str] = None
+    rejected_column: Optional[str] = None
     system_prompt: str = ""
 
     method: Method = "lora"
@@ -52,7 +56,8 @@ class TrainConfig(BaseModel):
     seed: int = Field(default=42, ge=0)
     eval_steps: int = Field(default=50, ge=1)
     save_steps: Optional[int] = Field(default=None, ge=1)  # default: eval_steps (the best checkpoint is kept)
-    logging_steps: int = Field(default=10, ge=1)
+    # None: about every tenth of the run, at most every 10 steps (a short run still draws a training-loss line)
+    logging_steps: Optional[int] = Field(default=None, ge=1)
     early_stopping_patience: int = Field(default=0, ge=0)  # evaluations without improvement; 0 = off
     auto_find_batch_size: bool = False
     lora_r: int = Field(default=8, ge=1, le=1024)
@@ -62,29 +67,30 @@ class TrainConfig(BaseModel):
     # Modules trained in full next to the adapters and saved with them (e.g. lm_head); a classifier's head
     # always is (peft does that for sequence classification).
     lora_modules_to_save: Optional[list[str]] = None
+    dpo_beta: float = Field(default=0.1, gt=0, le=100)  # dpo: how far the model may move from the reference
     device: str = "auto"  # auto, cpu, cuda
     num_gpus: int = Field(default=1, ge=1, le=64)  # > 1: launched with `accelerate launch`
     accelerate_config: Optional[str] = None  # an accelerate config file (DeepSpeed / FSDP)
     register_as: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
     trust_remote_code: bool = False
 
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        if task not in RECIPES:  # the table itself, so a recipe added to it is a task at once
+            raise ValueError(f"field 'task': one of {', '.join(RECIPES)}")
+        return task
+
     @model_validator(mode="after")
     def _columns_for_task(self) -> "TrainConfig":
-        if self.task == "classification":
-            for name in ("text_column", "label_column"):
-                if not getattr(self, name):
-                    raise ValueError(f"field '{name}': required for classification")
-            if self.messages_column or self.prompt_column or self.response_column:
-                raise ValueError("field 'messages_column' / 'prompt_column' / 'response_column': for sft only")
-        else:
-            if self.messages_column and (self.prompt_column or self.response_column):
-                raise ValueError("field 'messages_column': give either a messages column or prompt and response "
-                                 "columns, not both")
-            if not self.messages_column and not (self.prompt_column and self.response_column):
-                raise ValueError("field 'messages_column': sft needs a messages column, or both 'prompt_column' and "
-                                 "'response_column'")
-            if self.text_column or self.label_column:
-                raise ValueError("field 'text_column' / 'label_column': for classification only")
+        recipe = recipe_for(self.task)
+        mine = {field.name for field in recipe.columns}
+        foreign = [field.name for field in column_fields() if field.name not in mine and getattr(self, field.name)]
+        if foreign:
+            raise ValueError(f"field '{foreign[0]}': not read by {self.task} (it reads "
+                             f"{', '.join(field.name for field in recipe.columns)})")
+        recipe.check_columns(self)
+        recipe.check_config(self)
         if self.lora_target_modules is not None and not self.lora_target_modules:
             raise ValueError("field 'lora_target_modules': leave it out or name at least one module")
         if self.save_steps is not None and self.save_steps % self.eval_steps:
@@ -97,6 +103,10 @@ class TrainConfig(BaseModel):
     @property
     def effective_save_steps(self) -> int:
         return self.save_steps or self.eval_steps
+
+    def logging_steps_for(self, total_steps: int) -> int:
+        """`logging_steps`, or by default about ten training-loss points per run (at most every 10 steps)."""
+        return self.logging_steps or max(1, min(10, total_steps // 10))
 
     @property
     def uses_peft(self) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, Optional
 
 from backend.training.config import TrainConfig
+from backend.training.recipes import MemoryShape, recipe_for
 
 Verdict = Literal["fits", "tight", "too_big"]
 TIGHT_FRACTION = 0.8  # above this share of the device's memory a run may still fit, or may not
@@ -83,18 +84,20 @@ def available_memory(device: str) -> int:
     return int(psutil.virtual_memory().available)
 
 
-def count_parameters(config: TrainConfig, num_labels: int = 2) -> tuple[int, int, Any]:
+def count_parameters(config: TrainConfig, shape: Optional[MemoryShape] = None) -> tuple[int, int, Any]:
     """(all parameters, trainable parameters, model config) of the run's model, built on the meta device."""
     from accelerate import init_empty_weights
     from transformers import AutoConfig
 
-    from backend.training.modeling import model_class, peft_config
+    from backend.training.modeling import peft_config
 
+    recipe = recipe_for(config.task)
+    shape = shape or MemoryShape()
     model_config = AutoConfig.from_pretrained(config.base, trust_remote_code=config.trust_remote_code)
-    if config.task == "classification":
-        model_config.num_labels = num_labels
+    if not recipe.generative:
+        model_config.num_labels = shape.num_labels
     with init_empty_weights():
-        model = model_class(config.task).from_config(model_config, trust_remote_code=config.trust_remote_code)
+        model = recipe.model_class().from_config(model_config, trust_remote_code=config.trust_remote_code)
     total = sum(parameter.numel() for parameter in model.parameters())
     if not config.uses_peft:
         return total, total, model_config
@@ -106,9 +109,13 @@ def count_parameters(config: TrainConfig, num_labels: int = 2) -> tuple[int, int
     return sum(parameter.numel() for parameter in wrapped.parameters()), trainable, model_config
 
 
-def estimate_memory(config: TrainConfig, num_labels: int = 2, device: Optional[str] = None) -> MemoryEstimate:
+def estimate_memory(config: TrainConfig, shape: Optional[MemoryShape] = None,
+                    device: Optional[str] = None) -> MemoryEstimate:
+    """`shape` comes from the task's recipe and its data (`Recipe.memory_shape`); default: one sequence per
+    example, two labels."""
     device = device or training_device(config)
-    total, trainable, model_config = count_parameters(config, num_labels)
+    shape = shape or MemoryShape()
+    total, trainable, model_config = count_parameters(config, shape)
     half = device == "cuda"
     frozen = total - trainable
     if config.method == "qlora":
@@ -117,22 +124,24 @@ def estimate_memory(config: TrainConfig, num_labels: int = 2, device: Optional[s
         weights = frozen * (2 if half else 4) + trainable * 4
     else:
         weights = total * 4  # full fine-tuning keeps fp32 master weights (mixed precision computes in 16 bits)
+        if shape.reference_copy:  # a frozen reference model next to the trained one
+            weights += total * (2 if half else 4)
     gradients = trainable * 4
     optimizer = trainable * 8  # AdamW: two fp32 moments per trained parameter
-    activations = _activation_bytes(config, model_config, half)
+    activations = _activation_bytes(config, model_config, half, shape)
     return MemoryEstimate(parameters=total, trainable=trainable, weights_bytes=weights, gradients_bytes=gradients,
                           optimizer_bytes=optimizer, activations_bytes=activations,
                           available_bytes=available_memory(device), device=device)
 
 
-def _activation_bytes(config: TrainConfig, model_config: Any, half: bool) -> int:
+def _activation_bytes(config: TrainConfig, model_config: Any, half: bool, shape: MemoryShape) -> int:
     text_config = getattr(model_config, "text_config", None) or model_config
     hidden = int(getattr(text_config, "hidden_size", 768))
     layers = int(getattr(text_config, "num_hidden_layers", 12))
     heads = int(getattr(text_config, "num_attention_heads", 12))
     vocab = int(getattr(text_config, "vocab_size", 32000))
-    batch, length = config.batch_size, config.max_length
+    batch, length = config.batch_size * shape.sequences_per_example, config.max_length
     scale = 1 if half else 2  # the 34-byte figure is for 16-bit activations
     per_layer = batch * length * hidden * 34 + 5 * batch * heads * length * length
-    logits = batch * length * vocab * 4 * 2 if config.task == "sft" else 0  # fp32 logits and their gradient
+    logits = batch * length * vocab * 4 * 2 if shape.lm_logits else 0  # fp32 logits and their gradient
     return layers * per_layer * scale + logits

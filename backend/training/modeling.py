@@ -1,21 +1,17 @@
-"""The model and tokenizer of a run: the base checkpoint with a new head (classification), LoRA or QLoRA
-adapters from peft, and the saved result (a full model, or an adapter over its base). Imported by the training
-process and by memory estimates; transformers / peft are imported inside the functions."""
+"""The model and tokenizer of a run: the base checkpoint (with what the task's recipe adds, e.g. a new
+classification head), LoRA or QLoRA adapters from peft, and the saved result (a full model, or an adapter over
+its base). Imported by the training process and by memory estimates; transformers / peft are imported inside the
+functions."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from backend.error_codes import refuse
 from backend.training.config import TrainConfig
+from backend.training.recipes import recipe_for
 from backend.types import InvalidInputError
-
-
-def model_class(task: str) -> Any:
-    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification
-
-    return AutoModelForSequenceClassification if task == "classification" else AutoModelForCausalLM
 
 
 def peft_config(config: TrainConfig, model: Any = None) -> Any:
@@ -23,7 +19,7 @@ def peft_config(config: TrainConfig, model: Any = None) -> Any:
     from peft import LoraConfig, TaskType
 
     return LoraConfig(
-        task_type=TaskType.SEQ_CLS if config.task == "classification" else TaskType.CAUSAL_LM,
+        task_type=TaskType[recipe_for(config.task).peft_task_type()],
         r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
         target_modules=config.lora_target_modules, modules_to_save=config.lora_modules_to_save,
     )
@@ -48,21 +44,18 @@ def load_tokenizer(config: TrainConfig) -> Any:
     tokenizer = AutoTokenizer.from_pretrained(config.base, trust_remote_code=config.trust_remote_code)
     if tokenizer.pad_token is None:  # causal LMs often ship without one; padding with eos is the usual choice
         tokenizer.pad_token = tokenizer.eos_token
-    if config.task == "sft" and not tokenizer.chat_template:
+    if recipe_for(config.task).needs_chat_template and not tokenizer.chat_template:
         raise refuse("no_chat_template", "base", base=config.base)
     return tokenizer
 
 
-def load_model(config: TrainConfig, device: str, id2label: Optional[dict[int, str]] = None) -> Any:
-    """The base model ready to train: fp32 on CPU, bf16 / fp16 base weights under LoRA on a GPU."""
+def load_model(config: TrainConfig, device: str, data: Any = None) -> Any:
+    """The base model ready to train: fp32 on CPU, bf16 / fp16 base weights under LoRA on a GPU. `data` is the
+    recipe's prepared data (a classifier's labels size its head)."""
     import torch
 
-    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code}
-    if config.task == "classification":
-        assert id2label is not None
-        kwargs.update(num_labels=len(id2label), id2label=dict(id2label),
-                      label2id={label: index for index, label in id2label.items()},
-                      ignore_mismatched_sizes=True)  # a base with another head gets a new one
+    recipe = recipe_for(config.task)
+    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code, **recipe.model_kwargs(data)}
     if device == "cuda" and config.uses_peft:
         kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     else:
@@ -73,8 +66,8 @@ def load_model(config: TrainConfig, device: str, id2label: Optional[dict[int, st
 
         kwargs["quantization_config"] = BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=kwargs["dtype"])
-    model = model_class(config.task).from_pretrained(config.base, **kwargs)
-    if config.task == "classification" and model.config.pad_token_id is None:
+    model = recipe.model_class().from_pretrained(config.base, **kwargs)
+    if not recipe.generative and model.config.pad_token_id is None:
         model.config.pad_token_id = model.config.eos_token_id  # batches of several texts need a pad id
     if not config.uses_peft:
         return model
@@ -89,11 +82,11 @@ def save_result(model: Any, tokenizer: Any, config: TrainConfig, folder: Path) -
     """Saves what the registry will load; returns its kind: "adapter" (LoRA over the base) or "full".
 
     A classifier is always saved whole (LoRA merged in): its new head and labels belong to the model, and
-    encoders are small. An SFT LoRA run is saved as the adapter alone, loaded over its base with peft.
+    encoders are small. A chat model's LoRA run is saved as the adapter alone, loaded over its base with peft.
     """
     folder.mkdir(parents=True, exist_ok=True)
     kind = "full"
-    if config.uses_peft and config.task == "classification":
+    if config.uses_peft and recipe_for(config.task).merge_lora_on_save():
         model = model.merge_and_unload()
     elif config.uses_peft:
         kind = "adapter"

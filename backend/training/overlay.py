@@ -18,6 +18,7 @@ from backend import user_space
 from backend.config import AppConfig, ModelSpec, check_adapter
 from backend.training import runfiles
 from backend.training.config import TrainConfig
+from backend.training.recipes import recipe_for
 from backend.types import ConfigError, InvalidInputError
 
 OVERLAY_FILE = "registry-overlay.yaml"
@@ -85,11 +86,9 @@ def entry_for_run(run_dir: Path, config: TrainConfig, metrics: dict[str, Any], m
     if metrics.get("status") != "completed" or not (model_dir / "config.json").is_file() and \
             not (model_dir / "adapter_config.json").is_file():
         raise InvalidInputError(f"run {run_dir.name} has no finished model to register")
-    tasks = list(base_spec.tasks) if base_spec is not None and config.task == "sft" else \
-        (["classify"] if config.task == "classification" else ["chat", "generate"])
-    final = metrics.get("final") or {}
-    score = (f"accuracy {final['accuracy']:.3f}" if "accuracy" in final else
-             f"eval loss {final['loss']:.3f}" if "loss" in final else "")
+    recipe = recipe_for(config.task)
+    tasks = recipe.registry_tasks(base_spec)
+    score = recipe.score(metrics.get("final") or {})
     entry: dict[str, Any] = {
         "id": model_id, "name": f"{model_id} (fine-tuned)",
         "description": f"Fine-tuned from {config.base_id or Path(config.base).name} by run {run_dir.name}"
@@ -104,8 +103,8 @@ def entry_for_run(run_dir: Path, config: TrainConfig, metrics: dict[str, Any], m
     if base_spec is not None:
         for name in ("device", "max_context", "chat_template", "examples"):
             value = getattr(base_spec, name)
-            if value and (name != "examples" or config.task == "sft"):
+            if value and (name != "examples" or recipe.generative):
                 entry[name] = list(value) if isinstance(value, tuple) else value
-        if config.task == "sft":
+        if recipe.generative:
             entry["generation"] = base_spec.generation.model_dump()
     return entry

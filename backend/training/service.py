@@ -14,13 +14,9 @@ from backend.config import ModelSpec
 from backend.error_codes import refuse
 from backend.training import overlay, runfiles
 from backend.training.config import TrainConfig, load_train_config
+from backend.training.recipes import recipe_for
 from backend.training.runs import RunInfo, TrainingRuns
 from backend.types import InvalidInputError
-
-TASK_OF_REGISTRY = {"classification": "classify", "sft": "chat"}
-# Registry tasks whose models are encoders: a classifier trains from any of them (a new head replaces theirs, or
-# is put on a plain encoder such as sentence-transformers' MiniLM registered for `embed`).
-ENCODER_TASKS = frozenset({"classify", "zero_shot", "embed", "fill_mask", "ner", "question_answering"})
 
 
 @dataclass
@@ -58,14 +54,14 @@ class TrainingService:
             if spec.adapter:
                 raise InvalidInputError(f"field 'base': '{base}' is already an adapter; merge it first or train "
                                         "its base", field="base")
-            wanted = TASK_OF_REGISTRY[task]
-            if wanted not in spec.tasks and not (task == "classification" and ENCODER_TASKS & set(spec.tasks)):
+            wanted = recipe_for(task).base_tasks
+            if not set(wanted) & set(spec.tasks):
                 raise InvalidInputError(f"field 'base': '{base}' does {', '.join(spec.tasks)}; {task} needs a "
-                                        f"model that does '{wanted}'" + (
+                                        f"model that does '{wanted[0]}'" + (
                                             " (or an encoder: one that does embed, fill_mask, ner or "
                                             "question_answering gets a new classification head; from the command "
                                             "line --base also takes a model folder)"
-                                            if task == "classification" else ""))
+                                            if len(wanted) > 1 else ""), field="base")
             local = spec.local_path()
             return (str(local) if local is not None else spec.source or base), spec
         path = Path(base).expanduser()
@@ -79,22 +75,17 @@ class TrainingService:
 
     def plan(self, config: TrainConfig) -> Plan:
         """Reads and checks the data, tokenizes it for the preview, estimates memory; raises on any problem."""
-        from backend.training import data as training_data
         from backend.training.memory import estimate_memory
         from backend.training.modeling import check_qlora_possible, load_tokenizer
 
         if config.method == "qlora":
             check_qlora_possible()
-        if config.task == "classification":
-            prepared = training_data.prepare_classification(config)
-            train_count, val_count, labels = len(prepared.train_texts), len(prepared.val_texts), len(prepared.id2label)
-        else:
-            sft = training_data.prepare_sft(config)
-            train_count, val_count, labels = len(sft.train), len(sft.val), 2
+        recipe = recipe_for(config.task)
+        prepared = recipe.prepare(config)
         tokenizer = _tokenizer(config, load_tokenizer)
-        preview = training_data.preview_classification(tokenizer, prepared, config.max_length) \
-            if config.task == "classification" else training_data.preview_sft(tokenizer, sft, config.max_length)
-        memory = estimate_memory(config, num_labels=labels)
+        preview = recipe.preview(tokenizer, prepared, config)
+        memory = estimate_memory(config, recipe.memory_shape(prepared))
+        train_count, val_count = prepared.train_count, prepared.val_count
         return Plan(config=config, preview=preview, memory=memory, train_examples=train_count,
                     val_examples=val_count)
 

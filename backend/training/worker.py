@@ -2,8 +2,9 @@
 
 It owns its memory (GPU included): a crash or an out-of-memory here never touches the app. It reports only
 through files in the run folder (backend/training/runfiles.py): progress lines while training, then
-metrics.json with status completed / stopped / failed. Training is `transformers.Trainer` (with peft for
-LoRA), evaluation, checkpoints, resuming and early stopping included; nothing here is a hand-written loop.
+metrics.json with status completed / stopped / failed. Training is the task's trainer from its recipe
+(`transformers.Trainer`, or TRL's `DPOTrainer`; peft for LoRA), evaluation, checkpoints, resuming and early
+stopping included; nothing here is a hand-written loop, and nothing here branches on the task.
 """
 
 from __future__ import annotations
@@ -19,84 +20,46 @@ from typing import Any, Optional, Sequence
 
 from backend.training import runfiles
 from backend.training.config import TrainConfig, load_train_config
+from backend.training.recipes import recipe_for
 from backend.types import InvalidInputError, WorkbenchError
 
 
-def classification_metrics(eval_prediction: Any) -> dict[str, float]:
-    """Accuracy and macro F1 from scikit-learn."""
-    import numpy as np
-    from sklearn.metrics import accuracy_score, f1_score
-
-    logits, labels = eval_prediction.predictions, eval_prediction.label_ids
-    if isinstance(logits, tuple):
-        logits = logits[0]
-    predicted = np.argmax(logits, axis=-1)
-    return {"accuracy": float(accuracy_score(labels, predicted)),
-            "f1_macro": float(f1_score(labels, predicted, average="macro"))}
-
-
-def build_datasets(config: TrainConfig, tokenizer: Any) -> tuple[Any, Any, Optional[dict[int, str]], Any]:
-    """(train dataset, validation dataset, id2label or None, data collator)."""
-    from datasets import Dataset
-
-    if config.task == "classification":
-        from transformers import DataCollatorWithPadding
-
-        from backend.training.data import prepare_classification
-
-        data = prepare_classification(config)
-
-        def encode(texts: list[str], labels: list[int]) -> Any:
-            encoded = tokenizer(texts, truncation=True, max_length=config.max_length)
-            return Dataset.from_dict({**encoded, "labels": labels})
-
-        return (encode(data.train_texts, data.train_labels), encode(data.val_texts, data.val_labels),
-                data.id2label, DataCollatorWithPadding(tokenizer))
-    from transformers import DataCollatorForSeq2Seq
-
-    from backend.training.data import prepare_sft, tokenize_sft
-
-    sft = prepare_sft(config)
-
-    def encode_all(conversations: list[list[dict[str, str]]]) -> Any:
-        rows = []
-        for messages in conversations:
-            example = tokenize_sft(tokenizer, messages, config.max_length)
-            rows.append({"input_ids": example.input_ids, "labels": example.labels,
-                         "attention_mask": [1] * len(example.input_ids)})
-        return Dataset.from_list(rows)
-
-    # Pads input_ids with the pad id and labels with -100, so padding never carries loss.
-    return encode_all(sft.train), encode_all(sft.val), None, DataCollatorForSeq2Seq(tokenizer, padding=True)
-
-
-def training_arguments(config: TrainConfig, run_dir: Path, device: str) -> Any:
+def training_arguments(config: TrainConfig, run_dir: Path, device: str, total_steps: int) -> Any:
+    """The trainer's arguments: the shared settings, in the class the task's trainer takes."""
     import torch
-    from transformers import TrainingArguments
 
+    recipe = recipe_for(config.task)
     half: dict[str, Any] = {}
     if device == "cuda":
         half = {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
-    classification = config.task == "classification"
-    return TrainingArguments(
+    common: dict[str, Any] = dict(
         output_dir=str(run_dir / runfiles.CHECKPOINTS),
         num_train_epochs=config.epochs, max_steps=config.max_steps,
         learning_rate=config.learning_rate, per_device_train_batch_size=config.batch_size,
         per_device_eval_batch_size=config.batch_size, gradient_accumulation_steps=config.gradient_accumulation,
         warmup_steps=config.warmup_ratio, weight_decay=config.weight_decay, seed=config.seed,
         eval_strategy="steps", eval_steps=config.eval_steps, save_strategy="steps",
-        save_steps=config.effective_save_steps, logging_steps=config.logging_steps,
+        save_steps=config.effective_save_steps, logging_steps=config.logging_steps_for(total_steps),
         save_total_limit=2, load_best_model_at_end=True, eval_on_start=True,
-        metric_for_best_model="accuracy" if classification else "eval_loss", greater_is_better=classification,
+        metric_for_best_model=recipe.best_metric, greater_is_better=recipe.greater_is_better,
         auto_find_batch_size=config.auto_find_batch_size, include_num_input_tokens_seen="non_padding",
         use_cpu=device == "cpu", report_to="none", disable_tqdm=True, dataloader_num_workers=0,
         **half,
     )
+    return recipe.training_arguments(config, common)
+
+
+def total_steps(config: TrainConfig, train_examples: int, world: int) -> int:
+    """Optimizer steps of the whole run, as the Trainer will count them (for the logging interval)."""
+    if config.max_steps > 0:
+        return config.max_steps
+    per_epoch = math.ceil(train_examples / (config.batch_size * world)) // config.gradient_accumulation
+    return max(1, math.ceil(config.epochs * max(1, per_epoch)))
 
 
 def run(config: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
     """Trains; returns (and writes) metrics.json. Exceptions propagate (main() records them as "failed")."""
-    from transformers import EarlyStoppingCallback, Trainer, set_seed
+    from transformers import EarlyStoppingCallback, set_seed
 
     from backend.training.callbacks import ProgressWriter, StopOnRequest
     from backend.training.memory import training_device
@@ -114,21 +77,20 @@ def run(config: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, A
     # removes old STOP files when it queues a run).
     if not resume:
         (run_dir / runfiles.PROGRESS).unlink(missing_ok=True)
+    recipe = recipe_for(config.task)
     set_seed(config.seed)
     tokenizer = load_tokenizer(config)
-    train_set, val_set, id2label, collator = build_datasets(config, tokenizer)
+    data = recipe.prepare(config)
     set_seed(config.seed)  # the new head's initial weights must not depend on how much data preparation drew
-    model = load_model(config, device, id2label)
-    arguments = training_arguments(config, run_dir, device)
+    model = load_model(config, device, data)
     world = int(os.environ.get("WORLD_SIZE", "1"))
-    progress = ProgressWriter(run_dir, config.batch_size * config.gradient_accumulation * world)
+    arguments = training_arguments(config, run_dir, device, total_steps(config, data.train_count, world))
+    progress = ProgressWriter(run_dir, config.batch_size * config.gradient_accumulation * world, recipe.derived)
     stopper = StopOnRequest(run_dir)
     callbacks = [progress, stopper]
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
-    trainer = Trainer(model=model, args=arguments, train_dataset=train_set, eval_dataset=val_set,
-                      data_collator=collator, processing_class=tokenizer, callbacks=callbacks,
-                      compute_metrics=classification_metrics if config.task == "classification" else None)
+    trainer = recipe.trainer(config, model, tokenizer, data, arguments, callbacks)
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     history = runfiles.read_progress(run_dir)
     metrics: dict[str, Any] = {"history": history, "started": started, "finished": time.time(),
@@ -140,10 +102,10 @@ def run(config: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, A
         metrics.update(status="stopped", reason=f"stopped at step {stopper.stopped_at}; checkpoint saved "
                                                 f"({last.name if last else 'none'}): Resume continues from it")
     else:
-        final = {key.removeprefix("eval_"): float(value) for key, value in trainer.evaluate().items()
-                 if isinstance(value, (int, float)) and not key.endswith(("_runtime", "_per_second"))}
-        if config.task == "sft":
-            final["perplexity"] = math.exp(min(final["loss"], 50.0))
+        final = recipe.final_metrics({key.removeprefix("eval_"): float(value)
+                                      for key, value in trainer.evaluate().items()
+                                      if isinstance(value, (int, float)) and not key.endswith(("_runtime",
+                                                                                              "_per_second"))})
         metrics.update(status="completed", final=final,
                        best_checkpoint=trainer.state.best_model_checkpoint,
                        early_stopped=trainer.state.global_step < trainer.state.max_steps)
