@@ -5,10 +5,13 @@
 - Requests hold a *lease* on the engine while they use it, so eviction (LRU over a count or memory bound,
   idle timeout, explicit unload) never pulls weights away from a running stream: a model that is busy is
   unloaded when its last lease ends.
+- The list of models is live: `add` and `remove` (a model fine-tuned or deleted while the app runs) bump
+  `version` and call the `subscribe`d listeners, so every picker and command sees one registry.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -31,6 +34,9 @@ from backend.types import (
 )
 
 EngineFactory = Callable[[ModelSpec], Engine]
+Listener = Callable[[int], None]  # called with the registry's new version after a model is added or removed
+
+logger = logging.getLogger("backend.registry")
 
 
 @dataclass
@@ -58,18 +64,20 @@ class Registry:
         self._lock = threading.RLock()
         self._reaper: Optional[threading.Thread] = None
         self._closed = threading.Event()
+        self._version = 0
+        self._listeners: list[Listener] = []
 
     # ------------------------------------------------------------------------------------------ lookup
 
     def specs(self, task: Optional[Task] = None) -> list[ModelSpec]:
-        return [slot.spec for slot in self._slots.values() if task is None or task in slot.spec.tasks]
+        slots = list(self._slots.values())  # a snapshot: another thread may add or remove a model meanwhile
+        return [slot.spec for slot in slots if task is None or task in slot.spec.tasks]
 
     def spec(self, model_id: str, task: Optional[Task] = None) -> ModelSpec:
         """The entry for `model_id`; raises a clear error for an unknown id or a task it does not do."""
         slot = self._slots.get(model_id) if isinstance(model_id, str) else None
         if slot is None:
-            known = ", ".join(self._slots) or "none"
-            raise ModelNotFoundError(f"unknown model {model_id!r}; models in this registry: {known}")
+            raise self._unknown(model_id)
         if task is not None and task not in slot.spec.tasks:
             able = ", ".join(spec.id for spec in self.specs(task)) or "none"
             raise UnsupportedTaskError(
@@ -78,6 +86,32 @@ class Registry:
             )
         return slot.spec
 
+    def _unknown(self, model_id: object) -> ModelNotFoundError:
+        known = ", ".join(self._slots) or "none"
+        return ModelNotFoundError(f"unknown model {model_id!r}; models in this registry: {known}")
+
+    def ids(self, task: Optional[Task] = None) -> frozenset[str]:
+        return frozenset(spec.id for spec in self.specs(task))
+
+    # ------------------------------------------------------------------------------------------ changes
+
+    @property
+    def version(self) -> int:
+        """Goes up by one whenever a model is added or removed: a reader that saw another number re-reads."""
+        return self._version
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Calls `listener(version)` after every change (in the changing thread); returns the unsubscribe."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
     def add(self, spec: ModelSpec) -> None:
         """Adds an entry while the app runs (a model just fine-tuned); an id already there is refused."""
         with self._lock:
@@ -85,6 +119,36 @@ class Registry:
                 raise ValueError(f"model id '{spec.id}' is already in the registry")
             self._slots[spec.id] = _Slot(spec)
             self.config = self.config.model_copy(update={"models": self.config.models + (spec,)})
+            version = self._bump()
+        self._notify(version)
+
+    def remove(self, model_id: str) -> None:
+        """Takes an entry out (its run deleted, its overlay entry gone): new requests no longer find it, the
+        requests using it finish, and its weights are unloaded when the last one ends."""
+        self.spec(model_id)
+        with self._lock:
+            slot = self._slots.pop(model_id)
+            self.config = self.config.model_copy(
+                update={"models": tuple(spec for spec in self.config.models if spec.id != model_id)})
+            # Also when it is still loading: the loader's lease ends in _release, which then closes it.
+            slot.unload_when_idle = True
+            if slot.engine is not None and not slot.leases:
+                self._close_slot(slot)
+            version = self._bump()
+        self._notify(version)
+
+    def _bump(self) -> int:
+        self._version += 1
+        return self._version
+
+    def _notify(self, version: int) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:  # outside the lock: a listener may read the registry
+            try:
+                listener(version)
+            except Exception:  # one broken listener must not stop the others, nor the change itself
+                logger.exception("registry listener failed")
 
     # -------------------------------------------------------------------------------------- use / load
 
@@ -92,11 +156,11 @@ class Registry:
     def lease(self, model_id: str, task: Optional[Task] = None) -> Iterator[Engine]:
         """Loads the model if needed and keeps it loaded while the `with` block runs."""
         self.spec(model_id, task)
-        engine = self._acquire(model_id)
+        slot, engine = self._acquire(model_id)
         try:
             yield engine
         finally:
-            self._release(model_id)
+            self._release(slot)
 
     def load(self, model_id: str) -> ModelStatus:
         """Loads now (e.g. the Models tab's Load button) and returns the status."""
@@ -104,22 +168,24 @@ class Registry:
             pass
         return self.status_of(model_id)
 
-    def _acquire(self, model_id: str) -> Engine:
+    def _acquire(self, model_id: str) -> tuple[_Slot, Engine]:
         while True:
             with self._lock:
-                slot = self._slots[model_id]
+                slot = self._slots.get(model_id)
+                if slot is None:  # removed while this request waited for its load
+                    raise self._unknown(model_id)
                 slot.unload_when_idle = False
                 if slot.engine is not None:
                     slot.leases += 1
                     slot.last_used = time.monotonic()
-                    return slot.engine
+                    return slot, slot.engine
                 future = slot.loading
                 i_load = future is None
                 if i_load:
                     future = slot.loading = Future()
                     slot.loading_since = time.monotonic()
             if i_load:
-                return self._load_into(slot, future)
+                return slot, self._load_into(slot, future)
             try:
                 future.result()
             except ModelLoadError:
@@ -156,9 +222,8 @@ class Registry:
         self._start_reaper()
         return engine
 
-    def _release(self, model_id: str) -> None:
+    def _release(self, slot: _Slot) -> None:
         with self._lock:
-            slot = self._slots[model_id]
             slot.leases -= 1
             slot.idle_since = time.monotonic()
             if slot.leases == 0 and slot.unload_when_idle:
@@ -180,12 +245,16 @@ class Registry:
         return self.status_of(model_id)
 
     def unload_all(self) -> None:
-        for model_id in list(self._slots):
+        for model_id in self.ids():
             self.unload(model_id)
 
     def close(self) -> None:
         self._closed.set()
         self.unload_all()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Waits up to `timeout` seconds; True once `close` was called (background followers then stop)."""
+        return self._closed.wait(timeout)
 
     def _close_slot(self, slot: _Slot) -> None:
         engine, slot.engine = slot.engine, None
@@ -240,7 +309,8 @@ class Registry:
         return self._slots[model_id].load_count
 
     def status(self) -> list[ModelStatus]:
-        return [self.status_of(model_id) for model_id in self._slots]
+        with self._lock:  # one consistent list, even while a model is added or removed
+            return [self.status_of(model_id) for model_id in list(self._slots)]
 
     def status_of(self, model_id: str) -> ModelStatus:
         with self._lock:

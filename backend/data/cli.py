@@ -124,10 +124,9 @@ def run(recipe: Any, out: Path, fmt: str, registry: Any = None, progress: Option
 
 
 def _registry(models: str) -> Any:
-    from backend.config import load_config
-    from backend.registry import Registry
+    from backend.registry_source import open_registry
 
-    return Registry(load_config(models))
+    return open_registry(models)  # models.yaml plus the fine-tuned models of the runs' overlay
 
 
 def _progress(message: str) -> None:

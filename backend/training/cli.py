@@ -90,11 +90,9 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from backend.config import load_config
-    from backend.registry import Registry
+    from backend.registry_source import open_registry
     from backend.training import runfiles
     from backend.training.config import load_train_config, parse_train_config
-    from backend.training.overlay import with_overlay
     from backend.training.service import TrainingService
     from backend.types import WorkbenchError
 
@@ -104,7 +102,7 @@ def main(args: argparse.Namespace) -> int:
 
     service = None
     try:
-        registry = Registry(with_overlay(load_config(args.models))) if Path(args.models).is_file() else None
+        registry = open_registry(args.models) if Path(args.models).is_file() else None
         service = TrainingService(registry, auto_register=False)
         if args.resume:
             if not args.out or not (Path(args.out) / runfiles.CONFIG).is_file():
