@@ -27,7 +27,7 @@ from backend.training import runfiles
 from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
 from backend.types import InvalidInputError
-from ui.components import handle_errors, ui_event
+from ui.components import handle_errors, live_choices, ui_event
 from ui.i18n import headed, say, t, text
 
 REFRESH_S = 1.0
@@ -148,6 +148,7 @@ class TrainTab:
             bases = _base_choices(registry, "classification")
             base = gr.Dropdown(bases, value=bases[0][1] if bases else None, label=t("train_base"),
                                elem_id="train-base", info=t("train_base_info"))
+            live_choices(base, lambda chosen: _base_choices(registry, chosen), inputs=[task])
             method = gr.Radio([(text("train_method_full"), "full"), ("LoRA", "lora"), ("QLoRA (4-bit, CUDA)", "qlora")],
                               value="full", label=t("train_method"), elem_id="train-method",
                               info=t("train_method_info"))
