@@ -293,8 +293,8 @@ class TrainTab:
             data = keep_upload(values[self.data], user) if keep else values[self.data]
             if validation and keep:
                 validation = keep_upload(validation, user)
-        base, spec = self.service.resolve_base(values[self.base], task, allow_paths=False)
-        settings: dict[str, Any] = {"task": task, "base": base, "base_id": spec.id if spec else None, "data": data,
+        settings: dict[str, Any] = {"task": task, **self.service.base_settings(values[self.base], task,
+                                                                                allow_paths=False), "data": data,
                                     "validation": validation or None, "method": values[self.method],
                                     "register_as": (values[self.register_as] or "").strip() or None}
         if task == "classification":
@@ -386,6 +386,9 @@ def _highlight(segments: list[tuple[str, bool]]) -> list[tuple[str, Optional[str
 
 
 def _base_choices(registry: Registry, task: str) -> list[tuple[str, str]]:
+    """Local models that can start a run of `task`, fine-tuned ones included (continued training); an SFT
+    run's LoRA adapter continues as an adapter, so adapters are offered for SFT only."""
     wanted = {"classification": ("classify", "zero_shot"), "sft": ("chat",)}[task]
     return [(spec.display_name, spec.id) for spec in registry.specs()
-            if spec.backend == "transformers" and not spec.adapter and set(wanted) & set(spec.tasks)]
+            if spec.backend == "transformers" and (not spec.adapter or task == "sft")
+            and set(wanted) & set(spec.tasks)]

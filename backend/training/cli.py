@@ -115,8 +115,8 @@ def main(args: argparse.Namespace) -> int:
             for needed in ("base", "task", "data"):
                 if not settings.get(needed):
                     raise WorkbenchError(f"--{needed}: required (or set '{needed}' in --config)")
-            base, spec = service.resolve_base(str(settings["base"]), settings["task"])
-            settings.update(base=base, base_id=spec.id if spec else settings.get("base_id"))
+            resolved = service.base_settings(str(settings["base"]), settings["task"])
+            settings.update({key: value for key, value in resolved.items() if value is not None})
             config = parse_train_config(settings, "train")
             plan = service.plan(config)
             say(plan.describe())

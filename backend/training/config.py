@@ -28,6 +28,7 @@ class TrainConfig(BaseModel):
     task: TrainTask
     base: str = Field(min_length=1)  # a local model folder (the server resolves registry ids to it)
     base_id: Optional[str] = None  # the registry id it came from, for the model card and registration
+    adapter: Optional[str] = None  # a LoRA adapter folder over `base` to continue training (a fine-tuned model)
     data: str = Field(min_length=1)  # a .csv / .jsonl / .parquet file
     validation: Optional[str] = None  # a separate validation file; else `validation_fraction` of `data`
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
@@ -85,6 +86,9 @@ class TrainConfig(BaseModel):
                                  "'response_column'")
             if self.text_column or self.label_column:
                 raise ValueError("field 'text_column' / 'label_column': for classification only")
+        if self.adapter and not self.uses_peft:
+            raise ValueError("field 'method': the base is a LoRA adapter; continue it with lora or qlora (or merge "
+                             "it first for full fine-tuning)")
         if self.lora_target_modules is not None and not self.lora_target_modules:
             raise ValueError("field 'lora_target_modules': leave it out or name at least one module")
         if self.save_steps is not None and self.save_steps % self.eval_steps:

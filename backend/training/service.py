@@ -51,9 +51,9 @@ class TrainingService:
             if spec.backend != "transformers":
                 raise InvalidInputError(f"field 'base': '{base}' is served by a remote server; training needs "
                                         "local weights")
-            if spec.adapter:
-                raise InvalidInputError(f"field 'base': '{base}' is already an adapter; merge it first or train "
-                                        "its base")
+            if spec.adapter and task != "sft":
+                raise InvalidInputError(f"field 'base': '{base}' is a LoRA adapter over a chat model; {task} "
+                                        "needs a full model")
             wanted = TASK_OF_REGISTRY[task]
             if wanted not in spec.tasks and not (task == "classification" and "zero_shot" in spec.tasks):
                 raise InvalidInputError(f"field 'base': '{base}' does {', '.join(spec.tasks)}; {task} needs a "
@@ -66,6 +66,14 @@ class TrainingService:
         known = ", ".join(spec.id for spec in self.registry.specs()) if self.registry is not None else ""
         raise InvalidInputError(f"field 'base': '{base}' is neither a model of the registry ({known or 'none'}) "
                                 "nor a model folder")
+
+    def base_settings(self, base: str, task: str, allow_paths: bool = True) -> dict[str, Any]:
+        """The config's `base`, `base_id` and `adapter` for a registry id or a folder. A fine-tuned model that
+        is a LoRA adapter (an SFT run's) continues training that adapter over its base."""
+        folder, spec = self.resolve_base(base, task, allow_paths)
+        adapter = spec.adapter_path() if spec is not None else None
+        return {"base": folder, "base_id": spec.id if spec is not None else None,
+                "adapter": str(adapter) if adapter is not None else None}
 
     # ----------------------------------------------------------------------------------------- planning
 
