@@ -114,7 +114,7 @@ def test_a_fine_tuned_chat_model_appears_in_every_picker_without_a_reload(page: 
     data = write_chat_jsonl(tmp_path / "chat.jsonl", copies=4)
     open_app(page, train_app)
     pickers = [("Chat", "chat-model"), ("Compare", "compare-model-a"), ("Compare", "compare-model-b"),
-               ("Generate", "gen-model"), ("Evaluate", "eval-models"), ("Data", "data-paraphrase-model"),
+               ("Generate", "gen-model"), ("Evaluate", "eval-models"), ("Data", "data-token-model"),
                ("Models", "models-select")]
     for tab, picker in pickers:  # seen before the run: rendered, and without the model
         open_tab(page, tab)
