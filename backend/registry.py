@@ -7,6 +7,8 @@
   unloaded when its last lease ends.
 - The list of models is live: `add` and `remove` (a model fine-tuned or deleted while the app runs) bump
   `version` and call the `subscribe`d listeners, so every picker and command sees one registry.
+- A fine-tuned model may belong to a user (`ModelSpec.owner`): lookups made for a logged-in user (`viewer`)
+  see only the models that user may use; to everyone else such a model is an unknown id.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import threading
 import time
 from concurrent.futures import Future
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
+from backend import user_space
 from backend.config import AppConfig, ModelSpec, checkpoint_file
 from backend.engines.base import CountsGeneratedTokens, Engine
 from backend.hub import download_hint
@@ -37,6 +41,19 @@ EngineFactory = Callable[[ModelSpec], Engine]
 Listener = Callable[[int], None]  # called with the registry's new version after a model is added or removed
 
 logger = logging.getLogger("backend.registry")
+
+PUBLIC = "\x00public"  # a viewer who is nobody in particular: sees only the models everyone may use
+# Who the lookups of this context are for, when set explicitly (`Registry.viewing_as`); else `Registry.viewer`.
+_VIEWER: ContextVar[Optional[str]] = ContextVar("workbench_registry_viewer", default=None)
+
+
+def visible(spec: ModelSpec, viewer: Optional[str]) -> bool:
+    """Whether `viewer` (a login name; None: no login, everything is visible; PUBLIC) may see and use `spec`."""
+    if viewer is None or spec.owner is None or spec.shared:
+        return True
+    if viewer == PUBLIC:
+        return False
+    return user_space.folder_name(viewer) == spec.owner or user_space.is_admin(viewer)
 
 
 @dataclass
@@ -66,17 +83,43 @@ class Registry:
         self._closed = threading.Event()
         self._version = 0
         self._listeners: list[Listener] = []
+        # Who is asking, when no `viewing_as` says: the UI sets this to "the logged-in user of the request being
+        # served" (ui/__init__.py). None (the default, the CLI, background threads): everything is visible.
+        self.viewer: Callable[[], Optional[str]] = lambda: None
 
     # ------------------------------------------------------------------------------------------ lookup
 
+    def current_viewer(self) -> Optional[str]:
+        return _VIEWER.get() or self.viewer()
+
+    @contextmanager
+    def viewing_as(self, viewer: Optional[str]) -> Iterator[None]:
+        """Lookups inside the block are for `viewer` (PUBLIC: what a page shows before anyone logged in)."""
+        token = _VIEWER.set(viewer)
+        try:
+            yield
+        finally:
+            _VIEWER.reset(token)
+
     def specs(self, task: Optional[Task] = None) -> list[ModelSpec]:
+        """The models the current viewer may use (for `task`), in registry order."""
         slots = list(self._slots.values())  # a snapshot: another thread may add or remove a model meanwhile
-        return [slot.spec for slot in slots if task is None or task in slot.spec.tasks]
+        viewer = self.current_viewer()
+        return [slot.spec for slot in slots
+                if (task is None or task in slot.spec.tasks) and visible(slot.spec, viewer)]
+
+    def all_ids(self) -> frozenset[str]:
+        """Every entry's id, whoever may see it (for the registry's own upkeep, never for a user's list)."""
+        return frozenset(self._slots)
+
+    def taken(self, model_id: str) -> bool:
+        """Whether any entry has this id, whoever may see it (a new model's id must be free)."""
+        return model_id in self._slots
 
     def spec(self, model_id: str, task: Optional[Task] = None) -> ModelSpec:
         """The entry for `model_id`; raises a clear error for an unknown id or a task it does not do."""
         slot = self._slots.get(model_id) if isinstance(model_id, str) else None
-        if slot is None:
+        if slot is None or not visible(slot.spec, self.current_viewer()):
             raise self._unknown(model_id)
         if task is not None and task not in slot.spec.tasks:
             able = ", ".join(spec.id for spec in self.specs(task)) or "none"
@@ -87,7 +130,7 @@ class Registry:
         return slot.spec
 
     def _unknown(self, model_id: object) -> ModelNotFoundError:
-        known = ", ".join(self._slots) or "none"
+        known = ", ".join(spec.id for spec in self.specs()) or "none"
         return ModelNotFoundError(f"unknown model {model_id!r}; models in this registry: {known}")
 
     def ids(self, task: Optional[Task] = None) -> frozenset[str]:
@@ -245,8 +288,9 @@ class Registry:
         return self.status_of(model_id)
 
     def unload_all(self) -> None:
-        for model_id in self.ids():
-            self.unload(model_id)
+        with self.viewing_as(None):  # every model, whoever asks (closing the app)
+            for model_id in self.all_ids():
+                self.unload(model_id)
 
     def close(self) -> None:
         self._closed.set()
@@ -309,8 +353,9 @@ class Registry:
         return self._slots[model_id].load_count
 
     def status(self) -> list[ModelStatus]:
+        """The status of every model the current viewer may use."""
         with self._lock:  # one consistent list, even while a model is added or removed
-            return [self.status_of(model_id) for model_id in list(self._slots)]
+            return [self.status_of(spec.id) for spec in self.specs()]
 
     def status_of(self, model_id: str) -> ModelStatus:
         with self._lock:
@@ -347,6 +392,8 @@ class Registry:
                 generated_tokens_total=facts.get("generated_tokens_total", 0),
                 max_context=facts.get("max_context") or slot.spec.max_context,
                 notes=tuple(facts.get("notes", ())),
+                owner=slot.spec.owner,
+                shared=slot.spec.shared,
             )
 
 

@@ -55,7 +55,7 @@ class OverlayFollower:
         self.every_s = every_s
         self._fixed = {spec.id for spec in base.models}  # models.yaml's ids
         self._seen = self._stamp()
-        self._from_overlay = registry.ids() - self._fixed
+        self._from_overlay = registry.all_ids() - self._fixed
 
     def _stamp(self) -> Optional[tuple[int, int]]:
         try:
@@ -76,15 +76,16 @@ class OverlayFollower:
         wanted = {spec.id for spec in specs}
         changed = False
         for spec in specs:
-            if spec.id not in self.registry.ids():
+            if not self.registry.taken(spec.id):
                 try:
                     self.registry.add(spec)
                     changed = True
                 except ValueError:  # added meanwhile (the Train tab registers in this process too)
                     pass
         for gone in self._from_overlay - wanted:
-            if gone in self.registry.ids():
-                self.registry.remove(gone)
+            if self.registry.taken(gone):
+                with self.registry.viewing_as(None):  # the follower's own upkeep: every model
+                    self.registry.remove(gone)
                 changed = True
         self._from_overlay = wanted
         return changed

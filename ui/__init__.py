@@ -64,7 +64,8 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
         from ui.presenter import build_presenter
 
         return build_presenter(registry, registry.config.presenter)
-    with gr.Blocks(title="LLM Workbench") as demo, follow_registry(registry):
+    per_user = SecuritySettings.from_env().auth_enabled  # logins on: a fine-tuned model may be its owner's alone
+    with gr.Blocks(title="LLM Workbench") as demo, follow_registry(registry, per_user=per_user):
         gr.Markdown(t("app_intro"))
         with gr.Tabs():
             with gr.Tab(t("tab_chat"), id="chat", elem_id="tab-chat"):

@@ -14,7 +14,7 @@ from ui.i18n import headed, say, t
 
 # "state" right after "id": on a phone the table scrolls sideways and the first two columns are what shows.
 COLUMNS = ["id", "state", "tasks", "weights", "device", "dtype", "parameters", "memory", "load time",
-           "generated tokens", "last error"]
+           "generated tokens", "last error", "owner"]
 MODELS_CONCURRENCY_ID = "models"
 
 
@@ -44,10 +44,18 @@ def status_rows(statuses: Sequence[ModelStatus],
             f"{status.load_time_s:.2f} s" if status.load_time_s is not None else "",
             f"{status.generated_tokens_total:,}",
             status.last_error or "",
+            _owner(status),
         ]
         for status in statuses
     ]
     return headed({"headers": COLUMNS, "data": rows})
+
+
+def _owner(status: ModelStatus) -> str:
+    """Whose fine-tuned model it is: blank for everyone's entries, "alice (shared)" / "alice (private)"."""
+    if status.owner is None:
+        return ""
+    return f"{status.owner} ({'shared' if status.shared else 'private'})"
 
 
 def _count(value: Optional[int]) -> str:

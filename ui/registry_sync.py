@@ -11,6 +11,10 @@ value is still a choice; the value is sent only when it has to change (its model
 overwrites a pick the user made while it was on its way.
 
 A tab built outside `follow_registry` (a test that builds one tab) gets static pickers: nothing is collected.
+
+With logins on, a fine-tuned model may be its owner's alone (backend/registry.py `visible`): the page is built with
+the models everyone may use, the registry reads the logged-in user of the request being served (`request_user`),
+and every page's first tick brings in that user's own models.
 """
 
 from __future__ import annotations
@@ -21,8 +25,9 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Optional, Sequence
 
 import gradio as gr
+from gradio.context import LocalContext
 
-from backend.registry import Registry
+from backend.registry import PUBLIC, Registry
 from backend.types import Task
 
 FOLLOW_EVERY_S = 2.0
@@ -81,6 +86,7 @@ class RegistryFollow:
     every_s: float = FOLLOW_EVERY_S
     pickers: list[_Picker] = field(default_factory=list)
     refreshes: list[_Refresh] = field(default_factory=list)
+    per_user: bool = False  # the page was built with everyone's models only: update it for its user at once
     seen: Optional[gr.State] = None  # the registry version the page last saw (set by `attach`)
 
     def choices(self, dropdown: Component, choices: Callable[..., Choices], inputs: Sequence[Component] = (),
@@ -97,7 +103,7 @@ class RegistryFollow:
             return None
         # The version the page was built with: a page opened later, after a change, still holds the build's
         # choices and this number, so its first tick brings it up to date.
-        seen = self.seen = gr.State(self.registry.version)
+        seen = self.seen = gr.State(None if self.per_user else self.registry.version)
         timer = gr.Timer(self.every_s)
         inputs = {seen} | {picker.component for picker in self.pickers}
         inputs |= {component for picker in self.pickers for component in picker.inputs}
@@ -123,13 +129,25 @@ class RegistryFollow:
 _ACTIVE: ContextVar[Optional[RegistryFollow]] = ContextVar("workbench_registry_follow", default=None)
 
 
+def request_user() -> Optional[str]:
+    """The logged-in user of the event Gradio is serving in this context; None without a login or a request."""
+    request = LocalContext.request.get(None)
+    return getattr(request, "username", None) if request is not None else None
+
+
 @contextmanager
-def follow_registry(registry: Registry, every_s: float = FOLLOW_EVERY_S) -> Iterator[RegistryFollow]:
-    """Collects the pickers of the tabs built inside; attaches their timer on leaving (inside gr.Blocks)."""
-    follow = RegistryFollow(registry, every_s)
+def follow_registry(registry: Registry, every_s: float = FOLLOW_EVERY_S,
+                    per_user: bool = False) -> Iterator[RegistryFollow]:
+    """Collects the pickers of the tabs built inside; attaches their timer on leaving (inside gr.Blocks).
+
+    `per_user` (logins on): the tabs are built with the models everyone may use (PUBLIC), and each page gets its
+    user's list on its first tick; the registry's lookups in events are for the request's user."""
+    follow = RegistryFollow(registry, every_s, per_user=per_user)
+    registry.viewer = request_user
     token = _ACTIVE.set(follow)
     try:
-        yield follow
+        with registry.viewing_as(PUBLIC if per_user else None):
+            yield follow
     finally:
         _ACTIVE.reset(token)
     follow.attach()

@@ -137,6 +137,7 @@ class TrainTab:
     numbers: tuple[gr.Number, ...]
     run_id: gr.State
     saved: gr.Dropdown  # a dataset saved on the Data tab, used when no file is uploaded
+    share: gr.Checkbox  # with logins on: the registered model is everyone's, not only its owner's
 
     @classmethod
     def build(cls, registry: Registry, service: Optional[TrainingService] = None) -> "TrainTab":
@@ -172,8 +173,11 @@ class TrainTab:
             with gr.Row():
                 numbers = tuple(gr.Number(value=default, label=label, info=tip, elem_id=f"train-{name}",
                                           min_width=160) for name, label, default, tip in HYPERPARAMETERS)
-            register_as = gr.Textbox(label=t("train_register_as"), elem_id="train-register-as",
-                                     info=t("train_register_as_info"))
+            with gr.Row():
+                register_as = gr.Textbox(label=t("train_register_as"), elem_id="train-register-as",
+                                         info=t("train_register_as_info"), scale=3)
+                share = gr.Checkbox(label=t("train_share"), info=t("train_share_info"), value=False,
+                                    elem_id="train-share", scale=2)
         with gr.Row():
             check = gr.Button(t("train_check"), elem_id="train-check")
             start = gr.Button(t("train_start"), variant="primary", elem_id="train-start")
@@ -197,7 +201,7 @@ class TrainTab:
                 refresh = gr.Button(t("refresh"), elem_id="train-runs-refresh", scale=1)
         run_id = gr.State(None)
         tab = cls(registry, service, task, base, data, validation, text_column, label_column, messages_column,
-                  prompt_column, response_column, method, register_as, numbers, run_id, saved)
+                  prompt_column, response_column, method, register_as, numbers, run_id, saved, share)
         timer = gr.Timer(REFRESH_S, active=False)
 
         gr.on(None, tab.saved_choices, outputs=saved, **ui_event(plan_text))  # no triggers: on page load, per user
@@ -229,7 +233,7 @@ class TrainTab:
     def form(self) -> set:
         return {self.task, self.base, self.data, self.validation, self.text_column, self.label_column,
                 self.messages_column, self.prompt_column, self.response_column, self.method, self.register_as,
-                self.saved, *self.numbers}
+                self.saved, self.share, *self.numbers}
 
     # --------------------------------------------------------------------------------------- handlers
 
@@ -296,7 +300,8 @@ class TrainTab:
         settings: dict[str, Any] = {"task": task, **self.service.base_settings(values[self.base], task,
                                                                                 allow_paths=False), "data": data,
                                     "validation": validation or None, "method": values[self.method],
-                                    "register_as": (values[self.register_as] or "").strip() or None}
+                                    "register_as": (values[self.register_as] or "").strip() or None,
+                                    "share": bool(values[self.share])}
         if task == "classification":
             settings.update(text_column=values[self.text_column], label_column=values[self.label_column])
         elif values[self.messages_column]:

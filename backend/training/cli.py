@@ -24,7 +24,8 @@ _FIELDS = {"data": "data", "validation": "validation", "text_column": "text_colu
            "response_column": "response_column", "method": "method", "epochs": "epochs", "max_steps": "max_steps",
            "learning_rate": "learning_rate", "batch_size": "batch_size", "max_length": "max_length", "seed": "seed",
            "register": "register_as", "eval_steps": "eval_steps", "gradient_accumulation": "gradient_accumulation",
-           "early_stopping_patience": "early_stopping_patience", "lora_r": "lora_r", "num_gpus": "num_gpus"}
+           "early_stopping_patience": "early_stopping_patience", "lora_r": "lora_r", "num_gpus": "num_gpus",
+           "share": "share"}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +59,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", metavar="DIR", help="the run folder (default: a new folder under the runs folder)")
     parser.add_argument("--register", metavar="ID", help="add the result to the registry overlay under this id "
                         "(the app lists it in every tab)")
+    parser.add_argument("--share", action="store_true", default=None, help="with logins on, every user of the app "
+                        "may use the registered model (default: only the owner of the run's folder and the admins)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 

@@ -67,6 +67,7 @@ class TrainConfig(BaseModel):
     num_gpus: int = Field(default=1, ge=1, le=64)  # > 1: launched with `accelerate launch`
     accelerate_config: Optional[str] = None  # an accelerate config file (DeepSpeed / FSDP)
     register_as: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    share: bool = False  # with logins on: the registered model is everyone's, not only its owner's
     trust_remote_code: bool = False
 
     @model_validator(mode="after")

@@ -106,8 +106,7 @@ class TrainingService:
         plan = plan or self.plan(config)
         if plan.memory.verdict == "too_big" and not config.auto_find_batch_size:
             raise InvalidInputError(f"field 'batch_size': {plan.memory.describe()}")
-        if config.register_as and self.registry is not None and \
-                config.register_as in {spec.id for spec in self.registry.specs()}:
+        if config.register_as and self.registry is not None and self.registry.taken(config.register_as):
             raise InvalidInputError(f"field 'register_as': the registry already has a model '{config.register_as}'")
         run_dir = TrainingRuns.create(config, username, out, self.root)
         self.runs.start(run_dir)
@@ -156,7 +155,8 @@ class TrainingService:
         base_spec = None
         if self.registry is not None and config.base_id:
             try:
-                base_spec = self.registry.spec(config.base_id)
+                with self.registry.viewing_as(None):  # the run's owner could use its base
+                    base_spec = self.registry.spec(config.base_id)
             except Exception:  # noqa: BLE001 - the base entry may be gone; register without its settings
                 base_spec = None
         entry = overlay.entry_for_run(run_dir, config, metrics, model_id, base_spec)
