@@ -47,6 +47,11 @@ PUBLIC = "\x00public"  # a viewer who is nobody in particular: sees only the mod
 _VIEWER: ContextVar[Optional[str]] = ContextVar("workbench_registry_viewer", default=None)
 
 
+def set_viewer(viewer: Optional[str]) -> None:
+    """Lookups for the rest of this context (an HTTP request's task) are for `viewer` (the API's basic-auth user)."""
+    _VIEWER.set(viewer)
+
+
 def visible(spec: ModelSpec, viewer: Optional[str]) -> bool:
     """Whether `viewer` (a login name; None: no login, everything is visible; PUBLIC) may see and use `spec`."""
     if viewer is None or spec.owner is None or spec.shared:

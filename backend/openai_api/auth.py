@@ -14,6 +14,7 @@ from typing import Awaitable, Callable, Optional, Union
 from fastapi import Request
 
 from backend.openai_api.errors import ApiError
+from backend.registry import set_viewer
 from backend.security import decode_basic
 
 # Given the bearer token of a request (None when it sends none), say whether it may use the API.
@@ -40,6 +41,8 @@ class ApiAuth:
         if header[:6].lower() == "basic " and self.check_basic is not None:
             credentials = decode_basic(header[6:])
             allowed = credentials is not None and self.check_basic(*credentials)
+            if allowed:  # a user of the app: the registry shows them their own models and everyone's
+                set_viewer(credentials[0])
         else:
             token = header[7:].strip() if header[:7].lower() == "bearer " else None
             allowed = self.check_token(token) if self.check_token is not None else False
