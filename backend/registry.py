@@ -19,13 +19,12 @@ import threading
 import time
 from concurrent.futures import Future
 from contextlib import contextmanager
-from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional
 
-from backend import user_space
 from backend.config import AppConfig, ModelSpec, checkpoint_file
 from backend.engines.base import CountsGeneratedTokens, Engine
+from backend.model_access import PUBLIC, current_viewer, viewing, visible  # noqa: F401 - PUBLIC re-exported
 from backend.hub import download_hint
 from backend.security import redact
 from backend.types import (
@@ -42,23 +41,6 @@ Listener = Callable[[int], None]  # called with the registry's new version after
 
 logger = logging.getLogger("backend.registry")
 
-PUBLIC = "\x00public"  # a viewer who is nobody in particular: sees only the models everyone may use
-# Who the lookups of this context are for, when set explicitly (`Registry.viewing_as`); else `Registry.viewer`.
-_VIEWER: ContextVar[Optional[str]] = ContextVar("workbench_registry_viewer", default=None)
-
-
-def set_viewer(viewer: Optional[str]) -> None:
-    """Lookups for the rest of this context (an HTTP request's task) are for `viewer` (the API's basic-auth user)."""
-    _VIEWER.set(viewer)
-
-
-def visible(spec: ModelSpec, viewer: Optional[str]) -> bool:
-    """Whether `viewer` (a login name; None: no login, everything is visible; PUBLIC) may see and use `spec`."""
-    if viewer is None or spec.owner is None or spec.shared:
-        return True
-    if viewer == PUBLIC:
-        return False
-    return user_space.folder_name(viewer) == spec.owner or user_space.is_admin(viewer)
 
 
 @dataclass
@@ -89,22 +71,20 @@ class Registry:
         self._version = 0
         self._listeners: list[Listener] = []
         # Who is asking, when no `viewing_as` says: the UI sets this to "the logged-in user of the request being
-        # served" (ui/__init__.py). None (the default, the CLI, background threads): everything is visible.
+        # served" (ui/registry_sync.py). None (the default, the CLI, background threads): everything is visible.
         self.viewer: Callable[[], Optional[str]] = lambda: None
 
     # ------------------------------------------------------------------------------------------ lookup
 
     def current_viewer(self) -> Optional[str]:
-        return _VIEWER.get() or self.viewer()
+        return current_viewer(self.viewer)
 
     @contextmanager
     def viewing_as(self, viewer: Optional[str]) -> Iterator[None]:
-        """Lookups inside the block are for `viewer` (PUBLIC: what a page shows before anyone logged in)."""
-        token = _VIEWER.set(viewer)
-        try:
+        """Lookups inside the block are for `viewer` (PUBLIC: what a page shows before anyone logged in; None:
+        every model, for the app's own upkeep)."""
+        with viewing(viewer):
             yield
-        finally:
-            _VIEWER.reset(token)
 
     def specs(self, task: Optional[Task] = None) -> list[ModelSpec]:
         """The models the current viewer may use (for `task`), in registry order."""

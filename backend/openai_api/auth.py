@@ -14,7 +14,7 @@ from typing import Awaitable, Callable, Optional, Union
 from fastapi import Request
 
 from backend.openai_api.errors import ApiError
-from backend.registry import set_viewer
+from backend.model_access import set_viewer
 from backend.security import decode_basic
 
 # Given the bearer token of a request (None when it sends none), say whether it may use the API.
