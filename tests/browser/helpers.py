@@ -94,17 +94,24 @@ def select_option(page: Page, elem_id: str, name: str) -> None:
 
 def expect_choice(page: Page, elem_id: str, name: str, present: bool = True, timeout_s: float = 30.0) -> None:
     """Waits until the gr.Dropdown's list of choices has (or, `present=False`, no longer has) one whose name
-    contains `name`: opens the list, reads it, closes it, again until it holds or `timeout_s` passed."""
+    contains `name`: opens the list, reads it, closes it, again until it holds or `timeout_s` passed (a few
+    seconds at least: a list that was being re-rendered when clicked may not open at once)."""
     box = page.locator(f"#{elem_id} input[role=combobox]")
-    deadline = time.monotonic() + timeout_s
+    deadline = time.monotonic() + max(timeout_s, 5.0)
+    names: list[str] = []
     while True:
+        box.blur()  # the list opens when the box gains focus: start unfocused
         box.click()
         options = page.get_by_role("option")
-        expect(options.first).to_be_visible()
-        names = options.all_inner_texts()
-        box.press("Escape")
-        expect(options).to_have_count(0)  # closed: the next look opens it afresh
-        if any(name in option for option in names) == present:
+        try:
+            expect(options.first).to_be_visible(timeout=3_000)
+        except AssertionError:
+            opened = False
+        else:
+            opened, names = True, options.all_inner_texts()
+            box.press("Escape")
+            box.blur()
+        if opened and any(name in option for option in names) == present:
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"#{elem_id}: {name!r} {'never appeared in' if present else 'still in'} {names}")
