@@ -85,34 +85,34 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 def serve(args: argparse.Namespace) -> int:
     from backend import zerogpu
-    from backend.config import load_config
-    from backend.registry import Registry
+    from backend.registry_source import open_registry
     from backend.limits import RequestLimits
     from backend.security import SecuritySettings, install_log_redaction, model_secrets
     from backend.throttle import LoginThrottle, ThrottleSettings
     from backend.types import ConfigError, WorkbenchError
 
     try:
-        config = load_config(args.models)
         security = SecuritySettings.from_env()
         limits = RequestLimits.from_env(security.max_upload_mb)
         throttle = ThrottleSettings.from_env()
+        # models.yaml plus the fine-tuned models of the runs' overlay, the list every command reads; followed
+        # while the app runs, so a model `app.py train --register` adds elsewhere appears here too.
+        registry = open_registry(args.models, follow=True)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    config = registry.config
     # Passwords, the API token and remote API keys never reach stdout, stderr or the logs.
     install_log_redaction(security.secrets() + model_secrets(config))
     if zerogpu.on_zerogpu():
         # ZeroGPU patches torch when `spaces` is imported, and that must come before anything touches CUDA.
         zerogpu.spaces_module()
-    from backend.training.overlay import with_overlay
-
-    registry = Registry(with_overlay(config))  # plus the fine-tuned models of the registry overlay file
     _report_weights(registry)
     try:
         preload = preload_ids(config, os.environ.get("WORKBENCH_PRELOAD"), zerogpu.on_zerogpu())
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        registry.close()
         return 2
     for model_id in preload:  # the one exception to "nothing loads at start-up" (see preload_ids)
         print(f"preloading model '{model_id}' (WORKBENCH_PRELOAD)")
@@ -130,6 +130,7 @@ def serve(args: argparse.Namespace) -> int:
         demo = ui.build_app(registry, presenter=presenter)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
+        registry.close()
         return 2
     mode = " (presenter mode)" if presenter else ""
     loaded = f"{len(preload)} preloaded, the others load on first use" if preload else \

@@ -104,6 +104,12 @@ class ModelSpec(_Strict):
     # relative to models.yaml like `source`. Loaded with peft and merged into the base at load time.
     adapter: Optional[str] = Field(default=None, min_length=1)
 
+    # A fine-tuned model's owner (the user folder of the run that made it, backend/user_space.py) and whether
+    # its owner shared it with everyone. With logins on, an owned model that is not shared is seen and used
+    # only by its owner and the admins (Registry.visible); entries without an owner are everyone's.
+    owner: Optional[str] = None
+    shared: bool = False
+
     # Filled in by the loader, not by users: the folder models.yaml lives in, to resolve relative sources.
     base_dir: Optional[Path] = Field(default=None, exclude=True)
 

@@ -5,10 +5,15 @@
 - Requests hold a *lease* on the engine while they use it, so eviction (LRU over a count or memory bound,
   idle timeout, explicit unload) never pulls weights away from a running stream: a model that is busy is
   unloaded when its last lease ends.
+- The list of models is live: `add` and `remove` (a model fine-tuned or deleted while the app runs) bump
+  `version` and call the `subscribe`d listeners, so every picker and command sees one registry.
+- A fine-tuned model may belong to a user (`ModelSpec.owner`): lookups made for a logged-in user (`viewer`)
+  see only the models that user may use; to everyone else such a model is an unknown id.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 import time
@@ -19,6 +24,7 @@ from typing import Callable, Iterator, Literal, Optional
 
 from backend.config import AppConfig, ModelSpec, checkpoint_file
 from backend.engines.base import CountsGeneratedTokens, Engine
+from backend.model_access import PUBLIC, current_viewer, viewing, visible  # noqa: F401 - PUBLIC re-exported
 from backend.hub import download_hint
 from backend.security import redact
 from backend.types import (
@@ -31,6 +37,10 @@ from backend.types import (
 )
 
 EngineFactory = Callable[[ModelSpec], Engine]
+Listener = Callable[[int], None]  # called with the registry's new version after a model is added or removed
+
+logger = logging.getLogger("backend.registry")
+
 
 
 @dataclass
@@ -58,18 +68,44 @@ class Registry:
         self._lock = threading.RLock()
         self._reaper: Optional[threading.Thread] = None
         self._closed = threading.Event()
+        self._version = 0
+        self._listeners: list[Listener] = []
+        # Who is asking, when no `viewing_as` says: the UI sets this to "the logged-in user of the request being
+        # served" (ui/registry_sync.py). None (the default, the CLI, background threads): everything is visible.
+        self.viewer: Callable[[], Optional[str]] = lambda: None
 
     # ------------------------------------------------------------------------------------------ lookup
 
+    def current_viewer(self) -> Optional[str]:
+        return current_viewer(self.viewer)
+
+    @contextmanager
+    def viewing_as(self, viewer: Optional[str]) -> Iterator[None]:
+        """Lookups inside the block are for `viewer` (PUBLIC: what a page shows before anyone logged in; None:
+        every model, for the app's own upkeep)."""
+        with viewing(viewer):
+            yield
+
     def specs(self, task: Optional[Task] = None) -> list[ModelSpec]:
-        return [slot.spec for slot in self._slots.values() if task is None or task in slot.spec.tasks]
+        """The models the current viewer may use (for `task`), in registry order."""
+        slots = list(self._slots.values())  # a snapshot: another thread may add or remove a model meanwhile
+        viewer = self.current_viewer()
+        return [slot.spec for slot in slots
+                if (task is None or task in slot.spec.tasks) and visible(slot.spec, viewer)]
+
+    def all_ids(self) -> frozenset[str]:
+        """Every entry's id, whoever may see it (for the registry's own upkeep, never for a user's list)."""
+        return frozenset(self._slots)
+
+    def taken(self, model_id: str) -> bool:
+        """Whether any entry has this id, whoever may see it (a new model's id must be free)."""
+        return model_id in self._slots
 
     def spec(self, model_id: str, task: Optional[Task] = None) -> ModelSpec:
         """The entry for `model_id`; raises a clear error for an unknown id or a task it does not do."""
         slot = self._slots.get(model_id) if isinstance(model_id, str) else None
-        if slot is None:
-            known = ", ".join(self._slots) or "none"
-            raise ModelNotFoundError(f"unknown model {model_id!r}; models in this registry: {known}")
+        if slot is None or not visible(slot.spec, self.current_viewer()):
+            raise self._unknown(model_id)
         if task is not None and task not in slot.spec.tasks:
             able = ", ".join(spec.id for spec in self.specs(task)) or "none"
             raise UnsupportedTaskError(
@@ -78,6 +114,32 @@ class Registry:
             )
         return slot.spec
 
+    def _unknown(self, model_id: object) -> ModelNotFoundError:
+        known = ", ".join(spec.id for spec in self.specs()) or "none"
+        return ModelNotFoundError(f"unknown model {model_id!r}; models in this registry: {known}")
+
+    def ids(self, task: Optional[Task] = None) -> frozenset[str]:
+        return frozenset(spec.id for spec in self.specs(task))
+
+    # ------------------------------------------------------------------------------------------ changes
+
+    @property
+    def version(self) -> int:
+        """Goes up by one whenever a model is added or removed: a reader that saw another number re-reads."""
+        return self._version
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Calls `listener(version)` after every change (in the changing thread); returns the unsubscribe."""
+        with self._lock:
+            self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if listener in self._listeners:
+                    self._listeners.remove(listener)
+
+        return unsubscribe
+
     def add(self, spec: ModelSpec) -> None:
         """Adds an entry while the app runs (a model just fine-tuned); an id already there is refused."""
         with self._lock:
@@ -85,6 +147,36 @@ class Registry:
                 raise ValueError(f"model id '{spec.id}' is already in the registry")
             self._slots[spec.id] = _Slot(spec)
             self.config = self.config.model_copy(update={"models": self.config.models + (spec,)})
+            version = self._bump()
+        self._notify(version)
+
+    def remove(self, model_id: str) -> None:
+        """Takes an entry out (its run deleted, its overlay entry gone): new requests no longer find it, the
+        requests using it finish, and its weights are unloaded when the last one ends."""
+        self.spec(model_id)
+        with self._lock:
+            slot = self._slots.pop(model_id)
+            self.config = self.config.model_copy(
+                update={"models": tuple(spec for spec in self.config.models if spec.id != model_id)})
+            # Also when it is still loading: the loader's lease ends in _release, which then closes it.
+            slot.unload_when_idle = True
+            if slot.engine is not None and not slot.leases:
+                self._close_slot(slot)
+            version = self._bump()
+        self._notify(version)
+
+    def _bump(self) -> int:
+        self._version += 1
+        return self._version
+
+    def _notify(self, version: int) -> None:
+        with self._lock:
+            listeners = list(self._listeners)
+        for listener in listeners:  # outside the lock: a listener may read the registry
+            try:
+                listener(version)
+            except Exception:  # one broken listener must not stop the others, nor the change itself
+                logger.exception("registry listener failed")
 
     # -------------------------------------------------------------------------------------- use / load
 
@@ -92,11 +184,11 @@ class Registry:
     def lease(self, model_id: str, task: Optional[Task] = None) -> Iterator[Engine]:
         """Loads the model if needed and keeps it loaded while the `with` block runs."""
         self.spec(model_id, task)
-        engine = self._acquire(model_id)
+        slot, engine = self._acquire(model_id)
         try:
             yield engine
         finally:
-            self._release(model_id)
+            self._release(slot)
 
     def load(self, model_id: str) -> ModelStatus:
         """Loads now (e.g. the Models tab's Load button) and returns the status."""
@@ -104,15 +196,17 @@ class Registry:
             pass
         return self.status_of(model_id)
 
-    def _acquire(self, model_id: str) -> Engine:
+    def _acquire(self, model_id: str) -> tuple[_Slot, Engine]:
         while True:
             with self._lock:
-                slot = self._slots[model_id]
+                slot = self._slots.get(model_id)
+                if slot is None:  # removed while this request waited for its load
+                    raise self._unknown(model_id)
                 slot.unload_when_idle = False
                 if slot.engine is not None:
                     slot.leases += 1
                     slot.last_used = time.monotonic()
-                    return slot.engine
+                    return slot, slot.engine
                 future = slot.loading
                 i_load = future is None
                 if i_load:
@@ -120,7 +214,7 @@ class Registry:
                     slot.loading_since = time.monotonic()
             assert future is not None  # the load under way, or the one this call starts
             if i_load:
-                return self._load_into(slot, future)
+                return slot, self._load_into(slot, future)
             try:
                 future.result()
             except ModelLoadError:
@@ -157,9 +251,8 @@ class Registry:
         self._start_reaper()
         return engine
 
-    def _release(self, model_id: str) -> None:
+    def _release(self, slot: _Slot) -> None:
         with self._lock:
-            slot = self._slots[model_id]
             slot.leases -= 1
             slot.idle_since = time.monotonic()
             if slot.leases == 0 and slot.unload_when_idle:
@@ -181,12 +274,17 @@ class Registry:
         return self.status_of(model_id)
 
     def unload_all(self) -> None:
-        for model_id in list(self._slots):
-            self.unload(model_id)
+        with self.viewing_as(None):  # every model, whoever asks (closing the app)
+            for model_id in self.all_ids():
+                self.unload(model_id)
 
     def close(self) -> None:
         self._closed.set()
         self.unload_all()
+
+    def wait_closed(self, timeout: float) -> bool:
+        """Waits up to `timeout` seconds; True once `close` was called (background followers then stop)."""
+        return self._closed.wait(timeout)
 
     def _close_slot(self, slot: _Slot) -> None:
         engine, slot.engine = slot.engine, None
@@ -241,7 +339,9 @@ class Registry:
         return self._slots[model_id].load_count
 
     def status(self) -> list[ModelStatus]:
-        return [self.status_of(model_id) for model_id in self._slots]
+        """The status of every model the current viewer may use."""
+        with self._lock:  # one consistent list, even while a model is added or removed
+            return [self.status_of(spec.id) for spec in self.specs()]
 
     def status_of(self, model_id: str) -> ModelStatus:
         with self._lock:
@@ -279,6 +379,8 @@ class Registry:
                 generated_tokens_total=facts.get("generated_tokens_total", 0),
                 max_context=facts.get("max_context") or slot.spec.max_context,
                 notes=tuple(facts.get("notes", ())),
+                owner=slot.spec.owner,
+                shared=slot.spec.shared,
             )
 
 

@@ -333,6 +333,8 @@ class ModelStatus:
     generated_tokens_total: int = 0
     max_context: int | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    owner: str | None = None  # a fine-tuned model's owner (None: everyone's)
+    shared: bool = False  # an owned model its owner shared with everyone
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -353,4 +355,6 @@ class ModelStatus:
             "generated_tokens_total": self.generated_tokens_total,
             "max_context": self.max_context,
             "notes": list(self.notes),
+            "owner": self.owner,
+            "shared": self.shared,
         }

@@ -104,8 +104,8 @@ def test_training_runs_belong_to_their_user(train_server: EvalServer, runs: Path
                  "train-text-column": "text", "train-label-column": "label", "train-messages-column": None,
                  "train-prompt-column": None, "train-response-column": None, "train-chosen-column": None,
                  "train-rejected-column": None,
-                 "train-method": "full", "train-register-as": "", "train-max_steps": 2, "train-max_length": 16,
-                 "train-eval_steps": 1})
+                 "train-method": "full", "train-register-as": "", "train-share": False, "train-max_steps": 2,
+                 "train-max_length": 16, "train-eval_steps": 1})
 
     def session(user: str):
         client = train_server.client(user)
@@ -162,7 +162,7 @@ def test_the_train_tab_uses_its_users_saved_datasets(train_server: EvalServer, r
                  "train-saved": "alice-reviews", "train-validation": None, "train-text-column": "text",
                  "train-label-column": "label", "train-messages-column": None, "train-prompt-column": None,
                  "train-response-column": None, "train-chosen-column": None, "train-rejected-column": None,
-                 "train-method": "full", "train-register-as": "",
+                 "train-method": "full", "train-register-as": "", "train-share": False,
                  "train-max_length": 16})
     plan, _ = train_server.call_form(alice, "check", form)
     assert plan.startswith("30 training and 10 validation examples")  # its train and validation splits

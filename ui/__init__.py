@@ -24,7 +24,7 @@ from ui.compare import CompareTab
 from ui.evaluate import build_evaluate_tab
 from ui.data import DataTab
 from ui.feedback import attach_feedback
-from ui.components import ui_event
+from ui.components import follow_registry, ui_event
 from ui.generate import GenerateTab
 from ui.models import ModelsTab
 from ui.style import LAYOUT_CSS
@@ -65,7 +65,8 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
         from ui.presenter import build_presenter
 
         return build_presenter(registry, registry.config.presenter)
-    with gr.Blocks(title="LLM Workbench") as demo:
+    per_user = SecuritySettings.from_env().auth_enabled  # logins on: a fine-tuned model may be its owner's alone
+    with gr.Blocks(title="LLM Workbench") as demo, follow_registry(registry, per_user=per_user):
         gr.Markdown(t("app_intro"))
         with gr.Tabs():
             with gr.Tab(t("tab_chat"), id="chat", elem_id="tab-chat"):

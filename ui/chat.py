@@ -30,6 +30,7 @@ from ui.components import (
     STREAMING,
     OnChange,
     ParamPanel,
+    LiveIds,
     cancel_then,
     first_spec,
     model_picker,
@@ -96,7 +97,7 @@ class ChatTab:
         # columns stack, it sits above the conversation; on a wide screen CSS puts it on the right (ui/style.py).
         with gr.Row(elem_id="chat-layout"):
             with gr.Column(scale=1, min_width=280, elem_id="chat-side"):
-                memory = ChatMemory.build_list(frozenset(spec.id for spec in registry.specs("chat")))
+                memory = ChatMemory.build_list(LiveIds(registry, "chat"))
                 model = model_picker(registry, "chat", "chat-model")
                 system = gr.Textbox(label=t("chat_system"), lines=3, elem_id="chat-system",
                                     placeholder=t("chat_system_placeholder"))

@@ -8,7 +8,7 @@ changes the conversation is followed by `persist`, so a reload finds it as it wa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any, Container, Optional
 
 import gradio as gr
 
@@ -29,10 +29,10 @@ class ChatMemory:
     versions: gr.Markdown
     previous: gr.Button
     next: gr.Button
-    model_ids: frozenset[str]  # a saved conversation's model is restored only if the registry still has it
+    model_ids: Container[str]  # a saved conversation's model is restored only if the registry has it now
 
     @classmethod
-    def build_list(cls, model_ids: frozenset[str]) -> "ChatMemory":
+    def build_list(cls, model_ids: Container[str]) -> "ChatMemory":
         """The saved-conversations panel (in the side column); the version row is added by `build_versions`."""
         store = gr.BrowserState(saved_chats.empty_store(), storage_key=saved_chats.STORAGE_KEY,
                                 secret=chat_seal.browser_state_secret())

@@ -22,7 +22,7 @@ from backend.error_codes import refuse
 from backend.registry import Registry
 from backend.table_limits import SHOWN_CELL_CHARS, release_memory
 from backend.types import InvalidInputError, LabelScore, WorkbenchError
-from ui.components import handle_errors, ui_errors, ui_event
+from ui.components import handle_errors, live_choices, ui_errors, ui_event
 from ui.error_words import worded
 from ui.jobs import SessionJobs
 from ui.i18n import CHINESE, columns, headed, language, say, t, text
@@ -81,6 +81,7 @@ def build_classify_tab(registry: Registry) -> None:
                             scale=3)
             model = gr.Dropdown(**_model_choices(registry, initial_mode), label=t("model"), elem_id="classify-model",
                                 interactive=True, scale=2)
+            live_choices(model, lambda chosen: _model_choices(registry, chosen)["choices"], inputs=[mode])
             batch_size = gr.Slider(1, 128, value=clf.DEFAULT_BATCH_SIZE, step=1, label=t("batch_size"),
                                    info=t("classify_batch_info"), elem_id="classify-batch-size", scale=2)
         labels = gr.Textbox(label=t("classify_labels"), placeholder=t("classify_labels_placeholder"),

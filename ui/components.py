@@ -28,6 +28,13 @@ from ui.events import (  # noqa: F401 - re-exported: the tabs import them from h
     ui_event,
     user_error,
 )
+from ui.registry_sync import (  # noqa: F401 - re-exported: one mechanism for every tab's pickers
+    LiveIds,
+    follow_registry,
+    live_choices,
+    live_value,
+    task_choices,
+)
 from ui.streaming import (  # noqa: F401 - re-exported
     FINISH_EXPLAINED,
     STOPPED,
@@ -59,12 +66,13 @@ PRESET_FIELDS = tuple(PRESETS["balanced"])  # the sliders a preset sets, in the 
 
 def model_picker(registry: Registry, task: Task, elem_id: str, label: Any = None,
                  index: int = 0) -> gr.Dropdown:
-    """A dropdown of the registry's models for `task`: shows names, yields ids."""
-    specs = registry.specs(task)
-    choices = [(spec.display_name, spec.id) for spec in specs]
-    value = specs[min(index, len(specs) - 1)].id if specs else None
-    return gr.Dropdown(choices=choices, value=value, label=label or t("model"), elem_id=elem_id, interactive=True,
-                       info=None if specs else t("no_model_for_task"))
+    """A dropdown of the registry's models for `task`: shows names, yields ids; follows the registry's changes
+    (ui/registry_sync.py). `index`: the model it starts with (and falls back to when its model is removed)."""
+    choices = task_choices(registry, task)
+    value = choices[min(index, len(choices) - 1)][1] if choices else None
+    picker = gr.Dropdown(choices=choices, value=value, label=label or t("model"), elem_id=elem_id, interactive=True,
+                         info=None if choices else t("no_model_for_task"))
+    return live_choices(picker, lambda: task_choices(registry, task), index=index, empty_info=t("no_model_for_task"))
 
 
 def first_spec(registry: Registry, task: Task) -> Optional[ModelSpec]:

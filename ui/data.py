@@ -26,7 +26,7 @@ from backend.error_codes import refuse
 from backend.evaluation.data import DataSource, load_table, preview
 from backend.registry import Registry
 from backend.types import InvalidInputError
-from ui.components import handle_errors, ui_event
+from ui.components import handle_errors, live_choices, ui_event
 from ui.data_saved import build_saved_section, saved_rows, zip_folder
 from ui.i18n import headed, say, t, text
 
@@ -81,8 +81,7 @@ class DataTab:
 
     @classmethod
     def build(cls, registry: Registry) -> "DataTab":
-        local = [spec.id for spec in registry.specs() if spec.backend == "transformers"]
-        chat = [spec.id for spec in registry.specs("chat")]
+        local, chat = _local_ids(registry), _chat_ids(registry)
         table, source = gr.State(None), gr.State(None)
         gr.Markdown(t("data_intro"))
         with gr.Row():
@@ -102,6 +101,7 @@ class DataTab:
                                            elem_id="data-label-column")
                 token_model = gr.Dropdown(label=t("data_token_model"), choices=[NONE, *local], value=NONE,
                                           elem_id="data-token-model")
+                live_choices(token_model, lambda: [NONE, *_local_ids(registry)])
         status = gr.Markdown("", elem_id="data-status")
         with gr.Tab(t("data_preview")):
             with gr.Row():
@@ -143,6 +143,7 @@ class DataTab:
                 paraphrase_model = gr.Dropdown(label=t("data_paraphrase_model"), choices=chat,
                                                value=chat[0] if chat else None,
                                                elem_id="data-paraphrase-model")
+                live_choices(paraphrase_model, lambda: _chat_ids(registry))
             paraphrase_prompt = gr.Textbox(label=t("data_paraphrase_prompt"), lines=2,
                                            value=DEFAULT_PARAPHRASE_PROMPT, elem_id="data-paraphrase-prompt")
         with gr.Row():
@@ -340,3 +341,12 @@ class DataTab:
             return
         saved, pick = saved_rows(request)
         yield ["\n".join(lines), gr.DownloadButton(value=zip_folder(job.target), visible=True), saved, pick]
+
+
+def _local_ids(registry: Registry) -> list[str]:
+    """Models whose tokenizer is on this machine (the token counts of the stats)."""
+    return [spec.id for spec in registry.specs() if spec.backend == "transformers"]
+
+
+def _chat_ids(registry: Registry) -> list[str]:
+    return [spec.id for spec in registry.specs("chat")]

@@ -22,6 +22,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "col_load_time": ("load time", "加载耗时"),
     "col_generated_tokens": ("generated tokens", "已生成 token"),
     "col_last_error": ("last error", "最近错误"),
+    "col_owner": ("owner", "所有者"),
     # Train runs, Evaluate runs
     "col_run": ("run", "运行"),
     "col_status": ("status", "状态"),

@@ -9,12 +9,12 @@ import gradio as gr
 
 from backend.registry import Registry
 from backend.types import ModelStatus
-from ui.components import ui_errors, ui_event
+from ui.components import live_choices, live_value, ui_errors, ui_event
 from ui.i18n import headed, say, t
 
 # "state" right after "id": on a phone the table scrolls sideways and the first two columns are what shows.
 COLUMNS = ["id", "state", "tasks", "weights", "device", "dtype", "parameters", "memory", "load time",
-           "generated tokens", "last error"]
+           "generated tokens", "last error", "owner"]
 MODELS_CONCURRENCY_ID = "models"
 
 
@@ -44,10 +44,18 @@ def status_rows(statuses: Sequence[ModelStatus],
             f"{status.load_time_s:.2f} s" if status.load_time_s is not None else "",
             f"{status.generated_tokens_total:,}",
             status.last_error or "",
+            _owner(status),
         ]
         for status in statuses
     ]
     return headed({"headers": COLUMNS, "data": rows})
+
+
+def _owner(status: ModelStatus) -> str:
+    """Whose fine-tuned model it is: blank for everyone's entries, "alice (shared)" / "alice (private)"."""
+    if status.owner is None:
+        return ""
+    return f"{status.owner} ({'shared' if status.shared else 'private'})"
 
 
 def _count(value: Optional[int]) -> str:
@@ -83,11 +91,13 @@ class ModelsTab:
             ids = [spec.id for spec in registry.specs()]
             select = gr.Dropdown(ids, value=ids[0] if ids else None, label=t("model"), elem_id="models-select",
                                  scale=3)
+            live_choices(select, lambda: [spec.id for spec in registry.specs()])
             load = gr.Button(t("models_load"), variant="primary", elem_id="models-load", scale=1)
             unload = gr.Button(t("models_unload"), elem_id="models-unload", scale=1)
             refresh = gr.Button(t("refresh"), elem_id="models-refresh", scale=1)
         message = gr.Markdown("", elem_id="models-message", elem_classes=["stats-line"])
         tab = cls(registry, table)
+        live_value(table, lambda: status_rows(registry.status()))  # no probe of remote servers on every change
         busy: dict[str, Any] = dict(concurrency_limit=4, concurrency_id=MODELS_CONCURRENCY_ID)
         load.click(tab.load, api_name="ui_load", inputs=select, outputs=[table, message], **busy,
                    **ui_event(message, progress=True))

@@ -29,7 +29,7 @@ from backend.training.config import TrainConfig, parse_train_config
 from backend.training.recipes import RECIPES, TASKS, ColumnField, column_fields, recipe_for
 from backend.training.runs import RunInfo
 from backend.training.service import TrainingService
-from ui.components import handle_errors, ui_event
+from ui.components import handle_errors, live_choices, ui_event
 from ui.error_words import worded
 from ui.i18n import STRINGS, headed, say, t, text
 
@@ -162,6 +162,7 @@ class TrainTab:
     numbers: tuple[gr.Number, ...]
     run_id: gr.State
     saved: gr.Dropdown  # a dataset saved on the Data tab, used when no file is uploaded
+    share: gr.Checkbox  # with logins on: the registered model is everyone's, not only its owner's
 
     @classmethod
     def build(cls, registry: Registry, service: Optional[TrainingService] = None) -> "TrainTab":
@@ -174,6 +175,7 @@ class TrainTab:
             bases = _base_choices(registry, first.task)
             base = gr.Dropdown(bases, value=bases[0][1] if bases else None, label=t("train_base"),
                                elem_id="train-base", info=t("train_base_info"))
+            live_choices(base, lambda chosen: _base_choices(registry, chosen), inputs=[task])
             method = gr.Radio([(text("train_method_full"), "full"), ("LoRA", "lora"), ("QLoRA (4-bit, CUDA)", "qlora")],
                               value=first.default_method, label=t("train_method"), elem_id="train-method",
                               info=t("train_method_info"))
@@ -194,8 +196,11 @@ class TrainTab:
                 numbers = tuple(gr.Number(value=default, label=label, info=tip, elem_id=f"train-{name}",
                                           min_width=160, visible=name not in TASK_NUMBERS or name in first.settings)
                                 for name, label, default, tip in HYPERPARAMETERS)
-            register_as = gr.Textbox(label=t("train_register_as"), elem_id="train-register-as",
-                                     info=t("train_register_as_info"))
+            with gr.Row():
+                register_as = gr.Textbox(label=t("train_register_as"), elem_id="train-register-as",
+                                         info=t("train_register_as_info"), scale=3)
+                share = gr.Checkbox(label=t("train_share"), info=t("train_share_info"), value=False,
+                                    elem_id="train-share", scale=2)
         with gr.Row():
             check = gr.Button(t("train_check"), elem_id="train-check")
             start = gr.Button(t("train_start"), variant="primary", elem_id="train-start")
@@ -223,7 +228,7 @@ class TrainTab:
                 refresh = gr.Button(t("refresh"), elem_id="train-runs-refresh", scale=1)
         run_id = gr.State(None)
         tab = cls(registry, service, task, base, data, validation, columns, method, register_as, numbers, run_id,
-                  saved)
+                  saved, share)
         timer = gr.Timer(REFRESH_S, active=False)
         pickers = list(columns.values())
 
@@ -253,7 +258,7 @@ class TrainTab:
     @property
     def form(self) -> set:
         return {self.task, self.base, self.data, self.validation, *self.columns.values(), self.method,
-                self.register_as, self.saved, *self.numbers}
+                self.register_as, self.saved, self.share, *self.numbers}
 
     # --------------------------------------------------------------------------------------- handlers
 
@@ -316,10 +321,11 @@ class TrainTab:
             data = keep_upload(values[self.data], user) if keep else values[self.data]
             if validation and keep:
                 validation = keep_upload(validation, user)
-        base, spec = self.service.resolve_base(values[self.base], task, allow_paths=False)
-        settings: dict[str, Any] = {"task": task, "base": base, "base_id": spec.id if spec else None, "data": data,
+        settings: dict[str, Any] = {"task": task, **self.service.base_settings(values[self.base], task,
+                                                                                allow_paths=False), "data": data,
                                     "validation": validation or None, "method": values[self.method],
-                                    "register_as": (values[self.register_as] or "").strip() or None}
+                                    "register_as": (values[self.register_as] or "").strip() or None,
+                                    "share": bool(values[self.share])}
         picked = {name: values[component] for name, component in self.columns.items()}
         for field in recipe_for(task).columns:  # a field that yields to a picked one stays out (sft: messages)
             if picked[field.name] and not (field.yields_to and picked[field.yields_to]):
@@ -412,6 +418,9 @@ def _highlight(segments: list[tuple[str, bool]]) -> list[tuple[str, Optional[str
 
 
 def _base_choices(registry: Registry, task: str) -> list[tuple[str, str]]:
+    """Local models that can start a run of `task`, fine-tuned ones included (continued training); an SFT
+    run's LoRA adapter continues as an adapter, so adapters are offered for SFT only."""
     wanted = recipe_for(task).base_tasks
     return [(spec.display_name, spec.id) for spec in registry.specs()
-            if spec.backend == "transformers" and not spec.adapter and set(wanted) & set(spec.tasks)]
+            if spec.backend == "transformers" and (not spec.adapter or task == "sft")
+            and set(wanted) & set(spec.tasks)]

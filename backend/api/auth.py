@@ -18,6 +18,7 @@ from typing import Awaitable, Callable, Optional, Union
 
 from fastapi import Request
 
+from backend.model_access import set_viewer
 from backend.api.errors import ApiError
 from backend.limits import client_address
 from backend.security import SecuritySettings, decode_basic
@@ -58,9 +59,12 @@ class ApiAuth:
     async def __call__(self, request: Request) -> Optional[str]:
         """The caller's user name (see the module text); 401 / 429 as an ApiError when it may not use the API."""
         if _DECIDED in request.scope:
-            return request.scope[_DECIDED]
-        user = await self._decide(request)
-        request.scope[_DECIDED] = user
+            user = request.scope[_DECIDED]
+        else:
+            user = await self._decide(request)
+            request.scope[_DECIDED] = user
+        if user is not None and user != TOKEN_USER:  # a user of the app: the registry shows them their own models
+            set_viewer(user)                          # and everyone's (a token is the operator's: every model)
         return user
 
     async def _decide(self, request: Request) -> Optional[str]:

@@ -138,10 +138,9 @@ def run(recipe: Recipe, out: Path, fmt: str, registry: Optional[Registry] = None
 
 
 def _registry(models: str) -> Registry:
-    from backend.config import load_config
-    from backend.registry import Registry
+    from backend.registry_source import open_registry
 
-    return Registry(load_config(models))
+    return open_registry(models)  # models.yaml plus the fine-tuned models of the runs' overlay
 
 
 def _progress(message: str) -> None:

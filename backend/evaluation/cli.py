@@ -127,10 +127,10 @@ def build_config(args: argparse.Namespace) -> EvalConfig:
 
 
 def _registry(args: argparse.Namespace) -> Registry:
-    from backend.config import load_config
-    from backend.registry import Registry
+    """models.yaml plus the fine-tuned models registered by training runs (the app's own list of models)."""
+    from backend.registry_source import open_registry
 
-    return Registry(load_config(args.models))
+    return open_registry(args.models)
 
 
 class _ProgressPrinter:

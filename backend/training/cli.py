@@ -31,7 +31,7 @@ _FIELDS = {"data": "data", "validation": "validation", "method": "method", "epoc
            "max_length": "max_length", "seed": "seed", "register": "register_as", "eval_steps": "eval_steps",
            "logging_steps": "logging_steps", "gradient_accumulation": "gradient_accumulation",
            "early_stopping_patience": "early_stopping_patience", "lora_r": "lora_r", "num_gpus": "num_gpus",
-           "dpo_beta": "dpo_beta", **{field.name: field.name for field in column_fields()}}
+           "dpo_beta": "dpo_beta", "share": "share", **{field.name: field.name for field in column_fields()}}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,6 +84,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "runs folder)")
     parser.add_argument("--register", metavar="ID", help="add the result to the registry overlay under this id "
                         "(the app lists it in every tab)")
+    parser.add_argument("--share", action="store_true", default=None, help="with logins on, every user of the app "
+                        "may use the registered model (default: only the owner of the run's folder and the admins)")
     parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
@@ -130,11 +132,9 @@ def _absolute_paths(settings: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from backend.config import load_config
-    from backend.registry import Registry
+    from backend.registry_source import open_registry
     from backend.training import runfiles
     from backend.training.config import load_train_config, parse_train_config
-    from backend.training.overlay import with_overlay
     from backend.training.service import TrainingService
     from backend.types import WorkbenchError
 
@@ -144,7 +144,7 @@ def main(args: argparse.Namespace) -> int:
 
     service = None
     try:
-        registry = Registry(with_overlay(load_config(args.models))) if Path(args.models).is_file() else None
+        registry = open_registry(args.models) if Path(args.models).is_file() else None
         service = TrainingService(registry, auto_register=False)
         if args.resume:
             if not args.out or not (Path(args.out) / runfiles.CONFIG).is_file():
@@ -157,8 +157,8 @@ def main(args: argparse.Namespace) -> int:
             for needed in ("base", "task", "data"):
                 if not settings.get(needed):
                     raise WorkbenchError(f"--{needed}: required (or set '{needed}' in --config)")
-            base, spec = service.resolve_base(str(settings["base"]), settings["task"])
-            settings.update(base=base, base_id=spec.id if spec else settings.get("base_id"))
+            resolved = service.base_settings(str(settings["base"]), settings["task"])
+            settings.update({key: value for key, value in resolved.items() if value is not None})
             config = parse_train_config(settings, "train")
             plan = service.plan(config)
             say(plan.describe())

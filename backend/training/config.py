@@ -29,6 +29,7 @@ class TrainConfig(BaseModel):
     task: TrainTask
     base: str = Field(min_length=1)  # a local model folder (the server resolves registry ids to it)
     base_id: Optional[str] = None  # the registry id it came from, for the model card and registration
+    adapter: Optional[str] = None  # a LoRA adapter folder over `base` to continue training (a fine-tuned model)
     data: str = Field(min_length=1)  # a .csv / .jsonl / .parquet file
     validation: Optional[str] = None  # a separate validation file; else `validation_fraction` of `data`
     validation_fraction: float = Field(default=0.2, gt=0.0, lt=0.9)
@@ -72,6 +73,7 @@ class TrainConfig(BaseModel):
     num_gpus: int = Field(default=1, ge=1, le=64)  # > 1: launched with `accelerate launch`
     accelerate_config: Optional[str] = None  # an accelerate config file (DeepSpeed / FSDP)
     register_as: Optional[str] = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+    share: bool = False  # with logins on: the registered model is everyone's, not only its owner's
     trust_remote_code: bool = False
 
     @field_validator("task")
@@ -91,6 +93,9 @@ class TrainConfig(BaseModel):
                              f"{', '.join(field.name for field in recipe.columns)})")
         recipe.check_columns(self)
         recipe.check_config(self)
+        if self.adapter and not self.uses_peft:
+            raise ValueError("field 'method': the base is a LoRA adapter; continue it with lora or qlora (or merge "
+                             "it first for full fine-tuning)")
         if self.lora_target_modules is not None and not self.lora_target_modules:
             raise ValueError("field 'lora_target_modules': leave it out or name at least one module")
         if self.save_steps is not None and self.save_steps % self.eval_steps:

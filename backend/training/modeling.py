@@ -41,7 +41,10 @@ def check_qlora_possible() -> None:
 def load_tokenizer(config: TrainConfig) -> Any:
     from transformers import AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(config.base, trust_remote_code=config.trust_remote_code)
+    # An adapter run saved its tokenizer (and chat template) next to the adapter: continue with that one.
+    source = config.adapter if config.adapter and (Path(config.adapter) / "tokenizer_config.json").is_file() \
+        else config.base
+    tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=config.trust_remote_code)
     if tokenizer.pad_token is None:  # causal LMs often ship without one; padding with eos is the usual choice
         tokenizer.pad_token = tokenizer.eos_token
     if recipe_for(config.task).needs_chat_template and not tokenizer.chat_template:
@@ -75,6 +78,10 @@ def load_model(config: TrainConfig, device: str, data: Any = None) -> Any:
 
     if config.method == "qlora":
         model = prepare_model_for_kbit_training(model)
+    if config.adapter:  # continued training: the fine-tuned adapter's weights, trainable, instead of a new one
+        from peft import PeftModel
+
+        return PeftModel.from_pretrained(model, config.adapter, is_trainable=True)
     return get_peft_model(model, peft_config(config, model))
 
 

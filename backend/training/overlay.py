@@ -100,6 +100,9 @@ def entry_for_run(run_dir: Path, config: TrainConfig, metrics: dict[str, Any], m
                      adapter=str(model_dir))
     else:
         entry["source"] = str(model_dir)
+    owner = owner_of(run_dir)
+    if owner is not None:  # a run of a user's own folder: their model, shared with everyone only when asked
+        entry.update(owner=owner, shared=bool(config.share))
     if base_spec is not None:
         for name in ("device", "max_context", "chat_template", "examples"):
             value = getattr(base_spec, name)
@@ -108,3 +111,12 @@ def entry_for_run(run_dir: Path, config: TrainConfig, metrics: dict[str, Any], m
         if recipe.generative:
             entry["generation"] = base_spec.generation.model_dump()
     return entry
+
+
+def owner_of(run_dir: Path) -> Optional[str]:
+    """The user folder a run lives in (`<root>/users/<user>/train/<run>`), or None for a run elsewhere (`--out`
+    of the CLI: the operator's, everyone's)."""
+    parts = run_dir.resolve().parts
+    if len(parts) >= 4 and parts[-2] == "train" and parts[-4] == "users":
+        return parts[-3]
+    return None

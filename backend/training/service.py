@@ -51,9 +51,9 @@ class TrainingService:
             if spec.backend != "transformers":
                 raise InvalidInputError(f"field 'base': '{base}' is served by a remote server; training needs "
                                         "local weights", field="base")
-            if spec.adapter:
-                raise InvalidInputError(f"field 'base': '{base}' is already an adapter; merge it first or train "
-                                        "its base", field="base")
+            if spec.adapter and task != "sft":
+                raise InvalidInputError(f"field 'base': '{base}' is a LoRA adapter over a chat model; {task} "
+                                        "needs a full model", field="base")
             wanted = recipe_for(task).base_tasks
             if not set(wanted) & set(spec.tasks):
                 raise InvalidInputError(f"field 'base': '{base}' does {', '.join(spec.tasks)}; {task} needs a "
@@ -70,6 +70,14 @@ class TrainingService:
         known = ", ".join(spec.id for spec in self.registry.specs()) if self.registry is not None else ""
         raise InvalidInputError(f"field 'base': '{base}' is neither a model of the registry ({known or 'none'}) "
                                 "nor a model folder", field="base")
+
+    def base_settings(self, base: str, task: str, allow_paths: bool = True) -> dict[str, Any]:
+        """The config's `base`, `base_id` and `adapter` for a registry id or a folder. A fine-tuned model that
+        is a LoRA adapter (an SFT run's) continues training that adapter over its base."""
+        folder, spec = self.resolve_base(base, task, allow_paths)
+        adapter = spec.adapter_path() if spec is not None else None
+        return {"base": folder, "base_id": spec.id if spec is not None else None,
+                "adapter": str(adapter) if adapter is not None else None}
 
     # ----------------------------------------------------------------------------------------- planning
 
@@ -97,8 +105,7 @@ class TrainingService:
         plan = plan or self.plan(config)
         if plan.memory.verdict == "too_big" and not config.auto_find_batch_size:
             raise InvalidInputError(f"field 'batch_size': {plan.memory.describe()}", field="batch_size")
-        if config.register_as and self.registry is not None and \
-                config.register_as in {spec.id for spec in self.registry.specs()}:
+        if config.register_as and self.registry is not None and self.registry.taken(config.register_as):
             raise refuse("register_taken", "register_as", name=config.register_as)
         run_dir = TrainingRuns.create(config, username, out, self.root)
         self.runs.start(run_dir)
@@ -147,7 +154,8 @@ class TrainingService:
         base_spec = None
         if self.registry is not None and config.base_id:
             try:
-                base_spec = self.registry.spec(config.base_id)
+                with self.registry.viewing_as(None):  # the run's owner could use its base
+                    base_spec = self.registry.spec(config.base_id)
             except Exception:  # noqa: BLE001 - the base entry may be gone; register without its settings
                 base_spec = None
         entry = overlay.entry_for_run(run_dir, config, metrics, model_id, base_spec)

@@ -92,6 +92,32 @@ def select_option(page: Page, elem_id: str, name: str) -> None:
     expect(box).to_have_value(re.compile(re.escape(name)))
 
 
+def expect_choice(page: Page, elem_id: str, name: str, present: bool = True, timeout_s: float = 30.0) -> None:
+    """Waits until the gr.Dropdown's list of choices has (or, `present=False`, no longer has) one whose name
+    contains `name`: opens the list, reads it, closes it, again until it holds or `timeout_s` passed (a few
+    seconds at least: a list that was being re-rendered when clicked may not open at once)."""
+    box = page.locator(f"#{elem_id} input[role=combobox]")
+    deadline = time.monotonic() + max(timeout_s, 5.0)
+    names: list[str] = []
+    while True:
+        box.blur()  # the list opens when the box gains focus: start unfocused
+        box.click()
+        options = page.get_by_role("option")
+        try:
+            expect(options.first).to_be_visible(timeout=3_000)
+        except AssertionError:
+            opened = False
+        else:
+            opened, names = True, options.all_inner_texts()
+            box.press("Escape")
+            box.blur()
+        if opened and any(name in option for option in names) == present:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"#{elem_id}: {name!r} {'never appeared in' if present else 'still in'} {names}")
+        page.wait_for_timeout(500)
+
+
 def set_checkbox(page: Page, elem_id: str, checked: bool) -> None:
     box = page.locator(f"#{elem_id} input[type=checkbox]")
     box.set_checked(checked)

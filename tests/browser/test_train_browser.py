@@ -1,6 +1,7 @@
 """Train tab in a real browser: upload a CSV, preview the formatted sample, start, watch the loss curve and the
 step counter move, stop (a checkpoint), resume, finish; the fine-tuned model is registered at once and
-classifies in the Classify tab. The app runs with its own runs folder (a temporary one)."""
+classifies in the Classify tab. A fine-tuned chat model appears in every tab's model picker without a reload,
+and in the Train tab's own base list. The app runs with its own runs folder (a temporary one)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,16 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import running_app
-from tests.browser.helpers import open_app, open_tab, screenshot, select_option, set_number, textbox
-from tests.training_data import sentiment_rows, write_csv
+from tests.browser.helpers import (
+    expect_choice,
+    open_app,
+    open_tab,
+    screenshot,
+    select_option,
+    set_number,
+    textbox,
+)
+from tests.training_data import sentiment_rows, write_chat_jsonl, write_csv
 
 RUN_TIMEOUT_MS = 300_000  # a training process on 2 shared cores: model load, then a few dozen steps
 
@@ -90,12 +99,49 @@ def test_train_stop_resume_and_classify_with_the_new_model(page: Page, train_app
     plot.evaluate("element => element.scrollIntoView({block: 'end'})")  # the status, the chart and its legend
     screenshot(page, "train-finished")
 
+    # The Train tab's base list has it (continued training), as has Classify's picker: no reload, no mode switch.
+    expect_choice(page, "train-base", "browser-sentiment")
     open_tab(page, "Classify")
-    # Switching the mode re-reads the registry's models: the new one is there.
-    page.locator("#classify-mode").get_by_role("radio", name="Zero-shot").check()
-    page.locator("#classify-mode").get_by_role("radio", name="Supervised").check()
     select_option(page, "classify-model", "browser-sentiment")
     textbox(page, "classify-text").fill("wonderful loved great sunny nice warm")
     page.locator("#classify-run").click()
     expect(page.locator("#classify-notice")).to_contain_text("browser-sentiment", timeout=RUN_TIMEOUT_MS)
     expect(page.locator("#classify-label")).to_contain_text("positive")
+
+
+def test_a_fine_tuned_chat_model_appears_in_every_picker_without_a_reload(page: Page, train_app: str,
+                                                                           tmp_path: Path) -> None:
+    data = write_chat_jsonl(tmp_path / "chat.jsonl", copies=4)
+    open_app(page, train_app)
+    pickers = [("Chat", "chat-model"), ("Compare", "compare-model-a"), ("Compare", "compare-model-b"),
+               ("Generate", "gen-model"), ("Evaluate", "eval-models"), ("Data", "data-token-model"),
+               ("Models", "models-select")]
+    for tab, picker in pickers:  # seen before the run: rendered, and without the model
+        open_tab(page, tab)
+        expect_choice(page, picker, "browser-chat", present=False, timeout_s=0)
+    open_tab(page, "Train")
+    page.locator("#train-task").get_by_role("radio", name="Chat (SFT)").check()
+    page.locator("#train-data input[type=file]").set_input_files(str(data))
+    expect(page.locator("#train-messages-column input")).to_have_value("messages")
+    page.get_by_text("Hyperparameters").click()
+    set_number(page, "train-max_steps", 3)
+    set_number(page, "train-batch_size", 4)
+    set_number(page, "train-max_length", 32)
+    set_number(page, "train-eval_steps", 3)
+    textbox(page, "train-register-as").fill("browser-chat")
+    page.locator("#train-start").click()
+    status = page.locator("#train-status")
+    expect(status).to_have_text(re.compile(r"^\s*completed"), timeout=RUN_TIMEOUT_MS)
+    expect(status).to_contain_text("browser-chat")
+
+    expect_choice(page, "train-base", "browser-chat")  # an SFT LoRA adapter continues training
+    for tab, picker in pickers:
+        open_tab(page, tab)
+        expect_choice(page, picker, "browser-chat")
+    expect(page.locator("#models-table")).to_contain_text("browser-chat")
+    # Picked and used: it answers in the Chat tab.
+    open_tab(page, "Chat")
+    select_option(page, "chat-model", "browser-chat")
+    textbox(page, "chat-input").fill("What is the secret word?")
+    page.locator("#chat-send").click()
+    expect(page.locator("#chat-stats")).to_contain_text("finish:", timeout=RUN_TIMEOUT_MS)

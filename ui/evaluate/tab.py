@@ -16,7 +16,7 @@ from backend.data import store
 from backend.evaluation.data import DataSource
 from backend.evaluation.types import INPUT_SLOT, RunResult
 from backend.registry import Registry
-from ui.components import handle_errors, ui_errors, ui_event
+from ui.components import handle_errors, live_choices, ui_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.forms import LABEL_PROMPT_PLACEHOLDER, NONE, DataView, FormPanel, column_choices, task_labels
 from ui.evaluate.results import ResultsPanel
@@ -88,6 +88,7 @@ class EvaluateTab:
         gr.Markdown(t("eval_intro"), elem_id="eval-intro")
         data = DataPanel.build()
         form = FormPanel.build(INITIAL_TASK, ctl.model_choices(INITIAL_TASK), ctl.default_models(INITIAL_TASK))
+        live_choices(form.models, ctl.model_choices, inputs=[form.task])
         with gr.Row():
             run_button = gr.Button(t("eval_run"), variant="primary", elem_id="eval-run", scale=4)
             cancel_button = gr.Button(t("cancel"), variant="stop", elem_id="eval-cancel", scale=1)
