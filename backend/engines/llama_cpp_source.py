@@ -28,14 +28,18 @@ def llama_cpp_available() -> bool:
 
 
 def resolved_runtime(spec: ModelSpec) -> str:
-    """The runtime that loads `spec`: its own `runtime`, else llama_cpp for a GGUF entry that runs on the CPU, else
-    torch. Not silently torch when llama-cpp-python is missing: loading then says what to install (or to choose
-    runtime: torch, ~3x slower on a CPU), so nobody runs the slow path without knowing."""
+    """The runtime that loads `spec`: its own `runtime`, else llama_cpp for a GGUF entry that runs on the CPU when
+    llama-cpp-python is installed, else torch (a GGUF then runs dequantized, and its status says what would make it
+    faster: `TORCH_GGUF_NOTE`)."""
     if spec.runtime is not None:
         return spec.runtime
-    if spec.is_gguf and spec.backend == "transformers" and _runs_on_cpu(spec):
+    if spec.is_gguf and spec.backend == "transformers" and _runs_on_cpu(spec) and llama_cpp_available():
         return "llama_cpp"
     return "torch"
+
+
+TORCH_GGUF_NOTE = ("GGUF dequantized to float32 by transformers; on a CPU llama.cpp runs it about 3x faster: "
+                   + INSTALL_HINT.split(" or set runtime")[0])
 
 
 def _runs_on_cpu(spec: ModelSpec) -> bool:
