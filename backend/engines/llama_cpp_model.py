@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from pathlib import Path
 from typing import Any, Optional, Sequence
 
@@ -43,6 +44,18 @@ def physical_cores() -> int:
     return max(1, min(cores, allowed))
 
 
+_BACKEND_READY = threading.Event()
+_BACKEND_LOCK = threading.Lock()
+
+
+def _init_backend(llama_cpp: Any) -> None:
+    """llama.cpp's process-wide set-up (its CPU backend and float16 tables), once."""
+    with _BACKEND_LOCK:
+        if not _BACKEND_READY.is_set():
+            llama_cpp.llama_backend_init()
+            _BACKEND_READY.set()
+
+
 class GgufModel:
     """Weights, vocabulary, one context of `slots` sequences and a reusable batch. Not thread-safe: the
     scheduler's thread is the only one that decodes; tokenizing only reads the vocabulary."""
@@ -53,6 +66,7 @@ class GgufModel:
         from llama_cpp import _logger
 
         _logger.set_verbose(False)  # llama.cpp's own log lines: errors only
+        _init_backend(llama_cpp)
         self.lib = llama_cpp
         self.path = path
         self.threads = threads
