@@ -160,3 +160,18 @@ def test_a_closed_stream_frees_its_slot_for_the_next(engine: Any) -> None:
         list(pool.map(run, range(12)))  # 12 requests on 8 slots
     assert len(results) == 12 and set(results) <= {"length", "stop"}
     assert engine.scheduler.active() == 0
+
+
+def test_scoring_a_prompt_agrees_with_generation(engine: Any) -> None:
+    """Prompt scoring (echo + logprobs, lm-evaluation-harness) through the same scheduler: the greedy next token
+    is the one generation picks, and every prompt token gets a log-probability."""
+    prompt = engine.tokenize("The capital of France is", add_special_tokens=True)
+    scores, other = engine.score_tokens([prompt, prompt[:-1]], top=2)
+    assert scores.tokens[0] is None and len(scores.tokens) == len(prompt)
+    assert all(token.logprob <= 0 and len(token.top) == 2 for token in scores.tokens[1:])
+    assert [token.token_id for token in scores.tokens[1:]] == prompt[1:]
+    generated = drain(engine.stream_tokens(prompt, GenerationParams(max_new_tokens=1, temperature=0.0)))[1].text
+    assert engine.token_texts([scores.next.token_id]) == [generated]
+    # The shorter row's scores are the longer row's first ones (each row in its own sequence).
+    assert [t.token_id for t in other.tokens[1:]] == prompt[1:-1]
+    assert other.tokens[1].logprob == pytest.approx(scores.tokens[1].logprob, abs=1e-3)

@@ -144,3 +144,13 @@ def test_openai_text_completion(client: openai.OpenAI) -> None:
                                       temperature=0)
     assert reply.choices[0].text.strip()
     assert reply.usage.completion_tokens == 6 or reply.choices[0].finish_reason == "stop"
+
+
+def test_openai_echo_logprobs_scores_the_prompt(client: openai.OpenAI) -> None:
+    """lm-evaluation-harness's log-likelihood request: the prompt's own token log-probabilities."""
+    reply = client.completions.create(model=GGUF_ID, prompt="The capital of France is Paris", echo=True,
+                                      logprobs=1, max_tokens=1, temperature=0)
+    logprobs = reply.choices[0].logprobs
+    assert logprobs.token_logprobs[0] is None
+    assert all(value <= 0 for value in logprobs.token_logprobs[1:])
+    assert reply.choices[0].text.startswith("The capital of France is Paris")

@@ -29,6 +29,7 @@ from backend.engines.llama_cpp_model import GgufModel, physical_cores
 from backend.engines.llama_cpp_sampling import RowSampler
 from backend.engines.llama_cpp_scheduler import LlamaRow, SlotScheduler
 from backend.engines.llama_cpp_source import gguf_path, require_llama_cpp
+from backend.engines.llama_cpp_tokens import LlamaTokenMethods
 from backend.types import Event, GenerationParams, LabelScore, Message, ModelLoadError, Task, UnsupportedTaskError
 
 # Without a max_context in models.yaml, each slot gets at most this much of the model's trained context: every slot's
@@ -45,9 +46,10 @@ FALLBACK_CHAT_TEMPLATE = (
 )
 
 
-class LlamaCppEngine:
+class LlamaCppEngine(LlamaTokenMethods):
     """A GGUF model in this process on llama.cpp. Any number of requests at once: up to max_batch_size decode
-    together, the rest wait in order (up to max_queued_requests)."""
+    together, the rest wait in order (up to max_queued_requests). Token-level methods (tokenize, scoring, token-id
+    prompts: the OpenAI API's `TokenLevelEngine`) come from backend/engines/llama_cpp_tokens.py."""
 
     def __init__(self, spec: ModelSpec, model: GgufModel, load_time_s: float) -> None:
         self.spec = spec
@@ -122,17 +124,6 @@ class LlamaCppEngine:
     def render_chat(self, messages: Sequence[Message]) -> str:
         """The exact text the model sees for a conversation (its chat template, with the generation prompt)."""
         return self.render_messages([{"role": m.role, "content": m.content} for m in messages])
-
-    def render_messages(self, messages: list[dict[str, Any]], tools: Optional[list[dict[str, Any]]] = None,
-                        add_generation_prompt: bool = True) -> str:
-        from transformers.utils.chat_template_utils import render_jinja_template  # jinja2 only; no torch
-
-        model = self._model()
-        rendered, _ = render_jinja_template(
-            conversations=[messages], tools=tools, chat_template=self.chat_template,
-            add_generation_prompt=add_generation_prompt, bos_token=model.special_text(model.bos_id),
-            eos_token=model.special_text(model.eos_id))
-        return rendered[0]
 
     def stream_chat(self, messages: Sequence[Message], params: GenerationParams) -> Iterator[Event]:
         self._require("chat")

@@ -22,10 +22,13 @@ import time
 from collections import deque
 from typing import Callable, Iterator, Optional, Sequence
 
+import numpy as np
+
 from backend.engines.llama_cpp_model import GgufModel
 from backend.engines.llama_cpp_sampling import Pick, RowSampler
 from backend.engines.runtime import RowResult
 from backend.engines.text_stream import StopMatcher
+from backend.engines.token_level import TokenLogprob
 from backend.streams import Channel
 from backend.types import BusyError, Delta, GenerationError, TokenAlternative, TokenChoice, WorkbenchError
 
@@ -52,6 +55,8 @@ class LlamaRow:
         # decoder is the exact stream of text, a character held back until its last byte arrives.
         self.text = codecs.getincrementaldecoder("utf-8")("replace")
         self.stop_matcher = StopMatcher(tuple(stop))
+        self.score_top: Optional[int] = None  # a scoring row: logits at every prompt position, no generation
+        self.scored: list[TokenLogprob] = []
 
     @property
     def reading_prompt(self) -> bool:
@@ -72,6 +77,19 @@ class LlamaRow:
         if piece or choices:
             self.events.put(Delta(text=piece, choices=choices))
         if self.saw_end or self.stop_matcher.stopped or self.generated >= self.max_new_tokens:
+            self.finish()
+
+    def score(self, position: int, logits: np.ndarray) -> None:
+        """A scoring row: what the model gave the prompt's next token at `position` (the greedy token after the
+        last); the row ends at its last position."""
+        log_probs = np.asarray(logits, dtype=np.float64)
+        log_probs = log_probs - np.max(log_probs)
+        log_probs -= np.log(np.exp(log_probs).sum())
+        following = self.prompt[position + 1] if position + 1 < len(self.prompt) else int(np.argmax(log_probs))
+        top = np.argsort(-log_probs, kind="stable")[: self.score_top] if self.score_top else []
+        self.scored.append(TokenLogprob(following, float(log_probs[following]),
+                                        tuple((int(token), float(log_probs[token])) for token in top)))
+        if position == len(self.prompt) - 1:
             self.finish()
 
     def finish(self) -> None:
@@ -244,15 +262,19 @@ class SlotScheduler:
                 entries.append((row.next_token, row.position, row.slot, True))  # type: ignore[arg-type]
                 row.position += 1
                 budget -= 1
+        scored: list[tuple[LlamaRow, int, int]] = []  # scoring rows' outputs: (row, entry index, position)
         for row in live:  # then prompts, in arrival order, as far as the budget goes
             if not row.reading_prompt or budget <= 0:
                 continue
             chunk = row.prompt[row.position: row.position + budget]
             for offset, token in enumerate(chunk):
-                last = row.position + offset == len(row.prompt) - 1
-                if last:
+                position = row.position + offset
+                last = position == len(row.prompt) - 1
+                if row.score_top is not None:
+                    scored.append((row, len(entries), position))
+                elif last:
                     sampled.append((row, len(entries)))
-                entries.append((token, row.position + offset, row.slot, last))  # type: ignore[arg-type]
+                entries.append((token, position, row.slot, last or row.score_top is not None))  # type: ignore
             row.position += len(chunk)
             budget -= len(chunk)
         if not entries:
@@ -260,6 +282,9 @@ class SlotScheduler:
         self._decode(entries)
         self.steps_run += 1
         self.largest_step_rows = max(self.largest_step_rows, len(sampled))
+        for row, index, position in scored:
+            if not row.cancel.is_set():
+                row.score(position, self.model.logits(index))
         for row, index in sampled:
             if row.cancel.is_set():
                 continue  # its consumer left during the step: no further token
