@@ -187,6 +187,10 @@ class SlotScheduler:
 
     def settle(self, row: LlamaRow, timeout_s: float = 30.0) -> None:
         """Waits until the thread let go of `row`, and when nothing else runs, until the thread has ended."""
+        with self._lock:
+            if row in self._waiting:  # never started: it leaves the queue now, not when its turn comes
+                self._waiting.remove(row)
+                row.release()
         deadline = time.monotonic() + timeout_s
         while not row.released.wait(0.05):
             if time.monotonic() > deadline:
