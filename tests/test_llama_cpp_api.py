@@ -18,7 +18,9 @@ from tests.app_process import AppProcess
 from tests.engine_contract import drain
 from tests.real_smollm2 import GGUF_ID, gguf_entry, smollm2_gguf
 
-QUESTION = [{"role": "user", "content": "What is the capital of France?"}]
+# A system prompt of its own: see tests/test_engine_contract_llama_cpp.py's test_a_real_chat_answer.
+QUESTION = [{"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "What is the capital of France?"}]
 
 
 @pytest.fixture(scope="module")
@@ -93,7 +95,7 @@ def test_transformers_runs_the_same_gguf_dequantized(smollm2_gguf_file: Path) ->
     engine = create_engine(spec_of(gguf_entry(smollm2_gguf_file, runtime="torch")))
     try:
         assert isinstance(engine, LocalGenerativeEngine)
-        _, final = drain(engine.stream_chat([Message("user", QUESTION[0]["content"])],
+        _, final = drain(engine.stream_chat([Message(item["role"], item["content"]) for item in QUESTION],
                                             GenerationParams(max_new_tokens=24, temperature=0.0)))
         assert "Paris" in final.text
         assert engine.describe()["dtype"] == "float32"
@@ -108,7 +110,8 @@ def test_transformers_runs_the_same_gguf_dequantized(smollm2_gguf_file: Path) ->
 def client(smollm2_gguf_file: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[openai.OpenAI]:
     models = tmp_path_factory.mktemp("gguf-app") / "models.yaml"
     models.write_text(yaml.safe_dump({"models": [gguf_entry(smollm2_gguf_file)]}))
-    with AppProcess(models).wait_ready() as app:
+    # One llama.cpp thread on this shared machine: see the engine fixture of tests/test_engine_contract_llama_cpp.py.
+    with AppProcess(models, env={"WORKBENCH_LLAMA_CPP_THREADS": "1"}).wait_ready() as app:
         yield openai.OpenAI(base_url=f"{app.url}v1", api_key="unused", max_retries=0, timeout=120)
 
 
