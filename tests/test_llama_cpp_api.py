@@ -8,13 +8,14 @@ import json
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import openai
 import pytest
 import yaml
 
 from backend.config import parse_config
 from backend.types import ConfigError, GenerationParams, Message, ModelLoadError
-from tests.app_process import AppProcess
+from tests.app_process import AppProcess, wait_until
 from tests.engine_contract import drain
 from tests.real_smollm2 import GGUF_ID, gguf_entry, smollm2_gguf
 
@@ -112,7 +113,9 @@ def client(smollm2_gguf_file: Path, tmp_path_factory: pytest.TempPathFactory) ->
     models.write_text(yaml.safe_dump({"models": [gguf_entry(smollm2_gguf_file)]}))
     # One llama.cpp thread on this shared machine: see the engine fixture of tests/test_engine_contract_llama_cpp.py.
     with AppProcess(models, env={"WORKBENCH_LLAMA_CPP_THREADS": "1"}).wait_ready() as app:
-        yield openai.OpenAI(base_url=f"{app.url}v1", api_key="unused", max_retries=0, timeout=120)
+        # The port opens before the API's routes are added to the server: wait for /v1/models.
+        assert wait_until(lambda: httpx.get(f"{app.url}v1/models", timeout=5).status_code == 200, timeout=120)
+        yield openai.OpenAI(base_url=f"{app.url}v1", api_key="unused", max_retries=0, timeout=300)
 
 
 def test_openai_streaming_chat(client: openai.OpenAI) -> None:
