@@ -152,8 +152,8 @@ def main() -> None:
         {"id": "smollm2-gguf", **common, "max_batch_size": CLIENTS},
         {"id": "smollm2-torch", **common, "runtime": "torch"},
     ]}))
+    direct = Direct(gguf, threads)  # before the app: a failure here leaves no server behind
     process, url = start_app(models, threads)
-    direct = Direct(gguf, threads)
     try:
         for model in ("smollm2-gguf", "smollm2-torch"):  # loads both and warms up
             http_stream(url, model, 8)
