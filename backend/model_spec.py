@@ -20,6 +20,8 @@ from backend.types import TASKS, GenerationParams
 Backend = Literal["transformers", "openai"]  # in-process weights, or an OpenAI-compatible server
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Quantization = Literal["4bit", "8bit"]
+Runtime = Literal["torch", "onnx", "llama_cpp"]
+GGUF_TASKS = ("chat", "generate")  # what a GGUF checkpoint (a causal LM) serves
 
 
 def known_tasks() -> tuple[str, ...]:
@@ -91,7 +93,13 @@ class ModelSpec(_Strict):
     # seconds (spaces.GPU(duration=...)); shorter requests queue ahead. Ignored where `spaces` is not installed.
     gpu_duration_s: int = Field(default=60, ge=1, le=3600)
     # Encoder tasks only: `onnx` exports the model once (cached next to the weights) and runs it with ONNX Runtime.
-    runtime: Literal["torch", "onnx"] = "torch"
+    # `llama_cpp` runs a GGUF chat / generate model with llama-cpp-python (backend/engines/llama_cpp.py); a GGUF
+    # entry that does not name a runtime gets it on CPU when llama-cpp-python is installed; any other entry without
+    # one runs on torch (backend/engines/__init__.py: `resolved_runtime`).
+    runtime: Optional[Runtime] = None
+    # A GGUF checkpoint: `source` is a .gguf file (a local path), or a Hub repo / local folder and `gguf_file`
+    # names the .gguf file in it (e.g. SmolLM2-135M-Instruct.Q4_1.gguf).
+    gguf_file: Optional[str] = None
 
     # backend: openai (vLLM, TGI, `transformers serve`, HF Inference Endpoints, any OpenAI-compatible server)
     base_url: Optional[str] = Field(default=None, pattern=r"^https?://")  # e.g. http://localhost:8000/v1
@@ -150,8 +158,10 @@ class ModelSpec(_Strict):
             if self.quantization or self.trust_remote_code or self.chat_template:
                 raise ValueError("fields quantization / trust_remote_code / chat_template apply to backend "
                                  "transformers only; the server decides these")
-            if self.runtime != "torch":
+            if self.runtime not in (None, "torch"):
                 raise ValueError("field 'runtime': only for backend transformers")
+            if self.gguf_file:
+                raise ValueError("field 'gguf_file': only for backend transformers (weights loaded here)")
             if "gpu_duration_s" in self.model_fields_set:
                 raise ValueError("field 'gpu_duration_s': only for backend transformers (the GPU is the server's)")
         return self
@@ -178,11 +188,48 @@ class ModelSpec(_Strict):
                                  f"), not '{outside[0]}'")
             if self.quantization:
                 raise ValueError("field 'runtime': onnx does not combine with quantization")
+        if self.backend != "transformers":
+            return self
+        if self.runtime == "llama_cpp" and not self.is_gguf:
+            raise ValueError("field 'runtime': llama_cpp runs GGUF checkpoints; point 'source' at a .gguf file, or "
+                             "name the file in a Hub repo or folder with 'gguf_file'")
+        if self.is_gguf:
+            outside = [task for task in self.tasks if task not in GGUF_TASKS]
+            if outside:
+                raise ValueError(f"field 'tasks': a GGUF checkpoint serves {' and '.join(GGUF_TASKS)}, not "
+                                 f"'{outside[0]}'")
+            if self.runtime == "onnx":
+                raise ValueError("field 'runtime': a GGUF checkpoint runs on llama_cpp or torch, not onnx")
+            if self.quantization:
+                raise ValueError("field 'quantization': a GGUF checkpoint is quantized already (bitsandbytes "
+                                 "applies to safetensors weights)")
+            if self.adapter and self.runtime == "llama_cpp":
+                raise ValueError("field 'adapter': runtime llama_cpp cannot apply a PEFT adapter; use runtime: torch")
+        if self.runtime == "llama_cpp":
+            if self.device not in ("auto", "cpu"):
+                raise ValueError(f"field 'device': runtime llama_cpp runs on the CPU here, not {self.device!r}; use "
+                                 "device: auto or cpu (or runtime: torch for the GPU)")
+            if self.dtype != "auto":
+                raise ValueError("field 'dtype': runtime llama_cpp uses the GGUF file's own types; remove the field")
         return self
+
+    @property
+    def is_gguf(self) -> bool:
+        """A GGUF checkpoint: a .gguf source, or a repo / folder with `gguf_file`."""
+        return bool(self.gguf_file) or (self.source or "").lower().endswith(".gguf")
 
     @property
     def remote_model(self) -> str:
         return self.model or self.id
+
+    @field_validator("gguf_file")
+    @classmethod
+    def _gguf_file_name(cls, name: Optional[str]) -> Optional[str]:
+        parts = name.replace("\\", "/").split("/") if name is not None else []
+        if name is not None and (not name.lower().endswith(".gguf") or name.startswith("/") or ".." in parts):
+            raise ValueError(f"a .gguf file inside the repo or folder of 'source' (e.g. "
+                             f"SmolLM2-135M-Instruct.Q4_1.gguf), got {name!r}")
+        return name
 
     @field_validator("device")
     @classmethod
@@ -211,7 +258,7 @@ class ModelSpec(_Strict):
         else:
             candidate = source
         looks_like_path = self.source.startswith((".", "/", "~")) or source.is_absolute()
-        if candidate.is_dir() or looks_like_path:
+        if candidate.is_dir() or looks_like_path or (candidate.is_file() and self.is_gguf):
             return candidate
         return None
 

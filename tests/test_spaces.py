@@ -81,7 +81,8 @@ def test_front_matter_preloads_the_models_of_models_yaml() -> None:
     for parts in preloaded:
         if len(parts) >= 2:
             files = parts[1].split(",")
-            assert "config.json" in files and any(f.endswith(".safetensors") for f in files), parts
+            gguf = all(f.endswith(".gguf") for f in files)  # a GGUF entry's file (gguf_file) is the whole model
+            assert gguf or ("config.json" in files and any(f.endswith(".safetensors") for f in files)), parts
     assert set(meta["models"]) == sources
 
 

@@ -18,6 +18,14 @@ def create_engine(spec: ModelSpec) -> LoadedModel:
             from backend.engines.local_tasks import LocalTaskEngine
 
             return LocalTaskEngine.load(spec)  # type: ignore[return-value]  # serves pipeline tasks, not chat
+        if spec.is_gguf:
+            from backend.engines.llama_cpp_source import require_llama_cpp, resolved_runtime
+
+            if resolved_runtime(spec) == "llama_cpp":  # a GGUF on the CPU (backend/engines/llama_cpp.py)
+                require_llama_cpp(spec)
+                from backend.engines.llama_cpp import LlamaCppEngine
+
+                return LlamaCppEngine.load(spec)
         if spec.is_generative:
             from backend.engines.local import LocalGenerativeEngine
 

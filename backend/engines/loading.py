@@ -6,6 +6,7 @@ import ctypes
 import gc
 import sys
 import time
+from pathlib import Path
 from typing import Any, Optional
 
 import torch
@@ -44,6 +45,10 @@ def resolve_dtype(spec: ModelSpec, device: str) -> torch.dtype:
 
 
 def model_source(spec: ModelSpec) -> str:
+    if spec.is_gguf:  # a GGUF checkpoint: its folder or repo; the file goes in as `gguf_file` (load_pretrained)
+        from backend.engines.llama_cpp_source import gguf_location
+
+        return gguf_location(spec)[0]
     local = spec.local_path()
     if local is not None:
         if not (local / "config.json").is_file():
@@ -163,11 +168,13 @@ def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[Any, Any, str, f
     kwargs = from_pretrained_kwargs(spec, device, dtype)
     if hub_checked_offline(spec):
         kwargs["local_files_only"] = True  # cached weights load without waiting on an unreachable Hub
+    # A GGUF checkpoint is dequantized by transformers (float32 on the CPU; needs the `gguf` package).
+    gguf = {"gguf_file": spec.gguf_file or Path(spec.source or "").name} if spec.is_gguf else {}
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, revision=spec.revision,
                                                   trust_remote_code=spec.trust_remote_code,
-                                                  local_files_only=kwargs.get("local_files_only", False))
-        model = model_class.from_pretrained(source, **kwargs)
+                                                  local_files_only=kwargs.get("local_files_only", False), **gguf)
+        model = model_class.from_pretrained(source, **kwargs, **gguf)
         model = apply_adapter(spec, model)
         if "device_map" not in kwargs:
             model.to(device)
@@ -197,7 +204,7 @@ def hub_checked_offline(spec: ModelSpec) -> bool:
     reachable, why = HUB.reachable()
     if reachable:
         return False
-    if checkpoint_file(spec, "config.json") is None:
+    if checkpoint_file(spec, spec.gguf_file or "config.json") is None:
         raise ModelLoadError(f"model '{spec.id}': the weights of {spec.source} are not on this machine and the "
                              f"Hub cannot be reached ({why}); {download_hint(spec.source)}")
     return True

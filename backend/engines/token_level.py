@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
-from backend.types import Event, GenerationParams
+from backend.types import Event, GenerationParams, InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,18 @@ class PromptScores:
 
     tokens: tuple[Optional[TokenLogprob], ...]
     next: TokenLogprob
+
+
+def check_ids(ids: Sequence[Any], vocabulary: int, field: str) -> list[int]:
+    """Token ids from a client: whole numbers within the model's vocabulary."""
+    clean = []
+    for index, token in enumerate(ids):
+        if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < vocabulary:
+            raise InvalidInputError(f"{field}: token {index} is {token!r}, not a token id of this model "
+                                    f"(0 to {vocabulary - 1})", field=field)
+        clean.append(int(token))
+    return clean
+
 
 
 @runtime_checkable

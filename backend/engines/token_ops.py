@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 import torch
 
 from backend.engines.length_groups import length_groups
-from backend.engines.token_level import PromptScores, TokenLogprob
+from backend.engines.token_level import PromptScores, TokenLogprob, check_ids  # noqa: F401 - re-exported
 from backend.types import ContextOverflowError, InvalidInputError
 from backend.zerogpu import gpu_function, resident_model
 
@@ -35,17 +35,6 @@ def top_logprobs(log_probs: torch.Tensor, chosen: torch.Tensor, count: int) -> l
     return [TokenLogprob(int(chosen_ids[row]), float(chosen_values[row]),
                          tuple(zip(ids[row][:count], values[row][:count])))
             for row in range(len(chosen_ids))]
-
-
-def check_ids(ids: Sequence[Any], vocabulary: int, field: str) -> list[int]:
-    """Token ids from a client: whole numbers within the model's vocabulary."""
-    clean = []
-    for index, token in enumerate(ids):
-        if isinstance(token, bool) or not isinstance(token, int) or not 0 <= token < vocabulary:
-            raise InvalidInputError(f"{field}: token {index} is {token!r}, not a token id of this model "
-                                    f"(0 to {vocabulary - 1})", field=field)
-        clean.append(int(token))
-    return clean
 
 
 def tokenizer_info(tokenizer: Any, max_context: Optional[int], chat_template: Optional[str]) -> dict[str, Any]:
