@@ -84,12 +84,12 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def serve(args: argparse.Namespace) -> int:
-    from backend import zerogpu
-    from backend.registry_source import open_registry
-    from backend.limits import RequestLimits
-    from backend.security import SecuritySettings, install_log_redaction, model_secrets
-    from backend.throttle import LoginThrottle, ThrottleSettings
-    from backend.types import ConfigError, WorkbenchError
+    from backend.engines import zerogpu
+    from backend.core.registry_source import open_registry
+    from backend.guard.limits import RequestLimits
+    from backend.guard.security import SecuritySettings, install_log_redaction, model_secrets
+    from backend.guard.throttle import LoginThrottle, ThrottleSettings
+    from backend.core.types import ConfigError, WorkbenchError
 
     try:
         security = SecuritySettings.from_env()
@@ -153,8 +153,8 @@ def serve(args: argparse.Namespace) -> int:
 def preload_ids(config, wanted: Optional[str], on_zerogpu: bool) -> list[str]:  # noqa: ANN001 - Config
     """The models to load at start-up: WORKBENCH_PRELOAD ("id,id", "all" or "none"). It defaults to every model
     loaded in this process on ZeroGPU, whose GPU worker is forked from the app and only has the models loaded
-    before (backend/zerogpu.py), and to none elsewhere."""
-    from backend.types import ConfigError
+    before (backend/engines/zerogpu.py), and to none elsewhere."""
+    from backend.core.types import ConfigError
 
     local = [spec.id for spec in config.models if spec.backend == "transformers"]
     wanted = (wanted or "").strip() or ("all" if on_zerogpu else "none")
@@ -177,7 +177,7 @@ def _report_weights(registry) -> None:  # noqa: ANN001 - Registry, imported lazi
             print(f"note: model '{status.id}': {status.weights_detail}", file=sys.stderr)
     to_download = [status.id for status in registry.status() if status.weights == "download"]
     if to_download:
-        from backend.hub import HUB, OFFLINE_HELP
+        from backend.core.hub import HUB, OFFLINE_HELP
 
         reachable, why = HUB.reachable()  # one short probe, remembered: loads then fail at once, not after ~50 s
         if not reachable:

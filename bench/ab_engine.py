@@ -3,7 +3,8 @@
     python bench/ab_engine.py --before /tmp/main-checkout --after . --models-yaml Y [--model-id bench-25m]
 
 Each round starts one process per checkout (A, then B, then the next round B first), each loading the model,
-warming up, then measuring one greedy stream (median of 3) and 16 concurrent streams through backend.service.
+warming up, then measuring one greedy stream (median of 3) and 16 concurrent streams through
+backend.services.generation.
 Only the ratios B / A are meant to be compared; the machine's load moves both sides alike.
 """
 
@@ -20,10 +21,10 @@ ONE_SIDE = r'''
 import json, sys, threading, time
 sys.path.insert(0, sys.argv[1])
 from pathlib import Path
-from backend import service
-from backend.config import load_config
-from backend.registry import Registry
-from backend.types import GenerationParams
+from backend.services import generation as service
+from backend.core.config import load_config
+from backend.core.registry import Registry
+from backend.core.types import GenerationParams
 registry = Registry(load_config(Path(sys.argv[2])))
 model, tokens = sys.argv[3], int(sys.argv[4])
 params = GenerationParams(max_new_tokens=tokens, temperature=0.0)

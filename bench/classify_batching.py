@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from backend import classification as clf  # noqa: E402
+from backend.services import classification as clf  # noqa: E402
 from tests import tiny_models  # noqa: E402
 
 LLM_LABELS = ["positive", "negative", "neutral"]
@@ -40,8 +40,8 @@ def build_registry(folder: Path, device: str) -> Any:
     """The tests' tiny models plus a ~15M-parameter BERT classifier, all on `device`."""
     import yaml
 
-    from backend.config import load_config
-    from backend.registry import Registry
+    from backend.core.config import load_config
+    from backend.core.registry import Registry
 
     yaml_path = tiny_models.build_tiny_models(folder / "tiny")
     build_bert_15m(folder / "bert-15m")

@@ -5,7 +5,7 @@
 Run by `bench/run.py --continuous-batching` (which builds the models). Rounds alternate between the two ways,
 so a busy spell of a shared machine does not land on one side only; medians are reported.
 
-  batcher_N          N concurrent greedy streams through the engine (backend.service.stream_generate, as the
+  batcher_N          N concurrent greedy streams through the engine (backend.services.generation.stream_generate, as the
                      app serves them: text decoding, stop matching, the Final event), aggregate tokens/s
   cb_generate_batch  `model.generate_batch` over the same N prompts (transformers' continuous batching with its
                      paged cache; no streaming, no per-request text), aggregate tokens/s
@@ -39,8 +39,8 @@ def timed(run: Callable[[], int]) -> float:
 
 
 def batcher_runner(registry: Any, model_id: str, new_tokens: int, clients: int) -> Callable[[], int]:
-    from backend import service
-    from backend.types import GenerationParams
+    from backend.services import generation as service
+    from backend.core.types import GenerationParams
 
     params = GenerationParams(max_new_tokens=new_tokens, temperature=0.0)
 
@@ -87,8 +87,8 @@ def main() -> int:
 
     from transformers import AutoModelForCausalLM, AutoTokenizer, ContinuousBatchingConfig, GenerationConfig
 
-    from backend.config import load_config
-    from backend.registry import Registry
+    from backend.core.config import load_config
+    from backend.core.registry import Registry
 
     config = load_config(Path(args.models_yaml))
     source = config.spec(args.model_id).local_path()

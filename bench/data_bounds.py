@@ -25,8 +25,8 @@ import pandas as pd, pyarrow as pa, pyarrow.parquet as pq
 from backend.evaluation.data import DataSource
 from backend.evaluation.types import EvalConfig
 from backend.evaluation.data import ColumnMapping
-from backend.table_limits import release_memory
-from backend.types import WorkbenchError
+from backend.guard.table_limits import release_memory
+from backend.core.types import WorkbenchError
 from ui.evaluate.controller import EvaluateController
 
 case, folder = sys.argv[2], sys.argv[3]

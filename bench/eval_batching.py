@@ -107,10 +107,10 @@ def main() -> int:
 
     import torch
 
-    from backend.config import load_config
+    from backend.core.config import load_config
     from backend.evaluation.data import ColumnMapping, DataSource
     from backend.evaluation.types import EvalConfig
-    from backend.registry import Registry
+    from backend.core.registry import Registry
     from tests.tiny_models import CHAT_ID, build_tiny_models
 
     with tempfile.TemporaryDirectory(prefix="eval-bench-") as folder:

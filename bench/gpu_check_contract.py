@@ -25,7 +25,7 @@ import tests.test_engine_contract_local as local  # noqa: E402 - a module, so py
 
 @pytest.fixture(scope="module")
 def engine() -> Iterator[Any]:
-    from backend.config import load_config
+    from backend.core.config import load_config
     from backend.engines import create_engine
 
     spec = load_config(os.environ["GPU_CHECK_MODELS"]).spec("tiny-chat")

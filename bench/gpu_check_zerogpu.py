@@ -95,11 +95,12 @@ def outputs(context: dict[str, Any], duration: int, name: str) -> Any:
     """Chat, classification (supervised, NLI zero-shot, LLM label scoring) and evaluation through the app's
     services, with every model on the step's device. A duration of its own per run: the app caches its wrapped
     functions per duration, so each run wraps afresh."""
-    from backend import classification, service
-    from backend.config import load_config
+    from backend.services import classification
+    from backend.services import generation as service
+    from backend.core.config import load_config
     from backend.evaluation import inference
-    from backend.registry import Registry
-    from backend.types import Final, GenerationParams
+    from backend.core.registry import Registry
+    from backend.core.types import Final, GenerationParams
 
     models = [{**on_device(entry, context["device"], "float32"), "gpu_duration_s": duration}
               for model_id, entry in entries(context["tiny_yaml"]).items() if model_id in (CHAT, CLASSIFIER, NLI)]

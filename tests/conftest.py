@@ -73,7 +73,7 @@ def tiny_models_yaml(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_config(tiny_models_yaml: Path):
-    from backend.config import load_config
+    from backend.core.config import load_config
 
     return load_config(tiny_models_yaml)
 
@@ -81,7 +81,7 @@ def tiny_config(tiny_models_yaml: Path):
 @pytest.fixture
 def registry(tiny_config) -> Iterator["Registry"]:  # noqa: F821
     """A fresh registry per test (models load on first use, unloaded at the end)."""
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
     reg = Registry(tiny_config)
     yield reg
@@ -91,7 +91,7 @@ def registry(tiny_config) -> Iterator["Registry"]:  # noqa: F821
 @pytest.fixture(scope="session")
 def shared_registry(tiny_config) -> Iterator["Registry"]:  # noqa: F821
     """One registry for the whole session, for tests that only read from loaded models."""
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
     reg = Registry(tiny_config)
     yield reg

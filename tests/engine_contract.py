@@ -15,7 +15,7 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from backend.types import (
+from backend.core.types import (
     ContextOverflowError,
     Delta,
     Final,

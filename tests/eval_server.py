@@ -19,7 +19,7 @@ class EvalServer:
     def __init__(self, registry: Any, runs_dir: Path, users: Sequence[tuple[str, str]] = (),
                  build: Optional[Callable[[], Any]] = None) -> None:
         import ui
-        from backend.security import SecuritySettings
+        from backend.guard.security import SecuritySettings
         from ui.evaluate import build_evaluate_tab
 
         with gr.Blocks() as demo:

@@ -21,12 +21,12 @@ from typing import Any, ClassVar, Optional
 import pandas as pd
 import pytest
 
-from backend.config import read_checkpoint_config
-from backend.registry import Registry
+from backend.core.config import read_checkpoint_config
+from backend.core.registry import Registry
 from backend.tasks import service
 from backend.tasks.base import TaskSpec
 from backend.tasks.table import PIPELINE_TASKS, task_spec, task_specs
-from backend.types import InvalidInputError, WorkbenchError
+from backend.core.types import InvalidInputError, WorkbenchError
 
 
 @dataclass(frozen=True)

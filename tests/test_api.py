@@ -28,7 +28,7 @@ def app(tiny_config) -> Iterator[SimpleNamespace]:
     from gradio_client import Client
 
     import ui
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
     registry = Registry(tiny_config)
     demo = ui.build_app(registry)

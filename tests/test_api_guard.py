@@ -276,11 +276,11 @@ def test_a_grammar_build_leaves_the_event_loop_free() -> None:
 
 def test_the_error_handler_takes_param_from_the_errors_field() -> None:
     from backend.api.errors import api_error
-    from backend.types import BusyError, InvalidInputError, ModelNotFoundError
+    from backend.core.types import BusyError, InvalidInputError, ModelNotFoundError
 
     typed = api_error(InvalidInputError("must be a number between 0 and 5", field="temperature"))
     assert (typed.status, typed.param) == (400, "temperature")  # no "field:" in the message needed
-    from backend.error_codes import refuse
+    from backend.core.error_codes import refuse
 
     # A coded error about a field the API calls otherwise is said again from its template under the API's name.
     renamed = api_error(refuse("between", "max_new_tokens", low=1, high=8192, got=9000))

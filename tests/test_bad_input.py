@@ -33,7 +33,7 @@ class Case:
     history: Any = None
     model: str = CHAT
     params: dict[str, Any] = field(default_factory=dict)
-    ui_expect: Optional[str] = None  # the UI says it in plain words (ui/error_words.py); default: `expect`
+    ui_expect: Optional[str] = None  # the UI says it in plain words (ui/i18n/error_words.py); default: `expect`
 
 
 CASES = [
@@ -87,7 +87,7 @@ class Channels:
         import gradio as gr
         from gradio_client import Client
 
-        from ui.chat import ChatTab
+        from ui.chat.tab import ChatTab
 
         self.registry = registry
         self.url = url
@@ -165,7 +165,7 @@ class running_app:  # noqa: N801 - used like a function in `with`
     def __enter__(self) -> tuple[str, Any]:
         import ui
         from backend.api import add_openai_routes
-        from backend.registry import Registry
+        from backend.core.registry import Registry
         from tests.conftest import free_port
 
         self.registry = Registry(self.config)
@@ -230,7 +230,7 @@ def test_bad_generate_input(channels: Channels, name: str, prompt: str, expect: 
 
 def file_cases(folder: Path) -> list[tuple[str, Callable[[], Any], str]]:
     """(name, call, expected message regex) for the classification upload readers."""
-    from backend import datafiles
+    from backend.data import files as datafiles
 
     def write(name: str, data: bytes) -> Path:
         path = folder / name
@@ -266,7 +266,7 @@ def file_cases(folder: Path) -> list[tuple[str, Callable[[], Any], str]]:
 
 
 def test_bad_upload_files_get_specific_messages(tmp_path: Path) -> None:
-    from backend.types import InvalidInputError
+    from backend.core.types import InvalidInputError
 
     for name, call, expect in file_cases(tmp_path):
         with pytest.raises(InvalidInputError) as refused:
@@ -319,8 +319,8 @@ def yaml_cases(tiny_models_yaml: Path) -> list[tuple[str, str, str]]:
 
 
 def test_each_kind_of_models_yaml_error_names_the_entry_and_field(tiny_models_yaml: Path, tmp_path: Path) -> None:
-    from backend.config import load_config
-    from backend.types import ConfigError
+    from backend.core.config import load_config
+    from backend.core.types import ConfigError
 
     for index, (name, text, expect) in enumerate(yaml_cases(tiny_models_yaml)):
         path = tmp_path / f"models-{index}.yaml"
@@ -355,8 +355,8 @@ def main() -> None:
 
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     logging.disable(logging.WARNING)
-    from backend.config import load_config
-    from backend.types import ConfigError, WorkbenchError
+    from backend.core.config import load_config
+    from backend.core.types import ConfigError, WorkbenchError
     from tests.tiny_models import build_tiny_models
 
     work = Path(tempfile.mkdtemp(prefix="bad-input-"))
@@ -384,7 +384,7 @@ def main() -> None:
             file_rows.append([name, "accepted"])
         except WorkbenchError as error:
             file_rows.append([name, str(error)])
-    print("\n### Classification upload files (backend/datafiles.py)\n")
+    print("\n### Classification upload files (backend/data/files.py)\n")
     print(_table(["file", "message"], file_rows))
     yaml_rows = []
     for index, (name, text, _) in enumerate(yaml_cases(models_yaml)):

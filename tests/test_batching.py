@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from backend.types import BusyError, Final, GenerationParams
+from backend.core.types import BusyError, Final, GenerationParams
 from tests.engine_contract import drain, generate_threads
 
 GREEDY = GenerationParams(max_new_tokens=32, temperature=0.0)

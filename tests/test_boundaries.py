@@ -34,7 +34,7 @@ def test_backend_never_imports_gradio() -> None:
     offenders = [str(path.relative_to(ROOT)) for path in (ROOT / "backend").rglob("*.py")
                  if {"gradio", "gradio_client"} & imported_modules(path)]
     assert offenders == []
-    result = run_python("import sys, backend.registry, backend.service, backend.engines.local; "
+    result = run_python("import sys, backend.core.registry, backend.services.generation, backend.engines.local; "
                         "print('gradio' in sys.modules)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
@@ -48,8 +48,9 @@ def test_ui_sources_never_import_torch_or_transformers() -> None:
 
 def test_registry_and_app_help_do_not_import_torch() -> None:
     # Reading models.yaml and building the registry must stay light: nothing loads at start-up.
-    result = run_python("import sys; from backend.config import load_config; from backend.registry import Registry; "
-                        "Registry(load_config('models.yaml')).status(); print('torch' in sys.modules)")
+    result = run_python("import sys; from backend.core.config import load_config; "
+                        "from backend.core.registry import Registry; Registry(load_config('models.yaml')).status(); "
+                        "print('torch' in sys.modules)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"
     help_run = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True,

@@ -32,7 +32,7 @@ from tests.app_process import AppProcess, record_figures, wait_until
 from tests.tiers import full_tier
 
 ALICE = ("alice", "wonderland-4242")
-MAX_MESSAGE_CHARS = 2_000  # backend/table_limits.py: an error sent to the browser is cut to this
+MAX_MESSAGE_CHARS = 2_000  # backend/guard/table_limits.py: an error sent to the browser is cut to this
 WORDS = "the printing press spread news and ideas across europe within decades".split()
 
 

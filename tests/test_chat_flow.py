@@ -8,12 +8,12 @@ from typing import Any, Iterator
 import gradio as gr
 import pytest
 
-from backend.types import Delta, Final, GenerationStats
-from ui.chat import ChatTab
-from ui.chat_view import assistant_messages, plain_history, show_as_text, typed_text, user_message
-from ui.components import Accumulator, STOPPED
-from ui.error_words import worded
-from ui.waiting import Tick, ticking
+from backend.core.types import Delta, Final, GenerationStats
+from ui.chat.tab import ChatTab
+from ui.chat.view import assistant_messages, plain_history, show_as_text, typed_text, user_message
+from ui.common.components import Accumulator, STOPPED
+from ui.i18n.error_words import worded
+from ui.common.waiting import Tick, ticking
 
 CHAT = "tiny-chat"
 
@@ -27,7 +27,7 @@ class Session:
 
 @pytest.fixture(scope="module")
 def tab(tiny_config) -> Iterator[ChatTab]:
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
     registry = Registry(tiny_config)
     with gr.Blocks():
@@ -118,8 +118,8 @@ def test_a_failed_send_clears_the_previous_stats_and_speaks_plainly(tab: ChatTab
     with pytest.raises(gr.Error) as failed:
         next(replies)
     assert failed.value.message.startswith("Temperature must be in")
-    from backend.service import build_messages
-    from backend.types import InvalidInputError
+    from backend.services.generation import build_messages
+    from backend.core.types import InvalidInputError
 
     with pytest.raises(InvalidInputError) as nul:
         build_messages("hi\x00")

@@ -1,10 +1,11 @@
-"""Branching (ui/branches.py) and the saved conversations (ui/saved_chats.py): pure functions over JSON."""
+"""Branching (ui/chat/branches.py) and the saved conversations (ui/chat/saved.py): pure functions over JSON."""
 
 from __future__ import annotations
 
 import json
 
-from ui import branches, saved_chats
+from ui.chat import branches
+from ui.chat import saved as saved_chats
 
 
 def msg(role: str, text: str) -> dict:

@@ -11,10 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from backend import classification as clf
-from backend import datafiles
-from backend.registry import Registry
-from backend.types import InvalidInputError, UnsupportedTaskError
+from backend.services import classification as clf
+from backend.data import files as datafiles
+from backend.core.registry import Registry
+from backend.core.types import InvalidInputError, UnsupportedTaskError
 from tests.conftest import free_port
 from tests.tiers import full_tier
 
@@ -299,7 +299,7 @@ def classify_app(tiny_config):
     import gradio as gr
     from gradio_client import Client
 
-    from ui.classify import build_classify_tab, register_classify_api
+    from ui.classify.tab import build_classify_tab, register_classify_api
 
     registry = Registry(tiny_config)
     with gr.Blocks() as demo:
@@ -358,13 +358,14 @@ def test_api_documents_the_classify_endpoint(classify_app) -> None:
 
 
 def test_the_classification_service_imports_no_torch() -> None:
-    """ui/classify.py imports these at start-up; torch must wait until a model is used (test_boundaries checks ui)."""
+    """ui/classify/tab.py imports these at start-up; torch must wait until a model is used (test_boundaries checks
+    ui)."""
     import subprocess
     import sys
 
     from tests.conftest import ROOT
 
-    code = ("import sys, backend.classification, backend.datafiles; "
+    code = ("import sys, backend.services.classification, backend.data.files; "
             "print([m for m in ('torch', 'transformers', 'gradio') if m in sys.modules])")
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backend.config import load_config
-from backend.types import ConfigError
+from backend.core.config import load_config
+from backend.core.types import ConfigError
 from tests.conftest import ROOT
 
 

@@ -11,8 +11,8 @@ from typing import Any, Iterator
 import pytest
 
 from backend.engines.budget import fit_chat
-from backend.streams import iterate_in_thread
-from backend.types import GenerationError, Message
+from backend.core.streams import iterate_in_thread
+from backend.core.types import GenerationError, Message
 
 CONTEXT = 512  # the tiny models' max_context
 REPLY = 32

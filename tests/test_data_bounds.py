@@ -1,5 +1,5 @@
 """Issue 15 items 2 and 10: crafted files that once took gigabytes (or 20 s of CPU) are refused with a clear
-error, or shown capped; the limits come from backend/table_limits.py (WORKBENCH_MAX_* to change them)."""
+error, or shown capped; the limits come from backend/guard/table_limits.py (WORKBENCH_MAX_* to change them)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from backend import datafiles
-from backend.table_limits import PREVIEW_CELL_CHARS, SHOWN_CELL_CHARS, TableLimits
-from backend.types import ConfigError, InvalidInputError
+from backend.data import files as datafiles
+from backend.guard.table_limits import PREVIEW_CELL_CHARS, SHOWN_CELL_CHARS, TableLimits
+from backend.core.types import ConfigError, InvalidInputError
 from tests.test_ui_evaluate import Tab, final
 
 

@@ -19,7 +19,7 @@ from backend.data.feedback import (
 )
 from backend.api import add_feedback_routes
 from backend.data.store import dataset_path, list_datasets
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 HELLO = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "hi there"}]
 RETRY = [{"role": "user", "content": "hello"}, {"role": "assistant", "content": "go away"}]
@@ -92,7 +92,7 @@ def test_feedback_route_stores_per_user_and_checks_credentials(tmp_path: Path) -
 
 
 def test_exported_conversations_become_an_sft_dataset_in_one_step(tmp_path: Path) -> None:
-    export = tmp_path / "chat.json"  # the shape of Chat's Export (ui/transcript.py)
+    export = tmp_path / "chat.json"  # the shape of Chat's Export (ui/chat/transcript.py)
     export.write_text(json.dumps({"format": "llm-workbench-chat", "model": "tiny-chat", "system_prompt": "Be brief.",
                                   "messages": PARTS[:2] + [{"role": "user", "content": "bye"}]}))
     plain = tmp_path / "plain.json"

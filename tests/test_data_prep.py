@@ -15,7 +15,7 @@ from backend.data.recipe import Recipe
 from backend.data.split import split_indices
 from backend.data.store import dataset_path, list_datasets, save_dataset, write_splits
 from backend.evaluation.data import DataSource
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 
 def write_csv(path: Path, rows: list[dict]) -> Path:
@@ -78,9 +78,9 @@ def test_near_duplicates_found_but_different_texts_kept(tmp_path: Path) -> None:
 
 
 def test_token_length_bounds_use_the_registry_models_tokenizer(tmp_path: Path, tiny_config) -> None:
-    from backend.config import ModelSpec  # noqa: F401 - the spec comes from tiny_config
+    from backend.core.config import ModelSpec  # noqa: F401 - the spec comes from tiny_config
     from backend.data.tokens import token_counter
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
     registry = Registry(tiny_config)
     rows = [{"text": "hello", "label": "a"}, {"text": "hello " * 40, "label": "a"}, {"text": "hi there", "label": "b"}]

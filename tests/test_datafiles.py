@@ -8,8 +8,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from backend import datafiles
-from backend.types import InvalidInputError
+from backend.data import files as datafiles
+from backend.core.types import InvalidInputError
 
 
 def write(tmp_path: Path, name: str, data: bytes | str) -> Path:

@@ -13,9 +13,9 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from backend.config import parse_config
+from backend.core.config import parse_config
 from backend.api import add_embeddings_route
-from backend.registry import Registry
+from backend.core.registry import Registry
 from backend.tasks import service
 from tests.real_minilm import MINILM_ID, minilm_entry, minilm_folder
 from tests.remote_server import free_port

@@ -13,9 +13,9 @@ from typing import Any, Iterator, Optional
 
 import pytest
 
-from backend.config import parse_config
-from backend.structured import grammar_for_schema
-from backend.types import GenerationError, GenerationParams, Message
+from backend.core.config import parse_config
+from backend.services.structured import grammar_for_schema
+from backend.core.types import GenerationError, GenerationParams, Message
 from tests.engine_contract import GREEDY, EngineContract, drain, generate_threads
 from tests.real_smollm2 import gguf_entry, smollm2_gguf
 

@@ -1,5 +1,5 @@
-"""Errors are values: every code the backend and the UI raise has its English template (backend/error_codes.py)
-and its wording in both languages (ui/i18n_strings_errors.py), the wording asks only for values the error
+"""Errors are values: every code the backend and the UI raise has its English template (backend/core/error_codes.py)
+and its wording in both languages (ui/i18n/strings_errors.py), the wording asks only for values the error
 carries, and no module of ui/ or backend/ reads an error's message back with a regular expression."""
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from typing import Iterator
 
 import pytest
 
-from backend.error_codes import MESSAGES, refuse
-from backend.types import ConfigError, InvalidInputError, WorkbenchError
-from ui.error_words import DERIVED, worded
-from ui.i18n import STRINGS
+from backend.core.error_codes import MESSAGES, refuse
+from backend.core.types import ConfigError, InvalidInputError, WorkbenchError
+from ui.i18n.error_words import DERIVED, worded
+from ui.i18n.core import STRINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 SOURCES = sorted([*(ROOT / "backend").rglob("*.py"), *(ROOT / "ui").rglob("*.py")])
@@ -61,10 +61,10 @@ def test_every_code_raised_has_a_template_and_wording_in_both_languages() -> Non
     raised = list(codes_in_source())
     assert len({code for _, code in raised}) >= 60  # the scan finds the raise sites (not an empty walk)
     for where, code in raised:
-        assert code in MESSAGES, f"{where}: code {code!r} has no English template in backend/error_codes.py"
+        assert code in MESSAGES, f"{where}: code {code!r} has no English template in backend/core/error_codes.py"
     for code, template in MESSAGES.items():
         keys = [key for key in STRINGS if key == f"err_{code}" or key.startswith(f"err_{code}__")]
-        assert f"err_{code}" in STRINGS, f"code {code!r} has no wording in ui/i18n_strings_errors.py"
+        assert f"err_{code}" in STRINGS, f"code {code!r} has no wording in ui/i18n/strings_errors.py"
         for key in keys:
             english, chinese = STRINGS[key]
             assert english.strip() and chinese.strip(), key
@@ -87,9 +87,9 @@ def test_refuse_builds_the_message_from_the_template_and_keeps_the_values() -> N
 
 
 def test_real_refusals_are_worded_in_both_languages() -> None:
-    from backend.service import build_messages
-    from backend.types import GenerationParams
-    from ui.components import parse_seed, parse_whole
+    from backend.services.generation import build_messages
+    from backend.core.types import GenerationParams
+    from ui.common.components import parse_seed, parse_whole
 
     def caught(action) -> WorkbenchError:  # type: ignore[no-untyped-def]
         with pytest.raises(WorkbenchError) as error:
@@ -171,7 +171,7 @@ class _Taint(ast.NodeVisitor):
         return False
 
 
-STRUCTURED = frozenset({"code", "field", "params"})  # WorkbenchError's values (backend/types.py)
+STRUCTURED = frozenset({"code", "field", "params"})  # WorkbenchError's values (backend/core/types.py)
 
 
 def _names_read(node: ast.AST) -> set[str]:
@@ -204,13 +204,13 @@ def _called_name(call: ast.Call) -> str:
 
 
 # Functions that run a regex over any text on its way out, errors' messages included, and read nothing back:
-# backend/security.py's `redact` replaces passwords and API keys with "***" before a log line or a reply leaves.
+# backend/guard/security.py's `redact` replaces passwords and API keys with "***" before a log line or a reply leaves.
 OUTPUT_FILTERS = frozenset({"redact"})
 
 
 def regex_reads_of_messages(sources: dict[str, str]) -> dict[str, list[int]]:
     """{module: lines} where `sources` apply a regex to an error's message, directly or through functions of any
-    of the modules (the old ui/events.py passed str(error) to ui/i18n_errors.py's pattern table)."""
+    of the modules (the old ui/common/events.py passed str(error) to ui/i18n_errors.py's pattern table)."""
     functions: list[tuple[str, ast.FunctionDef | ast.AsyncFunctionDef, set[str]]] = []
     for name, source in sources.items():
         tree = ast.parse(source)
@@ -333,8 +333,8 @@ def test_a_choice_refusal_names_a_translated_field_in_words() -> None:
     translates: API callers read the marker. The refusal names the field in words instead."""
     import gradio as gr
 
-    from ui.i18n import STRINGS, t
-    from ui.server_guards import escape_choice_errors
+    from ui.i18n.core import STRINGS, t
+    from ui.server.guards import escape_choice_errors
 
     escape_choice_errors()
     for component in (gr.Dropdown(["a", "b"], value="a", label=t("model")), gr.Radio(["a"], label=t("model")),

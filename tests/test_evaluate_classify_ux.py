@@ -13,7 +13,7 @@ import pytest
 
 from backend.evaluation import store
 from tests.test_ui_evaluate import REQUEST, SENTIMENT, Tab, final
-from ui.error_words import worded
+from ui.i18n.error_words import worded
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_opening_a_saved_run_puts_its_data_and_settings_in_the_form(tab: Tab, se
 def test_errors_are_plain_words_in_the_ui_and_field_names_in_the_cli() -> None:
     from backend.evaluation.data import ColumnMapping, DataSource, select_examples
     from backend.evaluation.types import EvalConfig
-    from backend.types import InvalidInputError
+    from backend.core.types import InvalidInputError
 
     with pytest.raises(InvalidInputError) as missing:
         select_examples(pd.DataFrame({"a": ["x"]}), "classification", ColumnMapping(input="a"))
@@ -110,7 +110,7 @@ def test_rouge_stemming_is_a_visible_option_recorded_with_the_run(tab: Tab, tmp_
 
 class ClassifyTab:
     def __init__(self, registry: Any) -> None:
-        from ui.classify import build_classify_tab
+        from ui.classify.tab import build_classify_tab
 
         with gr.Blocks() as demo:
             with gr.Tabs():

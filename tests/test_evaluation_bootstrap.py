@@ -12,7 +12,7 @@ from backend.evaluation import scoring
 from backend.evaluation.data import ColumnMapping, DataSource
 from backend.evaluation.runner import EvaluationJob
 from backend.evaluation.types import MAX_BOOTSTRAP, EvalConfig
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 
 class CancelAfter(threading.Event):

@@ -11,7 +11,7 @@ import pytest
 
 from backend.evaluation import data
 from backend.evaluation.data import ColumnMapping, DataSource, load_table, select_examples
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 ROWS = [
     {"question": "What is the capital of France?", "answer": "Paris", "label": "positive"},

@@ -10,12 +10,12 @@ import pandas as pd
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
 
-from backend import service
+from backend.services import generation as service
 from backend.evaluation import store
 from backend.evaluation.data import ColumnMapping, DataSource
 from backend.evaluation.runner import EvaluationJob, run_evaluation
 from backend.evaluation.types import EvalConfig, Progress
-from backend.types import GenerationParams, InvalidInputError, ModelNotFoundError
+from backend.core.types import GenerationParams, InvalidInputError, ModelNotFoundError
 
 # Different lengths on purpose: batches of 4 need real left padding.
 PROMPTS = [

@@ -9,7 +9,7 @@ from typing import Iterator
 import pytest
 from gradio_client.exceptions import AppError
 
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 from tests.conftest import ROOT
 from tests.eval_server import EvalServer
 from tests.tiers import full_tier
@@ -18,7 +18,7 @@ from tests.tiers import full_tier
 @pytest.fixture(scope="module")
 @full_tier
 def open_server(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvalServer]:
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
     registry = Registry(tiny_config)
     server = EvalServer(registry, tmp_path_factory.mktemp("runs"))
@@ -71,7 +71,7 @@ USERS = (("alice", "alice-password-1"), ("bob", "bob-password-22"), ("carol", "c
 @pytest.fixture(scope="module")
 @full_tier
 def login_server(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvalServer]:
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
     registry = Registry(tiny_config)
     server = EvalServer(registry, tmp_path_factory.mktemp("runs"), users=USERS)

@@ -1,8 +1,8 @@
 """Every word of the UI goes through the translation table (issue 20): the whole app, and presenter mode, are
 built over the tiny registry and every component is walked; a label, tooltip, placeholder, button, tab, accordion,
 static Markdown or radio / checkbox choice given as a raw English string (instead of `t(key)` / `text(key)`,
-ui/i18n.py) fails here, so a control added later cannot go untranslated. Also: the table's two languages agree,
-and the common validation errors have Chinese wording for a Chinese browser (ui/error_words.py).
+ui/i18n/core.py) fails here, so a control added later cannot go untranslated. Also: the table's two languages agree,
+and the common validation errors have Chinese wording for a Chinese browser (ui/i18n/error_words.py).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ DATA_CHOICES = {"data-format", "ner-aggregation"}
 
 
 def untranslated(value: Any) -> bool:
-    from ui.i18n import is_translated
+    from ui.i18n.core import is_translated
 
     if value is None or is_translated(value):
         return False
@@ -67,7 +67,7 @@ def test_every_control_of_presenter_mode_is_translated(registry) -> None:
 
 def test_the_walk_catches_a_raw_label(registry) -> None:
     """The check itself: an English label, button or choice is reported; translated ones and data are not."""
-    from ui.i18n import t, text
+    from ui.i18n.core import t, text
 
     with gr.Blocks() as demo:
         gr.Textbox(label="Raw label", elem_id="raw")
@@ -81,7 +81,7 @@ def test_the_walk_catches_a_raw_label(registry) -> None:
 
 
 def test_both_languages_have_every_key_with_the_same_fields() -> None:
-    from ui.i18n import STRINGS
+    from ui.i18n.core import STRINGS
 
     def fields(template: str) -> set[str]:
         return {name for _, name, _, _ in string.Formatter().parse(template) if name}
@@ -94,7 +94,7 @@ def test_both_languages_have_every_key_with_the_same_fields() -> None:
 def test_no_key_can_be_mistaken_for_a_data_value() -> None:
     """The frontend translates any plain string equal to a key (a dropdown choice, a cell): a column named
     "text" once showed as "Text". Every key the browser gets is prefixed, so no data value equals one."""
-    from ui.i18n import I18N, PREFIX, t
+    from ui.i18n.core import I18N, PREFIX, t
 
     for table in I18N.translations.values():
         assert all(key.startswith(PREFIX) for key in table)
@@ -103,7 +103,7 @@ def test_no_key_can_be_mistaken_for_a_data_value() -> None:
 
 
 def test_a_template_filled_at_build_time_is_translated_in_both_languages() -> None:
-    from ui.i18n import I18N, t
+    from ui.i18n.core import I18N, t
 
     key = t("embed_sentences", count=7).key
     assert I18N.translations["en"][key] == "Sentences, one per line (up to 7)"
@@ -116,7 +116,7 @@ class Headers:
 
 
 def _refusal(action) -> Exception:  # type: ignore[no-untyped-def]
-    from backend.types import WorkbenchError
+    from backend.core.types import WorkbenchError
 
     with pytest.raises(WorkbenchError) as error:
         action()
@@ -128,9 +128,9 @@ def _common_refusals() -> list[tuple[Any, str]]:
     import pandas as pd
 
     from backend.evaluation.data import ColumnMapping, select_examples
-    from backend.service import build_messages
-    from backend.types import GenerationParams
-    from ui.components import parse_seed, parse_whole
+    from backend.services.generation import build_messages
+    from backend.core.types import GenerationParams
+    from ui.common.components import parse_seed, parse_whole
 
     return [
         (lambda: build_messages(""), "请先输入消息。"),
@@ -145,7 +145,7 @@ def _common_refusals() -> list[tuple[Any, str]]:
 
 @pytest.mark.parametrize("case", range(6))
 def test_common_errors_are_said_in_chinese_to_a_chinese_browser(case: int) -> None:
-    from ui.error_words import worded
+    from ui.i18n.error_words import worded
 
     action, chinese = _common_refusals()[case]
     error = _refusal(action)
@@ -160,8 +160,8 @@ def test_a_ui_handler_error_follows_the_request_language(registry) -> None:
     the field-named English for anyone else (gradio_client, scripts); ui_errors words it for a person."""
     from gradio.context import LocalContext
 
-    from backend.service import build_messages
-    from ui.components import handle_errors, ui_errors
+    from backend.services.generation import build_messages
+    from ui.common.components import handle_errors, ui_errors
 
     def refuse() -> None:
         build_messages("   ")
@@ -185,7 +185,7 @@ def test_status_lines_with_numbers_follow_the_request_language() -> None:
     around every handler; outside a request (scripts, tests) they stay English."""
     from gradio.context import LocalContext
 
-    from ui.generate import format_token_count
+    from ui.generate.tab import format_token_count
 
     token = LocalContext.request.set(Headers("zh-CN,zh;q=0.9"))
     try:

@@ -1,6 +1,6 @@
 """Backend refusals in words, in Chinese for a Chinese browser and in English for anyone else: each error is made
 by the real backend code (files written to tmp_path, the tiny models, the real checks), then worded by the UI from
-its code and params (ui/error_words.py), never from its message. A refusal that loses its code, or a code whose
+its code and params (ui/i18n/error_words.py), never from its message. A refusal that loses its code, or a code whose
 wording drifts from its params, fails here instead of showing a half-translated sentence."""
 
 from __future__ import annotations
@@ -16,17 +16,17 @@ from backend.data.jobs import DataJob
 from backend.data.pipeline import prepare
 from backend.data.recipe import Recipe, parse_fractions
 from backend.data.store import check_name
-from backend.datafiles import read_table
+from backend.data.files import read_table
 from backend.evaluation.data import DataSource, check_hub_id
-from backend.table_limits import TableLimits
+from backend.guard.table_limits import TableLimits
 from backend.tasks import service
 from backend.tasks.catalog import pair_error
 from backend.tasks.files import run_table
 from backend.training.config import TrainConfig
-from backend.training.data import prepare_classification
-from backend.types import WorkbenchError
-from backend.user_space import user_dir
-from ui.error_words import worded
+from backend.training.recipes.classification import prepare_classification
+from backend.core.types import WorkbenchError
+from backend.guard.user_space import user_dir
+from ui.i18n.error_words import worded
 
 
 class Headers:

@@ -1,5 +1,5 @@
 """Table headers in the request's language (issue 20): Gradio's Dataframe translates no i18n marker in its
-headers, so the app's own tables are headed on the server (ui.i18n.headed). A zh-CN request gets Chinese headers,
+headers, so the app's own tables are headed on the server (ui.i18n.core.headed). A zh-CN request gets Chinese headers,
 any other request and a call outside one the English column names of today; a user's columns, metric names and
 the frames behind plots keep their names, and the downloads keep English.
 """
@@ -18,9 +18,9 @@ from gradio.context import LocalContext
 
 from backend.training.service import TrainingService
 from tests.test_ui_evaluate import REQUEST, SENTIMENT, Tab, final, write_csv
-from ui.i18n import HEADER_KEYS, STRINGS, columns, headed
-from ui.models import COLUMNS, ModelsTab, status_rows
-from ui.train import RUN_COLUMNS, TrainTab
+from ui.i18n.core import HEADER_KEYS, STRINGS, columns, headed
+from ui.models.tab import COLUMNS, ModelsTab, status_rows
+from ui.train.tab import RUN_COLUMNS, TrainTab
 
 ZH = gr.Request(headers={"accept-language": "zh-CN,zh;q=0.9,en;q=0.8"})
 EN = gr.Request(headers={"accept-language": "en-US,en;q=0.9"})
@@ -173,7 +173,7 @@ def test_task_tables_are_headed_in_the_request_language(shared_registry, tmp_pat
 
 
 def test_classify_results_head_the_apps_columns_and_keep_the_files(shared_registry, tmp_path: Path) -> None:
-    from ui.classify import build_classify_tab
+    from ui.classify.tab import build_classify_tab
 
     views = Views(build_classify_tab, shared_registry)
     good = tmp_path / "good.csv"
@@ -195,8 +195,8 @@ def test_classify_results_head_the_apps_columns_and_keep_the_files(shared_regist
 
 def test_data_tables_are_headed_and_the_plot_frames_keep_their_names(shared_registry, tmp_path: Path,
                                                                      monkeypatch) -> None:
-    from ui.data import DataTab
-    from ui.data_saved import saved_rows
+    from ui.data.tab import DataTab
+    from ui.data.saved import saved_rows
 
     monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(tmp_path / "runs"))
     views = Views(DataTab.build, shared_registry, own_tab=False)

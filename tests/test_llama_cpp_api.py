@@ -13,8 +13,8 @@ import openai
 import pytest
 import yaml
 
-from backend.config import parse_config
-from backend.types import ConfigError, GenerationParams, Message, ModelLoadError
+from backend.core.config import parse_config
+from backend.core.types import ConfigError, GenerationParams, Message, ModelLoadError
 from tests.app_process import AppProcess, wait_until
 from tests.engine_contract import drain
 from tests.real_smollm2 import GGUF_ID, gguf_entry, smollm2_gguf

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from backend.config import load_config
+from backend.core.config import load_config
 from backend.training import overlay
 from backend.training.config import TrainConfig
 from tests.app_process import AppProcess, wait_until

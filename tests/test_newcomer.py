@@ -69,11 +69,11 @@ def hub_registry_yaml(folder: Path) -> Path:
 
 def test_an_unreachable_hub_fails_the_load_at_once_and_is_remembered(silent_hub: SilentServer, tmp_path: Path,
                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
-    from backend import hub
-    from backend.config import load_config
+    from backend.core import hub
+    from backend.core.config import load_config
     from backend.engines import loading
-    from backend.registry import Registry
-    from backend.types import ModelLoadError
+    from backend.core.registry import Registry
+    from backend.core.types import ModelLoadError
 
     check = hub.HubCheck(timeout_s=0.5, remember_s=300)
     monkeypatch.setattr(loading, "HUB", check)  # the process-wide check, with a short timeout for the test
@@ -91,7 +91,7 @@ def test_an_unreachable_hub_fails_the_load_at_once_and_is_remembered(silent_hub:
 
 
 def test_hub_check_asks_again_after_the_remembered_while(silent_hub: SilentServer) -> None:
-    from backend.hub import HubCheck
+    from backend.core.hub import HubCheck
 
     now = [0.0]
     check = HubCheck(timeout_s=0.3, remember_s=60, clock=lambda: now[0])

@@ -11,9 +11,9 @@ from typing import Iterator
 import numpy as np
 import pytest
 
-from backend.classification import classify_texts
-from backend.config import parse_config
-from backend.registry import Registry
+from backend.services.classification import classify_texts
+from backend.core.config import parse_config
+from backend.core.registry import Registry
 from backend.tasks import service
 
 TEXTS = ["Dr. Smith met Anna in Paris.", "The weather today is sunny with a light breeze, around 21 degrees."]
@@ -115,7 +115,7 @@ def test_fused_graph_on_request_equals_pytorch(tiny_models_yaml: Path, tmp_path:
 
 def test_onnx_threads_setting(monkeypatch: pytest.MonkeyPatch) -> None:
     from backend.engines.onnx_runtime import onnx_threads
-    from backend.types import ModelLoadError
+    from backend.core.types import ModelLoadError
 
     monkeypatch.setenv("WORKBENCH_ONNX_THREADS", "3")
     assert onnx_threads() == 3

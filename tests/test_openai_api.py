@@ -17,11 +17,11 @@ import openai
 import pytest
 from pydantic import BaseModel, field_validator
 
-from backend import service
-from backend.config import parse_config
+from backend.services import generation as service
+from backend.core.config import parse_config
 from backend.api import add_openai_routes, invalid
-from backend.registry import Registry
-from backend.types import GenerationParams
+from backend.core.registry import Registry
+from backend.core.types import GenerationParams
 from tests.remote_server import free_port
 from tests.tiers import full_tier
 

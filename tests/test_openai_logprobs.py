@@ -14,7 +14,7 @@ import openai
 import pytest
 import torch
 
-from backend.registry import Registry
+from backend.core.registry import Registry
 from tests.app_process import openai_api_served
 from tests.tiers import full_tier
 

@@ -16,7 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from backend.api import add_openai_routes
-from backend.registry import Registry
+from backend.core.registry import Registry
 from tests.app_process import openai_api_served
 from tests.tiers import full_tier
 
@@ -209,7 +209,7 @@ def test_remote_entries_pass_openai_sampling_fields_through_and_refuse_local_onl
     from fastapi import FastAPI
     from fastapi.testclient import TestClient
 
-    from backend.config import parse_config
+    from backend.core.config import parse_config
     from tests.remote_server import FakeServer, chat_chunk, stream_of
 
     server = FakeServer()

@@ -14,9 +14,9 @@ import openai
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
 
-from backend.config import parse_config
+from backend.core.config import parse_config
 from backend.api.tools import parse_tool_calls
-from backend.registry import Registry
+from backend.core.registry import Registry
 from tests.app_process import openai_api_served
 from tests.tiny_models import TOOLS_ID, tools_entry
 from tests.tiers import full_tier

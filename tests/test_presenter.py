@@ -62,8 +62,8 @@ def presenter_yaml(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFact
 
 
 def registry_for(path: Path):
-    from backend.config import load_config
-    from backend.registry import Registry
+    from backend.core.config import load_config
+    from backend.core.registry import Registry
 
     return Registry(load_config(path))
 
@@ -72,8 +72,8 @@ def registry_for(path: Path):
 
 
 def config_error(tiny_models_yaml: Path, tmp_path: Path, **block: Any) -> str:
-    from backend.config import load_config
-    from backend.types import ConfigError
+    from backend.core.config import load_config
+    from backend.core.types import ConfigError
 
     path = write_presenter_yaml(tiny_models_yaml, tmp_path, **block)
     with pytest.raises(ConfigError) as raised:
@@ -97,8 +97,8 @@ def test_presenter_block_errors_name_the_file_and_field(tiny_models_yaml: Path, 
 
 
 def test_gpu_duration_is_a_per_model_field(tiny_models_yaml: Path, tmp_path: Path) -> None:
-    from backend.config import load_config, parse_config
-    from backend.types import ConfigError
+    from backend.core.config import load_config, parse_config
+    from backend.core.types import ConfigError
 
     assert load_config(tiny_models_yaml).spec(CHAT_ID).gpu_duration_s == 60  # ZeroGPU's own default
     raw = yaml.safe_load(tiny_models_yaml.read_text(encoding="utf-8"))
@@ -115,7 +115,7 @@ def test_gpu_duration_is_a_per_model_field(tiny_models_yaml: Path, tmp_path: Pat
 
 
 def test_view_takes_the_config_and_falls_back_to_the_model(presenter_yaml: Path, tiny_models_yaml: Path) -> None:
-    from ui.presenter import PresenterView
+    from ui.chat.presenter import PresenterView
 
     registry = registry_for(presenter_yaml)
     view = PresenterView.resolve(registry, registry.config.presenter)
@@ -136,7 +136,7 @@ def test_view_takes_the_config_and_falls_back_to_the_model(presenter_yaml: Path,
 
 
 def test_header_escapes_config_text_and_passes_urls(tiny_models_yaml: Path, tmp_path: Path) -> None:
-    from ui.presenter import PresenterView, header_html
+    from ui.chat.presenter import PresenterView, header_html
 
     path = write_presenter_yaml(tiny_models_yaml, tmp_path, title="<script>alert(1)</script> & Co",
                                 logo="https://example.com/logo.png?a=1&b=\"2\"")
@@ -152,7 +152,7 @@ def component_types(demo) -> list[str]:  # noqa: ANN001 - gr.Blocks
 
 def test_presenter_screen_has_no_picker_parameters_or_tabs(presenter_yaml: Path) -> None:
     import ui
-    from ui.presenter import PRESENTER_CSS
+    from ui.chat.presenter import PRESENTER_CSS
 
     registry = registry_for(presenter_yaml)
     demo = ui.build_app(registry, presenter=True)

@@ -13,11 +13,11 @@ import psutil
 import pytest
 import yaml
 
-from backend import service
-from backend.config import load_config
+from backend.services import generation as service
+from backend.core.config import load_config
 from backend.engines import create_engine
-from backend.registry import Registry
-from backend.types import GenerationParams, ModelLoadError, ModelNotFoundError, UnsupportedTaskError
+from backend.core.registry import Registry
+from backend.core.types import GenerationParams, ModelLoadError, ModelNotFoundError, UnsupportedTaskError
 
 GREEDY = GenerationParams(max_new_tokens=8, temperature=0.0)
 

@@ -9,13 +9,13 @@ import time
 import pytest
 import yaml
 
-from backend import service
-from backend.config import ModelSpec
-from backend.registry import Registry
-from backend.registry_source import OverlayFollower, open_registry, registry_config
+from backend.services import generation as service
+from backend.core.config import ModelSpec
+from backend.core.registry import Registry
+from backend.core.registry_source import OverlayFollower, open_registry, registry_config
 from backend.training import overlay
-from backend.types import Delta, Final, GenerationParams, ModelNotFoundError
-from ui.registry_sync import kept_value
+from backend.core.types import Delta, Final, GenerationParams, ModelNotFoundError
+from ui.common.registry_sync import kept_value
 
 GREEDY = GenerationParams(max_new_tokens=8, temperature=0.0)
 

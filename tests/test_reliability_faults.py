@@ -14,12 +14,12 @@ from typing import Any, Iterator
 
 import pytest
 
-from backend import service
-from backend.config import load_config
-from backend.registry import Registry
-from backend.types import GenerationError, GenerationParams, ModelLoadError
+from backend.services import generation as service
+from backend.core.config import load_config
+from backend.core.registry import Registry
+from backend.core.types import GenerationError, GenerationParams, ModelLoadError
 from tests.app_process import models_yaml_variant, record_figures
-from ui.components import collect
+from ui.common.components import collect
 
 CHAT, CLASSIFIER, BROKEN = "tiny-chat", "tiny-classifier", "broken-chat"
 SHORT = GenerationParams(max_new_tokens=6, temperature=0)
@@ -173,7 +173,7 @@ def test_out_of_memory_reaches_the_ui_and_the_openai_api_as_the_same_message(reg
     from fastapi.testclient import TestClient
 
     from backend.api import add_openai_routes
-    from ui.components import handle_errors
+    from ui.common.components import handle_errors
 
     assert reply(registry)
     monkeypatch.setattr(registry._slots[CHAT].engine.model, "forward",

@@ -31,10 +31,10 @@ def fill_gpu() -> list[Any]:
 
 
 def test_real_cuda_out_of_memory_while_generating_and_loading(tiny_models_yaml: Path, tmp_path: Path) -> None:
-    from backend import service
-    from backend.config import load_config
-    from backend.registry import Registry
-    from backend.types import Final, GenerationError, GenerationParams, ModelLoadError
+    from backend.services import generation as service
+    from backend.core.config import load_config
+    from backend.core.registry import Registry
+    from backend.core.types import Final, GenerationError, GenerationParams, ModelLoadError
     from tests.app_process import models_yaml_variant, record_figures
 
     def on_gpu(config: dict[str, Any]) -> None:

@@ -135,10 +135,10 @@ def small_queues(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactor
     from gradio_client import Client
 
     import ui
-    from backend.config import load_config
+    from backend.core.config import load_config
     from backend.api import add_openai_routes
-    from backend.registry import Registry
-    from backend.security import SecuritySettings
+    from backend.core.registry import Registry
+    from backend.guard.security import SecuritySettings
 
     def change(config: dict[str, Any]) -> None:
         chat = next(entry for entry in config["models"] if entry["id"] == CHAT)
@@ -164,8 +164,8 @@ def small_queues(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactor
 
 
 def test_queue_size_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from backend.security import SecuritySettings
-    from backend.types import ConfigError
+    from backend.guard.security import SecuritySettings
+    from backend.core.types import ConfigError
 
     monkeypatch.setenv("WORKBENCH_QUEUE_SIZE", "7")
     assert SecuritySettings.from_env().queue_size == 7
@@ -203,7 +203,7 @@ def test_raw_http_join_on_a_full_queue_is_answered_at_once(small_queues: SimpleN
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """Without gradio_client: Gradio's protocol answer to a join beyond max_size is HTTP 503 "Queue is full"
     (the browser shows "This application is currently busy. Please try again."). It comes at once."""
-    from backend import service
+    from backend.services import generation as service
 
     # Hold every generation at its start, so the 16 running places stay taken however slow the machine is.
     gate = threading.Event()
@@ -247,8 +247,8 @@ def test_a_full_model_queue_is_a_clear_busy_error_in_every_api(small_queues: Sim
     # A 4xx, not a 5xx: the request was fine, the model is saturated; OpenAI clients retry 429s on their own.
     from gradio_client.exceptions import AppError
 
-    from backend import service
-    from backend.types import BusyError, GenerationParams
+    from backend.services import generation as service
+    from backend.core.types import BusyError, GenerationParams
 
     registry = small_queues.registry
     registry.load(NARROW)

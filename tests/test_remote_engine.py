@@ -17,10 +17,10 @@ from typing import Any, Iterator
 
 import pytest
 
-from backend.config import ModelSpec, parse_config
+from backend.core.config import ModelSpec, parse_config
 from backend.engines.remote import RemoteEngine, estimate_tokens, probe
-from backend.registry import Registry
-from backend.types import (
+from backend.core.registry import Registry
+from backend.core.types import (
     ContextOverflowError,
     Delta,
     GenerationError,
@@ -368,7 +368,7 @@ def test_estimates_without_a_tokenizer(fake: FakeServer, fake_engine: RemoteEngi
 def test_killing_the_server_mid_stream_is_a_clear_error_and_the_app_keeps_serving(
     serve: ServeProcess, tiny_config
 ) -> None:
-    from backend import service
+    from backend.services import generation as service
 
     serve.ensure_running()
     local = tiny_config.spec("tiny-chat").model_dump(exclude_none=True)
@@ -404,10 +404,10 @@ def test_killing_the_server_mid_stream_is_a_clear_error_and_the_app_keeps_servin
 
 
 def test_models_tab_shows_whether_remote_endpoints_answer(serve: ServeProcess, tiny_config) -> None:
-    from backend.config import AppConfig
-    from backend.registry import Registry
+    from backend.core.config import AppConfig
+    from backend.core.registry import Registry
     from tests.conftest import free_port
-    from ui.models import ModelsTab
+    from ui.models.tab import ModelsTab
 
     serve.ensure_running()  # an earlier test kills the server on purpose
     up = remote_spec(serve.base_url, model=serve.model, id="remote-up")

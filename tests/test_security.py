@@ -19,7 +19,7 @@ from typing import Any, Iterator
 import httpx
 import pytest
 
-from backend.security import SecuritySettings
+from backend.guard.security import SecuritySettings
 from tests.app_process import AppProcess, models_yaml_variant, record_figures
 from tests.conftest import ROOT
 from tests.remote_server import QuietHTTPServer
@@ -56,10 +56,10 @@ def custom_code_folder(tiny_models_yaml: Path, target: Path) -> Path:
 @pytest.mark.parametrize("opt_in", [False, True])
 def test_custom_code_is_refused_unless_the_entry_opts_in(tiny_models_yaml: Path, tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch, opt_in: bool) -> None:
-    from backend import service
-    from backend.config import load_config
-    from backend.registry import Registry
-    from backend.types import ModelLoadError
+    from backend.services import generation as service
+    from backend.core.config import load_config
+    from backend.core.registry import Registry
+    from backend.core.types import ModelLoadError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     folder = custom_code_folder(tiny_models_yaml, tmp_path / "custom")
@@ -148,7 +148,7 @@ def test_uploads_over_the_limit_are_refused(open_app: AppProcess) -> None:
 
 
 def test_upload_limit_setting(monkeypatch: pytest.MonkeyPatch) -> None:
-    from backend.types import ConfigError
+    from backend.core.types import ConfigError
 
     assert SecuritySettings.from_env({}).max_upload_mb == 50  # the datafiles limit, so any readable file fits
     assert SecuritySettings.from_env({"WORKBENCH_MAX_UPLOAD_MB": "2.5"}).max_upload_bytes == int(2.5 * 1024**2)
@@ -229,7 +229,7 @@ def basic(user: str, password: str) -> str:
 
 
 def test_auth_settings_from_the_environment() -> None:
-    from backend.types import ConfigError
+    from backend.core.types import ConfigError
 
     settings = SecuritySettings.from_env({"WORKBENCH_AUTH": "alice:pw-12345, bob:a:b:c:12",
                                           "WORKBENCH_API_TOKEN": API_TOKEN})
@@ -341,7 +341,7 @@ def test_log_redaction_covers_print_logging_and_tracebacks() -> None:
     code = f"""
 import logging, sys
 logging.basicConfig(level=logging.INFO)
-from backend.security import install_log_redaction
+from backend.guard.security import install_log_redaction
 install_log_redaction([{API_TOKEN!r}, {REMOTE_KEY!r}])
 print("token:", {API_TOKEN!r})
 logging.getLogger("uvicorn.error").warning("key %s", {REMOTE_KEY!r})

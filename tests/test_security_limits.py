@@ -249,7 +249,7 @@ def test_sessions_are_bounded(app: AppProcess) -> None:
         for i in range(150):
             assert alice.post("/gradio_api/run/models", json={"data": [], "session_hash": f"s{i}"}).status_code == 200
         after = app.rss_mb()
-    # A session holds what it changed (ui/session_memory.py): the bound keeps 150 new ones from adding up.
+    # A session holds what it changed (ui/server/session_memory.py): the bound keeps 150 new ones from adding up.
     assert after - before < 30, (before, after)
     record_figures("sessions", {"max_sessions": 10, "sessions_opened": 150, "rss_before_mb": round(before),
                                 "rss_after_mb": round(after)})
@@ -307,8 +307,8 @@ def test_idle_sessions_expire_and_choice_errors_are_escaped() -> None:
     from gradio_client.exceptions import AppError
 
     import ui
-    from backend.limits import RequestLimits
-    from backend.security import SecuritySettings
+    from backend.guard.limits import RequestLimits
+    from backend.guard.security import SecuritySettings
     from tests.conftest import free_port
 
     with gr.Blocks() as demo:

@@ -1,7 +1,7 @@
 """A Gradio session holds what it changed, not a copy of every component's config (issue 27 item 5).
 
 Gradio's SessionState renders the whole app's component config into each new session (~1.1 MB for this app);
-ui/session_memory.py renders an entry when it is first read. These tests hold the replacement to the original:
+ui/server/session_memory.py renders an entry when it is first read. These tests hold the replacement to the original:
 the same attributes, the same config when read in full, updates as Gradio makes them, and the memory it saves,
 measured side by side on the real app.
 """
@@ -15,7 +15,7 @@ import pytest
 from gradio import state_holder
 
 import ui
-from ui import session_memory
+from ui.server import session_memory
 
 
 @pytest.fixture(scope="module")

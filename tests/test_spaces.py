@@ -48,7 +48,7 @@ def pinned(package: str) -> str:
 
 def hub_sources() -> set[str]:
     """The Hub repositories models.yaml loads in this process (local folders and remote servers excluded)."""
-    from backend.config import load_config
+    from backend.core.config import load_config
 
     config = load_config(ROOT / "models.yaml")
     return {spec.source for spec in config.models
@@ -128,8 +128,8 @@ def test_app_starts_with_no_arguments_on_a_space(space_app: tuple[str, int]) -> 
 
 def test_preload_defaults_to_every_local_model_on_zerogpu_only(tiny_models_yaml: Path) -> None:
     import app
-    from backend.config import load_config
-    from backend.types import ConfigError
+    from backend.core.config import load_config
+    from backend.core.types import ConfigError
 
     config = load_config(tiny_models_yaml)
     local = [spec.id for spec in config.models if spec.backend == "transformers"]
@@ -243,8 +243,8 @@ def stand_in_spaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 
 
 def chat_registry(tiny_models_yaml: Path, gpu_duration_s: int):
-    from backend.config import parse_config
-    from backend.registry import Registry
+    from backend.core.config import parse_config
+    from backend.core.registry import Registry
 
     raw = yaml.safe_load(tiny_models_yaml.read_text(encoding="utf-8"))
     for entry in raw["models"]:
@@ -254,8 +254,8 @@ def chat_registry(tiny_models_yaml: Path, gpu_duration_s: int):
 
 
 def reply(registry) -> str:  # noqa: ANN001 - Registry
-    from backend import service
-    from backend.types import Final, GenerationParams
+    from backend.services import generation as service
+    from backend.core.types import Final, GenerationParams
 
     params = GenerationParams(max_new_tokens=24, temperature=0.8, seed=7)
     events = list(service.stream_chat(registry, CHAT_ID, "Hello there", params=params))
@@ -264,7 +264,7 @@ def reply(registry) -> str:  # noqa: ANN001 - Registry
 
 
 def test_gpu_function_is_the_original_without_spaces(monkeypatch: pytest.MonkeyPatch) -> None:
-    from backend.zerogpu import gpu_function
+    from backend.engines.zerogpu import gpu_function
 
     monkeypatch.setitem(sys.modules, "spaces", None)  # `import spaces` fails, as where it is not installed
 
@@ -306,7 +306,7 @@ def test_stop_reaches_the_gpu_worker(stand_in_spaces: Any, tiny_models_yaml: Pat
     import torch
 
     from backend.engines.decode import RowPlan
-    from backend.types import GenerationParams
+    from backend.core.types import GenerationParams
 
     registry = chat_registry(tiny_models_yaml, gpu_duration_s=17)
     try:
@@ -333,7 +333,7 @@ def test_stop_reaches_the_gpu_worker(stand_in_spaces: Any, tiny_models_yaml: Pat
 
 def test_classifier_and_label_scoring_run_in_the_forked_gpu_worker(stand_in_spaces: Any,
                                                                    tiny_models_yaml: Path) -> None:
-    from backend import classification
+    from backend.services import classification
 
     def scores(registry) -> list[Any]:  # noqa: ANN001
         for model in ("tiny-classifier", "tiny-nli", CHAT_ID):
@@ -361,7 +361,7 @@ def test_classifier_and_label_scoring_run_in_the_forked_gpu_worker(stand_in_spac
 
 def test_a_refused_gpu_request_reaches_the_caller(stand_in_spaces: Any, tiny_models_yaml: Path) -> None:
     """ZeroGPU refuses calls (quota exceeded, illegal duration): the request fails with that error, no hang."""
-    from backend.types import GenerationError
+    from backend.core.types import GenerationError
 
     stand_in_spaces.FAIL_WITH = RuntimeError("ZeroGPU quota exceeded (60s requested vs. 12s left)")
     registry = chat_registry(tiny_models_yaml, gpu_duration_s=60)

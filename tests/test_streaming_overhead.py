@@ -9,12 +9,12 @@ from typing import Iterator
 
 import pytest
 
-from backend.types import Delta, Event, Final, GenerationStats
+from backend.core.types import Delta, Event, Final, GenerationStats
 import ui
-from ui import update_rate
-from ui.compare import interleave
-from ui.components import throttled
-from ui.update_rate import Throttle, UpdateBudget
+from ui.common import update_rate
+from ui.compare.tab import interleave
+from ui.common.components import throttled
+from ui.common.update_rate import Throttle, UpdateBudget
 
 
 def pieces(count: int) -> Iterator[Event]:
@@ -25,7 +25,7 @@ def pieces(count: int) -> Iterator[Event]:
 
 
 class Clock:
-    """A hand-moved time.monotonic for ui.update_rate."""
+    """A hand-moved time.monotonic for ui.common.update_rate."""
 
     def __init__(self) -> None:
         self.now = 100.0

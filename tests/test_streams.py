@@ -1,4 +1,4 @@
-"""The stream bridge (backend/streams.py): items in order, one clear end, errors raised at the consumer, and
+"""The stream bridge (backend/core/streams.py): items in order, one clear end, errors raised at the consumer, and
 closing as the cancel signal that really stops the producer (its finally runs, its thread ends)."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import Iterator
 
 import pytest
 
-from backend.streams import Channel, Ended, close_quietly, iterate_in_thread, merge_in_threads, produce_in_thread
+from backend.core.streams import Channel, Ended, close_quietly, iterate_in_thread, merge_in_threads, produce_in_thread
 
 
 class Source:

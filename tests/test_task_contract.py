@@ -6,7 +6,7 @@ import json
 from typing import Any, Optional
 
 from backend.tasks.types import Answer, Embedding, Entity, MaskFill
-from backend.types import GenerationParams
+from backend.core.types import GenerationParams
 from tests.task_contract import EvalCase, TaskContract
 
 GREEDY = GenerationParams(max_new_tokens=5, temperature=0.0)

@@ -16,9 +16,9 @@ from backend.evaluation.data import ColumnMapping, DataSource
 from backend.evaluation.runner import run_evaluation
 from backend.evaluation.task_inference import entities_to_tags, words_to_text
 from backend.evaluation.types import EvalConfig
-from backend.registry import Registry
+from backend.core.registry import Registry
 from backend.tasks.types import Entity
-from backend.types import UnsupportedTaskError
+from backend.core.types import UnsupportedTaskError
 from tests.conftest import ROOT
 
 

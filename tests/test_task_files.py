@@ -9,10 +9,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from backend.datafiles import read_table
-from backend.registry import Registry
+from backend.data.files import read_table
+from backend.core.registry import Registry
 from backend.tasks.files import run_table
-from backend.types import GenerationParams, InvalidInputError
+from backend.core.types import GenerationParams, InvalidInputError
 
 TEXTS = ["Anna lives in Paris.", "", "The [MASK] sat on the mat.", "Prices rose 3.5% in March.",
          "Dr. Smith met the [MASK] team.", "The weather today is sunny."]

@@ -10,10 +10,10 @@ from typing import Iterator, Optional
 import pytest
 import yaml
 
-from backend.config import load_config
-from backend.registry import Registry
+from backend.core.config import load_config
+from backend.core.registry import Registry
 from backend.tasks.table import registered
-from backend.types import ConfigError
+from backend.core.types import ConfigError
 from tests.task_contract import TaskContract
 from tests.toy_task import SPEC
 

@@ -9,9 +9,9 @@ import threading
 import torch
 
 from backend.engines.text_stream import StopMatcher
-from backend.registry import Registry
+from backend.core.registry import Registry
 from backend.tasks import service
-from backend.types import Delta, Final, GenerationParams
+from backend.core.types import Delta, Final, GenerationParams
 
 GREEDY = GenerationParams(max_new_tokens=24, temperature=0.0)
 TEXT = "The quick brown fox jumps over the lazy dog, and then it runs away."

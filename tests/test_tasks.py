@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from backend.config import load_config
-from backend.registry import Registry
+from backend.core.config import load_config
+from backend.core.registry import Registry
 from backend.tasks import service
-from backend.types import ConfigError, Delta, Final, GenerationParams, InvalidInputError, UnsupportedTaskError
+from backend.core.types import ConfigError, Delta, Final, GenerationParams, InvalidInputError, UnsupportedTaskError
 
 GREEDY = GenerationParams(max_new_tokens=6, temperature=0.0)
 

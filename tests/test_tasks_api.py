@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 
 from backend.tasks import service
-from backend.types import GenerationParams
+from backend.core.types import GenerationParams
 from tests.conftest import free_port
 from tests.tiers import full_tier
 
@@ -19,7 +19,7 @@ def app(tiny_config) -> Iterator[SimpleNamespace]:
     from gradio_client import Client
 
     import ui
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
     registry = Registry(tiny_config)
     demo = ui.build_app(registry)

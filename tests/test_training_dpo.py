@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from backend import service as chat_service
+from backend.services import generation as chat_service
 from backend.training import runfiles
 from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
-from backend.types import Final, GenerationParams, InvalidInputError
+from backend.core.types import Final, GenerationParams, InvalidInputError
 from tests.training_data import SECRETS, preference_rows, write_csv, write_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent

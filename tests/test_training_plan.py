@@ -10,7 +10,7 @@ import pytest
 
 from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 from tests.training_data import sentiment_rows, write_chat_jsonl, write_csv
 
 
@@ -81,7 +81,7 @@ def test_classification_plan_splits_stratified_and_previews(service, tmp_path):
     assert plan.preview.label_counts == {"negative": 21, "positive": 21}  # stratified: 26/26 -> 21/21 + 5/5
     from transformers import AutoTokenizer
 
-    from backend.training.data import prepare_classification
+    from backend.training.recipes.classification import prepare_classification
 
     tokenizer = AutoTokenizer.from_pretrained(config.base)
     lengths = [len(tokenizer(text)["input_ids"]) for text in prepare_classification(config).train_texts]
@@ -106,9 +106,9 @@ def test_sft_preview_marks_assistant_tokens_and_counts_truncation(service, tmp_p
 def test_adapter_field_and_overlay_are_validated(tiny_models_yaml, tmp_path, capsys):
     import yaml
 
-    from backend.config import load_config
+    from backend.core.config import load_config
     from backend.training import overlay
-    from backend.types import ConfigError
+    from backend.core.types import ConfigError
 
     raw = yaml.safe_load(tiny_models_yaml.read_text())
     chat = next(entry for entry in raw["models"] if entry["id"] == "tiny-chat")

@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from backend import service as chat_service
-from backend.config import ModelSpec
+from backend.services import generation as chat_service
+from backend.core.config import ModelSpec
 from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
-from backend.types import Final, GenerationParams
+from backend.core.types import Final, GenerationParams
 
 PROMPT, REPLY = "What is the capital of France?", "The capital of France is Paris."
 OFFLINE = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}

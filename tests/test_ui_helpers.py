@@ -9,7 +9,7 @@ from typing import Iterator
 
 import pytest
 
-from backend.types import (
+from backend.core.types import (
     Delta,
     Event,
     Final,
@@ -21,13 +21,13 @@ from backend.types import (
     TokenAlternative,
     TokenChoice,
 )
-from ui.api import GENERATION_API_PARAMS, accepts_generation_params
-from ui.chat_view import split_last_exchange
-from ui.compare import interleave
-from ui.components import collect, format_progress, format_stats, parse_seed, parse_stop, throttled
-from ui.generate import format_token_count, render_choices
-from ui.models import status_rows
-from ui.transcript import Transcript, parse_transcript, read_import, write_export
+from ui.server.api import GENERATION_API_PARAMS, accepts_generation_params
+from ui.chat.view import split_last_exchange
+from ui.compare.tab import interleave
+from ui.common.components import collect, format_progress, format_stats, parse_seed, parse_stop, throttled
+from ui.generate.tab import format_token_count, render_choices
+from ui.models.tab import status_rows
+from ui.chat.transcript import Transcript, parse_transcript, read_import, write_export
 
 
 def stats(**overrides) -> GenerationStats:
@@ -84,11 +84,11 @@ def test_stats_line_shows_timings_counts_and_escaped_notices() -> None:
 
 
 def test_progress_line_reports_errors_escaped() -> None:
-    from ui.components import StreamState
+    from ui.common.components import StreamState
 
     assert format_progress(StreamState(error="model <x> failed")).startswith("**Error:** model &lt;x&gt;")
-    # Statuses are translation keys the browser words in its language (ui/i18n.py); in English, "Waiting…".
-    from ui.i18n import english, text
+    # Statuses are translation keys the browser words in its language (ui/i18n/core.py); in English, "Waiting…".
+    from ui.i18n.core import english, text
 
     assert format_progress(StreamState()) == text("status_waiting")
     assert english("status_waiting").startswith("Waiting for the model")
@@ -234,7 +234,7 @@ def test_accepts_generation_params_extends_the_signature_and_splits_the_call() -
 @pytest.mark.parametrize(("value", "blank", "low", "expected"), [
     (None, None, None, None), ("", 8, None, 8), (7.0, None, None, 7), ("12", None, 0, 12), (0, None, 0, 0)])
 def test_parse_whole(value, blank, low, expected) -> None:
-    from ui.components import parse_whole
+    from ui.common.components import parse_whole
 
     assert parse_whole(value, "field", blank, low) == expected
 
@@ -245,7 +245,7 @@ def test_generate_and_evaluate_read_numbers_the_same_way(value) -> None:
     other); both now refuse what is not a whole number (and Evaluate's batch size must be at least 1)."""
     import gradio as gr
 
-    from ui.components import ParamPanel
+    from ui.common.components import ParamPanel
     from ui.evaluate.forms import FormPanel
 
     with gr.Blocks():

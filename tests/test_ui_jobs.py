@@ -1,11 +1,11 @@
-"""ui/jobs.py: the one registry of cancellable UI jobs (per browser session) that Classify and Evaluate share."""
+"""ui/common/jobs.py: the one registry of cancellable UI jobs (per browser session) that Classify and Evaluate share."""
 
 from __future__ import annotations
 
 import threading
 from types import SimpleNamespace
 
-from ui.jobs import SessionJobs
+from ui.common.jobs import SessionJobs
 
 
 def test_cancel_reaches_only_the_sessions_own_job_and_entries_go_when_done() -> None:

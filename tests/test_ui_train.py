@@ -6,8 +6,8 @@ import gradio as gr
 import pytest
 
 from backend.training import runfiles
-from backend.types import InvalidInputError
-from ui.train import curves, may_start
+from backend.core.types import InvalidInputError
+from ui.train.tab import curves, may_start
 
 
 def test_only_allowed_users_may_start_training(monkeypatch):
@@ -49,7 +49,7 @@ def test_the_form_comes_from_train_config_and_the_recipes(shared_registry, tmp_p
     from backend.training.config import TrainConfig
     from backend.training.service import TrainingService
     from tests.training_data import preference_rows, write_jsonl
-    from ui.train import HYPERPARAMETERS, TrainTab
+    from ui.train.tab import HYPERPARAMETERS, TrainTab
 
     assert all(default == TrainConfig.model_fields[name].default for name, _, default, _ in HYPERPARAMETERS)
     with gr.Blocks():
@@ -80,7 +80,7 @@ def test_the_form_comes_from_train_config_and_the_recipes(shared_registry, tmp_p
 
 
 def test_dpo_runs_get_the_reward_curves(tmp_path):
-    from ui.train import task_curves
+    from ui.train.tab import task_curves
 
     for row in ({"step": 0, "eval_loss": 0.69, "eval_rewards/margins": 0.0, "eval_rewards/accuracies": 0.0},
                 {"step": 1, "loss": 0.69, "rewards/margins": 0.0, "rewards/accuracies": 0.0},

@@ -14,7 +14,7 @@ import pytest
 from gradio_client import handle_file
 from gradio_client.exceptions import AppError
 
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 from tests.eval_server import EvalServer
 from tests.training_data import sentiment_rows, write_csv
 from tests.tiers import full_tier
@@ -42,7 +42,7 @@ def names(answer: tuple) -> list[str]:
 @pytest.fixture
 @full_tier
 def data_server(registry, runs: Path) -> Iterator[EvalServer]:
-    from ui.data import DataTab
+    from ui.data.tab import DataTab
 
     server = EvalServer(registry, runs, users=USERS, build=lambda: DataTab.build(registry))
     yield server
@@ -83,7 +83,7 @@ def test_saved_datasets_belong_to_their_user(data_server: EvalServer, runs: Path
 @full_tier
 def train_server(registry, runs: Path) -> Iterator[EvalServer]:
     from backend.training.service import TrainingService
-    from ui.train import TrainTab
+    from ui.train.tab import TrainTab
 
     service = TrainingService(registry, env=OFFLINE)  # root: $WORKBENCH_RUNS_DIR, as in the app
     server = EvalServer(registry, runs, users=USERS, build=lambda: TrainTab.build(registry, service))
@@ -94,7 +94,7 @@ def train_server(registry, runs: Path) -> Iterator[EvalServer]:
 
 def test_training_runs_belong_to_their_user(train_server: EvalServer, runs: Path, tmp_path: Path,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
-    from ui.train import HYPERPARAMETERS
+    from ui.train.tab import HYPERPARAMETERS
 
     monkeypatch.setenv("WORKBENCH_TRAIN_USERS", "alice,carol")
     data = write_csv(tmp_path / "train.csv", sentiment_rows(40, seed=0))
@@ -147,7 +147,7 @@ def test_the_train_tab_uses_its_users_saved_datasets(train_server: EvalServer, r
     import pandas as pd
 
     from backend.data import store
-    from ui.train import HYPERPARAMETERS
+    from ui.train.tab import HYPERPARAMETERS
 
     rows = pd.DataFrame(sentiment_rows(40, seed=1))
     store.save_dataset({"train": rows[:30], "validation": rows[30:]}, {"kind": "text", "created": store.now()},

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from backend.tasks.base import LoadContext, TaskHandler, TaskRequest, TaskSpec
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 
 @dataclass(frozen=True)

@@ -12,33 +12,33 @@ from typing import Any, Callable, Optional, Union
 
 import gradio as gr
 
-from backend.limits import RequestLimits
-from backend.registry import Registry
-from backend.security import DEFAULT_QUEUE_SIZE, SecuritySettings
-from backend.throttle import LoginThrottle, ThrottleSettings
-from ui import api
-from ui.session_memory import install_lazy_session_config
-from ui.chat import ChatTab
-from ui.classify import build_classify_tab, register_classify_api
-from ui.compare import CompareTab
+from backend.guard.limits import RequestLimits
+from backend.core.registry import Registry
+from backend.guard.security import DEFAULT_QUEUE_SIZE, SecuritySettings
+from backend.guard.throttle import LoginThrottle, ThrottleSettings
+from ui.server import api
+from ui.server.session_memory import install_lazy_session_config
+from ui.chat.tab import ChatTab
+from ui.classify.tab import build_classify_tab, register_classify_api
+from ui.compare.tab import CompareTab
 from ui.evaluate import build_evaluate_tab
-from ui.data import DataTab
-from ui.feedback import attach_feedback
-from ui.components import follow_registry, ui_event
-from ui.generate import GenerateTab
-from ui.models import ModelsTab
-from ui.style import LAYOUT_CSS
-from ui.train import TrainTab
+from ui.data.tab import DataTab
+from ui.chat.feedback import attach_feedback
+from ui.common.components import follow_registry, ui_event
+from ui.generate.tab import GenerateTab
+from ui.models.tab import ModelsTab
+from ui.common.style import LAYOUT_CSS
+from ui.train.tab import TrainTab
 from ui.tasks import build_tasks_tab, has_tasks, register_tasks_api
-from ui.server_guards import escape_choice_errors, guard_options, start_session_expiry
-from ui.i18n import I18N, t, toast_titles_head
+from ui.server.guards import escape_choice_errors, guard_options, start_session_expiry
+from ui.i18n.core import I18N, t, toast_titles_head
 
 __all__ = ["build_app", "launch"]
 
 # Cheap events (refresh, undo, presets) run this many at once; streaming events set their own, higher limit.
 DEFAULT_CONCURRENCY_LIMIT = 8
 # Requests waiting beyond this are refused with Gradio's "queue is full" message instead of piling up;
-# WORKBENCH_QUEUE_SIZE overrides it (backend/security.py).
+# WORKBENCH_QUEUE_SIZE overrides it (backend/guard/security.py).
 QUEUE_MAX_SIZE = DEFAULT_QUEUE_SIZE
 
 THEME = gr.themes.Soft(primary_hue="indigo", secondary_hue="slate")
@@ -58,11 +58,11 @@ table.probs .alt.chosen { font-weight: bold; opacity: 1; }
 def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
     """The whole UI over `registry`; nothing is loaded here (models load on first use).
 
-    `presenter=True`: the demo screen of ui/presenter.py instead (one locked model, no technical panels),
+    `presenter=True`: the demo screen of ui/chat/presenter.py instead (one locked model, no technical panels),
     set up by the registry's `presenter:` block of models.yaml, or by its defaults when there is none.
     """
     if presenter:
-        from ui.presenter import build_presenter
+        from ui.chat.presenter import build_presenter
 
         return build_presenter(registry, registry.config.presenter)
     per_user = SecuritySettings.from_env().auth_enabled  # logins on: a fine-tuned model may be its owner's alone
@@ -125,9 +125,9 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
 
     `on_app(fastapi_app)` runs once the server exists, before it blocks: the place to add routes that share
     the server, such as the OpenAI-compatible API. `security` (default: from the WORKBENCH_* environment
-    variables, see backend/security.py) sets the login, the upload limit and the queue size; `limits`
-    (backend/limits.py) the body, upload and session bounds; `throttle` (backend/throttle.py) failed logins: pass
-    the `LoginThrottle` the API's routes count in too, so every channel shares one count.
+    variables, see backend/guard/security.py) sets the login, the upload limit and the queue size; `limits`
+    (backend/guard/limits.py) the body, upload and session bounds; `throttle` (backend/guard/throttle.py) failed
+    logins: pass the `LoginThrottle` the API's routes count in too, so every channel shares one count.
     Returns the FastAPI app.
     """
     block = not extra.pop("prevent_thread_lock", False)

@@ -9,7 +9,7 @@
     POST /tokenize, /detokenize, GET /tokenizer_info   tokenizer.py (vLLM's, at the root)
 
 Shared by every route: `auth.py` (one credential check, API token or a user's password, counted in the login
-throttle of backend/throttle.py), `route.py` (`ApiRoute`: auth, then the body checks of `body.py`, then the route;
+throttle of backend/guard/throttle.py), `route.py` (`ApiRoute`: auth, then the body checks of `body.py`, then the route;
 one error handler), `errors.py` (OpenAI's error JSON, `param` from the error's `field`), `schemas.py` /
 `messages.py` (pydantic request bodies), `shapes.py` (response and chunk shapes), `streaming.py` (thread -> SSE /
 JSON), `grammar.py` (bounded grammar builds off the event loop), `checks.py` (model and feature checks).

@@ -3,7 +3,7 @@
 `ApiAuth(check_token, check_basic, throttle)` guards every route of the API (`api_router(auth)` puts it on each;
 `ApiRoute` runs it before the body is read). With logins on, a request sends `Authorization: Bearer <token>` or
 HTTP basic auth with a user of the app. Failed credentials count in the same `LoginThrottle` as the login form
-(backend/throttle.py): once a client or a user name has used up its failures, every further attempt on any
+(backend/guard/throttle.py): once a client or a user name has used up its failures, every further attempt on any
 route, the right password included, is answered 429 with `Retry-After` until the window lets it go. A request
 without credentials is refused (401) but counts as no guess.
 
@@ -18,11 +18,11 @@ from typing import Awaitable, Callable, Optional, Union
 
 from fastapi import Request
 
-from backend.model_access import set_viewer
+from backend.guard.model_access import set_viewer
 from backend.api.errors import ApiError
-from backend.limits import client_address
-from backend.security import SecuritySettings, decode_basic
-from backend.throttle import LoginThrottle, too_many_message
+from backend.guard.limits import client_address
+from backend.guard.security import SecuritySettings, decode_basic
+from backend.guard.throttle import LoginThrottle, too_many_message
 
 # Given the bearer token of a request (None when it sends none), say whether it may use the API.
 TokenCheck = Callable[[Optional[str]], Union[bool, Awaitable[bool]]]
@@ -47,7 +47,7 @@ class ApiAuth:
     @classmethod
     def from_security(cls, security: Optional[SecuritySettings],
                       throttle: Optional[LoginThrottle] = None) -> "ApiAuth":
-        """The app's logins (backend/security.py): open when `security` has none."""
+        """The app's logins (backend/guard/security.py): open when `security` has none."""
         if security is None or not security.auth_enabled:
             return cls()
         return cls(security.check_token, security.check_password, throttle)

@@ -22,10 +22,10 @@ from typing import Any, Iterator, Optional
 from fastapi import Request
 
 from backend.api.errors import ApiError, bad_request, field_path
-from backend.request_checks import first_surrogate, surrogate_message
+from backend.guard.request_checks import first_surrogate, surrogate_message
 
 # 8 MB: an embeddings batch or a 64-prompt completions batch fits; the server's own body limit
-# (WORKBENCH_MAX_BODY_MB, backend/limits.py) is usually lower and answers first.
+# (WORKBENCH_MAX_BODY_MB, backend/guard/limits.py) is usually lower and answers first.
 MAX_BODY_BYTES = 8 * 1024 * 1024
 # Real requests nest a few levels (a JSON Schema in response_format or tools: tens at most).
 MAX_JSON_DEPTH = 64

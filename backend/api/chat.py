@@ -18,7 +18,7 @@ from typing import Any, AsyncIterator, Optional
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from backend import service
+from backend.services import generation as service
 from backend.api import grammar, tools
 from backend.api.auth import ApiAuth
 from backend.api.checks import check_local_features, check_model
@@ -27,8 +27,8 @@ from backend.api.route import api_router
 from backend.api.schemas import ChatCompletionRequest
 from backend.api.shapes import Completion, openai_finish
 from backend.api.streaming import SSE_HEADERS, Pumps, answer, merged, sse_line
-from backend.registry import Registry
-from backend.types import Delta, Final, GenerationParams, TokenChoice
+from backend.core.registry import Registry
+from backend.core.types import Delta, Final, GenerationParams, TokenChoice
 
 NEG_INF = -9999.0  # JSON has no -Infinity; vLLM answers this for a token of probability 0
 SEED_LIMIT = 2**63  # GenerationParams' seed range

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import asyncio
 
-from backend import tokens
+from backend.services import tokens
 from backend.api.errors import ApiError, errors_about
 from backend.api.shapes import Kind
-from backend.registry import Registry
-from backend.security import redact
-from backend.types import GenerationParams, UnsupportedTaskError
+from backend.core.registry import Registry
+from backend.guard.security import redact
+from backend.core.types import GenerationParams, UnsupportedTaskError
 
 # Each kind of completion request: the model task it needs, and its route (for hints).
 TASKS: dict[Kind, str] = {"chat": "chat", "text": "generate"}

@@ -3,7 +3,7 @@ everything beyond it is answered here: several prompts (one choice each, `index`
 prompts, `echo`, `logprobs` (OpenAI's legacy shape: `tokens`, `token_logprobs`, `top_logprobs`, `text_offset`) and
 `max_tokens: 0`, as vLLM serves them and lm-evaluation-harness's `local-completions` model sends them.
 
-The prompts' own log-probabilities come from one batched forward pass (backend/tokens.py `score`); generated
+The prompts' own log-probabilities come from one batched forward pass (backend/services/tokens.py `score`); generated
 tokens' from the decode step's per-token choices (the same computation as Generate's probabilities view); all
 prompts' generations run at once, so the engine's batcher decodes them together. lm-eval's log-likelihood request
 (`echo`, `logprobs: 1`, `max_tokens: 1`, greedy) is answered from the scoring pass alone: the greedy next token is
@@ -20,7 +20,8 @@ from typing import Any, AsyncIterator, Optional, Union
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from backend import service, tokens
+from backend.services import generation as service
+from backend.services import tokens
 from backend.api.auth import ApiAuth
 from backend.api.checks import check_local_features, check_model
 from backend.api.errors import ApiError, api_error, errors_about
@@ -29,8 +30,8 @@ from backend.api.schemas import CompletionRequest
 from backend.api.shapes import Completion
 from backend.api.streaming import SSE_HEADERS, Pumps, answer, merged, sse_line
 from backend.engines.token_level import PromptScores, TokenLogprob
-from backend.registry import Registry
-from backend.types import Delta, Final, GenerationParams, TokenChoice
+from backend.core.registry import Registry
+from backend.core.types import Delta, Final, GenerationParams, TokenChoice
 
 NEG_INF = -9999.0  # JSON has no -Infinity; vLLM answers this for a token of probability 0
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
 from backend.api.auth import ApiAuth
 from backend.api.errors import ApiError, errors_about, invalid
 from backend.api.route import api_router
-from backend.registry import Registry
+from backend.core.registry import Registry
 from backend.tasks import service
 
 

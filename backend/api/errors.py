@@ -15,9 +15,9 @@ from typing import Any, Iterator, Mapping, Optional, Sequence
 from fastapi.responses import JSONResponse
 from pydantic_core import PydanticCustomError
 
-from backend.error_codes import refuse
-from backend.security import redact
-from backend.types import (
+from backend.core.error_codes import refuse
+from backend.guard.security import redact
+from backend.core.types import (
     BusyError,
     ContextOverflowError,
     GenerationError,

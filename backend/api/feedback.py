@@ -25,7 +25,7 @@ from backend.api.auth import ApiAuth
 from backend.api.errors import errors_about
 from backend.api.route import api_router
 from backend.data.feedback import load_ratings, record_rating
-from backend.registry import Registry
+from backend.core.registry import Registry
 
 MAX_BODY_BYTES = 2_000_000  # a long conversation whose earlier reply is rated (`index`); what is stored is bounded
 DEFAULT_PAGE = 100

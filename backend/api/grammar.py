@@ -14,7 +14,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from backend.api.errors import ApiError, bad_request
-from backend.structured import grammar_for_schema, grammar_for_tool_call
+from backend.services.structured import grammar_for_schema, grammar_for_tool_call
 
 MAX_SCHEMA_BYTES = 64 * 1024  # as JSON text; real schemas are a few kB
 MAX_BUILD_S = 10.0

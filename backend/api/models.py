@@ -9,7 +9,7 @@ from fastapi import APIRouter
 
 from backend.api.auth import ApiAuth
 from backend.api.route import api_router
-from backend.registry import Registry
+from backend.core.registry import Registry
 
 OWNER = "llm-workbench"
 

@@ -26,9 +26,9 @@ from backend.api.embeddings import embeddings_routes
 from backend.api.feedback import feedback_routes
 from backend.api.models import models_routes
 from backend.api.tokenizer import tokenizer_routes
-from backend.registry import Registry
-from backend.security import SecuritySettings
-from backend.throttle import LoginThrottle
+from backend.core.registry import Registry
+from backend.guard.security import SecuritySettings
+from backend.guard.throttle import LoginThrottle
 
 # A family of routes: (registry, auth) -> APIRouter, made with `api_router(auth)`.
 RouterFactory = Callable[[Registry, ApiAuth], APIRouter]

@@ -14,7 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, mo
 
 from backend.api.errors import API_NAMES, invalid
 from backend.api.messages import ChatMessage, Tool
-from backend.types import GenerationParams, normalise_stop
+from backend.core.types import GenerationParams, normalise_stop
 
 
 MAX_PROMPTS = 64  # per /v1/completions request (lm-evaluation-harness sends --batch_size of them)

@@ -6,7 +6,7 @@ import time
 import uuid
 from typing import Any, Literal, Optional
 
-from backend.types import Final
+from backend.core.types import Final
 
 Kind = Literal["chat", "text"]
 

@@ -1,6 +1,6 @@
 """From the backend's blocking event iterator to an HTTP answer: a server-sent event stream or one JSON body.
 
-`Pump` reads the iterator from the event loop through backend/streams.py's bridge; a client that disconnects
+`Pump` reads the iterator from the event loop through backend/core/streams.py's bridge; a client that disconnects
 (`watch_disconnect`) or a stream that ends stops it, and stopping closes the iterator, which stops the model and
 ends the registry lease. `merged` reads several (the choices of one request) as their events come.
 """
@@ -16,15 +16,15 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from backend.api.errors import ApiError, api_error
 from backend.api.shapes import Completion
-from backend.streams import iterate_in_thread
-from backend.types import Delta, Final
+from backend.core.streams import iterate_in_thread
+from backend.core.types import Delta, Final
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
 class Pump:
     """A backend stream read from the event loop, through the app's one thread-to-consumer bridge
-    (backend/streams.py `iterate_in_thread`): its thread iterates the blocking stream; `stop()` closes the channel,
+    (backend/core/streams.py `iterate_in_thread`): its thread iterates the blocking stream; `stop()` closes the channel,
     after which the thread stops at the next event and closes the stream there (a generator belongs to the thread
     that runs it), which stops the model and ends the registry lease.
 

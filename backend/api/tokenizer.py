@@ -13,13 +13,13 @@ from typing import Any, Optional
 from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, field_validator
 
-from backend import tokens
+from backend.services import tokens
 from backend.api.auth import ApiAuth
 from backend.api.errors import ApiError, errors_about, invalid
 from backend.api.messages import ChatMessage
 from backend.api.route import api_router
 from backend.api.schemas import Flag
-from backend.registry import Registry
+from backend.core.registry import Registry
 
 
 class _ModelField(BaseModel):

@@ -4,7 +4,7 @@ The conversation (with `tool_calls` of assistant turns and `tool` results) and t
 by the model's own template; the reply is generated from those tokens and tool calls are parsed from it in the
 Hermes format that Qwen, Hermes and many other templates teach their models:
 `<tool_call>{"name": ..., "arguments": {...}}</tool_call>`. `tool_choice: "required"` or a named function
-constrains decoding (backend/structured.py) to exactly one such call whose arguments follow the function's JSON
+constrains decoding (backend/services/structured.py) to exactly one such call whose arguments follow the function's JSON
 Schema, so even a weak model answers with a valid call; `auto` lets the model choose; `none` parses nothing.
 A model whose template has no tool support gets a 400 naming it. Streaming sends the reply once it is complete
 (tool calls can only be told from text at the end of a call), in OpenAI's chunk shape with `delta.tool_calls`.
@@ -21,14 +21,14 @@ from typing import Any, AsyncIterator, Optional
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
-from backend import tokens
+from backend.services import tokens
 from backend.api import grammar
 from backend.api.errors import ApiError, api_error, errors_about
 from backend.api.shapes import Completion, openai_finish, usage
 from backend.api.schemas import ChatCompletionRequest
 from backend.api.streaming import SSE_HEADERS, Pumps, merged, sse_line
-from backend.registry import Registry
-from backend.types import Final, GenerationParams
+from backend.core.registry import Registry
+from backend.core.types import Final, GenerationParams
 
 CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 

@@ -18,7 +18,7 @@ from backend.data.recipe import Recipe
 if TYPE_CHECKING:
     import datasets
 
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
 AUGMENTED = "augmented"  # the marker column: the method that made the row, "" for an original row
 PARAPHRASE_WORKERS = 8  # concurrent requests, which the engine batches into shared forward passes
@@ -101,7 +101,7 @@ def augment_dataset(dataset: "datasets.Dataset", recipe: Recipe, registry: Optio
     import datasets
     import numpy as np
 
-    from backend.types import InvalidInputError
+    from backend.core.types import InvalidInputError
 
     planned = len(dataset) * recipe.copies * len(recipe.augment)
     if planned > MAX_AUGMENTED_ROWS:
@@ -139,8 +139,8 @@ def augment_dataset(dataset: "datasets.Dataset", recipe: Recipe, registry: Optio
 def paraphrase(texts: list[str], recipe: Recipe, registry: Optional["Registry"]) -> list[str]:
     """`copies` paraphrases of each text by the recipe's chat model, through the service (batched by the engine).
     Each request has its own seed (recipe seed, row, copy), so a rerun asks exactly the same questions."""
-    from backend import service
-    from backend.types import Delta
+    from backend.services import generation as service
+    from backend.core.types import Delta
 
     if registry is None:
         raise ValueError("paraphrasing needs a registry")

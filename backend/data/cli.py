@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 if TYPE_CHECKING:  # imported where used: `--help` stays instant
     from backend.data.recipe import Recipe
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
 FILE_SUFFIXES = (".csv", ".jsonl", ".parquet")
 
@@ -97,7 +97,7 @@ def build_recipe(args: argparse.Namespace) -> Recipe:
 
 def main(args: argparse.Namespace) -> int:
     """Runs the preparation described by `args`; returns the process exit status."""
-    from backend.types import ConfigError, WorkbenchError
+    from backend.core.types import ConfigError, WorkbenchError
 
     registry = None
     try:
@@ -138,7 +138,7 @@ def run(recipe: Recipe, out: Path, fmt: str, registry: Optional[Registry] = None
 
 
 def _registry(models: str) -> Registry:
-    from backend.registry_source import open_registry
+    from backend.core.registry_source import open_registry
 
     return open_registry(models)  # models.yaml plus the fine-tuned models of the runs' overlay
 

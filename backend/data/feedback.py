@@ -21,9 +21,9 @@ from pathlib import Path
 from typing import Any, Optional, Sequence
 
 from backend.data.store import DatasetInfo, check_name, list_datasets, now, save_dataset
-from backend.error_codes import refuse
-from backend.types import InvalidInputError
-from backend.user_space import user_dir
+from backend.core.error_codes import refuse
+from backend.core.types import InvalidInputError
+from backend.guard.user_space import user_dir
 
 RATINGS_FILE = "ratings.jsonl"
 RATINGS = ("up", "down")

@@ -3,7 +3,7 @@ memory or CPU, and Cancel can stop it at once.
 
     job = DataJob.start(recipe, name="reviews-v1", username=None, fmt="jsonl", models_file="models.yaml")
     job.poll()    # {"state": "running" | "done" | "failed" | "cancelled", "message": ..., "card": ..., "error": ...}
-                  # a failed job's error also comes as "code", "field" and "params" (backend.types.WorkbenchError)
+                  # a failed job's error also comes as "code", "field" and "params" (backend.core.types.WorkbenchError)
     job.cancel()
 
 The child is `python -m backend.data.jobs SPEC.json`; it reports through a small JSON status file, written
@@ -28,7 +28,7 @@ from typing import Any, Optional
 
 from backend.data.recipe import Recipe
 from backend.data.store import check_name
-from backend.user_space import runs_root, user_dir
+from backend.guard.user_space import runs_root, user_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,7 +52,7 @@ class DataJob:
         root = Path(root if root is not None else runs_root()).resolve()
         target = user_dir("datasets", username, root) / name
         if target.exists() and not overwrite and not dry_run:
-            from backend.error_codes import refuse
+            from backend.core.error_codes import refuse
 
             raise refuse("dataset_exists", "name", name=name)
         folder = Path(tempfile.mkdtemp(prefix="workbench-data-job-"))
@@ -121,7 +121,7 @@ def _child(spec_path: str) -> int:
         raise KeyboardInterrupt  # unwind through every `finally`: staging folders are removed
 
     signal.signal(signal.SIGTERM, on_term)
-    from backend.types import WorkbenchError
+    from backend.core.types import WorkbenchError
 
     registry = None
     try:
@@ -130,8 +130,8 @@ def _child(spec_path: str) -> int:
 
         recipe = Recipe.from_dict(spec["recipe"])
         if spec["models"] and (recipe.token_model or recipe.paraphrase_model):
-            from backend.config import load_config
-            from backend.registry import Registry
+            from backend.core.config import load_config
+            from backend.core.registry import Registry
 
             registry = Registry(load_config(spec["models"]))
         prepared = prepare(recipe, registry, lambda message: _write_status(status, state="running",

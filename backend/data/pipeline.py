@@ -14,15 +14,15 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from backend.data.clean import run_steps
 from backend.data.recipe import Recipe
 from backend.data.store import now
-from backend.error_codes import refuse
+from backend.core.error_codes import refuse
 from backend.evaluation.data import load_table
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
     import datasets
     import pandas as pd
 
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
 Progress = Callable[[str], None]
 
@@ -37,7 +37,7 @@ def to_dataset(table: "pd.DataFrame", recipe: Recipe) -> "datasets.Dataset":
     """The table as a `datasets.Dataset`, its text and label columns as text (CSV cells already are)."""
     import datasets
 
-    from backend.datafiles import column_texts
+    from backend.data.files import column_texts
     from backend.evaluation.data import column_list
 
     datasets.disable_progress_bars()  # per-step progress goes to the caller's `progress`, not to stderr bars

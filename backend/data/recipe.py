@@ -10,9 +10,9 @@ import math
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Optional
 
-from backend.error_codes import refuse
+from backend.core.error_codes import refuse
 from backend.evaluation.data import DataSource
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 # Cleaning steps, in the order they are applied (normalising first, so duplicates are found on clean text).
 CLEAN_STEPS = ("normalize", "html", "empty", "length", "dedupe", "near-dedupe", "labels")

@@ -6,8 +6,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Optional
 
 from backend.data.tokens import TokenCounter
-from backend.datafiles import column_texts
-from backend.error_codes import refuse
+from backend.data.files import column_texts
+from backend.core.error_codes import refuse
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -1,6 +1,6 @@
 """Prepared datasets on disk: split files plus `card.json`, written all at once or not at all.
 
-A named dataset lives in `user_dir("datasets", user)/<name>/` (backend/user_space.py): `train.jsonl`,
+A named dataset lives in `user_dir("datasets", user)/<name>/` (backend/guard/user_space.py): `train.jsonl`,
 `validation.jsonl`, `test.jsonl` (or one `data.<ext>` when there is no split) and `card.json`. Train and
 Evaluate find them through `list_datasets(username)` and `dataset_path(username, name, split)`.
 Everything is written into a hidden folder next to the target and renamed into place at the end, so a failed
@@ -20,9 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from backend.data.recipe import FORMATS, SPLIT_NAMES
-from backend.error_codes import refuse
-from backend.types import InvalidInputError
-from backend.user_space import user_dir, visible_dirs
+from backend.core.error_codes import refuse
+from backend.core.types import InvalidInputError
+from backend.guard.user_space import user_dir, visible_dirs
 
 if TYPE_CHECKING:
     import datasets

@@ -5,8 +5,8 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any, Callable
 
-from backend.config import ModelSpec
-from backend.types import InvalidInputError
+from backend.core.config import ModelSpec
+from backend.core.types import InvalidInputError
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -17,7 +17,7 @@ def token_counter(spec: ModelSpec) -> TokenCounter:
         raise InvalidInputError(f"model '{spec.id}': a remote model's tokenizer is not available here; pick a "
                                 "local model to count tokens")
     from backend.engines.loading import hub_checked_offline, model_source
-    from backend.types import ModelLoadError
+    from backend.core.types import ModelLoadError
 
     try:
         source = model_source(spec)

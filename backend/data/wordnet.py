@@ -17,7 +17,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 WORDNET_DIR = Path(os.environ.get("WORKBENCH_WORDNET_DIR", "/usr/share/wordnet"))
 _FILES = ("adj.exc", "adv.exc", "noun.exc", "verb.exc", "data.adj", "data.adv", "data.noun", "data.verb",

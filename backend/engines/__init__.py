@@ -5,7 +5,7 @@ Each backend's module is imported only when an entry uses it, so torch stays out
 
 from __future__ import annotations
 
-from backend.config import ModelSpec
+from backend.core.config import ModelSpec
 from backend.engines.base import LoadedModel
 
 

@@ -14,9 +14,9 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
-from backend.config import ModelSpec
+from backend.core.config import ModelSpec
 from backend.tasks.base import TaskRequest
-from backend.types import Event, GenerationParams, LabelScore, Message, Task
+from backend.core.types import Event, GenerationParams, LabelScore, Message, Task
 
 
 @runtime_checkable

@@ -27,10 +27,10 @@ import torch
 from backend.engines.decode import Choice, RowPlan, Step, decode_batch, decode_steps_function
 from backend.engines.runtime import LocalRuntime, RowResult
 from backend.engines.text_stream import IncrementalDecoder, StopMatcher
-from backend.streams import Channel
-from backend.types import (BusyError, Delta, FinishReason, GenerationError, TokenAlternative, TokenChoice,
+from backend.core.streams import Channel
+from backend.core.types import (BusyError, Delta, FinishReason, GenerationError, TokenAlternative, TokenChoice,
                            WorkbenchError)
-from backend.zerogpu import gpu_function
+from backend.engines.zerogpu import gpu_function
 
 
 class Request:

@@ -8,7 +8,7 @@ soon as the estimate is over the budget (older messages are never tokenised), th
 measuring O(log n) conversations of about the context's size (the same cut as dropping one exchange at a time,
 which re-tokenised the whole remaining history per dropped exchange: 400 turns cost ~85 s of a core; a version
 that tokenised the whole history once kept ~490 MB after a 4 MB one). Between measurements it checks `cancelled`
-(by default: the consumer of the stream bridge has gone, see backend/streams.py) and stops.
+(by default: the consumer of the stream bridge has gone, see backend/core/streams.py) and stops.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Callable, Generic, Optional, Sequence, TypeVar
 
-from backend.streams import consumer_gone
-from backend.types import ContextOverflowError, Final, FinishReason, GenerationError, GenerationStats, Message
+from backend.core.streams import consumer_gone
+from backend.core.types import ContextOverflowError, Final, FinishReason, GenerationError, GenerationStats, Message
 
 M = TypeVar("M")  # what measuring a conversation gives besides its token count (token ids, "exact?")
 

@@ -30,9 +30,9 @@ from transformers.generation.streamers import BaseStreamer
 from backend.engines.grammar import GrammarMask
 from backend.engines.penalties import OccurrencePenalty
 from backend.engines.token_ops import top_logprobs
-from backend.streams import Channel, produce_in_thread
-from backend.types import GenerationParams
-from backend.zerogpu import resident_model
+from backend.core.streams import Channel, produce_in_thread
+from backend.core.types import GenerationParams
+from backend.engines.zerogpu import resident_model
 
 @dataclass(frozen=True)
 class RowPlan:

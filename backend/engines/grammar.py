@@ -10,7 +10,7 @@ complete only EOS remains allowed, so the row ends.
 
 The GPU step takes plain values (backend/engines/decode.py), so a row carries its grammar as text (RowPlan.grammar)
 and finds the tokenizer's llguidance view by its model (`register`, done by the engine before a constrained
-request is submitted). Grammars are made from JSON Schemas by backend/structured.py.
+request is submitted). Grammars are made from JSON Schemas by backend/services/structured.py.
 """
 
 from __future__ import annotations

@@ -19,8 +19,8 @@ import torch
 from backend.engines.base import Engine
 from backend.engines.length_groups import length_groups
 from backend.engines.runtime import LocalRuntime, RunsLocally
-from backend.types import InvalidInputError, LabelScore, UnsupportedTaskError
-from backend.zerogpu import gpu_function, resident_model
+from backend.core.types import InvalidInputError, LabelScore, UnsupportedTaskError
+from backend.engines.zerogpu import gpu_function, resident_model
 
 DEFAULT_PROMPT_TEMPLATE = "Text: {text}\nLabel:"
 TEXT_SLOT = "{text}"
@@ -68,7 +68,7 @@ def score_labels(
         with runtime.lock:  # the same lock generation takes: one forward at a time on these weights
             runtime.require_loaded("while scoring")
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-            # Plain values in, a CPU tensor out: on ZeroGPU this runs in a forked worker (backend/zerogpu.py).
+            # Plain values in, a CPU tensor out: on ZeroGPU this runs in a forked worker (backend/engines/zerogpu.py).
             totals = torch.tensor(_on_device(runtime.limits.gpu_duration_s)(runtime.model_key, pad, rows))
         for position, index in enumerate(group):
             row = totals[position * len(labels):(position + 1) * len(labels)]
@@ -198,7 +198,7 @@ _ON_DEVICE: dict[Optional[int], Callable[..., list[float]]] = {}
 
 
 def _on_device(duration: Optional[int]) -> Callable[..., list[float]]:
-    """The forward pass wrapped for ZeroGPU (`spaces.GPU`, see backend/zerogpu.py); itself elsewhere."""
+    """The forward pass wrapped for ZeroGPU (`spaces.GPU`, see backend/engines/zerogpu.py); itself elsewhere."""
     wrapped = _ON_DEVICE.get(duration)
     if wrapped is None:
         wrapped = _ON_DEVICE[duration] = gpu_function(_label_log_likelihoods, duration=duration)

@@ -23,14 +23,14 @@ import threading
 import time
 from typing import Any, Iterator, Optional, Sequence
 
-from backend.config import ModelSpec
+from backend.core.config import ModelSpec
 from backend.engines.budget import Clock, check_prompt_fits, final_event, fit_chat, reply_budget
 from backend.engines.llama_cpp_model import GgufModel, physical_cores
 from backend.engines.llama_cpp_sampling import RowSampler
 from backend.engines.llama_cpp_scheduler import LlamaRow, SlotScheduler
 from backend.engines.llama_cpp_source import gguf_path, require_llama_cpp
 from backend.engines.llama_cpp_tokens import LlamaTokenMethods
-from backend.types import Event, GenerationParams, LabelScore, Message, ModelLoadError, Task, UnsupportedTaskError
+from backend.core.types import Event, GenerationParams, LabelScore, Message, ModelLoadError, Task, UnsupportedTaskError
 
 # Without a max_context in models.yaml, each slot gets at most this much of the model's trained context: every slot's
 # KV cache is allocated at load (SmolLM2-135M: 23 KB per token, so 16 slots x 2048 tokens = 0.75 GB).
@@ -206,9 +206,9 @@ def _file_type(model: GgufModel) -> str:
 
 
 def _offline(spec: ModelSpec) -> bool:
-    """For a Hub repo: True when the Hub cannot be reached, so only the cache may be used (backend/hub.py)."""
+    """For a Hub repo: True when the Hub cannot be reached, so only the cache may be used (backend/core/hub.py)."""
     if spec.local_path() is not None:
         return False
-    from backend.hub import HUB
+    from backend.core.hub import HUB
 
     return not HUB.reachable()[0]

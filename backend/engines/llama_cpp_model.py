@@ -19,7 +19,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from backend.types import GenerationError, ModelLoadError
+from backend.core.types import GenerationError, ModelLoadError
 
 DEFAULT_BATCH_TOKENS = 512  # tokens per llama_decode call: every running row's next token plus prompt chunks
 KV_BYTES_PER_VALUE = 2  # the KV cache is float16 (llama.cpp's default type)

@@ -17,7 +17,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from backend.types import GenerationParams
+from backend.core.types import GenerationParams
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from backend.engines.llama_cpp_sampling import Pick, RowSampler
 from backend.engines.runtime import RowResult
 from backend.engines.text_stream import StopMatcher
 from backend.engines.token_level import TokenLogprob
-from backend.streams import Channel
-from backend.types import BusyError, Delta, GenerationError, TokenAlternative, TokenChoice, WorkbenchError
+from backend.core.streams import Channel
+from backend.core.types import BusyError, Delta, GenerationError, TokenAlternative, TokenChoice, WorkbenchError
 
 
 class LlamaRow:

@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
-from backend.config import ModelSpec
-from backend.hub import download_hint
-from backend.types import ModelLoadError
+from backend.core.config import ModelSpec
+from backend.core.hub import download_hint
+from backend.core.types import ModelLoadError
 
 LLAMA_CPP_PIN = "llama-cpp-python==0.3.36"
 INSTALL_HINT = (f"install llama-cpp-python (`pip install -r requirements-llama-cpp.txt`, i.e. {LLAMA_CPP_PIN}; it "

@@ -15,7 +15,7 @@ from backend.engines.llama_cpp_model import GgufModel
 from backend.engines.llama_cpp_sampling import RowSampler
 from backend.engines.llama_cpp_scheduler import LlamaRow, SlotScheduler
 from backend.engines.token_level import PromptScores, check_ids
-from backend.types import ContextOverflowError, Event, GenerationError, GenerationParams, InvalidInputError
+from backend.core.types import ContextOverflowError, Event, GenerationError, GenerationParams, InvalidInputError
 
 MAX_TOP = 20  # OpenAI's and vLLM's limit for top_logprobs
 

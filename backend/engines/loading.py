@@ -11,9 +11,9 @@ from typing import Any, Optional
 
 import torch
 
-from backend.config import ModelSpec, checkpoint_file
-from backend.hub import HUB, download_hint
-from backend.types import ModelLoadError
+from backend.core.config import ModelSpec, checkpoint_file
+from backend.core.hub import HUB, download_hint
+from backend.core.types import ModelLoadError
 
 
 def resolve_device(spec: ModelSpec) -> str:
@@ -56,7 +56,7 @@ def model_source(spec: ModelSpec) -> str:
                 f"model '{spec.id}', field 'source': {local} is not a model folder (no config.json there)"
             )
         return str(local)
-    assert spec.source is not None  # a local entry without a folder names a Hub repo (backend/config.py checks)
+    assert spec.source is not None  # a local entry without a folder names a Hub repo (backend/core/config.py checks)
     return spec.source
 
 
@@ -197,7 +197,7 @@ def apply_adapter(spec: ModelSpec, model: Any) -> Any:
 
 
 def hub_checked_offline(spec: ModelSpec) -> bool:
-    """For a Hub id: True when the Hub cannot be reached (asked once, remembered; backend/hub.py), so only the
+    """For a Hub id: True when the Hub cannot be reached (asked once, remembered; backend/core/hub.py), so only the
     cache may be used; a model that is not cached then fails at once, saying what to do."""
     if spec.local_path() is not None:
         return False

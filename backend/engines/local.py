@@ -20,16 +20,16 @@ from typing import Any, Iterator, Sequence
 
 from transformers import AutoModelForCausalLM
 
-from backend.config import ModelSpec
+from backend.core.config import ModelSpec
 from backend.engines import loading
-from backend import zerogpu
+from backend.engines import zerogpu
 from backend.engines.batching import Batcher
 from backend.engines.budget import Clock, check_prompt_fits, final_event, fit_chat, reply_budget
 from backend.engines import grammar
 from backend.engines.decode import Decoding, RowPlan
 from backend.engines.runtime import Limits, LocalRuntime, RowStream
 from backend.engines.token_engine import TokenLevelMethods
-from backend.types import (
+from backend.core.types import (
     Event,
     GenerationParams,
     LabelScore,

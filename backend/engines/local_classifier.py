@@ -12,12 +12,12 @@ from typing import Any, Iterator, Sequence
 import torch
 from transformers import AutoModelForSequenceClassification
 
-from backend.config import ModelSpec
+from backend.core.config import ModelSpec
 from backend.engines import loading
 from backend.engines.label_scoring import ScoredBatch
 from backend.engines.length_groups import length_groups
-from backend.zerogpu import gpu_function
-from backend.types import (
+from backend.engines.zerogpu import gpu_function
+from backend.core.types import (
     Event,
     GenerationError,
     GenerationParams,

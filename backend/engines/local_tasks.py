@@ -12,11 +12,11 @@ from __future__ import annotations
 import threading
 from typing import Any, Iterator
 
-from backend.config import ModelSpec, checkpoint_file, read_checkpoint_config
+from backend.core.config import ModelSpec, checkpoint_file, read_checkpoint_config
 from backend.engines import loading
 from backend.tasks.base import LoadContext, StreamingHandler, TaskHandler, TaskRequest
 from backend.tasks.table import find_task, task_spec
-from backend.types import Event, GenerationError, ModelLoadError, Task, UnsupportedTaskError
+from backend.core.types import Event, GenerationError, ModelLoadError, Task, UnsupportedTaskError
 
 
 class LocalTaskEngine:

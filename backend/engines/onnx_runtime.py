@@ -32,8 +32,8 @@ from typing import Any, Callable
 import numpy as np
 import torch
 
-from backend.config import ModelSpec, checkpoint_file
-from backend.types import ModelLoadError
+from backend.core.config import ModelSpec, checkpoint_file
+from backend.core.types import ModelLoadError
 
 OPSET = 17
 OPTIMIZER_VERSION = 1  # bump when the fusion step changes, so cached fused graphs are rebuilt

@@ -29,14 +29,14 @@ from typing import Any, Iterator, Optional, Sequence
 
 import httpx
 
-from backend.config import ModelSpec
+from backend.core.config import ModelSpec
 from backend.engines.budget import Clock, check_prompt_fits, final_event, fit_chat, reply_budget
 from backend.engines.remote_sse import StreamState, decode_chunk, finish_reason, sse_data, usage_int, \
     wrap_stream_errors
 from backend.engines.remote_transport import ATTEMPTS, PROBE_TIMEOUT_S, Endpoint, Retryable, Unreachable, \
     api_key_for, check_endpoint, make_client, open_stream
 from backend.engines.text_stream import StopMatcher
-from backend.types import (
+from backend.core.types import (
     Delta,
     Event,
     Final,

@@ -9,10 +9,10 @@ from typing import Any, Iterator, Optional
 
 import httpx
 
-from backend.config import ModelSpec
+from backend.core.config import ModelSpec
 from backend.engines.remote_transport import error_message, transport_failure
 from backend.engines.text_stream import StopMatcher
-from backend.types import FinishReason, GenerationError
+from backend.core.types import FinishReason, GenerationError
 
 
 @dataclass

@@ -18,8 +18,8 @@ from typing import Any, Optional
 
 import httpx
 
-from backend.config import ModelSpec
-from backend.types import ContextOverflowError, GenerationError, InvalidInputError, ModelLoadError, WorkbenchError
+from backend.core.config import ModelSpec
+from backend.core.types import ContextOverflowError, GenerationError, InvalidInputError, ModelLoadError, WorkbenchError
 
 PROBE_TIMEOUT_S = 3.0  # reachability checks (load, Models tab) must answer quickly
 CONNECT_TIMEOUT_S = 10.0  # connecting never waits longer than this, whatever timeout_s says

@@ -1,7 +1,7 @@
 """The seam of a local causal LM: what its scheduler, evaluation and label scoring may use, and nothing more.
 
 `LocalRuntime` is made by the local engine's load (backend/engines/local.py) and holds the loaded model's
-working parts: its key in the resident table (GPU functions find the model by it, see backend/zerogpu.py),
+working parts: its key in the resident table (GPU functions find the model by it, see backend/engines/zerogpu.py),
 tokenizer, decoding settings, the lock every forward pass on these weights takes, the device, the counter of
 generated tokens and the limits from models.yaml. A `Scheduler` (today's `Batcher`,
 backend/engines/batching.py) is built from a runtime, never from the engine, and serves two kinds of work:
@@ -17,9 +17,9 @@ import threading
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
-from backend.config import ModelSpec
+from backend.core.config import ModelSpec
 from backend.engines.decode import Decoding, RowPlan
-from backend.types import Delta, FinishReason, GenerationError, Message
+from backend.core.types import Delta, FinishReason, GenerationError, Message
 
 
 class TokenCounter:

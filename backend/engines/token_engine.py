@@ -11,7 +11,7 @@ from backend.engines import token_ops
 from backend.engines.budget import check_prompt_fits
 from backend.engines.runtime import LocalRuntime
 from backend.engines.token_level import PromptScores
-from backend.types import Event, GenerationParams, InvalidInputError
+from backend.core.types import Event, GenerationParams, InvalidInputError
 
 
 class TokenLevelMethods:

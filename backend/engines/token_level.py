@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
-from backend.types import Event, GenerationParams, InvalidInputError
+from backend.core.types import Event, GenerationParams, InvalidInputError
 
 
 @dataclass(frozen=True)

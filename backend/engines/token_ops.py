@@ -14,8 +14,8 @@ import torch
 
 from backend.engines.length_groups import length_groups
 from backend.engines.token_level import PromptScores, TokenLogprob, check_ids  # noqa: F401 - re-exported
-from backend.types import ContextOverflowError, InvalidInputError
-from backend.zerogpu import gpu_function, resident_model
+from backend.core.types import ContextOverflowError, InvalidInputError
+from backend.engines.zerogpu import gpu_function, resident_model
 
 if TYPE_CHECKING:
     from backend.engines.runtime import LocalRuntime
@@ -141,7 +141,7 @@ _ON_DEVICE: dict[tuple[Optional[int], Callable[..., Any]], Callable[..., list[Pr
 
 def _on_device(duration: Optional[int], function: Callable[..., list[PromptScores]] = _prompt_logprobs
                ) -> Callable[..., list[PromptScores]]:
-    """A forward pass wrapped for ZeroGPU (`spaces.GPU`, see backend/zerogpu.py); itself elsewhere."""
+    """A forward pass wrapped for ZeroGPU (`spaces.GPU`, see backend/engines/zerogpu.py); itself elsewhere."""
     wrapped = _ON_DEVICE.get((duration, function))
     if wrapped is None:
         wrapped = _ON_DEVICE[(duration, function)] = gpu_function(function, duration=duration)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # imported where used: `--help` stays instant
     from backend.evaluation.types import EvalConfig, Progress, RunResult
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
 TASK_CHOICES = ("classification", "generation", "perplexity",
                 "ner", "question_answering", "summarization", "translation")  # the last four: pipeline task models
@@ -74,7 +74,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(args: argparse.Namespace) -> int:
     """Runs the evaluation described by `args`; returns the process exit status."""
-    from backend.types import WorkbenchError
+    from backend.core.types import WorkbenchError
 
     try:
         config = build_config(args)
@@ -128,7 +128,7 @@ def build_config(args: argparse.Namespace) -> EvalConfig:
 
 def _registry(args: argparse.Namespace) -> Registry:
     """models.yaml plus the fine-tuned models registered by training runs (the app's own list of models)."""
-    from backend.registry_source import open_registry
+    from backend.core.registry_source import open_registry
 
     return open_registry(args.models)
 

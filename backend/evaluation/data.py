@@ -1,6 +1,6 @@
 """Evaluation data: a table from a file (CSV / JSONL / Parquet) or a Hub dataset, its columns, and the examples.
 
-Files are read by `backend.datafiles` (one reader for the whole app, with its size limits and clear errors).
+Files are read by `backend.data.files` (one reader for the whole app, with its size limits and clear errors).
 Hub datasets go through `datasets.load_dataset`; offline, that is a fast, clear error naming the dataset instead
 of a minute of retries. Every error is an `InvalidInputError` whose message a user can act on.
 """
@@ -13,8 +13,8 @@ import re
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
-from backend.error_codes import refuse
-from backend.types import InvalidInputError
+from backend.core.error_codes import refuse
+from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:  # pandas is light, but a UI that only lists runs does not need it
     import pandas as pd
@@ -117,8 +117,8 @@ def load_table(source: DataSource) -> "pd.DataFrame":
 
 
 def read_file(path: str | os.PathLike[str]) -> "pd.DataFrame":
-    """A CSV / JSONL / Parquet file as a table (all reading goes through backend.datafiles)."""
-    from backend.datafiles import read_table
+    """A CSV / JSONL / Parquet file as a table (all reading goes through backend.data.files)."""
+    from backend.data.files import read_table
 
     return read_table(path)
 
@@ -166,8 +166,8 @@ def load_hub_dataset(dataset_id: str, config: Optional[str] = None, split: str =
             raise unreachable(text) from None
         raise InvalidInputError(f"data: could not load the Hub dataset '{dataset_id}' "
                                 f"(config {config!r}, split {split!r}): {text}", field="data") from None
-    from backend.datafiles import check_table
-    from backend.table_limits import TableLimits
+    from backend.data.files import check_table
+    from backend.guard.table_limits import TableLimits
 
     limits = TableLimits.from_env()
     what = f"data: split '{split}' of the Hub dataset '{dataset_id}'"
@@ -222,8 +222,8 @@ def _probe_hub(dataset_id: str) -> None:
 
 def preview(table: "pd.DataFrame", rows: int = PREVIEW_ROWS) -> "pd.DataFrame":
     """The first rows, as text cut to PREVIEW_CELL_CHARS per cell, for showing before a run."""
-    from backend.datafiles import column_texts
-    from backend.table_limits import PREVIEW_CELL_CHARS, clip
+    from backend.data.files import column_texts
+    from backend.guard.table_limits import PREVIEW_CELL_CHARS, clip
 
     head = table.head(rows)
     return head.assign(**{str(column): [clip(text, PREVIEW_CELL_CHARS) for text in column_texts(head, str(column))]
@@ -232,7 +232,7 @@ def preview(table: "pd.DataFrame", rows: int = PREVIEW_ROWS) -> "pd.DataFrame":
 
 def guess_columns(table: "pd.DataFrame", task: EvalTask) -> ColumnMapping:
     """A starting column mapping for a form: well-known names first."""
-    from backend.datafiles import guess_text_column
+    from backend.data.files import guess_text_column
 
     reference = _find(table, REFERENCE_HINTS[task]) if task in REFERENCE_HINTS else None
     predictions = None if task == "perplexity" else _find(table, PREDICTION_HINTS)
@@ -269,7 +269,7 @@ def select_examples(
     Without a seed the first `limit` rows are taken; with one, a random sample of `limit` rows (kept in file
     order), the same for the same seed.
     """
-    from backend.datafiles import column_texts
+    from backend.data.files import column_texts
 
     if task not in EVAL_TASKS:
         raise InvalidInputError(f"task: must be one of {', '.join(EVAL_TASKS)}, got {task!r}", field="task")

@@ -24,9 +24,9 @@ import torch
 from backend.engines.base import Engine
 from backend.engines.decode import RowPlan
 from backend.engines.runtime import LocalRuntime, RunsLocally, Scheduler
-from backend.streams import close_quietly
-from backend.types import GenerationParams, InvalidInputError, Message
-from backend.zerogpu import gpu_function, resident_model
+from backend.core.streams import close_quietly
+from backend.core.types import GenerationParams, InvalidInputError, Message
+from backend.engines.zerogpu import gpu_function, resident_model
 
 OnBatch = Callable[[int], None]  # called with the number of examples a finished batch completed
 
@@ -151,7 +151,7 @@ def _nll_batch(runtime: LocalRuntime, batch: list[list[int]]) -> list[tuple[floa
         on_device = _NLL_ON_DEVICE.get(duration)
         if on_device is None:
             on_device = _NLL_ON_DEVICE[duration] = gpu_function(_nll_of_rows, duration=duration)
-        # Plain values in and out: on ZeroGPU this runs in spaces' forked worker (backend/zerogpu.py).
+        # Plain values in and out: on ZeroGPU this runs in spaces' forked worker (backend/engines/zerogpu.py).
         return on_device(runtime.model_key, runtime.pad_token_id, batch)
 
 

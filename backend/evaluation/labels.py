@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Optional, Sequence
 
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 
 def align_references(references: Sequence[str], known: Sequence[str], model_id: str,

@@ -27,12 +27,12 @@ from backend.evaluation.data import Examples, load_table, select_examples
 from backend.evaluation.labels import align_references
 from backend.evaluation.task_inference import PIPELINE_EVAL_TASKS, run_pipeline_task
 from backend.evaluation.types import INPUT_SLOT, PREDICTIONS_ID, EvalConfig, ModelResult, Progress, RunResult
-from backend.types import InvalidInputError, Task, UnsupportedTaskError, WorkbenchError
+from backend.core.types import InvalidInputError, Task, UnsupportedTaskError, WorkbenchError
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
 ProgressCallback = Callable[[Progress], None]
 DEFAULT_RUNS_DIR = "runs"
@@ -132,7 +132,7 @@ def _check_model(registry: Registry, model_id: str, config: EvalConfig) -> None:
     """The model exists and can do the task (ModelNotFoundError names the models there are)."""
     spec = registry.spec(model_id)
     if config.task == "classification":
-        from backend.classification import mode_for
+        from backend.services.classification import mode_for
 
         mode_for(registry, model_id, config.classification_mode)
     elif config.task in PIPELINE_EVAL_TASKS:
@@ -147,8 +147,8 @@ def _references_for(registry: Registry, model_id: str, config: EvalConfig, examp
     """Classification against a model's own labels: the references in its spelling, checked before loading."""
     if config.task != "classification":
         return None
-    from backend.classification import mode_for
-    from backend.config import read_checkpoint_config
+    from backend.services.classification import mode_for
+    from backend.core.config import read_checkpoint_config
 
     if mode_for(registry, model_id, config.classification_mode) != "supervised":
         if len(set(examples.references)) < 2:
@@ -272,7 +272,7 @@ def _perplexity(registry: Registry, config: EvalConfig, examples: Examples, mode
 
 def _classify(registry: Registry, config: EvalConfig, examples: Examples, model_id: str,
               references: Optional[list[str]], tracker: "_Tracker", cancel: threading.Event) -> _Outputs:
-    from backend.classification import classify_texts, mode_for
+    from backend.services.classification import classify_texts, mode_for
 
     mode = mode_for(registry, model_id, config.classification_mode)
     candidates = sorted(set(references)) if mode != "supervised" and references else None

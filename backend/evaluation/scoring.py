@@ -17,7 +17,7 @@ import numpy as np
 
 from backend.evaluation.data import EvalTask
 from backend.evaluation.metrics import TASK_METRICS, load_metric
-from backend.table_limits import TableLimits
+from backend.guard.table_limits import TableLimits
 
 
 @dataclass

@@ -15,7 +15,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
     from backend.evaluation.types import RunResult

@@ -19,7 +19,7 @@ from backend.tasks.table import evaluation_spec, task_specs
 
 if TYPE_CHECKING:
     from backend.evaluation.data import Examples
-    from backend.registry import Registry
+    from backend.core.registry import Registry
 
 __all__ = ["PIPELINE_EVAL_TASKS", "run_pipeline_task", "entities_to_tags", "words_to_text"]
 

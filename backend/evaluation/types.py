@@ -11,10 +11,10 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Optional
 
-from backend.error_codes import refuse
+from backend.core.error_codes import refuse
 from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource, EvalTask, Examples
 from backend.evaluation.metrics import HEADLINE, LOWER_IS_BETTER
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd

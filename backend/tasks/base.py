@@ -3,7 +3,7 @@ an evaluation example map onto it) and a `TaskHandler` (preprocess â†’ forward â
 transformers' `Pipeline`). One module per task under backend/tasks/ subclasses both; backend/tasks/table.py lists
 them. Recipe: docs/recipes/task.md.
 
-No torch here, and none at import time in a task module either: backend/config.py validates models.yaml through
+No torch here, and none at import time in a task module either: backend/core/config.py validates models.yaml through
 the table, and `import ui` must not pull torch in. A task module imports torch / transformers inside the
 functions that load and run the model.
 """
@@ -18,12 +18,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Iterator, Optional, Protocol, Sequence, TypeVar, \
     runtime_checkable
 
-from backend.error_codes import refuse
-from backend.types import Event, GenerationError, InvalidInputError
+from backend.core.error_codes import refuse
+from backend.core.types import Event, GenerationError, InvalidInputError
 
 if TYPE_CHECKING:
     from backend.evaluation.types import EvalConfig
-    from backend.model_spec import ModelSpec
+    from backend.core.model_spec import ModelSpec
 
 OptionsT = TypeVar("OptionsT")  # a task's options (a frozen dataclass of its own)
 ResultT = TypeVar("ResultT")  # the result for one input text
@@ -99,7 +99,8 @@ def one_of(field: str, value: Any, choices: Sequence[str]) -> str:
 
 def check_texts(field: str, texts: Any) -> tuple[str, ...]:
     """One text or a list of them, each checked like a chat message; errors name `field` (and the index)."""
-    from backend.service import check_text  # here, not at import: backend.service imports the registry
+    # Here, not at import: backend.services.generation imports the registry.
+    from backend.services.generation import check_text
 
     items = [texts] if isinstance(texts, str) else texts
     if not isinstance(items, (list, tuple)) or not items:

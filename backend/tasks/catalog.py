@@ -1,5 +1,5 @@
 """Which checkpoints can serve each pipeline task, and which tasks may share one registry entry: questions
-backend/config.py and backend/model_spec.py ask while validating models.yaml, answered from the task table
+backend/core/config.py and backend/core/model_spec.py ask while validating models.yaml, answered from the task table
 (backend/tasks/table.py). Only the standard library and the torch-free task specs here.
 """
 

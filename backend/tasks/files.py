@@ -15,14 +15,14 @@ from typing import Any, Callable, Optional
 
 import pandas as pd
 
-from backend.datafiles import column_texts
-from backend.error_codes import refuse
-from backend.registry import Registry
-from backend.service import MAX_MESSAGE_CHARS
+from backend.data.files import column_texts
+from backend.core.error_codes import refuse
+from backend.core.registry import Registry
+from backend.services.generation import MAX_MESSAGE_CHARS
 from backend.tasks import service
 from backend.tasks.base import TaskInputs, TaskRequest, TaskSpec
 from backend.tasks.table import PIPELINE_TASKS, task_spec
-from backend.types import GenerationParams, InvalidInputError
+from backend.core.types import GenerationParams, InvalidInputError
 
 ProgressCallback = Callable[[float, str], None]
 WINDOW_BATCHES = 8  # rows are sorted by length within windows of this many batches (see length_ordered)

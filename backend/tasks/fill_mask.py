@@ -16,13 +16,13 @@ import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
-from backend.error_codes import refuse
+from backend.core.error_codes import refuse
 from backend.tasks.base import MAX_TOP_K, LoadContext, TaskHandler, TaskRequest, TaskSpec, whole_number
 from backend.tasks.types import MaskFill
-from backend.types import ModelLoadError
+from backend.core.types import ModelLoadError
 
 if TYPE_CHECKING:
-    from backend.model_spec import ModelSpec
+    from backend.core.model_spec import ModelSpec
 
 MAX_MASKS = 10
 
@@ -35,7 +35,7 @@ class FillMaskOptions:
 
 def mask_token_of(model: "ModelSpec") -> Optional[str]:
     """The model's mask token from its tokenizer files, without loading it (None when not on disk yet)."""
-    from backend.config import checkpoint_file
+    from backend.core.config import checkpoint_file
 
     for name in ("tokenizer_config.json", "special_tokens_map.json"):
         path = checkpoint_file(model, name)

@@ -16,7 +16,7 @@ from typing import Any, Optional, Sequence
 
 import numpy as np
 
-from backend.error_codes import refuse
+from backend.core.error_codes import refuse
 from backend.tasks.base import (
     MAX_TOP_K,
     EvalAdapter,
@@ -28,7 +28,7 @@ from backend.tasks.base import (
     whole_number,
 )
 from backend.tasks.types import Answer
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class QaOptions:
 class QaHandler(TaskHandler[QaOptions, list[Answer]]):
     def __init__(self, context: LoadContext) -> None:
         if not getattr(context.tokenizer, "is_fast", False):
-            from backend.types import ModelLoadError
+            from backend.core.types import ModelLoadError
 
             raise ModelLoadError(f"model '{context.model_id}': question_answering needs a fast tokenizer "
                                  "(character offsets)")
@@ -150,7 +150,7 @@ class QaSpec(TaskSpec[QaOptions, list[Answer]]):
                          whole_number("max_answer_tokens", max_answer_tokens, 1, 512))
 
     def inputs(self, texts: Any, questions: Any = None) -> TaskInputs:
-        from backend.service import check_text
+        from backend.services.generation import check_text
 
         contexts = [texts] if isinstance(texts, str) else list(texts)
         asked = [questions] if isinstance(questions, str) else list(questions or ())

@@ -16,14 +16,14 @@ import random
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
 
-from backend.error_codes import refuse
+from backend.core.error_codes import refuse
 from backend.tasks.base import EvalAdapter, LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, whole_number
-from backend.types import Delta, Event, GenerationError, GenerationParams, InvalidInputError
+from backend.core.types import Delta, Event, GenerationError, GenerationParams, InvalidInputError
 
 if TYPE_CHECKING:
     from backend.engines.decode import RowPlan
     from backend.evaluation.types import EvalConfig
-    from backend.model_spec import ModelSpec
+    from backend.core.model_spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,7 @@ def pair_error(pairs: Optional[list[tuple[str, str]]], source: str, target: str)
 def language_pairs(model: "ModelSpec") -> Optional[list[tuple[str, str]]]:
     """The (source, target) pairs the checkpoint declares in config.json, read without loading it; None: any pair
     (say them in words)."""
-    from backend.config import read_checkpoint_config
+    from backend.core.config import read_checkpoint_config
 
     config = read_checkpoint_config(model)
     if not config.get("is_encoder_decoder"):
@@ -187,7 +187,7 @@ class TextHandler(TaskHandler[TextOptions, str]):
         from backend.engines.budget import Clock, final_event
         from backend.engines.decode import decode_encoded
         from backend.engines.text_stream import IncrementalDecoder, StopMatcher
-        from backend.streams import produce_in_thread
+        from backend.core.streams import produce_in_thread
 
         options = request.options
         prepared = self.preprocess(request)
@@ -272,7 +272,7 @@ class TextTaskSpec(TaskSpec[TextOptions, str]):
                            whole_number("min_new_tokens", min_new_tokens, 0, params.max_new_tokens))
 
     def inputs(self, texts: Any, questions: Any = None) -> TaskInputs:
-        from backend.service import check_text
+        from backend.services.generation import check_text
 
         items = [texts] if isinstance(texts, str) else list(texts)
         for index, text in enumerate(items):

@@ -14,14 +14,14 @@ from typing import Any, Iterator, Optional, Sequence
 import numpy as np
 
 from backend.engines.base import RunsTasks, StreamsTasks
-from backend.registry import Registry
-from backend.service import check_text, is_out_of_memory
+from backend.core.registry import Registry
+from backend.services.generation import check_text, is_out_of_memory
 from backend.tasks.base import MAX_TEXTS, MAX_TOP_K, TaskRequest, check_texts, whole_number
 from backend.tasks.fill_mask import mask_token_of as _mask_token_of
 from backend.tasks.seq2seq import language_pairs as _language_pairs
 from backend.tasks.table import task_spec
 from backend.tasks.types import Answer, Embeddings, Entity, MaskFill
-from backend.types import Event, GenerationError, GenerationParams, InvalidInputError, UnsupportedTaskError
+from backend.core.types import Event, GenerationError, GenerationParams, InvalidInputError, UnsupportedTaskError
 
 __all__ = ["MAX_TEXTS", "MAX_TOP_K", "check_texts", "run_task", "run_request", "stream_task", "recognise_entities",
            "answer_questions", "answer_question", "mask_token_of", "fill_masks", "language_pairs",

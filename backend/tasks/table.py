@@ -2,7 +2,7 @@
 and the Tasks tab know of is listed here, and nowhere else. Adding a task: a module under backend/tasks/ with its
 `TaskSpec` and `TaskHandler`, and one line below (docs/recipes/task.md).
 
-Torch-free: backend/config.py validates models.yaml through it, and `import ui` reads it.
+Torch-free: backend/core/config.py validates models.yaml through it, and `import ui` reads it.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterator, Optional, Sequence, overload
 
 from backend.tasks import embed, fill_mask, ner, qa, seq2seq
 from backend.tasks.base import TaskSpec
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 BUILT_IN: tuple[TaskSpec[Any, Any], ...] = (ner.SPEC, qa.SPEC, fill_mask.SPEC, seq2seq.SUMMARIZE, seq2seq.TRANSLATE,
                                             embed.SPEC)

@@ -96,7 +96,7 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
 
     settings: dict[str, Any] = {}
     if args.config:
-        from backend.types import InvalidInputError
+        from backend.core.types import InvalidInputError
 
         try:
             loaded = yaml.safe_load(Path(args.config).read_text(encoding="utf-8")) or {}
@@ -132,11 +132,11 @@ def _absolute_paths(settings: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def main(args: argparse.Namespace) -> int:
-    from backend.registry_source import open_registry
+    from backend.core.registry_source import open_registry
     from backend.training import runfiles
     from backend.training.config import load_train_config, parse_train_config
     from backend.training.service import TrainingService
-    from backend.types import WorkbenchError
+    from backend.core.types import WorkbenchError
 
     def say(text: str) -> None:
         if not args.quiet:

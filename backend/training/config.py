@@ -14,7 +14,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from backend.training.recipes import RECIPES, column_fields, recipe_for
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 TrainTask = str  # a key of backend.training.recipes.RECIPES
 Method = Literal["full", "lora", "qlora"]

@@ -9,17 +9,13 @@ row. Tokenizing imports transformers-side objects only through the tokenizer pas
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import pandas as pd
 
-from backend.datafiles import column_texts, read_table
+from backend.data.files import column_texts, read_table
 from backend.training.config import TrainConfig
-from backend.types import InvalidInputError
-
-if TYPE_CHECKING:
-    from backend.training.recipes.classification import ClassificationData
-    from backend.training.recipes.sft import SFTData
+from backend.core.types import InvalidInputError
 
 IGNORE_INDEX = -100  # labels with this value carry no loss (PyTorch's cross-entropy default)
 
@@ -90,17 +86,3 @@ def marked_segments(tokenizer: Any, token_ids: Sequence[int], loss: Sequence[boo
         else:
             segments.append((piece, carries))
     return segments
-
-
-# Kept for callers that read a task's data directly (tests, the Data tab's checks); the code is in the recipes.
-
-def prepare_classification(config: TrainConfig) -> "ClassificationData":
-    from backend.training.recipes.classification import prepare_classification as prepare
-
-    return prepare(config)
-
-
-def prepare_sft(config: TrainConfig) -> "SFTData":
-    from backend.training.recipes.sft import prepare_sft as prepare
-
-    return prepare(config)

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 from backend.training import runfiles
 from backend.training.config import load_train_config
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 MERGED = "merged"
 

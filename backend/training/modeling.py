@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from backend.error_codes import refuse
+from backend.core.error_codes import refuse
 from backend.training.config import TrainConfig
 from backend.training.recipes import recipe_for
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 
 def peft_config(config: TrainConfig, model: Any = None) -> Any:

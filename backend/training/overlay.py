@@ -14,12 +14,12 @@ from typing import Any, Optional
 
 import yaml
 
-from backend import user_space
-from backend.config import AppConfig, ModelSpec, check_adapter
+from backend.guard import user_space
+from backend.core.config import AppConfig, ModelSpec, check_adapter
 from backend.training import runfiles
 from backend.training.config import TrainConfig
 from backend.training.recipes import recipe_for
-from backend.types import ConfigError, InvalidInputError
+from backend.core.types import ConfigError, InvalidInputError
 
 OVERLAY_FILE = "registry-overlay.yaml"
 _lock = threading.Lock()

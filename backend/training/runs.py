@@ -19,12 +19,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Optional
 
-from backend import user_space
-from backend.error_codes import refuse
+from backend.guard import user_space
+from backend.core.error_codes import refuse
 from backend.training import runfiles
 from backend.training.config import TrainConfig, load_train_config, save_train_config
 from backend.training.launch import as_text, worker_command
-from backend.types import InvalidInputError, WorkbenchError
+from backend.core.types import InvalidInputError, WorkbenchError
 
 POLL_S = 0.5
 FinishedHook = Callable[[Path, dict], None]

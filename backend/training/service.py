@@ -10,13 +10,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
-from backend.config import ModelSpec
-from backend.error_codes import refuse
+from backend.core.config import ModelSpec
+from backend.core.error_codes import refuse
 from backend.training import overlay, runfiles
 from backend.training.config import TrainConfig, load_train_config
 from backend.training.recipes import recipe_for
 from backend.training.runs import RunInfo, TrainingRuns
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 
 @dataclass
@@ -160,7 +160,7 @@ class TrainingService:
                 base_spec = None
         entry = overlay.entry_for_run(run_dir, config, metrics, model_id, base_spec)
         if self.registry is not None:
-            from backend.config import ModelSpec
+            from backend.core.config import ModelSpec
 
             self.registry.add(ModelSpec(**entry))
         overlay.add_entry(entry, self.root)

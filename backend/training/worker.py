@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence
 from backend.training import runfiles
 from backend.training.config import TrainConfig, load_train_config
 from backend.training.recipes import recipe_for
-from backend.types import InvalidInputError, WorkbenchError
+from backend.core.types import InvalidInputError, WorkbenchError
 
 
 def training_arguments(config: TrainConfig, run_dir: Path, device: str, total_steps: int) -> Any:

@@ -97,7 +97,7 @@ def test_rate_replies_then_build_an_sft_dataset_listed_for_training(page, data_a
     assert len(rows[1]["messages"]) == 6  # the whole conversation up to the rated reply
     # Training reads it as it is: the fine-tuning data loader takes the `messages` column.
     from backend.training.config import TrainConfig
-    from backend.training.data import prepare_sft
+    from backend.training.recipes.sft import prepare_sft
 
     sft = prepare_sft(TrainConfig(task="sft", base="tiny-chat", data=str(path), messages_column="messages"))
     assert len(sft.train) + len(sft.val) == 2

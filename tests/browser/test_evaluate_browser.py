@@ -42,7 +42,7 @@ REVIEWS = [
 def eval_url(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The Evaluate tab over the tiny models, served by this process on a free port."""
     import ui
-    from backend.registry import Registry
+    from backend.core.registry import Registry
     from ui.evaluate import build_evaluate_tab
 
     registry = Registry(tiny_config)

@@ -1,5 +1,5 @@
 """The UI in English and Simplified Chinese (issue 20), chosen from the browser's language through Gradio's own
-i18n (ui/i18n.py): a zh-CN browser gets Chinese tab names, buttons, labels, choices, statuses and error toasts in
+i18n (ui/i18n/core.py): a zh-CN browser gets Chinese tab names, buttons, labels, choices, statuses and error toasts in
 every tab and in presenter mode (table headers too, worded on the server), an English one English. One page per
 language walks every tab.
 """
@@ -68,7 +68,7 @@ def check_tabs_in_chinese(page: Page) -> None:
     expect(page.locator("#eval-task")).to_contain_text("困惑度")
     expect(page.locator("#eval-data-info")).to_have_text("上传文件、填写 Hub 数据集，或选择已保存的数据集。")
     expect(page.locator("#eval-past-runs")).to_contain_text("历史运行")
-    # An error toast: Run with no data is refused in Chinese (ui/error_words.py, from Accept-Language).
+    # An error toast: Run with no data is refused in Chinese (ui/i18n/error_words.py, from Accept-Language).
     page.locator("#eval-run").click()
     expect(page.locator(".toast-body").first).to_contain_text("请先上传 CSV、JSONL 或 Parquet 文件", timeout=TIMEOUT_MS)
     expect(page.locator(".toast-body").first).not_to_contain_text("upload")
@@ -91,7 +91,7 @@ def check_tabs_in_chinese(page: Page) -> None:
     expect(page.locator("#models-unload")).to_have_text("卸载")
     expect(page.locator("#models-table")).to_contain_text("模型注册表")
     expect(page.locator("#models-table [role=columnheader]").nth(1)).to_have_attribute("title", "状态")  # on opening
-    # A line with numbers, worded on the server in the request's language (say, ui/i18n.py).
+    # A line with numbers, worded on the server in the request's language (say, ui/i18n/core.py).
     page.locator("#models-load").click()
     expect(page.locator("#models-message")).to_contain_text("已加载到", timeout=TIMEOUT_MS)
     expect(page.locator("body")).not_to_contain_text("__i18n__")  # no untranslated marker anywhere

@@ -1,6 +1,6 @@
 """The Evaluate tab's logic over one registry and one runs folder, widget-free (tested without a browser).
 
-It reads and caches data, starts an `EvaluationJob` per browser session (cancellable through ui/jobs.py's
+It reads and caches data, starts an `EvaluationJob` per browser session (cancellable through ui/common/jobs.py's
 registry), polls it for progress, and lists / opens saved runs. Never imports torch: the runner loads models in
 its own thread.
 """
@@ -15,17 +15,17 @@ from typing import Any, Callable, Iterator, Optional, Union
 
 import pandas as pd
 
-from backend import user_space
-from backend.error_codes import refuse
+from backend.guard import user_space
+from backend.core.error_codes import refuse
 from backend.evaluation import store
 from backend.evaluation.data import DataSource, check_hub_id, guess_columns, load_table, preview
 from backend.evaluation.runner import EvaluationJob
 from backend.evaluation.types import EvalConfig, Progress, RunResult
-from backend.registry import Registry
-from backend.table_limits import release_memory
-from backend.types import InvalidInputError
+from backend.core.registry import Registry
+from backend.guard.table_limits import release_memory
+from backend.core.types import InvalidInputError
 from ui.evaluate.forms import MODEL_TASKS, NATIVE_TASKS, PREVIEW_ROWS, DataView
-from ui.jobs import SessionJobs
+from ui.common.jobs import SessionJobs
 
 POLL_S = 0.25  # how often the Run handler looks at the job's progress
 # What the tab keeps in memory between requests, for every user together: a table bigger than this is read
@@ -189,7 +189,7 @@ class EvaluateController:
         """Asks this session's run to stop after its current batch; False when none is running."""
         return self._jobs.cancel(session)
 
-    # -- saved runs: each user's own (backend/user_space.py), every user's for an admin
+    # -- saved runs: each user's own (backend/guard/user_space.py), every user's for an admin
 
     def runs_folder(self, username: Optional[str] = None) -> Path:
         """Where `username`'s runs are saved: <runs dir>/users/<user>/eval (`local` when logins are off)."""

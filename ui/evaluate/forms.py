@@ -9,13 +9,13 @@ from typing import Optional
 import gradio as gr
 import pandas as pd
 
-from backend.datafiles import describe_columns
-from backend.error_codes import refuse
+from backend.data.files import describe_columns
+from backend.core.error_codes import refuse
 from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource
 from backend.evaluation.types import INPUT_SLOT, MAX_BOOTSTRAP, EvalConfig
-from backend.types import InvalidInputError
-from ui.components import parse_seed, parse_whole
-from ui.i18n import t, text
+from backend.core.types import InvalidInputError
+from ui.common.components import parse_seed, parse_whole
+from ui.i18n.core import t, text
 
 PREVIEW_ROWS = 8
 ALL_MODELS = ""  # the examples' model selector value meaning "every model"

@@ -8,11 +8,11 @@ from typing import Any, Optional
 
 import gradio as gr
 
-from backend import datafiles
+from backend.data import files as datafiles
 from backend.evaluation.metrics import LOWER_IS_BETTER
 from backend.evaluation.types import RunResult
-from backend.table_limits import SHOWN_CELL_CHARS
-from ui.components import ui_errors, ui_event
+from backend.guard.table_limits import SHOWN_CELL_CHARS
+from ui.common.components import ui_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.forms import ALL_MODELS
 from ui.evaluate.views import (
@@ -27,7 +27,7 @@ from ui.evaluate.views import (
     per_class_table,
     run_summary,
 )
-from ui.i18n import headed, say, t, text
+from ui.i18n.core import headed, say, t, text
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ from typing import Optional
 
 import gradio as gr
 
-from backend.error_codes import refuse
+from backend.core.error_codes import refuse
 from backend.evaluation.types import RunResult
-from ui.components import ui_errors, ui_event
+from ui.common.components import ui_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.views import compare_summary, leaderboard_table, run_choices, runs_table
-from ui.i18n import headed, t
+from ui.i18n.core import headed, t
 
 
 @dataclass(frozen=True)

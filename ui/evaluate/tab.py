@@ -11,18 +11,18 @@ from typing import Iterator, Optional, Union
 import gradio as gr
 from gradio.context import Context
 
-from backend import datafiles
+from backend.data import files as datafiles
 from backend.data import store
 from backend.evaluation.data import DataSource
 from backend.evaluation.types import INPUT_SLOT, RunResult
-from backend.registry import Registry
-from ui.components import handle_errors, live_choices, ui_errors, ui_event
+from backend.core.registry import Registry
+from ui.common.components import handle_errors, live_choices, ui_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.forms import LABEL_PROMPT_PLACEHOLDER, NONE, DataView, FormPanel, column_choices, task_labels
 from ui.evaluate.results import ResultsPanel
 from ui.evaluate.runs import RunsPanel
 from ui.evaluate.views import PROGRESS_CSS, progress_html
-from ui.i18n import t, text
+from ui.i18n.core import t, text
 
 CONCURRENCY_ID = "evaluation"
 CONCURRENCY_LIMIT = 4  # runs at once (each in its own thread; the registry serialises work per model)
@@ -174,7 +174,7 @@ class EvaluateTab:
 
     @handle_errors
     def saved_choices(self, request: gr.Request) -> gr.Dropdown:
-        """The caller's saved datasets (an admin's list has everyone's: backend/user_space.py)."""
+        """The caller's saved datasets (an admin's list has everyone's: backend/guard/user_space.py)."""
         names = [info.name for info in store.list_datasets(getattr(request, "username", None))]
         return gr.Dropdown(choices=names, value=None)
 

@@ -21,10 +21,10 @@ import pandas as pd
 from backend.evaluation import store
 from backend.evaluation.metrics import HEADLINE, LOWER_IS_BETTER
 from backend.evaluation.types import Progress, RunResult
-from backend.table_limits import SHOWN_CELL_CHARS, clip
-from backend.types import InvalidInputError
+from backend.guard.table_limits import SHOWN_CELL_CHARS, clip
+from backend.core.types import InvalidInputError
 from ui.evaluate.forms import ALL_MODELS
-from ui.i18n import say
+from ui.i18n.core import say
 
 EXAMPLES_SHOWN = 500  # rows of the per-example table in the page; the downloads have every matching row
 PER_CLASS_SHOWN = 500  # rows of the per-class table in the page (results.json has every class)
@@ -194,7 +194,7 @@ def run_choices(summaries: list[store.RunSummary]) -> list[tuple[str, str]]:
 def run_summary(run: RunResult) -> str:
     """One Markdown paragraph about a run: what, on what, how long, where saved, and what to know."""
     count = len(run.examples)
-    # Worded in the language of the request being served (ui/i18n.py); notices and errors stay the backend's.
+    # Worded in the language of the request being served (ui/i18n/core.py); notices and errors stay the backend's.
     state = say("eval_state_cancelled" if run.cancelled else "eval_state_complete")
     lines = [say("eval_run_line", run=run.run_id, task=run.task, data=run.config.data.describe(), count=count,
                  models=len(run.models), seconds=run.seconds, state=state)]
@@ -231,7 +231,7 @@ def progress_html(progress: Optional[Progress], run: Optional[RunResult] = None)
     if run is not None:
         done = sum(result.completed for result in run.models.values())
         total = len(run.examples) * max(len(run.models), 1)
-        # Worded in the language of the request being served (ui/i18n.py), English outside one.
+        # Worded in the language of the request being served (ui/i18n/core.py), English outside one.
         text = (say("eval_cancelled", done=done, total=total) if run.cancelled else
                 say("eval_done", done=done, total=total, seconds=run.seconds))
         fraction = done / total if total else 1.0

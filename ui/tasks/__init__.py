@@ -6,9 +6,9 @@ from typing import Callable
 
 import gradio as gr
 
-from backend.registry import Registry
+from backend.core.registry import Registry
 from backend.tasks.table import task_specs
-from ui.i18n import t
+from ui.i18n.core import t
 from ui.tasks.api import register_tasks_api
 from ui.tasks.embed import build_embed_view
 from ui.tasks.fill_mask import build_fill_mask_view

@@ -9,11 +9,11 @@ from typing import Any, Iterator, Union
 
 import gradio as gr
 
-from backend.registry import Registry
+from backend.core.registry import Registry
 from backend.tasks import service
 from backend.tasks.table import task_spec
-from ui.api import Overrides, accepts_generation_params, build_params
-from ui.components import GENERATION_CONCURRENCY_ID, GENERATION_CONCURRENCY_LIMIT, handle_errors, resolve_model
+from ui.server.api import Overrides, accepts_generation_params, build_params
+from ui.common.components import GENERATION_CONCURRENCY_ID, GENERATION_CONCURRENCY_LIMIT, handle_errors, resolve_model
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT
 
 TASK_ENDPOINTS: list[str] = []  # filled as the endpoints are registered: every one is a task of the table

@@ -11,16 +11,16 @@ import gradio as gr
 import pandas as pd
 from gradio.context import Context
 
-from backend import datafiles
-from backend.error_codes import refuse
-from backend.registry import Registry
+from backend.data import files as datafiles
+from backend.core.error_codes import refuse
+from backend.core.registry import Registry
 from backend.tasks.files import TaskTableResult, run_table
 from backend.tasks.table import task_spec
-from backend.types import WorkbenchError
-from ui.jobs import SessionJobs
-from ui.components import handle_errors, ui_event
-from ui.i18n import headed, say, t
-from ui.error_words import worded
+from backend.core.types import WorkbenchError
+from ui.common.jobs import SessionJobs
+from ui.common.components import handle_errors, ui_event
+from ui.i18n.core import headed, say, t
+from ui.i18n.error_words import worded
 
 PREVIEW_ROWS = 200
 CONCURRENCY_ID = "tasks"

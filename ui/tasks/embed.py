@@ -8,13 +8,13 @@ import gradio as gr
 import numpy as np
 import pandas as pd
 
-from backend import datafiles
-from backend.error_codes import refuse
-from backend.registry import Registry
+from backend.data import files as datafiles
+from backend.core.error_codes import refuse
+from backend.core.registry import Registry
 from backend.tasks import service
-from backend.types import InvalidInputError
-from ui.components import handle_errors, model_picker, ui_event
-from ui.i18n import headed, say, t
+from backend.core.types import InvalidInputError
+from ui.common.components import handle_errors, model_picker, ui_event
+from ui.i18n.core import headed, say, t
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, escape, file_section, inspect_upload, require_model
 
 MAX_SENTENCES = 20  # rows and columns of the heat map

@@ -5,11 +5,11 @@ from typing import Optional
 import gradio as gr
 import pandas as pd
 
-from backend.registry import Registry
+from backend.core.registry import Registry
 from backend.tasks import service
 from backend.tasks.types import MaskFill
-from ui.components import handle_errors, model_picker, ui_event
-from ui.i18n import headed, t, text
+from ui.common.components import handle_errors, model_picker, ui_event
+from ui.i18n.core import headed, t, text
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, file_section, require_model
 
 

@@ -3,12 +3,12 @@
 import gradio as gr
 import pandas as pd
 
-from backend.registry import Registry
+from backend.core.registry import Registry
 from backend.tasks import service
 from backend.tasks.ner import SPEC as NER
 from backend.tasks.types import Entity
-from ui.components import first_spec, handle_errors, model_picker, ui_event
-from ui.i18n import headed, t
+from ui.common.components import first_spec, handle_errors, model_picker, ui_event
+from ui.i18n.core import headed, t
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, file_section, require_model
 
 def highlighted(text: str, entities: list[Entity]) -> dict:

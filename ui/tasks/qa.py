@@ -6,11 +6,11 @@ from typing import Any
 import gradio as gr
 import pandas as pd
 
-from backend.registry import Registry
+from backend.core.registry import Registry
 from backend.tasks import service
 from backend.tasks.types import Answer
-from ui.components import handle_errors, model_picker, ui_event
-from ui.i18n import headed, say, t, text
+from ui.common.components import handle_errors, model_picker, ui_event
+from ui.i18n.core import headed, say, t, text
 from ui.tasks.common import CONCURRENCY_ID, CONCURRENCY_LIMIT, escape, file_section, require_model
 
 

@@ -5,9 +5,9 @@ from typing import Any, Iterator
 
 import gradio as gr
 
-from backend.registry import Registry
+from backend.core.registry import Registry
 from backend.tasks import service
-from ui.components import (
+from ui.common.components import (
     STOPPED,
     STREAMING,
     OnChange,
@@ -22,7 +22,7 @@ from ui.components import (
     throttled,
     ui_event,
 )
-from ui.i18n import t, text
+from ui.i18n.core import t, text
 from ui.tasks.common import file_section, require_model
 
 

@@ -10,7 +10,7 @@ from backend.training.recipes.base import ColumnField, Datasets, MemoryShape, Re
 from backend.training.recipes.classification import ClassificationRecipe
 from backend.training.recipes.dpo import DPORecipe
 from backend.training.recipes.sft import SFTRecipe
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 RECIPES: dict[str, Recipe] = {recipe.task: recipe for recipe in (ClassificationRecipe(), SFTRecipe(), DPORecipe())}
 TASKS: tuple[str, ...] = tuple(RECIPES)

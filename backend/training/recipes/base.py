@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
 
 if TYPE_CHECKING:
-    from backend.config import ModelSpec
+    from backend.core.config import ModelSpec
     from backend.training.config import TrainConfig
     from backend.training.data import Preview
 

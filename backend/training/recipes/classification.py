@@ -7,9 +7,9 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from backend.error_codes import refuse
+from backend.core.error_codes import refuse
 from backend.training.recipes.base import ColumnField, Datasets, MemoryShape, Recipe
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from backend.training.recipes.base import ColumnField, Datasets, MemoryShape, Recipe
 from backend.training.recipes.sft import Conversation, SFTRecipe, messages_of, split_rows
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd

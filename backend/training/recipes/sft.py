@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Sequence
 
 from backend.training.recipes.base import ColumnField, Datasets, Recipe
-from backend.types import InvalidInputError
+from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd

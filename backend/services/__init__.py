@@ -1,0 +1,1 @@
+"""What the UI, the API and scripts call: validated requests in, results or streams of events out."""

@@ -1,0 +1,145 @@
+"""What the UI, the API and scripts call: validated requests in, streams of events out.
+
+Input is checked before any model is touched, so a bad request never triggers a multi-second load, and every
+error names the field and what to do. A stream holds a registry lease for exactly as long as it runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+from backend.engines.base import Engine
+from backend.core.error_codes import refuse
+from backend.core.registry import Registry
+from backend.core.streams import close_quietly
+from backend.core.types import Event, GenerationError, GenerationParams, InvalidInputError, Message, Task
+
+MAX_MESSAGE_CHARS = 100_000  # a single message or prompt; far beyond any context the shipped models have
+MAX_HISTORY_MESSAGES = 1_000
+
+
+def stream_chat(
+    registry: Registry,
+    model_id: str,
+    message: str,
+    history: Sequence[Any] = (),
+    params: Optional[GenerationParams] = None,
+    system_prompt: str = "",
+) -> Iterator[Event]:
+    """Streams the assistant's reply to `message` after `history` (dicts or Messages)."""
+    spec = registry.spec(model_id, "chat")
+    messages = build_messages(message, history, system_prompt)
+    params = (params or spec.default_params()).validated()
+    return _leased(registry, model_id, "chat", lambda engine: engine.stream_chat(messages, params))
+
+
+def stream_generate(
+    registry: Registry, model_id: str, prompt: str, params: Optional[GenerationParams] = None
+) -> Iterator[Event]:
+    """Streams a raw completion of `prompt`."""
+    spec = registry.spec(model_id, "generate")
+    check_text("prompt", prompt, allow_empty=True)
+    params = (params or spec.default_params()).validated()
+    return _leased(registry, model_id, "generate", lambda engine: engine.stream_generate(prompt, params))
+
+
+def build_messages(message: str, history: Sequence[Any] = (), system_prompt: str = "") -> list[Message]:
+    """System prompt + validated history + the new user message."""
+    check_text("message", message)
+    if system_prompt is None:
+        system_prompt = ""
+    if not isinstance(system_prompt, str):
+        raise refuse("not_text", "system_prompt")
+    check_text("system_prompt", system_prompt, allow_empty=True)
+    if history is None:
+        history = ()
+    if not isinstance(history, (list, tuple)):
+        raise InvalidInputError("history: must be a list of {'role': ..., 'content': ...} messages", field="history")
+    if len(history) > MAX_HISTORY_MESSAGES:
+        raise InvalidInputError(f"history: at most {MAX_HISTORY_MESSAGES} messages, got {len(history)}",
+                                field="history")
+    past = [without_emitted_nul(item if isinstance(item, Message) else Message.from_dict(item, index))
+            for index, item in enumerate(history)]
+    for index, item in enumerate(past):
+        check_text("history", item.content, allow_empty=True, shown=f"history item {index}", item=index)
+    system = [Message("system", system_prompt)] if system_prompt.strip() else []
+    if system and past and past[0].role == "system":
+        past = past[1:]  # the system prompt box replaces one carried in the history
+    return system + past + [Message("user", message)]
+
+
+def without_emitted_nul(message: Message) -> Message:
+    """An assistant turn with the NUL characters a byte-level tokenizer can emit dropped: the app accepts back
+    whatever it (or a remote model) replied, so a multi-turn client never gets stuck on its own history."""
+    if message.role == "assistant" and isinstance(message.content, str) and "\x00" in message.content:
+        return Message("assistant", message.content.replace("\x00", ""))
+    return message
+
+
+def check_text(field: str, text: Any, allow_empty: bool = False, shown: Optional[str] = None, **where: Any) -> None:
+    """Refuses what is not text, blank text (unless `allow_empty`), text over the size limit and a NUL; the
+    message names the field as `shown` ("history item 2") or by its name, `where` goes to the error's params
+    (item=2)."""
+    if not isinstance(text, str):
+        raise refuse("not_text_type", field, shown=shown, got=type(text).__name__, **where)
+    if not allow_empty and not text.strip():
+        raise refuse("empty", field, shown=shown, **where)
+    if len(text) > MAX_MESSAGE_CHARS:
+        raise refuse("text_too_long", field, shown=shown, count=len(text), limit=MAX_MESSAGE_CHARS, **where)
+    if "\x00" in text:
+        raise refuse("nul", field, shown=shown, **where)
+
+
+def stream_leased(
+    registry: Registry, model_id: str, task: Task, start: Callable[[Engine], Iterator[Event]]
+) -> Iterator[Event]:
+    """The stream `start(engine)` makes, under a lease of the model (for streams built outside this module)."""
+    return _leased(registry, model_id, task, start)
+
+
+def _leased(
+    registry: Registry, model_id: str, task: Task, start: Callable[[Engine], Iterator[Event]]
+) -> Iterator[Event]:
+    with registry.lease(model_id, task) as engine:
+        stream = start(engine)
+        try:
+            yield from stream
+        except GenerationError as error:
+            if is_out_of_memory(error):
+                # "OutOfMemoryError: CUDA out of memory. Tried to allocate ..." says what, not what to do.
+                raise GenerationError(
+                    f"model '{model_id}': out of memory while generating. Send a shorter message or lower "
+                    "max_new_tokens, lower max_batch_size in models.yaml (fewer requests share a pass), or unload "
+                    "other models; the model stays loaded, so just try again"
+                ) from error
+            raise
+        finally:
+            # Closing the engine's stream is what stops the model; do it before the lease ends.
+            close_quietly(stream)
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """True when `error` or an error it was raised from is an out-of-memory (torch's, or the allocator's text)."""
+    seen = 0
+    current: Optional[BaseException] = error
+    while current is not None and seen < 10:
+        if type(current).__name__ in ("OutOfMemoryError", "MemoryError") or "out of memory" in str(current).lower():
+            return True
+        current, seen = current.__cause__ or current.__context__, seen + 1
+    return False
+
+
+def count_tokens(
+    registry: Registry, model_id: str, text: str, load: bool = True
+) -> tuple[Optional[int], Optional[int]]:
+    """(tokens in `text`, the model's context) with the model's own tokenizer.
+
+    With `load=False` an unloaded model is not loaded just to count (the UI counts on every keystroke):
+    the count is then None and only the context (from models.yaml, when set) is known.
+    """
+    spec = registry.spec(model_id)
+    check_text("text", text, allow_empty=True)
+    if not load and registry.status_of(model_id).state != "loaded":
+        return None, spec.max_context
+    with registry.lease(model_id) as engine:
+        return engine.count_tokens(text), registry.status_of(model_id).max_context

@@ -1,0 +1,1 @@
+"""What every tab shares: pickers, parameter widgets, events, streaming, jobs, layout."""

@@ -1,0 +1,1 @@
+"""The Data tab and its saved datasets."""
