@@ -7,7 +7,8 @@ import pytest
 
 from backend.training import runfiles
 from backend.core.types import InvalidInputError
-from ui.train.tab import curves, may_start
+from ui.train.progress import curves
+from ui.train.tab import may_start
 
 
 def test_only_allowed_users_may_start_training(monkeypatch):
@@ -80,7 +81,7 @@ def test_the_form_comes_from_train_config_and_the_recipes(shared_registry, tmp_p
 
 
 def test_dpo_runs_get_the_reward_curves(tmp_path):
-    from ui.train.tab import task_curves
+    from ui.train.progress import task_curves
 
     for row in ({"step": 0, "eval_loss": 0.69, "eval_rewards/margins": 0.0, "eval_rewards/accuracies": 0.0},
                 {"step": 1, "loss": 0.69, "rewards/margins": 0.0, "rewards/accuracies": 0.0},

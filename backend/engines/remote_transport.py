@@ -191,7 +191,7 @@ def status_error(status: int, message: str, where: str, spec: ModelSpec, loading
             return ContextOverflowError(f"{where}: the server says the input is too long{said}")
         if loading:
             return ModelLoadError(f"{where}: HTTP {status}{said}")
-        return InvalidInputError(f"{where}: the server refused the request (HTTP {status}){said}", field=where)
+        return InvalidInputError(f"{where}: the server refused the request (HTTP {status}){said}")
     if status >= 500:
         return fail(f"{where}: HTTP {status}, server error{said}; check the server's logs")
     return fail(f"{where}: unexpected HTTP {status}{said}")

@@ -150,9 +150,9 @@ def load_train_config(path: str | Path) -> TrainConfig:
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise InvalidInputError(f"{path}: file not found", field=path) from None
+        raise InvalidInputError(f"{path}: file not found") from None
     except (UnicodeDecodeError, yaml.YAMLError) as error:
-        raise InvalidInputError(f"{path}: not a valid YAML file: {error}", field=path) from None
+        raise InvalidInputError(f"{path}: not a valid YAML file: {error}") from None
     return parse_train_config(raw, str(path))
 
 
