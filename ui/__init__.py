@@ -118,7 +118,7 @@ def poll_queue_less_often(demo: gr.Blocks) -> None:
             setattr(queue, name, max(getattr(queue, name), at_least))
 
 
-def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any], None]] = None,
+def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any], object]] = None,
            security: Optional[SecuritySettings] = None, limits: Optional[RequestLimits] = None,
            throttle: Optional[Union[ThrottleSettings, LoginThrottle]] = None, **extra: Any) -> Any:
     """Queues (so many users stream at once) and serves the app; `extra` goes to `Blocks.launch`.

@@ -19,7 +19,7 @@ import time
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, cast
 
 from backend.core.config import AppConfig, ModelSpec
 from backend.core.model_status import slot_status
@@ -355,4 +355,4 @@ def _describe(engine: Engine) -> dict:
 def _default_factory(spec: ModelSpec) -> Engine:
     from backend.engines import create_engine
 
-    return create_engine(spec)
+    return cast(Engine, create_engine(spec))  # a task engine is a LoadedModel; leases check what it offers

@@ -87,7 +87,7 @@ class OverlayFollower:
                 with self.registry.viewing_as(None):  # the follower's own upkeep: every model
                     self.registry.remove(gone)
                 changed = True
-        self._from_overlay = wanted
+        self._from_overlay = frozenset(wanted)
         return changed
 
     def start(self) -> threading.Thread:

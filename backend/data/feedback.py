@@ -85,7 +85,7 @@ def record_rating(username: Optional[str], model: Optional[str], messages: Seque
     conversation = clean_conversation(messages, index)
     key = hashlib.sha256(json.dumps([model, conversation], sort_keys=True).encode("utf-8")).hexdigest()[:32]
     # A taken-back rating needs only its key: it is never read back.
-    entry = {"key": key, "time": now(), "model": model, "rating": rating,
+    entry: dict[str, Any] = {"key": key, "time": now(), "model": model, "rating": rating,
              "conversation": conversation if rating else []}
     line = json.dumps(entry, ensure_ascii=False) + "\n"
     size = len(line.encode("utf-8"))

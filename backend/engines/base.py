@@ -12,7 +12,7 @@ backend/engines/local_tasks.py). A causal LM in this process also exposes its `L
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Optional, Protocol, Sequence, runtime_checkable
+from typing import Any, Generator, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
 from backend.core.config import ModelSpec
 from backend.tasks.base import TaskRequest
@@ -86,4 +86,4 @@ class RunsTasks(Protocol):
 class StreamsTasks(Protocol):
     """An engine that streams a pipeline task's generated text (summarize, translate): deltas, then a Final."""
 
-    def stream_task(self, task: str, request: TaskRequest[Any]) -> Iterator[Event]: ...
+    def stream_task(self, task: str, request: TaskRequest[Any]) -> Generator[Event, None, None]: ...

@@ -59,7 +59,7 @@ class LlamaCppEngine(LlamaTokenMethods):
         self.max_context: Optional[int] = model.context
         self.notes: list[str] = [f"llama.cpp on the CPU: {model.threads} threads, {model.slots} sequences of "
                                  f"{model.context} tokens ({model.description()}, {model.path.name})"]
-        self.chat_template = spec.chat_template or model.chat_template
+        self.chat_template = spec.chat_template or model.chat_template or ""
         if not self.chat_template:
             self.chat_template = FALLBACK_CHAT_TEMPLATE
             self.notes.append("no chat template in the GGUF file: using the plain 'User:/Assistant:' fallback")

@@ -142,7 +142,10 @@ class GgufModel:
     def memory_bytes(self) -> int:
         """The weights plus the whole KV cache of every slot (allocated at load, whatever is in use)."""
         arch = self.metadata.get("general.architecture", "")
-        number = lambda key, default: int(self.metadata.get(f"{arch}.{key}", default))  # noqa: E731
+
+        def number(key: str, default: int) -> int:
+            return int(self.metadata.get(f"{arch}.{key}", default))
+
         layers, width = number("block_count", 0), number("embedding_length", 0)
         heads = number("attention.head_count", 1) or 1
         kv_heads = number("attention.head_count_kv", heads)

@@ -81,6 +81,7 @@ class RowSampler:
         from llguidance.numpy import allocate_token_bitmask, fill_next_token_bitmask
 
         matcher = self.matcher
+        assert matcher is not None  # only called when the row has a grammar
         allowed = np.zeros(scores.size, dtype=bool)
         if matcher.is_stopped() or matcher.is_error():
             allowed[self.eog_ids] = True

@@ -20,7 +20,7 @@ import codecs
 import threading
 import time
 from collections import deque
-from typing import Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -30,7 +30,8 @@ from backend.engines.runtime import RowResult
 from backend.engines.text_stream import StopMatcher
 from backend.engines.token_level import TokenLogprob
 from backend.core.streams import Channel
-from backend.core.types import BusyError, Delta, GenerationError, TokenAlternative, TokenChoice, WorkbenchError
+from backend.core.types import BusyError, Delta, FinishReason, GenerationError, TokenAlternative, TokenChoice, \
+    WorkbenchError
 
 
 class LlamaRow:
@@ -86,7 +87,7 @@ class LlamaRow:
         log_probs = log_probs - np.max(log_probs)
         log_probs -= np.log(np.exp(log_probs).sum())
         following = self.prompt[position + 1] if position + 1 < len(self.prompt) else int(np.argmax(log_probs))
-        top = np.argsort(-log_probs, kind="stable")[: self.score_top] if self.score_top else []
+        top: Iterable[int] = np.argsort(-log_probs, kind="stable")[: self.score_top] if self.score_top else []
         self.scored.append(TokenLogprob(following, float(log_probs[following]),
                                         tuple((int(token), float(log_probs[token])) for token in top)))
         if position == len(self.prompt) - 1:
@@ -113,7 +114,7 @@ class LlamaRow:
         self.released.set()
 
     def result(self) -> RowResult:
-        finish = "stop" if self.stop_matcher.stopped or self.saw_end else "length"
+        finish: FinishReason = "stop" if self.stop_matcher.stopped or self.saw_end else "length"
         return RowResult(self.stop_matcher.text, self.generated, finish)
 
     def _choice(self, pick: Pick) -> TokenChoice:

@@ -106,8 +106,8 @@ class LlamaTokenMethods:
         from transformers.utils.chat_template_utils import render_jinja_template  # jinja2 only; no torch
 
         model = self._model()
-        rendered, _ = render_jinja_template(
-            conversations=[messages], tools=tools or None, chat_template=self.chat_template,
+        rendered, _ = render_jinja_template(  # type: ignore[str-unpack]  # annotated -> str, returns a pair
+            conversations=[messages], tools=tools or None, chat_template=self.chat_template,  # type: ignore[arg-type]
             add_generation_prompt=add_generation_prompt, bos_token=model.special_text(model.bos_id),
             eos_token=model.special_text(model.eos_id))
         return rendered[0]

@@ -10,7 +10,7 @@ lock in the thread that generates. `runtime: onnx` swaps the PyTorch forward for
 from __future__ import annotations
 
 import threading
-from typing import Any, Iterator
+from typing import Any, Generator
 
 from backend.core.config import ModelSpec, checkpoint_file, read_checkpoint_config
 from backend.engines import loading
@@ -93,7 +93,7 @@ class LocalTaskEngine:
         with self.lock:
             return self._handler_for(task)(request)
 
-    def stream_task(self, task: str, request: TaskRequest[Any]) -> Iterator[Event]:
+    def stream_task(self, task: str, request: TaskRequest[Any]) -> Generator[Event, None, None]:
         """A streaming task's events for the request's one text (the handler takes the lock as it generates)."""
         handler = self._handler_for(task)
         if not isinstance(handler, StreamingHandler):

@@ -15,7 +15,7 @@ import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generic, Iterator, Optional, Protocol, Sequence, TypeVar, \
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator, Generic, Optional, Protocol, Sequence, TypeVar, \
     runtime_checkable
 
 from backend.core.error_codes import refuse
@@ -163,7 +163,7 @@ class TaskHandler(ABC, Generic[OptionsT, ResultT]):
 class StreamingHandler(Protocol):
     """A handler that also streams one text's generated output (summarize, translate)."""
 
-    def stream(self, request: TaskRequest[Any]) -> Iterator[Event]:
+    def stream(self, request: TaskRequest[Any]) -> Generator[Event, None, None]:
         """Deltas, then one Final; closing the iterator stops the generation."""
         ...
 
@@ -209,7 +209,7 @@ class TaskSpec(ABC, Generic[OptionsT, ResultT]):
     # ------------------------------------------------------------------------------- input
 
     @abstractmethod
-    def options(self, **raw: Any) -> OptionsT:
+    def options(self, *args: Any, **raw: Any) -> OptionsT:  # each task names its own options
         """The task's options, checked; errors name the field."""
 
     def inputs(self, texts: Any, questions: Any = None) -> TaskInputs:

@@ -99,10 +99,11 @@ def _define_pipeline_class() -> type:
                 return None  # another caller's forward pass: unchanged
             return (args[0][masked].unsqueeze(0), *args[1:])
 
-        def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+        def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]  # as called
             if not self._hooked:
                 return super()._forward(model_inputs)
             input_ids = model_inputs["input_ids"]
+            assert self.tokenizer is not None  # a fill-mask pipeline always has one
             masked = input_ids == self.tokenizer.mask_token_id
             self._rows.masked = masked
             try:

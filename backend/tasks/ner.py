@@ -62,7 +62,7 @@ class NerHandler(TaskHandler[NerOptions, list[Entity]]):
 
     def postprocess(self, model_outputs: dict[str, Any], request: TaskRequest[NerOptions]) -> list[list[Entity]]:
         # The pipeline's own parameter check (e.g. word-level strategies need a fast tokenizer).
-        _, _, post = self.pipe._sanitize_parameters(aggregation_strategy=request.options.aggregation)
+        _, _, post = self.pipe._sanitize_parameters(aggregation_strategy=request.options.aggregation)  # type: ignore[arg-type]  # takes str
         inputs, offsets, special = model_outputs["inputs"], model_outputs["offsets"], model_outputs["special"]
         results = []
         for row, text in enumerate(request.inputs.texts):

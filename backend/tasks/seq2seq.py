@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Generator, Optional, Sequence
 
 from backend.core.error_codes import refuse
 from backend.tasks.base import EvalAdapter, LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, whole_number
@@ -179,7 +179,7 @@ class TextHandler(TaskHandler[TextOptions, str]):
 
     # ------------------------------------------------------------------------------------ streaming
 
-    def stream(self, request: TaskRequest[TextOptions]) -> Iterator[Event]:
+    def stream(self, request: TaskRequest[TextOptions]) -> Generator[Event, None, None]:
         """Deltas of one text's output, then one Final with the statistics. Takes the model's lock itself (in
         the thread that generates), so call it without."""
         import torch
@@ -343,5 +343,5 @@ class TranslateSpec(TextTaskSpec):
     evaluation = TextEvaluation("translation", lambda: TRANSLATE)
 
 
-SUMMARIZE = SummarizeSpec()
-TRANSLATE = TranslateSpec()
+SUMMARIZE: TextTaskSpec = SummarizeSpec()
+TRANSLATE: TextTaskSpec = TranslateSpec()

@@ -22,7 +22,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
 
 import gradio as gr
 from gradio.context import LocalContext
@@ -34,6 +34,7 @@ FOLLOW_EVERY_S = 2.0
 
 Choices = Sequence[Any]  # what gr.Dropdown takes: values, or (label, value) pairs
 Component = gr.components.Component
+C = TypeVar("C", bound=Component)
 
 
 def choice_values(choices: Choices) -> list[Any]:
@@ -105,7 +106,7 @@ class RegistryFollow:
         # choices and this number, so its first tick brings it up to date.
         seen = self.seen = gr.State(None if self.per_user else self.registry.version)
         timer = gr.Timer(self.every_s)
-        inputs = {seen} | {picker.component for picker in self.pickers}
+        inputs: set[gr.blocks.Block] = {seen} | {picker.component for picker in self.pickers}
         inputs |= {component for picker in self.pickers for component in picker.inputs}
         outputs = [seen] + [picker.component for picker in self.pickers] + [item.component for item in self.refreshes]
         # Not queued: a tick is a dictionary lookup, answered at once without a place in the queue. (A second,
@@ -118,9 +119,11 @@ class RegistryFollow:
     def tick(self, values: dict[Component, Any]) -> dict[Component, Any]:
         """Nothing while the page has seen the registry's version; else every follower's update."""
         version = self.registry.version
-        if values[self.seen] == version:
-            return {self.seen: gr.skip()}
-        result: dict[Component, Any] = {self.seen: version}
+        seen = self.seen
+        assert seen is not None  # set by `attach`, which wires this tick
+        if values[seen] == version:
+            return {seen: gr.skip()}
+        result: dict[Component, Any] = {seen: version}
         result.update({picker.component: picker.update(values) for picker in self.pickers})
         result.update({item.component: item.value() for item in self.refreshes})
         return result
@@ -153,8 +156,8 @@ def follow_registry(registry: Registry, every_s: float = FOLLOW_EVERY_S,
     follow.attach()
 
 
-def live_choices(dropdown: Component, choices: Callable[..., Choices], inputs: Sequence[Component] = (),
-                 index: int = 0, empty_info: Any = None) -> Component:
+def live_choices(dropdown: C, choices: Callable[..., Choices], inputs: Sequence[Component] = (),
+                 index: int = 0, empty_info: Any = None) -> C:
     """Makes `dropdown` follow the registry: `choices(*values of inputs)` gives its choices after a change
     (`inputs`: the components the list depends on, e.g. a task radio). Returns the dropdown."""
     follow = _ACTIVE.get()

@@ -109,7 +109,7 @@ class EvaluateController:
                         preview=preview(table, PREVIEW_ROWS), guess=guess_columns(table, task))  # type: ignore
 
     @staticmethod
-    def hub_source(dataset_id: str, config: str = "", split: str = "") -> DataSource:
+    def hub_source(dataset_id: str, config: Optional[str] = "", split: str = "") -> DataSource:
         """A Hub dataset's source; anything but an `owner/name` id (a path, a builder name) is refused here,
         before anything is read."""
         if not (dataset_id or "").strip():
