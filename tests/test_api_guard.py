@@ -22,6 +22,9 @@ import pytest
 
 from tests.app_process import AppProcess, record_figures, wait_until
 
+# Launches the app, a server, a training process or real weights: the full tier (tests/tiers.py).
+pytestmark = pytest.mark.full
+
 ALICE = ("alice", "wonderland-4242")
 API_TOKEN = "wb-token-5d2e8a1c7f"
 WINDOW_S = 60  # long enough that nothing leaves the window during a test

@@ -19,6 +19,9 @@ from backend.core.types import GenerationError, GenerationParams, Message
 from tests.engine_contract import GREEDY, EngineContract, drain, generate_threads
 from tests.real_smollm2 import gguf_entry, smollm2_gguf
 
+# Launches the app, a server, a training process or real weights: the full tier (tests/tiers.py).
+pytestmark = pytest.mark.full
+
 
 @pytest.fixture(scope="session")
 def smollm2_gguf_file(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -19,6 +19,9 @@ import pytest
 
 from tests.conftest import ROOT
 
+# Launches the app, a server, a training process or real weights: the full tier (tests/tiers.py).
+pytestmark = pytest.mark.full
+
 RUN_ON_CPU = {"env", "models", "serving", "transformers_serve", "contract", "sft_lora", "zerogpu", "train_throughput"}
 NEED_CUDA = {"qlora", "quantized"}
 

@@ -19,6 +19,9 @@ from tests.app_process import AppProcess, wait_until
 from tests.engine_contract import drain
 from tests.real_smollm2 import GGUF_ID, gguf_entry, smollm2_gguf
 
+# Launches the app, a server, a training process or real weights: the full tier (tests/tiers.py).
+pytestmark = pytest.mark.full
+
 # A system prompt of its own: see tests/test_engine_contract_llama_cpp.py's test_a_real_chat_answer.
 QUESTION = [{"role": "system", "content": "You are a helpful assistant."},
             {"role": "user", "content": "What is the capital of France?"}]

@@ -19,6 +19,9 @@ from backend.training import overlay
 from backend.training.config import TrainConfig
 from tests.app_process import AppProcess, wait_until
 
+# Launches the app, a server, a training process or real weights: the full tier (tests/tiers.py).
+pytestmark = pytest.mark.full
+
 ALICE = ("alice", "wonderland-4242")
 BOB = ("bob", "builder-4242-x")
 CAROL = ("carol", "admin-carol-4242")  # in WORKBENCH_ADMINS

@@ -21,6 +21,9 @@ from backend.training.service import TrainingService
 from backend.core.types import Final, GenerationParams, InvalidInputError
 from tests.training_data import SECRETS, preference_rows, write_csv, write_jsonl
 
+# Launches the app, a server, a training process or real weights: the full tier (tests/tiers.py).
+pytestmark = pytest.mark.full
+
 ROOT = Path(__file__).resolve().parent.parent
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 COLUMNS = {"prompt_column": "prompt", "chosen_column": "chosen", "rejected_column": "rejected"}

@@ -15,6 +15,9 @@ from backend.training.service import TrainingService
 from tests.smollm2 import cached_smollm2_folder
 from tests.training_data import write_jsonl
 
+# Launches the app, a server, a training process or real weights: the full tier (tests/tiers.py).
+pytestmark = pytest.mark.full
+
 TRAIN = [
     ("How do I boil an egg?", "Put the egg in boiling water for about nine minutes, then cool it in cold water."),
     ("What is the capital of France?", "The capital of France is Paris."),
