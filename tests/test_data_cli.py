@@ -58,6 +58,7 @@ def test_cli_bad_input_exits_2_and_writes_nothing(tmp_path: Path, capsys, monkey
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.csv"]  # no hidden staging folder either
 
 
+@pytest.mark.full
 def test_cli_with_a_hub_model_and_no_hub_says_what_to_do_at_once(tmp_path: Path) -> None:
     """`data --model` naming a Hub model that is not on this machine, with the Hub unreachable: one short probe
     (the server's rule), then one error line that says how to get the weights; no huggingface_hub retry loop."""
