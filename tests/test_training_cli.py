@@ -100,6 +100,7 @@ def test_train_command_writes_the_run_folder_and_registers(tiny_models_yaml, tmp
         assert wait_until(lambda: "cli-sentiment-again" in served_ids(app), timeout=30), served_ids(app)
 
 
+@pytest.mark.full
 def test_a_fine_tuned_adapter_continues_training(tiny_models_yaml, tmp_path):
     """An SFT LoRA run's model (an adapter over tiny-chat) as the base of a new run: the run starts from the
     adapter's weights (its first evaluation is where the first run ended), not from the bare base."""

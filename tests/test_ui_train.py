@@ -67,7 +67,8 @@ def test_the_form_comes_from_train_config_and_the_recipes(shared_registry, tmp_p
     assert not rest[len(tab.columns) + [name for name, _, _, _ in HYPERPARAMETERS].index("dpo_beta")]["visible"]
 
     values = {tab.task: "dpo", tab.base: "tiny-chat", tab.data: str(data), tab.validation: None, tab.saved: None,
-              tab.method: "lora", tab.register_as: "", **{component: None for component in tab.columns.values()},
+              tab.method: "lora", tab.register_as: "", tab.share: False,
+              **{component: None for component in tab.columns.values()},
               **dict(zip(tab.numbers, (default for _, _, default, _ in HYPERPARAMETERS)))}
     values.update({tab.columns["prompt_column"]: "prompt", tab.columns["chosen_column"]: "chosen",
                    tab.columns["rejected_column"]: "rejected",

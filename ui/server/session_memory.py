@@ -25,7 +25,8 @@ class LazyConfig(dict):  # type: ignore[type-arg]  # gradio's config_values: blo
     def __init__(self, blocks_config: Any, ids: Any) -> None:
         super().__init__()
         self._blocks_config = blocks_config
-        self._pending = set(ids)
+        self._order = list(ids)  # Gradio's own order (the blocks'), kept when everything is read
+        self._pending = set(self._order)
 
     def _render(self, key: int) -> dict[str, Any]:
         self._pending.discard(key)
@@ -49,17 +50,19 @@ class LazyConfig(dict):  # type: ignore[type-arg]  # gradio's config_values: blo
         for key in list(self._pending):
             self._render(key)
 
-    def items(self) -> Any:
+    def _ordered_keys(self) -> list[int]:
         self._render_all()
-        return super().items()
+        known = set(self._order)
+        return self._order + [key for key in super().__iter__() if key not in known]
+
+    def items(self) -> Any:
+        return [(key, dict.__getitem__(self, key)) for key in self._ordered_keys()]
 
     def values(self) -> Any:
-        self._render_all()
-        return super().values()
+        return [dict.__getitem__(self, key) for key in self._ordered_keys()]
 
     def __iter__(self) -> Iterator[int]:
-        self._render_all()
-        return super().__iter__()
+        return iter(self._ordered_keys())
 
     def __len__(self) -> int:
         return super().__len__() + len(self._pending)
