@@ -127,6 +127,19 @@ MESSAGES: dict[str, str] = {
                      "dataset and start afresh",
     "ratings_bytes": "feedback: your ratings take {used_mb:.1f} MB, the most one user keeps is {limit_mb:g} MB; take "
                      "some back first",
+    # evaluation with a conversation, the judge and pairwise comparison (backend/evaluation/)
+    "eval_conversation": "field 'conversation_column': row {row} of '{column}' is not a conversation ({reason}); "
+                         "give a list of {{role, content}} messages, as JSON text or a JSONL list",
+    "eval_conversation_empty": "field 'conversation_column': no row of '{column}' has both a user turn to answer "
+                               "and a reference; nothing to evaluate",
+    "conversation_task": "field 'conversation_column': a conversation column applies to generation, not {task}",
+    "conversation_needs_chat": "model '{model}': rows with a conversation go through a chat template, and this "
+                               "model has none (pick a chat model, or drop the conversation column)",
+    "judge_is_candidate": "judge: '{model}' is also being evaluated; pick a different model as the judge",
+    "judge_rubric_slots": "{field}: must contain {slots}, got a rubric without {missing}",
+    "pairwise_two_models": "models: a pairwise comparison needs exactly two models, got {count}",
+    "no_base_model": "model '{model}': no base model is recorded for it (only fine-tuned models of the Train tab "
+                     "know their base); pick the second model yourself",
 }
 
 

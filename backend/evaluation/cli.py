@@ -2,6 +2,12 @@
 
     python app.py eval --models models.yaml --model tiny-chat --data qa.csv --task generation \
         --input-column question --reference-column answer --prompt-template "Q: {input}\nA:" --out out/
+    python app.py eval --model my-finetune --model my-base --judge judge-model --data suite.jsonl \
+        --task generation --input-column input --reference-column reference --conversation-column context
+    python app.py eval --model my-finetune --with-base --judge judge-model --data suite.jsonl --task generation
+
+With two models the summary shows them side by side (with --judge: each model's judge score and the pairwise
+win / tie / loss rates with their intervals) and DIR/diffs.csv holds the per-example differences.
 
 Only argparse and the standard library at import time: app.py builds its parser from `add_arguments` for
 `--help`, which must stay instant. Bad input exits with status 2 and one clear `error:` line on stderr; a model
@@ -48,6 +54,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="question_answering: the passage (--input-column is then the question)")
     parser.add_argument("--source-language", default="", metavar="L", help="translation: the source language (en)")
     parser.add_argument("--target-language", default="", metavar="L", help="translation: the target language (de)")
+    parser.add_argument("--conversation-column", metavar="C",
+                        help="generation: the turns before the input, a list of {role, content} messages (a suite "
+                             "saved from Chat: context; an SFT file: messages, whose last assistant turn is then "
+                             "the reference)")
+    parser.add_argument("--with-base", action="store_true",
+                        help="also evaluate the base model the first --model was fine-tuned from (compare with base)")
+    parser.add_argument("--judge", metavar="ID",
+                        help="generation: a registry model that grades each reply 1-10 against the reference; with "
+                             "two models it also judges them pairwise, in both orders")
+    parser.add_argument("--judge-rubric", metavar="FILE", help="the judge's rubric, a text file with {question}, "
+                        "{reference} and {answer} (default: the built-in rubric)")
+    parser.add_argument("--pair-rubric", metavar="FILE", help="the pairwise rubric, with {question}, {reference}, "
+                        "{answer_1} and {answer_2} (default: the built-in rubric)")
     parser.add_argument("--predictions-column", metavar="C",
                         help="score predictions already in the file (no --model needed; reported as 'predictions')")
     parser.add_argument("--prompt-template", metavar="T",
@@ -80,6 +99,11 @@ def main(args: argparse.Namespace) -> int:
         config = build_config(args)
         registry = _registry(args) if config.models else None
         try:
+            if args.with_base and registry is not None:
+                from backend.evaluation.compare import base_of
+
+                first = config.models[0]
+                config = config.with_overrides(models=(first, base_of(registry, first)))
             run = _run_interruptibly(config, registry, args)
         finally:
             if registry is not None:
@@ -117,13 +141,27 @@ def build_config(args: argparse.Namespace) -> EvalConfig:
 
     data = DataSource(path=args.data, hub_id=args.hub_dataset, hub_config=args.hub_config, split=args.split)
     columns = ColumnMapping(input=args.input_column, reference=args.reference_column,
-                            predictions=args.predictions_column, context=args.context_column)
+                            predictions=args.predictions_column, context=args.context_column,
+                            conversation=args.conversation_column)
     return EvalConfig(task=args.task, data=data, columns=columns, models=tuple(args.model),
                       prompt_template=args.prompt_template, chat_template=args.chat_template,
                       max_new_tokens=args.max_new_tokens, batch_size=args.batch_size, limit=args.limit,
                       seed=args.seed, bootstrap=args.bootstrap, rouge_stemmer=args.rouge_stemmer,
                       classification_mode=args.classification_mode, source_language=args.source_language,
-                      target_language=args.target_language).validated()
+                      target_language=args.target_language, judge=args.judge,
+                      judge_rubric=_rubric(args.judge_rubric, "judge_rubric"),
+                      pair_rubric=_rubric(args.pair_rubric, "pair_rubric")).validated()
+
+
+def _rubric(path: Optional[str], field: str) -> Optional[str]:
+    if not path:
+        return None
+    try:
+        return open(path, encoding="utf-8").read()
+    except OSError as error:
+        from backend.core.types import InvalidInputError
+
+        raise InvalidInputError(f"{field}: cannot read {path}: {error.strerror}", field=field) from None
 
 
 def _registry(args: argparse.Namespace) -> Registry:
@@ -164,5 +202,13 @@ def _print_summary(run: RunResult) -> None:
         print(f"  {result.model_id}: {headline} {shown} ({result.status}, {result.completed} scored)")
         for notice in result.notices:
             print(f"note: {result.model_id}: {notice}", file=sys.stderr)
+    if len(run.models) > 1 or run.config.judge:
+        from backend.evaluation.compare import side_by_side
+
+        print(side_by_side(run))
+        if run.path is not None and len(run.models) > 1:
+            from backend.evaluation.store import DIFFS_FILE
+
+            print(f"per-example diffs: {run.path / DIFFS_FILE}")
     print(f"results: {run.path}")
 

@@ -80,13 +80,16 @@ class ColumnMapping:
     reference: Optional[str] = None  # the expected text, or the true label
     predictions: Optional[str] = None  # predictions already in the file: scored as they are, no model
     context: Optional[str] = None  # question answering: the passage the answer is found in (`input`: the question)
+    # generation: the turns before the evaluated one (backend/evaluation/conversation.py)
+    conversation: Optional[str] = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
     @staticmethod
     def from_dict(data: dict[str, Any]) -> "ColumnMapping":
-        return ColumnMapping(**{key: data.get(key) for key in ("input", "reference", "predictions", "context")})
+        return ColumnMapping(**{key: data.get(key) for key in ("input", "reference", "predictions", "context",
+                                                                 "conversation")})
 
 
 @dataclass(frozen=True)
@@ -99,6 +102,8 @@ class Examples:
     predictions: Optional[list[str]] = None  # from the file's predictions column, when there is one
     notices: list[str] = field(default_factory=list)
     contexts: Optional[list[str]] = None  # question answering: each question's passage
+    # generation with a conversation column: the turns asked before the input (the reference turn cut off)
+    conversations: Optional[list[list[dict[str, str]]]] = None
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -249,6 +254,8 @@ def required_columns(task: EvalTask, mapping: ColumnMapping) -> dict[str, str]:
     """The roles a task needs filled, as {role: what the CLI calls it}."""
     if task == "perplexity":
         return {"input": "--input-column"}
+    if mapping.conversation and not mapping.predictions:  # the conversation can hold the input and the reference
+        return {}
     needed = {"reference": "--reference-column"}
     if not mapping.predictions:  # scoring existing predictions needs no input text
         needed["input"] = "--input-column"
@@ -276,7 +283,9 @@ def select_examples(
     if task == "perplexity" and (mapping.reference or mapping.predictions):
         raise InvalidInputError("columns: perplexity scores the input text only; drop the reference and "
                                 "predictions columns", field="columns")
-    for role in ("input", "reference", "predictions", "context"):
+    if mapping.conversation and task != "generation":
+        raise refuse("conversation_task", "conversation_column", task=task)
+    for role in ("input", "reference", "predictions", "context", "conversation"):
         column = getattr(mapping, role)
         if column and column not in table.columns:
             raise refuse("no_column", f"{role}_column", shown=f"{role} column", name=column,
@@ -289,6 +298,10 @@ def select_examples(
                          columns=column_list(table))
     values = {role: column_texts(table, getattr(mapping, role))
               for role in ("input", "reference", "predictions", "context") if getattr(mapping, role)}
+    if mapping.conversation and not mapping.predictions:
+        from backend.evaluation.conversation import conversation_examples
+
+        return conversation_examples(table, mapping, values, lambda rows: _limit(rows, limit, seed))
     needed = list(required_columns(task, mapping))
     # A row without its text or its reference cannot be scored; a blank prediction is a (wrong) answer.
     keep = [row for row in range(len(table)) if all(values[role][row].strip() for role in needed)]

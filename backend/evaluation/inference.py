@@ -17,7 +17,7 @@ finished before it is kept.
 from __future__ import annotations
 
 import threading
-from typing import Callable, Optional, Sequence
+from typing import Callable, Optional, Sequence, Union
 
 import torch
 
@@ -29,6 +29,8 @@ from backend.core.types import GenerationParams, InvalidInputError, Message
 from backend.engines.zerogpu import gpu_function, resident_model
 
 OnBatch = Callable[[int], None]  # called with the number of examples a finished batch completed
+# A prompt: text (through the chat template when `chat`), or a conversation (always through the chat template).
+Prompt = Union[str, Sequence[Message]]
 
 
 def is_local_causal_lm(engine: Engine) -> bool:
@@ -38,7 +40,7 @@ def is_local_causal_lm(engine: Engine) -> bool:
 
 def generate_texts(
     engine: Engine,
-    prompts: Sequence[str],
+    prompts: Sequence[Prompt],
     *,
     max_new_tokens: int,
     batch_size: int,
@@ -127,8 +129,10 @@ def _prompt_budget(runtime: LocalRuntime, max_new_tokens: int) -> int:
     return budget
 
 
-def _encode_prompt(runtime: LocalRuntime, prompt: str, chat: bool) -> list[int]:
+def _encode_prompt(runtime: LocalRuntime, prompt: Prompt, chat: bool) -> list[int]:
     """Token ids exactly as the engine's own chat / generate paths build them."""
+    if not isinstance(prompt, str):
+        return runtime.encode_chat(prompt)
     return runtime.encode_chat([Message("user", prompt)]) if chat else runtime.encode_prompt(prompt)
 
 
@@ -182,7 +186,7 @@ def _nll_of_rows(model_key: str, pad: int, batch: list[list[int]]) -> list[tuple
     return results
 
 
-def _generate_one_by_one(engine: Engine, prompts: Sequence[str], max_new_tokens: int, chat: bool,
+def _generate_one_by_one(engine: Engine, prompts: Sequence[Prompt], max_new_tokens: int, chat: bool,
                          cancel: threading.Event, on_batch: OnBatch) -> list[Optional[str]]:
     """Engines without local weights (remote servers): their own greedy stream, one prompt at a time."""
     params = GenerationParams(max_new_tokens=max_new_tokens, temperature=0.0)
@@ -190,8 +194,11 @@ def _generate_one_by_one(engine: Engine, prompts: Sequence[str], max_new_tokens:
     for index, prompt in enumerate(prompts):
         if cancel.is_set():
             break
-        stream = (engine.stream_chat([Message("user", prompt)], params) if chat
-                  else engine.stream_generate(prompt, params))
+        if not isinstance(prompt, str):
+            stream = engine.stream_chat(list(prompt), params)
+        else:
+            stream = (engine.stream_chat([Message("user", prompt)], params) if chat
+                      else engine.stream_generate(prompt, params))
         try:
             final = None
             for event in stream:

@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional, cast
 
+from backend.core.error_codes import refuse
 from backend.evaluation import scoring, store
 from backend.evaluation.data import Examples, load_table, select_examples
 from backend.evaluation.labels import align_references
@@ -62,6 +63,10 @@ def run_evaluation(
     models = cast("Registry", registry)  # there whenever a model runs (a file's own predictions need none)
     for model_id in config.models:
         _check_model(models, model_id, config)
+    if config.judge:
+        from backend.evaluation.compare import check_judge
+
+        check_judge(models, config)
     data = table if table is not None else load_table(config.data)
     examples = select_examples(data, config.task, config.columns, config.limit, config.seed)
     references = {model_id: _references_for(models, model_id, config, examples) for model_id in config.models}
@@ -74,9 +79,14 @@ def run_evaluation(
         tracker.start_model(model_id, len(examples))
         results[model_id] = _run_model(models, config, examples, model_id, references.get(model_id), tracker,
                                        cancel)
+    comparison = None
+    if config.judge and not cancel.is_set():
+        from backend.evaluation.compare import judge_models
+
+        comparison = judge_models(models, config, examples, results, cancel, tracker.note)
     run = RunResult(run_id=store.new_run_id(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     config=config, examples=examples, models=results, cancelled=cancel.is_set(),
-                    seconds=time.perf_counter() - started)
+                    seconds=time.perf_counter() - started, comparison=comparison)
     if out_dir is not None or runs_dir is not None:
         run.path = store.save_run(run, Path(out_dir) if out_dir is not None else Path(runs_dir or "") / run.run_id)
     return run
@@ -238,14 +248,21 @@ def _file_predictions(config: EvalConfig, examples: Examples, tracker: "_Tracker
 
 def _generate(registry: Registry, config: EvalConfig, examples: Examples, model_id: str, tracker: "_Tracker",
               cancel: threading.Event) -> _Outputs:
-    from backend.evaluation.inference import generate_texts
+    from backend.evaluation.conversation import prompt_messages
+    from backend.evaluation.inference import Prompt, generate_texts
 
     spec = registry.spec(model_id)
     task: Task = "generate" if "generate" in spec.tasks else "chat"
     chat = config.chat_template if config.chat_template is not None else "chat" in spec.tasks
     template = config.prompt_template or INPUT_SLOT
     # str.replace, not str.format: inputs and templates may hold other braces (JSON, code).
-    prompts = [template.replace(INPUT_SLOT, text) for text in examples.inputs]
+    prompts: list[Prompt] = [template.replace(INPUT_SLOT, text) for text in examples.inputs]
+    if examples.conversations is not None:  # the turns before the input go through the chat template too
+        if not chat:
+            raise refuse("conversation_needs_chat", "conversation_column", model=model_id)
+        asked = config.columns.input is not None
+        prompts = [prompt_messages(history, prompt if asked else None)
+                   for history, prompt in zip(examples.conversations, prompts)]
     with registry.lease(model_id, task) as engine:
         predictions, notices = generate_texts(engine, prompts, max_new_tokens=config.max_new_tokens,
                                               batch_size=config.batch_size, chat=chat, cancel=cancel,
@@ -343,6 +360,10 @@ class _Tracker:
         self.done += count
         self.model_done += count
         self._report(f"{self.model_id}: {self.model_done:,} / {self.model_total:,} examples")
+
+    def note(self, message: str) -> None:
+        """A step after the models' examples (the judge's grading) that has no count of its own."""
+        self._report(message)
 
     def resampling(self, done: int, total: int) -> None:
         """The bootstrap's progress (after the model's examples are all counted)."""

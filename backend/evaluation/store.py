@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.csv"
+DIFFS_FILE = "diffs.csv"  # several models: one row per example, the models' replies and scores side by side
 
 
 def new_run_id() -> str:
@@ -35,6 +36,10 @@ def save_run(run: "RunResult", directory: str | Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     _write_atomically(folder / RESULTS_FILE, json.dumps(run.to_dict(), ensure_ascii=False, indent=1, allow_nan=False))
     _write_atomically(folder / PREDICTIONS_FILE, run.example_table().to_csv(index=False))
+    if len(run.models) > 1:
+        from backend.evaluation.compare import example_diffs
+
+        _write_atomically(folder / DIFFS_FILE, example_diffs(run).to_csv(index=False))
     return folder
 
 

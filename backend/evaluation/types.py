@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from backend.core.error_codes import refuse
 from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource, EvalTask, Examples
+from backend.evaluation.judge import RUBRIC_SLOTS, check_rubric
 from backend.evaluation.metrics import HEADLINE, LOWER_IS_BETTER
+from backend.evaluation.pairwise import PAIR_SLOTS, PairwiseSummary
 from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
@@ -56,6 +58,11 @@ class EvalConfig:
     target_language: str = ""
     # ROUGE with Porter stemming; off by default, as in `evaluate`'s rouge (use_stemmer=False).
     rouge_stemmer: bool = False
+    # Generation: a registry model that grades every reply against its reference (backend/evaluation/judge.py),
+    # and with two models compares them in both orders (pairwise.py); None: no judge. Rubrics: None = defaults.
+    judge: Optional[str] = None
+    judge_rubric: Optional[str] = None
+    pair_rubric: Optional[str] = None
 
     def metric_options(self) -> dict[str, dict[str, Any]]:
         """Keyword options for metric modules, by module name (backend/evaluation/metrics), from this run."""
@@ -93,6 +100,13 @@ class EvalConfig:
         if not isinstance(self.rouge_stemmer, bool):
             raise InvalidInputError(f"rouge_stemmer: must be true or false, got {self.rouge_stemmer!r}",
                                     field="rouge_stemmer")
+        if self.judge is not None:
+            if self.task != "generation":
+                raise InvalidInputError(f"judge: a judge grades generated replies, not {self.task}", field="judge")
+            if self.judge in self.models:
+                raise refuse("judge_is_candidate", "judge", model=self.judge)
+            check_rubric(self.judge_rubric, RUBRIC_SLOTS, "judge_rubric")
+            check_rubric(self.pair_rubric, PAIR_SLOTS, "pair_rubric")
         if not 0.5 <= self.confidence < 1:
             raise refuse("in_range", "confidence", low=0.5, high=1, range="[0.5, 1)", got=self.confidence)
         return self
@@ -118,6 +132,9 @@ class EvalConfig:
             "rouge_stemmer": self.rouge_stemmer,
             "source_language": self.source_language,
             "target_language": self.target_language,
+            "judge": self.judge,
+            "judge_rubric": self.judge_rubric,
+            "pair_rubric": self.pair_rubric,
         }
 
     @staticmethod
@@ -214,6 +231,7 @@ class RunResult:
     cancelled: bool = False
     seconds: float = 0.0
     path: Optional[Path] = None  # the run's folder once saved
+    comparison: Optional[PairwiseSummary] = None  # two models and a judge: A (the first model) vs B
 
     @property
     def task(self) -> EvalTask:
@@ -277,7 +295,8 @@ class RunResult:
             "notices": self.examples.notices,
             "models": {model_id: result.to_dict() for model_id, result in self.models.items()},
             "examples": {"rows": self.examples.rows, "inputs": self.examples.inputs,
-                         "references": self.examples.references},
+                         "references": self.examples.references, "conversations": self.examples.conversations},
+            "comparison": self.comparison.to_dict() if self.comparison is not None else None,
         })
 
     @staticmethod
@@ -289,12 +308,14 @@ class RunResult:
             config=EvalConfig.from_dict(data["config"]),
             examples=Examples(rows=list(examples.get("rows") or []), inputs=list(examples.get("inputs") or []),
                               references=list(examples.get("references") or []),
-                              notices=list(data.get("notices") or [])),
+                              notices=list(data.get("notices") or []),
+                              conversations=examples.get("conversations")),
             models={model_id: ModelResult.from_dict(model_id, value)
                     for model_id, value in (data.get("models") or {}).items()},
             cancelled=bool(data.get("cancelled")),
             seconds=float(data.get("seconds") or 0.0),
             path=path,
+            comparison=PairwiseSummary.from_dict(data["comparison"]) if data.get("comparison") else None,
         )
 
 

@@ -189,4 +189,23 @@ STRINGS: dict[str, tuple[str, str]] = {
     "role_split": ("split", "划分"),
     "err_text_too_long": ("{field} is {count:,} characters; the limit is {limit:,}. Shorten it or split it up.",
                           "{field}有 {count:,} 个字符，上限为 {limit:,} 个。请缩短或拆分。"),
+    # evaluation with a conversation, the judge and pairwise comparison (backend/evaluation/)
+    "err_eval_conversation": ("Row {row} of '{column}' is not a conversation ({reason}); give a list of role / content "
+                              "messages.", "“{column}”的第 {row} 行不是对话（{reason}）；请提供由 role / content 组成的消息列表。"),
+    "err_eval_conversation_empty": ("No row of '{column}' has both a user turn to answer and a reference.",
+                                    "“{column}”中没有同时包含待回答的用户轮次和参考答案的行。"),
+    "err_conversation_task": ("A conversation column applies to generation, not {task}.",
+                              "对话列只适用于生成任务，不适用于 {task}。"),
+    "err_conversation_needs_chat": ("Model '{model}' has no chat template, and rows with a conversation need one; "
+                                    "pick a chat model or drop the conversation column.",
+                                    "模型“{model}”没有对话模板，而带对话的行需要它；请选择对话模型，或去掉对话列。"),
+    "err_judge_is_candidate": ("'{model}' is also being evaluated; pick a different model as the judge.",
+                               "“{model}”也在被评测；请选择另一个模型作为评审。"),
+    "err_judge_rubric_slots": ("The rubric must contain {slots}; it lacks {missing}.",
+                               "评分标准必须包含 {slots}；缺少 {missing}。"),
+    "err_pairwise_two_models": ("A pairwise comparison needs exactly two models, got {count}.",
+                                "成对比较需要恰好两个模型，当前为 {count} 个。"),
+    "err_no_base_model": ("No base model is recorded for '{model}' (only fine-tuned models know their base); pick "
+                          "the second model yourself.", "没有记录“{model}”的基础模型（只有微调得到的模型知道其基础模型）；"
+                          "请自行选择第二个模型。"),
 }

@@ -16,7 +16,7 @@ METRICS_DIR = Path(__file__).resolve().parent
 # Which module files a task reports, in display order.
 TASK_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("classification",),
-    "generation": ("bleu", "chrf", "rouge", "exact_match"),
+    "generation": ("bleu", "chrf", "rouge", "exact_match", "chat_match"),
     "perplexity": ("perplexity",),
     # the pipeline tasks (backend/tasks/)
     "ner": ("seqeval_ner",),
