@@ -67,6 +67,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "{reference} and {answer} (default: the built-in rubric)")
     parser.add_argument("--pair-rubric", metavar="FILE", help="the pairwise rubric, with {question}, {reference}, "
                         "{answer_1} and {answer_2} (default: the built-in rubric)")
+    parser.add_argument("--judge-max-new-tokens", type=int, default=160, metavar="N",
+                        help="the judge's answer length (default: 160)")
     parser.add_argument("--predictions-column", metavar="C",
                         help="score predictions already in the file (no --model needed; reported as 'predictions')")
     parser.add_argument("--prompt-template", metavar="T",
@@ -149,6 +151,7 @@ def build_config(args: argparse.Namespace) -> EvalConfig:
                       seed=args.seed, bootstrap=args.bootstrap, rouge_stemmer=args.rouge_stemmer,
                       classification_mode=args.classification_mode, source_language=args.source_language,
                       target_language=args.target_language, judge=args.judge,
+                      judge_max_new_tokens=args.judge_max_new_tokens,
                       judge_rubric=_rubric(args.judge_rubric, "judge_rubric"),
                       pair_rubric=_rubric(args.pair_rubric, "pair_rubric")).validated()
 

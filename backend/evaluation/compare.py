@@ -58,7 +58,8 @@ def judge_models(registry: "Registry", config: EvalConfig, examples: "Examples",
     asked = questions(config, examples)
     spec = registry.spec(judge_id)
     with registry.lease(judge_id, "chat" if "chat" in spec.tasks else "generate") as engine:
-        generate = engine_generate(engine, batch_size=config.batch_size, cancel=cancel)
+        generate = engine_generate(engine, batch_size=config.batch_size, max_new_tokens=config.judge_max_new_tokens,
+                                   cancel=cancel)
         for model_id, result in results.items():
             if result.status not in ("complete", "cancelled") or cancel.is_set():
                 continue

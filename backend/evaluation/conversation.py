@@ -8,10 +8,11 @@ Two shapes of the same thing reach Evaluate:
 - a `messages` column (the SFT format): the whole conversation, ending with the assistant reply that is the
   reference.
 
-Both become one list of messages per row that goes through the model's chat template: the conversation's turns
-up to the evaluated one, then (when an input column is mapped) the input as the last user message. An assistant
-turn that ends the conversation is the reference turn: it is cut from the prompt, and is the reference when no
-reference column is mapped. A model is never shown the reply it is asked to write.
+Both become one list of messages per row that goes through the model's chat template. With an input column
+mapped (Chat's suites) the conversation is all history: its turns, then the input as the last user message.
+Without one (a `messages` column) the conversation holds the evaluated turn itself: an assistant turn that ends
+it is the reference turn, cut from the prompt (and the reference when no reference column is mapped), and the
+user turn before it is the one answered. A model is never shown the reply it is asked to write.
 """
 
 from __future__ import annotations
@@ -111,7 +112,9 @@ def conversation_examples(table: "pd.DataFrame", mapping: "ColumnMapping", texts
     column = mapping.conversation or ""
     histories, references, inputs = [], [], []
     for row, value in enumerate(table[column].tolist()):
-        history, turn = split_reference_turn(parse_conversation(value, row, column))
+        history, turn = parse_conversation(value, row, column), None
+        if "input" not in texts:
+            history, turn = split_reference_turn(history)
         histories.append(history)
         references.append(texts["reference"][row] if "reference" in texts else turn or "")
         inputs.append(texts["input"][row] if "input" in texts else last_user_text(history))

@@ -241,8 +241,13 @@ def guess_columns(table: "pd.DataFrame", task: EvalTask) -> ColumnMapping:
 
     reference = _find(table, REFERENCE_HINTS[task]) if task in REFERENCE_HINTS else None
     predictions = None if task == "perplexity" else _find(table, PREDICTION_HINTS)
-    text = guess_text_column(table.drop(columns=[c for c in (reference, predictions) if c]))
-    return ColumnMapping(input=text, reference=reference, predictions=predictions)
+    conversation = None
+    if task == "generation":
+        from backend.evaluation.conversation import guess_conversation_column
+
+        conversation = guess_conversation_column([c for c in table.columns if c not in (reference, predictions)])
+    text = guess_text_column(table.drop(columns=[c for c in (reference, predictions, conversation) if c]))
+    return ColumnMapping(input=text, reference=reference, predictions=predictions, conversation=conversation)
 
 
 def _find(table: "pd.DataFrame", hints: tuple[str, ...]) -> Optional[str]:

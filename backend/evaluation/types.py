@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from backend.core.error_codes import refuse
 from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource, EvalTask, Examples
-from backend.evaluation.judge import RUBRIC_SLOTS, check_rubric
+from backend.evaluation.judge import JUDGE_MAX_NEW_TOKENS, RUBRIC_SLOTS, check_rubric
 from backend.evaluation.metrics import HEADLINE, LOWER_IS_BETTER
 from backend.evaluation.pairwise import PAIR_SLOTS, PairwiseSummary
 from backend.core.types import InvalidInputError
@@ -63,6 +63,7 @@ class EvalConfig:
     judge: Optional[str] = None
     judge_rubric: Optional[str] = None
     pair_rubric: Optional[str] = None
+    judge_max_new_tokens: int = JUDGE_MAX_NEW_TOKENS  # the judge's answer: a score (or winner) line and a reason
 
     def metric_options(self) -> dict[str, dict[str, Any]]:
         """Keyword options for metric modules, by module name (backend/evaluation/metrics), from this run."""
@@ -107,6 +108,7 @@ class EvalConfig:
                 raise refuse("judge_is_candidate", "judge", model=self.judge)
             check_rubric(self.judge_rubric, RUBRIC_SLOTS, "judge_rubric")
             check_rubric(self.pair_rubric, PAIR_SLOTS, "pair_rubric")
+            _check_int("judge_max_new_tokens", self.judge_max_new_tokens, 1, 8192)
         if not 0.5 <= self.confidence < 1:
             raise refuse("in_range", "confidence", low=0.5, high=1, range="[0.5, 1)", got=self.confidence)
         return self
@@ -135,6 +137,7 @@ class EvalConfig:
             "judge": self.judge,
             "judge_rubric": self.judge_rubric,
             "pair_rubric": self.pair_rubric,
+            "judge_max_new_tokens": self.judge_max_new_tokens,
         }
 
     @staticmethod
