@@ -76,7 +76,8 @@ def test_compare_with_base_from_the_command_line(compare_setup: tuple[Path, Path
     code = app.main(["eval", "--models", str(models), "--model", "tiny-ft", "--with-base", "--judge", "tiny-judge",
                      "--data", str(suite), "--task", "generation", "--input-column", "input",
                      "--reference-column", "reference", "--conversation-column", "context",
-                     "--max-new-tokens", "6", "--judge-max-new-tokens", "8", "--bootstrap", "100", "--out", str(out), "--quiet"])
+                     "--max-new-tokens", "6", "--judge-max-new-tokens", "8", "--bootstrap", "100",
+                     "--out", str(out), "--quiet"])
     printed = capsys.readouterr()
     assert code == 0, printed.err
     saved = json.loads((out / "results.json").read_text())

@@ -48,6 +48,7 @@ Reason: <one sentence>"""
 PAIR_SLOTS = ("{question}", "{reference}", "{answer_1}", "{answer_2}")
 Position = Literal["1", "2", "tie"]
 Outcome = Literal["A", "B", "tie"]
+_RATES: tuple[tuple[str, Outcome], ...] = (("win_rate", "A"), ("tie_rate", "tie"), ("loss_rate", "B"))
 _WINNER_FORMAT = re.compile(r"Winner:[ \t]*(1|2|tie)[ \t]*\r?\n+[ \t]*Reason:[ \t]*(\S.*)", re.DOTALL | re.IGNORECASE)
 
 
@@ -109,12 +110,10 @@ class PairwiseSummary:
 
     def rates(self) -> dict[str, float]:
         total = self.counted
-        return {name: (self.count(outcome) / total if total else float("nan"))
-                for name, outcome in (("win_rate", "A"), ("tie_rate", "tie"), ("loss_rate", "B"))}
+        return {name: (self.count(outcome) / total if total else float("nan")) for name, outcome in _RATES}
 
     def intervals(self) -> dict[str, tuple[float, float]]:
-        return {name: wilson(self.count(outcome), self.counted, self.confidence)  # type: ignore[arg-type]
-                for name, outcome in (("win_rate", "A"), ("tie_rate", "tie"), ("loss_rate", "B"))}
+        return {name: wilson(self.count(outcome), self.counted, self.confidence) for name, outcome in _RATES}
 
     def to_dict(self) -> dict[str, Any]:
         return {"judge": self.judge, "model_a": self.model_a, "model_b": self.model_b,

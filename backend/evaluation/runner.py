@@ -256,13 +256,14 @@ def _generate(registry: Registry, config: EvalConfig, examples: Examples, model_
     chat = config.chat_template if config.chat_template is not None else "chat" in spec.tasks
     template = config.prompt_template or INPUT_SLOT
     # str.replace, not str.format: inputs and templates may hold other braces (JSON, code).
-    prompts: list[Prompt] = [template.replace(INPUT_SLOT, text) for text in examples.inputs]
+    texts = [template.replace(INPUT_SLOT, text) for text in examples.inputs]
+    prompts: list[Prompt] = list(texts)
     if examples.conversations is not None:  # the turns before the input go through the chat template too
         if not chat:
             raise refuse("conversation_needs_chat", "conversation_column", model=model_id)
         asked = config.columns.input is not None
-        prompts = [prompt_messages(history, prompt if asked else None)
-                   for history, prompt in zip(examples.conversations, prompts)]
+        prompts = [prompt_messages(history, text if asked else None)
+                   for history, text in zip(examples.conversations, texts)]
     with registry.lease(model_id, task) as engine:
         predictions, notices = generate_texts(engine, prompts, max_new_tokens=config.max_new_tokens,
                                               batch_size=config.batch_size, chat=chat, cancel=cancel,

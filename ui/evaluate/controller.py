@@ -136,6 +136,18 @@ class EvaluateController:
             fits = {spec.id for spec in self.registry.specs() if spec.id in fits and native & set(spec.tasks)}
         return [model_id for model_id in chosen or [] if model_id in fits] or self.default_models(task)
 
+    def with_base(self, models: tuple[str, ...]) -> tuple[str, ...]:
+        """Compare with base: one chosen model and the model it was fine-tuned from (two chosen: as they are)."""
+        if len(models) != 1 or self.registry is None:
+            return models
+        from backend.evaluation.compare import base_of
+
+        return (models[0], base_of(self.registry, models[0]))
+
+    def judge_choices(self) -> list[tuple[str, str]]:
+        """(name, id) of the models that can judge (any that chats or generates)."""
+        return self.model_choices("generation")
+
     def default_models(self, task: str) -> list[str]:
         if self.registry is None:
             return []

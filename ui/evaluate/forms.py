@@ -68,6 +68,10 @@ class EvalForm:
     seed: Optional[int] = None
     bootstrap: int = 1000
     rouge_stemmer: bool = False  # generation: ROUGE with Porter stemming
+    # generation (ui/evaluate/judging.py): the turns before the input, a judge model and its rubric (None: default)
+    conversation_column: Optional[str] = None
+    judge: Optional[str] = None
+    judge_rubric: Optional[str] = None
 
     def config(self, source: Optional[DataSource]) -> EvalConfig:
         """The validated `EvalConfig` (errors name the field)."""
@@ -87,12 +91,15 @@ class EvalForm:
             input=self.input_column or None,
             reference=None if self.task == "perplexity" else self.reference_column or None,
             predictions=self.predictions_column or None if scoring else None,
+            conversation=self.conversation_column or None if self.task == "generation" and not scoring else None,
         )
+        judge = self.judge or None if self.task == "generation" and not scoring else None
         return EvalConfig(task=self.task, data=source, columns=columns,  # type: ignore[arg-type]
                           models=() if scoring else tuple(self.models), prompt_template=template,
                           max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, limit=self.limit,
                           seed=self.seed, bootstrap=self.bootstrap,
-                          rouge_stemmer=bool(self.rouge_stemmer) and self.task == "generation").validated()
+                          rouge_stemmer=bool(self.rouge_stemmer) and self.task == "generation",
+                          judge=judge, judge_rubric=self.judge_rubric if judge else None).validated()
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ past runs, each a small dataclass; the handlers are methods (Gradio lists them b
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator, Optional, Union
 
@@ -19,6 +19,7 @@ from backend.core.registry import Registry
 from ui.common.components import handle_errors, live_choices, ui_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.forms import LABEL_PROMPT_PLACEHOLDER, NONE, DataView, FormPanel, column_choices, task_labels
+from ui.evaluate.judging import ComparePanel, JudgePanel, judge_options
 from ui.evaluate.results import ResultsPanel
 from ui.evaluate.runs import RunsPanel
 from ui.evaluate.views import PROGRESS_CSS, progress_html
@@ -81,6 +82,8 @@ class EvaluateTab:
     progress: gr.HTML
     results: ResultsPanel
     runs: RunsPanel
+    judge: JudgePanel
+    compare: ComparePanel
 
     @classmethod
     def build(cls, registry: Optional[Registry], runs_dir: Optional[Union[str, Path]] = None) -> "EvaluateTab":
@@ -89,26 +92,29 @@ class EvaluateTab:
         data = DataPanel.build()
         form = FormPanel.build(INITIAL_TASK, ctl.model_choices(INITIAL_TASK), ctl.default_models(INITIAL_TASK))
         live_choices(form.models, ctl.model_choices, inputs=[form.task])
+        judge = JudgePanel.build(ctl.judge_choices(), INITIAL_TASK == "generation")
+        live_choices(judge.judge, lambda: judge_options(ctl.judge_choices()))
         with gr.Row():
             run_button = gr.Button(t("eval_run"), variant="primary", elem_id="eval-run", scale=4)
             cancel_button = gr.Button(t("cancel"), variant="stop", elem_id="eval-cancel", scale=1)
         progress = gr.HTML("", elem_id="eval-progress", css_template=PROGRESS_CSS, js_on_load=None)
         results = ResultsPanel.build(ctl)
+        compare = ComparePanel.build()
         runs = RunsPanel.build(ctl)
-        tab = cls(ctl, data, form, run_button, cancel_button, progress, results, runs)
+        tab = cls(ctl, data, form, run_button, cancel_button, progress, results, runs, judge, compare)
         tab.wire()
         return tab
 
     @property
     def data_outputs(self) -> list:
         return [self.form.source, self.data.info, self.data.preview, self.form.input_col, self.form.reference_col,
-                self.form.predictions_col]
+                self.form.predictions_col, self.judge.conversation_col]
 
     @property
     def task_outputs(self) -> list:
         form = self.form
         return [form.models, form.reference_col, form.input_col, form.score_file, form.predictions_col, form.prompt,
-                form.max_new_tokens, form.rouge_stemmer]
+                form.max_new_tokens, form.rouge_stemmer, self.judge.conversation_col, self.judge.box]
 
     def wire(self) -> None:
         data, form = self.data, self.form
@@ -125,7 +131,8 @@ class EvaluateTab:
         form.score_file.input(self.on_score_file, inputs=task_inputs, outputs=self.task_outputs,
                               **ui_event(form.models))
         self.run_button.click(
-            self.on_run, inputs=form.inputs, outputs=[self.progress, *self.results.outputs, *self.runs.outputs],
+            self.on_run, inputs=form.inputs | self.judge.inputs,
+            outputs=[self.progress, *self.results.outputs, *self.compare.outputs, *self.runs.outputs],
             concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, **ui_event(self.progress)
         ).failure(lambda: "", outputs=self.progress, **ui_event(self.progress, queue=False))  # no stale "Starting…"
         # Cancel does not cancel the run's event: the run must end normally to score and show what was done.
@@ -133,8 +140,9 @@ class EvaluateTab:
         self.cancel_button.click(self.on_cancel, inputs=None, outputs=None,
                                  **ui_event(self.cancel_button, queue=False))
         self.runs.open_button.click(self.on_open, inputs=self.runs.open_choice,
-                                    outputs=[self.progress, *self.results.outputs, *self.data_outputs,
-                                             *self.task_outputs, *self.form.settings],
+                                    outputs=[self.progress, *self.results.outputs, *self.compare.outputs,
+                                             *self.data_outputs, *self.task_outputs, *self.form.settings,
+                                             self.judge.judge, self.judge.rubric, self.judge.with_base],
                                     **ui_event(self.results.run_info))
         root = Context.root_block
         if root is not None:
@@ -149,9 +157,11 @@ class EvaluateTab:
         if view is None:
             empty = gr.Dropdown(choices=[], value=None)
             return {form.source: None, self.data.info: NO_DATA, self.data.preview: None,
-                    form.input_col: empty, form.reference_col: empty, form.predictions_col: empty}
+                    form.input_col: empty, form.reference_col: empty, form.predictions_col: empty,
+                    **self.judge.column_updates(None, None)}
         optional = column_choices(view.columns)
         return {
+            **self.judge.column_updates(view.columns, view.guess.conversation),
             form.source: view.source.to_dict(),
             self.data.info: html.escape(view.describe(), quote=False),
             self.data.preview: view.preview,
@@ -225,6 +235,7 @@ class EvaluateTab:
                 placeholder=LABEL_PROMPT_PLACEHOLDER if task_value == "classification" else None),
             form.max_new_tokens: gr.Slider(visible=task_value == "generation" and not scoring),
             form.rouge_stemmer: gr.Checkbox(visible=task_value == "generation"),
+            **self.judge.task_updates(task_value),
         }
         if data_source:  # the likely reference column differs per task ("label" / "answer")
             view = self.ctl.inspect(DataSource.from_dict(data_source), task_value)
@@ -238,13 +249,17 @@ class EvaluateTab:
     @ui_errors
     def on_run(self, data: dict, request: gr.Request) -> Iterator[dict]:
         data_source, form = self.form.read(data)
+        choice = self.judge.read(data)
+        form = replace(form, conversation_column=choice.conversation_column, judge=choice.judge,
+                       judge_rubric=choice.rubric,
+                       models=self.ctl.with_base(form.models) if choice.with_base else form.models)
         config = form.config(data_source)
         for item in self.ctl.stream(config, session=request.session_hash or "", username=request.username):
             if isinstance(item, RunResult):
                 yield {self.progress: progress_html(None, item), **self.results.show(item),
-                       **self.runs.runs_updates(request)}
+                       **self.compare.show(item), **self.runs.runs_updates(request)}
             elif item is None:
-                yield {self.progress: progress_html(None), **self.results.show(None)}
+                yield {self.progress: progress_html(None), **self.results.show(None), **self.compare.show(None)}
             else:
                 yield {self.progress: progress_html(item)}
 
@@ -258,7 +273,8 @@ class EvaluateTab:
         run = self.ctl.open_run(run_id or "", request.username)
         config = run.config
         mapping = config.columns
-        columns = [column for column in (mapping.input, mapping.reference, mapping.predictions) if column]
+        columns = [column for column in (mapping.input, mapping.reference, mapping.predictions, mapping.conversation)
+                   if column]
         data = self.data_updates(None)
         if config.data.path and Path(config.data.path).is_file():
             view = self.ctl.inspect(config.data, config.task)
@@ -272,7 +288,9 @@ class EvaluateTab:
         scoring = config.scores_file_predictions
         shown = self.task_updates(config.task, scoring, list(config.models), config.prompt_template or "", None,
                                   native_only=False)
-        return {self.progress: "", **self.results.show(run), **data, **shown, **self.form.show(config, columns)}
+        return {self.progress: "", **self.results.show(run), **self.compare.show(run), **data, **shown,
+                **self.form.show(config, columns), **self.judge.column_updates(columns, mapping.conversation),
+                **self.judge.show(config)}
 
 
 def build_evaluate_tab(registry: Optional[Registry], runs_dir: Optional[Union[str, Path]] = None) -> EvaluateController:

@@ -250,4 +250,23 @@ STRINGS: dict[str, tuple[str, str]] = {
     "train_resuming": ("resuming from the last checkpoint", "正在从最近的检查点继续"),
     "train_merged": ("merged: a full safetensors model in the run folder's `{folder}/` ({run})",
                      "已合并：完整的 safetensors 模型在运行文件夹的 `{folder}/` 中（{run}）"),
+    # Evaluate: conversations, the judge, compare with base (ui/evaluate/judging.py)
+    "eval_conversation_column": ("Conversation column (turns before the input)", "对话列（输入之前的轮次）"),
+    "eval_conversation_info": ("A list of role / content messages (Chat's saved suites: context; SFT files: messages)",
+                               "由 role / content 组成的消息列表（聊天保存的测试集：context；SFT 文件：messages）"),
+    "eval_judge": ("Judge model (grades replies 1-10 against the reference)", "评审模型（对照参考答案给回复打 1-10 分）"),
+    "eval_no_judge": ("(no judge)", "（不使用评审）"),
+    "eval_judge_rubric": ("Judge rubric (keeps its question, reference and answer slots)",
+                          "评分标准（保留 question、reference、answer 三个占位符）"),
+    "eval_judge_settings": ("Judge and comparison", "评审与对比"),
+    "eval_with_base": ("Compare with base (the first model and the model it was fine-tuned from)",
+                       "与基础模型对比（第一个模型及其微调前的模型）"),
+    "eval_compare_title": ("Side by side", "并排对比"),
+    "eval_diffs": ("Per-example differences", "逐样本差异"),
+    "eval_judge_line": ("judge `{judge}` on `{model}`: {scored} scored, {unparsed} out of format",
+                        "评审 `{judge}` 评 `{model}`：{scored} 条已评分，{unparsed} 条格式不符"),
+    "eval_pairwise_line": ("`{a}` vs `{b}` (judge `{judge}`, both orders): {wins} win / {ties} tie / {losses} loss of "
+                           "{counted}; win rate {win} [{low}, {high}] ({confidence} Wilson); {unparsed} out of format",
+                           "`{a}` 对 `{b}`（评审 `{judge}`，两种顺序）：{counted} 条中胜 {wins} / 平 {ties} / 负 {losses}；"
+                           "胜率 {win} [{low}, {high}]（{confidence} Wilson 区间）；{unparsed} 条格式不符"),
 }
