@@ -83,7 +83,12 @@ def run_evaluation(
     if config.judge and not cancel.is_set():
         from backend.evaluation.compare import judge_models
 
-        comparison = judge_models(models, config, examples, results, cancel, tracker.note)
+        try:
+            comparison = judge_models(models, config, examples, results, cancel, tracker.note)
+        except Exception as error:  # noqa: BLE001 - a judge that fails to load must not lose the models' results
+            message = str(error) if isinstance(error, WorkbenchError) else f"{type(error).__name__}: {error}"
+            for result in results.values():
+                result.notices.append(f"the judge '{config.judge}' failed: {message}")
     run = RunResult(run_id=store.new_run_id(), created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                     config=config, examples=examples, models=results, cancelled=cancel.is_set(),
                     seconds=time.perf_counter() - started, comparison=comparison)

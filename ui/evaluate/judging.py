@@ -70,17 +70,22 @@ class JudgePanel:
         return {self.conversation_col, self.judge, self.rubric, self.with_base}
 
     def read(self, data: dict) -> JudgeChoice:
-        return JudgeChoice(conversation_column=data[self.conversation_col] or None, judge=data[self.judge] or None,
-                           judge_rubric=data[self.rubric], with_base=bool(data[self.with_base]))
+        """The values in `data` (a widget missing from it, as in a caller that predates this panel: unset)."""
+        return JudgeChoice(conversation_column=data.get(self.conversation_col) or None,
+                           judge=data.get(self.judge) or None, judge_rubric=data.get(self.rubric),
+                           with_base=bool(data.get(self.with_base)))
 
     def task_updates(self, task: str) -> dict:
         shown = task == GENERATION
         return {self.conversation_col: gr.Dropdown(visible=shown), self.box: gr.Accordion(visible=shown)}
 
-    def column_updates(self, columns: Optional[list[str]], guess: Optional[str]) -> dict:
-        """The conversation column's choices for newly loaded data (None: no data)."""
+    def column_updates(self, columns: Optional[list[str]], guess: Optional[str], task: Optional[str] = None) -> dict:
+        """The conversation column's choices for newly loaded data (None: no data); with `task`, its visibility."""
         choices = [(text("eval_none"), NONE), *[(c, c) for c in columns or []]]
-        return {self.conversation_col: gr.Dropdown(choices=choices if columns else [], value=guess or NONE)}
+        update = gr.Dropdown(choices=choices if columns else [], value=guess or NONE)
+        if task is not None:
+            update = gr.Dropdown(choices=choices if columns else [], value=guess or NONE, visible=task == GENERATION)
+        return {self.conversation_col: update}
 
     def show(self, config: EvalConfig) -> dict:
         """A saved run's judge settings back in the form (its columns: `column_updates`)."""
@@ -102,9 +107,9 @@ class ComparePanel:
 
     @classmethod
     def build(cls) -> "ComparePanel":
-        with gr.Column(visible=False, elem_id="eval-compare") as box:
-            gr.Markdown(t("eval_compare_title"), elem_id="eval-compare-title")
-            summary = gr.Markdown("", elem_id="eval-compare-summary")
+        with gr.Column(visible=False, elem_id="eval-side-by-side") as box:
+            gr.Markdown(t("eval_compare_title"), elem_id="eval-side-title")
+            summary = gr.Markdown("", elem_id="eval-side-summary")
             diffs = gr.Dataframe(label=t("eval_diffs"), interactive=False, wrap=True, max_height=420,
                                  elem_id="eval-diffs")
         return cls(box, summary, diffs)

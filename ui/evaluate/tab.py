@@ -242,6 +242,7 @@ class EvaluateTab:
             updates[form.reference_col] = gr.Dropdown(choices=column_choices(view.columns),
                                                       value=view.guess.reference or NONE, label=labels["reference"],
                                                       visible=task_value != "perplexity")
+            updates.update(self.judge.column_updates(view.columns, view.guess.conversation, task_value))
         return updates
 
     # ------------------------------------------------------------------ run, with a progress bar; cancel
@@ -289,7 +290,8 @@ class EvaluateTab:
         shown = self.task_updates(config.task, scoring, list(config.models), config.prompt_template or "", None,
                                   native_only=False)
         return {self.progress: "", **self.results.show(run), **self.compare.show(run), **data, **shown,
-                **self.form.show(config, columns), **self.judge.column_updates(columns, mapping.conversation),
+                **self.form.show(config, columns), **self.judge.column_updates(columns, mapping.conversation,
+                                                                               config.task),
                 **self.judge.show(config)}
 
 

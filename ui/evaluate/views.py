@@ -33,7 +33,8 @@ EXPORT_DIR = Path(tempfile.gettempdir()) / "workbench-eval-exports"
 # The leaderboard's columns unless "all metrics" is ticked (the rest are in results.json and behind the box).
 MAIN_METRICS: dict[str, tuple[str, ...]] = {
     "classification": ("accuracy", "f1_macro", "precision_macro", "recall_macro"),
-    "generation": ("bleu", "chrf", "rouge1", "rouge2", "rougeL", "exact_match", "mean_length"),
+    "generation": ("judge_score", "bleu", "chrf", "rouge1", "rouge2", "rougeL", "exact_match", "contains",
+                   "normalized_exact_match", "mean_length"),
     "perplexity": ("perplexity", "mean_perplexity", "nll_per_token"),
 }
 # Scoped to each gr.HTML that shows them (Gradio prefixes these rules with the component's root).
