@@ -82,9 +82,10 @@ class JudgePanel:
     def column_updates(self, columns: Optional[list[str]], guess: Optional[str], task: Optional[str] = None) -> dict:
         """The conversation column's choices for newly loaded data (None: no data); with `task`, its visibility."""
         choices = [(text("eval_none"), NONE), *[(c, c) for c in columns or []]]
-        update = gr.Dropdown(choices=choices if columns else [], value=guess or NONE)
+        choices, value = (choices, guess or NONE) if columns else ([], None)
+        update = gr.Dropdown(choices=choices, value=value)
         if task is not None:
-            update = gr.Dropdown(choices=choices if columns else [], value=guess or NONE, visible=task == GENERATION)
+            update = gr.Dropdown(choices=choices, value=value, visible=task == GENERATION)
         return {self.conversation_col: update}
 
     def show(self, config: EvalConfig) -> dict:
