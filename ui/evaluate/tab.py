@@ -21,6 +21,7 @@ from ui.evaluate.controller import EvaluateController
 from ui.evaluate.forms import LABEL_PROMPT_PLACEHOLDER, NONE, DataView, FormPanel, column_choices, task_labels
 from ui.evaluate.results import ResultsPanel
 from ui.evaluate.runs import RunsPanel
+from ui.evaluate.task_forms import GENERATING, ROUGE_TASKS, TaskFieldsPanel, is_pipeline
 from ui.evaluate.views import PROGRESS_CSS, progress_html
 from ui.i18n.core import t, text
 
@@ -76,6 +77,7 @@ class EvaluateTab:
     ctl: EvaluateController
     data: DataPanel
     form: FormPanel
+    tasks: TaskFieldsPanel  # the pipeline tasks' own fields (ui/evaluate/task_forms.py)
     run_button: gr.Button
     cancel_button: gr.Button
     progress: gr.HTML
@@ -89,26 +91,27 @@ class EvaluateTab:
         data = DataPanel.build()
         form = FormPanel.build(INITIAL_TASK, ctl.model_choices(INITIAL_TASK), ctl.default_models(INITIAL_TASK))
         live_choices(form.models, ctl.model_choices, inputs=[form.task])
+        tasks = TaskFieldsPanel.build(INITIAL_TASK)
         with gr.Row():
             run_button = gr.Button(t("eval_run"), variant="primary", elem_id="eval-run", scale=4)
             cancel_button = gr.Button(t("cancel"), variant="stop", elem_id="eval-cancel", scale=1)
         progress = gr.HTML("", elem_id="eval-progress", css_template=PROGRESS_CSS, js_on_load=None)
         results = ResultsPanel.build(ctl)
         runs = RunsPanel.build(ctl)
-        tab = cls(ctl, data, form, run_button, cancel_button, progress, results, runs)
+        tab = cls(ctl, data, form, tasks, run_button, cancel_button, progress, results, runs)
         tab.wire()
         return tab
 
     @property
     def data_outputs(self) -> list:
         return [self.form.source, self.data.info, self.data.preview, self.form.input_col, self.form.reference_col,
-                self.form.predictions_col]
+                self.form.predictions_col, self.tasks.context_col]
 
     @property
     def task_outputs(self) -> list:
         form = self.form
         return [form.models, form.reference_col, form.input_col, form.score_file, form.predictions_col, form.prompt,
-                form.max_new_tokens, form.rouge_stemmer]
+                form.max_new_tokens, form.rouge_stemmer, *self.tasks.task_outputs]
 
     def wire(self) -> None:
         data, form = self.data, self.form
@@ -121,11 +124,17 @@ class EvaluateTab:
         data.saved.input(self.clear_data, outputs=self.data_outputs, **ui_event(data.info, queue=False)).then(
             self.on_saved, inputs=[data.saved, form.task], outputs=self.data_outputs, **ui_event(data.info))
         task_inputs = [form.task, form.score_file, form.models, form.prompt, form.source]
+        tasks = self.tasks
+        # Other models picked for translation: the languages they declare.
+        form.models.input(self.on_models, inputs=[form.task, form.models, tasks.source_language,
+                                                  tasks.target_language],
+                          outputs=[tasks.source_language, tasks.target_language], **ui_event(form.models))
         form.task.input(self.on_task, inputs=task_inputs, outputs=self.task_outputs, **ui_event(form.models))
         form.score_file.input(self.on_score_file, inputs=task_inputs, outputs=self.task_outputs,
                               **ui_event(form.models))
         self.run_button.click(
-            self.on_run, inputs=form.inputs, outputs=[self.progress, *self.results.outputs, *self.runs.outputs],
+            self.on_run, inputs=form.inputs | self.tasks.inputs,
+            outputs=[self.progress, *self.results.outputs, *self.runs.outputs],
             concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, **ui_event(self.progress)
         ).failure(lambda: "", outputs=self.progress, **ui_event(self.progress, queue=False))  # no stale "Starting…"
         # Cancel does not cancel the run's event: the run must end normally to score and show what was done.
@@ -134,7 +143,7 @@ class EvaluateTab:
                                  **ui_event(self.cancel_button, queue=False))
         self.runs.open_button.click(self.on_open, inputs=self.runs.open_choice,
                                     outputs=[self.progress, *self.results.outputs, *self.data_outputs,
-                                             *self.task_outputs, *self.form.settings],
+                                             *self.task_outputs, *self.form.settings, *self.tasks.task_outputs],
                                     **ui_event(self.results.run_info))
         root = Context.root_block
         if root is not None:
@@ -149,7 +158,8 @@ class EvaluateTab:
         if view is None:
             empty = gr.Dropdown(choices=[], value=None)
             return {form.source: None, self.data.info: NO_DATA, self.data.preview: None,
-                    form.input_col: empty, form.reference_col: empty, form.predictions_col: empty}
+                    form.input_col: empty, form.reference_col: empty, form.predictions_col: empty,
+                    **self.tasks.data_updates(None, None)}
         optional = column_choices(view.columns)
         return {
             form.source: view.source.to_dict(),
@@ -158,6 +168,7 @@ class EvaluateTab:
             form.input_col: gr.Dropdown(choices=view.columns, value=view.guess.input),
             form.reference_col: gr.Dropdown(choices=optional, value=view.guess.reference or NONE),
             form.predictions_col: gr.Dropdown(choices=optional, value=view.guess.predictions or NONE),
+            **self.tasks.data_updates(view.columns, view.guess.context),
         }
 
     def clear_data(self) -> dict:
@@ -209,6 +220,7 @@ class EvaluateTab:
         scoring = bool(scoring) and task_value != "perplexity"
         choices = self.ctl.model_choices(task_value)
         kept = self.ctl.kept_models(task_value, chosen, native_only)
+        pipeline = is_pipeline(task_value)
         if task_value == "generation":
             template = template or INPUT_SLOT
         elif task_value == "classification" and template == INPUT_SLOT:
@@ -221,16 +233,23 @@ class EvaluateTab:
             form.score_file: gr.Checkbox(visible=task_value != "perplexity", value=scoring),
             form.predictions_col: gr.Dropdown(visible=scoring),
             form.prompt: gr.Textbox(
-                value=template, visible=task_value != "perplexity" and not scoring, label=labels["prompt"],
+                value=template, visible=task_value != "perplexity" and not scoring and not pipeline,
+                label=labels["prompt"],
                 placeholder=LABEL_PROMPT_PLACEHOLDER if task_value == "classification" else None),
-            form.max_new_tokens: gr.Slider(visible=task_value == "generation" and not scoring),
-            form.rouge_stemmer: gr.Checkbox(visible=task_value == "generation"),
+            form.max_new_tokens: gr.Slider(visible=task_value in GENERATING and not scoring),
+            form.rouge_stemmer: gr.Checkbox(visible=task_value in ROUGE_TASKS),
+            **self.tasks.task_updates(task_value, self.ctl.registry, kept),
         }
         if data_source:  # the likely reference column differs per task ("label" / "answer")
             view = self.ctl.inspect(DataSource.from_dict(data_source), task_value)
             updates[form.reference_col] = gr.Dropdown(choices=column_choices(view.columns),
                                                       value=view.guess.reference or NONE, label=labels["reference"],
                                                       visible=task_value != "perplexity")
+            if pipeline:  # NER's tokens, QA's question and passage go by other names than a generation input
+                updates[form.input_col] = gr.Dropdown(choices=view.columns, value=view.guess.input,
+                                                      label=labels["input"])
+                updates[self.tasks.context_col] = gr.Dropdown(choices=view.columns, value=view.guess.context,
+                                                              visible=task_value == "question_answering")
         return updates
 
     # ------------------------------------------------------------------ run, with a progress bar; cancel
@@ -238,7 +257,7 @@ class EvaluateTab:
     @ui_errors
     def on_run(self, data: dict, request: gr.Request) -> Iterator[dict]:
         data_source, form = self.form.read(data)
-        config = form.config(data_source)
+        config = self.tasks.read(data).apply(form.config(data_source))
         for item in self.ctl.stream(config, session=request.session_hash or "", username=request.username):
             if isinstance(item, RunResult):
                 yield {self.progress: progress_html(None, item), **self.results.show(item),
@@ -258,7 +277,8 @@ class EvaluateTab:
         run = self.ctl.open_run(run_id or "", request.username)
         config = run.config
         mapping = config.columns
-        columns = [column for column in (mapping.input, mapping.reference, mapping.predictions) if column]
+        columns = [column for column in (mapping.input, mapping.reference, mapping.predictions, mapping.context)
+                   if column]
         data = self.data_updates(None)
         if config.data.path and Path(config.data.path).is_file():
             view = self.ctl.inspect(config.data, config.task)
@@ -272,7 +292,14 @@ class EvaluateTab:
         scoring = config.scores_file_predictions
         shown = self.task_updates(config.task, scoring, list(config.models), config.prompt_template or "", None,
                                   native_only=False)
-        return {self.progress: "", **self.results.show(run), **data, **shown, **self.form.show(config, columns)}
+        return {self.progress: "", **self.results.show(run), **data, **shown, **self.form.show(config, columns),
+                **self.tasks.show(config, columns, self.ctl.registry)}
+
+    @ui_errors
+    def on_models(self, task_value: str, chosen: list, source: Optional[str], target: Optional[str]) -> dict:
+        """Translation: the language pairs the chosen models declare (a pair already picked stays)."""
+        return self.tasks.language_updates(task_value, self.ctl.registry, list(chosen or []),
+                                           (source or "", target or ""))
 
 
 def build_evaluate_tab(registry: Optional[Registry], runs_dir: Optional[Union[str, Path]] = None) -> EvaluateController:
