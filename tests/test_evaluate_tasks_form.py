@@ -149,7 +149,7 @@ def test_each_task_maps_its_own_columns(tab: Tab, ner_file: Path, qa_file: Path,
 
 
 def test_a_qa_run_without_a_context_column_names_the_field(tab: Tab, qa_file: Path) -> None:
-    with pytest.raises(gr.Error, match="context"):
+    with pytest.raises(gr.Error, match="context column: question_answering needs one"):
         tab.run({"path": str(qa_file)}, {"eval-task": "question_answering", "eval-input-col": "question",
                                           "eval-reference-col": "answers", "eval-models": ["tiny-qa"],
                                           "eval-passage-col": None, "eval-source-lang": None,
