@@ -151,9 +151,7 @@ def test_each_task_maps_its_own_columns(tab: Tab, ner_file: Path, qa_file: Path,
 def test_a_qa_run_without_a_context_column_names_the_field(tab: Tab, qa_file: Path) -> None:
     with pytest.raises(gr.Error, match="context column: question_answering needs one"):
         tab.run({"path": str(qa_file)}, {"eval-task": "question_answering", "eval-input-col": "question",
-                                          "eval-reference-col": "answers", "eval-models": ["tiny-qa"],
-                                          "eval-passage-col": None, "eval-source-lang": None,
-                                          "eval-target-lang": None})
+                                          "eval-reference-col": "answers", "eval-models": ["tiny-qa"]})
 
 
 # ------------------------------------------------------------------ the tab's figures are the command line's
@@ -168,8 +166,7 @@ def run_both(tab: Tab, tiny_models_yaml: Path, tmp_path: Path, path: Path, form:
          "--batch-size", "2", "--bootstrap", "300", *argv])) == 0
     cli_result = json.loads((out / store.RESULTS_FILE).read_text(encoding="utf-8"))["models"][model]
     last = final(tab.run({"path": str(path)}, {"eval-models": [model], "eval-batch-size": 2, "eval-bootstrap": 300,
-                                               "eval-passage-col": None, "eval-source-lang": None,
-                                               "eval-target-lang": None, **form}))
+                                               **form}))
     saved = json.loads((tab.ctl.past_runs()[0].path / store.RESULTS_FILE).read_text(encoding="utf-8"))
     return saved["models"][model], cli_result, last
 
