@@ -200,3 +200,29 @@ def test_ner_and_qa_runs_from_the_tab_equal_the_command_lines(tab: Tab, tiny_mod
     assert set(cli_qa["metrics"]) == {"squad_exact_match", "squad_f1"}
     assert all(answer in passage for answer, passage in zip(cli_qa["predictions"], QA_ROWS["context"]))
     assert list(tab.value(last, "eval-examples")["input"]) == QA_ROWS["question"]
+
+
+def test_summarization_and_translation_runs_from_the_tab_equal_the_command_lines(
+        tab: Tab, tiny_models_yaml: Path, tmp_path: Path) -> None:
+    path = tmp_path / "text.csv"
+    pd.DataFrame({"source": ["Good morning, how are you?", "The cat sat on the mat.", "Thank you very much."],
+                  "target": ["Guten Morgen, wie geht es?", "Die Katze sass auf der Matte.", "Vielen Dank."]}).to_csv(
+        path, index=False)
+    columns = {"eval-input-col": "source", "eval-reference-col": "target", "eval-max-new-tokens": 4}
+    tab_sum, cli_sum, _ = run_both(
+        tab, tiny_models_yaml, tmp_path, path, {"eval-task": "summarization", "eval-rouge-stemmer": True, **columns},
+        ["--task", "summarization", "--input-column", "source", "--reference-column", "target", "--max-new-tokens",
+         "4", "--rouge-stemmer"], "tiny-seq2seq")
+    assert_same(tab_sum, cli_sum)
+    assert "rougeL" in cli_sum["metrics"]
+    tab_mt, cli_mt, _ = run_both(
+        tab, tiny_models_yaml, tmp_path, path, {"eval-task": "translation", "eval-source-lang": "en",
+                                                "eval-target-lang": "fr", **columns},
+        ["--task", "translation", "--input-column", "source", "--reference-column", "target", "--max-new-tokens",
+         "4", "--source-language", "en", "--target-language", "fr"], "tiny-seq2seq")
+    assert_same(tab_mt, cli_mt)
+    assert {"bleu", "chrf"} <= set(cli_mt["metrics"])
+    # The pair reaches the model: German and French prefixes give other outputs from the same random T5.
+    german = final(tab.run({"path": str(path)}, {"eval-task": "translation", "eval-models": ["tiny-seq2seq"],
+                                                 "eval-source-lang": "en", "eval-target-lang": "de", **columns}))
+    assert list(tab.value(german, "eval-examples")["prediction"]) != tab_mt["predictions"]
