@@ -18,7 +18,7 @@ import pytest
 
 from backend.evaluation import cli, store
 from backend.evaluation.data import DataSource
-from tests.test_ui_evaluate import Tab, final
+from tests.test_ui_evaluate import REQUEST, Tab, final
 from ui.evaluate import EvalForm
 from ui.evaluate.task_forms import TaskMapping
 from ui.i18n.core import text
@@ -201,6 +201,13 @@ def test_ner_and_qa_runs_from_the_tab_equal_the_command_lines(tab: Tab, tiny_mod
     assert all(answer in passage for answer, passage in zip(cli_qa["predictions"], QA_ROWS["context"]))
     assert list(tab.value(last, "eval-examples")["input"]) == QA_ROWS["question"]
 
+    # Reopening the saved run puts the task and its own fields back into the form.
+    reopened = tab.call("on_open", tab.ctl.past_runs()[0].run_id, REQUEST)
+    assert tab.value(reopened, "eval-task") == "question_answering"
+    assert reopened[tab["eval-passage-col"]].value == "context" and reopened[tab["eval-passage-col"]].visible
+    assert tab.value(reopened, "eval-input-col") == "question"
+    assert not reopened[tab["eval-prompt"]].visible
+
 
 def test_summarization_and_translation_runs_from_the_tab_equal_the_command_lines(
         tab: Tab, tiny_models_yaml: Path, tmp_path: Path) -> None:
@@ -226,3 +233,7 @@ def test_summarization_and_translation_runs_from_the_tab_equal_the_command_lines
     german = final(tab.run({"path": str(path)}, {"eval-task": "translation", "eval-models": ["tiny-seq2seq"],
                                                  "eval-source-lang": "en", "eval-target-lang": "de", **columns}))
     assert list(tab.value(german, "eval-examples")["prediction"]) != tab_mt["predictions"]
+    runs = tab.ctl.past_runs()
+    reopened = tab.call("on_open", runs[1].run_id, REQUEST)  # the en → fr run (the newest is en → de)
+    assert (reopened[tab["eval-source-lang"]].value, reopened[tab["eval-target-lang"]].value) == ("en", "fr")
+    assert reopened[tab["eval-target-lang"]].visible and reopened[tab["eval-max-new-tokens"]].visible
