@@ -4,7 +4,7 @@ hold them (`FormPanel`: builds them, reads them into an `EvalForm`, and puts a s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import gradio as gr
 import pandas as pd
@@ -119,7 +119,9 @@ class FormPanel:
     rouge_stemmer: gr.Checkbox
 
     @classmethod
-    def build(cls, task_value: str, model_choices: list[tuple[str, str]], default_models: list[str]) -> "FormPanel":
+    def build(cls, task_value: str, model_choices: list[tuple[str, str]], default_models: list[str],
+              after_columns: Optional[Callable[[], None]] = None) -> "FormPanel":
+        """The widgets; `after_columns` places more fields right under the column mapping (a task's own)."""
         with gr.Row(equal_height=True):
             task = gr.Radio(TASK_CHOICES, value=task_value, label=t("task"), elem_id="eval-task", scale=3)
             models = gr.Dropdown(choices=model_choices, value=default_models, multiselect=True, label=t("models"),
@@ -135,6 +137,8 @@ class FormPanel:
                                      elem_id="eval-score-file")
             predictions_col = gr.Dropdown(choices=[], value=None, label=t("eval_predictions_column"), interactive=True,
                                           visible=False, elem_id="eval-predictions-col")
+        if after_columns is not None:
+            after_columns()
         with gr.Row(equal_height=True):
             prompt = gr.Textbox(value=INPUT_SLOT, label=t("eval_prompt"), lines=1,
                                 max_lines=6, elem_id="eval-prompt", scale=4)

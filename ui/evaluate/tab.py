@@ -89,9 +89,10 @@ class EvaluateTab:
         ctl = EvaluateController(registry, runs_dir)
         gr.Markdown(t("eval_intro"), elem_id="eval-intro")
         data = DataPanel.build()
-        form = FormPanel.build(INITIAL_TASK, ctl.model_choices(INITIAL_TASK), ctl.default_models(INITIAL_TASK))
-        live_choices(form.models, ctl.model_choices, inputs=[form.task])
         tasks = TaskFieldsPanel.build(INITIAL_TASK)
+        form = FormPanel.build(INITIAL_TASK, ctl.model_choices(INITIAL_TASK), ctl.default_models(INITIAL_TASK),
+                               after_columns=tasks.render)
+        live_choices(form.models, ctl.model_choices, inputs=[form.task])
         with gr.Row():
             run_button = gr.Button(t("eval_run"), variant="primary", elem_id="eval-run", scale=4)
             cancel_button = gr.Button(t("cancel"), variant="stop", elem_id="eval-cancel", scale=1)

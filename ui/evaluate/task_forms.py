@@ -97,17 +97,27 @@ class TaskFieldsPanel:
 
     @classmethod
     def build(cls, task_value: str) -> "TaskFieldsPanel":
-        hint = gr.Markdown(task_hint(task_value), visible=is_pipeline(task_value), elem_id="eval-task-hint")
-        with gr.Row(equal_height=True):
-            context_col = gr.Dropdown(choices=[], value=None, label=t("eval_context_column"), interactive=True,
-                                      visible=task_value == "question_answering", elem_id="eval-passage-col")
-            source_language = gr.Dropdown(choices=[], value=None, label=t("eval_source_language"),
-                                          info=t("eval_languages_info"), allow_custom_value=True, interactive=True,
-                                          visible=task_value == "translation", elem_id="eval-source-lang")
-            target_language = gr.Dropdown(choices=[], value=None, label=t("eval_target_language"),
-                                          allow_custom_value=True, interactive=True,
-                                          visible=task_value == "translation", elem_id="eval-target-lang")
+        """The widgets, not yet placed: `render()` puts them where the form wants them (under the columns)."""
+        hint = gr.Markdown(task_hint(task_value), visible=is_pipeline(task_value), elem_id="eval-task-hint",
+                           render=False)
+        context_col = gr.Dropdown(choices=[], value=None, label=t("eval_context_column"), interactive=True,
+                                  visible=task_value == "question_answering", elem_id="eval-passage-col",
+                                  render=False)
+        source_language = gr.Dropdown(choices=[], value=None, label=t("eval_source_language"),
+                                      info=t("eval_languages_info"), allow_custom_value=True, interactive=True,
+                                      visible=task_value == "translation", elem_id="eval-source-lang", render=False)
+        target_language = gr.Dropdown(choices=[], value=None, label=t("eval_target_language"),
+                                      allow_custom_value=True, interactive=True,
+                                      visible=task_value == "translation", elem_id="eval-target-lang", render=False)
         return cls(hint, context_col, source_language, target_language)
+
+    def render(self) -> None:
+        """Places the widgets in the Blocks being built: the line about the task, then one row of fields."""
+        self.hint.render()
+        with gr.Row(equal_height=True):
+            self.context_col.render()
+            self.source_language.render()
+            self.target_language.render()
 
     @property
     def inputs(self) -> set:
