@@ -20,7 +20,7 @@ from backend.evaluation import cli, store
 from backend.evaluation.data import DataSource
 from tests.test_ui_evaluate import REQUEST, Tab, final
 from ui.evaluate import EvalForm
-from ui.evaluate.task_forms import TaskMapping
+from ui.evaluate.task_forms import PIPELINE_TASKS, TaskMapping
 from ui.i18n.core import text
 
 NER_ROWS = [
@@ -97,6 +97,14 @@ def test_each_pipeline_form_builds_the_config_the_command_line_builds() -> None:
     scoring = EvalForm(task="ner", reference_column="tags", predictions_column="pred", score_file=True)
     assert TaskMapping().apply(scoring.config(source)) == cli_config(
         "--data", "data.csv", "--task", "ner", "--reference-column", "tags", "--predictions-column", "pred")
+
+
+def test_the_tab_offers_every_task_the_command_line_evaluates() -> None:
+    from backend.evaluation.task_inference import PIPELINE_EVAL_TASKS
+    from ui.evaluate.forms import TASK_CHOICES
+
+    assert PIPELINE_TASKS == dict(PIPELINE_EVAL_TASKS)  # evaluation task -> the registry task, as the runner asks
+    assert [value for _, value in TASK_CHOICES] == list(cli.TASK_CHOICES)
 
 
 def test_the_picker_lists_only_models_that_do_the_task(tab: Tab) -> None:
