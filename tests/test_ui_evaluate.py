@@ -92,7 +92,8 @@ class Tab:
         defaults = {"eval-task": "generation", "eval-input-col": None, "eval-reference-col": None,
                     "eval-predictions-col": None, "eval-score-file": False, "eval-models": [],
                     "eval-prompt": "{input}", "eval-max-new-tokens": 8, "eval-batch-size": 4, "eval-limit": 0,
-                    "eval-seed": -1, "eval-bootstrap": 100, "eval-rouge-stemmer": False}
+                    "eval-seed": -1, "eval-bootstrap": 100, "eval-rouge-stemmer": False,
+                    "eval-passage-col": None, "eval-source-lang": None, "eval-target-lang": None}
         values = {**defaults, **form}
         data = {state: source, **{self[elem_id]: value for elem_id, value in values.items()}}
         yield from fn.fn(data, REQUEST)

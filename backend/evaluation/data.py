@@ -39,6 +39,14 @@ REFERENCE_HINTS.update({
     "summarization": ("summary", "highlights", "reference", "target"),
     "translation": ("translation", "target", "reference"),
 })
+# The pipeline tasks' inputs go by well-known names too (the question, not the longer passage, is QA's input).
+INPUT_HINTS: dict[str, tuple[str, ...]] = {
+    "ner": ("tokens", "words"),
+    "question_answering": ("question", "questions", "query"),
+    "summarization": ("document", "article", "source", "text", "dialogue"),
+    "translation": ("source", "src", "text", "sentence"),
+}
+CONTEXT_HINTS = ("context", "passage", "paragraph", "document")  # question answering's passage
 PREDICTION_HINTS = ("prediction", "predictions", "predicted", "predicted_label", "model_output")
 # A Hub dataset id is `owner/name` and nothing else: `datasets.load_dataset` also takes local folders, files and
 # builder names (`text`, `csv`, `parquet`...), which would read the server's own files. Each part starts with a
@@ -241,13 +249,17 @@ def guess_columns(table: "pd.DataFrame", task: EvalTask) -> ColumnMapping:
 
     reference = _find(table, REFERENCE_HINTS[task]) if task in REFERENCE_HINTS else None
     predictions = None if task == "perplexity" else _find(table, PREDICTION_HINTS)
+    taken = [c for c in (reference, predictions) if c]
     conversation = None
     if task == "generation":
         from backend.evaluation.conversation import guess_conversation_column
 
-        conversation = guess_conversation_column([c for c in table.columns if c not in (reference, predictions)])
-    text = guess_text_column(table.drop(columns=[c for c in (reference, predictions, conversation) if c]))
-    return ColumnMapping(input=text, reference=reference, predictions=predictions, conversation=conversation)
+        conversation = guess_conversation_column([c for c in table.columns if c not in taken])
+    context = _find(table.drop(columns=taken), CONTEXT_HINTS) if task == "question_answering" else None
+    rest = table.drop(columns=[*taken, *[c for c in (context, conversation) if c]])
+    text = _find(rest, INPUT_HINTS.get(task, ())) or guess_text_column(rest)
+    return ColumnMapping(input=text, reference=reference, predictions=predictions, context=context,
+                         conversation=conversation)
 
 
 def _find(table: "pd.DataFrame", hints: tuple[str, ...]) -> Optional[str]:

@@ -7,6 +7,7 @@ All the work is backend.evaluation's (the same runner as `python app.py eval`, s
 the same numbers). The package's modules, each one job:
 
     forms.py       the form's values (`EvalForm`) and widgets (`FormPanel`), constants
+    task_forms.py  the pipeline tasks (NER, QA, summarization, translation): models, columns, their own fields
     controller.py  `EvaluateController`: data, jobs per session, saved runs; widget-free
     views.py       a run / runs / progress as tables, HTML and text
     results.py     `ResultsPanel`: the run on show

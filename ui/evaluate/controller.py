@@ -152,8 +152,8 @@ class EvaluateController:
         if self.registry is None:
             return []
         first = "classify" if task == "classification" else "chat"
-        preferred = [spec.id for spec in self.registry.specs() if first in spec.tasks]
         choices = [model_id for _, model_id in self.model_choices(task)]
+        preferred = [spec.id for spec in self.registry.specs() if first in spec.tasks and spec.id in choices]
         return (preferred or choices)[:1]
 
     # -- running

@@ -4,7 +4,7 @@ hold them (`FormPanel`: builds them, reads them into an `EvalForm`, and puts a s
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import gradio as gr
 import pandas as pd
@@ -15,17 +15,20 @@ from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource
 from backend.evaluation.types import INPUT_SLOT, MAX_BOOTSTRAP, EvalConfig
 from backend.core.types import InvalidInputError
 from ui.common.components import parse_seed, parse_whole
+from ui.evaluate.task_forms import GENERATING, PIPELINE_TASKS, ROUGE_TASKS, column_labels, is_pipeline
 from ui.i18n.core import t, text
 
 PREVIEW_ROWS = 8
 ALL_MODELS = ""  # the examples' model selector value meaning "every model"
 NONE = ""  # an optional column left unset
-TASK_CHOICES = [(text(f"eval_task_{task}"), task) for task in ("classification", "generation", "perplexity")]
-# Which registry tasks make a model eligible for an evaluation task.
+TASK_CHOICES = [(text(f"eval_task_{task}"), task)
+                for task in ("classification", "generation", "perplexity", *PIPELINE_TASKS)]
+# Which registry tasks make a model eligible for an evaluation task (a pipeline task: only its own).
 MODEL_TASKS: dict[str, tuple[str, ...]] = {
     "classification": ("classify", "zero_shot", "chat", "generate"),
     "generation": ("chat", "generate"),
     "perplexity": ("chat", "generate"),
+    **{task: (registry_task,) for task, registry_task in PIPELINE_TASKS.items()},
 }
 # The models a task switch keeps selected: those made for the task (a chat model chosen for generation is not
 # carried over to classification, where it would score labels: that stays a deliberate choice).
@@ -33,6 +36,7 @@ NATIVE_TASKS: dict[str, tuple[str, ...]] = {
     "classification": ("classify", "zero_shot"),
     "generation": ("chat", "generate"),
     "perplexity": ("chat", "generate"),
+    **{task: (registry_task,) for task, registry_task in PIPELINE_TASKS.items()},
 }
 LABEL_PROMPT_PLACEHOLDER = text("eval_label_prompt_placeholder")
 
@@ -85,7 +89,7 @@ class EvalForm:
         if not scoring and not self.models:
             raise refuse("pick_models", "models")
         template = (self.prompt_template or "").strip("\n") or None
-        if self.task == "perplexity" or scoring:
+        if self.task == "perplexity" or scoring or is_pipeline(self.task):  # a pipeline task has no prompt
             template = None
         columns = ColumnMapping(
             input=self.input_column or None,
@@ -98,7 +102,7 @@ class EvalForm:
                           models=() if scoring else tuple(self.models), prompt_template=template,
                           max_new_tokens=self.max_new_tokens, batch_size=self.batch_size, limit=self.limit,
                           seed=self.seed, bootstrap=self.bootstrap,
-                          rouge_stemmer=bool(self.rouge_stemmer) and self.task == "generation",
+                          rouge_stemmer=bool(self.rouge_stemmer) and self.task in ROUGE_TASKS,
                           judge=judge, judge_rubric=self.judge_rubric if judge else None).validated()
 
 
@@ -122,7 +126,9 @@ class FormPanel:
     rouge_stemmer: gr.Checkbox
 
     @classmethod
-    def build(cls, task_value: str, model_choices: list[tuple[str, str]], default_models: list[str]) -> "FormPanel":
+    def build(cls, task_value: str, model_choices: list[tuple[str, str]], default_models: list[str],
+              after_columns: Optional[Callable[[], None]] = None) -> "FormPanel":
+        """The widgets; `after_columns` places more fields right under the column mapping (a task's own)."""
         with gr.Row(equal_height=True):
             task = gr.Radio(TASK_CHOICES, value=task_value, label=t("task"), elem_id="eval-task", scale=3)
             models = gr.Dropdown(choices=model_choices, value=default_models, multiselect=True, label=t("models"),
@@ -138,6 +144,8 @@ class FormPanel:
                                      elem_id="eval-score-file")
             predictions_col = gr.Dropdown(choices=[], value=None, label=t("eval_predictions_column"), interactive=True,
                                           visible=False, elem_id="eval-predictions-col")
+        if after_columns is not None:
+            after_columns()
         with gr.Row(equal_height=True):
             prompt = gr.Textbox(value=INPUT_SLOT, label=t("eval_prompt"), lines=1,
                                 max_lines=6, elem_id="eval-prompt", scale=4)
@@ -152,7 +160,7 @@ class FormPanel:
                                   info=t("eval_bootstrap_info", most=f"{MAX_BOOTSTRAP:,}"),
                                   elem_id="eval-bootstrap", scale=1)
         rouge_stemmer = gr.Checkbox(label=t("eval_rouge_stemmer"), value=False,
-                                    visible=task_value == "generation", elem_id="eval-rouge-stemmer")
+                                    visible=task_value in ROUGE_TASKS, elem_id="eval-rouge-stemmer")
         return cls(gr.State(None), task, input_col, reference_col, predictions_col, score_file, models, prompt,
                    max_new_tokens, batch_size, limit, seed, bootstrap, rouge_stemmer)
 
@@ -191,12 +199,12 @@ class FormPanel:
         labels = task_labels(task)
         return {
             self.task: task,
-            self.max_new_tokens: gr.Slider(value=config.max_new_tokens, visible=task == "generation" and not scoring),
+            self.max_new_tokens: gr.Slider(value=config.max_new_tokens, visible=task in GENERATING and not scoring),
             self.batch_size: config.batch_size,
             self.limit: config.limit or 0,
             self.seed: -1 if config.seed is None else config.seed,
             self.bootstrap: config.bootstrap,
-            self.rouge_stemmer: gr.Checkbox(value=config.rouge_stemmer, visible=task == "generation"),
+            self.rouge_stemmer: gr.Checkbox(value=config.rouge_stemmer, visible=task in ROUGE_TASKS),
             self.input_col: gr.Dropdown(choices=columns, value=mapping.input, label=labels["input"]),
             self.reference_col: gr.Dropdown(choices=optional, value=mapping.reference or NONE,
                                             label=labels["reference"], visible=task != "perplexity"),
@@ -211,6 +219,9 @@ def column_choices(columns: list[str]) -> list[tuple[str, str]]:
 
 def task_labels(task: str) -> dict[str, str]:
     """The labels of the widgets whose meaning changes with the task."""
+    pipeline = column_labels(task)
+    if pipeline is not None:
+        return {"input": pipeline[0], "reference": pipeline[1], "prompt": text("eval_prompt")}
     return {
         "reference": text("label_column") if task == "classification" else text("eval_reference_column"),
         "input": text("text_column") if task == "perplexity" else text("eval_input_column"),

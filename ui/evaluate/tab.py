@@ -22,6 +22,7 @@ from ui.evaluate.forms import LABEL_PROMPT_PLACEHOLDER, NONE, DataView, FormPane
 from ui.evaluate.judging import ComparePanel, JudgePanel, judge_options
 from ui.evaluate.results import ResultsPanel
 from ui.evaluate.runs import RunsPanel
+from ui.evaluate.task_forms import GENERATING, ROUGE_TASKS, TaskFieldsPanel, is_pipeline
 from ui.evaluate.views import PROGRESS_CSS, progress_html
 from ui.i18n.core import t, text
 
@@ -77,6 +78,7 @@ class EvaluateTab:
     ctl: EvaluateController
     data: DataPanel
     form: FormPanel
+    tasks: TaskFieldsPanel  # the pipeline tasks' own fields (ui/evaluate/task_forms.py)
     run_button: gr.Button
     cancel_button: gr.Button
     progress: gr.HTML
@@ -90,7 +92,9 @@ class EvaluateTab:
         ctl = EvaluateController(registry, runs_dir)
         gr.Markdown(t("eval_intro"), elem_id="eval-intro")
         data = DataPanel.build()
-        form = FormPanel.build(INITIAL_TASK, ctl.model_choices(INITIAL_TASK), ctl.default_models(INITIAL_TASK))
+        tasks = TaskFieldsPanel.build(INITIAL_TASK)
+        form = FormPanel.build(INITIAL_TASK, ctl.model_choices(INITIAL_TASK), ctl.default_models(INITIAL_TASK),
+                               after_columns=tasks.render)
         live_choices(form.models, ctl.model_choices, inputs=[form.task])
         judge = JudgePanel.build(ctl.judge_choices(), INITIAL_TASK == "generation")
         live_choices(judge.judge, lambda: judge_options(ctl.judge_choices()))
@@ -101,20 +105,21 @@ class EvaluateTab:
         results = ResultsPanel.build(ctl)
         compare = ComparePanel.build()
         runs = RunsPanel.build(ctl)
-        tab = cls(ctl, data, form, run_button, cancel_button, progress, results, runs, judge, compare)
+        tab = cls(ctl, data, form, tasks, run_button, cancel_button, progress, results, runs, judge, compare)
         tab.wire()
         return tab
 
     @property
     def data_outputs(self) -> list:
         return [self.form.source, self.data.info, self.data.preview, self.form.input_col, self.form.reference_col,
-                self.form.predictions_col, self.judge.conversation_col]
+                self.form.predictions_col, self.judge.conversation_col, self.tasks.context_col]
 
     @property
     def task_outputs(self) -> list:
         form = self.form
         return [form.models, form.reference_col, form.input_col, form.score_file, form.predictions_col, form.prompt,
-                form.max_new_tokens, form.rouge_stemmer, self.judge.conversation_col, self.judge.box]
+                form.max_new_tokens, form.rouge_stemmer, self.judge.conversation_col, self.judge.box,
+                *self.tasks.task_outputs]
 
     def wire(self) -> None:
         data, form = self.data, self.form
@@ -127,11 +132,16 @@ class EvaluateTab:
         data.saved.input(self.clear_data, outputs=self.data_outputs, **ui_event(data.info, queue=False)).then(
             self.on_saved, inputs=[data.saved, form.task], outputs=self.data_outputs, **ui_event(data.info))
         task_inputs = [form.task, form.score_file, form.models, form.prompt, form.source]
+        tasks = self.tasks
+        # Other models picked for translation: the languages they declare.
+        form.models.input(self.on_models, inputs=[form.task, form.models, tasks.source_language,
+                                                  tasks.target_language],
+                          outputs=[tasks.source_language, tasks.target_language], **ui_event(form.models))
         form.task.input(self.on_task, inputs=task_inputs, outputs=self.task_outputs, **ui_event(form.models))
         form.score_file.input(self.on_score_file, inputs=task_inputs, outputs=self.task_outputs,
                               **ui_event(form.models))
         self.run_button.click(
-            self.on_run, inputs=form.inputs | self.judge.inputs,
+            self.on_run, inputs=form.inputs | self.judge.inputs | self.tasks.inputs,
             outputs=[self.progress, *self.results.outputs, *self.compare.outputs, *self.runs.outputs],
             concurrency_id=CONCURRENCY_ID, concurrency_limit=CONCURRENCY_LIMIT, **ui_event(self.progress)
         ).failure(lambda: "", outputs=self.progress, **ui_event(self.progress, queue=False))  # no stale "Starting…"
@@ -142,7 +152,8 @@ class EvaluateTab:
         self.runs.open_button.click(self.on_open, inputs=self.runs.open_choice,
                                     outputs=[self.progress, *self.results.outputs, *self.compare.outputs,
                                              *self.data_outputs, *self.task_outputs, *self.form.settings,
-                                             self.judge.judge, self.judge.rubric, self.judge.with_base],
+                                             self.judge.judge, self.judge.rubric, self.judge.with_base,
+                                             *self.tasks.task_outputs],
                                     **ui_event(self.results.run_info))
         root = Context.root_block
         if root is not None:
@@ -158,7 +169,7 @@ class EvaluateTab:
             empty = gr.Dropdown(choices=[], value=None)
             return {form.source: None, self.data.info: NO_DATA, self.data.preview: None,
                     form.input_col: empty, form.reference_col: empty, form.predictions_col: empty,
-                    **self.judge.column_updates(None, None)}
+                    **self.judge.column_updates(None, None), **self.tasks.data_updates(None, None)}
         optional = column_choices(view.columns)
         return {
             **self.judge.column_updates(view.columns, view.guess.conversation),
@@ -168,6 +179,7 @@ class EvaluateTab:
             form.input_col: gr.Dropdown(choices=view.columns, value=view.guess.input),
             form.reference_col: gr.Dropdown(choices=optional, value=view.guess.reference or NONE),
             form.predictions_col: gr.Dropdown(choices=optional, value=view.guess.predictions or NONE),
+            **self.tasks.data_updates(view.columns, view.guess.context),
         }
 
     def clear_data(self) -> dict:
@@ -219,6 +231,7 @@ class EvaluateTab:
         scoring = bool(scoring) and task_value != "perplexity"
         choices = self.ctl.model_choices(task_value)
         kept = self.ctl.kept_models(task_value, chosen, native_only)
+        pipeline = is_pipeline(task_value)
         if task_value == "generation":
             template = template or INPUT_SLOT
         elif task_value == "classification" and template == INPUT_SLOT:
@@ -231,11 +244,13 @@ class EvaluateTab:
             form.score_file: gr.Checkbox(visible=task_value != "perplexity", value=scoring),
             form.predictions_col: gr.Dropdown(visible=scoring),
             form.prompt: gr.Textbox(
-                value=template, visible=task_value != "perplexity" and not scoring, label=labels["prompt"],
+                value=template, visible=task_value != "perplexity" and not scoring and not pipeline,
+                label=labels["prompt"],
                 placeholder=LABEL_PROMPT_PLACEHOLDER if task_value == "classification" else None),
-            form.max_new_tokens: gr.Slider(visible=task_value == "generation" and not scoring),
-            form.rouge_stemmer: gr.Checkbox(visible=task_value == "generation"),
+            form.max_new_tokens: gr.Slider(visible=task_value in GENERATING and not scoring),
+            form.rouge_stemmer: gr.Checkbox(visible=task_value in ROUGE_TASKS),
             **self.judge.task_updates(task_value),
+            **self.tasks.task_updates(task_value, self.ctl.registry, kept),
         }
         if data_source:  # the likely reference column differs per task ("label" / "answer")
             view = self.ctl.inspect(DataSource.from_dict(data_source), task_value)
@@ -243,6 +258,11 @@ class EvaluateTab:
                                                       value=view.guess.reference or NONE, label=labels["reference"],
                                                       visible=task_value != "perplexity")
             updates.update(self.judge.column_updates(view.columns, view.guess.conversation, task_value))
+            if pipeline:  # NER's tokens, QA's question and passage go by other names than a generation input
+                updates[form.input_col] = gr.Dropdown(choices=view.columns, value=view.guess.input,
+                                                      label=labels["input"])
+                updates[self.tasks.context_col] = gr.Dropdown(choices=view.columns, value=view.guess.context,
+                                                              visible=task_value == "question_answering")
         return updates
 
     # ------------------------------------------------------------------ run, with a progress bar; cancel
@@ -254,7 +274,7 @@ class EvaluateTab:
         form = replace(form, conversation_column=choice.conversation_column, judge=choice.judge,
                        judge_rubric=choice.rubric,
                        models=self.ctl.with_base(form.models) if choice.with_base else form.models)
-        config = form.config(data_source)
+        config = self.tasks.read(data).apply(form.config(data_source))
         for item in self.ctl.stream(config, session=request.session_hash or "", username=request.username):
             if isinstance(item, RunResult):
                 yield {self.progress: progress_html(None, item), **self.results.show(item),
@@ -274,7 +294,8 @@ class EvaluateTab:
         run = self.ctl.open_run(run_id or "", request.username)
         config = run.config
         mapping = config.columns
-        columns = [column for column in (mapping.input, mapping.reference, mapping.predictions, mapping.conversation)
+        columns = [column for column in (mapping.input, mapping.reference, mapping.predictions, mapping.context,
+                                         mapping.conversation)
                    if column]
         data = self.data_updates(None)
         if config.data.path and Path(config.data.path).is_file():
@@ -292,7 +313,13 @@ class EvaluateTab:
         return {self.progress: "", **self.results.show(run), **self.compare.show(run), **data, **shown,
                 **self.form.show(config, columns), **self.judge.column_updates(columns, mapping.conversation,
                                                                                config.task),
-                **self.judge.show(config)}
+                **self.judge.show(config), **self.tasks.show(config, columns, self.ctl.registry)}
+
+    @ui_errors
+    def on_models(self, task_value: str, chosen: list, source: Optional[str], target: Optional[str]) -> dict:
+        """Translation: the language pairs the chosen models declare (a pair already picked stays)."""
+        return self.tasks.language_updates(task_value, self.ctl.registry, list(chosen or []),
+                                           (source or "", target or ""))
 
 
 def build_evaluate_tab(registry: Optional[Registry], runs_dir: Optional[Union[str, Path]] = None) -> EvaluateController:

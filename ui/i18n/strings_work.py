@@ -269,4 +269,34 @@ STRINGS: dict[str, tuple[str, str]] = {
                            "{counted}; win rate {win} [{low}, {high}] ({confidence} Wilson); {unparsed} out of format",
                            "`{a}` 对 `{b}`（评审 `{judge}`，两种顺序）：{counted} 条中胜 {wins} / 平 {ties} / 负 {losses}；"
                            "胜率 {win} [{low}, {high}]（{confidence} Wilson 区间）；{unparsed} 条格式不符"),
+    # ------------------------------------------------------------- evaluate: the pipeline tasks (issue 30)
+    "eval_task_ner": ("Named entities (NER)", "命名实体（NER）"),
+    "eval_task_question_answering": ("Question answering", "问答"),
+    "eval_task_summarization": ("Summarization", "摘要"),
+    "eval_task_translation": ("Translation", "翻译"),
+    "eval_tokens_column": ("Tokens column", "词元列"),
+    "eval_tags_column": ("Tags column", "标签序列列"),
+    "eval_question_column": ("Question column", "问题列"),
+    "eval_answers_column": ("Answers column", "答案列"),
+    "eval_context_column": ("Context column (the passage)", "上下文列（段落）"),
+    "eval_source_column": ("Source column", "源文本列"),
+    "eval_target_column": ("Target column", "目标文本列"),
+    "eval_source_language": ("Source language", "源语言"),
+    "eval_target_language": ("Target language", "目标语言"),
+    "eval_languages_info": ("the pair asked of the model (e.g. en → de); a one-pair model needs none",
+                            "要求模型翻译的语言对（例如 en → de）；只有一个语言对的模型可留空"),
+    "eval_hint_ner": ("Entity precision, recall and F1 (seqeval). Tokens: a list of words per row (JSON list or "
+                      "words separated by spaces); tags: one BIO tag per token (B-PER, I-PER, O ...).",
+                      "实体级精确率、召回率和 F1（seqeval）。词元列：每行一个词列表（JSON 列表或以空格分隔的词）；"
+                      "标签序列列：每个词元一个 BIO 标签（B-PER、I-PER、O ……）。"),
+    "eval_hint_question_answering": ("SQuAD exact match and F1 (0-100). The answer is found in the context column; "
+                                     "answers: one answer, a list of answers, or SQuAD's answers field.",
+                                     "SQuAD 精确匹配和 F1（0-100）。答案从上下文列中抽取；答案列：一个答案、答案列表，"
+                                     "或 SQuAD 的 answers 字段。"),
+    "eval_hint_summarization": ("ROUGE of each generated summary against the target column (greedy decoding, up "
+                                "to max new tokens).",
+                                "将每个生成的摘要与目标文本列比较，计算 ROUGE（贪心解码，最多生成“最大新 token 数”）。"),
+    "eval_hint_translation": ("BLEU and chrF of each translation against the target column (greedy decoding); the "
+                              "languages are those the model declares.",
+                              "将每个译文与目标文本列比较，计算 BLEU 和 chrF（贪心解码）；语言为模型声明的语言对。"),
 }
