@@ -5,7 +5,6 @@ Publish panel's handlers, and the training-loss points of a short run."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys

@@ -264,6 +264,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                         "`{name}`：{files} 个文件，{size}。请点击“下载（zip）”。"),
     "train_push_repo": ("Hub repository", "Hub 仓库"),
     "train_push_repo_info": ("owner/name; created if new", "所有者/名称；不存在时会创建"),
+    "train_push_repo_placeholder": ("owner/name", "所有者/名称"),
     "train_push_private": ("Private", "私有"),
     "train_push": ("Push to the Hub", "推送到 Hub"),
     "train_pushed": ("pushed {files} files ({size}) to `{repo}`: {url}", "已推送 {files} 个文件（{size}）到 `{repo}`：{url}"),

@@ -47,8 +47,8 @@ class PublishPanel:
                 make_zip = gr.Button(t("train_zip"), elem_id="train-zip", scale=1)
                 download = gr.DownloadButton(t("download_zip"), visible=False, elem_id="train-download", scale=1)
             with gr.Row(equal_height=True):
-                repo = gr.Textbox(label=t("train_push_repo"), placeholder="owner/name", elem_id="train-push-repo",
-                                  info=t("train_push_repo_info"), scale=3)
+                repo = gr.Textbox(label=t("train_push_repo"), placeholder=t("train_push_repo_placeholder"),
+                                  elem_id="train-push-repo", info=t("train_push_repo_info"), scale=3)
                 private = gr.Checkbox(label=t("train_push_private"), value=True, elem_id="train-push-private",
                                       scale=1)
                 push = gr.Button(t("train_push"), elem_id="train-push", scale=1)
