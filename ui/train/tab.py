@@ -218,6 +218,12 @@ class TrainTab:
         return gr.update(choices=[info.name for info in store.list_datasets(_user(request))], value=None)
 
     @handle_errors
+    def saved_refresh(self, current: Optional[str], request: gr.Request) -> Any:
+        """The list again when the tab is opened (a dataset built on the Data tab since), keeping the pick."""
+        names = [info.name for info in store.list_datasets(_user(request))]
+        return gr.update(choices=names, value=current if current in names else None)
+
+    @handle_errors
     def on_saved(self, task: str, name: Optional[str], request: gr.Request) -> tuple:
         data = str(store.dataset_path(_user(request), name)) if name else None
         return (*self._column_updates(task, data), "", None)
