@@ -172,10 +172,10 @@ def retry_until_new_reply(page: Page) -> None:
         }""", arg=[old_reply, old_stats], timeout=RUN_TIMEOUT_MS)
 
 
-def test_the_loop_ratings_to_preferences_to_dpo_to_chat_and_a_download(page: Page, train_app: str) -> None:
+def test_the_loop_ratings_to_preferences_to_dpo_to_published_to_chat(page: Page, train_app: str) -> None:
     """Chat → rate a reply 👍 and two retried ones 👎 → a preference dataset on the Data tab → DPO on it (a few
-    steps) with its training-loss line drawn → the new model answers in Chat; the run's model downloads as a zip
-    and a push to the Hub is refused with the reason (this machine is offline)."""
+    steps) with its training-loss line drawn → merged into a full model, downloaded as a zip (a push to the Hub is
+    refused with the reason: this machine is offline) → the new models are in Chat's picker and answer."""
     import httpx
 
     open_app(page, train_app)
@@ -221,20 +221,27 @@ def test_the_loop_ratings_to_preferences_to_dpo_to_chat_and_a_download(page: Pag
     assert all(path.get_attribute("d", timeout=5_000).count("L") >= 2 for path in lines.all())
     expect(page.locator("#train-task-plot")).to_be_visible()  # DPO's rewards
 
+    # Published: merged into a full model (registered), downloaded as a zip; a push is refused offline.
     page.locator("#train-publish > button").click()
+    page.locator("#train-merge").click()
+    publish_status = page.locator("#train-publish-status")
+    expect(publish_status).to_contain_text("loop-dpo-merged", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#train-publish-merged input")).to_be_checked()
     page.locator("#train-zip").click()
-    expect(page.locator("#train-publish-status")).to_contain_text(re.compile(r"\d+ files"))
+    expect(publish_status).to_contain_text(re.compile(r"\d+ files"))
     with page.expect_download(timeout=RUN_TIMEOUT_MS) as download_info:
         page.locator("#train-download").click()
-    names = zipfile.ZipFile(download_info.value.path()).namelist()
-    assert {"adapter_config.json", "adapter_model.safetensors", "README.md"} <= set(names)
+    archive = zipfile.ZipFile(download_info.value.path())
+    assert {"config.json", "model.safetensors", "README.md"} <= set(archive.namelist())
+    assert "library_name: transformers" in archive.read("README.md").decode()
     textbox(page, "train-push-repo").fill("someone/loop-dpo")
     page.locator("#train-push").click()
     expect(page.locator(".toast-body").first).to_contain_text("HF_HUB_OFFLINE is set")
     screenshot(page, "train-loop-published")
 
     open_tab(page, "Chat")
-    select_option(page, "chat-model", "loop-dpo")
+    expect_choice(page, "chat-model", "loop-dpo (fine-tuned)")
+    select_option(page, "chat-model", "loop-dpo-merged")
     send_chat(page, "hello there")
     expect(page.locator("#chat-stats")).to_contain_text("finish:", timeout=RUN_TIMEOUT_MS)
     expect(bubbles(page, "bot").last).not_to_have_text("")
