@@ -4,6 +4,7 @@
     python app.py eval --models models.yaml --model ID --data FILE --task TASK ... --out DIR
     python app.py data --data FILE --text-column C [--clean ...] [--split ...] [--augment ...] --out DIR
     python app.py train --models models.yaml --base ID --task {classification,sft} --data FILE ... --out DIR
+    python app.py publish --run RUN_DIR [--merge [--register ID]] [--zip FILE] [--push OWNER/NAME]
 
 Heavy libraries (gradio, torch, transformers) are imported only by the command that needs them, so
 `python app.py --help` answers at once and a bad models.yaml is reported before anything else starts.
@@ -16,7 +17,7 @@ import os
 import sys
 from typing import Optional, Sequence
 
-COMMANDS = ("serve", "eval", "data", "train")
+COMMANDS = ("serve", "eval", "data", "train", "publish")
 DEFAULT_PORT = 7860
 
 
@@ -50,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_train_arguments(commands.add_parser("train", help="fine-tune a model, headless (writes OUT/metrics.json, "
                                             "OUT/config.yaml, OUT/model and a model card)"))
+    from backend.training.publish_cli import add_arguments as add_publish_arguments
+
+    add_publish_arguments(commands.add_parser("publish", help="publish a finished run's model: merge a LoRA adapter "
+                                              "into a full model, zip it, push it to the Hugging Face Hub"))
     return parser
 
 
@@ -201,6 +206,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         from backend.training import cli as train_cli
 
         return train_cli.main(args)
+    if args.command == "publish":
+        from backend.training import publish_cli
+
+        return publish_cli.main(args)
     build_parser().print_help()
     return 2
 

@@ -9,7 +9,6 @@ import json
 import pytest
 
 from backend.services import generation as chat_service
-from backend.core.config import ModelSpec
 from backend.training.config import parse_train_config
 from backend.training.service import TrainingService
 from backend.core.types import Final, GenerationParams
@@ -54,7 +53,10 @@ def test_sft_lora_learns_a_reply_and_chats_with_it(registry, tmp_path):
     assert not reply(registry, "tiny-chat").startswith(REPLY)
     assert reply(registry, "tiny-chat-paris").startswith(REPLY)
 
-    merged = TrainingService(registry).merge(run_dir)  # in its own process, as the tab's Merge button does
+    # Merged in its own process and registered, as the Train tab's Publish panel does: a full model, no adapter.
+    merged, merged_id = TrainingService(registry, root=tmp_path / "runs").merge_and_register(run_dir)
     assert merged == run_dir / "merged" and (merged / "model.safetensors").is_file()
-    registry.add(ModelSpec(**{**spec.model_dump(exclude={"base_dir"}), "id": "paris-merged", "source": str(merged)}))
-    assert reply(registry, "paris-merged").startswith(REPLY)
+    assert merged_id == "tiny-chat-paris-merged"
+    full = registry.spec(merged_id)
+    assert full.source == str(merged.resolve()) and not full.adapter and full.chat_template == spec.chat_template
+    assert reply(registry, merged_id).startswith(REPLY)

@@ -82,11 +82,14 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
                 build_evaluate_tab(registry)
             with gr.Tab(t("tab_data"), id="data", elem_id="tab-data"):
                 DataTab.build(registry)
-            with gr.Tab(t("tab_train"), id="train", elem_id="tab-train"):
-                TrainTab.build(registry)
+            with gr.Tab(t("tab_train"), id="train", elem_id="tab-train") as train_tab:
+                train = TrainTab.build(registry)
             with gr.Tab(t("tab_models"), id="models", elem_id="tab-models") as models_tab:
                 models = ModelsTab.build(registry)
         models_tab.select(models.rows, outputs=models.table, **ui_event(models.table, queue=False))
+        # Datasets built on the Data tab (e.g. from chat ratings) are offered as soon as the Train tab is opened.
+        train_tab.select(train.saved_refresh, inputs=train.saved, outputs=train.saved,
+                         **ui_event(train.saved, queue=False))
         api.register(registry)
         register_classify_api(registry)
         register_tasks_api(registry)

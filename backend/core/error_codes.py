@@ -140,6 +140,20 @@ MESSAGES: dict[str, str] = {
     "pairwise_two_models": "models: a pairwise comparison needs exactly two models, got {count}",
     "no_base_model": "model '{model}': no base model is recorded for it (only fine-tuned models of the Train tab "
                      "know their base); pick the second model yourself",
+    # publishing a finished run (backend/training/publish.py, service.merge)
+    "run_not_finished": "run: {run} has no finished model to publish (status: {status}); wait until it has completed",
+    "merge_not_adapter": "run: {run} saved a full model, not a LoRA adapter; there is nothing to merge (download or "
+                         "push it as it is)",
+    "not_merged": "merged: run {run} has no merged model yet; merge it first",
+    "hub_repo_id": "repo: '{repo}' is not a Hub repository id; give one as owner/name (e.g. 'alice/my-model')",
+    "hub_push_offline": "push: HF_HUB_OFFLINE is set, so nothing is sent to the Hugging Face Hub; download the zip "
+                        "and upload it from a connected machine, or unset HF_HUB_OFFLINE",
+    "hub_push_no_token": "push: no Hugging Face token; set HF_TOKEN (a token with write access) in the environment "
+                         "of the app or the command",
+    "hub_push_unreachable": "push: the Hugging Face Hub at {endpoint} cannot be reached ({why}); this machine seems "
+                            "to be offline: download the zip and upload it from a connected machine",
+    "hub_push_failed": "push: the Hub refused the upload to {repo} ({why}); check the token's write access and the "
+                       "repository name",
 }
 
 

@@ -80,9 +80,11 @@ def add_entry(entry: dict[str, Any], root: Optional[Path] = None) -> None:
 
 
 def entry_for_run(run_dir: Path, config: TrainConfig, metrics: dict[str, Any], model_id: str,
-                  base_spec: Optional[ModelSpec] = None) -> dict[str, Any]:
-    """The registry entry of a finished run: a full model folder, or the adapter over its base."""
-    model_dir = (run_dir / runfiles.MODEL).resolve()
+                  base_spec: Optional[ModelSpec] = None, model_dir: Optional[Path] = None) -> dict[str, Any]:
+    """The registry entry of a finished run: a full model folder, or the adapter over its base. `model_dir`: a
+    full model made from the run other than its own `model/` (its merged model)."""
+    merged = model_dir is not None
+    model_dir = (model_dir or run_dir / runfiles.MODEL).resolve()
     if metrics.get("status") != "completed" or not (model_dir / "config.json").is_file() and \
             not (model_dir / "adapter_config.json").is_file():
         raise InvalidInputError(f"run {run_dir.name} has no finished model to register")
@@ -92,10 +94,11 @@ def entry_for_run(run_dir: Path, config: TrainConfig, metrics: dict[str, Any], m
     entry: dict[str, Any] = {
         "id": model_id, "name": f"{model_id} (fine-tuned)",
         "description": f"Fine-tuned from {config.base_id or Path(config.base).name} by run {run_dir.name}"
+                       + (" (adapter merged into a full model)" if merged else "")
                        + (f"; {score}" if score else ""),
         "tasks": tasks, "backend": "transformers", "dtype": base_spec.dtype if base_spec is not None else "auto",
     }
-    if metrics.get("model_kind") == "adapter":
+    if metrics.get("model_kind") == "adapter" and not merged:
         entry.update(source=str(Path(config.base).resolve()) if Path(config.base).is_dir() else config.base,
                      adapter=str(model_dir))
     else:

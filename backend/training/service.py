@@ -130,7 +130,10 @@ class TrainingService:
         import sys
 
         from backend.training.merge import MERGED
+        from backend.training.publish import finished
 
+        if finished(run_dir).get("model_kind") != "adapter":
+            raise refuse("merge_not_adapter", "run", run=run_dir.name)
         result = subprocess.run([sys.executable, "-m", "backend.training.merge", str(run_dir)], capture_output=True,
                                 text=True, timeout=timeout_s, cwd=str(Path(__file__).resolve().parents[2]))
         if result.returncode != 0:
@@ -146,9 +149,27 @@ class TrainingService:
         if self.auto_register or load_train_config(run_dir / runfiles.CONFIG).register_as:
             self.register(run_dir)
 
-    def register(self, run_dir: Path, model_id: Optional[str] = None) -> str:
-        """Adds the run's model to the overlay file and to the live registry; returns its id."""
-        config = load_train_config(run_dir / runfiles.CONFIG)
+    def merge_and_register(self, run_dir: Path, model_id: Optional[str] = None) -> tuple[Path, str]:
+        """Merge (unless RUN/merged is there already), then register the merged full model (default id: the
+        run's model id + "-merged"); returns the folder and the id."""
+        from backend.training.merge import MERGED
+
+        metrics = runfiles.read_metrics(run_dir)
+        stem = metrics.get("registered_as") or default_model_id(self._config(run_dir), run_dir)
+        model_id = model_id or f"{stem}-merged"
+        if self.registry is not None and self.registry.taken(model_id):
+            raise refuse("register_taken", "register_as", name=model_id)
+        merged = run_dir / MERGED
+        if not (merged / "config.json").is_file():
+            merged = self.merge(run_dir)
+        return merged, self.register(run_dir, model_id, merged=True)
+
+    def register(self, run_dir: Path, model_id: Optional[str] = None, merged: bool = False) -> str:
+        """Adds the run's model (`merged`: its merged full model) to the overlay file and to the live registry;
+        returns its id."""
+        from backend.training.merge import MERGED
+
+        config = self._config(run_dir)
         metrics = runfiles.read_metrics(run_dir)
         model_id = model_id or config.register_as or default_model_id(config, run_dir)
         base_spec = None
@@ -158,14 +179,20 @@ class TrainingService:
                     base_spec = self.registry.spec(config.base_id)
             except Exception:  # noqa: BLE001 - the base entry may be gone; register without its settings
                 base_spec = None
-        entry = overlay.entry_for_run(run_dir, config, metrics, model_id, base_spec)
+        entry = overlay.entry_for_run(run_dir, config, metrics, model_id, base_spec,
+                                      run_dir / MERGED if merged else None)
         if self.registry is not None:
             from backend.core.config import ModelSpec
 
             self.registry.add(ModelSpec(**entry))
         overlay.add_entry(entry, self.root)
-        runfiles.write_json_atomic(run_dir / runfiles.METRICS, {**metrics, "registered_as": model_id})
+        key = "merged_as" if merged else "registered_as"
+        runfiles.write_json_atomic(run_dir / runfiles.METRICS, {**metrics, key: model_id})
         return model_id
+
+    @staticmethod
+    def _config(run_dir: Path) -> TrainConfig:
+        return load_train_config(run_dir / runfiles.CONFIG)
 
 
 def default_model_id(config: TrainConfig, run_dir: Path) -> str:

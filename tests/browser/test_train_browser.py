@@ -1,12 +1,15 @@
 """Train tab in a real browser: upload a CSV, preview the formatted sample, start, watch the loss curve and the
 step counter move, stop (a checkpoint), resume, finish; the fine-tuned model is registered at once and
 classifies in the Classify tab. A fine-tuned chat model appears in every tab's model picker without a reload,
-and in the Train tab's own base list. The app runs with its own runs folder (a temporary one)."""
+and in the Train tab's own base list. The loop: chat ratings → a preference dataset → DPO → the new model in
+Chat, its model downloaded as a zip. The app runs with its own runs folder (a temporary one)."""
 
 from __future__ import annotations
 
 import os
 import re
+import time
+import zipfile
 from pathlib import Path
 from typing import Iterator
 
@@ -15,13 +18,17 @@ from playwright.sync_api import Page, expect
 
 from tests.browser.conftest import running_app
 from tests.browser.helpers import (
+    bubbles,
     expect_choice,
     open_app,
+    open_params,
     open_tab,
     screenshot,
     select_option,
+    send_chat,
     set_number,
     textbox,
+    wait_finished,
 )
 from tests.training_data import sentiment_rows, write_chat_jsonl, write_csv
 
@@ -145,3 +152,96 @@ def test_a_fine_tuned_chat_model_appears_in_every_picker_without_a_reload(page: 
     textbox(page, "chat-input").fill("What is the secret word?")
     page.locator("#chat-send").click()
     expect(page.locator("#chat-stats")).to_contain_text("finish:", timeout=RUN_TIMEOUT_MS)
+
+
+def rate_last_reply(page: Page, thumb: str) -> None:
+    bubbles(page, "bot").last.hover()
+    page.locator(f'#chat-history button[aria-label="{thumb}"]').last.click()
+
+
+def retry_until_new_reply(page: Page) -> None:
+    """Retry, then wait until the last reply is a finished, different one (sampling at temperature 1)."""
+    old_reply, old_stats = bubbles(page, "bot").last.inner_text(), page.locator("#chat-stats").inner_text()
+    page.locator("#chat-retry").click()
+    page.wait_for_function(
+        """([old, oldStats]) => {
+            const bots = document.querySelectorAll('#chat-history [data-testid="bot"]');
+            const stats = document.querySelector('#chat-stats').innerText;
+            const last = bots[bots.length - 1]?.innerText ?? "";
+            return stats.includes('finish:') && stats !== oldStats && last.trim() && last !== old;
+        }""", arg=[old_reply, old_stats], timeout=RUN_TIMEOUT_MS)
+
+
+def test_the_loop_ratings_to_preferences_to_dpo_to_published_to_chat(page: Page, train_app: str) -> None:
+    """Chat → rate a reply 👍 and two retried ones 👎 → a preference dataset on the Data tab → DPO on it (a few
+    steps) with its training-loss line drawn → merged into a full model, downloaded as a zip (a push to the Hub is
+    refused with the reason: this machine is offline) → the new models are in Chat's picker and answer."""
+    import httpx
+
+    open_app(page, train_app)
+    open_params(page, "chat")
+    set_number(page, "chat-max-new-tokens", 8)
+    set_number(page, "chat-temperature", 1)
+    send_chat(page, "hello there")
+    wait_finished(page, "chat-stats", timeout=RUN_TIMEOUT_MS)
+    rate_last_reply(page, "Like")
+    expect(page.locator("#chat-feedback-status")).to_contain_text("👍 saved")
+    for _ in range(2):
+        retry_until_new_reply(page)
+        rate_last_reply(page, "Dislike")
+    deadline = time.monotonic() + 30
+    while len(httpx.get(f"{train_app}v1/feedback", timeout=30).json()["ratings"]) < 3:
+        assert time.monotonic() < deadline, "the three ratings were not all saved"
+        time.sleep(0.2)
+
+    open_tab(page, "Data")
+    page.locator("#data-feedback-kind").get_by_label("Preference (chosen / rejected)").check()
+    textbox(page, "data-feedback-name").fill("loop-pref")
+    page.locator("#data-feedback-build").click()
+    expect(page.locator("#data-feedback-status")).to_contain_text("Saved 'loop-pref' (preference: train 2)")
+
+    open_tab(page, "Train")
+    page.locator("#train-task").get_by_role("radio", name="Preferences (DPO)").check()
+    select_option(page, "train-saved", "loop-pref")
+    expect(page.locator("#train-chosen-column input")).to_have_value("chosen")
+    expect(page.locator("#train-rejected-column input")).to_have_value("rejected")
+    page.get_by_text("Hyperparameters").click()
+    set_number(page, "train-max_steps", 4)
+    set_number(page, "train-batch_size", 1)
+    set_number(page, "train-max_length", 48)
+    set_number(page, "train-eval_steps", 2)
+    textbox(page, "train-register-as").fill("loop-dpo")
+    page.locator("#train-start").click()
+    status = page.locator("#train-status")
+    expect(status).to_have_text(re.compile(r"^\s*completed"), timeout=RUN_TIMEOUT_MS)
+    expect(status).to_contain_text("loop-dpo")
+    # A 4-step run draws its training loss as a line (a point per step), next to the evaluations' line.
+    lines = page.locator("#train-plot svg path[aria-roledescription='line mark']")
+    expect(lines).to_have_count(2)
+    assert all(path.get_attribute("d", timeout=5_000).count("L") >= 2 for path in lines.all())
+    expect(page.locator("#train-task-plot")).to_be_visible()  # DPO's rewards
+
+    # Published: merged into a full model (registered), downloaded as a zip; a push is refused offline.
+    page.locator("#train-publish > button").click()
+    page.locator("#train-merge").click()
+    publish_status = page.locator("#train-publish-status")
+    expect(publish_status).to_contain_text("loop-dpo-merged", timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#train-publish-merged input")).to_be_checked()
+    page.locator("#train-zip").click()
+    expect(publish_status).to_contain_text(re.compile(r"\d+ files"))
+    with page.expect_download(timeout=RUN_TIMEOUT_MS) as download_info:
+        page.locator("#train-download").click()
+    archive = zipfile.ZipFile(download_info.value.path())
+    assert {"config.json", "model.safetensors", "README.md"} <= set(archive.namelist())
+    assert "library_name: transformers" in archive.read("README.md").decode()
+    textbox(page, "train-push-repo").fill("someone/loop-dpo")
+    page.locator("#train-push").click()
+    expect(page.locator(".toast-body").first).to_contain_text("HF_HUB_OFFLINE is set")
+    screenshot(page, "train-loop-published")
+
+    open_tab(page, "Chat")
+    expect_choice(page, "chat-model", "loop-dpo (fine-tuned)")
+    select_option(page, "chat-model", "loop-dpo-merged")
+    send_chat(page, "hello there")
+    expect(page.locator("#chat-stats")).to_contain_text("finish:", timeout=RUN_TIMEOUT_MS)
+    expect(bubbles(page, "bot").last).not_to_have_text("")

@@ -208,4 +208,25 @@ STRINGS: dict[str, tuple[str, str]] = {
     "err_no_base_model": ("No base model is recorded for '{model}' (only fine-tuned models know their base); pick "
                           "the second model yourself.", "没有记录“{model}”的基础模型（只有微调得到的模型知道其基础模型）；"
                           "请自行选择第二个模型。"),
+    # publishing a finished run (the Train tab's Publish panel)
+    "err_run_not_finished": ("Run {run} has no finished model to publish (status: {status}); wait until it has "
+                             "completed.", "运行 {run} 还没有可发布的完成模型（状态：{status}）；请等它完成。"),
+    "err_merge_not_adapter": ("Run {run} saved a full model, not a LoRA adapter: there is nothing to merge. Download "
+                              "or push it as it is.", "运行 {run} 保存的是完整模型而不是 LoRA 适配器：无需合并。"
+                              "请直接下载或推送。"),
+    "err_not_merged": ("Run {run} has no merged model yet; merge it first.", "运行 {run} 还没有合并后的模型；请先合并。"),
+    "err_hub_repo_id": ("'{repo}' is not a Hub repository id; give one as owner/name (e.g. 'alice/my-model').",
+                        "“{repo}”不是 Hub 仓库 ID；请按“所有者/名称”填写（例如“alice/my-model”）。"),
+    "err_hub_push_offline": ("HF_HUB_OFFLINE is set, so nothing is sent to the Hugging Face Hub. Download the zip "
+                             "and upload it from a connected machine, or unset HF_HUB_OFFLINE.",
+                             "已设置 HF_HUB_OFFLINE，不会向 Hugging Face Hub 发送任何内容。请下载 zip 后在联网的机器上"
+                             "上传，或取消 HF_HUB_OFFLINE。"),
+    "err_hub_push_no_token": ("No Hugging Face token: set HF_TOKEN (a token with write access) in the app's "
+                              "environment.", "没有 Hugging Face 令牌：请在应用的环境变量中设置 HF_TOKEN（需有写权限）。"),
+    "err_hub_push_unreachable": ("The Hugging Face Hub at {endpoint} cannot be reached ({why}); this machine seems to "
+                                 "be offline. Download the zip and upload it from a connected machine.",
+                                 "无法连接 Hugging Face Hub（{endpoint}）（{why}）；这台机器似乎处于离线状态。"
+                                 "请下载 zip 后在联网的机器上上传。"),
+    "err_hub_push_failed": ("The Hub refused the upload to {repo} ({why}); check the token's write access and the "
+                            "repository name.", "Hub 拒绝了向 {repo} 的上传（{why}）；请检查令牌的写权限和仓库名称。"),
 }

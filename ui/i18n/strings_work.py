@@ -299,4 +299,26 @@ STRINGS: dict[str, tuple[str, str]] = {
     "eval_hint_translation": ("BLEU and chrF of each translation against the target column (greedy decoding); the "
                               "languages are those the model declares.",
                               "将每个译文与目标文本列比较，计算 BLEU 和 chrF（贪心解码）；语言为模型声明的语言对。"),
+    # the Publish panel of a finished run (ui/train/publish.py)
+    "train_publish": ("Publish the model", "发布模型"),
+    "train_publish_intro": ("For the run shown above, once it has completed: merge a LoRA adapter into a full model "
+                            "(registered, so every tab can pick it), download the model folder with its model card "
+                            "as a zip, or push it to the Hugging Face Hub (the server's HF_TOKEN; not offline).",
+                            "针对上方显示的运行（完成后）：把 LoRA 适配器合并成完整模型（会注册，各标签页都能选用），"
+                            "把模型文件夹连同模型卡下载为 zip，或推送到 Hugging Face Hub（使用服务器的 HF_TOKEN；"
+                            "离线时不可用）。"),
+    "train_publish_merged": ("Publish the merged model", "发布合并后的模型"),
+    "train_publish_merged_info": ("off: the run's own model folder (for a LoRA run, the adapter alone)",
+                                  "关闭：运行自己的模型文件夹（LoRA 运行则只有适配器）"),
+    "train_zip": ("Make zip", "生成 zip"),
+    "train_zip_ready": ("`{name}`: {files} files, {size}. Click Download (zip).",
+                        "`{name}`：{files} 个文件，{size}。请点击“下载（zip）”。"),
+    "train_push_repo": ("Hub repository", "Hub 仓库"),
+    "train_push_repo_info": ("owner/name; created if new", "所有者/名称；不存在时会创建"),
+    "train_push_repo_placeholder": ("owner/name", "所有者/名称"),
+    "train_push_private": ("Private", "私有"),
+    "train_push": ("Push to the Hub", "推送到 Hub"),
+    "train_pushed": ("pushed {files} files ({size}) to `{repo}`: {url}", "已推送 {files} 个文件（{size}）到 `{repo}`：{url}"),
+    "train_merged_registered": ("merged into a full model (the run folder's `{folder}/`), registered as `{model}`: "
+                                "pick it in Chat", "已合并为完整模型（运行文件夹的 `{folder}/`），注册为 `{model}`：可在聊天中选用"),
 }

@@ -29,6 +29,7 @@ from backend.training.recipes import RECIPES, TASKS, ColumnField, column_fields,
 from backend.training.service import TrainingService
 from ui.common.components import handle_errors, live_choices, ui_event
 from ui.train.progress import curves, progress_text, reason, task_curves
+from ui.train.publish import PublishPanel
 from ui.i18n.core import STRINGS, headed, say, t, text
 
 REFRESH_S = 1.0
@@ -139,7 +140,6 @@ class TrainTab:
             start = gr.Button(t("train_start"), variant="primary", elem_id="train-start")
             stop = gr.Button(t("stop"), variant="stop", elem_id="train-stop")
             resume = gr.Button(t("train_resume"), elem_id="train-resume")
-            merge = gr.Button(t("train_merge"), elem_id="train-merge")
         plan_text = gr.Markdown("", elem_id="train-plan")
         preview = gr.HighlightedText(label=t("train_preview"),
                                      color_map={"loss": "green"}, elem_id="train-preview", combine_adjacent=True)
@@ -162,6 +162,7 @@ class TrainTab:
         run_id = gr.State(None)
         tab = cls(registry, service, task, base, data, validation, columns, method, register_as, numbers, run_id,
                   saved, share)
+        PublishPanel.build(service, run_id, tab._run_dir, may_start)  # merge, download, push a finished run
         timer = gr.Timer(REFRESH_S, active=False)
         pickers = list(columns.values())
 
@@ -178,7 +179,6 @@ class TrainTab:
                     **ui_event(status, progress=True))
         stop.click(tab.stop, inputs=run_id, outputs=status, **ui_event(status))
         resume.click(tab.resume, inputs=run_id, outputs=[status, timer], **ui_event(status))
-        merge.click(tab.merge, inputs=run_id, outputs=status, **ui_event(status, progress=True))
         timer.tick(tab.refresh, inputs=run_id, outputs=[status, plot, log, timer, runs, reopen_id, task_plot],
                    **ui_event(status))
         reopen.click(tab.open_run, inputs=reopen_id, outputs=[run_id, status, plot, log, timer, task_plot],
@@ -216,6 +216,12 @@ class TrainTab:
     def saved_choices(self, request: gr.Request) -> Any:
         """The caller's saved datasets (an admin's list has everyone's: backend/guard/user_space.py)."""
         return gr.update(choices=[info.name for info in store.list_datasets(_user(request))], value=None)
+
+    @handle_errors
+    def saved_refresh(self, current: Optional[str], request: gr.Request) -> Any:
+        """The list again when the tab is opened (a dataset built on the Data tab since), keeping the pick."""
+        names = [info.name for info in store.list_datasets(_user(request))]
+        return gr.update(choices=names, value=current if current in names else None)
 
     @handle_errors
     def on_saved(self, task: str, name: Optional[str], request: gr.Request) -> tuple:
@@ -304,13 +310,6 @@ class TrainTab:
         position = self.service.resume(run_dir)
         where = say("train_queued", position=position) if position else say("train_resuming")
         return f"{where} ({run_dir.name})", gr.Timer(active=True)
-
-    @handle_errors
-    def merge(self, run_id: Optional[str], request: gr.Request) -> str:
-        may_start(request)
-        run_dir = self._run_dir(run_id, request)
-        merged = self.service.merge(run_dir)
-        return say("train_merged", folder=merged.name, run=run_dir.name)
 
     def refresh(self, run_id: Optional[str], request: gr.Request) -> tuple:
         if not run_id:
