@@ -18,6 +18,7 @@ whatever else shares the batch, on any device.
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Optional
@@ -104,7 +105,7 @@ class Decoding:
     bos_token_id: Optional[int] = None
 
 
-def decode_batch(model: Any, decoding: Decoding, rows: list[RowPlan], stop_flags: torch.Tensor,
+def decode_batch(model: HFModel, decoding: Decoding, rows: list[RowPlan], stop_flags: torch.Tensor,
                  on_step: Callable[[Step], object]) -> None:
     """Decodes `rows` together, calling `on_step` after every step, until each row has ended: its EOS, its own
     max_new_tokens, or `stop_flags[row]` set by the caller."""
@@ -130,7 +131,7 @@ def decode_batch(model: Any, decoding: Decoding, rows: list[RowPlan], stop_flags
         )
 
 
-def decode_encoded(model: Any, decoding: Decoding, rows: list[RowPlan], encoded: dict[str, torch.Tensor],
+def decode_encoded(model: HFModel, decoding: Decoding, rows: list[RowPlan], encoded: dict[str, torch.Tensor],
                    stop_flags: torch.Tensor, on_step: Callable[[Step], None], *, min_new_tokens: int = 0,
                    decoder_start_token_id: Optional[int] = None) -> None:
     """`decode_batch` for inputs the caller encoded itself (backend/tasks/seq2seq.py): a text-to-text model's

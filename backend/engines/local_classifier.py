@@ -6,6 +6,7 @@ for each text whether it was longer than the model takes (it is truncated; the U
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer
 import threading
 from typing import Any, Iterator, Sequence
 
@@ -32,7 +33,7 @@ DEFAULT_HYPOTHESIS = "This example is {}."
 
 
 class LocalClassifierEngine:
-    def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str, load_time_s: float) -> None:
+    def __init__(self, spec: ModelSpec, model: HFModel, tokenizer: HFTokenizer, device: str, load_time_s: float) -> None:
         self.spec = spec
         self.tasks: frozenset[Task] = frozenset(spec.tasks)
         self.model = model
@@ -178,7 +179,7 @@ def _ranked(labels: list[str], scores: Sequence[float]) -> list[LabelScore]:
                   key=lambda item: item.score, reverse=True)
 
 
-def _tokenizer_limit(tokenizer: Any, model: Any) -> int:
+def _tokenizer_limit(tokenizer: HFTokenizer, model: HFModel) -> int:
     """The tokens the model takes: the tokenizer's limit, capped by the position embeddings it has."""
     positions = getattr(model.config, "max_position_embeddings", None)
     limit = getattr(tokenizer, "model_max_length", None)

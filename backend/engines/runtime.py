@@ -13,9 +13,10 @@ and use only what it names.
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Protocol, Sequence, runtime_checkable
+from typing import Iterator, Optional, Protocol, Sequence, runtime_checkable
 
 from backend.core.config import ModelSpec
 from backend.engines.decode import Decoding, RowPlan
@@ -53,7 +54,7 @@ class LocalRuntime:
     """A loaded causal LM's working parts (see the module docstring). `model` and `tokenizer` become None once
     `release` ran (the model was unloaded); users check `loaded` under `lock`."""
 
-    def __init__(self, spec: ModelSpec, model_key: str, model: Any, tokenizer: Any, decoding: Decoding,
+    def __init__(self, spec: ModelSpec, model_key: str, model: HFModel, tokenizer: HFTokenizer, decoding: Decoding,
                  device: str, chat_template: str, limits: Limits) -> None:
         self.model_id = spec.id
         self.model_key = model_key
