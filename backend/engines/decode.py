@@ -18,7 +18,7 @@ whatever else shares the batch, on any device.
 
 from __future__ import annotations
 
-from backend.core.hf_types import HFModel
+from backend.core.hf_types import HFModel, generator
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Optional
@@ -114,7 +114,7 @@ def decode_batch(model: HFModel, decoding: Decoding, rows: list[RowPlan], stop_f
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     sampler = BatchSampler(rows, attention_mask, GrammarMask.of(rows, model, decoding.eos_token_ids))
     with torch.inference_mode():
-        model.generate(
+        generator(model).generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
             generation_config=GenerationConfig(
@@ -147,7 +147,7 @@ def decode_encoded(model: HFModel, decoding: Decoding, rows: list[RowPlan], enco
         decoder_mask = inputs["attention_mask"]
     sampler = BatchSampler(rows, decoder_mask, GrammarMask.of(rows, model, decoding.eos_token_ids))
     with torch.inference_mode():
-        model.generate(
+        generator(model).generate(
             **inputs,
             generation_config=GenerationConfig(
                 do_sample=False, num_beams=1, max_new_tokens=max(row.max_new_tokens for row in rows),

@@ -15,7 +15,7 @@ request is submitted). Grammars are made from JSON Schemas by backend/services/s
 
 from __future__ import annotations
 
-from backend.core.hf_types import HFModel, HFTokenizer
+from backend.core.hf_types import HFModel, HFTokenizer, vocabulary_size
 import threading
 from typing import Any, Optional, Sequence
 
@@ -32,8 +32,9 @@ def register(model: HFModel, tokenizer: HFTokenizer, eos_token_ids: Sequence[int
             return
         import llguidance.hf
 
-        vocabulary = int(model.get_input_embeddings().num_embeddings)
-        _TOKENIZERS[id(model)] = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocabulary,
+        vocabulary = vocabulary_size(model)
+        _TOKENIZERS[id(model)] = llguidance.hf.from_tokenizer(tokenizer,  # type: ignore[arg-type]  # any fast HF tokenizer works
+                                                              n_vocab=vocabulary,
                                                               eos_token=list(eos_token_ids)[0])
 
 

@@ -11,7 +11,7 @@ generation on the same weights, and (on a ZeroGPU Space) inside `spaces.GPU`, li
 
 from __future__ import annotations
 
-from backend.core.hf_types import HFModel, HFTokenizer
+from backend.core.hf_types import HFModel, HFTokenizer, decoded_text
 import inspect
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
@@ -109,7 +109,7 @@ def _encode(
                 f"prompt_template: the template and the longest label leave no room for the text within model "
                 f"'{runtime.model_id}''s {limit}-token context; shorten them"
             , field="prompt_template")
-        cut_text = tokenizer.decode(text_ids[:budget], skip_special_tokens=True)
+        cut_text = decoded_text(tokenizer, text_ids[:budget], skip_special_tokens=True)
         prompt = render_prompt(template, cut_text, labels)
         context = _context_ids(runtime, prompt)
         label_ids = [_label_ids(tokenizer, prompt, context, continuation) for continuation in continuations]

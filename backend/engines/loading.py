@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from backend.core.hf_types import HFModel
+from backend.core.hf_types import HFModel, HFTokenizer
 import ctypes
 import gc
 import sys
@@ -152,7 +152,7 @@ def prefer_shape_free_attention() -> None:
     torch.backends.cuda.enable_cudnn_sdp(False)
 
 
-def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[Any, Any, str, float]:
+def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[HFModel, HFTokenizer, str, float]:
     """Tokenizer and model for `spec` with `model_class` (an Auto* class), placed on the resolved device.
 
     Returns (model, tokenizer, device, load seconds); a failure frees what was allocated and becomes a

@@ -13,7 +13,7 @@ lives only while there is work.
 
 from __future__ import annotations
 
-from backend.core.hf_types import HFModel, HFTokenizer
+from backend.core.hf_types import HFModel, HFTokenizer, UNLOADED_MODEL, UNLOADED_TOKENIZER
 import itertools
 import secrets
 import threading
@@ -56,7 +56,8 @@ class LocalGenerativeEngine(TokenLevelMethods):
     """A causal LM loaded in this process. Any number of requests at once: they share batched forward passes
     (the batcher), up to max_batch_size rows, with up to max_queued_requests waiting."""
 
-    def __init__(self, spec: ModelSpec, model: HFModel, tokenizer: HFTokenizer, device: str, load_time_s: float) -> None:
+    def __init__(self, spec: ModelSpec, model: HFModel, tokenizer: HFTokenizer, device: str,
+                 load_time_s: float) -> None:
         self.spec = spec
         self.tasks: frozenset[Task] = frozenset(spec.tasks)
         self.load_time_s = load_time_s
@@ -113,8 +114,8 @@ class LocalGenerativeEngine(TokenLevelMethods):
         with runtime.lock:
             zerogpu.evict_resident(runtime.model_key, runtime.model)
             grammar.forget(runtime.model)
-            runtime.model = None
-            runtime.tokenizer = None
+            runtime.model = UNLOADED_MODEL
+            runtime.tokenizer = UNLOADED_TOKENIZER
         loading.release_memory(runtime.device)
 
     # ------------------------------------------------------------------------------------------- public

@@ -9,7 +9,7 @@ lock in the thread that generates. `runtime: onnx` swaps the PyTorch forward for
 
 from __future__ import annotations
 
-from backend.core.hf_types import HFModel, HFTokenizer
+from backend.core.hf_types import HFModel, HFTokenizer, UNLOADED_MODEL, UNLOADED_TOKENIZER
 import threading
 from typing import Any, Generator
 
@@ -21,8 +21,8 @@ from backend.core.types import Event, GenerationError, ModelLoadError, Task, Uns
 
 
 class LocalTaskEngine:
-    def __init__(self, spec: ModelSpec, task: str, handler: TaskHandler[Any, Any], model: HFModel, tokenizer: HFTokenizer,
-                 device: str, load_time_s: float, max_context: int, notes: list[str],
+    def __init__(self, spec: ModelSpec, task: str, handler: TaskHandler[Any, Any], model: HFModel,
+                 tokenizer: HFTokenizer, device: str, load_time_s: float, max_context: int, notes: list[str],
                  lock: threading.Lock) -> None:
         self.spec = spec
         self.tasks: frozenset[Task] = frozenset(spec.tasks)
@@ -73,8 +73,8 @@ class LocalTaskEngine:
             if self.handler is not None:
                 self.handler.release()
             self.handler = None
-            self.model = None
-            self.tokenizer = None
+            self.model = UNLOADED_MODEL
+            self.tokenizer = UNLOADED_TOKENIZER
         loading.release_memory(self.device)
 
     def count_tokens(self, text: str) -> int:

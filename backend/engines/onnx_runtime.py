@@ -155,7 +155,7 @@ def export(model: HFModel, tokenizer: HFTokenizer, path: Path) -> None:
                               str(partial), input_names=names, output_names=list(outputs), dynamic_axes=axes,
                               opset_version=OPSET, dynamo=False)
     finally:
-        if switch:
+        if switch and attention is not None:
             model.set_attn_implementation(attention)
         model.train(was_training)
     partial.replace(path)

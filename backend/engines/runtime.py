@@ -13,7 +13,7 @@ and use only what it names.
 
 from __future__ import annotations
 
-from backend.core.hf_types import HFModel, HFTokenizer
+from backend.core.hf_types import HFModel, HFTokenizer, decoded_text, rendered_text
 import threading
 from dataclasses import dataclass
 from typing import Iterator, Optional, Protocol, Sequence, runtime_checkable
@@ -98,9 +98,9 @@ class LocalRuntime:
 
     def render_chat(self, messages: Sequence[Message]) -> str:
         """The exact text the model sees for a conversation (its chat template, with the generation prompt)."""
-        return self.tokenizer.apply_chat_template(
+        return rendered_text(self.tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages],
-            chat_template=self.chat_template, add_generation_prompt=True, tokenize=False)
+            chat_template=self.chat_template, add_generation_prompt=True, tokenize=False))
 
     def encode_chat(self, messages: Sequence[Message]) -> list[int]:
         # The template already wrote any BOS it wants; adding special tokens again would double it.
@@ -117,7 +117,7 @@ class LocalRuntime:
         """Generated ids as text, up to the first EOS (special tokens dropped)."""
         eos = set(self.decoding.eos_token_ids)
         end = next((position for position, token in enumerate(token_ids) if token in eos), len(token_ids))
-        return self.tokenizer.decode(list(token_ids[:end]), skip_special_tokens=True)
+        return decoded_text(self.tokenizer, token_ids[:end], skip_special_tokens=True)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ after a stop sequence never reaches the user.
 
 from __future__ import annotations
 
-from backend.core.hf_types import HFTokenizer
+from backend.core.hf_types import HFTokenizer, decoded_text
 from typing import Sequence
 
 _INCOMPLETE = "\ufffd"  # what a tokenizer decodes a partial UTF-8 sequence to
@@ -35,7 +35,7 @@ class IncrementalDecoder:
         return self._advance(final=True)
 
     def _decode(self, tokens: Sequence[int]) -> str:
-        return self._tokenizer.decode(tokens, skip_special_tokens=self._skip_special)
+        return decoded_text(self._tokenizer, tokens, skip_special_tokens=self._skip_special)
 
     def _advance(self, final: bool) -> str:
         prefix_text = self._decode(self._tokens[self._prefix_offset : self._read_offset])
