@@ -24,6 +24,7 @@ from typing import Callable, Iterator, Optional, Sequence
 
 import torch
 
+from backend.core.hf_types import decoded_text
 from backend.engines.decode import Choice, RowPlan, Step, decode_batch, decode_steps_function
 from backend.engines.runtime import LocalRuntime, RowResult
 from backend.engines.text_stream import IncrementalDecoder, StopMatcher
@@ -111,11 +112,11 @@ class Request:
         return RowResult(self.stop_matcher.text, self.generated_tokens, finish)
 
     def _record(self, choice: Choice) -> None:
-        decode = self.runtime.tokenizer.decode
+        tokenizer = self.runtime.tokenizer
         self._choices.append(TokenChoice(
-            token=decode([choice.token_id]),
+            token=decoded_text(tokenizer, [choice.token_id]),
             probability=choice.probability,
-            alternatives=tuple(TokenAlternative(token=decode([token_id]), probability=probability)
+            alternatives=tuple(TokenAlternative(token=decoded_text(tokenizer, [token_id]), probability=probability)
                                for token_id, probability in choice.alternatives),
         ))
 

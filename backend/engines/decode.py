@@ -18,6 +18,7 @@ whatever else shares the batch, on any device.
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, generator
 import math
 from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterator, Optional
@@ -104,7 +105,7 @@ class Decoding:
     bos_token_id: Optional[int] = None
 
 
-def decode_batch(model: Any, decoding: Decoding, rows: list[RowPlan], stop_flags: torch.Tensor,
+def decode_batch(model: HFModel, decoding: Decoding, rows: list[RowPlan], stop_flags: torch.Tensor,
                  on_step: Callable[[Step], object]) -> None:
     """Decodes `rows` together, calling `on_step` after every step, until each row has ended: its EOS, its own
     max_new_tokens, or `stop_flags[row]` set by the caller."""
@@ -113,7 +114,7 @@ def decode_batch(model: Any, decoding: Decoding, rows: list[RowPlan], stop_flags
     input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
     sampler = BatchSampler(rows, attention_mask, GrammarMask.of(rows, model, decoding.eos_token_ids))
     with torch.inference_mode():
-        model.generate(
+        generator(model).generate(
             input_ids=input_ids,
             attention_mask=attention_mask,
             generation_config=GenerationConfig(
@@ -130,7 +131,7 @@ def decode_batch(model: Any, decoding: Decoding, rows: list[RowPlan], stop_flags
         )
 
 
-def decode_encoded(model: Any, decoding: Decoding, rows: list[RowPlan], encoded: dict[str, torch.Tensor],
+def decode_encoded(model: HFModel, decoding: Decoding, rows: list[RowPlan], encoded: dict[str, torch.Tensor],
                    stop_flags: torch.Tensor, on_step: Callable[[Step], None], *, min_new_tokens: int = 0,
                    decoder_start_token_id: Optional[int] = None) -> None:
     """`decode_batch` for inputs the caller encoded itself (backend/tasks/seq2seq.py): a text-to-text model's
@@ -146,7 +147,7 @@ def decode_encoded(model: Any, decoding: Decoding, rows: list[RowPlan], encoded:
         decoder_mask = inputs["attention_mask"]
     sampler = BatchSampler(rows, decoder_mask, GrammarMask.of(rows, model, decoding.eos_token_ids))
     with torch.inference_mode():
-        model.generate(
+        generator(model).generate(
             **inputs,
             generation_config=GenerationConfig(
                 do_sample=False, num_beams=1, max_new_tokens=max(row.max_new_tokens for row in rows),

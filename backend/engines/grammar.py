@@ -15,6 +15,7 @@ request is submitted). Grammars are made from JSON Schemas by backend/services/s
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer, vocabulary_size
 import threading
 from typing import Any, Optional, Sequence
 
@@ -24,19 +25,20 @@ _TOKENIZERS: dict[int, Any] = {}  # id(model) -> llguidance.LLTokenizer
 _LOCK = threading.Lock()
 
 
-def register(model: Any, tokenizer: Any, eos_token_ids: Sequence[int]) -> None:
+def register(model: HFModel, tokenizer: HFTokenizer, eos_token_ids: Sequence[int]) -> None:
     """Makes `tokenizer`'s llguidance view available to decode steps of `model` (once per model)."""
     with _LOCK:
         if id(model) in _TOKENIZERS:
             return
         import llguidance.hf
 
-        vocabulary = int(model.get_input_embeddings().num_embeddings)
-        _TOKENIZERS[id(model)] = llguidance.hf.from_tokenizer(tokenizer, n_vocab=vocabulary,
+        vocabulary = vocabulary_size(model)
+        _TOKENIZERS[id(model)] = llguidance.hf.from_tokenizer(tokenizer,  # type: ignore[arg-type]  # any fast HF tokenizer works
+                                                              n_vocab=vocabulary,
                                                               eos_token=list(eos_token_ids)[0])
 
 
-def forget(model: Any) -> None:
+def forget(model: HFModel) -> None:
     with _LOCK:
         _TOKENIZERS.pop(id(model), None)
 
@@ -44,7 +46,7 @@ def forget(model: Any) -> None:
 class GrammarMask:
     """The allowed-token masks of a batch's constrained rows, one step at a time."""
 
-    def __init__(self, rows: Sequence[Any], model: Any, eos_token_ids: Sequence[int]) -> None:
+    def __init__(self, rows: Sequence[Any], model: HFModel, eos_token_ids: Sequence[int]) -> None:
         import llguidance
 
         self.eos_token_ids = list(eos_token_ids)
@@ -64,7 +66,7 @@ class GrammarMask:
         self.step = 0
 
     @classmethod
-    def of(cls, rows: Sequence[Any], model: Any, eos_token_ids: Sequence[int]) -> Optional["GrammarMask"]:
+    def of(cls, rows: Sequence[Any], model: HFModel, eos_token_ids: Sequence[int]) -> Optional["GrammarMask"]:
         return cls(rows, model, eos_token_ids) if any(row.grammar is not None for row in rows) else None
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

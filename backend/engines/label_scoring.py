@@ -11,6 +11,7 @@ generation on the same weights, and (on a ZeroGPU Space) inside `spaces.GPU`, li
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer, decoded_text
 import inspect
 from typing import Any, Callable, NamedTuple, Optional, Sequence
 
@@ -108,7 +109,7 @@ def _encode(
                 f"prompt_template: the template and the longest label leave no room for the text within model "
                 f"'{runtime.model_id}''s {limit}-token context; shorten them"
             , field="prompt_template")
-        cut_text = tokenizer.decode(text_ids[:budget], skip_special_tokens=True)
+        cut_text = decoded_text(tokenizer, text_ids[:budget], skip_special_tokens=True)
         prompt = render_prompt(template, cut_text, labels)
         context = _context_ids(runtime, prompt)
         label_ids = [_label_ids(tokenizer, prompt, context, continuation) for continuation in continuations]
@@ -127,7 +128,7 @@ def _context_ids(runtime: LocalRuntime, prompt: str) -> list[int]:
     return ids or [runtime.start_token_id]
 
 
-def _label_ids(tokenizer: Any, prompt: str, context: list[int], continuation: str) -> list[int]:
+def _label_ids(tokenizer: HFTokenizer, prompt: str, context: list[int], continuation: str) -> list[int]:
     """The label's tokens as they occur after this prompt.
 
     Encoding prompt + label together and taking what follows the prompt's tokens matches how the model would
@@ -205,7 +206,7 @@ def _on_device(duration: Optional[int]) -> Callable[..., list[float]]:
     return wrapped
 
 
-def _accepts_logits_to_keep(model: Any) -> bool:
+def _accepts_logits_to_keep(model: HFModel) -> bool:
     try:
         return "logits_to_keep" in inspect.signature(model.forward).parameters
     except (TypeError, ValueError):

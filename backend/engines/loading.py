@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer
 import ctypes
 import gc
 import sys
@@ -127,14 +128,14 @@ def release_memory(device: str | None) -> None:
             pass
 
 
-def memory_footprint(model: Any) -> int:
+def memory_footprint(model: HFModel) -> int:
     try:
         return int(model.get_memory_footprint())
     except Exception:
         return sum(p.numel() * p.element_size() for p in model.parameters())
 
 
-def device_of(model: Any) -> str:
+def device_of(model: HFModel) -> str:
     devices = getattr(model, "hf_device_map", None)
     if devices:
         distinct = sorted({f"cuda:{place}" if isinstance(place, int) else str(place) for place in devices.values()})
@@ -151,7 +152,7 @@ def prefer_shape_free_attention() -> None:
     torch.backends.cuda.enable_cudnn_sdp(False)
 
 
-def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[Any, Any, str, float]:
+def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[HFModel, HFTokenizer, str, float]:
     """Tokenizer and model for `spec` with `model_class` (an Auto* class), placed on the resolved device.
 
     Returns (model, tokenizer, device, load seconds); a failure frees what was allocated and becomes a
@@ -185,7 +186,7 @@ def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[Any, Any, str, f
     return model, tokenizer, device, time.perf_counter() - started
 
 
-def apply_adapter(spec: ModelSpec, model: Any) -> Any:
+def apply_adapter(spec: ModelSpec, model: HFModel) -> Any:
     """The entry's PEFT adapter (field `adapter`) over the base model, merged in so every engine path (batching,
     ZeroGPU) sees a plain transformers model; unchanged without an adapter."""
     folder = getattr(spec, "adapter_path", lambda: None)()
@@ -210,7 +211,7 @@ def hub_checked_offline(spec: ModelSpec) -> bool:
     return True
 
 
-def describe_model(model: Any, max_context: Optional[int], load_time_s: float) -> dict[str, Any]:
+def describe_model(model: HFModel, max_context: Optional[int], load_time_s: float) -> dict[str, Any]:
     """The status facts every local engine reports (None while unloaded)."""
     return {
         "device": device_of(model) if model is not None else None,

@@ -13,6 +13,7 @@ lives only while there is work.
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer, UNLOADED_MODEL, UNLOADED_TOKENIZER
 import itertools
 import secrets
 import threading
@@ -55,7 +56,8 @@ class LocalGenerativeEngine(TokenLevelMethods):
     """A causal LM loaded in this process. Any number of requests at once: they share batched forward passes
     (the batcher), up to max_batch_size rows, with up to max_queued_requests waiting."""
 
-    def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str, load_time_s: float) -> None:
+    def __init__(self, spec: ModelSpec, model: HFModel, tokenizer: HFTokenizer, device: str,
+                 load_time_s: float) -> None:
         self.spec = spec
         self.tasks: frozenset[Task] = frozenset(spec.tasks)
         self.load_time_s = load_time_s
@@ -112,8 +114,8 @@ class LocalGenerativeEngine(TokenLevelMethods):
         with runtime.lock:
             zerogpu.evict_resident(runtime.model_key, runtime.model)
             grammar.forget(runtime.model)
-            runtime.model = None
-            runtime.tokenizer = None
+            runtime.model = UNLOADED_MODEL
+            runtime.tokenizer = UNLOADED_TOKENIZER
         loading.release_memory(runtime.device)
 
     # ------------------------------------------------------------------------------------------- public
@@ -184,7 +186,7 @@ def _ids_of(ids: list[int]) -> tuple[int, list[int]]:
     return len(ids), ids
 
 
-def _max_context(spec: ModelSpec, model: Any, tokenizer: Any) -> int | None:
+def _max_context(spec: ModelSpec, model: HFModel, tokenizer: HFTokenizer) -> int | None:
     if spec.max_context:
         return spec.max_context
     config = model.config
@@ -196,7 +198,7 @@ def _max_context(spec: ModelSpec, model: Any, tokenizer: Any) -> int | None:
     return limit if isinstance(limit, int) and limit < 1_000_000 else None
 
 
-def _eos_token_ids(model: Any, tokenizer: Any) -> list[int]:
+def _eos_token_ids(model: HFModel, tokenizer: HFTokenizer) -> list[int]:
     configured = getattr(model.generation_config, "eos_token_id", None)
     ids = configured if isinstance(configured, list) else [configured] if configured is not None else []
     if tokenizer.eos_token_id is not None and tokenizer.eos_token_id not in ids:

@@ -6,8 +6,9 @@ for each text whether it was longer than the model takes (it is truncated; the U
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer, UNLOADED_MODEL, UNLOADED_TOKENIZER
 import threading
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence, cast
 
 import torch
 from transformers import AutoModelForSequenceClassification
@@ -32,14 +33,16 @@ DEFAULT_HYPOTHESIS = "This example is {}."
 
 
 class LocalClassifierEngine:
-    def __init__(self, spec: ModelSpec, model: Any, tokenizer: Any, device: str, load_time_s: float) -> None:
+    def __init__(self, spec: ModelSpec, model: HFModel, tokenizer: HFTokenizer, device: str,
+                 load_time_s: float) -> None:
         self.spec = spec
         self.tasks: frozenset[Task] = frozenset(spec.tasks)
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
         self.load_time_s = load_time_s
-        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        id2label = cast(dict[int, str], model.config.id2label)  # a classification head's config always has it
+        self.labels = [id2label[i] for i in range(len(id2label))]
         self.max_context = spec.max_context or _tokenizer_limit(tokenizer, model)
         self._lock = threading.Lock()
         # On a ZeroGPU Space the GPU exists only inside spaces.GPU functions: the forward pass is one.
@@ -55,8 +58,8 @@ class LocalClassifierEngine:
 
     def close(self) -> None:
         with self._lock:
-            self.model = None
-            self.tokenizer = None
+            self.model = UNLOADED_MODEL
+            self.tokenizer = UNLOADED_TOKENIZER
         loading.release_memory(self.device)
 
     def count_tokens(self, text: str) -> int:
@@ -178,7 +181,7 @@ def _ranked(labels: list[str], scores: Sequence[float]) -> list[LabelScore]:
                   key=lambda item: item.score, reverse=True)
 
 
-def _tokenizer_limit(tokenizer: Any, model: Any) -> int:
+def _tokenizer_limit(tokenizer: HFTokenizer, model: HFModel) -> int:
     """The tokens the model takes: the tokenizer's limit, capped by the position embeddings it has."""
     positions = getattr(model.config, "max_position_embeddings", None)
     limit = getattr(tokenizer, "model_max_length", None)

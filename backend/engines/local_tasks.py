@@ -9,6 +9,7 @@ lock in the thread that generates. `runtime: onnx` swaps the PyTorch forward for
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer, UNLOADED_MODEL, UNLOADED_TOKENIZER
 import threading
 from typing import Any, Generator
 
@@ -20,8 +21,8 @@ from backend.core.types import Event, GenerationError, ModelLoadError, Task, Uns
 
 
 class LocalTaskEngine:
-    def __init__(self, spec: ModelSpec, task: str, handler: TaskHandler[Any, Any], model: Any, tokenizer: Any,
-                 device: str, load_time_s: float, max_context: int, notes: list[str],
+    def __init__(self, spec: ModelSpec, task: str, handler: TaskHandler[Any, Any], model: HFModel,
+                 tokenizer: HFTokenizer, device: str, load_time_s: float, max_context: int, notes: list[str],
                  lock: threading.Lock) -> None:
         self.spec = spec
         self.tasks: frozenset[Task] = frozenset(spec.tasks)
@@ -72,8 +73,8 @@ class LocalTaskEngine:
             if self.handler is not None:
                 self.handler.release()
             self.handler = None
-            self.model = None
-            self.tokenizer = None
+            self.model = UNLOADED_MODEL
+            self.tokenizer = UNLOADED_TOKENIZER
         loading.release_memory(self.device)
 
     def count_tokens(self, text: str) -> int:
@@ -109,7 +110,7 @@ class LocalTaskEngine:
             stream.close()
 
 
-def _check_architecture(spec: ModelSpec, task: str, model: Any, device: str) -> None:
+def _check_architecture(spec: ModelSpec, task: str, model: HFModel, device: str) -> None:
     """The check models.yaml validation could not make before the weights were downloaded."""
     task_def = task_spec(task)
     architectures = getattr(model.config, "architectures", None) or []
@@ -119,7 +120,7 @@ def _check_architecture(spec: ModelSpec, task: str, model: Any, device: str) -> 
                              f"is {', '.join(architectures)}", field="tasks")
 
 
-def _tokenizer_limit(tokenizer: Any, model: Any) -> int:
+def _tokenizer_limit(tokenizer: HFTokenizer, model: HFModel) -> int:
     """The tokens the model takes: the tokenizer's limit, capped by its position embeddings."""
     positions = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
     limit = getattr(tokenizer, "model_max_length", None)

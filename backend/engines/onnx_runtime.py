@@ -22,6 +22,7 @@ it unchanged. Outputs equal PyTorch's within float tolerance (tests/test_onnx_ru
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer
 import hashlib
 import inspect
 import json
@@ -58,7 +59,7 @@ class OnnxOutput(dict):
             raise AttributeError(name) from None
 
 
-def output_names(model: Any) -> tuple[str, ...]:
+def output_names(model: HFModel) -> tuple[str, ...]:
     name = type(model).__name__
     for suffix, outputs in _OUTPUTS.items():
         if name.endswith(suffix):
@@ -76,7 +77,7 @@ def onnx_path(spec: ModelSpec) -> Path:
     return Path.home() / ".cache" / "llm-workbench" / "onnx" / key / "model.onnx"
 
 
-def _stamp(spec: ModelSpec, model: Any) -> dict[str, Any]:
+def _stamp(spec: ModelSpec, model: HFModel) -> dict[str, Any]:
     weights = [checkpoint_file(spec, name) for name in ("model.safetensors", "pytorch_model.bin")]
     found = [path for path in weights if path is not None]
     facts = [(path.name, path.stat().st_size, int(path.stat().st_mtime)) for path in found]
@@ -118,7 +119,7 @@ class _Named(torch.nn.Module):
     """The model with positional inputs and a tuple of named outputs: the shape the exporter traces cleanly (some
     models' keyword arguments, e.g. BertModel's `use_cache`, collide with how it passes keyword inputs)."""
 
-    def __init__(self, model: Any, inputs: list[str], outputs: tuple[str, ...]) -> None:
+    def __init__(self, model: HFModel, inputs: list[str], outputs: tuple[str, ...]) -> None:
         super().__init__()
         self.model = model
         self.inputs = inputs
@@ -129,7 +130,7 @@ class _Named(torch.nn.Module):
         return tuple(result[name] for name in self.outputs)
 
 
-def export(model: Any, tokenizer: Any, path: Path) -> None:
+def export(model: HFModel, tokenizer: HFTokenizer, path: Path) -> None:
     """Exports `model` with dynamic batch and sequence axes to `path` (written whole, then moved into place)."""
     sample = tokenizer(["An example sentence.", "Another, longer example sentence."], padding=True,
                        return_tensors="pt")
@@ -154,13 +155,13 @@ def export(model: Any, tokenizer: Any, path: Path) -> None:
                               str(partial), input_names=names, output_names=list(outputs), dynamic_axes=axes,
                               opset_version=OPSET, dynamo=False)
     finally:
-        if switch:
+        if switch and attention is not None:
             model.set_attn_implementation(attention)
         model.train(was_training)
     partial.replace(path)
 
 
-def fuse(model: Any, tokenizer: Any, path: Path) -> Path | None:
+def fuse(model: HFModel, tokenizer: HFTokenizer, path: Path) -> Path | None:
     """ONNX Runtime's transformer fusions on the export, written next to it; None when the model is not one they
     cover, fusing fails, or the fused graph's outputs differ from the export's (then the plain export runs)."""
     config = model.config
@@ -186,7 +187,7 @@ def fuse(model: Any, tokenizer: Any, path: Path) -> Path | None:
         return None
 
 
-def _same_outputs(plain: Path, fused: Path, tokenizer: Any) -> bool:
+def _same_outputs(plain: Path, fused: Path, tokenizer: HFTokenizer) -> bool:
     import onnxruntime
 
     sample = tokenizer(["A short one.", "A rather longer sentence, padded against the short one, for the check."],
@@ -206,7 +207,7 @@ def _same_outputs(plain: Path, fused: Path, tokenizer: Any) -> bool:
     return True
 
 
-def onnx_forward(spec: ModelSpec, model: Any, tokenizer: Any) -> Callable[..., OnnxOutput]:
+def onnx_forward(spec: ModelSpec, model: HFModel, tokenizer: HFTokenizer) -> Callable[..., OnnxOutput]:
     """The model's forward pass on ONNX Runtime (exporting first when no current export is cached)."""
     import onnxruntime
 

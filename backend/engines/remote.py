@@ -19,6 +19,7 @@ and every failure becomes a typed error that names the entry, the URL and what t
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFTokenizer
 import math
 import secrets
 import threading
@@ -113,7 +114,7 @@ class _Call:
 class RemoteEngine:
     """A model served by an OpenAI-compatible server. Any number of concurrent streams (the server schedules)."""
 
-    def __init__(self, spec: ModelSpec, client: httpx.Client, endpoint: Endpoint, tokenizer: Any,
+    def __init__(self, spec: ModelSpec, client: httpx.Client, endpoint: Endpoint, tokenizer: HFTokenizer,
                  tokenizer_source: Optional[str], load_time_s: float) -> None:
         self.spec = spec
         self.tasks: frozenset[Task] = frozenset(spec.tasks)
@@ -392,7 +393,7 @@ def _local_tokenizer(spec: ModelSpec) -> tuple[Any, Optional[str]]:
         return None, None
 
 
-def _tokenizer_context(tokenizer: Any) -> Optional[int]:
+def _tokenizer_context(tokenizer: HFTokenizer) -> Optional[int]:
     limit = getattr(tokenizer, "model_max_length", None) if tokenizer is not None else None
     return limit if isinstance(limit, int) and 0 < limit < 1_000_000 else None
 

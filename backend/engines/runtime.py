@@ -13,9 +13,10 @@ and use only what it names.
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer, decoded_text, rendered_text
 import threading
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional, Protocol, Sequence, runtime_checkable
+from typing import Iterator, Optional, Protocol, Sequence, runtime_checkable
 
 from backend.core.config import ModelSpec
 from backend.engines.decode import Decoding, RowPlan
@@ -53,7 +54,7 @@ class LocalRuntime:
     """A loaded causal LM's working parts (see the module docstring). `model` and `tokenizer` become None once
     `release` ran (the model was unloaded); users check `loaded` under `lock`."""
 
-    def __init__(self, spec: ModelSpec, model_key: str, model: Any, tokenizer: Any, decoding: Decoding,
+    def __init__(self, spec: ModelSpec, model_key: str, model: HFModel, tokenizer: HFTokenizer, decoding: Decoding,
                  device: str, chat_template: str, limits: Limits) -> None:
         self.model_id = spec.id
         self.model_key = model_key
@@ -97,9 +98,9 @@ class LocalRuntime:
 
     def render_chat(self, messages: Sequence[Message]) -> str:
         """The exact text the model sees for a conversation (its chat template, with the generation prompt)."""
-        return self.tokenizer.apply_chat_template(
+        return rendered_text(self.tokenizer.apply_chat_template(
             [{"role": m.role, "content": m.content} for m in messages],
-            chat_template=self.chat_template, add_generation_prompt=True, tokenize=False)
+            chat_template=self.chat_template, add_generation_prompt=True, tokenize=False))
 
     def encode_chat(self, messages: Sequence[Message]) -> list[int]:
         # The template already wrote any BOS it wants; adding special tokens again would double it.
@@ -116,7 +117,7 @@ class LocalRuntime:
         """Generated ids as text, up to the first EOS (special tokens dropped)."""
         eos = set(self.decoding.eos_token_ids)
         end = next((position for position, token in enumerate(token_ids) if token in eos), len(token_ids))
-        return self.tokenizer.decode(list(token_ids[:end]), skip_special_tokens=True)
+        return decoded_text(self.tokenizer, token_ids[:end], skip_special_tokens=True)
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,8 @@ after a stop sequence never reaches the user.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from backend.core.hf_types import HFTokenizer, decoded_text
+from typing import Sequence
 
 _INCOMPLETE = "\ufffd"  # what a tokenizer decodes a partial UTF-8 sequence to
 
@@ -16,7 +17,7 @@ _INCOMPLETE = "\ufffd"  # what a tokenizer decodes a partial UTF-8 sequence to
 class IncrementalDecoder:
     """Feeds token ids one at a time and returns the text each one completes."""
 
-    def __init__(self, tokenizer: Any, skip_special_tokens: bool = True) -> None:
+    def __init__(self, tokenizer: HFTokenizer, skip_special_tokens: bool = True) -> None:
         self._tokenizer = tokenizer
         self._skip_special = skip_special_tokens
         self._tokens: list[int] = []
@@ -34,7 +35,7 @@ class IncrementalDecoder:
         return self._advance(final=True)
 
     def _decode(self, tokens: Sequence[int]) -> str:
-        return self._tokenizer.decode(tokens, skip_special_tokens=self._skip_special)
+        return decoded_text(self._tokenizer, tokens, skip_special_tokens=self._skip_special)
 
     def _advance(self, final: bool) -> str:
         prefix_text = self._decode(self._tokens[self._prefix_offset : self._read_offset])

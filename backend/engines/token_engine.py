@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any, Iterator, Optional, Sequence
 
+from backend.core.hf_types import decoded_text, rendered_text, vocabulary_size
 from backend.engines import token_ops
 from backend.engines.budget import check_prompt_fits
 from backend.engines.runtime import LocalRuntime
@@ -23,19 +24,19 @@ class TokenLevelMethods:
         return list(self.runtime.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
 
     def detokenize(self, ids: Sequence[int], field: str = "tokens") -> str:
-        return self.runtime.tokenizer.decode(token_ops.check_ids(ids, self.vocabulary_size, field))
+        return decoded_text(self.runtime.tokenizer, token_ops.check_ids(ids, self.vocabulary_size, field))
 
     def token_texts(self, ids: Sequence[int]) -> list[str]:
         """Each token's own text (for logprobs: `tokens` and the keys of `top_logprobs`)."""
-        decode = self.runtime.tokenizer.decode
-        return [decode([token]) for token in ids]
+        tokenizer = self.runtime.tokenizer
+        return [decoded_text(tokenizer, [token]) for token in ids]
 
     def render_messages(self, messages: list[dict[str, Any]], tools: Optional[list[dict[str, Any]]] = None,
                         add_generation_prompt: bool = True) -> str:
         """A conversation (with tool calls and tool results) and the tools on offer, as the template renders it."""
-        return self.runtime.tokenizer.apply_chat_template(
-            messages, tools=tools or None, chat_template=self.runtime.chat_template,
-            add_generation_prompt=add_generation_prompt, tokenize=False)
+        return rendered_text(self.runtime.tokenizer.apply_chat_template(
+            messages, tools=list(tools or []) or None, chat_template=self.runtime.chat_template,
+            add_generation_prompt=add_generation_prompt, tokenize=False))
 
     def tokenizer_info(self) -> dict[str, Any]:
         runtime = self.runtime
@@ -44,7 +45,7 @@ class TokenLevelMethods:
 
     @property
     def vocabulary_size(self) -> int:
-        return int(self.runtime.model.get_input_embeddings().num_embeddings)
+        return vocabulary_size(self.runtime.model)
 
     def stream_tokens(self, prompt_ids: Sequence[int], params: GenerationParams) -> Iterator[Event]:
         """A raw completion of token ids exactly as given (no BOS added): the API's token-id prompts."""

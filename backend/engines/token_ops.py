@@ -8,6 +8,7 @@ ZeroGPU Space) inside `spaces.GPU`, like every other forward pass.
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFTokenizer
 from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
 
 import torch
@@ -37,7 +38,7 @@ def top_logprobs(log_probs: torch.Tensor, chosen: torch.Tensor, count: int) -> l
             for row in range(len(chosen_ids))]
 
 
-def tokenizer_info(tokenizer: Any, max_context: Optional[int], chat_template: Optional[str]) -> dict[str, Any]:
+def tokenizer_info(tokenizer: HFTokenizer, max_context: Optional[int], chat_template: Optional[str]) -> dict[str, Any]:
     """vLLM's `/tokenizer_info` fields that clients read (lm-evaluation-harness: eos/bos/pad and the template)."""
     return {
         "tokenizer_class": type(tokenizer).__name__,

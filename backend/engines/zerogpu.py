@@ -21,6 +21,7 @@ Only the standard library (and backend.core.types) is imported here; `spaces` is
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel
 import importlib
 import os
 from types import ModuleType
@@ -58,11 +59,11 @@ def on_zerogpu() -> bool:
 _RESIDENT: dict[str, Any] = {}
 
 
-def make_resident(key: str, model: Any) -> None:
+def make_resident(key: str, model: HFModel) -> None:
     _RESIDENT[key] = model
 
 
-def evict_resident(key: str, model: Any) -> None:
+def evict_resident(key: str, model: HFModel) -> None:
     """Forgets `model` (only if `key` still names it: a reloaded model may have taken the key)."""
     if _RESIDENT.get(key) is model:
         del _RESIDENT[key]

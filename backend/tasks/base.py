@@ -10,6 +10,7 @@ functions that load and run the model.
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer, UNLOADED_MODEL
 import inspect
 import threading
 from abc import ABC, abstractmethod
@@ -71,8 +72,8 @@ class LoadContext:
     other files are (`find_file(name)`: a path, or None when the checkpoint has no such file)."""
 
     model_id: str
-    model: Any
-    tokenizer: Any
+    model: HFModel
+    tokenizer: HFTokenizer
     max_length: int
     lock: threading.Lock = field(default_factory=threading.Lock)
     notes: list[str] = field(default_factory=list)
@@ -155,7 +156,7 @@ class TaskHandler(ABC, Generic[OptionsT, ResultT]):
 
     def release(self) -> None:
         """Drops the model (the engine is unloading it); call with the lock held."""
-        self.model = None
+        self.model = UNLOADED_MODEL
         self.forward_fn = _unloaded
 
 
@@ -245,7 +246,7 @@ class TaskSpec(ABC, Generic[OptionsT, ResultT]):
     def handler(self, context: LoadContext) -> TaskHandler[OptionsT, ResultT]:
         """The handler for a loaded model (may add status notes, or refuse the model with ModelLoadError)."""
 
-    def handler_for(self, model: Any, tokenizer: Any, max_length: int = 512,
+    def handler_for(self, model: HFModel, tokenizer: HFTokenizer, max_length: int = 512,
                     folder: Optional[Path] = None) -> TaskHandler[OptionsT, ResultT]:
         """A handler outside the registry (tests, benchmarks): a model and tokenizer loaded by the caller, from
         `folder` when its other files matter (an embedder's pooling)."""

@@ -11,6 +11,7 @@ without it is refused at once, naming the token; a whole-file run skips such row
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer
 import json
 import threading
 from dataclasses import dataclass, replace
@@ -65,7 +66,7 @@ def count_masks(text: str, token: Optional[str], field: str = "text") -> int:
 _PIPELINE_CLASS: Optional[type] = None
 
 
-def masked_rows_pipeline(model: Any, tokenizer: Any) -> Any:
+def masked_rows_pipeline(model: HFModel, tokenizer: HFTokenizer) -> Any:
     """A FillMaskPipeline whose vocabulary projection sees only the masked positions.
 
     A forward pre-hook on the model's output embeddings (the projection every masked-LM head ends with: BERT,

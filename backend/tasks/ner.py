@@ -16,11 +16,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence, cast
 
 from backend.evaluation.sequences import parse_list
 from backend.tasks.base import EvalAdapter, LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, one_of
 from backend.tasks.types import AGGREGATIONS, Aggregation, Entity
+
+if TYPE_CHECKING:  # model_spec validates entries through the task table, which imports this module
+    from backend.core.model_spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -34,8 +37,10 @@ class NerHandler(TaskHandler[NerOptions, list[Entity]]):
         from transformers import pipeline
 
         model = context.model
-        self.pipe = pipeline("token-classification", model=model, tokenizer=context.tokenizer, device=model.device)
-        self.labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
+        self.pipe = pipeline("token-classification", model=model,  # type: ignore[call-overload]  # v5 overloads
+                             tokenizer=context.tokenizer, device=model.device)  # list model ids, not objects
+        id2label = cast(dict[int, str], model.config.id2label)  # a token-classification head always has it
+        self.labels = [id2label[i] for i in range(len(id2label))]
 
     def preprocess(self, request: TaskRequest[NerOptions]) -> dict[str, Any]:
         import torch
@@ -114,7 +119,7 @@ class NerEvaluation(EvalAdapter[NerOptions, list[Entity]]):
 
     task = "ner"
 
-    def options(self, config: Any, model: Any) -> NerOptions:
+    def options(self, config: Any, model: ModelSpec) -> NerOptions:
         return NerOptions("simple")
 
     def inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:

@@ -12,7 +12,7 @@ SQuAD's exact match and F1.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 
 import numpy as np
 
@@ -29,6 +29,9 @@ from backend.tasks.base import (
 )
 from backend.tasks.types import Answer
 from backend.core.types import InvalidInputError
+
+if TYPE_CHECKING:  # model_spec validates entries through the task table, which imports this module
+    from backend.core.model_spec import ModelSpec
 
 
 @dataclass(frozen=True)
@@ -119,7 +122,7 @@ class QaEvaluation(EvalAdapter[QaOptions, list[Answer]]):
 
     task = "question_answering"
 
-    def options(self, config: Any, model: Any) -> QaOptions:
+    def options(self, config: Any, model: ModelSpec) -> QaOptions:
         return QaOptions(top_k=1)
 
     def inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
@@ -167,7 +170,7 @@ class QaSpec(TaskSpec[QaOptions, list[Answer]]):
     def handler(self, context: LoadContext) -> QaHandler:
         return QaHandler(context)
 
-    def file_options(self, model: Any, raw: dict[str, Any], params: Any = None) -> QaOptions:
+    def file_options(self, model: ModelSpec, raw: dict[str, Any], params: Any = None) -> QaOptions:
         return self.checked_options({**raw, "top_k": 1})  # a file row keeps the best answer
 
     def file_row(self, result: list[Answer]) -> tuple[Any, ...]:

@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Callable, Generator, Optional, Sequence
 
+from backend.core.hf_types import decoded_text, rendered_text
 from backend.core.error_codes import refuse
 from backend.tasks.base import EvalAdapter, LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, whole_number
 from backend.core.types import Delta, Event, GenerationError, GenerationParams, InvalidInputError
@@ -128,8 +129,8 @@ class TextHandler(TaskHandler[TextOptions, str]):
 
     def _instruct(self, instruction: str, text: str) -> str:
         if getattr(self.tokenizer, "chat_template", None):
-            return self.tokenizer.apply_chat_template([{"role": "user", "content": f"{instruction}\n\n{text}"}],
-                                                      tokenize=False, add_generation_prompt=True)
+            return rendered_text(self.tokenizer.apply_chat_template(
+                [{"role": "user", "content": f"{instruction}\n\n{text}"}], tokenize=False, add_generation_prompt=True))
         return f"{instruction}\n\n{text}\n\nAnswer:"
 
     # ------------------------------------------------------------------------------------ the three steps
@@ -174,7 +175,7 @@ class TextHandler(TaskHandler[TextOptions, str]):
         texts = []
         for ids in model_outputs:
             end = next((i for i, token in enumerate(ids) if token in eos), len(ids))
-            texts.append(self.tokenizer.decode(ids[:end], skip_special_tokens=True).strip())
+            texts.append(decoded_text(self.tokenizer, ids[:end], skip_special_tokens=True).strip())
         return texts
 
     # ------------------------------------------------------------------------------------ streaming

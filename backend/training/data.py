@@ -8,8 +8,9 @@ row. Tokenizing imports transformers-side objects only through the tokenizer pas
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFTokenizer, decoded_text
 from dataclasses import dataclass, field
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence
 
 import pandas as pd
 
@@ -76,11 +77,11 @@ def length_stats(lengths: Sequence[int], max_length: int, loss_tokens: Optional[
                        loss_tokens=loss_tokens)
 
 
-def marked_segments(tokenizer: Any, token_ids: Sequence[int], loss: Sequence[bool]) -> list[tuple[str, bool]]:
+def marked_segments(tokenizer: HFTokenizer, token_ids: Sequence[int], loss: Sequence[bool]) -> list[tuple[str, bool]]:
     """Tokens decoded one by one and joined into runs that carry the loss or not (the preview's highlight)."""
     segments: list[tuple[str, bool]] = []
     for token, carries in zip(token_ids, loss):
-        piece = tokenizer.decode([token], skip_special_tokens=False)
+        piece = decoded_text(tokenizer, [token], skip_special_tokens=False)
         if segments and segments[-1][1] == carries:
             segments[-1] = (segments[-1][0] + piece, carries)
         else:

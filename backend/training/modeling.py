@@ -5,6 +5,7 @@ functions."""
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from backend.training.recipes import recipe_for
 from backend.core.types import InvalidInputError
 
 
-def peft_config(config: TrainConfig, model: Any = None) -> Any:
+def peft_config(config: TrainConfig, model: HFModel = None) -> Any:
     """LoRA settings; target modules default to peft's choice for the architecture."""
     from peft import LoraConfig, TaskType
 
@@ -85,7 +86,7 @@ def load_model(config: TrainConfig, device: str, data: Any = None) -> Any:
     return get_peft_model(model, peft_config(config, model))
 
 
-def save_result(model: Any, tokenizer: Any, config: TrainConfig, folder: Path) -> str:
+def save_result(model: HFModel, tokenizer: HFTokenizer, config: TrainConfig, folder: Path) -> str:
     """Saves what the registry will load; returns its kind: "adapter" (LoRA over the base) or "full".
 
     A classifier is always saved whole (LoRA merged in): its new head and labels belong to the model, and
@@ -94,7 +95,7 @@ def save_result(model: Any, tokenizer: Any, config: TrainConfig, folder: Path) -
     folder.mkdir(parents=True, exist_ok=True)
     kind = "full"
     if config.uses_peft and recipe_for(config.task).merge_lora_on_save():
-        model = model.merge_and_unload()
+        model = model.merge_and_unload()  # type: ignore[operator]  # a PeftModel here (uses_peft)
     elif config.uses_peft:
         kind = "adapter"
     model.save_pretrained(folder, safe_serialization=True)

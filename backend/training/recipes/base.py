@@ -10,6 +10,7 @@ Importing a recipe imports no torch, transformers or pandas: the CLI's `--help` 
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar, Optional
@@ -87,11 +88,11 @@ class Recipe(ABC):
         The result has `train_count` and `val_count`."""
 
     @abstractmethod
-    def preview(self, tokenizer: Any, data: Any, config: "TrainConfig") -> "Preview":
+    def preview(self, tokenizer: HFTokenizer, data: Any, config: "TrainConfig") -> "Preview":
         """The first example as the model sees it, and length statistics over all of them."""
 
     @abstractmethod
-    def datasets(self, config: "TrainConfig", tokenizer: Any, data: Any) -> Datasets:
+    def datasets(self, config: "TrainConfig", tokenizer: HFTokenizer, data: Any) -> Datasets:
         """Tokenized datasets for the trainer."""
 
     # ------------------------------------------------------------------------------------------- model
@@ -116,7 +117,7 @@ class Recipe(ABC):
 
         return TrainingArguments(**common)
 
-    def trainer(self, config: "TrainConfig", model: Any, tokenizer: Any, data: Any, arguments: Any,
+    def trainer(self, config: "TrainConfig", model: HFModel, tokenizer: HFTokenizer, data: Any, arguments: Any,
                 callbacks: list[Any]) -> Any:
         """The trainer of this task; by default transformers' Trainer over `datasets(...)`."""
         from transformers import Trainer

@@ -3,6 +3,7 @@ macro F1. A LoRA run is saved merged into a full model (its new head and labels 
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFTokenizer, decoded_text
 from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -125,18 +126,18 @@ class ClassificationRecipe(Recipe):
     def prepare(self, config: "TrainConfig") -> ClassificationData:
         return prepare_classification(config)
 
-    def preview(self, tokenizer: Any, data: ClassificationData, config: "TrainConfig") -> "Preview":
+    def preview(self, tokenizer: HFTokenizer, data: ClassificationData, config: "TrainConfig") -> "Preview":
         from backend.training.data import Preview, length_stats
 
         lengths = [len(ids) for ids in tokenizer(data.train_texts, add_special_tokens=True)["input_ids"]]
-        first = tokenizer.decode(tokenizer(data.train_texts[0], truncation=True,
-                                           max_length=config.max_length)["input_ids"])
+        first = decoded_text(tokenizer, tokenizer(data.train_texts[0], truncation=True,
+                                                  max_length=config.max_length)["input_ids"])
         label = data.id2label[data.train_labels[0]]
         counts = Counter(data.id2label[label_id] for label_id in data.train_labels)
         return Preview(segments=[(first, False), (f"  → label: {label}", True)],
                        stats=length_stats(lengths, config.max_length), label_counts=dict(sorted(counts.items())))
 
-    def datasets(self, config: "TrainConfig", tokenizer: Any, data: ClassificationData) -> Datasets:
+    def datasets(self, config: "TrainConfig", tokenizer: HFTokenizer, data: ClassificationData) -> Datasets:
         from datasets import Dataset
         from transformers import DataCollatorWithPadding
 

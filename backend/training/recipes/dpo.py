@@ -11,6 +11,7 @@ reward) and reward accuracy (the share of pairs whose chosen reply has the highe
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFModel, HFTokenizer
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -111,7 +112,7 @@ class PairTokens:
     rejected: list[int]
 
 
-def tokenize_pair(tokenizer: Any, pair: Pair) -> PairTokens:
+def tokenize_pair(tokenizer: HFTokenizer, pair: Pair) -> PairTokens:
     """As TRL tokenizes a conversational pair: the prompt with the generation prompt, the completions as what
     prompt + reply adds after the tokens they share."""
 
@@ -129,7 +130,7 @@ def tokenize_pair(tokenizer: Any, pair: Pair) -> PairTokens:
     return PairTokens(prompt=prompt[:shared], chosen=chosen[shared:], rejected=rejected[shared:])
 
 
-def preview_preferences(tokenizer: Any, data: PreferenceData, max_length: int) -> "Preview":
+def preview_preferences(tokenizer: HFTokenizer, data: PreferenceData, max_length: int) -> "Preview":
     """The first pair (prompt, then the chosen and the rejected reply, which carry the loss) and length
     statistics over all pairs; the longer of each pair's two sequences counts."""
     from backend.training.data import Preview, length_stats, marked_segments
@@ -181,10 +182,10 @@ class DPORecipe(Recipe):
     def prepare(self, config: "TrainConfig") -> PreferenceData:
         return prepare_preferences(config)
 
-    def preview(self, tokenizer: Any, data: PreferenceData, config: "TrainConfig") -> "Preview":
+    def preview(self, tokenizer: HFTokenizer, data: PreferenceData, config: "TrainConfig") -> "Preview":
         return preview_preferences(tokenizer, data, config.max_length)
 
-    def datasets(self, config: "TrainConfig", tokenizer: Any, data: PreferenceData) -> Datasets:
+    def datasets(self, config: "TrainConfig", tokenizer: HFTokenizer, data: PreferenceData) -> Datasets:
         from datasets import Dataset
 
         return Datasets(Dataset.from_list(data.train), Dataset.from_list(data.val))
@@ -202,8 +203,8 @@ class DPORecipe(Recipe):
         return DPOConfig(**{"bf16": False, **common}, beta=config.dpo_beta, max_length=config.max_length,
                          gradient_checkpointing=False)  # DPOConfig turns both on by default; the run decides
 
-    def trainer(self, config: "TrainConfig", model: Any, tokenizer: Any, data: PreferenceData, arguments: Any,
-                callbacks: list[Any]) -> Any:
+    def trainer(self, config: "TrainConfig", model: HFModel, tokenizer: HFTokenizer, data: PreferenceData,
+                arguments: Any, callbacks: list[Any]) -> Any:
         from trl import DPOTrainer
 
         built = self.datasets(config, tokenizer, data)

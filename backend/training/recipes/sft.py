@@ -3,6 +3,7 @@ column) through the model's own chat template, with the loss on the assistant to
 
 from __future__ import annotations
 
+from backend.core.hf_types import HFTokenizer, rendered_text
 import json
 import math
 import random
@@ -117,7 +118,7 @@ def messages_of(value: Any, row: int, field: str, what: str) -> Conversation:
     return messages
 
 
-def tokenize_sft(tokenizer: Any, messages: Sequence[dict[str, str]], max_length: int) -> SFTExample:
+def tokenize_sft(tokenizer: HFTokenizer, messages: Sequence[dict[str, str]], max_length: int) -> SFTExample:
     """The conversation through the model's own chat template; only assistant tokens carry the loss.
 
     The template is rendered once for the whole conversation and once up to each assistant turn: the characters
@@ -126,14 +127,14 @@ def tokenize_sft(tokenizer: Any, messages: Sequence[dict[str, str]], max_length:
     """
     from backend.training.data import IGNORE_INDEX
 
-    text = tokenizer.apply_chat_template(list(messages), tokenize=False)
+    text = rendered_text(tokenizer.apply_chat_template(list(messages), tokenize=False))
     spans = []
     for index, message in enumerate(messages):
         if message["role"] != "assistant":
             continue
-        before = tokenizer.apply_chat_template(list(messages[:index]), tokenize=False, add_generation_prompt=True) \
-            if index else ""
-        through = tokenizer.apply_chat_template(list(messages[: index + 1]), tokenize=False)
+        before = rendered_text(tokenizer.apply_chat_template(list(messages[:index]), tokenize=False,
+                                                             add_generation_prompt=True)) if index else ""
+        through = rendered_text(tokenizer.apply_chat_template(list(messages[: index + 1]), tokenize=False))
         if not text.startswith(through) or not through.startswith(before):
             raise InvalidInputError("the model's chat template does not render a conversation as the sum of its "
                                     "turns; assistant tokens cannot be told apart for the loss")
@@ -148,7 +149,7 @@ def tokenize_sft(tokenizer: Any, messages: Sequence[dict[str, str]], max_length:
     return SFTExample(input_ids=input_ids[:max_length], labels=labels[:max_length], length_before_cut=length)
 
 
-def preview_sft(tokenizer: Any, data: SFTData, max_length: int) -> "Preview":
+def preview_sft(tokenizer: HFTokenizer, data: SFTData, max_length: int) -> "Preview":
     """The first training conversation as tokens marked by loss, and length statistics over all of them."""
     from backend.training.data import IGNORE_INDEX, Preview, length_stats, marked_segments
 
@@ -185,10 +186,10 @@ class SFTRecipe(Recipe):
     def prepare(self, config: "TrainConfig") -> SFTData:
         return prepare_sft(config)
 
-    def preview(self, tokenizer: Any, data: SFTData, config: "TrainConfig") -> "Preview":
+    def preview(self, tokenizer: HFTokenizer, data: SFTData, config: "TrainConfig") -> "Preview":
         return preview_sft(tokenizer, data, config.max_length)
 
-    def datasets(self, config: "TrainConfig", tokenizer: Any, data: SFTData) -> Datasets:
+    def datasets(self, config: "TrainConfig", tokenizer: HFTokenizer, data: SFTData) -> Datasets:
         from datasets import Dataset
         from transformers import DataCollatorForSeq2Seq
 
