@@ -134,8 +134,10 @@ class ChatTab:
                                feedback_on=stats)
         export.click(tab.export, inputs={model, system, history, *params.inputs}, outputs=download,
                      **ui_event(stats)).then(None, js=_CLICK_DOWNLOAD_JS, **ui_event(stats, queue=False))
+        # Its failure badge goes to an invisible sink (ui/common/events.py): on the stats line, "Error" stood where
+        # the failed import has just cleared the earlier one's line; the toast says what went wrong.
         importing = upload.upload(tab.import_chat, inputs=upload,
-                                  outputs=[history, model, system, stats, *params.outputs], **ui_event(stats))
+                                  outputs=[history, model, system, stats, *params.outputs], **ui_event(status_sink()))
         replaced = memory.wire(history, tab.forks, tab.selected, model, system,
                                changed=[*running, undoing, editing_last, clearing, importing, trashing],
                                stop_running=running, load=Context.root_block.load)  # type: ignore[union-attr]
