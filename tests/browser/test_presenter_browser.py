@@ -146,7 +146,7 @@ def test_an_empty_send_mid_demo_says_so_and_keeps_send(page: Page, presenter_url
     """The stats line is hidden here, so the note is a toast; an empty stream used to blank Send's label."""
     open_presenter(page, presenter_url)
     page.locator("#presenter-examples button").first.click()
-    wait_finished(page, "chat-stats")
+    wait_finished(page, "chat-stats", timeout=120_000)  # may load the model, on a busy machine
     page.locator("#chat-send").click()
     note = page.locator(".toast-body.info").filter(has_text="Type a message first.")
     expect(note).to_be_visible()
