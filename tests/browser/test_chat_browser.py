@@ -210,3 +210,113 @@ def test_compare_fills_both_outputs(page, app_url):
         output = page.locator(f"#compare-output-{side}")
         assert output.inner_text().strip(), f"compare output {side} is empty"
     screenshot(page, "compare")
+
+
+# ------------------------------------------------------------------------- what a newcomer hits (issue 28)
+
+
+def context_tokens(page) -> int:
+    """The tokens the context meter says the conversation uses ("Context: 41 / 4,096 tokens (1%)")."""
+    line = page.locator("#chat-context").inner_text()
+    match = re.match(r"Context: ([\d,]+) / ", line)
+    assert match, line
+    return int(match.group(1).replace(",", ""))
+
+
+def open_edit_box(page) -> None:
+    """Opens the ✎ edit box of the first user message (the pencil shows on hover)."""
+    bubbles(page, "user").first.hover()
+    page.locator('#chat-history button[aria-label="Edit"]').first.click()
+    expect(page.locator("#chat-history .edit-textarea")).to_have_count(1)
+
+
+def test_empty_actions_say_so_and_keep_send_and_the_meter(page, app_url):
+    open_app(page, app_url)
+    select_option(page, "chat-model", CHAT_NAME)
+    send, meter, stats = page.locator("#chat-send"), page.locator("#chat-context"), page.locator("#chat-stats")
+    expect(meter).to_contain_text("Context: 0 /")
+    empty_meter = meter.inner_text()
+    # An empty stream used to blank every output: Send lost its label and the meter went, until a reload.
+    for button, note in (("#chat-send", "Type a message first."),
+                         ("#chat-retry", "Nothing to retry yet: send a message first."),
+                         ("#chat-undo", "Nothing to undo: the conversation is empty."),
+                         ("#chat-edit", "Nothing to edit yet: send a message first.")):
+        page.locator(button).click()
+        expect(stats).to_have_text(note)
+        expect(send).to_have_text("Send")
+        expect(meter).to_have_text(empty_meter)
+    textbox(page, "chat-input").press("Enter")
+    expect(stats).to_have_text("Type a message first.")
+    expect(send).to_have_text("Send")
+    expect(page.locator(".toast-body.error")).to_have_count(0)  # a note, not an error
+
+
+def test_the_meter_and_the_edit_box_follow_undo_clear_and_import(page, app_url, tmp_path):
+    open_app(page, app_url)
+    select_option(page, "chat-model", CHAT_NAME)
+    configure_chat(page, max_new_tokens=8, temperature=0)
+    send_chat(page, "The first question")
+    wait_finished(page, "chat-stats", timeout=120_000)  # may load the model, on a busy machine
+    one = context_tokens(page)
+    send_chat(page, "The second question")
+    expect(bubbles(page, "user")).to_have_count(2)
+    expect(page.locator("#chat-context")).not_to_have_text(re.compile(rf"Context: {one} / "))
+    wait_finished(page, "chat-stats")
+    two = context_tokens(page)
+    assert two > one
+
+    page.locator("#chat-undo").click()  # the meter counts the conversation left, not the one undone
+    expect(bubbles(page, "user")).to_have_count(1)
+    expect(page.locator("#chat-context")).not_to_have_text(re.compile(rf"Context: {two} / "))
+    assert 0 < context_tokens(page) < two
+    page.locator("#chat-edit").click()
+    expect(textbox(page, "chat-input")).to_have_value("The first question")
+    expect(page.locator("#chat-context")).to_contain_text("Context: 0 /")
+
+    # An open edit box closes on Clear: the next message is a message, not a stale edit of the cleared one.
+    send_chat(page, "Hello")
+    wait_finished(page, "chat-stats")
+    open_edit_box(page)
+    page.locator("#chat-clear").click()
+    expect(bubbles(page, "user")).to_have_count(0)
+    send_chat(page, "A fresh start")
+    expect(bubbles(page, "user")).to_have_text(["A fresh start"])
+    expect(page.locator("#chat-history .edit-textarea")).to_have_count(0)
+    wait_finished(page, "chat-stats")
+
+    # ... and on Import; the meter counts the imported conversation.
+    open_edit_box(page)
+    chat = tmp_path / "chat.json"
+    chat.write_text(json.dumps({"messages": [{"role": "user", "content": "Imported question"},
+                                             {"role": "assistant", "content": "Imported answer"}]}),
+                    encoding="utf-8")
+    upload_input(page, "chat-import").set_input_files(str(chat))
+    expect(page.locator("#chat-stats")).to_have_text("Imported 2 message(s).")
+    expect(bubbles(page, "user")).to_have_text(["Imported question"])
+    expect(page.locator("#chat-history .edit-textarea")).to_have_count(0)
+    expect(page.locator("#chat-context")).not_to_contain_text("Context: 0 /")
+    assert context_tokens(page) > 0
+
+    # A failed import takes the earlier "Imported 2 message(s)." away: it says nothing about this file.
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json", encoding="utf-8")
+    upload_input(page, "chat-import").set_input_files(str(bad))
+    expect(page.locator(".toast-body.error")).to_contain_text("bad.json")
+    expect(page.locator("#chat-stats")).to_have_text("")
+    expect(bubbles(page, "user")).to_have_text(["Imported question"])  # the conversation shown stays
+
+
+def test_a_rating_is_confirmed_where_the_user_looks(page, app_url):
+    """At 1280 x 900 the status line under the chat is below the fold: the confirmation is a toast in view."""
+    assert page.viewport_size == {"width": 1280, "height": 900}
+    open_app(page, app_url)
+    select_option(page, "chat-model", CHAT_NAME)
+    configure_chat(page, max_new_tokens=8, temperature=0)
+    send_chat(page, "Rate this")
+    wait_finished(page, "chat-stats", timeout=120_000)  # may load the model, on a busy machine
+    bubbles(page, "bot").last.hover()
+    page.locator('#chat-history button[aria-label="Like"]').last.click()
+    toast = page.locator(".toast-body").filter(has_text="👍 saved for reply 1")
+    expect(toast).to_be_visible()
+    box = toast.bounding_box()
+    assert box and 0 <= box["y"] and box["y"] + box["height"] <= 900 and box["x"] + box["width"] <= 1280, box

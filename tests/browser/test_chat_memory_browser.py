@@ -131,6 +131,16 @@ def test_conversations_survive_a_reload_and_switch_rename_delete(page: Page, mem
     page.locator("#chat-delete").click()  # delete: the next conversation opens
     expect(bubbles(page, "user")).to_have_text(["Tell me about pears"])
     assert_titles(page, ["Tell me about pears"])
+    # ... with an Undo beside the note, which brings it back (and opens it); then delete it for good.
+    expect(page.locator("#chat-deleted")).to_have_text("Deleted 'Fruit notes'.")
+    page.locator("#chat-undo-delete").click()
+    expect(bubbles(page, "user")).to_have_text(["Tell me about apples"])
+    assert_titles(page, ["Tell me about pears", "Fruit notes"])
+    expect(page.locator("#chat-undo-delete")).to_be_hidden()
+    expect(page.locator("#chat-deleted")).to_have_text("")
+    page.locator("#chat-delete").click()
+    expect(bubbles(page, "user")).to_have_text(["Tell me about pears"])
+    assert_titles(page, ["Tell me about pears"])
     page.reload()
     open_app(page, memory_url)
     open_conversations(page)

@@ -124,14 +124,15 @@ def test_phone_keeps_the_title_in_view_and_shows_the_wait(browser, presenter_url
         overlap = not (a["x"] + a["width"] <= b["x"] or b["x"] + b["width"] <= a["x"]
                        or a["y"] + a["height"] <= b["y"] or b["y"] + b["height"] <= a["y"])
         assert not overlap, (a, b)
-        textbox(page, "chat-input").press("Enter")  # an empty Send: no red toast
+        textbox(page, "chat-input").press("Enter")  # an empty Send: a note, no red toast
+        expect(page.locator(".toast-body.info")).to_contain_text("Type a message first.")
         record_shown(page, ["chat-send", "chat-stop-btn"])
         page.locator("#presenter-examples button").last.click()  # scrolls down to the examples first
         expect(bubbles(page, "bot").last).not_to_have_text("")
         box = title.bounding_box()
         assert box["y"] >= 0 and box["y"] + box["height"] <= 844, box  # still on screen
         wait_finished(page, "chat-stats")
-        expect(page.locator(".toast-body")).to_have_count(0)
+        expect(page.locator(".toast-body.error")).to_have_count(0)
         assert title.bounding_box()["y"] >= 0
         expect(page.locator("#chat-send")).to_be_visible()
         # Recorded, not sampled: a 40-token reply can end between two polls of the page.
@@ -139,3 +140,16 @@ def test_phone_keeps_the_title_in_view_and_shows_the_wait(browser, presenter_url
         assert shown == [["chat-send"], ["chat-stop-btn"], ["chat-send"]], shown
     finally:
         context.close()
+
+
+def test_an_empty_send_mid_demo_says_so_and_keeps_send(page: Page, presenter_url: str) -> None:
+    """The stats line is hidden here, so the note is a toast; an empty stream used to blank Send's label."""
+    open_presenter(page, presenter_url)
+    page.locator("#presenter-examples button").first.click()
+    wait_finished(page, "chat-stats", timeout=120_000)  # may load the model, on a busy machine
+    page.locator("#chat-send").click()
+    note = page.locator(".toast-body.info").filter(has_text="Type a message first.")
+    expect(note).to_be_visible()
+    expect(page.locator("#chat-send")).to_have_text("Send")
+    expect(bubbles(page, "user")).to_have_count(1)  # the demo's conversation stays as it was
+    expect(page.locator(".toast-body.error")).to_have_count(0)

@@ -42,7 +42,10 @@ def rate(model: Optional[str], history: list[Any], like: gr.LikeData, request: g
     feedback.record_rating(getattr(request, "username", None), model or "", conversation, rating)
     word = say({"up": "rated_up", "down": "rated_down", None: "rating_removed"}[rating])
     replies = sum(message["role"] == "assistant" for message in conversation)
-    return say("rated_reply", word=word, reply=replies)
+    line = say("rated_reply", word=word, reply=replies)
+    # The status line sits below the fold on a laptop screen: the toast shows where the user is looking.
+    gr.Info(line, duration=4)
+    return line
 
 
 def _through_reply(history: list[Any], index: int) -> list[dict[str, str]]:

@@ -1,5 +1,5 @@
-"""The Chat tab's memory: saved conversations in the browser (switch, rename, delete; restored on reload) and
-the versions of a branched conversation (flip between them).
+"""The Chat tab's memory: saved conversations in the browser (switch, rename, delete with an undo; restored on
+reload) and the versions of a branched conversation (flip between them).
 
 The conversations live in the browser (ui/chat/saved.py); the versions are ui/chat/branches.py. Every event that
 changes the conversation is followed by `persist`, so a reload finds it as it was.
@@ -7,7 +7,8 @@ changes the conversation is followed by `persist`, so a reload finds it as it wa
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import html
+from dataclasses import dataclass, replace
 from typing import Any, Container, Optional
 
 import gradio as gr
@@ -16,8 +17,9 @@ from ui.chat import branches
 from ui.chat import seal as chat_seal
 from ui.chat import saved as saved_chats
 from ui.chat.view import shown_messages
+from ui.chat.widgets import CLOSE_EDIT_JS
 from ui.common.components import ui_event
-from ui.i18n.core import t
+from ui.i18n.core import say, t
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,9 @@ class ChatMemory:
     title: gr.Textbox
     new: gr.Button
     delete: gr.Button
+    deleted: gr.State  # {"id", "chat"} of the conversation last deleted, until its Undo (this page only)
+    deleted_note: gr.Markdown  # "Deleted 'x'." beside its Undo button, under Delete
+    undo_delete: gr.Button
     versions: gr.Markdown
     previous: gr.Button
     next: gr.Button
@@ -46,9 +51,13 @@ class ChatMemory:
             with gr.Row():
                 new = gr.Button(t("chat_new"), size="sm", elem_id="chat-new", min_width=60)
                 delete = gr.Button(t("chat_delete"), size="sm", elem_id="chat-delete", variant="stop", min_width=60)
+            with gr.Row(equal_height=True):
+                deleted_note = gr.Markdown("", elem_id="chat-deleted", elem_classes=["stats-line"])
+                undo_delete = gr.Button(t("chat_undo_delete"), size="sm", elem_id="chat-undo-delete", visible=False,
+                                        min_width=60, scale=0)
         # Placeholders, replaced by build_versions (they sit under the conversation).
-        return cls(store, gr.State(None), saved, title, new, delete, None, None, None,  # type: ignore[arg-type]
-                   model_ids)
+        return cls(store, gr.State(None), saved, title, new, delete, gr.State(None), deleted_note, undo_delete,
+                   None, None, None, model_ids)  # type: ignore[arg-type]
 
     def build_versions(self) -> "ChatMemory":
         with gr.Row(elem_id="chat-versions-row", elem_classes=["versions-row"]):
@@ -57,39 +66,52 @@ class ChatMemory:
             versions = gr.Markdown("", elem_id="chat-versions", elem_classes=["stats-line"])
             following = gr.Button(t("chat_next_version"), size="sm", elem_id="chat-version-next", visible=False,
                                   min_width=150, scale=0)
-        return ChatMemory(self.store, self.current, self.saved, self.title, self.new, self.delete, versions,
-                          previous, following, self.model_ids)
+        return replace(self, versions=versions, previous=previous, next=following)
 
     # ------------------------------------------------------------------------------------------ wiring
 
     def wire(self, history: gr.Chatbot, forks: gr.State, selected: gr.State, model: Any, system: Any,
-             changed: list[Any], stop_running: list[Any], load: Any) -> None:
+             changed: list[Any], stop_running: list[Any], load: Any) -> list[Any]:
         """`changed`: events after which the conversation is saved; `stop_running`: reply events that New,
-        Delete, a switch and a flip stop first; `load`: the page-load trigger (restores the last conversation)."""
+        Delete, a switch and a flip stop first; `load`: the page-load trigger (restores the last conversation).
+        Returns the events that put another conversation on screen (the context meter counts it again)."""
         quick = ui_event(self.versions, queue=False)
         conversation = [history, forks, self.current, self.title, system, model]
         version_row = [self.versions, self.previous, self.next]
+        undo_row = [self.deleted, self.deleted_note, self.undo_delete]
         saving = dict(fn=self.persist, inputs=[self.store, self.current, history, forks, model, system, selected],
                       outputs=[self.store, self.current, self.saved, *version_row], **quick)
         for event in changed:
             event.then(**saving)
+
+        def stopping(trigger: Any) -> Any:
+            """`trigger` stops the running reply and closes an open edit box first (ui/chat/view.py)."""
+            return trigger(None, cancels=stop_running, js=CLOSE_EDIT_JS, queue=False, api_visibility="private")
+
         load(self.restore, inputs=self.store, outputs=[*conversation, self.saved, *version_row], **quick)
-        self.saved.input(None, cancels=stop_running, queue=False, api_visibility="private").then(
-            self.switch, inputs=[self.store, self.saved], outputs=[*conversation, self.store, *version_row], **quick)
-        self.new.click(None, cancels=stop_running, queue=False, api_visibility="private").then(
-            self.start_new, inputs=self.store, outputs=[*conversation[:4], self.store, self.saved, *version_row],
-            **quick)
-        self.delete.click(None, cancels=stop_running, queue=False, api_visibility="private").then(
-            self.remove, inputs=[self.store, self.current], outputs=[*conversation, self.store, self.saved,
-                                                                      *version_row], **quick)
+        replaced = [
+            stopping(self.saved.input).then(self.switch, inputs=[self.store, self.saved],
+                                            outputs=[*conversation, self.store, *version_row], **quick),
+            stopping(self.new.click).then(
+                self.start_new, inputs=self.store, outputs=[*conversation[:4], self.store, self.saved, *version_row],
+                **quick),
+            stopping(self.delete.click).then(
+                self.remove, inputs=[self.store, self.current],
+                outputs=[*conversation, self.store, self.saved, *version_row, *undo_row], **quick),
+            stopping(self.undo_delete.click).then(
+                self.restore_deleted, inputs=[self.store, self.deleted],
+                outputs=[*conversation, self.store, self.saved, *version_row, *undo_row], **quick),
+        ]
         self.title.submit(self.rename, inputs=[self.store, self.current, self.title],
                           outputs=[self.store, self.saved], **quick)
         history.select(self.pick, outputs=selected, **quick).then(
             self.show_versions, inputs=[history, forks, selected], outputs=version_row, **quick)
         for button, step in ((self.previous, -1), (self.next, 1)):
-            button.click(None, cancels=stop_running, queue=False, api_visibility="private").then(
-                self.flip(step), inputs=[history, forks, selected], outputs=[history, forks, *version_row],
-                **quick).then(**saving)
+            flipping = stopping(button.click).then(self.flip(step), inputs=[history, forks, selected],
+                                                   outputs=[history, forks, *version_row], **quick)
+            flipping.then(**saving)
+            replaced.append(flipping)
+        return replaced
 
     # ------------------------------------------------------------------------------------------ handlers
 
@@ -128,11 +150,30 @@ class ChatMemory:
                 *self._version_row([], {}, None))
 
     def remove(self, store: Any, chat_id: Optional[str], request: gr.Request) -> tuple[Any, ...]:
+        """Deletes the conversation on screen and offers its Undo ("Deleted 'x'." beside an Undo button)."""
         user = _user(request)
-        store = saved_chats.delete(chat_seal.unseal(store, user), chat_id)
-        return (*self._open(store, store["current"]), chat_seal.seal(store, user), self._list(store),
-                *self._version_row(self._messages(store, store["current"]), self._forks(store, store["current"]),
-                                   None))
+        opened = saved_chats.valid(chat_seal.unseal(store, user))
+        chat = opened["chats"].get(chat_id) if chat_id else None
+        store = saved_chats.delete(opened, chat_id)
+        if chat is None:  # nothing saved was deleted: nothing to undo
+            return *self._shown(store, user), None, "", gr.Button(visible=False)
+        title = html.escape(str(chat.get("title") or ""), quote=False)  # the user's words, shown as text
+        return (*self._shown(store, user), {"id": chat_id, "chat": chat}, say("chat_deleted", request, title=title),
+                gr.Button(visible=True))
+
+    def restore_deleted(self, store: Any, deleted: Any, request: gr.Request) -> tuple[Any, ...]:
+        """Undo delete: the conversation last deleted is back, in its place in the list, and on screen."""
+        user = _user(request)
+        store = saved_chats.valid(chat_seal.unseal(store, user))
+        if isinstance(deleted, dict):
+            store = saved_chats.restore(store, deleted.get("id"), deleted.get("chat"))
+        return *self._shown(store, user), None, "", gr.Button(visible=False)
+
+    def _shown(self, store: dict[str, Any], user: Optional[str]) -> tuple[Any, ...]:
+        """The store's current conversation on screen: (*conversation, sealed store, list, *version row)."""
+        current = store["current"]
+        return (*self._open(store, current), chat_seal.seal(store, user), self._list(store),
+                *self._version_row(self._messages(store, current), self._forks(store, current), None))
 
     def rename(self, store: Any, chat_id: Optional[str], title: str, request: gr.Request) -> tuple[Any, ...]:
         user = _user(request)

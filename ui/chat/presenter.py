@@ -28,7 +28,8 @@ from backend.core.config import ModelSpec, PresenterSettings
 from backend.core.registry import Registry
 from backend.core.types import ConfigError, GenerationParams
 from ui.server import api
-from ui.chat.tab import HIDDEN, ChatTab, chatbot
+from ui.chat.tab import ChatTab
+from ui.chat.widgets import HIDDEN, chatbot
 from ui.common.components import ParamPanel, cancel_then, ui_event
 from ui.i18n.core import t, text
 
@@ -173,8 +174,9 @@ def build_presenter(registry: Registry, settings: Optional[PresenterSettings]) -
         model = gr.State(view.spec.id)
         system = gr.State(view.system_prompt)
         params = locked_params(view.params)
+        # The stats line is hidden here: a note ("Type a message first.") shows as a toast.
         tab = ChatTab(registry, model, system, params, history, text, stats, examples, send, stop, context,
-                      gr.State({}), gr.State(None))
+                      gr.State({}), gr.State(None), toast_notes=True)
         # Send, Enter, a click on an example (asks it at once) and the trash icon, as in the Chat tab.
         running, _ = tab.listen()
         tab.stop_on(stop.click)

@@ -75,6 +75,14 @@ def delete(store: Any, chat_id: Optional[str]) -> dict[str, Any]:
     return {"current": newest[0] if newest else None, "chats": store["chats"]}
 
 
+def restore(store: Any, chat_id: Any, chat: Any) -> dict[str, Any]:
+    """The store with a deleted conversation back as current (Undo delete); unchanged when `chat` is not one."""
+    store = valid(store)
+    if not isinstance(chat_id, str) or not isinstance(chat, dict) or not isinstance(chat.get("messages"), list):
+        return store
+    return {"current": chat_id, "chats": _bounded({**store["chats"], chat_id: chat}, keep=chat_id)}
+
+
 def choices(store: Any) -> list[tuple[str, str]]:
     """(title, id) of every saved conversation, newest first."""
     chats = valid(store)["chats"]

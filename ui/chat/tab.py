@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any, Iterator, Literal, Optional
+from typing import Any, Iterator, Optional
 
 import gradio as gr
 from gradio.context import Context
@@ -22,9 +22,17 @@ from backend.core.error_codes import refuse
 from backend.core.registry import Registry
 from backend.core.types import flatten_content
 from ui.chat import branches
+from ui.chat.context import context_line, initial_context_line, max_context_of, meter
 from ui.chat.memory import ChatMemory
 from ui.chat.reply import reply_updates
-from ui.chat.view import displayed, plain_history, shown_messages, split_last_exchange, typed_text, user_message
+from ui.chat.view import (
+    displayed,
+    plain_history,
+    shown_messages,
+    split_last_exchange,
+    typed_text,
+    user_message,
+)
 from ui.common.components import (
     STOPPED,
     STREAMING,
@@ -40,39 +48,11 @@ from ui.common.components import (
 )
 from ui.chat.runs import RUNS, session_of
 from ui.chat.transcript import Transcript, messages_from_history, read_import, write_export
-from ui.i18n.core import say, t, text
+from ui.chat.widgets import CLOSE_EDIT_JS, HIDDEN, busy, chatbot, close_edit_on
+from ui.i18n.core import say, t
 
 # Clicks the hidden download button once the export file is ready, so Export is a single click.
 _CLICK_DOWNLOAD_JS = "() => document.querySelector('#chat-export-file')?.click()"
-# $$…$$ and \[…\] on their own line, $…$ and \(…\) inline.
-LATEX: list[dict[str, str | bool]]
-LATEX = [{"left": "$$", "right": "$$", "display": True}, {"left": "\\[", "right": "\\]", "display": True},
-         {"left": "$", "right": "$", "display": False}, {"left": "\\(", "right": "\\)", "display": False}]
-
-
-# "hidden" keeps a button in the page, out of the layout: the first Stop then shows in the same frame as Send goes
-# (visible=False left one empty frame while Gradio mounted it).
-HIDDEN: Literal["hidden"] = "hidden"
-
-
-def busy(running: bool) -> tuple[gr.Button, gr.Button]:
-    """(Send, Stop) updates: Stop shows only while a reply streams, in Send's place."""
-    return gr.Button(visible=HIDDEN if running else True), gr.Button(visible=True if running else HIDDEN)
-
-
-def initial_context_line(max_context: Optional[int]) -> str:
-    """The meter before any message, translated in the browser (a build-time template, ui/i18n/core.py)."""
-    return text("context_of", used=0, max=max_context, share=0.0) if max_context else ""
-
-
-def context_line(used: Optional[int], max_context: Optional[int], request: Optional[gr.Request] = None) -> str:
-    """The context meter under the input: tokens the conversation uses of the model's context (in the browser's
-    language: the line has numbers in it, so it is worded on the server, ui/i18n/core.py)."""
-    if not max_context:
-        return "" if used is None else say("context_used", request, used=used)
-    used = used or 0
-    return say("context_of", request, used=used, max=max_context, share=used / max_context)
-
 
 @dataclass(frozen=True)
 class ChatTab:
@@ -89,6 +69,9 @@ class ChatTab:
     context: gr.Markdown
     forks: gr.State  # the versions of a branched conversation (ui/chat/branches.py)
     selected: gr.State  # the index of the message last clicked (Retry regenerates that reply)
+    # Where a note ("Type a message first.") shows: the stats line, or a toast where that line is hidden
+    # (presenter mode). Toasts need a queued event: the notes of Send and Retry, which are.
+    toast_notes: bool = False
 
     @classmethod
     def build(cls, registry: Registry) -> "ChatTab":
@@ -145,15 +128,22 @@ class ChatTab:
                               feedback_on=stats)
         editing_last = cancel_then(edit, running, tab.edit_last, inputs=history,
                                    outputs=[text, history, stats, send, stop], feedback_on=stats)
+        # A ✎ edit box left open would survive the new conversation (the next message would show as that edit).
+        close_edit_on(clear.click, upload.upload)
         clearing = cancel_then(clear, running, tab.clear, inputs=model, outputs=[history, stats, context, send, stop],
                                feedback_on=stats)
         export.click(tab.export, inputs={model, system, history, *params.inputs}, outputs=download,
                      **ui_event(stats)).then(None, js=_CLICK_DOWNLOAD_JS, **ui_event(stats, queue=False))
+        # Its failure badge goes to an invisible sink (ui/common/events.py): on the stats line, "Error" stood where
+        # the failed import has just cleared the earlier one's line; the toast says what went wrong.
         importing = upload.upload(tab.import_chat, inputs=upload,
-                                  outputs=[history, model, system, stats, *params.outputs], **ui_event(stats))
-        memory.wire(history, tab.forks, tab.selected, model, system,
-                    changed=[*running, undoing, editing_last, clearing, importing, trashing],
-                    stop_running=running, load=Context.root_block.load)  # type: ignore[union-attr]
+                                  outputs=[history, model, system, stats, *params.outputs], **ui_event(status_sink()))
+        replaced = memory.wire(history, tab.forks, tab.selected, model, system,
+                               changed=[*running, undoing, editing_last, clearing, importing, trashing],
+                               stop_running=running, load=Context.root_block.load)  # type: ignore[union-attr]
+        # The meter describes the conversation shown: count it again after every change that is not a reply.
+        for event in (undoing, editing_last, importing, *replaced):
+            event.then(tab.recount, inputs=[model, system, history], outputs=context, **quick)
         # .input, not .change: an import sets the model too, and must keep the parameters it brought along.
         model.input(tab.model_changed, inputs=model, outputs=[examples, stats, context, *params.outputs], **quick)
         return tab
@@ -188,7 +178,8 @@ class ChatTab:
         running = [sending, asking]
         # The Conversation box's own trash icon clears it: stop the reply still streaming into it, then empty it
         # again (an update already on its way from the cancelled stream would otherwise bring the reply back).
-        trashing = self.history.clear(None, cancels=running, api_visibility="private", queue=False).then(
+        trashing = self.history.clear(None, cancels=running, js=CLOSE_EDIT_JS, api_visibility="private",
+                                      queue=False).then(
             self.clear, inputs=self.model,
             outputs=[self.history, self.stats, self.context, self.send_button, self.stop_button],
             **ui_event(self.stats, queue=False))
@@ -207,7 +198,10 @@ class ChatTab:
     def send(self, data: dict[Any, Any], request: gr.Request = None) -> Iterator[tuple[Any, ...]]:
         message = data[self.input]
         if isinstance(message, str) and not message.strip():
-            return  # an empty Send does nothing (no error toast for an accidental Enter)
+            # A note, not an error toast (an accidental Enter). Never an empty stream: Gradio then blanks every
+            # output (Send's label, the context meter) until the page is reloaded.
+            yield self._noted("err_empty__message", request)
+            return
         yield from self._reply(data, message, shown_messages(data[self.history]), True, request)
 
     @ui_errors
@@ -219,10 +213,9 @@ class ChatTab:
         start = branches.reply_start(shown, selected) if isinstance(selected, int) else None
         if start is None:
             last = split_last_exchange(shown)
-            if last is None:
-                return
-            start = len(last[0]) + 1
+            start = len(shown) + 1 if last is None else len(last[0]) + 1
         if start < 1 or start > len(shown):
+            yield self._noted("chat_nothing_to_retry", request)
             return
         forks = branches.fork(shown, data.get(self.forks), start) if start < len(shown) else data.get(self.forks)
         before, message = shown[:start - 1], typed_text(shown[start - 1]["content"])
@@ -235,9 +228,11 @@ class ChatTab:
         shown = shown_messages(data[self.history])
         index = edit.index[0] if isinstance(edit.index, (list, tuple)) else edit.index
         if not 0 <= index < len(shown) or shown[index]["role"] != "user":
+            yield self._noted(None, request)
             return
         message = typed_text(flatten_content(edit.value) or "")
         if not message.strip():
+            yield self._noted("err_empty__message", request)
             return
         old = [dict(item) for item in shown]
         old[index]["content"] = flatten_content(edit.previous_value) or old[index]["content"]
@@ -279,6 +274,18 @@ class ChatTab:
         elif not run.cancelled:
             yield skip, skip, skip, skip, *busy(False), skip
 
+    def _noted(self, key: Optional[str], request: Optional[gr.Request]) -> tuple[Any, ...]:
+        """A reply event's update that changes nothing but says `key` (nothing at all for None)."""
+        skip = gr.skip()
+        return skip, skip, self.note(key, request) if key else skip, skip, skip, skip, skip
+
+    def note(self, key: str, request: Optional[gr.Request]) -> str:
+        """The stats line saying `key`, in the request's language; a toast as well where that line is hidden."""
+        line = say(key, request)
+        if self.toast_notes:
+            gr.Info(line)
+        return line
+
     def _context(self, state: Any, request: Optional[gr.Request]) -> str:
         stats = state.stats
         return context_line(stats.prompt_tokens + stats.generated_tokens, stats.max_context, request)
@@ -301,7 +308,9 @@ class ChatTab:
     def undo(self, value: Any, request: gr.Request = None) -> tuple[Any, ...]:
         RUNS.cancel(session_of(request))
         last = split_last_exchange(shown_messages(value))
-        return (last[0] if last else gr.skip()), "", *busy(False)
+        if last is None:
+            return gr.skip(), self.note("chat_nothing_to_undo", request), *busy(False)
+        return last[0], "", *busy(False)
 
     @ui_errors
     def edit_last(self, value: Any, request: gr.Request = None) -> tuple[Any, ...]:
@@ -309,18 +318,22 @@ class ChatTab:
         RUNS.cancel(session_of(request))
         last = split_last_exchange(shown_messages(value))
         if last is None:
-            return gr.skip(), gr.skip(), "", *busy(False)
+            return gr.skip(), gr.skip(), self.note("chat_nothing_to_edit", request), *busy(False)
         before, message = last
         return message, before, "", *busy(False)
 
     def load_context(self, model_id: Optional[str], request: gr.Request = None) -> str:
         return self._empty_context(model_id, request)
 
+    def recount(self, model_id: Optional[str], system: Optional[str], history: Any,
+                request: gr.Request = None) -> str:
+        """The context meter for the conversation now shown (after Undo, Edit last, Import, a switch)."""
+        return meter(self.registry, model_id, system, history, request)
+
     def _empty_context(self, model_id: Optional[str], request: Optional[gr.Request] = None) -> str:
         if not model_id:
             return ""
-        spec = self.registry.spec(model_id, "chat")
-        return context_line(0, self.registry.status_of(model_id).max_context or spec.max_context, request)
+        return context_line(0, max_context_of(self.registry, model_id), request)
 
     @ui_errors
     def model_changed(self, model_id: str, request: gr.Request = None) -> list[Any]:
@@ -338,7 +351,17 @@ class ChatTab:
         return str(write_export(transcript))
 
     @ui_errors
-    def import_chat(self, path: Optional[str], request: gr.Request = None) -> dict[Any, Any]:
+    def import_chat(self, path: Optional[str], request: gr.Request = None) -> Iterator[dict[Any, Any]]:
+        """The imported conversation; a failed import clears the line an earlier one left ("Imported 2
+        message(s).") before its error shows, so no stale success stands beside it."""
+        try:
+            updates = self._imported(path, request)
+        except Exception:
+            yield {self.stats: ""}
+            raise
+        yield updates
+
+    def _imported(self, path: Optional[str], request: Optional[gr.Request]) -> dict[Any, Any]:
         if not path:
             raise refuse("no_file", "chat-import")
         transcript = read_import(path)
@@ -355,17 +378,6 @@ class ChatTab:
         if transcript.params:
             updates.update(self.params.show(transcript.params))
         return updates
-
-
-ChatButton = Literal["share", "copy", "copy_all"] | gr.Button
-
-
-def chatbot(label: Optional[str], placeholder: str, height: int, buttons: list[ChatButton],
-            editable: Optional[Literal["user", "all"]] = None) -> gr.Chatbot:
-    """The conversation view every chat screen uses: LaTeX on, HTML sanitised (user text is escaped besides)."""
-    return gr.Chatbot(value=[], label=label, show_label=label is not None, elem_id="chat-history", height=height,
-                      buttons=buttons, render_markdown=True, latex_delimiters=LATEX, sanitize_html=True,
-                      placeholder=placeholder, editable=editable)
 
 
 def _samples(spec: Any) -> list[list[str]]:

@@ -107,4 +107,12 @@ STRINGS: dict[str, tuple[str, str]] = {
                            "? / {context} 个 token（模型加载后再计数）"),
     "gen_tokens_too_long": (": longer than the model's context: shorten it", "：超过了模型的上下文长度，请缩短"),
     "gen_over_limit": ("{count:,} characters: over the limit of {limit:,}", "{count:,} 个字符：超过了 {limit:,} 的上限"),
+    # ------------------------------------------------------------- chat: empty actions, meter, undo delete
+    "chat_nothing_to_retry": ("Nothing to retry yet: send a message first.", "还没有可重试的回复：请先发送一条消息。"),
+    "chat_nothing_to_undo": ("Nothing to undo: the conversation is empty.", "没有可撤销的内容：对话是空的。"),
+    "chat_nothing_to_edit": ("Nothing to edit yet: send a message first.", "还没有可编辑的消息：请先发送一条消息。"),
+    "context_unknown": ("Context: ? / {max} tokens (counted once the model is loaded)",
+                        "上下文：? / {max} 个 token（模型加载后计数）"),
+    "chat_deleted": ("Deleted '{title}'.", "已删除“{title}”。"),
+    "chat_undo_delete": ("Undo delete", "撤销删除"),
 }
