@@ -44,6 +44,10 @@ def generate_threads() -> list[threading.Thread]:
 class EngineContract:
     """Behaviour every engine owes its callers."""
 
+    # Whether a row's greedy text is the same alone and batched with others. False only where the engine says why
+    # (dynamic int8 quantizes activations per batch, so batch mates shift a row's rounding).
+    batch_invariant = True
+
     # ------------------------------------------------------------------------------------------ hooks
 
     def tokens_generated_so_far(self, engine: Any) -> Optional[int]:
@@ -148,7 +152,8 @@ class EngineContract:
         for prompt, final in zip(prompts, finals):
             assert final.stats.generated_tokens == GREEDY.max_new_tokens
             assert final.stats.finish_reason == "length"
-            assert final.text == expected[prompt]
+            if self.batch_invariant:
+                assert final.text == expected[prompt]
 
     # ---------------------------------------------------------------------------------------- context
 

@@ -19,7 +19,8 @@ from backend.core.types import TASKS, GenerationParams
 
 Backend = Literal["transformers", "openai"]  # in-process weights, or an OpenAI-compatible server
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
-Quantization = Literal["4bit", "8bit"]
+# 4bit / 8bit: bitsandbytes on a CUDA GPU; int8: PyTorch dynamic int8 on the linear layers, for the CPU.
+Quantization = Literal["4bit", "8bit", "int8"]
 Runtime = Literal["torch", "onnx", "llama_cpp"]
 GGUF_TASKS = ("chat", "generate")  # what a GGUF checkpoint (a causal LM) serves
 
@@ -205,6 +206,13 @@ class ModelSpec(_Strict):
                                  "applies to safetensors weights)")
             if self.adapter and self.runtime == "llama_cpp":
                 raise ValueError("field 'adapter': runtime llama_cpp cannot apply a PEFT adapter; use runtime: torch")
+        if self.quantization == "int8":
+            if self.device not in ("auto", "cpu"):
+                raise ValueError(f"field 'quantization': int8 is dynamic quantization for the CPU, not {self.device!r};"
+                                 " on a GPU use quantization: 8bit (bitsandbytes)")
+            if self.dtype not in ("auto", "float32"):
+                raise ValueError("field 'dtype': quantization int8 computes in float32 around its int8 weights; "
+                                 "remove the field or set float32")
         if self.runtime == "llama_cpp":
             if self.device not in ("auto", "cpu"):
                 raise ValueError(f"field 'device': runtime llama_cpp runs on the CPU here, not {self.device!r}; use "

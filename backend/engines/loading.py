@@ -20,6 +20,8 @@ from backend.core.types import ModelLoadError
 def resolve_device(spec: ModelSpec) -> str:
     """auto means cuda, then mps, then cpu; an explicit device that is not there is a clear error."""
     wanted = spec.device
+    if spec.quantization == "int8":
+        return "cpu"  # dynamic int8 kernels are CPU kernels (the entry's check refuses any other device)
     if wanted == "auto":
         if torch.cuda.is_available():
             return "cuda"
@@ -66,7 +68,7 @@ def from_pretrained_kwargs(spec: ModelSpec, device: str, dtype: torch.dtype) -> 
     kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
     if spec.revision:
         kwargs["revision"] = spec.revision
-    if spec.quantization:
+    if spec.quantization and spec.quantization != "int8":  # int8 is applied after loading: quantize_int8
         if not device.startswith("cuda"):
             raise ModelLoadError(
                 f"model '{spec.id}', field 'quantization': {spec.quantization} quantization needs a CUDA GPU "
@@ -180,10 +182,46 @@ def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[HFModel, HFToken
         if "device_map" not in kwargs:
             model.to(device)
         model.eval()
+        if spec.quantization == "int8":
+            quantize_int8(model)
     except Exception as error:
         release_memory(device)
         raise explain_load_failure(spec, error) from error
     return model, tokenizer, device, time.perf_counter() - started
+
+
+def quantize_int8(model: HFModel) -> None:
+    """PyTorch dynamic int8 on every linear layer, in place: int8 weights with one scale per output channel,
+    activations quantized on the fly (one scale per batch).
+
+    Why dynamic: it needs no calibration data and works for any architecture. Why per channel: with one scale per
+    weight tensor (torch's default) SmolLM2-135M's greedy answers went off topic on 4 of 5 prompts (bench/int8.py);
+    per channel they stay on topic though not word for word float32's (docs/BENCHMARKS.md states both).
+    torch marks these kernels deprecated in favour of torchao; the warnings are silenced because the user chose
+    int8 knowingly.
+    """
+    import warnings
+
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        quantize_dynamic(model, {torch.nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
+    setattr(model, "workbench_quantization", "int8")  # read by describe_model: the packed weights are no Parameters
+
+
+def _int8_linear_size(model: HFModel) -> tuple[int, int]:
+    """(values, bytes) of the int8 linear layers, which `num_parameters` and `get_memory_footprint` miss."""
+    from torch.ao.nn.quantized.dynamic import Linear as DynamicInt8Linear
+
+    values = size = 0
+    for module in model.modules():
+        if isinstance(module, DynamicInt8Linear):
+            weight, bias = module.weight(), module.bias()
+            values += weight.numel() + (bias.numel() if bias is not None else 0)
+            size += weight.numel() * weight.element_size() + (bias.numel() * bias.element_size() if bias is not None
+                                                              else 0)
+    return values, size
 
 
 def apply_adapter(spec: ModelSpec, model: HFModel) -> Any:
@@ -213,11 +251,17 @@ def hub_checked_offline(spec: ModelSpec) -> bool:
 
 def describe_model(model: HFModel, max_context: Optional[int], load_time_s: float) -> dict[str, Any]:
     """The status facts every local engine reports (None while unloaded)."""
+    if model is None:
+        return {"device": None, "dtype": None, "parameters": None, "memory_bytes": None, "max_context": max_context,
+                "load_time_s": load_time_s}
+    quantization = getattr(model, "workbench_quantization", None)
+    int8_values, int8_bytes = _int8_linear_size(model) if quantization == "int8" else (0, 0)
     return {
-        "device": device_of(model) if model is not None else None,
-        "dtype": str(model.dtype).removeprefix("torch.") if model is not None else None,
-        "parameters": model.num_parameters() if model is not None else None,
-        "memory_bytes": memory_footprint(model) if model is not None else None,
+        "device": device_of(model),
+        "dtype": str(model.dtype).removeprefix("torch."),
+        "parameters": model.num_parameters() + int8_values,
+        "memory_bytes": memory_footprint(model) + int8_bytes,
         "max_context": max_context,
         "load_time_s": load_time_s,
+        **({"quantization": quantization} if quantization else {}),
     }
