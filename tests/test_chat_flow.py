@@ -66,6 +66,40 @@ def test_a_nul_the_model_produced_never_blocks_the_chat(tab: ChatTab) -> None:
     assert final_history[-1]["role"] == "assistant" and final_history[-1]["content"]
 
 
+def nul_token(registry: Any) -> int:
+    """tiny-chat's token for the byte 0 (byte-level BPE writes it as "Ā"), which decodes to a NUL."""
+    from backend.services import tokens
+
+    (token,) = tokens.tokenize(registry, CHAT, "\x00", add_special_tokens=False)
+    assert tokens.detokenize(registry, CHAT, [token]) == "\x00"
+    return token
+
+
+def test_the_app_never_emits_a_nul_and_takes_its_text_back(tab: ChatTab) -> None:
+    """A model pushed to write NULs (logit_bias on the byte-0 token): no delta, no final text carries one, on the
+    stream every tab and the API read; the reply, sent back as history, is answered; /detokenize's faithful NUL is
+    tokenized back."""
+    from backend.core.types import GenerationParams
+    from backend.services import generation as service
+    from backend.services import tokens
+
+    registry = tab.registry
+    token = nul_token(registry)
+    params = GenerationParams(max_new_tokens=4, temperature=0.0, logit_bias=((token, 100.0),))
+    events = list(service.stream_chat(registry, CHAT, "hi", (), params))
+    final = events[-1]
+    assert isinstance(final, Final) and final.stats.generated_tokens == 4
+    assert all("\x00" not in event.text for event in events)
+    prompt = list(service.stream_generate(registry, CHAT, "hi", params))
+    assert all("\x00" not in event.text for event in prompt)
+    # What it gave is accepted back: as a reply in the history, as the next prompt.
+    again = list(service.stream_chat(registry, CHAT, "and now?", [{"role": "user", "content": "hi"},
+                                                                  {"role": "assistant", "content": final.text}]))
+    assert isinstance(again[-1], Final)
+    list(service.stream_generate(registry, CHAT, "hi" + prompt[-1].text, GenerationParams(max_new_tokens=2)))
+    assert tokens.tokenize(registry, CHAT, "a\x00b", add_special_tokens=False)
+
+
 def test_busy_state_and_context_meter(tab: ChatTab) -> None:
     tab.registry.unload(CHAT)  # so that this reply loads it
     updates = list(tab.send(data(tab, "Hello")))

@@ -15,6 +15,7 @@ import re
 from typing import Any, Optional, Sequence
 
 from backend.core.types import Message, flatten_content
+from backend.services.generation import without_nul
 
 History = list[dict[str, str]]
 THINK_TAGS = (("<think>", "</think>"), ("<thinking>", "</thinking>"))
@@ -25,8 +26,9 @@ _CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]+`)", re.DOTALL)
 
 
 def clean_model_text(text: str) -> str:
-    """What a model emitted, safe to show and to send back (a byte-fallback tokenizer can produce NUL)."""
-    return text.replace("\x00", "")
+    """What a model emitted, safe to show and to send back (a chat saved before the backend dropped NULs may
+    hold one)."""
+    return without_nul(text)
 
 
 def split_thinking(text: str) -> tuple[list[tuple[str, bool]], str]:

@@ -12,6 +12,7 @@ import gradio as gr
 
 from backend.core.streams import close_quietly
 from backend.core.types import Delta, Event, Final, GenerationStats, TokenChoice, WorkbenchError
+from backend.services.generation import without_nul
 from ui.i18n.core import text
 from ui.common.update_rate import UPDATE_BUDGET, Throttle, UpdateBudget
 
@@ -113,8 +114,9 @@ class Accumulator:
 
     def state(self) -> StreamState:
         text = self._final.text if self._final else "".join(self._pieces)
-        # The app never hands on (nor later rejects) a NUL a byte-fallback tokenizer produced.
-        text = text.replace("\x00", "")
+        # The app never hands on (nor later rejects) a NUL a byte-fallback tokenizer produced (the service drops
+        # them; this covers streams that reach a tab some other way).
+        text = without_nul(text)
         stats = self._final.stats if self._final else None
         return StreamState(text, tuple(self._choices), stats, self._error)
 
