@@ -100,6 +100,68 @@ def test_the_app_never_emits_a_nul_and_takes_its_text_back(tab: ChatTab) -> None
     assert tokens.tokenize(registry, CHAT, "a\x00b", add_special_tokens=False)
 
 
+def test_the_wait_says_what_it_waits_for(tab: ChatTab) -> None:
+    """A loaded model that does not reason waits "for the first token", never "Thinking…"; "Thinking…" is
+    shown once a reasoning block has begun and has no words yet; all of it in the request's language."""
+    from gradio.context import LocalContext
+
+    from backend.services import generation as service
+    from backend.core.types import GenerationParams
+    from ui.chat.reply import reply_updates, waiting_title
+    from ui.chat.runs import Run
+
+    registry = tab.registry
+    registry.load(CHAT)
+    events = service.stream_chat(registry, CHAT, "hi", (), GenerationParams(max_new_tokens=2, temperature=0.0))
+    first = next(reply_updates(registry, CHAT, events, Run()))
+    assert first.messages[0]["metadata"]["title"] == "Waiting for the first token…"
+    assert waiting_title(registry, CHAT, 3.2) == "Waiting for the first token… (3 s)"
+    assert waiting_title(registry, CHAT, 3.2, thinking=True) == "Thinking… (3 s)"
+    # The reasoning model's first token is "<think>": the pending message then says it thinks.
+    opened = [update.messages for update in reply_updates(registry, CHAT, iter([Delta("<think>")]), Run())]
+    assert opened[-1][0]["metadata"] == {"title": "Thinking…", "status": "pending"}
+    token = LocalContext.request.set(ChineseRequest())
+    try:
+        assert waiting_title(registry, CHAT, 2) == "正在等待第一个 token…（2 秒）"
+    finally:
+        LocalContext.request.reset(token)
+
+
+class ChineseRequest:
+    """Stands in for gr.Request where only the Accept-Language header is read."""
+
+    headers = {"accept-language": "zh-CN,zh;q=0.9"}
+
+
+def test_a_stopped_reply_is_marked_stopped(tab: ChatTab) -> None:
+    """Stop mid-reply: the reply keeps what it wrote, followed by a "⏹ Stopped" mark (never sent back to the
+    model); Stop before the first token leaves the question and the mark, no "…" waiting for ever."""
+    from ui.chat.runs import RUNS
+    from ui.chat.view import plain_history
+
+    session = Session("stopped-reply")
+    replies = tab.send(data(tab, "hello", max_new_tokens=40), session)
+    for update in replies:
+        history = update[1]
+        if isinstance(history, list) and history and history[-1].get("content") not in ("", "…"):
+            break  # something written
+    RUNS.cancel(session.session_hash, stop=True)
+    last = list(replies)[-1]
+    history, stats = last[1], last[2]
+    assert stats == STOPPED
+    assert history[-1] == {"role": "assistant", "content": "",
+                           "metadata": {"title": "⏹ Stopped", "status": "done"}}
+    assert history[-2]["role"] == "assistant" and history[-2]["content"]
+    assert plain_history(history) == [{"role": "user", "content": "hello"},
+                                      {"role": "assistant", "content": history[-2]["content"]}]
+    # Stopped before its first token: the question stays, the "…" waiting message goes, the mark says why.
+    from ui.chat.view import stopped_reply, user_message, waiting_message
+
+    assert stopped_reply([user_message("again"), waiting_message("Loading the model… (3 s)")]) == [
+        {"role": "user", "content": "again"},
+        {"role": "assistant", "content": "", "metadata": {"title": "⏹ Stopped", "status": "done"}}]
+
+
 def test_busy_state_and_context_meter(tab: ChatTab) -> None:
     tab.registry.unload(CHAT)  # so that this reply loads it
     updates = list(tab.send(data(tab, "Hello")))
@@ -109,7 +171,7 @@ def test_busy_state_and_context_meter(tab: ChatTab) -> None:
     assert visible(last[4]) is True and visible(last[5]) is False
     waiting = first[1][-1]
     assert waiting["metadata"]["status"] == "pending"
-    assert waiting["metadata"]["title"].startswith(("Loading the model", "Thinking"))
+    assert waiting["metadata"]["title"].startswith(("Loading the model", "Waiting for the first token"))
     stats = [u[2] for u in updates if isinstance(u[2], str) and "finish:" in u[2]]
     assert stats and stats[-1].startswith("model loaded in ")  # this reply loaded the model
     context = [u[3] for u in updates if isinstance(u[3], str)]

@@ -24,7 +24,15 @@ from backend.core.types import flatten_content
 from ui.chat import branches
 from ui.chat.memory import ChatMemory
 from ui.chat.reply import reply_updates
-from ui.chat.view import displayed, plain_history, shown_messages, split_last_exchange, typed_text, user_message
+from ui.chat.view import (
+    displayed,
+    plain_history,
+    shown_messages,
+    split_last_exchange,
+    stopped_reply,
+    typed_text,
+    user_message,
+)
 from ui.common.components import (
     STOPPED,
     STREAMING,
@@ -257,9 +265,10 @@ class ChatTab:
         session = session_of(request)
         run = RUNS.start(session)
         asked = before + [user_message(message)]
-        stats_line, first = OnChange(), True
+        stats_line, first, shown = OnChange(), True, asked
         try:
             for update in reply_updates(self.registry, data[self.model], events, run):
+                shown = asked + update.messages
                 context = self._context(update.final, request) if update.final else skip
                 if first:
                     yield ("" if restore_input else skip), asked + update.messages, stats_line(update.stats), \
@@ -275,7 +284,7 @@ class ChatTab:
         finally:
             RUNS.finish(session, run)
         if run.stopped:  # the last word of this stream, so nothing it sent earlier can land after it
-            yield skip, skip, STOPPED, skip, *busy(False), skip
+            yield skip, stopped_reply(shown), STOPPED, skip, *busy(False), skip
         elif not run.cancelled:
             yield skip, skip, skip, skip, *busy(False), skip
 
