@@ -162,6 +162,27 @@ def test_a_stopped_reply_is_marked_stopped(tab: ChatTab) -> None:
         {"role": "assistant", "content": "", "metadata": {"title": "⏹ Stopped", "status": "done"}}]
 
 
+def test_a_streaming_reply_is_saved_as_it_goes_marked_stopped(tab: ChatTab) -> None:
+    """While a reply streams, the conversation is saved (sealed for the user) with the question and what was
+    written so far, marked stopped: what a reload mid-reply restores. The first save comes with the first
+    update, before any token."""
+    from ui.chat import saved as saved_chats
+    from ui.chat import seal as chat_seal
+
+    memory = tab.memory
+    assert memory is not None
+    values = {**data(tab, "Tell me a story", max_new_tokens=4), memory.store: None, memory.current: None}
+    updates = list(tab.send(values))
+    first = updates[0]
+    sealed, chat_id = first[-2], first[-1]
+    store = saved_chats.valid(chat_seal.unseal(sealed, None))
+    assert store["current"] == chat_id
+    saved = store["chats"][chat_id]["messages"]
+    assert saved == [{"role": "user", "content": "Tell me a story"},
+                     {"role": "assistant", "content": "", "metadata": {"title": "⏹ Stopped", "status": "done"}}]
+    assert all(update[-1] in (chat_id, gr.skip()) for update in updates)  # one conversation, never a second id
+
+
 def test_busy_state_and_context_meter(tab: ChatTab) -> None:
     tab.registry.unload(CHAT)  # so that this reply loads it
     updates = list(tab.send(data(tab, "Hello")))

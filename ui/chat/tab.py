@@ -20,19 +20,13 @@ from gradio.context import Context
 from backend.services import generation as service
 from backend.core.error_codes import refuse
 from backend.core.registry import Registry
+from backend.core.streams import close_quietly
 from backend.core.types import flatten_content
 from ui.chat import branches
 from ui.chat.memory import ChatMemory
 from ui.chat.reply import reply_updates
-from ui.chat.view import (
-    displayed,
-    plain_history,
-    shown_messages,
-    split_last_exchange,
-    stopped_reply,
-    typed_text,
-    user_message,
-)
+from ui.chat.view import displayed, plain_history, shown_messages, split_last_exchange, typed_text, user_message
+from ui.chat.view import stopped_reply
 from ui.common.components import (
     STOPPED,
     STREAMING,
@@ -97,6 +91,7 @@ class ChatTab:
     context: gr.Markdown
     forks: gr.State  # the versions of a branched conversation (ui/chat/branches.py)
     selected: gr.State  # the index of the message last clicked (Retry regenerates that reply)
+    memory: Optional[ChatMemory] = None  # saved conversations: a reply is saved while it streams (none: presenter)
 
     @classmethod
     def build(cls, registry: Registry) -> "ChatTab":
@@ -136,7 +131,7 @@ class ChatTab:
                                       elem_id="chat-examples", visible=bool(spec and spec.examples))
                 download = gr.DownloadButton(t("chat_download_export"), visible="hidden", elem_id="chat-export-file")
         tab = cls(registry, model, system, params, history, text, stats, examples, send, stop, context,
-                  gr.State({}), gr.State(None))
+                  gr.State({}), gr.State(None), memory)
         running, trashing = tab.listen(api_names=True)
         quick = ui_event(stats, queue=False)
         # The context meter has numbers in it, so it is worded on the server: word it in the browser's language.
@@ -170,11 +165,15 @@ class ChatTab:
 
     @property
     def reply_inputs(self) -> set[Any]:
-        return {self.model, self.system, self.history, self.input, self.forks, self.selected, *self.params.inputs}
+        saved = {self.memory.store, self.memory.current} if self.memory else set()
+        return {self.model, self.system, self.history, self.input, self.forks, self.selected, *self.params.inputs,
+                *saved}
 
     @property
     def reply_outputs(self) -> list[Any]:
-        return [self.input, self.history, self.stats, self.context, self.send_button, self.stop_button, self.forks]
+        saved = self.memory.checkpoint_outputs if self.memory else []
+        return [self.input, self.history, self.stats, self.context, self.send_button, self.stop_button, self.forks,
+                *saved]
 
     @property
     def streaming(self) -> dict[str, Any]:
@@ -254,6 +253,22 @@ class ChatTab:
 
     def _reply(self, data: dict[Any, Any], message: str, before: list[dict[str, Any]], restore_input: bool,
                request: Optional[gr.Request], forks: Any = None) -> Iterator[tuple[Any, ...]]:
+        """The reply's updates; with saved conversations, each also saves the conversation as it stands (marked
+        stopped until it ends: a reload mid-reply keeps the question and the partial answer)."""
+        updates = self._reply_updates(data, message, before, restore_input, request, forks)
+        if self.memory is None:
+            yield from updates
+            return
+        try:
+            yield from self.memory.checkpointed(
+                updates, 1, 6, data.get(self.memory.store), data.get(self.memory.current),
+                data.get(self.forks) if forks is None else forks, data[self.model], data[self.system], request)
+        finally:
+            close_quietly(updates)
+
+    def _reply_updates(self, data: dict[Any, Any], message: str, before: list[dict[str, Any]],
+                       restore_input: bool, request: Optional[gr.Request],
+                       forks: Any = None) -> Iterator[tuple[Any, ...]]:
         skip = gr.skip()
         try:
             # Everything is validated before the display changes: a bad request leaves the chat as it was.
