@@ -103,6 +103,8 @@ def test_stop_ends_stream_and_server_generation(page, app_url, api):
     expect(stats).not_to_contain_text(re.compile("generating", re.IGNORECASE))
     expect(stats).not_to_contain_text(re.compile("error", re.IGNORECASE))  # a normal Stop is not an error
     expect(stats).not_to_contain_text(FINISHED)
+    # The reply itself does not look finished: a mark under it says it was stopped.
+    expect(page.locator("#chat-history")).to_contain_text("⏹ Stopped")
 
 
 def test_a_reload_mid_reply_keeps_the_question_and_the_partial_answer_marked_stopped(page, app_url):
