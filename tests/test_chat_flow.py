@@ -66,6 +66,123 @@ def test_a_nul_the_model_produced_never_blocks_the_chat(tab: ChatTab) -> None:
     assert final_history[-1]["role"] == "assistant" and final_history[-1]["content"]
 
 
+def nul_token(registry: Any) -> int:
+    """tiny-chat's token for the byte 0 (byte-level BPE writes it as "Ā"), which decodes to a NUL."""
+    from backend.services import tokens
+
+    (token,) = tokens.tokenize(registry, CHAT, "\x00", add_special_tokens=False)
+    assert tokens.detokenize(registry, CHAT, [token]) == "\x00"
+    return token
+
+
+def test_the_app_never_emits_a_nul_and_takes_its_text_back(tab: ChatTab) -> None:
+    """A model pushed to write NULs (logit_bias on the byte-0 token): no delta, no final text carries one, on the
+    stream every tab and the API read; the reply, sent back as history, is answered; /detokenize's faithful NUL is
+    tokenized back."""
+    from backend.core.types import GenerationParams
+    from backend.services import generation as service
+    from backend.services import tokens
+
+    registry = tab.registry
+    token = nul_token(registry)
+    params = GenerationParams(max_new_tokens=4, temperature=0.0, logit_bias=((token, 100.0),))
+    events = list(service.stream_chat(registry, CHAT, "hi", (), params))
+    final = events[-1]
+    assert isinstance(final, Final) and final.stats.generated_tokens == 4
+    assert all("\x00" not in event.text for event in events)
+    prompt = list(service.stream_generate(registry, CHAT, "hi", params))
+    assert all("\x00" not in event.text for event in prompt)
+    # What it gave is accepted back: as a reply in the history, as the next prompt.
+    again = list(service.stream_chat(registry, CHAT, "and now?", [{"role": "user", "content": "hi"},
+                                                                  {"role": "assistant", "content": final.text}]))
+    assert isinstance(again[-1], Final)
+    list(service.stream_generate(registry, CHAT, "hi" + prompt[-1].text, GenerationParams(max_new_tokens=2)))
+    assert tokens.tokenize(registry, CHAT, "a\x00b", add_special_tokens=False)
+
+
+def test_the_wait_says_what_it_waits_for(tab: ChatTab) -> None:
+    """A loaded model that does not reason waits "for the first token", never "Thinking…"; "Thinking…" is
+    shown once a reasoning block has begun and has no words yet; all of it in the request's language."""
+    from gradio.context import LocalContext
+
+    from backend.services import generation as service
+    from backend.core.types import GenerationParams
+    from ui.chat.reply import reply_updates, waiting_title
+    from ui.chat.runs import Run
+
+    registry = tab.registry
+    registry.load(CHAT)
+    events = service.stream_chat(registry, CHAT, "hi", (), GenerationParams(max_new_tokens=2, temperature=0.0))
+    first = next(reply_updates(registry, CHAT, events, Run()))
+    assert first.messages[0]["metadata"]["title"] == "Waiting for the first token…"
+    assert waiting_title(registry, CHAT, 3.2) == "Waiting for the first token… (3 s)"
+    assert waiting_title(registry, CHAT, 3.2, thinking=True) == "Thinking… (3 s)"
+    # The reasoning model's first token is "<think>": the pending message then says it thinks.
+    opened = [update.messages for update in reply_updates(registry, CHAT, iter([Delta("<think>")]), Run())]
+    assert opened[-1][0]["metadata"] == {"title": "Thinking…", "status": "pending"}
+    token = LocalContext.request.set(ChineseRequest())
+    try:
+        assert waiting_title(registry, CHAT, 2) == "正在等待第一个 token…（2 秒）"
+    finally:
+        LocalContext.request.reset(token)
+
+
+class ChineseRequest:
+    """Stands in for gr.Request where only the Accept-Language header is read."""
+
+    headers = {"accept-language": "zh-CN,zh;q=0.9"}
+
+
+def test_a_stopped_reply_is_marked_stopped(tab: ChatTab) -> None:
+    """Stop mid-reply: the reply keeps what it wrote, followed by a "⏹ Stopped" mark (never sent back to the
+    model); Stop before the first token leaves the question and the mark, no "…" waiting for ever."""
+    from ui.chat.runs import RUNS
+    from ui.chat.view import plain_history
+
+    session = Session("stopped-reply")
+    replies = tab.send(data(tab, "hello", max_new_tokens=40), session)
+    for update in replies:
+        history = update[1]
+        if isinstance(history, list) and history and history[-1].get("content") not in ("", "…"):
+            break  # something written
+    RUNS.cancel(session.session_hash, stop=True)
+    last = list(replies)[-1]
+    history, stats = last[1], last[2]
+    assert stats == STOPPED
+    assert history[-1] == {"role": "assistant", "content": "",
+                           "metadata": {"title": "⏹ Stopped", "status": "done"}}
+    assert history[-2]["role"] == "assistant" and history[-2]["content"]
+    assert plain_history(history) == [{"role": "user", "content": "hello"},
+                                      {"role": "assistant", "content": history[-2]["content"]}]
+    # Stopped before its first token: the question stays, the "…" waiting message goes, the mark says why.
+    from ui.chat.view import stopped_reply, user_message, waiting_message
+
+    assert stopped_reply([user_message("again"), waiting_message("Loading the model… (3 s)")]) == [
+        {"role": "user", "content": "again"},
+        {"role": "assistant", "content": "", "metadata": {"title": "⏹ Stopped", "status": "done"}}]
+
+
+def test_a_streaming_reply_is_saved_as_it_goes_marked_stopped(tab: ChatTab) -> None:
+    """While a reply streams, the conversation is saved (sealed for the user) with the question and what was
+    written so far, marked stopped: what a reload mid-reply restores. The first save comes with the first
+    update, before any token."""
+    from ui.chat import saved as saved_chats
+    from ui.chat import seal as chat_seal
+
+    memory = tab.memory
+    assert memory is not None
+    values = {**data(tab, "Tell me a story", max_new_tokens=4), memory.store: None, memory.current: None}
+    updates = list(tab.send(values))
+    first = updates[0]
+    sealed, chat_id = first[-2], first[-1]
+    store = saved_chats.valid(chat_seal.unseal(sealed, None))
+    assert store["current"] == chat_id
+    saved = store["chats"][chat_id]["messages"]
+    assert saved == [{"role": "user", "content": "Tell me a story"},
+                     {"role": "assistant", "content": "", "metadata": {"title": "⏹ Stopped", "status": "done"}}]
+    assert all(update[-1] in (chat_id, gr.skip()) for update in updates)  # one conversation, never a second id
+
+
 def test_busy_state_and_context_meter(tab: ChatTab) -> None:
     tab.registry.unload(CHAT)  # so that this reply loads it
     updates = list(tab.send(data(tab, "Hello")))
@@ -75,7 +192,7 @@ def test_busy_state_and_context_meter(tab: ChatTab) -> None:
     assert visible(last[4]) is True and visible(last[5]) is False
     waiting = first[1][-1]
     assert waiting["metadata"]["status"] == "pending"
-    assert waiting["metadata"]["title"].startswith(("Loading the model", "Thinking"))
+    assert waiting["metadata"]["title"].startswith(("Loading the model", "Waiting for the first token"))
     stats = [u[2] for u in updates if isinstance(u[2], str) and "finish:" in u[2]]
     assert stats and stats[-1].startswith("model loaded in ")  # this reply loaded the model
     context = [u[3] for u in updates if isinstance(u[3], str)]

@@ -196,6 +196,38 @@ def test_status_lines_with_numbers_follow_the_request_language() -> None:
     assert format_token_count(12, 512) == "12 / 512 tokens"
 
 
+def test_the_stats_line_and_upload_summaries_follow_the_request_language() -> None:
+    """The line under a reply (speed, tokens, finish reason, total, seed, the load time) and the one-line summary
+    of an upload (Classify, the pipeline tasks, Evaluate) are worded on the server in the request's language."""
+    from gradio.context import LocalContext
+
+    import pandas as pd
+
+    from backend.core.types import GenerationStats
+    from backend.evaluation.data import ColumnMapping, DataSource
+    from ui.common.components import format_stats
+    from ui.evaluate.forms import DataView
+    from ui.i18n.core import file_summary
+
+    stats = GenerationStats(prompt_tokens=9, generated_tokens=6, time_to_first_token_s=0.25, tokens_per_second=12.5,
+                            total_s=1.5, finish_reason="length", seed=7)
+    view = DataView(DataSource(path="/tmp/reviews.csv"), 20, ["id", "review"], pd.DataFrame(), ColumnMapping())
+    many = [f"c{index}" for index in range(32)]
+    english = ("first token 0.25 s · 12.5 tokens/s · 9 prompt + 6 generated tokens · "
+               "finish: length (max new tokens reached) · 1.50 s total · seed 7")
+    assert format_stats(stats) == english
+    assert view.describe() == "reviews.csv: 20 rows · columns: id, review"
+    assert file_summary("wide.csv", 1, many).endswith("c29 and 2 more")
+    token = LocalContext.request.set(Headers("zh-CN,zh;q=0.9"))
+    try:
+        assert format_stats(stats) == ("首个 token 0.25 秒 · 12.5 token/秒 · 提示 9 + 生成 6 个 token · "
+                                       "结束原因：长度（达到最大新 token 数） · 共 1.50 秒 · 种子 7")
+        assert view.describe() == "reviews.csv：20 行 · 列：id, review"
+        assert file_summary("wide.csv", 1, many).endswith("c29 等另外 2 列")
+    finally:
+        LocalContext.request.reset(token)
+
+
 def test_every_element_id_is_unique(registry) -> None:
     """Ids name one element (the browser tests and the page's CSS find controls by them); Embed's corpus picker
     and its file section's picker once shared "embed-column"."""

@@ -97,6 +97,34 @@ def test_a_reply_the_api_gave_is_accepted_back(client: openai.OpenAI) -> None:
     assert reply("Hel\x00lo.") == reply("Hello.")
 
 
+def test_the_api_never_emits_a_nul_so_its_replies_go_back_as_they_came(client: openai.OpenAI,
+                                                                        app_url: str) -> None:
+    """A model pushed to write NULs (logit_bias on the byte-0 token of the byte-level tokenizer): chat completions
+    (whole and streamed) and completions carry none, and each answer, sent back as it came (the chat as history,
+    the completion appended to its prompt), is answered, never "contains a NUL character"."""
+    nul = httpx.post(f"{app_url}/tokenize", json={"model": "tiny-chat", "prompt": "\x00",
+                                                  "add_special_tokens": False}, timeout=60).json()["tokens"]
+    assert len(nul) == 1
+    forced = {"logit_bias": {str(nul[0]): 100}, "max_tokens": 4, "temperature": 0}
+    asked = [{"role": "user", "content": "Hi"}]
+    whole = client.chat.completions.create(model="tiny-chat", messages=asked, **forced)
+    streamed = "".join(chunk.choices[0].delta.content or "" for chunk in client.chat.completions.create(
+        model="tiny-chat", messages=asked, stream=True, **forced) if chunk.choices)
+    assert whole.usage.completion_tokens == 4
+    assert "\x00" not in whole.choices[0].message.content and "\x00" not in streamed
+    history = asked + [{"role": "assistant", "content": whole.choices[0].message.content},
+                       {"role": "user", "content": "And now?"}]
+    assert client.chat.completions.create(model="tiny-chat", messages=history, max_tokens=2).choices
+    completion = client.completions.create(model="tiny-chat", prompt="Once", **forced).choices[0].text
+    assert "\x00" not in completion
+    assert client.completions.create(model="tiny-chat", prompt="Once" + completion, max_tokens=2).choices
+    # /detokenize gives the token's text faithfully; /tokenize takes that text back.
+    text = httpx.post(f"{app_url}/detokenize", json={"model": "tiny-chat", "tokens": nul}, timeout=60).json()
+    again = httpx.post(f"{app_url}/tokenize", json={"model": "tiny-chat", "prompt": text["prompt"],
+                                                    "add_special_tokens": False}, timeout=60)
+    assert again.status_code == 200 and again.json()["tokens"] == nul
+
+
 def test_non_streaming_completion(client: openai.OpenAI, expected_text: str) -> None:
     reply = client.chat.completions.create(model="tiny-chat", messages=PROMPT, max_tokens=16, temperature=0)
     assert reply.object == "chat.completion"

@@ -146,6 +146,21 @@ def test_header_escapes_config_text_and_passes_urls(tiny_models_yaml: Path, tmp_
     assert 'src="https://example.com/logo.png?a=1&amp;b=&quot;2&quot;"' in html
 
 
+def test_header_says_the_model_name_once_without_a_title_of_its_own(tiny_models_yaml: Path,
+                                                                     presenter_yaml: Path) -> None:
+    """`--presenter` without a `presenter:` block: the model's name is the title, and no "Powered by <the same
+    name>" repeats it under it; a configured title keeps the byline naming the model."""
+    from ui.chat.presenter import PresenterView, header_html
+
+    plain = registry_for(tiny_models_yaml)
+    name = plain.spec(CHAT_ID).display_name
+    html = header_html(PresenterView.resolve(plain, plain.config.presenter))
+    assert html.count(name) == 1 and "presenter-byline" not in html
+    titled = registry_for(presenter_yaml)
+    html = header_html(PresenterView.resolve(titled, titled.config.presenter))
+    assert TITLE in html and "presenter-byline" in html and name in html
+
+
 def component_types(demo) -> list[str]:  # noqa: ANN001 - gr.Blocks
     return [type(block).__name__ for block in demo.blocks.values()]
 

@@ -12,7 +12,16 @@ from backend.engines.base import Engine
 from backend.core.error_codes import refuse
 from backend.core.registry import Registry
 from backend.core.streams import close_quietly
-from backend.core.types import Event, GenerationError, GenerationParams, InvalidInputError, Message, Task
+from backend.core.types import (
+    Delta,
+    Event,
+    Final,
+    GenerationError,
+    GenerationParams,
+    InvalidInputError,
+    Message,
+    Task,
+)
 
 MAX_MESSAGE_CHARS = 100_000  # a single message or prompt; far beyond any context the shipped models have
 MAX_HISTORY_MESSAGES = 1_000
@@ -68,25 +77,47 @@ def build_messages(message: str, history: Sequence[Any] = (), system_prompt: str
     return system + past + [Message("user", message)]
 
 
+def without_nul(text: str) -> str:
+    """`text` without NUL characters. A byte-level tokenizer can decode a NUL; the app never emits one (every
+    stream below drops them) and refuses one only where a person typed it, so whatever it replied is accepted
+    back: by the API, the Gradio endpoints, the Chat tab, the tokenizer routes."""
+    return text.replace("\x00", "") if "\x00" in text else text
+
+
 def without_emitted_nul(message: Message) -> Message:
-    """An assistant turn with the NUL characters a byte-level tokenizer can emit dropped: the app accepts back
-    whatever it (or a remote model) replied, so a multi-turn client never gets stuck on its own history."""
+    """An assistant turn with its NUL characters dropped (a reply from before the app dropped them, or one a
+    client got elsewhere): accepted back, so a multi-turn client never gets stuck on its own history."""
     if message.role == "assistant" and isinstance(message.content, str) and "\x00" in message.content:
-        return Message("assistant", message.content.replace("\x00", ""))
+        return Message("assistant", without_nul(message.content))
     return message
 
 
-def check_text(field: str, text: Any, allow_empty: bool = False, shown: Optional[str] = None, **where: Any) -> None:
-    """Refuses what is not text, blank text (unless `allow_empty`), text over the size limit and a NUL; the
-    message names the field as `shown` ("history item 2") or by its name, `where` goes to the error's params
-    (item=2)."""
+def emitted(events: Iterator[Event]) -> Iterator[Event]:
+    """The stream as the app hands it on: NUL characters dropped from every delta and the final text.
+
+    Token-level views (a delta's `choices`, /detokenize) stay faithful to the ids; only generated text, which
+    clients send back as history or as the next prompt, is cleaned."""
+    for event in events:
+        if isinstance(event, Delta) and "\x00" in event.text:
+            yield Delta(without_nul(event.text), event.choices)
+        elif isinstance(event, Final) and "\x00" in event.text:
+            yield Final(without_nul(event.text), event.stats)
+        else:
+            yield event
+
+
+def check_text(field: str, text: Any, allow_empty: bool = False, shown: Optional[str] = None,
+               allow_nul: bool = False, **where: Any) -> None:
+    """Refuses what is not text, blank text (unless `allow_empty`), text over the size limit and a NUL (unless
+    `allow_nul`: text the app itself may have given, /detokenize's); the message names the field as `shown`
+    ("history item 2") or by its name, `where` goes to the error's params (item=2)."""
     if not isinstance(text, str):
         raise refuse("not_text_type", field, shown=shown, got=type(text).__name__, **where)
     if not allow_empty and not text.strip():
         raise refuse("empty", field, shown=shown, **where)
     if len(text) > MAX_MESSAGE_CHARS:
         raise refuse("text_too_long", field, shown=shown, count=len(text), limit=MAX_MESSAGE_CHARS, **where)
-    if "\x00" in text:
+    if "\x00" in text and not allow_nul:
         raise refuse("nul", field, shown=shown, **where)
 
 
@@ -103,7 +134,7 @@ def _leased(
     with registry.lease(model_id, task) as engine:
         stream = start(engine)
         try:
-            yield from stream
+            yield from emitted(stream)
         except GenerationError as error:
             if is_out_of_memory(error):
                 # "OutOfMemoryError: CUDA out of memory. Tried to allocate ..." says what, not what to do.

@@ -34,7 +34,8 @@ def _token_level(engine: Any, model_id: str) -> TokenLevelEngine:
 
 
 def tokenize(registry: Registry, model_id: str, text: str, add_special_tokens: bool = True) -> list[int]:
-    service.check_text("prompt", text, allow_empty=True)
+    # /detokenize gives the ids' text faithfully, a NUL included: /tokenize takes that text back.
+    service.check_text("prompt", text, allow_empty=True, allow_nul=True)
     with token_engine(registry, model_id) as engine:
         return engine.tokenize(text, add_special_tokens)
 

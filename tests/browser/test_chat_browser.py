@@ -103,6 +103,28 @@ def test_stop_ends_stream_and_server_generation(page, app_url, api):
     expect(stats).not_to_contain_text(re.compile("generating", re.IGNORECASE))
     expect(stats).not_to_contain_text(re.compile("error", re.IGNORECASE))  # a normal Stop is not an error
     expect(stats).not_to_contain_text(FINISHED)
+    # The reply itself does not look finished: a mark under it says it was stopped.
+    expect(page.locator("#chat-history")).to_contain_text("⏹ Stopped")
+
+
+def test_a_reload_mid_reply_keeps_the_question_and_the_partial_answer_marked_stopped(page, app_url):
+    """The reply is saved in the browser while it streams (sealed: the test sees only that it changes), so a
+    reload mid-reply brings back the question and what was written so far, marked stopped."""
+    open_app(page, app_url)
+    select_option(page, "chat-model", CHAT_NAME)
+    configure_chat(page, max_new_tokens=3000, temperature=0)
+    stored = "() => window.localStorage.getItem('llm-workbench-chats')"
+    send_chat(page, "Tell me a long story.")
+    expect(page.locator("#chat-stats")).to_contain_text("Generating", timeout=120_000)  # text is coming
+    written = page.evaluate(stored)
+    page.wait_for_function(f"(before) => ({stored})() !== before", arg=written, timeout=30_000)  # saved again
+    open_app(page, app_url)  # loads the page again: a reload
+    expect(bubbles(page, "user")).to_have_text(["Tell me a long story."])
+    history = page.locator("#chat-history")
+    expect(history).to_contain_text("⏹ Stopped")
+    answer = bubbles(page, "bot").first.inner_text().strip()
+    assert answer and "Stopped" not in answer, answer  # the partial answer, then the mark
+    expect(page.locator("#chat-stats")).not_to_contain_text("Generating")
 
 
 def test_retry_replaces_reply_and_undo_removes_exchange(page, app_url):

@@ -65,7 +65,7 @@ def test_send_turns_into_stop_and_the_reply_shows_the_load(page: Page, app_url: 
     # Before the first token, the reply's place says what is happening (not an empty pill).
     stats = wait_finished(page, "chat-stats", timeout=120_000)
     seen = recorded_texts(page)
-    assert seen and re.search(r"Loading the model|Thinking", seen[0]), seen[:3]
+    assert seen and re.search(r"Loading the model|Waiting for the first token", seen[0]), seen[:3]
     assert re.search(r"model loaded in \d+\.\d\d s", stats), stats
     expect(page.locator("#chat-send")).to_be_visible()
     expect(page.locator("#chat-stop-btn")).to_be_hidden()

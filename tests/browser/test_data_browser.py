@@ -54,9 +54,9 @@ def test_rate_replies_then_build_an_sft_dataset_listed_for_training(page, data_a
     for message, thumb in (("hello there", "Like"), ("tell me more", "Dislike"), ("and then?", "Like")):
         send_chat(page, message)
         expect(bubbles(page, "user")).to_have_count(len(rated) + 1)
-        # Finished, and the pending "Thinking…" message has been replaced by the reply itself.
+        # Finished, and the pending "Waiting for the first token…" message has been replaced by the reply itself.
         wait_finished(page, "chat-stats", timeout=120_000)
-        expect(page.locator("#chat-history")).not_to_contain_text("Thinking…", timeout=120_000)
+        expect(page.locator("#chat-history")).not_to_contain_text("Waiting for the first token…", timeout=120_000)
         rated.append(thumb)
         bubbles(page, "bot").last.hover()
         page.locator(f'#chat-history button[aria-label="{thumb}"]').last.click()

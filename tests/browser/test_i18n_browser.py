@@ -7,6 +7,7 @@ language walks every tab.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 from playwright.sync_api import Browser, Page, expect
 
@@ -97,7 +98,7 @@ def check_tabs_in_chinese(page: Page) -> None:
     expect(page.locator("body")).not_to_contain_text("__i18n__")  # no untranslated marker anywhere
 
 
-def test_a_chinese_browser_gets_the_chinese_ui(browser: Browser, app_url: str) -> None:
+def test_a_chinese_browser_gets_the_chinese_ui(browser: Browser, app_url: str, tmp_path: Path) -> None:
     context = browser.new_context(viewport=VIEWPORT, locale="zh-CN")
     try:
         page = context.new_page()
@@ -106,6 +107,14 @@ def test_a_chinese_browser_gets_the_chinese_ui(browser: Browser, app_url: str) -
             "text": "文本", "stopped": "已停止。"})
         expect(page.locator("#gen-token-count")).to_contain_text("个 token")
         check_tabs_in_chinese(page)
+        # An upload's summary line is worded on the server, in the browser's language.
+        reviews = tmp_path / "reviews.csv"
+        reviews.write_text("id,review\n1,good\n2,bad\n3,fine\n", encoding="utf-8")
+        open_top_tab(page, "分类")
+        page.get_by_role("tab", name="整个文件", exact=True).click()
+        page.locator("#classify-file input[type=file]").set_input_files(str(reviews))
+        expect(page.locator("#classify-file-info")).to_have_text("reviews.csv：3 行 · 列：id, review",
+                                                                 timeout=TIMEOUT_MS)
     finally:
         context.close()
 

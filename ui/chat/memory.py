@@ -8,18 +8,22 @@ changes the conversation is followed by `persist`, so a reload finds it as it wa
 from __future__ import annotations
 
 import html
+import time
 from dataclasses import dataclass, replace
-from typing import Any, Container, Optional
+from typing import Any, Container, Iterator, Optional
 
 import gradio as gr
 
 from ui.chat import branches
 from ui.chat import seal as chat_seal
 from ui.chat import saved as saved_chats
-from ui.chat.view import shown_messages
+from ui.chat.view import shown_messages, stopped_reply
 from ui.chat.widgets import CLOSE_EDIT_JS
 from ui.common.components import ui_event
 from ui.i18n.core import say, t
+
+
+CHECKPOINT_S = 2.0  # how often a streaming reply is saved (sealing the store costs a few ms per megabyte)
 
 
 @dataclass(frozen=True)
@@ -113,13 +117,39 @@ class ChatMemory:
             replaced.append(flipping)
         return replaced
 
+    @property
+    def checkpoint_outputs(self) -> list[Any]:
+        """What a reply event also updates while it streams (`checkpointed`): the store and the chat's id."""
+        return [self.store, self.current]
+
+    def checkpointed(self, updates: Iterator[tuple[Any, ...]], history_at: int, forks_at: int, store: Any,
+                     current: Optional[str], forks: Any, model: Optional[str], system: Optional[str],
+                     request: Optional[gr.Request]) -> Iterator[tuple[Any, ...]]:
+        """A reply's updates, each followed by (store, chat id): the conversation on screen (the update's value
+        at `history_at`, when it has one) is saved with the reply marked stopped, at once and then every
+        CHECKPOINT_S while it streams. A reload mid-reply finds the question and what was written so far, marked
+        stopped; a reply that ends is saved as it ended by the `persist` after the event, as before."""
+        chat_id, last = current, float("-inf")
+        skip = gr.skip()
+        for update in updates:
+            history = update[history_at]
+            if not _skipped(update[forks_at]):
+                forks = update[forks_at]  # a retry / an edit brings the versions it made
+            if not isinstance(history, list) or time.monotonic() - last < CHECKPOINT_S:
+                yield (*update, skip, skip)
+                continue
+            last = time.monotonic()
+            sealed, chat_id = self.persist(store, chat_id, stopped_reply(history), forks, model, system, None,
+                                           request)[:2]
+            yield (*update, sealed, chat_id)
+
     # ------------------------------------------------------------------------------------------ handlers
 
     # Every handler opens the browser's store for the request's user and seals what it gives back
     # (ui/chat/seal.py): another login's saved chats open as an empty store.
 
     def persist(self, store: Any, current: Optional[str], history: Any, forks: Any, model: Optional[str],
-                system: Optional[str], selected: Optional[int], request: gr.Request) -> tuple[Any, ...]:
+                system: Optional[str], selected: Optional[int], request: Optional[gr.Request]) -> tuple[Any, ...]:
         user = _user(request)
         messages = shown_messages(history)
         forks = {key: value for key, value in (forks or {}).items() if int(key) < len(messages)}
@@ -232,6 +262,11 @@ class ChatMemory:
         info = forks[str(point)]
         return (label, gr.Button(visible=True, interactive=info["active"] > 0),
                 gr.Button(visible=True, interactive=info["active"] < len(info["versions"]) - 1))
+
+
+def _skipped(value: Any) -> bool:
+    """Whether an output value is gr.skip() (leave the component as it is)."""
+    return isinstance(value, dict) and value.get("__type__") == "update" and len(value) == 1
 
 
 def _user(request: Optional[gr.Request]) -> Optional[str]:

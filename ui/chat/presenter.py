@@ -123,10 +123,14 @@ def _logo_src(settings: PresenterSettings, base_dir: Path) -> Optional[str]:
 
 
 def header_html(view: PresenterView) -> str:
-    """Logo, title and the model's name; every value escaped (the config is text, never markup)."""
+    """Logo, title and the model's name under it (not when the title is that name); every value escaped (the
+    config is text, never markup)."""
     logo = (f'<img class="presenter-logo" src="{html.escape(view.logo_src, quote=True)}" alt="">'
             if view.logo_src else "")
     title = html.escape(view.title, quote=False)
+    if view.title.strip().casefold() == view.spec.display_name.strip().casefold():
+        # No title of its own (no `presenter:` block): the model's name is the title, said once.
+        return f'<div class="presenter-header">{logo}<div><h1 id="presenter-title">{title}</h1></div></div>'
     # The frontend translates the marker inside the HTML (ui/i18n/core.py): "Powered by" / its Chinese, then the name.
     byline = f"{text('presenter_byline')} {html.escape(view.spec.display_name, quote=False)}"
     return (f'<div class="presenter-header">{logo}<div><h1 id="presenter-title">{title}</h1>'

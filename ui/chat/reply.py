@@ -1,19 +1,22 @@
-"""One chat reply as the Chatbot shows it: the wait (model loading / thinking, with seconds), the streamed text
-with its reasoning folded away, and a stats line that includes the load time when this reply loaded the model.
+"""One chat reply as the Chatbot shows it: the wait (model loading / first token / thinking, with seconds), the
+streamed text with its reasoning folded away, and a stats line that includes the load time when this reply loaded
+the model.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 from backend.core.registry import Registry
 from backend.core.types import Event
-from ui.chat.view import assistant_messages, waiting_message
+from ui.chat.view import assistant_messages, reasoning_begun, waiting_message
 from backend.core.streams import close_quietly
 from ui.common.components import StreamState, format_progress, throttled
 from ui.chat.runs import Run
 from ui.common.waiting import Tick, ticking
+from ui.i18n.core import say
 
 
 @dataclass(frozen=True)
@@ -25,11 +28,15 @@ class ReplyUpdate:
     final: Optional[StreamState] = None
 
 
-def waiting_title(registry: Registry, model_id: str, elapsed_s: float) -> str:
-    seconds = f" ({elapsed_s:.0f} s)" if elapsed_s >= 1 else ""
+def waiting_title(registry: Registry, model_id: str, elapsed_s: float, thinking: bool = False) -> str:
+    """The pending message's title: the model loading, or (loaded) waiting for its first token, or thinking once
+    a reasoning block has begun; with the seconds from one on. In the language of the request being served."""
     if registry.status_of(model_id).state in ("loading", "unloaded"):
-        return f"Loading the model…{seconds}"
-    return f"Thinking…{seconds}"
+        key = "chat_wait_loading"
+    else:
+        key = "chat_wait_thinking" if thinking else "chat_wait_first_token"
+    seconds = say("chat_wait_seconds", seconds=f"{elapsed_s:.0f}") if elapsed_s >= 1 else ""
+    return say(key) + seconds
 
 
 def reply_updates(registry: Registry, model_id: str, events: Iterator[Event], run: Run,
@@ -40,6 +47,7 @@ def reply_updates(registry: Registry, model_id: str, events: Iterator[Event], ru
     title = waiting_title(registry, model_id, 0)
     yield ReplyUpdate([waiting_message(title)], title)
     states = ticking(throttled(events), tick_s)
+    started = time.monotonic()
     try:
         for item in states:
             if run.cancelled:
@@ -52,7 +60,12 @@ def reply_updates(registry: Registry, model_id: str, events: Iterator[Event], ru
             if item.done and not loaded_before:
                 load_s = registry.status_of(model_id).load_time_s
                 if load_s is not None:
-                    stats = f"model loaded in {load_s:.2f} s · " + stats
-            yield ReplyUpdate(assistant_messages(item.text), stats, item if item.done else None)
+                    stats = say("stats_model_loaded", seconds=load_s) + " · " + stats
+            messages = assistant_messages(item.text)
+            if not item.done and reasoning_begun(item.text):
+                # "<think>" came, its first words not yet: the model is thinking, not silent.
+                title = waiting_title(registry, model_id, time.monotonic() - started, thinking=True)
+                messages = [waiting_message(title)]
+            yield ReplyUpdate(messages, stats, item if item.done else None)
     finally:
         close_quietly(states)

@@ -20,6 +20,7 @@ from gradio.context import Context
 from backend.services import generation as service
 from backend.core.error_codes import refuse
 from backend.core.registry import Registry
+from backend.core.streams import close_quietly
 from backend.core.types import flatten_content
 from ui.chat import branches
 from ui.chat.context import context_line, initial_context_line, max_context_of, meter
@@ -30,6 +31,7 @@ from ui.chat.view import (
     plain_history,
     shown_messages,
     split_last_exchange,
+    stopped_reply,
     typed_text,
     user_message,
 )
@@ -72,6 +74,7 @@ class ChatTab:
     # Where a note ("Type a message first.") shows: the stats line, or a toast where that line is hidden
     # (presenter mode). Toasts need a queued event: the notes of Send and Retry, which are.
     toast_notes: bool = False
+    memory: Optional[ChatMemory] = None  # saved conversations: a reply is saved while it streams (none: presenter)
 
     @classmethod
     def build(cls, registry: Registry) -> "ChatTab":
@@ -111,7 +114,7 @@ class ChatTab:
                                       elem_id="chat-examples", visible=bool(spec and spec.examples))
                 download = gr.DownloadButton(t("chat_download_export"), visible="hidden", elem_id="chat-export-file")
         tab = cls(registry, model, system, params, history, text, stats, examples, send, stop, context,
-                  gr.State({}), gr.State(None))
+                  gr.State({}), gr.State(None), memory=memory)
         running, trashing = tab.listen(api_names=True)
         quick = ui_event(stats, queue=False)
         # The context meter has numbers in it, so it is worded on the server: word it in the browser's language.
@@ -152,11 +155,15 @@ class ChatTab:
 
     @property
     def reply_inputs(self) -> set[Any]:
-        return {self.model, self.system, self.history, self.input, self.forks, self.selected, *self.params.inputs}
+        saved = {self.memory.store, self.memory.current} if self.memory else set()
+        return {self.model, self.system, self.history, self.input, self.forks, self.selected, *self.params.inputs,
+                *saved}
 
     @property
     def reply_outputs(self) -> list[Any]:
-        return [self.input, self.history, self.stats, self.context, self.send_button, self.stop_button, self.forks]
+        saved = self.memory.checkpoint_outputs if self.memory else []
+        return [self.input, self.history, self.stats, self.context, self.send_button, self.stop_button, self.forks,
+                *saved]
 
     @property
     def streaming(self) -> dict[str, Any]:
@@ -241,6 +248,22 @@ class ChatTab:
 
     def _reply(self, data: dict[Any, Any], message: str, before: list[dict[str, Any]], restore_input: bool,
                request: Optional[gr.Request], forks: Any = None) -> Iterator[tuple[Any, ...]]:
+        """The reply's updates; with saved conversations, each also saves the conversation as it stands (marked
+        stopped until it ends: a reload mid-reply keeps the question and the partial answer)."""
+        updates = self._reply_updates(data, message, before, restore_input, request, forks)
+        if self.memory is None:
+            yield from updates
+            return
+        try:
+            yield from self.memory.checkpointed(
+                updates, 1, 6, data.get(self.memory.store), data.get(self.memory.current),
+                data.get(self.forks) if forks is None else forks, data[self.model], data[self.system], request)
+        finally:
+            close_quietly(updates)
+
+    def _reply_updates(self, data: dict[Any, Any], message: str, before: list[dict[str, Any]],
+                       restore_input: bool, request: Optional[gr.Request],
+                       forks: Any = None) -> Iterator[tuple[Any, ...]]:
         skip = gr.skip()
         try:
             # Everything is validated before the display changes: a bad request leaves the chat as it was.
@@ -252,9 +275,10 @@ class ChatTab:
         session = session_of(request)
         run = RUNS.start(session)
         asked = before + [user_message(message)]
-        stats_line, first = OnChange(), True
+        stats_line, first, shown = OnChange(), True, asked
         try:
             for update in reply_updates(self.registry, data[self.model], events, run):
+                shown = asked + update.messages
                 context = self._context(update.final, request) if update.final else skip
                 if first:
                     yield ("" if restore_input else skip), asked + update.messages, stats_line(update.stats), \
@@ -270,7 +294,7 @@ class ChatTab:
         finally:
             RUNS.finish(session, run)
         if run.stopped:  # the last word of this stream, so nothing it sent earlier can land after it
-            yield skip, skip, STOPPED, skip, *busy(False), skip
+            yield skip, stopped_reply(shown), STOPPED, skip, *busy(False), skip
         elif not run.cancelled:
             yield skip, skip, skip, skip, *busy(False), skip
 

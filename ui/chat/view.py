@@ -15,8 +15,12 @@ import re
 from typing import Any, Optional, Sequence
 
 from backend.core.types import Message, flatten_content
+from backend.services.generation import without_nul
+from ui.i18n.core import say
 
 History = list[dict[str, str]]
+WAITING = "…"  # the content of the pending message that holds a reply's place
+STOP_SIGN = "⏹"  # how the stopped mark's title begins, in every language (ui/i18n: chat_reply_stopped)
 THINK_TAGS = (("<think>", "</think>"), ("<thinking>", "</thinking>"))
 _THINK = re.compile("|".join(f"{re.escape(open_)}(.*?)(?:{re.escape(close)}|$)" for open_, close in THINK_TAGS),
                     re.DOTALL)
@@ -25,8 +29,9 @@ _CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]+`)", re.DOTALL)
 
 
 def clean_model_text(text: str) -> str:
-    """What a model emitted, safe to show and to send back (a byte-fallback tokenizer can produce NUL)."""
-    return text.replace("\x00", "")
+    """What a model emitted, safe to show and to send back (a chat saved before the backend dropped NULs may
+    hold one)."""
+    return without_nul(text)
 
 
 def split_thinking(text: str) -> tuple[list[tuple[str, bool]], str]:
@@ -40,8 +45,16 @@ def split_thinking(text: str) -> tuple[list[tuple[str, bool]], str]:
     return thoughts, _THINK.sub("", text).strip() if thoughts or _THINK.search(text) else text
 
 
-def assistant_messages(text: str, thinking_title: str = "Thinking") -> list[dict[str, Any]]:
-    """One reply as Chatbot messages: a collapsible message per reasoning block, then the answer."""
+def reasoning_begun(text: str) -> bool:
+    """Whether `text` is a reasoning block's opening tag and nothing else yet (no words to show)."""
+    thoughts, answer = split_thinking(text)
+    return not thoughts and not answer and _THINK.search(text) is not None
+
+
+def assistant_messages(text: str, thinking_title: Optional[str] = None) -> list[dict[str, Any]]:
+    """One reply as Chatbot messages: a collapsible message per reasoning block (titled "Thinking" in the
+    language of the request being served), then the answer."""
+    thinking_title = thinking_title or say("chat_thinking")
     thoughts, answer = split_thinking(clean_model_text(text))
     shown: list[dict[str, Any]] = [
         {"role": "assistant", "content": thought,
@@ -52,9 +65,38 @@ def assistant_messages(text: str, thinking_title: str = "Thinking") -> list[dict
     return shown
 
 
+def stopped_message() -> dict[str, Any]:
+    """The mark under a reply that was stopped (Stop, or a reload mid-reply), so it never looks finished. A
+    titled message: never sent back to the model nor exported (`plain_history`), kept when the chat is saved."""
+    return {"role": "assistant", "content": "", "metadata": {"title": say("chat_reply_stopped"), "status": "done"}}
+
+
+def stopped_reply(shown: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The conversation whose last reply was stopped: the waiting message goes (nothing was written), a reasoning
+    panel still open is closed, and the stopped mark follows what was written (once)."""
+    kept: list[dict[str, Any]] = []
+    for message in shown:
+        metadata = message.get("metadata") or {}
+        if metadata.get("status") == "pending":
+            if message.get("content") == WAITING:
+                continue
+            message = {**message, "metadata": {**metadata, "status": "done"}}
+        kept.append(message)
+    if kept and is_stopped_mark(kept[-1]):
+        return kept
+    return kept + [stopped_message()]
+
+
+def is_stopped_mark(message: Any) -> bool:
+    """Whether `message` is the mark `stopped_message` makes (in either language)."""
+    if not isinstance(message, dict) or not isinstance(message.get("metadata"), dict):
+        return False
+    return str(message["metadata"].get("title", "")).startswith(STOP_SIGN) and not message.get("content")
+
+
 def waiting_message(title: str) -> dict[str, Any]:
     """The reply's place while the model loads or thinks: a pending message titled with what is happening."""
-    return {"role": "assistant", "content": "…", "metadata": {"title": title, "status": "pending"}}
+    return {"role": "assistant", "content": WAITING, "metadata": {"title": title, "status": "pending"}}
 
 
 def user_message(text: str) -> dict[str, str]:

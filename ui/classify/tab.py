@@ -25,7 +25,7 @@ from backend.core.types import InvalidInputError, LabelScore, WorkbenchError
 from ui.common.components import handle_errors, live_choices, ui_errors, ui_event
 from ui.i18n.error_words import worded
 from ui.common.jobs import SessionJobs
-from ui.i18n.core import CHINESE, columns, headed, language, say, t, text
+from ui.i18n.core import CHINESE, columns, file_summary, headed, language, say, t, text
 
 MODE_CHOICES = [(text("classify_mode_supervised"), "supervised"), (text("classify_mode_zero_shot"), "zero_shot"),
                 (text("classify_mode_llm"), "llm")]
@@ -149,8 +149,7 @@ def build_classify_tab(registry: Registry) -> None:
             said = worded(error)  # in the browser's language
             return (f"❌ {html.escape(said, quote=False)}", *refused)
         columns = [str(name) for name in table.columns]
-        info = html.escape(say("file_rows_columns", name=Path(path).name, rows=len(table),
-                               columns=datafiles.describe_columns(columns)), quote=False)
+        info = html.escape(file_summary(Path(path).name, len(table), columns), quote=False)
         return info, gr.Dropdown(choices=columns, value=guess), gr.Button(interactive=True)
 
     upload.change(inspect_file, inputs=upload, outputs=[file_info, column, run_file],

@@ -12,35 +12,40 @@ import gradio as gr
 
 from backend.core.streams import close_quietly
 from backend.core.types import Delta, Event, Final, GenerationStats, TokenChoice, WorkbenchError
-from ui.i18n.core import text
+from backend.services.generation import without_nul
+from ui.i18n.core import say, text
 from ui.common.update_rate import UPDATE_BUDGET, Throttle, UpdateBudget
 
+# A finish reason -> the key of its words (one the table does not know is shown as it is).
 FINISH_EXPLAINED = {
-    "stop": "stop (end of text or a stop sequence)",
-    "length": "length (max new tokens reached)",
-    "cancelled": "cancelled",
-    "error": "error",
+    "stop": "stats_finish_stop",
+    "length": "stats_finish_length",
+    "cancelled": "stats_finish_cancelled",
+    "error": "stats_finish_error",
 }
 
 # ----------------------------------------------------------------------------------------- stats line
 
 
-def format_stats(stats: GenerationStats) -> str:
-    """One Markdown line of timings and counts, then one line per notice (dropped turns, lowered limits)."""
+def format_stats(stats: GenerationStats, request: Optional[gr.Request] = None) -> str:
+    """One Markdown line of timings and counts, then one line per notice (dropped turns, lowered limits), in the
+    request's language (the one being served when `request` is None: ui/i18n/core.py `say`)."""
     parts = []
     if stats.time_to_first_token_s is not None:
-        parts.append(f"first token {stats.time_to_first_token_s:.2f} s")
+        parts.append(say("stats_first_token", request, seconds=stats.time_to_first_token_s))
     if stats.tokens_per_second is not None:
-        parts.append(f"{stats.tokens_per_second:.1f} tokens/s")
-    parts.append(f"{stats.prompt_tokens} prompt + {stats.generated_tokens} generated tokens")
-    parts.append(f"finish: {FINISH_EXPLAINED.get(stats.finish_reason, stats.finish_reason)}")
-    parts.append(f"{stats.total_s:.2f} s total")
+        parts.append(say("stats_speed", request, rate=stats.tokens_per_second))
+    parts.append(say("stats_tokens", request, prompt=stats.prompt_tokens, generated=stats.generated_tokens))
+    reason = FINISH_EXPLAINED.get(stats.finish_reason)
+    parts.append(say("stats_finish", request,
+                     reason=say(reason, request) if reason else stats.finish_reason))
+    parts.append(say("stats_total", request, seconds=stats.total_s))
     if stats.seed is not None:
-        parts.append(f"seed {stats.seed}")
+        parts.append(say("stats_seed", request, seed=stats.seed))
     lines = [" · ".join(parts)]
-    lines += [f"**Notice: {notice}**" for notice in stats.notices]
+    lines += [say("stats_notice", request, notice=notice) for notice in stats.notices]
     if stats.error:
-        lines.append(f"Error: {stats.error}")
+        lines.append(say("stats_error", request, error=stats.error))
     return "\n\n".join(html.escape(line, quote=False) for line in lines)
 
 
@@ -113,8 +118,9 @@ class Accumulator:
 
     def state(self) -> StreamState:
         text = self._final.text if self._final else "".join(self._pieces)
-        # The app never hands on (nor later rejects) a NUL a byte-fallback tokenizer produced.
-        text = text.replace("\x00", "")
+        # The app never hands on (nor later rejects) a NUL a byte-fallback tokenizer produced (the service drops
+        # them; this covers streams that reach a tab some other way).
+        text = without_nul(text)
         stats = self._final.stats if self._final else None
         return StreamState(text, tuple(self._choices), stats, self._error)
 

@@ -9,14 +9,13 @@ from typing import Callable, Optional
 import gradio as gr
 import pandas as pd
 
-from backend.data.files import describe_columns
 from backend.core.error_codes import refuse
 from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource
 from backend.evaluation.types import INPUT_SLOT, MAX_BOOTSTRAP, EvalConfig
 from backend.core.types import InvalidInputError
 from ui.common.components import parse_seed, parse_whole
 from ui.evaluate.task_forms import GENERATING, PIPELINE_TASKS, ROUGE_TASKS, column_labels, is_pipeline
-from ui.i18n.core import t, text
+from ui.i18n.core import file_summary, t, text
 
 PREVIEW_ROWS = 8
 ALL_MODELS = ""  # the examples' model selector value meaning "every model"
@@ -52,7 +51,8 @@ class DataView:
     guess: ColumnMapping
 
     def describe(self) -> str:
-        return f"{self.source.describe()}: {self.rows:,} rows · columns: {describe_columns(self.columns)}"
+        """The upload's summary line, in the language of the request being served."""
+        return file_summary(self.source.describe(), self.rows, self.columns)
 
 
 @dataclass(frozen=True)

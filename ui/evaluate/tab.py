@@ -24,7 +24,7 @@ from ui.evaluate.results import ResultsPanel
 from ui.evaluate.runs import RunsPanel
 from ui.evaluate.task_forms import GENERATING, ROUGE_TASKS, TaskFieldsPanel, is_pipeline
 from ui.evaluate.views import PROGRESS_CSS, progress_html
-from ui.i18n.core import t, text
+from ui.i18n.core import say, t, text
 
 CONCURRENCY_ID = "evaluation"
 CONCURRENCY_LIMIT = 4  # runs at once (each in its own thread; the registry serialises work per model)
@@ -303,10 +303,11 @@ class EvaluateTab:
             data, columns = self.data_updates(view), view.columns
         elif config.data.hub_id:  # not fetched now: Run loads it again
             data = {**data, self.form.source: config.data.to_dict(),
-                    self.data.info: html.escape(f"{config.data.describe()} (the run's Hub dataset)", quote=False)}
+                    self.data.info: html.escape(say("eval_hub_data", request, name=config.data.describe()),
+                                                quote=False)}
         else:
-            data[self.data.info] = html.escape(f"This run's data ({config.data.describe()}) is no longer on the "
-                                               "server: upload it again to run these settings.", quote=False)
+            data[self.data.info] = html.escape(say("eval_data_gone", request, name=config.data.describe()),
+                                               quote=False)
         scoring = config.scores_file_predictions
         shown = self.task_updates(config.task, scoring, list(config.models), config.prompt_template or "", None,
                                   native_only=False)

@@ -26,12 +26,13 @@ The table lives in several modules (ui/i18n_strings*.py, one per group of tabs),
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Optional, Sequence
 
 import gradio as gr
 from gradio.context import LocalContext
 from gradio.i18n import I18nData
 
+from backend.guard.table_limits import SHOWN_COLUMN_NAMES
 from ui.i18n.strings import STRINGS as _BASE
 from ui.i18n.strings_errors import STRINGS as _ERRORS
 from ui.i18n.strings_headers import STRINGS as _HEADERS
@@ -114,6 +115,15 @@ def say(key: str, request: Optional[gr.Request] = None, **values: Any) -> str:
     english_template, chinese_template = STRINGS[key]
     template = chinese_template if language(request) == CHINESE else english_template
     return template.format(**values)
+
+
+def file_summary(name: str, rows: int, names: Sequence[Any], request: Optional[gr.Request] = None) -> str:
+    """"reviews.csv: 20 rows · columns: id, review" in the request's language: the line every upload (Classify,
+    the pipeline tasks, Evaluate) shows; at most SHOWN_COLUMN_NAMES names, then how many more."""
+    shown = ", ".join(str(column)[:80] for column in names[:SHOWN_COLUMN_NAMES])
+    if len(names) > SHOWN_COLUMN_NAMES:
+        shown += say("columns_more", request, count=len(names) - SHOWN_COLUMN_NAMES)
+    return say("file_rows_columns", request, name=name, rows=rows, columns=shown)
 
 
 def plain_text(value: Any, request: Optional[gr.Request] = None) -> str:

@@ -26,7 +26,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "no_model_for_task": ("no model in models.yaml does this task", "models.yaml 中没有能执行此任务的模型"),
     "head_done": ("✅ Done", "✅ 完成"),
     "head_cancelled": ("⏹️ Cancelled", "⏹️ 已取消"),
-    "file_rows_columns": ("{name}: {rows:,} rows; columns: {columns}", "{name}：{rows:,} 行；列：{columns}"),
+    "file_rows_columns": ("{name}: {rows:,} rows · columns: {columns}", "{name}：{rows:,} 行 · 列：{columns}"),
     "showing_first_rows": ("Showing the first {shown:,} of {total:,} rows; the download has them all.",
                            "显示前 {shown:,} 行（共 {total:,} 行）；下载文件包含全部行。"),
     # ------------------------------------------------------------------------------------------ compare

@@ -19,7 +19,7 @@ from backend.tasks.table import task_spec
 from backend.core.types import WorkbenchError
 from ui.common.jobs import SessionJobs
 from ui.common.components import handle_errors, ui_event
-from ui.i18n.core import headed, say, t
+from ui.i18n.core import file_summary, headed, say, t
 from ui.i18n.error_words import worded
 
 PREVIEW_ROWS = 200
@@ -47,7 +47,7 @@ def inspect_upload(path: Optional[str], *, extra: int = 0) -> tuple:
     except WorkbenchError as error:
         return (f"❌ {escape(worded(error))}", *empty)  # in the browser's language
     columns = [str(name) for name in table.columns]
-    info = escape(say("file_rows_columns", name=Path(path).name, rows=len(table), columns=", ".join(columns)))
+    info = escape(file_summary(Path(path).name, len(table), columns))
     return (info, gr.Dropdown(choices=columns, value=datafiles.guess_text_column(table)),
             *[gr.Dropdown(choices=[""] + columns, value="") for _ in range(extra)])
 
