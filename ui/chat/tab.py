@@ -26,15 +26,8 @@ from ui.chat import branches
 from ui.chat.context import context_line, initial_context_line, max_context_of, meter
 from ui.chat.memory import ChatMemory
 from ui.chat.reply import reply_updates
-from ui.chat.view import (
-    displayed,
-    plain_history,
-    shown_messages,
-    split_last_exchange,
-    stopped_reply,
-    typed_text,
-    user_message,
-)
+from ui.chat.view import displayed, plain_history, shown_messages, split_last_exchange, stopped_reply, typed_text
+from ui.chat.view import user_message
 from ui.common.components import (
     STOPPED,
     STREAMING,
@@ -50,7 +43,7 @@ from ui.common.components import (
 )
 from ui.chat.runs import RUNS, session_of
 from ui.chat.transcript import Transcript, messages_from_history, read_import, write_export
-from ui.chat.widgets import CLOSE_EDIT_JS, HIDDEN, busy, chatbot, close_edit_on
+from ui.chat.widgets import CLOSE_EDIT_JS, HIDDEN, busy, chatbot, close_edit_on, example_samples
 from ui.i18n.core import say, t
 
 # Clicks the hidden download button once the export file is ready, so Export is a single click.
@@ -110,7 +103,7 @@ class ChatTab:
                     upload = gr.UploadButton(t("chat_import"), file_types=[".json"], type="filepath",
                                              elem_id="chat-import", **small)
                 stats = gr.Markdown("", elem_id="chat-stats", elem_classes=["stats-line"])
-                examples = gr.Dataset(components=[text], samples=_samples(spec), label=t("chat_examples"),
+                examples = gr.Dataset(components=[text], samples=example_samples(spec), label=t("chat_examples"),
                                       elem_id="chat-examples", visible=bool(spec and spec.examples))
                 download = gr.DownloadButton(t("chat_download_export"), visible="hidden", elem_id="chat-export-file")
         tab = cls(registry, model, system, params, history, text, stats, examples, send, stop, context,
@@ -362,7 +355,7 @@ class ChatTab:
     @ui_errors
     def model_changed(self, model_id: str, request: gr.Request = None) -> list[Any]:
         spec = self.registry.spec(model_id, "chat")
-        examples = gr.Dataset(samples=_samples(spec), visible=bool(spec.examples))
+        examples = gr.Dataset(samples=example_samples(spec), visible=bool(spec.examples))
         return [examples, "", self._empty_context(model_id, request), *self.params.defaults(spec)]
 
     # ------------------------------------------------------------------------------------ export/import
@@ -402,7 +395,3 @@ class ChatTab:
         if transcript.params:
             updates.update(self.params.show(transcript.params))
         return updates
-
-
-def _samples(spec: Any) -> list[list[str]]:
-    return [[example] for example in (spec.examples if spec else ())]

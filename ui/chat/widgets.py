@@ -46,3 +46,8 @@ def close_edit_on(*triggers: Any) -> None:
     """Closes an open ✎ edit box (in the page, before the event's own handler) on each trigger."""
     for trigger in triggers:
         trigger(None, js=CLOSE_EDIT_JS, api_visibility="private", queue=False)
+
+
+def example_samples(spec: Any) -> list[list[str]]:
+    """The entry's example prompts as the Examples dataset's rows."""
+    return [[example] for example in (spec.examples if spec else ())]
