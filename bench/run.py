@@ -9,6 +9,9 @@ ratios are meant to be compared across runs:
   ttft_overhead_ms          time to first text through the app (plain HTTP + server-sent events) minus raw
   concurrency_speedup_16    aggregate tokens/s with 16 concurrent clients / 1 client (Gradio's HTTP API, one
                             session per client as browser tabs; the openai and gradio_client variants are recorded)
+  batching_efficiency_16    concurrency_speedup_16 / raw_batch_ceiling_16, where the ceiling is what the hardware
+                            allows: raw `model.generate` on 16 rows at once, aggregate tokens/s / one row's
+                            (the same prompt in every row, as the 16 clients send; alternated, median of --rounds)
   vs_transformers_serve_16  our aggregate tokens/s / `transformers serve --continuous-batching`, the same 16
                             clients: the openai client streaming /v1/completions from each server
   eval_batch_speedup        batched evaluation / per-example loop (bench/eval_batching.py, best of 3 alternating)
@@ -49,6 +52,7 @@ TARGETS = {  # metric: (target, "min" means at least / "max" means at most)
     "stream_overhead_ratio": (0.97, "min"),
     "ttft_overhead_ms": (30.0, "max"),
     "concurrency_speedup_16": (3.0, "min"),
+    "batching_efficiency_16": (0.85, "min"),
     "vs_transformers_serve_16": (1.0, "min"),
     "eval_batch_speedup": (4.0, "min"),
 }
@@ -144,6 +148,22 @@ class RawGenerate:
         total = time.perf_counter() - started
         assert output.shape[1] - self.inputs["input_ids"].shape[1] == self.new_tokens
         return self.new_tokens / total, streamer.first_at - started
+
+    def batch(self, rows: int) -> float:
+        """Aggregate tokens/s of one greedy generate over `rows` copies of the prompt (no padding needed)."""
+        import torch
+
+        inputs = {name: value.repeat(rows, 1) for name, value in self.inputs.items()}
+        started = time.perf_counter()
+        with torch.inference_mode():
+            self.model.generate(**inputs, max_new_tokens=self.new_tokens, min_new_tokens=self.new_tokens,
+                                do_sample=False)
+        _sync(self.device)
+        return rows * self.new_tokens / (time.perf_counter() - started)
+
+    def batch_ceiling(self, rows: int, rounds: int) -> float:
+        """Raw `rows`-row ÷ 1-row aggregate tokens/s, alternated per round (median): the batching ceiling."""
+        return statistics.median(self.batch(rows) / self.batch(1) for _ in range(rounds))
 
     def close(self) -> None:
         self.model.to("cpu")  # free accelerator memory before the app loads its copy
@@ -520,6 +540,8 @@ def main() -> int:
             print(f"[{model_id}] raw generate and the app, 1 client, interleaved ...", flush=True)
             raw = RawGenerate(entry["source"], args.new_tokens, args.device)
             single = measure_app_single(url, model_id, raw, args.repeats)
+            print(f"[{model_id}] raw generate, {CLIENTS} rows at once / 1 row ...", flush=True)
+            ceiling = raw.batch_ceiling(CLIENTS, args.rounds)
             raw.close()
             print(f"[{model_id}] the app, 1 and {CLIENTS} clients ...", flush=True)
             rates = measure_app_concurrent(url, model_id, args.new_tokens, CLIENTS, args.rounds)
@@ -535,6 +557,8 @@ def main() -> int:
                 "stream_overhead_ratio_plain_http": single["stream_overhead_ratio_plain_http"],
                 "ttft_overhead_ms": single["ttft_overhead_s"] * 1000,
                 "concurrency_speedup_16": rates[f"http_{CLIENTS}"] / rates["http_1"],
+                "raw_batch_ceiling_16": ceiling,
+                "batching_efficiency_16": rates[f"http_{CLIENTS}"] / rates["http_1"] / ceiling,
                 "concurrency_speedup_16_openai": rates[f"openai_{CLIENTS}"] / rates["openai_1"],
                 "concurrency_speedup_16_gradio_client": rates[f"gradio_client_{CLIENTS}"] / rates["gradio_client_1"],
             }
@@ -562,7 +586,8 @@ def main() -> int:
         row["vs_transformers_serve_16_gradio_http"] = row[f"app_http_{CLIENTS}_tokens_per_s"] / serve_rate
 
     headline = results["per_model"][big]
-    for metric in ("stream_overhead_ratio", "ttft_overhead_ms", "concurrency_speedup_16", "vs_transformers_serve_16"):
+    for metric in ("stream_overhead_ratio", "ttft_overhead_ms", "concurrency_speedup_16", "batching_efficiency_16",
+                   "vs_transformers_serve_16"):
         results[metric] = headline.get(metric)
     if not args.skip_eval:
         print(f"evaluation: batch {args.eval_batch_size} vs per-example loop ...", flush=True)
