@@ -22,4 +22,8 @@ table:not(:has(tbody tr)):has(th[title="1"]) thead { display: none; }
 /* Toasts at the bottom right, at most the newest three: they stacked over the model picker at the top. */
 .toast-wrap { top: auto !important; bottom: var(--size-4, 16px); }
 .toast-wrap > :nth-last-child(n+4) { display: none; }
+/* A chart (gr.LinePlot / ScatterPlot / BarPlot) fills what its label leaves of the block: the chart took the
+   block's whole height under the label, so its bottom (the colour legend, all but its title) was cut off. */
+.block:has(> .vega-embed) { display: flex; flex-direction: column; }
+.block > .vega-embed { flex: 1 1 0; min-height: 0; height: auto !important; }
 """

@@ -250,4 +250,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "train_resuming": ("resuming from the last checkpoint", "正在从最近的检查点继续"),
     "train_merged": ("merged: a full safetensors model in the run folder's `{folder}/` ({run})",
                      "已合并：完整的 safetensors 模型在运行文件夹的 `{folder}/` 中（{run}）"),
+    # ------------------------------------------------------------------------- issue 28 (Data, Train, Generate)
+    "data_chats_name": ("Name of the SFT dataset", "SFT 数据集名称"),
 }
