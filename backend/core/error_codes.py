@@ -127,6 +127,9 @@ MESSAGES: dict[str, str] = {
                      "dataset and start afresh",
     "ratings_bytes": "feedback: your ratings take {used_mb:.1f} MB, the most one user keeps is {limit_mb:g} MB; take "
                      "some back first",
+    # issue 28 (ui/train/once.py)
+    "train_start_twice": "start: a run was just started from this page; this second start was ignored (a double "
+                         "click?)",
 }
 
 

@@ -189,4 +189,7 @@ STRINGS: dict[str, tuple[str, str]] = {
     "role_split": ("split", "划分"),
     "err_text_too_long": ("{field} is {count:,} characters; the limit is {limit:,}. Shorten it or split it up.",
                           "{field}有 {count:,} 个字符，上限为 {limit:,} 个。请缩短或拆分。"),
+    # ------------------------------------------------------------------------- issue 28 (Train, Generate)
+    "err_train_start_twice": ("A run was just started from this page; this second start was ignored (a double click?).",
+                              "此页面刚刚开始了一次训练；这第二次开始已被忽略（是否双击了？）。"),
 }
