@@ -48,3 +48,19 @@ def test_stop_gives_the_text_box_back(generate_tab) -> None:
     assert len(stopped) == 1, [fn.name for fn in demo.fns.values()]
     status, prompt = stopped[0].fn()
     assert prompt["interactive"] is True and "status_stopped" in str(status)
+
+
+def test_an_out_of_range_parameter_is_refused_naming_its_field(generate_tab) -> None:
+    """Issue 28: the parameter sliders refuse a value outside their range (an API caller's; the browser sets a
+    typed one to the bound and says so) by the field's name, where Gradio said "Value -5 is less than minimum
+    value 0.0"."""
+    _, tab = generate_tab
+    params = tab.params
+    for slider, bad, said in ((params.temperature, -5, "Temperature must be between 0 and 2, got -5"),
+                              (params.top_p, 2, "Top p must be between 0.05 and 1, got 2"),
+                              (params.max_new_tokens, 0, "Max new tokens must be between 1 and")):
+        with pytest.raises(gr.Error, match=said):
+            slider.preprocess(bad)
+    assert params.temperature.preprocess(1.5) == 1.5
+    assert params.temperature.get_config()["elem_id"] == "gen-temperature"  # still drawn as a gr.Slider
+    assert params.temperature.get_block_name() == "slider"

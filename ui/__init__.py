@@ -28,7 +28,7 @@ from ui.chat.feedback import attach_feedback
 from ui.common.components import follow_registry, ui_event
 from ui.generate.tab import GenerateTab
 from ui.models.tab import ModelsTab
-from ui.common.style import LAYOUT_CSS
+from ui.common.style import LAYOUT_CSS, RANGE_NOTE_HEAD
 from ui.train.tab import TrainTab
 from ui.tasks import build_tasks_tab, has_tasks, register_tasks_api
 from ui.server.guards import escape_choice_errors, guard_options, start_session_expiry
@@ -160,7 +160,8 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
     demo.launch(server_name=host, server_port=port, theme=THEME,
                 css=CSS + LAYOUT_CSS + getattr(demo, "workbench_css", ""), show_error=True,
                 footer_links=getattr(demo, "workbench_footer_links", ["api", "settings", "gradio"]),
-                i18n=I18N, head=toast_titles_head(), prevent_thread_lock=True, _app=app, **options)
+                i18n=I18N, head=toast_titles_head() + RANGE_NOTE_HEAD, prevent_thread_lock=True, _app=app,
+                **options)
     start_session_expiry(app, limits.session_idle_s)
     if block:
         demo.block_thread()

@@ -52,7 +52,7 @@ def run_ids(page: Page) -> list[str]:
     """The run ids the runs table lists, after a refresh."""
     page.locator("#train-runs-refresh").click()
     page.wait_for_timeout(500)
-    return [cell.strip() for cell in page.locator("#train-runs tbody tr td:first-child").all_inner_texts()
+    return [cell.strip() for cell in page.locator("#train-runs tbody tr td:first-child").all_text_contents()
             if cell.strip()]
 
 
