@@ -62,5 +62,4 @@ def test_an_out_of_range_parameter_is_refused_naming_its_field(generate_tab) -> 
         with pytest.raises(gr.Error, match=said):
             slider.preprocess(bad)
     assert params.temperature.preprocess(1.5) == 1.5
-    assert params.temperature.get_config()["elem_id"] == "gen-temperature"  # still drawn as a gr.Slider
-    assert params.temperature.get_block_name() == "slider"
+    assert type(params.temperature) is gr.Slider and params.temperature.get_config()["elem_id"] == "gen-temperature"

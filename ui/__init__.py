@@ -157,11 +157,14 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
     if on_app is not None:
         on_app(app)
     # An app may add CSS and choose its footer links (presenter mode: larger type, no API link).
+    # `_frontend=False` skips launch's one self-check (a HEAD / to its own port with a 3 s timeout, meant for
+    # notebooks behind a proxy): on a busy machine that first page took longer, and the server that had just
+    # opened its port raised "When localhost is not accessible, a shareable link must be created" and exited.
     demo.launch(server_name=host, server_port=port, theme=THEME,
                 css=CSS + LAYOUT_CSS + getattr(demo, "workbench_css", ""), show_error=True,
                 footer_links=getattr(demo, "workbench_footer_links", ["api", "settings", "gradio"]),
                 i18n=I18N, head=toast_titles_head() + RANGE_NOTE_HEAD, prevent_thread_lock=True, _app=app,
-                **options)
+                _frontend=False, **options)
     start_session_expiry(app, limits.session_idle_s)
     if block:
         demo.block_thread()

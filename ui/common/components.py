@@ -127,28 +127,25 @@ def parse_stop(text: Any) -> tuple[str, ...]:
     return tuple(item for item in cleaned if item)
 
 
-class ParamSlider(gr.Slider):
-    """A generation parameter's slider. A value outside its range (an API caller's; the browser sets a typed one
-    to the nearest bound and says so, ui/common/style.py RANGE_NOTE_HEAD) is refused naming the field: Gradio's
-    own check said only "Value -5 is less than minimum value 0.0"."""
+def param_slider(*args: Any, param: str, **kwargs: Any) -> gr.Slider:
+    """A gr.Slider (its arguments) for the GenerationParams field `param`. A value outside its range (an API
+    caller's; the browser sets a typed one to the nearest bound and says so, ui/common/style.py RANGE_NOTE_HEAD)
+    is refused naming the field, where Gradio's own check said only "Value -5 is less than minimum value 0.0".
 
-    is_template = True  # drawn by the frontend as a gr.Slider
-    param = ""  # the GenerationParams field it sets (param_slider); no __init__ of its own, so Gradio records
-    # gr.Slider's arguments, which make its config
+    Why not a subclass: Gradio writes a .pyi stub next to the module of every component subclass it sees. A
+    session that updates the slider (a model change) gets a new plain gr.Slider, with Gradio's own check."""
+    slider = gr.Slider(*args, **kwargs)
+    gradio_preprocess = slider.preprocess
 
-    def preprocess(self, payload: float) -> float:
+    def preprocess(payload: float) -> float:
         number = payload if isinstance(payload, (int, float)) and not isinstance(payload, bool) else None
-        if number is not None and not self.minimum <= number <= self.maximum:
-            error = refuse("between", self.param, low=_plain(self.minimum), high=_plain(self.maximum),
+        if number is not None and not slider.minimum <= number <= slider.maximum:
+            error: InvalidInputError = refuse("between", param, low=_plain(slider.minimum), high=_plain(slider.maximum),
                            got=_plain(number))
             raise user_error(worded(error))
-        return super().preprocess(payload)
+        return gradio_preprocess(payload)
 
-
-def param_slider(*args: Any, param: str, **kwargs: Any) -> ParamSlider:
-    """A ParamSlider for the GenerationParams field `param` (gr.Slider's arguments)."""
-    slider = ParamSlider(*args, **kwargs)
-    slider.param = param
+    slider.preprocess = preprocess  # type: ignore[method-assign]
     return slider
 
 
@@ -162,11 +159,11 @@ class ParamPanel:
     """The generation-parameter accordion of one tab, and the one place widgets become GenerationParams."""
 
     preset: gr.Radio
-    max_new_tokens: ParamSlider
-    temperature: ParamSlider
-    top_p: ParamSlider
-    top_k: ParamSlider
-    repetition_penalty: ParamSlider
+    max_new_tokens: gr.Slider
+    temperature: gr.Slider
+    top_p: gr.Slider
+    top_k: gr.Slider
+    repetition_penalty: gr.Slider
     seed: gr.Number
     stop: gr.Textbox
 
