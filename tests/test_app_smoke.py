@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import socket
+import time
 from pathlib import Path
 from typing import Iterator
 
+import httpx
 import pytest
 
 from tests.app_process import AppProcess
@@ -13,13 +16,43 @@ from tests.tiers import full_tier
 STARTUP_GUARD_S = 90  # a hang guard only; the measured start-up time is printed and recorded in docs
 
 
+FIRST_ANSWERS_S = 1.0  # how long /v1/models is asked, as fast as it answers, from the moment the port opens
+FIRST_ANSWERS: list[int] = []  # the statuses it gave, in order (read by the test below)
+
+
 @pytest.fixture(scope="module")
 @full_tier
 def app_process(tiny_models_yaml: Path) -> Iterator[tuple[str, float]]:
-    with AppProcess(tiny_models_yaml).wait_ready(STARTUP_GUARD_S) as app:
+    app = AppProcess(tiny_models_yaml)
+    try:
+        FIRST_ANSWERS[:] = first_answers(app, "v1/models")
+        app.wait_ready(STARTUP_GUARD_S)
         assert app.startup_s is not None
         print(f"\nstart-up to open port: {app.startup_s:.2f} s")
         yield app.url, app.startup_s
+    finally:
+        app.stop()
+
+
+def first_answers(app: AppProcess, path: str) -> list[int]:
+    """Waits (polling every few ms) until the app's port accepts a connection, then asks GET `path` again and
+    again for FIRST_ANSWERS_S: the HTTP statuses in order (0: the connection failed)."""
+    deadline = time.monotonic() + STARTUP_GUARD_S
+    while time.monotonic() < deadline:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", app.port)) == 0:
+                break
+        assert app.popen.poll() is None, app.output()[-4000:]
+        time.sleep(0.005)
+    statuses = []
+    until = time.monotonic() + FIRST_ANSWERS_S
+    with httpx.Client(timeout=10) as client:
+        while time.monotonic() < until:
+            try:
+                statuses.append(client.get(f"{app.url}{path}").status_code)
+            except httpx.TransportError:
+                statuses.append(0)
+    return statuses
 
 
 def model_states(client) -> dict[str, str]:
@@ -57,3 +90,11 @@ def test_app_serves_the_openai_api_on_the_same_port(app_process) -> None:
                                             max_tokens=12, temperature=0, stream=True)
     pieces = [chunk.choices[0].delta.content for chunk in stream if chunk.choices and chunk.choices[0].delta.content]
     assert len(pieces) >= 2
+
+
+def test_every_route_answers_from_the_moment_the_port_opens(app_process) -> None:
+    """The API's routes are mounted before the server listens: /v1/models never answered 404 (it did for about
+    0.2 s after the port opened, while they were added to the running server)."""
+    assert FIRST_ANSWERS, "no answer at all"
+    assert 404 not in FIRST_ANSWERS, f"statuses right after the port opened: {FIRST_ANSWERS[:40]}"
+    assert set(FIRST_ANSWERS) == {200}, FIRST_ANSWERS[:40]

@@ -123,6 +123,17 @@ def test_llm_scores_are_the_softmax_of_label_log_likelihoods(shared_registry: Re
         assert abs(got[label] - probability) < 1e-5
 
 
+def test_the_default_llm_prompt_lists_the_labels() -> None:
+    """Issue 28: without its choices in the prompt, SmolLM2-135M-Instruct rated "I loved this film" 60% negative
+    (91% positive with them). The service's default is the engine's, and the rendered prompt names every label."""
+    from backend.engines.label_scoring import DEFAULT_PROMPT_TEMPLATE, LABELS_SLOT, TEXT_SLOT, render_prompt
+
+    assert clf.DEFAULT_PROMPT_TEMPLATE == DEFAULT_PROMPT_TEMPLATE
+    assert LABELS_SLOT in DEFAULT_PROMPT_TEMPLATE and TEXT_SLOT in DEFAULT_PROMPT_TEMPLATE
+    prompt = render_prompt(DEFAULT_PROMPT_TEMPLATE, "I loved this film", ["positive", "negative"])
+    assert "positive, negative" in prompt and "I loved this film" in prompt and prompt.endswith("Label:")
+
+
 @pytest.mark.parametrize("model_id, labels, options", [
     ("tiny-classifier", None, {}),
     ("tiny-nli", TOPICS, {}),

@@ -172,3 +172,19 @@ def test_feedback_is_bounded_per_rating_per_user_and_listed_in_pages(tmp_path: P
     assert len(last["ratings"]) == 50 and last["next_offset"] is None
     assert last["ratings"][-1]["conversation"][0]["content"] == "q5"  # re-rated: moved to the end
     assert client.get("/v1/feedback?limit=501", auth=("bob", "pw")).json()["error"]["param"] == "limit"
+
+
+def test_a_name_clash_is_refused_by_name_without_a_server_path(tmp_path: Path) -> None:
+    """Issue 28: saving conversations under a taken name said "out: '/srv/.../datasets/NAME' already exists"."""
+    from ui.i18n.error_words import worded
+
+    export = tmp_path / "plain.json"
+    export.write_text(json.dumps(HELLO))
+    save_conversations_dataset(None, "taken", [export], root=tmp_path)
+    with pytest.raises(InvalidInputError) as refused:
+        save_conversations_dataset(None, "taken", [export], root=tmp_path)
+    error = refused.value
+    assert (error.code, error.field, error.params) == ("dataset_exists", "name", {"name": "taken"})
+    for said in (str(error), worded(error, plain=True)):
+        assert "taken" in said and str(tmp_path) not in said and "/" not in said.replace("'taken'", ""), said
+    assert [d.name for d in list_datasets(None, root=tmp_path)] == ["taken"]  # the first one is untouched

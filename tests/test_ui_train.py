@@ -98,3 +98,49 @@ def test_dpo_runs_get_the_reward_curves(tmp_path):
                                             "reward margin"]
     # The loss chart is the same for every task.
     assert curves(tmp_path)[lambda f: f["series"] == "train loss"]["loss"].tolist() == [0.69, 0.6]
+
+
+def test_one_start_at_a_time_per_page() -> None:
+    """Issue 28: a double click on Start started two runs. A second start from the same page while one is
+    starting, or a moment after it (the second click of a double click), is refused; other pages are not."""
+    from ui.train.once import OneStartAtATime
+
+    now = [100.0]
+    starts = OneStartAtATime(window_s=2.0, clock=lambda: now[0])
+    with starts.starting("page-a"):
+        with pytest.raises(InvalidInputError) as twice:
+            with starts.starting("page-a"):
+                pass
+        assert (twice.value.code, twice.value.field) == ("train_start_twice", "start")
+        with starts.starting("page-b"):  # another page starts its own
+            pass
+    now[0] += 0.3  # the second click of a double click, after a quick first start
+    with pytest.raises(InvalidInputError, match="second start was ignored"):
+        with starts.starting("page-a"):
+            pass
+    now[0] += 2.0
+    with starts.starting("page-a"):  # a deliberate second run, later
+        pass
+    with pytest.raises(RuntimeError):  # a start that fails still lets the page go (after the window)
+        with starts.starting("page-c"):
+            raise RuntimeError("plan failed")
+    now[0] += 2.0
+    with starts.starting("page-c"):
+        pass
+
+
+def test_the_start_button_is_busy_while_a_start_is_in_flight(shared_registry, tmp_path) -> None:
+    """The click first makes Start not clickable, then starts (one event, refused a second time by the page's
+    guard), then makes it clickable again, also after a failed start."""
+    from backend.training.service import TrainingService
+    from ui.train.tab import TrainTab
+
+    with gr.Blocks() as demo:
+        tab = TrainTab.build(shared_registry, TrainingService(shared_registry, root=tmp_path / "runs"))
+    start = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "train-start")
+    chain = [fn for fn in demo.fns.values() if start in fn.outputs or fn.name == "start"]
+    assert [fn.name for fn in chain] == ["<lambda>", "start", "<lambda>"]
+    assert chain[0].fn().interactive is False and chain[2].fn().interactive is True
+    assert chain[1].trigger_after == chain[0]._id and chain[2].trigger_after == chain[1]._id
+    assert not chain[2].trigger_only_on_success  # re-enabled after a refused or failed start too
+    assert chain[1].fn.__self__ is tab  # the tab's start, behind its page guard

@@ -11,6 +11,7 @@ import sys
 from typing import Any, Callable, Optional, Union
 
 import gradio as gr
+from gradio.routes import App, ORJSONResponse
 
 from backend.guard.limits import RequestLimits
 from backend.core.registry import Registry
@@ -27,7 +28,7 @@ from ui.chat.feedback import attach_feedback
 from ui.common.components import follow_registry, ui_event
 from ui.generate.tab import GenerateTab
 from ui.models.tab import ModelsTab
-from ui.common.style import LAYOUT_CSS
+from ui.common.style import LAYOUT_CSS, RANGE_NOTE_HEAD
 from ui.train.tab import TrainTab
 from ui.tasks import build_tasks_tab, has_tasks, register_tasks_api
 from ui.server.guards import escape_choice_errors, guard_options, start_session_expiry
@@ -126,7 +127,7 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
            throttle: Optional[Union[ThrottleSettings, LoginThrottle]] = None, **extra: Any) -> Any:
     """Queues (so many users stream at once) and serves the app; `extra` goes to `Blocks.launch`.
 
-    `on_app(fastapi_app)` runs once the server exists, before it blocks: the place to add routes that share
+    `on_app(fastapi_app)` runs on the server's app before the port opens: the place to add routes that share
     the server, such as the OpenAI-compatible API. `security` (default: from the WORKBENCH_* environment
     variables, see backend/guard/security.py) sets the login, the upload limit and the queue size; `limits`
     (backend/guard/limits.py) the body, upload and session bounds; `throttle` (backend/guard/throttle.py) failed
@@ -151,15 +152,23 @@ def launch(demo: gr.Blocks, host: str, port: int, on_app: Optional[Callable[[Any
     install_lazy_session_config()  # a session holds what it changed, not a copy of every component's config
     demo.delete_cache = limits.delete_cache()  # Gradio deletes its uploads older than this (a Blocks setting)
     options.update(extra)
-    # An app may add CSS and choose its footer links (presenter mode: larger type, no API link).
-    app, _, _ = demo.launch(server_name=host, server_port=port, theme=THEME,
-                            css=CSS + LAYOUT_CSS + getattr(demo, "workbench_css", ""), show_error=True,
-                            footer_links=getattr(demo, "workbench_footer_links", ["api", "settings", "gradio"]),
-                            i18n=I18N,
-                            head=toast_titles_head(), prevent_thread_lock=True, **options)
-    start_session_expiry(app, limits.session_idle_s)
+    # Every route is mounted before the port opens: `Blocks.launch` builds its server app and starts listening
+    # in one call, and routes added to that app afterwards answered 404 for the first moments the port was open.
+    # So the app is built here (what launch would build: the guards' middleware, Gradio's JSON responses), the
+    # extra routes go on it, and launch adds Gradio's own routes to it before it listens.
+    app = App(**{"default_response_class": ORJSONResponse, **options.pop("app_kwargs", {})})
     if on_app is not None:
         on_app(app)
+    # An app may add CSS and choose its footer links (presenter mode: larger type, no API link).
+    # `_frontend=False` skips launch's one self-check (a HEAD / to its own port with a 3 s timeout, meant for
+    # notebooks behind a proxy): on a busy machine that first page took longer, and the server that had just
+    # opened its port raised "When localhost is not accessible, a shareable link must be created" and exited.
+    demo.launch(server_name=host, server_port=port, theme=THEME,
+                css=CSS + LAYOUT_CSS + getattr(demo, "workbench_css", ""), show_error=True,
+                footer_links=getattr(demo, "workbench_footer_links", ["api", "settings", "gradio"]),
+                i18n=I18N, head=toast_titles_head() + RANGE_NOTE_HEAD, prevent_thread_lock=True, _app=app,
+                _frontend=False, **options)
+    start_session_expiry(app, limits.session_idle_s)
     if block:
         demo.block_thread()
     return app

@@ -154,6 +154,9 @@ MESSAGES: dict[str, str] = {
                             "to be offline: download the zip and upload it from a connected machine",
     "hub_push_failed": "push: the Hub refused the upload to {repo} ({why}); check the token's write access and the "
                        "repository name",
+    # issue 28 (ui/train/once.py)
+    "train_start_twice": "start: a run was just started from this page; this second start was ignored (a double "
+                         "click?)",
 }
 
 

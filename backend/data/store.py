@@ -93,6 +93,8 @@ def save_dataset(splits: Mapping[str, Table], card: dict[str, Any], name: str, u
     """Saves a prepared dataset under `name` in the user's datasets folder."""
     name = check_name(name)
     folder = user_dir("datasets", username, root) / name
+    if not overwrite and folder.exists() and any(folder.iterdir()):
+        raise refuse("dataset_exists", "name", name=name)  # by its name: the folder is a server path
     write_splits(splits, {**card, "name": name}, folder, fmt, overwrite=overwrite)
     return _info(folder)
 

@@ -23,7 +23,9 @@ from backend.engines.runtime import LocalRuntime, RunsLocally
 from backend.core.types import InvalidInputError, LabelScore, UnsupportedTaskError
 from backend.engines.zerogpu import gpu_function, resident_model
 
-DEFAULT_PROMPT_TEMPLATE = "Text: {text}\nLabel:"
+# The labels are listed so the model sees its choices: without them SmolLM2-135M-Instruct rated "I loved this
+# film" 60% negative; with them 91% positive.
+DEFAULT_PROMPT_TEMPLATE = "Classify the text into one of these labels: {labels}.\n\nText: {text}\nLabel:"
 TEXT_SLOT = "{text}"
 LABELS_SLOT = "{labels}"  # optional: the candidate labels, comma separated, so the model sees its choices
 

@@ -36,7 +36,8 @@ MODE_TASKS: dict[Mode, tuple[Task, ...]] = {
 MODE_NAMES: dict[Mode, str] = {"supervised": "supervised", "zero_shot": "zero-shot", "llm": "LLM as classifier"}
 
 DEFAULT_HYPOTHESIS_TEMPLATE = "This example is {}."
-DEFAULT_PROMPT_TEMPLATE = "Text: {text}\nLabel:"  # the same default as backend.engines.label_scoring
+# The same default as backend.engines.label_scoring (which imports torch, so it is not imported here).
+DEFAULT_PROMPT_TEMPLATE = "Classify the text into one of these labels: {labels}.\n\nText: {text}\nLabel:"
 DEFAULT_BATCH_SIZE = 16
 MAX_BATCH_SIZE = 256
 MAX_LABELS = 50

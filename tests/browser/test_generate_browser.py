@@ -69,3 +69,24 @@ def test_generate_with_probabilities_then_continue(page, app_url):
     assert second.startswith(first) and len(second) > len(first)
     expect(page.locator("#gen-token-count")).to_contain_text(re.compile(r"\d"))
     assert FINISHED in page.locator("#gen-stats").inner_text()
+
+
+def test_a_number_out_of_range_is_said_at_its_field(page, app_url):
+    """Issue 28: temperature -5, top p 2 or max new tokens 0 typed into a parameter's box were set to the nearest
+    bound without a word, and the request ran with it: the field now says so, in the browser's words."""
+    open_app(page, app_url)
+    open_tab(page, "Generate")
+    open_params(page, "gen")
+    for elem_id, typed, bound in (("gen-temperature", "-5", "0"), ("gen-top-p", "2", "1"),
+                                  ("gen-max-new-tokens", "0", "1")):
+        field = page.locator(f"#{elem_id} input[type=number]")
+        field.fill(typed)
+        field.press("Tab")
+        note = page.locator(f"#{elem_id} .range-note")
+        expect(note).to_be_visible()
+        expect(note).to_contain_text(bound)  # "Value must be greater than or equal to 0."
+        expect(field).to_have_value(bound)
+    field = page.locator("#gen-temperature input[type=number]")
+    field.fill("0.5")
+    field.press("Tab")
+    expect(page.locator("#gen-temperature .range-note")).to_have_count(0)  # a valid value: the note goes

@@ -55,3 +55,18 @@ def test_phone_puts_chat_settings_first_and_shows_model_state(browser: Browser, 
         assert box["x"] + box["width"] <= PHONE["width"], box  # in view without scrolling sideways
     finally:
         context.close()
+
+
+def test_a_charts_colour_legend_is_whole(page, app_url) -> None:
+    """Issue 28: under its label, a chart took its block's whole height, so the bottom of the chart, its colour
+    legend, was cut off below the legend's title ("series") and the lines could not be told apart."""
+    open_app(page, app_url)
+    open_tab(page, "Train")
+    plot = page.locator("#train-plot")
+    plot.scroll_into_view_if_needed()
+    entries = plot.locator(".role-legend-label text")  # "train loss", "eval loss" (both there before a run)
+    expect(entries).to_have_count(2)
+    block = plot.bounding_box()
+    for entry in entries.all():
+        box = entry.bounding_box()
+        assert box is not None and box["y"] + box["height"] <= block["y"] + block["height"], (box, block)

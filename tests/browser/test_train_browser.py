@@ -55,6 +55,39 @@ def step_of(page: Page) -> int:
     return int(match.group(1)) if match else 0
 
 
+def run_ids(page: Page) -> list[str]:
+    """The run ids the runs table lists, after a refresh."""
+    page.locator("#train-runs-refresh").click()
+    page.wait_for_timeout(500)
+    return [cell.strip() for cell in page.locator("#train-runs tbody tr td:first-child").all_text_contents()
+            if cell.strip()]
+
+
+def test_a_double_click_on_start_starts_one_run(page: Page, train_app: str, tmp_path: Path) -> None:
+    """Issue 28: a double click started two runs; the tab followed the second (queued) one, so Stop stopped
+    that one while the first trained unseen to the end. One click, one run: Start is busy while it starts."""
+    data = write_csv(tmp_path / "sentiment.csv", sentiment_rows(40, seed=1))
+    open_app(page, train_app)
+    open_tab(page, "Train")
+    page.locator("#train-data input[type=file]").set_input_files(str(data))
+    expect(page.locator("#train-label-column input")).to_have_value("label")
+    page.get_by_text("Hyperparameters").click()
+    set_number(page, "train-max_steps", 200)  # still running when Stop comes
+    set_number(page, "train-max_length", 16)
+    before = run_ids(page)
+    page.locator("#train-start").dblclick()
+    status = page.locator("#train-status")
+    expect(status).to_contain_text(re.compile(r"running|queued"), timeout=RUN_TIMEOUT_MS)
+    expect(page.locator("#train-start")).to_be_enabled()  # busy only while the start is in flight
+    page.wait_for_timeout(1_500)  # room for a second start to land, were there one
+    started = [run for run in run_ids(page) if run not in before]
+    assert len(started) == 1, f"one double click started {len(started)} runs: {started}"
+    page.locator("#train-stop").click()  # stops the run the tab follows: the one it started
+    expect(status).to_have_text(re.compile(r"^\s*stopped"), timeout=RUN_TIMEOUT_MS)
+    page.locator("#train-runs-refresh").click()
+    expect(page.locator("#train-runs tbody tr").filter(has_text=started[0])).to_contain_text("stopped")
+
+
 def test_train_stop_resume_and_classify_with_the_new_model(page: Page, train_app: str, tmp_path: Path) -> None:
     data = write_csv(tmp_path / "sentiment.csv", sentiment_rows(200, seed=0))
     open_app(page, train_app)

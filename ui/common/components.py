@@ -19,6 +19,7 @@ from backend.core.error_codes import refuse
 from backend.core.registry import Registry
 from backend.core.types import MAX_NEW_TOKENS_LIMIT, GenerationParams, InvalidInputError, Task
 from ui.i18n.core import t, text
+from ui.i18n.error_words import worded
 from ui.common.events import (  # noqa: F401 - re-exported: the tabs import them from here
     cancel_then,
     handle_errors,
@@ -126,6 +127,33 @@ def parse_stop(text: Any) -> tuple[str, ...]:
     return tuple(item for item in cleaned if item)
 
 
+def param_slider(*args: Any, param: str, **kwargs: Any) -> gr.Slider:
+    """A gr.Slider (its arguments) for the GenerationParams field `param`. A value outside its range (an API
+    caller's; the browser sets a typed one to the nearest bound and says so, ui/common/style.py RANGE_NOTE_HEAD)
+    is refused naming the field, where Gradio's own check said only "Value -5 is less than minimum value 0.0".
+
+    Why not a subclass: Gradio writes a .pyi stub next to the module of every component subclass it sees. A
+    session that updates the slider (a model change) gets a new plain gr.Slider, with Gradio's own check."""
+    slider = gr.Slider(*args, **kwargs)
+    gradio_preprocess = slider.preprocess
+
+    def preprocess(payload: float) -> float:
+        number = payload if isinstance(payload, (int, float)) and not isinstance(payload, bool) else None
+        if number is not None and not slider.minimum <= number <= slider.maximum:
+            error: InvalidInputError = refuse("between", param, low=_plain(slider.minimum), high=_plain(slider.maximum),
+                           got=_plain(number))
+            raise user_error(worded(error))
+        return gradio_preprocess(payload)
+
+    slider.preprocess = preprocess  # type: ignore[method-assign]
+    return slider
+
+
+def _plain(number: float) -> float | int:
+    """2.0 as 2 in a message."""
+    return int(number) if float(number).is_integer() else number
+
+
 @dataclass(frozen=True)
 class ParamPanel:
     """The generation-parameter accordion of one tab, and the one place widgets become GenerationParams."""
@@ -148,18 +176,21 @@ class ParamPanel:
                               elem_id=f"{prefix}-preset",
                               info=t("preset_info"))
             with gr.Row():
-                max_new_tokens = gr.Slider(1, _token_limit(spec), value=params.max_new_tokens, step=1,
-                                           label=t("max_new_tokens"), elem_id=f"{prefix}-max-new-tokens")
-                temperature = gr.Slider(0.0, 2.0, value=params.temperature, step=0.05, label=t("temperature"),
-                                        info=t("temperature_info"), elem_id=f"{prefix}-temperature")
+                max_new_tokens = param_slider(1, _token_limit(spec), value=params.max_new_tokens, step=1,
+                                             label=t("max_new_tokens"), elem_id=f"{prefix}-max-new-tokens",
+                                             param="max_new_tokens")
+                temperature = param_slider(0.0, 2.0, value=params.temperature, step=0.05, label=t("temperature"),
+                                          info=t("temperature_info"), elem_id=f"{prefix}-temperature",
+                                          param="temperature")
             with gr.Row():
-                top_p = gr.Slider(0.05, 1.0, value=params.top_p, step=0.01, label=t("top_p"),
-                                  elem_id=f"{prefix}-top-p")
-                top_k = gr.Slider(0, 200, value=params.top_k, step=1, label=t("top_k"), info=t("top_k_info"),
-                                  elem_id=f"{prefix}-top-k")
+                top_p = param_slider(0.05, 1.0, value=params.top_p, step=0.01, label=t("top_p"),
+                                    elem_id=f"{prefix}-top-p", param="top_p")
+                top_k = param_slider(0, 200, value=params.top_k, step=1, label=t("top_k"), info=t("top_k_info"),
+                                    elem_id=f"{prefix}-top-k", param="top_k")
             with gr.Row():
-                repetition_penalty = gr.Slider(0.5, 2.0, value=params.repetition_penalty, step=0.01,
-                                               label=t("repetition_penalty"), elem_id=f"{prefix}-repetition-penalty")
+                repetition_penalty = param_slider(0.5, 2.0, value=params.repetition_penalty, step=0.01,
+                                                 label=t("repetition_penalty"),
+                                                 elem_id=f"{prefix}-repetition-penalty", param="repetition_penalty")
                 seed = gr.Number(value=-1, precision=0, label=t("seed"), info=t("seed_info"),
                                  elem_id=f"{prefix}-seed")
             stop = gr.Textbox(label=t("stop_sequences"), lines=2, elem_id=f"{prefix}-stop",

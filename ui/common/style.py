@@ -22,4 +22,33 @@ table:not(:has(tbody tr)):has(th[title="1"]) thead { display: none; }
 /* Toasts at the bottom right, at most the newest three: they stacked over the model picker at the top. */
 .toast-wrap { top: auto !important; bottom: var(--size-4, 16px); }
 .toast-wrap > :nth-last-child(n+4) { display: none; }
+/* A chart (gr.LinePlot / ScatterPlot / BarPlot) fills what its label leaves of the block: the chart took the
+   block's whole height under the label, so its bottom (the colour legend, all but its title) was cut off. */
+.block:has(> .vega-embed) { display: flex; flex-direction: column; }
+.block > .vega-embed { flex: 1 1 0; min-height: 0; height: auto !important; }
+/* RANGE_NOTE_HEAD's note under a field whose typed number was out of its range. */
+.range-note { color: var(--error-text-color, #b91c1c); font-size: var(--text-sm, 0.85em); margin-top: 4px; }
 """
+
+# A number typed into a bounded field (a parameter slider's box, a gr.Number with minimum / maximum) outside its
+# range is set by Gradio to the nearest bound without a word, and the request ran with it. This says so under the
+# field, in the browser's own words ("Value must be greater than or equal to 0."), read before Gradio changes the
+# value (a capturing listener runs first); the note goes away after a while or at the next valid value.
+RANGE_NOTE_HEAD = """<script>
+document.addEventListener("change", (event) => {
+  const box = event.target;
+  if (!(box instanceof HTMLInputElement) || box.type !== "number") return;
+  const block = box.closest(".block");
+  if (!block) return;
+  let note = block.querySelector(":scope .range-note");
+  const out = box.validity.rangeUnderflow || box.validity.rangeOverflow;
+  if (!out) { note?.remove(); return; }
+  if (!note) {
+    note = Object.assign(document.createElement("div"), {className: "range-note", role: "alert"});
+    block.append(note);
+  }
+  note.textContent = box.validationMessage;
+  clearTimeout(note.hideTimer);
+  note.hideTimer = setTimeout(() => note.remove(), 8000);
+}, true);
+</script>"""

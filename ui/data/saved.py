@@ -30,6 +30,9 @@ def build_saved_section() -> tuple[gr.Dataframe, gr.Dropdown]:
     with gr.Row():
         chats = gr.File(label=t("data_chats"), file_types=[".json"], file_count="multiple",
                         type="filepath", elem_id="data-chat-files", scale=2)
+        # Its own name: sharing the ratings' box saved both under one name without saying so.
+        chats_name = gr.Textbox(label=t("data_chats_name"), value="chat-conversations", elem_id="data-chat-name",
+                                scale=1)
         chats_build = gr.Button(t("data_chats_build"), elem_id="data-chat-build", scale=1)
     feedback_status = gr.Markdown("", elem_id="data-feedback-status")
     with gr.Row():
@@ -41,7 +44,7 @@ def build_saved_section() -> tuple[gr.Dataframe, gr.Dropdown]:
     gr.on(None, saved_rows, outputs=[saved, pick], **ui_event(saved))  # no triggers, no inputs: on page load
     build.click(build_feedback, inputs=[kind, feedback_name], outputs=[feedback_status, saved, pick],
                 **ui_event(feedback_status))
-    chats_build.click(build_from_conversations, inputs=[chats, feedback_name], outputs=[feedback_status, saved, pick],
+    chats_build.click(build_from_conversations, inputs=[chats, chats_name], outputs=[feedback_status, saved, pick],
                       **ui_event(feedback_status))
     pick.input(zip_saved, inputs=pick, outputs=saved_download, **ui_event(saved_download))
     return saved, pick

@@ -33,6 +33,7 @@ from ui.i18n.core import headed, say, t, text
 PAGE_ROWS = 20
 NONE = "(none)"
 POLL_S = 0.3
+COUNT_AXIS: list[float | None] = [0, None]  # the bar charts' y axis: from 0, up to the largest count
 # The checkboxes' words (translation keys "clean_<step>" / "augment_<method>", ui/i18n/strings_work.py).
 CLEAN_LABELS = {step: text(f"clean_{step}") for step in CLEAN_STEPS}
 AUGMENT_LABELS = {method: text(f"augment_{method}") for method in AUGMENT_METHODS}
@@ -113,10 +114,11 @@ class DataTab:
             summary = gr.Markdown("", elem_id="data-summary")
             columns = gr.Dataframe(interactive=False, elem_id="data-columns", label=t("data_columns"))
             with gr.Row():
+                # Counts from 0: a y axis from the smallest count drew no bar for the smallest label.
                 labels_plot = gr.BarPlot(None, x="label", y="rows", label=t("data_label_balance"),
-                                         elem_id="data-labels-plot")
+                                         y_lim=COUNT_AXIS, elem_id="data-labels-plot")
                 length_plot = gr.BarPlot(None, x="length", y="rows", label=t("data_text_length"),
-                                         elem_id="data-length-plot")
+                                         y_lim=COUNT_AXIS, elem_id="data-length-plot")
         with gr.Accordion(t("data_clean"), open=True):
             clean = gr.CheckboxGroup([(CLEAN_LABELS[s], s) for s in CLEAN_STEPS], value=["normalize", "empty"],
                                      label=t("data_clean_steps"), elem_id="data-clean")

@@ -12,6 +12,7 @@ from typing import Any, Iterator, Optional, Sequence
 
 import gradio as gr
 
+from backend.core.error_codes import refuse
 from backend.services import generation as service
 from backend.core.registry import Registry
 from backend.core.types import TokenChoice
@@ -85,7 +86,9 @@ class GenerateTab:
         running = [run.click(tab.generate, inputs=inputs, outputs=outputs, api_name="ui_generate", **streaming),
                    extend.click(tab.extend, inputs=inputs, outputs=outputs, api_name="ui_continue",
                                 **streaming)]
-        cancel_then(stop, running, lambda: STOPPED, outputs=stats, feedback_on=stats)
+        # Stop also gives the text box back (it is read-only while a completion streams into it).
+        cancel_then(stop, running, lambda: (STOPPED, gr.update(interactive=True)), outputs=[stats, prompt],
+                    feedback_on=stats)
         # .change, not .input: .input missed pastes and deletions (and counted the previous value). A streamed
         # completion changes the box too; always_last keeps that to one count at a time (a tokenizer pass costs
         # about a millisecond per thousand tokens, and the model is never loaded to count).
@@ -109,6 +112,8 @@ class GenerateTab:
         yield from self._complete(data, data[self.prompt] or "")
 
     def _complete(self, data: dict[Any, Any], start: str) -> Iterator[tuple[Any, ...]]:
+        if not start.strip():  # nothing to complete: say so, start nothing
+            raise refuse("empty", "prompt")
         model_id = data[self.model]
         alternatives = TOP_ALTERNATIVES if data[self.show_probs] else 0
         skip, stats_line = gr.skip(), OnChange()
@@ -117,19 +122,23 @@ class GenerateTab:
         except Exception:
             yield skip, "", "", skip, skip  # the last run's stats and table do not describe this refused one
             raise
-        yield start, stats_line(format_progress(StreamState())), "", skip, skip
+        # The box is read-only while the completion streams into it: each update replaces its whole text, so
+        # what was typed meanwhile was silently lost. It is editable again at the end, on an error, and on Stop.
+        yield (gr.update(value=start, interactive=False), stats_line(format_progress(StreamState())), "", skip,
+               skip)
         state = StreamState()
         try:
             for state in throttled(events):
                 yield start + state.text, stats_line(format_progress(state)), skip, skip, skip
         except Exception:
             # A prompt refused by the model (longer than its context...) must not leave "Waiting for the model…".
-            yield skip, "", "", skip, skip
+            yield gr.update(interactive=True), "", "", skip, skip
             raise
         # The table is rendered once, at the end: re-rendering it per update would make long runs stutter.
         table = render_choices(state.choices) if alternatives else ""
         full = start + state.text
-        yield full, stats_line(format_progress(state)), table, self._count_text(model_id, full), LastRun(start, full)
+        yield (gr.update(value=full, interactive=True), stats_line(format_progress(state)), table,
+               self._count_text(model_id, full), LastRun(start, full))
 
     @ui_errors
     def count(self, model_id: str, text: str) -> str:

@@ -229,4 +229,7 @@ STRINGS: dict[str, tuple[str, str]] = {
                                  "请下载 zip 后在联网的机器上上传。"),
     "err_hub_push_failed": ("The Hub refused the upload to {repo} ({why}); check the token's write access and the "
                             "repository name.", "Hub 拒绝了向 {repo} 的上传（{why}）；请检查令牌的写权限和仓库名称。"),
+    # ------------------------------------------------------------------------- issue 28 (Train, Generate)
+    "err_train_start_twice": ("A run was just started from this page; this second start was ignored (a double click?).",
+                              "此页面刚刚开始了一次训练；这第二次开始已被忽略（是否双击了？）。"),
 }

@@ -321,4 +321,6 @@ STRINGS: dict[str, tuple[str, str]] = {
     "train_pushed": ("pushed {files} files ({size}) to `{repo}`: {url}", "已推送 {files} 个文件（{size}）到 `{repo}`：{url}"),
     "train_merged_registered": ("merged into a full model (the run folder's `{folder}/`), registered as `{model}`: "
                                 "pick it in Chat", "已合并为完整模型（运行文件夹的 `{folder}/`），注册为 `{model}`：可在聊天中选用"),
+    # ------------------------------------------------------------------------- issue 28 (Data, Train, Generate)
+    "data_chats_name": ("Name of the SFT dataset", "SFT 数据集名称"),
 }

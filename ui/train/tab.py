@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import html
 import shutil
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -28,6 +29,7 @@ from backend.training.config import TrainConfig, parse_train_config
 from backend.training.recipes import RECIPES, TASKS, ColumnField, column_fields, recipe_for
 from backend.training.service import TrainingService
 from ui.common.components import handle_errors, live_choices, ui_event
+from ui.train.once import OneStartAtATime
 from ui.train.progress import curves, progress_text, reason, task_curves
 from ui.train.publish import PublishPanel
 from ui.i18n.core import STRINGS, headed, say, t, text
@@ -54,6 +56,11 @@ def may_start(request: Optional[gr.Request]) -> None:
 
 def _user(request: Optional[gr.Request]) -> Optional[str]:
     return getattr(request, "username", None) if request is not None else None
+
+
+def _page(request: Optional[gr.Request]) -> str:
+    """The page a request comes from (its Gradio session), else its user: what one start at a time is kept per."""
+    return str(getattr(request, "session_hash", None) or _user(request) or "")
 
 
 def _columns_choices(path: Optional[str]) -> list[str]:
@@ -97,6 +104,7 @@ class TrainTab:
     run_id: gr.State
     saved: gr.Dropdown  # a dataset saved on the Data tab, used when no file is uploaded
     share: gr.Checkbox  # with logins on: the registered model is everyone's, not only its owner's
+    starts: OneStartAtATime = dataclasses.field(default_factory=OneStartAtATime)  # one click, one run (once.py)
 
     @classmethod
     def build(cls, registry: Registry, service: Optional[TrainingService] = None) -> "TrainTab":
@@ -174,9 +182,11 @@ class TrainTab:
         data.change(tab.on_data, inputs=[task, data], outputs=[*pickers, plan_text, preview],
                     **ui_event(plan_text))
         check.click(tab.check, inputs=tab.form, outputs=[plan_text, preview], **ui_event(plan_text, progress=True))
-        start.click(tab.start, inputs=tab.form,
-                    outputs=[run_id, status, plot, log, timer, plan_text, preview, task_plot],
-                    **ui_event(status, progress=True))
+        # Start is busy (not clickable) while its start is in flight: a double click started two runs.
+        instant = ui_event(status, queue=False)
+        start.click(lambda: gr.Button(interactive=False), outputs=start, **instant).then(
+            tab.start, inputs=tab.form, outputs=[run_id, status, plot, log, timer, plan_text, preview, task_plot],
+            **ui_event(status, progress=True)).then(lambda: gr.Button(interactive=True), outputs=start, **instant)
         stop.click(tab.stop, inputs=run_id, outputs=status, **ui_event(status))
         resume.click(tab.resume, inputs=run_id, outputs=[status, timer], **ui_event(status))
         timer.tick(tab.refresh, inputs=run_id, outputs=[status, plot, log, timer, runs, reopen_id, task_plot],
@@ -285,9 +295,10 @@ class TrainTab:
     @handle_errors
     def start(self, values: dict, request: gr.Request) -> tuple:
         may_start(request)
-        config = self.config_from(values, request, keep=True)
-        plan = self.service.plan(config)
-        run_dir = self.service.start(config, _user(request), plan=plan)
+        with self.starts.starting(_page(request)):  # a second start from this page, at once: refused
+            config = self.config_from(values, request, keep=True)
+            plan = self.service.plan(config)
+            run_dir = self.service.start(config, _user(request), plan=plan)
         info = self.service.info(run_dir)
         return (run_dir.name, progress_text(run_dir, info), curves(run_dir), "", gr.Timer(active=True),
                 html.escape(plan.describe()), _highlight(plan.preview.segments), task_curves(run_dir, config.task))
