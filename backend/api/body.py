@@ -74,7 +74,7 @@ def _too_deep(where: Optional[str]) -> ApiError:
                        code="too_deep")
 
 
-def first_problem(value: Any, utf8: bool = True) -> Optional[ApiError]:
+def first_problem(value: object, utf8: bool = True) -> Optional[ApiError]:
     """The first field (in document order) nested too deep or holding text that is not valid, as a 400."""
     for loc, item in _walk(value):
         if len(loc) > MAX_JSON_DEPTH:
@@ -104,7 +104,7 @@ def _first_bad(text: str) -> int:
     return 0
 
 
-def _walk(value: Any) -> Iterator[tuple[tuple[Any, ...], Any]]:
+def _walk(value: object) -> Iterator[tuple[tuple[Any, ...], Any]]:
     """(location, value) for `value` and everything in it, in document order, without recursion."""
     stack: list[tuple[tuple[Any, ...], Any]] = [((), value)]
     while stack:

@@ -100,7 +100,7 @@ class ChatChoices:
                 started.append(service.stream_chat(self.registry, self.body.model, message, history, params))
         return started
 
-    def take(self, choice: ChatChoice, value: Any) -> list[dict[str, Any]]:
+    def take(self, choice: ChatChoice, value: object) -> list[dict[str, Any]]:
         """Applies one backend event; returns its tokens' logprobs entries (when asked for)."""
         if isinstance(value, Final):
             choice.final = value

@@ -188,7 +188,7 @@ class TextCompletion:
 
     # ----------------------------------------------------------------------------------------- events
 
-    def take(self, choice: Choice, value: Any) -> str:
+    def take(self, choice: Choice, value: object) -> str:
         """Applies one backend event to its choice; returns the new text."""
         if isinstance(value, Final):
             choice.final = value

@@ -25,7 +25,7 @@ from backend.core.registry import Registry
 from backend.tasks import service
 
 
-def _dimensions(value: Any) -> Optional[int]:
+def _dimensions(value: object) -> Optional[int]:
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise invalid("must be a positive whole number")
     return value
@@ -41,14 +41,14 @@ class EmbeddingRequest(BaseModel):
 
     @field_validator("model")
     @classmethod
-    def _model(cls, value: Any) -> str:
+    def _model(cls, value: object) -> str:
         if not isinstance(value, str) or not value:
             raise invalid("required; the id of an embed model (GET /v1/models lists them)")
         return value
 
     @field_validator("input")
     @classmethod
-    def _input(cls, value: Any) -> list[str]:
+    def _input(cls, value: object) -> list[str]:
         if isinstance(value, list) and value and (all(isinstance(item, int) for item in value)
                                                   or all(isinstance(item, list) for item in value)):
             raise invalid("token arrays are not supported; send a string or a list of strings")
@@ -60,7 +60,7 @@ class EmbeddingRequest(BaseModel):
 
     @field_validator("encoding_format")
     @classmethod
-    def _encoding(cls, value: Any) -> str:
+    def _encoding(cls, value: object) -> str:
         if value in (None, ""):
             return "float"
         if value not in ("float", "base64"):

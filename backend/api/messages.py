@@ -23,7 +23,7 @@ class ToolCall(BaseModel):
 
     @field_validator("function")
     @classmethod
-    def _function(cls, value: Any) -> dict[str, Any]:
+    def _function(cls, value: object) -> dict[str, Any]:
         if not isinstance(value, dict) or not isinstance(value.get("name"), str):
             raise invalid("must be {'name': ..., 'arguments': '<JSON text>'}")
         arguments = value.get("arguments", "{}")
@@ -50,7 +50,7 @@ class ChatMessage(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _object(cls, value: Any) -> Any:
+    def _object(cls, value: object) -> Any:
         if not isinstance(value, dict):
             raise invalid("must be an object with 'role' and 'content'")
         if value.get("content") is None and value.get("role") == "assistant" and value.get("tool_calls"):
@@ -59,7 +59,7 @@ class ChatMessage(BaseModel):
 
     @field_validator("role")
     @classmethod
-    def _role(cls, value: Any) -> str:
+    def _role(cls, value: object) -> str:
         if value == "developer":
             value = "system"
         if value not in ("system", "user", "assistant", "tool"):
@@ -68,7 +68,7 @@ class ChatMessage(BaseModel):
 
     @field_validator("content")
     @classmethod
-    def _content(cls, value: Any) -> str:
+    def _content(cls, value: object) -> str:
         if isinstance(value, str):
             return value
         if isinstance(value, list):
@@ -101,14 +101,14 @@ class Tool(BaseModel):
 
     @field_validator("type")
     @classmethod
-    def _type(cls, value: Any) -> str:
+    def _type(cls, value: object) -> str:
         if value != "function":
             raise invalid(f"only 'function' tools are supported, not {value!r}")
         return value
 
     @field_validator("function")
     @classmethod
-    def _function(cls, value: Any) -> dict[str, Any]:
+    def _function(cls, value: object) -> dict[str, Any]:
         if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not value["name"]:
             raise invalid("must be {'name': ..., 'description': ..., 'parameters': {JSON Schema}}")
         if value.get("parameters") is not None and not isinstance(value["parameters"], dict):

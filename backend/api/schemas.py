@@ -22,7 +22,7 @@ MAX_LOGPROBS = 20  # as vLLM
 MAX_N = 8  # choices per chat request: each is a generation of its own
 
 
-def _whole(value: Any) -> Optional[int]:
+def _whole(value: object) -> Optional[int]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or \
@@ -31,7 +31,7 @@ def _whole(value: Any) -> Optional[int]:
     return int(value)
 
 
-def _real(value: Any) -> Optional[float]:
+def _real(value: object) -> Optional[float]:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -39,7 +39,7 @@ def _real(value: Any) -> Optional[float]:
     return float(value)
 
 
-def _flag(value: Any) -> bool:
+def _flag(value: object) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
@@ -58,7 +58,7 @@ class StreamOptions(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _object(cls, value: Any) -> Any:
+    def _object(cls, value: object) -> Any:
         if not isinstance(value, dict):
             raise invalid("must be an object")
         return value
@@ -87,14 +87,14 @@ class _Sampling(BaseModel):
 
     @field_validator("model")
     @classmethod
-    def _model(cls, value: Any) -> str:
+    def _model(cls, value: object) -> str:
         if not isinstance(value, str) or not value:
             raise invalid("required; give a model id from GET /v1/models")
         return value
 
     @field_validator("stop")
     @classmethod
-    def _stop(cls, value: Any) -> tuple[str, ...]:
+    def _stop(cls, value: object) -> tuple[str, ...]:
         if value is None:
             return ()
         if isinstance(value, str):
@@ -112,7 +112,7 @@ class _Sampling(BaseModel):
 
     @field_validator("logit_bias")
     @classmethod
-    def _logit_bias(cls, value: Any) -> tuple[tuple[int, float], ...]:
+    def _logit_bias(cls, value: object) -> tuple[tuple[int, float], ...]:
         if value is None:
             return ()
         if not isinstance(value, dict) or not all(isinstance(key, str) and key.strip().isdigit() for key in value):
@@ -144,7 +144,7 @@ class _Sampling(BaseModel):
 
 def _refused(why: str) -> Any:
     """A validator refusing any value but 'not given' for a field whose meaning this server cannot honour."""
-    def check(value: Any) -> Any:
+    def check(value: object) -> Any:
         if value not in (None, [], "none", False):
             raise invalid(f"{why} by this server")
         return None
@@ -170,7 +170,7 @@ class ChatCompletionRequest(_Sampling):
 
     @field_validator("messages", mode="before")
     @classmethod
-    def _messages(cls, value: Any) -> Any:
+    def _messages(cls, value: object) -> Any:
         if not isinstance(value, list) or not value:
             raise invalid("required; give a non-empty list of {'role', 'content'} objects")
         return value
@@ -214,7 +214,7 @@ class ChatCompletionRequest(_Sampling):
 
     @field_validator("response_format")
     @classmethod
-    def _response_format(cls, value: Any) -> Any:
+    def _response_format(cls, value: object) -> Any:
         """None (free text) or the JSON Schema the reply must follow ({} for json_object: any object)."""
         if value is None:
             return None
@@ -232,7 +232,7 @@ class ChatCompletionRequest(_Sampling):
 
     @field_validator("tool_choice")
     @classmethod
-    def _tool_choice(cls, value: Any) -> Any:
+    def _tool_choice(cls, value: object) -> Any:
         """'auto' (the default), 'none', 'required', or {'type': 'function', 'function': {'name': ...}}."""
         if value is None or value in ("auto", "none", "required"):
             return value
@@ -290,7 +290,7 @@ class CompletionRequest(_Sampling):
 
     @field_validator("prompt")
     @classmethod
-    def _prompt(cls, value: Any) -> list[Union[str, list[int]]]:
+    def _prompt(cls, value: object) -> list[Union[str, list[int]]]:
         """A string, token ids, or a list of either (one choice per prompt, in order)."""
         if value is None:
             raise invalid("required; give the text to complete")
@@ -350,5 +350,5 @@ class CompletionRequest(_Sampling):
                 and self.logprobs is None and self.new_tokens != 0)
 
 
-def _is_token_id(value: Any) -> bool:
+def _is_token_id(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)

@@ -36,7 +36,7 @@ class TokenizeRequest(_ModelField):
 
     @field_validator("prompt", mode="before")
     @classmethod
-    def _text(cls, value: Any) -> Any:
+    def _text(cls, value: object) -> Any:
         if value is not None and not isinstance(value, str):
             raise invalid("must be a string")
         return value
@@ -47,7 +47,7 @@ class DetokenizeRequest(_ModelField):
 
     @field_validator("tokens")
     @classmethod
-    def _ids(cls, value: Any) -> list[int]:
+    def _ids(cls, value: object) -> list[int]:
         if not isinstance(value, list) or not all(isinstance(t, int) and not isinstance(t, bool) for t in value):
             raise invalid("required; give a list of token ids (whole numbers)")
         return value

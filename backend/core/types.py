@@ -165,7 +165,7 @@ def normalise_logit_bias(bias: Any) -> tuple[tuple[int, float], ...]:
     return tuple(sorted(clean))
 
 
-def _check_int(name: str, value: Any, low: int, high: int, shown: Optional[str] = None) -> None:
+def _check_int(name: str, value: object, low: int, high: int, shown: Optional[str] = None) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             value = int(value)
@@ -175,7 +175,7 @@ def _check_int(name: str, value: Any, low: int, high: int, shown: Optional[str] 
         raise _refuse("between", name, shown, low=low, high=high, got=value)
 
 
-def _check_float(name: str, value: Any, low: float, high: float, low_open: bool = False,
+def _check_float(name: str, value: object, low: float, high: float, low_open: bool = False,
                  shown: Optional[str] = None) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
         raise _refuse("number_between", name, shown, low=low, high=high, got=value)

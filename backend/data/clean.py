@@ -230,7 +230,7 @@ def _map(dataset: "datasets.Dataset", fn: Callable[[dict[str, list[Any]]], dict[
                        new_fingerprint=uuid.uuid4().hex)
 
 
-def _text(value: Any) -> str:
+def _text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value != value:

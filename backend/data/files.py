@@ -339,7 +339,7 @@ def _check_parquet_size(path: Path, parquet: Any, name: str, limits: TableLimits
         raise refuse("expands", "file", name=name, size_mb=total / 2**20, limit_mb=limits.max_table_bytes / 2**20)
 
 
-def _as_text(value: Any) -> str:
+def _as_text(value: object) -> str:
     if value is None:
         return ""
     if isinstance(value, float) and value != value:  # NaN

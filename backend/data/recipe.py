@@ -128,7 +128,7 @@ def _known(name: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None
         raise InvalidInputError(f"{name}: a step is listed twice", field=name)
 
 
-def _fraction(name: str, value: Any, open_low: bool = False) -> None:
+def _fraction(name: str, value: object, open_low: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value) or not \
             (0 < value <= 1 if open_low else 0 <= value <= 1):
         bound = "above 0 and at most 1" if open_low else "from 0 to 1"

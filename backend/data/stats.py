@@ -89,7 +89,7 @@ def _histogram(values: Any, unit: str) -> list[dict[str, Any]]:
             for i, count in enumerate(counts)]
 
 
-def _is_empty(value: Any) -> bool:
+def _is_empty(value: object) -> bool:
     if value is None:
         return True
     if isinstance(value, float) and value != value:

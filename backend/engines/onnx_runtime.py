@@ -242,7 +242,7 @@ def onnx_forward(spec: ModelSpec, model: HFModel, tokenizer: HFTokenizer) -> Cal
     return forward
 
 
-def _numpy(value: Any) -> np.ndarray:
+def _numpy(value: object) -> np.ndarray:
     if isinstance(value, torch.Tensor):
         return value.detach().cpu().numpy().astype(np.int64)
     return np.asarray(value, dtype=np.int64)

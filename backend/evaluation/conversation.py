@@ -34,7 +34,7 @@ CONVERSATION_HINTS = ("messages", "conversation", "context", "history")
 Conversation = list[dict[str, str]]
 
 
-def parse_conversation(value: Any, row: int, column: str) -> Conversation:
+def parse_conversation(value: object, row: int, column: str) -> Conversation:
     """One cell as [{role, content}] messages: a list (JSONL, Parquet) or its JSON text (CSV, Chat's suites).
 
     A blank cell is an empty conversation (a first turn). Anything else is refused with the row and column."""

@@ -119,7 +119,7 @@ def parse_grade(answer: str) -> Grade:
     return Grade(None, "", answer)
 
 
-def _valid_score(value: Any) -> bool:
+def _valid_score(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 10
 
 

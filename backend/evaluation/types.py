@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional, cast
 
 from backend.core.error_codes import refuse
 from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource, EvalTask, Examples
@@ -150,7 +150,7 @@ class EvalConfig:
                           models=tuple(data.get("models") or ()), **plain)
 
 
-def _check_int(name: str, value: Any, low: int, high: int) -> None:
+def _check_int(name: str, value: object, low: int, high: int) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
         raise refuse("whole_between", name, low=low, high=high, got=value)
 
@@ -322,7 +322,7 @@ class RunResult:
         )
 
 
-def _json_safe(value: Any) -> Any:
+def _json_safe(value: object) -> Any:
     """NaN and infinities are not JSON: they become null (read back as NaN)."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
@@ -333,8 +333,8 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _float(value: Any) -> float:
-    return float("nan") if value is None else float(value)
+def _float(value: object) -> float:
+    return float("nan") if value is None else float(cast(float, value))  # a metric value: a number or None
 
 
 def _floats(values: dict[str, Any]) -> dict[str, float]:

@@ -22,7 +22,7 @@ from backend.guard.limits import send_json
 BodyCheck = Callable[[Scope, Any], Optional[tuple[int, Any]]]
 
 
-def lone_surrogates(value: Any, where: str = "") -> Iterator[tuple[str, str]]:
+def lone_surrogates(value: object, where: str = "") -> Iterator[tuple[str, str]]:
     """(field path, the surrogate as \\uXXXX) for every string in `value` holding a lone UTF-16 surrogate."""
     if isinstance(value, str):
         bad = first_surrogate(value)

@@ -83,7 +83,7 @@ class LoadContext:
 # ------------------------------------------------------------------------------------------------ checks
 
 
-def whole_number(field: str, value: Any, low: int, high: int) -> int:
+def whole_number(field: str, value: object, low: int, high: int) -> int:
     """`value` as an int in [low, high], or an error naming `field`."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
         raise refuse("whole_between", field, low=low, high=high, got=value)
@@ -92,8 +92,8 @@ def whole_number(field: str, value: Any, low: int, high: int) -> int:
     return int(value)
 
 
-def one_of(field: str, value: Any, choices: Sequence[str]) -> str:
-    if value not in choices:
+def one_of(field: str, value: object, choices: Sequence[str]) -> str:
+    if not isinstance(value, str) or value not in choices:
         raise InvalidInputError(f"{field}: one of {', '.join(choices)}, got {value!r}", field=field)
     return value
 

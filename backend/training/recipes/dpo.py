@@ -91,7 +91,7 @@ def pairs_from_table(table: "pd.DataFrame", config: "TrainConfig", what: str) ->
     return pairs
 
 
-def _turns(value: Any, row: int, field: str, what: str, role: str = "assistant") -> Conversation:
+def _turns(value: object, row: int, field: str, what: str, role: str = "assistant") -> Conversation:
     """A cell as messages: plain text is one message of `role`; a list (or JSON text of one) is checked."""
     if isinstance(value, str) and not value.lstrip().startswith("["):
         if not value.strip():

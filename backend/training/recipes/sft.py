@@ -94,7 +94,7 @@ def conversations_from_table(table: "pd.DataFrame", config: "TrainConfig", what:
     return conversations
 
 
-def messages_of(value: Any, row: int, field: str, what: str) -> Conversation:
+def messages_of(value: object, row: int, field: str, what: str) -> Conversation:
     """A cell holding a list of {role, content} messages (JSON text in CSV, arrays in Parquet), checked."""
     where = f"field '{field}': row {row} of the {what} file"
     if isinstance(value, str):  # CSV cells hold the list as JSON text
