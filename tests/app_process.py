@@ -63,6 +63,9 @@ class AppProcess:
         full_env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
                     "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false",
                     "WORKBENCH_TEST_THREAD_DUMP": str(self._dump_path)}
+        # Runs, saved datasets and the registry overlay go to this app's own folder unless a test says where: a test
+        # app never writes into the checkout's runs/ (where a second test run would meet the first one's models).
+        full_env.setdefault("WORKBENCH_RUNS_DIR", str(self._dir / "runs"))
         for name in unset:
             full_env.pop(name, None)
         full_env.update(env or {})
