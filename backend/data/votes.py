@@ -129,7 +129,7 @@ def load_votes(username: Optional[str], everyone: bool = False, root: Optional[P
 def battles(votes: Sequence[Vote]) -> list[Battle]:
     """The pairwise results of each vote: the best side beat each other side; a tie or "all bad" ties every
     pair. Sides with the same model tell nothing about it and are left out (backend/evaluation/leaderboard.py)."""
-    found = []
+    found: list[Battle] = []
     for vote in votes:
         winner = vote.winner
         pairs = []

@@ -9,6 +9,7 @@ and names the models once the vote is in.
 
 from __future__ import annotations
 
+import html
 import random
 import uuid
 from typing import Any, Optional, Sequence
@@ -30,12 +31,16 @@ def new_round(picked: Sequence[str], blind: bool, rng: Optional[random.Random] =
 
 def continues(current: Optional[Round], picked: Sequence[str], blind: bool) -> bool:
     """Whether the next message belongs to `current`: same models and mode, and no vote cast yet."""
-    return bool(current) and current.get("vote") is None and current.get("picked") == list(picked) \
-        and current.get("blind") == bool(blind)
+    if not current:
+        return False
+    return current.get("vote") is None and current.get("picked") == list(picked) and current.get("blind") == bool(blind)
 
 
 def revealed(current: Optional[Round]) -> bool:
-    return bool(current) and (not current.get("blind") or current.get("vote") is not None)
+    """Whether the round's models may be named: a round that is not blind, or one that has its vote."""
+    if not current:
+        return False
+    return not current.get("blind") or current.get("vote") is not None
 
 
 def model_name(registry: Registry, model_id: str) -> str:
@@ -51,7 +56,7 @@ def side_titles(registry: Registry, current: Optional[Round], sides: int) -> lis
     for side in range(sides):
         letter = SIDES[side]
         if current and revealed(current) and side < len(current["models"]):
-            titles.append(f"**{letter}** · {model_name(registry, current['models'][side])}")
+            titles.append(f"**{letter}** · {html.escape(model_name(registry, current['models'][side]))}")
         else:
             titles.append(f"**{letter}**")
     return titles

@@ -57,7 +57,7 @@ class LeaderboardView:
         return [gr.Radio(visible=admin), *self.show(MINE, request)]
 
     @handle_errors
-    def show(self, scope: Optional[str], request: gr.Request) -> list[Any]:
+    def show(self, scope: Optional[str], request: gr.Request = None) -> list[Any]:
         """The table, a line of totals and the CSV of the votes in `scope`."""
         username = getattr(request, "username", None)
         everyone = scope == EVERYONE and user_space.is_admin(username)
