@@ -187,3 +187,26 @@ def test_a_sides_stop_ends_it_while_the_other_side_finishes(arena: CompareTab) -
     after = final(arena, updates)
     line_a, line_b = (after[line] for line in arena.layout.stats[:2])
     assert stopped and "120 generated tokens" in line_a and line_b == STOPPED
+
+
+def test_the_leaderboard_shows_an_admin_everyones_votes_and_others_their_own(tmp_path: Path,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from ui.compare.leaderboard import EVERYONE, LeaderboardView
+
+    monkeypatch.setenv("WORKBENCH_RUNS_DIR", str(tmp_path))
+    monkeypatch.setenv("WORKBENCH_ADMINS", "carol")
+    for user, outcome in (("alice", "A"), ("bob", "B")):
+        votes.record_vote(user, f"round-{user}", ["x", "y"], [[{"role": "user", "content": "q"},
+                                                               {"role": "assistant", "content": side}]
+                                                              for side in "ab"], outcome)
+    with gr.Blocks():
+        view = LeaderboardView.build()
+    carol, alice = gr.Request(username="carol"), gr.Request(username="alice")
+    scope, _, mine, _ = view.on_load(carol)
+    assert scope.visible and mine == "No votes yet: vote on a round above."  # carol voted nothing herself
+    table, summary, download = view.show(EVERYONE, carol)
+    assert summary == "2 vote(s), 2 model(s), 2 user(s)." and list(table.iloc[:, 5]) == [2, 2]
+    assert Path(download.value["path"]).read_text(encoding="utf-8").startswith("rank,model,rating")
+    assert not view.on_load(alice)[0].visible
+    _, summary, _ = view.show(EVERYONE, alice)  # not an admin: her own votes only
+    assert summary == "1 vote(s), 2 model(s), 1 user(s)."
