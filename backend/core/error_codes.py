@@ -157,6 +157,18 @@ MESSAGES: dict[str, str] = {
     # issue 28 (ui/train/once.py)
     "train_start_twice": "start: a run was just started from this page; this second start was ignored (a double "
                          "click?)",
+    # the arena's votes (backend/data/votes.py)
+    "arena_sides": "{field}: an arena round has {low} to {high} sides",
+    "arena_outcome": "outcome: {got!r} is not an outcome of this round; one of {allowed}",
+    "vote_too_large": "conversations: this vote takes {size:,} bytes, over the limit of {limit:,} per vote; start a "
+                      "new round with shorter conversations",
+    "votes_count": "votes: you have {limit:,} votes, the most one user keeps",
+    "votes_bytes": "votes: your votes take {used_mb:.1f} MB, the most one user keeps is {limit_mb:g} MB",
+    "arena_nothing": "vote: there are no replies to vote on yet; send a message first",
+    "arena_voted": "vote: this round has its vote; send a message to start a new round",
+    "arena_busy": "vote: the replies are still coming; wait for them (or stop them) first",
+    "no_vote_pairs": "votes: none of your {votes:,} arena vote(s) picked a best reply (ties and all-bad votes make no "
+                     "pair); vote in Compare's blind arena first",
 }
 
 

@@ -102,7 +102,7 @@ def record_rating(username: Optional[str], model: Optional[str], messages: Seque
 
 def _check_room(path: Path, key: str, size: int) -> None:
     """Refuses a new rating beyond the user's count or bytes (compacting the log first when that makes room)."""
-    latest = _latest_entries(path)
+    latest = latest_entries(path)
     if key not in latest and sum(e.get("rating") in RATINGS for e in latest.values()) >= MAX_USER_RATINGS:
         raise refuse("ratings_count", "feedback", limit=MAX_USER_RATINGS)
     used = path.stat().st_size if path.is_file() else 0
@@ -118,8 +118,9 @@ def _check_room(path: Path, key: str, size: int) -> None:
     temporary.replace(path)  # whole or not at all: a crash leaves the old log
 
 
-def _latest_entries(path: Path) -> dict[str, dict[str, Any]]:
-    """The last entry per reply in the log, oldest first (re-rating moves a reply to the end)."""
+def latest_entries(path: Path) -> dict[str, dict[str, Any]]:
+    """The last entry per key in an append-only JSONL log, oldest first (re-rating moves a reply to the end; the
+    arena's votes use the same log shape, backend/data/votes.py)."""
     latest: dict[str, dict[str, Any]] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
@@ -134,7 +135,7 @@ def _latest_entries(path: Path) -> dict[str, dict[str, Any]]:
 
 def load_ratings(username: Optional[str], model: Optional[str] = None, root: Optional[Path] = None) -> list[Rating]:
     """The user's current ratings (the last one per reply; taken-back ones left out), oldest first."""
-    latest = _latest_entries(user_dir("feedback", username, root, create=False) / RATINGS_FILE)
+    latest = latest_entries(user_dir("feedback", username, root, create=False) / RATINGS_FILE)
     return [Rating(e["key"], e["model"], e["rating"], e["conversation"], e.get("time", ""))
             for e in latest.values() if e.get("rating") in RATINGS and (model is None or e["model"] == model)]
 

@@ -13,6 +13,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Optional
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page
@@ -70,7 +71,16 @@ def browser_models_yaml(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPat
 
 
 @pytest.fixture(scope="session")
-def app_url(browser_models_yaml: Path) -> Iterator[str]:
+def app_runs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The runs folder (WORKBENCH_RUNS_DIR: what users store, the registry overlay) of the shared app, so a test
+    can read what the app stored and the tree stays clean. With WORKBENCH_BROWSER_URL, set WORKBENCH_RUNS_DIR to
+    that app's folder."""
+    given = os.environ.get("WORKBENCH_RUNS_DIR") if os.environ.get("WORKBENCH_BROWSER_URL") else None
+    return Path(given) if given else tmp_path_factory.mktemp("shared-app-runs")
+
+
+@pytest.fixture(scope="session")
+def app_url(browser_models_yaml: Path, app_runs: Path) -> Iterator[str]:
     """Starts `python app.py` over the tiny models on a free port; yields its URL; stops it at the end.
 
     WORKBENCH_BROWSER_URL=http://... reuses an app you started yourself (same models.yaml shape) instead,
@@ -79,15 +89,15 @@ def app_url(browser_models_yaml: Path) -> Iterator[str]:
     if os.environ.get("WORKBENCH_BROWSER_URL"):
         yield os.environ["WORKBENCH_BROWSER_URL"]
         return
-    with running_app("--models", str(browser_models_yaml)) as url:
+    with running_app("--models", str(browser_models_yaml), env={"WORKBENCH_RUNS_DIR": str(app_runs)}) as url:
         yield url
 
 
 @contextmanager
-def running_app(*args: str) -> Iterator[str]:
-    """`python app.py ARGS` on a free loopback port (tests.app_process): yields its URL once it listens, stops it
-    afterwards."""
-    with AppProcess(args=args) as app:  # waits up to START_TIMEOUT_S, the hang guard of every app start
+def running_app(*args: str, env: Optional[dict[str, str]] = None) -> Iterator[str]:
+    """`python app.py ARGS` on a free loopback port (tests.app_process), with `env` added to the environment:
+    yields its URL once it listens, stops it afterwards."""
+    with AppProcess(args=args, env=env) as app:  # waits up to START_TIMEOUT_S, the hang guard of every app start
         yield app.url
 
 

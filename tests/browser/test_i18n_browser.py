@@ -47,7 +47,7 @@ def open_top_tab(page: Page, name: str) -> None:
 def check_tabs_in_chinese(page: Page) -> None:
     """Each tab's inner controls: buttons, labels, tooltips, placeholders and choices (the page is on Generate)."""
     open_top_tab(page, "对比")
-    expect(page.locator("#compare-send")).to_have_text("发给两个模型")
+    expect(page.locator("#compare-send")).to_have_text("发给所有模型")
     expect(textbox(page, "compare-input")).to_have_attribute("placeholder", re.compile("^一条消息"))
     expect(page.locator("#compare-model-a")).to_contain_text("模型 A")
 

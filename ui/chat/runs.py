@@ -31,9 +31,9 @@ class Runs:
         self._lock = threading.Lock()
         self._running: dict[str, Run] = {}
 
-    def start(self, session: Optional[str]) -> Run:
-        """Registers a new reply for `session`, superseding the one it replaces."""
-        run = Run()
+    def start(self, session: Optional[str], run: Optional[Run] = None) -> Run:
+        """Registers a new reply (`run`, or a plain Run) for `session`, superseding the one it replaces."""
+        run = run if run is not None else Run()
         if session is None:  # a caller without a session (a script calling the handler) cannot be superseded
             return run
         with self._lock:
@@ -42,6 +42,11 @@ class Runs:
         if previous is not None:
             previous.superseded.set()
         return run
+
+    def current(self, session: Optional[str]) -> Optional[Run]:
+        """`session`'s running reply, if any (Compare stops one side of it)."""
+        with self._lock:
+            return self._running.get(session) if session is not None else None
 
     def finish(self, session: Optional[str], run: Run) -> None:
         with self._lock:

@@ -1,5 +1,5 @@
 """The Data tab's saved datasets (listed for Train and Evaluate, downloadable as a zip) and the datasets built
-from chat ratings or exported conversations. Everything is per user (gr.Request.username)."""
+from chat ratings, arena votes (Compare) or exported conversations. Everything is per user (gr.Request.username)."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any, Optional
 import gradio as gr
 import pandas as pd
 
-from backend.data import feedback, store
+from backend.data import feedback, store, votes
 from backend.core.error_codes import refuse
 from ui.common.components import handle_errors, ui_event
 from ui.i18n.core import headed, say, t, text
@@ -22,7 +22,8 @@ def build_saved_section() -> tuple[gr.Dataframe, gr.Dropdown]:
     """The saved datasets (download any of them) and building a dataset from chat ratings."""
     gr.Markdown(t("data_saved_intro"))
     with gr.Row():
-        kind = gr.Radio([(text("data_kind_sft"), "sft"), (text("data_kind_preference"), "preference")],
+        kind = gr.Radio([(text("data_kind_sft"), "sft"), (text("data_kind_preference"), "preference"),
+                         (text("data_kind_arena"), "arena")],
                         value="sft", label=t("data_from_ratings"), elem_id="data-feedback-kind", scale=2)
         feedback_name = gr.Textbox(label=t("data_feedback_name"), value="chat-feedback",
                                    elem_id="data-feedback-name", scale=1)
@@ -61,7 +62,11 @@ def saved_rows(request: gr.Request) -> tuple[pd.DataFrame, Any]:
 
 @handle_errors
 def build_feedback(kind: str, name: str, request: gr.Request) -> tuple[str, pd.DataFrame, Any]:
-    info = feedback.save_feedback_dataset(getattr(request, "username", None), name, kind)
+    username = getattr(request, "username", None)
+    if kind == "arena":  # chosen / rejected pairs from the Compare arena's votes (backend/data/votes.py)
+        info = votes.save_votes_dataset(username, name)
+    else:
+        info = feedback.save_feedback_dataset(username, name, kind)
     saved, pick = saved_rows(request)
     rows = ", ".join(f"{k} {v:,}" for k, v in info.rows.items())
     return html.escape(say("data_built", name=info.name, kind=info.kind, rows=rows), quote=False), saved, pick

@@ -34,6 +34,7 @@ from gradio.i18n import I18nData
 
 from backend.guard.table_limits import SHOWN_COLUMN_NAMES
 from ui.i18n.strings import STRINGS as _BASE
+from ui.i18n.strings_arena import STRINGS as _ARENA
 from ui.i18n.strings_errors import STRINGS as _ERRORS
 from ui.i18n.strings_headers import STRINGS as _HEADERS
 from ui.i18n.strings_tabs import STRINGS as _TABS
@@ -52,7 +53,7 @@ def _merged(*tables: dict[str, tuple[str, str]]) -> dict[str, tuple[str, str]]:
     return merged
 
 
-STRINGS = _merged(_BASE, _TABS, _WORK, _ERRORS, _HEADERS)
+STRINGS = _merged(_BASE, _TABS, _WORK, _ERRORS, _HEADERS, _ARENA)
 # A column header's English (today's column name) -> its key: tables are built with English names, and `headed`
 # words them for the request just before they go to the page.
 HEADER_KEYS = {english: key for key, (english, _zh) in _HEADERS.items()}

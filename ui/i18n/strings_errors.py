@@ -183,6 +183,24 @@ STRINGS: dict[str, tuple[str, str]] = {
                           "dataset first.", "您已有 {limit:,} 条评分，达到每位用户的上限；请先撤回一些，或先保存为数据集。"),
     "err_ratings_bytes": ("Your ratings take {used_mb:.1f} MB, the most one user keeps is {limit_mb:g} MB; take some "
                           "back first.", "您的评分占用 {used_mb:.1f} MB，每位用户最多 {limit_mb:g} MB；请先撤回一些。"),
+    # the arena's votes (backend/data/votes.py)
+    "err_arena_sides": ("An arena round has {low} to {high} sides.", "一轮竞技场对比有 {low} 到 {high} 个模型。"),
+    "err_arena_outcome": ("'{got}' is not an outcome of this round; one of {allowed}.",
+                          "“{got}”不是本轮的有效结果；可选：{allowed}。"),
+    "err_vote_too_large": ("This vote takes {size:,} bytes, over the limit of {limit:,}; start a new round with "
+                           "shorter conversations.", "这次投票有 {size:,} 字节，超过了每票 {limit:,} 字节的上限；请用更短的对话开始新一轮。"),
+    "err_votes_count": ("You have {limit:,} votes, the most one user keeps.", "您已有 {limit:,} 票，达到每位用户的上限。"),
+    "err_votes_bytes": ("Your votes take {used_mb:.1f} MB, the most one user keeps is {limit_mb:g} MB.",
+                        "您的投票占用 {used_mb:.1f} MB，每位用户最多 {limit_mb:g} MB。"),
+    "err_arena_nothing": ("There are no replies to vote on yet; send a message first.", "还没有可投票的回复；请先发送一条消息。"),
+    "err_arena_voted": ("This round has its vote; send a message to start a new round.",
+                        "本轮已经投过票；发送一条消息即可开始新一轮。"),
+    "err_arena_busy": ("The replies are still coming; wait for them (or stop them) first.",
+                       "回复仍在生成中；请先等待完成（或停止它们）。"),
+    "err_no_vote_pairs": ("None of your {votes:,} arena vote(s) picked a best reply (ties and all-bad votes make no "
+                          "pair); vote in Compare's blind arena first.",
+                          "您的 {votes:,} 次竞技场投票中没有选出最佳回复的（平局和都不好不构成偏好对）；"
+                          "请先在“对比”页的盲测竞技场中投票。"),
     "err_not_a_choice": ("{field}: '{value}' is not one of the choices", "{field}：“{value}”不是可选项之一"),
     "choice_field": ("this field", "此字段"),
     "role_config": ("config", "配置"),

@@ -30,9 +30,9 @@ STRINGS: dict[str, tuple[str, str]] = {
     "showing_first_rows": ("Showing the first {shown:,} of {total:,} rows; the download has them all.",
                            "显示前 {shown:,} 行（共 {total:,} 行）；下载文件包含全部行。"),
     # ------------------------------------------------------------------------------------------ compare
-    "compare_input_placeholder": ("One message, sent to both models (Enter to send)",
-                                  "一条消息，同时发给两个模型（回车发送）"),
-    "compare_send": ("Send to both", "发给两个模型"),
+    "compare_input_placeholder": ("One message, sent to every model (Enter to send)",
+                                  "一条消息，同时发给每个模型（回车发送）"),
+    "compare_send": ("Send to all", "发给所有模型"),
     # ----------------------------------------------------------------------------------------- classify
     "classify_mode": ("Mode", "模式"),
     "classify_mode_info": ("supervised: the model's own labels · zero-shot and LLM: the labels you type",
