@@ -222,3 +222,39 @@ def test_twenty_load_unload_cycles_keep_memory_bounded(medium_model_yaml) -> Non
     assert growth < 2 * model_bytes, f"RSS grew by {growth / 2**20:.1f} MiB over 20 cycles " \
                                      f"(model: {model_bytes / 2**20:.1f} MiB)"
     registry.close()
+
+
+def test_two_models_loading_at_once_leave_later_loads_whole(tiny_config) -> None:
+    """Compare (or two users) starting two different models at the same moment: transformers' loading is not
+    thread-safe (a load at the same moment as another left tiny-mlm's tied decoder weight on the meta device for
+    every later load in the process), so the registry loads one model at a time in a process."""
+    from backend.core.model_spec import ModelSpec
+    from backend.tasks.service import fill_masks
+
+    registry = Registry(tiny_config)
+    chat = registry.spec("tiny-chat")
+    registry.add(ModelSpec(**{**chat.model_dump(exclude={"base_dir"}), "id": "tiny-chat-twin",
+                              "source": str(chat.local_path())}))
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def load(model_id: str) -> None:
+        barrier.wait()
+        try:
+            with registry.lease(model_id, "chat"):
+                pass
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=load, args=(model_id,)) for model_id in ("tiny-chat", "tiny-chat-twin")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    registry.close()
+    assert not errors
+    later = Registry(tiny_config)
+    try:
+        assert fill_masks(later, "tiny-mlm", "The capital of France is [MASK].")
+    finally:
+        later.close()

@@ -39,6 +39,12 @@ Listener = Callable[[int], None]  # called with the registry's new version after
 logger = logging.getLogger("backend.core.registry")
 
 
+# transformers' from_pretrained is not thread-safe: two different models loading at the same moment (Compare's sides,
+# two users) left a tied weight of a model loaded later in the process on the meta device ("Cannot copy out of meta
+# tensor"; tests/test_registry.py). Loads of local weights take turns; serving the models already loaded does not
+# wait on this lock.
+_WEIGHTS_LOAD_LOCK = threading.Lock()
+
 
 @dataclass
 class _Slot:
@@ -221,7 +227,11 @@ class Registry:
     def _load_into(self, slot: _Slot, future: Future) -> Engine:
         """Runs the one load for this slot, outside the registry lock so other models stay usable."""
         try:
-            engine = self._factory(slot.spec)
+            if slot.spec.backend == "transformers":
+                with _WEIGHTS_LOAD_LOCK:  # see its comment: one local load at a time in a process
+                    engine = self._factory(slot.spec)
+            else:  # a remote entry's "load" is a client and a health check: no shared state to guard
+                engine = self._factory(slot.spec)
         except BaseException as error:
             message = str(error) if isinstance(error, ModelLoadError) else (
                 f"model '{slot.spec.id}': load failed: {type(error).__name__}: {error}")

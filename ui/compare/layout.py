@@ -10,7 +10,7 @@ import gradio as gr
 
 from backend.core.registry import Registry
 from backend.data.votes import ALL_BAD, MAX_SIDES, MIN_SIDES, SIDES, TIE
-from ui.chat.tab import LATEX
+from ui.chat.widgets import LATEX
 from ui.common.components import model_picker
 from ui.i18n.core import t, text
 
