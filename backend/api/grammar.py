@@ -2,8 +2,10 @@
 
 llguidance compiles a JSON Schema into a grammar; a large schema takes long (a 370 kB one: ~0.5 s here), and built
 on the event loop it stalled every other request of the server (the UI's included). Here a schema over
-`MAX_SCHEMA_BYTES` is refused at once, and the build runs in a worker thread with `MAX_BUILD_S` to finish; both
-refusals are 400s naming the request field.
+`MAX_SCHEMA_BYTES` is refused at once, and the build runs in a worker thread with `MAX_BUILD_S` to finish. The
+build also builds the grammar's matcher and first mask once (backend/services/structured.py), the work the decode
+step would otherwise meet unannounced inside a batch; over its CPU bound the schema is refused too. Every refusal
+is a 400 naming the request field.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import threading
 from typing import Any, Callable, Optional
 
 from backend.api.errors import ApiError, bad_request
+from backend.core.errors import InvalidInputError
 from backend.services.structured import grammar_for_schema, grammar_for_tool_call
 
 MAX_SCHEMA_BYTES = 64 * 1024  # as JSON text; real schemas are a few kB
@@ -44,6 +47,10 @@ async def _build(build: Callable[[], str], source: Any, field: str) -> str:
 
     try:
         return await asyncio.wait_for(asyncio.to_thread(limited), MAX_BUILD_S)
+    except InvalidInputError as error:
+        if error.code == "grammar_too_complex":
+            raise ApiError(400, str(error), param=field, code="schema_too_complex") from None
+        raise
     except asyncio.TimeoutError:
         # The thread finishes on its own (the size bound keeps that short); the request is answered now.
         raise ApiError(400, f"{field}: the JSON Schema took over {MAX_BUILD_S:g} s to compile (waiting included); "

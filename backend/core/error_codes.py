@@ -116,6 +116,8 @@ MESSAGES: dict[str, str] = {
                     "{row})",
     "qlora_gpu": "field 'method': qlora (4-bit) needs a CUDA GPU; use lora or full here",
     "register_taken": "field 'register_as': the registry already has a model '{name}'",
+    "register_taken_meanwhile": "finished, not registered: the name '{name}' was taken meanwhile; register it under "
+                                "another name",
     "no_chat_template": "field 'base': {base} has no chat template; training formats conversations with the "
                         "model's own template (pick a chat model)",
     "out_taken": "out: {path} already exists and is not an empty folder; give a new folder (or resume the run that "
@@ -127,6 +129,9 @@ MESSAGES: dict[str, str] = {
                      "dataset and start afresh",
     "ratings_bytes": "feedback: your ratings take {used_mb:.1f} MB, the most one user keeps is {limit_mb:g} MB; take "
                      "some back first",
+    # structured output (backend/services/structured.py)
+    "grammar_too_complex": "{field}: preparing this JSON Schema for decoding took {seconds:g} CPU-s, over the limit "
+                           "of {limit:g} s; simplify it (fewer optional properties, alternatives or number ranges)",
 }
 
 
