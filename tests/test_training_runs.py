@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from types import SimpleNamespace
 from pathlib import Path
 
 import pytest
@@ -120,3 +121,34 @@ def test_killed_run_is_failed_and_the_registry_keeps_serving(service, registry, 
     # The next run starts: the queue was not left blocked by the dead process.
     second = service.start(config_for(service, tmp_path, max_steps=10, eval_steps=5))
     assert service.runs.wait(second, timeout=300)["status"] == "completed"
+
+
+def test_a_run_whose_name_was_taken_meanwhile_says_so_and_registers_under_another(service, registry, tmp_path):
+    """Issue 27 item 7: the name was free when the run started; another model took it while the run trained. The
+    run finishes unregistered, and its status says why in the runs list, the Train tab and the CLI's words (before,
+    only metrics.json held a Python error string, and the run read plain "completed")."""
+    from backend.core.config import ModelSpec
+    from ui.i18n.core import CHINESE
+    from ui.i18n.error_words import worded
+    from ui.train.progress import reason
+
+    run_dir = service.start(config_for(service, tmp_path, register_as="tiny-sentiment-ft", max_steps=4,
+                                       eval_steps=4, logging_steps=2))
+    registry.add(ModelSpec(**{**registry.spec("tiny-classifier").model_dump(exclude_none=True),
+                              "id": "tiny-sentiment-ft"}))  # taken meanwhile
+    metrics = service.runs.wait(run_dir, timeout=300)
+    assert metrics["status"] == "completed", metrics.get("reason")
+    info = service.info(run_dir)
+    assert info.registered_as is None
+    said = ("finished, not registered: the name 'tiny-sentiment-ft' was taken meanwhile; register it under another "
+            "name")
+    assert info.describe().endswith(f"completed, step 4/4: {said}")
+    assert "the name 'tiny-sentiment-ft' was taken meanwhile" in reason(info)  # the Train tab and its runs list
+    chinese = worded(info.not_registered(), SimpleNamespace(headers={"accept-language": CHINESE}))
+    assert "“tiny-sentiment-ft”" in chinese and "未注册" in chinese
+    assert [entry["id"] for entry in overlay.read_entries(tmp_path / "runs")] == []  # nobody's entry replaced
+
+    assert service.register(run_dir, "tiny-sentiment-ft-2") == "tiny-sentiment-ft-2"
+    info = service.info(run_dir)
+    assert info.registered_as == "tiny-sentiment-ft-2" and info.not_registered() is None
+    assert registry.spec("tiny-sentiment-ft-2").source == str((run_dir / "model").resolve())

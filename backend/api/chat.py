@@ -11,6 +11,8 @@ per-token choices: the same computation as Generate's probabilities view (backen
 
 from __future__ import annotations
 
+import asyncio
+
 import math
 from dataclasses import dataclass, field, replace
 from typing import Any, AsyncIterator, Optional
@@ -53,7 +55,8 @@ def chat_routes(registry: Registry, auth: ApiAuth) -> APIRouter:
         message, history = body.conversation()
         with errors_about("messages", body.api_names):
             # Validation of the input happens here, before any model is touched.
-            events = service.stream_chat(registry, body.model, message, history, params)
+            # Starting a stream tokenizes and fits the history (and may load the model): off the event loop.
+            events = await asyncio.to_thread(service.stream_chat, registry, body.model, message, history, params)
         return await answer(request, events, completion, body.stream)
 
     return router
@@ -141,7 +144,7 @@ async def complete(request: Request, registry: Registry, body: ChatCompletionReq
                    params: GenerationParams) -> Response:
     """Answers a chat request with several choices or logprobs."""
     plan = ChatChoices(registry, body, params)
-    pumps = Pumps(request, plan.streams())
+    pumps = Pumps(request, await asyncio.to_thread(plan.streams))  # each start tokenizes: off the event loop
     if body.stream:
         return StreamingResponse(_stream(plan, pumps), media_type="text/event-stream", headers=SSE_HEADERS)
     try:

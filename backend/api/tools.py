@@ -78,7 +78,7 @@ async def complete(request: Request, registry: Registry, body: ChatCompletionReq
             call = await grammar.tool_call_grammar(tools, None if forced == "*" else forced)
         params = params.with_overrides(grammar=call)
     with errors_about("messages", body.api_names):
-        events = tokens.stream_generate_ids(registry, body.model, ids, params)
+        events = await asyncio.to_thread(tokens.stream_generate_ids, registry, body.model, ids, params)
     pumps = Pumps(request, [events])
     completion = Completion("chat", body.model, body.include_usage)
     final: Optional[Final] = None

@@ -116,6 +116,8 @@ MESSAGES: dict[str, str] = {
                     "{row})",
     "qlora_gpu": "field 'method': qlora (4-bit) needs a CUDA GPU; use lora or full here",
     "register_taken": "field 'register_as': the registry already has a model '{name}'",
+    "register_taken_meanwhile": "finished, not registered: the name '{name}' was taken meanwhile; register it under "
+                                "another name",
     "no_chat_template": "field 'base': {base} has no chat template; training formats conversations with the "
                         "model's own template (pick a chat model)",
     "out_taken": "out: {path} already exists and is not an empty folder; give a new folder (or resume the run that "
@@ -169,6 +171,9 @@ MESSAGES: dict[str, str] = {
     "arena_busy": "vote: the replies are still coming; wait for them (or stop them) first",
     "no_vote_pairs": "votes: none of your {votes:,} arena vote(s) picked a best reply (ties and all-bad votes make no "
                      "pair); vote in Compare's blind arena first",
+    # structured output (backend/services/structured.py)
+    "grammar_too_complex": "{field}: preparing this JSON Schema for decoding took {seconds:g} CPU-s, over the limit "
+                           "of {limit:g} s; simplify it (fewer optional properties, alternatives or number ranges)",
 }
 
 

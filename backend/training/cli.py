@@ -86,7 +86,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "(the app lists it in every tab)")
     parser.add_argument("--share", action="store_true", default=None, help="with logins on, every user of the app "
                         "may use the registered model (default: only the owner of the run's folder and the admins)")
-    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint "
+                        "(with --register ID, a finished run that is not registered is registered under ID)")
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
@@ -151,6 +152,11 @@ def main(args: argparse.Namespace) -> int:
                 raise WorkbenchError("--resume: give --out, the folder of the run to continue (with its config.yaml)")
             run_dir = Path(args.out)
             load_train_config(run_dir / runfiles.CONFIG)
+            finished = runfiles.read_metrics(run_dir)
+            if finished.get("status") == "completed" and args.register and not finished.get("registered_as"):
+                # A finished run whose name was taken meanwhile (or that was never registered): register it now.
+                say(f"registered as '{service.register(run_dir, args.register)}' in the registry overlay")
+                return 0
             service.resume(run_dir)
         else:
             settings = settings_from(args)
@@ -175,8 +181,12 @@ def main(args: argparse.Namespace) -> int:
     say(f"{status}: {metrics.get('reason') or metrics.get('final')}")
     if status == "completed":
         registered = metrics.get("registered_as")
-        say(f"registered as '{registered}' in the registry overlay" if registered else
-            "not registered (add --register ID to list it in the app)")
+        unregistered = service.info(run_dir).not_registered() if service is not None else None
+        if unregistered is not None:  # the name was taken while the run trained
+            say(f"{unregistered} (python app.py train --resume --out {run_dir} --register OTHER_NAME)")
+        else:
+            say(f"registered as '{registered}' in the registry overlay" if registered else
+                "not registered (add --register ID to list it in the app)")
     return {"completed": 0, "stopped": 130}.get(str(status), 1)
 
 

@@ -44,6 +44,7 @@ class RunInfo:
     registered_as: Optional[str] = None
     queue_position: Optional[int] = None
     error: dict[str, Any] = field(default_factory=dict)  # a refusal's code, field and params (metrics.json)
+    registration: dict[str, Any] = field(default_factory=dict)  # why a finished model is not registered (the same)
 
     def failure(self) -> Optional[WorkbenchError]:
         """Why the run failed, as the error value the worker refused with (None when it carries no code)."""
@@ -52,10 +53,18 @@ class RunInfo:
         return InvalidInputError(self.reason, code=self.error["code"], field=self.error.get("field"),
                                  params=self.error.get("params"))
 
+    def not_registered(self) -> Optional[WorkbenchError]:
+        """Why the finished model is not in the registry (its name was taken meanwhile), or None."""
+        if not self.registration.get("code"):
+            return None
+        return refuse(self.registration["code"], self.registration.get("field"),
+                      **(self.registration.get("params") or {}))
+
     def describe(self) -> str:
         where = f" (#{self.queue_position} in the queue)" if self.queue_position else ""
         progress = f", step {self.step}/{self.max_steps}" if self.max_steps else ""
-        reason = f": {self.reason}" if self.reason else ""
+        unregistered = self.not_registered()
+        reason = f": {unregistered}" if unregistered is not None else f": {self.reason}" if self.reason else ""
         return f"{self.run_id}: {self.status}{where}{progress}{reason}"
 
 
@@ -199,7 +208,8 @@ class TrainingRuns:
             max_steps=int(metrics.get("max_steps") or last.get("max_steps") or 0),
             final=metrics.get("final") or {}, registered_as=metrics.get("registered_as"),
             queue_position=waiting.index(run_dir) + 1 if run_dir in waiting else None,
-            error=(metrics.get("error") or {}) if status == "failed" else {})
+            error=(metrics.get("error") or {}) if status == "failed" else {},
+            registration=registration if isinstance(registration := metrics.get("registration_error"), dict) else {})
 
     def list_runs(self, username: Optional[str] = None, root: Optional[Path] = None) -> list[RunInfo]:
         """The runs this user may see, newest first."""

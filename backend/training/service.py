@@ -147,7 +147,17 @@ class TrainingService:
         if metrics.get("status") != "completed" or metrics.get("registered_as"):
             return
         if self.auto_register or load_train_config(run_dir / runfiles.CONFIG).register_as:
-            self.register(run_dir)
+            try:
+                self.register(run_dir)
+            except InvalidInputError as error:
+                if error.code != "register_taken":
+                    raise
+                # The name was free when the run started and another model took it since: the run's status says
+                # so (RunInfo.registration), and `register(run_dir, other_name)` still can.
+                problem = refuse("register_taken_meanwhile", "register_as", **error.params)
+                runfiles.write_json_atomic(run_dir / runfiles.METRICS, {**runfiles.read_metrics(run_dir),
+                                                                       "registration_error": {
+                    "code": problem.code, "field": problem.field, "params": problem.params}})
 
     def merge_and_register(self, run_dir: Path, model_id: Optional[str] = None) -> tuple[Path, str]:
         """Merge (unless RUN/merged is there already), then register the merged full model (default id: the
@@ -172,6 +182,9 @@ class TrainingService:
         config = self._config(run_dir)
         metrics = runfiles.read_metrics(run_dir)
         model_id = model_id or config.register_as or default_model_id(config, run_dir)
+        if (self.registry is not None and self.registry.taken(model_id)) or \
+                any(entry.get("id") == model_id for entry in overlay.read_entries(self.root)):
+            raise refuse("register_taken", "register_as", name=model_id)  # by the app or another command
         base_spec = None
         if self.registry is not None and config.base_id:
             try:
@@ -187,6 +200,8 @@ class TrainingService:
             self.registry.add(ModelSpec(**entry))
         overlay.add_entry(entry, self.root)
         key = "merged_as" if merged else "registered_as"
+        if not merged:
+            metrics.pop("registration_error", None)
         runfiles.write_json_atomic(run_dir / runfiles.METRICS, {**metrics, key: model_id})
         return model_id
 

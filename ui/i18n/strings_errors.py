@@ -250,4 +250,8 @@ STRINGS: dict[str, tuple[str, str]] = {
     # ------------------------------------------------------------------------- issue 28 (Train, Generate)
     "err_train_start_twice": ("A run was just started from this page; this second start was ignored (a double click?).",
                               "此页面刚刚开始了一次训练；这第二次开始已被忽略（是否双击了？）。"),
+    "err_grammar_too_complex": ("This JSON Schema is too complex to follow while decoding (it took {seconds} CPU-s to prepare; the limit is {limit} s). Simplify it: fewer optional properties, alternatives or number ranges.",
+                                "这个 JSON Schema 过于复杂，解码时难以遵循（准备用了 {seconds} CPU 秒，上限为 {limit} 秒）。请简化：减少可选属性、备选项或数值范围。"),
+    "err_register_taken_meanwhile": ("Finished, not registered: the name '{name}' was taken meanwhile; register it under another name.",
+                                     "已完成，但未注册：名称“{name}”在训练期间已被占用；请用另一个名称注册。"),
 }

@@ -72,12 +72,16 @@ def progress_text(run_dir: Path, info: Any) -> str:
                                            if isinstance(value, float) and key in shown))
     if info.registered_as:
         parts.append(say("train_registered_as", model=html.escape(info.registered_as)))
-    if info.reason:
+    if info.reason or info.registration:
         parts.append(html.escape(reason(info)))
     return " · ".join(parts)
 
 
 def reason(info: RunInfo) -> str:
-    """Why a run ended: a refusal worded in the browser's language, else the worker's own line."""
+    """Why a run ended (or why its model is not registered): a refusal worded in the browser's language, else the
+    worker's own line."""
+    unregistered = info.not_registered()
+    if unregistered is not None:
+        return worded(unregistered)
     failure = info.failure()
     return worded(failure) if failure is not None else info.reason
