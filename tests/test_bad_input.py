@@ -37,9 +37,9 @@ class Case:
 
 
 CASES = [
-    Case("empty message", "", r"message: is empty; type something first", ui_expect=r"^nothing happens$"),
+    Case("empty message", "", r"message: is empty; type something first", ui_expect=r"^says: Type a message first\.$"),
     Case("whitespace-only message", " \n\t  ", r"message: is empty; type something first",
-         ui_expect=r"^nothing happens$"),
+         ui_expect=r"^says: Type a message first\.$"),
     Case("1 MB message", MB_MESSAGE, r"is 1,000,000 characters; the limit is 100,000"),
     Case("message longer than the model's context (20k chars)", "word " * 4000,
          r"tokens, but model 'tiny-chat' has a context of 512 tokens"),
@@ -117,6 +117,8 @@ class Channels:
             return f"error: {error.message}"
         if not updates:
             return "nothing happens"
+        if len(updates) == 1:  # a note on the stats line, nothing else changed (ui/chat/tab.py: _noted)
+            return f"says: {updates[0][2]}"
         reply = updates[-2][1][-1]["content"]
         return f"works: {len(reply)} chars back"
 

@@ -202,7 +202,9 @@ def test_2000_labels_are_scored_with_a_capped_matrix_and_bounded_memory(app: App
         "eval-task": "classification", "eval-models": [], "eval-batch-size": 4, "eval-input-col": "text",
         "eval-reference-col": "label", "eval-score-file": True, "eval-predictions-col": "pred", "eval-prompt": "",
         "eval-max-new-tokens": 8, "eval-limit": 0, "eval-seed": 0, "eval-bootstrap": 100,
-        "eval-rouge-stemmer": False})
+        "eval-rouge-stemmer": False,
+        "eval-passage-col": None, "eval-source-lang": None, "eval-target-lang": None,
+        "eval-conversation-col": None, "eval-judge": None, "eval-judge-rubric": None, "eval-with-base": False})
     small = tmp_path / "small.csv"  # a first run imports the scoring libraries: not what is measured
     small.write_text("text,label,pred\nt,a,a\nt,b,a\n")
     session.call("on_upload", handle_file(str(small)), "classification")
@@ -232,7 +234,9 @@ def test_cancelling_an_evaluation_stops_its_bootstrap(app: AppProcess, session: 
         "eval-task": "classification", "eval-models": [], "eval-batch-size": 4, "eval-input-col": "text",
         "eval-reference-col": "label", "eval-score-file": True, "eval-predictions-col": "pred", "eval-prompt": "",
         "eval-max-new-tokens": 8, "eval-limit": 0, "eval-seed": 0, "eval-bootstrap": 10_000,  # the form's maximum
-        "eval-rouge-stemmer": False})
+        "eval-rouge-stemmer": False,
+        "eval-passage-col": None, "eval-source-lang": None, "eval-target-lang": None,
+        "eval-conversation-col": None, "eval-judge": None, "eval-judge-rubric": None, "eval-with-base": False})
     job = session.client.submit(*form, fn_index=session.index["on_run"])
     assert wait_until(lambda: "resamples" in json.dumps(job.outputs(), default=str), timeout=120, poll=0.2), \
         json.dumps(job.outputs(), default=str)[-500:]

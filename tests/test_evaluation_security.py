@@ -99,7 +99,9 @@ def test_runs_belong_to_the_user_who_made_them(login_server: EvalServer, tmp_pat
         "eval-task": "classification", "eval-input-col": "text", "eval-reference-col": "label",
         "eval-predictions-col": "pred", "eval-score-file": True, "eval-models": [], "eval-prompt": "",
         "eval-max-new-tokens": 8, "eval-batch-size": 4, "eval-limit": 0, "eval-seed": -1, "eval-bootstrap": 10,
-        "eval-rouge-stemmer": False})
+        "eval-rouge-stemmer": False,
+        "eval-passage-col": None, "eval-source-lang": None, "eval-target-lang": None,
+        "eval-conversation-col": None, "eval-judge": None, "eval-judge-rubric": None, "eval-with-base": False})
     [run_id] = listed(login_server.call(alice, "runs_updates"))
     assert (login_server.ctl.runs_dir / "users" / "alice" / "eval" / run_id / "results.json").is_file()
     opened = login_server.call(alice, "on_open", run_id)

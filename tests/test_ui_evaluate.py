@@ -93,7 +93,9 @@ class Tab:
                     "eval-predictions-col": None, "eval-score-file": False, "eval-models": [],
                     "eval-prompt": "{input}", "eval-max-new-tokens": 8, "eval-batch-size": 4, "eval-limit": 0,
                     "eval-seed": -1, "eval-bootstrap": 100, "eval-rouge-stemmer": False,
-                    "eval-passage-col": None, "eval-source-lang": None, "eval-target-lang": None}
+                    "eval-passage-col": None, "eval-source-lang": None, "eval-target-lang": None,
+                    "eval-conversation-col": None, "eval-judge": None, "eval-judge-rubric": None,
+                    "eval-with-base": False}
         values = {**defaults, **form}
         data = {state: source, **{self[elem_id]: value for elem_id, value in values.items()}}
         yield from fn.fn(data, REQUEST)

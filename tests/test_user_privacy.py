@@ -193,7 +193,7 @@ def test_the_evaluate_tab_uses_its_users_saved_datasets(registry, runs: Path) ->
     try:
         alice = server.client("alice")
         assert [choice[0] for choice in server.call(alice, "saved_choices")["choices"]] == ["alice-reviews"]
-        info, preview, input_col, reference_col, _ = server.call(alice, "on_saved", "alice-reviews",
+        info, preview, input_col, reference_col, *_ = server.call(alice, "on_saved", "alice-reviews",
                                                                   "classification")
         assert "4 rows" in info  # its test split
         assert [row[0] for row in preview["data"]] == ["review 8", "review 9", "review 10", "review 11"]

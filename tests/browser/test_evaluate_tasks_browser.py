@@ -110,7 +110,7 @@ def test_qa_run_from_the_tab_equals_the_command_line(page: Page, app_url: str, b
     tab, table = run_in_tab(page, app_url, data, "Question answering", "Tiny extractive QA", len(QA))
     # The question is the input and the passage the context, guessed from the column names.
     assert tab["config"]["columns"] == {"input": "question", "reference": "answers", "predictions": None,
-                                        "context": "context"}
+                                        "context": "context", "conversation": None}
     expect(page.locator("#eval-passage-col input[role=combobox]")).to_have_value("context")
     page.locator("#eval-task").evaluate("element => element.scrollIntoView({block: 'start'})")
     screenshot(page, "evaluate-qa")

@@ -228,7 +228,7 @@ def test_the_loop_ratings_to_preferences_to_dpo_to_published_to_chat(page: Page,
         time.sleep(0.2)
 
     open_tab(page, "Data")
-    page.locator("#data-feedback-kind").get_by_label("Preference (chosen / rejected)").check()
+    page.locator("#data-feedback-kind").get_by_label("Preference (chosen / rejected)", exact=True).check()
     textbox(page, "data-feedback-name").fill("loop-pref")
     page.locator("#data-feedback-build").click()
     expect(page.locator("#data-feedback-status")).to_contain_text("Saved 'loop-pref' (preference: train 2)")

@@ -294,7 +294,8 @@ class ChatTab:
     def _noted(self, key: Optional[str], request: Optional[gr.Request]) -> tuple[Any, ...]:
         """A reply event's update that changes nothing but says `key` (nothing at all for None)."""
         skip = gr.skip()
-        return skip, skip, self.note(key, request) if key else skip, skip, skip, skip, skip
+        rest = [skip] * (len(self.reply_outputs) - 3)  # send, stop, forks and the saved conversation's outputs
+        return skip, skip, self.note(key, request) if key else skip, *rest
 
     def note(self, key: str, request: Optional[gr.Request]) -> str:
         """The stats line saying `key`, in the request's language; a toast as well where that line is hidden."""
