@@ -232,4 +232,14 @@ STRINGS: dict[str, tuple[str, str]] = {
     # ------------------------------------------------------------------------- issue 28 (Train, Generate)
     "err_train_start_twice": ("A run was just started from this page; this second start was ignored (a double click?).",
                               "此页面刚刚开始了一次训练；这第二次开始已被忽略（是否双击了？）。"),
+    # ------------------------------------------------------------------------- issue 25 (compare with base)
+    "err_compare_run_unfinished": ("Run {run} has no finished model to compare (status: {status}); wait until it "
+                                   "has completed.", "运行 {run} 还没有可对比的完成模型（状态：{status}）；请等它完成。"),
+    "err_compare_run_unregistered": ("Run {run} has no registered model to compare; only a completed run that "
+                                     "registered its model can be compared with its base.",
+                                     "运行 {run} 没有已注册的模型可供对比；只有完成并注册了模型的运行才能与基础模型对比。"),
+    "err_compare_labels_differ": ("The classifier of run {run} has the labels {labels}, its base '{base}' has "
+                                  "{base_labels}: comparing them makes no sense. Evaluate the run's model alone.",
+                                  "运行 {run} 的分类器标签为 {labels}，其基础模型 '{base}' 的标签为 {base_labels}："
+                                  "二者对比没有意义。请单独评估该运行的模型。"),
 }
