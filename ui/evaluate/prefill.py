@@ -19,6 +19,7 @@ import gradio as gr
 from backend.core.config import read_checkpoint_config
 from backend.core.error_codes import refuse
 from backend.core.registry import Registry
+from backend.data import store
 from backend.evaluation.compare import base_of
 from backend.evaluation.data import DataSource
 from backend.evaluation.types import INPUT_SLOT
@@ -116,22 +117,27 @@ def prefill_updates(tab: "EvaluateTab", prefill: EvalPrefill, request: Optional[
     note = say(key, request, model=prefill.model, base=prefill.base, run=prefill.run_id)
     info = note + ("\n\n" + view.describe() if view is not None else "")
 
-    def pick(wanted: Optional[str], guess: Optional[str]) -> Optional[str]:
-        return wanted if wanted in columns else guess
+    guess = view.guess if view is not None else None
+
+    def pick(wanted: Optional[str], guessed: Optional[str]) -> Optional[str]:
+        return wanted if wanted in columns else guessed
 
     return {
         **tab.data_updates(view),
         **tab.task_updates(prefill.task, False, [prefill.model], template, None, native_only=False),
-        **judge.column_updates(columns, view.guess.conversation if view is not None else None, prefill.task),
+        **judge.column_updates(columns, guess.conversation if guess else None, prefill.task),
         form.task: prefill.task,
-        form.input_col: gr.Dropdown(choices=columns, value=pick(prefill.input_column, view and view.guess.input),
+        form.input_col: gr.Dropdown(choices=columns, value=pick(prefill.input_column, guess.input if guess else None),
                                     label=labels["input"]),
         form.reference_col: gr.Dropdown(choices=column_choices(columns) if columns else [],
-                                        value=pick(prefill.reference_column, view and view.guess.reference) or
+                                        value=pick(prefill.reference_column, guess.reference if guess else None) or
                                         (NONE if columns else None), label=labels["reference"], visible=True),
         judge.with_base: True,
         tab.data.info: html.escape(info, quote=False),
         tab.progress: "", **tab.results.show(None), **tab.compare.show(None),
+        # The saved datasets as they are now (one built since the page opened is among them), to pick the data.
+        tab.data.saved: gr.Dropdown(choices=[saved.name for saved in store.list_datasets(
+            getattr(request, "username", None))], value=None),
     }
 
 
@@ -142,7 +148,7 @@ def wire_compare_with_base(button: gr.Button, run_id: gr.State, run_folder: RunF
     ready = gr.State(False)
     registry = tab.ctl.registry
     outputs = sorted({*tab.data_outputs, *tab.task_outputs, tab.form.task, tab.judge.with_base, tab.progress,
-                      *tab.results.outputs, *tab.compare.outputs, ready, tabs}, key=id)
+                      tab.data.saved, *tab.results.outputs, *tab.compare.outputs, ready, tabs}, key=id)
 
     @ui_errors
     def prefill(run: Optional[str], request: gr.Request) -> dict:
