@@ -297,7 +297,13 @@ def test_the_loop_ratings_to_preferences_to_dpo_to_published_to_chat(page: Page,
     set_number(page, "eval-bootstrap", 0)
     page.locator("#eval-run").click()
     # Both models side by side: their metrics in the leaderboard, each one's reply per example in the diffs.
-    expect(page.locator("#eval-side-by-side")).to_be_visible(timeout=RUN_TIMEOUT_MS)
+    side = page.locator("#eval-side-by-side")
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while not side.is_visible():  # a refusal (a toast) fails at once, saying why
+        toasts = page.locator(".toast-body").all_inner_texts()
+        assert not any("HF_HUB_OFFLINE" not in toast for toast in toasts), toasts
+        assert time.monotonic() < deadline, page.locator("#eval-progress").inner_text()
+        page.wait_for_timeout(500)
     leaderboard = page.locator("#eval-leaderboard")
     expect(leaderboard).to_contain_text("loop-dpo")
     expect(leaderboard).to_contain_text("tiny-chat")
