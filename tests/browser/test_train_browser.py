@@ -281,7 +281,8 @@ def test_the_loop_ratings_to_preferences_to_dpo_to_published_to_chat(page: Page,
 
     # Compare with base: one click on the finished run opens Evaluate with the run's model, "compare with base" on.
     # This run kept no validation file (its rows were split off the 2-row preference set), so the page says to pick
-    # the data: the preference set (listed though built after the page opened), two rows, short replies.
+    # the data: the preference set (listed though built after the page opened), its preferred reply as the
+    # reference, two rows, short replies.
     open_tab(page, "Train")
     page.locator("#train-compare-base").click()
     expect(page.get_by_role("tab", name="Evaluate", exact=True)).to_have_attribute("aria-selected", "true")
@@ -292,6 +293,7 @@ def test_the_loop_ratings_to_preferences_to_dpo_to_published_to_chat(page: Page,
     page.get_by_role("tab", name="Saved dataset", exact=True).click()
     select_option(page, "eval-saved", "loop-pref")
     expect(page.locator("#eval-input-col input[role=combobox]")).to_have_value("prompt")
+    select_option(page, "eval-reference-col", "chosen")  # the preferred reply: what generation is scored against
     set_number(page, "eval-limit", 2)
     set_number(page, "eval-max-new-tokens", 8)
     set_number(page, "eval-bootstrap", 0)
