@@ -22,7 +22,8 @@ from ui.server.session_memory import install_lazy_session_config
 from ui.chat.tab import ChatTab
 from ui.classify.tab import build_classify_tab, register_classify_api
 from ui.compare.tab import CompareTab
-from ui.evaluate import build_evaluate_tab
+from ui.evaluate import EvaluateTab
+from ui.evaluate.prefill import wire_compare_with_base
 from ui.data.tab import DataTab
 from ui.chat.feedback import attach_feedback
 from ui.common.components import follow_registry, ui_event
@@ -69,7 +70,7 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
     per_user = SecuritySettings.from_env().auth_enabled  # logins on: a fine-tuned model may be its owner's alone
     with gr.Blocks(title="LLM Workbench") as demo, follow_registry(registry, per_user=per_user):
         gr.Markdown(t("app_intro"))
-        with gr.Tabs():
+        with gr.Tabs() as tabs:
             with gr.Tab(t("tab_chat"), id="chat", elem_id="tab-chat"):
                 attach_feedback(ChatTab.build(registry))
             with gr.Tab(t("tab_compare"), id="compare", elem_id="tab-compare"):
@@ -80,7 +81,7 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
             if has_tasks(registry):  # NER, QA, fill-mask, summarize, translate, embed (ui/tasks/)
                 build_tasks_tab(registry)
             with gr.Tab(t("tab_evaluate"), id="evaluate", elem_id="tab-evaluate"):
-                build_evaluate_tab(registry)
+                evaluate = EvaluateTab.build(registry)
             with gr.Tab(t("tab_data"), id="data", elem_id="tab-data"):
                 DataTab.build(registry)
             with gr.Tab(t("tab_train"), id="train", elem_id="tab-train") as train_tab:
@@ -91,6 +92,9 @@ def build_app(registry: Registry, presenter: bool = False) -> gr.Blocks:
         # Datasets built on the Data tab (e.g. from chat ratings) are offered as soon as the Train tab is opened.
         train_tab.select(train.saved_refresh, inputs=train.saved, outputs=train.saved,
                          **ui_event(train.saved, queue=False))
+        if train.publish is not None and train.publish.compare is not None:  # Train's finished run -> Evaluate
+            wire_compare_with_base(train.publish.compare, train.run_id, train._run_dir, train.service, tabs, evaluate,
+                                   "evaluate")
         api.register(registry)
         register_classify_api(registry)
         register_tasks_api(registry)

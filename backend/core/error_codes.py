@@ -174,6 +174,13 @@ MESSAGES: dict[str, str] = {
     # structured output (backend/services/structured.py)
     "grammar_too_complex": "{field}: preparing this JSON Schema for decoding took {seconds:g} CPU-s, over the limit "
                            "of {limit:g} s; simplify it (fewer optional properties, alternatives or number ranges)",
+    # issue 25: "Compare with base" on a finished run (ui/train/compare_base.py)
+    "compare_run_unfinished": "run: {run} has no finished model to compare (status: {status}); wait until it has "
+                              "completed",
+    "compare_run_unregistered": "run: {run} has no registered model to compare; only a completed run that "
+                                "registered its model can be compared with its base",
+    "compare_labels_differ": "run: {run}'s classifier has the labels {labels}, its base '{base}' has {base_labels}; "
+                             "comparing them makes no sense (evaluate the run's model alone)",
 }
 
 

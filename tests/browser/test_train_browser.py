@@ -278,3 +278,38 @@ def test_the_loop_ratings_to_preferences_to_dpo_to_published_to_chat(page: Page,
     send_chat(page, "hello there")
     expect(page.locator("#chat-stats")).to_contain_text("finish:", timeout=RUN_TIMEOUT_MS)
     expect(bubbles(page, "bot").last).not_to_have_text("")
+
+    # Compare with base: one click on the finished run opens Evaluate with the run's model, "compare with base" on.
+    # This run kept no validation file (its rows were split off the 2-row preference set), so the page says to pick
+    # the data: the preference set (listed though built after the page opened), its preferred reply as the
+    # reference, two rows, short replies.
+    open_tab(page, "Train")
+    page.locator("#train-compare-base").click()
+    expect(page.get_by_role("tab", name="Evaluate", exact=True)).to_have_attribute("aria-selected", "true")
+    expect(page.locator("#eval-data-info")).to_contain_text(
+        re.compile(r"loop-dpo \(run [^)]+\) with its base tiny-chat: the run kept no validation file"))
+    expect(page.locator("#eval-models .token")).to_have_count(1)
+    expect(page.locator("#eval-models .token")).to_contain_text("loop-dpo (fine-tuned)")
+    page.get_by_role("tab", name="Saved dataset", exact=True).click()
+    select_option(page, "eval-saved", "loop-pref")
+    expect(page.locator("#eval-input-col input[role=combobox]")).to_have_value("prompt")
+    select_option(page, "eval-reference-col", "chosen")  # the preferred reply: what generation is scored against
+    set_number(page, "eval-limit", 2)
+    set_number(page, "eval-max-new-tokens", 8)
+    set_number(page, "eval-bootstrap", 0)
+    page.locator("#eval-run").click()
+    # Both models side by side: their metrics in the leaderboard, each one's reply per example in the diffs.
+    side = page.locator("#eval-side-by-side")
+    deadline = time.monotonic() + RUN_TIMEOUT_MS / 1000
+    while not side.is_visible():  # a refusal (a toast) fails at once, saying why
+        toasts = page.locator(".toast-body").all_inner_texts()
+        assert not any("HF_HUB_OFFLINE" not in toast for toast in toasts), toasts
+        assert time.monotonic() < deadline, page.locator("#eval-progress").inner_text()
+        page.wait_for_timeout(500)
+    leaderboard = page.locator("#eval-leaderboard")
+    expect(leaderboard).to_contain_text("loop-dpo")
+    expect(leaderboard).to_contain_text("tiny-chat")
+    diffs = page.locator("#eval-diffs")
+    expect(diffs).to_contain_text("loop-dpo: reply")
+    expect(diffs).to_contain_text("tiny-chat: reply")
+    screenshot(page, "train-loop-compare-with-base")

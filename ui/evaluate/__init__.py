@@ -12,6 +12,7 @@ the same numbers). The package's modules, each one job:
     views.py       a run / runs / progress as tables, HTML and text
     results.py     `ResultsPanel`: the run on show
     runs.py        `RunsPanel`: past runs, reopen, compare
+    prefill.py     "Compare with base" from the Train tab: a finished run -> this form, prefilled (and run)
     tab.py         `EvaluateTab`: the data panel and the wiring
 """
 

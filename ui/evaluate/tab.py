@@ -19,6 +19,8 @@ from backend.core.registry import Registry
 from ui.common.components import handle_errors, live_choices, ui_errors, ui_event
 from ui.evaluate.controller import EvaluateController
 from ui.evaluate.forms import LABEL_PROMPT_PLACEHOLDER, NONE, DataView, FormPanel, column_choices, task_labels
+# The Run button's queue (runs at once), shared with "Compare with base" (prefill.py)
+from ui.evaluate.prefill import CONCURRENCY_ID, CONCURRENCY_LIMIT
 from ui.evaluate.judging import ComparePanel, JudgePanel, judge_options
 from ui.evaluate.results import ResultsPanel
 from ui.evaluate.runs import RunsPanel
@@ -26,8 +28,6 @@ from ui.evaluate.task_forms import GENERATING, ROUGE_TASKS, TaskFieldsPanel, is_
 from ui.evaluate.views import PROGRESS_CSS, progress_html
 from ui.i18n.core import say, t, text
 
-CONCURRENCY_ID = "evaluation"
-CONCURRENCY_LIMIT = 4  # runs at once (each in its own thread; the registry serialises work per model)
 INITIAL_TASK = "generation"
 NO_DATA = text("eval_no_data")
 EVAL_SPLITS = ("test", "data", "validation", "train")  # which split of a saved dataset is evaluated, first found

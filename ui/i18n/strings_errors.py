@@ -254,4 +254,14 @@ STRINGS: dict[str, tuple[str, str]] = {
                                 "这个 JSON Schema 过于复杂，解码时难以遵循（准备用了 {seconds} CPU 秒，上限为 {limit} 秒）。请简化：减少可选属性、备选项或数值范围。"),
     "err_register_taken_meanwhile": ("Finished, not registered: the name '{name}' was taken meanwhile; register it under another name.",
                                      "已完成，但未注册：名称“{name}”在训练期间已被占用；请用另一个名称注册。"),
+    # ------------------------------------------------------------------------- issue 25 (compare with base)
+    "err_compare_run_unfinished": ("Run {run} has no finished model to compare (status: {status}); wait until it "
+                                   "has completed.", "运行 {run} 还没有可对比的完成模型（状态：{status}）；请等它完成。"),
+    "err_compare_run_unregistered": ("Run {run} has no registered model to compare; only a completed run that "
+                                     "registered its model can be compared with its base.",
+                                     "运行 {run} 没有已注册的模型可供对比；只有完成并注册了模型的运行才能与基础模型对比。"),
+    "err_compare_labels_differ": ("The classifier of run {run} has the labels {labels}, its base '{base}' has "
+                                  "{base_labels}: comparing them makes no sense. Evaluate the run's model alone.",
+                                  "运行 {run} 的分类器标签为 {labels}，其基础模型 '{base}' 的标签为 {base_labels}："
+                                  "二者对比没有意义。请单独评估该运行的模型。"),
 }

@@ -323,4 +323,18 @@ STRINGS: dict[str, tuple[str, str]] = {
                                 "pick it in Chat", "已合并为完整模型（运行文件夹的 `{folder}/`），注册为 `{model}`：可在聊天中选用"),
     # ------------------------------------------------------------------------- issue 28 (Data, Train, Generate)
     "data_chats_name": ("Name of the SFT dataset", "SFT 数据集名称"),
+    # ------------------------------------------------------------------------- issue 25 (compare with base)
+    "train_compare_base": ("Compare with base", "与基础模型对比"),
+    "train_compare_base_info": ("For the run shown above, once it has completed and registered its model: the "
+                                "Evaluate tab compares it with the model it was trained from, on the run's "
+                                "validation file (metrics, judge, per-example differences).",
+                                "针对上方显示的运行（完成并注册模型后）：在“评估”标签页中，用该运行的验证文件把它与训练前的"
+                                "模型对比（指标、评审、逐样本差异）。"),
+    "eval_prefill_ready": ("Comparing `{model}` (run {run}) with its base `{base}` on the run's validation file.",
+                           "正在用运行 {run} 的验证文件对比 `{model}` 与其基础模型 `{base}`。"),
+    "eval_prefill_pick_data": ("Compare `{model}` (run {run}) with its base `{base}`: the run kept no validation "
+                               "file (its validation rows were split off the training data), so pick the data to "
+                               "evaluate on above, then click Run evaluation.",
+                               "对比 `{model}`（运行 {run}）与其基础模型 `{base}`：该运行没有保留验证文件（验证数据是从"
+                               "训练数据中划分出来的），请在上方选择要评估的数据，然后点击“运行评估”。"),
 }

@@ -33,11 +33,16 @@ class PublishPanel:
     service: TrainingService
     run_folder: RunFolder
     may_start: Guard
+    # "Compare with base": one click to the Evaluate tab (wired in ui/__init__.py, ui/evaluate/prefill.py)
+    compare: Optional[gr.Button] = None
 
     @classmethod
     def build(cls, service: TrainingService, run_id: gr.State, run_folder: RunFolder,
               may_start: Guard) -> "PublishPanel":
-        panel = cls(service, run_folder, may_start)
+        with gr.Row(equal_height=True):
+            compare = gr.Button(t("train_compare_base"), elem_id="train-compare-base", scale=1)
+            gr.Markdown(t("train_compare_base_info"), elem_id="train-compare-base-info")
+        panel = cls(service, run_folder, may_start, compare)
         with gr.Accordion(t("train_publish"), open=False, elem_id="train-publish"):
             gr.Markdown(t("train_publish_intro"))
             with gr.Row(equal_height=True):

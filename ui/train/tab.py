@@ -105,6 +105,7 @@ class TrainTab:
     saved: gr.Dropdown  # a dataset saved on the Data tab, used when no file is uploaded
     share: gr.Checkbox  # with logins on: the registered model is everyone's, not only its owner's
     starts: OneStartAtATime = dataclasses.field(default_factory=OneStartAtATime)  # one click, one run (once.py)
+    publish: Optional[PublishPanel] = None  # the finished run's panel (its "Compare with base" button)
 
     @classmethod
     def build(cls, registry: Registry, service: Optional[TrainingService] = None) -> "TrainTab":
@@ -170,7 +171,8 @@ class TrainTab:
         run_id = gr.State(None)
         tab = cls(registry, service, task, base, data, validation, columns, method, register_as, numbers, run_id,
                   saved, share)
-        PublishPanel.build(service, run_id, tab._run_dir, may_start)  # merge, download, push a finished run
+        # merge, download, push a finished run; compare it with its base
+        tab = dataclasses.replace(tab, publish=PublishPanel.build(service, run_id, tab._run_dir, may_start))
         timer = gr.Timer(REFRESH_S, active=False)
         pickers = list(columns.values())
 
