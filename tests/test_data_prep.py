@@ -188,7 +188,7 @@ def test_saved_datasets_are_listed_and_nothing_is_half_written(tmp_path: Path, c
     card = json.loads((info.folder / "card.json").read_text())
     assert card["source"]["file"] == "crafted.csv" and card["reproduce"].startswith("python app.py data")
     assert [step["step"] for step in card["steps"]] == ["load", "normalize", "empty", "split"]
-    with pytest.raises(InvalidInputError, match="already exists"):
+    with pytest.raises(InvalidInputError, match="a dataset named 'reviews-v1' exists already"):
         save_dataset(prepared.splits, prepared.card, "reviews-v1", "alice", root=tmp_path)
     with pytest.raises(InvalidInputError, match="not a valid dataset name"):
         save_dataset(prepared.splits, prepared.card, "../escape", "alice", root=tmp_path)
