@@ -26,8 +26,10 @@ DIFFS_FILE = "diffs.csv"  # several models: one row per example, the models' rep
 
 
 def new_run_id() -> str:
-    """Sorts by time; the random suffix keeps two runs started in the same second apart."""
-    return f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    """Sorts by time to the millisecond, so two runs started in the same second still list newest first; the random
+    suffix keeps two runs started in the same millisecond (two users) apart."""
+    now = datetime.now()
+    return f"{now.strftime('%Y%m%d-%H%M%S')}{now.microsecond // 1000:03d}-{secrets.token_hex(2)}"
 
 
 def save_run(run: "RunResult", directory: str | Path) -> Path:
