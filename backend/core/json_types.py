@@ -1,0 +1,26 @@
+"""Names for JSON-shaped values (request bodies, results files, registry entries), for type hints only.
+
+Why: `dict[str, Any]` switched type checking off for everything read out of a JSON document. `JSONValue` is what
+`json.loads` can return; code that reads a field narrows it (`isinstance`, or `json_object` / `json_list` below),
+so a wrong assumption about a file's shape is a type error here and a clear refusal at run time, not a crash deep
+inside. A document whose shape is fixed deserves a TypedDict or a dataclass instead.
+"""
+
+from __future__ import annotations
+
+from typing import TypeAlias
+
+JSONScalar: TypeAlias = str | int | float | bool | None
+JSONValue: TypeAlias = JSONScalar | list["JSONValue"] | dict[str, "JSONValue"]
+JSONObject: TypeAlias = dict[str, JSONValue]
+JSONList: TypeAlias = list[JSONValue]
+
+
+def json_object(value: object) -> JSONObject:
+    """`value` when it is a JSON object, else an empty one (a field that holds something else reads as absent)."""
+    return value if isinstance(value, dict) else {}
+
+
+def json_list(value: object) -> JSONList:
+    """`value` when it is a JSON array, else an empty one."""
+    return value if isinstance(value, list) else []
