@@ -102,3 +102,43 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def chat_tab(tiny_config) -> Iterator["ChatTab"]:  # noqa: F821
+    """The Chat tab built over a registry of its own (one per module), for handler tests without a server."""
+    import gradio as gr
+
+    from backend.core.registry import Registry
+    from ui.chat.tab import ChatTab
+
+    reg = Registry(tiny_config)
+    with gr.Blocks():
+        chat = ChatTab.build(reg)
+    yield chat
+    reg.close()
+
+
+@pytest.fixture(scope="module")
+@tiers.full_tier
+def gradio_api_app(tiny_config) -> Iterator["SimpleNamespace"]:  # noqa: F821
+    """The whole app launched in this process (one per module), with a gradio_client `client` on it and its
+    `registry`."""
+    from types import SimpleNamespace
+
+    from gradio_client import Client
+
+    import ui
+    from backend.core.registry import Registry
+
+    reg = Registry(tiny_config)
+    demo = ui.build_app(reg)
+    port = free_port()
+    ui.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
+    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
+    try:
+        yield SimpleNamespace(client=client, registry=reg)
+    finally:
+        client.close()
+        demo.close()
+        reg.close()

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import time
 from types import SimpleNamespace
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import pytest
 
-from tests.conftest import free_port
-from tests.tiers import full_tier
 
 CHAT = "tiny-chat"
 PUBLIC_ENDPOINTS = {"/chat", "/generate", "/generate_with_probs", "/compare", "/models", "/load_model",
@@ -23,24 +21,8 @@ PUBLIC_ENDPOINTS = {"/chat", "/generate", "/generate_with_probs", "/compare", "/
 
 
 @pytest.fixture(scope="module")
-@full_tier
-def app(tiny_config) -> Iterator[SimpleNamespace]:
-    from gradio_client import Client
-
-    import ui
-    from backend.core.registry import Registry
-
-    registry = Registry(tiny_config)
-    demo = ui.build_app(registry)
-    port = free_port()
-    ui.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-    try:
-        yield SimpleNamespace(client=client, registry=registry)
-    finally:
-        client.close()
-        demo.close()
-        registry.close()
+def app(gradio_api_app: SimpleNamespace) -> SimpleNamespace:
+    return gradio_api_app
 
 
 def status(app: SimpleNamespace, model: str = CHAT) -> dict[str, Any]:

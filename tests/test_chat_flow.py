@@ -26,14 +26,8 @@ class Session:
 
 
 @pytest.fixture(scope="module")
-def tab(tiny_config) -> Iterator[ChatTab]:
-    from backend.core.registry import Registry
-
-    registry = Registry(tiny_config)
-    with gr.Blocks():
-        chat = ChatTab.build(registry)
-    yield chat
-    registry.close()
+def tab(chat_tab: ChatTab) -> ChatTab:
+    return chat_tab
 
 
 def data(tab: ChatTab, message: str, history: Any = (), max_new_tokens: int = 6, **params: Any) -> dict:

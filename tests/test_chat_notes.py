@@ -8,7 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import gradio as gr
 import pytest
@@ -32,14 +32,8 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def tab(tiny_config) -> Iterator[ChatTab]:
-    from backend.core.registry import Registry
-
-    registry = Registry(tiny_config)
-    with gr.Blocks():
-        chat = ChatTab.build(registry)
-    yield chat
-    registry.close()
+def tab(chat_tab: ChatTab) -> ChatTab:
+    return chat_tab
 
 
 def only_note(update: tuple[Any, ...], stats_at: int) -> str:

@@ -3,35 +3,16 @@
 from __future__ import annotations
 
 from types import SimpleNamespace
-from typing import Iterator
 
 import pytest
 
 from backend.tasks import service
 from backend.core.types import GenerationParams
-from tests.conftest import free_port
-from tests.tiers import full_tier
 
 
 @pytest.fixture(scope="module")
-@full_tier
-def app(tiny_config) -> Iterator[SimpleNamespace]:
-    from gradio_client import Client
-
-    import ui
-    from backend.core.registry import Registry
-
-    registry = Registry(tiny_config)
-    demo = ui.build_app(registry)
-    port = free_port()
-    ui.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
-    client = Client(f"http://127.0.0.1:{port}/", verbose=False)
-    try:
-        yield SimpleNamespace(client=client, registry=registry)
-    finally:
-        client.close()
-        demo.close()
-        registry.close()
+def app(gradio_api_app: SimpleNamespace) -> SimpleNamespace:
+    return gradio_api_app
 
 
 def test_every_task_has_a_named_endpoint(app: SimpleNamespace) -> None:
