@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Generator, Iterator, Optional, Protocol, Sequence, runtime_checkable
 
 from backend.core.config import ModelSpec
+from backend.core.json_types import JSONObject
 from backend.tasks.base import TaskRequest
 from backend.core.types import Event, GenerationParams, LabelScore, Message, Task
 
@@ -29,7 +30,7 @@ class LoadedModel(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONObject:
         """device, dtype, parameters, memory_bytes, max_context, generated_tokens_total, notes."""
         ...
 

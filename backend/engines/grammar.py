@@ -17,11 +17,16 @@ from __future__ import annotations
 
 from backend.core.hf_types import HFModel, HFTokenizer, vocabulary_size
 import threading
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import torch
 
-_TOKENIZERS: dict[int, Any] = {}  # id(model) -> llguidance.LLTokenizer
+if TYPE_CHECKING:
+    from llguidance import LLMatcher, LLTokenizer
+
+    from backend.engines.decode import RowPlan
+
+_TOKENIZERS: dict[int, LLTokenizer] = {}  # id(model) -> the tokenizer's llguidance view
 _LOCK = threading.Lock()
 
 
@@ -46,14 +51,14 @@ def forget(model: HFModel) -> None:
 class GrammarMask:
     """The allowed-token masks of a batch's constrained rows, one step at a time."""
 
-    def __init__(self, rows: Sequence[Any], model: HFModel, eos_token_ids: Sequence[int]) -> None:
+    def __init__(self, rows: Sequence[RowPlan], model: HFModel, eos_token_ids: Sequence[int]) -> None:
         import llguidance
 
         self.eos_token_ids = list(eos_token_ids)
         tokenizer = _TOKENIZERS.get(id(model))
         if tokenizer is None:
             raise RuntimeError("constrained decoding: the model's tokenizer was not registered")
-        self.matchers: list[Optional[Any]] = []
+        self.matchers: list[Optional[LLMatcher]] = []
         for row in rows:
             if row.grammar is None:
                 self.matchers.append(None)
@@ -66,7 +71,7 @@ class GrammarMask:
         self.step = 0
 
     @classmethod
-    def of(cls, rows: Sequence[Any], model: HFModel, eos_token_ids: Sequence[int]) -> Optional["GrammarMask"]:
+    def of(cls, rows: Sequence[RowPlan], model: HFModel, eos_token_ids: Sequence[int]) -> Optional["GrammarMask"]:
         return cls(rows, model, eos_token_ids) if any(row.grammar is not None for row in rows) else None
 
     def __call__(self, input_ids: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from backend.core.hf_types import HFModel, HFTokenizer, decoded_text
 import inspect
-from typing import Any, Callable, NamedTuple, Optional, Sequence
+from typing import Callable, NamedTuple, Optional, Sequence
 
 import torch
 
@@ -171,7 +171,7 @@ def _label_log_likelihoods(model_key: str, pad: int, rows: list[tuple[list[int],
     # rows x (label length) x vocab instead of rows x (whole prompt) x vocab.
     first_needed = min(len(context) for context, _ in rows) - 1
     keep = width - first_needed
-    kwargs: dict[str, Any] = {}
+    kwargs: dict[str, int] = {}  # logits_to_keep, where the model takes it
     if _accepts_logits_to_keep(model):
         kwargs["logits_to_keep"] = keep
     with torch.inference_mode():

@@ -21,9 +21,10 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from typing import Any, Iterator, Optional, Sequence
+from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 from backend.core.config import ModelSpec
+from backend.core.json_types import JSONObject
 from backend.engines.budget import Clock, check_prompt_fits, final_event, fit_chat, reply_budget
 from backend.engines.llama_cpp_model import GgufModel, physical_cores
 from backend.engines.llama_cpp_sampling import RowSampler
@@ -31,6 +32,9 @@ from backend.engines.llama_cpp_scheduler import LlamaRow, SlotScheduler
 from backend.engines.llama_cpp_source import gguf_path, require_llama_cpp
 from backend.engines.llama_cpp_tokens import LlamaTokenMethods
 from backend.core.types import Event, GenerationParams, LabelScore, Message, ModelLoadError, Task, UnsupportedTaskError
+
+if TYPE_CHECKING:
+    from llguidance import LLMatcher, LLTokenizer
 
 # Without a max_context in models.yaml, each slot gets at most this much of the model's trained context: every slot's
 # KV cache is allocated at load (SmolLM2-135M: 23 KB per token, so 16 slots x 2048 tokens = 0.75 GB).
@@ -65,7 +69,7 @@ class LlamaCppEngine(LlamaTokenMethods):
             self.notes.append("no chat template in the GGUF file: using the plain 'User:/Assistant:' fallback")
         self._generated = 0
         self._count_lock = threading.Lock()
-        self._grammar_tokenizer: Any = None
+        self._grammar_tokenizer: Optional[LLTokenizer] = None  # built on the first constrained request
         self._grammar_lock = threading.Lock()
         self.scheduler = SlotScheduler(model, spec.id, spec.max_queued_requests, on_token=self._count_token)
 
@@ -83,7 +87,7 @@ class LlamaCppEngine(LlamaTokenMethods):
             raise ModelLoadError(f"model '{spec.id}': {error}", field=error.field, params=error.params) from error
         return cls(spec, model, time.perf_counter() - started)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONObject:
         model = self.model
         return {
             "device": "cpu (llama.cpp)",
@@ -188,7 +192,7 @@ class LlamaCppEngine(LlamaTokenMethods):
         finally:
             stream.close()  # stops the row if it still runs, and waits until the scheduler let go of it
 
-    def _matcher(self, grammar: str) -> Any:
+    def _matcher(self, grammar: str) -> LLMatcher:
         """An llguidance matcher of `grammar` over this model's vocabulary (the vocabulary's view is built once)."""
         import llguidance
         from llguidance.llamacpp import lltokenizer_from_vocab

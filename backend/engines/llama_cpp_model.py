@@ -15,6 +15,7 @@ import ctypes
 import os
 import threading
 from pathlib import Path
+from types import ModuleType
 from typing import Any, Optional, Sequence
 
 import numpy as np
@@ -48,7 +49,7 @@ _BACKEND_READY = threading.Event()
 _BACKEND_LOCK = threading.Lock()
 
 
-def _init_backend(llama_cpp: Any) -> None:
+def _init_backend(llama_cpp: ModuleType) -> None:
     """llama.cpp's process-wide set-up (its CPU backend and float16 tables), once."""
     with _BACKEND_LOCK:
         if not _BACKEND_READY.is_set():

@@ -13,11 +13,14 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from backend.core.types import GenerationParams
+
+if TYPE_CHECKING:
+    from llguidance import LLMatcher
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class RowSampler:
     """One row's token choices, step after step (it remembers the reply's tokens for the penalties)."""
 
     def __init__(self, params: GenerationParams, seed: int, prompt_ids: Sequence[int],
-                 matcher: Optional[Any] = None, eog_ids: Sequence[int] = ()) -> None:
+                 matcher: Optional[LLMatcher] = None, eog_ids: Sequence[int] = ()) -> None:
         self.params = params
         self.rng = np.random.Generator(np.random.PCG64(seed))
         self.penalised = np.unique(np.asarray(prompt_ids, dtype=np.int64)) \

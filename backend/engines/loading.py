@@ -8,13 +8,17 @@ import gc
 import sys
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional, cast
 
 import torch
 
 from backend.core.config import ModelSpec, checkpoint_file
+from backend.core.json_types import JSONObject
 from backend.core.hub import HUB, download_hint
 from backend.core.types import ModelLoadError
+
+if TYPE_CHECKING:
+    from backend.tasks.base import ModelClass
 
 
 def resolve_device(spec: ModelSpec) -> str:
@@ -63,9 +67,9 @@ def model_source(spec: ModelSpec) -> str:
     return spec.source
 
 
-def from_pretrained_kwargs(spec: ModelSpec, device: str, dtype: torch.dtype) -> dict[str, Any]:
+def from_pretrained_kwargs(spec: ModelSpec, device: str, dtype: torch.dtype) -> dict[str, object]:
     """Keyword arguments shared by every `from_pretrained` call for this entry."""
-    kwargs: dict[str, Any] = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
+    kwargs: dict[str, object] = {"dtype": dtype, "trust_remote_code": spec.trust_remote_code}
     if spec.revision:
         kwargs["revision"] = spec.revision
     if spec.quantization and spec.quantization != "int8":  # int8 is applied after loading: quantize_int8
@@ -154,7 +158,7 @@ def prefer_shape_free_attention() -> None:
     torch.backends.cuda.enable_cudnn_sdp(False)
 
 
-def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[HFModel, HFTokenizer, str, float]:
+def load_pretrained(spec: ModelSpec, model_class: ModelClass) -> tuple[HFModel, HFTokenizer, str, float]:
     """Tokenizer and model for `spec` with `model_class` (an Auto* class), placed on the resolved device.
 
     Returns (model, tokenizer, device, load seconds); a failure frees what was allocated and becomes a
@@ -180,7 +184,7 @@ def load_pretrained(spec: ModelSpec, model_class: Any) -> tuple[HFModel, HFToken
         model = model_class.from_pretrained(source, **kwargs, **gguf)
         model = apply_adapter(spec, model)
         if "device_map" not in kwargs:
-            model.to(device)
+            model.to(device)  # type: ignore[arg-type]  # transformers' @wraps(Module.to) hides the bound signature
         model.eval()
         if spec.quantization == "int8":
             quantize_int8(model)
@@ -224,7 +228,7 @@ def _int8_linear_size(model: HFModel) -> tuple[int, int]:
     return values, size
 
 
-def apply_adapter(spec: ModelSpec, model: HFModel) -> Any:
+def apply_adapter(spec: ModelSpec, model: HFModel) -> HFModel:
     """The entry's PEFT adapter (field `adapter`) over the base model, merged in so every engine path (batching,
     ZeroGPU) sees a plain transformers model; unchanged without an adapter."""
     folder = getattr(spec, "adapter_path", lambda: None)()
@@ -232,7 +236,8 @@ def apply_adapter(spec: ModelSpec, model: HFModel) -> Any:
         return model
     from peft import PeftModel
 
-    return PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
+    # merge_and_unload gives back the base model it wrapped (annotated as a plain torch Module).
+    return cast(HFModel, PeftModel.from_pretrained(model, str(folder)).merge_and_unload())
 
 
 def hub_checked_offline(spec: ModelSpec) -> bool:
@@ -249,7 +254,7 @@ def hub_checked_offline(spec: ModelSpec) -> bool:
     return True
 
 
-def describe_model(model: HFModel, max_context: Optional[int], load_time_s: float) -> dict[str, Any]:
+def describe_model(model: HFModel, max_context: Optional[int], load_time_s: float) -> JSONObject:
     """The status facts every local engine reports (None while unloaded)."""
     if model is None:
         return {"device": None, "dtype": None, "parameters": None, "memory_bytes": None, "max_context": max_context,

@@ -17,11 +17,12 @@ from backend.core.hf_types import HFModel, HFTokenizer, UNLOADED_MODEL, UNLOADED
 import itertools
 import secrets
 import threading
-from typing import Any, Iterator, Sequence
+from typing import Iterator, Sequence
 
 from transformers import AutoModelForCausalLM
 
 from backend.core.config import ModelSpec
+from backend.core.json_types import JSONObject
 from backend.engines import loading
 from backend.engines import zerogpu
 from backend.engines.batching import Batcher
@@ -82,11 +83,11 @@ class LocalGenerativeEngine(TokenLevelMethods):
 
     # Read-only views of the runtime, for status and tests.
     @property
-    def model(self) -> Any:
+    def model(self) -> HFModel:
         return self.runtime.model
 
     @property
-    def tokenizer(self) -> Any:
+    def tokenizer(self) -> HFTokenizer:
         return self.runtime.tokenizer
 
     @property
@@ -103,7 +104,7 @@ class LocalGenerativeEngine(TokenLevelMethods):
     def load(cls, spec: ModelSpec) -> "LocalGenerativeEngine":
         return cls(spec, *loading.load_pretrained(spec, AutoModelForCausalLM))
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONObject:
         return {**loading.describe_model(self.runtime.model, self.max_context, self.load_time_s),
                 "generated_tokens_total": self.generated_tokens_total, "notes": list(self.notes)}
 

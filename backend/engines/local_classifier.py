@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from backend.core.hf_types import HFModel, HFTokenizer, UNLOADED_MODEL, UNLOADED_TOKENIZER
 import threading
-from typing import Any, Iterator, Sequence, cast
+from typing import Iterator, Sequence, cast
 
 import torch
 from transformers import AutoModelForSequenceClassification
 
 from backend.core.config import ModelSpec
+from backend.core.json_types import JSONObject
 from backend.engines import loading
 from backend.engines.label_scoring import ScoredBatch
 from backend.engines.length_groups import length_groups
@@ -52,7 +53,7 @@ class LocalClassifierEngine:
     def load(cls, spec: ModelSpec) -> "LocalClassifierEngine":
         return cls(spec, *loading.load_pretrained(spec, AutoModelForSequenceClassification))
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONObject:
         return {**loading.describe_model(self.model, self.max_context, self.load_time_s),
                 "notes": [f"labels: {', '.join(self.labels)}"]}
 

@@ -11,23 +11,26 @@ from __future__ import annotations
 
 from backend.core.hf_types import HFModel, HFTokenizer, UNLOADED_MODEL, UNLOADED_TOKENIZER
 import threading
-from typing import Any, Generator
+from typing import Any, Generator, Generic
 
 from backend.core.config import ModelSpec, checkpoint_file, read_checkpoint_config
+from backend.core.json_types import JSONObject
 from backend.engines import loading
-from backend.tasks.base import LoadContext, StreamingHandler, TaskHandler, TaskRequest
+from backend.tasks.base import LoadContext, LoadedTask, OptionsT, ResultT, StreamingHandler, TaskRequest
 from backend.tasks.table import find_task, task_spec
 from backend.core.types import Event, GenerationError, ModelLoadError, Task, UnsupportedTaskError
 
 
-class LocalTaskEngine:
-    def __init__(self, spec: ModelSpec, task: str, handler: TaskHandler[Any, Any], model: HFModel,
+class LocalTaskEngine(Generic[OptionsT, ResultT]):
+    """One entry's task on its loaded model: requests with the task's options in, the task's results out."""
+
+    def __init__(self, spec: ModelSpec, task: str, handler: LoadedTask[OptionsT, ResultT], model: HFModel,
                  tokenizer: HFTokenizer, device: str, load_time_s: float, max_context: int, notes: list[str],
                  lock: threading.Lock) -> None:
         self.spec = spec
         self.tasks: frozenset[Task] = frozenset(spec.tasks)
         self.task = task
-        self.handler: TaskHandler[Any, Any] | None = handler
+        self.handler: LoadedTask[OptionsT, ResultT] | None = handler
         self.model = model
         self.tokenizer = tokenizer
         self.device = device
@@ -38,7 +41,7 @@ class LocalTaskEngine:
         self.lock = lock
 
     @classmethod
-    def load(cls, spec: ModelSpec) -> "LocalTaskEngine":
+    def load(cls, spec: ModelSpec) -> "LocalTaskEngine[Any, Any]":  # the types of whichever task the entry does
         task = next(task for task in spec.tasks if find_task(task) is not None)
         task_def = task_spec(task)
         architectures = read_checkpoint_config(spec).get("architectures") or []
@@ -65,7 +68,7 @@ class LocalTaskEngine:
 
     # -------------------------------------------------------------------------------------- status
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONObject:
         return {**loading.describe_model(self.model, self.max_context, self.load_time_s), "notes": list(self.notes)}
 
     def close(self) -> None:
@@ -82,19 +85,19 @@ class LocalTaskEngine:
 
     # -------------------------------------------------------------------------------------- tasks
 
-    def _handler_for(self, task: str) -> TaskHandler[Any, Any]:
+    def _handler_for(self, task: str) -> LoadedTask[OptionsT, ResultT]:
         if task not in self.tasks:
             raise UnsupportedTaskError(f"model '{self.spec.id}' does not do '{task}'", field="model")
         if self.handler is None:
             raise GenerationError(f"model '{self.spec.id}' was unloaded while running")
         return self.handler
 
-    def run_task(self, task: str, request: TaskRequest[Any]) -> list[Any]:
+    def run_task(self, task: str, request: TaskRequest[OptionsT]) -> list[ResultT]:
         """One result per input of `request`, with the model's lock held (forward passes one at a time)."""
         with self.lock:
             return self._handler_for(task)(request)
 
-    def stream_task(self, task: str, request: TaskRequest[Any]) -> Generator[Event, None, None]:
+    def stream_task(self, task: str, request: TaskRequest[OptionsT]) -> Generator[Event, None, None]:
         """A streaming task's events for the request's one text (the handler takes the lock as it generates)."""
         handler = self._handler_for(task)
         if not isinstance(handler, StreamingHandler):

@@ -28,12 +28,13 @@ import inspect
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import torch
 
 from backend.core.config import ModelSpec, checkpoint_file
+from backend.core.json_types import JSONObject, JSONValue
 from backend.core.types import ModelLoadError
 
 OPSET = 17
@@ -49,10 +50,14 @@ _OUTPUTS = {  # what each head returns, by the suffix of its class name
 }
 
 
-class OnnxOutput(dict):
+if TYPE_CHECKING:
+    import onnxruntime
+
+
+class OnnxOutput(dict[str, torch.Tensor]):
     """ONNX Runtime's outputs as torch tensors, by name and as attributes (like transformers' ModelOutput)."""
 
-    def __getattr__(self, name: str) -> Any:
+    def __getattr__(self, name: str) -> torch.Tensor:
         try:
             return self[name]
         except KeyError:
@@ -77,10 +82,10 @@ def onnx_path(spec: ModelSpec) -> Path:
     return Path.home() / ".cache" / "llm-workbench" / "onnx" / key / "model.onnx"
 
 
-def _stamp(spec: ModelSpec, model: HFModel) -> dict[str, Any]:
+def _stamp(spec: ModelSpec, model: HFModel) -> JSONObject:
     weights = [checkpoint_file(spec, name) for name in ("model.safetensors", "pytorch_model.bin")]
     found = [path for path in weights if path is not None]
-    facts = [(path.name, path.stat().st_size, int(path.stat().st_mtime)) for path in found]
+    facts: list[JSONValue] = [[path.name, path.stat().st_size, int(path.stat().st_mtime)] for path in found]
     import onnxruntime
 
     return {"weights": facts, "class": type(model).__name__, "torch": torch.__version__, "opset": OPSET,
@@ -104,7 +109,7 @@ def onnx_threads() -> int:
     return max(1, min(cores, allowed))
 
 
-def session_options() -> Any:
+def session_options() -> onnxruntime.SessionOptions:
     import onnxruntime
 
     options = onnxruntime.SessionOptions()
@@ -232,7 +237,7 @@ def onnx_forward(spec: ModelSpec, model: HFModel, tokenizer: HFTokenizer) -> Cal
     inputs = {item.name for item in session.get_inputs()}
     names = [item.name for item in session.get_outputs()]
 
-    def forward(**kwargs: Any) -> OnnxOutput:
+    def forward(**kwargs: object) -> OnnxOutput:  # tensors by input name
         feed = {name: _numpy(value) for name, value in kwargs.items() if name in inputs and value is not None}
         results = session.run(names, feed)
         return OnnxOutput({name: torch.from_numpy(np.ascontiguousarray(value)) for name, value in zip(names, results)})

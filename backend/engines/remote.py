@@ -19,18 +19,19 @@ and every failure becomes a typed error that names the entry, the URL and what t
 
 from __future__ import annotations
 
-from backend.core.hf_types import HFTokenizer
+from backend.core.hf_types import HFTokenizer, rendered_text
 import math
 import secrets
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 import httpx
 
 from backend.core.config import ModelSpec
+from backend.core.json_types import JSONObject
 from backend.engines.budget import Clock, check_prompt_fits, final_event, fit_chat, reply_budget
 from backend.engines.remote_sse import StreamState, decode_chunk, finish_reason, sse_data, usage_int, \
     wrap_stream_errors
@@ -102,7 +103,7 @@ class _Call:
 
     kind: str  # "chat" or "generate"
     url: str
-    body: dict[str, Any]
+    body: JSONObject
     stop: tuple[str, ...]
     max_new_tokens: int
     seed: Optional[int]
@@ -114,7 +115,7 @@ class _Call:
 class RemoteEngine:
     """A model served by an OpenAI-compatible server. Any number of concurrent streams (the server schedules)."""
 
-    def __init__(self, spec: ModelSpec, client: httpx.Client, endpoint: Endpoint, tokenizer: HFTokenizer,
+    def __init__(self, spec: ModelSpec, client: httpx.Client, endpoint: Endpoint, tokenizer: Optional[HFTokenizer],
                  tokenizer_source: Optional[str], load_time_s: float) -> None:
         self.spec = spec
         self.tasks: frozenset[Task] = frozenset(spec.tasks)
@@ -159,7 +160,7 @@ class RemoteEngine:
         tokenizer, source = _local_tokenizer(spec)
         return cls(spec, client, endpoint, tokenizer, source, time.perf_counter() - started)
 
-    def describe(self) -> dict[str, Any]:
+    def describe(self) -> JSONObject:
         return {
             "device": f"remote: {self.base_url}",
             "dtype": None,
@@ -198,7 +199,7 @@ class RemoteEngine:
         exact = fitted.measured
         check_prompt_fits(fitted.prompt_tokens, max_context=self.max_context, model_id=self.spec.id,
                           what="message", exact=exact)
-        body = {"messages": [{"role": m.role, "content": m.content} for m in fitted.messages]}
+        body: JSONObject = {"messages": [{"role": m.role, "content": m.content} for m in fitted.messages]}
         prompt = _Prompt(fitted.prompt_tokens, exact, sum(len(m.content.encode("utf-8")) for m in fitted.messages))
         return self._stream("chat", body, params, prompt, fitted.dropped)
 
@@ -230,11 +231,9 @@ class RemoteEngine:
         tokenizer = self.tokenizer
         if tokenizer is not None and getattr(tokenizer, "chat_template", None):
             with self._tokenizer_lock:
-                text = tokenizer.apply_chat_template(
-                    [{"role": m.role, "content": m.content} for m in messages],
-                    add_generation_prompt=True,
-                    tokenize=False,
-                )
+                text = rendered_text(tokenizer.apply_chat_template(
+                    [{"role": m.role, "content": m.content} for m in messages], add_generation_prompt=True,
+                    tokenize=False))
                 return len(tokenizer(text, add_special_tokens=False)["input_ids"]), True
         counts = [self._count(m.content) for m in messages]
         total = sum(n for n, _ in counts) + MESSAGE_OVERHEAD_TOKENS * (len(messages) + 1)
@@ -242,7 +241,7 @@ class RemoteEngine:
 
     # ---------------------------------------------------------------------------------------- streaming
 
-    def _stream(self, kind: str, body: dict[str, Any], params: GenerationParams, prompt: _Prompt,
+    def _stream(self, kind: str, body: JSONObject, params: GenerationParams, prompt: _Prompt,
                 dropped_turns: int) -> Iterator[Event]:
         """Builds the request now (so bad input fails at the call); sends it on the first `next` only."""
         max_new_tokens, notices = reply_budget(prompt.tokens, params.max_new_tokens, max_context=self.max_context,
@@ -255,7 +254,7 @@ class RemoteEngine:
         if params.top_alternatives:
             notices.append("token alternatives are not available from a remote server")
         seed = None if params.greedy else (params.seed if params.seed is not None else secrets.randbits(31))
-        request = {
+        request: JSONObject = {
             **body,
             "model": self.spec.remote_model,
             "stream": True,
@@ -268,7 +267,7 @@ class RemoteEngine:
             if params.top_p < 1.0:
                 request["top_p"] = params.top_p
         # The stop strings and OpenAI's own sampling fields go through as they are (the server applies them).
-        passed = {"stop": list(params.stop), "presence_penalty": params.presence_penalty,
+        passed: JSONObject = {"stop": list(params.stop), "presence_penalty": params.presence_penalty,
                   "frequency_penalty": params.frequency_penalty,
                   "logit_bias": {str(token): bias for token, bias in params.logit_bias or ()}}
         request.update({name: value for name, value in passed.items() if value})
@@ -369,7 +368,7 @@ class RemoteEngine:
 # ------------------------------------------------------------------------------------------ internals
 
 
-def _local_tokenizer(spec: ModelSpec) -> tuple[Any, Optional[str]]:
+def _local_tokenizer(spec: ModelSpec) -> tuple[Optional[HFTokenizer], Optional[str]]:
     """The model's tokenizer if `model` is a local folder or a Hub repo already cached here; never downloads."""
     name = spec.remote_model
     try:
@@ -393,7 +392,7 @@ def _local_tokenizer(spec: ModelSpec) -> tuple[Any, Optional[str]]:
         return None, None
 
 
-def _tokenizer_context(tokenizer: HFTokenizer) -> Optional[int]:
+def _tokenizer_context(tokenizer: Optional[HFTokenizer]) -> Optional[int]:
     limit = getattr(tokenizer, "model_max_length", None) if tokenizer is not None else None
     return limit if isinstance(limit, int) and 0 < limit < 1_000_000 else None
 

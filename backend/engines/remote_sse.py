@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional
 
 import httpx
 
 from backend.core.config import ModelSpec
+from backend.core.json_types import JSONObject, json_list, json_object
 from backend.engines.remote_transport import error_message, transport_failure
 from backend.engines.text_stream import StopMatcher
 from backend.core.types import FinishReason, GenerationError
@@ -21,18 +22,19 @@ class StreamState:
 
     matcher: StopMatcher
     chunks: int = 0  # chunks that carried text: a lower bound on generated tokens
-    usage: Optional[dict[str, Any]] = None
+    usage: Optional[JSONObject] = None
     finish: Optional[str] = None
     done: bool = False
 
-    def take(self, chunk: dict[str, Any], kind: str) -> str:
-        """Records usage / finish_reason from a decoded chunk and returns its text."""
-        if isinstance(chunk.get("usage"), dict):
-            self.usage = chunk["usage"]
-        choices = chunk.get("choices") or []
+    def take(self, chunk: JSONObject, kind: str) -> str:
+        """Records usage / finish_reason from a decoded chunk (`decode_chunk`'s) and returns its text."""
+        usage = chunk.get("usage")
+        if isinstance(usage, dict):
+            self.usage = usage
+        choices = json_list(chunk.get("choices"))  # decode_chunk checked: a list of objects, or absent
         if not choices:
             return ""
-        choice = choices[0]
+        choice = json_object(choices[0])
         if choice.get("finish_reason"):
             self.finish = str(choice["finish_reason"])
         if kind == "chat":
@@ -64,7 +66,7 @@ def sse_data(response: httpx.Response) -> Iterator[str]:
         yield "\n".join(lines)
 
 
-def decode_chunk(data: str, where: str) -> dict[str, Any]:
+def decode_chunk(data: str, where: str) -> JSONObject:
     """One SSE payload as a dict; a malformed chunk or an error the server streams becomes a GenerationError."""
     try:
         chunk = json.loads(data)
@@ -102,7 +104,7 @@ def finish_reason(state: StreamState, generated: int, max_new_tokens: int, notic
     return "length" if generated >= max_new_tokens else "stop"
 
 
-def usage_int(usage: Optional[dict[str, Any]], key: str) -> Optional[int]:
+def usage_int(usage: Optional[JSONObject], key: str) -> Optional[int]:
     value = usage.get(key) if usage else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
 

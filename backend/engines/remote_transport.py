@@ -14,11 +14,12 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 import httpx
 
 from backend.core.config import ModelSpec
+from backend.core.json_types import JSONObject
 from backend.core.types import ContextOverflowError, GenerationError, InvalidInputError, ModelLoadError, WorkbenchError
 
 PROBE_TIMEOUT_S = 3.0  # reachability checks (load, Models tab) must answer quickly
@@ -151,13 +152,14 @@ def read_limited(response: httpx.Response) -> str:
     return body[:ERROR_BODY_LIMIT].decode("utf-8", errors="replace")
 
 
-def error_message(body: Any) -> str:
+def error_message(body: object) -> str:
     """The human part of an error body: OpenAI/vLLM {"error": {"message"}}, TGI {"error": "..."}, FastAPI {"detail"}."""
     if isinstance(body, str):
+        text = body
         try:
-            body = json.loads(body)
+            body = json.loads(text)
         except ValueError:
-            return body.strip()[:300]
+            return text.strip()[:300]
     if isinstance(body, dict):
         for key in ("error", "detail", "message"):
             value = body.get(key)
@@ -232,7 +234,7 @@ def _reason(error: BaseException) -> str:
     return text[:200]
 
 
-def open_stream(client: httpx.Client, url: str, request: dict[str, Any], where: str,
+def open_stream(client: httpx.Client, url: str, request: JSONObject, where: str,
                 spec: ModelSpec) -> httpx.Response:
     """POSTs `request`; returns the open 200 event-stream response or raises a typed (possibly retryable)
     error."""

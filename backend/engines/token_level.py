@@ -29,7 +29,7 @@ class PromptScores:
     next: TokenLogprob
 
 
-def check_ids(ids: Sequence[Any], vocabulary: int, field: str) -> list[int]:
+def check_ids(ids: Sequence[object], vocabulary: int, field: str) -> list[int]:
     """Token ids from a client: whole numbers within the model's vocabulary."""
     clean = []
     for index, token in enumerate(ids):

@@ -137,7 +137,7 @@ def _prompt_logprobs(model_key: str, pad: int, rows: list[list[int]], top: int) 
             for index, row in enumerate(rows)]
 
 
-_ON_DEVICE: dict[tuple[Optional[int], Callable[..., Any]], Callable[..., list[PromptScores]]] = {}
+_ON_DEVICE: dict[tuple[Optional[int], Callable[..., list[PromptScores]]], Callable[..., list[PromptScores]]] = {}
 
 
 def _on_device(duration: Optional[int], function: Callable[..., list[PromptScores]] = _prompt_logprobs

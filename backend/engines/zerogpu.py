@@ -25,7 +25,7 @@ from backend.core.hf_types import HFModel
 import importlib
 import os
 from types import ModuleType
-from typing import Any, Callable, Optional, TypeVar
+from typing import Callable, Optional, TypeVar
 
 from backend.core.types import WorkbenchError
 
@@ -56,7 +56,7 @@ def on_zerogpu() -> bool:
 
 
 # The loaded models a GPU function can find by key; a forked GPU worker has the table as it was at the fork.
-_RESIDENT: dict[str, Any] = {}
+_RESIDENT: dict[str, HFModel] = {}
 
 
 def make_resident(key: str, model: HFModel) -> None:
@@ -69,7 +69,7 @@ def evict_resident(key: str, model: HFModel) -> None:
         del _RESIDENT[key]
 
 
-def resident_model(key: str) -> Any:
+def resident_model(key: str) -> HFModel:
     model = _RESIDENT.get(key)
     if model is None:
         raise WorkbenchError(f"model '{key}' is not loaded in this process; on ZeroGPU, a GPU worker only has the "

@@ -14,20 +14,40 @@ from backend.core.hf_types import HFModel, HFTokenizer, UNLOADED_MODEL
 import inspect
 import threading
 from abc import ABC, abstractmethod
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator, Generic, Optional, Protocol, Sequence, TypeVar, \
-    runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Generator, Generic, NoReturn, Optional, Protocol, Sequence, \
+    TypeAlias, runtime_checkable
+
+from typing_extensions import TypeVar
 
 from backend.core.error_codes import refuse
-from backend.core.types import Event, GenerationError, InvalidInputError
+from backend.core.json_types import JSONScalar
+from backend.core.types import Event, GenerationError, GenerationParams, InvalidInputError
 
 if TYPE_CHECKING:
+    import torch
+
     from backend.evaluation.types import EvalConfig
     from backend.core.model_spec import ModelSpec
 
 OptionsT = TypeVar("OptionsT")  # a task's options (a frozen dataclass of its own)
 ResultT = TypeVar("ResultT")  # the result for one input text
+# What preprocess hands forward, and forward hands postprocess: each handler's own (a tuple, a TypedDict...).
+BatchT = TypeVar("BatchT", default=object)
+OutputsT = TypeVar("OutputsT", default=object)
+
+# A forward pass: the model itself, or ONNX Runtime's session (backend/engines/onnx_runtime.py); outputs by name,
+# as transformers' ModelOutput (a dict) gives them.
+Forward: TypeAlias = "Callable[..., Mapping[str, torch.Tensor]]"
+Cell: TypeAlias = JSONScalar  # one value of a whole-file run's result column (structured results: JSON text)
+
+
+class ModelClass(Protocol):
+    """A transformers Auto* class (AutoModelForTokenClassification...): what loads a task's checkpoint."""
+
+    def from_pretrained(self, pretrained_model_name_or_path: str, **options: object) -> HFModel: ...
 
 MAX_TEXTS = 2048  # texts in one call (the API's list input; files go through backend/tasks/files.py in batches)
 MAX_TOP_K = 50
@@ -98,8 +118,9 @@ def one_of(field: str, value: object, choices: Sequence[str]) -> str:
     return value
 
 
-def check_texts(field: str, texts: Any) -> tuple[str, ...]:
-    """One text or a list of them, each checked like a chat message; errors name `field` (and the index)."""
+def check_texts(field: str, texts: object) -> tuple[str, ...]:
+    """One text or a list of them (as a client sent them, unchecked), each checked like a chat message; errors
+    name `field` (and the index)."""
     # Here, not at import: backend.services.generation imports the registry.
     from backend.services.generation import check_text
 
@@ -109,17 +130,20 @@ def check_texts(field: str, texts: Any) -> tuple[str, ...]:
     if len(items) > MAX_TEXTS:
         raise InvalidInputError(f"{field}: at most {MAX_TEXTS} texts per call, got {len(items)}; use a file run",
                                 field=field)
+    checked: list[str] = []
     for index, text in enumerate(items):
         check_text(field if len(items) == 1 else f"{field}[{index}]", text)
-    return tuple(items)
+        assert isinstance(text, str)  # check_text refused anything else
+        checked.append(text)
+    return tuple(checked)
 
 
 # ------------------------------------------------------------------------------------------------ handler
 
 
-class TaskHandler(ABC, Generic[OptionsT, ResultT]):
-    """A task on one loaded model, in transformers' Pipeline shape. `__call__` runs the three steps over each
-    batch of the request; the engine calls it with the model's lock held.
+class LoadedTask(ABC, Generic[OptionsT, ResultT]):
+    """A task on one loaded model, as the engine holds it: a request in, one result per input out (the engine
+    calls it with the model's lock held). `TaskHandler` below is the shape every task module implements.
 
     `forward_fn` is the model's forward pass (the model itself); `runtime: onnx` replaces it with ONNX Runtime's
     (backend/engines/onnx_runtime.py), so a handler's `forward` calls `self.forward_fn`, never the model directly.
@@ -130,7 +154,25 @@ class TaskHandler(ABC, Generic[OptionsT, ResultT]):
         self.tokenizer = context.tokenizer
         self.max_length = context.max_length
         self.lock = context.lock
-        self.forward_fn: Callable[..., Any] = context.model
+        self.forward_fn: Forward = context.model
+
+    @abstractmethod
+    def __call__(self, request: TaskRequest[OptionsT]) -> list[ResultT]:
+        """One result per input of `request`."""
+
+    def use_forward(self, forward: Forward) -> None:
+        """Routes forward passes through `forward` (ONNX Runtime) instead of PyTorch."""
+        self.forward_fn = forward
+
+    def release(self) -> None:
+        """Drops the model (the engine is unloading it); call with the lock held."""
+        self.model = UNLOADED_MODEL
+        self.forward_fn = _unloaded
+
+
+class TaskHandler(LoadedTask[OptionsT, ResultT], Generic[OptionsT, ResultT, BatchT, OutputsT]):
+    """A task on one loaded model, in transformers' Pipeline shape. `__call__` runs the three steps over each
+    batch of the request. `BatchT` is what preprocess gives forward, `OutputsT` what forward gives postprocess."""
 
     def __call__(self, request: TaskRequest[OptionsT]) -> list[ResultT]:
         results: list[ResultT] = []
@@ -139,25 +181,16 @@ class TaskHandler(ABC, Generic[OptionsT, ResultT]):
         return results
 
     @abstractmethod
-    def preprocess(self, request: TaskRequest[OptionsT]) -> Any:
+    def preprocess(self, request: TaskRequest[OptionsT]) -> BatchT:
         """The model's inputs for one batch (tokenized, padded)."""
 
     @abstractmethod
-    def forward(self, model_inputs: Any) -> Any:
+    def forward(self, model_inputs: BatchT) -> OutputsT:
         """The forward pass: plain outputs (on the CPU) for postprocess."""
 
     @abstractmethod
-    def postprocess(self, model_outputs: Any, request: TaskRequest[OptionsT]) -> list[ResultT]:
+    def postprocess(self, model_outputs: OutputsT, request: TaskRequest[OptionsT]) -> list[ResultT]:
         """One result per input of the batch."""
-
-    def use_forward(self, forward: Callable[..., Any]) -> None:
-        """Routes forward passes through `forward` (ONNX Runtime) instead of PyTorch."""
-        self.forward_fn = forward
-
-    def release(self) -> None:
-        """Drops the model (the engine is unloading it); call with the lock held."""
-        self.model = UNLOADED_MODEL
-        self.forward_fn = _unloaded
 
 
 @runtime_checkable
@@ -169,7 +202,7 @@ class StreamingHandler(Protocol):
         ...
 
 
-def _unloaded(*args: Any, **kwargs: Any) -> Any:
+def _unloaded(*args: object, **kwargs: object) -> NoReturn:
     raise GenerationError("the model was unloaded while running")
 
 
@@ -204,20 +237,21 @@ class TaskSpec(ABC, Generic[OptionsT, ResultT]):
         return self.needs_words or "a model of type *" + " / *".join(self.architectures)
 
     @abstractmethod
-    def model_class(self, architectures: Sequence[str]) -> Any:
+    def model_class(self, architectures: Sequence[str]) -> ModelClass:
         """The transformers Auto class that loads the checkpoint (imports transformers)."""
 
     # ------------------------------------------------------------------------------- input
 
     @abstractmethod
-    def options(self, *args: Any, **raw: Any) -> OptionsT:  # each task names its own options
+    # Each task names its own options: mypy lets an override narrow only this catch-all signature.
+    def options(self, *args: Any, **raw: Any) -> OptionsT:
         """The task's options, checked; errors name the field."""
 
-    def inputs(self, texts: Any, questions: Any = None) -> TaskInputs:
-        """The inputs, checked; errors name the field (and the index in a list)."""
+    def inputs(self, texts: object, questions: object = None) -> TaskInputs:
+        """The inputs as a client sent them, checked; errors name the field (and the index in a list)."""
         return TaskInputs(check_texts(self.text_field, texts))
 
-    def checked_options(self, raw: dict[str, Any]) -> OptionsT:
+    def checked_options(self, raw: Mapping[str, object]) -> OptionsT:
         """`options(**raw)`, refusing an option this task does not have (naming it) instead of a TypeError."""
         accepted = inspect.signature(self.options).parameters
         unknown = [name for name in raw if name not in accepted]
@@ -229,8 +263,8 @@ class TaskSpec(ABC, Generic[OptionsT, ResultT]):
     def check_model(self, request: TaskRequest[OptionsT], model: "ModelSpec") -> None:
         """Checks against the checkpoint's files, before anything is loaded (a mask token, a language pair)."""
 
-    def request(self, model: "ModelSpec", texts: Any, questions: Any = None, batch_size: Optional[int] = None,
-                **raw: Any) -> TaskRequest[OptionsT]:
+    def request(self, model: "ModelSpec", texts: object, questions: object = None, batch_size: Optional[int] = None,
+                **raw: object) -> TaskRequest[OptionsT]:
         """A checked request for `model`: inputs, options and the checkpoint checks, all before loading."""
         inputs = self.inputs(texts, questions)
         options = self.checked_options(raw)
@@ -243,11 +277,11 @@ class TaskSpec(ABC, Generic[OptionsT, ResultT]):
     # ------------------------------------------------------------------------------- loading
 
     @abstractmethod
-    def handler(self, context: LoadContext) -> TaskHandler[OptionsT, ResultT]:
+    def handler(self, context: LoadContext) -> LoadedTask[OptionsT, ResultT]:
         """The handler for a loaded model (may add status notes, or refuse the model with ModelLoadError)."""
 
     def handler_for(self, model: HFModel, tokenizer: HFTokenizer, max_length: int = 512,
-                    folder: Optional[Path] = None) -> TaskHandler[OptionsT, ResultT]:
+                    folder: Optional[Path] = None) -> LoadedTask[OptionsT, ResultT]:
         """A handler outside the registry (tests, benchmarks): a model and tokenizer loaded by the caller, from
         `folder` when its other files matter (an embedder's pooling)."""
         def find_file(name: str) -> Optional[Path]:
@@ -256,14 +290,15 @@ class TaskSpec(ABC, Generic[OptionsT, ResultT]):
         return self.handler(LoadContext(model_id="local", model=model, tokenizer=tokenizer, max_length=max_length,
                                         find_file=find_file))
 
-    def local_request(self, texts: Any, questions: Any = None, batch_size: Optional[int] = None,
-                      **raw: Any) -> TaskRequest[OptionsT]:
+    def local_request(self, texts: object, questions: object = None, batch_size: Optional[int] = None,
+                      **raw: object) -> TaskRequest[OptionsT]:
         """A request checked without a registry entry (no checkpoint checks), for `handler_for`'s handlers."""
         return TaskRequest(self.inputs(texts, questions), self.checked_options(raw), batch_size)
 
     # ------------------------------------------------------------------------------- whole-file runs
 
-    def file_options(self, model: "ModelSpec", raw: dict[str, Any], params: Any = None) -> OptionsT:
+    def file_options(self, model: "ModelSpec", raw: Mapping[str, object],
+                     params: Optional[GenerationParams] = None) -> OptionsT:
         """Options for a whole-file run (`raw`: the run's options; `params`: generation parameters)."""
         return self.checked_options(raw)
 
@@ -276,7 +311,7 @@ class TaskSpec(ABC, Generic[OptionsT, ResultT]):
         return options
 
     @abstractmethod
-    def file_row(self, result: ResultT) -> tuple[Any, ...]:
+    def file_row(self, result: ResultT) -> tuple[Cell, ...]:
         """One result as the values of `columns` (JSON text for structured results, so a CSV keeps them)."""
 
 
@@ -298,10 +333,10 @@ class EvalAdapter(ABC, Generic[OptionsT, ResultT]):
     def prediction(self, example_input: str, result: ResultT) -> str:
         """One result as the text the metric reads."""
 
-    def reference(self, reference: Any) -> Any:
-        """A reference as the metric reads it."""
+    def reference(self, reference: str) -> str:
+        """A reference (the data's column, as text) as the metric reads it."""
         return reference
 
-    def notices(self, predictions: Sequence[Optional[str]], references: Sequence[Any]) -> list[str]:
+    def notices(self, predictions: Sequence[Optional[str]], references: Sequence[str]) -> list[str]:
         """What the run's report should say about the predictions as a whole."""
         return []

@@ -11,10 +11,19 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
-from backend.tasks.base import LoadContext, TaskHandler, TaskRequest, TaskSpec
+from backend.tasks.base import Cell, LoadContext, ModelClass, TaskHandler, TaskRequest, TaskSpec
 from backend.tasks.types import Embedding, Pooling
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import BatchEncoding
+
+# The tokenized batch and each text's length before truncation.
+EmbedBatch = tuple["BatchEncoding", list[int]]
+# The last hidden states (batch, tokens, hidden), the attention mask, the lengths.
+EmbedOutputs = tuple["torch.Tensor", "torch.Tensor", list[int]]
 
 
 @dataclass(frozen=True)
@@ -44,7 +53,7 @@ def pooling_of(find_file: Callable[[str], Optional[Path]]) -> tuple[Pooling, boo
     return pooling, normalize, max_length
 
 
-class EmbedHandler(TaskHandler[EmbedOptions, Embedding]):
+class EmbedHandler(TaskHandler[EmbedOptions, Embedding, EmbedBatch, EmbedOutputs]):
     def __init__(self, context: LoadContext, pooling: Pooling = "mean", normalize: bool = True) -> None:
         super().__init__(context)
         self.pooling = pooling
@@ -54,14 +63,14 @@ class EmbedHandler(TaskHandler[EmbedOptions, Embedding]):
     def dimensions(self) -> int:
         return int(self.model.config.hidden_size)
 
-    def preprocess(self, request: TaskRequest[EmbedOptions]) -> tuple[Any, list[int]]:
+    def preprocess(self, request: TaskRequest[EmbedOptions]) -> EmbedBatch:
         texts = list(request.inputs.texts)
         lengths = [len(ids) for ids in self.tokenizer(texts, verbose=False)["input_ids"]]
         encoded = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                                  return_tensors="pt")
         return encoded, lengths
 
-    def forward(self, model_inputs: tuple[Any, list[int]]) -> tuple[Any, Any, list[int]]:
+    def forward(self, model_inputs: EmbedBatch) -> EmbedOutputs:
         import torch
 
         encoded, lengths = model_inputs
@@ -71,8 +80,7 @@ class EmbedHandler(TaskHandler[EmbedOptions, Embedding]):
             output = self.forward_fn(**{name: value.to(device) for name, value in inputs.items()})
         return output["last_hidden_state"].float().cpu(), encoded["attention_mask"], lengths
 
-    def postprocess(self, model_outputs: tuple[Any, Any, list[int]],
-                    request: TaskRequest[EmbedOptions]) -> list[Embedding]:
+    def postprocess(self, model_outputs: EmbedOutputs, request: TaskRequest[EmbedOptions]) -> list[Embedding]:
         import torch
 
         hidden, attention_mask, lengths = model_outputs
@@ -102,7 +110,7 @@ class EmbedSpec(TaskSpec[EmbedOptions, Embedding]):
     columns = ("embedding",)
     file_stem = "embeddings"
 
-    def model_class(self, architectures: Sequence[str]) -> Any:
+    def model_class(self, architectures: Sequence[str]) -> ModelClass:
         from transformers import AutoModel
 
         return AutoModel
@@ -117,7 +125,7 @@ class EmbedSpec(TaskSpec[EmbedOptions, Embedding]):
         context.notes.append(f"pooling: {pooling}{', normalised' if normalize else ''}; {context.max_length} tokens")
         return EmbedHandler(context, pooling, normalize)
 
-    def file_row(self, result: Embedding) -> tuple[Any, ...]:
+    def file_row(self, result: Embedding) -> tuple[Cell, ...]:
         return (json.dumps([round(x, 6) for x in result.vector]),)
 
 

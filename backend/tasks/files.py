@@ -11,6 +11,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any, Callable, Optional
 
 import pandas as pd
@@ -20,7 +21,7 @@ from backend.core.error_codes import refuse
 from backend.core.registry import Registry
 from backend.services.generation import MAX_MESSAGE_CHARS
 from backend.tasks import service
-from backend.tasks.base import TaskInputs, TaskRequest, TaskSpec
+from backend.tasks.base import Cell, TaskInputs, TaskRequest, TaskSpec
 from backend.tasks.table import PIPELINE_TASKS, task_spec
 from backend.core.types import GenerationParams, InvalidInputError
 
@@ -60,7 +61,7 @@ def _texts(table: pd.DataFrame, column: str) -> list[str]:
 
 
 def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame, column: str, *,
-              question_column: Optional[str] = None, question: str = "", options: Optional[dict[str, Any]] = None,
+              question_column: Optional[str] = None, question: str = "", options: Optional[Mapping[str, object]] = None,
               params: Optional[GenerationParams] = None, batch_size: int = 16,
               progress: Optional[ProgressCallback] = None,
               cancel: Optional[threading.Event] = None) -> TaskTableResult:
@@ -78,7 +79,7 @@ def run_table(registry: Registry, model_id: str, task: str, table: pd.DataFrame,
         raise refuse("empty_column", "column", name=column)
     task_options = spec.file_options(model, dict(options or {}), params)
     report = progress or (lambda fraction, description: None)
-    results: dict[int, tuple] = {}
+    results: dict[int, tuple[Cell, ...]] = {}
     skipped = 0
     cancelled = False
     started = time.perf_counter()

@@ -15,14 +15,19 @@ from backend.core.hf_types import HFModel, HFTokenizer
 import json
 import threading
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any, Optional, Sequence, TypedDict, cast
 
 from backend.core.error_codes import refuse
-from backend.tasks.base import MAX_TOP_K, LoadContext, TaskHandler, TaskRequest, TaskSpec, whole_number
+from backend.tasks.base import MAX_TOP_K, Cell, LoadContext, ModelClass, TaskHandler, TaskRequest, TaskSpec, \
+    whole_number
 from backend.tasks.types import MaskFill
-from backend.core.types import ModelLoadError
+from backend.core.types import GenerationParams, ModelLoadError
 
 if TYPE_CHECKING:
+    import torch
+    from transformers import FillMaskPipeline
+
     from backend.core.model_spec import ModelSpec
 
 MAX_MASKS = 10
@@ -63,10 +68,10 @@ def count_masks(text: str, token: Optional[str], field: str = "text") -> int:
     return count
 
 
-_PIPELINE_CLASS: Optional[type] = None
+_PIPELINE_CLASS: Optional[Callable[..., FillMaskPipeline]] = None
 
 
-def masked_rows_pipeline(model: HFModel, tokenizer: HFTokenizer) -> Any:
+def masked_rows_pipeline(model: HFModel, tokenizer: HFTokenizer) -> FillMaskPipeline:
     """A FillMaskPipeline whose vocabulary projection sees only the masked positions.
 
     A forward pre-hook on the model's output embeddings (the projection every masked-LM head ends with: BERT,
@@ -81,12 +86,12 @@ def masked_rows_pipeline(model: HFModel, tokenizer: HFTokenizer) -> Any:
     return _PIPELINE_CLASS(model=model, tokenizer=tokenizer, device=model.device)
 
 
-def _define_pipeline_class() -> type:
+def _define_pipeline_class() -> Callable[..., FillMaskPipeline]:
     import torch
     from transformers import FillMaskPipeline
 
     class MaskedRowsFillMask(FillMaskPipeline):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
+        def __init__(self, *args: Any, **kwargs: Any) -> None:  # the pipeline's own parameters, passed on
             super().__init__(*args, **kwargs)
             self._rows = threading.local()  # the mask of the forward pass on this thread (threads share a model)
             projection = self.model.get_output_embeddings()
@@ -94,13 +99,15 @@ def _define_pipeline_class() -> type:
             if self._hooked:
                 projection.register_forward_pre_hook(self._keep_masked_rows)
 
-        def _keep_masked_rows(self, _module: Any, args: tuple[Any, ...]) -> Optional[tuple[Any, ...]]:
+        def _keep_masked_rows(self, _module: torch.nn.Module,
+                              args: tuple[torch.Tensor, ...]) -> Optional[tuple[torch.Tensor, ...]]:
             masked = getattr(self._rows, "masked", None)
             if masked is None:
                 return None  # another caller's forward pass: unchanged
             return (args[0][masked].unsqueeze(0), *args[1:])
 
-        def _forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:  # type: ignore[override]  # as called
+        def _forward(self, model_inputs: dict[str, torch.Tensor]  # type: ignore[override]  # as called
+                     ) -> Mapping[str, torch.Tensor]:
             if not self._hooked:
                 return super()._forward(model_inputs)
             input_ids = model_inputs["input_ids"]
@@ -120,7 +127,20 @@ def _define_pipeline_class() -> type:
     return MaskedRowsFillMask
 
 
-class FillMaskHandler(TaskHandler[FillMaskOptions, list[list[MaskFill]]]):
+class Candidate(TypedDict):
+    """One candidate of the fill-mask pipeline."""
+
+    score: float
+    token: int
+    token_str: str
+    sequence: str
+
+
+# The texts, their mask counts, top_k, batch size.
+FillMaskBatch = tuple[list[str], list[int], int, int]
+
+
+class FillMaskHandler(TaskHandler[FillMaskOptions, list[list[MaskFill]], FillMaskBatch, list[list[list[Candidate]]]]):
     """The pipeline batches internally (its DataLoader), so the three steps are its own: preprocess counts the
     masks, forward runs the pipeline over the batch, postprocess shapes its candidates."""
 
@@ -129,28 +149,26 @@ class FillMaskHandler(TaskHandler[FillMaskOptions, list[list[MaskFill]]]):
         self.pipe = masked_rows_pipeline(context.model, context.tokenizer)
         self.mask_token: str = context.tokenizer.mask_token
 
-    def preprocess(self, request: TaskRequest[FillMaskOptions]) -> tuple[list[str], list[int], int, int]:
+    def preprocess(self, request: TaskRequest[FillMaskOptions]) -> FillMaskBatch:
         texts = list(request.inputs.texts)
         many = len(texts) > 1
         counts = [count_masks(text, self.mask_token, f"text[{index}]" if many else "text")
                   for index, text in enumerate(texts)]
         return texts, counts, request.options.top_k, request.batch_size or 16
 
-    def forward(self, model_inputs: tuple[list[str], list[int], int, int]) -> tuple[list[int], list[Any]]:
+    def forward(self, model_inputs: FillMaskBatch) -> list[list[list[Candidate]]]:
+        """The pipeline's candidates per text, per mask."""
         texts, counts, top_k, batch_size = model_inputs
         outputs = self.pipe(texts, top_k=top_k, batch_size=batch_size)
-        return counts, [outputs] if len(texts) == 1 else outputs  # the pipeline unwraps a one-text list
+        per_text: list[object] = [outputs] if len(texts) == 1 else list(outputs)  # it unwraps a one-text list
+        # ... and returns a flat list for one mask, a list per mask for several (its annotation says neither).
+        return cast("list[list[list[Candidate]]]",
+                    [[output] if count == 1 else output for count, output in zip(counts, per_text)])
 
-    def postprocess(self, model_outputs: tuple[list[int], list[Any]],
+    def postprocess(self, model_outputs: list[list[list[Candidate]]],
                     request: TaskRequest[FillMaskOptions]) -> list[list[list[MaskFill]]]:
-        counts, outputs = model_outputs
-        results = []
-        for count, output in zip(counts, outputs):
-            # The pipeline returns a flat list for one mask and a list per mask for several.
-            per_mask = [output] if count == 1 else output
-            results.append([[MaskFill(token=str(c["token_str"]), score=float(c["score"]), sequence=str(c["sequence"]))
-                             for c in candidates] for candidates in per_mask])
-        return results
+        return [[[MaskFill(token=str(c["token_str"]), score=float(c["score"]), sequence=str(c["sequence"]))
+                  for c in candidates] for candidates in per_mask] for per_mask in model_outputs]
 
     def __call__(self, request: TaskRequest[FillMaskOptions]) -> list[list[list[MaskFill]]]:
         # One call: the pipeline splits the batch itself.
@@ -164,7 +182,7 @@ class FillMaskSpec(TaskSpec[FillMaskOptions, list[list[MaskFill]]]):
     columns = ("prediction", "predictions")
     file_stem = "fills"
 
-    def model_class(self, architectures: Sequence[str]) -> Any:
+    def model_class(self, architectures: Sequence[str]) -> ModelClass:
         from transformers import AutoModelForMaskedLM
 
         return AutoModelForMaskedLM
@@ -186,8 +204,9 @@ class FillMaskSpec(TaskSpec[FillMaskOptions, list[list[MaskFill]]]):
         context.notes.append(f"mask token: {context.tokenizer.mask_token}")
         return FillMaskHandler(context)
 
-    def file_options(self, model: "ModelSpec", raw: dict[str, Any], params: Any = None) -> FillMaskOptions:
-        return replace(self.options(**raw), mask_token=mask_token_of(model))
+    def file_options(self, model: "ModelSpec", raw: Mapping[str, object],
+                     params: Optional[GenerationParams] = None) -> FillMaskOptions:
+        return replace(self.checked_options(raw), mask_token=mask_token_of(model))
 
     def usable(self, text: str, options: FillMaskOptions) -> bool:
         return bool(options.mask_token) and options.mask_token in text  # type: ignore[operator]
@@ -196,7 +215,7 @@ class FillMaskSpec(TaskSpec[FillMaskOptions, list[list[MaskFill]]]):
         """After loading, the tokenizer files are on disk even for a Hub model that was not downloaded before."""
         return options if options.mask_token else replace(options, mask_token=mask_token_of(model))
 
-    def file_row(self, result: list[list[MaskFill]]) -> tuple[Any, ...]:
+    def file_row(self, result: list[list[MaskFill]]) -> tuple[Cell, ...]:
         best = " | ".join(candidates[0].token for candidates in result if candidates)
         detail = [[{"token": c.token, "score": c.score} for c in candidates] for candidates in result]
         return best, json.dumps(detail, ensure_ascii=False)

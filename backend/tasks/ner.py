@@ -16,14 +16,28 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Sequence, cast
+from typing import TYPE_CHECKING, Optional, Sequence, TypedDict, cast
 
 from backend.evaluation.sequences import parse_list
-from backend.tasks.base import EvalAdapter, LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, one_of
+from backend.tasks.base import (
+    Cell,
+    EvalAdapter,
+    LoadContext,
+    ModelClass,
+    TaskHandler,
+    TaskInputs,
+    TaskRequest,
+    TaskSpec,
+    one_of,
+)
 from backend.tasks.types import AGGREGATIONS, Aggregation, Entity
 
 if TYPE_CHECKING:  # model_spec validates entries through the task table, which imports this module
+    import numpy as np
+    import torch
+
     from backend.core.model_spec import ModelSpec
+    from backend.evaluation.types import EvalConfig
 
 
 @dataclass(frozen=True)
@@ -31,7 +45,19 @@ class NerOptions:
     aggregation: Aggregation = "simple"  # the token-classification pipeline's strategy
 
 
-class NerHandler(TaskHandler[NerOptions, list[Entity]]):
+class NerBatch(TypedDict):
+    """A tokenized batch: the model's inputs, each token's character offsets (fast tokenizers), special tokens."""
+
+    inputs: dict[str, torch.Tensor]
+    offsets: Optional[np.ndarray]
+    special: torch.Tensor
+
+
+class NerOutputs(NerBatch):
+    logits: torch.Tensor  # (batch, tokens, labels), on the CPU
+
+
+class NerHandler(TaskHandler[NerOptions, list[Entity], NerBatch, NerOutputs]):
     def __init__(self, context: LoadContext) -> None:
         super().__init__(context)
         from transformers import pipeline
@@ -42,7 +68,7 @@ class NerHandler(TaskHandler[NerOptions, list[Entity]]):
         id2label = cast(dict[int, str], model.config.id2label)  # a token-classification head always has it
         self.labels = [id2label[i] for i in range(len(id2label))]
 
-    def preprocess(self, request: TaskRequest[NerOptions]) -> dict[str, Any]:
+    def preprocess(self, request: TaskRequest[NerOptions]) -> NerBatch:
         import torch
 
         tokenizer = self.tokenizer
@@ -57,7 +83,7 @@ class NerHandler(TaskHandler[NerOptions, list[Entity]]):
         return {"inputs": {name: torch.from_numpy(value) for name, value in encoded.items()}, "offsets": offsets,
                 "special": special}
 
-    def forward(self, model_inputs: dict[str, Any]) -> dict[str, Any]:
+    def forward(self, model_inputs: NerBatch) -> NerOutputs:
         import torch
 
         device = getattr(self.model, "device", "cpu")
@@ -65,7 +91,7 @@ class NerHandler(TaskHandler[NerOptions, list[Entity]]):
             logits = self.forward_fn(**{name: value.to(device) for name, value in model_inputs["inputs"].items()})
         return {**model_inputs, "logits": logits["logits"].float().cpu()}
 
-    def postprocess(self, model_outputs: dict[str, Any], request: TaskRequest[NerOptions]) -> list[list[Entity]]:
+    def postprocess(self, model_outputs: NerOutputs, request: TaskRequest[NerOptions]) -> list[list[Entity]]:
         # The pipeline's own parameter check (e.g. word-level strategies need a fast tokenizer).
         _, _, post = self.pipe._sanitize_parameters(aggregation_strategy=request.options.aggregation)  # type: ignore[arg-type]  # takes str
         inputs, offsets, special = model_outputs["inputs"], model_outputs["offsets"], model_outputs["special"]
@@ -81,12 +107,23 @@ class NerHandler(TaskHandler[NerOptions, list[Entity]]):
         return results
 
 
-def _entity(item: dict[str, Any]) -> Entity:
+class PipelineEntity(TypedDict, total=False):
+    """One item of the token-classification pipeline's postprocess (aggregated: `entity_group`; else `entity`)."""
+
+    entity_group: str
+    entity: str
+    score: float  # a NumPy float32
+    word: str
+    start: Optional[int]
+    end: Optional[int]
+
+
+def _entity(item: PipelineEntity) -> Entity:
     # Aggregated results name the type `entity_group`; token-level ones the BIO label `entity`.
     kind = item.get("entity_group") or item.get("entity") or ""
     return Entity(entity=str(kind), score=float(item["score"]), word=str(item.get("word", "")),
-                  start=int(item["start"]) if item.get("start") is not None else -1,
-                  end=int(item["end"]) if item.get("end") is not None else -1)
+                  start=int(start) if (start := item.get("start")) is not None else -1,
+                  end=int(end) if (end := item.get("end")) is not None else -1)
 
 
 # ------------------------------------------------------------------------------------------- evaluation
@@ -101,7 +138,7 @@ def words_to_text(words: list[str]) -> tuple[str, list[tuple[int, int]]]:
     return " ".join(words), spans
 
 
-def entities_to_tags(spans: list[tuple[int, int]], entities: list[Any]) -> list[str]:
+def entities_to_tags(spans: list[tuple[int, int]], entities: Sequence[Entity]) -> list[str]:
     """BIO tags per word from character-offset entities: a word overlapping an entity takes its type, B- for the
     entity's first word and I- for the rest; other words are O."""
     tags = ["O"] * len(spans)
@@ -119,7 +156,7 @@ class NerEvaluation(EvalAdapter[NerOptions, list[Entity]]):
 
     task = "ner"
 
-    def options(self, config: Any, model: ModelSpec) -> NerOptions:
+    def options(self, config: EvalConfig, model: ModelSpec) -> NerOptions:
         return NerOptions("simple")
 
     def inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
@@ -128,10 +165,10 @@ class NerEvaluation(EvalAdapter[NerOptions, list[Entity]]):
     def prediction(self, example_input: str, result: list[Entity]) -> str:
         return " ".join(entities_to_tags(words_to_text(parse_list(example_input))[1], result))
 
-    def reference(self, reference: Any) -> str:
+    def reference(self, reference: str) -> str:
         return " ".join(parse_list(reference))
 
-    def notices(self, predictions: Sequence[Optional[str]], references: Sequence[Any]) -> list[str]:
+    def notices(self, predictions: Sequence[Optional[str]], references: Sequence[str]) -> list[str]:
         mismatched = sum(1 for prediction, reference in zip(predictions, references)
                          if prediction is not None and len(prediction.split()) != len(reference.split()))
         return [f"{mismatched:,} example(s) have a different number of tokens and tags"] if mismatched else []
@@ -150,7 +187,7 @@ class NerSpec(TaskSpec[NerOptions, list[Entity]]):
     evaluation = NerEvaluation()
     aggregations = AGGREGATIONS
 
-    def model_class(self, architectures: Sequence[str]) -> Any:
+    def model_class(self, architectures: Sequence[str]) -> ModelClass:
         from transformers import AutoModelForTokenClassification
 
         return AutoModelForTokenClassification
@@ -163,7 +200,7 @@ class NerSpec(TaskSpec[NerOptions, list[Entity]]):
         context.notes.append(f"labels: {', '.join(handler.labels)}")
         return handler
 
-    def file_row(self, result: list[Entity]) -> tuple[Any, ...]:
+    def file_row(self, result: list[Entity]) -> tuple[Cell, ...]:
         return (json.dumps([e.to_dict() for e in result], ensure_ascii=False),)
 
 

@@ -11,16 +11,19 @@ SQuAD's exact match and F1.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 import numpy as np
 
 from backend.core.error_codes import refuse
 from backend.tasks.base import (
     MAX_TOP_K,
+    Cell,
     EvalAdapter,
     LoadContext,
+    ModelClass,
     TaskHandler,
     TaskInputs,
     TaskRequest,
@@ -28,10 +31,18 @@ from backend.tasks.base import (
     whole_number,
 )
 from backend.tasks.types import Answer
-from backend.core.types import InvalidInputError
+from backend.core.types import GenerationParams, InvalidInputError
 
 if TYPE_CHECKING:  # model_spec validates entries through the task table, which imports this module
+    from transformers import BatchEncoding
+
     from backend.core.model_spec import ModelSpec
+    from backend.evaluation.types import EvalConfig
+
+# Windows of every context: the encoding, and which windows belong to each context (by index).
+QaBatch = tuple["BatchEncoding", list[list[int]]]
+# ... and the start / end logits of every window (windows × tokens).
+QaOutputs = tuple["BatchEncoding", list[list[int]], np.ndarray, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -41,7 +52,7 @@ class QaOptions:
     max_answer_tokens: int = 30
 
 
-class QaHandler(TaskHandler[QaOptions, list[Answer]]):
+class QaHandler(TaskHandler[QaOptions, list[Answer], QaBatch, QaOutputs]):
     def __init__(self, context: LoadContext) -> None:
         if not getattr(context.tokenizer, "is_fast", False):
             from backend.core.types import ModelLoadError
@@ -50,7 +61,7 @@ class QaHandler(TaskHandler[QaOptions, list[Answer]]):
                                  "(character offsets)")
         super().__init__(context)
 
-    def preprocess(self, request: TaskRequest[QaOptions]) -> tuple[Any, list[list[int]]]:
+    def preprocess(self, request: TaskRequest[QaOptions]) -> QaBatch:
         questions, contexts = list(request.inputs.questions or ()), list(request.inputs.texts)
         question_room = max(len(ids) for ids in self.tokenizer(questions)["input_ids"])
         if question_room + 8 >= self.max_length:
@@ -66,8 +77,7 @@ class QaHandler(TaskHandler[QaOptions, list[Answer]]):
             windows_of[item].append(window)
         return encoded, windows_of
 
-    def forward(self, model_inputs: tuple[Any, list[list[int]]]) -> tuple[Any, list[list[int]], np.ndarray,
-                                                                          np.ndarray]:
+    def forward(self, model_inputs: QaBatch) -> QaOutputs:
         import torch
 
         encoded, windows_of = model_inputs
@@ -78,15 +88,14 @@ class QaHandler(TaskHandler[QaOptions, list[Answer]]):
         return (encoded, windows_of, output["start_logits"].float().cpu().numpy(),
                 output["end_logits"].float().cpu().numpy())
 
-    def postprocess(self, model_outputs: tuple[Any, list[list[int]], np.ndarray, np.ndarray],
-                    request: TaskRequest[QaOptions]) -> list[list[Answer]]:
+    def postprocess(self, model_outputs: QaOutputs, request: TaskRequest[QaOptions]) -> list[list[Answer]]:
         encoded, windows_of, start_logits, end_logits = model_outputs
         return [self._answers(request.inputs.texts[item], encoded, windows, start_logits, end_logits,
                               request.options) for item, windows in enumerate(windows_of)]
 
     @staticmethod
-    def _answers(context: str, encoded: Any, windows: list[int], start_logits: np.ndarray, end_logits: np.ndarray,
-                 options: QaOptions) -> list[Answer]:
+    def _answers(context: str, encoded: BatchEncoding, windows: list[int], start_logits: np.ndarray,
+                 end_logits: np.ndarray, options: QaOptions) -> list[Answer]:
         best: dict[tuple[int, int], float] = {}
         for window in windows:
             # Only the context's tokens can start or end an answer: score that slice (not the padded window).
@@ -122,7 +131,7 @@ class QaEvaluation(EvalAdapter[QaOptions, list[Answer]]):
 
     task = "question_answering"
 
-    def options(self, config: Any, model: ModelSpec) -> QaOptions:
+    def options(self, config: EvalConfig, model: ModelSpec) -> QaOptions:
         return QaOptions(top_k=1)
 
     def inputs(self, inputs: Sequence[str], contexts: Optional[Sequence[str]]) -> TaskInputs:
@@ -143,7 +152,7 @@ class QaSpec(TaskSpec[QaOptions, list[Answer]]):
     file_stem = "answers"
     evaluation = QaEvaluation()
 
-    def model_class(self, architectures: Sequence[str]) -> Any:
+    def model_class(self, architectures: Sequence[str]) -> ModelClass:
         from transformers import AutoModelForQuestionAnswering
 
         return AutoModelForQuestionAnswering
@@ -152,30 +161,39 @@ class QaSpec(TaskSpec[QaOptions, list[Answer]]):
         return QaOptions(whole_number("top_k", top_k, 1, MAX_TOP_K), whole_number("stride", stride, 0, 512),
                          whole_number("max_answer_tokens", max_answer_tokens, 1, 512))
 
-    def inputs(self, texts: Any, questions: Any = None) -> TaskInputs:
+    def inputs(self, texts: object, questions: object = None) -> TaskInputs:
         from backend.services.generation import check_text
 
-        contexts = [texts] if isinstance(texts, str) else list(texts)
-        asked = [questions] if isinstance(questions, str) else list(questions or ())
+        contexts = [texts] if isinstance(texts, str) else _items(texts)
+        asked = [questions] if isinstance(questions, str) else _items(questions or ())
         if len(asked) != len(contexts):
             raise InvalidInputError("question: give one question per context", field="question")
+        checked: list[tuple[str, str]] = []
         for index, (question, context) in enumerate(zip(asked, contexts)):
             where = "" if len(asked) == 1 else f"[{index}]"
             if not isinstance(context, str) or not context.strip():
                 raise refuse("no_context", "context", shown=f"context{where}")
             check_text(f"question{where}", question)
             check_text(f"context{where}", context)
-        return TaskInputs(tuple(contexts), tuple(asked))
+            assert isinstance(question, str)  # check_text refused anything else
+            checked.append((question, context))
+        return TaskInputs(tuple(context for _, context in checked), tuple(question for question, _ in checked))
 
     def handler(self, context: LoadContext) -> QaHandler:
         return QaHandler(context)
 
-    def file_options(self, model: ModelSpec, raw: dict[str, Any], params: Any = None) -> QaOptions:
+    def file_options(self, model: ModelSpec, raw: Mapping[str, object],
+                     params: Optional[GenerationParams] = None) -> QaOptions:
         return self.checked_options({**raw, "top_k": 1})  # a file row keeps the best answer
 
-    def file_row(self, result: list[Answer]) -> tuple[Any, ...]:
+    def file_row(self, result: list[Answer]) -> tuple[Cell, ...]:
         best = result[0] if result else None
         return (best.answer, best.score, best.start, best.end) if best else ("", None, None, None)
+
+
+def _items(value: object) -> list[object]:
+    """A client's list of texts, unchecked (the caller checks each: something else is one item it refuses)."""
+    return list(value) if isinstance(value, Iterable) else [value]
 
 
 SPEC = QaSpec()

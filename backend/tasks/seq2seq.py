@@ -14,15 +14,20 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Callable, Generator, Optional, Sequence
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Callable, Generator, Optional, Sequence
 
 from backend.core.hf_types import decoded_text, rendered_text
 from backend.core.error_codes import refuse
-from backend.tasks.base import EvalAdapter, LoadContext, TaskHandler, TaskInputs, TaskRequest, TaskSpec, whole_number
+from backend.core.json_types import JSONObject, json_object
+from backend.tasks.base import Cell, EvalAdapter, LoadContext, ModelClass, TaskHandler, TaskInputs, TaskRequest, \
+    TaskSpec, whole_number
 from backend.core.types import Delta, Event, GenerationError, GenerationParams, InvalidInputError
 
 if TYPE_CHECKING:
-    from backend.engines.decode import RowPlan
+    import torch
+
+    from backend.engines.decode import RowPlan, Step
     from backend.evaluation.types import EvalConfig
     from backend.core.model_spec import ModelSpec
 
@@ -39,7 +44,7 @@ class TextOptions:
 # --------------------------------------------------------------------------------------------- languages
 
 
-def translation_pairs(task_specific_params: Optional[dict]) -> Optional[list[tuple[str, str]]]:
+def translation_pairs(task_specific_params: Optional[Mapping[str, object]]) -> Optional[list[tuple[str, str]]]:
     """The (source, target) pairs a checkpoint declares in config.json (`translation_en_to_de`: T5 and the like);
     None when it declares none (causal LMs and single-pair models translate whatever they are asked to)."""
     found = []
@@ -66,7 +71,7 @@ def language_pairs(model: "ModelSpec") -> Optional[list[tuple[str, str]]]:
     config = read_checkpoint_config(model)
     if not config.get("is_encoder_decoder"):
         return None
-    return translation_pairs(config.get("task_specific_params"))
+    return translation_pairs(json_object(config.get("task_specific_params")))
 
 
 # ---------------------------------------------------------------------------------------------- handler
@@ -76,20 +81,21 @@ def language_pairs(model: "ModelSpec") -> Optional[list[tuple[str, str]]]:
 class Prepared:
     """A batch ready for the decode step: the encoded prompts, their lengths before truncation, one row plan each."""
 
-    encoded: dict[str, Any]
+    encoded: dict[str, torch.Tensor]
     lengths: list[int]
     rows: list["RowPlan"]
     min_new_tokens: int
 
 
-class TextHandler(TaskHandler[TextOptions, str]):
+class TextHandler(TaskHandler[TextOptions, str, Prepared, list[list[int]]]):
     def __init__(self, context: LoadContext) -> None:
         super().__init__(context)
         from backend.engines.decode import Decoding
 
         model, tokenizer = context.model, context.tokenizer
         self.encoder_decoder = bool(getattr(model.config, "is_encoder_decoder", False))
-        self.task_params: dict[str, Any] = dict(getattr(model.config, "task_specific_params", None) or {})
+        # config.json's `task_specific_params`: {"summarization": {"prefix": ...}, "translation_en_to_de": {...}}
+        self.task_params: JSONObject = dict(getattr(model.config, "task_specific_params", None) or {})
         if not self.encoder_decoder:  # a batch of prompts must end where generation starts
             tokenizer.padding_side = "left"
         generation = getattr(model, "generation_config", None)
@@ -115,7 +121,7 @@ class TextHandler(TaskHandler[TextOptions, str]):
                 problem = pair_error(pairs, options.source, options.target)
                 if problem:
                     raise problem
-                return self.task_params[f"translation_{options.source}_to_{options.target}"].get("prefix", "") + text
+                return _prefix(self.task_params.get(f"translation_{options.source}_to_{options.target}")) + text
             if not self.encoder_decoder:
                 if not options.target:
                     raise refuse("no_target_language", "target_language")
@@ -124,7 +130,7 @@ class TextHandler(TaskHandler[TextOptions, str]):
                                       "Reply with the translation only.", text)
             return text  # a single-pair model (Marian-style): the text as it is
         if self.encoder_decoder:
-            return self.task_params.get("summarization", {}).get("prefix", "") + text
+            return _prefix(self.task_params.get("summarization")) + text
         return self._instruct("Summarize the following text. Reply with the summary only.", text)
 
     def _instruct(self, instruction: str, text: str) -> str:
@@ -159,7 +165,7 @@ class TextHandler(TaskHandler[TextOptions, str]):
         tokens: list[list[int]] = [[] for _ in rows]
         done = [False] * len(rows)
 
-        def collect(step: Any) -> None:
+        def collect(step: Step) -> None:
             for row, token in enumerate(step.token_ids):
                 if not done[row]:
                     tokens[row].append(token)
@@ -195,13 +201,15 @@ class TextHandler(TaskHandler[TextOptions, str]):
         rows, lengths, row = prepared.rows, prepared.lengths, prepared.rows[0]
         stop_flags = torch.zeros(1, dtype=torch.bool)
 
-        def produce(emit: Any) -> None:
+        def produce(emit: Callable[[int], bool]) -> None:
+            def on_step(step: Step) -> None:
+                emit(step.token_ids[0])
+
             with self.lock:
                 self._require_loaded()
                 if not bool(stop_flags[0]):
-                    decode_encoded(self.model, self.decoding, rows, prepared.encoded, stop_flags,
-                                   lambda step: emit(step.token_ids[0]), min_new_tokens=prepared.min_new_tokens,
-                                   decoder_start_token_id=self.decoder_start)
+                    decode_encoded(self.model, self.decoding, rows, prepared.encoded, stop_flags, on_step,
+                                   min_new_tokens=prepared.min_new_tokens, decoder_start_token_id=self.decoder_start)
 
         clock = Clock()
         decoder, matcher = IncrementalDecoder(self.tokenizer), StopMatcher(options.params.stop)
@@ -244,6 +252,12 @@ class TextHandler(TaskHandler[TextOptions, str]):
             raise GenerationError("the model was unloaded while running")
 
 
+def _prefix(task_params: object) -> str:
+    """The `prefix` of one entry of `task_specific_params` ("" when it has none)."""
+    prefix = json_object(task_params).get("prefix", "")
+    return prefix if isinstance(prefix, str) else ""
+
+
 def _seed(params: GenerationParams) -> int:
     """The row's seed: the request's, or a fresh one for a sampled row (reported, so it can be reproduced)."""
     if params.greedy:
@@ -260,7 +274,7 @@ class TextTaskSpec(TaskSpec[TextOptions, str]):
     architectures = ("ForConditionalGeneration", "ForCausalLM", "LMHeadModel")
     streams = True
 
-    def model_class(self, architectures: Sequence[str]) -> Any:
+    def model_class(self, architectures: Sequence[str]) -> ModelClass:
         from transformers import AutoModelForCausalLM, AutoModelForSeq2SeqLM
 
         causal = any(arch.endswith(("ForCausalLM", "LMHeadModel")) for arch in architectures)
@@ -272,16 +286,19 @@ class TextTaskSpec(TaskSpec[TextOptions, str]):
         return TextOptions(self.name, params, (source_language or "").strip(), (target_language or "").strip(),
                            whole_number("min_new_tokens", min_new_tokens, 0, params.max_new_tokens))
 
-    def inputs(self, texts: Any, questions: Any = None) -> TaskInputs:
+    def inputs(self, texts: object, questions: object = None) -> TaskInputs:
         from backend.services.generation import check_text
 
-        items = [texts] if isinstance(texts, str) else list(texts)
+        items = [texts] if isinstance(texts, str) else list(texts) if isinstance(texts, Iterable) else [texts]
+        checked: list[str] = []
         for index, text in enumerate(items):
             check_text("text" if len(items) == 1 else f"text[{index}]", text)
-        return TaskInputs(tuple(items))
+            assert isinstance(text, str)  # check_text refused anything else
+            checked.append(text)
+        return TaskInputs(tuple(checked))
 
-    def request(self, model: "ModelSpec", texts: Any, questions: Any = None, batch_size: Optional[int] = None,
-                **raw: Any) -> TaskRequest[TextOptions]:
+    def request(self, model: "ModelSpec", texts: object, questions: object = None, batch_size: Optional[int] = None,
+                **raw: object) -> TaskRequest[TextOptions]:
         raw["params"] = raw.get("params") or model.default_params()
         return super().request(model, texts, questions, batch_size, **raw)
 
@@ -298,13 +315,16 @@ class TextTaskSpec(TaskSpec[TextOptions, str]):
             context.notes.append("translates " + ", ".join(f"{s} → {t}" for s, t in pairs))
         return handler
 
-    def file_options(self, model: "ModelSpec", raw: dict[str, Any], params: Any = None) -> TextOptions:
-        options = self.options(params=params or model.default_params(), source_language=raw.get("source", ""),
-                               target_language=raw.get("target", ""), min_new_tokens=raw.get("min_new_tokens", 0))
+    def file_options(self, model: "ModelSpec", raw: Mapping[str, object],
+                     params: Optional[GenerationParams] = None) -> TextOptions:
+        options = self.checked_options({"params": params or model.default_params(),
+                                        "source_language": raw.get("source", ""),
+                                        "target_language": raw.get("target", ""),
+                                        "min_new_tokens": raw.get("min_new_tokens", 0)})
         self.check_model(TaskRequest(TaskInputs(()), options), model)
         return options
 
-    def file_row(self, result: str) -> tuple[Any, ...]:
+    def file_row(self, result: str) -> tuple[Cell, ...]:
         return (result,)
 
 

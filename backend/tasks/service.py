@@ -31,23 +31,25 @@ __all__ = ["MAX_TEXTS", "MAX_TOP_K", "check_texts", "run_task", "run_request", "
 # ------------------------------------------------------------------------------------------- any task
 
 
-def run_task(registry: Registry, model_id: str, task: str, texts: Any, questions: Any = None,
-             batch_size: Optional[int] = None, **options: Any) -> list[Any]:
-    """One result per text for the pipeline task `task` (`questions`: one per text, for tasks that ask them)."""
+def run_task(registry: Registry, model_id: str, task: str, texts: object, questions: object = None,
+             batch_size: Optional[int] = None, **options: object) -> list[Any]:
+    """One result per text for the pipeline task `task` (`questions`: one per text, for tasks that ask them);
+    `texts`, `questions` and `options` as a client sent them: the task's spec checks them. The result's type is
+    the task's (the named functions below say it)."""
     spec = task_spec(task)
     request = spec.request(registry.spec(model_id, task), texts, questions, batch_size, **options)  # type: ignore[arg-type]
     with registry.lease(model_id, task) as engine:  # type: ignore[arg-type]
         return run_request(engine, model_id, task, request)
 
 
-def run_request(engine: Any, model_id: str, task: str, request: TaskRequest[Any]) -> list[Any]:
+def run_request(engine: object, model_id: str, task: str, request: TaskRequest[Any]) -> list[Any]:
     """A checked request on a leased engine (file runs and evaluation lease once for many requests)."""
     if not isinstance(engine, RunsTasks):
         raise UnsupportedTaskError(f"model '{model_id}' does not run pipeline tasks such as '{task}'", field="model")
     return engine.run_task(task, request)
 
 
-def stream_task(registry: Registry, model_id: str, task: str, text: str, **options: Any) -> Iterator[Event]:
+def stream_task(registry: Registry, model_id: str, task: str, text: str, **options: object) -> Iterator[Event]:
     """Streams a task's generated text: deltas, then a Final with stats. Bad input raises here, before the
     stream is read and before anything loads."""
     spec = task_spec(task)
@@ -76,7 +78,7 @@ def _leased_stream(registry: Registry, model_id: str, task: str, request: TaskRe
 # ------------------------------------------------------------------------------------------- each task
 
 
-def recognise_entities(registry: Registry, model_id: str, texts: Any, aggregation: str = "simple",
+def recognise_entities(registry: Registry, model_id: str, texts: object, aggregation: str = "simple",
                        batch_size: int = 16) -> list[list[Entity]]:
     """Entities of each text; `aggregation` is the token-classification pipeline's strategy."""
     return run_task(registry, model_id, "ner", texts, batch_size=batch_size, aggregation=aggregation)
@@ -89,8 +91,10 @@ def answer_questions(registry: Registry, model_id: str, questions: Sequence[str]
                     stride=stride, max_answer_tokens=max_answer_tokens)
 
 
-def answer_question(registry: Registry, model_id: str, question: str, context: str, **options: Any) -> list[Answer]:
-    return answer_questions(registry, model_id, [question], [context], **options)[0]
+def answer_question(registry: Registry, model_id: str, question: str, context: str, top_k: int = 1,
+                    stride: int = 128, max_answer_tokens: int = 30) -> list[Answer]:
+    return answer_questions(registry, model_id, [question], [context], top_k=top_k, stride=stride,
+                            max_answer_tokens=max_answer_tokens)[0]
 
 
 def mask_token_of(registry: Registry, model_id: str) -> Optional[str]:
@@ -98,7 +102,7 @@ def mask_token_of(registry: Registry, model_id: str) -> Optional[str]:
     return _mask_token_of(registry.spec(model_id))
 
 
-def fill_masks(registry: Registry, model_id: str, texts: Any, top_k: int = 5,
+def fill_masks(registry: Registry, model_id: str, texts: object, top_k: int = 5,
                batch_size: int = 16) -> list[list[list[MaskFill]]]:
     """For each text, for each mask in it, the top-k tokens."""
     return run_task(registry, model_id, "fill_mask", texts, batch_size=batch_size, top_k=top_k)
@@ -119,7 +123,7 @@ def stream_text_task(registry: Registry, model_id: str, task: str, text: str,
                        target_language=target_language, min_new_tokens=min_new_tokens)
 
 
-def embed_texts(registry: Registry, model_id: str, texts: Any, batch_size: int = 32) -> Embeddings:
+def embed_texts(registry: Registry, model_id: str, texts: object, batch_size: int = 32) -> Embeddings:
     """One vector per text, pooled and normalised as the model's sentence-transformers folder says."""
     return Embeddings.of(run_task(registry, model_id, "embed", texts, batch_size=batch_size))
 

@@ -82,7 +82,7 @@ class TaskNames(Sequence[str]):
     @overload
     def __getitem__(self, index: slice) -> Sequence[str]: ...
 
-    def __getitem__(self, index: Any) -> Any:
+    def __getitem__(self, index: int | slice) -> str | Sequence[str]:
         return self._names()[index]
 
     def __len__(self) -> int:
