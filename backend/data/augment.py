@@ -11,12 +11,14 @@ from __future__ import annotations
 import random
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
+from backend.core.json_types import JSONObject
 from backend.data.recipe import Recipe
 
 if TYPE_CHECKING:
     import datasets
+    import nlpaug.augmenter.word as naw
 
     from backend.core.registry import Registry
 
@@ -31,11 +33,11 @@ def word_augmenter(method: str, rate: float) -> Callable[[str], str]:
     """text -> one augmented text, for delete / swap / insert / synonym."""
     import nlpaug.augmenter.word as naw
 
-    options = dict(aug_p=rate, aug_min=1 if rate > 0 else 0, aug_max=None)
+    least = 1 if rate > 0 else 0
     if method in ("delete", "swap"):
-        augmenter = naw.RandomWordAug(action=method, **options)
+        augmenter = naw.RandomWordAug(action=method, aug_p=rate, aug_min=least, aug_max=None)
     elif method == "synonym":
-        augmenter = _offline_synonym_aug(**options)
+        augmenter = _offline_synonym_aug(aug_p=rate, aug_min=least)
     elif method == "insert":
         return lambda text: insert_synonyms(text, rate)
     else:
@@ -50,7 +52,7 @@ def word_augmenter(method: str, rate: float) -> Callable[[str], str]:
     return run
 
 
-def _offline_synonym_aug(**options: Any) -> Any:
+def _offline_synonym_aug(aug_p: float, aug_min: int) -> naw.SynonymAug:
     """nlpaug's SynonymAug over the local WordNet. Its own WordNet model calls nltk.download when the NLTK data
     is missing, and its part-of-speech step needs a downloaded tagger; this one reads /usr/share/wordnet and
     considers every part of speech."""
@@ -72,10 +74,10 @@ def _offline_synonym_aug(**options: Any) -> Any:
 
     class LocalSynonymAug(naw.SynonymAug):
         @classmethod
-        def get_model(cls, aug_src: str, lang: str, dict_path: Any, force_reload: bool) -> Any:
+        def get_model(cls, aug_src: str, lang: str, dict_path: Optional[str], force_reload: bool) -> WordDictionary:
             return LocalWordNet()
 
-    return LocalSynonymAug(aug_src="wordnet", **options)
+    return LocalSynonymAug(aug_src="wordnet", aug_p=aug_p, aug_min=aug_min, aug_max=None)
 
 
 def insert_synonyms(text: str, rate: float) -> str:
@@ -96,7 +98,8 @@ def insert_synonyms(text: str, rate: float) -> str:
 
 
 def augment_dataset(dataset: "datasets.Dataset", recipe: Recipe, registry: Optional["Registry"] = None,
-                    progress: Callable[[str], None] = lambda message: None) -> tuple["datasets.Dataset", list[dict]]:
+                    progress: Callable[[str], None] = lambda message: None
+                    ) -> tuple["datasets.Dataset", list[JSONObject]]:
     """The dataset followed by its augmented rows (every method's, in recipe order), and one report per method."""
     import datasets
     import numpy as np
@@ -114,7 +117,8 @@ def augment_dataset(dataset: "datasets.Dataset", recipe: Recipe, registry: Optio
         field="augment")
     base = dataset.add_column(AUGMENTED, [""] * len(dataset)) if AUGMENTED not in dataset.column_names else dataset
     texts = [str(value) if value is not None else "" for value in dataset[recipe.text_column]]
-    parts, reports = [base], []
+    parts = [base]
+    reports: list[JSONObject] = []
     for number, method in enumerate(recipe.augment):
         progress(f"augmenting: {method}")
         if method == "paraphrase":

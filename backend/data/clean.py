@@ -13,13 +13,19 @@ import unicodedata
 import uuid
 from dataclasses import asdict, dataclass
 from html.parser import HTMLParser
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
+from backend.core.json_types import JSONObject
 from backend.data.recipe import Recipe
 from backend.data.tokens import TokenCounter
 
 if TYPE_CHECKING:
     import datasets
+
+# A batch of rows as `Dataset.map` / `filter` hand it over: column -> the cells (of any Arrow type; the steps read
+# them as text through `_text`), and what a map gives back: column -> new cells.
+Batch = dict[str, list[object]]
+Columns = dict[str, Sequence[object]]
 
 BATCH = 1000
 CHANGED = "__changed"
@@ -46,7 +52,7 @@ class StepReport:
             counts.append(f"{self.dropped:,} dropped")
         return f"{self.step}: {', '.join(counts)} ({self.detail}); {self.rows_after:,} rows left"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return asdict(self)
 
 
@@ -63,7 +69,7 @@ class _TextOnly(HTMLParser):
         self.parts: list[str] = []
         self._skip = 0
 
-    def handle_starttag(self, tag: str, attrs: Any) -> None:
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         if tag in ("script", "style"):
             self._skip += 1
         elif tag in ("br", "p", "div", "li", "tr"):
@@ -108,7 +114,7 @@ def run_steps(dataset: "datasets.Dataset", recipe: Recipe, counter: Optional[Tok
 
 def _rewrite(dataset: "datasets.Dataset", column: str, fn: Callable[[str], str], step: str,
              detail: str) -> tuple["datasets.Dataset", StepReport]:
-    def batch(rows: dict[str, list[Any]]) -> dict[str, list[Any]]:
+    def batch(rows: Batch) -> Columns:
         old = [_text(value) for value in rows[column]]
         new = [fn(value) for value in old]
         return {column: new, CHANGED: [a != b for a, b in zip(old, new)]}
@@ -119,7 +125,7 @@ def _rewrite(dataset: "datasets.Dataset", column: str, fn: Callable[[str], str],
     return out, StepReport(step, detail, len(dataset), len(out), changed=changed)
 
 
-def _keep(dataset: "datasets.Dataset", predicate: Callable[[dict[str, list[Any]]], list[bool]], step: str,
+def _keep(dataset: "datasets.Dataset", predicate: Callable[[Batch], list[bool]], step: str,
           detail: str) -> tuple["datasets.Dataset", StepReport]:
     out = dataset.filter(predicate, batched=True, batch_size=BATCH, load_from_cache_file=False,
                          new_fingerprint=uuid.uuid4().hex)
@@ -150,7 +156,7 @@ def _length(dataset, recipe, counter):  # noqa: ANN001, ANN202
     def inside(value: int, low: Optional[int], high: Optional[int]) -> bool:
         return (low is None or value >= low) and (high is None or value <= high)
 
-    def predicate(rows: dict[str, list[Any]]) -> list[bool]:
+    def predicate(rows: Batch) -> list[bool]:
         texts = [_text(value) for value in rows[column]]
         keep = [inside(len(text), *bounds["chars"]) for text in texts]
         if counter is not None and any(value is not None for value in bounds["tokens"]):
@@ -167,7 +173,7 @@ def _length(dataset, recipe, counter):  # noqa: ANN001, ANN202
 def _dedupe(dataset, recipe, counter):  # noqa: ANN001, ANN202
     column, seen = recipe.text_column, set()
 
-    def predicate(rows: dict[str, list[Any]]) -> list[bool]:
+    def predicate(rows: Batch) -> list[bool]:
         keep = []
         for value in rows[column]:
             digest = hashlib.blake2b(_text(value).encode("utf-8"), digest_size=16).digest()
@@ -193,7 +199,7 @@ def _near_dedupe(dataset, recipe, counter):  # noqa: ANN001, ANN202
     lsh = MinHashLSH(threshold=recipe.near_threshold, num_perm=NUM_PERM)
     next_key = iter(range(10**12))
 
-    def predicate(rows: dict[str, list[Any]]) -> list[bool]:
+    def predicate(rows: Batch) -> list[bool]:
         hashes = MinHash.bulk([shingles(_text(value)) for value in rows[column]], num_perm=NUM_PERM,
                               seed=recipe.seed)
         keep = []
@@ -211,7 +217,7 @@ def _near_dedupe(dataset, recipe, counter):  # noqa: ANN001, ANN202
 def _labels(dataset, recipe, counter):  # noqa: ANN001, ANN202
     column, allowed = recipe.label_column, set(recipe.allowed_labels)
 
-    def predicate(rows: dict[str, list[Any]]) -> list[bool]:
+    def predicate(rows: Batch) -> list[bool]:
         labels = [_text(value).strip() for value in rows[column]]
         return [bool(label) and (not allowed or label in allowed) for label in labels]
 
@@ -225,7 +231,7 @@ STEPS: dict[str, Callable[..., tuple["datasets.Dataset", StepReport]]] = {
 }
 
 
-def _map(dataset: "datasets.Dataset", fn: Callable[[dict[str, list[Any]]], dict[str, list[Any]]]) -> Any:
+def _map(dataset: "datasets.Dataset", fn: Callable[[Batch], Columns]) -> "datasets.Dataset":
     return dataset.map(fn, batched=True, batch_size=BATCH, load_from_cache_file=False,
                        new_fingerprint=uuid.uuid4().hex)
 

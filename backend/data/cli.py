@@ -15,7 +15,9 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
+
+from backend.core.json_types import JSONObject, json_list, json_object
 
 if TYPE_CHECKING:  # imported where used: `--help` stays instant
     from backend.data.recipe import Recipe
@@ -119,15 +121,16 @@ def main(args: argparse.Namespace) -> int:
             registry.close()
     from backend.data.pipeline import describe_step
 
-    for step in card["steps"]:
-        print(describe_step(step))
-    print(f"wrote {', '.join(f'{split} ({rows:,} rows)' for split, rows in card['rows'].items())} and card.json "
+    for step in json_list(card["steps"]):
+        print(describe_step(json_object(step)))
+    print(f"wrote {', '.join(f'{split} ({rows:,} rows)' for split, rows in json_object(card['rows']).items())} and "
+          f"card.json "
           f"to {out}")
     return 0
 
 
 def run(recipe: Recipe, out: Path, fmt: str, registry: Optional[Registry] = None,
-        progress: Optional[Callable[[str], None]] = None) -> dict[str, Any]:
+        progress: Optional[Callable[[str], None]] = None) -> JSONObject:
     """Prepares and writes; returns the card written."""
     from backend.data.pipeline import prepare
     from backend.data.store import read_card, write_splits

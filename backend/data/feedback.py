@@ -18,8 +18,9 @@ import json
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Optional, Sequence, TypedDict
 
+from backend.core.json_types import JSONObject
 from backend.data.store import DatasetInfo, check_name, list_datasets, now, save_dataset
 from backend.core.error_codes import refuse
 from backend.core.types import InvalidInputError
@@ -33,6 +34,33 @@ MAX_RATING_BYTES = 256 * 1024  # one rated conversation as stored (a long chat: 
 MAX_USER_RATINGS = 1_000
 MAX_USER_FEEDBACK_BYTES = 16 * 1024 * 1024
 _lock = threading.Lock()  # appends from concurrent requests of one server stay whole lines
+
+Conversation = list[dict[str, str]]  # [{"role": ..., "content": ...}], as `clean_conversation` returns it
+
+
+class RatingEntry(TypedDict):
+    """One line of ratings.jsonl."""
+
+    key: str
+    time: str
+    model: str
+    rating: Optional[str]  # None: taken back
+    conversation: Conversation  # empty when taken back
+
+
+class SFTRow(TypedDict):
+    messages: Conversation
+    model: str
+
+
+class PreferenceRow(TypedDict):
+    """A row of a preference dataset: TRL's conversational format, which the DPO recipe reads."""
+
+    prompt: Conversation
+    chosen: Conversation
+    rejected: Conversation
+    chosen_model: str
+    rejected_model: str
 
 
 @dataclass(frozen=True)
@@ -52,7 +80,7 @@ class Rating:
         return self.conversation[-1]["content"]
 
 
-def clean_conversation(messages: Sequence[Any], index: Optional[int] = None) -> list[dict[str, str]]:
+def clean_conversation(messages: Sequence[object], index: Optional[int] = None) -> Conversation:
     """[{role, content}] text messages up to the assistant reply at `index` (default: the last message)."""
     if not isinstance(messages, (list, tuple)) or not messages:
         raise InvalidInputError("messages: a non-empty list of {'role': ..., 'content': ...}", field="messages")
@@ -75,7 +103,7 @@ def clean_conversation(messages: Sequence[Any], index: Optional[int] = None) -> 
     return out
 
 
-def record_rating(username: Optional[str], model: Optional[str], messages: Sequence[Any], rating: Optional[str],
+def record_rating(username: Optional[str], model: Optional[str], messages: Sequence[object], rating: Optional[str],
                   index: Optional[int] = None, root: Optional[Path] = None) -> Rating:
     """Stores (or, with rating None, takes back) a thumbs up / down on the assistant reply at `index`."""
     if rating is not None and rating not in RATINGS:
@@ -85,8 +113,8 @@ def record_rating(username: Optional[str], model: Optional[str], messages: Seque
     conversation = clean_conversation(messages, index)
     key = hashlib.sha256(json.dumps([model, conversation], sort_keys=True).encode("utf-8")).hexdigest()[:32]
     # A taken-back rating needs only its key: it is never read back.
-    entry: dict[str, Any] = {"key": key, "time": now(), "model": model, "rating": rating,
-             "conversation": conversation if rating else []}
+    entry: RatingEntry = {"key": key, "time": now(), "model": model, "rating": rating,
+                          "conversation": conversation if rating else []}
     line = json.dumps(entry, ensure_ascii=False) + "\n"
     size = len(line.encode("utf-8"))
     if size > MAX_RATING_BYTES:
@@ -118,41 +146,50 @@ def _check_room(path: Path, key: str, size: int) -> None:
     temporary.replace(path)  # whole or not at all: a crash leaves the old log
 
 
-def latest_entries(path: Path) -> dict[str, dict[str, Any]]:
+def latest_entries(path: Path) -> dict[str, JSONObject]:
     """The last entry per key in an append-only JSONL log, oldest first (re-rating moves a reply to the end; the
     arena's votes use the same log shape, backend/data/votes.py)."""
-    latest: dict[str, dict[str, Any]] = {}
+    latest: dict[str, JSONObject] = {}
     if path.is_file():
         for line in path.read_text(encoding="utf-8").splitlines():
             try:
                 entry = json.loads(line)
             except ValueError:
                 continue  # a line cut by a crash: the others still count
-            latest.pop(entry.get("key"), None)
-            latest[entry.get("key")] = entry
+            key = str(entry.get("key"))
+            latest.pop(key, None)
+            latest[key] = entry
     return latest
 
 
 def load_ratings(username: Optional[str], model: Optional[str] = None, root: Optional[Path] = None) -> list[Rating]:
     """The user's current ratings (the last one per reply; taken-back ones left out), oldest first."""
     latest = latest_entries(user_dir("feedback", username, root, create=False) / RATINGS_FILE)
-    return [Rating(e["key"], e["model"], e["rating"], e["conversation"], e.get("time", ""))
+    return [Rating(str(e["key"]), str(e["model"]), str(e["rating"]), stored_conversation(e["conversation"]),
+                   str(e.get("time", "")))
             for e in latest.values() if e.get("rating") in RATINGS and (model is None or e["model"] == model)]
 
 
-def sft_rows(ratings: Sequence[Rating]) -> list[dict[str, Any]]:
+def stored_conversation(value: object) -> Conversation:
+    """A conversation as a log line holds it (written by `clean_conversation`); TypeError for another shape."""
+    if not isinstance(value, list) or not all(isinstance(message, dict) for message in value):
+        raise TypeError("a conversation is a list of {role, content} messages")
+    return [{"role": str(message["role"]), "content": str(message["content"])} for message in value]
+
+
+def sft_rows(ratings: Sequence[Rating]) -> list[SFTRow]:
     """One `messages` row per reply rated up: the conversation up to and including that reply."""
     return [{"messages": r.conversation, "model": r.model} for r in ratings if r.rating == "up"]
 
 
-def preference_rows(ratings: Sequence[Rating]) -> list[dict[str, Any]]:
+def preference_rows(ratings: Sequence[Rating]) -> list[PreferenceRow]:
     """chosen / rejected pairs (TRL's conversational format) from replies to the same conversation rated up and
     down (Retry gives another reply to the same prompt)."""
     by_prompt: dict[str, dict[str, list[Rating]]] = {}
     for rating in ratings:
         key = json.dumps(rating.prompt, sort_keys=True)
         by_prompt.setdefault(key, {"up": [], "down": []})[rating.rating].append(rating)
-    rows = []
+    rows: list[PreferenceRow] = []
     for group in by_prompt.values():
         for good in group["up"]:
             for bad in group["down"]:
@@ -168,6 +205,7 @@ def save_feedback_dataset(username: Optional[str], name: str, kind: str, model: 
     import pandas as pd
 
     ratings = load_ratings(username, model, root)
+    rows: list[SFTRow] | list[PreferenceRow]
     if kind == "sft":
         rows = sft_rows(ratings)
         if not rows:
@@ -227,7 +265,7 @@ def save_conversations_dataset(username: Optional[str], name: str, paths: Sequen
     return save_dataset({"train": pd.DataFrame(rows)}, card, name, username, "jsonl", root=root)
 
 
-def save_test_case(username: Optional[str], suite: str, messages: Sequence[Any], expected: Optional[str] = None,
+def save_test_case(username: Optional[str], suite: str, messages: Sequence[object], expected: Optional[str] = None,
                    index: Optional[int] = None, model: str = "", root: Optional[Path] = None) -> DatasetInfo:
     """Adds a chat turn to the regression suite `suite` (a dataset with `input` and `reference` columns, which
     Evaluate runs as a generation task): the input is the last user message before the reply, the expected
@@ -256,7 +294,7 @@ def save_test_case(username: Optional[str], suite: str, messages: Sequence[Any],
     return save_dataset({"data": pd.DataFrame(rows)}, card, suite, username, "jsonl", overwrite=True, root=root)
 
 
-def _text(content: Any) -> str:
+def _text(content: object) -> str:
     """Gradio's browser sends content as a list of parts; everything else as a plain string."""
     if isinstance(content, str):
         return content

@@ -13,13 +13,18 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 import pandas as pd
 
 from backend.core.error_codes import refuse
+from backend.core.json_types import JSONObject
 from backend.guard.table_limits import SHOWN_COLUMN_NAMES, TableLimits, clip
 from backend.core.types import InvalidInputError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 MAX_FILE_BYTES = 50 * 1024 * 1024
 MAX_ROWS = TableLimits().max_rows  # the default; WORKBENCH_MAX_ROWS changes it (backend/guard/table_limits.py)
@@ -251,7 +256,7 @@ def _read_csv(text: str, name: str) -> pd.DataFrame:
 
 
 def _read_jsonl(text: str, name: str, max_rows: int, limits: TableLimits) -> pd.DataFrame:
-    records: list[dict[str, Any]] = []
+    records: list[JSONObject] = []
     keys: set[str] = set()
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
@@ -301,7 +306,7 @@ def _read_parquet(path: Path, name: str, max_rows: int, limits: TableLimits) -> 
                                 field="file") from None
 
 
-def _check_parquet_size(path: Path, parquet: Any, name: str, limits: TableLimits) -> None:
+def _check_parquet_size(path: Path, parquet: pq.ParquetFile, name: str, limits: TableLimits) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -312,7 +317,7 @@ def _check_parquet_size(path: Path, parquet: Any, name: str, limits: TableLimits
     if stored > limits.max_table_bytes:
         raise InvalidInputError(f"file: '{name}' holds {stored / 2**20:,.0f} MB once decompressed; the limit is "
                                 f"{limits.max_table_bytes / 2**20:,.0f} MB. Split it into smaller files", field="file")
-    def textual(kind: Any) -> bool:
+    def textual(kind: pa.DataType) -> bool:
         if pa.types.is_dictionary(kind):  # written from a pandas category or an Arrow dictionary
             kind = kind.value_type
         return (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_binary(kind)

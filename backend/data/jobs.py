@@ -26,6 +26,8 @@ from pathlib import Path
 from types import FrameType
 from typing import Any, Optional
 
+from backend.core.json_types import JSONObject, json_object
+
 from backend.data.recipe import Recipe
 from backend.data.store import check_name
 from backend.guard.user_space import runs_root, user_dir
@@ -66,6 +68,8 @@ class DataJob:
                                        cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         return cls(process, folder, target)
 
+    # Any: the Data tab (ui/data/tab.py) reads the status and its card as a loose dict; typing it as JSONObject
+    # needs that reader to narrow each field first.
     def poll(self) -> dict[str, Any]:
         status = _read_status(self.folder / "status.json")
         code = self.process.poll()
@@ -100,14 +104,15 @@ class DataJob:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
-def _read_status(path: Path) -> dict[str, Any]:
+def _read_status(path: Path) -> JSONObject:
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        return json_object(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError):
         return {}
 
 
-def _write_status(path: Path, **status: Any) -> None:
+def _write_status(path: Path, **status: object) -> None:
+    """status.json: the fields as `json.dumps` writes them (other values as their str)."""
     partial = path.with_suffix(".partial")
     partial.write_text(json.dumps(status, default=str), encoding="utf-8")
     os.replace(partial, path)

@@ -9,8 +9,9 @@ import os
 import shlex
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
+from backend.core.json_types import JSONObject, JSONValue, json_object
 from backend.data.clean import run_steps
 from backend.data.recipe import Recipe
 from backend.data.store import now
@@ -30,7 +31,7 @@ Progress = Callable[[str], None]
 @dataclass
 class Prepared:
     splits: dict[str, "datasets.Dataset"]
-    card: dict[str, Any]
+    card: JSONObject  # card.json without what writing adds (format, files, rows)
 
 
 def to_dataset(table: "pd.DataFrame", recipe: Recipe) -> "datasets.Dataset":
@@ -59,7 +60,7 @@ def to_dataset(table: "pd.DataFrame", recipe: Recipe) -> "datasets.Dataset":
         return datasets.Dataset.from_pandas(table, preserve_index=False)
 
 
-def describe_source(recipe: Recipe, rows: int) -> dict[str, Any]:
+def describe_source(recipe: Recipe, rows: int) -> JSONObject:
     source = recipe.source
     if source.path:
         digest = hashlib.sha256()
@@ -85,7 +86,7 @@ def prepare(recipe: Recipe, registry: Optional["Registry"] = None, progress: Pro
     source = describe_source(recipe, len(dataset))
     if display_name and "file" in source:
         source["file"] = display_name
-    steps: list[dict[str, Any]] = [{"step": "load", "detail": recipe.source.describe() if not display_name else
+    steps: list[JSONValue] = [{"step": "load", "detail": recipe.source.describe() if not display_name else
                                     display_name, "rows_before": 0, "rows_after": len(dataset)}]
     counter = None
     if recipe.min_tokens is not None or recipe.max_tokens is not None:
@@ -102,7 +103,7 @@ def prepare(recipe: Recipe, registry: Optional["Registry"] = None, progress: Pro
         progress("splitting")
         splits = split_dataset(dataset, recipe.split, recipe.seed, recipe.label_column)
         steps.append({"step": "split", "detail": "stratified by label" if recipe.label_column else "random",
-                      "fractions": list(recipe.split), "seed": recipe.seed,
+                      "fractions": [*recipe.split], "seed": recipe.seed,
                       "rows": {name: len(part) for name, part in splits.items()}})
     else:
         splits = {"data": dataset}
@@ -115,16 +116,16 @@ def prepare(recipe: Recipe, registry: Optional["Registry"] = None, progress: Pro
             if name != target:
                 splits[name] = splits[name].add_column(AUGMENTED, [""] * len(splits[name]))
         steps.extend({**report, "split": target} for report in added)
-    card = {
+    card: JSONObject = {
         "kind": "text",
         "created": now(),
         "source": source,
         "text_column": recipe.text_column,
         "label_column": recipe.label_column,
-        "columns": list(next(iter(splits.values())).column_names),
+        "columns": [*next(iter(splits.values())).column_names],
         "steps": steps,
         "recipe": recipe.to_dict(),
-        "reproduce": reproduce_command(recipe, source.get("file")),
+        "reproduce": reproduce_command(recipe, file if isinstance(file := source.get("file"), str) else None),
     }
     return Prepared(splits, card)
 
@@ -164,13 +165,13 @@ def reproduce_command(recipe: Recipe, file_name: Optional[str] = None) -> str:
     return shlex.join(args)
 
 
-def describe_step(step: dict[str, Any]) -> str:
+def describe_step(step: JSONObject) -> str:
     """One line per card step, e.g. "dedupe: 0 row(s) changed, 19 dropped (...); 6 rows left"."""
-    name = step["step"]
+    name = str(step["step"])
     if name == "load":
         return f"load: {step['rows_after']:,} rows from {step['detail']}"
     if name == "split":
-        return "split: " + ", ".join(f"{split} {rows:,}" for split, rows in step["rows"].items()) + \
+        return "split: " + ", ".join(f"{split} {rows:,}" for split, rows in json_object(step["rows"]).items()) + \
             f" ({step['detail']}, seed {step['seed']})"
     if name.startswith("augment:"):
         return f"{name}: {step['rows_added']:,} rows added to {step['split']} ({step['copies']} per row)"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, Optional
+from typing import Any, Optional, TypedDict, Unpack
+
+from backend.core.json_types import JSONObject, json_list, json_object
 
 from backend.core.error_codes import refuse
 from backend.evaluation.data import DataSource
@@ -99,24 +101,49 @@ class Recipe:
             raise InvalidInputError(f"seed (--seed): must be a whole number >= 0, got {self.seed!r}", field="seed")
         return self
 
-    def with_changes(self, **changes: Any) -> "Recipe":
+    def with_changes(self, **changes: Unpack[RecipeChanges]) -> "Recipe":
         return replace(self, **changes)
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         data = asdict(self)
         data["source"] = self.source.to_dict()
         data.pop("notes")
         return data
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> "Recipe":
-        values = {key: value for key, value in data.items() if key in Recipe.__dataclass_fields__}
-        values["source"] = DataSource.from_dict(data.get("source") or {})
+    def from_dict(data: JSONObject) -> "Recipe":
+        # Field values as a card stored them; `validated()` checks each one's type and range.
+        values: dict[str, Any] = {key: value for key, value in data.items() if key in Recipe.__dataclass_fields__}
+        values["source"] = DataSource.from_dict(json_object(data.get("source")))
         for key in ("clean", "augment", "allowed_labels"):
-            values[key] = tuple(values.get(key) or ())
+            values[key] = tuple(json_list(values.get(key)))
         if values.get("split") is not None:
-            values["split"] = tuple(values["split"])
+            values["split"] = tuple(json_list(values["split"]))
         return Recipe(**values)
+
+
+class RecipeChanges(TypedDict, total=False):
+    """Fields `Recipe.with_changes` may set (every field of Recipe)."""
+
+    source: DataSource
+    text_column: str
+    label_column: Optional[str]
+    clean: tuple[str, ...]
+    min_chars: Optional[int]
+    max_chars: Optional[int]
+    min_tokens: Optional[int]
+    max_tokens: Optional[int]
+    token_model: Optional[str]
+    near_threshold: float
+    allowed_labels: tuple[str, ...]
+    split: Optional[tuple[float, float, float]]
+    augment: tuple[str, ...]
+    rate: float
+    copies: int
+    paraphrase_model: Optional[str]
+    paraphrase_prompt: str
+    seed: int
+    notes: list[str]
 
 
 def _known(name: str, values: tuple[str, ...], allowed: tuple[str, ...]) -> None:

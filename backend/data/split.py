@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import random
-from typing import TYPE_CHECKING, Any, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from backend.data.recipe import SPLIT_NAMES
 
@@ -26,10 +26,10 @@ def allocate(count: int, fractions: Sequence[float]) -> list[int]:
     return sizes
 
 
-def split_indices(labels: Optional[Sequence[Any]], total: int, fractions: Sequence[float],
+def split_indices(labels: Optional[Sequence[str]], total: int, fractions: Sequence[float],
                   seed: int) -> list[list[int]]:
     """Row indices of each split; `labels` (one per row) or None for an unstratified split."""
-    groups: dict[Any, list[int]] = {}
+    groups: dict[Optional[str], list[int]] = {}
     for index in range(total):
         groups.setdefault(labels[index] if labels is not None else None, []).append(index)
     rng = random.Random(seed)

@@ -10,6 +10,7 @@ from backend.data.files import column_texts
 from backend.core.error_codes import refuse
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 HISTOGRAM_BINS = 20
@@ -70,7 +71,7 @@ def table_stats(table: "pd.DataFrame", text_column: Optional[str] = None, label_
     return result
 
 
-def _summary(values: Any) -> dict[str, float]:
+def _summary(values: np.ndarray) -> dict[str, float]:
     import numpy as np
 
     if len(values) == 0:
@@ -79,7 +80,7 @@ def _summary(values: Any) -> dict[str, float]:
             "median": float(np.median(values)), "max": int(values.max())}
 
 
-def _histogram(values: Any, unit: str) -> list[dict[str, Any]]:
+def _histogram(values: np.ndarray, unit: str) -> list[dict[str, int | str]]:
     import numpy as np
 
     if len(values) == 0:

@@ -17,7 +17,9 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Mapping, Optional, Union
+
+from backend.core.json_types import JSONObject, json_list, json_object
 
 from backend.data.recipe import FORMATS, SPLIT_NAMES
 from backend.core.error_codes import refuse
@@ -58,9 +60,10 @@ def check_name(name: str) -> str:
     return name
 
 
-def write_splits(splits: Mapping[str, Table], card: dict[str, Any], folder: Path, fmt: str = "jsonl",
+def write_splits(splits: Mapping[str, Table], card: Mapping[str, object], folder: Path, fmt: str = "jsonl",
                  overwrite: bool = False) -> dict[str, Path]:
-    """Writes each split as `<split>.<fmt>` and `card.json` into `folder`, atomically (see the module notes)."""
+    """Writes each split as `<split>.<fmt>` and `card.json` into `folder`, atomically (see the module notes). The
+    card is anything `json.dumps` writes (other values as their str)."""
     if fmt not in FORMATS:
         raise InvalidInputError(f"format: one of {', '.join(FORMATS)}, got {fmt!r}", field="format")
     folder = Path(folder)
@@ -76,8 +79,8 @@ def write_splits(splits: Mapping[str, Table], card: dict[str, Any], folder: Path
             _write(table, path, fmt)
             files[split] = path.name
         rows = {split: len(table) for split, table in splits.items()}
-        card = {**card, "format": fmt, "files": files, "rows": rows}
-        (staging / CARD).write_text(json.dumps(card, indent=2, ensure_ascii=False, default=str) + "\n",
+        written = {**card, "format": fmt, "files": files, "rows": rows}
+        (staging / CARD).write_text(json.dumps(written, indent=2, ensure_ascii=False, default=str) + "\n",
                                     encoding="utf-8")
         if folder.exists():
             shutil.rmtree(folder)
@@ -88,7 +91,7 @@ def write_splits(splits: Mapping[str, Table], card: dict[str, Any], folder: Path
     return {split: folder / name for split, name in files.items()}
 
 
-def save_dataset(splits: Mapping[str, Table], card: dict[str, Any], name: str, username: Optional[str],
+def save_dataset(splits: Mapping[str, Table], card: Mapping[str, object], name: str, username: Optional[str],
                  fmt: str = "jsonl", overwrite: bool = False, root: Optional[Path] = None) -> DatasetInfo:
     """Saves a prepared dataset under `name` in the user's datasets folder."""
     name = check_name(name)
@@ -125,18 +128,23 @@ def dataset_path(username: Optional[str], name: str, split: Optional[str] = None
     raise refuse("no_saved_dataset", "name", name=name[:80])
 
 
-def read_card(folder: Path) -> dict[str, Any]:
-    return json.loads((Path(folder) / CARD).read_text(encoding="utf-8"))
+def read_card(folder: Path) -> JSONObject:
+    """card.json of a saved dataset; raises ValueError when it is not a JSON object."""
+    card = json.loads((Path(folder) / CARD).read_text(encoding="utf-8"))
+    if not isinstance(card, dict):
+        raise ValueError(f"{Path(folder) / CARD} is not a JSON object")
+    return card
 
 
 def _info(folder: Path) -> DatasetInfo:
     card = read_card(folder)
-    files = {split: folder / file for split, file in (card.get("files") or {}).items()}
+    files = {split: folder / str(file) for split, file in json_object(card.get("files")).items()}
     order = {name: index for index, name in enumerate((*SPLIT_NAMES, "data"))}
     files = dict(sorted(files.items(), key=lambda item: order.get(item[0], 99)))
-    return DatasetInfo(name=folder.name, folder=folder, files=files, rows=dict(card.get("rows") or {}),
-                       kind=card.get("kind", "text"), columns=list(card.get("columns") or []),
-                       created=card.get("created", ""), owner=folder.parent.parent.name)
+    rows = {split: count for split, count in json_object(card.get("rows")).items() if isinstance(count, int)}
+    return DatasetInfo(name=folder.name, folder=folder, files=files, rows=rows, kind=str(card.get("kind", "text")),
+                       columns=[str(column) for column in json_list(card.get("columns"))],
+                       created=str(card.get("created", "")), owner=folder.parent.parent.name)
 
 
 def _write(table: Table, path: Path, fmt: str) -> None:

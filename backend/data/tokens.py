@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable, Optional
 
 from backend.core.config import ModelSpec
 from backend.core.types import InvalidInputError
+
+if TYPE_CHECKING:
+    from backend.core.hf_types import HFTokenizer
 
 TokenCounter = Callable[[list[str]], list[int]]
 
@@ -37,7 +40,8 @@ def token_counter(spec: ModelSpec) -> TokenCounter:
 
 
 @lru_cache(maxsize=4)
-def _tokenizer(model_id: str, source: str, revision: Any, trust_remote_code: bool, cached_only: bool) -> Any:
+def _tokenizer(model_id: str, source: str, revision: Optional[str], trust_remote_code: bool,
+               cached_only: bool) -> HFTokenizer:
     from transformers import AutoTokenizer
 
     try:

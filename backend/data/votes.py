@@ -15,11 +15,12 @@ import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Optional, Sequence
+from typing import Mapping, Optional, Sequence, TypedDict
 
 from backend.core.error_codes import refuse
 from backend.core.types import InvalidInputError
-from backend.data.feedback import clean_conversation, latest_entries
+from backend.data.feedback import (Conversation, PreferenceRow, clean_conversation, latest_entries,
+                                   stored_conversation)
 from backend.data.store import DatasetInfo, now, save_dataset
 from backend.evaluation.leaderboard import Battle, Pair
 from backend.guard.user_space import folder_name, is_admin, user_dir, visible_dirs
@@ -32,6 +33,17 @@ MAX_VOTE_BYTES = 1024 * 1024  # up to four conversations
 MAX_USER_VOTES = 2_000
 MAX_USER_VOTES_BYTES = 32 * 1024 * 1024
 _lock = threading.Lock()
+
+
+class VoteEntry(TypedDict):
+    """One line of votes.jsonl."""
+
+    key: str  # the round's id
+    time: str
+    blind: bool
+    models: list[str]  # by side
+    outcome: str
+    conversations: list[Conversation]  # by side
 
 
 @dataclass(frozen=True)
@@ -59,7 +71,7 @@ def outcomes(sides: int) -> tuple[str, ...]:
     return (*SIDES[:sides], TIE, ALL_BAD)
 
 
-def record_vote(username: Optional[str], round_id: str, models: Sequence[str], conversations: Sequence[Any],
+def record_vote(username: Optional[str], round_id: str, models: Sequence[str], conversations: Sequence[object],
                 outcome: str, blind: bool = True, root: Optional[Path] = None) -> Vote:
     """Stores the vote of one round (replacing an earlier vote of the same round)."""
     if not isinstance(round_id, str) or not round_id.strip() or len(round_id) > 64:
@@ -73,8 +85,8 @@ def record_vote(username: Optional[str], round_id: str, models: Sequence[str], c
     if outcome not in outcomes(len(models)):
         raise refuse("arena_outcome", "outcome", got=outcome, allowed=", ".join(outcomes(len(models))))
     cleaned = [clean_conversation(conversation) for conversation in conversations]
-    entry: dict[str, Any] = {"key": round_id, "time": now(), "blind": bool(blind), "models": list(models),
-                             "outcome": outcome, "conversations": cleaned}
+    entry: VoteEntry = {"key": round_id, "time": now(), "blind": bool(blind), "models": list(models),
+                        "outcome": outcome, "conversations": cleaned}
     line = json.dumps(entry, ensure_ascii=False) + "\n"
     size = len(line.encode("utf-8"))
     if size > MAX_VOTE_BYTES:
@@ -102,10 +114,14 @@ def _check_room(path: Path, key: str, size: int) -> None:
     temporary.replace(path)  # whole or not at all: a crash leaves the old log
 
 
-def _vote(entry: Mapping[str, Any], user: str) -> Vote:
-    return Vote(key=entry["key"], models=list(entry["models"]), outcome=entry["outcome"],
-                conversations=[list(c) for c in entry["conversations"]], blind=bool(entry.get("blind", True)),
-                time=entry.get("time", ""), user=user)
+def _vote(entry: Mapping[str, object], user: str) -> Vote:
+    """A vote from its log line; KeyError or TypeError for a line of another shape."""
+    models, conversations = entry["models"], entry["conversations"]
+    if not isinstance(models, list) or not isinstance(conversations, list):
+        raise TypeError("a vote's models and conversations are lists")
+    return Vote(key=str(entry["key"]), models=[str(model) for model in models], outcome=str(entry["outcome"]),
+                conversations=[stored_conversation(c) for c in conversations], blind=bool(entry.get("blind", True)),
+                time=str(entry.get("time", "")), user=user)
 
 
 def load_votes(username: Optional[str], everyone: bool = False, root: Optional[Path] = None,
@@ -146,12 +162,12 @@ def battles(votes: Sequence[Vote]) -> list[Battle]:
     return found
 
 
-def preference_rows(votes: Sequence[Vote]) -> list[dict[str, Any]]:
+def preference_rows(votes: Sequence[Vote]) -> list[PreferenceRow]:
     """chosen / rejected rows in the format the DPO recipe reads (backend/training/recipes/dpo.py, the same as
     the ratings' pairs): the prompt is the winning side's conversation before its reply (in a multi-turn round
     each side kept its own earlier replies; the rejected reply followed the losing side's), chosen the winner's
     reply, rejected each other side's. Ties and "all bad" give no pair; nor do identical replies."""
-    rows = []
+    rows: list[PreferenceRow] = []
     for vote in votes:
         winner = vote.winner
         if winner is None:

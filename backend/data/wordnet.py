@@ -15,9 +15,12 @@ import tempfile
 import threading
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from backend.core.types import InvalidInputError
+
+if TYPE_CHECKING:
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
 WORDNET_DIR = Path(os.environ.get("WORKBENCH_WORDNET_DIR", "/usr/share/wordnet"))
 _FILES = ("adj.exc", "adv.exc", "noun.exc", "verb.exc", "data.adj", "data.adv", "data.noun", "data.verb",
@@ -36,7 +39,7 @@ _lock = threading.Lock()
 
 
 @lru_cache(maxsize=1)
-def wordnet() -> Any:
+def wordnet() -> WordNetCorpusReader:
     """NLTK's WordNetCorpusReader over the local WordNet 3.0 files (a clear error when they are missing)."""
     missing = [name for name in _FILES if not (WORDNET_DIR / name).is_file()]
     if missing:

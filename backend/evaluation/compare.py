@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from backend.core.error_codes import refuse
 from backend.evaluation.conversation import prompt_messages
@@ -111,8 +111,8 @@ def example_diffs(run: RunResult) -> "pd.DataFrame":
     with a pairwise comparison, its outcome and both orders' picks."""
     import pandas as pd
 
-    columns: dict[str, Any] = {"row": run.examples.rows, "input": run.examples.inputs,
-                               "reference": run.examples.references}
+    columns: dict[str, Sequence[object]] = {"row": run.examples.rows, "input": run.examples.inputs,
+                                            "reference": run.examples.references}
     count = len(run.examples)
     for model_id, result in run.models.items():
         columns[f"{model_id}: reply"] = (result.predictions + [None] * count)[:count]

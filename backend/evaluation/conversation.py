@@ -18,7 +18,7 @@ user turn before it is the one answered. A model is never shown the reply it is 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from backend.core.error_codes import refuse
 from backend.core.types import InvalidInputError, Message
@@ -64,7 +64,7 @@ def parse_conversation(value: object, row: int, column: str) -> Conversation:
     return messages
 
 
-def _plain_content(item: Any) -> Any:
+def _plain_content(item: object) -> object:
     """Gradio's parts ([{"type": "text", "text": ...}]) flattened to text, as Chat's own export does."""
     if isinstance(item, dict) and isinstance(item.get("content"), list):
         text = "".join(part.get("text", "") for part in item["content"] if isinstance(part, dict))

@@ -11,9 +11,10 @@ import os
 import random
 import re
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 from backend.core.error_codes import refuse
+from backend.core.json_types import JSONObject
 from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:  # pandas is light, but a UI that only lists runs does not need it
@@ -71,13 +72,13 @@ class DataSource:
         config = f" ({self.hub_config})" if self.hub_config else ""
         return f"{self.hub_id}{config} [{self.split}]"
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return asdict(self)
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> "DataSource":
-        return DataSource(**{key: data.get(key) for key in ("path", "hub_id", "hub_config")},
-                          split=data.get("split") or "test")
+    def from_dict(data: JSONObject) -> "DataSource":
+        return DataSource(path=_text(data.get("path")), hub_id=_text(data.get("hub_id")),
+                          hub_config=_text(data.get("hub_config")), split=_text(data.get("split")) or "test")
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,19 @@ class ColumnMapping:
     # generation: the turns before the evaluated one (backend/evaluation/conversation.py)
     conversation: Optional[str] = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return asdict(self)
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> "ColumnMapping":
-        return ColumnMapping(**{key: data.get(key) for key in ("input", "reference", "predictions", "context",
-                                                                 "conversation")})
+    def from_dict(data: JSONObject) -> "ColumnMapping":
+        return ColumnMapping(input=_text(data.get("input")), reference=_text(data.get("reference")),
+                             predictions=_text(data.get("predictions")), context=_text(data.get("context")),
+                             conversation=_text(data.get("conversation")))
+
+
+def _text(value: object) -> Optional[str]:
+    """A stored text setting: None stays None (not given), anything else is its text."""
+    return None if value is None else str(value)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Callable, Optional, Sequence, TypedDict
 
 import numpy as np
 
@@ -64,6 +64,16 @@ class Grade:
         return self.score is not None
 
 
+class JudgeDetails(TypedDict):
+    """A model's judge figures in results.json (its ModelResult.details["judge"])."""
+
+    judge: str
+    scored: int
+    n_unparsed: int
+    reasons: list[Optional[str]]  # per example
+    unparsed_answers: list[str]  # the first 20 answers out of format
+
+
 @dataclass
 class JudgeSummary:
     """One model's grades over a run's examples (None where the model or the judge gave no reply)."""
@@ -79,7 +89,7 @@ class JudgeSummary:
         """Per example: the score, NaN where there is none."""
         return [float(g.score) if g is not None and g.score is not None else float("nan") for g in self.grades]
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JudgeDetails:
         return {"judge": self.judge, "scored": self.scored, "n_unparsed": self.n_unparsed,
                 "reasons": [g.reason if g is not None else None for g in self.grades],
                 "unparsed_answers": [g.raw for g in self.grades if g is not None and not g.parsed][:20]}

@@ -23,7 +23,7 @@ import math
 import re
 from dataclasses import dataclass, field
 from statistics import NormalDist
-from typing import Any, Literal, Optional, Sequence
+from typing import Literal, Optional, Sequence, TypedDict
 
 from backend.evaluation.judge import Generate, check_rubric, fill
 
@@ -88,6 +88,25 @@ def wilson(successes: int, total: int, confidence: float = 0.95) -> tuple[float,
     return max(0.0, centre - half), min(1.0, centre + half)
 
 
+class PairwiseFile(TypedDict, total=False):
+    """`PairwiseSummary.to_dict()`: the run's "comparison" in results.json (read back by `from_dict`)."""
+
+    judge: str
+    model_a: str
+    model_b: str
+    wins: int
+    ties: int
+    losses: int
+    counted: int
+    n_unparsed: int
+    confidence: float
+    rates: dict[str, float]
+    intervals: dict[str, list[float]]
+    outcomes: list[Optional[Outcome]]
+    a_first: list[Optional[Position]]
+    b_first: list[Optional[Position]]
+
+
 @dataclass
 class PairwiseSummary:
     """A vs B over a run's examples: per-example outcomes and positions, counts, rates and intervals."""
@@ -115,7 +134,7 @@ class PairwiseSummary:
     def intervals(self) -> dict[str, tuple[float, float]]:
         return {name: wilson(self.count(outcome), self.counted, self.confidence) for name, outcome in _RATES}
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> PairwiseFile:
         return {"judge": self.judge, "model_a": self.model_a, "model_b": self.model_b,
                 "wins": self.count("A"), "ties": self.count("tie"), "losses": self.count("B"),
                 "counted": self.counted, "n_unparsed": self.n_unparsed, "confidence": self.confidence,
@@ -123,7 +142,7 @@ class PairwiseSummary:
                 "outcomes": self.outcomes, "a_first": self.a_first, "b_first": self.b_first}
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> "PairwiseSummary":
+    def from_dict(data: PairwiseFile) -> "PairwiseSummary":
         return PairwiseSummary(data["judge"], data["model_a"], data["model_b"], list(data.get("outcomes") or []),
                                list(data.get("a_first") or []), list(data.get("b_first") or []),
                                float(data.get("confidence") or 0.95), int(data.get("n_unparsed") or 0))

@@ -20,7 +20,7 @@ import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Optional, cast
+from typing import TYPE_CHECKING, Callable, Mapping, Optional, Sequence, cast
 
 from backend.core.error_codes import refuse
 from backend.evaluation import scoring, store
@@ -101,8 +101,9 @@ class EvaluationJob:
     """`run_evaluation` in a daemon thread: poll `progress`, call `cancel()`, then `result()`."""
 
     def __init__(self, config: EvalConfig, registry: Optional["Registry"] = None,
-                 progress: Optional[ProgressCallback] = None, **options: Any) -> None:
-        """`options` go to `run_evaluation` (table, runs_dir, out_dir); `progress` is also called, if given."""
+                 progress: Optional[ProgressCallback] = None, *, table: Optional["pd.DataFrame"] = None,
+                 runs_dir: Optional[str | Path] = DEFAULT_RUNS_DIR, out_dir: Optional[str | Path] = None) -> None:
+        """`table`, `runs_dir` and `out_dir` go to `run_evaluation`; `progress` is also called, if given."""
         self.cancel_event = threading.Event()
         self.progress: Optional[Progress] = None
         self.error: Optional[BaseException] = None
@@ -115,7 +116,8 @@ class EvaluationJob:
 
         def work() -> None:
             try:
-                self._result = run_evaluation(config, registry, progress=record, cancel=self.cancel_event, **options)
+                self._result = run_evaluation(config, registry, table=table, progress=record, cancel=self.cancel_event,
+                                              runs_dir=runs_dir, out_dir=out_dir)
             except BaseException as error:  # noqa: BLE001 - handed to whoever calls result()
                 self.error = error
 
@@ -185,7 +187,7 @@ class _Outputs:
     """What a model produced, aligned with the examples; `done[i]` is False where a cancel came first."""
 
     done: list[bool]
-    inputs: dict[str, list[Any]]  # the metric modules' inputs, for every example (only done ones are used)
+    inputs: Mapping[str, Sequence[object]]  # the metric modules' inputs, for every example (only done ones are used)
     predictions: list[Optional[str]]
     labels: Optional[list[str]] = None
     extra_scores: dict[str, list[float]] = field(default_factory=dict)
@@ -295,15 +297,15 @@ def _perplexity(registry: Registry, config: EvalConfig, examples: Examples, mode
 
 def _classify(registry: Registry, config: EvalConfig, examples: Examples, model_id: str,
               references: Optional[list[str]], tracker: "_Tracker", cancel: threading.Event) -> _Outputs:
-    from backend.services.classification import classify_texts, mode_for
+    from backend.services.classification import DEFAULT_PROMPT_TEMPLATE, classify_texts, mode_for
 
     mode = mode_for(registry, model_id, config.classification_mode)
     candidates = sorted(set(references)) if mode != "supervised" and references else None
-    options: dict[str, Any] = {}
+    prompt_template = DEFAULT_PROMPT_TEMPLATE
     if mode == "llm" and config.prompt_template:
         from backend.engines.label_scoring import TEXT_SLOT
 
-        options["prompt_template"] = config.prompt_template.replace(INPUT_SLOT, TEXT_SLOT)
+        prompt_template = config.prompt_template.replace(INPUT_SLOT, TEXT_SLOT)
     reported = 0
 
     def on_progress(fraction: float, description: str) -> None:
@@ -313,7 +315,8 @@ def _classify(registry: Registry, config: EvalConfig, examples: Examples, model_
         reported = now
 
     result = classify_texts(registry, model_id, list(examples.inputs), candidates, mode,
-                            batch_size=config.batch_size, progress=on_progress, cancel=cancel, **options)
+                            prompt_template=prompt_template, batch_size=config.batch_size, progress=on_progress,
+                            cancel=cancel)
     labels = list(result.labels)
     if references is None:  # the labels were not known before loading: check them now
         references = align_references(examples.references, labels, model_id, config.columns.reference)

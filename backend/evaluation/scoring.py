@@ -11,12 +11,13 @@ from __future__ import annotations
 import math
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence
 
 import numpy as np
 
 from backend.evaluation.data import EvalTask
-from backend.evaluation.metrics import TASK_METRICS, load_metric
+from backend.core.json_types import JSONObject
+from backend.evaluation.metrics import TASK_METRICS, Aggregates, load_metric
 from backend.guard.table_limits import TableLimits
 
 
@@ -25,7 +26,7 @@ class Scores:
     metrics: dict[str, float]
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
     example_scores: dict[str, list[float]] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
+    details: JSONObject = field(default_factory=dict)  # a module's `report`: classification's per class table
     notices: list[str] = field(default_factory=list)
 
 
@@ -34,7 +35,7 @@ BOOTSTRAP_REPORT_EVERY = 100  # resamples between progress reports
 
 def score(
     task: EvalTask,
-    inputs: dict[str, Sequence[Any]],
+    inputs: Mapping[str, Sequence[object]],
     *,
     bootstrap: int = 1000,
     confidence: float = 0.95,
@@ -42,7 +43,7 @@ def score(
     labels: Optional[Sequence[str]] = None,
     cancel: Optional[threading.Event] = None,
     on_resample: Optional[Callable[[int, int], None]] = None,
-    options: Optional[dict[str, dict[str, Any]]] = None,
+    options: Optional[Mapping[str, Mapping[str, object]]] = None,
 ) -> Scores:
     """Metrics for `inputs` ({"predictions", "references"}, or {"nll", "tokens"} for perplexity).
 
@@ -79,7 +80,7 @@ def score(
 
 
 def bootstrap_intervals(
-    modules: Sequence[Any], stats: Sequence[np.ndarray], resamples: int, confidence: float, seed: Optional[int],
+    modules: Sequence[Aggregates], stats: Sequence[np.ndarray], resamples: int, confidence: float, seed: Optional[int],
     cancel: Optional[threading.Event] = None, on_resample: Optional[Callable[[int, int], None]] = None,
 ) -> dict[str, tuple[float, float]]:
     """Percentile intervals of every metric over `resamples` resamples of the examples (paired across metrics).

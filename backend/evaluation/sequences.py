@@ -10,7 +10,6 @@ from __future__ import annotations
 import ast
 import json
 import re
-from typing import Any
 
 _QUOTED = re.compile(r"'((?:[^'\\]|\\.)*)'|\"((?:[^\"\\]|\\.)*)\"")
 
@@ -19,7 +18,7 @@ def parse_list(text: str, split: bool = True) -> list[str]:
     """The strings in `text` (see the module doc); plain text is split on whitespace when `split`, else kept whole."""
     stripped = text.strip()
     if stripped[:1] in "[{":
-        value: Any = None
+        value: object = None
         # Not ast.literal_eval for lists: it would glue numpy's "['B-PER' 'O']" into one string.
         parsers = (json.loads, ast.literal_eval) if stripped.startswith("{") else (json.loads,)
         for parse in parsers:

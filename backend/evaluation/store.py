@@ -13,12 +13,12 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Optional
+from typing import TYPE_CHECKING, Optional
 
 from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
-    from backend.evaluation.types import RunResult
+    from backend.evaluation.types import RunResult, RunResultFile
 
 RESULTS_FILE = "results.json"
 PREDICTIONS_FILE = "predictions.csv"
@@ -91,7 +91,7 @@ def open_run(run: str | Path, runs_dir: Optional[str | Path] = None) -> "RunResu
     folder = Path(runs_dir) / str(run) if runs_dir is not None and not Path(run).is_dir() else Path(run)
     results = folder / RESULTS_FILE
     try:
-        data: dict[str, Any] = json.loads(results.read_text(encoding="utf-8"))
+        data: RunResultFile = json.loads(results.read_text(encoding="utf-8"))
         return RunResult.from_dict(data, path=folder)
     except FileNotFoundError:
         raise InvalidInputError(f"run: no saved run at {folder} (no {RESULTS_FILE} there)", field="run") from None

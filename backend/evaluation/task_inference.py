@@ -11,7 +11,7 @@ flag. No torch import here: the task engine does that.
 from __future__ import annotations
 
 import threading
-from typing import TYPE_CHECKING, Any, Callable, Mapping
+from typing import TYPE_CHECKING, Callable, Iterator, Mapping, Optional, Sequence
 
 from backend.evaluation.types import EvalConfig
 from backend.tasks.ner import entities_to_tags, words_to_text
@@ -33,7 +33,7 @@ class _EvalTasks(Mapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._pairs()[key]
 
-    def __iter__(self) -> Any:
+    def __iter__(self) -> Iterator[str]:
         return iter(self._pairs())
 
     def __len__(self) -> int:
@@ -45,7 +45,7 @@ PIPELINE_EVAL_TASKS: Mapping[str, str] = _EvalTasks()
 
 def run_pipeline_task(registry: Registry, config: EvalConfig, examples: Examples, model_id: str,
                       on_batch: Callable[[int], None], cancel: threading.Event
-                      ) -> tuple[list[bool], dict[str, list[Any]], list[Any], list[str]]:
+                      ) -> tuple[list[bool], dict[str, Sequence[object]], list[Optional[str]], list[str]]:
     """(done per example, the metric inputs, the predictions, notices) for `model_id` on `examples`."""
     from backend.tasks.base import TaskRequest
     from backend.tasks.service import run_request
@@ -55,7 +55,7 @@ def run_pipeline_task(registry: Registry, config: EvalConfig, examples: Examples
         raise ValueError(f"no pipeline task serves the evaluation task {config.task!r}")
     adapter = spec.evaluation
     count = len(examples)
-    predictions: list[Any] = [None] * count
+    predictions: list[Optional[str]] = [None] * count
     references = [adapter.reference(reference) for reference in examples.references]
     options = adapter.options(config, registry.spec(model_id, spec.name))  # refuses before loading
     with registry.lease(model_id, spec.name) as engine:

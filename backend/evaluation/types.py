@@ -9,13 +9,14 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Optional, cast
+from typing import TYPE_CHECKING, Any, Literal, Mapping, Optional, Sequence, TypedDict, Unpack
 
 from backend.core.error_codes import refuse
+from backend.core.json_types import JSONObject, JSONValue, json_list, json_object
 from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource, EvalTask, Examples
 from backend.evaluation.judge import JUDGE_MAX_NEW_TOKENS, RUBRIC_SLOTS, check_rubric
 from backend.evaluation.metrics import HEADLINE, LOWER_IS_BETTER
-from backend.evaluation.pairwise import PAIR_SLOTS, PairwiseSummary
+from backend.evaluation.pairwise import PAIR_SLOTS, PairwiseFile, PairwiseSummary
 from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ class EvalConfig:
     pair_rubric: Optional[str] = None
     judge_max_new_tokens: int = JUDGE_MAX_NEW_TOKENS  # the judge's answer: a score (or winner) line and a reason
 
-    def metric_options(self) -> dict[str, dict[str, Any]]:
+    def metric_options(self) -> dict[str, dict[str, object]]:
         """Keyword options for metric modules, by module name (backend/evaluation/metrics), from this run."""
         return {"rouge": {"use_stemmer": self.rouge_stemmer}}
 
@@ -113,15 +114,15 @@ class EvalConfig:
             raise refuse("in_range", "confidence", low=0.5, high=1, range="[0.5, 1)", got=self.confidence)
         return self
 
-    def with_overrides(self, **changes: Any) -> "EvalConfig":
+    def with_overrides(self, **changes: Unpack[EvalConfigChanges]) -> "EvalConfig":
         return replace(self, **changes).validated()
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONObject:
         return {
             "task": self.task,
             "data": self.data.to_dict(),
             "columns": self.columns.to_dict(),
-            "models": list(self.models),
+            "models": [*self.models],
             "prompt_template": self.prompt_template,
             "chat_template": self.chat_template,
             "max_new_tokens": self.max_new_tokens,
@@ -141,13 +142,39 @@ class EvalConfig:
         }
 
     @staticmethod
-    def from_dict(data: dict[str, Any]) -> "EvalConfig":
-        plain = {key: value for key, value in data.items() if key not in ("data", "columns", "models")}
+    def from_dict(data: JSONObject) -> "EvalConfig":
+        # The other fields as `to_dict` wrote them (a run's own results.json), passed on as they are.
+        plain: dict[str, Any] = {key: value for key, value in data.items() if key not in ("data", "columns", "models")}
         # Runs saved before the option existed were scored with stemming (the app's default then).
         plain.setdefault("rouge_stemmer", data.get("task") in ("generation", "summarization"))
-        return EvalConfig(data=DataSource.from_dict(data.get("data") or {}),
-                          columns=ColumnMapping.from_dict(data.get("columns") or {}),
-                          models=tuple(data.get("models") or ()), **plain)
+        return EvalConfig(data=DataSource.from_dict(json_object(data.get("data"))),
+                          columns=ColumnMapping.from_dict(json_object(data.get("columns"))),
+                          models=tuple(str(model) for model in json_list(data.get("models"))), **plain)
+
+
+class EvalConfigChanges(TypedDict, total=False):
+    """Fields `EvalConfig.with_overrides` may set (every field of EvalConfig)."""
+
+    task: EvalTask
+    data: DataSource
+    columns: ColumnMapping
+    models: tuple[str, ...]
+    prompt_template: Optional[str]
+    chat_template: Optional[bool]
+    max_new_tokens: int
+    batch_size: int
+    limit: Optional[int]
+    seed: Optional[int]
+    bootstrap: int
+    confidence: float
+    classification_mode: Optional[str]
+    source_language: str
+    target_language: str
+    rouge_stemmer: bool
+    judge: Optional[str]
+    judge_rubric: Optional[str]
+    pair_rubric: Optional[str]
+    judge_max_new_tokens: int
 
 
 def _check_int(name: str, value: object, low: int, high: int) -> None:
@@ -173,6 +200,44 @@ class Progress:
         return self.done / self.total if self.total else 1.0
 
 
+class ModelResultFile(TypedDict, total=False):
+    """A model's entry in results.json (`ModelResult.to_dict()`; NaN and infinities written as null)."""
+
+    status: ModelStatus
+    metrics: dict[str, Optional[float]]
+    intervals: dict[str, list[Optional[float]]]
+    completed: int
+    seconds: float
+    error: Optional[str]
+    notices: list[str]
+    details: JSONObject
+    predictions: list[Optional[str]]
+    example_scores: dict[str, list[Optional[float]]]
+
+
+class ExamplesFile(TypedDict, total=False):
+    rows: list[int]
+    inputs: list[str]
+    references: list[str]
+    conversations: Optional[list[list[dict[str, str]]]]
+
+
+class RunResultFile(TypedDict, total=False):
+    """results.json: `RunResult.to_dict()` as written, read back by `RunResult.from_dict`."""
+
+    task: EvalTask
+    run_id: str
+    created: str
+    cancelled: bool
+    seconds: float
+    data: str  # the data source described
+    config: JSONObject  # EvalConfig.to_dict()
+    notices: list[str]
+    models: dict[str, ModelResultFile]
+    examples: ExamplesFile
+    comparison: Optional[PairwiseFile]
+
+
 @dataclass
 class ModelResult:
     """One model's part of a run. Lists are aligned with the run's examples; None / NaN where not done."""
@@ -189,8 +254,8 @@ class ModelResult:
     error: Optional[str] = None
     notices: list[str] = field(default_factory=list)
 
-    def to_dict(self) -> dict[str, Any]:
-        return _json_safe({
+    def to_dict(self) -> JSONObject:
+        return _json_object({
             "status": self.status,
             "metrics": self.metrics,
             "intervals": {key: list(value) for key, value in self.intervals.items()},
@@ -204,7 +269,7 @@ class ModelResult:
         })
 
     @staticmethod
-    def from_dict(model_id: str, data: dict[str, Any]) -> "ModelResult":
+    def from_dict(model_id: str, data: ModelResultFile) -> "ModelResult":
         return ModelResult(
             model_id=model_id,
             status=data.get("status", "complete"),
@@ -250,7 +315,8 @@ class RunResult:
 
         rows = []
         for result in self.models.values():
-            row: dict[str, Any] = {"model": result.model_id, "status": result.status, "examples": result.completed}
+            row: dict[str, str | float] = {"model": result.model_id, "status": result.status,
+                                           "examples": result.completed}
             for name, value in result.metrics.items():
                 row[name] = value
                 if intervals and name in result.intervals:
@@ -272,7 +338,7 @@ class RunResult:
             if model_id is not None and result.model_id != model_id:
                 continue
             count = len(self.examples)
-            columns: dict[str, Any] = {
+            columns: dict[str, Sequence[object]] = {
                 "model": [result.model_id] * count,
                 "row": self.examples.rows,
                 "input": self.examples.inputs,
@@ -285,9 +351,10 @@ class RunResult:
         return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
             columns=["model", "row", "input", "reference", "prediction"])
 
-    def to_dict(self) -> dict[str, Any]:
-        """The results.json shape: {"task", "models": {id: {"metrics": ...}}, plus the rest of the run}."""
-        return _json_safe({
+    def to_dict(self) -> JSONObject:
+        """The results.json shape (RunResultFile): {"task", "models": {id: {"metrics": ...}}, plus the rest of the
+        run}."""
+        return _json_object({
             "task": self.task,
             "run_id": self.run_id,
             "created": self.created,
@@ -303,7 +370,7 @@ class RunResult:
         })
 
     @staticmethod
-    def from_dict(data: dict[str, Any], path: Optional[Path] = None) -> "RunResult":
+    def from_dict(data: RunResultFile, path: Optional[Path] = None) -> "RunResult":
         examples = data.get("examples") or {}
         return RunResult(
             run_id=data["run_id"],
@@ -318,24 +385,31 @@ class RunResult:
             cancelled=bool(data.get("cancelled")),
             seconds=float(data.get("seconds") or 0.0),
             path=path,
-            comparison=PairwiseSummary.from_dict(data["comparison"]) if data.get("comparison") else None,
+            comparison=PairwiseSummary.from_dict(pair) if (pair := data.get("comparison")) else None,
         )
 
 
-def _json_safe(value: object) -> Any:
-    """NaN and infinities are not JSON: they become null (read back as NaN)."""
+def _json_safe(value: object) -> JSONValue:
+    """NaN and infinities are not JSON: they become null (read back as NaN). A value JSON has no form for is a
+    TypeError here, as it would be in `json.dumps`."""
     if isinstance(value, float):
         return value if math.isfinite(value) else None
     if isinstance(value, dict):
-        return {str(key): _json_safe(item) for key, item in value.items()}
+        return _json_object(value)
     if isinstance(value, (list, tuple)):
         return [_json_safe(item) for item in value]
-    return value
+    if value is None or isinstance(value, (str, int)):
+        return value
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _float(value: object) -> float:
-    return float("nan") if value is None else float(cast(float, value))  # a metric value: a number or None
+def _json_object(values: Mapping[object, object]) -> JSONObject:
+    return {str(key): _json_safe(item) for key, item in values.items()}
 
 
-def _floats(values: dict[str, Any]) -> dict[str, float]:
+def _float(value: Optional[float]) -> float:
+    return float("nan") if value is None else float(value)  # a metric value: a number or None
+
+
+def _floats(values: Mapping[str, Optional[float]]) -> dict[str, float]:
     return {key: _float(value) for key, value in values.items()}

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Callable, Mapping, Optional
 
 from transformers import TrainerCallback
 
 from backend.training import runfiles
+
+if TYPE_CHECKING:
+    from transformers import TrainerControl, TrainerState, TrainingArguments
 
 
 def memory_in_use_mb() -> float:
@@ -28,27 +31,29 @@ class ProgressWriter(TrainerCallback):
     """Appends one JSON line per Trainer log (train loss, lr) and per evaluation (eval loss, metrics)."""
 
     def __init__(self, run_dir: Path, samples_per_step: int,
-                 derived: Optional[Callable[[dict[str, Any]], dict[str, float]]] = None) -> None:
+                 derived: Optional[Callable[[runfiles.ProgressRow], dict[str, float]]] = None) -> None:
         self.run_dir = run_dir
         self.derived = derived  # the recipe's figures computed from the logged ones (e.g. eval perplexity)
         self.samples_per_step = samples_per_step
         self.started = time.perf_counter()
         self.first_step = 0
         self.first_tokens = 0
-        self.history: list[dict[str, Any]] = []
+        self.history: list[runfiles.ProgressRow] = []
 
-    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+    def on_train_begin(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                       **kwargs: object) -> None:
         # A resumed run counts its speed from where it resumed.
         self.started = time.perf_counter()
         self.first_step = state.global_step
         self.first_tokens = int(getattr(state, "num_input_tokens_seen", 0) or 0)
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+    def on_log(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+               logs: Optional[Mapping[str, object]] = None, **kwargs: object) -> None:
         if not state.is_world_process_zero or not logs:
             return
         elapsed = time.perf_counter() - self.started
         steps = state.global_step - self.first_step
-        row: dict[str, Any] = {"time": time.time(), "step": state.global_step, "max_steps": state.max_steps,
+        row: runfiles.ProgressRow = {"time": time.time(), "step": state.global_step, "max_steps": state.max_steps,
                                "epoch": round(float(state.epoch or 0), 4)}
         for key, value in logs.items():
             if isinstance(value, (int, float)) and not key.endswith(("_runtime", "_per_second")):
@@ -73,7 +78,8 @@ class StopOnRequest(TrainerCallback):
         self.run_dir = run_dir
         self.stopped_at: int | None = None
 
-    def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> Any:
+    def on_step_end(self, args: TrainingArguments, state: TrainerState, control: TrainerControl,
+                    **kwargs: object) -> TrainerControl:
         if runfiles.stop_requested(self.run_dir):
             self.stopped_at = state.global_step
             control.should_save = True

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 from backend.training import runfiles
 from backend.training.config import TrainConfig, load_train_config
@@ -16,7 +16,7 @@ HYPERPARAMETERS = ("method", "epochs", "max_steps", "learning_rate", "batch_size
                    "warmup_ratio", "weight_decay", "max_length", "seed", "lora_r", "lora_alpha", "lora_dropout")
 
 
-def model_card(config: TrainConfig, metrics: dict[str, Any], kind: str, command: str) -> str:
+def model_card(config: TrainConfig, metrics: runfiles.RunMetrics, kind: str, command: str) -> str:
     recipe = recipe_for(config.task)
     lines = [
         "---",

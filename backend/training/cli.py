@@ -19,9 +19,14 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Callable
 
+from backend.core.json_types import JSONObject
 from backend.training.recipes import RECIPES, TASKS, column_fields
+
+if TYPE_CHECKING:
+    from backend.training.runfiles import ProgressRow, RunMetrics
+    from backend.training.service import TrainingService
 
 # The registry's task names, accepted where the commands say it another way.
 _TASK_ALIASES = {"classify": "classification"}
@@ -91,11 +96,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress lines on stderr")
 
 
-def settings_from(args: argparse.Namespace) -> dict[str, Any]:
+def settings_from(args: argparse.Namespace) -> JSONObject:
     """--config's settings with the command line's options over them."""
     import yaml
 
-    settings: dict[str, Any] = {}
+    settings: JSONObject = {}
     if args.config:
         from backend.core.types import InvalidInputError
 
@@ -121,7 +126,7 @@ def settings_from(args: argparse.Namespace) -> dict[str, Any]:
 _PATH_FIELDS = ("data", "validation")
 
 
-def _absolute_paths(settings: dict[str, Any], folder: Path) -> dict[str, Any]:
+def _absolute_paths(settings: JSONObject, folder: Path) -> JSONObject:
     """File settings resolved where the user wrote them: the command line's against the current folder, a
     --config file's against that file's folder (the training process runs elsewhere, from the app's folder)."""
     resolved = dict(settings)
@@ -163,7 +168,7 @@ def main(args: argparse.Namespace) -> int:
             for needed in ("base", "task", "data"):
                 if not settings.get(needed):
                     raise WorkbenchError(f"--{needed}: required (or set '{needed}' in --config)")
-            resolved = service.base_settings(str(settings["base"]), settings["task"])
+            resolved = service.base_settings(str(settings["base"]), str(settings["task"]))
             settings.update({key: value for key, value in resolved.items() if value is not None})
             config = parse_train_config(settings, "train")
             plan = service.plan(config)
@@ -190,7 +195,7 @@ def main(args: argparse.Namespace) -> int:
     return {"completed": 0, "stopped": 130}.get(str(status), 1)
 
 
-def follow(service: Any, run_dir: Path, say: Any) -> dict[str, Any]:
+def follow(service: TrainingService, run_dir: Path, say: Callable[[str], None]) -> RunMetrics:
     """Prints progress lines until the run ends; Ctrl-C asks it to stop at the next step."""
     from backend.training import runfiles
 
@@ -211,7 +216,7 @@ def follow(service: Any, run_dir: Path, say: Any) -> dict[str, Any]:
             return service.runs.wait(run_dir)
 
 
-def progress_line(row: dict[str, Any]) -> str:
+def progress_line(row: ProgressRow) -> str:
     parts = [f"step {row.get('step')}/{row.get('max_steps')}"]
     task_keys = tuple(pair for recipe in RECIPES.values() for pair in recipe.progress_keys)
     for key, label in (("loss", "loss"), ("eval_loss", "eval loss"), *task_keys,

@@ -8,7 +8,7 @@ folder. Errors name the field (`field 'label_column': ...`), the same wording in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -118,7 +118,7 @@ class TrainConfig(BaseModel):
         return self.method in ("lora", "qlora")
 
 
-def parse_train_config(raw: Any, where: str = "config") -> TrainConfig:
+def parse_train_config(raw: object, where: str = "config") -> TrainConfig:
     """Validates a mapping as a TrainConfig; raises InvalidInputError naming each bad field."""
     if not isinstance(raw, dict):
         raise InvalidInputError(f"{where}: expected a mapping of training settings", field=where)

@@ -9,10 +9,13 @@ estimate, said as one, with a margin before "does not fit".
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import TYPE_CHECKING, Literal, Optional
 
 from backend.training.config import TrainConfig
 from backend.training.recipes import MemoryShape, recipe_for
+
+if TYPE_CHECKING:
+    from transformers import PretrainedConfig
 
 Verdict = Literal["fits", "tight", "too_big"]
 TIGHT_FRACTION = 0.8  # above this share of the device's memory a run may still fit, or may not
@@ -52,7 +55,7 @@ class MemoryEstimate:
             return head + " It may not fit: consider a smaller batch size or 'find the batch size automatically'."
         return head + " It fits."
 
-    def as_dict(self) -> dict[str, Any]:
+    def as_dict(self) -> dict[str, int | str]:
         return {"parameters": self.parameters, "trainable": self.trainable, "weights_bytes": self.weights_bytes,
                 "gradients_bytes": self.gradients_bytes, "optimizer_bytes": self.optimizer_bytes,
                 "activations_bytes": self.activations_bytes, "total_bytes": self.total_bytes,
@@ -84,7 +87,7 @@ def available_memory(device: str) -> int:
     return int(psutil.virtual_memory().available)
 
 
-def count_parameters(config: TrainConfig, shape: Optional[MemoryShape] = None) -> tuple[int, int, Any]:
+def count_parameters(config: TrainConfig, shape: Optional[MemoryShape] = None) -> tuple[int, int, PretrainedConfig]:
     """(all parameters, trainable parameters, model config) of the run's model, built on the meta device."""
     from accelerate import init_empty_weights
     from transformers import AutoConfig
@@ -134,7 +137,7 @@ def estimate_memory(config: TrainConfig, shape: Optional[MemoryShape] = None,
                           available_bytes=available_memory(device), device=device)
 
 
-def _activation_bytes(config: TrainConfig, model_config: Any, half: bool, shape: MemoryShape) -> int:
+def _activation_bytes(config: TrainConfig, model_config: PretrainedConfig, half: bool, shape: MemoryShape) -> int:
     text_config = getattr(model_config, "text_config", None) or model_config
     hidden = int(getattr(text_config, "hidden_size", 768))
     layers = int(getattr(text_config, "num_hidden_layers", 12))

@@ -7,15 +7,21 @@ from __future__ import annotations
 
 from backend.core.hf_types import HFModel, HFTokenizer
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from backend.core.error_codes import refuse
 from backend.training.config import TrainConfig
 from backend.training.recipes import recipe_for
 from backend.core.types import InvalidInputError
 
+if TYPE_CHECKING:
+    from peft import LoraConfig
 
-def peft_config(config: TrainConfig, model: HFModel = None) -> Any:
+    from backend.training.recipes import PreparedData
+    from backend.training.recipes.base import TrainableModel
+
+
+def peft_config(config: TrainConfig, model: HFModel = None) -> LoraConfig:
     """LoRA settings; target modules default to peft's choice for the architecture."""
     from peft import LoraConfig, TaskType
 
@@ -39,7 +45,7 @@ def check_qlora_possible() -> None:
                                 field="method")
 
 
-def load_tokenizer(config: TrainConfig) -> Any:
+def load_tokenizer(config: TrainConfig) -> HFTokenizer:
     from transformers import AutoTokenizer
 
     # An adapter run saved its tokenizer (and chat template) next to the adapter: continue with that one.
@@ -53,13 +59,13 @@ def load_tokenizer(config: TrainConfig) -> Any:
     return tokenizer
 
 
-def load_model(config: TrainConfig, device: str, data: Any = None) -> Any:
+def load_model(config: TrainConfig, device: str, data: PreparedData) -> TrainableModel:
     """The base model ready to train: fp32 on CPU, bf16 / fp16 base weights under LoRA on a GPU. `data` is the
     recipe's prepared data (a classifier's labels size its head)."""
     import torch
 
     recipe = recipe_for(config.task)
-    kwargs: dict[str, Any] = {"trust_remote_code": config.trust_remote_code, **recipe.model_kwargs(data)}
+    kwargs: dict[str, object] = {"trust_remote_code": config.trust_remote_code, **recipe.model_kwargs(data)}
     if device == "cuda" and config.uses_peft:
         kwargs["dtype"] = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
     else:
@@ -86,7 +92,20 @@ def load_model(config: TrainConfig, device: str, data: Any = None) -> Any:
     return get_peft_model(model, peft_config(config, model))
 
 
-def save_result(model: HFModel, tokenizer: HFTokenizer, config: TrainConfig, folder: Path) -> str:
+def trained_model(model: object) -> TrainableModel:
+    """The trainer's model (typed as any torch module) as what `load_model` handed it."""
+    from transformers import PreTrainedModel
+
+    if isinstance(model, PreTrainedModel):
+        return model
+    from peft import PeftModel
+
+    if isinstance(model, PeftModel):
+        return model
+    raise TypeError(f"a transformers or peft model expected, got {type(model).__name__}")
+
+
+def save_result(model: TrainableModel, tokenizer: HFTokenizer, config: TrainConfig, folder: Path) -> str:
     """Saves what the registry will load; returns its kind: "adapter" (LoRA over the base) or "full".
 
     A classifier is always saved whole (LoRA merged in): its new head and labels belong to the model, and
@@ -98,7 +117,7 @@ def save_result(model: HFModel, tokenizer: HFTokenizer, config: TrainConfig, fol
         model = model.merge_and_unload()  # type: ignore[operator]  # a PeftModel here (uses_peft)
     elif config.uses_peft:
         kind = "adapter"
-    model.save_pretrained(folder, safe_serialization=True)
+    model.save_pretrained(str(folder), safe_serialization=True)
     tokenizer.save_pretrained(folder)
     return kind
 

@@ -10,12 +10,13 @@ import os
 import sys
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import yaml
 
 from backend.guard import user_space
 from backend.core.config import AppConfig, ModelSpec, check_adapter
+from backend.core.json_types import JSONObject
 from backend.training import runfiles
 from backend.training.config import TrainConfig
 from backend.training.recipes import recipe_for
@@ -29,7 +30,7 @@ def overlay_path(root: Optional[Path] = None) -> Path:
     return (root if root is not None else user_space.runs_root()) / OVERLAY_FILE
 
 
-def read_entries(root: Optional[Path] = None) -> list[dict[str, Any]]:
+def read_entries(root: Optional[Path] = None) -> list[JSONObject]:
     path = overlay_path(root)
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
@@ -42,11 +43,11 @@ def read_entries(root: Optional[Path] = None) -> list[dict[str, Any]]:
     return [entry for entry in entries if isinstance(entry, dict)] if isinstance(entries, list) else []
 
 
-def valid_specs(entries: list[dict[str, Any]], taken: set[str], where: Path) -> list[ModelSpec]:
+def valid_specs(entries: list[JSONObject], taken: set[str], where: Path) -> list[ModelSpec]:
     specs = []
     for index, entry in enumerate(entries):
         try:
-            spec = ModelSpec(**entry)
+            spec = ModelSpec.model_validate(entry)
             check_adapter(spec, index, where)
             if spec.id in taken:
                 raise ConfigError(f"id '{spec.id}' is already used")
@@ -67,7 +68,7 @@ def with_overlay(config: AppConfig, root: Optional[Path] = None) -> AppConfig:
     return config.model_copy(update={"models": config.models + tuple(specs)}) if specs else config
 
 
-def add_entry(entry: dict[str, Any], root: Optional[Path] = None) -> None:
+def add_entry(entry: JSONObject, root: Optional[Path] = None) -> None:
     """Appends (or replaces by id) an entry in the overlay file, atomically."""
     path = overlay_path(root)
     with _lock:
@@ -79,8 +80,8 @@ def add_entry(entry: dict[str, Any], root: Optional[Path] = None) -> None:
         os.replace(temporary, path)
 
 
-def entry_for_run(run_dir: Path, config: TrainConfig, metrics: dict[str, Any], model_id: str,
-                  base_spec: Optional[ModelSpec] = None, model_dir: Optional[Path] = None) -> dict[str, Any]:
+def entry_for_run(run_dir: Path, config: TrainConfig, metrics: runfiles.RunMetrics, model_id: str,
+                  base_spec: Optional[ModelSpec] = None, model_dir: Optional[Path] = None) -> JSONObject:
     """The registry entry of a finished run: a full model folder, or the adapter over its base. `model_dir`: a
     full model made from the run other than its own `model/` (its merged model)."""
     merged = model_dir is not None
@@ -91,12 +92,12 @@ def entry_for_run(run_dir: Path, config: TrainConfig, metrics: dict[str, Any], m
     recipe = recipe_for(config.task)
     tasks = recipe.registry_tasks(base_spec)
     score = recipe.score(metrics.get("final") or {})
-    entry: dict[str, Any] = {
+    entry: JSONObject = {
         "id": model_id, "name": f"{model_id} (fine-tuned)",
         "description": f"Fine-tuned from {config.base_id or Path(config.base).name} by run {run_dir.name}"
                        + (" (adapter merged into a full model)" if merged else "")
                        + (f"; {score}" if score else ""),
-        "tasks": tasks, "backend": "transformers", "dtype": base_spec.dtype if base_spec is not None else "auto",
+        "tasks": [*tasks], "backend": "transformers", "dtype": base_spec.dtype if base_spec is not None else "auto",
     }
     if metrics.get("model_kind") == "adapter" and not merged:
         entry.update(source=str(Path(config.base).resolve()) if Path(config.base).is_dir() else config.base,

@@ -43,7 +43,7 @@ class Export:
         return sum(source.stat().st_size if isinstance(source, Path) else len(source) for _, source in self.files)
 
 
-def finished(run_dir: Path) -> dict:
+def finished(run_dir: Path) -> runfiles.RunMetrics:
     """The run's metrics.json, when it finished with a model; refuses otherwise."""
     metrics = runfiles.read_metrics(run_dir)
     if metrics.get("status") != "completed" or not (run_dir / runfiles.MODEL).is_dir():
@@ -65,7 +65,7 @@ def export(run_dir: Path, merged: bool = False) -> Export:
     return Export(run_dir=run_dir, folder=folder, kind=kind, files=tuple(files))
 
 
-def _card(run_dir: Path, metrics: dict, kind: str, merged: bool) -> FileSource:
+def _card(run_dir: Path, metrics: runfiles.RunMetrics, kind: str, merged: bool) -> FileSource:
     """The run's model card; for the merged model one written for a full model (library transformers)."""
     if not merged and (run_dir / runfiles.CARD).is_file():
         return run_dir / runfiles.CARD

@@ -20,7 +20,41 @@ import os
 import re
 import time
 from pathlib import Path
-from typing import Any, Optional
+from typing import Mapping, Optional, TypedDict
+
+# One progress line: step, max_steps, epoch, time, the Trainer's logged figures and speeds, all numbers.
+ProgressRow = dict[str, float]
+
+
+class ErrorValue(TypedDict, total=False):
+    """A refusal's code, field and params as metrics.json keeps them (the UI words it in the reader's language)."""
+
+    code: str
+    field: Optional[str]
+    params: Mapping[str, object]
+
+
+class RunMetrics(TypedDict, total=False):
+    """metrics.json: written by the training process (and by the server for runs that never started or died)."""
+
+    status: str  # queued, running, completed, stopped, failed
+    reason: str
+    pid: int
+    started: Optional[float]
+    finished: float
+    resumed_from: Optional[str]
+    history: list[ProgressRow]
+    step: int
+    max_steps: int
+    train: dict[str, float]
+    final: dict[str, float]
+    best_checkpoint: Optional[str]
+    early_stopped: bool
+    model_kind: str  # "adapter" or "full"
+    registered_as: str
+    merged_as: str
+    error: ErrorValue
+    registration_error: ErrorValue | str  # a str: registration failed in an unforeseen way
 
 CONFIG = "config.yaml"
 COMMAND = "command.txt"
@@ -34,23 +68,25 @@ LOG = "log.txt"
 FINAL_STATUSES = ("completed", "stopped", "failed")
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Readers never see half a file: write aside, then rename over."""
+def write_json_atomic(path: Path, data: object) -> None:
+    """Readers never see half a file: write aside, then rename over (anything `json.dumps` takes; other values are
+    written as their str)."""
     temporary = path.with_name(path.name + ".tmp")
     temporary.write_text(json.dumps(data, indent=2, default=str), encoding="utf-8")
     os.replace(temporary, path)
 
 
-def read_metrics(run_dir: Path) -> dict[str, Any]:
+def read_metrics(run_dir: Path) -> RunMetrics:
+    """metrics.json as written (only this package writes it, in the shape RunMetrics names); {} when none."""
     try:
         return json.loads((run_dir / METRICS).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
 
 
-def read_progress(run_dir: Path, limit: int = 100_000) -> list[dict[str, Any]]:
+def read_progress(run_dir: Path, limit: int = 100_000) -> list[ProgressRow]:
     """Progress lines written so far (a line being written right now is skipped)."""
-    rows: list[dict[str, Any]] = []
+    rows: list[ProgressRow] = []
     try:
         with open(run_dir / PROGRESS, encoding="utf-8") as handle:
             for line in handle:
@@ -65,7 +101,7 @@ def read_progress(run_dir: Path, limit: int = 100_000) -> list[dict[str, Any]]:
     return rows
 
 
-def append_progress(run_dir: Path, row: dict[str, Any]) -> None:
+def append_progress(run_dir: Path, row: ProgressRow) -> None:
     with open(run_dir / PROGRESS, "a", encoding="utf-8") as handle:
         handle.write(json.dumps(row, default=float) + "\n")
 

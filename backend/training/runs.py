@@ -17,7 +17,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
 from backend.guard import user_space
 from backend.core.error_codes import refuse
@@ -27,7 +27,7 @@ from backend.training.launch import as_text, worker_command
 from backend.core.types import InvalidInputError, WorkbenchError
 
 POLL_S = 0.5
-FinishedHook = Callable[[Path, dict], None]
+FinishedHook = Callable[[Path, runfiles.RunMetrics], None]
 
 
 @dataclass
@@ -40,11 +40,13 @@ class RunInfo:
     reason: str = ""
     step: int = 0
     max_steps: int = 0
-    final: dict[str, Any] = field(default_factory=dict)
+    final: dict[str, float] = field(default_factory=dict)
     registered_as: Optional[str] = None
     queue_position: Optional[int] = None
-    error: dict[str, Any] = field(default_factory=dict)  # a refusal's code, field and params (metrics.json)
-    registration: dict[str, Any] = field(default_factory=dict)  # why a finished model is not registered (the same)
+    # a refusal's code, field and params (metrics.json)
+    error: runfiles.ErrorValue = field(default_factory=runfiles.ErrorValue)
+    # why a finished model is not registered (the same)
+    registration: runfiles.ErrorValue = field(default_factory=runfiles.ErrorValue)
 
     def failure(self) -> Optional[WorkbenchError]:
         """Why the run failed, as the error value the worker refused with (None when it carries no code)."""
@@ -57,7 +59,7 @@ class RunInfo:
         """Why the finished model is not in the registry (its name was taken meanwhile), or None."""
         if not self.registration.get("code"):
             return None
-        return refuse(self.registration["code"], self.registration.get("field"),
+        return refuse(self.registration["code"], self.registration.get("field"), kind=InvalidInputError, shown=None,
                       **(self.registration.get("params") or {}))
 
     def describe(self) -> str:
@@ -149,7 +151,7 @@ class TrainingRuns:
         runfiles.request_stop(run_dir)
         return "stopping: a checkpoint is saved at the next step"
 
-    def wait(self, run_dir: Path, timeout: Optional[float] = None) -> dict[str, Any]:
+    def wait(self, run_dir: Path, timeout: Optional[float] = None) -> runfiles.RunMetrics:
         """Blocks until the run has a final status (completed / stopped / failed); returns metrics.json."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -286,13 +288,13 @@ def exit_reason(returncode: Optional[int]) -> str:
     return f"the training process exited with code {returncode} without writing its result; see log.txt"
 
 
-def _kept(run_dir: Path) -> dict[str, Any]:
+def _kept(run_dir: Path) -> runfiles.RunMetrics:
     """What a new status keeps from the old metrics.json (its registration)."""
     metrics = runfiles.read_metrics(run_dir)
-    return {key: metrics[key] for key in ("registered_as",) if key in metrics}
+    return {"registered_as": metrics["registered_as"]} if "registered_as" in metrics else {}
 
 
-def _alive(pid: Any) -> bool:
+def _alive(pid: object) -> bool:
     if not isinstance(pid, int):
         return False
     try:

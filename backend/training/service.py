@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
 from backend.core.config import ModelSpec
 from backend.core.error_codes import refuse
@@ -18,24 +18,31 @@ from backend.training.recipes import recipe_for
 from backend.training.runs import RunInfo, TrainingRuns
 from backend.core.types import InvalidInputError
 
+if TYPE_CHECKING:
+    from backend.core.hf_types import HFTokenizer
+    from backend.core.registry import Registry
+    from backend.training.data import Preview
+    from backend.training.memory import MemoryEstimate
+
 
 @dataclass
 class Plan:
     """What a run will do, known before it starts."""
 
     config: TrainConfig
-    preview: Any  # backend.training.data.Preview
-    memory: Any  # backend.training.memory.MemoryEstimate
+    preview: Preview
+    memory: MemoryEstimate
     train_examples: int
     val_examples: int
 
     def describe(self) -> str:
-        return (f"{self.train_examples} training and {self.val_examples} validation examples. "
-                f"{self.preview.stats.describe()}. {self.memory.describe()}")
+        stats = f"{self.preview.stats.describe()}. " if self.preview.stats is not None else ""
+        return (f"{self.train_examples} training and {self.val_examples} validation examples. {stats}"
+                f"{self.memory.describe()}")
 
 
 class TrainingService:
-    def __init__(self, registry: Any = None, root: Optional[Path] = None, python: Optional[str] = None,
+    def __init__(self, registry: Optional[Registry] = None, root: Optional[Path] = None, python: Optional[str] = None,
                  env: Optional[dict[str, str]] = None, auto_register: bool = True) -> None:
         self.registry = registry
         self.auto_register = auto_register  # register every finished model (the app), or only `register_as`
@@ -71,7 +78,7 @@ class TrainingService:
         raise InvalidInputError(f"field 'base': '{base}' is neither a model of the registry ({known or 'none'}) "
                                 "nor a model folder", field="base")
 
-    def base_settings(self, base: str, task: str, allow_paths: bool = True) -> dict[str, Any]:
+    def base_settings(self, base: str, task: str, allow_paths: bool = True) -> dict[str, Optional[str]]:
         """The config's `base`, `base_id` and `adapter` for a registry id or a folder. A fine-tuned model that
         is a LoRA adapter (an SFT run's) continues training that adapter over its base."""
         folder, spec = self.resolve_base(base, task, allow_paths)
@@ -143,7 +150,7 @@ class TrainingService:
 
     # ------------------------------------------------------------------------------------ registering
 
-    def _finished(self, run_dir: Path, metrics: dict[str, Any]) -> None:
+    def _finished(self, run_dir: Path, metrics: runfiles.RunMetrics) -> None:
         if metrics.get("status") != "completed" or metrics.get("registered_as"):
             return
         if self.auto_register or load_train_config(run_dir / runfiles.CONFIG).register_as:
@@ -197,7 +204,7 @@ class TrainingService:
         if self.registry is not None:
             from backend.core.config import ModelSpec
 
-            self.registry.add(ModelSpec(**entry))
+            self.registry.add(ModelSpec.model_validate(entry))
         overlay.add_entry(entry, self.root)
         key = "merged_as" if merged else "registered_as"
         if not merged:
@@ -215,7 +222,7 @@ def default_model_id(config: TrainConfig, run_dir: Path) -> str:
     return f"{stem}-ft-{run_dir.name[-6:]}"
 
 
-def _tokenizer(config: TrainConfig, load: Any) -> Any:
+def _tokenizer(config: TrainConfig, load: Callable[[TrainConfig], HFTokenizer]) -> HFTokenizer:
     try:
         return load(config)
     except InvalidInputError:

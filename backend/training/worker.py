@@ -16,23 +16,23 @@ import sys
 import time
 import traceback
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from backend.training import runfiles
 from backend.training.config import TrainConfig, load_train_config
-from backend.training.recipes import recipe_for
+from backend.training.recipes import TrainerSettings, recipe_for
 from backend.core.types import InvalidInputError, WorkbenchError
 
+if TYPE_CHECKING:
+    from transformers import TrainerCallback, TrainingArguments
 
-def training_arguments(config: TrainConfig, run_dir: Path, device: str, total_steps: int) -> Any:
+
+def training_arguments(config: TrainConfig, run_dir: Path, device: str, total_steps: int) -> TrainingArguments:
     """The trainer's arguments: the shared settings, in the class the task's trainer takes."""
     import torch
 
     recipe = recipe_for(config.task)
-    half: dict[str, Any] = {}
-    if device == "cuda":
-        half = {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
-    common: dict[str, Any] = dict(
+    common = TrainerSettings(
         output_dir=str(run_dir / runfiles.CHECKPOINTS),
         num_train_epochs=config.epochs, max_steps=config.max_steps,
         learning_rate=config.learning_rate, per_device_train_batch_size=config.batch_size,
@@ -44,8 +44,9 @@ def training_arguments(config: TrainConfig, run_dir: Path, device: str, total_st
         metric_for_best_model=recipe.best_metric, greater_is_better=recipe.greater_is_better,
         auto_find_batch_size=config.auto_find_batch_size, include_num_input_tokens_seen="non_padding",
         use_cpu=device == "cpu", report_to="none", disable_tqdm=True, dataloader_num_workers=0,
-        **half,
     )
+    if device == "cuda":
+        common["bf16" if torch.cuda.is_bf16_supported() else "fp16"] = True
     return recipe.training_arguments(config, common)
 
 
@@ -57,13 +58,13 @@ def total_steps(config: TrainConfig, train_examples: int, world: int) -> int:
     return max(1, math.ceil(config.epochs * max(1, per_epoch)))
 
 
-def run(config: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, Any]:
+def run(config: TrainConfig, run_dir: Path, resume: bool = False) -> runfiles.RunMetrics:
     """Trains; returns (and writes) metrics.json. Exceptions propagate (main() records them as "failed")."""
     from transformers import EarlyStoppingCallback, set_seed
 
     from backend.training.callbacks import ProgressWriter, StopOnRequest
     from backend.training.memory import training_device
-    from backend.training.modeling import load_model, load_tokenizer, save_result
+    from backend.training.modeling import load_model, load_tokenizer, save_result, trained_model
 
     started = time.time()
     device = training_device(config)
@@ -87,30 +88,29 @@ def run(config: TrainConfig, run_dir: Path, resume: bool = False) -> dict[str, A
     arguments = training_arguments(config, run_dir, device, total_steps(config, data.train_count, world))
     progress = ProgressWriter(run_dir, config.batch_size * config.gradient_accumulation * world, recipe.derived)
     stopper = StopOnRequest(run_dir)
-    callbacks = [progress, stopper]
+    callbacks: list[TrainerCallback] = [progress, stopper]
     if config.early_stopping_patience:
         callbacks.append(EarlyStoppingCallback(early_stopping_patience=config.early_stopping_patience))
     trainer = recipe.trainer(config, model, tokenizer, data, arguments, callbacks)
     output = trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     history = runfiles.read_progress(run_dir)
-    metrics: dict[str, Any] = {"history": history, "started": started, "finished": time.time(),
+    metrics: runfiles.RunMetrics = {"history": history, "started": started, "finished": time.time(),
                                "step": trainer.state.global_step, "max_steps": trainer.state.max_steps,
                                "train": {key: value for key, value in output.metrics.items()
                                          if isinstance(value, (int, float))}}
     if stopper.stopped_at is not None:
         last = runfiles.last_checkpoint(run_dir)
-        metrics.update(status="stopped", reason=f"stopped at step {stopper.stopped_at}; checkpoint saved "
-                                                f"({last.name if last else 'none'}): Resume continues from it")
+        metrics.update({"status": "stopped", "reason": f"stopped at step {stopper.stopped_at}; checkpoint saved "
+                                                       f"({last.name if last else 'none'}): Resume continues from it"})
     else:
         final = recipe.final_metrics({key.removeprefix("eval_"): float(value)
                                       for key, value in trainer.evaluate().items()
                                       if isinstance(value, (int, float)) and not key.endswith(("_runtime",
                                                                                               "_per_second"))})
-        metrics.update(status="completed", final=final,
-                       best_checkpoint=trainer.state.best_model_checkpoint,
-                       early_stopped=trainer.state.global_step < trainer.state.max_steps)
+        metrics.update({"status": "completed", "final": final, "best_checkpoint": trainer.state.best_model_checkpoint,
+                        "early_stopped": trainer.state.global_step < trainer.state.max_steps})
         if trainer.is_world_process_zero():
-            kind = save_result(trainer.model, tokenizer, config, run_dir / runfiles.MODEL)
+            kind = save_result(trained_model(trainer.model), tokenizer, config, run_dir / runfiles.MODEL)
             metrics["model_kind"] = kind
             from backend.training.card import model_card
 
@@ -145,7 +145,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     return 0
 
 
-def _error_value(error: BaseException) -> dict[str, Any]:
+def _error_value(error: BaseException) -> runfiles.RunMetrics:
     """A refusal's code, field and params for metrics.json ("error"), so the Train tab words it in the browser's
     language; nothing for other failures."""
     if isinstance(error, WorkbenchError) and error.code:

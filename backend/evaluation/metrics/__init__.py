@@ -9,7 +9,10 @@ rows) and `example_scores(stats)` (per-example scores for the results table).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    import numpy as np
 
 METRICS_DIR = Path(__file__).resolve().parent
 
@@ -38,7 +41,24 @@ def metric_path(name: str) -> Path:
     return path
 
 
-def load_metric(name: str) -> Any:
+class Aggregates(Protocol):
+    """What the bootstrap resamples: metrics from any subset of the per-example rows."""
+
+    def aggregate(self, stats: np.ndarray) -> dict[str, float]: ...
+
+
+class MetricModule(Aggregates, Protocol):
+    """What the scoring calls on a loaded module (the module doc above); the inputs are the task's metric inputs,
+    e.g. predictions and references, as keywords."""
+
+    def compute(self, **inputs: object) -> dict[str, float]: ...
+
+    def example_stats(self, **inputs: object) -> np.ndarray: ...
+
+    def example_scores(self, stats: np.ndarray) -> dict[str, list[float]]: ...
+
+
+def load_metric(name: str) -> MetricModule:
     """A fresh `evaluate` module instance (instances hold state between add_batch calls: never share one)."""
     import evaluate  # imports torch and transformers: only when something is scored
 

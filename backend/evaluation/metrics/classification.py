@@ -12,7 +12,7 @@ Each import on its own line: `evaluate` scans this file's imports line by line w
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Optional
+from typing import Optional, TypedDict
 
 import datasets
 import evaluate
@@ -20,6 +20,17 @@ import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
 
 AVERAGES = ("macro", "micro", "weighted")
+class ConfusionMatrix(TypedDict):
+    labels: list[str]  # rows (true) and columns (predicted), OTHER last when classes were folded into it
+    matrix: list[list[int]]
+    classes: int  # all classes, shown or not
+
+
+class ClassificationReport(TypedDict):
+    per_class: dict[str, dict[str, float]]  # label -> precision, recall, f1-score, support
+    confusion_matrix: ConfusionMatrix
+
+
 OTHER = "(other)"  # the confusion matrix's row and column for the classes it does not show one by one
 _FEATURES = datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")})
 
@@ -45,7 +56,7 @@ class Classification(evaluate.Metric):
         return scores
 
     def report(self, predictions: list[str], references: list[str], labels: Optional[list[str]] = None,
-               max_classes: Optional[int] = None) -> dict[str, Any]:
+               max_classes: Optional[int] = None) -> ClassificationReport:
         """Per-class precision / recall / F1 / support and the confusion matrix (rows: true, columns: predicted).
 
         With more than `max_classes` classes the matrix keeps the most frequent true labels and sums the rest

@@ -6,7 +6,8 @@ Train tab, the training process, the model card and registration read it from th
 
 from __future__ import annotations
 
-from backend.training.recipes.base import ColumnField, Datasets, MemoryShape, Recipe
+from backend.training.recipes.base import (ColumnField, Datasets, MemoryShape, PreparedData, Recipe,
+                                           TrainerSettings)
 from backend.training.recipes.classification import ClassificationRecipe
 from backend.training.recipes.dpo import DPORecipe
 from backend.training.recipes.sft import SFTRecipe
@@ -32,4 +33,5 @@ def column_fields() -> tuple[ColumnField, ...]:
     return tuple(seen.values())
 
 
-__all__ = ["RECIPES", "TASKS", "ColumnField", "Datasets", "MemoryShape", "Recipe", "column_fields", "recipe_for"]
+__all__ = ["RECIPES", "TASKS", "ColumnField", "Datasets", "MemoryShape", "PreparedData", "Recipe", "TrainerSettings",
+           "column_fields", "recipe_for"]

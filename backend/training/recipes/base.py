@@ -13,12 +13,22 @@ from __future__ import annotations
 from backend.core.hf_types import HFModel, HFTokenizer
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Optional
+from typing import TYPE_CHECKING, Callable, ClassVar, NotRequired, Optional, Protocol, TypeAlias, TypedDict, TypeVar
 
 if TYPE_CHECKING:
+    from datasets import Dataset
+    from peft import PeftModel
+    from transformers import EvalPrediction, Trainer, TrainerCallback, TrainingArguments
+    from transformers.data.data_collator import DataCollator
+    from transformers.models.auto.auto_factory import _BaseAutoModelClass
+
     from backend.core.config import ModelSpec
     from backend.training.config import TrainConfig
     from backend.training.data import Preview
+    from backend.training.runfiles import ProgressRow
+
+    # What a trainer trains: the base model, or (LoRA, QLoRA) peft's wrapper around it.
+    TrainableModel: TypeAlias = HFModel | PeftModel
 
 
 @dataclass(frozen=True)
@@ -41,14 +51,68 @@ class MemoryShape:
     reference_copy: bool = False  # full fine-tuning holds a frozen copy of the base (dpo's reference model)
 
 
+class PreparedData(Protocol):
+    """What every recipe's prepared data (`Recipe.prepare`) tells the shared code: the size of each split."""
+
+    @property
+    def train_count(self) -> int: ...
+
+    @property
+    def val_count(self) -> int: ...
+
+
+Own = TypeVar("Own")
+
+
+def own_data(data: PreparedData, kind: type[Own]) -> Own:
+    """`data` as the recipe's own prepared data (a recipe only ever gets back what its `prepare` returned; the
+    shared code holds it as PreparedData, so each recipe names its own class here)."""
+    if not isinstance(data, kind):
+        raise TypeError(f"{kind.__name__} expected, got {type(data).__name__}")
+    return data
+
+
 @dataclass(frozen=True)
 class Datasets:
     """What a transformers Trainer takes: datasets, collator and metrics."""
 
-    train: Any
-    val: Any
-    collator: Any = None
-    compute_metrics: Any = None
+    train: Dataset
+    val: Dataset
+    collator: Optional[DataCollator] = None
+    compute_metrics: Optional[Callable[[EvalPrediction], dict[str, float]]] = None
+
+
+class TrainerSettings(TypedDict):
+    """The TrainingArguments every task shares (backend/training/worker.py fills them from the config)."""
+
+    output_dir: str
+    num_train_epochs: float
+    max_steps: int
+    learning_rate: float
+    per_device_train_batch_size: int
+    per_device_eval_batch_size: int
+    gradient_accumulation_steps: int
+    warmup_steps: float  # a ratio below 1
+    weight_decay: float
+    seed: int
+    eval_strategy: str
+    eval_steps: int
+    save_strategy: str
+    save_steps: int
+    logging_steps: int
+    save_total_limit: int
+    load_best_model_at_end: bool
+    eval_on_start: bool
+    metric_for_best_model: str
+    greater_is_better: bool
+    auto_find_batch_size: bool
+    include_num_input_tokens_seen: str
+    use_cpu: bool
+    report_to: str
+    disable_tqdm: bool
+    dataloader_num_workers: int
+    bf16: NotRequired[bool]  # on a GPU: bf16 where supported, else fp16
+    fp16: NotRequired[bool]
 
 
 class Recipe(ABC):
@@ -83,42 +147,41 @@ class Recipe(ABC):
     # -------------------------------------------------------------------------------------------- data
 
     @abstractmethod
-    def prepare(self, config: "TrainConfig") -> Any:
-        """Reads and checks the data and splits it; raises InvalidInputError naming the field and row.
-        The result has `train_count` and `val_count`."""
+    def prepare(self, config: "TrainConfig") -> PreparedData:
+        """Reads and checks the data and splits it; raises InvalidInputError naming the field and row."""
 
     @abstractmethod
-    def preview(self, tokenizer: HFTokenizer, data: Any, config: "TrainConfig") -> "Preview":
+    def preview(self, tokenizer: HFTokenizer, data: PreparedData, config: "TrainConfig") -> "Preview":
         """The first example as the model sees it, and length statistics over all of them."""
 
     @abstractmethod
-    def datasets(self, config: "TrainConfig", tokenizer: HFTokenizer, data: Any) -> Datasets:
+    def datasets(self, config: "TrainConfig", tokenizer: HFTokenizer, data: PreparedData) -> Datasets:
         """Tokenized datasets for the trainer."""
 
     # ------------------------------------------------------------------------------------------- model
 
     @abstractmethod
-    def model_class(self) -> Any:
+    def model_class(self) -> type[_BaseAutoModelClass]:
         """The transformers Auto class of the model trained."""
 
     def peft_task_type(self) -> str:
         return "CAUSAL_LM"
 
-    def model_kwargs(self, data: Any) -> dict[str, Any]:
-        """Extra from_pretrained arguments that depend on the data (a classifier's labels)."""
+    def model_kwargs(self, data: PreparedData) -> dict[str, object]:
+        """Extra from_pretrained arguments that depend on the data (a classifier's labels), forwarded as they are."""
         return {}
 
-    def memory_shape(self, data: Any) -> MemoryShape:
+    def memory_shape(self, data: PreparedData) -> MemoryShape:
         return MemoryShape(lm_logits=self.generative)
 
-    def training_arguments(self, config: "TrainConfig", common: dict[str, Any]) -> Any:
+    def training_arguments(self, config: "TrainConfig", common: TrainerSettings) -> TrainingArguments:
         """The trainer's arguments from the shared settings (TrainingArguments unless the trainer has its own)."""
         from transformers import TrainingArguments
 
         return TrainingArguments(**common)
 
-    def trainer(self, config: "TrainConfig", model: HFModel, tokenizer: HFTokenizer, data: Any, arguments: Any,
-                callbacks: list[Any]) -> Any:
+    def trainer(self, config: "TrainConfig", model: TrainableModel, tokenizer: HFTokenizer, data: PreparedData,
+                arguments: TrainingArguments, callbacks: list[TrainerCallback]) -> Trainer:
         """The trainer of this task; by default transformers' Trainer over `datasets(...)`."""
         from transformers import Trainer
 
@@ -127,7 +190,7 @@ class Recipe(ABC):
                        data_collator=built.collator, processing_class=tokenizer, callbacks=callbacks,
                        compute_metrics=built.compute_metrics)
 
-    def derived(self, row: dict[str, Any]) -> dict[str, float]:
+    def derived(self, row: ProgressRow) -> dict[str, float]:
         """Figures a progress line gains from the logged ones (sft: eval perplexity from eval loss)."""
         return {}
 
@@ -146,7 +209,7 @@ class Recipe(ABC):
             return list(base_spec.tasks) if base_spec is not None else ["chat", "generate"]
         return ["classify"]
 
-    def score(self, final: dict[str, Any]) -> str:
+    def score(self, final: dict[str, float]) -> str:
         """The headline figure of a finished run (registry description, runs table)."""
         return f"eval loss {final['loss']:.3f}" if "loss" in final else ""
 

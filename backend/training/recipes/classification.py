@@ -6,14 +6,17 @@ from __future__ import annotations
 from backend.core.hf_types import HFTokenizer, decoded_text
 from collections import Counter
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from backend.core.error_codes import refuse
-from backend.training.recipes.base import ColumnField, Datasets, MemoryShape, Recipe
+from backend.training.recipes.base import ColumnField, Datasets, MemoryShape, PreparedData, Recipe, own_data
 from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from datasets import Dataset
+    from transformers import EvalPrediction
+    from transformers.models.auto.auto_factory import _BaseAutoModelClass
 
     from backend.training.config import TrainConfig
     from backend.training.data import Preview
@@ -89,7 +92,7 @@ def _text_label_rows(table: "pd.DataFrame", config: "TrainConfig", what: str) ->
     return texts, [label.strip() for label in labels]
 
 
-def classification_metrics(eval_prediction: Any) -> dict[str, float]:
+def classification_metrics(eval_prediction: EvalPrediction) -> dict[str, float]:
     """Accuracy and macro F1 from scikit-learn."""
     import numpy as np
     from sklearn.metrics import accuracy_score, f1_score
@@ -106,7 +109,7 @@ class ClassificationRecipe(Recipe):
     task = "classification"
     title = "text classification"
     pipeline_tag = "text-classification"
-    # Any encoder: a classifier's head is replaced, a plain encoder (MiniLM registered for `embed`) gets one.
+    # Every encoder: a classifier's head is replaced, a plain encoder (MiniLM registered for `embed`) gets one.
     base_tasks = ("classify", "zero_shot", "embed", "fill_mask", "ner", "question_answering")
     columns = (ColumnField("text_column", ("text", "sentence", "review", "content"), "classification: the texts"),
                ColumnField("label_column", ("label", "labels", "class", "category"), "classification: the labels"))
@@ -126,9 +129,10 @@ class ClassificationRecipe(Recipe):
     def prepare(self, config: "TrainConfig") -> ClassificationData:
         return prepare_classification(config)
 
-    def preview(self, tokenizer: HFTokenizer, data: ClassificationData, config: "TrainConfig") -> "Preview":
+    def preview(self, tokenizer: HFTokenizer, data: PreparedData, config: "TrainConfig") -> "Preview":
         from backend.training.data import Preview, length_stats
 
+        data = own_data(data, ClassificationData)
         lengths = [len(ids) for ids in tokenizer(data.train_texts, add_special_tokens=True)["input_ids"]]
         first = decoded_text(tokenizer, tokenizer(data.train_texts[0], truncation=True,
                                                   max_length=config.max_length)["input_ids"])
@@ -137,18 +141,20 @@ class ClassificationRecipe(Recipe):
         return Preview(segments=[(first, False), (f"  → label: {label}", True)],
                        stats=length_stats(lengths, config.max_length), label_counts=dict(sorted(counts.items())))
 
-    def datasets(self, config: "TrainConfig", tokenizer: HFTokenizer, data: ClassificationData) -> Datasets:
+    def datasets(self, config: "TrainConfig", tokenizer: HFTokenizer, data: PreparedData) -> Datasets:
         from datasets import Dataset
         from transformers import DataCollatorWithPadding
 
-        def encode(texts: list[str], labels: list[int]) -> Any:
+        data = own_data(data, ClassificationData)
+
+        def encode(texts: list[str], labels: list[int]) -> Dataset:
             encoded = tokenizer(texts, truncation=True, max_length=config.max_length)
             return Dataset.from_dict({**encoded, "labels": labels})
 
         return Datasets(encode(data.train_texts, data.train_labels), encode(data.val_texts, data.val_labels),
                         DataCollatorWithPadding(tokenizer), classification_metrics)
 
-    def model_class(self) -> Any:
+    def model_class(self) -> type[_BaseAutoModelClass]:
         from transformers import AutoModelForSequenceClassification
 
         return AutoModelForSequenceClassification
@@ -156,15 +162,17 @@ class ClassificationRecipe(Recipe):
     def peft_task_type(self) -> str:
         return "SEQ_CLS"
 
-    def model_kwargs(self, data: ClassificationData) -> dict[str, Any]:
+    def model_kwargs(self, data: PreparedData) -> dict[str, object]:
+        data = own_data(data, ClassificationData)
         return {"num_labels": len(data.id2label), "id2label": dict(data.id2label),
                 "label2id": {label: index for index, label in data.id2label.items()},
                 "ignore_mismatched_sizes": True}  # a base with another head gets a new one
 
-    def memory_shape(self, data: ClassificationData) -> MemoryShape:
+    def memory_shape(self, data: PreparedData) -> MemoryShape:
+        data = own_data(data, ClassificationData)
         return MemoryShape(num_labels=len(data.id2label))
 
-    def score(self, final: dict[str, Any]) -> str:
+    def score(self, final: dict[str, float]) -> str:
         return f"accuracy {final['accuracy']:.3f}" if "accuracy" in final else super().score(final)
 
     def card_data_lines(self, config: "TrainConfig") -> list[str]:

@@ -11,16 +11,21 @@ reward) and reward accuracy (the share of pairs whose chosen reply has the highe
 
 from __future__ import annotations
 
-from backend.core.hf_types import HFModel, HFTokenizer
+from backend.core.hf_types import HFTokenizer
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from backend.training.recipes.base import ColumnField, Datasets, MemoryShape, Recipe
+from backend.training.recipes.base import (ColumnField, Datasets, MemoryShape, PreparedData, Recipe,
+                                           TrainerSettings, own_data)
 from backend.training.recipes.sft import Conversation, SFTRecipe, messages_of, split_rows
 from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from transformers import Trainer, TrainerCallback, TrainingArguments
+    from transformers.models.auto.auto_factory import _BaseAutoModelClass
+
+    from backend.training.recipes.base import TrainableModel
 
     from backend.training.config import TrainConfig
     from backend.training.data import Preview
@@ -182,30 +187,35 @@ class DPORecipe(Recipe):
     def prepare(self, config: "TrainConfig") -> PreferenceData:
         return prepare_preferences(config)
 
-    def preview(self, tokenizer: HFTokenizer, data: PreferenceData, config: "TrainConfig") -> "Preview":
-        return preview_preferences(tokenizer, data, config.max_length)
+    def preview(self, tokenizer: HFTokenizer, data: PreparedData, config: "TrainConfig") -> "Preview":
+        return preview_preferences(tokenizer, own_data(data, PreferenceData), config.max_length)
 
-    def datasets(self, config: "TrainConfig", tokenizer: HFTokenizer, data: PreferenceData) -> Datasets:
+    def datasets(self, config: "TrainConfig", tokenizer: HFTokenizer, data: PreparedData) -> Datasets:
         from datasets import Dataset
 
+        data = own_data(data, PreferenceData)
         return Datasets(Dataset.from_list(data.train), Dataset.from_list(data.val))
 
-    def model_class(self) -> Any:
+    def model_class(self) -> type[_BaseAutoModelClass]:
         return SFTRecipe().model_class()
 
-    def memory_shape(self, data: PreferenceData) -> MemoryShape:
+    def memory_shape(self, data: PreparedData) -> MemoryShape:
         # Chosen and rejected in one batch; TRL's fused head computes log-probabilities in chunks (no full logits).
         return MemoryShape(sequences_per_example=2, reference_copy=True)
 
-    def training_arguments(self, config: "TrainConfig", common: dict[str, Any]) -> Any:
+    def training_arguments(self, config: "TrainConfig", common: TrainerSettings) -> TrainingArguments:
         from trl import DPOConfig
 
-        return DPOConfig(**{"bf16": False, **common}, beta=config.dpo_beta, max_length=config.max_length,
+        settings: TrainerSettings = {"bf16": False, **common}
+        return DPOConfig(**settings, beta=config.dpo_beta, max_length=config.max_length,
                          gradient_checkpointing=False)  # DPOConfig turns both on by default; the run decides
 
-    def trainer(self, config: "TrainConfig", model: HFModel, tokenizer: HFTokenizer, data: PreferenceData,
-                arguments: Any, callbacks: list[Any]) -> Any:
-        from trl import DPOTrainer
+    def trainer(self, config: "TrainConfig", model: TrainableModel, tokenizer: HFTokenizer, data: PreparedData,
+                arguments: TrainingArguments, callbacks: list[TrainerCallback]) -> Trainer:
+        from trl import DPOConfig, DPOTrainer
+
+        if not isinstance(arguments, DPOConfig):  # what training_arguments above returns
+            raise TypeError(f"DPOConfig expected, got {type(arguments).__name__}")
 
         built = self.datasets(config, tokenizer, data)
         # ref_model None: with a peft model TRL's reference is the base with the adapters disabled; with full
@@ -213,7 +223,7 @@ class DPORecipe(Recipe):
         return DPOTrainer(model=model, ref_model=None, args=arguments, train_dataset=built.train,
                           eval_dataset=built.val, processing_class=tokenizer, callbacks=callbacks)
 
-    def score(self, final: dict[str, Any]) -> str:
+    def score(self, final: dict[str, float]) -> str:
         if "rewards/accuracies" in final:
             return f"reward accuracy {final['rewards/accuracies']:.3f}"
         return super().score(final)

@@ -8,18 +8,23 @@ import json
 import math
 import random
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Sequence, TypeVar
 
-from backend.training.recipes.base import ColumnField, Datasets, Recipe
+from backend.training.recipes.base import ColumnField, Datasets, PreparedData, Recipe, own_data
 from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
     import pandas as pd
+    from datasets import Dataset
+    from transformers.models.auto.auto_factory import _BaseAutoModelClass
+
+    from backend.training.runfiles import ProgressRow
 
     from backend.training.config import TrainConfig
     from backend.training.data import Preview
 
 ROLES = ("system", "user", "assistant")
+Row = TypeVar("Row")
 Conversation = list[dict[str, str]]
 
 
@@ -44,7 +49,7 @@ class SFTExample:
     length_before_cut: int = 0
 
 
-def split_rows(rows: list[Any], config: "TrainConfig", what: str) -> tuple[list[Any], list[Any]]:
+def split_rows(rows: list[Row], config: "TrainConfig", what: str) -> tuple[list[Row], list[Row]]:
     """A seeded random validation share of `rows` (used when no validation file is given)."""
     if len(rows) < 2:
         raise InvalidInputError(f"field 'data': at least two {what} are needed (one to validate on)", field="data")
@@ -186,14 +191,16 @@ class SFTRecipe(Recipe):
     def prepare(self, config: "TrainConfig") -> SFTData:
         return prepare_sft(config)
 
-    def preview(self, tokenizer: HFTokenizer, data: SFTData, config: "TrainConfig") -> "Preview":
-        return preview_sft(tokenizer, data, config.max_length)
+    def preview(self, tokenizer: HFTokenizer, data: PreparedData, config: "TrainConfig") -> "Preview":
+        return preview_sft(tokenizer, own_data(data, SFTData), config.max_length)
 
-    def datasets(self, config: "TrainConfig", tokenizer: HFTokenizer, data: SFTData) -> Datasets:
+    def datasets(self, config: "TrainConfig", tokenizer: HFTokenizer, data: PreparedData) -> Datasets:
         from datasets import Dataset
         from transformers import DataCollatorForSeq2Seq
 
-        def encode_all(conversations: list[Conversation]) -> Any:
+        data = own_data(data, SFTData)
+
+        def encode_all(conversations: list[Conversation]) -> Dataset:
             rows = []
             for messages in conversations:
                 example = tokenize_sft(tokenizer, messages, config.max_length)
@@ -204,12 +211,12 @@ class SFTRecipe(Recipe):
         # Pads input_ids with the pad id and labels with -100, so padding never carries loss.
         return Datasets(encode_all(data.train), encode_all(data.val), DataCollatorForSeq2Seq(tokenizer, padding=True))
 
-    def model_class(self) -> Any:
+    def model_class(self) -> type[_BaseAutoModelClass]:
         from transformers import AutoModelForCausalLM
 
         return AutoModelForCausalLM
 
-    def derived(self, row: dict[str, Any]) -> dict[str, float]:
+    def derived(self, row: ProgressRow) -> dict[str, float]:
         return {"eval_perplexity": math.exp(min(row["eval_loss"], 50.0))} if "eval_loss" in row else {}
 
     def final_metrics(self, evaluated: dict[str, float]) -> dict[str, float]:
