@@ -17,6 +17,7 @@ import threading
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Optional, Sequence
 
+from backend.core.checkpoint import checkpoint_file
 from backend.core.error_codes import refuse
 from backend.tasks.base import MAX_TOP_K, LoadContext, TaskHandler, TaskRequest, TaskSpec, whole_number
 from backend.tasks.types import MaskFill
@@ -36,8 +37,6 @@ class FillMaskOptions:
 
 def mask_token_of(model: "ModelSpec") -> Optional[str]:
     """The model's mask token from its tokenizer files, without loading it (None when not on disk yet)."""
-    from backend.core.config import checkpoint_file
-
     for name in ("tokenizer_config.json", "special_tokens_map.json"):
         path = checkpoint_file(model, name)
         if path is None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Optional, Sequence
 import numpy as np
 
 from backend.core.error_codes import refuse
+from backend.guard.text_checks import check_text
 from backend.tasks.base import (
     MAX_TOP_K,
     EvalAdapter,
@@ -153,8 +154,6 @@ class QaSpec(TaskSpec[QaOptions, list[Answer]]):
                          whole_number("max_answer_tokens", max_answer_tokens, 1, 512))
 
     def inputs(self, texts: Any, questions: Any = None) -> TaskInputs:
-        from backend.services.generation import check_text
-
         contexts = [texts] if isinstance(texts, str) else list(texts)
         asked = [questions] if isinstance(questions, str) else list(questions or ())
         if len(asked) != len(contexts):
