@@ -82,8 +82,9 @@ def tiny_config(tiny_models_yaml: Path):
 def registry(tiny_config) -> Iterator["Registry"]:  # noqa: F821
     """A fresh registry per test (models load on first use, unloaded at the end)."""
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
-    reg = Registry(tiny_config)
+    reg = Registry(tiny_config, create_engine)
     yield reg
     reg.close()
 
@@ -92,8 +93,9 @@ def registry(tiny_config) -> Iterator["Registry"]:  # noqa: F821
 def shared_registry(tiny_config) -> Iterator["Registry"]:  # noqa: F821
     """One registry for the whole session, for tests that only read from loaded models."""
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
-    reg = Registry(tiny_config)
+    reg = Registry(tiny_config, create_engine)
     yield reg
     reg.close()
 

@@ -28,8 +28,9 @@ class Session:
 @pytest.fixture(scope="module")
 def tab(tiny_config) -> Iterator[ChatTab]:
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
-    registry = Registry(tiny_config)
+    registry = Registry(tiny_config, create_engine)
     with gr.Blocks():
         chat = ChatTab.build(registry)
     yield chat

@@ -20,8 +20,9 @@ def app(tiny_config) -> Iterator[SimpleNamespace]:
 
     import ui
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
-    registry = Registry(tiny_config)
+    registry = Registry(tiny_config, create_engine)
     demo = ui.build_app(registry)
     port = free_port()
     ui.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)
