@@ -16,7 +16,7 @@ from backend.core.config import load_config, parse_config
 from backend.core.registry import Registry
 from backend.core.types import ConfigError, GenerationParams
 from backend.engines import create_engine, engine_name, probe
-from backend.engines.table import EngineKind, backends, register, registered, runtimes
+from backend.engines.table import BUILT_IN, EngineKind, backends, imported, register, registered, runtimes
 from backend.services import generation as service
 from tests.engine_contract import EngineContract
 from tests.toy_engine import KIND, ReverseEngine
@@ -53,6 +53,14 @@ def test_the_table_lists_the_toy_engine_only_while_it_is_registered() -> None:
         with pytest.raises(ValueError, match="registered already"):
             register(EngineKind("reverse", "backend", "tests.toy_engine:other"))
     assert "reverse" not in backends()
+
+
+def test_every_engine_in_the_table_names_a_factory_that_imports() -> None:
+    for kind in BUILT_IN:
+        assert callable(imported(kind.factory)), kind.name
+        assert kind.probe is None or callable(imported(kind.probe)), kind.name
+    with pytest.raises(AttributeError):
+        imported("tests.toy_engine:ReverseEngine.missing")
 
 
 def test_validation_applies_the_tasks_the_table_gives_the_engine() -> None:
