@@ -91,6 +91,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 def serve(args: argparse.Namespace) -> int:
     from backend.engines import zerogpu
     from backend.core.registry_source import open_registry
+    from backend.engines import create_engine
     from backend.guard.limits import RequestLimits
     from backend.guard.security import SecuritySettings, install_log_redaction, model_secrets
     from backend.guard.throttle import LoginThrottle, ThrottleSettings
@@ -102,7 +103,7 @@ def serve(args: argparse.Namespace) -> int:
         throttle = ThrottleSettings.from_env()
         # models.yaml plus the fine-tuned models of the runs' overlay, the list every command reads; followed
         # while the app runs, so a model `app.py train --register` adds elsewhere appears here too.
-        registry = open_registry(args.models, follow=True)
+        registry = open_registry(args.models, follow=True, engine_factory=create_engine)
     except ConfigError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

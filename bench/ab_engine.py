@@ -24,8 +24,9 @@ from pathlib import Path
 from backend.services import generation as service
 from backend.core.config import load_config
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from backend.core.types import GenerationParams
-registry = Registry(load_config(Path(sys.argv[2])))
+registry = Registry(load_config(Path(sys.argv[2])), create_engine)
 model, tokens = sys.argv[3], int(sys.argv[4])
 params = GenerationParams(max_new_tokens=tokens, temperature=0.0)
 def one():

@@ -42,6 +42,7 @@ def build_registry(folder: Path, device: str) -> Any:
 
     from backend.core.config import load_config
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
     yaml_path = tiny_models.build_tiny_models(folder / "tiny")
     build_bert_15m(folder / "bert-15m")
@@ -56,7 +57,7 @@ def build_registry(folder: Path, device: str) -> Any:
     raw["settings"] = {"max_loaded_models": 4}
     path = folder / "bench-models.yaml"
     path.write_text(yaml.safe_dump(raw, sort_keys=False))
-    return Registry(load_config(path))
+    return Registry(load_config(path), create_engine)
 
 
 def build_bert_15m(model_dir: Path) -> None:

@@ -89,6 +89,7 @@ def main() -> int:
 
     from backend.core.config import load_config
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
     config = load_config(Path(args.models_yaml))
     source = config.spec(args.model_id).local_path()
@@ -99,7 +100,7 @@ def main() -> int:
     # A small paged cache (the default sizes it from free memory, gigabytes on a shared CPU machine).
     cb_config = ContinuousBatchingConfig(num_blocks=64, page_size=64)
     prompt_ids = tokenizer(PROMPT)["input_ids"]
-    registry = Registry(config)
+    registry = Registry(config, create_engine)
     ways = {
         f"batcher_{args.clients}": batcher_runner(registry, args.model_id, args.new_tokens, args.clients),
         f"cb_generate_batch_{args.clients}": cb_runner(model, prompt_ids, args.new_tokens, args.clients, generation,

@@ -111,13 +111,14 @@ def main() -> int:
     from backend.evaluation.data import ColumnMapping, DataSource
     from backend.evaluation.types import EvalConfig
     from backend.core.registry import Registry
+    from backend.engines import create_engine
     from tests.tiny_models import CHAT_ID, build_tiny_models
 
     with tempfile.TemporaryDirectory(prefix="eval-bench-") as folder:
         work = Path(folder)
         tiny_yaml = build_tiny_models(work / "tiny")
         parameters = build_llama_20m(work / "tiny" / CHAT_ID, work / LLAMA_20M_ID)
-        registry = Registry(load_config(write_registry(work, tiny_yaml, work / LLAMA_20M_ID)))
+        registry = Registry(load_config(write_registry(work, tiny_yaml, work / LLAMA_20M_ID)), create_engine)
         data = write_data(work, args.examples)
         results = []
         try:

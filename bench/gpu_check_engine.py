@@ -67,6 +67,7 @@ def quantized_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
     from backend.services import generation as service
     from backend.core.config import load_config
     from backend.core.registry import Registry
+    from backend.engines import create_engine
     from backend.core.types import Final, GenerationParams
 
     model_id = context["model_id"]
@@ -74,7 +75,8 @@ def quantized_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
     variants = {"bf16": base, "4bit": {**base, "quantization": "4bit"}, "8bit": {**base, "quantization": "8bit"},
                 "4bit_cuda0": {**base, "device": "cuda:0", "quantization": "4bit"}}
     listed = [{**entry, "id": f"{model_id}-{name.replace('_', '-')}"} for name, entry in variants.items()]
-    registry = Registry(load_config(write_registry(Path(context["workdir"]) / "quantized.yaml", listed, 1)))
+    registry = Registry(load_config(write_registry(Path(context["workdir"]) / "quantized.yaml", listed, 1)),
+                        create_engine)
     numbers: Numbers = {"device": gpu_name()}
     details: Details = {}
     params = GenerationParams(max_new_tokens=32, temperature=0.0)
@@ -116,12 +118,14 @@ def smollm2_step(context: dict[str, Any]) -> tuple[Numbers, Details]:
     from backend.services import generation as service
     from backend.core.config import load_config
     from backend.core.registry import Registry
+    from backend.engines import create_engine
     from backend.core.types import Final, GenerationParams
 
     folder = smollm2_folder(Path(next(iter(spec.submodule_search_locations))), Path(context["workdir"]) / "smollm2")
     entry = on_device({"id": "smollm2", "name": "SmolLM2-135M-Instruct", "tasks": ["chat", "generate"],
                        "source": str(folder), "max_context": 2048}, context["device"])
-    registry = Registry(load_config(write_registry(Path(context["workdir"]) / "smollm2.yaml", [entry], 1)))
+    registry = Registry(load_config(write_registry(Path(context["workdir"]) / "smollm2.yaml", [entry], 1)),
+                        create_engine)
     try:
         status = registry.load("smollm2")
         started = time.perf_counter()

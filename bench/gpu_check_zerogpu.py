@@ -100,12 +100,14 @@ def outputs(context: dict[str, Any], duration: int, name: str) -> Any:
     from backend.core.config import load_config
     from backend.evaluation import inference
     from backend.core.registry import Registry
+    from backend.engines import create_engine
     from backend.core.types import Final, GenerationParams
 
     models = [{**on_device(entry, context["device"], "float32"), "gpu_duration_s": duration}
               for model_id, entry in entries(context["tiny_yaml"]).items() if model_id in (CHAT, CLASSIFIER, NLI)]
     say(f"ZeroGPU path, {name}")
-    registry = Registry(load_config(write_registry(Path(context["workdir"]) / f"zerogpu-{name}.yaml", models, 3)))
+    registry = Registry(load_config(write_registry(Path(context["workdir"]) / f"zerogpu-{name}.yaml", models, 3)),
+                        create_engine)
     try:
         for model_id in (CHAT, CLASSIFIER, NLI):
             registry.load(model_id)  # ZeroGPU's rule: loaded before the first GPU call

@@ -380,9 +380,10 @@ def measure_engine(models_yaml: Path, model_id: str, new_tokens: int, repeats: i
     from backend.services import generation as service
     from backend.core.config import load_config
     from backend.core.registry import Registry
+    from backend.engines import create_engine
     from backend.core.types import GenerationParams
 
-    registry = Registry(load_config(models_yaml))
+    registry = Registry(load_config(models_yaml), create_engine)
     params = GenerationParams(max_new_tokens=new_tokens, temperature=0.0)
 
     def one(_: int = 0) -> tuple[float, float, int]:

@@ -29,9 +29,10 @@ def in_process(models_yaml: Path, count: int = 50) -> dict[str, float]:
     import ui
     from backend.core.config import load_config
     from backend.core.registry import Registry
+    from backend.engines import create_engine
     from ui.server import session_memory
 
-    registry = Registry(load_config(models_yaml))
+    registry = Registry(load_config(models_yaml), create_engine)
     demo = ui.build_app(registry)
     figures = {}
     for name, init in (("gradio_mb", session_memory.original_session_init()), ("lazy_mb", session_memory._lazy_init)):

@@ -72,6 +72,7 @@ def build_models(folder: Path) -> dict[str, Path]:
 def registry_for(paths: dict[str, Path], folder: Path, name: str) -> Any:
     from backend.core.config import parse_config
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
     models = []
     for task, path in paths.items():
@@ -79,7 +80,8 @@ def registry_for(paths: dict[str, Path], folder: Path, name: str) -> Any:
         models.append(entry)
         if task in ("classify", "embed"):
             models.append({**entry, "id": f"{task}-onnx", "runtime": "onnx"})
-    return Registry(parse_config({"models": models, "settings": {"max_loaded_models": 8}}, folder / f"{name}.yaml"))
+    return Registry(parse_config({"models": models, "settings": {"max_loaded_models": 8}}, folder / f"{name}.yaml"),
+                    create_engine)
 
 
 def make_rows(count: int, seed: int = 0) -> list[str]:

@@ -82,8 +82,9 @@ def tiny_config(tiny_models_yaml: Path):
 def registry(tiny_config) -> Iterator["Registry"]:  # noqa: F821
     """A fresh registry per test (models load on first use, unloaded at the end)."""
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
-    reg = Registry(tiny_config)
+    reg = Registry(tiny_config, create_engine)
     yield reg
     reg.close()
 
@@ -92,8 +93,9 @@ def registry(tiny_config) -> Iterator["Registry"]:  # noqa: F821
 def shared_registry(tiny_config) -> Iterator["Registry"]:  # noqa: F821
     """One registry for the whole session, for tests that only read from loaded models."""
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
-    reg = Registry(tiny_config)
+    reg = Registry(tiny_config, create_engine)
     yield reg
     reg.close()
 
@@ -110,9 +112,10 @@ def chat_tab(tiny_config) -> Iterator["ChatTab"]:  # noqa: F821
     import gradio as gr
 
     from backend.core.registry import Registry
+    from backend.engines import create_engine
     from ui.chat.tab import ChatTab
 
-    reg = Registry(tiny_config)
+    reg = Registry(tiny_config, create_engine)
     with gr.Blocks():
         chat = ChatTab.build(reg)
     yield chat
@@ -130,8 +133,9 @@ def gradio_api_app(tiny_config) -> Iterator["SimpleNamespace"]:  # noqa: F821
 
     import ui
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
-    reg = Registry(tiny_config)
+    reg = Registry(tiny_config, create_engine)
     demo = ui.build_app(reg)
     port = free_port()
     ui.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True)

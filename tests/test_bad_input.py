@@ -168,9 +168,10 @@ class running_app:  # noqa: N801 - used like a function in `with`
         import ui
         from backend.api import add_openai_routes
         from backend.core.registry import Registry
+        from backend.engines import create_engine
         from tests.conftest import free_port
 
-        self.registry = Registry(self.config)
+        self.registry = Registry(self.config, create_engine)
         self.demo = ui.build_app(self.registry)
         port = free_port()
         ui.launch(self.demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True,

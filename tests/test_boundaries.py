@@ -49,7 +49,8 @@ def test_ui_sources_never_import_torch_or_transformers() -> None:
 def test_registry_and_app_help_do_not_import_torch() -> None:
     # Reading models.yaml and building the registry must stay light: nothing loads at start-up.
     result = run_python("import sys; from backend.core.config import load_config; "
-                        "from backend.core.registry import Registry; Registry(load_config('models.yaml')).status(); "
+                        "from backend.core.registry import Registry; from backend.engines import create_engine; "
+                        "Registry(load_config('models.yaml'), create_engine).status(); "
                         "print('torch' in sys.modules)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "False"

@@ -14,6 +14,7 @@ import pytest
 from backend.services import classification as clf
 from backend.data import files as datafiles
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from backend.core.types import InvalidInputError, UnsupportedTaskError
 from tests.conftest import free_port
 from tests.tiers import full_tier
@@ -312,7 +313,7 @@ def classify_app(tiny_config):
 
     from ui.classify.tab import build_classify_tab, register_classify_api
 
-    registry = Registry(tiny_config)
+    registry = Registry(tiny_config, create_engine)
     with gr.Blocks() as demo:
         with gr.Tabs():
             build_classify_tab(registry)

@@ -81,8 +81,9 @@ def test_token_length_bounds_use_the_registry_models_tokenizer(tmp_path: Path, t
     from backend.core.config import ModelSpec  # noqa: F401 - the spec comes from tiny_config
     from backend.data.tokens import token_counter
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
-    registry = Registry(tiny_config)
+    registry = Registry(tiny_config, create_engine)
     rows = [{"text": "hello", "label": "a"}, {"text": "hello " * 40, "label": "a"}, {"text": "hi there", "label": "b"}]
     counts = token_counter(registry.spec("tiny-chat"))([row["text"] for row in rows])
     prepared = prepare(recipe(write_csv(tmp_path / "t.csv", rows), clean=("length",), max_tokens=counts[0] + 1,

@@ -16,6 +16,7 @@ from fastapi.testclient import TestClient
 from backend.core.config import parse_config
 from backend.api import add_embeddings_route
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from backend.tasks import service
 from tests.real_minilm import MINILM_ID, minilm_entry, minilm_folder
 from tests.remote_server import free_port
@@ -34,7 +35,8 @@ PARAPHRASES = [
 def registry(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Registry]:
     entries = [spec.model_dump(exclude_none=True) for spec in tiny_config.models]
     entries.append(minilm_entry(minilm_folder(tmp_path_factory.mktemp("minilm"))))
-    reg = Registry(parse_config({"models": entries, "settings": {"max_loaded_models": 3}}, Path("models.yaml")))
+    reg = Registry(parse_config({"models": entries, "settings": {"max_loaded_models": 3}}, Path("models.yaml")),
+                   create_engine)
     yield reg
     reg.close()
 

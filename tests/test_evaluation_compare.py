@@ -15,6 +15,7 @@ import yaml
 
 import app
 from backend.core.registry_source import open_registry
+from backend.engines import create_engine
 from backend.core.types import InvalidInputError
 from backend.data import feedback
 from backend.data.store import dataset_path
@@ -52,7 +53,8 @@ def compare_setup(tiny_models_yaml: Path, tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_base_of_reads_the_run_and_refuses_a_model_without_one(compare_setup: tuple[Path, Path]) -> None:
-    registry = open_registry(compare_setup[0], runs_root=compare_setup[0].parent / "no-overlay")
+    registry = open_registry(compare_setup[0], runs_root=compare_setup[0].parent / "no-overlay",
+                             engine_factory=create_engine)
     try:
         assert base_of(registry, "tiny-ft") == "tiny-base"
         with pytest.raises(InvalidInputError) as refused:

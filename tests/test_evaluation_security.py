@@ -19,8 +19,9 @@ from tests.tiers import full_tier
 @full_tier
 def open_server(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvalServer]:
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
-    registry = Registry(tiny_config)
+    registry = Registry(tiny_config, create_engine)
     server = EvalServer(registry, tmp_path_factory.mktemp("runs"))
     yield server
     server.close()
@@ -72,8 +73,9 @@ USERS = (("alice", "alice-password-1"), ("bob", "bob-password-22"), ("carol", "c
 @full_tier
 def login_server(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EvalServer]:
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
-    registry = Registry(tiny_config)
+    registry = Registry(tiny_config, create_engine)
     server = EvalServer(registry, tmp_path_factory.mktemp("runs"), users=USERS)
     yield server
     server.close()

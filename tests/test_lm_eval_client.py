@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from tests.app_process import openai_api_served
 from tests.tiers import full_tier
 
@@ -38,7 +39,7 @@ def folder(tiny_config) -> str:
 @pytest.fixture(scope="module")
 @full_tier
 def app_url(tiny_config) -> Iterator[str]:
-    registry = Registry(tiny_config)
+    registry = Registry(tiny_config, create_engine)
     with openai_api_served(registry) as url:
         yield url
     registry.close()

@@ -73,11 +73,12 @@ def test_an_unreachable_hub_fails_the_load_at_once_and_is_remembered(silent_hub:
     from backend.core.config import load_config
     from backend.engines import loading
     from backend.core.registry import Registry
+    from backend.engines import create_engine
     from backend.core.types import ModelLoadError
 
     check = hub.HubCheck(timeout_s=0.5, remember_s=300)
     monkeypatch.setattr(loading, "HUB", check)  # the process-wide check, with a short timeout for the test
-    registry = Registry(load_config(hub_registry_yaml(tmp_path)))
+    registry = Registry(load_config(hub_registry_yaml(tmp_path)), create_engine)
     try:
         for _ in range(2):
             with pytest.raises(ModelLoadError) as failed:

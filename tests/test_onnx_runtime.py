@@ -14,6 +14,7 @@ import pytest
 from backend.services.classification import classify_texts
 from backend.core.config import parse_config
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from backend.tasks import service
 
 TEXTS = ["Dr. Smith met Anna in Paris.", "The weather today is sunny with a light breeze, around 21 degrees."]
@@ -33,8 +34,9 @@ def registries(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactory)
         torch_entries.append(entry)
         onnx_entries.append({**entry, "runtime": "onnx"})
     settings = {"max_loaded_models": 5}
-    plain = Registry(parse_config({"models": torch_entries, "settings": settings}, folder / "torch.yaml"))
-    onnx = Registry(parse_config({"models": onnx_entries, "settings": settings}, folder / "onnx.yaml"))
+    plain = Registry(parse_config({"models": torch_entries, "settings": settings}, folder / "torch.yaml"),
+                     create_engine)
+    onnx = Registry(parse_config({"models": onnx_entries, "settings": settings}, folder / "onnx.yaml"), create_engine)
     yield plain, onnx
     plain.close()
     onnx.close()
@@ -96,7 +98,7 @@ def test_fused_graph_on_request_equals_pytorch(tiny_models_yaml: Path, tmp_path:
     shutil.copytree(tiny_models_yaml.parent / "tiny-embed", copy)
     entry = {"id": "e", "tasks": ["embed"], "source": str(copy), "dtype": "float32", "device": "cpu"}
     registry = Registry(parse_config({"models": [entry, {**entry, "id": "o", "runtime": "onnx"}]},
-                                     tmp_path / "m.yaml"))
+                                     tmp_path / "m.yaml"), create_engine)
     try:
         want = service.embed_texts(registry, "e", TEXTS).vectors
         stamp = copy / "onnx" / "export.json"

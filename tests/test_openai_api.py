@@ -21,6 +21,7 @@ from backend.services import generation as service
 from backend.core.config import parse_config
 from backend.api import add_openai_routes, invalid
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from backend.core.types import GenerationParams
 from tests.remote_server import free_port
 from tests.tiers import full_tier
@@ -37,7 +38,7 @@ def registry(tiny_config) -> Iterator[Registry]:
     entries.append({**chat, "id": CHAT_ONLY, "tasks": ["chat"]})
     entries.append({"id": "remote-down", "tasks": ["chat"], "backend": "openai",
                     "base_url": f"http://127.0.0.1:{free_port()}/v1", "timeout_s": 5})
-    reg = Registry(parse_config({"models": entries}, Path("models.yaml")))
+    reg = Registry(parse_config({"models": entries}, Path("models.yaml")), create_engine)
     yield reg
     reg.close()
 

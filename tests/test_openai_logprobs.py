@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from tests.app_process import openai_api_served
 from tests.tiers import full_tier
 
@@ -24,7 +25,7 @@ TOLERANCE = 1e-4
 
 @pytest.fixture(scope="module")
 def registry(tiny_config) -> Iterator[Registry]:
-    reg = Registry(tiny_config)
+    reg = Registry(tiny_config, create_engine)
     yield reg
     reg.close()
 

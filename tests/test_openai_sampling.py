@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from backend.api import add_openai_routes
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from tests.app_process import openai_api_served
 from tests.tiers import full_tier
 
@@ -28,7 +29,7 @@ CHAT = [{"role": "user", "content": "Write a haiku about the sea."}]
 @pytest.fixture(scope="module")
 @full_tier
 def app_url(tiny_config) -> Iterator[str]:
-    registry = Registry(tiny_config)
+    registry = Registry(tiny_config, create_engine)
     with openai_api_served(registry) as url:
         yield url
     registry.close()
@@ -217,7 +218,7 @@ def test_remote_entries_pass_openai_sampling_fields_through_and_refuse_local_onl
         "prompt_tokens": 3, "completion_tokens": 1, "total_tokens": 4})])]
     entry = {"id": "remote", "tasks": ["chat"], "backend": "openai", "base_url": f"http://127.0.0.1:{server.port}/v1",
              "model": "fake-model", "timeout_s": 10}
-    registry = Registry(parse_config({"models": [entry]}, Path("models.yaml")))
+    registry = Registry(parse_config({"models": [entry]}, Path("models.yaml")), create_engine)
     app = FastAPI()
     add_openai_routes(app, registry)
     try:

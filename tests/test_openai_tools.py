@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from backend.core.config import parse_config
 from backend.api.tools import parse_tool_calls
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from tests.app_process import openai_api_served
 from tests.tiny_models import TOOLS_ID, tools_entry
 from tests.tiers import full_tier
@@ -45,7 +46,7 @@ TIME = {"type": "function", "function": {"name": "get_time", "description": "Loc
 def app_url(tiny_config) -> Iterator[str]:
     entries = [spec.model_dump(exclude_none=True) for spec in tiny_config.models]
     entries.append(tools_entry(next(entry for entry in entries if entry["id"] == "tiny-chat")))
-    registry = Registry(parse_config({"models": entries}, Path("models.yaml")))
+    registry = Registry(parse_config({"models": entries}, Path("models.yaml")), create_engine)
     with openai_api_served(registry) as url:
         yield url
     registry.close()

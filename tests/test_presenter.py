@@ -64,8 +64,9 @@ def presenter_yaml(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFact
 def registry_for(path: Path):
     from backend.core.config import load_config
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
-    return Registry(load_config(path))
+    return Registry(load_config(path), create_engine)
 
 
 # ------------------------------------------------------------------------------------------ the config

@@ -84,7 +84,7 @@ def test_failed_load_reaches_every_waiter_and_the_next_request_retries(tmp_path,
     weights = broken / "model.safetensors"
     weights.write_bytes(b"this is not a safetensors file")
     config = load_config(write_registry(tmp_path, tiny_models_yaml, overrides={"tiny-chat": {"source": str(broken)}}))
-    registry = Registry(config)
+    registry = Registry(config, create_engine)
     errors: list[BaseException] = []
     barrier = threading.Barrier(4)
 
@@ -115,7 +115,8 @@ def test_failed_load_reaches_every_waiter_and_the_next_request_retries(tmp_path,
 
 
 def test_least_recently_used_idle_model_is_evicted(tmp_path, tiny_models_yaml) -> None:
-    registry = Registry(load_config(write_registry(tmp_path, tiny_models_yaml, {"max_loaded_models": 2})))
+    registry = Registry(load_config(write_registry(tmp_path, tiny_models_yaml, {"max_loaded_models": 2})),
+                        create_engine)
     registry.load("tiny-chat")
     registry.load("tiny-classifier")
     with registry.lease("tiny-chat"):
@@ -127,7 +128,8 @@ def test_least_recently_used_idle_model_is_evicted(tmp_path, tiny_models_yaml) -
 
 
 def test_a_model_in_use_is_not_evicted_until_its_stream_ends(tmp_path, tiny_models_yaml) -> None:
-    registry = Registry(load_config(write_registry(tmp_path, tiny_models_yaml, {"max_loaded_models": 1})))
+    registry = Registry(load_config(write_registry(tmp_path, tiny_models_yaml, {"max_loaded_models": 1})),
+                        create_engine)
     stream = service.stream_generate(registry, "tiny-chat", "busy", GenerationParams(max_new_tokens=60,
                                                                                        temperature=0.0))
     next(stream)
@@ -151,7 +153,8 @@ def test_explicit_unload_while_busy_waits_for_the_request(registry: Registry) ->
 
 
 def test_idle_models_are_unloaded(tmp_path, tiny_models_yaml) -> None:
-    registry = Registry(load_config(write_registry(tmp_path, tiny_models_yaml, {"idle_unload_seconds": 0.4})))
+    registry = Registry(load_config(write_registry(tmp_path, tiny_models_yaml, {"idle_unload_seconds": 0.4})),
+                        create_engine)
     registry.load("tiny-classifier")
     deadline = time.monotonic() + 10
     while registry.status_of("tiny-classifier").state == "loaded" and time.monotonic() < deadline:
@@ -203,7 +206,7 @@ def medium_model_yaml(tmp_path_factory, tiny_models_yaml) -> Path:
 
 
 def test_twenty_load_unload_cycles_keep_memory_bounded(medium_model_yaml) -> None:
-    registry = Registry(load_config(medium_model_yaml))
+    registry = Registry(load_config(medium_model_yaml), create_engine)
     process = psutil.Process()
 
     def cycle() -> int:
@@ -231,7 +234,7 @@ def test_two_models_loading_at_once_leave_later_loads_whole(tiny_config) -> None
     from backend.core.model_spec import ModelSpec
     from backend.tasks.service import fill_masks
 
-    registry = Registry(tiny_config)
+    registry = Registry(tiny_config, create_engine)
     chat = registry.spec("tiny-chat")
     registry.add(ModelSpec(**{**chat.model_dump(exclude={"base_dir"}), "id": "tiny-chat-twin",
                               "source": str(chat.local_path())}))
@@ -253,7 +256,7 @@ def test_two_models_loading_at_once_leave_later_loads_whole(tiny_config) -> None
         thread.join(timeout=120)
     registry.close()
     assert not errors
-    later = Registry(tiny_config)
+    later = Registry(tiny_config, create_engine)
     try:
         assert fill_masks(later, "tiny-mlm", "The capital of France is [MASK].")
     finally:

@@ -12,6 +12,7 @@ import yaml
 from backend.services import generation as service
 from backend.core.config import ModelSpec
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from backend.core.registry_source import OverlayFollower, open_registry, registry_config
 from backend.training import overlay
 from backend.core.types import Delta, Final, GenerationParams, ModelNotFoundError
@@ -82,7 +83,7 @@ def test_every_command_reads_models_yaml_plus_the_overlay(tiny_models_yaml, tmp_
     overlay.add_entry(entry, runs)
     assert [spec.id for spec in registry_config(tiny_models_yaml, runs).models] == \
         [spec.id for spec in base.models] + ["tuned-chat"]
-    registry = open_registry(tiny_models_yaml, runs)
+    registry = open_registry(tiny_models_yaml, runs, engine_factory=create_engine)
     try:
         assert registry.spec("tuned-chat", "chat").local_path() == chat.local_path()
     finally:
@@ -91,7 +92,7 @@ def test_every_command_reads_models_yaml_plus_the_overlay(tiny_models_yaml, tmp_
 
 def test_a_served_registry_follows_the_overlay_file(tiny_models_yaml, tmp_path) -> None:
     runs = tmp_path / "runs"
-    registry = open_registry(tiny_models_yaml, runs)
+    registry = open_registry(tiny_models_yaml, runs, engine_factory=create_engine)
     follower = OverlayFollower(registry, registry_config(tiny_models_yaml), runs)
     try:
         chat = registry.spec("tiny-chat")

@@ -17,6 +17,7 @@ import pytest
 from backend.services import generation as service
 from backend.core.config import load_config
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from backend.core.types import GenerationError, GenerationParams, ModelLoadError
 from tests.app_process import models_yaml_variant, record_figures
 from ui.common.components import collect
@@ -35,7 +36,8 @@ def broken_setup(tiny_models_yaml: Path, tmp_path: Path) -> Iterator[tuple[Regis
         chat = next(entry for entry in config["models"] if entry["id"] == CHAT)
         config["models"].append({**chat, "id": BROKEN, "source": str(folder)})
 
-    registry = Registry(load_config(models_yaml_variant(tiny_models_yaml, tmp_path / "models.yaml", change)))
+    registry = Registry(load_config(models_yaml_variant(tiny_models_yaml, tmp_path / "models.yaml", change)),
+                        create_engine)
     yield registry, folder
     registry.close()
 

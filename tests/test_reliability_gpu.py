@@ -34,13 +34,15 @@ def test_real_cuda_out_of_memory_while_generating_and_loading(tiny_models_yaml: 
     from backend.services import generation as service
     from backend.core.config import load_config
     from backend.core.registry import Registry
+    from backend.engines import create_engine
     from backend.core.types import Final, GenerationError, GenerationParams, ModelLoadError
     from tests.app_process import models_yaml_variant, record_figures
 
     def on_gpu(config: dict[str, Any]) -> None:
         config["models"] = [{**next(e for e in config["models"] if e["id"] == CHAT), "device": "cuda:0"}]
 
-    registry = Registry(load_config(models_yaml_variant(tiny_models_yaml, tmp_path / "models.yaml", on_gpu)))
+    registry = Registry(load_config(models_yaml_variant(tiny_models_yaml, tmp_path / "models.yaml", on_gpu)),
+                        create_engine)
     short = GenerationParams(max_new_tokens=16, temperature=0)
 
     def reply(prompt: str = "Hello", params: GenerationParams = short) -> Final:

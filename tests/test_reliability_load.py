@@ -138,6 +138,7 @@ def small_queues(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactor
     from backend.core.config import load_config
     from backend.api import add_openai_routes
     from backend.core.registry import Registry
+    from backend.engines import create_engine
     from backend.guard.security import SecuritySettings
 
     def change(config: dict[str, Any]) -> None:
@@ -147,7 +148,7 @@ def small_queues(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFactor
                                  "max_queued_requests": 1})
 
     path = models_yaml_variant(tiny_models_yaml, tmp_path_factory.mktemp("queues") / "models.yaml", change)
-    registry = Registry(load_config(path))
+    registry = Registry(load_config(path), create_engine)
     demo = ui.build_app(registry)
     port = free_port()
     ui.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True, quiet=True,

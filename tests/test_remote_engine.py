@@ -20,6 +20,7 @@ import pytest
 from backend.core.config import ModelSpec, parse_config
 from backend.engines.remote import RemoteEngine, estimate_tokens, probe
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from backend.core.types import (
     ContextOverflowError,
     Delta,
@@ -375,7 +376,7 @@ def test_killing_the_server_mid_stream_is_a_clear_error_and_the_app_keeps_servin
     remote = {"id": "remote-chat", "tasks": ["chat", "generate"], "backend": "openai", "base_url": serve.base_url,
               "model": serve.model, "max_context": 512, "timeout_s": 10}
     config = parse_config({"models": [local, remote]}, Path("models.yaml"))
-    registry = Registry(config)
+    registry = Registry(config, create_engine)
     try:
         params = GenerationParams(max_new_tokens=400, temperature=0.0)
         stream = service.stream_chat(registry, "remote-chat", "Tell me a long story", params=params)
@@ -412,7 +413,7 @@ def test_models_tab_shows_whether_remote_endpoints_answer(serve: ServeProcess, t
     serve.ensure_running()  # an earlier test kills the server on purpose
     up = remote_spec(serve.base_url, model=serve.model, id="remote-up")
     down = remote_spec(f"http://127.0.0.1:{free_port()}/v1", id="remote-down")
-    registry = Registry(AppConfig(models=(tiny_config.spec("tiny-chat"), up, down)))
+    registry = Registry(AppConfig(models=(tiny_config.spec("tiny-chat"), up, down)), create_engine)
     tab = ModelsTab(registry=registry, table=None)
     weights = {row[0]: row[3] for row in tab.rows()["data"]}
     assert weights["remote-up"] == "remote: reachable"

@@ -59,6 +59,7 @@ def test_custom_code_is_refused_unless_the_entry_opts_in(tiny_models_yaml: Path,
     from backend.services import generation as service
     from backend.core.config import load_config
     from backend.core.registry import Registry
+    from backend.engines import create_engine
     from backend.core.types import ModelLoadError
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -67,7 +68,7 @@ def test_custom_code_is_refused_unless_the_entry_opts_in(tiny_models_yaml: Path,
     if opt_in:
         entry["trust_remote_code"] = True
     path = models_yaml_variant(tiny_models_yaml, tmp_path / "models.yaml", lambda c: c.update(models=[entry]))
-    registry = Registry(load_config(path))
+    registry = Registry(load_config(path), create_engine)
     try:
         with pytest.raises(ModelLoadError) as refused:
             next(service.stream_chat(registry, "custom", "hi"))

@@ -245,12 +245,13 @@ def stand_in_spaces(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator
 def chat_registry(tiny_models_yaml: Path, gpu_duration_s: int):
     from backend.core.config import parse_config
     from backend.core.registry import Registry
+    from backend.engines import create_engine
 
     raw = yaml.safe_load(tiny_models_yaml.read_text(encoding="utf-8"))
     for entry in raw["models"]:
         if entry["id"] == CHAT_ID:
             entry["gpu_duration_s"] = gpu_duration_s
-    return Registry(parse_config(raw, tiny_models_yaml))
+    return Registry(parse_config(raw, tiny_models_yaml), create_engine)
 
 
 def reply(registry) -> str:  # noqa: ANN001 - Registry

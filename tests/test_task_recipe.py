@@ -12,6 +12,7 @@ import yaml
 
 from backend.core.config import load_config
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from backend.tasks.table import registered
 from backend.core.types import ConfigError
 from tests.task_contract import TaskContract
@@ -31,7 +32,7 @@ def counter_registry(tiny_models_yaml: Path, tmp_path_factory: pytest.TempPathFa
     with pytest.raises(ConfigError, match="field 'tasks.0': Input should be 'chat'.* or 'embed'"):
         load_config(models)  # before the task is registered, models.yaml does not know it
     with registered(SPEC):
-        registry = Registry(load_config(models))
+        registry = Registry(load_config(models), create_engine)
         try:
             yield registry
         finally:

@@ -10,6 +10,7 @@ import yaml
 
 from backend.core.config import load_config
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from backend.tasks import service
 from backend.core.types import ConfigError, Delta, Final, GenerationParams, InvalidInputError, UnsupportedTaskError
 
@@ -224,7 +225,7 @@ def test_embeddings_pool_as_the_sentence_transformers_folder_says(shared_registr
     plain = tmp_path / "plain"
     shutil.copytree(folder, plain, ignore=shutil.ignore_patterns("modules.json", "1_Pooling", "2_Normalize"))
     reg = Registry(load_config(write_registry(tmp_path, [{"id": "plain", "tasks": ["embed"], "source": str(plain),
-                                                          "device": "cpu"}])))
+                                                          "device": "cpu"}])), create_engine)
     try:
         mean = service.embed_texts(reg, "plain", texts)
     finally:

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from backend.core.registry import Registry
+from backend.engines import create_engine
 from backend.core.registry_source import open_registry
 from backend.core.types import InvalidInputError
 from backend.training.config import TrainConfig, save_train_config
@@ -43,7 +44,7 @@ def runs(tiny_models_yaml: Path, tmp_path: Path) -> Iterator[tuple[Registry, Pat
         entries.append({**tiny[base], "id": run.replace("-run", "-ft"), "source": str(tmp_path / run / "model")})
     models = tmp_path / "models.yaml"
     models.write_text(yaml.safe_dump({"models": entries}), encoding="utf-8")
-    registry = open_registry(models, runs_root=tmp_path / "no-overlay")
+    registry = open_registry(models, runs_root=tmp_path / "no-overlay", engine_factory=create_engine)
     yield registry, tmp_path
     registry.close()
 

@@ -8,9 +8,8 @@ backend/core/app_settings.py (the whole file); its names are re-exported here, w
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import yaml
 from pydantic import ValidationError
@@ -23,6 +22,7 @@ from backend.core.app_settings import (  # noqa: F401 - re-exported: `from backe
     PresenterSettings,
     RegistrySettings,
 )
+from backend.core.checkpoint import checkpoint_file, read_checkpoint_config  # noqa: F401 - re-exported
 from backend.core.model_spec import Backend, Dtype, GenerationDefaults, ModelSpec, Quantization  # noqa: F401
 from backend.tasks import catalog as task_catalog
 from backend.core.types import ConfigError, Task
@@ -158,31 +158,3 @@ def _check_tasks_against_checkpoint(spec: ModelSpec, index: int, path: Path) -> 
                 f"{path}: entry '{spec.id}' (models[{index}]), field 'tasks': 'zero_shot' needs an NLI model "
                 f"with an 'entailment' label; {spec.source} has labels {sorted(labels)}"
             )
-
-
-def read_checkpoint_config(spec: ModelSpec) -> dict[str, Any]:
-    """The checkpoint's config.json if it is on this machine (local folder or Hub cache), else {}."""
-    config_file = checkpoint_file(spec, "config.json")
-    if config_file is None:
-        return {}
-    try:
-        return json.loads(Path(config_file).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def checkpoint_file(spec: ModelSpec, filename: str) -> Optional[Path]:
-    """Where `filename` of the checkpoint is on disk without downloading, or None."""
-    if not spec.source:
-        return None
-    local = spec.local_path()
-    if local is not None:
-        candidate = local / filename
-        return candidate if candidate.is_file() else None
-    from huggingface_hub import try_to_load_from_cache  # light import; no network
-
-    try:
-        cached = try_to_load_from_cache(spec.source, filename, revision=spec.revision)
-    except Exception:  # malformed repo ids raise here; the loader gives the full error later
-        return None
-    return Path(cached) if isinstance(cached, str) else None

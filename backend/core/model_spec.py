@@ -2,8 +2,8 @@
 can make on its own (fields per backend, tasks that go together, runtime). backend/core/config.py loads the file and
 checks entries against their checkpoints; backend/core/app_settings.py holds the file-wide settings.
 
-Only pydantic and backend.core.types / backend.tasks.catalog are imported: validating the registry must not pull
-torch in.
+Only pydantic and backend.core.types / backend.tasks.catalog / backend.engines.table are imported: validating the
+registry must not pull torch in. The `backend` and `runtime` values are the engine table's (backend/engines/table.py).
 """
 
 from __future__ import annotations
@@ -14,14 +14,13 @@ from typing import Annotated, Any, Literal, Optional
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from backend.engines import table as engine_table
 from backend.tasks import catalog as task_catalog
 from backend.core.types import TASKS, GenerationParams
 
-Backend = Literal["transformers", "openai"]  # in-process weights, or an OpenAI-compatible server
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 # 4bit / 8bit: bitsandbytes on a CUDA GPU; int8: PyTorch dynamic int8 on the linear layers, for the CPU.
 Quantization = Literal["4bit", "8bit", "int8"]
-Runtime = Literal["torch", "onnx", "llama_cpp"]
 GGUF_TASKS = ("chat", "generate")  # what a GGUF checkpoint (a causal LM) serves
 
 
@@ -40,6 +39,20 @@ def _known_task(name: Any) -> str:
 
 
 KnownTask = Annotated[str, AfterValidator(_known_task)]
+
+
+def _one_of(name: Any, known: tuple[str, ...]) -> str:
+    if name not in known:  # worded as pydantic words a Literal, which these were before they came from the table
+        expected = " or ".join(repr(value) for value in known) if len(known) < 3 else \
+            ", ".join(repr(value) for value in known[:-1]) + f" or {known[-1]!r}"
+        raise PydanticCustomError("literal_error", "Input should be {expected}", {"expected": expected})
+    return name
+
+
+# In-process weights (transformers), or another backend of the engine table (an OpenAI-compatible server, ...).
+Backend = Annotated[str, AfterValidator(lambda name: _one_of(name, engine_table.backends()))]
+# What runs in-process weights: torch, onnx, llama_cpp, or another runtime of the engine table.
+Runtime = Annotated[str, AfterValidator(lambda name: _one_of(name, engine_table.runtimes()))]
 
 
 class _Strict(BaseModel):
@@ -151,20 +164,22 @@ class ModelSpec(_Strict):
             extra = [name for name in remote_only if getattr(self, name)]
             if extra:
                 raise ValueError(f"field '{extra[0]}': only for backend openai")
-        else:
-            if not self.base_url:
-                raise ValueError("field 'base_url': required for backend openai (e.g. http://localhost:8000/v1)")
-            if set(self.tasks) - {"chat", "generate"}:
-                raise ValueError("field 'tasks': backend openai serves chat and generate only")
-            if self.quantization or self.trust_remote_code or self.chat_template:
-                raise ValueError("fields quantization / trust_remote_code / chat_template apply to backend "
-                                 "transformers only; the server decides these")
-            if self.runtime not in (None, "torch"):
-                raise ValueError("field 'runtime': only for backend transformers")
-            if self.gguf_file:
-                raise ValueError("field 'gguf_file': only for backend transformers (weights loaded here)")
-            if "gpu_duration_s" in self.model_fields_set:
-                raise ValueError("field 'gpu_duration_s': only for backend transformers (the GPU is the server's)")
+            return self
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("field 'base_url': required for backend openai (e.g. http://localhost:8000/v1)")
+        served = engine_table.engine_kind(self.backend).tasks or tuple(self.tasks)  # the engine table's tasks
+        if set(self.tasks) - set(served):
+            raise ValueError(f"field 'tasks': backend {self.backend} serves {' and '.join(served)} only")
+        # Any other backend holds no weights here: what only loading weights here means is refused.
+        if self.quantization or self.trust_remote_code or self.chat_template:
+            raise ValueError("fields quantization / trust_remote_code / chat_template apply to backend "
+                             "transformers only; the server decides these")
+        if self.runtime not in (None, "torch"):
+            raise ValueError("field 'runtime': only for backend transformers")
+        if self.gguf_file:
+            raise ValueError("field 'gguf_file': only for backend transformers (weights loaded here)")
+        if "gpu_duration_s" in self.model_fields_set:
+            raise ValueError("field 'gpu_duration_s': only for backend transformers (the GPU is the server's)")
         return self
 
     @model_validator(mode="after")

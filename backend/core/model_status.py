@@ -59,6 +59,8 @@ def weights_availability(spec: ModelSpec) -> tuple[WeightsAvailability, str]:
     """Whether the weights can be loaded here, without touching the network."""
     if spec.backend == "openai":
         return "remote", f"served by {spec.base_url} as '{spec.remote_model}'"
+    if spec.backend != "transformers":  # another backend of the engine table: no weights here either
+        return "remote", f"served by backend {spec.backend}"
     local = spec.local_path()
     if local is not None:
         if (local / "config.json").is_file():

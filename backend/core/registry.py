@@ -9,6 +9,8 @@
   `version` and call the `subscribe`d listeners, so every picker and command sees one registry.
 - A fine-tuned model may belong to a user (`ModelSpec.owner`): lookups made for a logged-in user (`viewer`)
   see only the models that user may use; to everyone else such a model is an unknown id.
+- The registry never imports an engine: whoever composes it (the app's start-up, a command, a test) hands it the
+  engine factory, `backend.engines.create_engine` (which reads the engine table, backend/engines/table.py).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Callable, Iterator, Optional, cast
 
 from backend.core.config import AppConfig, ModelSpec
 from backend.core.model_status import slot_status
-from backend.engines.base import Engine
+from backend.engines.base import Engine, LoadedModel
 from backend.guard.model_access import PUBLIC, current_viewer, viewing, visible  # noqa: F401 - PUBLIC re-exported
 from backend.core.types import (
     ModelLoadError,
@@ -33,7 +35,7 @@ from backend.core.types import (
     UnsupportedTaskError,
 )
 
-EngineFactory = Callable[[ModelSpec], Engine]
+EngineFactory = Callable[[ModelSpec], LoadedModel]  # backend.engines.create_engine, or a test's wrapper of it
 Listener = Callable[[int], None]  # called with the registry's new version after a model is added or removed
 
 logger = logging.getLogger("backend.core.registry")
@@ -64,9 +66,9 @@ class _Slot:
 
 
 class Registry:
-    def __init__(self, config: AppConfig, engine_factory: Optional[EngineFactory] = None) -> None:
+    def __init__(self, config: AppConfig, engine_factory: EngineFactory) -> None:
         self.config = config
-        self._factory = engine_factory or _default_factory
+        self._factory = engine_factory
         self._slots = {spec.id: _Slot(spec) for spec in config.models}
         self._lock = threading.RLock()
         self._reaper: Optional[threading.Thread] = None
@@ -227,11 +229,12 @@ class Registry:
     def _load_into(self, slot: _Slot, future: Future) -> Engine:
         """Runs the one load for this slot, outside the registry lock so other models stay usable."""
         try:
+            # A task engine or a classifier is a LoadedModel that is no Engine: leases check what it offers.
             if slot.spec.backend == "transformers":
                 with _WEIGHTS_LOAD_LOCK:  # see its comment: one local load at a time in a process
-                    engine = self._factory(slot.spec)
+                    engine = cast(Engine, self._factory(slot.spec))
             else:  # a remote entry's "load" is a client and a health check: no shared state to guard
-                engine = self._factory(slot.spec)
+                engine = cast(Engine, self._factory(slot.spec))
         except BaseException as error:
             message = str(error) if isinstance(error, ModelLoadError) else (
                 f"model '{slot.spec.id}': load failed: {type(error).__name__}: {error}")
@@ -305,8 +308,8 @@ class Registry:
         settings = self.config.settings
         memory_limit = settings.max_loaded_memory_gb * 1024**3 if settings.max_loaded_memory_gb else None
         while True:
-            # Remote entries hold no weights here, so they never count against the bounds or get evicted.
-            loaded = [s for s in self._slots.values() if s.engine is not None and s.spec.backend != "openai"]
+            # Only backend transformers holds weights here: the others (a server) never count against the bounds.
+            loaded = [s for s in self._slots.values() if s.engine is not None and s.spec.backend == "transformers"]
             memory = sum(s.described.get("memory_bytes") or 0 for s in loaded)
             over = len(loaded) > settings.max_loaded_models or (memory_limit is not None and memory > memory_limit)
             idle = [s for s in loaded if s.leases == 0 and s.spec.id != keep]
@@ -333,15 +336,6 @@ class Registry:
 
     # ---------------------------------------------------------------------------------------- status
 
-    def probe(self, model_id: str) -> tuple[bool, str]:
-        """For a remote entry: whether its server answers now (a short request; loads nothing)."""
-        spec = self.spec(model_id)
-        if spec.backend != "openai":
-            return True, "local model"
-        from backend.engines.remote import probe  # httpx only; no torch
-
-        return probe(spec)
-
     def load_count(self, model_id: str) -> int:
         return self._slots[model_id].load_count
 
@@ -361,8 +355,3 @@ def _describe(engine: Engine) -> dict:
     except Exception:  # status must never break because one engine cannot describe itself
         return {}
 
-
-def _default_factory(spec: ModelSpec) -> Engine:
-    from backend.engines import create_engine
-
-    return cast(Engine, create_engine(spec))  # a task engine is a LoadedModel; leases check what it offers

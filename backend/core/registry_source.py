@@ -27,10 +27,11 @@ def registry_config(models: Union[str, Path], runs_root: Optional[Path] = None) 
     return with_overlay(load_config(models), runs_root)
 
 
-def open_registry(models: Union[str, Path], runs_root: Optional[Path] = None, follow: bool = False,
-                  engine_factory: Optional[EngineFactory] = None) -> Registry:
-    """A registry over `registry_config(models, runs_root)`. `follow=True` (a server) also keeps it in step with
-    the overlay file until the registry is closed."""
+def open_registry(models: Union[str, Path], runs_root: Optional[Path] = None, follow: bool = False, *,
+                  engine_factory: EngineFactory) -> Registry:
+    """A registry over `registry_config(models, runs_root)` that loads its engines with `engine_factory` (the
+    caller composes it: `backend.engines.create_engine`). `follow=True` (a server) also keeps it in step with the
+    overlay file until the registry is closed."""
     base = load_config(models)
     from backend.training.overlay import with_overlay
 

@@ -142,8 +142,10 @@ def run(recipe: Recipe, out: Path, fmt: str, registry: Optional[Registry] = None
 
 def _registry(models: str) -> Registry:
     from backend.core.registry_source import open_registry
+    from backend.engines import create_engine
 
-    return open_registry(models)  # models.yaml plus the fine-tuned models of the runs' overlay
+    # models.yaml plus the fine-tuned models of the runs' overlay
+    return open_registry(models, engine_factory=create_engine)
 
 
 def _progress(message: str) -> None:

@@ -137,8 +137,9 @@ def _child(spec_path: str) -> int:
         if spec["models"] and (recipe.token_model or recipe.paraphrase_model):
             from backend.core.config import load_config
             from backend.core.registry import Registry
+            from backend.engines import create_engine
 
-            registry = Registry(load_config(spec["models"]))
+            registry = Registry(load_config(spec["models"]), create_engine)
         prepared = prepare(recipe, registry, lambda message: _write_status(status, state="running",
                                                                            message=message),
                            display_name=spec.get("display_name"))

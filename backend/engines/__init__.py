@@ -1,45 +1,43 @@
 """Engines turn a ModelSpec into something that streams or classifies.
 
-Each backend's module is imported only when an entry uses it, so torch stays out of processes that never load.
+Which engine loads an entry is the engine table's (backend/engines/table.py): its `backend`, or for weights in this
+process its `runtime`. Each engine's module is imported only when an entry uses it, so torch stays out of processes
+that never load. Nothing of the app is imported here at import time: backend/core/model_spec.py imports the table,
+which imports this package first.
 """
 
 from __future__ import annotations
 
-from backend.core.config import ModelSpec
-from backend.engines.base import LoadedModel
+from typing import TYPE_CHECKING, cast
+
+from backend.engines.table import LOCAL_BACKEND, engine_kind, imported
+
+if TYPE_CHECKING:
+    from backend.core.model_spec import ModelSpec
+    from backend.engines.base import LoadedModel
 
 
-def create_engine(spec: ModelSpec) -> LoadedModel:
-    """Loads the engine for `spec` (slow: reads weights). Called by the registry, never at start-up."""
-    if spec.backend == "transformers":
-        from backend.tasks.table import find_task
+def engine_name(spec: "ModelSpec") -> str:
+    """The engine table's entry that loads `spec`: its backend, or for weights in this process its runtime (a GGUF
+    entry without one gets llama_cpp on a CPU where llama-cpp-python is installed, else torch)."""
+    if spec.backend != LOCAL_BACKEND:
+        return spec.backend
+    from backend.engines.llama_cpp_source import resolved_runtime
 
-        if any(find_task(task) is not None for task in spec.tasks):  # a pipeline task of backend/tasks/table.py
-            from backend.engines.local_tasks import LocalTaskEngine
+    return resolved_runtime(spec)
 
-            return LocalTaskEngine.load(spec)  # type: ignore[return-value]  # serves pipeline tasks, not chat
-        if spec.is_gguf:
-            from backend.engines.llama_cpp_source import require_llama_cpp, resolved_runtime
 
-            if resolved_runtime(spec) == "llama_cpp":  # a GGUF on the CPU (backend/engines/llama_cpp.py)
-                require_llama_cpp(spec)
-                from backend.engines.llama_cpp import LlamaCppEngine
+def create_engine(spec: "ModelSpec") -> "LoadedModel":
+    """Loads the engine for `spec` (slow: reads weights). The registry's engine factory, handed to it where the app,
+    a command or a test composes one; never called at start-up."""
+    return cast("LoadedModel", imported(engine_kind(engine_name(spec)).factory)(spec))
 
-                return LlamaCppEngine.load(spec)
-        if spec.is_generative:
-            from backend.engines.local import LocalGenerativeEngine
 
-            return LocalGenerativeEngine.load(spec)
-        from backend.engines.local_classifier import LocalClassifierEngine
-
-        engine = LocalClassifierEngine.load(spec)
-        if spec.runtime == "onnx":  # the forward pass on ONNX Runtime (backend/engines/onnx_runtime.py)
-            from backend.engines.onnx_runtime import onnx_forward
-
-            engine.model.forward = onnx_forward(spec, engine.model, engine.tokenizer)
-        return engine  # type: ignore[return-value]  # a classifier: classify/score, no chat
-    if spec.backend == "openai":
-        from backend.engines.remote import RemoteEngine
-
-        return RemoteEngine.load(spec)
-    raise NotImplementedError(f"backend {spec.backend!r}")  # unreachable: config validation lists backends
+def probe(spec: "ModelSpec") -> tuple[bool, str]:
+    """Whether the entry's server answers now, for engines that have one (a short request; loads nothing)."""
+    kind = engine_kind(spec.backend) if spec.backend != LOCAL_BACKEND else None
+    if kind is None:
+        return True, "local model"
+    if kind.probe is None:
+        return True, f"backend {kind.name}: nothing to probe"
+    return cast("tuple[bool, str]", imported(kind.probe)(spec))

@@ -170,8 +170,9 @@ def _rubric(path: Optional[str], field: str) -> Optional[str]:
 def _registry(args: argparse.Namespace) -> Registry:
     """models.yaml plus the fine-tuned models registered by training runs (the app's own list of models)."""
     from backend.core.registry_source import open_registry
+    from backend.engines import create_engine
 
-    return open_registry(args.models)
+    return open_registry(args.models, engine_factory=create_engine)
 
 
 class _ProgressPrinter:

@@ -18,6 +18,7 @@ user turn before it is the one answered. A model is never shown the reply it is 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Optional, Sequence
 
 from backend.core.error_codes import refuse
@@ -25,8 +26,6 @@ from backend.core.types import InvalidInputError, Message
 
 if TYPE_CHECKING:
     import pandas as pd
-
-    from backend.evaluation.data import ColumnMapping, Examples
 
 # Column names that usually hold a conversation, most likely first (generation only: for question answering a
 # `context` column is the passage).
@@ -101,15 +100,24 @@ def guess_conversation_column(columns: Sequence[str]) -> Optional[str]:
     return next((by_lower[hint] for hint in CONVERSATION_HINTS if hint in by_lower), None)
 
 
-def conversation_examples(table: "pd.DataFrame", mapping: "ColumnMapping", texts: dict[str, list[str]],
-                          limit: Callable[[list[int]], list[int]]) -> "Examples":
-    """The examples of a table with a conversation column (`texts`: the other mapped columns as text).
+@dataclass(frozen=True)
+class ConversationExamples:
+    """The rows kept from a table with a conversation column, aligned (backend/evaluation/data.py makes them its
+    `Examples`)."""
+
+    rows: list[int]
+    inputs: list[str]
+    references: list[str]
+    notices: list[str]
+    conversations: list[Conversation]
+
+
+def conversation_examples(table: "pd.DataFrame", column: str, texts: dict[str, list[str]],
+                          limit: Callable[[list[int]], list[int]]) -> ConversationExamples:
+    """The examples of a table whose `column` holds conversations (`texts`: the other mapped columns as text).
 
     A row is kept when it has a reference (its column, else the conversation's final assistant turn) and a turn
     to answer (the input column, else the conversation's final user turn); `limit` then picks the rows."""
-    from backend.evaluation.data import Examples
-
-    column = mapping.conversation or ""
     histories, references, inputs = [], [], []
     for row, value in enumerate(table[column].tolist()):
         history, turn = parse_conversation(value, row, column), None
@@ -126,5 +134,6 @@ def conversation_examples(table: "pd.DataFrame", mapping: "ColumnMapping", texts
     if not keep:
         raise refuse("eval_conversation_empty", "conversation_column", column=column)
     keep = limit(keep)
-    return Examples(rows=keep, inputs=[inputs[row] for row in keep], references=[references[row] for row in keep],
-                    notices=notices, conversations=[histories[row] for row in keep])
+    return ConversationExamples(rows=keep, inputs=[inputs[row] for row in keep],
+                                references=[references[row] for row in keep], notices=notices,
+                                conversations=[histories[row] for row in keep])

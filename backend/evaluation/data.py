@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Literal, Optional
 from backend.core.error_codes import refuse
 from backend.core.json_types import JSONObject
 from backend.core.types import InvalidInputError
+from backend.evaluation.conversation import conversation_examples, guess_conversation_column
 
 if TYPE_CHECKING:  # pandas is light, but a UI that only lists runs does not need it
     import pandas as pd
@@ -259,8 +260,6 @@ def guess_columns(table: "pd.DataFrame", task: EvalTask) -> ColumnMapping:
     taken = [c for c in (reference, predictions) if c]
     conversation = None
     if task == "generation":
-        from backend.evaluation.conversation import guess_conversation_column
-
         conversation = guess_conversation_column([c for c in table.columns if c not in taken])
     context = _find(table.drop(columns=taken), CONTEXT_HINTS) if task == "question_answering" else None
     rest = table.drop(columns=[*taken, *[c for c in (context, conversation) if c]])
@@ -323,9 +322,9 @@ def select_examples(
     values = {role: column_texts(table, getattr(mapping, role))
               for role in ("input", "reference", "predictions", "context") if getattr(mapping, role)}
     if mapping.conversation and not mapping.predictions:
-        from backend.evaluation.conversation import conversation_examples
-
-        return conversation_examples(table, mapping, values, lambda rows: _limit(rows, limit, seed))
+        picked = conversation_examples(table, mapping.conversation, values, lambda rows: _limit(rows, limit, seed))
+        return Examples(rows=picked.rows, inputs=picked.inputs, references=picked.references, notices=picked.notices,
+                        conversations=picked.conversations)
     needed = list(required_columns(task, mapping))
     # A row without its text or its reference cannot be scored; a blank prediction is a (wrong) answer.
     keep = [row for row in range(len(table)) if all(values[role][row].strip() for role in needed)]

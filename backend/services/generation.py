@@ -12,6 +12,7 @@ from backend.engines.base import Engine
 from backend.core.error_codes import refuse
 from backend.core.registry import Registry
 from backend.core.streams import close_quietly
+from backend.guard.text_checks import MAX_MESSAGE_CHARS, check_text  # noqa: F401 - re-exported for callers
 from backend.core.types import (
     Delta,
     Event,
@@ -23,7 +24,6 @@ from backend.core.types import (
     Task,
 )
 
-MAX_MESSAGE_CHARS = 100_000  # a single message or prompt; far beyond any context the shipped models have
 MAX_HISTORY_MESSAGES = 1_000
 
 
@@ -104,21 +104,6 @@ def emitted(events: Iterator[Event]) -> Iterator[Event]:
             yield Final(without_nul(event.text), event.stats)
         else:
             yield event
-
-
-def check_text(field: str, text: Any, allow_empty: bool = False, shown: Optional[str] = None,
-               allow_nul: bool = False, **where: Any) -> None:
-    """Refuses what is not text, blank text (unless `allow_empty`), text over the size limit and a NUL (unless
-    `allow_nul`: text the app itself may have given, /detokenize's); the message names the field as `shown`
-    ("history item 2") or by its name, `where` goes to the error's params (item=2)."""
-    if not isinstance(text, str):
-        raise refuse("not_text_type", field, shown=shown, got=type(text).__name__, **where)
-    if not allow_empty and not text.strip():
-        raise refuse("empty", field, shown=shown, **where)
-    if len(text) > MAX_MESSAGE_CHARS:
-        raise refuse("text_too_long", field, shown=shown, count=len(text), limit=MAX_MESSAGE_CHARS, **where)
-    if "\x00" in text and not allow_nul:
-        raise refuse("nul", field, shown=shown, **where)
 
 
 def stream_leased(

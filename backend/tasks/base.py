@@ -24,6 +24,7 @@ from typing_extensions import TypeVar
 
 from backend.core.error_codes import refuse
 from backend.core.json_types import JSONScalar
+from backend.guard.text_checks import check_text
 from backend.core.types import Event, GenerationError, GenerationParams, InvalidInputError
 
 if TYPE_CHECKING:
@@ -121,9 +122,6 @@ def one_of(field: str, value: object, choices: Sequence[str]) -> str:
 def check_texts(field: str, texts: object) -> tuple[str, ...]:
     """One text or a list of them (as a client sent them, unchecked), each checked like a chat message; errors
     name `field` (and the index)."""
-    # Here, not at import: backend.services.generation imports the registry.
-    from backend.services.generation import check_text
-
     items = [texts] if isinstance(texts, str) else texts
     if not isinstance(items, (list, tuple)) or not items:
         raise InvalidInputError(f"{field}: give a text or a non-empty list of texts", field=field)

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Optional, Sequence, TypedDict, cast
 
+from backend.core.checkpoint import checkpoint_file
 from backend.core.error_codes import refuse
 from backend.tasks.base import MAX_TOP_K, Cell, LoadContext, ModelClass, TaskHandler, TaskRequest, TaskSpec, \
     whole_number
@@ -41,8 +42,6 @@ class FillMaskOptions:
 
 def mask_token_of(model: "ModelSpec") -> Optional[str]:
     """The model's mask token from its tokenizer files, without loading it (None when not on disk yet)."""
-    from backend.core.config import checkpoint_file
-
     for name in ("tokenizer_config.json", "special_tokens_map.json"):
         path = checkpoint_file(model, name)
         if path is None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Optional, Sequence
 import numpy as np
 
 from backend.core.error_codes import refuse
+from backend.guard.text_checks import check_text
 from backend.tasks.base import (
     MAX_TOP_K,
     Cell,
@@ -162,8 +163,6 @@ class QaSpec(TaskSpec[QaOptions, list[Answer]]):
                          whole_number("max_answer_tokens", max_answer_tokens, 1, 512))
 
     def inputs(self, texts: object, questions: object = None) -> TaskInputs:
-        from backend.services.generation import check_text
-
         contexts = [texts] if isinstance(texts, str) else _items(texts)
         asked = [questions] if isinstance(questions, str) else _items(questions or ())
         if len(asked) != len(contexts):

@@ -18,8 +18,10 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Callable, Generator, Optional, Sequence
 
 from backend.core.hf_types import decoded_text, rendered_text
+from backend.core.checkpoint import read_checkpoint_config
 from backend.core.error_codes import refuse
 from backend.core.json_types import JSONObject, json_object
+from backend.guard.text_checks import check_text
 from backend.tasks.base import Cell, EvalAdapter, LoadContext, ModelClass, TaskHandler, TaskInputs, TaskRequest, \
     TaskSpec, whole_number
 from backend.core.types import Delta, Event, GenerationError, GenerationParams, InvalidInputError
@@ -66,8 +68,6 @@ def pair_error(pairs: Optional[list[tuple[str, str]]], source: str, target: str)
 def language_pairs(model: "ModelSpec") -> Optional[list[tuple[str, str]]]:
     """The (source, target) pairs the checkpoint declares in config.json, read without loading it; None: any pair
     (say them in words)."""
-    from backend.core.config import read_checkpoint_config
-
     config = read_checkpoint_config(model)
     if not config.get("is_encoder_decoder"):
         return None
@@ -287,8 +287,6 @@ class TextTaskSpec(TaskSpec[TextOptions, str]):
                            whole_number("min_new_tokens", min_new_tokens, 0, params.max_new_tokens))
 
     def inputs(self, texts: object, questions: object = None) -> TaskInputs:
-        from backend.services.generation import check_text
-
         items = [texts] if isinstance(texts, str) else list(texts) if isinstance(texts, Iterable) else [texts]
         checked: list[str] = []
         for index, text in enumerate(items):

@@ -139,6 +139,7 @@ def _absolute_paths(settings: JSONObject, folder: Path) -> JSONObject:
 
 def main(args: argparse.Namespace) -> int:
     from backend.core.registry_source import open_registry
+    from backend.engines import create_engine
     from backend.training import runfiles
     from backend.training.config import load_train_config, parse_train_config
     from backend.training.service import TrainingService
@@ -150,7 +151,7 @@ def main(args: argparse.Namespace) -> int:
 
     service = None
     try:
-        registry = open_registry(args.models) if Path(args.models).is_file() else None
+        registry = open_registry(args.models, engine_factory=create_engine) if Path(args.models).is_file() else None
         service = TrainingService(registry, auto_register=False)
         if args.resume:
             if not args.out or not (Path(args.out) / runfiles.CONFIG).is_file():

@@ -67,10 +67,12 @@ def main(args: argparse.Namespace) -> int:
 
 def _merge(run_dir: Path, args: argparse.Namespace) -> None:
     from backend.core.registry_source import open_registry
+    from backend.engines import create_engine
     from backend.training.merge import MERGED
     from backend.training.service import TrainingService
 
-    registry = open_registry(args.models) if args.register and Path(args.models).is_file() else None
+    registry = (open_registry(args.models, engine_factory=create_engine)
+                if args.register and Path(args.models).is_file() else None)
     service = TrainingService(registry, auto_register=False)
     try:
         if args.register:

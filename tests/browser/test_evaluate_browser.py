@@ -43,9 +43,10 @@ def eval_url(tiny_config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
     """The Evaluate tab over the tiny models, served by this process on a free port."""
     import ui
     from backend.core.registry import Registry
+    from backend.engines import create_engine
     from ui.evaluate import build_evaluate_tab
 
-    registry = Registry(tiny_config)
+    registry = Registry(tiny_config, create_engine)
     with gr.Blocks(title="LLM Workbench") as demo:
         gr.Markdown("## LLM Workbench\nChat with, generate with and compare the models in your `models.yaml`.")
         with gr.Tabs():

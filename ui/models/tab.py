@@ -8,6 +8,7 @@ from typing import Any, Iterator, Optional, Sequence
 import gradio as gr
 
 from backend.core.registry import Registry
+from backend.engines import probe
 from backend.core.types import ModelStatus
 from ui.common.components import live_choices, live_value, ui_errors, ui_event
 from ui.i18n.core import headed, say, t
@@ -109,7 +110,8 @@ class ModelsTab:
     def rows(self) -> dict[str, Any]:
         statuses = self.registry.status()
         # Remote servers are probed on every refresh (short timeout), so the table says whether they answer now.
-        reachability = {status.id: self.registry.probe(status.id) for status in statuses if status.weights == "remote"}
+        reachability = {status.id: probe(self.registry.spec(status.id))
+                        for status in statuses if status.weights == "remote"}
         return status_rows(statuses, reachability)
 
     @ui_errors
