@@ -6,17 +6,18 @@ Nothing here imports torch or `evaluate`.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Mapping, Optional, Sequence, TypedDict, Unpack
+from typing import TYPE_CHECKING, Any, Optional, Sequence, TypedDict, Unpack
 
 from backend.core.error_codes import refuse
-from backend.core.json_types import JSONObject, JSONValue, json_list, json_object
+from backend.core.json_types import JSONObject, json_list, json_object
 from backend.evaluation.data import EVAL_TASKS, ColumnMapping, DataSource, EvalTask, Examples
 from backend.evaluation.judge import JUDGE_MAX_NEW_TOKENS, RUBRIC_SLOTS, check_rubric
 from backend.evaluation.metrics import HEADLINE, LOWER_IS_BETTER
-from backend.evaluation.pairwise import PAIR_SLOTS, PairwiseFile, PairwiseSummary
+from backend.evaluation.pairwise import PAIR_SLOTS, PairwiseSummary
+from backend.evaluation.result_files import ModelResultFile, ModelStatus, RunResultFile, json_object_of, \
+    metric_float, metric_floats
 from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
@@ -26,7 +27,6 @@ PREDICTIONS_ID = "predictions"  # the "model" id of predictions read from the fi
 DEFAULT_PROMPT_TEMPLATE = "{input}"
 INPUT_SLOT = "{input}"
 MAX_BATCH_SIZE = 256
-ModelStatus = Literal["complete", "cancelled", "failed", "skipped"]
 
 
 # Resamples for the intervals: 10,000 gives percentile intervals stable to about 0.001; more only costs time
@@ -200,44 +200,6 @@ class Progress:
         return self.done / self.total if self.total else 1.0
 
 
-class ModelResultFile(TypedDict, total=False):
-    """A model's entry in results.json (`ModelResult.to_dict()`; NaN and infinities written as null)."""
-
-    status: ModelStatus
-    metrics: dict[str, Optional[float]]
-    intervals: dict[str, list[Optional[float]]]
-    completed: int
-    seconds: float
-    error: Optional[str]
-    notices: list[str]
-    details: JSONObject
-    predictions: list[Optional[str]]
-    example_scores: dict[str, list[Optional[float]]]
-
-
-class ExamplesFile(TypedDict, total=False):
-    rows: list[int]
-    inputs: list[str]
-    references: list[str]
-    conversations: Optional[list[list[dict[str, str]]]]
-
-
-class RunResultFile(TypedDict, total=False):
-    """results.json: `RunResult.to_dict()` as written, read back by `RunResult.from_dict`."""
-
-    task: EvalTask
-    run_id: str
-    created: str
-    cancelled: bool
-    seconds: float
-    data: str  # the data source described
-    config: JSONObject  # EvalConfig.to_dict()
-    notices: list[str]
-    models: dict[str, ModelResultFile]
-    examples: ExamplesFile
-    comparison: Optional[PairwiseFile]
-
-
 @dataclass
 class ModelResult:
     """One model's part of a run. Lists are aligned with the run's examples; None / NaN where not done."""
@@ -255,7 +217,7 @@ class ModelResult:
     notices: list[str] = field(default_factory=list)
 
     def to_dict(self) -> JSONObject:
-        return _json_object({
+        return json_object_of({
             "status": self.status,
             "metrics": self.metrics,
             "intervals": {key: list(value) for key, value in self.intervals.items()},
@@ -273,11 +235,11 @@ class ModelResult:
         return ModelResult(
             model_id=model_id,
             status=data.get("status", "complete"),
-            metrics=_floats(data.get("metrics") or {}),
-            intervals={key: (_float(value[0]), _float(value[1])) for key, value in
+            metrics=metric_floats(data.get("metrics") or {}),
+            intervals={key: (metric_float(value[0]), metric_float(value[1])) for key, value in
                        (data.get("intervals") or {}).items()},
             predictions=list(data.get("predictions") or []),
-            example_scores={key: [_float(v) for v in values] for key, values in
+            example_scores={key: [metric_float(v) for v in values] for key, values in
                             (data.get("example_scores") or {}).items()},
             details=data.get("details") or {},
             completed=int(data.get("completed") or 0),
@@ -354,7 +316,7 @@ class RunResult:
     def to_dict(self) -> JSONObject:
         """The results.json shape (RunResultFile): {"task", "models": {id: {"metrics": ...}}, plus the rest of the
         run}."""
-        return _json_object({
+        return json_object_of({
             "task": self.task,
             "run_id": self.run_id,
             "created": self.created,
@@ -387,29 +349,3 @@ class RunResult:
             path=path,
             comparison=PairwiseSummary.from_dict(pair) if (pair := data.get("comparison")) else None,
         )
-
-
-def _json_safe(value: object) -> JSONValue:
-    """NaN and infinities are not JSON: they become null (read back as NaN). A value JSON has no form for is a
-    TypeError here, as it would be in `json.dumps`."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return _json_object(value)
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(item) for item in value]
-    if value is None or isinstance(value, (str, int)):
-        return value
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
-
-
-def _json_object(values: Mapping[object, object]) -> JSONObject:
-    return {str(key): _json_safe(item) for key, item in values.items()}
-
-
-def _float(value: Optional[float]) -> float:
-    return float("nan") if value is None else float(value)  # a metric value: a number or None
-
-
-def _floats(values: Mapping[str, Optional[float]]) -> dict[str, float]:
-    return {key: _float(value) for key, value in values.items()}
