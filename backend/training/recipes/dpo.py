@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 
 from backend.training.recipes.base import (ColumnField, Datasets, MemoryShape, PreparedData, Recipe,
                                            TrainerSettings, own_data)
-from backend.training.recipes.sft import Conversation, SFTRecipe, messages_of, split_rows
+from backend.training.recipes.sft import Conversation, SFTRecipe, messages_of, train_and_validation
 from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
@@ -48,14 +48,8 @@ class PreferenceData:
 
 
 def prepare_preferences(config: "TrainConfig") -> PreferenceData:
-    from backend.training.data import load_tables
-
-    train, validation = load_tables(config)
-    pairs = pairs_from_table(train, config, "data")
-    if validation is not None:
-        return PreferenceData(train=pairs, val=pairs_from_table(validation, config, "validation"))
-    train_part, val_part = split_rows(pairs, config, "preference pairs")
-    return PreferenceData(train=train_part, val=val_part)
+    train, val = train_and_validation(config, pairs_from_table, "preference pairs")
+    return PreferenceData(train=train, val=val)
 
 
 def pairs_from_table(table: "pd.DataFrame", config: "TrainConfig", what: str) -> list[Pair]:

@@ -14,6 +14,8 @@ from backend.training.recipes.base import ColumnField, Datasets, PreparedData, R
 from backend.core.types import InvalidInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import pandas as pd
     from datasets import Dataset
     from transformers.models.auto.auto_factory import _BaseAutoModelClass
@@ -59,16 +61,23 @@ def split_rows(rows: list[Row], config: "TrainConfig", what: str) -> tuple[list[
     return [rows[i] for i in order[val_size:]], [rows[i] for i in order[:val_size]]
 
 
-def prepare_sft(config: "TrainConfig") -> SFTData:
-    """Conversations (lists of {role, content}) for training and validation, checked message by message."""
+def train_and_validation(config: "TrainConfig", rows_of: "Callable[[pd.DataFrame, TrainConfig, str], list[Row]]",
+                         what: str) -> tuple[list[Row], list[Row]]:
+    """The data file's rows (`rows_of` reads and checks a table; its last argument names the file in errors) and
+    the validation file's, or a seeded share of the data's when there is no validation file."""
     from backend.training.data import load_tables
 
     train, validation = load_tables(config)
-    conversations = conversations_from_table(train, config, "data")
+    rows = rows_of(train, config, "data")
     if validation is not None:
-        return SFTData(train=conversations, val=conversations_from_table(validation, config, "validation"))
-    train_part, val_part = split_rows(conversations, config, "conversations")
-    return SFTData(train=train_part, val=val_part)
+        return rows, rows_of(validation, config, "validation")
+    return split_rows(rows, config, what)
+
+
+def prepare_sft(config: "TrainConfig") -> SFTData:
+    """Conversations (lists of {role, content}) for training and validation, checked message by message."""
+    train, val = train_and_validation(config, conversations_from_table, "conversations")
+    return SFTData(train=train, val=val)
 
 
 def conversations_from_table(table: "pd.DataFrame", config: "TrainConfig", what: str) -> list[Conversation]:
