@@ -9,7 +9,7 @@ torch in.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -31,7 +31,7 @@ def known_tasks() -> tuple[str, ...]:
     return (*(task for task in TASKS if task not in task_catalog.PIPELINE_TASKS), *task_catalog.PIPELINE_TASKS)
 
 
-def _known_task(name: Any) -> str:
+def _known_task(name: str) -> str:  # after pydantic's own check that it is a string
     known = known_tasks()
     if name not in known:  # worded as pydantic words a Literal, which this was before tasks came from the table
         expected = ", ".join(repr(task) for task in known[:-1]) + f" or {known[-1]!r}"
