@@ -6,10 +6,10 @@ error names the field and what to do. A stream holds a registry lease for exactl
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from backend.engines.base import Engine
-from backend.core.error_codes import refuse
+from backend.core.error_codes import refuse, refuse_as
 from backend.core.registry import Registry
 from backend.core.streams import close_quietly
 from backend.core.types import (
@@ -31,7 +31,7 @@ def stream_chat(
     registry: Registry,
     model_id: str,
     message: str,
-    history: Sequence[Any] = (),
+    history: Sequence[object] = (),
     params: Optional[GenerationParams] = None,
     system_prompt: str = "",
 ) -> Iterator[Event]:
@@ -52,7 +52,7 @@ def stream_generate(
     return _leased(registry, model_id, "generate", lambda engine: engine.stream_generate(prompt, params))
 
 
-def build_messages(message: str, history: Sequence[Any] = (), system_prompt: str = "") -> list[Message]:
+def build_messages(message: str, history: Sequence[object] = (), system_prompt: str = "") -> list[Message]:
     """System prompt + validated history + the new user message."""
     check_text("message", message)
     if system_prompt is None:
@@ -106,19 +106,19 @@ def emitted(events: Iterator[Event]) -> Iterator[Event]:
             yield event
 
 
-def check_text(field: str, text: Any, allow_empty: bool = False, shown: Optional[str] = None,
-               allow_nul: bool = False, **where: Any) -> None:
+def check_text(field: str, text: object, allow_empty: bool = False, shown: Optional[str] = None,
+               allow_nul: bool = False, **where: object) -> None:
     """Refuses what is not text, blank text (unless `allow_empty`), text over the size limit and a NUL (unless
     `allow_nul`: text the app itself may have given, /detokenize's); the message names the field as `shown`
     ("history item 2") or by its name, `where` goes to the error's params (item=2)."""
     if not isinstance(text, str):
-        raise refuse("not_text_type", field, shown=shown, got=type(text).__name__, **where)
+        raise refuse_as("not_text_type", field, {"got": type(text).__name__, **where}, shown=shown)
     if not allow_empty and not text.strip():
-        raise refuse("empty", field, shown=shown, **where)
+        raise refuse_as("empty", field, where, shown=shown)
     if len(text) > MAX_MESSAGE_CHARS:
-        raise refuse("text_too_long", field, shown=shown, count=len(text), limit=MAX_MESSAGE_CHARS, **where)
+        raise refuse_as("text_too_long", field, {"count": len(text), "limit": MAX_MESSAGE_CHARS, **where}, shown=shown)
     if "\x00" in text and not allow_nul:
-        raise refuse("nul", field, shown=shown, **where)
+        raise refuse_as("nul", field, where, shown=shown)
 
 
 def stream_leased(
