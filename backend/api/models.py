@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from backend.api.auth import ApiAuth
 from backend.api.route import api_router
@@ -33,14 +34,13 @@ def models_routes(registry: Registry, auth: ApiAuth) -> APIRouter:
             "max_context": spec.max_context,
         }
 
-    # response_model=None: the cards are built here and sent as they are (FastAPI would derive a response
-    # model from the return annotation, and a recursive JSON alias is not one pydantic can build).
-    @router.get("/models", response_model=None)
-    async def list_models() -> JSONOutputObject:
-        return {"object": "list", "data": [model_card(spec.id) for spec in registry.specs()]}
+    # JSONResponse: the cards are sent as built, as every other route's body is.
+    @router.get("/models")
+    async def list_models() -> JSONResponse:
+        return JSONResponse({"object": "list", "data": [model_card(spec.id) for spec in registry.specs()]})
 
-    @router.get("/models/{model_id}", response_model=None)
-    async def get_model(model_id: str) -> JSONOutputObject:
-        return model_card(model_id)
+    @router.get("/models/{model_id}")
+    async def get_model(model_id: str) -> JSONResponse:
+        return JSONResponse(model_card(model_id))
 
     return router
