@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Literal, Mapping, Optional, Sequence, TypedDict, Union
-
-from typing_extensions import Unpack
+from typing import Literal, Mapping, Optional, Sequence, TypedDict, Union, Unpack
 
 from backend.core.error_codes import refuse_as
 from backend.core.json_types import JSONOutputObject
@@ -135,8 +133,8 @@ class GenerationParams:
             clean["stop"] = normalise_stop(clean["stop"])
         if "logit_bias" in clean:
             clean["logit_bias"] = normalise_logit_bias(clean["logit_bias"])
-        # The values are checked by `validated()` right here; a caller's dict read from a request or a file (the
-        # UI's transcripts) reaches this line unchecked, which is why the copy takes them as they are.
+        # A dict read from a request or a file (the UI's transcripts) arrives unchecked: the copy takes the values
+        # as they are and `validated()` checks each one's type and range.
         return replace(self, **clean).validated()  # type: ignore[arg-type]
 
     def validated(self) -> "GenerationParams":

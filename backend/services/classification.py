@@ -16,9 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Callable, Literal, Optional, Sequence, TypedDict, Union
-
-from typing_extensions import Unpack
+from typing import Callable, Literal, Optional, Sequence, TypedDict, Union, Unpack
 
 import pandas as pd
 
