@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any, Iterator, Optional
+from typing import Iterator, Optional, Union
 
 from fastapi import Request
 
@@ -104,9 +104,12 @@ def _first_bad(text: str) -> int:
     return 0
 
 
-def _walk(value: object) -> Iterator[tuple[tuple[Any, ...], Any]]:
+Location = tuple[Union[str, int], ...]  # keys and indexes from the body's root
+
+
+def _walk(value: object) -> Iterator[tuple[Location, object]]:
     """(location, value) for `value` and everything in it, in document order, without recursion."""
-    stack: list[tuple[tuple[Any, ...], Any]] = [((), value)]
+    stack: list[tuple[Location, object]] = [((), value)]
     while stack:
         loc, item = stack.pop()
         yield loc, item
@@ -125,7 +128,7 @@ _TOKENS = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{},:]', re.DOTALL)
 def deep_path(text: str, limit: int) -> Optional[str]:
     """The field path where JSON `text` first nests deeper than `limit`, found without parsing it (for a body
     json.loads cannot parse at all because of its depth); None if it never does or the text is not JSON."""
-    loc: list[Any] = []
+    loc: list[Union[str, int, None]] = []  # None: in an object, before its first key
     kinds: list[str] = []
     key: Optional[str] = None
     for match in _TOKENS.finditer(text):
@@ -140,8 +143,9 @@ def deep_path(text: str, limit: int) -> Optional[str]:
                 kinds.pop()
                 loc.pop()
         elif token == ",":
-            if kinds and kinds[-1] == "[":
-                loc[-1] += 1
+            index = loc[-1] if kinds and kinds[-1] == "[" else None
+            if isinstance(index, int):
+                loc[-1] = index + 1
         elif token == ":":
             if kinds and kinds[-1] == "{":
                 loc[-1] = key

@@ -15,7 +15,7 @@ import asyncio
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, AsyncIterator, Optional
+from typing import AsyncIterator, Iterator, Optional
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -29,8 +29,9 @@ from backend.api.route import api_router
 from backend.api.schemas import ChatCompletionRequest
 from backend.api.shapes import Completion, openai_finish
 from backend.api.streaming import SSE_HEADERS, Pumps, answer, merged, sse_line
+from backend.core.json_types import JSONOutputObject
 from backend.core.registry import Registry
-from backend.core.types import Delta, Final, GenerationParams, TokenChoice
+from backend.core.types import Delta, Event, Final, GenerationParams, TokenChoice
 
 NEG_INF = -9999.0  # JSON has no -Infinity; vLLM answers this for a token of probability 0
 SEED_LIMIT = 2**63  # GenerationParams' seed range
@@ -66,7 +67,7 @@ def _logprob(probability: float) -> float:
     return math.log(probability) if probability > 0 else NEG_INF
 
 
-def token_entry(token: TokenChoice, top: int) -> dict[str, Any]:
+def token_entry(token: TokenChoice, top: int) -> JSONOutputObject:
     """One generated token in OpenAI's chat logprobs shape."""
     return {"token": token.token, "logprob": _logprob(token.probability), "bytes": list(token.token.encode()),
             "top_logprobs": [{"token": alternative.token, "logprob": _logprob(alternative.probability),
@@ -77,7 +78,7 @@ def token_entry(token: TokenChoice, top: int) -> dict[str, Any]:
 class ChatChoice:
     index: int
     text: str = ""
-    content: list[dict[str, Any]] = field(default_factory=list)
+    content: list[JSONOutputObject] = field(default_factory=list)
     final: Optional[Final] = None
 
 
@@ -92,7 +93,7 @@ class ChatChoices:
         self.choices = [ChatChoice(index) for index in range(body.choices)]
         self.completion = Completion("chat", body.model, body.include_usage)
 
-    def streams(self) -> list[Any]:
+    def streams(self) -> list[Iterator[Event]]:
         message, history = self.body.conversation()
         started = []
         with errors_about("messages", self.body.api_names):
@@ -103,7 +104,7 @@ class ChatChoices:
                 started.append(service.stream_chat(self.registry, self.body.model, message, history, params))
         return started
 
-    def take(self, choice: ChatChoice, value: object) -> list[dict[str, Any]]:
+    def take(self, choice: ChatChoice, value: object) -> list[JSONOutputObject]:
         """Applies one backend event; returns its tokens' logprobs entries (when asked for)."""
         if isinstance(value, Final):
             choice.final = value
@@ -121,8 +122,8 @@ class ChatChoices:
         generated = sum(final.stats.generated_tokens for final in finals)
         return {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
 
-    def response(self) -> dict[str, Any]:
-        choices = []
+    def response(self) -> JSONOutputObject:
+        choices: list[JSONOutputObject] = []
         for choice in self.choices:
             assert choice.final is not None
             choices.append({"index": choice.index, "message": {"role": "assistant", "content": choice.text},
@@ -131,8 +132,8 @@ class ChatChoices:
         return {"id": self.completion.id, "object": "chat.completion", "created": self.completion.created,
                 "model": self.body.model, "system_fingerprint": None, "choices": choices, "usage": self.usage()}
 
-    def chunk(self, index: int, delta: dict[str, Any], logprobs: Optional[list[dict[str, Any]]] = None,
-              finish: Optional[str] = None) -> dict[str, Any]:
+    def chunk(self, index: int, delta: dict[str, str], logprobs: Optional[list[JSONOutputObject]] = None,
+              finish: Optional[str] = None) -> JSONOutputObject:
         return {"id": self.completion.id, "object": "chat.completion.chunk", "created": self.completion.created,
                 "model": self.body.model, "system_fingerprint": None,
                 "choices": [{"index": index, "delta": delta,
@@ -148,8 +149,8 @@ async def complete(request: Request, registry: Registry, body: ChatCompletionReq
     if body.stream:
         return StreamingResponse(_stream(plan, pumps), media_type="text/event-stream", headers=SSE_HEADERS)
     try:
-        async for index, kind, value in merged(pumps.pumps):
-            if kind == "error":
+        async for index, _, value in merged(pumps.pumps):
+            if isinstance(value, Exception):  # kind "error"
                 raise api_error(value, input_field="messages", names=body.api_names)
             plan.take(plan.choices[index], value)
     finally:
@@ -163,9 +164,9 @@ async def _stream(plan: ChatChoices, pumps: Pumps) -> AsyncIterator[str]:
     try:
         for choice in plan.choices:
             yield sse_line(plan.chunk(choice.index, {"role": "assistant", "content": ""}))
-        async for index, kind, value in merged(pumps.pumps):
+        async for index, _, value in merged(pumps.pumps):
             choice = plan.choices[index]
-            if kind == "error":
+            if isinstance(value, Exception):  # kind "error"
                 yield sse_line(api_error(value, input_field="messages").body())
                 return
             entries = plan.take(choice, value)

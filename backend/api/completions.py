@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import math
 from dataclasses import dataclass, field
-from typing import Any, AsyncIterator, Optional, Union
+from typing import AsyncIterator, Iterator, Optional, Union
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -30,8 +30,9 @@ from backend.api.schemas import CompletionRequest
 from backend.api.shapes import Completion
 from backend.api.streaming import SSE_HEADERS, Pumps, answer, merged, sse_line
 from backend.engines.token_level import PromptScores, TokenLogprob
+from backend.core.json_types import JSONOutputObject, json_list
 from backend.core.registry import Registry
-from backend.core.types import Delta, Final, GenerationParams, TokenChoice
+from backend.core.types import Delta, Event, Final, GenerationParams, TokenChoice
 
 NEG_INF = -9999.0  # JSON has no -Infinity; vLLM answers this for a token of probability 0
 
@@ -50,7 +51,8 @@ def completions_routes(registry: Registry, auth: ApiAuth) -> APIRouter:
             if not body.plain:  # several prompts, token ids, echo, logprobs, max_tokens 0
                 return await complete(request, registry, body, params)
             # Starting a stream tokenizes the prompt (and may load the model): off the event loop.
-            events = await asyncio.to_thread(service.stream_generate, registry, body.model, body.prompt[0], params)
+            prompt = str(body.prompt[0])  # plain: one string prompt
+            events = await asyncio.to_thread(service.stream_generate, registry, body.model, prompt, params)
         return await answer(request, events, completion, body.stream)
 
     return router
@@ -73,7 +75,7 @@ class Logprobs:
         self.text_offset.append(self.offset)
         self.offset += len(text)
 
-    def body(self, start: int = 0) -> dict[str, Any]:
+    def body(self, start: int = 0) -> JSONOutputObject:
         return {"tokens": self.tokens[start:], "token_logprobs": self.token_logprobs[start:],
                 "top_logprobs": self.top_logprobs[start:], "text_offset": self.text_offset[start:]}
 
@@ -132,7 +134,8 @@ class TextCompletion:
                 choice.echo_text = choice.prompt if isinstance(choice.prompt, str) else \
                     tokens.detokenize(self.registry, self.model, choice.ids or [], field="prompt")
         if self.body.logprobs is not None:
-            self.eos_ids = set(tokens.tokenizer_info(self.registry, self.model).get("eos_token_ids", ()))
+            info = tokens.tokenizer_info(self.registry, self.model)
+            self.eos_ids = {token for token in json_list(info.get("eos_token_ids")) if isinstance(token, int)}
         if not self.scores_prompt:
             for choice in self.choices:
                 if self.body.logprobs is not None:
@@ -173,7 +176,7 @@ class TextCompletion:
         choice.text = text
         choice.finish = "stop" if is_eos else "length"
 
-    def streams(self) -> list[Any]:
+    def streams(self) -> list[Iterator[Event]]:
         """Starts each prompt's generation (all at once: the batcher decodes them together)."""
         if self.from_scores_alone or self.body.new_tokens == 0:
             return []
@@ -219,15 +222,15 @@ class TextCompletion:
         generated = sum(self.generated(choice) for choice in self.choices)
         return {"prompt_tokens": prompt, "completion_tokens": generated, "total_tokens": prompt + generated}
 
-    def response(self) -> dict[str, Any]:
-        choices = [{"index": choice.index, "text": choice.echo_text + choice.text,
+    def response(self) -> JSONOutputObject:
+        choices: list[JSONOutputObject] = [{"index": choice.index, "text": choice.echo_text + choice.text,
                     "logprobs": choice.logprobs.body() if choice.logprobs else None,
                     "finish_reason": self.finish_reason(choice)} for choice in self.choices]
         return {"id": self.completion.id, "object": "text_completion", "created": self.completion.created,
                 "model": self.model, "system_fingerprint": None, "choices": choices, "usage": self.usage()}
 
     def chunk(self, choice: Choice, text: str, logprobs_from: Optional[int],
-              finish: Optional[str] = None) -> dict[str, Any]:
+              finish: Optional[str] = None) -> JSONOutputObject:
         logprobs = choice.logprobs.body(logprobs_from) if choice.logprobs and logprobs_from is not None else None
         return {"id": self.completion.id, "object": "text_completion", "created": self.completion.created,
                 "model": self.model, "system_fingerprint": None,
@@ -263,8 +266,8 @@ async def complete(request: Request, registry: Registry, body: CompletionRequest
     if body.stream:
         return StreamingResponse(_stream(plan, pumps), media_type="text/event-stream", headers=SSE_HEADERS)
     try:
-        async for index, kind, value in merged(pumps.pumps):
-            if kind == "error":
+        async for index, _, value in merged(pumps.pumps):
+            if isinstance(value, Exception):  # kind "error"
                 raise api_error(value, input_field="prompt", names=body.api_names)
             plan.take(plan.choices[index], value)
         if pumps.pumps and any(choice.final is None for choice in plan.choices):
@@ -284,9 +287,9 @@ async def _stream(plan: TextCompletion, pumps: Pumps) -> AsyncIterator[str]:
                 text = choice.echo_text + ("" if generating else choice.text)
                 yield sse_line(plan.chunk(choice, text, 0 if choice.logprobs else None,
                                           None if generating else plan.finish_reason(choice)))
-        async for index, kind, value in merged(pumps.pumps):
+        async for index, _, value in merged(pumps.pumps):
             choice = plan.choices[index]
-            if kind == "error":
+            if isinstance(value, Exception):  # kind "error"
                 yield sse_line(api_error(value, input_field="prompt").body())
                 return
             seen = len(choice.logprobs.tokens) if choice.logprobs else None

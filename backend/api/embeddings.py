@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional, Union
 
 import numpy as np
 from fastapi import APIRouter
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from backend.api.auth import ApiAuth
 from backend.api.errors import ApiError, errors_about, invalid
@@ -34,19 +34,20 @@ def _dimensions(value: object) -> Optional[int]:
 class EmbeddingRequest(BaseModel):
     model_config = ConfigDict(extra="ignore", validate_default=True, protected_namespaces=())
 
-    model: Any = None
-    input: Any = None
-    encoding_format: Any = None
+    # Each checked (and given its type) by its validator below, the default included: a missing one is named.
+    model: str = Field(None, validate_default=True)
+    input: list[str] = Field(None, validate_default=True)
+    encoding_format: str = Field(None, validate_default=True)
     dimensions: Annotated[Optional[int], BeforeValidator(_dimensions)] = None
 
-    @field_validator("model")
+    @field_validator("model", mode="before")
     @classmethod
     def _model(cls, value: object) -> str:
         if not isinstance(value, str) or not value:
             raise invalid("required; the id of an embed model (GET /v1/models lists them)")
         return value
 
-    @field_validator("input")
+    @field_validator("input", mode="before")
     @classmethod
     def _input(cls, value: object) -> list[str]:
         if isinstance(value, list) and value and (all(isinstance(item, int) for item in value)
@@ -58,7 +59,7 @@ class EmbeddingRequest(BaseModel):
             raise invalid("must be a string or a list of strings")
         return value
 
-    @field_validator("encoding_format")
+    @field_validator("encoding_format", mode="before")
     @classmethod
     def _encoding(cls, value: object) -> str:
         if value in (None, ""):
@@ -90,7 +91,7 @@ def embeddings_routes(registry: Registry, auth: ApiAuth) -> APIRouter:
     return router
 
 
-def _encode(vector: list[float], encoding: str) -> Any:
+def _encode(vector: list[float], encoding: str) -> Union[str, list[float]]:
     if encoding == "base64":
         return base64.b64encode(np.asarray(vector, dtype="<f4").tobytes()).decode("ascii")
     return vector

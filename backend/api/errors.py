@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import re
 from contextlib import contextmanager
-from typing import Any, Iterator, Mapping, Optional, Sequence
+from typing import Iterator, Mapping, Optional, Sequence
 
 from fastapi.responses import JSONResponse
 from pydantic_core import PydanticCustomError
 
-from backend.core.error_codes import refuse
+from backend.core.error_codes import refuse_as
+from backend.core.json_types import JSONObject
 from backend.guard.security import redact
 from backend.core.types import (
     BusyError,
@@ -49,7 +50,7 @@ class ApiError(Exception):
         self.code = code
         self.headers = dict(headers or {})
 
-    def body(self) -> dict[str, Any]:
+    def body(self) -> JSONObject:
         return {"error": {"message": self.message, "type": self.kind, "param": self.param, "code": self.code}}
 
     def response(self) -> JSONResponse:
@@ -85,7 +86,7 @@ def api_error(error: BaseException, param: Optional[str] = None, input_field: st
     if isinstance(error, InvalidInputError):
         names = names or API_NAMES
         if error.code and error.field in names:  # "max_new_tokens: must be ..." is about max_tokens: said again
-            message = redact(refuse(error.code, error.field, shown=names[error.field], **error.params).args[0])
+            message = redact(refuse_as(error.code, error.field, error.params, shown=names[error.field]).args[0])
         return ApiError(400, message, param=param or api_param(error.field, input_field, names))
     if isinstance(error, BusyError):
         # A full model queue is a "try again shortly", not a server fault: 429 with Retry-After.
@@ -130,12 +131,13 @@ def invalid(message: str, suffix: str = "", where: Optional[str] = None,
                                {"message": message, "suffix": suffix, "where": where, "param": param})
 
 
-def from_validation(errors: Sequence[Any]) -> ApiError:
-    """The first validation error, as OpenAI's field-named 400."""
+def from_validation(errors: Sequence[Mapping[str, object]]) -> ApiError:
+    """The first validation error (pydantic's error details), as OpenAI's field-named 400."""
     if not errors:
         return bad_request("the request is invalid")
     first = errors[0]
-    loc = list(first.get("loc", ()))
+    where_found = first.get("loc", ())
+    loc = list(where_found) if isinstance(where_found, (list, tuple)) else []
     kind = first.get("type")
     if loc[:1] in (["body"], ["query"], ["path"]):  # where FastAPI found it; the field's name is enough
         loc = loc[1:]
@@ -145,16 +147,22 @@ def from_validation(errors: Sequence[Any]) -> ApiError:
         return bad_request("the request body must be a JSON object")
     path = field_path(loc)
     if kind == "workbench":
-        context = first.get("ctx") or {}
-        own = path + (context.get("suffix") or "")
-        where = context.get("where") if context.get("where") is not None else own
-        param = context.get("param") if context.get("param") is not None else own
-        text = context.get("message", "")
+        ctx = first.get("ctx")
+        context = ctx if isinstance(ctx, dict) else {}  # what `invalid(...)` put there: text or None
+        own = path + (_text(context.get("suffix")) or "")
+        where = _text(context.get("where"), own)
+        param = _text(context.get("param"), own)
+        text = _text(context.get("message")) or ""
         return bad_request(f"{where}: {text}" if where else text, param=param or None)
     return bad_request(f"{path}: {first.get('msg', 'is invalid')}", param=path or None)
 
 
-def field_path(loc: Sequence[Any]) -> str:
+def _text(value: object, otherwise: Optional[str] = None) -> Optional[str]:
+    """A context value of `invalid(...)` (text, or None for "not given": then `otherwise`)."""
+    return value if isinstance(value, str) else otherwise
+
+
+def field_path(loc: Sequence[object]) -> str:
     """('messages', 0, 'role') -> 'messages[0].role'."""
     path = ""
     for part in loc:

@@ -20,10 +20,11 @@ import concurrent.futures
 import json
 import multiprocessing
 import threading
-from typing import Any, Callable, Optional
+from typing import Callable, Optional, Sequence
 
 from backend.api.errors import ApiError, bad_request
 from backend.core.errors import InvalidInputError
+from backend.core.json_types import JSONObject, JSONOutput
 from backend.services.structured import grammar_for_schema, grammar_for_tool_call
 
 MAX_SCHEMA_BYTES = 64 * 1024  # as JSON text; real schemas are a few kB
@@ -42,17 +43,17 @@ def _pool() -> concurrent.futures.ProcessPoolExecutor:
         return _POOL
 
 
-async def schema_grammar(schema: Optional[dict[str, Any]], field: str = "response_format") -> str:
+async def schema_grammar(schema: Optional[JSONObject], field: str = "response_format") -> str:
     """The grammar of `response_format`'s JSON Schema."""
     return await _build(grammar_for_schema, (schema, field), schema, field)
 
 
-async def tool_call_grammar(tools: list[dict[str, Any]], name: Optional[str]) -> str:
+async def tool_call_grammar(tools: Sequence[JSONObject], name: Optional[str]) -> str:
     """The grammar of one call to `name` (or any of `tools`), its arguments following the tool's parameters."""
     return await _build(grammar_for_tool_call, (tools, name), tools, "tools")
 
 
-async def _build(build: Callable[..., str], arguments: tuple, source: Any, field: str) -> str:
+async def _build(build: Callable[..., str], arguments: tuple[object, ...], source: JSONOutput, field: str) -> str:
     size = len(json.dumps(source))
     if size > MAX_SCHEMA_BYTES:
         raise bad_request(f"{field}: the JSON Schema is {size:,} bytes, over the limit of {MAX_SCHEMA_BYTES:,}; "

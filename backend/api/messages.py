@@ -6,11 +6,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any, Optional
+from typing import Optional
 
-from pydantic import BaseModel, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from backend.api.errors import invalid
+from backend.core.json_types import JSONObject
 
 
 class ToolCall(BaseModel):
@@ -18,12 +19,14 @@ class ToolCall(BaseModel):
 
     model_config = ConfigDict(extra="ignore", validate_default=True)  # a missing `function` is refused too
     id: Optional[str] = None
-    type: Any = "function"
-    function: Any = None
+    type: JsonValue = "function"  # not read: the history's calls are all functions
+    # {"name", "arguments" (an object)}, checked by `_function`, the default included (a missing one is named).
+    # pydantic's JsonValue in fields: it is the same type as JSONValue to mypy, and one pydantic can validate.
+    function: dict[str, JsonValue] = Field(None, validate_default=True)
 
-    @field_validator("function")
+    @field_validator("function", mode="before")
     @classmethod
-    def _function(cls, value: object) -> dict[str, Any]:
+    def _function(cls, value: object) -> JSONObject:
         if not isinstance(value, dict) or not isinstance(value.get("name"), str):
             raise invalid("must be {'name': ..., 'arguments': '<JSON text>'}")
         arguments = value.get("arguments", "{}")
@@ -43,30 +46,31 @@ class ChatMessage(BaseModel):
 
     model_config = ConfigDict(extra="ignore", validate_default=True)
 
-    role: Any = None
-    content: Any = None
+    # Checked and given their types by `_role` / `_content`, the default included (a missing one is named).
+    role: str = Field(None, validate_default=True)
+    content: str = Field(None, validate_default=True)
     tool_calls: Optional[list[ToolCall]] = None
     tool_call_id: Optional[str] = None
 
     @model_validator(mode="before")
     @classmethod
-    def _object(cls, value: object) -> Any:
+    def _object(cls, value: object) -> object:  # handed on to pydantic's own validation
         if not isinstance(value, dict):
             raise invalid("must be an object with 'role' and 'content'")
         if value.get("content") is None and value.get("role") == "assistant" and value.get("tool_calls"):
             return {**value, "content": ""}
         return value
 
-    @field_validator("role")
+    @field_validator("role", mode="before")
     @classmethod
     def _role(cls, value: object) -> str:
         if value == "developer":
-            value = "system"
-        if value not in ("system", "user", "assistant", "tool"):
-            raise invalid(f"must be 'system', 'user', 'assistant' or 'tool', not {value!r}")
-        return value
+            return "system"
+        if value in ("system", "user", "assistant", "tool") and isinstance(value, str):
+            return value
+        raise invalid(f"must be 'system', 'user', 'assistant' or 'tool', not {value!r}")
 
-    @field_validator("content")
+    @field_validator("content", mode="before")
     @classmethod
     def _content(cls, value: object) -> str:
         if isinstance(value, str):
@@ -81,9 +85,9 @@ class ChatMessage(BaseModel):
             return "".join(texts)
         raise invalid("must be a string or a list of text parts")
 
-    def for_template(self) -> dict[str, Any]:
+    def for_template(self) -> JSONObject:
         """The message as chat templates take it (tool call arguments as objects)."""
-        message: dict[str, Any] = {"role": self.role, "content": self.content}
+        message: JSONObject = {"role": self.role, "content": self.content}
         if self.tool_calls:
             message["tool_calls"] = [{"id": call.id, "type": "function", "function": call.function}
                                      for call in self.tool_calls]
@@ -96,19 +100,25 @@ class Tool(BaseModel):
     """`{"type": "function", "function": {"name", "description", "parameters"}}`."""
 
     model_config = ConfigDict(extra="ignore", validate_default=True)  # a missing `function` is refused too
-    type: Any = "function"
-    function: Any = None
+    type: str = Field("function", validate_default=True)
+    # {"name", "description", "parameters"}, checked by `_function` (see ToolCall.function for JsonValue)
+    function: dict[str, JsonValue] = Field(None, validate_default=True)
 
-    @field_validator("type")
+    @field_validator("type", mode="before")
     @classmethod
     def _type(cls, value: object) -> str:
         if value != "function":
             raise invalid(f"only 'function' tools are supported, not {value!r}")
-        return value
+        return "function"
 
-    @field_validator("function")
+    @property
+    def name(self) -> str:
+        """The function's name (`_function` made sure it is a non-empty string)."""
+        return str(self.function["name"])
+
+    @field_validator("function", mode="before")
     @classmethod
-    def _function(cls, value: object) -> dict[str, Any]:
+    def _function(cls, value: object) -> JSONObject:
         if not isinstance(value, dict) or not isinstance(value.get("name"), str) or not value["name"]:
             raise invalid("must be {'name': ..., 'description': ..., 'parameters': {JSON Schema}}")
         if value.get("parameters") is not None and not isinstance(value["parameters"], dict):

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from backend.api.auth import ApiAuth
 from backend.api.route import api_router
+from backend.core.json_types import JSONOutputObject
 from backend.core.registry import Registry
 
 OWNER = "llm-workbench"
@@ -18,7 +19,7 @@ def models_routes(registry: Registry, auth: ApiAuth) -> APIRouter:
     router = api_router(auth)
     created = int(time.time())
 
-    def model_card(model_id: str) -> dict[str, Any]:
+    def model_card(model_id: str) -> JSONOutputObject:
         spec = registry.spec(model_id)
         return {
             "id": spec.id,
@@ -33,12 +34,13 @@ def models_routes(registry: Registry, auth: ApiAuth) -> APIRouter:
             "max_context": spec.max_context,
         }
 
+    # JSONResponse: the cards are sent as built, as every other route's body is.
     @router.get("/models")
-    async def list_models() -> dict[str, Any]:
-        return {"object": "list", "data": [model_card(spec.id) for spec in registry.specs()]}
+    async def list_models() -> JSONResponse:
+        return JSONResponse({"object": "list", "data": [model_card(spec.id) for spec in registry.specs()]})
 
     @router.get("/models/{model_id}")
-    async def get_model(model_id: str) -> dict[str, Any]:
-        return model_card(model_id)
+    async def get_model(model_id: str) -> JSONResponse:
+        return JSONResponse(model_card(model_id))
 
     return router

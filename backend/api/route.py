@@ -12,7 +12,7 @@ launched), whose exception handlers Starlette fixed when it built the middleware
 
 from __future__ import annotations
 
-from typing import Any, Callable, Coroutine, Optional
+from typing import Callable, Coroutine, Optional
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.exceptions import RequestValidationError
@@ -29,7 +29,7 @@ class ApiRoute(APIRoute):
 
     max_body_bytes: int = MAX_BODY_BYTES
 
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+    def get_route_handler(self) -> Callable[[Request], Coroutine[object, object, Response]]:
         handler = super().get_route_handler()
         auth = self._auth()
         limit = self.max_body_bytes

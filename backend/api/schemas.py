@@ -8,12 +8,13 @@ refused by name rather than silently ignored.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional, Union
+from typing import Annotated, Optional, Union
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, JsonValue, field_validator, model_validator
 
 from backend.api.errors import API_NAMES, invalid
 from backend.api.messages import ChatMessage, Tool
+from backend.core.json_types import JSONObject
 from backend.core.types import GenerationParams, normalise_stop
 
 
@@ -58,7 +59,7 @@ class StreamOptions(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _object(cls, value: object) -> Any:
+    def _object(cls, value: object) -> object:  # handed on to pydantic's own validation
         if not isinstance(value, dict):
             raise invalid("must be an object")
         return value
@@ -69,7 +70,9 @@ class _Sampling(BaseModel):
 
     model_config = ConfigDict(extra="ignore", validate_default=True, protected_namespaces=())
 
-    model: Any = None
+    # `model`, `stop` and `logit_bias` are checked and given their types by their validators below, the default
+    # included (a missing model is named; a missing stop or bias is none).
+    model: str = Field(None, validate_default=True)
     stream: Flag = False
     stream_options: Optional[StreamOptions] = None
     max_tokens: Whole = None
@@ -79,20 +82,20 @@ class _Sampling(BaseModel):
     top_k: Whole = None  # an extension, as in vLLM
     repetition_penalty: Real = None  # an extension, as in vLLM
     seed: Whole = None
-    stop: Any = None
+    stop: tuple[str, ...] = Field(None, validate_default=True)
     n: Whole = None
     presence_penalty: Real = None
     frequency_penalty: Real = None
-    logit_bias: Any = None
+    logit_bias: tuple[tuple[int, float], ...] = Field(None, validate_default=True)
 
-    @field_validator("model")
+    @field_validator("model", mode="before")
     @classmethod
     def _model(cls, value: object) -> str:
         if not isinstance(value, str) or not value:
             raise invalid("required; give a model id from GET /v1/models")
         return value
 
-    @field_validator("stop")
+    @field_validator("stop", mode="before")
     @classmethod
     def _stop(cls, value: object) -> tuple[str, ...]:
         if value is None:
@@ -110,7 +113,7 @@ class _Sampling(BaseModel):
             raise invalid("only n=1 is supported")
         return value
 
-    @field_validator("logit_bias")
+    @field_validator("logit_bias", mode="before")
     @classmethod
     def _logit_bias(cls, value: object) -> tuple[tuple[int, float], ...]:
         if value is None:
@@ -142,9 +145,9 @@ class _Sampling(BaseModel):
                                        frequency_penalty=self.frequency_penalty, logit_bias=self.logit_bias or None)
 
 
-def _refused(why: str) -> Any:
+def _refused(why: str) -> BeforeValidator:
     """A validator refusing any value but 'not given' for a field whose meaning this server cannot honour."""
-    def check(value: object) -> Any:
+    def check(value: object) -> None:
         if value not in (None, [], "none", False):
             raise invalid(f"{why} by this server")
         return None
@@ -160,17 +163,17 @@ class ChatCompletionRequest(_Sampling):
     messages: Optional[list[ChatMessage]] = None
     logprobs: Flag = False
     top_logprobs: Whole = None
-    response_format: Any = None
+    response_format: Optional[dict[str, JsonValue]] = None  # the JSON Schema the reply follows (see the validator)
     tools: Optional[list[Tool]] = None
-    tool_choice: Any = None
-    parallel_tool_calls: Any = None  # accepted: at most one call is forced; `auto` parses every call written
-    functions: Annotated[Any, _refused("the legacy functions field is not supported (use tools)")] = None
-    function_call: Annotated[Any, _refused("the legacy function_call field is not supported (use tool_choice)")] = None
-    audio: Annotated[Any, _refused("audio output is not supported")] = None
+    tool_choice: Optional[str] = None  # 'auto', 'none', 'required' or the name of the function to call
+    parallel_tool_calls: JsonValue = None  # accepted: at most one call is forced; `auto` parses every call written
+    functions: Annotated[None, _refused("the legacy functions field is not supported (use tools)")] = None
+    function_call: Annotated[None, _refused("the legacy function_call field is not supported (use tool_choice)")] = None
+    audio: Annotated[None, _refused("audio output is not supported")] = None
 
     @field_validator("messages", mode="before")
     @classmethod
-    def _messages(cls, value: object) -> Any:
+    def _messages(cls, value: object) -> object:  # handed on to pydantic's own validation
         if not isinstance(value, list) or not value:
             raise invalid("required; give a non-empty list of {'role', 'content'} objects")
         return value
@@ -212,9 +215,9 @@ class ChatCompletionRequest(_Sampling):
         """One choice without logprobs: the single-stream path."""
         return self.choices == 1 and not self.logprobs and not self.uses_tools
 
-    @field_validator("response_format")
+    @field_validator("response_format", mode="before")
     @classmethod
-    def _response_format(cls, value: object) -> Any:
+    def _response_format(cls, value: object) -> Optional[JSONObject]:
         """None (free text) or the JSON Schema the reply must follow ({} for json_object: any object)."""
         if value is None:
             return None
@@ -230,11 +233,11 @@ class ChatCompletionRequest(_Sampling):
             raise invalid("required: a JSON Schema object", suffix=".json_schema.schema")
         return spec["schema"]
 
-    @field_validator("tool_choice")
+    @field_validator("tool_choice", mode="before")
     @classmethod
-    def _tool_choice(cls, value: object) -> Any:
+    def _tool_choice(cls, value: object) -> Optional[str]:
         """'auto' (the default), 'none', 'required', or {'type': 'function', 'function': {'name': ...}}."""
-        if value is None or value in ("auto", "none", "required"):
+        if value is None or (isinstance(value, str) and value in ("auto", "none", "required")):
             return value
         if isinstance(value, dict) and isinstance((value.get("function") or {}).get("name"), str):
             return value["function"]["name"]
@@ -246,7 +249,7 @@ class ChatCompletionRequest(_Sampling):
         if self.messages and self.messages[-1].role not in ("user", "tool"):
             raise invalid("the last message must come from the user (or be a tool's result)",
                           where=f"messages[{last}]", param="messages")
-        names = [tool.function["name"] for tool in self.tools or []]
+        names = [tool.name for tool in self.tools or []]
         if self.tool_choice not in (None, "auto", "none", "required") and self.tool_choice not in names:
             raise invalid(f"names {self.tool_choice!r}, which is not one of the tools ({', '.join(names) or 'none'})",
                           where="tool_choice", param="tool_choice")
@@ -282,13 +285,13 @@ class CompletionRequest(_Sampling):
     """POST /v1/completions (the legacy text-completion API): one or several prompts, each a string or token ids,
     with vLLM's `echo` / `logprobs` / `max_tokens: 0` (how lm-evaluation-harness scores log-likelihoods)."""
 
-    prompt: Any = None
+    prompt: list[Union[str, list[int]]] = Field(None, validate_default=True)  # see `_prompt`: None is refused
     echo: Flag = False
-    suffix: Annotated[Any, _refused("insertion (text after the completion) is not supported")] = None
+    suffix: Annotated[None, _refused("insertion (text after the completion) is not supported")] = None
     best_of: Whole = None
     logprobs: Whole = None
 
-    @field_validator("prompt")
+    @field_validator("prompt", mode="before")
     @classmethod
     def _prompt(cls, value: object) -> list[Union[str, list[int]]]:
         """A string, token ids, or a list of either (one choice per prompt, in order)."""

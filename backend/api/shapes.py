@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any, Literal, Optional
+from typing import Literal, Optional, Sequence
 
+from backend.core.json_types import JSONOutput, JSONOutputObject
 from backend.core.types import Final
 
 Kind = Literal["chat", "text"]
@@ -27,20 +28,21 @@ class Completion:
         """The API field that carries the input, for errors about it (too long, empty, ...)."""
         return "messages" if self.is_chat else "prompt"
 
-    def _envelope(self, kind: str, choices: list[dict[str, Any]], **extra: Any) -> dict[str, Any]:
+    def _envelope(self, kind: str, choices: Sequence[JSONOutput], **extra: JSONOutput) -> JSONOutputObject:
         return {"id": self.id, "object": kind, "created": self.created, "model": self.model,
                 "system_fingerprint": None, "choices": choices, **extra}
 
-    def opening(self) -> Optional[dict[str, Any]]:
+    def opening(self) -> Optional[JSONOutputObject]:
         """The chunk before any text (chat: the assistant role); text completions have none."""
         return self.chunk("", role=True) if self.is_chat else None
 
-    def chunk(self, text: str, finish: Optional[str] = None, role: bool = False, **extra: Any) -> dict[str, Any]:
+    def chunk(self, text: str, finish: Optional[str] = None, role: bool = False,
+              **extra: JSONOutput) -> JSONOutputObject:
         """A streamed piece of text (empty with `finish`: the closing chunk)."""
         if not self.is_chat:
             return self._envelope("text_completion", [{"index": 0, "text": text, "logprobs": None,
                                                        "finish_reason": finish}], **extra)
-        delta: dict[str, Any] = {}
+        delta: dict[str, str] = {}
         if role:
             delta = {"role": "assistant", "content": text}
         elif text:
@@ -48,17 +50,17 @@ class Completion:
         return self._envelope("chat.completion.chunk", [{"index": 0, "delta": delta, "logprobs": None,
                                                          "finish_reason": finish}], **extra)
 
-    def closing(self, final: Final) -> dict[str, Any]:
+    def closing(self, final: Final) -> JSONOutputObject:
         """The last chunk with text choices: the finish reason and the workbench's statistics."""
         return self.chunk("", openai_finish(final), workbench=final.stats.to_dict())
 
-    def usage_chunk(self, final: Final) -> dict[str, Any]:
+    def usage_chunk(self, final: Final) -> JSONOutputObject:
         """stream_options.include_usage: one last chunk with no choices and the token counts."""
         kind = "chat.completion.chunk" if self.is_chat else "text_completion"
         return self._envelope(kind, [], usage=usage(final))
 
-    def response(self, final: Final) -> dict[str, Any]:
-        choice: dict[str, Any] = {"index": 0}
+    def response(self, final: Final) -> JSONOutputObject:
+        choice: JSONOutputObject = {"index": 0}
         if self.is_chat:
             choice["message"] = {"role": "assistant", "content": final.text}
         else:

@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any, AsyncIterator, Iterator, Optional
+from typing import AsyncIterator, Iterator, Optional, Union
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 
 from backend.api.errors import ApiError, api_error
 from backend.api.shapes import Completion
+from backend.core.json_types import JSONOutput
 from backend.core.streams import iterate_in_thread
-from backend.core.types import Delta, Final
+from backend.core.types import Delta, Event, Final
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+# What `Pump.get()` gives: ("event", an event), ("error", the stream's failure) or ("end", None).
+Item = Union[Event, Exception, None]
 
 
 class Pump:
@@ -31,13 +34,13 @@ class Pump:
     `get()` gives ("event", event), then ("error", error) if the stream failed, then ("end", None).
     """
 
-    def __init__(self, events: Iterator[Any], loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, events: Iterator[Event], loop: asyncio.AbstractEventLoop) -> None:
         self.channel = iterate_in_thread(events, name="openai-api-stream", loop=loop)
 
     def stop(self) -> None:
         self.channel.close()
 
-    async def get(self) -> tuple[str, Any]:
+    async def get(self) -> tuple[str, Item]:
         try:
             return "event", await self.channel.next_async()
         except StopAsyncIteration:
@@ -58,7 +61,7 @@ async def watch_disconnect(request: Request, pump: Pump) -> None:
         return
 
 
-async def answer(request: Request, events: Iterator[Any], completion: Completion, stream: bool) -> Response:
+async def answer(request: Request, events: Iterator[Event], completion: Completion, stream: bool) -> Response:
     """Streams or collects `events` for `completion`. The first event decides the status: a load failure is a
     503, not an error inside a 200 stream."""
     pump = Pump(events, asyncio.get_running_loop())
@@ -69,7 +72,7 @@ async def answer(request: Request, events: Iterator[Any], completion: Completion
         pump.stop()
         watcher.cancel()
         raise
-    if first[0] == "error":
+    if isinstance(first[1], Exception):  # ("error", the failure)
         watcher.cancel()
         raise api_error(first[1], input_field=completion.input_field)
     if stream:
@@ -82,10 +85,10 @@ async def answer(request: Request, events: Iterator[Any], completion: Completion
         watcher.cancel()
 
 
-async def merged(pumps: list[Pump]) -> AsyncIterator[tuple[int, str, Any]]:
+async def merged(pumps: list[Pump]) -> AsyncIterator[tuple[int, str, Item]]:
     """The events of several pumps as they come, each tagged with its pump's index (several choices of one
     request: n > 1, or several prompts). Ends when every pump has ended."""
-    queue: asyncio.Queue[tuple[int, tuple[str, Any]]] = asyncio.Queue()
+    queue: asyncio.Queue[tuple[int, tuple[str, Item]]] = asyncio.Queue()
 
     async def forward(index: int, pump: Pump) -> None:
         while True:
@@ -111,7 +114,7 @@ async def merged(pumps: list[Pump]) -> AsyncIterator[tuple[int, str, Any]]:
 class Pumps:
     """The pumps of one request's streams, watched for a disconnect; `stop()` ends them all."""
 
-    def __init__(self, request: Request, streams: list[Iterator[Any]]) -> None:
+    def __init__(self, request: Request, streams: list[Iterator[Event]]) -> None:
         loop = asyncio.get_running_loop()
         self.pumps = [Pump(events, loop) for events in streams]
         self.watchers = [asyncio.create_task(watch_disconnect(request, pump)) for pump in self.pumps]
@@ -123,26 +126,26 @@ class Pumps:
             watcher.cancel()
 
 
-def sse_line(payload: Any) -> str:
+def sse_line(payload: JSONOutput) -> str:
     return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
 
-async def _events(first: tuple[str, Any], pump: Pump) -> AsyncIterator[tuple[str, Any]]:
+async def _events(first: tuple[str, Item], pump: Pump) -> AsyncIterator[tuple[str, Item]]:
     item = first
     while item[0] != "end":
         yield item
         item = await pump.get()
 
 
-async def _sse(completion: Completion, first: tuple[str, Any], pump: Pump,
+async def _sse(completion: Completion, first: tuple[str, Item], pump: Pump,
                watcher: "asyncio.Task[None]") -> AsyncIterator[str]:
     """The event stream; its `finally` runs on disconnect (Starlette cancels it) and stops the backend stream."""
     try:
         opening = completion.opening()
         if opening is not None:
             yield sse_line(opening)
-        async for kind, value in _events(first, pump):
-            if kind == "error":
+        async for _, value in _events(first, pump):
+            if isinstance(value, Exception):
                 yield sse_line(api_error(value, input_field=completion.input_field).body())
                 return
             if isinstance(value, Delta):
@@ -158,10 +161,10 @@ async def _sse(completion: Completion, first: tuple[str, Any], pump: Pump,
         watcher.cancel()
 
 
-async def _collect(completion: Completion, first: tuple[str, Any], pump: Pump) -> Response:
+async def _collect(completion: Completion, first: tuple[str, Item], pump: Pump) -> Response:
     final: Optional[Final] = None
-    async for kind, value in _events(first, pump):
-        if kind == "error":
+    async for _, value in _events(first, pump):
+        if isinstance(value, Exception):
             raise api_error(value, input_field=completion.input_field)
         if isinstance(value, Final):
             final = value

@@ -16,7 +16,7 @@ import asyncio
 import json
 import re
 import uuid
-from typing import Any, AsyncIterator, Optional
+from typing import AsyncIterator, Optional
 
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
@@ -27,16 +27,17 @@ from backend.api.errors import ApiError, api_error, errors_about
 from backend.api.shapes import Completion, openai_finish, usage
 from backend.api.schemas import ChatCompletionRequest
 from backend.api.streaming import SSE_HEADERS, Pumps, merged, sse_line
+from backend.core.json_types import JSONOutputObject
 from backend.core.registry import Registry
 from backend.core.types import Final, GenerationParams
 
 CALL = re.compile(r"<tool_call>\s*(.*?)\s*</tool_call>", re.DOTALL)
 
 
-def parse_tool_calls(text: str) -> tuple[Optional[str], list[dict[str, Any]]]:
+def parse_tool_calls(text: str) -> tuple[Optional[str], list[JSONOutputObject]]:
     """(the text outside the calls, or None when there is none; the calls in OpenAI's shape). A block that is not
     a JSON object with a string `name` stays in the text."""
-    calls = []
+    calls: list[JSONOutputObject] = []
     kept = []
     position = 0
     for match in CALL.finditer(text):
@@ -83,8 +84,8 @@ async def complete(request: Request, registry: Registry, body: ChatCompletionReq
     completion = Completion("chat", body.model, body.include_usage)
     final: Optional[Final] = None
     try:
-        async for _, kind, value in merged(pumps.pumps):
-            if kind == "error":
+        async for _, _, value in merged(pumps.pumps):
+            if isinstance(value, Exception):  # kind "error"
                 raise api_error(value, input_field="messages", names=body.api_names)
             if isinstance(value, Final):
                 final = value
@@ -97,7 +98,7 @@ async def complete(request: Request, registry: Registry, body: ChatCompletionReq
     if body.stream:
         return StreamingResponse(_chunks(completion, content, calls, finish, final), media_type="text/event-stream",
                                  headers=SSE_HEADERS)
-    message: dict[str, Any] = {"role": "assistant", "content": content}
+    message: JSONOutputObject = {"role": "assistant", "content": content}
     if calls:
         message["tool_calls"] = calls
     return JSONResponse({"id": completion.id, "object": "chat.completion", "created": completion.created,
@@ -106,9 +107,9 @@ async def complete(request: Request, registry: Registry, body: ChatCompletionReq
                          "usage": usage(final), "workbench": final.stats.to_dict()})
 
 
-async def _chunks(completion: Completion, content: Optional[str], calls: list[dict[str, Any]], finish: str,
+async def _chunks(completion: Completion, content: Optional[str], calls: list[JSONOutputObject], finish: str,
                   final: Final) -> AsyncIterator[str]:
-    def chunk(delta: dict[str, Any], finish_reason: Optional[str] = None) -> dict[str, Any]:
+    def chunk(delta: JSONOutputObject, finish_reason: Optional[str] = None) -> JSONOutputObject:
         return {"id": completion.id, "object": "chat.completion.chunk", "created": completion.created,
                 "model": completion.model, "system_fingerprint": None,
                 "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}]}

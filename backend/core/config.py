@@ -9,7 +9,7 @@ backend/core/app_settings.py (the whole file); its names are re-exported here, w
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Mapping
 
 import yaml
 from pydantic import ValidationError
@@ -58,7 +58,7 @@ def load_config(path: str | Path) -> AppConfig:
     return parse_config(raw, path)
 
 
-def parse_config(raw: Any, path: Path) -> AppConfig:
+def parse_config(raw: object, path: Path) -> AppConfig:
     """Validates already-parsed YAML (a dict) as the registry defined in `path`."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: expected a mapping with a 'models' list at the top")
@@ -92,7 +92,7 @@ def check_adapter(spec: ModelSpec, index: int, path: Path) -> None:
                           "adapter folder (no adapter_config.json there)")
 
 
-def _check_duplicate_ids(entries: list[Any], path: Path) -> None:
+def _check_duplicate_ids(entries: list[object], path: Path) -> None:
     seen: dict[str, int] = {}
     for index, entry in enumerate(entries):
         if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
@@ -106,7 +106,7 @@ def _check_duplicate_ids(entries: list[Any], path: Path) -> None:
         seen[model_id] = index
 
 
-def _describe_validation_error(error: ValidationError, raw: dict[str, Any], path: Path) -> str:
+def _describe_validation_error(error: ValidationError, raw: Mapping[str, object], path: Path) -> str:
     """One line per problem: file, entry (by id when it has one) and field, then what is wrong."""
     lines = []
     for problem in error.errors():
@@ -114,7 +114,8 @@ def _describe_validation_error(error: ValidationError, raw: dict[str, Any], path
         where = f"{path}:"
         if len(location) >= 2 and location[0] == "models" and isinstance(location[1], int):
             index = location[1]
-            entry = raw["models"][index] if index < len(raw.get("models", [])) else None
+            entries = raw.get("models")
+            entry = entries[index] if isinstance(entries, list) and index < len(entries) else None
             entry_id = entry.get("id") if isinstance(entry, dict) else None
             label = f"entry '{entry_id}' (models[{index}])" if entry_id else f"models[{index}]"
             field_path = ".".join(str(part) for part in location[2:])

@@ -9,7 +9,7 @@ message names it (`shown`, when that differs from the field's name: "history ite
 
 from __future__ import annotations
 
-from typing import Any, Optional, TypeVar
+from typing import Mapping, Optional, TypeVar
 
 from backend.core.errors import InvalidInputError, WorkbenchError
 
@@ -185,11 +185,21 @@ MESSAGES: dict[str, str] = {
 
 
 def refuse(code: str, field: Optional[str] = None, *, kind: type[E] = InvalidInputError,  # type: ignore[assignment]
-           shown: Optional[str] = None, **params: Any) -> E:
+           shown: Optional[str] = None, **params: object) -> E:
     """The error `code` about `field`, its English message filled from MESSAGES[code] with `params`.
 
     `kind` is the error class (InvalidInputError unless said); `shown` is how the message names the field when
     that is not the field's own name. Raise what it returns: `raise refuse("empty", "message")`.
     """
-    message = MESSAGES[code].format(field=shown if shown is not None else field, **params)
-    return kind(message, code=code, field=field, params=params)
+    return kind(_message(code, field, shown, params), code=code, field=field, params=params)
+
+
+def refuse_as(code: str, field: Optional[str], params: Mapping[str, object],
+              shown: Optional[str] = None) -> InvalidInputError:
+    """`refuse` with the wording's values as one mapping: for wording an error again from another's `params`
+    (`refuse_as(code, field, error.params)`), whose keys are not known here to be free of `kind` and `shown`."""
+    return InvalidInputError(_message(code, field, shown, params), code=code, field=field, params=params)
+
+
+def _message(code: str, field: Optional[str], shown: Optional[str], params: Mapping[str, object]) -> str:
+    return MESSAGES[code].format(field=shown if shown is not None else field, **params)

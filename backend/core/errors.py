@@ -6,7 +6,7 @@ them from the code (ui/i18n/error_words.py), the API renders OpenAI's error JSON
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Callable, Mapping, Optional
 
 class WorkbenchError(Exception):
     """Base of every error the backend raises on purpose.
@@ -18,19 +18,19 @@ class WorkbenchError(Exception):
     """
 
     def __init__(self, message: str = "", *, code: Optional[str] = None, field: Optional[str] = None,
-                 params: Optional[Mapping[str, Any]] = None) -> None:
+                 params: Optional[Mapping[str, object]] = None) -> None:
         super().__init__(message)
         self.code = code
         self.field = field
-        self.params: dict[str, Any] = dict(params or {})
+        self.params: dict[str, object] = dict(params or {})
 
-    def __reduce__(self) -> Any:
+    def __reduce__(self) -> tuple[Callable[..., "WorkbenchError"], tuple[object, ...]]:
         # Errors cross process boundaries (training, data jobs): keep code, field and params through pickling.
         return (_rebuild_error, (type(self), str(self), self.code, self.field, self.params))
 
 
 def _rebuild_error(cls: "type[WorkbenchError]", message: str, code: Optional[str], field: Optional[str],
-                   params: dict[str, Any]) -> "WorkbenchError":
+                   params: dict[str, object]) -> "WorkbenchError":
     error: WorkbenchError = cls.__new__(cls)
     WorkbenchError.__init__(error, message, code=code, field=field, params=params)
     return error

@@ -8,12 +8,19 @@ inside. A document whose shape is fixed deserves a TypedDict or a dataclass inst
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import TypeAlias
 
 JSONScalar: TypeAlias = str | int | float | bool | None
 JSONValue: TypeAlias = JSONScalar | list["JSONValue"] | dict[str, "JSONValue"]
 JSONObject: TypeAlias = dict[str, JSONValue]
 JSONList: TypeAlias = list[JSONValue]
+
+# What code builds and only writes out (a response body, an event of a stream): read-only containers, so typed
+# pieces (`list[str]`, `dict[str, float]`, a tuple) fit in without a copy. A document that is read back is a
+# JSONValue / JSONObject instead, narrowed where a field is read.
+JSONOutput: TypeAlias = JSONScalar | Sequence["JSONOutput"] | Mapping[str, "JSONOutput"]
+JSONOutputObject: TypeAlias = dict[str, JSONOutput]
 
 
 def json_object(value: object) -> JSONObject:

@@ -9,7 +9,7 @@ registry must not pull torch in. The `backend` and `runtime` values are the engi
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Literal, Optional
+from typing import Annotated, Literal, Optional
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
@@ -30,7 +30,7 @@ def known_tasks() -> tuple[str, ...]:
     return (*(task for task in TASKS if task not in task_catalog.PIPELINE_TASKS), *task_catalog.PIPELINE_TASKS)
 
 
-def _known_task(name: Any) -> str:
+def _known_task(name: str) -> str:  # after pydantic's own check that it is a string
     known = known_tasks()
     if name not in known:  # worded as pydantic words a Literal, which this was before tasks came from the table
         expected = ", ".join(repr(task) for task in known[:-1]) + f" or {known[-1]!r}"
@@ -41,7 +41,7 @@ def _known_task(name: Any) -> str:
 KnownTask = Annotated[str, AfterValidator(_known_task)]
 
 
-def _one_of(name: Any, known: tuple[str, ...]) -> str:
+def _one_of(name: str, known: tuple[str, ...]) -> str:
     if name not in known:  # worded as pydantic words a Literal, which these were before they came from the table
         expected = " or ".join(repr(value) for value in known) if len(known) < 3 else \
             ", ".join(repr(value) for value in known[:-1]) + f" or {known[-1]!r}"

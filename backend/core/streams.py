@@ -27,9 +27,10 @@ import contextvars
 import queue
 import threading
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Callable, Generic, Iterable, Iterator, Optional, Sequence, TypeVar, Union
+from typing import AsyncIterator, Callable, Generic, Iterable, Iterator, Optional, Sequence, TypeVar, Union
 
 T = TypeVar("T")
+ItemT = TypeVar("ItemT")  # what a pumped source gives (its channel may wrap it: merge_in_threads)
 
 
 def close_quietly(stream: object, *, ignore_errors: bool = False) -> None:
@@ -67,7 +68,7 @@ class Channel(Generic[T]):
     def __init__(self, loop: Optional[asyncio.AbstractEventLoop] = None,
                  on_close: Sequence[Callable[[], None]] = ()) -> None:
         self._loop = loop
-        self._queue: Union["queue.SimpleQueue[Any]", "asyncio.Queue[Any]"] = \
+        self._queue: Union["queue.SimpleQueue[Union[T, _End]]", "asyncio.Queue[Union[T, _End]]"] = \
             queue.SimpleQueue() if loop is None else asyncio.Queue()
         self._lock = threading.Lock()  # orders every put before the end
         self._ended = False
@@ -112,7 +113,7 @@ class Channel(Generic[T]):
     def wait_closed(self, timeout: Optional[float] = None) -> bool:
         return self._closed.wait(timeout)
 
-    def _deliver(self, item: Any) -> None:
+    def _deliver(self, item: Union[T, _End]) -> None:
         if self._loop is None:
             self._queue.put(item)
             return
@@ -155,7 +156,7 @@ class Channel(Generic[T]):
     async def __anext__(self) -> T:
         return await self.next_async()
 
-    def _unwrap(self, item: Any, stop: type[Exception]) -> T:
+    def _unwrap(self, item: Union[T, _End], stop: type[Exception]) -> T:
         if isinstance(item, _End):
             self._seen_end = True
             if item.error is not None:
@@ -184,8 +185,8 @@ def iterate_in_thread(source: Iterable[T], *, name: str,
     return channel
 
 
-def _pump(source: Iterable[Any], put: Callable[[Any], bool], channel: Channel[Any],
-          end: Callable[[Optional[BaseException]], Any]) -> None:
+def _pump(source: Iterable[ItemT], put: Callable[[ItemT], bool], channel: Channel[T],
+          end: Callable[[Optional[BaseException]], object]) -> None:
     """Runs in the pump thread: iterates `source`, hands items to `put` until refused or closed, then closes
     `source` here and reports the end (the source's error, else a failure to close it, else a normal end)."""
     error: Optional[BaseException] = None

@@ -7,9 +7,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, Optional, Union
+from typing import Literal, Mapping, Optional, Sequence, TypedDict, Union, Unpack
 
-from backend.core.error_codes import refuse
+from backend.core.error_codes import refuse_as
+from backend.core.json_types import JSONOutputObject
 from backend.core.errors import (  # noqa: F401 - re-exported: the error classes are part of the shared types
     BusyError,
     ConfigError,
@@ -41,8 +42,8 @@ MAX_LOGIT_BIAS = 300  # as OpenAI
 # The classes live in backend/core/errors.py (error_codes builds on them); most callers import them from here.
 
 
-def _refuse(code: str, field: str, shown: Optional[str] = None, **params: Any) -> WorkbenchError:
-    return refuse(code, field, shown=shown, **params)
+def _refuse(code: str, field: str, shown: Optional[str] = None, **params: object) -> WorkbenchError:
+    return refuse_as(code, field, params, shown=shown)
 
 
 # ------------------------------------------------------------------------------------------- requests
@@ -54,7 +55,7 @@ class Message:
     content: str
 
     @staticmethod
-    def from_dict(data: Any, index: int = 0) -> "Message":
+    def from_dict(data: object, index: int = 0) -> "Message":
         """Builds a message from `{"role": ..., "content": ...}`, with an error naming the bad item."""
         if not isinstance(data, dict):
             raise InvalidInputError(f"history item {index} must be an object with 'role' and 'content'")
@@ -69,7 +70,7 @@ class Message:
         return Message(role=role, content=content)
 
 
-def flatten_content(content: Any) -> str | None:
+def flatten_content(content: object) -> str | None:
     """Turns Gradio 6 message content (a string or a list of `{"type": "text", "text": ...}` parts) into text."""
     if isinstance(content, str):
         return content
@@ -77,10 +78,27 @@ def flatten_content(content: Any) -> str | None:
         return content["text"]
     if isinstance(content, (list, tuple)):
         parts = [flatten_content(part) for part in content]
-        if any(part is None for part in parts):
-            return None
-        return "".join(parts)  # type: ignore[arg-type]
+        texts = [part for part in parts if part is not None]
+        return "".join(texts) if len(texts) == len(parts) else None
     return None
+
+
+class ParamOverrides(TypedDict, total=False):
+    """What `GenerationParams.with_overrides` takes: any of its fields, None meaning "keep the current value".
+    `stop` may be one string; `logit_bias` OpenAI's `{"token id": bias}` object or (id, bias) pairs."""
+
+    max_new_tokens: Optional[int]
+    temperature: Optional[float]
+    top_p: Optional[float]
+    top_k: Optional[int]
+    repetition_penalty: Optional[float]
+    seed: Optional[int]
+    stop: Union[str, Sequence[str], None]
+    top_alternatives: Optional[int]
+    presence_penalty: Optional[float]
+    frequency_penalty: Optional[float]
+    logit_bias: Union[Mapping[str, float], Sequence[tuple[int, float]], None]
+    grammar: Optional[str]
 
 
 @dataclass(frozen=True)
@@ -107,14 +125,17 @@ class GenerationParams:
     def greedy(self) -> bool:
         return self.temperature == 0
 
-    def with_overrides(self, **overrides: Any) -> "GenerationParams":
-        """A copy with the given fields replaced; None values mean 'keep the current value'."""
-        clean = {key: value for key, value in overrides.items() if value is not None}
+    def with_overrides(self, **overrides: Unpack[ParamOverrides]) -> "GenerationParams":
+        """A copy with the given fields replaced; None values mean 'keep the current value'. The values are
+        checked here (`validated`), whatever a caller that read them from a request or a file hands in."""
+        clean: dict[str, object] = {key: value for key, value in overrides.items() if value is not None}
         if "stop" in clean:
             clean["stop"] = normalise_stop(clean["stop"])
         if "logit_bias" in clean:
             clean["logit_bias"] = normalise_logit_bias(clean["logit_bias"])
-        return replace(self, **clean).validated()
+        # A dict read from a request or a file (the UI's transcripts) arrives unchecked: the copy takes the values
+        # as they are and `validated()` checks each one's type and range.
+        return replace(self, **clean).validated()  # type: ignore[arg-type]
 
     def validated(self) -> "GenerationParams":
         """Returns self, or raises InvalidInputError naming the field and the allowed range."""
@@ -141,7 +162,7 @@ class GenerationParams:
         return self
 
 
-def normalise_stop(stop: Any) -> tuple[str, ...]:
+def normalise_stop(stop: object) -> tuple[str, ...]:
     """Accepts one string or a list of strings; drops empty entries."""
     if stop is None:
         return ()
@@ -152,16 +173,22 @@ def normalise_stop(stop: Any) -> tuple[str, ...]:
     return tuple(s for s in stop if s)
 
 
-def normalise_logit_bias(bias: Any) -> tuple[tuple[int, float], ...]:
+def normalise_logit_bias(bias: object) -> tuple[tuple[int, float], ...]:
     """OpenAI's `{"token id": bias}` (ids as strings in JSON) or (id, bias) pairs, as sorted pairs."""
+    refusal = InvalidInputError('logit_bias: give an object of token ids and biases, e.g. {"50256": -100}',
+                                field="logit_bias")
     if bias is None:
         return ()
-    pairs = bias.items() if isinstance(bias, dict) else bias
+    if isinstance(bias, dict):
+        pairs = list(bias.items())
+    elif isinstance(bias, (list, tuple)):
+        pairs = list(bias)
+    else:
+        raise refusal
     try:
         clean = [(int(str(token)), value) for token, value in pairs]
     except (TypeError, ValueError):
-        raise InvalidInputError('logit_bias: give an object of token ids and biases, e.g. {"50256": -100}',
-                                field="logit_bias") from None
+        raise refusal from None
     return tuple(sorted(clean))
 
 
@@ -226,7 +253,7 @@ class GenerationStats:
     seed: int | None = None  # the seed a sampled reply used, so it can be reproduced
     error: str | None = None
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONOutputObject:
         return {
             "prompt_tokens": self.prompt_tokens,
             "generated_tokens": self.generated_tokens,
@@ -287,7 +314,7 @@ class ModelStatus:
     owner: str | None = None  # a fine-tuned model's owner (None: everyone's)
     shared: bool = False  # an owned model its owner shared with everyone
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> JSONOutputObject:
         return {
             "id": self.id,
             "name": self.name,

@@ -12,14 +12,16 @@ Only the standard library and starlette are imported here: backend/ never import
 from __future__ import annotations
 
 import json
-from typing import Any, Callable, Iterator, Optional
+from typing import Callable, Iterator, Optional, Union
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from backend.core.json_types import JSONList, JSONObject, JSONOutputObject
 from backend.guard.limits import send_json
 
-# A check gets the request's scope and its parsed JSON body; it answers None (go on) or (status, JSON payload).
-BodyCheck = Callable[[Scope, Any], Optional[tuple[int, Any]]]
+# A check gets the request's scope and its parsed JSON body (an object or an array: other bodies are not checked);
+# it answers None (go on) or (status, JSON payload).
+BodyCheck = Callable[[Scope, Union[JSONObject, JSONList]], Optional[tuple[int, JSONOutputObject]]]
 
 
 def lone_surrogates(value: object, where: str = "") -> Iterator[tuple[str, str]]:

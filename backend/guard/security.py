@@ -24,7 +24,7 @@ import os
 import sys
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Optional, TextIO
+from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequence, TextIO
 
 from backend.core.types import ConfigError
 
@@ -130,7 +130,7 @@ class SecuritySettings:
             return credentials is not None and self.check_password(*credentials)
         return False
 
-    def gradio_auth(self) -> Optional[Any]:
+    def gradio_auth(self) -> Optional[Callable[[str, str], bool]]:
         """What `gr.Blocks.launch(auth=...)` takes: None when the app is open, else a checking function."""
         if not self.auth_enabled:
             return None
@@ -212,12 +212,25 @@ def _same(given: str, expected: str) -> bool:
 # ------------------------------------------------------------------------------------------- secrets
 
 
-def model_secrets(config: Any, environ: Optional[Mapping[str, str]] = None) -> list[str]:
+class _Entry(Protocol):
+    @property
+    def api_key_env(self) -> Optional[str]: ...
+
+
+class _Entries(Protocol):
+    """What `model_secrets` reads of the app's config (backend/core/config.py AppConfig, which imports this
+    package's neighbours: named by shape, not imported)."""
+
+    @property
+    def models(self) -> Sequence[_Entry]: ...
+
+
+def model_secrets(config: _Entries, environ: Optional[Mapping[str, str]] = None) -> list[str]:
     """The API keys of remote entries (the values of their `api_key_env` variables) that are set."""
     env = os.environ if environ is None else environ
     values = []
-    for spec in getattr(config, "models", ()):
-        name = getattr(spec, "api_key_env", None)
+    for spec in config.models:
+        name = spec.api_key_env
         value = (env.get(name) or "").strip() if name else ""
         if value:
             values.append(value)
@@ -370,7 +383,7 @@ def install_log_redaction(secrets: Iterable[str]) -> Redactor:
     # Records reach handlers added later (uvicorn configures its own at start-up) through this factory.
     previous_factory = logging.getLogRecordFactory()
 
-    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:  # the record's fields, handed on
         record = previous_factory(*args, **kwargs)
         log_filter.filter(record)
         return record

@@ -14,12 +14,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from typing import Any, Callable, Optional
+from typing import Callable, Optional, Union
 from urllib.parse import parse_qs
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from backend.core.json_types import JSONList, JSONObject, JSONOutputObject
 from backend.guard.limits import send_json
+from backend.guard.request_checks import BodyCheck
 
 LOGIN_REQUIRED_EXACT = ("/openapi.json", "/docs", "/docs/oauth2-redirect", "/redoc", "/gradio_api/cancel",
                         "/gradio_api/reset")
@@ -79,11 +81,11 @@ class SessionGuardMiddleware:
 
 
 def session_body_check(user_of: Callable[[Scope], Optional[str]],
-                       owners: SessionOwners) -> Callable[[Scope, Any], Optional[tuple[int, Any]]]:
+                       owners: SessionOwners) -> BodyCheck:
     """A JSON-body check (backend/guard/request_checks.py) for `/gradio_api/queue/join` and `/gradio_api/cancel`, whose
     bodies name the session: the first user to name a session owns it; another user naming it gets 403."""
 
-    def check(scope: Scope, body: Any) -> Optional[tuple[int, Any]]:
+    def check(scope: Scope, body: Union[JSONObject, JSONList]) -> Optional[tuple[int, JSONOutputObject]]:
         user = user_of(scope)
         session = body.get("session_hash") if isinstance(body, dict) else None
         if user is None or not isinstance(session, str):

@@ -5,23 +5,23 @@ message is checked without reaching up to the services (backend/services/generat
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Optional
 
-from backend.core.error_codes import refuse
+from backend.core.error_codes import refuse_as
 
 MAX_MESSAGE_CHARS = 100_000  # a single message or prompt; far beyond any context the shipped models have
 
 
-def check_text(field: str, text: Any, allow_empty: bool = False, shown: Optional[str] = None,
-               allow_nul: bool = False, **where: Any) -> None:
+def check_text(field: str, text: object, allow_empty: bool = False, shown: Optional[str] = None,
+               allow_nul: bool = False, **where: object) -> None:
     """Refuses what is not text, blank text (unless `allow_empty`), text over the size limit and a NUL (unless
     `allow_nul`: text the app itself may have given, /detokenize's); the message names the field as `shown`
     ("history item 2") or by its name, `where` goes to the error's params (item=2)."""
     if not isinstance(text, str):
-        raise refuse("not_text_type", field, shown=shown, got=type(text).__name__, **where)
+        raise refuse_as("not_text_type", field, {"got": type(text).__name__, **where}, shown=shown)
     if not allow_empty and not text.strip():
-        raise refuse("empty", field, shown=shown, **where)
+        raise refuse_as("empty", field, where, shown=shown)
     if len(text) > MAX_MESSAGE_CHARS:
-        raise refuse("text_too_long", field, shown=shown, count=len(text), limit=MAX_MESSAGE_CHARS, **where)
+        raise refuse_as("text_too_long", field, {"count": len(text), "limit": MAX_MESSAGE_CHARS, **where}, shown=shown)
     if "\x00" in text and not allow_nul:
-        raise refuse("nul", field, shown=shown, **where)
+        raise refuse_as("nul", field, where, shown=shown)

@@ -16,12 +16,14 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Literal, Optional, Sequence
+from typing import Callable, Literal, Optional, Sequence, TypedDict, Union, Unpack
 
 import pandas as pd
 
 from backend.engines.base import Engine, ScoresInBatches
+from backend.core.config import ModelSpec
 from backend.core.error_codes import refuse
+from backend.core.json_types import JSONOutputObject
 from backend.core.registry import Registry
 from backend.services.generation import MAX_MESSAGE_CHARS, check_text
 from backend.core.types import InvalidInputError, LabelScore, Task, UnsupportedTaskError
@@ -48,6 +50,19 @@ MAX_ROWS_PER_PASS = 512  # (text, label) rows in one forward pass for zero-shot 
 
 # (fraction done in [0, 1], a short description such as "256 / 1,000 texts")
 ProgressCallback = Callable[[float, str], None]
+# Candidate labels as a form or a request gives them: "a, b, c", a list, or none (checked by `parse_labels`).
+Labels = Union[str, Sequence[str], None]
+
+
+class ClassifyOptions(TypedDict, total=False):
+    """The keyword options of `classify_texts`, which `classify_table` hands on."""
+
+    multi_label: bool
+    hypothesis_template: str
+    prompt_template: str
+    batch_size: int
+    progress: Optional[ProgressCallback]
+    cancel: Optional[threading.Event]
 
 
 @dataclass(frozen=True)
@@ -83,7 +98,7 @@ class ClassificationResult:
 # ------------------------------------------------------------------------------------------ validation
 
 
-def parse_labels(labels: Any) -> list[str]:
+def parse_labels(labels: object) -> list[str]:
     """Candidate labels from a comma-separated string (or a list); blanks dropped, duplicates refused."""
     if labels is None:
         return []
@@ -138,7 +153,7 @@ def mode_for(registry: Registry, model_id: str, mode: Optional[str] = None, has_
     return mode  # type: ignore[return-value]
 
 
-def models_for(registry: Registry, mode: Mode) -> list[Any]:
+def models_for(registry: Registry, mode: Mode) -> list[ModelSpec]:
     """The registry entries that can run in `mode` (the UI's model choices)."""
     return [spec for spec in registry.specs() if set(MODE_TASKS[mode]) & set(spec.tasks)]
 
@@ -149,7 +164,7 @@ def _task_for(registry: Registry, model_id: str, mode: Mode) -> Task:
 
 
 def _check_request(texts: Sequence[str], labels: list[str], mode: Mode, multi_label: bool,
-                   hypothesis_template: str, prompt_template: str, batch_size: Any) -> int:
+                   hypothesis_template: str, prompt_template: str, batch_size: object) -> int:
     if isinstance(texts, str) or not isinstance(texts, (list, tuple)):
         raise InvalidInputError("texts: give a list of texts", field="texts")
     if not texts:
@@ -159,8 +174,8 @@ def _check_request(texts: Sequence[str], labels: list[str], mode: Mode, multi_la
     single = len(texts) == 1
     for index, text in enumerate(texts):
         check_text("text" if single else f"texts[{index}]", text)
-    whole = isinstance(batch_size, int) or (isinstance(batch_size, float) and batch_size.is_integer())
-    if isinstance(batch_size, bool) or not whole:
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, float)) or \
+            (isinstance(batch_size, float) and not batch_size.is_integer()):
         raise refuse("whole_between", "batch_size", low=1, high=MAX_BATCH_SIZE, got=batch_size)
     if not 1 <= batch_size <= MAX_BATCH_SIZE:
         raise refuse("between", "batch_size", low=1, high=MAX_BATCH_SIZE, got=batch_size)
@@ -188,7 +203,7 @@ def _check_request(texts: Sequence[str], labels: list[str], mode: Mode, multi_la
     return int(batch_size)
 
 
-def _check_template(field: str, template: Any, slot: str) -> None:
+def _check_template(field: str, template: object, slot: str) -> None:
     if not isinstance(template, str) or slot not in template:
         raise InvalidInputError(f"{field}: must contain {slot} (where the {'label' if slot == '{}' else 'text'} goes)",
                                 field=field)
@@ -204,7 +219,7 @@ def classify_texts(
     registry: Registry,
     model_id: str,
     texts: Sequence[str],
-    labels: Any = None,
+    labels: Labels = None,
     mode: Optional[str] = None,
     *,
     multi_label: bool = False,
@@ -304,9 +319,9 @@ def classify_table(
     model_id: str,
     table: pd.DataFrame,
     column: str,
-    labels: Any = None,
+    labels: Labels = None,
     mode: Optional[str] = None,
-    **options: Any,
+    **options: Unpack[ClassifyOptions],
 ) -> TableResult:
     """Classifies every row's `column` (see `classify_texts` for the options); adds the predictions as columns.
 
@@ -357,6 +372,6 @@ def _free_name(table: pd.DataFrame, name: str) -> str:
     return candidate
 
 
-def scores_to_dicts(scores: list[LabelScore]) -> list[dict[str, Any]]:
+def scores_to_dicts(scores: list[LabelScore]) -> list[JSONOutputObject]:
     """[{"label": ..., "score": ...}, ...] in score order (the API's shape)."""
     return [{"label": item.label, "score": item.score} for item in scores]

@@ -6,7 +6,7 @@ error names the field and what to do. A stream holds a registry lease for exactl
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 from backend.engines.base import Engine
 from backend.core.error_codes import refuse
@@ -31,7 +31,7 @@ def stream_chat(
     registry: Registry,
     model_id: str,
     message: str,
-    history: Sequence[Any] = (),
+    history: Sequence[object] = (),
     params: Optional[GenerationParams] = None,
     system_prompt: str = "",
 ) -> Iterator[Event]:
@@ -52,7 +52,7 @@ def stream_generate(
     return _leased(registry, model_id, "generate", lambda engine: engine.stream_generate(prompt, params))
 
 
-def build_messages(message: str, history: Sequence[Any] = (), system_prompt: str = "") -> list[Message]:
+def build_messages(message: str, history: Sequence[object] = (), system_prompt: str = "") -> list[Message]:
     """System prompt + validated history + the new user message."""
     check_text("message", message)
     if system_prompt is None:

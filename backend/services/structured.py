@@ -18,10 +18,14 @@ from __future__ import annotations
 import functools
 import json
 import time
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Optional, Sequence
 
 from backend.core.error_codes import refuse
+from backend.core.json_types import JSONObject
 from backend.core.types import InvalidInputError
+
+if TYPE_CHECKING:
+    import llguidance
 
 # Compact JSON (no free whitespace between tokens) keeps a weak model from looping on spaces and newlines.
 _OPTIONS = {"x-guidance": {"whitespace_flexible": False, "item_separator": ", ", "key_separator": ": "}}
@@ -30,7 +34,7 @@ _OPTIONS = {"x-guidance": {"whitespace_flexible": False, "item_separator": ", ",
 MAX_PREPARE_CPU_S = 0.5
 
 
-def grammar_for_schema(schema: Optional[dict[str, Any]], field: str = "response_format") -> str:
+def grammar_for_schema(schema: Optional[JSONObject], field: str = "response_format") -> str:
     """The llguidance grammar of a JSON Schema (None: any JSON object), or InvalidInputError naming `field`."""
     import llguidance
 
@@ -44,7 +48,7 @@ def grammar_for_schema(schema: Optional[dict[str, Any]], field: str = "response_
     return prepared(grammar, field, "this JSON Schema is not supported")
 
 
-def grammar_for_tool_call(tools: list[dict[str, Any]], name: Optional[str] = None) -> str:
+def grammar_for_tool_call(tools: Sequence[JSONObject], name: Optional[str] = None) -> str:
     """A grammar for exactly one call, `<tool_call>{"name": ..., "arguments": {...}}</tool_call>` (the Hermes
     format, backend/api/tools.py), of the tool `name` or any of `tools`: tool_choice 'required' / named."""
     import llguidance
@@ -81,7 +85,7 @@ def prepared(grammar: str, field: str, unsupported: str) -> str:
 
 
 @functools.cache
-def _probe_vocabulary() -> Any:
+def _probe_vocabulary() -> "llguidance.LLTokenizer":
     """llguidance's byte-level tokenizer (256 bytes and a few special tokens): no model needed."""
     import llguidance
 

@@ -9,10 +9,11 @@ UnsupportedTaskError naming it. Each call holds a registry lease while it runs.
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Iterator, Optional, Sequence
+from typing import Iterator, Optional, Sequence
 
 from backend.services import generation as service
 from backend.engines.token_level import PromptScores, TokenLevelEngine
+from backend.core.json_types import JSONObject
 from backend.core.registry import Registry
 from backend.core.types import Event, GenerationParams, Message, Task, UnsupportedTaskError
 
@@ -25,7 +26,7 @@ def token_engine(registry: Registry, model_id: str, task: Optional[Task] = None)
         yield _token_level(engine, model_id)
 
 
-def _token_level(engine: Any, model_id: str) -> TokenLevelEngine:
+def _token_level(engine: object, model_id: str) -> TokenLevelEngine:
     if not isinstance(engine, TokenLevelEngine):
         raise UnsupportedTaskError(f"model '{model_id}' is not loaded in this app (a remote server or a classifier): "
                                    "token-level requests (token ids, echo with logprobs, /tokenize) need a local "
@@ -50,13 +51,13 @@ def tokenize_chat(registry: Registry, model_id: str, messages: Sequence[dict[str
         return engine.tokenize(text, add_special_tokens)
 
 
-def render_messages(registry: Registry, model_id: str, messages: list[dict[str, Any]],
-                    tools: Optional[list[dict[str, Any]]]) -> tuple[list[int], Optional[str]]:
+def render_messages(registry: Registry, model_id: str, messages: list[JSONObject],
+                    tools: Optional[list[JSONObject]]) -> tuple[list[int], Optional[str]]:
     """(the prompt's tokens, the chat template) for a conversation with tools / tool calls / tool results."""
     with token_engine(registry, model_id, "chat") as engine:
         template = engine.tokenizer_info().get("chat_template")
         text = engine.render_messages(messages, tools)
-        return engine.tokenize(text, add_special_tokens=False), template
+        return engine.tokenize(text, add_special_tokens=False), template if isinstance(template, str) else None
 
 
 def detokenize(registry: Registry, model_id: str, ids: Sequence[int], field: str = "tokens") -> str:
@@ -71,7 +72,7 @@ def token_texts(registry: Registry, model_id: str, ids: Sequence[int]) -> list[s
         return engine.token_texts(ids)
 
 
-def tokenizer_info(registry: Registry, model_id: str) -> dict[str, Any]:
+def tokenizer_info(registry: Registry, model_id: str) -> JSONObject:
     with token_engine(registry, model_id) as engine:
         return engine.tokenizer_info()
 

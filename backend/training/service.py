@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Optional
 
 from backend.core.config import ModelSpec
-from backend.core.error_codes import refuse
+from backend.core.error_codes import refuse, refuse_as
 from backend.training import overlay, runfiles
 from backend.training.config import TrainConfig, load_train_config
 from backend.training.recipes import recipe_for
@@ -161,7 +161,7 @@ class TrainingService:
                     raise
                 # The name was free when the run started and another model took it since: the run's status says
                 # so (RunInfo.registration), and `register(run_dir, other_name)` still can.
-                problem = refuse("register_taken_meanwhile", "register_as", **error.params)
+                problem = refuse_as("register_taken_meanwhile", "register_as", error.params)
                 runfiles.write_json_atomic(run_dir / runfiles.METRICS, {**runfiles.read_metrics(run_dir),
                                                                        "registration_error": {
                     "code": problem.code, "field": problem.field, "params": problem.params}})
