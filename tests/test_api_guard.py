@@ -291,7 +291,7 @@ def assert_quick(name: str, idle: list[float], waits: list[float], answer: httpx
     samples say how much) the bound moves with the load. The worst sample has a wider bound, STALL_S over twice the
     idle worst: single samples still reach ~1 s while a constrained batch holds the GIL in llguidance (its matchers
     are built and dropped in the batch thread; docs/RELIABILITY.md), but no request may hold the loop for seconds
-    (64 long prompts held it 6-9 s before their tokenizing moved off it)."""
+    (64 long completions prompts held it 7-10 s while all 64 tokenized at once)."""
     idle, waits = sorted(idle), sorted(waits)
     figures[name] = {"status": answer.status_code, "samples": len(waits),
                      "config_idle_median_s": round(idle[len(idle) // 2], 3), "config_idle_max_s": round(idle[-1], 3),
