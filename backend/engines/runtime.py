@@ -3,7 +3,8 @@
 `LocalRuntime` is made by the local engine's load (backend/engines/local.py) and holds the loaded model's
 working parts: its key in the resident table (GPU functions find the model by it, see backend/engines/zerogpu.py),
 tokenizer, decoding settings, the lock every forward pass on these weights takes, the device, the counter of
-generated tokens and the limits from models.yaml. A `Scheduler` (today's `Batcher`,
+generated tokens and the limits from models.yaml. Its tokenizer calls take one of `TOKENIZING_SLOTS` (see
+`tokenizing_slot`). A `Scheduler` (today's `Batcher`,
 backend/engines/batching.py) is built from a runtime, never from the engine, and serves two kinds of work:
 a chat / generate row submitted as a `RowPlan` (its stream of deltas, then its `RowResult`), and rows decoded
 together for evaluation. Engines that run in this process expose both through `RunsLocally`; evaluation
@@ -14,13 +15,42 @@ and use only what it names.
 from __future__ import annotations
 
 from backend.core.hf_types import HFModel, HFTokenizer, decoded_text, rendered_text
+import os
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterator, Optional, Protocol, Sequence, runtime_checkable
 
 from backend.core.config import ModelSpec
+from backend.core.streams import consumer_gone
 from backend.engines.decode import Decoding, RowPlan
 from backend.core.types import Delta, FinishReason, GenerationError, Message
+
+
+def _usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+# How many tokenizer calls of local models run at once in this process: one core is left to the event loop.
+# The tokenizers' encode releases the GIL but takes a core. A 64-prompt completions request (3.8 MB of text) had
+# its 64 stream threads all tokenizing at once: the event loop, which starts those threads (`Thread.start` waits
+# until the new thread has run), and the thread serving GET /config waited behind them in the CPU's run queue;
+# starting the 64 held the loop 7.6-10 s (for 15 ms of its CPU) and /config took 4-8 s (docs/RELIABILITY.md).
+TOKENIZING_SLOTS = max(1, _usable_cores() - 1)
+_SLOTS = threading.BoundedSemaphore(TOKENIZING_SLOTS)
+
+
+@contextmanager
+def tokenizing_slot() -> Iterator[None]:
+    """Holds one of `TOKENIZING_SLOTS` while tokenizing. In a pump thread whose consumer has gone meanwhile (the
+    request failed or ended while this waited for its turn) it raises instead: nobody wants those tokens."""
+    with _SLOTS:
+        if consumer_gone():
+            raise GenerationError("the request was cancelled while its prompt waited to be tokenized")
+        yield
 
 
 class TokenCounter:
@@ -104,14 +134,19 @@ class LocalRuntime:
 
     def encode_chat(self, messages: Sequence[Message]) -> list[int]:
         # The template already wrote any BOS it wants; adding special tokens again would double it.
-        return list(self.tokenizer(self.render_chat(messages), add_special_tokens=False)["input_ids"])
+        text = self.render_chat(messages)
+        with tokenizing_slot():
+            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def encode_prompt(self, prompt: str) -> list[int]:
         """A raw prompt's ids with the tokenizer's special tokens; an empty one still gets a first token."""
-        return list(self.tokenizer(prompt)["input_ids"]) or [self.start_token_id]
+        with tokenizing_slot():
+            ids = list(self.tokenizer(prompt)["input_ids"])
+        return ids or [self.start_token_id]
 
     def count_tokens(self, text: str) -> int:
-        return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+        with tokenizing_slot():
+            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
 
     def decode(self, token_ids: Sequence[int]) -> str:
         """Generated ids as text, up to the first EOS (special tokens dropped)."""
