@@ -16,6 +16,7 @@ on first use (they import llguidance only), build at most two grammars at once.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
 import json
 import multiprocessing
@@ -40,7 +41,18 @@ def _pool() -> concurrent.futures.ProcessPoolExecutor:
     with _POOL_LOCK:
         if _POOL is None:
             _POOL = concurrent.futures.ProcessPoolExecutor(BUILDERS, mp_context=multiprocessing.get_context("spawn"))
+            atexit.register(_close_pool)
         return _POOL
+
+
+def _close_pool() -> None:
+    """Stops the builders at exit and drops the pool while the interpreter is whole: collected later, during
+    shutdown, its finaliser printed "Exception ignored in ... weakref_cb" (multiprocessing already torn down)."""
+    global _POOL
+    with _POOL_LOCK:
+        pool, _POOL = _POOL, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 async def schema_grammar(schema: Optional[JSONObject], field: str = "response_format") -> str:
