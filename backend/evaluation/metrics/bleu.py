@@ -10,25 +10,15 @@ Each import on its own line: `evaluate` scans this file's imports line by line w
 
 from __future__ import annotations
 
-import datasets
-import evaluate
 import numpy as np
 from sacrebleu.metrics import BLEU
 
-_FEATURES = datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")})
+from backend.evaluation import metric_base
 
 
-class Bleu(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Corpus BLEU from sacrebleu (13a tokenisation, exponential smoothing), on a 0-100 scale.",
-            citation="Post, 2018. A Call for Clarity in Reporting BLEU Scores.",
-            inputs_description="predictions: list of strings; references: list of strings (one per prediction)",
-            features=_FEATURES,
-        )
-
-    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        return self.aggregate(self.example_stats(predictions, references))
+class Bleu(metric_base.TextPairMetric):
+    DESCRIPTION = "Corpus BLEU from sacrebleu (13a tokenisation, exponential smoothing), on a 0-100 scale."
+    CITATION = "Post, 2018. A Call for Clarity in Reporting BLEU Scores."
 
     # Shared by every module of this package: per-example statistics, and metrics from any subset of them.
     def example_stats(self, predictions: list[str], references: list[str]) -> np.ndarray:

@@ -9,25 +9,15 @@ Each import on its own line: `evaluate` scans this file's imports line by line w
 
 from __future__ import annotations
 
-import datasets
-import evaluate
 import numpy as np
 from sacrebleu.metrics import CHRF
 
-_FEATURES = datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")})
+from backend.evaluation import metric_base
 
 
-class Chrf(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Corpus chrF from sacrebleu (character 6-grams, beta 2), on a 0-100 scale.",
-            citation="Popovic, 2015. chrF: character n-gram F-score for automatic MT evaluation.",
-            inputs_description="predictions: list of strings; references: list of strings (one per prediction)",
-            features=_FEATURES,
-        )
-
-    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        return self.aggregate(self.example_stats(predictions, references))
+class Chrf(metric_base.TextPairMetric):
+    DESCRIPTION = "Corpus chrF from sacrebleu (character 6-grams, beta 2), on a 0-100 scale."
+    CITATION = "Popovic, 2015. chrF: character n-gram F-score for automatic MT evaluation."
 
     def example_stats(self, predictions: list[str], references: list[str]) -> np.ndarray:
         """One row of sacrebleu chrF statistics (n-gram hits and totals per order) per example."""
