@@ -95,8 +95,10 @@ class RequestLimits:
                 f"{self.max_sessions} sessions, idle ones dropped after {self.session_idle_s} s")
 
 
-def env_number(env: Mapping[str, str], name: str, default: float, whole: bool = False) -> float:
-    """The positive number setting `name` in `env` (`default` when unset or blank); ConfigError otherwise."""
+def env_number(env: Mapping[str, str], name: str, default: float, whole: bool = False,
+               low: Optional[float] = None) -> float:
+    """The number setting `name` in `env` (`default` when unset or blank): above 0, or with `low` at least `low`;
+    ConfigError otherwise (limits here, the throttle's and backend/guard/security.py's settings)."""
     raw = (env.get(name) or "").strip()
     if not raw:
         return default
@@ -104,8 +106,11 @@ def env_number(env: Mapping[str, str], name: str, default: float, whole: bool = 
         value = int(raw) if whole else float(raw)
     except ValueError:
         raise ConfigError(f"{name}: must be {'a whole number' if whole else 'a number'}, got {raw!r}") from None
-    if not value > 0:
-        raise ConfigError(f"{name}: must be greater than 0, got {raw!r}")
+    if low is None:
+        if not value > 0:
+            raise ConfigError(f"{name}: must be greater than 0, got {raw!r}")
+    elif value != value or value < low:  # NaN or too small
+        raise ConfigError(f"{name}: must be at least {low:g}, got {raw!r}")
     return value
 
 
