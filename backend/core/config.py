@@ -13,6 +13,7 @@ from typing import Mapping
 
 import yaml
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
 
 from backend.core.app_settings import (  # noqa: F401 - re-exported: `from backend.core.config import AppConfig`
     LOGO_MAX_BYTES,
@@ -123,15 +124,23 @@ def _describe_validation_error(error: ValidationError, raw: Mapping[str, object]
             where += f" {label}, field '{field_path}':" if field_path else f" {label},"
         elif location:
             where += f" field '{'.'.join(str(part) for part in location)}':"
-        message = problem["msg"]
-        if problem["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling; see models.yaml in the repository for the fields)"
-        elif problem["type"] == "missing":
-            message = "required field is missing"
-        elif message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
+        message = problem_message(problem, "unknown field (check the spelling; see models.yaml in the repository for "
+                                           "the fields)")
         lines.append(f"{where} {message}")
     return "\n".join(lines)
+
+
+def problem_message(problem: ErrorDetails, unknown_field: str) -> str:
+    """What a pydantic validation problem says, in plain words: `unknown_field` for a field the model does not
+    have, and a validator's own message without pydantic's "Value error, " prefix."""
+    message = problem["msg"]
+    if problem["type"] == "extra_forbidden":
+        return unknown_field
+    if problem["type"] == "missing":
+        return "required field is missing"
+    if message.startswith("Value error, "):
+        return message[len("Value error, ") :]
+    return message
 
 
 def _check_tasks_against_checkpoint(spec: ModelSpec, index: int, path: Path) -> None:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence, TypedDict
 
-from backend.core.json_types import JSONObject
+from backend.data.keyed_log import LogBounds, append_line, latest_entries, log_line
 from backend.data.store import DatasetInfo, check_name, list_datasets, now, save_dataset
 from backend.core.error_codes import refuse
 from backend.core.types import InvalidInputError
@@ -115,51 +115,17 @@ def record_rating(username: Optional[str], model: Optional[str], messages: Seque
     # A taken-back rating needs only its key: it is never read back.
     entry: RatingEntry = {"key": key, "time": now(), "model": model, "rating": rating,
                           "conversation": conversation if rating else []}
-    line = json.dumps(entry, ensure_ascii=False) + "\n"
-    size = len(line.encode("utf-8"))
-    if size > MAX_RATING_BYTES:
-        raise refuse("rating_too_large", "messages", size=size, limit=MAX_RATING_BYTES)
+    line = log_line(entry, limit=MAX_RATING_BYTES, code="rating_too_large", field="messages")
     path = user_dir("feedback", username, root) / RATINGS_FILE
-    with _lock:
-        if rating is not None:
-            _check_room(path, key, size)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
+    # Taking a rating back always works: only a new rating is checked against the bounds.
+    append_line(path, key, line, _bounds(), _lock, check_room=rating is not None)
     return Rating(key, model, rating or "", conversation, entry["time"])
 
 
-def _check_room(path: Path, key: str, size: int) -> None:
-    """Refuses a new rating beyond the user's count or bytes (compacting the log first when that makes room)."""
-    latest = latest_entries(path)
-    if key not in latest and sum(e.get("rating") in RATINGS for e in latest.values()) >= MAX_USER_RATINGS:
-        raise refuse("ratings_count", "feedback", limit=MAX_USER_RATINGS)
-    used = path.stat().st_size if path.is_file() else 0
-    if used + size <= MAX_USER_FEEDBACK_BYTES:
-        return
-    kept = [json.dumps(e, ensure_ascii=False) + "\n" for e in latest.values() if e.get("rating") in RATINGS]
-    compacted = "".join(kept)
-    if len(compacted.encode("utf-8")) + size > MAX_USER_FEEDBACK_BYTES:
-        raise refuse("ratings_bytes", "feedback", used_mb=used / 1024**2,
-                     limit_mb=MAX_USER_FEEDBACK_BYTES / 1024**2)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(compacted, encoding="utf-8")
-    temporary.replace(path)  # whole or not at all: a crash leaves the old log
-
-
-def latest_entries(path: Path) -> dict[str, JSONObject]:
-    """The last entry per key in an append-only JSONL log, oldest first (re-rating moves a reply to the end; the
-    arena's votes use the same log shape, backend/data/votes.py)."""
-    latest: dict[str, JSONObject] = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                entry = json.loads(line)
-            except ValueError:
-                continue  # a line cut by a crash: the others still count
-            key = str(entry.get("key"))
-            latest.pop(key, None)
-            latest[key] = entry
-    return latest
+def _bounds() -> LogBounds:
+    """A user's ratings log bounds: current ratings (taken-back ones neither count nor survive compaction)."""
+    return LogBounds("feedback", MAX_USER_RATINGS, "ratings_count", MAX_USER_FEEDBACK_BYTES, "ratings_bytes",
+                     current=lambda entry: entry.get("rating") in RATINGS)
 
 
 def load_ratings(username: Optional[str], model: Optional[str] = None, root: Optional[Path] = None) -> list[Rating]:

@@ -11,7 +11,6 @@ file of at most MAX_USER_VOTES_BYTES (compacted to the last line per round befor
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,8 +18,8 @@ from typing import Mapping, Optional, Sequence, TypedDict
 
 from backend.core.error_codes import refuse
 from backend.core.types import InvalidInputError
-from backend.data.feedback import (Conversation, PreferenceRow, clean_conversation, latest_entries,
-                                   stored_conversation)
+from backend.data.feedback import Conversation, PreferenceRow, clean_conversation, stored_conversation
+from backend.data.keyed_log import LogBounds, append_line, latest_entries, log_line
 from backend.data.store import DatasetInfo, now, save_dataset
 from backend.evaluation.leaderboard import Battle, Pair
 from backend.guard.user_space import folder_name, is_admin, user_dir, visible_dirs
@@ -87,31 +86,11 @@ def record_vote(username: Optional[str], round_id: str, models: Sequence[str], c
     cleaned = [clean_conversation(conversation) for conversation in conversations]
     entry: VoteEntry = {"key": round_id, "time": now(), "blind": bool(blind), "models": list(models),
                         "outcome": outcome, "conversations": cleaned}
-    line = json.dumps(entry, ensure_ascii=False) + "\n"
-    size = len(line.encode("utf-8"))
-    if size > MAX_VOTE_BYTES:
-        raise refuse("vote_too_large", "conversations", size=size, limit=MAX_VOTE_BYTES)
+    line = log_line(entry, limit=MAX_VOTE_BYTES, code="vote_too_large", field="conversations")
     path = user_dir("feedback", username, root) / VOTES_FILE
-    with _lock:
-        _check_room(path, round_id, size)
-        with path.open("a", encoding="utf-8") as handle:
-            handle.write(line)
+    append_line(path, round_id, line, LogBounds("votes", MAX_USER_VOTES, "votes_count", MAX_USER_VOTES_BYTES,
+                                                "votes_bytes"), _lock)
     return _vote(entry, folder_name(username))
-
-
-def _check_room(path: Path, key: str, size: int) -> None:
-    latest = latest_entries(path)
-    if key not in latest and len(latest) >= MAX_USER_VOTES:
-        raise refuse("votes_count", "votes", limit=MAX_USER_VOTES)
-    used = path.stat().st_size if path.is_file() else 0
-    if used + size <= MAX_USER_VOTES_BYTES:
-        return
-    compacted = "".join(json.dumps(entry, ensure_ascii=False) + "\n" for entry in latest.values())
-    if len(compacted.encode("utf-8")) + size > MAX_USER_VOTES_BYTES:
-        raise refuse("votes_bytes", "votes", used_mb=used / 1024**2, limit_mb=MAX_USER_VOTES_BYTES / 1024**2)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(compacted, encoding="utf-8")
-    temporary.replace(path)  # whole or not at all: a crash leaves the old log
 
 
 def _vote(entry: Mapping[str, object], user: str) -> Vote:

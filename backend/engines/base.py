@@ -17,7 +17,7 @@ from typing import Any, Generator, Iterator, Optional, Protocol, Sequence, runti
 from backend.core.config import ModelSpec
 from backend.core.json_types import JSONObject
 from backend.tasks.base import TaskRequest
-from backend.core.types import Event, GenerationParams, LabelScore, Message, Task
+from backend.core.types import Event, GenerationParams, LabelScore, Message, Task, UnsupportedTaskError
 
 
 @runtime_checkable
@@ -88,3 +88,10 @@ class StreamsTasks(Protocol):
     """An engine that streams a pipeline task's generated text (summarize, translate): deltas, then a Final."""
 
     def stream_task(self, task: str, request: TaskRequest[Any]) -> Generator[Event, None, None]: ...
+
+
+def require_task(model: LoadedModel, task: Task) -> None:
+    """UnsupportedTaskError unless `model`'s entry is set up for `task`."""
+    if task not in model.tasks:
+        raise UnsupportedTaskError(f"model '{model.spec.id}' is not set up for '{task}' (its tasks: "
+                                   f"{', '.join(model.spec.tasks)})")

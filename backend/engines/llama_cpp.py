@@ -25,7 +25,9 @@ from typing import TYPE_CHECKING, Iterator, Optional, Sequence
 
 from backend.core.config import ModelSpec
 from backend.core.json_types import JSONObject
-from backend.engines.budget import Clock, check_prompt_fits, final_event, fit_chat, reply_budget
+from backend.engines.base import require_task
+from backend.engines.budget import check_prompt_fits, fit_chat, reply_budget
+from backend.engines.generation import FALLBACK_CHAT_TEMPLATE, row_events
 from backend.engines.llama_cpp_model import GgufModel, physical_cores
 from backend.engines.llama_cpp_sampling import RowSampler
 from backend.engines.llama_cpp_scheduler import LlamaRow, SlotScheduler
@@ -39,16 +41,6 @@ if TYPE_CHECKING:
 # Without a max_context in models.yaml, each slot gets at most this much of the model's trained context: every slot's
 # KV cache is allocated at load (SmolLM2-135M: 23 KB per token, so 16 slots x 2048 tokens = 0.75 GB).
 DEFAULT_CONTEXT = 2048
-# Used when neither the entry nor the GGUF has a chat template (the local engine's fallback).
-FALLBACK_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{ message['content'] }}\n\n"
-    "{% elif message['role'] == 'user' %}User: {{ message['content'] }}\n"
-    "{% else %}Assistant: {{ message['content'] }}\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}Assistant:{% endif %}"
-)
-
 
 class LlamaCppEngine(LlamaTokenMethods):
     """A GGUF model in this process on llama.cpp. Any number of requests at once: up to max_batch_size decode
@@ -160,9 +152,7 @@ class LlamaCppEngine(LlamaTokenMethods):
         return self.model
 
     def _require(self, task: Task) -> None:
-        if task not in self.tasks:
-            raise UnsupportedTaskError(f"model '{self.spec.id}' is not set up for '{task}' (its tasks: "
-                                       f"{', '.join(self.spec.tasks)})")
+        require_task(self, task)
 
     def _stream(self, prompt_ids: list[int], params: GenerationParams, dropped_turns: int) -> Iterator[Event]:
         """Checks everything up front (errors surface at the call), then streams lazily on first `next`."""
@@ -178,19 +168,9 @@ class LlamaCppEngine(LlamaTokenMethods):
 
     def _consume(self, row: LlamaRow, dropped_turns: int, notices: list[str],
                  seed: Optional[int]) -> Iterator[Event]:
-        clock = Clock()
-        stream = self.scheduler.submit(row)
-        try:
-            for delta in stream:
-                if delta.text:
-                    clock.saw_text()
-                yield delta
-            result = stream.result()
-            yield final_event(result.text, clock=clock, prompt_tokens=len(row.prompt),
-                              generated_tokens=result.generated_tokens, finish_reason=result.finish_reason,
-                              max_context=self.max_context, dropped_turns=dropped_turns, notices=notices, seed=seed)
-        finally:
-            stream.close()  # stops the row if it still runs, and waits until the scheduler let go of it
+        # A generator: the row is submitted on the first `next`, as the engine contract's streams are lazy.
+        yield from row_events(self.scheduler.submit(row), prompt_tokens=len(row.prompt), max_context=self.max_context,
+                              dropped_turns=dropped_turns, notices=notices, seed=seed)
 
     def _matcher(self, grammar: str) -> LLMatcher:
         """An llguidance matcher of `grammar` over this model's vocabulary (the vocabulary's view is built once)."""

@@ -12,7 +12,6 @@ ctypes calls release the GIL, so a decode step runs while Python threads (the se
 from __future__ import annotations
 
 import ctypes
-import os
 import threading
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +20,7 @@ from typing import Any, Optional, Sequence
 import numpy as np
 
 from backend.core.types import GenerationError, ModelLoadError
+from backend.engines.cpu_threads import cpu_threads
 
 DEFAULT_BATCH_TOKENS = 512  # tokens per llama_decode call: every running row's next token plus prompt chunks
 KV_BYTES_PER_VALUE = 2  # the KV cache is float16 (llama.cpp's default type)
@@ -29,20 +29,7 @@ KV_BYTES_PER_VALUE = 2  # the KV cache is float16 (llama.cpp's default type)
 def physical_cores() -> int:
     """Threads for llama.cpp: WORKBENCH_LLAMA_CPP_THREADS, else the physical cores this process may use (extra
     hyper-threads slow llama.cpp's decode down, as they do PyTorch's)."""
-    configured = os.environ.get("WORKBENCH_LLAMA_CPP_THREADS", "").strip()
-    if configured:
-        if not configured.isdigit() or int(configured) < 1:
-            raise ModelLoadError(f"WORKBENCH_LLAMA_CPP_THREADS: a whole number of threads >= 1, got {configured!r}",
-                                 field="WORKBENCH_LLAMA_CPP_THREADS", params={"value": configured})
-        return int(configured)
-    try:
-        import psutil
-
-        cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    except ImportError:
-        cores = os.cpu_count() or 1
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
-    return max(1, min(cores, allowed))
+    return cpu_threads("WORKBENCH_LLAMA_CPP_THREADS")
 
 
 _BACKEND_READY = threading.Event()

@@ -26,10 +26,12 @@ from backend.core.json_types import JSONObject
 from backend.engines import loading
 from backend.engines import zerogpu
 from backend.engines.batching import Batcher
-from backend.engines.budget import Clock, check_prompt_fits, final_event, fit_chat, reply_budget
+from backend.engines.base import require_task
+from backend.engines.budget import check_prompt_fits, fit_chat, reply_budget
 from backend.engines import grammar
 from backend.engines.decode import Decoding, RowPlan
-from backend.engines.runtime import Limits, LocalRuntime, RowStream
+from backend.engines.generation import FALLBACK_CHAT_TEMPLATE, row_events
+from backend.engines.runtime import Limits, LocalRuntime
 from backend.engines.token_engine import TokenLevelMethods
 from backend.core.types import (
     Event,
@@ -38,16 +40,6 @@ from backend.core.types import (
     Message,
     Task,
     UnsupportedTaskError,
-)
-
-# Used when a tokenizer ships no chat template (base models). Documented in the README and flagged in status.
-FALLBACK_CHAT_TEMPLATE = (
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{ message['content'] }}\n\n"
-    "{% elif message['role'] == 'user' %}User: {{ message['content'] }}\n"
-    "{% else %}Assistant: {{ message['content'] }}\n{% endif %}"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}Assistant:{% endif %}"
 )
 
 _LOADS = itertools.count(1)  # numbers each load: part of the model's key in the resident table
@@ -150,9 +142,7 @@ class LocalGenerativeEngine(TokenLevelMethods):
     # --------------------------------------------------------------------------------------- internals
 
     def _require(self, task: Task) -> None:
-        if task not in self.tasks:
-            raise UnsupportedTaskError(f"model '{self.spec.id}' is not set up for '{task}' (its tasks: "
-                                       f"{', '.join(self.spec.tasks)})")
+        require_task(self, task)
 
     def _stream(self, input_ids: list[int], params: GenerationParams, dropped_turns: int) -> Iterator[Event]:
         """Checks everything up front (errors surface at the call), then streams lazily on first `next`."""
@@ -167,20 +157,10 @@ class LocalGenerativeEngine(TokenLevelMethods):
 
     def _consume(self, plan: RowPlan, stop: Sequence[str], dropped_turns: int,
                  notices: list[str]) -> Iterator[Event]:
-        clock = Clock()
-        row: RowStream = self.scheduler.submit(plan, stop)
-        try:
-            for delta in row:
-                if delta.text:
-                    clock.saw_text()
-                yield delta
-            result = row.result()
-            yield final_event(result.text, clock=clock, prompt_tokens=len(plan.prompt_ids),
-                              generated_tokens=result.generated_tokens, finish_reason=result.finish_reason,
+        # A generator: the row is submitted on the first `next`, as the engine contract's streams are lazy.
+        yield from row_events(self.scheduler.submit(plan, stop), prompt_tokens=len(plan.prompt_ids),
                               max_context=self.max_context, dropped_turns=dropped_turns, notices=notices,
                               seed=None if plan.greedy else plan.seed)
-        finally:
-            row.close()  # stops the row if it still runs, and waits until the batch thread let go of it
 
 
 def _ids_of(ids: list[int]) -> tuple[int, list[int]]:

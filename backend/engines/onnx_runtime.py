@@ -35,6 +35,7 @@ import torch
 
 from backend.core.config import ModelSpec, checkpoint_file
 from backend.core.json_types import JSONObject, JSONValue
+from backend.engines.cpu_threads import cpu_threads
 from backend.core.types import ModelLoadError
 
 OPSET = 17
@@ -94,19 +95,7 @@ def _stamp(spec: ModelSpec, model: HFModel) -> JSONObject:
 
 def onnx_threads() -> int:
     """Intra-op threads for ONNX Runtime: WORKBENCH_ONNX_THREADS, else the physical cores this process may use."""
-    configured = os.environ.get("WORKBENCH_ONNX_THREADS", "").strip()
-    if configured:
-        if not configured.isdigit() or int(configured) < 1:
-            raise ModelLoadError(f"WORKBENCH_ONNX_THREADS: a whole number of threads >= 1, got {configured!r}")
-        return int(configured)
-    try:
-        import psutil
-
-        cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
-    except ImportError:
-        cores = os.cpu_count() or 1
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
-    return max(1, min(cores, allowed))
+    return cpu_threads("WORKBENCH_ONNX_THREADS")
 
 
 def session_options() -> onnxruntime.SessionOptions:

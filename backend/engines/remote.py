@@ -32,6 +32,7 @@ import httpx
 
 from backend.core.config import ModelSpec
 from backend.core.json_types import JSONObject
+from backend.engines.base import require_task
 from backend.engines.budget import Clock, check_prompt_fits, final_event, fit_chat, reply_budget
 from backend.engines.remote_sse import StreamState, decode_chunk, finish_reason, sse_data, usage_int, \
     wrap_stream_errors
@@ -356,9 +357,7 @@ class RemoteEngine:
         return f"model '{self.spec.id}' ({url})"
 
     def _require(self, task: Task) -> None:
-        if task not in self.tasks:
-            raise UnsupportedTaskError(f"model '{self.spec.id}' is not set up for '{task}' (its tasks: "
-                                       f"{', '.join(self.spec.tasks)})")
+        require_task(self, task)
 
     def _check_open(self) -> None:
         if self._closed:

@@ -8,17 +8,19 @@ loads an entry's engine. Adding an engine: a module with its engine and a factor
 
 A factory is named by its import path ("package.module:attribute", the attribute may be dotted) and imported only when
 an entry uses it, so an engine's libraries (torch, llama-cpp-python, httpx) load with its first model, never at
-start-up. backend/core/model_spec.py validates entries through this table, so it imports nothing of the app (not even
-lazily: an engine module imports the config, which would close a circle); backend/engines/__init__.py's
+start-up. backend/core/model_spec.py validates entries through this table, so it imports nothing of the app but the
+standard-library table it is made of (backend/core/named_table.py; not even lazily: an engine module imports the
+config, which would close a circle); backend/engines/__init__.py's
 `create_engine` imports the factories.
 """
 
 from __future__ import annotations
 
 import importlib
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Callable, Iterator, Literal, Optional
+from typing import Callable, Literal, Optional
+
+from backend.core.named_table import NamedTable
 
 LOCAL_BACKEND = "transformers"  # weights in this process: the entry's `runtime` picks the engine
 
@@ -43,7 +45,11 @@ BUILT_IN: tuple[EngineKind, ...] = (
     EngineKind("onnx", "runtime", "backend.engines.factories:onnx_engine"),
     EngineKind("llama_cpp", "runtime", "backend.engines.factories:llama_cpp_engine"),
 )
-_TABLE: dict[str, EngineKind] = {kind.name: kind for kind in BUILT_IN}
+_TABLE: NamedTable[EngineKind] = NamedTable("engine", BUILT_IN, lambda kind: kind.name, reserved=(LOCAL_BACKEND,))
+# Adding an engine defined outside this package (a plugin, a test's toy engine), and taking it away again.
+register = _TABLE.register
+unregister = _TABLE.unregister
+registered = _TABLE.registered
 
 
 def backends() -> tuple[str, ...]:
@@ -77,25 +83,3 @@ def imported(path: str) -> Callable[..., object]:
         raise TypeError(f"{path} is not callable")
     return target
 
-
-def register(kind: EngineKind) -> None:
-    """Adds an engine defined outside this package (a plugin, a test's toy engine)."""
-    if kind.name == LOCAL_BACKEND or (kind.name in _TABLE and _TABLE[kind.name] != kind):
-        raise ValueError(f"engine {kind.name!r} is registered already")
-    _TABLE[kind.name] = kind
-
-
-def unregister(name: str) -> None:
-    if any(kind.name == name for kind in BUILT_IN):
-        raise ValueError(f"engine {name!r} is built in")
-    _TABLE.pop(name, None)
-
-
-@contextmanager
-def registered(kind: EngineKind) -> Iterator[EngineKind]:
-    """`kind` in the table for the duration of a `with` block."""
-    register(kind)
-    try:
-        yield kind
-    finally:
-        unregister(kind.name)

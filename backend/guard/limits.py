@@ -65,12 +65,12 @@ class RequestLimits:
         """`max_upload_mb`: the per-file limit (WORKBENCH_MAX_UPLOAD_MB, backend/guard/security.py)."""
         env = os.environ if environ is None else environ
         return cls(
-            max_body_mb=_number(env, ENV_MAX_BODY_MB, DEFAULT_MAX_BODY_MB),
-            max_upload_request_mb=_number(env, ENV_MAX_UPLOAD_REQUEST_MB, max_upload_mb + MULTIPART_SLACK_MB),
-            max_user_uploads_mb=_number(env, ENV_MAX_USER_UPLOADS_MB, DEFAULT_MAX_USER_UPLOADS_MB),
-            upload_ttl_s=int(_number(env, ENV_UPLOAD_TTL_S, DEFAULT_UPLOAD_TTL_S, whole=True)),
-            max_sessions=int(_number(env, ENV_MAX_SESSIONS, DEFAULT_MAX_SESSIONS, whole=True)),
-            session_idle_s=int(_number(env, ENV_SESSION_IDLE_S, DEFAULT_SESSION_IDLE_S, whole=True)),
+            max_body_mb=env_number(env, ENV_MAX_BODY_MB, DEFAULT_MAX_BODY_MB),
+            max_upload_request_mb=env_number(env, ENV_MAX_UPLOAD_REQUEST_MB, max_upload_mb + MULTIPART_SLACK_MB),
+            max_user_uploads_mb=env_number(env, ENV_MAX_USER_UPLOADS_MB, DEFAULT_MAX_USER_UPLOADS_MB),
+            upload_ttl_s=int(env_number(env, ENV_UPLOAD_TTL_S, DEFAULT_UPLOAD_TTL_S, whole=True)),
+            max_sessions=int(env_number(env, ENV_MAX_SESSIONS, DEFAULT_MAX_SESSIONS, whole=True)),
+            session_idle_s=int(env_number(env, ENV_SESSION_IDLE_S, DEFAULT_SESSION_IDLE_S, whole=True)),
         )
 
     @property
@@ -95,7 +95,10 @@ class RequestLimits:
                 f"{self.max_sessions} sessions, idle ones dropped after {self.session_idle_s} s")
 
 
-def _number(env: Mapping[str, str], name: str, default: float, whole: bool = False) -> float:
+def env_number(env: Mapping[str, str], name: str, default: float, whole: bool = False,
+               low: Optional[float] = None) -> float:
+    """The number setting `name` in `env` (`default` when unset or blank): above 0, or with `low` at least `low`;
+    ConfigError otherwise (limits here, the throttle's and backend/guard/security.py's settings)."""
     raw = (env.get(name) or "").strip()
     if not raw:
         return default
@@ -103,8 +106,11 @@ def _number(env: Mapping[str, str], name: str, default: float, whole: bool = Fal
         value = int(raw) if whole else float(raw)
     except ValueError:
         raise ConfigError(f"{name}: must be {'a whole number' if whole else 'a number'}, got {raw!r}") from None
-    if not value > 0:
-        raise ConfigError(f"{name}: must be greater than 0, got {raw!r}")
+    if low is None:
+        if not value > 0:
+            raise ConfigError(f"{name}: must be greater than 0, got {raw!r}")
+    elif value != value or value < low:  # NaN or too small
+        raise ConfigError(f"{name}: must be at least {low:g}, got {raw!r}")
     return value
 
 

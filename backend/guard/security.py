@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable, Mapping, Optional, Protocol, Sequence, TextIO
 
 from backend.core.types import ConfigError
+from backend.guard.limits import env_number
 
 ENV_AUTH = "WORKBENCH_AUTH"
 ENV_API_TOKEN = "WORKBENCH_API_TOKEN"
@@ -60,8 +61,8 @@ class SecuritySettings:
         return cls(
             users=parse_users(env.get(ENV_AUTH, "")),
             api_token=_parse_token(env.get(ENV_API_TOKEN, "")),
-            max_upload_mb=_parse_number(env, ENV_MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_MB, low=0.001),
-            queue_size=int(_parse_number(env, ENV_QUEUE_SIZE, DEFAULT_QUEUE_SIZE, low=1, whole=True)),
+            max_upload_mb=env_number(env, ENV_MAX_UPLOAD_MB, DEFAULT_MAX_UPLOAD_MB, low=0.001),
+            queue_size=int(env_number(env, ENV_QUEUE_SIZE, DEFAULT_QUEUE_SIZE, whole=True, low=1)),
         )
 
     # ---------------------------------------------------------------------------------------- facts
@@ -179,20 +180,6 @@ def _parse_token(value: str) -> Optional[str]:
     if any(ch.isspace() for ch in token):
         raise ConfigError(f"{ENV_API_TOKEN}: the token contains white space; it must be one word")
     return token
-
-
-def _parse_number(env: Mapping[str, str], name: str, default: float, low: float, whole: bool = False) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        number = int(raw) if whole else float(raw)
-    except ValueError:
-        kind = "a whole number" if whole else "a number"
-        raise ConfigError(f"{name}: must be {kind}, got {raw!r}") from None
-    if number != number or number < low:  # NaN or too small
-        raise ConfigError(f"{name}: must be at least {low:g}, got {raw!r}")
-    return number
 
 
 def decode_basic(value: str) -> Optional[tuple[str, str]]:

@@ -31,9 +31,8 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from backend.guard.limits import client_address, send_json
+from backend.guard.limits import client_address, env_number, send_json
 from backend.guard.request_checks import replay
-from backend.core.types import ConfigError
 
 ENV_MAX_FAILURES = "WORKBENCH_LOGIN_MAX_FAILURES"
 ENV_MAX_USER_FAILURES = "WORKBENCH_LOGIN_MAX_USER_FAILURES"
@@ -63,28 +62,15 @@ class ThrottleSettings:
     def from_env(cls, environ: Optional[Mapping[str, str]] = None) -> "ThrottleSettings":
         env = os.environ if environ is None else environ
         forwarded = (env.get(ENV_FORWARDED) or "").strip().lower()
-        return cls(max_failures=int(_number(env, ENV_MAX_FAILURES, DEFAULT_MAX_FAILURES, whole=True)),
-                   max_user_failures=int(_number(env, ENV_MAX_USER_FAILURES, DEFAULT_MAX_USER_FAILURES, whole=True)),
-                   window_s=_number(env, ENV_WINDOW_S, DEFAULT_WINDOW_S),
+        return cls(max_failures=int(env_number(env, ENV_MAX_FAILURES, DEFAULT_MAX_FAILURES, whole=True)),
+                   max_user_failures=int(env_number(env, ENV_MAX_USER_FAILURES, DEFAULT_MAX_USER_FAILURES, whole=True)),
+                   window_s=env_number(env, ENV_WINDOW_S, DEFAULT_WINDOW_S),
                    trust_forwarded_for=forwarded in ("1", "true", "yes", "on") or
                    (not forwarded and bool(env.get("SPACE_ID"))))
 
     def describe(self) -> str:
         return (f"failed logins throttled after {self.max_failures} per client / {self.max_user_failures} per user "
                 f"in {self.window_s:g} s")
-
-
-def _number(env: Mapping[str, str], name: str, default: float, whole: bool = False) -> float:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw) if whole else float(raw)
-    except ValueError:
-        raise ConfigError(f"{name}: must be {'a whole number' if whole else 'a number'}, got {raw!r}") from None
-    if not value > 0:
-        raise ConfigError(f"{name}: must be greater than 0, got {raw!r}")
-    return value
 
 
 class LoginThrottle:

@@ -162,6 +162,18 @@ class LoadedTask(ABC, Generic[OptionsT, ResultT]):
         """Routes forward passes through `forward` (ONNX Runtime) instead of PyTorch."""
         self.forward_fn = forward
 
+    def run_forward(self, inputs: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+        """`forward_fn` on `inputs` moved to the model's device, without autograd (call with the lock held)."""
+        import torch
+
+        device = getattr(self.model, "device", "cpu")
+        with torch.inference_mode():
+            return self.forward_fn(**{name: value.to(device) for name, value in inputs.items()})
+
+    def model_inputs(self, encoded: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What of a tokenizer's encoding the model takes (its `model_input_names`)."""
+        return {name: encoded[name] for name in self.tokenizer.model_input_names if name in encoded}
+
     def release(self) -> None:
         """Drops the model (the engine is unloading it); call with the lock held."""
         self.model = UNLOADED_MODEL

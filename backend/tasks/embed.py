@@ -71,13 +71,8 @@ class EmbedHandler(TaskHandler[EmbedOptions, Embedding, EmbedBatch, EmbedOutputs
         return encoded, lengths
 
     def forward(self, model_inputs: EmbedBatch) -> EmbedOutputs:
-        import torch
-
         encoded, lengths = model_inputs
-        inputs = {name: encoded[name] for name in self.tokenizer.model_input_names if name in encoded}
-        with torch.inference_mode():
-            device = getattr(self.model, "device", "cpu")
-            output = self.forward_fn(**{name: value.to(device) for name, value in inputs.items()})
+        output = self.run_forward(self.model_inputs(encoded))
         return output["last_hidden_state"].float().cpu(), encoded["attention_mask"], lengths
 
     def postprocess(self, model_outputs: EmbedOutputs, request: TaskRequest[EmbedOptions]) -> list[Embedding]:

@@ -84,11 +84,7 @@ class NerHandler(TaskHandler[NerOptions, list[Entity], NerBatch, NerOutputs]):
                 "special": special}
 
     def forward(self, model_inputs: NerBatch) -> NerOutputs:
-        import torch
-
-        device = getattr(self.model, "device", "cpu")
-        with torch.inference_mode():
-            logits = self.forward_fn(**{name: value.to(device) for name, value in model_inputs["inputs"].items()})
+        logits = self.run_forward(model_inputs["inputs"])
         return {**model_inputs, "logits": logits["logits"].float().cpu()}
 
     def postprocess(self, model_outputs: NerOutputs, request: TaskRequest[NerOptions]) -> list[list[Entity]]:

@@ -79,13 +79,8 @@ class QaHandler(TaskHandler[QaOptions, list[Answer], QaBatch, QaOutputs]):
         return encoded, windows_of
 
     def forward(self, model_inputs: QaBatch) -> QaOutputs:
-        import torch
-
         encoded, windows_of = model_inputs
-        inputs = {name: encoded[name] for name in self.tokenizer.model_input_names if name in encoded}
-        with torch.inference_mode():
-            device = getattr(self.model, "device", "cpu")
-            output = self.forward_fn(**{name: value.to(device) for name, value in inputs.items()})
+        output = self.run_forward(self.model_inputs(encoded))
         return (encoded, windows_of, output["start_logits"].float().cpu().numpy(),
                 output["end_logits"].float().cpu().numpy())
 

@@ -7,16 +7,20 @@ Torch-free: backend/core/config.py validates models.yaml through it, and `import
 
 from __future__ import annotations
 
-from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Optional, Sequence, overload
+from typing import Any, Callable, Optional, Sequence, overload
 
+from backend.core.named_table import NamedTable
 from backend.tasks import embed, fill_mask, ner, qa, seq2seq
 from backend.tasks.base import TaskSpec
 from backend.core.types import InvalidInputError
 
 BUILT_IN: tuple[TaskSpec[Any, Any], ...] = (ner.SPEC, qa.SPEC, fill_mask.SPEC, seq2seq.SUMMARIZE, seq2seq.TRANSLATE,
                                             embed.SPEC)
-_TABLE: dict[str, TaskSpec[Any, Any]] = {spec.name: spec for spec in BUILT_IN}
+_TABLE: NamedTable[TaskSpec[Any, Any]] = NamedTable("task", BUILT_IN, lambda spec: spec.name)
+# Adding a task defined outside this package (a plugin, a test's toy task), and taking it away again.
+register = _TABLE.register
+unregister = _TABLE.unregister
+registered = _TABLE.registered
 
 
 def task_specs() -> tuple[TaskSpec[Any, Any], ...]:
@@ -42,28 +46,6 @@ def evaluation_spec(evaluation_task: str) -> Optional[TaskSpec[Any, Any]]:
                 None)
 
 
-def register(spec: TaskSpec[Any, Any]) -> None:
-    """Adds a task defined outside this package (a plugin, a test's toy task)."""
-    if spec.name in _TABLE and _TABLE[spec.name] is not spec:
-        raise ValueError(f"task {spec.name!r} is registered already")
-    _TABLE[spec.name] = spec
-
-
-def unregister(name: str) -> None:
-    if any(spec.name == name for spec in BUILT_IN):
-        raise ValueError(f"task {name!r} is built in")
-    _TABLE.pop(name, None)
-
-
-@contextmanager
-def registered(spec: TaskSpec[Any, Any]) -> Iterator[TaskSpec[Any, Any]]:
-    """`spec` in the table for the duration of a `with` block."""
-    register(spec)
-    try:
-        yield spec
-    finally:
-        unregister(spec.name)
-
 
 class TaskNames(Sequence[str]):
     """A live, read-only view of task names (a registered task appears at once): `in`, iteration, `len`."""
@@ -74,7 +56,7 @@ class TaskNames(Sequence[str]):
         self._before = before
 
     def _names(self) -> tuple[str, ...]:
-        return self._before + tuple(name for name, spec in _TABLE.items() if self._select(spec))
+        return self._before + tuple(spec.name for spec in _TABLE.values() if self._select(spec))
 
     @overload
     def __getitem__(self, index: int) -> str: ...

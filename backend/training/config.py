@@ -13,6 +13,7 @@ from typing import Literal, Optional
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from backend.core.config import problem_message
 from backend.training.recipes import RECIPES, column_fields, recipe_for
 from backend.core.types import InvalidInputError
 
@@ -132,13 +133,7 @@ def describe_errors(error: ValidationError, where: str) -> str:
     lines = []
     for problem in error.errors():
         field = ".".join(str(part) for part in problem["loc"])
-        message = problem["msg"]
-        if problem["type"] == "extra_forbidden":
-            message = "unknown field (check the spelling)"
-        elif problem["type"] == "missing":
-            message = "required field is missing"
-        elif message.startswith("Value error, "):
-            message = message[len("Value error, "):]
+        message = problem_message(problem, "unknown field (check the spelling)")
         # Checks across fields carry their field name in the message already.
         lines.append(f"{where}: {message}" if message.startswith("field '") or not field
                      else f"{where}: field '{field}': {message}")

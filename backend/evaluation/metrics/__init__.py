@@ -3,7 +3,8 @@
 Each family is a local `evaluate` module (an `evaluate.Metric` subclass in its own file here), loaded by path so
 it works offline. Besides `compute`, every module has the same three methods, which the bootstrap uses:
 `example_stats(**inputs)` (one row of numbers per example), `aggregate(stats)` (metrics from any subset of
-rows) and `example_scores(stats)` (per-example scores for the results table).
+rows) and `example_scores(stats)` (per-example scores for the results table). What they share (the description,
+`compute` from those methods, per-column means and scores) is in backend/evaluation/metric_base.py.
 """
 
 from __future__ import annotations

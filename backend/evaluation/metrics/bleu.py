@@ -10,38 +10,16 @@ Each import on its own line: `evaluate` scans this file's imports line by line w
 
 from __future__ import annotations
 
-import datasets
-import evaluate
-import numpy as np
 from sacrebleu.metrics import BLEU
 
-_FEATURES = datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")})
+from backend.evaluation import metric_base
 
 
-class Bleu(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Corpus BLEU from sacrebleu (13a tokenisation, exponential smoothing), on a 0-100 scale.",
-            citation="Post, 2018. A Call for Clarity in Reporting BLEU Scores.",
-            inputs_description="predictions: list of strings; references: list of strings (one per prediction)",
-            features=_FEATURES,
-        )
+class Bleu(metric_base.SacrebleuMetric):
+    DESCRIPTION = "Corpus BLEU from sacrebleu (13a tokenisation, exponential smoothing), on a 0-100 scale."
+    CITATION = "Post, 2018. A Call for Clarity in Reporting BLEU Scores."
 
-    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        return self.aggregate(self.example_stats(predictions, references))
+    NAME = "bleu"
 
-    # Shared by every module of this package: per-example statistics, and metrics from any subset of them.
-    def example_stats(self, predictions: list[str], references: list[str]) -> np.ndarray:
-        """One row of sacrebleu sufficient statistics per example: lengths, then n-gram matches and totals."""
-        # sacrebleu's public API only returns the summed score; these two methods are what its own
-        # significance tests use to resample without recomputing n-grams.
-        stats = BLEU()._extract_corpus_statistics(list(predictions), [list(references)])
-        return np.asarray(stats, dtype=np.int64).reshape(len(predictions), -1)
-
-    def aggregate(self, stats: np.ndarray) -> dict[str, float]:
-        summed = [int(value) for value in np.asarray(stats).sum(axis=0)]
-        return {"bleu": float(BLEU()._compute_score_from_stats(summed).score)}
-
-    def example_scores(self, stats: np.ndarray) -> dict[str, list[float]]:
-        sentence = BLEU(effective_order=True)  # what sacrebleu.sentence_bleu uses for single sentences
-        return {"bleu": [float(sentence._compute_score_from_stats([int(v) for v in row]).score) for row in stats]}
+    def scorer(self, sentence: bool = False) -> BLEU:
+        return BLEU(effective_order=True) if sentence else BLEU()  # effective order: sacrebleu.sentence_bleu's

@@ -14,13 +14,12 @@ Each import on its own line: `evaluate` scans this file's imports line by line w
 
 from __future__ import annotations
 
-import datasets
-import evaluate
 import numpy as np
 
+from backend.evaluation import metric_base
 from backend.evaluation.metrics.squad import normalize_answer
 
-_FEATURES = datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")})
+_COLUMNS = ("normalized_exact_match", "contains")  # example_stats' columns
 
 
 def contains(prediction: str, reference: str) -> bool:
@@ -29,18 +28,9 @@ def contains(prediction: str, reference: str) -> bool:
     return bool(wanted) and f" {wanted} " in f" {normalize_answer(prediction)} "
 
 
-class ChatMatch(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Normalised exact match (SQuAD's normalize_answer) and whole-word containment of the "
-                        "reference in the reply.",
-            citation="",
-            inputs_description="predictions: list of strings; references: list of strings (one per prediction)",
-            features=_FEATURES,
-        )
-
-    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        return self.aggregate(self.example_stats(predictions, references))
+class ChatMatch(metric_base.TextPairMetric):
+    DESCRIPTION = ("Normalised exact match (SQuAD's normalize_answer) and whole-word containment of the "
+                   "reference in the reply.")
 
     def example_stats(self, predictions: list[str], references: list[str]) -> np.ndarray:
         """Per example: normalised exact match (0/1), contains (0/1)."""
@@ -49,10 +39,7 @@ class ChatMatch(evaluate.Metric):
         return np.asarray(rows, dtype=np.float64).reshape(len(predictions), 2)
 
     def aggregate(self, stats: np.ndarray) -> dict[str, float]:
-        means = np.asarray(stats, dtype=np.float64).mean(axis=0)
-        return {"normalized_exact_match": float(means[0]), "contains": float(means[1])}
+        return metric_base.column_means(stats, _COLUMNS)
 
     def example_scores(self, stats: np.ndarray) -> dict[str, list[float]]:
-        stats = np.asarray(stats)
-        return {"normalized_exact_match": [float(v) for v in stats[:, 0]],
-                "contains": [float(v) for v in stats[:, 1]]}
+        return metric_base.column_scores(stats, _COLUMNS)

@@ -9,35 +9,16 @@ Each import on its own line: `evaluate` scans this file's imports line by line w
 
 from __future__ import annotations
 
-import datasets
-import evaluate
-import numpy as np
 from sacrebleu.metrics import CHRF
 
-_FEATURES = datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")})
+from backend.evaluation import metric_base
 
 
-class Chrf(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Corpus chrF from sacrebleu (character 6-grams, beta 2), on a 0-100 scale.",
-            citation="Popovic, 2015. chrF: character n-gram F-score for automatic MT evaluation.",
-            inputs_description="predictions: list of strings; references: list of strings (one per prediction)",
-            features=_FEATURES,
-        )
+class Chrf(metric_base.SacrebleuMetric):
+    DESCRIPTION = "Corpus chrF from sacrebleu (character 6-grams, beta 2), on a 0-100 scale."
+    CITATION = "Popovic, 2015. chrF: character n-gram F-score for automatic MT evaluation."
 
-    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        return self.aggregate(self.example_stats(predictions, references))
+    NAME = "chrf"
 
-    def example_stats(self, predictions: list[str], references: list[str]) -> np.ndarray:
-        """One row of sacrebleu chrF statistics (n-gram hits and totals per order) per example."""
-        stats = CHRF()._extract_corpus_statistics(list(predictions), [list(references)])
-        return np.asarray(stats, dtype=np.int64).reshape(len(predictions), -1)
-
-    def aggregate(self, stats: np.ndarray) -> dict[str, float]:
-        summed = [int(value) for value in np.asarray(stats).sum(axis=0)]
-        return {"chrf": float(CHRF()._compute_score_from_stats(summed).score)}
-
-    def example_scores(self, stats: np.ndarray) -> dict[str, list[float]]:
-        chrf = CHRF()
-        return {"chrf": [float(chrf._compute_score_from_stats([int(v) for v in row]).score) for row in stats]}
+    def scorer(self, sentence: bool = False) -> CHRF:
+        return CHRF()  # sacrebleu.sentence_chrf scores a sentence as the corpus

@@ -14,10 +14,10 @@ from __future__ import annotations
 from collections import Counter
 from typing import Optional, TypedDict
 
-import datasets
-import evaluate
 import numpy as np
 from sklearn.metrics import accuracy_score, classification_report, confusion_matrix, precision_recall_fscore_support
+
+from backend.evaluation import metric_base
 
 AVERAGES = ("macro", "micro", "weighted")
 class ConfusionMatrix(TypedDict):
@@ -32,17 +32,12 @@ class ClassificationReport(TypedDict):
 
 
 OTHER = "(other)"  # the confusion matrix's row and column for the classes it does not show one by one
-_FEATURES = datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")})
 
 
-class Classification(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Accuracy and precision/recall/F1 (macro, micro, weighted) from scikit-learn, on a 0-1 scale.",
-            citation="Pedregosa et al., 2011. Scikit-learn: Machine Learning in Python.",
-            inputs_description="predictions: list of predicted labels; references: list of true labels (strings)",
-            features=_FEATURES,
-        )
+class Classification(metric_base.TextPairMetric):
+    DESCRIPTION = "Accuracy and precision/recall/F1 (macro, micro, weighted) from scikit-learn, on a 0-1 scale."
+    CITATION = "Pedregosa et al., 2011. Scikit-learn: Machine Learning in Python."
+    INPUTS = "predictions: list of predicted labels; references: list of true labels (strings)"
 
     def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
         scores = {"accuracy": float(accuracy_score(references, predictions))}

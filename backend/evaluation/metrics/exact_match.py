@@ -9,24 +9,13 @@ Each import on its own line: `evaluate` scans this file's imports line by line w
 
 from __future__ import annotations
 
-import datasets
-import evaluate
 import numpy as np
 
-_FEATURES = datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")})
+from backend.evaluation import metric_base
 
 
-class ExactMatch(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Share of predictions equal to their reference (whitespace-stripped); mean lengths in words.",
-            citation="",
-            inputs_description="predictions: list of strings; references: list of strings (one per prediction)",
-            features=_FEATURES,
-        )
-
-    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        return self.aggregate(self.example_stats(predictions, references))
+class ExactMatch(metric_base.TextPairMetric):
+    DESCRIPTION = "Share of predictions equal to their reference (whitespace-stripped); mean lengths in words."
 
     def example_stats(self, predictions: list[str], references: list[str]) -> np.ndarray:
         """Per example: match (0/1), prediction length, reference length (words)."""
@@ -46,4 +35,4 @@ class ExactMatch(evaluate.Metric):
         }
 
     def example_scores(self, stats: np.ndarray) -> dict[str, list[float]]:
-        return {"exact_match": [float(v) for v in stats[:, 0]], "length": [float(v) for v in stats[:, 1]]}
+        return metric_base.column_scores(stats, ("exact_match", "length"))

@@ -13,20 +13,17 @@ from __future__ import annotations
 import math
 
 import datasets
-import evaluate
 import numpy as np
+
+from backend.evaluation import metric_base
 
 _FEATURES = datasets.Features({"nll": datasets.Value("float64"), "tokens": datasets.Value("int64")})
 
 
-class Perplexity(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Token-level perplexity exp(mean NLL) over a corpus, and the mean of per-text perplexities.",
-            citation="",
-            inputs_description="nll: summed negative log-likelihood per text (nats); tokens: tokens scored per text",
-            features=_FEATURES,
-        )
+class Perplexity(metric_base.DescribedMetric):
+    DESCRIPTION = "Token-level perplexity exp(mean NLL) over a corpus, and the mean of per-text perplexities."
+    INPUTS = "nll: summed negative log-likelihood per text (nats); tokens: tokens scored per text"
+    FEATURES = _FEATURES
 
     def _compute(self, nll: list[float], tokens: list[int]) -> dict[str, float]:
         return self.aggregate(self.example_stats(nll, tokens))

@@ -11,23 +11,17 @@ Each import on its own line: `evaluate` scans this file's imports line by line w
 
 from __future__ import annotations
 
-import datasets
-import evaluate
 import numpy as np
 from rouge_score import rouge_scorer
 
+from backend.evaluation import metric_base
+
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
-_FEATURES = datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")})
 
 
-class Rouge(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Mean ROUGE-1/2/L/Lsum F1 from rouge-score (Porter stemming optional), on a 0-1 scale.",
-            citation="Lin, 2004. ROUGE: A Package for Automatic Evaluation of Summaries.",
-            inputs_description="predictions: list of strings; references: list of strings (one per prediction)",
-            features=_FEATURES,
-        )
+class Rouge(metric_base.TextPairMetric):
+    DESCRIPTION = "Mean ROUGE-1/2/L/Lsum F1 from rouge-score (Porter stemming optional), on a 0-1 scale."
+    CITATION = "Lin, 2004. ROUGE: A Package for Automatic Evaluation of Summaries."
 
     def _compute(self, predictions: list[str], references: list[str], use_stemmer: bool = False) -> dict[str, float]:
         return self.aggregate(self.example_stats(predictions, references, use_stemmer))
@@ -42,8 +36,7 @@ class Rouge(evaluate.Metric):
         return np.asarray(rows, dtype=np.float64).reshape(len(predictions), len(ROUGE_TYPES))
 
     def aggregate(self, stats: np.ndarray) -> dict[str, float]:
-        means = np.asarray(stats, dtype=np.float64).mean(axis=0)
-        return {kind: float(value) for kind, value in zip(ROUGE_TYPES, means)}
+        return metric_base.column_means(stats, ROUGE_TYPES)
 
     def example_scores(self, stats: np.ndarray) -> dict[str, list[float]]:
-        return {kind: [float(value) for value in stats[:, column]] for column, kind in enumerate(ROUGE_TYPES)}
+        return metric_base.column_scores(stats, ROUGE_TYPES)

@@ -10,28 +10,17 @@ Each import on its own line: `evaluate` scans this file's imports line by line w
 
 from __future__ import annotations
 
-import datasets
-import evaluate
 import numpy as np
 from seqeval.metrics.sequence_labeling import get_entities
 
+from backend.evaluation import metric_base
 from backend.evaluation.sequences import parse_list
 
-_FEATURES = datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")})
 
-
-class SeqevalNer(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="Entity-level micro precision / recall / F1 (seqeval), on a 0-1 scale.",
-            citation="Nakayama, 2018. seqeval: A Python framework for sequence labeling evaluation.",
-            inputs_description="predictions, references: per example, the BIO tags (a list as text, or tags "
-                               "separated by spaces)",
-            features=_FEATURES,
-        )
-
-    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        return self.aggregate(self.example_stats(predictions, references))
+class SeqevalNer(metric_base.TextPairMetric):
+    DESCRIPTION = "Entity-level micro precision / recall / F1 (seqeval), on a 0-1 scale."
+    CITATION = "Nakayama, 2018. seqeval: A Python framework for sequence labeling evaluation."
+    INPUTS = "predictions, references: per example, the BIO tags (a list as text, or tags separated by spaces)"
 
     def example_stats(self, predictions: list[str], references: list[str]) -> np.ndarray:
         """Per example: entities predicted correctly, entities predicted, gold entities."""

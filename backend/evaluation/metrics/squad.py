@@ -14,14 +14,13 @@ import re
 import string
 from collections import Counter
 
-import datasets
-import evaluate
 import numpy as np
 
+from backend.evaluation import metric_base
 from backend.evaluation.sequences import parse_list
 
-_FEATURES = datasets.Features({"predictions": datasets.Value("string"), "references": datasets.Value("string")})
 _PUNCTUATION = set(string.punctuation)
+_COLUMNS = ("squad_exact_match", "squad_f1")  # example_stats' columns, as reported (0-100)
 
 
 def normalize_answer(text: str) -> str:
@@ -45,18 +44,11 @@ def golds(reference: str) -> list[str]:
     return parse_list(reference, split=False) or [""]
 
 
-class Squad(evaluate.Metric):
-    def _info(self) -> evaluate.MetricInfo:
-        return evaluate.MetricInfo(
-            description="SQuAD v1.1 exact match and F1 (best over gold answers), on a 0-100 scale.",
-            citation="Rajpurkar et al., 2016. SQuAD: 100,000+ Questions for Machine Comprehension of Text.",
-            inputs_description="predictions: list of answer strings; references: per example one answer, or a "
-                               "list of gold answers as text",
-            features=_FEATURES,
-        )
-
-    def _compute(self, predictions: list[str], references: list[str]) -> dict[str, float]:
-        return self.aggregate(self.example_stats(predictions, references))
+class Squad(metric_base.TextPairMetric):
+    DESCRIPTION = "SQuAD v1.1 exact match and F1 (best over gold answers), on a 0-100 scale."
+    CITATION = "Rajpurkar et al., 2016. SQuAD: 100,000+ Questions for Machine Comprehension of Text."
+    INPUTS = ("predictions: list of answer strings; references: per example one answer, or a list of gold "
+              "answers as text")
 
     def example_stats(self, predictions: list[str], references: list[str]) -> np.ndarray:
         """Per example: exact match (0/1) and F1 (0-1), each the best over the gold answers."""
@@ -68,10 +60,7 @@ class Squad(evaluate.Metric):
         return np.asarray(rows, dtype=np.float64).reshape(len(predictions), 2)
 
     def aggregate(self, stats: np.ndarray) -> dict[str, float]:
-        means = np.asarray(stats, dtype=np.float64).mean(axis=0) * 100
-        return {"squad_exact_match": float(means[0]), "squad_f1": float(means[1])}
+        return metric_base.column_means(stats, _COLUMNS, scale=100)
 
     def example_scores(self, stats: np.ndarray) -> dict[str, list[float]]:
-        stats = np.asarray(stats)
-        return {"squad_exact_match": [float(v) * 100 for v in stats[:, 0]],
-                "squad_f1": [float(v) * 100 for v in stats[:, 1]]}
+        return metric_base.column_scores(stats, _COLUMNS, scale=100)
