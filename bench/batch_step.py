@@ -1,6 +1,6 @@
 """The engine's batched decoding against raw `model.generate`, in one process, interleaved, in CPU time.
 
-    python bench/batch_step.py [--model-size 25m] [--new-tokens 64] [--rounds 5] [--threads 1] \
+    python bench/batch_step.py [--model-size 25m] [--model-id tiny-chat] [--new-tokens 64] [--rounds 5] [--threads 1] \
         [--stagger-ms 0] [--out bench/results/batch_step.json]
 
 Three ways of decoding the same greedy rows with the same weights, each with 1 row and with 16, alternated per
@@ -51,6 +51,8 @@ def measure(run: Callable[[], object], steps: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model-size", default="25m")
+    parser.add_argument("--model-id", help="bench-<size> (default) or tiny-chat, whose forward pass is so cheap that "
+                        "the engine's own per-step work shows, as on a GPU")
     parser.add_argument("--new-tokens", type=int, default=64)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads")
@@ -71,7 +73,8 @@ def main() -> int:
     from backend.engines.local import LocalGenerativeEngine
 
     config = load_config(build_models(Path(args.workdir), args.model_size))
-    spec = next(spec for spec in config.models if spec.id == f"bench-{args.model_size}")
+    model_id = args.model_id or f"bench-{args.model_size}"
+    spec = next(spec for spec in config.models if spec.id == model_id)
     engine = LocalGenerativeEngine.load(spec)
     runtime, tokens = engine.runtime, args.new_tokens
     model = runtime.model
@@ -137,7 +140,7 @@ def main() -> int:
         return (per_step["engine_1"] / per_step["engine_16"]) / (per_step["raw_1"] / per_step["raw_16"])
 
     results = {
-        "model": f"bench-{args.model_size}", "new_tokens": tokens, "rounds": args.rounds, "threads": args.threads,
+        "model": model_id, "new_tokens": tokens, "rounds": args.rounds, "threads": args.threads,
         "stagger_ms": args.stagger_ms, "load_average": [round(x, 2) for x in (*load_before, *os.getloadavg())],
         "cpu_ms_per_step": cpu, "wall_ms_per_step": wall,
         "step_16_vs_raw_16": cpu["step_16"] / cpu["raw_16"], "step_1_vs_raw_1": cpu["step_1"] / cpu["raw_1"],

@@ -127,9 +127,7 @@ class Request:
 
 
 # A batch runs at least this many steps before it is merged with waiting requests (each merge costs one prefill
-# of its rows), and rows with fewer tokens than this left are let finish instead. A batch that at least as many
-# requests wait for as it runs merges after its first step: most of that prefill is then the newcomers' own, which
-# they need anyway (16 clients arriving together: the first one's batch of 1 merges after 1 step, not 4).
+# of its rows), and rows with fewer tokens than this left are let finish instead.
 MERGE_AFTER_STEPS = 4
 
 # On CUDA the first forward passes in a new thread pay a per-thread warm-up (measured on an H200: ~3 s, bf16
@@ -322,12 +320,9 @@ class Batcher:
     def _should_merge(self, batch: list[Request], steps_run: int) -> bool:
         """Requests wait, the batch has room, and its rows have enough left to be worth a prefill. Not on
         ZeroGPU, where every batch is a separate GPU call of limited duration."""
-        waiting = len(self._pending)
-        if self.steps_on_gpu is not None or not waiting:
+        if self.steps_on_gpu is not None or steps_run < MERGE_AFTER_STEPS or not self._pending:
             return False
         live = [request for request in batch if not request.done]
-        if steps_run < MERGE_AFTER_STEPS and waiting < len(live):
-            return False
         return len(live) < self.max_batch_size and any(
             request.max_new_tokens - request.generated_tokens > MERGE_AFTER_STEPS for request in live)
 
