@@ -125,7 +125,7 @@ def decode_batch(model: HFModel, decoding: Decoding, rows: list[RowPlan], stop_f
                 pad_token_id=decoding.pad_token_id,
                 bos_token_id=decoding.bos_token_id,
             ),
-            logits_processor=LogitsProcessorList([sampler]),
+            logits_processor=sampler.processors(),
             stopping_criteria=StoppingCriteriaList([RowsDone(rows, stop_flags, input_ids.shape[1])]),
             streamer=_StepStreamer(sampler, on_step),
         )
@@ -154,7 +154,7 @@ def decode_encoded(model: HFModel, decoding: Decoding, rows: list[RowPlan], enco
                 min_new_tokens=min_new_tokens or None, eos_token_id=list(decoding.eos_token_ids),
                 pad_token_id=decoding.pad_token_id, bos_token_id=decoding.bos_token_id,
                 decoder_start_token_id=decoder_start_token_id),
-            logits_processor=LogitsProcessorList([sampler]),
+            logits_processor=sampler.processors(),
             stopping_criteria=StoppingCriteriaList([RowsDone(rows, stop_flags, decoder_mask.shape[1])]),
             streamer=_StepStreamer(sampler, on_step),
         )
@@ -230,6 +230,18 @@ class BatchSampler(LogitsProcessor):
         self.step = 0
         self.choices: tuple[Optional[Choice], ...] = ()  # this step's, for the streamer
 
+    @property
+    def needed(self) -> bool:
+        """False when every row is plain greedy: no sampling, penalty, bias, grammar or alternatives. Then
+        generate's own argmax over the same float32 logits picks the same tokens (ties included), so the sampler's
+        argmax, one-hot and bookkeeping would only cost time."""
+        return (self.any_sampled or self.any_penalty or self.occurrence is not None or self.grammar is not None
+                or any(self.alternatives))
+
+    def processors(self) -> LogitsProcessorList:
+        """What generate runs on each step's logits: this sampler, or nothing when no row needs it."""
+        return LogitsProcessorList([self] if self.needed else [])
+
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         logits = scores.float()
         if self.any_penalty:
@@ -297,10 +309,15 @@ class RowsDone(StoppingCriteria):
         self.limits = torch.tensor([row.max_new_tokens for row in rows])
         self.stop_flags = stop_flags
         self.prompt_width = prompt_width
+        self._sent: Optional[tuple[torch.Tensor, torch.Tensor]] = None  # (done on the CPU, its device copy)
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
         done = self.stop_flags | (self.limits <= input_ids.shape[1] - self.prompt_width)
-        return done.to(input_ids.device)  # type: ignore[return-value]
+        # Decided on the CPU (the flags live there); copied to the device only when it changed: a copy from
+        # pageable memory each step would stall the host until the GPU caught up.
+        if self._sent is None or not torch.equal(self._sent[0], done):
+            self._sent = (done, done.to(input_ids.device))
+        return self._sent[1]  # type: ignore[return-value]
 
 
 class _StepStreamer(BaseStreamer):
