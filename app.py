@@ -89,6 +89,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
 
 
 def serve(args: argparse.Namespace) -> int:
+    # pyarrow (under pandas) allocates from its bundled mimalloc by default, which keeps what short-lived request
+    # threads freed: the app's RSS grew ~20 MB per identical round of 96 requests. glibc's heap, which
+    # release_memory trims, does not (docs/RELIABILITY.md, issue 27 item 7). Read when pyarrow first allocates.
+    os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")
     from backend.engines import zerogpu
     from backend.core.registry_source import open_registry
     from backend.engines import create_engine
