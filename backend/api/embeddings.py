@@ -15,12 +15,13 @@ from typing import Annotated, Optional, Union
 
 import numpy as np
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from backend.api.auth import ApiAuth
 from backend.api.errors import ApiError, errors_about, invalid
-from backend.api.route import api_router
+from backend.api.route import api_router, json_response
+from backend.core.json_types import JSONOutput
 from backend.core.registry import Registry
 from backend.tasks import service
 
@@ -73,7 +74,7 @@ def embeddings_routes(registry: Registry, auth: ApiAuth) -> APIRouter:
     router = api_router(auth)
 
     @router.post("/embeddings")
-    async def embeddings(body: EmbeddingRequest) -> JSONResponse:
+    async def embeddings(body: EmbeddingRequest) -> Response:
         registry.spec(body.model, "embed")  # 404 unknown, 400 not an embed model
         with errors_about("input"):
             service.check_texts("input", body.input)  # before the model loads
@@ -82,11 +83,12 @@ def embeddings_routes(registry: Registry, auth: ApiAuth) -> APIRouter:
             raise ApiError(400, f"dimensions: model '{body.model}' returns {result.dimensions}-dimensional vectors "
                            f"and cannot shorten them; omit 'dimensions' or pass {result.dimensions}",
                            param="dimensions", code="unsupported_dimensions")
-        data = [{"object": "embedding", "index": index, "embedding": _encode(vector, body.encoding_format)}
-                for index, vector in enumerate(result.vectors)]
+        data: list[JSONOutput] = [
+            {"object": "embedding", "index": index, "embedding": _encode(vector, body.encoding_format)}
+            for index, vector in enumerate(result.vectors)]
         used = sum(result.tokens)
-        return JSONResponse({"object": "list", "data": data, "model": body.model,
-                             "usage": {"prompt_tokens": used, "total_tokens": used}})
+        return await json_response({"object": "list", "data": data, "model": body.model,  # encoded off the loop
+                                    "usage": {"prompt_tokens": used, "total_tokens": used}})
 
     return router
 
