@@ -173,6 +173,20 @@ def test_feedback_is_bounded_per_rating_per_user_and_listed_in_pages(tmp_path: P
     assert last["ratings"][-1]["conversation"][0]["content"] == "q5"  # re-rated: moved to the end
     assert client.get("/v1/feedback?limit=501", auth=("bob", "pw")).json()["error"]["param"] == "limit"
 
+    # ... and in bytes: eve's ~250 kB ratings come about 4 MB to a page (not all 16 MB in one body), each once.
+    from backend.api.feedback import MAX_PAGE_BYTES
+
+    seen: list[str] = []
+    pages = 0
+    offset: int | None = 0
+    while offset is not None:
+        answer = client.get(f"/v1/feedback?offset={offset}&limit=500", auth=("eve", "pw"))
+        assert len(answer.content) <= MAX_PAGE_BYTES + 1_000 and answer.json()["ratings"], len(answer.content)
+        seen += [rating["conversation"][0]["content"] for rating in answer.json()["ratings"]]
+        offset, pages = answer.json()["next_offset"], pages + 1
+    assert sorted(seen) == sorted(f"q{i}" for i in range(fitting))  # every rating once, in some page
+    assert pages >= feedback.MAX_USER_FEEDBACK_BYTES // MAX_PAGE_BYTES
+
 
 def test_a_name_clash_is_refused_by_name_without_a_server_path(tmp_path: Path) -> None:
     """Issue 28: saving conversations under a taken name said "out: '/srv/.../datasets/NAME' already exists"."""
