@@ -92,7 +92,8 @@ class TrainingRuns:
                root: Optional[Path] = None) -> Path:
         """A new run folder (under the user's `train` folder, or `out`) holding config.yaml and command.txt."""
         if out is None:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
+            now = time.time()  # to the millisecond: the runs list sorts by folder name, newest first
+            stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + f"{int(now * 1000) % 1000:03d}"
             out = user_space.user_dir("train", username, root) / f"{stamp}-{config.task}-{secrets.token_hex(3)}"
         elif out.exists() and (not out.is_dir() or any(out.iterdir())):
             # Never over an earlier run (or anything else): its model and metrics would be lost silently.
