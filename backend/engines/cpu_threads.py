@@ -23,5 +23,9 @@ def cpu_threads(setting: str) -> int:
         cores = psutil.cpu_count(logical=False) or os.cpu_count() or 1
     except ImportError:
         cores = os.cpu_count() or 1
-    allowed = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else cores
-    return max(1, min(cores, allowed))
+    return max(1, min(cores, usable_cores()))
+
+
+def usable_cores() -> int:
+    """The logical cores this process may run on (its CPU affinity where the system has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1

@@ -15,7 +15,6 @@ and use only what it names.
 from __future__ import annotations
 
 from backend.core.hf_types import HFModel, HFTokenizer, decoded_text, rendered_text
-import os
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,15 +22,9 @@ from typing import Iterator, Optional, Protocol, Sequence, runtime_checkable
 
 from backend.core.config import ModelSpec
 from backend.core.streams import consumer_gone
+from backend.engines.cpu_threads import usable_cores
 from backend.engines.decode import Decoding, RowPlan
 from backend.core.types import Delta, FinishReason, GenerationError, Message
-
-
-def _usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 # How many tokenizer calls of local models run at once in this process: one core is left to the event loop.
@@ -39,7 +32,7 @@ def _usable_cores() -> int:
 # its 64 stream threads all tokenizing at once: the event loop, which starts those threads (`Thread.start` waits
 # until the new thread has run), and the thread serving GET /config waited behind them in the CPU's run queue;
 # starting the 64 held the loop 7.6-10 s (for 15 ms of its CPU) and /config took 4-8 s (docs/RELIABILITY.md).
-TOKENIZING_SLOTS = max(1, _usable_cores() - 1)
+TOKENIZING_SLOTS = max(1, usable_cores() - 1)
 _SLOTS = threading.BoundedSemaphore(TOKENIZING_SLOTS)
 
 
