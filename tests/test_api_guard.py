@@ -240,9 +240,15 @@ def test_schemas_compile_off_the_event_loop_and_a_huge_one_is_refused(app: AppPr
                 waits.append(config_seconds(page))
             busy_s = time.monotonic() - started
         assert all(reply.result().json()["error"]["param"] == "logit_bias" for reply in replies)
-        # /config is served while six builds (~2-3 s of CPU on the event loop before) run in worker threads.
-        # Bound: 0.5 s over the slowest idle /config (on a quiet machine that one takes ~0.05 s).
-        assert len(waits) >= 2 and max(waits) < 0.5 + idle[-1], (waits, idle, busy_s)
+        # /config is served while six builds (~2-3 s of CPU on the event loop before) run in worker processes.
+        # Bound: assert_quick's (the median CONFIG_BOUND_S over twice the idle median, the worst STALL_S over twice
+        # the idle worst); a build on the loop fails both. It was the worst under 0.5 s over the idle worst, which
+        # full garbage collections landing in the idle samples (0.3-0.45 s) had loosened: once they were gone
+        # (backend/core/heap.py) the first sample, as the six requests arrive with both builders busy on the
+        # 2-core machine, reached 0.6-1.2 s at load 5-8 against idle worsts of 0.11-0.23 s.
+        waits.sort()
+        assert len(waits) >= 2 and waits[len(waits) // 2] < CONFIG_BOUND_S + 2 * idle[2], (waits, idle, busy_s)
+        assert waits[-1] < STALL_S + 2 * idle[-1], (waits, idle, busy_s)
     huge = chat(3000)  # 92 kB
     error = huge.json()["error"]
     assert huge.status_code == 400 and error["param"] == "response_format" and error["code"] == "schema_too_large"
