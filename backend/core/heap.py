@@ -3,9 +3,9 @@
 CPython's full (oldest-generation) collection walks every tracked object in the process, holding the GIL
 throughout, in whichever thread happened to allocate. In the served app that is ~560,000 objects once a local model
 has loaded (the modules, classes and functions of torch, transformers, gradio; the models themselves are a few
-thousand): 0.27-0.35 CPU-s per collection, every 2-4 s while requests allocate (a `/config` copies the page's
+thousand): 0.27-0.41 CPU-s per collection, every 2-4 s while requests allocate (a `/config` copies the page's
 913 kB config each time). Each one stopped every thread: the event loop, `/config`, the request being served
-(docs/RELIABILITY.md, issue 27, "The event loop while the largest requests are served").
+(docs/RELIABILITY.md, "Full garbage collections", issue 27).
 
 `gc.freeze()` moves the objects alive at that moment to a permanent generation that collections skip; they are
 still freed by reference counting, only reference cycles among them wait for the next `collect_everything`.
