@@ -142,6 +142,12 @@ def serve(args: argparse.Namespace) -> int:
         print(f"error: {error}", file=sys.stderr)
         registry.close()
         return 2
+    # The app's objects, built once, are long-lived: out of the garbage collector's full collections, which
+    # stopped every thread (the event loop included) for 0.1-0.35 CPU-s each (backend/core/heap.py).
+    from backend.core import heap
+
+    heap.enable()
+    heap.freeze_survivors()
     mode = " (presenter mode)" if presenter else ""
     loaded = f"{len(preload)} preloaded, the others load on first use" if preload else \
         "nothing is loaded until first use"

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, Optional, cast
 
+from backend.core import heap
 from backend.core.config import AppConfig, ModelSpec
 from backend.core.model_status import slot_status
 from backend.engines.base import Engine, LoadedModel
@@ -259,6 +260,8 @@ class Registry:
             self._enforce_bounds(keep=slot.spec.id)
         future.set_result(engine)
         self._start_reaper()
+        # What the load imported (torch, transformers: ~330,000 objects) is long-lived: out of full collections.
+        heap.freeze_survivors()
         return engine
 
     def _release(self, slot: _Slot) -> None:

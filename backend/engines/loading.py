@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from backend.core.hf_types import HFModel, HFTokenizer
 import ctypes
-import gc
 import sys
 import time
 from pathlib import Path
@@ -12,6 +11,7 @@ from typing import TYPE_CHECKING, Optional, cast
 
 import torch
 
+from backend.core import heap
 from backend.core.config import ModelSpec, checkpoint_file
 from backend.core.json_types import JSONObject
 from backend.core.hub import HUB, download_hint
@@ -120,8 +120,9 @@ def explain_load_failure(spec: ModelSpec, error: BaseException) -> ModelLoadErro
 
 
 def release_memory(device: str | None) -> None:
-    """Returns freed memory to the system: collect cycles, empty the CUDA cache, trim the C heap."""
-    gc.collect()
+    """Returns freed memory to the system: collect cycles (the frozen long-lived objects included: an unloaded
+    model may have been frozen with them, backend/core/heap.py), empty the CUDA cache, trim the C heap."""
+    heap.collect_everything()
     if device and device.startswith("cuda") and torch.cuda.is_available():
         torch.cuda.empty_cache()
     if device == "mps" and torch.backends.mps.is_available():

@@ -24,6 +24,7 @@ from backend.core.config import ModelSpec
 from backend.core.streams import consumer_gone
 from backend.engines.cpu_threads import usable_cores
 from backend.engines.decode import Decoding, RowPlan
+from backend.engines.token_ids import count_ids, encode_ids
 from backend.core.types import Delta, FinishReason, GenerationError, Message
 
 
@@ -129,17 +130,17 @@ class LocalRuntime:
         # The template already wrote any BOS it wants; adding special tokens again would double it.
         text = self.render_chat(messages)
         with tokenizing_slot():
-            return list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            return encode_ids(self.tokenizer, text, add_special_tokens=False)
 
     def encode_prompt(self, prompt: str) -> list[int]:
         """A raw prompt's ids with the tokenizer's special tokens; an empty one still gets a first token."""
         with tokenizing_slot():
-            ids = list(self.tokenizer(prompt)["input_ids"])
+            ids = encode_ids(self.tokenizer, prompt)
         return ids or [self.start_token_id]
 
     def count_tokens(self, text: str) -> int:
         with tokenizing_slot():
-            return len(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+            return count_ids(self.tokenizer, text, add_special_tokens=False)
 
     def decode(self, token_ids: Sequence[int]) -> str:
         """Generated ids as text, up to the first EOS (special tokens dropped)."""

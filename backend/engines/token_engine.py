@@ -11,6 +11,7 @@ from backend.core.hf_types import decoded_text, rendered_text, vocabulary_size
 from backend.engines import token_ops
 from backend.engines.budget import check_prompt_fits
 from backend.engines.runtime import LocalRuntime
+from backend.engines.token_ids import encode_ids
 from backend.engines.token_level import PromptScores
 from backend.core.types import Event, GenerationParams, InvalidInputError
 
@@ -21,7 +22,7 @@ class TokenLevelMethods:
     runtime: LocalRuntime
 
     def tokenize(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return list(self.runtime.tokenizer(text, add_special_tokens=add_special_tokens)["input_ids"])
+        return encode_ids(self.runtime.tokenizer, text, add_special_tokens)
 
     def detokenize(self, ids: Sequence[int], field: str = "tokens") -> str:
         return decoded_text(self.runtime.tokenizer, token_ops.check_ids(ids, self.vocabulary_size, field))
