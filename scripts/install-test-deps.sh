@@ -21,8 +21,9 @@ PIP=(.venv/bin/python -m pip)
 # llama-cpp-python (requirements-llama-cpp.txt) is source-only: compiling llama.cpp is most of the install. It is
 # built first, as a wheel in the background, while pip downloads and unpacks everything else (work that leaves the
 # cores mostly idle); the last install below then takes that wheel. Skipped when the pinned version is installed.
-# LLAVA_BUILD=OFF: not the multimodal library (mtmd, a third of the build), which llama_cpp loads only for its image
-# chat handlers; the app never uses them.
+# Only what llama_cpp loads is compiled, libllama and ggml: not the multimodal library (-DLLAVA_BUILD=OFF: mtmd,
+# loaded only by image chat handlers the app never uses) nor llama.cpp's common library (never loaded; see
+# scripts/llama-cpp-no-common.cmake). That is 74 of the default build's 178 objects.
 LLAMA_PIN=$(grep -o '^llama-cpp-python==[^ ]*' requirements-llama-cpp.txt)
 LLAMA_WHEELS=.venv/llama-cpp-wheel
 LLAMA_LOG=.venv/llama-cpp-build.log
@@ -31,8 +32,8 @@ build=""
 installed=$("${PIP[@]}" show llama-cpp-python 2>/dev/null | sed -n 's/^Version: //p' || true)
 if [ "$installed" != "${LLAMA_PIN#*==}" ]; then
   # A process group of its own (setsid), so that a failed install below stops the compilers too.
-  CMAKE_ARGS="-DLLAVA_BUILD=OFF ${CMAKE_ARGS:-}" setsid -w "${PIP[@]}" wheel -q --no-deps -w "$LLAMA_WHEELS" \
-    "$LLAMA_PIN" >"$LLAMA_LOG" 2>&1 &
+  CMAKE_ARGS="-DLLAVA_BUILD=OFF -DCMAKE_PROJECT_llama.cpp_INCLUDE=$PWD/scripts/llama-cpp-no-common.cmake ${CMAKE_ARGS:-}" \
+    setsid -w "${PIP[@]}" wheel -q --no-deps -w "$LLAMA_WHEELS" "$LLAMA_PIN" >"$LLAMA_LOG" 2>&1 &
   build=$!
   trap 'kill -- "-$build" 2>/dev/null || true' EXIT
 fi
