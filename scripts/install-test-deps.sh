@@ -2,7 +2,7 @@
 # Installs what the test suite needs on a fresh Debian/Ubuntu machine: Python packages and Chromium for the
 # browser tests (Playwright drives the system Chromium; it cannot download its own browser offline), WordNet's
 # database for synonym augmentation (read offline), a C++ compiler and cmake for llama-cpp-python (compiled from source
-# by pip, about 5 minutes on 2 cores), into a virtual environment at .venv.
+# by pip: only the libraries it loads, in the background; see below), into a virtual environment at .venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""
@@ -18,9 +18,10 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 PIP=(.venv/bin/python -m pip)
 
-# llama-cpp-python (requirements-llama-cpp.txt) is source-only: compiling llama.cpp is most of the install. It is
-# built first, as a wheel in the background, while pip downloads and unpacks everything else (work that leaves the
-# cores mostly idle); the last install below then takes that wheel. Skipped when the pinned version is installed.
+# llama-cpp-python (requirements-llama-cpp.txt) is source-only: compiling llama.cpp was most of the install. It is
+# built first, as a wheel in the background, while pip installs everything else (downloads and file writes, which
+# leave a core idle much of the time); the last install below then takes that wheel. Skipped when the pinned
+# version is installed already.
 # Only what llama_cpp loads is compiled, libllama and ggml: not the multimodal library (-DLLAVA_BUILD=OFF: mtmd,
 # loaded only by image chat handlers the app never uses) nor llama.cpp's common library (never loaded; see
 # scripts/llama-cpp-no-common.cmake). That is 74 of the default build's 178 objects.
