@@ -25,11 +25,16 @@ step() {  # step NAME COMMAND...: runs it, records NAME when it fails
   echo "=== $name: exit $status after $((SECONDS - started)) s"
 }
 
-beside_started=0 beside_pid="" beside_log=""
-beside() {  # beside COMMAND...: starts it in the background, its output kept for beside_done
+beside_pid="" beside_log=""
+beside() {  # beside COMMAND...: starts it in the background, its output (and its own duration) kept for beside_done
   beside_log=$(mktemp)
-  beside_started=$SECONDS
-  "$@" >"$beside_log" 2>&1 &
+  (
+    started=$SECONDS
+    "$@"
+    status=$?
+    echo "(it took $((SECONDS - started)) s)"
+    exit $status
+  ) >"$beside_log" 2>&1 &
   beside_pid=$!
 }
 beside_done() {  # beside_done NAME: waits for it, prints its output, records NAME when it failed
@@ -40,7 +45,7 @@ beside_done() {  # beside_done NAME: waits for it, prints its output, records NA
   cat "$beside_log"
   rm -f "$beside_log"
   [ "$status" -eq 0 ] || failed+=("$name (exit $status)")
-  echo "=== $name: exit $status after $((SECONDS - beside_started)) s"
+  echo "=== $name: exit $status"
 }
 
 step ruff "$PYTHON" -m ruff check .
