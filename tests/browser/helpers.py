@@ -128,6 +128,19 @@ def textbox(page: Page, elem_id: str) -> Locator:
     return page.locator(f"#{elem_id} textarea, #{elem_id} input[type=text]").first
 
 
+def fill_text(page: Page, elem_id: str, value: str) -> None:
+    """Types `value` into a textbox and makes sure it holds: a box just revealed (an accordion opened a moment ago)
+    can be given its initial value after our typing, and a click then sent that one (CI saw a test case saved to
+    the default suite this way)."""
+    box = textbox(page, elem_id)
+    for _ in range(5):
+        box.fill(value)
+        page.wait_for_timeout(300)
+        if box.input_value() == value:
+            return
+    expect(box).to_have_value(value)
+
+
 def upload_input(page: Page, elem_id: str) -> Locator:
     """The hidden <input type=file> a gr.UploadButton puts right before its button."""
     return page.locator(f"#{elem_id}").locator("xpath=preceding-sibling::input[@type='file'][1]")

@@ -18,13 +18,13 @@ from playwright.sync_api import Page, expect
 from tests.browser.helpers import (
     TIMEOUT_MS,
     bubbles,
+    fill_text,
     open_app,
     open_params,
     open_tab,
     select_option,
     send_chat,
     set_number,
-    textbox,
     wait_finished,
 )
 
@@ -44,7 +44,7 @@ def test_a_two_turn_chat_saved_as_a_case_runs_in_evaluate_in_context(page: Page,
         wait_finished(page, "chat-stats", timeout=120_000)
         expect(page.locator("#chat-history")).not_to_contain_text("Thinking…", timeout=120_000)
     page.locator("#chat-test-case > button").click()
-    textbox(page, "chat-suite").fill(suite)
+    fill_text(page, "chat-suite", suite)
     page.locator("#chat-save-case").click()
     expect(page.locator("#chat-feedback-status")).to_contain_text(f"Test case saved to '{suite}' (1 case(s))")
 
