@@ -9,12 +9,13 @@ from typing import Iterator
 
 import pytest
 
-from backend.core.types import Delta, Event, Final, GenerationStats
+from backend.api.streaming import coalesced
+from backend.core.types import Delta, Event, Final, GenerationStats, TokenChoice
 import ui
-from ui.common import update_rate
+from backend.core import update_rate
 from ui.compare.tab import interleave
 from ui.common.components import throttled
-from ui.common.update_rate import Throttle, UpdateBudget
+from backend.core.update_rate import Throttle, UpdateBudget
 
 
 def pieces(count: int) -> Iterator[Event]:
@@ -25,7 +26,7 @@ def pieces(count: int) -> Iterator[Event]:
 
 
 class Clock:
-    """A hand-moved time.monotonic for ui.common.update_rate."""
+    """A hand-moved time.monotonic for backend.core.update_rate."""
 
     def __init__(self) -> None:
         self.now = 100.0
@@ -114,6 +115,54 @@ def test_compare_counts_as_one_stream_of_the_app_budget() -> None:
     *_, (side_a, side_b) = merged
     assert side_a.text == side_b.text == "xxx"
     assert update_rate.UPDATE_BUDGET.streams == before
+
+
+def ticking(clock: Clock, step_s: float, texts: str) -> Iterator[Event]:
+    """One delta per character, each with its token choice, `step_s` apart on `clock`; then the Final."""
+    for text in texts:
+        clock.now += step_s
+        yield Delta(text, (TokenChoice(text, 0.5, ()),))
+    yield Final(texts, GenerationStats(prompt_tokens=1, generated_tokens=len(texts), time_to_first_token_s=0.01,
+                                       tokens_per_second=100.0, total_s=0.1, finish_reason="length"))
+
+
+def test_an_api_stream_alone_gets_every_delta_as_its_own_chunk(clock: Clock) -> None:
+    budget = UpdateBudget(fastest_s=0.0625, total_per_s=64)  # the UI's floor (0.0625 s) does not apply to the API
+    events = list(coalesced(ticking(clock, 0.015625, "abcdef"), budget))  # a token every 1/64 s
+    assert [event.text for event in events[:-1]] == list("abcdef") and isinstance(events[-1], Final)
+
+
+def test_api_deltas_under_load_join_in_order_with_their_choices_and_nothing_is_lost(clock: Clock) -> None:
+    budget = UpdateBudget(fastest_s=0.0, total_per_s=64)
+    others = [budget.streaming() for _ in range(15)]
+    for other in others:
+        other.__enter__()
+    try:  # 16 streams: a chunk every 0.25 s each; a token every 0.0625 s
+        events = list(coalesced(ticking(clock, 0.0625, "abcdefghij"), budget))
+    finally:
+        for other in others:
+            other.__exit__(None, None, None)
+    deltas = [event for event in events if isinstance(event, Delta)]
+    assert [delta.text for delta in deltas] == ["a", "bcde", "fghi", "j"]  # the first at once; the held rest before the end
+    assert [choice.token for delta in deltas for choice in delta.choices] == list("abcdefghij")
+    assert isinstance(events[-1], Final) and events.index(events[-1]) == len(deltas)
+    assert budget.streams == 0
+
+
+def test_closing_an_api_stream_closes_its_source_and_leaves_the_budget(clock: Clock) -> None:
+    budget = UpdateBudget(fastest_s=0.0, total_per_s=64)
+    closed = []
+
+    def source() -> Iterator[Event]:
+        try:
+            yield from ticking(clock, 0.0625, "abc")
+        finally:
+            closed.append(True)  # what stops the model
+
+    stream = coalesced(source(), budget)
+    assert next(stream).text == "a" and budget.streams == 1
+    stream.close()  # Stop, a client gone
+    assert closed == [True] and budget.streams == 0
 
 
 def test_an_absent_matplotlib_fails_to_import_at_once(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -1,6 +1,7 @@
 """From the backend's blocking event iterator to an HTTP answer: a server-sent event stream or one JSON body.
 
-`Pump` reads the iterator from the event loop through backend/core/streams.py's bridge; a client that disconnects
+`Pump` reads the iterator from the event loop through backend/core/streams.py's bridge, its deltas joined as the
+app's shared update budget asks (`coalesced`); a client that disconnects
 (`watch_disconnect`) or a stream that ends stops it, and stopping closes the iterator, which stops the model and
 ends the registry lease. `merged` reads several (the choices of one request) as their events come.
 """
@@ -17,8 +18,9 @@ from fastapi.responses import JSONResponse, Response, StreamingResponse
 from backend.api.errors import ApiError, api_error
 from backend.api.shapes import Completion
 from backend.core.json_types import JSONOutput
-from backend.core.streams import iterate_in_thread
+from backend.core.streams import close_quietly, iterate_in_thread
 from backend.core.types import Delta, Event, Final
+from backend.core.update_rate import UPDATE_BUDGET, Throttle, UpdateBudget
 
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 # What `Pump.get()` gives: ("event", an event), ("error", the stream's failure) or ("end", None).
@@ -35,7 +37,7 @@ class Pump:
     """
 
     def __init__(self, events: Iterator[Event], loop: asyncio.AbstractEventLoop) -> None:
-        self.channel = iterate_in_thread(events, name="openai-api-stream", loop=loop)
+        self.channel = iterate_in_thread(coalesced(events), name="openai-api-stream", loop=loop)
 
     def stop(self) -> None:
         self.channel.close()
@@ -47,6 +49,32 @@ class Pump:
             return "end", None
         except Exception as error:  # noqa: BLE001 - the stream's failure, answered in OpenAI's shape
             return "error", error
+
+
+def coalesced(events: Iterator[Event], budget: UpdateBudget = UPDATE_BUDGET) -> Iterator[Event]:
+    """`events` with consecutive deltas joined into one (texts and token choices in order) as often as the shared
+    update budget allows (backend/core/update_rate.py): alone, every delta as it comes; under load, the deltas
+    since this stream's last one. Any other event (the Final) first hands over what is held. Nothing is lost, and
+    the first delta is never held. Closing it closes `events` (which stops the model)."""
+    throttle = Throttle(budget=budget, fastest_s=0.0)
+    held: Optional[Delta] = None
+    try:
+        with budget.streaming():
+            for event in events:
+                if isinstance(event, Delta):
+                    held = event if held is None else Delta(held.text + event.text, held.choices + event.choices)
+                    if throttle.due():
+                        yield held
+                        held = None
+                    continue
+                if held is not None:
+                    yield held
+                    held = None
+                yield event
+            if held is not None:
+                yield held
+    finally:
+        close_quietly(events)
 
 
 async def watch_disconnect(request: Request, pump: Pump) -> None:

@@ -14,7 +14,7 @@ from backend.core.streams import close_quietly
 from backend.core.types import Delta, Event, Final, GenerationStats, TokenChoice, WorkbenchError
 from backend.services.generation import without_nul
 from ui.i18n.core import say, text
-from ui.common.update_rate import UPDATE_BUDGET, Throttle, UpdateBudget
+from backend.core.update_rate import UPDATE_BUDGET, Throttle, UpdateBudget
 
 # A finish reason -> the key of its words (one the table does not know is shown as it is).
 FINISH_EXPLAINED = {
@@ -128,7 +128,7 @@ class Accumulator:
 def throttled(events: Iterator[Event], interval: Optional[float] = None,
               budget: UpdateBudget = UPDATE_BUDGET) -> Iterator[StreamState]:
     """The growing state of one backend stream, at most every `interval` s (by default as often as the shared
-    update budget allows: ui/common/update_rate.py), and always once at the end.
+    update budget allows: backend/core/update_rate.py), and always once at the end.
 
     The backend stream is closed when this generator is (Stop, cancel, closed tab): that stops the model.
     """

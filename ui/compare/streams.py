@@ -18,7 +18,7 @@ from backend.core.types import Event, GenerationParams
 from backend.services import generation as service
 from ui.chat.runs import Run, Runs
 from ui.common.components import Accumulator, StreamState
-from ui.common.update_rate import UPDATE_BUDGET, Throttle
+from backend.core.update_rate import UPDATE_BUDGET, Throttle
 
 
 class SideRun(Run):

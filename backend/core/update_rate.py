@@ -8,6 +8,12 @@ in aggregate at 20 updates a second each and 312 at 5 (bench, 2026-11-22). So th
 updates every FASTEST_UPDATE_S while few stream, and less often as more do, keeping the total near
 MAX_UPDATES_PER_S. Nothing is lost either way: an update carries everything generated since the last one, and
 the end of a stream is always sent at once.
+
+The OpenAI-compatible API (backend/api/streaming.py) spends from the same budget, with no fastest interval of its
+own: an API client alone gets every token as its own chunk, and under load each chunk carries the tokens since the
+stream's last one. Per chunk the server pays the thread-to-event-loop hop, the JSON, ten ASGI send wrappers and a
+socket write; with 16 streams that cost ~16% of the batch thread's time (py-spy), and 16 openai clients got 11%
+more tokens/s in aggregate at 80 chunks a second in all than with a chunk per token (docs/BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -34,9 +40,9 @@ class UpdateBudget:
     def streams(self) -> int:
         return self._streams
 
-    def interval(self) -> float:
-        """Seconds between one stream's updates now."""
-        return max(self.fastest_s, self._streams / self.total_per_s)
+    def interval(self, fastest_s: Optional[float] = None) -> float:
+        """Seconds between one stream's updates now (`fastest_s`: a stream's own floor instead of the budget's)."""
+        return max(self.fastest_s if fastest_s is None else fastest_s, self._streams / self.total_per_s)
 
     @contextmanager
     def streaming(self) -> Iterator[None]:
@@ -54,17 +60,19 @@ UPDATE_BUDGET = UpdateBudget()  # the app's, shared by every tab and API endpoin
 
 
 class Throttle:
-    """True at most once per interval: a fixed `interval`, else the budget's current one. The first call is
-    always due, so the first token shows at once."""
+    """True at most once per interval: a fixed `interval`, else the budget's current one (with `fastest_s` as
+    this stream's floor, when given). The first call is always due, so the first token shows at once."""
 
-    def __init__(self, interval: Optional[float] = None, budget: UpdateBudget = UPDATE_BUDGET) -> None:
+    def __init__(self, interval: Optional[float] = None, budget: UpdateBudget = UPDATE_BUDGET,
+                 fastest_s: Optional[float] = None) -> None:
         self.interval = interval
         self.budget = budget
+        self.fastest_s = fastest_s
         self._last = float("-inf")
 
     def due(self) -> bool:
         now = time.monotonic()
-        interval = self.budget.interval() if self.interval is None else self.interval
+        interval = self.budget.interval(self.fastest_s) if self.interval is None else self.interval
         if now - self._last >= interval:
             self._last = now
             return True
