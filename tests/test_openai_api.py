@@ -339,6 +339,33 @@ def test_streams_a_text_completion_with_the_openai_client(client: openai.OpenAI,
     assert usage.total_tokens == usage.prompt_tokens + 16
 
 
+def test_sixteen_concurrent_streams_share_the_update_budget_and_lose_nothing(client: openai.OpenAI,
+                                                                           registry: Registry,
+                                                                           expected_completion: str) -> None:
+    """Under load each stream's chunks carry the text since its last one (backend/api/streaming.py coalesced):
+    fewer chunks in all than the backend's text deltas, every stream's text still exactly the greedy completion,
+    its usage exact."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from backend.core.types import Delta
+
+    deltas = sum(1 for event in service.stream_generate(registry, "tiny-chat", TEXT_PROMPT,
+                                                          GenerationParams(max_new_tokens=16, temperature=0.0))
+                 if isinstance(event, Delta) and event.text)
+
+    def one(_: int) -> tuple[str, int, int]:
+        stream = client.completions.create(model="tiny-chat", prompt=TEXT_PROMPT, stream=True, max_tokens=16,
+                                           temperature=0, stream_options={"include_usage": True})
+        chunks = list(stream)
+        pieces = [c.choices[0].text for c in chunks if c.choices and c.choices[0].text]
+        return "".join(pieces), len(pieces), chunks[-1].usage.completion_tokens
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(one, range(16)))
+    assert all(text == expected_completion and tokens == 16 for text, _, tokens in results)
+    assert sum(pieces for _, pieces, _ in results) < 16 * deltas  # a chunk per delta would be 16 * deltas
+
+
 def test_non_streaming_text_completion(client: openai.OpenAI, expected_completion: str) -> None:
     for prompt in (TEXT_PROMPT, [TEXT_PROMPT]):  # a string, or OpenAI's list form with one string
         reply = client.completions.create(model="tiny-chat", prompt=prompt, max_tokens=16, temperature=0)
