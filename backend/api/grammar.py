@@ -20,7 +20,9 @@ import atexit
 import concurrent.futures
 import json
 import multiprocessing
+import os
 import threading
+import time
 from typing import Callable, Optional, Sequence
 
 from backend.api.errors import ApiError, bad_request
@@ -40,9 +42,22 @@ def _pool() -> concurrent.futures.ProcessPoolExecutor:
     global _POOL
     with _POOL_LOCK:
         if _POOL is None:
-            _POOL = concurrent.futures.ProcessPoolExecutor(BUILDERS, mp_context=multiprocessing.get_context("spawn"))
+            _POOL = concurrent.futures.ProcessPoolExecutor(BUILDERS, mp_context=multiprocessing.get_context("spawn"),
+                                                           initializer=_exit_with_parent, initargs=(os.getpid(),))
             atexit.register(_close_pool)
         return _POOL
+
+
+def _exit_with_parent(parent: int, poll_s: float = 1.0) -> None:
+    """In each builder: ends it once the server that started it is gone. A server stopped by a signal (SIGTERM,
+    SIGKILL, an out-of-memory kill) runs no atexit, and an idle builder waits on its queue for ever: found as
+    orphans after test runs, each holding llguidance in memory."""
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="exit-with-parent", daemon=True).start()
 
 
 def _close_pool() -> None:
