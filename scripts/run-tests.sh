@@ -13,8 +13,8 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 TIERS=${TIERS:-fast full}
-# Two workers for CI's two cores: a tier's tests keep about one core busy in one process (they wait on servers,
-# subprocesses and the browser much of the time).
+# Two workers for CI's two cores: in one process, a test often waits on a server, a subprocess or the browser while
+# a core idles.
 JOBS=${JOBS:-2}
 failed=()
 
