@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
 # The project's checks: ruff, mypy (beside the fast tier: see below), the fast test tier, the full test tier
 # (tests/tiers.py).
+# Each tier runs in two parts: its tests in JOBS pytest-xdist workers side by side (whole files per worker, so a
+# module's fixtures are built once), then its tests marked `alone` (pytest.ini: wall-clock, CPU or memory bounds,
+# load) by themselves, never beside another test.
 # Every step runs even when an earlier one failed, so one run reports everything; the exit status is non-zero
-# when any step failed. Extra arguments go to both pytest runs (e.g. `-x`, `-k chat`).
+# when any step failed. Extra arguments go to every pytest run (e.g. `-x`, `-k chat`).
 #   bash scripts/run-tests.sh            everything (what CI runs)
 #   TIERS=fast bash scripts/run-tests.sh lint, types and the fast tier only (minutes)
+#   JOBS=0 bash scripts/run-tests.sh     every test in one process, one after another (e.g. for --pdb)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-.venv/bin/python}
 TIERS=${TIERS:-fast full}
+# Two workers for CI's two cores: in one process, a test often waits on a server, a subprocess or the browser while
+# a core idles.
+JOBS=${JOBS:-2}
 failed=()
 
 step() {  # step NAME COMMAND...: runs it, records NAME when it fails
@@ -49,20 +56,20 @@ beside_done() {  # beside_done NAME: waits for it, prints its output, records NA
 }
 
 step ruff "$PYTHON" -m ruff check .
-# mypy takes about a minute of one core on a clean machine (no cache yet). The fast tier keeps about one of CI's two
-# cores busy, so mypy runs beside it, not before it; its output and status come after the tier's. Without the fast
-# tier first, it runs first and alone (never beside the full tier, whose load and timing tests want the machine).
+# mypy takes about a minute and a half of one core on a clean machine (no cache yet): it runs beside the fast tier's
+# parallel part, not before it; its output and status come after that part's. Without the fast tier first, it runs
+# first and alone (never beside the full tier, whose tests start servers and browsers with timeouts).
 read -r first_tier _ <<<"$TIERS"
 if [ "$first_tier" = fast ]; then beside "$PYTHON" -m mypy; else step mypy "$PYTHON" -m mypy; fi
 for tier in $TIERS; do
   case $tier in
-    fast)
-      step "fast tier" "$PYTHON" -m pytest -q -m "not full" "$@"
-      [ -z "$beside_pid" ] || beside_done mypy
-      ;;
-    full) step "full tier" "$PYTHON" -m pytest -q -m full "$@" ;;
+    fast) marks="not full" ;;
+    full) marks="full" ;;
     *) echo "unknown tier '$tier' (fast, full)" >&2; exit 2 ;;
   esac
+  step "$tier tier" "$PYTHON" -m pytest -q -n "$JOBS" --dist loadfile -m "$marks and not alone" "$@"
+  [ -z "$beside_pid" ] || { beside_done mypy; beside_pid=""; }
+  step "$tier tier, alone" "$PYTHON" -m pytest -q -m "$marks and alone" "$@"
 done
 
 if [ ${#failed[@]} -gt 0 ]; then

@@ -101,9 +101,19 @@ def shared_registry(tiny_config) -> Iterator["Registry"]:  # noqa: F821
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port free now (the caller's server binds it later, often seconds later, once it has started).
+
+    Under pytest-xdist (scripts/run-tests.sh) each worker keeps to its own share of the ports, (port // 2) % workers
+    == its number (Linux hands out odd ports to bind(0), so not port % workers), so that two workers never pick the
+    same port in those seconds."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    worker = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0").removeprefix("gw"))
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if (port // 2) % workers == worker:
+            return port
 
 
 @pytest.fixture(scope="module")

@@ -26,8 +26,9 @@ import pytest
 from tests.app_process import AppProcess, models_yaml_variant, record_figures, wait_until
 from tests.tiny_models import TOOLS_ID, tools_entry
 
-# Launches the app, a server, a training process or real weights: the full tier (tests/tiers.py).
-pytestmark = pytest.mark.full
+# Launches the app, a server, a training process or real weights: the full tier (tests/tiers.py). Its /config
+# stall bounds are wall-clock times: it runs alone, never beside another test (the `alone` marker, pytest.ini).
+pytestmark = [pytest.mark.full, pytest.mark.alone]
 
 ALICE = ("alice", "wonderland-4242")
 API_TOKEN = "wb-token-5d2e8a1c7f"

@@ -6,7 +6,12 @@ from __future__ import annotations
 import threading
 import time
 
+import pytest
+
 from backend.api.route import json_bytes
+
+# The ticking thread's longest gap is wall-clock time: alone, never beside another test (pytest.ini).
+pytestmark = pytest.mark.alone
 
 
 def test_sliced_encoding_is_byte_for_byte_what_json_response_sends() -> None:

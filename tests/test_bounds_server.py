@@ -31,6 +31,10 @@ from gradio_client.exceptions import AppError
 from tests.app_process import AppProcess, record_figures, wait_until
 from tests.tiers import full_tier
 
+# CPU-time and memory bounds measured on the app process (figures for docs/RELIABILITY.md): alone, never beside
+# another test (the `alone` marker, pytest.ini).
+pytestmark = pytest.mark.alone
+
 ALICE = ("alice", "wonderland-4242")
 MAX_MESSAGE_CHARS = 2_000  # backend/guard/table_limits.py: an error sent to the browser is cut to this
 WORDS = "the printing press spread news and ideas across europe within decades".split()

@@ -20,6 +20,9 @@ import pytest
 
 from tests.app_process import AppProcess, models_yaml_variant, record_figures, wait_until
 
+# Idle-CPU bounds and figures (docs/RELIABILITY.md): alone, never beside another test (pytest.ini).
+pytestmark = pytest.mark.alone
+
 # gradio_client waits 5 s for a response by default; dozens of clients fetching the app's config at once on 2
 # cores can take longer, which is load, not the failure these tests look for.
 PATIENT = {"timeout": 120}

@@ -22,6 +22,9 @@ from backend.core.types import GenerationError, GenerationParams, ModelLoadError
 from tests.app_process import models_yaml_variant, record_figures
 from ui.common.components import collect
 
+# Reliability figures (docs/RELIABILITY.md): alone, never beside another test (the `alone` marker, pytest.ini).
+pytestmark = pytest.mark.alone
+
 CHAT, CLASSIFIER, BROKEN = "tiny-chat", "tiny-classifier", "broken-chat"
 SHORT = GenerationParams(max_new_tokens=6, temperature=0)
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 torch = pytest.importorskip("torch")
-pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+# Alone, never beside another test, like the other reliability figures (the `alone` marker, pytest.ini).
+pytestmark = [pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU"), pytest.mark.alone]
 
 CHAT = "tiny-chat"
 

@@ -183,16 +183,13 @@ def test_an_installed_matplotlib_is_left_alone(monkeypatch: pytest.MonkeyPatch) 
 
 @pytest.mark.full
 def test_the_launched_queue_looks_for_jobs_every_5_ms_instead_of_every_1() -> None:
-    import socket
-
     import gradio as gr
+
+    from tests.conftest import free_port  # this worker's own ports under pytest-xdist
 
     with gr.Blocks() as demo:
         gr.Markdown("queue polling")
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    ui.launch(demo, host="127.0.0.1", port=port, prevent_thread_lock=True)
+    ui.launch(demo, host="127.0.0.1", port=free_port(), prevent_thread_lock=True)
     try:
         assert demo._queue.sleep_when_free == ui.QUEUE_POLL_S == 0.005  # Gradio's own default: 0.001
         assert demo._queue.progress_update_sleep_when_free == ui.PROGRESS_POLL_S

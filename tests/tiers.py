@@ -13,6 +13,11 @@ So that a slow test cannot slip into the fast tier unnoticed, a fast test that s
 `python app.py` for a server or a command), an HTTP server (uvicorn), `transformers serve`, a training process,
 or unpacks a real pretrained model fails at once, naming what it started and the marker to add
 (`refuse_in_fast_tier`, `install_guards`).
+
+scripts/run-tests.sh runs each tier's tests in two pytest-xdist workers, whole files per worker, except those marked
+`alone` (pytest.ini), which it runs afterwards by themselves: a test that asserts a wall-clock or CPU-time bound or a
+memory bound, or that loads the machine, carries `alone` (its module's `pytestmark`, or on the test), so that no other
+test's work ever lands in what it measures.
 """
 
 from __future__ import annotations
