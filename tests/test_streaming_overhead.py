@@ -143,7 +143,8 @@ def test_api_deltas_under_load_join_in_order_with_their_choices_and_nothing_is_l
         for other in others:
             other.__exit__(None, None, None)
     deltas = [event for event in events if isinstance(event, Delta)]
-    assert [delta.text for delta in deltas] == ["a", "bcde", "fghi", "j"]  # the first at once; the held rest before the end
+    # The first at once, then every 0.25 s, and what is held before the end.
+    assert [delta.text for delta in deltas] == ["a", "bcde", "fghi", "j"]
     assert [choice.token for delta in deltas for choice in delta.choices] == list("abcdefghij")
     assert isinstance(events[-1], Final) and events.index(events[-1]) == len(deltas)
     assert budget.streams == 0
