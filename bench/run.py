@@ -209,11 +209,12 @@ def wait_http(url: str, process: subprocess.Popen, timeout: float = 180) -> None
     raise RuntimeError(f"{url} did not answer within {timeout} s")
 
 
-def start_app(models_yaml: Path, device: str) -> tuple[subprocess.Popen, str]:
+def start_app(models_yaml: Path, device: str, root: Path = ROOT) -> tuple[subprocess.Popen, str]:
+    """`python app.py` of the checkout at `root` (bench/ab_app.py starts two) serving `models_yaml`."""
     port = free_port()
     env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False"}
     process = subprocess.Popen([sys.executable, "app.py", "--models", str(models_yaml), "--port", str(port)],
-                               cwd=ROOT, env=env, stdout=SERVER_OUTPUT, stderr=SERVER_OUTPUT)
+                               cwd=root, env=env, stdout=SERVER_OUTPUT, stderr=SERVER_OUTPUT)
     url = f"http://127.0.0.1:{port}/"
     wait_http(url, process)
     return process, url
